@@ -1,0 +1,394 @@
+//! The syntax tree: plain data with a span on every node, and no behaviour.
+//!
+//! Every later stage reads it; only the parser writes it. Spans compare equal (see
+//! [`Span`]), so two trees are `==` when they say the same thing.
+
+use crate::source::Span;
+
+/// One parsed policy file.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct File {
+    pub items: Vec<Item>,
+}
+
+/// A top-level declaration, rule or test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Entity(EntityDecl),
+    Action(ActionDecl),
+    ActionGroup(ActionGroupDecl),
+    Role(RoleDecl),
+    Rule(Rule),
+    Let(LetDecl),
+    Test(TestBlock),
+}
+
+impl Item {
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Entity(i) => i.span,
+            Item::Action(i) => i.span,
+            Item::ActionGroup(i) => i.span,
+            Item::Role(i) => i.span,
+            Item::Rule(i) => i.span,
+            Item::Let(i) => i.span,
+            Item::Test(i) => i.span,
+        }
+    }
+}
+
+/// A plain identifier: a type, role, `let` or function name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// An attribute, record key or action name: an identifier, a keyword, or a quoted string
+/// (`"read-todo"`). Only the text counts; the printer quotes it when it must.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Name {
+    pub text: String,
+    pub span: Span,
+}
+
+/// A string literal where only a literal may stand (test names, paths, rule ids).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrLit {
+    pub value: String,
+    pub span: Span,
+}
+
+/// `@id("photos-public")`, `@doc("...")`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotation {
+    pub name: Ident,
+    pub value: Option<StrLit>,
+    pub span: Span,
+}
+
+/// `entity Photo in [Album] { owner: User, album: Album, properties: { source?: String } }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Ident,
+    /// Entity types a member of this type may have as parents in the hierarchy.
+    pub parents: Vec<Ident>,
+    /// Stored attributes, from the entity store or verified claims.
+    pub attributes: Vec<AttrDecl>,
+    /// The caller-sent `properties`, typed when declared; `None` leaves them dynamic.
+    pub properties: Option<Vec<AttrDecl>>,
+    pub span: Span,
+}
+
+/// `name: Type` or `name?: Type` (optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttrDecl {
+    pub name: Name,
+    pub optional: bool,
+    pub ty: TypeExpr,
+    pub span: Span,
+}
+
+/// A type as written: `String`, `Album`, `Set<String>`, `{ album: Album, expires: Time }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeExpr {
+    Named(Ident),
+    Set(Box<TypeExpr>, Span),
+    Record(Vec<AttrDecl>, Span),
+}
+
+impl TypeExpr {
+    pub fn span(&self) -> Span {
+        match self {
+            TypeExpr::Named(ident) => ident.span,
+            TypeExpr::Set(_, span) | TypeExpr::Record(_, span) => *span,
+        }
+    }
+}
+
+/// `action delete on Photo, Album context { mfa?: Bool }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionDecl {
+    pub annotations: Vec<Annotation>,
+    pub names: Vec<Name>,
+    /// Resource types the actions apply to; empty means any type.
+    pub resource_types: Vec<Ident>,
+    /// The caller-sent `action.properties`, typed when declared.
+    pub properties: Option<Vec<AttrDecl>>,
+    /// The `context` the actions expect; `None` leaves context dynamic.
+    pub context: Option<Vec<AttrDecl>>,
+    pub span: Span,
+}
+
+/// `action group edit = [comment, upload]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionGroupDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Name,
+    pub members: Vec<Name>,
+    pub span: Span,
+}
+
+/// `role contributor : viewer { allow comment, upload }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Ident,
+    pub inherits: Vec<Ident>,
+    pub grants: Vec<Grant>,
+    pub span: Span,
+}
+
+/// A grant inside a role: `allow delete on Photo if context has mfa and context.mfa`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub annotations: Vec<Annotation>,
+    pub actions: Actions,
+    pub resource_types: Vec<Ident>,
+    pub condition: Option<Condition>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `@id("owner-all") allow * on Photo if resource.owner == subject`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub annotations: Vec<Annotation>,
+    pub effect: Effect,
+    pub actions: Actions,
+    pub resource_types: Vec<Ident>,
+    pub condition: Option<Condition>,
+    pub span: Span,
+}
+
+/// The actions a rule or grant covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actions {
+    /// `*`: every action, declared or not.
+    Any(Span),
+    /// Action and action-group names.
+    List(Vec<Name>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionKind {
+    If,
+    Unless,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: ConditionKind,
+    pub expr: Expr,
+}
+
+/// `let staff = subject in Group::"staff"`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LetDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Ident,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// An expression with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+/// The four request variables of the AuthZEN information model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Var {
+    Subject,
+    Action,
+    Resource,
+    Context,
+}
+
+impl Var {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Var::Subject => "subject",
+            Var::Action => "action",
+            Var::Resource => "resource",
+            Var::Context => "context",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    Contains,
+    Add,
+    Sub,
+}
+
+impl BinaryOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "or",
+            BinaryOp::And => "and",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::In => "in",
+            BinaryOp::Contains => "contains",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExprKind {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    /// A duration literal (`24h`, `1h30m`), in milliseconds.
+    Duration(i64),
+    /// `User::"alice"`
+    Entity {
+        ty: Ident,
+        id: String,
+    },
+    /// `[a, b, c]`
+    Set(Vec<Expr>),
+    /// `{ mfa: true, "x-y": 1 }`
+    Record(Vec<(Name, Expr)>),
+    Var(Var),
+    /// A reference to a `let`.
+    Let(Ident),
+    /// `e.name` or `e["name"]`: an attribute of an entity or a field of a record.
+    Attr {
+        base: Box<Expr>,
+        name: Name,
+    },
+    /// `e.properties`: what the caller sent about the subject, action or resource.
+    Properties(Box<Expr>),
+    /// `now()`, `hour(now(), "Europe/Paris")`, `ip("10.0.0.0/8")`
+    Call {
+        function: Ident,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// `e has name`
+    Has {
+        base: Box<Expr>,
+        name: Name,
+    },
+    /// `e like "*.jpg"`
+    Like {
+        base: Box<Expr>,
+        pattern: StrLit,
+    },
+    /// `e is User`
+    Is {
+        base: Box<Expr>,
+        ty: Ident,
+    },
+}
+
+/// `test "name" { ... }`: expectations about decisions, run by `warden test`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestBlock {
+    pub annotations: Vec<Annotation>,
+    pub name: StrLit,
+    pub statements: Vec<TestStatement>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestStatement {
+    /// `data "tests/photos.json"`: a data file, relative to the policy file.
+    Data(StrLit),
+    /// `given User::"carol" in [Group::"staff"] { department: "legal" }`
+    Given(GivenEntity),
+    /// `given role curator for User::"carol" on Album::"a1"`
+    GivenRole(GivenRole),
+    /// `at time("2026-03-02T10:00:00Z")`: the clock for the expectations that follow.
+    At(Expr),
+    Expect(Expectation),
+}
+
+/// An entity reference where only a literal may stand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityRef {
+    pub ty: Ident,
+    pub id: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GivenEntity {
+    pub entity: EntityRef,
+    pub parents: Vec<EntityRef>,
+    pub attributes: Vec<(Name, Expr)>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GivenRole {
+    pub role: Ident,
+    pub subject: EntityRef,
+    /// `None` binds the role globally.
+    pub on: Option<EntityRef>,
+    pub span: Span,
+}
+
+/// `allow User::"alice" delete Photo::"p1" with context { mfa: true } by "owner-delete"`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    pub verdict: Effect,
+    pub subject: EntityRef,
+    pub action: Name,
+    pub resource: EntityRef,
+    pub with: Vec<WithClause>,
+    /// A fixed `now()` for this expectation alone.
+    pub at: Option<Expr>,
+    /// The `@id` of the rule that must decide.
+    pub by: Option<StrLit>,
+    pub span: Span,
+}
+
+/// What the simulated caller sends beside the three entities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WithClause {
+    /// `with context { ... }`
+    Context(Expr),
+    /// `with subject properties { ... }` (likewise `action`, `resource`)
+    Properties(Var, Expr),
+}

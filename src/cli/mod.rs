@@ -1,0 +1,76 @@
+//! The command line: one file per subcommand, each a library function returning an exit code.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod check;
+pub mod output;
+
+/// The exit codes of the design's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; `eval`: allow.
+    Success = 0,
+    /// `eval`: deny; `test`: a failure; `fmt --check`: a file would change; `check
+    /// --deny-warnings`: warnings.
+    Failure = 1,
+    /// Bad flags (clap's own code).
+    Usage = 2,
+    /// A policy, data or configuration file does not load; a request is not well-formed.
+    InvalidInput = 3,
+    /// Internal error or I/O failure.
+    Internal = 4,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> std::process::ExitCode {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "A policy-decision service",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a policy directory: syntax, names, types and lints.
+    Check(check::CheckArgs),
+}
+
+/// How a command reports: for people, or for tools.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+/// How every command that loads a policy directory takes it.
+#[derive(Debug, clap::Args)]
+pub struct PolicyDir {
+    /// The policy directory.
+    #[arg(
+        short = 'p',
+        long = "policies",
+        value_name = "DIR",
+        default_value = "./policies"
+    )]
+    pub policies: PathBuf,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+    }
+}

@@ -1,0 +1,40 @@
+//! Printing diagnostics for people (rustc-style) or tools (JSON).
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::Format;
+use crate::source::Diagnostic;
+
+/// Writes diagnostics to stderr (human) or stdout (JSON, one array).
+pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
+    match format {
+        Format::Human => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let mut stderr = std::io::stderr().lock();
+            for diagnostic in diagnostics {
+                let _ = writeln!(stderr, "{}", diagnostic.render(color));
+            }
+        }
+        Format::Json => {
+            let json: Vec<_> = diagnostics.iter().map(Diagnostic::to_json).collect();
+            let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".to_string());
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        }
+    }
+}
+
+/// `2 errors, 1 warning` — the closing line of a human report.
+pub fn summary(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("{n} {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}

@@ -1,0 +1,172 @@
+//! Loading a policy directory: the one entry point that the CLI, the server and the tests use.
+
+use std::path::{Path, PathBuf};
+
+use crate::source::{Diagnostic, SourceFile, read_source};
+use crate::syntax::{self, ParsedFile};
+
+/// Everything read from a policy directory, and every problem found in it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The policy files, sorted by relative path.
+    pub files: Vec<ParsedFile>,
+    /// The production data files (`*.json` outside `tests/` directories), sorted.
+    pub data_files: Vec<SourceFile>,
+    /// Errors and warnings of every stage, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// A file found below the policy directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    /// Path relative to the policy directory, with `/` separators.
+    pub relative: String,
+    pub path: PathBuf,
+}
+
+/// Which files of a policy directory are policies and which are data.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub policies: Vec<FoundFile>,
+    pub data: Vec<FoundFile>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("cannot read policy directory `{dir}`: {reason}")]
+    #[diagnostic(
+        code(warden::load::directory),
+        help("pass the directory that holds your `.warden` files with `--policies DIR`")
+    )]
+    Directory { dir: String, reason: String },
+    #[error("`{dir}` is not a directory")]
+    #[diagnostic(
+        code(warden::load::not_a_directory),
+        help("pass the directory that holds your `.warden` files with `--policies DIR`")
+    )]
+    NotADirectory { dir: String },
+}
+
+/// The deepest directory nesting followed; deeper trees are almost surely symlink loops.
+const MAX_DEPTH: usize = 32;
+
+/// Lists the `*.warden` and data files below `dir`, skipping every entry whose name starts
+/// with `.` (Kubernetes keeps `..data` and timestamped copies there). Symlinks are followed.
+pub fn list_directory(dir: &Path) -> Result<Listing, Diagnostic> {
+    let shown = display_dir(dir);
+    let metadata = std::fs::metadata(dir).map_err(|error| {
+        Diagnostic::new(LoadError::Directory {
+            dir: shown.clone(),
+            reason: error.to_string(),
+        })
+    })?;
+    if !metadata.is_dir() {
+        return Err(Diagnostic::new(LoadError::NotADirectory { dir: shown }));
+    }
+    let mut listing = Listing::default();
+    walk(dir, "", 0, false, &mut listing).map_err(|error| {
+        Diagnostic::new(LoadError::Directory {
+            dir: shown,
+            reason: error.to_string(),
+        })
+    })?;
+    listing.policies.sort_by(|a, b| a.relative.cmp(&b.relative));
+    listing.data.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(listing)
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    in_tests: bool,
+    listing: &mut Listing,
+) -> std::io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let relative = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        // Follow symlinks; a dangling one is skipped, as an editor's lock file would be.
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() {
+            walk(
+                &path,
+                &relative,
+                depth + 1,
+                in_tests || name == "tests",
+                listing,
+            )?;
+        } else if name.ends_with(".warden") {
+            listing.policies.push(FoundFile { relative, path });
+        } else if name.ends_with(".json") && !in_tests {
+            listing.data.push(FoundFile { relative, path });
+        }
+    }
+    Ok(())
+}
+
+fn display_dir(dir: &Path) -> String {
+    let text = dir.display().to_string();
+    text.strip_prefix("./").map(str::to_string).unwrap_or(text)
+}
+
+/// The name a file is shown under in diagnostics: the directory as given, then the path.
+pub fn display_name(dir: &Path, relative: &str) -> String {
+    let dir = display_dir(dir);
+    if dir.is_empty() || dir == "." {
+        relative.to_string()
+    } else {
+        format!("{}/{relative}", dir.trim_end_matches('/'))
+    }
+}
+
+/// Reads and parses every policy file of a directory and reads its data files. Problems inside
+/// files are collected in [`Loaded::diagnostics`]; only an unreadable directory is an `Err`.
+pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
+    let listing = list_directory(dir)?;
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    for found in &listing.policies {
+        match read_source(&found.path, &display_name(dir, &found.relative)) {
+            Ok(source) => {
+                let (parsed, mut problems) = syntax::parse(&source);
+                diagnostics.append(&mut problems);
+                files.push(parsed);
+            }
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
+    }
+    let mut data_files = Vec::new();
+    for found in &listing.data {
+        match read_source(&found.path, &display_name(dir, &found.relative)) {
+            Ok(source) => data_files.push(source),
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
+    }
+    crate::source::sort_diagnostics(&mut diagnostics);
+    Ok(Loaded {
+        files,
+        data_files,
+        diagnostics,
+    })
+}

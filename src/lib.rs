@@ -1,0 +1,8 @@
+//! Warden: a policy-decision service.
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod cli;
+pub mod engine;
+pub mod source;
+pub mod syntax;

@@ -1,0 +1,9 @@
+//! Text → syntax tree, and back: the logos lexer, the lalrpop parser, and the formatter.
+
+pub mod error;
+pub mod lexer;
+pub mod parser;
+pub mod token;
+
+pub use lexer::Comment;
+pub use parser::{ParsedFile, parse};
