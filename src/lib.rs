@@ -3,7 +3,11 @@
 
 pub mod ast;
 pub mod check;
+pub mod data;
 pub mod cli;
+pub mod compile;
 pub mod engine;
+pub mod eval;
+pub mod program;
 pub mod source;
 pub mod syntax;

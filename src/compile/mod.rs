@@ -1,0 +1,828 @@
+//! Checked policies → decision graph.
+//!
+//! Reads the syntax tree of a directory that passed the checker, with its [`Schema`] and the
+//! entity store, and writes a [`Program`]: expressions hash-consed into a DAG with constants
+//! folded, `let`s inlined as shared nodes, role inheritance flattened, and every rule indexed by
+//! (resource type, action) and by the constant its first test compares against.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ast::{self, BinaryOp, ConditionKind, ExprKind, UnaryOp};
+use crate::check::schema::Schema;
+use crate::data::store::Store;
+use crate::data::value::{EntityRef, Kind, Value};
+use crate::program::ops;
+use crate::program::{
+    Bucket, CalendarField, Compare, Effect, Index, Node, NodeId, Party, Program, RoleId, RoleInfo,
+    Rule, RuleId, ValueGroup,
+};
+use crate::source::{Diagnostic, Span};
+use crate::syntax::ParsedFile;
+
+/// The deepest expression graph compiled. Evaluation recurses over it; the limit keeps that
+/// far from the end of any thread's stack (the parser bounds one expression, but `let`s can
+/// chain expressions).
+pub const MAX_DEPTH: u32 = 1024;
+
+/// Something the checker lets through but the compiler cannot build. A directory that checks
+/// clean never produces one; they exist so that the compiler never has to panic.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CompileError {
+    #[error("{message}")]
+    #[diagnostic(code(warden::compile))]
+    Invalid {
+        message: String,
+        #[label("here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+}
+
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Compiles a checked directory. `store` is the decoded data; the compiler adds to it the
+/// entities that policies name.
+pub fn compile(
+    files: &[ParsedFile],
+    schema: &Schema,
+    store: Store,
+    version: Arc<str>,
+) -> Result<Program, Vec<Diagnostic>> {
+    let mut compiler = Compiler {
+        schema,
+        store,
+        nodes: Vec::new(),
+        depths: Vec::new(),
+        interned: HashMap::new(),
+        lets: HashMap::new(),
+        let_nodes: HashMap::new(),
+        lowering_lets: BTreeSet::new(),
+        zones: Vec::new(),
+        errors: Vec::new(),
+        files,
+    };
+    for (file_index, file) in files.iter().enumerate() {
+        for item in &file.ast.items {
+            if let ast::Item::Let(decl) = item {
+                compiler.lets.insert(decl.name.name.clone(), (file_index, decl));
+            }
+        }
+    }
+
+    let (roles, role_ids) = role_table(schema);
+    let mut rules = Vec::new();
+    let mut placements = Vec::new();
+    for (file_index, file) in files.iter().enumerate() {
+        for item in &file.ast.items {
+            match item {
+                ast::Item::Rule(rule) => {
+                    let effect = match rule.effect {
+                        ast::Effect::Allow => Effect::Allow,
+                        ast::Effect::Deny => Effect::Deny,
+                    };
+                    let compiled = compiler.rule(
+                        file_index,
+                        &rule.annotations,
+                        effect,
+                        rule.condition.as_ref(),
+                        rule.span,
+                        None,
+                    );
+                    placements.push(Placement {
+                        actions: compiler.actions(&rule.actions),
+                        types: names(&rule.resource_types),
+                    });
+                    rules.push(compiled);
+                }
+                ast::Item::Role(role) => {
+                    let role_id = role_ids.get(role.name.name.as_str()).copied();
+                    for grant in &role.grants {
+                        let compiled = compiler.rule(
+                            file_index,
+                            &grant.annotations,
+                            Effect::Allow,
+                            grant.condition.as_ref(),
+                            grant.span,
+                            role_id,
+                        );
+                        placements.push(Placement {
+                            actions: compiler.actions(&grant.actions),
+                            types: names(&grant.resource_types),
+                        });
+                        rules.push(compiled);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    if !compiler.errors.is_empty() {
+        return Err(compiler.errors);
+    }
+    let index = build_index(schema, &rules, &placements, &compiler.nodes, &roles);
+    let bindings = binding_table(&compiler.store, &role_ids);
+    Ok(Program {
+        version,
+        schema: schema.clone(),
+        store: compiler.store,
+        nodes: compiler.nodes.into_boxed_slice(),
+        rules: rules.into_boxed_slice(),
+        index,
+        roles,
+        role_ids,
+        bindings,
+        zones: compiler.zones.into_boxed_slice(),
+        sources: files.iter().map(|f| f.source.clone()).collect(),
+        serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+    })
+}
+
+/// Which buckets a rule goes into: `None` means every action (`*`) or every type (no `on`).
+struct Placement {
+    actions: Option<BTreeSet<String>>,
+    types: Option<BTreeSet<String>>,
+}
+
+fn names(idents: &[ast::Ident]) -> Option<BTreeSet<String>> {
+    if idents.is_empty() {
+        None
+    } else {
+        Some(idents.iter().map(|i| i.name.clone()).collect())
+    }
+}
+
+struct Compiler<'a> {
+    schema: &'a Schema,
+    store: Store,
+    nodes: Vec<Node>,
+    depths: Vec<u32>,
+    interned: HashMap<Node, NodeId>,
+    lets: HashMap<String, (usize, &'a ast::LetDecl)>,
+    let_nodes: HashMap<String, NodeId>,
+    lowering_lets: BTreeSet<String>,
+    zones: Vec<(Arc<str>, jiff::tz::TimeZone)>,
+    errors: Vec<Diagnostic>,
+    files: &'a [ParsedFile],
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, file: usize, span: Span, message: String, help: &str) -> NodeId {
+        if let Some(parsed) = self.files.get(file) {
+            self.errors.push(Diagnostic::in_file(
+                CompileError::Invalid {
+                    message,
+                    span,
+                    help: help.to_string(),
+                },
+                &parsed.source,
+            ));
+        }
+        self.constant(Value::Bool(false))
+    }
+
+    fn actions(&self, actions: &ast::Actions) -> Option<BTreeSet<String>> {
+        match actions {
+            ast::Actions::Any(_) => None,
+            ast::Actions::List(list) => Some(
+                list.iter()
+                    .flat_map(|name| self.schema.expand_action(&name.text))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn rule(
+        &mut self,
+        file: usize,
+        annotations: &[ast::Annotation],
+        effect: Effect,
+        condition: Option<&ast::Condition>,
+        span: Span,
+        role: Option<RoleId>,
+    ) -> Rule {
+        let explicit = annotations
+            .iter()
+            .find(|a| a.name.name == "id")
+            .and_then(|a| a.value.as_ref())
+            .map(|v| v.value.clone());
+        let (id, named) = match explicit {
+            Some(id) => (id, true),
+            None => {
+                let location = self.files.get(file).map_or_else(String::new, |f| {
+                    let (line, _) = f.source.line_col(span.start as usize);
+                    format!("{}:{line}", f.source.name())
+                });
+                (location, false)
+            }
+        };
+        let (condition_node, conjuncts) = match condition {
+            None => (self.constant(Value::Bool(true)), Vec::new()),
+            Some(condition) => {
+                let whole = self.lower(&condition.expr, file);
+                match condition.kind {
+                    ConditionKind::If => {
+                        let mut parts = Vec::new();
+                        flatten_and(&condition.expr, &mut parts);
+                        let conjuncts = parts
+                            .into_iter()
+                            .map(|part| (self.lower(part, file), part.span))
+                            .collect();
+                        (whole, conjuncts)
+                    }
+                    ConditionKind::Unless => {
+                        let negated = self.not(whole);
+                        (negated, vec![(negated, condition.expr.span)])
+                    }
+                }
+            }
+        };
+        Rule {
+            id: Arc::from(id),
+            named,
+            effect,
+            condition: condition_node,
+            conjuncts: conjuncts.into_boxed_slice(),
+            role,
+            file,
+            span,
+        }
+    }
+
+    fn constant(&mut self, value: Value) -> NodeId {
+        self.intern(Node::Const(value))
+    }
+
+    fn value_of(&self, id: NodeId) -> Option<&Value> {
+        match self.nodes.get(id.index()) {
+            Some(Node::Const(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    fn depth(&self, id: NodeId) -> u32 {
+        self.depths.get(id.index()).copied().unwrap_or(0)
+    }
+
+    /// Adds a node, or returns the existing identical one.
+    fn intern(&mut self, node: Node) -> NodeId {
+        if let Some(existing) = self.interned.get(&node) {
+            return *existing;
+        }
+        let depth = 1 + children(&node).map(|c| self.depth(c)).max().unwrap_or(0);
+        let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        self.nodes.push(node.clone());
+        self.depths.push(depth);
+        self.interned.insert(node, id);
+        id
+    }
+
+    /// Interns `node`, folding it to a constant when its operands are constants and the
+    /// operation succeeds (a failing operation stays, so it fails at run time, explained).
+    fn fold(&mut self, node: Node) -> NodeId {
+        let folded = match &node {
+            Node::Not(a) => self.value_of(*a).and_then(|v| ops::not(v).ok()).map(Value::Bool),
+            Node::Neg(a) => self.value_of(*a).and_then(|v| ops::neg(v).ok()),
+            Node::Compare(op, a, b) => self.both(*a, *b).and_then(|(x, y)| ops::compare(*op, x, y).ok()).map(Value::Bool),
+            Node::Add(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::add(x, y).ok()),
+            Node::Sub(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::sub(x, y).ok()),
+            Node::In(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::is_in(&self.store, x, y).ok()).map(Value::Bool),
+            Node::Contains(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::contains(x, y).ok()).map(Value::Bool),
+            Node::Like(a, pattern) => self.value_of(*a).and_then(|v| ops::like(v, pattern).ok()).map(Value::Bool),
+            Node::Is(a, ty) => self.value_of(*a).and_then(|v| ops::is_type(&self.store, v, ty).ok()).map(Value::Bool),
+            Node::Has(a, name) => self.value_of(*a).and_then(|v| ops::has(&self.store, v, name).ok()).map(Value::Bool),
+            Node::Attr(a, name) => self.value_of(*a).and_then(|v| ops::attribute(&self.store, v, name).ok()),
+            Node::InRange(a, b, c) => match (self.value_of(*a), self.value_of(*b), self.value_of(*c)) {
+                (Some(x), Some(y), Some(z)) => ops::in_range(x, y, z).ok().map(Value::Bool),
+                _ => None,
+            },
+            Node::Calendar(field, a, zone) => match (self.value_of(*a), self.zones.get(*zone as usize)) {
+                (Some(v), Some((_, tz))) => ops::calendar(*field, v, tz).ok(),
+                _ => None,
+            },
+            Node::SetOf(members) => {
+                let values: Option<Vec<Value>> = members.iter().map(|m| self.value_of(*m).cloned()).collect();
+                values.map(Value::set)
+            }
+            Node::RecordOf(fields) => {
+                let values: Option<Vec<(Arc<str>, Value)>> = fields
+                    .iter()
+                    .map(|(k, m)| self.value_of(*m).cloned().map(|v| (k.clone(), v)))
+                    .collect();
+                values.map(Value::record)
+            }
+            _ => None,
+        };
+        match folded {
+            Some(value) => self.constant(value),
+            None => self.intern(node),
+        }
+    }
+
+    fn both(&self, a: NodeId, b: NodeId) -> Option<(&Value, &Value)> {
+        Some((self.value_of(a)?, self.value_of(b)?))
+    }
+
+    fn not(&mut self, operand: NodeId) -> NodeId {
+        self.fold(Node::Not(operand))
+    }
+
+    /// `a and b`, `a or b`, keeping left-to-right short-circuit: only a constant *left* side
+    /// decides without looking at the right.
+    fn logical(&mut self, op: BinaryOp, lhs: NodeId, rhs: NodeId) -> NodeId {
+        let is_and = op == BinaryOp::And;
+        let node = if is_and { Node::And(lhs, rhs) } else { Node::Or(lhs, rhs) };
+        match (self.value_of(lhs), self.value_of(rhs)) {
+            // `false and x` is false and `true or x` is true without looking at `x`.
+            (Some(Value::Bool(b)), _) if *b != is_and => self.constant(Value::Bool(*b)),
+            // `true and x` is `x` only when `x` is known to be a Bool: anything else must
+            // still fail as `and` would.
+            (Some(Value::Bool(_)), Some(Value::Bool(_))) => rhs,
+            _ => self.intern(node),
+        }
+    }
+
+    fn lower(&mut self, expr: &ast::Expr, file: usize) -> NodeId {
+        let id = self.lower_inner(expr, file);
+        if self.depth(id) > MAX_DEPTH {
+            return self.error(
+                file,
+                expr.span,
+                format!("expression is nested more than {MAX_DEPTH} levels deep"),
+                "`let`s that build on each other count as nesting; flatten the chain",
+            );
+        }
+        id
+    }
+
+    fn lower_inner(&mut self, expr: &ast::Expr, file: usize) -> NodeId {
+        match &expr.kind {
+            ExprKind::Bool(b) => self.constant(Value::Bool(*b)),
+            ExprKind::Int(i) => self.constant(Value::Int(*i)),
+            ExprKind::Str(s) => {
+                let shared = self.store.intern_str(s);
+                self.constant(Value::Str(shared))
+            }
+            ExprKind::Duration(ms) => self.constant(Value::Duration(jiff::SignedDuration::from_millis(*ms))),
+            ExprKind::Entity { ty, id } => {
+                let entity = self.store.intern_entity(&ty.name, id);
+                self.constant(Value::Entity(EntityRef::Known(entity)))
+            }
+            ExprKind::Set(members) => {
+                let members: Vec<NodeId> = members.iter().map(|m| self.lower(m, file)).collect();
+                self.fold(Node::SetOf(members.into_boxed_slice()))
+            }
+            ExprKind::Record(entries) => {
+                let mut fields: Vec<(Arc<str>, NodeId)> = Vec::with_capacity(entries.len());
+                for (name, value) in entries {
+                    let key = self.store.intern_str(&name.text);
+                    let node = self.lower(value, file);
+                    fields.retain(|(k, _)| *k != key);
+                    fields.push((key, node));
+                }
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                self.fold(Node::RecordOf(fields.into_boxed_slice()))
+            }
+            ExprKind::Var(var) => self.intern(match var {
+                ast::Var::Subject => Node::Subject,
+                ast::Var::Action => Node::Action,
+                ast::Var::Resource => Node::Resource,
+                ast::Var::Context => Node::Context,
+            }),
+            ExprKind::Let(name) => self.lower_let(name, file),
+            ExprKind::Attr { base, name } => {
+                let base = self.lower(base, file);
+                let name = self.store.intern_str(&name.text);
+                self.fold(Node::Attr(base, name))
+            }
+            ExprKind::Properties(base) => {
+                let party = match &base.kind {
+                    ExprKind::Var(ast::Var::Subject) => Party::Subject,
+                    ExprKind::Var(ast::Var::Action) => Party::Action,
+                    ExprKind::Var(ast::Var::Resource) => Party::Resource,
+                    _ => {
+                        return self.error(
+                            file,
+                            expr.span,
+                            "`.properties` is only on `subject`, `action` and `resource`".to_string(),
+                            "properties are what the caller sends about the three request entities",
+                        );
+                    }
+                };
+                self.intern(Node::Properties(party))
+            }
+            ExprKind::Call { function, args } => self.call(function, args, expr.span, file),
+            ExprKind::Unary { op, operand } => {
+                let operand = self.lower(operand, file);
+                match op {
+                    UnaryOp::Not => self.not(operand),
+                    UnaryOp::Neg => self.fold(Node::Neg(operand)),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                let l = self.lower(lhs, file);
+                let r = self.lower(rhs, file);
+                match op {
+                    BinaryOp::And | BinaryOp::Or => self.logical(*op, l, r),
+                    BinaryOp::Eq => self.fold(Node::Compare(Compare::Eq, l, r)),
+                    BinaryOp::Ne => self.fold(Node::Compare(Compare::Ne, l, r)),
+                    BinaryOp::Lt => self.fold(Node::Compare(Compare::Lt, l, r)),
+                    BinaryOp::Le => self.fold(Node::Compare(Compare::Le, l, r)),
+                    BinaryOp::Gt => self.fold(Node::Compare(Compare::Gt, l, r)),
+                    BinaryOp::Ge => self.fold(Node::Compare(Compare::Ge, l, r)),
+                    BinaryOp::In => self.fold(Node::In(l, r)),
+                    BinaryOp::Contains => self.fold(Node::Contains(l, r)),
+                    BinaryOp::Add => self.fold(Node::Add(l, r)),
+                    BinaryOp::Sub => self.fold(Node::Sub(l, r)),
+                }
+            }
+            ExprKind::Has { base, name } => {
+                let base = self.lower(base, file);
+                let name = self.store.intern_str(&name.text);
+                self.fold(Node::Has(base, name))
+            }
+            ExprKind::Like { base, pattern } => {
+                let base = self.lower(base, file);
+                let pattern = Arc::new(ops::compile_pattern(&pattern.value));
+                self.fold(Node::Like(base, pattern))
+            }
+            ExprKind::Is { base, ty } => {
+                let base = self.lower(base, file);
+                let ty = self.store.intern_str(&ty.name);
+                self.fold(Node::Is(base, ty))
+            }
+        }
+    }
+
+    fn lower_let(&mut self, name: &ast::Ident, file: usize) -> NodeId {
+        if let Some(node) = self.let_nodes.get(&name.name) {
+            return *node;
+        }
+        let Some((let_file, decl)) = self.lets.get(&name.name).copied() else {
+            return self.error(file, name.span, format!("unknown name `{}`", name.name), "declare it with `let`");
+        };
+        if !self.lowering_lets.insert(name.name.clone()) {
+            return self.error(file, name.span, format!("`let {}` refers to itself", name.name), "break the cycle of `let`s");
+        }
+        let node = self.lower(&decl.value, let_file);
+        self.lowering_lets.remove(&name.name);
+        self.let_nodes.insert(name.name.clone(), node);
+        node
+    }
+
+    fn call(&mut self, function: &ast::Ident, args: &[ast::Expr], span: Span, file: usize) -> NodeId {
+        let literal = |index: usize| match args.get(index).map(|a| &a.kind) {
+            Some(ExprKind::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let arity = |this: &mut Self, expected: usize| -> bool {
+            if args.len() == expected {
+                true
+            } else {
+                this.error(
+                    file,
+                    span,
+                    format!("`{}` takes {expected} argument{}, not {}", function.name, if expected == 1 { "" } else { "s" }, args.len()),
+                    "see the list of functions in the language reference",
+                );
+                false
+            }
+        };
+        match function.name.as_str() {
+            "now" => {
+                if !arity(self, 0) {
+                    return self.constant(Value::Bool(false));
+                }
+                self.intern(Node::Now)
+            }
+            "time" | "duration" | "ip" => {
+                if !arity(self, 1) {
+                    return self.constant(Value::Bool(false));
+                }
+                let Some(text) = literal(0) else {
+                    return self.error(file, span, format!("`{}` takes a string literal", function.name), "write the value in quotes, e.g. `time(\"2026-01-01T00:00:00Z\")`");
+                };
+                let value = match function.name.as_str() {
+                    "time" => ops::time_literal(text).map(Value::Time),
+                    "duration" => ops::duration_literal(text).map(Value::Duration),
+                    _ => ops::ip_literal(text).map(Value::Ip),
+                };
+                match value {
+                    Some(value) => self.constant(value),
+                    None => self.error(file, span, format!("`{text}` is not a valid argument for `{}`", function.name), "see the language reference for the accepted forms"),
+                }
+            }
+            "year" | "month" | "day" | "hour" | "minute" | "weekday" => {
+                if !arity(self, 2) {
+                    return self.constant(Value::Bool(false));
+                }
+                let field = match function.name.as_str() {
+                    "year" => CalendarField::Year,
+                    "month" => CalendarField::Month,
+                    "day" => CalendarField::Day,
+                    "hour" => CalendarField::Hour,
+                    "minute" => CalendarField::Minute,
+                    _ => CalendarField::Weekday,
+                };
+                let Some(zone_name) = literal(1) else {
+                    return self.error(file, span, "the time zone must be a string literal".to_string(), "name an IANA zone, e.g. `\"Europe/Paris\"`");
+                };
+                let zone = match self.zone(zone_name) {
+                    Some(zone) => zone,
+                    None => return self.error(file, span, format!("unknown time zone `{zone_name}`"), "name an IANA zone, e.g. `\"Europe/Paris\"` or `\"UTC\"`"),
+                };
+                let time = match args.first() {
+                    Some(arg) => self.lower(arg, file),
+                    None => return self.constant(Value::Bool(false)),
+                };
+                self.fold(Node::Calendar(field, time, zone))
+            }
+            "in_range" => {
+                if !arity(self, 3) {
+                    return self.constant(Value::Bool(false));
+                }
+                let lowered: Vec<NodeId> = args.iter().map(|a| self.lower(a, file)).collect();
+                match lowered.as_slice() {
+                    [a, b, c] => self.fold(Node::InRange(*a, *b, *c)),
+                    _ => self.constant(Value::Bool(false)),
+                }
+            }
+            other => self.error(file, function.span, format!("unknown function `{other}`"), "see the list of functions in the language reference"),
+        }
+    }
+
+    fn zone(&mut self, name: &str) -> Option<u32> {
+        if let Some(index) = self.zones.iter().position(|(n, _)| n.as_ref() == name) {
+            return u32::try_from(index).ok();
+        }
+        let zone = jiff::tz::TimeZone::get(name).ok()?;
+        self.zones.push((Arc::from(name), zone));
+        u32::try_from(self.zones.len() - 1).ok()
+    }
+}
+
+/// The operands of a `a and b and c` chain, left to right.
+fn flatten_and<'e>(expr: &'e ast::Expr, out: &mut Vec<&'e ast::Expr>) {
+    match &expr.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            flatten_and(lhs, out);
+            out.push(rhs);
+        }
+        _ => out.push(expr),
+    }
+}
+
+fn children(node: &Node) -> Box<dyn Iterator<Item = NodeId> + '_> {
+    match node {
+        Node::Const(_)
+        | Node::Subject
+        | Node::Resource
+        | Node::Action
+        | Node::Context
+        | Node::Properties(_)
+        | Node::Now => Box::new(std::iter::empty()),
+        Node::Attr(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Like(a, _) | Node::Is(a, _) | Node::Calendar(_, a, _) => {
+            Box::new(std::iter::once(*a))
+        }
+        Node::And(a, b) | Node::Or(a, b) | Node::Compare(_, a, b) | Node::Add(a, b) | Node::Sub(a, b) | Node::In(a, b) | Node::Contains(a, b) => {
+            Box::new([*a, *b].into_iter())
+        }
+        Node::InRange(a, b, c) => Box::new([*a, *b, *c].into_iter()),
+        Node::SetOf(members) => Box::new(members.iter().copied()),
+        Node::RecordOf(fields) => Box::new(fields.iter().map(|(_, n)| *n)),
+    }
+}
+
+fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
+    let ids: HashMap<Arc<str>, RoleId> = schema
+        .roles
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (Arc::from(name.as_str()), RoleId(u32::try_from(i).unwrap_or(u32::MAX))))
+        .collect();
+    let roles = schema
+        .roles
+        .keys()
+        .map(|name| RoleInfo {
+            name: Arc::from(name.as_str()),
+            grants_of: schema
+                .role_closure(name)
+                .iter()
+                .filter_map(|r| ids.get(r.as_str()).copied())
+                .collect(),
+        })
+        .collect();
+    (roles, ids)
+}
+
+fn binding_table(
+    store: &Store,
+    role_ids: &HashMap<Arc<str>, RoleId>,
+) -> HashMap<crate::data::value::EntityId, Box<[(RoleId, Option<crate::data::value::EntityId>)]>> {
+    let mut table: HashMap<_, Vec<_>> = HashMap::new();
+    for binding in store.bindings() {
+        if let Some(role) = role_ids.get(binding.role.as_ref()) {
+            table.entry(binding.subject).or_default().push((*role, binding.on));
+        }
+    }
+    table.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect()
+}
+
+/// How a rule's first test narrows the requests it can hold for.
+enum Key {
+    ResourceIn(crate::data::value::EntityId),
+    ResourceIs(crate::data::value::EntityId),
+    SubjectIn(crate::data::value::EntityId),
+    SubjectIs(crate::data::value::EntityId),
+    Value(NodeId, Value),
+}
+
+/// The discriminating test of a rule: its leftmost conjunct, when that is `resource in K`,
+/// `resource == K` (likewise for `subject`) or `path == constant`. Only the leftmost conjunct
+/// is used: a conjunct further right may never be evaluated (short-circuit), so skipping the
+/// rule because of it could hide an error that a conjunct before it raises.
+fn key_of(nodes: &[Node], condition: NodeId) -> Option<Key> {
+    let mut first = condition;
+    while let Some(Node::And(left, _)) = nodes.get(first.index()) {
+        first = *left;
+    }
+    let node = nodes.get(first.index())?;
+    let entity_const = |id: NodeId| match nodes.get(id.index()) {
+        Some(Node::Const(Value::Entity(EntityRef::Known(e)))) => Some(*e),
+        _ => None,
+    };
+    let is = |id: NodeId, wanted: &Node| nodes.get(id.index()) == Some(wanted);
+    match node {
+        Node::In(a, b) => {
+            let k = entity_const(*b)?;
+            if is(*a, &Node::Resource) {
+                Some(Key::ResourceIn(k))
+            } else if is(*a, &Node::Subject) {
+                Some(Key::SubjectIn(k))
+            } else {
+                None
+            }
+        }
+        Node::Compare(Compare::Eq, a, b) => {
+            let (var, constant) = match (nodes.get(a.index())?, nodes.get(b.index())?) {
+                (Node::Const(_), Node::Const(_)) => return None,
+                (Node::Const(c), _) => (*b, c),
+                (_, Node::Const(c)) => (*a, c),
+                _ => return None,
+            };
+            if let Value::Entity(EntityRef::Known(k)) = constant {
+                if is(var, &Node::Resource) {
+                    return Some(Key::ResourceIs(*k));
+                }
+                if is(var, &Node::Subject) {
+                    return Some(Key::SubjectIs(*k));
+                }
+            }
+            match constant {
+                Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Entity(_) => {
+                    Some(Key::Value(var, constant.clone()))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+struct BucketBuilder {
+    plain: Vec<RuleId>,
+    by_role: HashMap<RoleId, Vec<RuleId>>,
+    resource_in: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
+    resource_is: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
+    subject_in: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
+    subject_is: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
+    by_value: Vec<(NodeId, HashMap<Value, Vec<RuleId>>)>,
+}
+
+fn build_index(
+    schema: &Schema,
+    rules: &[Rule],
+    placements: &[Placement],
+    nodes: &[Node],
+    roles: &[RoleInfo],
+) -> Index {
+    // Slots: every declared type and action, and every one a rule names.
+    let mut type_names: BTreeSet<String> = schema.entity_types.keys().cloned().collect();
+    let mut action_names: BTreeSet<String> = schema.actions.keys().cloned().collect();
+    for placement in placements {
+        type_names.extend(placement.types.iter().flatten().cloned());
+        action_names.extend(placement.actions.iter().flatten().cloned());
+    }
+    let types: HashMap<Arc<str>, u32> = type_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let actions: HashMap<Arc<str>, u32> = action_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let type_count = types.len() + 1;
+    let action_count = actions.len() + 1;
+    let mut builders: Vec<BucketBuilder> = (0..type_count * action_count).map(|_| BucketBuilder::default()).collect();
+
+    // Which roles hold each role's grants: the roles whose closure contains it.
+    let mut holders: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
+    for (index, role) in roles.iter().enumerate() {
+        let holder = RoleId(u32::try_from(index).unwrap_or(u32::MAX));
+        for granted in role.grants_of.iter() {
+            holders.entry(*granted).or_default().push(holder);
+        }
+    }
+
+    for (index, (rule, placement)) in rules.iter().zip(placements).enumerate() {
+        let rule_id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
+        let type_slots: Vec<usize> = match &placement.types {
+            None => (0..type_count).collect(),
+            Some(names) => names.iter().filter_map(|n| types.get(n.as_str()).map(|s| *s as usize)).collect(),
+        };
+        let action_slots: Vec<usize> = match &placement.actions {
+            None => (0..action_count).collect(),
+            Some(names) => names.iter().filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize)).collect(),
+        };
+        let key = if rule.role.is_some() { None } else { key_of(nodes, rule.condition) };
+        for t in &type_slots {
+            for a in &action_slots {
+                let Some(bucket) = builders.get_mut(t * action_count + a) else { continue };
+                if let Some(role) = rule.role {
+                    for holder in holders.get(&role).into_iter().flatten() {
+                        bucket.by_role.entry(*holder).or_default().push(rule_id);
+                    }
+                    continue;
+                }
+                match &key {
+                    None => bucket.plain.push(rule_id),
+                    Some(Key::ResourceIn(k)) => bucket.resource_in.entry(*k).or_default().push(rule_id),
+                    Some(Key::ResourceIs(k)) => bucket.resource_is.entry(*k).or_default().push(rule_id),
+                    Some(Key::SubjectIn(k)) => bucket.subject_in.entry(*k).or_default().push(rule_id),
+                    Some(Key::SubjectIs(k)) => bucket.subject_is.entry(*k).or_default().push(rule_id),
+                    Some(Key::Value(path, value)) => {
+                        let group = match bucket.by_value.iter_mut().position(|(p, _)| p == path) {
+                            Some(i) => i,
+                            None => {
+                                bucket.by_value.push((*path, HashMap::new()));
+                                bucket.by_value.len() - 1
+                            }
+                        };
+                        if let Some((_, map)) = bucket.by_value.get_mut(group) {
+                            map.entry(value.clone()).or_default().push(rule_id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let boxed = |map: HashMap<crate::data::value::EntityId, Vec<RuleId>>| -> HashMap<_, Box<[RuleId]>> {
+        map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect()
+    };
+    let buckets = builders
+        .into_iter()
+        .map(|b| Bucket {
+            plain: b.plain.into_boxed_slice(),
+            by_role: b.by_role.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+            resource_in: boxed(b.resource_in),
+            resource_is: boxed(b.resource_is),
+            subject_in: boxed(b.subject_in),
+            subject_is: boxed(b.subject_is),
+            by_value: b
+                .by_value
+                .into_iter()
+                .map(|(path, map)| {
+                    let mut by_kind: HashMap<Kind, Vec<RuleId>> = HashMap::new();
+                    let mut all = Vec::new();
+                    for (value, rules) in &map {
+                        by_kind.entry(value.kind()).or_default().extend(rules.iter().copied());
+                        all.extend(rules.iter().copied());
+                    }
+                    all.sort_unstable();
+                    ValueGroup {
+                        path,
+                        rules: map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+                        by_kind: by_kind.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+                        all: all.into_boxed_slice(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Index {
+        types,
+        actions,
+        buckets,
+    }
+}

@@ -1,0 +1,480 @@
+//! The entity store, read from the JSON data files of a policy directory through the
+//! declarations, and the runtime values it holds.
+//!
+//! A data file is one JSON object:
+//!
+//! ```json
+//! {
+//!   "entities": [
+//!     { "type": "User", "id": "alice",
+//!       "attributes": { "email": "alice@example.com", "roles": ["viewer"] },
+//!       "parents": [ { "type": "Group", "id": "staff" } ] }
+//!   ],
+//!   "roles": [
+//!     { "role": "curator", "subject": { "type": "User", "id": "bob" },
+//!       "on": { "type": "Album", "id": "a1" } }
+//!   ]
+//! }
+//! ```
+
+pub mod decode;
+pub mod json;
+pub mod store;
+pub mod value;
+
+use std::sync::Arc;
+
+use crate::check::schema::{Schema, Type};
+use crate::data::decode::{DecodeError, Decoder, Resolver, Unknown, entity_object};
+use crate::data::json::{Json, JsonKind};
+use crate::data::store::{RoleBinding, Store};
+use crate::data::value::{EntityId, EntityRef, Value};
+use crate::source::{Diagnostic, SourceFile, Span, suggest};
+
+pub use store::Entity;
+pub use value::EntityUid;
+
+/// A problem in a data file.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DataError {
+    #[error("invalid JSON: {message}")]
+    #[diagnostic(code(warden::data::syntax), help("data files are JSON objects with `entities` and `roles` arrays"))]
+    Syntax {
+        message: String,
+        #[label("here")]
+        span: Span,
+    },
+    #[error("{message}")]
+    #[diagnostic(code(warden::data::shape))]
+    Shape {
+        message: String,
+        #[label("{path}")]
+        span: Span,
+        path: String,
+        #[help]
+        help: String,
+    },
+    #[error("{message}")]
+    #[diagnostic(code(warden::data::value))]
+    Value {
+        message: String,
+        #[label("{path}")]
+        span: Span,
+        path: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("undeclared entity type `{ty}`")]
+    #[diagnostic(code(warden::data::undeclared_type))]
+    UndeclaredType {
+        ty: String,
+        #[label("not declared by any `entity`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+    #[error("entity `{uid}` is defined twice")]
+    #[diagnostic(code(warden::data::duplicate), help("each entity is defined once across all data files; merge the two definitions"))]
+    Duplicate {
+        uid: String,
+        #[label("second definition")]
+        span: Span,
+    },
+    #[error("`{parent}` cannot be a parent of a `{ty}`")]
+    #[diagnostic(code(warden::data::parent_type))]
+    ParentType {
+        parent: String,
+        ty: String,
+        #[label("not allowed here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+    #[error("entity `{uid}` is its own ancestor")]
+    #[diagnostic(code(warden::data::cycle), help("the parents form a cycle: {cycle}; remove one of these parent links"))]
+    Cycle {
+        uid: String,
+        cycle: String,
+        #[label("on a cycle of parents")]
+        span: Span,
+    },
+    #[error("undeclared role `{role}`")]
+    #[diagnostic(code(warden::data::role))]
+    UnknownRole {
+        role: String,
+        #[label("no `role {role}` is declared")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+}
+
+impl From<DecodeError> for DataError {
+    fn from(error: DecodeError) -> DataError {
+        DataError::Value {
+            message: error.message,
+            span: error.span,
+            path: error.path,
+            help: error.help,
+        }
+    }
+}
+
+/// Resolves entity references in data files: every named entity gets an id, stored or not.
+struct DataResolver<'s> {
+    store: &'s mut Store,
+}
+
+impl Resolver for DataResolver<'_> {
+    fn entity(&mut self, ty: &str, id: &str) -> EntityRef {
+        EntityRef::Known(self.store.intern_entity(ty, id))
+    }
+    fn string(&mut self, text: &str) -> Arc<str> {
+        self.store.intern_str(text)
+    }
+}
+
+/// An entity definition found in pass one, decoded in pass two.
+struct Pending<'j> {
+    file: usize,
+    id: EntityId,
+    ty: String,
+    json: &'j Json,
+    path: String,
+}
+
+/// Reads every data file into one store. Problems are returned as diagnostics; the store holds
+/// whatever was valid (callers refuse to serve when there are errors).
+pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnostic>) {
+    let mut store = Store::default();
+    let mut diagnostics = Vec::new();
+    let mut documents = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        match json::parse(file.text()) {
+            Ok(document) => documents.push((index, document)),
+            Err(error) => diagnostics.push(Diagnostic::in_file(
+                DataError::Syntax {
+                    message: error.message,
+                    span: error.span,
+                },
+                file,
+            )),
+        }
+    }
+
+    // Pass one: learn every entity's name, so references resolve whatever the file order.
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut bindings: Vec<(usize, &Json, String)> = Vec::new();
+    for (file_index, document) in &documents {
+        let Some(file) = files.get(*file_index) else { continue };
+        let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
+        let JsonKind::Object(members) = &document.kind else {
+            report(shape("a data file must be a JSON object", document.span, "$", "write `{\"entities\": [...], \"roles\": [...]}`"));
+            continue;
+        };
+        for (key, key_span, value) in members {
+            match key.as_str() {
+                "entities" => {
+                    let JsonKind::Array(entities) = &value.kind else {
+                        report(shape("`entities` must be an array", value.span, "$.entities", "write `\"entities\": [ {\"type\": …, \"id\": …}, … ]`"));
+                        continue;
+                    };
+                    for (index, entity) in entities.iter().enumerate() {
+                        let path = format!("$.entities[{index}]");
+                        match first_pass_entity(entity, &path, schema, &mut store) {
+                            Ok(Some(found)) => pending.push(Pending { file: *file_index, ..found }),
+                            Ok(None) => {}
+                            Err(error) => report(error),
+                        }
+                    }
+                }
+                "roles" => {
+                    let JsonKind::Array(list) = &value.kind else {
+                        report(shape("`roles` must be an array", value.span, "$.roles", "write `\"roles\": [ {\"role\": …, \"subject\": …, \"on\": …}, … ]`"));
+                        continue;
+                    };
+                    for (index, binding) in list.iter().enumerate() {
+                        bindings.push((*file_index, binding, format!("$.roles[{index}]")));
+                    }
+                }
+                other => {
+                    let help = match suggest(other, ["entities", "roles"]) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "a data file has only `entities` and `roles`".to_string(),
+                    };
+                    report(shape(&format!("unknown member `{other}`"), *key_span, "$", &help));
+                }
+            }
+        }
+    }
+
+    // Pass two: attributes and parents, through the declarations.
+    let mut defined = vec![false; store.len()];
+    for entry in &pending {
+        let Some(file) = files.get(entry.file) else { continue };
+        if defined.get(entry.id.index()).copied().unwrap_or(false) {
+            let uid = store.entity(entry.id).map(|e| e.uid.to_string()).unwrap_or_default();
+            diagnostics.push(Diagnostic::in_file(DataError::Duplicate { uid, span: entry.json.span }, file));
+            continue;
+        }
+        if let Some(flag) = defined.get_mut(entry.id.index()) {
+            *flag = true;
+        }
+        match second_pass_entity(entry, schema, &mut store) {
+            Ok(()) => {}
+            Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
+        }
+    }
+
+    for (file_index, json, path) in bindings {
+        let Some(file) = files.get(file_index) else { continue };
+        match role_binding(json, &path, schema, &mut store) {
+            Ok(binding) => store.add_binding(binding),
+            Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
+        }
+    }
+
+    let on_cycle = store.compute_ancestors();
+    if !on_cycle.is_empty() {
+        let names: Vec<String> = on_cycle
+            .iter()
+            .filter_map(|id| store.entity(*id).map(|e| e.uid.to_string()))
+            .collect();
+        // Report once, at the first entity of the cycle that a file defines.
+        if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id)) {
+            if let Some(file) = files.get(entry.file) {
+                let uid = store.entity(entry.id).map(|e| e.uid.to_string()).unwrap_or_default();
+                diagnostics.push(Diagnostic::in_file(
+                    DataError::Cycle {
+                        uid,
+                        cycle: names.join(", "),
+                        span: entry.json.span,
+                    },
+                    file,
+                ));
+            }
+        }
+    }
+    (store, diagnostics)
+}
+
+fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {
+    DataError::Shape {
+        message: message.to_string(),
+        span,
+        path: path.to_string(),
+        help: help.to_string(),
+    }
+}
+
+fn first_pass_entity<'j>(
+    json: &'j Json,
+    path: &str,
+    schema: &Schema,
+    store: &mut Store,
+) -> Result<Option<Pending<'j>>, DataError> {
+    let JsonKind::Object(members) = &json.kind else {
+        return Err(shape("an entity must be an object", json.span, path, "write `{\"type\": \"User\", \"id\": \"alice\", \"attributes\": {…}, \"parents\": […]}`"));
+    };
+    for (key, key_span, _) in members {
+        if !matches!(key.as_str(), "type" | "id" | "attributes" | "parents") {
+            let help = match suggest(key, ["type", "id", "attributes", "parents"]) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "an entity has `type`, `id`, `attributes` and `parents`".to_string(),
+            };
+            return Err(shape(&format!("unknown member `{key}`"), *key_span, path, &help));
+        }
+    }
+    let (ty, id) = entity_object_members(json, path)?;
+    let type_span = json.get("type").map_or(json.span, |t| t.span);
+    if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+        return Err(undeclared_type(ty, type_span, schema));
+    }
+    let entity_id = store.intern_entity(ty, id);
+    Ok(Some(Pending {
+        file: 0,
+        id: entity_id,
+        ty: ty.to_string(),
+        json,
+        path: path.to_string(),
+    }))
+}
+
+fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DataError> {
+    let member = |key: &str| match json.get(key).map(|v| &v.kind) {
+        Some(JsonKind::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(shape(&format!("`{key}` must be a string"), json.get(key).map_or(json.span, |v| v.span), path, "entity types and ids are strings")),
+        None => Err(shape(&format!("missing `{key}`"), json.span, path, "every entity has a `type` and an `id`")),
+    };
+    Ok((member("type")?, member("id")?))
+}
+
+fn undeclared_type(ty: &str, span: Span, schema: &Schema) -> DataError {
+    let help = match suggest(ty, schema.entity_types.keys().map(String::as_str)) {
+        Some(s) => format!("did you mean `{s}`? (types are matched exactly, case included)"),
+        None => format!("declare it with `entity {ty}` in a policy file"),
+    };
+    DataError::UndeclaredType {
+        ty: ty.to_string(),
+        span,
+        help,
+    }
+}
+
+fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -> Result<(), DataError> {
+    let declared = schema.entity_types.get(&entry.ty);
+    let attributes = match (entry.json.get("attributes"), declared) {
+        (Some(json), Some(declared)) => {
+            let mut resolver = DataResolver { store };
+            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Reject };
+            let path = format!("{}.attributes", entry.path);
+            if json.get("properties").is_some() {
+                return Err(shape(
+                    "`properties` cannot be stored",
+                    json.get("properties").map_or(json.span, |p| p.span),
+                    &path,
+                    "`properties` are what a caller sends with a request; store the value as an attribute instead",
+                ));
+            }
+            decoder.record(json, &declared.attributes, &path)?
+        }
+        (Some(json), None) => {
+            let mut resolver = DataResolver { store };
+            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Ignore };
+            match decoder.decode(json, &Type::Dynamic, &format!("{}.attributes", entry.path))? {
+                record @ Value::Record(_) => record,
+                _ => {
+                    return Err(shape("`attributes` must be an object", json.span, &entry.path, "write `\"attributes\": {\"name\": value, …}`"));
+                }
+            }
+        }
+        (None, Some(declared)) => {
+            // No attributes at all: fine only if none is required.
+            let empty = Json { kind: JsonKind::Object(Vec::new()), span: entry.json.span };
+            let mut resolver = DataResolver { store };
+            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Reject };
+            decoder.record(&empty, &declared.attributes, &format!("{}.attributes", entry.path))?
+        }
+        (None, None) => Value::empty_record(),
+    };
+    if let (Some(roles), Some(json)) = (attributes.field("roles"), entry.json.get("attributes").and_then(|a| a.get("roles"))) {
+        check_role_names(roles, json, schema)?;
+    }
+    let mut parents = Vec::new();
+    if let Some(json) = entry.json.get("parents") {
+        let JsonKind::Array(items) = &json.kind else {
+            return Err(shape("`parents` must be an array", json.span, &entry.path, "write `\"parents\": [{\"type\": \"Group\", \"id\": \"staff\"}]`"));
+        };
+        let allowed: &[String] = declared.map_or(&[], |d| d.parents.as_slice());
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("{}.parents[{index}]", entry.path);
+            let (ty, id) = match &item.kind {
+                JsonKind::String(id) if allowed.len() == 1 => (allowed.first().map(String::as_str).unwrap_or(""), id.as_str()),
+                JsonKind::String(_) => {
+                    return Err(shape("a parent needs its type here", item.span, &path, "write `{\"type\": \"Group\", \"id\": \"staff\"}`; a bare id works only when the entity type has exactly one parent type"));
+                }
+                JsonKind::Object(_) => entity_object(item, &path).map_err(DataError::from)?,
+                _ => return Err(shape("a parent is an entity", item.span, &path, "write `{\"type\": \"Group\", \"id\": \"staff\"}`")),
+            };
+            if declared.is_some() && !allowed.iter().any(|a| a == ty) {
+                let help = if allowed.is_empty() {
+                    format!("`{}` declares no parent types; add `in [{ty}]` to `entity {}`", entry.ty, entry.ty)
+                } else {
+                    format!("a `{}` may have parents of type {}; or add `{ty}` to its `in [...]`", entry.ty, list(allowed))
+                };
+                return Err(DataError::ParentType { parent: format!("{ty}::\"{id}\""), ty: entry.ty.clone(), span: item.span, help });
+            }
+            if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+                return Err(undeclared_type(ty, item.span, schema));
+            }
+            parents.push(store.intern_entity(ty, id));
+        }
+    }
+    let Value::Record(fields) = attributes else {
+        return Ok(());
+    };
+    store.define(entry.id, fields, parents);
+    Ok(())
+}
+
+fn check_role_names(roles: &Value, json: &Json, schema: &Schema) -> Result<(), DataError> {
+    // Only directories that declare roles give meaning to role names.
+    if schema.roles.is_empty() {
+        return Ok(());
+    }
+    let Value::Set(members) = roles else { return Ok(()) };
+    for member in members.iter() {
+        if let Value::Str(name) = member {
+            if !schema.roles.contains_key(name.as_ref()) {
+                let span = match &json.kind {
+                    JsonKind::Array(items) => items
+                        .iter()
+                        .find(|i| matches!(&i.kind, JsonKind::String(s) if s == name.as_ref()))
+                        .map_or(json.span, |i| i.span),
+                    _ => json.span,
+                };
+                return Err(unknown_role(name, span, schema));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown_role(name: &str, span: Span, schema: &Schema) -> DataError {
+    let help = match suggest(name, schema.roles.keys().map(String::as_str)) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if schema.roles.is_empty() => format!("declare it with `role {name} {{ … }}` in a policy file"),
+        None => format!("the declared roles are {}", list(schema.roles.keys())),
+    };
+    DataError::UnknownRole { role: name.to_string(), span, help }
+}
+
+fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    names.into_iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn role_binding(json: &Json, path: &str, schema: &Schema, store: &mut Store) -> Result<RoleBinding, DataError> {
+    let JsonKind::Object(members) = &json.kind else {
+        return Err(shape("a role binding must be an object", json.span, path, "write `{\"role\": \"curator\", \"subject\": {\"type\": \"User\", \"id\": \"bob\"}, \"on\": {\"type\": \"Album\", \"id\": \"a1\"}}`"));
+    };
+    for (key, key_span, _) in members {
+        if !matches!(key.as_str(), "role" | "subject" | "on") {
+            let help = match suggest(key, ["role", "subject", "on"]) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "a role binding has `role`, `subject` and optionally `on`".to_string(),
+            };
+            return Err(shape(&format!("unknown member `{key}`"), *key_span, path, &help));
+        }
+    }
+    let role = match json.get("role") {
+        Some(Json { kind: JsonKind::String(role), span }) => {
+            if !schema.roles.contains_key(role) {
+                return Err(unknown_role(role, *span, schema));
+            }
+            store.intern_str(role)
+        }
+        Some(other) => return Err(shape("`role` must be a string", other.span, path, "name a declared role")),
+        None => return Err(shape("missing `role`", json.span, path, "name a declared role: `\"role\": \"viewer\"`")),
+    };
+    let mut entity = |key: &str, required: bool| -> Result<Option<EntityId>, DataError> {
+        let Some(value) = json.get(key) else {
+            return if required {
+                Err(shape(&format!("missing `{key}`"), json.span, path, &format!("write `\"{key}\": {{\"type\": …, \"id\": …}}`")))
+            } else {
+                Ok(None)
+            };
+        };
+        let member_path = format!("{path}.{key}");
+        let (ty, id) = entity_object(value, &member_path).map_err(DataError::from)?;
+        if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+            return Err(undeclared_type(ty, value.span, schema));
+        }
+        Ok(Some(store.intern_entity(ty, id)))
+    };
+    let subject = entity("subject", true)?;
+    let on = entity("on", false)?;
+    let Some(subject) = subject else {
+        return Err(shape("missing `subject`", json.span, path, "write `\"subject\": {\"type\": …, \"id\": …}`"));
+    };
+    Ok(RoleBinding { role, subject, on })
+}

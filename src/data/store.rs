@@ -1,0 +1,215 @@
+//! The entity store: every entity a program knows, its attributes, its place in the hierarchy
+//! (ancestor sets precomputed, so `in` is a binary search), and the role bindings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::data::value::{EntityId, EntityUid, Fields};
+use crate::source::Span;
+
+/// One entity: stored in a data file, or only named (by a policy, an attribute or a binding).
+#[derive(Clone, Debug)]
+pub struct Entity {
+    pub uid: EntityUid,
+    /// `None` for an entity that is named but not stored: reading its attributes is an error.
+    pub attributes: Option<Fields>,
+    pub parents: Vec<EntityId>,
+    /// Every ancestor, transitively, sorted; never the entity itself.
+    pub ancestors: Box<[EntityId]>,
+}
+
+/// `role` held by `subject` on `on` (or everywhere, when `on` is `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleBinding {
+    pub role: Arc<str>,
+    pub subject: EntityId,
+    pub on: Option<EntityId>,
+}
+
+/// Where an entity was defined, for diagnostics about it.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: usize,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    entities: Vec<Entity>,
+    index: HashMap<Arc<str>, HashMap<Arc<str>, EntityId>>,
+    bindings: Vec<RoleBinding>,
+    /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
+    bindings_by_subject: HashMap<EntityId, Vec<usize>>,
+    strings: std::collections::HashSet<Arc<str>>,
+}
+
+impl Store {
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    pub fn entity(&self, id: EntityId) -> Option<&Entity> {
+        self.entities.get(id.index())
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = (EntityId, &Entity)> {
+        self.entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (EntityId(u32::try_from(i).unwrap_or(u32::MAX)), e))
+    }
+
+    pub fn lookup(&self, ty: &str, id: &str) -> Option<EntityId> {
+        self.index.get(ty)?.get(id).copied()
+    }
+
+    /// True when `ancestor` is `entity` itself or one of its ancestors.
+    pub fn is_in(&self, entity: EntityId, ancestor: EntityId) -> bool {
+        entity == ancestor
+            || self
+                .entity(entity)
+                .is_some_and(|e| e.ancestors.binary_search(&ancestor).is_ok())
+    }
+
+    pub fn bindings(&self) -> &[RoleBinding] {
+        &self.bindings
+    }
+
+    /// The bindings whose subject is exactly `subject`.
+    pub fn bindings_of(&self, subject: EntityId) -> impl Iterator<Item = &RoleBinding> {
+        self.bindings_by_subject
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.bindings.get(i))
+    }
+
+    /// Shares one allocation among equal strings.
+    pub fn intern_str(&mut self, text: &str) -> Arc<str> {
+        if let Some(existing) = self.strings.get(text) {
+            return existing.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    /// The id of `ty::id`, adding it as a named-but-not-stored entity if it is new.
+    pub fn intern_entity(&mut self, ty: &str, id: &str) -> EntityId {
+        if let Some(existing) = self.lookup(ty, id) {
+            return existing;
+        }
+        let uid = EntityUid {
+            ty: self.intern_str(ty),
+            id: self.intern_str(id),
+        };
+        let entity_id = EntityId(u32::try_from(self.entities.len()).unwrap_or(u32::MAX));
+        self.index
+            .entry(uid.ty.clone())
+            .or_default()
+            .insert(uid.id.clone(), entity_id);
+        self.entities.push(Entity {
+            uid,
+            attributes: None,
+            parents: Vec::new(),
+            ancestors: Box::new([]),
+        });
+        entity_id
+    }
+
+    /// Stores attributes and parents for an entity (interned first). Ancestors are computed by
+    /// [`Store::compute_ancestors`] once every entity is in.
+    pub fn define(&mut self, id: EntityId, attributes: Fields, parents: Vec<EntityId>) {
+        if let Some(entity) = self.entities.get_mut(id.index()) {
+            entity.attributes = Some(attributes);
+            entity.parents = parents;
+        }
+    }
+
+    pub fn add_binding(&mut self, binding: RoleBinding) {
+        self.bindings_by_subject
+            .entry(binding.subject)
+            .or_default()
+            .push(self.bindings.len());
+        self.bindings.push(binding);
+    }
+
+    /// Computes every entity's ancestor set. Returns the entities that lie on a cycle of the
+    /// parent relation (their ancestor sets are left as far as they could be computed).
+    pub fn compute_ancestors(&mut self) -> Vec<EntityId> {
+        // Kahn's algorithm over child → parent edges, parents first, so an entity's ancestors
+        // are complete before its children's are built from them. Iterative: deep hierarchies
+        // cannot overflow the stack.
+        let count = self.entities.len();
+        let mut pending_parents: Vec<usize> = self.entities.iter().map(|e| e.parents.len()).collect();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (child, entity) in self.entities.iter().enumerate() {
+            for parent in &entity.parents {
+                if let Some(list) = children.get_mut(parent.index()) {
+                    list.push(child);
+                }
+            }
+        }
+        let mut ready: Vec<usize> = (0..count).filter(|&i| pending_parents.get(i) == Some(&0)).collect();
+        let mut done = vec![false; count];
+        while let Some(index) = ready.pop() {
+            if let Some(flag) = done.get_mut(index) {
+                *flag = true;
+            }
+            let mut ancestors: Vec<EntityId> = Vec::new();
+            if let Some(entity) = self.entities.get(index) {
+                for parent in &entity.parents {
+                    ancestors.push(*parent);
+                    if let Some(p) = self.entities.get(parent.index()) {
+                        ancestors.extend(p.ancestors.iter().copied());
+                    }
+                }
+            }
+            ancestors.sort_unstable();
+            ancestors.dedup();
+            if let Some(entity) = self.entities.get_mut(index) {
+                entity.ancestors = ancestors.into_boxed_slice();
+            }
+            for &child in children.get(index).map(Vec::as_slice).unwrap_or(&[]) {
+                if let Some(pending) = pending_parents.get_mut(child) {
+                    *pending -= 1;
+                    if *pending == 0 {
+                        ready.push(child);
+                    }
+                }
+            }
+        }
+        done.iter()
+            .enumerate()
+            .filter(|(_, done)| !**done)
+            .map(|(i, _)| EntityId(u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_are_transitive_and_cycles_are_found() {
+        let mut store = Store::default();
+        let photo = store.intern_entity("Photo", "p");
+        let album = store.intern_entity("Album", "a");
+        let root = store.intern_entity("Album", "root");
+        store.define(photo, Arc::from(Vec::new()), vec![album]);
+        store.define(album, Arc::from(Vec::new()), vec![root]);
+        assert!(store.compute_ancestors().is_empty());
+        assert!(store.is_in(photo, root));
+        assert!(store.is_in(photo, photo));
+        assert!(!store.is_in(root, photo));
+
+        store.define(root, Arc::from(Vec::new()), vec![photo]);
+        let cycle = store.compute_ancestors();
+        assert_eq!(cycle.len(), 3);
+    }
+}

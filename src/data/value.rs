@@ -1,0 +1,237 @@
+//! Runtime values: what attributes hold, what requests carry, and what expressions compute.
+//!
+//! Cloning a value never allocates: strings, sets and records are shared behind `Arc`s.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+/// Index of an entity known to a program: stored in the data, or named by a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntityId(pub u32);
+
+impl EntityId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An entity's type and id, as on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntityUid {
+    pub ty: Arc<str>,
+    pub id: Arc<str>,
+}
+
+impl fmt::Display for EntityUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::\"{}\"", self.ty, crate::syntax::token::escape(&self.id))
+    }
+}
+
+/// An entity as a value: one the program knows (by index), or one only the request names.
+///
+/// Every entity the program knows has an index, and a request's entity is looked up when the
+/// request is decoded, so an `Unknown` entity never equals a `Known` one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntityRef {
+    Known(EntityId),
+    Unknown(Arc<EntityUid>),
+}
+
+/// A record's fields, sorted by name.
+pub type Fields = Arc<[(Arc<str>, Value)]>;
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Str(Arc<str>),
+    Time(Timestamp),
+    Duration(SignedDuration),
+    /// An address, or a range in CIDR notation (an address is a range of one).
+    Ip(ipnet::IpNet),
+    Entity(EntityRef),
+    /// Members sorted by [`Value::total_cmp`] and without duplicates.
+    Set(Arc<[Value]>),
+    Record(Fields),
+}
+
+/// The kind of a value, for messages and type tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Bool,
+    Int,
+    String,
+    Time,
+    Duration,
+    Ip,
+    Entity,
+    Set,
+    Record,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "Bool",
+            Kind::Int => "Int",
+            Kind::String => "String",
+            Kind::Time => "Time",
+            Kind::Duration => "Duration",
+            Kind::Ip => "Ip",
+            Kind::Entity => "an entity",
+            Kind::Set => "a set",
+            Kind::Record => "a record",
+        }
+    }
+}
+
+impl Value {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::Bool(_) => Kind::Bool,
+            Value::Int(_) => Kind::Int,
+            Value::Str(_) => Kind::String,
+            Value::Time(_) => Kind::Time,
+            Value::Duration(_) => Kind::Duration,
+            Value::Ip(_) => Kind::Ip,
+            Value::Entity(_) => Kind::Entity,
+            Value::Set(_) => Kind::Set,
+            Value::Record(_) => Kind::Record,
+        }
+    }
+
+    /// Builds a set: sorts and removes duplicates.
+    pub fn set(mut members: Vec<Value>) -> Value {
+        members.sort_by(Value::total_cmp);
+        members.dedup_by(|a, b| a.total_cmp(b) == Ordering::Equal);
+        Value::Set(members.into())
+    }
+
+    /// Builds a record: sorts by field name; a later duplicate name wins.
+    pub fn record(mut fields: Vec<(Arc<str>, Value)>) -> Value {
+        fields.reverse();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.dedup_by(|a, b| a.0 == b.0);
+        Value::Record(fields.into())
+    }
+
+    pub fn empty_record() -> Value {
+        Value::Record(Arc::from(Vec::new()))
+    }
+
+    /// The field `name` of a record value.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Record(fields) => field_of(fields, name),
+            _ => None,
+        }
+    }
+
+    /// A total order over all values (kinds first, then contents), used to keep sets sorted
+    /// and to hash-cons constants. Equal under this order means equal under `==`.
+    pub fn total_cmp(&self, other: &Value) -> Ordering {
+        let rank = |v: &Value| v.kind() as u8;
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Str(a), Value::Str(b)) => a.cmp(b),
+            (Value::Time(a), Value::Time(b)) => a.cmp(b),
+            (Value::Duration(a), Value::Duration(b)) => a.cmp(b),
+            (Value::Ip(a), Value::Ip(b)) => a.cmp(b),
+            (Value::Entity(a), Value::Entity(b)) => a.cmp(b),
+            (Value::Set(a), Value::Set(b)) => cmp_slices(a, b, Value::total_cmp),
+            (Value::Record(a), Value::Record(b)) => cmp_slices(a, b, |(ka, va), (kb, vb)| {
+                ka.cmp(kb).then_with(|| va.total_cmp(vb))
+            }),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+}
+
+fn cmp_slices<T>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> Ordering {
+    for (x, y) in a.iter().zip(b.iter()) {
+        let order = cmp(x, y);
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Binary search for a field in sorted record fields.
+pub fn field_of<'v>(fields: &'v [(Arc<str>, Value)], name: &str) -> Option<&'v Value> {
+    fields
+        .binary_search_by(|(key, _)| key.as_ref().cmp(name))
+        .ok()
+        .and_then(|index| fields.get(index))
+        .map(|(_, value)| value)
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.total_cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value {}
+
+impl Hash for Value {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.kind() as u8).hash(state);
+        match self {
+            Value::Bool(v) => v.hash(state),
+            Value::Int(v) => v.hash(state),
+            Value::Str(v) => v.hash(state),
+            Value::Time(v) => v.hash(state),
+            Value::Duration(v) => v.hash(state),
+            Value::Ip(v) => v.hash(state),
+            Value::Entity(v) => v.hash(state),
+            Value::Set(members) => {
+                for member in members.iter() {
+                    member.hash(state);
+                }
+            }
+            Value::Record(fields) => {
+                for (key, value) in fields.iter() {
+                    key.hash(state);
+                    value.hash(state);
+                }
+            }
+        }
+    }
+}
+
+/// Formats a duration the way policies write it: `1h30m`, `500ms`, `-2d`.
+pub fn format_duration(duration: SignedDuration) -> String {
+    let mut millis = duration.as_millis();
+    if millis == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    if millis < 0 {
+        out.push('-');
+        millis = -millis;
+    }
+    for (unit, size) in [("d", 86_400_000i128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        let count = millis / size;
+        if count > 0 {
+            out.push_str(&format!("{count}{unit}"));
+            millis -= count * size;
+        }
+    }
+    out
+}
+
+/// Formats an address without its prefix when it is a single host.
+pub fn format_ip(ip: &ipnet::IpNet) -> String {
+    if ip.prefix_len() == ip.max_prefix_len() {
+        ip.addr().to_string()
+    } else {
+        ip.to_string()
+    }
+}

@@ -1,0 +1,225 @@
+//! Why a decision came out as it did: the deciding rules, and for every candidate rule whether
+//! it held, which condition was false, or what failed. Built after the fact from the frame's
+//! memo, so explaining costs nothing when nobody asks.
+
+use serde::Serialize;
+
+use crate::data::value::{EntityRef, Kind, Value, format_duration, format_ip};
+use crate::eval::{Decision, EvalError, Frame};
+use crate::program::ops::ErrorKind;
+use crate::program::{Effect, Program, Rule, RuleId};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub decision: &'static str,
+    /// The rules that decided: every deny that held, else every allow that held.
+    pub reasons: Vec<RuleSummary>,
+    /// Every rule the request could have matched, and what became of it.
+    pub candidates: Vec<CandidateOutcome>,
+    /// Every rule whose condition failed to evaluate.
+    pub errors: Vec<RuleFailure>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleSummary {
+    pub id: String,
+    pub effect: &'static str,
+    pub location: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CandidateOutcome {
+    #[serde(flatten)]
+    pub rule: RuleSummary,
+    /// `held`, `false` or `error`.
+    pub outcome: &'static str,
+    /// For `false` and `error`: the condition (as written) that was false or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleFailure {
+    #[serde(flatten)]
+    pub rule: RuleSummary,
+    pub message: String,
+}
+
+pub fn summary(program: &Program, rule: &Rule) -> RuleSummary {
+    RuleSummary {
+        id: rule.id.to_string(),
+        effect: match rule.effect {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        },
+        location: program.rule_location(rule),
+    }
+}
+
+/// Explains `decision`, which must be the last one decided in `frame`.
+pub fn explain(program: &Program, frame: &Frame, decision: &Decision) -> Explanation {
+    let reasons = decision
+        .reasons
+        .iter()
+        .filter_map(|id| program.rule(*id))
+        .map(|rule| summary(program, rule))
+        .collect();
+    let mut candidates = Vec::new();
+    for id in frame.candidates() {
+        let Some(rule) = program.rule(*id) else { continue };
+        candidates.push(outcome(program, frame, *id, rule, decision));
+    }
+    let errors = decision
+        .errors
+        .iter()
+        .filter_map(|failure| {
+            let rule = program.rule(failure.rule)?;
+            Some(RuleFailure {
+                rule: summary(program, rule),
+                message: error_message(program, &failure.error),
+            })
+        })
+        .collect();
+    Explanation {
+        decision: if decision.allowed { "allow" } else { "deny" },
+        reasons,
+        candidates,
+        errors,
+    }
+}
+
+fn outcome(program: &Program, frame: &Frame, id: RuleId, rule: &Rule, decision: &Decision) -> CandidateOutcome {
+    if let Some(failure) = decision.errors.iter().find(|e| e.rule == id) {
+        let condition = rule
+            .conjuncts
+            .iter()
+            .find(|(node, _)| matches!(frame.result(*node), Some(Err(_))))
+            .map(|(_, span)| program.source_text(rule.file, *span).to_string());
+        return CandidateOutcome {
+            rule: summary(program, rule),
+            outcome: "error",
+            condition,
+            message: Some(error_message(program, &failure.error)),
+        };
+    }
+    let held = matches!(frame.result(rule.condition), Some(Ok(Value::Bool(true))));
+    if held {
+        return CandidateOutcome {
+            rule: summary(program, rule),
+            outcome: "held",
+            condition: None,
+            message: None,
+        };
+    }
+    // The first conjunct that was not true is the one that made the rule false.
+    let condition = rule
+        .conjuncts
+        .iter()
+        .find(|(node, _)| !matches!(frame.result(*node), Some(Ok(Value::Bool(true)))))
+        .map(|(_, span)| program.source_text(rule.file, *span).to_string());
+    CandidateOutcome {
+        rule: summary(program, rule),
+        outcome: "false",
+        condition,
+        message: None,
+    }
+}
+
+/// A sentence for a runtime error.
+pub fn error_message(program: &Program, error: &EvalError) -> String {
+    match &error.kind {
+        ErrorKind::Mismatch { op, left, right } => {
+            format!("`{op}` cannot combine {} with {}", kind_name(*left), kind_name(*right))
+        }
+        ErrorKind::Operand { op, expected, found } => {
+            format!("`{op}` expects {expected}, found {}", kind_name(*found))
+        }
+        ErrorKind::Overflow { op } => format!("integer overflow in `{op}`"),
+        ErrorKind::MissingAttribute { name } => {
+            format!("attribute `{name}` is absent (guard the read with `has {name}`)")
+        }
+        ErrorKind::NotStored { entity, name } => {
+            format!("{} is not in the entity store, so it has no attribute `{name}`", entity_name(program, entity))
+        }
+        ErrorKind::ActionValue => "`action` has no value of its own; read `action.properties`".to_string(),
+        ErrorKind::Request => "the request could not be decoded".to_string(),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "a Bool",
+        Kind::Int => "an Int",
+        Kind::String => "a String",
+        Kind::Time => "a Time",
+        Kind::Duration => "a Duration",
+        Kind::Ip => "an Ip",
+        other => other.name(),
+    }
+}
+
+/// `User::"alice"`.
+pub fn entity_name(program: &Program, entity: &EntityRef) -> String {
+    match entity {
+        EntityRef::Known(id) => program
+            .store
+            .entity(*id)
+            .map_or_else(|| "an entity".to_string(), |e| format!("`{}`", e.uid)),
+        EntityRef::Unknown(uid) => format!("`{uid}`"),
+    }
+}
+
+/// A value as a policy would write it.
+pub fn render_value(program: &Program, value: &Value) -> String {
+    match value {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Str(s) => format!("\"{}\"", crate::syntax::token::escape(s)),
+        Value::Time(t) => format!("time(\"{t}\")"),
+        Value::Duration(d) => format_duration(*d),
+        Value::Ip(ip) => format!("ip(\"{}\")", format_ip(ip)),
+        Value::Entity(e) => entity_name(program, e).trim_matches('`').to_string(),
+        Value::Set(members) => {
+            let inner: Vec<String> = members.iter().map(|m| render_value(program, m)).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Record(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", render_value(program, v)))
+                .collect();
+            format!("{{ {} }}", inner.join(", "))
+        }
+    }
+}
+
+/// Human-readable lines for `warden eval --explain`.
+pub fn render_human(explanation: &Explanation) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("decision: {}\n", explanation.decision));
+    if explanation.reasons.is_empty() {
+        out.push_str("decided by: no rule held (default deny)\n");
+    } else {
+        out.push_str("decided by:\n");
+        for reason in &explanation.reasons {
+            out.push_str(&format!("  {} {} ({})\n", reason.effect, reason.id, reason.location));
+        }
+    }
+    if !explanation.candidates.is_empty() {
+        out.push_str("candidates:\n");
+        for candidate in &explanation.candidates {
+            let rule = &candidate.rule;
+            out.push_str(&format!("  {} {} ({}): {}", rule.effect, rule.id, rule.location, candidate.outcome));
+            if let Some(condition) = &candidate.condition {
+                out.push_str(&format!(" at `{condition}`"));
+            }
+            if let Some(message) = &candidate.message {
+                out.push_str(&format!(": {message}"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

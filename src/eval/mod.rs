@@ -1,0 +1,433 @@
+//! Program + request → decision.
+//!
+//! The evaluator reads only the compiled [`Program`]; it never sees the syntax tree. A request
+//! touches the bucket of its (resource type, action), gathers the candidate rules that the
+//! bucket's discriminators let through, and evaluates their conditions over the shared
+//! expression graph, memoising every node in a per-thread [`Frame`] that is reset by bumping a
+//! generation stamp, not by clearing. After the request is decoded, deciding allocates nothing
+//! (buffers in the frame are reused; reasons and errors live inline in the decision).
+
+pub mod explain;
+pub mod request;
+
+use smallvec::SmallVec;
+
+use crate::data::value::{EntityRef, Value, field_of};
+use crate::program::ops::{self, ErrorKind};
+use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId};
+
+pub use request::{Request, RequestError};
+
+/// Why an expression failed, and at which node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvalError {
+    pub node: NodeId,
+    pub kind: ErrorKind,
+}
+
+/// A rule whose condition failed to evaluate: an `allow` that does not apply, or a `deny`
+/// that denies (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub rule: RuleId,
+    pub error: EvalError,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Every `deny` that held (or errored), else every `allow` that held; sorted.
+    pub reasons: SmallVec<[RuleId; 4]>,
+    /// Every rule whose condition errored; sorted by rule.
+    pub errors: SmallVec<[RuleError; 2]>,
+}
+
+#[derive(Clone, Debug)]
+enum Memo {
+    Value(Value),
+    Error(EvalError),
+}
+
+/// Per-thread scratch space for evaluation, reused from request to request.
+#[derive(Debug, Default)]
+pub struct Frame {
+    serial: u64,
+    generation: u32,
+    stamps: Vec<u32>,
+    memo: Vec<Option<Memo>>,
+    candidates: Vec<RuleId>,
+    held_roles: Vec<RoleId>,
+    reads: Vec<NodeId>,
+}
+
+impl Frame {
+    pub fn new() -> Frame {
+        Frame::default()
+    }
+
+    /// Starts a request: memo entries of earlier requests become stale by the stamp.
+    fn begin(&mut self, program: &Program) {
+        if self.serial != program.serial || self.stamps.len() != program.nodes.len() {
+            self.serial = program.serial;
+            self.stamps.clear();
+            self.stamps.resize(program.nodes.len(), 0);
+            self.memo.clear();
+            self.memo.resize(program.nodes.len(), None);
+            self.generation = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // After 2^32 requests the stamps could collide with old ones: clear them once.
+            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.candidates.clear();
+        self.held_roles.clear();
+        self.reads.clear();
+    }
+
+    /// The rules the last decision evaluated.
+    pub fn candidates(&self) -> &[RuleId] {
+        &self.candidates
+    }
+
+    /// The attribute, property and context nodes the last decision read, in reading order.
+    pub fn reads(&self) -> &[NodeId] {
+        &self.reads
+    }
+
+    /// The memoised result of a node in the last decision, if it was evaluated.
+    pub fn result(&self, node: NodeId) -> Option<Result<&Value, &EvalError>> {
+        if self.stamps.get(node.index()) != Some(&self.generation) {
+            return None;
+        }
+        match self.memo.get(node.index())? {
+            Some(Memo::Value(v)) => Some(Ok(v)),
+            Some(Memo::Error(e)) => Some(Err(e)),
+            None => None,
+        }
+    }
+}
+
+thread_local! {
+    static FRAME: std::cell::RefCell<Frame> = std::cell::RefCell::new(Frame::new());
+}
+
+/// Decides with this thread's frame.
+pub fn decide(program: &Program, request: &Request) -> Decision {
+    FRAME.with(|frame| match frame.try_borrow_mut() {
+        Ok(mut frame) => decide_in(program, request, &mut frame),
+        // Only reachable if deciding re-entered itself; a fresh frame keeps it correct.
+        Err(_) => decide_in(program, request, &mut Frame::new()),
+    })
+}
+
+/// Decides with a caller-owned frame (which then holds the candidates and memo for
+/// explanation).
+pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Decision {
+    frame.begin(program);
+    let mut evaluator = Evaluator {
+        program,
+        request,
+        frame,
+    };
+    evaluator.gather_candidates();
+    evaluator.run()
+}
+
+struct Evaluator<'a> {
+    program: &'a Program,
+    request: &'a Request,
+    frame: &'a mut Frame,
+}
+
+impl Evaluator<'_> {
+    fn gather_candidates(&mut self) {
+        let program = self.program;
+        let Some(bucket) = program
+            .index
+            .bucket(self.request.type_slot, self.request.action_slot)
+        else {
+            return;
+        };
+        let store = &program.store;
+        self.frame.candidates.extend_from_slice(&bucket.plain);
+
+        let entity_keys = |entity: &Value, within: &std::collections::HashMap<_, Box<[RuleId]>>, exact: &std::collections::HashMap<_, Box<[RuleId]>>, out: &mut Vec<RuleId>| {
+            if let Value::Entity(EntityRef::Known(id)) = entity {
+                if let Some(rules) = exact.get(id) {
+                    out.extend_from_slice(rules);
+                }
+                if within.is_empty() {
+                    return;
+                }
+                if let Some(rules) = within.get(id) {
+                    out.extend_from_slice(rules);
+                }
+                if let Some(stored) = store.entity(*id) {
+                    for ancestor in stored.ancestors.iter() {
+                        if let Some(rules) = within.get(ancestor) {
+                            out.extend_from_slice(rules);
+                        }
+                    }
+                }
+            }
+        };
+        entity_keys(&self.request.resource, &bucket.resource_in, &bucket.resource_is, &mut self.frame.candidates);
+        entity_keys(&self.request.subject, &bucket.subject_in, &bucket.subject_is, &mut self.frame.candidates);
+
+        for group in bucket.by_value.iter() {
+            match self.eval(group.path) {
+                Ok(value) => {
+                    if let Some(rules) = group.rules.get(&value) {
+                        self.frame.candidates.extend_from_slice(rules);
+                    }
+                    for (kind, rules) in group.by_kind.iter() {
+                        if *kind != value.kind() {
+                            self.frame.candidates.extend_from_slice(rules);
+                        }
+                    }
+                }
+                Err(_) => self.frame.candidates.extend_from_slice(&group.all),
+            }
+        }
+
+        if !bucket.by_role.is_empty() {
+            self.collect_held_roles();
+            for index in 0..self.frame.held_roles.len() {
+                let Some(role) = self.frame.held_roles.get(index) else { break };
+                if let Some(rules) = bucket.by_role.get(role) {
+                    self.frame.candidates.extend_from_slice(rules);
+                }
+            }
+        }
+        self.frame.candidates.sort_unstable();
+        self.frame.candidates.dedup();
+    }
+
+    /// The roles the subject holds on the resource: named in its stored `roles`, or bound by
+    /// the data to it or to a group it is in, globally or on the resource or an ancestor.
+    fn collect_held_roles(&mut self) {
+        let program = self.program;
+        let store = &program.store;
+        let Value::Entity(EntityRef::Known(subject)) = &self.request.subject else {
+            return;
+        };
+        let resource = match &self.request.resource {
+            Value::Entity(EntityRef::Known(id)) => Some(*id),
+            _ => None,
+        };
+        let held = &mut self.frame.held_roles;
+        if let Some(stored) = store.entity(*subject) {
+            if let Some(Value::Set(names)) = stored.attributes.as_ref().and_then(|a| field_of(a, "roles")) {
+                for name in names.iter() {
+                    if let Value::Str(name) = name {
+                        if let Some(role) = program.role_ids.get(name.as_ref()) {
+                            held.push(*role);
+                        }
+                    }
+                }
+            }
+            let consider = |holder: crate::data::value::EntityId, held: &mut Vec<RoleId>| {
+                for (role, on) in program.bindings.get(&holder).into_iter().flatten() {
+                    let applies = match (on, resource) {
+                        (None, _) => true,
+                        (Some(on), Some(resource)) => store.is_in(resource, *on),
+                        (Some(_), None) => false,
+                    };
+                    if applies {
+                        held.push(*role);
+                    }
+                }
+            };
+            consider(*subject, held);
+            for group in stored.ancestors.iter() {
+                consider(*group, held);
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
+    }
+
+    fn run(&mut self) -> Decision {
+        let mut denies: SmallVec<[RuleId; 4]> = SmallVec::new();
+        let mut allows: SmallVec<[RuleId; 4]> = SmallVec::new();
+        let mut errors: SmallVec<[RuleError; 2]> = SmallVec::new();
+        for index in 0..self.frame.candidates.len() {
+            let Some(rule_id) = self.frame.candidates.get(index).copied() else { break };
+            let Some(rule) = self.program.rule(rule_id) else { continue };
+            let outcome = self
+                .eval(rule.condition)
+                .and_then(|value| {
+                    ops::truth(&value, "if").map_err(|kind| EvalError {
+                        node: rule.condition,
+                        kind,
+                    })
+                });
+            match (rule.effect, outcome) {
+                (Effect::Deny, Ok(true)) => denies.push(rule_id),
+                (Effect::Allow, Ok(true)) => allows.push(rule_id),
+                (_, Ok(false)) => {}
+                (effect, Err(error)) => {
+                    // Fail closed: a deny that cannot be evaluated denies.
+                    if effect == Effect::Deny {
+                        denies.push(rule_id);
+                    }
+                    errors.push(RuleError {
+                        rule: rule_id,
+                        error,
+                    });
+                }
+            }
+        }
+        if denies.is_empty() {
+            Decision {
+                allowed: !allows.is_empty(),
+                reasons: allows,
+                errors,
+            }
+        } else {
+            Decision {
+                allowed: false,
+                reasons: denies,
+                errors,
+            }
+        }
+    }
+
+    fn eval(&mut self, id: NodeId) -> Result<Value, EvalError> {
+        let index = id.index();
+        if self.frame.stamps.get(index) == Some(&self.frame.generation) {
+            match self.frame.memo.get(index) {
+                Some(Some(Memo::Value(v))) => return Ok(v.clone()),
+                Some(Some(Memo::Error(e))) => return Err(e.clone()),
+                _ => {}
+            }
+        }
+        let result = self.compute(id);
+        if let (Some(stamp), Some(slot)) = (self.frame.stamps.get_mut(index), self.frame.memo.get_mut(index)) {
+            *stamp = self.frame.generation;
+            *slot = Some(match &result {
+                Ok(v) => Memo::Value(v.clone()),
+                Err(e) => Memo::Error(e.clone()),
+            });
+        }
+        result
+    }
+
+    fn compute(&mut self, id: NodeId) -> Result<Value, EvalError> {
+        let program = self.program;
+        let fail = |kind: ErrorKind| EvalError { node: id, kind };
+        let Some(node) = program.node(id) else {
+            return Err(fail(ErrorKind::Request));
+        };
+        let store = &program.store;
+        match node {
+            Node::Const(value) => Ok(value.clone()),
+            Node::Subject => Ok(self.request.subject.clone()),
+            Node::Resource => Ok(self.request.resource.clone()),
+            Node::Action => Err(fail(ErrorKind::ActionValue)),
+            Node::Context => {
+                self.frame.reads.push(id);
+                Ok(self.request.context.clone())
+            }
+            Node::Properties(party) => {
+                self.frame.reads.push(id);
+                Ok(match party {
+                    Party::Subject => self.request.subject_properties.clone(),
+                    Party::Action => self.request.action_properties.clone(),
+                    Party::Resource => self.request.resource_properties.clone(),
+                })
+            }
+            Node::Now => Ok(Value::Time(self.request.now)),
+            Node::Attr(base, name) => {
+                let base = self.eval(*base)?;
+                self.frame.reads.push(id);
+                ops::attribute(store, &base, name).map_err(fail)
+            }
+            Node::Has(base, name) => {
+                let base = self.eval(*base)?;
+                self.frame.reads.push(id);
+                ops::has(store, &base, name).map(Value::Bool).map_err(fail)
+            }
+            Node::Not(a) => {
+                let a = self.eval(*a)?;
+                ops::not(&a).map(Value::Bool).map_err(fail)
+            }
+            Node::Neg(a) => {
+                let a = self.eval(*a)?;
+                ops::neg(&a).map_err(fail)
+            }
+            Node::And(a, b) => {
+                let left = self.eval(*a)?;
+                if !ops::truth(&left, "and").map_err(fail)? {
+                    return Ok(Value::Bool(false));
+                }
+                let right = self.eval(*b)?;
+                ops::truth(&right, "and").map(Value::Bool).map_err(fail)
+            }
+            Node::Or(a, b) => {
+                let left = self.eval(*a)?;
+                if ops::truth(&left, "or").map_err(fail)? {
+                    return Ok(Value::Bool(true));
+                }
+                let right = self.eval(*b)?;
+                ops::truth(&right, "or").map(Value::Bool).map_err(fail)
+            }
+            Node::Compare(op, a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::compare(*op, &a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::Add(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::add(&a, &b).map_err(fail)
+            }
+            Node::Sub(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::sub(&a, &b).map_err(fail)
+            }
+            Node::In(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::is_in(store, &a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::Contains(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::contains(&a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::Like(a, pattern) => {
+                let a = self.eval(*a)?;
+                ops::like(&a, pattern).map(Value::Bool).map_err(fail)
+            }
+            Node::Is(a, ty) => {
+                let a = self.eval(*a)?;
+                ops::is_type(store, &a, ty).map(Value::Bool).map_err(fail)
+            }
+            Node::Calendar(field, a, zone) => {
+                let a = self.eval(*a)?;
+                match program.zones.get(*zone as usize) {
+                    Some((_, tz)) => ops::calendar(*field, &a, tz).map_err(fail),
+                    None => Err(fail(ErrorKind::Request)),
+                }
+            }
+            Node::InRange(a, b, c) => {
+                let (a, b, c) = (self.eval(*a)?, self.eval(*b)?, self.eval(*c)?);
+                ops::in_range(&a, &b, &c).map(Value::Bool).map_err(fail)
+            }
+            Node::SetOf(members) => {
+                let mut values = Vec::with_capacity(members.len());
+                for member in members.iter() {
+                    values.push(self.eval(*member)?);
+                }
+                Ok(Value::set(values))
+            }
+            Node::RecordOf(fields) => {
+                let mut values = Vec::with_capacity(fields.len());
+                for (name, member) in fields.iter() {
+                    values.push((name.clone(), self.eval(*member)?));
+                }
+                Ok(Value::record(values))
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Requests: the AuthZEN information model, decoded through the program's declarations.
+//!
+//! A request that is not well-formed (not an object, no `subject`, a `type` that is not a
+//! string) is *malformed*: the server answers 400. A well-formed request that names an
+//! undeclared type or action, or carries a mistyped property or context value, is *invalid*:
+//! it is decided deny, with the reason explained.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::Value as JsonValue;
+
+use crate::check::schema::{RecordType, Type};
+use crate::data::decode::{Decoder, Resolver, Unknown};
+use crate::data::json::{Json, JsonKind};
+use crate::data::store::Store;
+use crate::data::value::{EntityRef, EntityUid, Value};
+use crate::program::Program;
+use crate::source::{Span, suggest};
+
+/// A decoded request, ready to decide.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub subject: Value,
+    pub subject_properties: Value,
+    pub action: Arc<str>,
+    pub action_properties: Value,
+    pub resource: Value,
+    pub resource_properties: Value,
+    pub context: Value,
+    /// The clock reading `now()` returns: read once per request (or fixed by a test).
+    pub now: Timestamp,
+    pub type_slot: u32,
+    pub action_slot: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not a request at all: the server answers 400.
+    #[error("{0}")]
+    Malformed(String),
+    /// A request Warden understands but cannot allow: decided deny, with this reason.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The parts of a request, borrowed from wherever they came from.
+pub struct Parts<'j> {
+    pub subject: &'j JsonValue,
+    pub action: &'j JsonValue,
+    pub resource: &'j JsonValue,
+    pub context: Option<&'j JsonValue>,
+}
+
+impl<'j> Parts<'j> {
+    /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
+    pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, RequestError> {
+        let JsonValue::Object(members) = body else {
+            return Err(RequestError::Malformed("the request must be a JSON object".to_string()));
+        };
+        let required = |key: &str| {
+            members
+                .get(key)
+                .ok_or_else(|| RequestError::Malformed(format!("missing `{key}`")))
+        };
+        Ok(Parts {
+            subject: required("subject")?,
+            action: required("action")?,
+            resource: required("resource")?,
+            context: members.get("context"),
+        })
+    }
+}
+
+/// Decodes an AuthZEN evaluation body.
+pub fn decode_body(program: &Program, body: &JsonValue, now: Timestamp) -> Result<Request, RequestError> {
+    decode(program, &Parts::from_body(body)?, now)
+}
+
+pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Request, RequestError> {
+    let schema = &program.schema;
+    let (subject_type, subject_id, subject_props) = entity_part(parts.subject, "subject")?;
+    let (resource_type, resource_id, resource_props) = entity_part(parts.resource, "resource")?;
+    let (action, action_props) = action_part(parts.action)?;
+    let context = match parts.context {
+        None | Some(JsonValue::Null) => None,
+        Some(object @ JsonValue::Object(_)) => Some(object),
+        Some(_) => return Err(RequestError::Malformed("`context` must be an object".to_string())),
+    };
+
+    // Well-formed from here on: what remains are reasons to deny.
+    for ty in [subject_type, resource_type] {
+        if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+            let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(RequestError::Invalid(format!("undeclared entity type `{ty}`{hint}")));
+        }
+    }
+    let declared_action = schema.actions.get(action);
+    if schema.declares_actions() && declared_action.is_none() {
+        let hint = suggest(action, schema.actions.keys().map(String::as_str))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return Err(RequestError::Invalid(format!("undeclared action `{action}`{hint}")));
+    }
+    if let Some(declared) = declared_action {
+        if !declared.resource_types.is_empty() && !declared.resource_types.iter().any(|t| t == resource_type) {
+            return Err(RequestError::Invalid(format!(
+                "action `{action}` does not apply to `{resource_type}` (it applies to {})",
+                declared.resource_types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+
+    let store = &program.store;
+    let mut resolver = RequestResolver { store };
+    let subject_decl = schema.entity_types.get(subject_type);
+    let resource_decl = schema.entity_types.get(resource_type);
+    let subject_properties = properties(&mut resolver, subject_props, subject_decl.and_then(|d| d.properties.as_ref()), "subject.properties")?;
+    let resource_properties = properties(&mut resolver, resource_props, resource_decl.and_then(|d| d.properties.as_ref()), "resource.properties")?;
+    let action_properties = properties(&mut resolver, action_props, declared_action.and_then(|d| d.properties.as_ref()), "action.properties")?;
+    let context = properties(&mut resolver, context, declared_action.and_then(|d| d.context.as_ref()), "context")?;
+
+    Ok(Request {
+        subject: Value::Entity(resolver.entity(subject_type, subject_id)),
+        subject_properties,
+        action: Arc::from(action),
+        action_properties,
+        resource: Value::Entity(resolver.entity(resource_type, resource_id)),
+        resource_properties,
+        context,
+        now,
+        type_slot: program.index.type_slot(resource_type),
+        action_slot: program.index.action_slot(action),
+    })
+}
+
+fn entity_part<'j>(json: &'j JsonValue, what: &str) -> Result<(&'j str, &'j str, Option<&'j JsonValue>), RequestError> {
+    let JsonValue::Object(members) = json else {
+        return Err(RequestError::Malformed(format!("`{what}` must be an object with `type` and `id`")));
+    };
+    let string = |key: &str| match members.get(key) {
+        Some(JsonValue::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(RequestError::Malformed(format!("`{what}.{key}` must be a string"))),
+        None => Err(RequestError::Malformed(format!("missing `{what}.{key}`"))),
+    };
+    let properties = match members.get("properties") {
+        None | Some(JsonValue::Null) => None,
+        Some(object @ JsonValue::Object(_)) => Some(object),
+        Some(_) => return Err(RequestError::Malformed(format!("`{what}.properties` must be an object"))),
+    };
+    Ok((string("type")?, string("id")?, properties))
+}
+
+fn action_part(json: &JsonValue) -> Result<(&str, Option<&JsonValue>), RequestError> {
+    let JsonValue::Object(members) = json else {
+        return Err(RequestError::Malformed("`action` must be an object with `name`".to_string()));
+    };
+    let name = match members.get("name") {
+        Some(JsonValue::String(s)) => s.as_str(),
+        Some(_) => return Err(RequestError::Malformed("`action.name` must be a string".to_string())),
+        None => return Err(RequestError::Malformed("missing `action.name`".to_string())),
+    };
+    let properties = match members.get("properties") {
+        None | Some(JsonValue::Null) => None,
+        Some(object @ JsonValue::Object(_)) => Some(object),
+        Some(_) => return Err(RequestError::Malformed("`action.properties` must be an object".to_string())),
+    };
+    Ok((name, properties))
+}
+
+fn properties(
+    resolver: &mut RequestResolver<'_>,
+    json: Option<&JsonValue>,
+    declared: Option<&RecordType>,
+    path: &str,
+) -> Result<Value, RequestError> {
+    let converted = json.map_or(
+        Json {
+            kind: JsonKind::Object(Vec::new()),
+            span: Span::default(),
+        },
+        from_serde,
+    );
+    let mut decoder = Decoder {
+        resolver,
+        unknown: Unknown::Ignore,
+    };
+    let result = match declared {
+        Some(record) => decoder.record(&converted, record, path),
+        None => decoder.decode(&converted, &Type::Dynamic, path),
+    };
+    result.map_err(|error| {
+        let help = error.help.map(|h| format!(" ({h})")).unwrap_or_default();
+        RequestError::Invalid(format!("{}: {}{help}", error.path, error.message))
+    })
+}
+
+/// Resolves a request's entities against the store: an entity the program does not know is
+/// `Unknown` (it has no attributes and no ancestors).
+pub struct RequestResolver<'s> {
+    pub store: &'s Store,
+}
+
+impl Resolver for RequestResolver<'_> {
+    fn entity(&mut self, ty: &str, id: &str) -> EntityRef {
+        match self.store.lookup(ty, id) {
+            Some(known) => EntityRef::Known(known),
+            None => EntityRef::Unknown(Arc::new(EntityUid {
+                ty: Arc::from(ty),
+                id: Arc::from(id),
+            })),
+        }
+    }
+    fn string(&mut self, text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
+}
+
+/// Converts serde's JSON into the span-carrying form the decoder reads.
+pub fn from_serde(json: &JsonValue) -> Json {
+    let kind = match json {
+        JsonValue::Null => JsonKind::Null,
+        JsonValue::Bool(b) => JsonKind::Bool(*b),
+        JsonValue::Number(n) => match n.as_i64() {
+            Some(i) => JsonKind::Int(i),
+            None => JsonKind::OtherNumber(n.to_string()),
+        },
+        JsonValue::String(s) => JsonKind::String(s.clone()),
+        JsonValue::Array(items) => JsonKind::Array(items.iter().map(from_serde).collect()),
+        JsonValue::Object(members) => JsonKind::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), Span::default(), from_serde(v)))
+                .collect(),
+        ),
+    };
+    Json {
+        kind,
+        span: Span::default(),
+    }
+}

@@ -1,0 +1,282 @@
+//! The compiled artifact: the decision graph that `compile` writes and `eval` reads.
+//!
+//! It imports neither stage. A [`Program`] is immutable once built: a table of expression
+//! nodes (hash-consed, so a sub-expression shared by many rules is one node, evaluated once per
+//! request), the rules, an index from (resource type, action) to candidate rules discriminated
+//! by the constants they test, role tables, and the entity store.
+
+pub mod ops;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::check::schema::Schema;
+use crate::data::store::Store;
+use crate::data::value::{EntityId, Kind, Value};
+use crate::source::{SourceFile, Span};
+
+/// Index of a node in [`Program::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a rule (or role grant) in [`Program::rules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+impl RuleId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a role in [`Program::roles`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoleId(pub u32);
+
+/// The three request entities that carry caller-sent `properties`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    Subject,
+    Action,
+    Resource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compare {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Compare {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Compare::Eq => "==",
+            Compare::Ne => "!=",
+            Compare::Lt => "<",
+            Compare::Le => "<=",
+            Compare::Gt => ">",
+            Compare::Ge => ">=",
+        }
+    }
+}
+
+/// Calendar fields read in a time zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CalendarField {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    /// ISO: 1 = Monday … 7 = Sunday.
+    Weekday,
+}
+
+impl CalendarField {
+    pub fn name(self) -> &'static str {
+        match self {
+            CalendarField::Year => "year",
+            CalendarField::Month => "month",
+            CalendarField::Day => "day",
+            CalendarField::Hour => "hour",
+            CalendarField::Minute => "minute",
+            CalendarField::Weekday => "weekday",
+        }
+    }
+}
+
+/// A `like` pattern, cut at its `*` wildcards.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    /// Literal pieces between wildcards; `pieces.len() == wildcards + 1`.
+    pub pieces: Box<[Box<str>]>,
+}
+
+/// One node of the decision graph. Children always have smaller ids than their parents.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Const(Value),
+    Subject,
+    Resource,
+    /// Bare `action`: has no value of its own (only `.properties`); evaluating it is an error.
+    Action,
+    Context,
+    Properties(Party),
+    Now,
+    Attr(NodeId, Arc<str>),
+    Has(NodeId, Arc<str>),
+    Not(NodeId),
+    Neg(NodeId),
+    And(NodeId, NodeId),
+    Or(NodeId, NodeId),
+    Compare(Compare, NodeId, NodeId),
+    Add(NodeId, NodeId),
+    Sub(NodeId, NodeId),
+    In(NodeId, NodeId),
+    Contains(NodeId, NodeId),
+    Like(NodeId, Arc<Pattern>),
+    Is(NodeId, Arc<str>),
+    /// A calendar field of a time in a zone (index into [`Program::zones`]).
+    Calendar(CalendarField, NodeId, u32),
+    InRange(NodeId, NodeId, NodeId),
+    SetOf(Box<[NodeId]>),
+    RecordOf(Box<[(Arc<str>, NodeId)]>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// A rule or a role grant, as compiled.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The `@id`, else `file:line`.
+    pub id: Arc<str>,
+    /// True when the id came from `@id(...)` (stable across edits).
+    pub named: bool,
+    pub effect: Effect,
+    /// The whole condition (`unless c` compiled as `not c`; no condition is `true`).
+    pub condition: NodeId,
+    /// The top-level conjuncts of the condition with their source spans, for explanations.
+    pub conjuncts: Box<[(NodeId, Span)]>,
+    /// For a role grant, the role that declares it.
+    pub role: Option<RoleId>,
+    /// Index into [`Program::sources`] and the span of the rule head in that file.
+    pub file: usize,
+    pub span: Span,
+}
+
+/// Candidate rules for one (resource type, action) pair, discriminated by the constants their
+/// first condition tests, so a request touches only the rules that can hold.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// Rules without a usable discriminator: always evaluated.
+    pub plain: Box<[RuleId]>,
+    /// Role grants, by every role that holds them (inheritance flattened).
+    pub by_role: HashMap<RoleId, Box<[RuleId]>>,
+    /// `resource in K`: rules by K, found through the resource and its ancestors.
+    pub resource_in: HashMap<EntityId, Box<[RuleId]>>,
+    /// `resource == K`.
+    pub resource_is: HashMap<EntityId, Box<[RuleId]>>,
+    /// `subject in K`.
+    pub subject_in: HashMap<EntityId, Box<[RuleId]>>,
+    /// `subject == K`.
+    pub subject_is: HashMap<EntityId, Box<[RuleId]>>,
+    /// `path == constant`: rules by the value of `path`.
+    pub by_value: Box<[ValueGroup]>,
+}
+
+/// Rules whose first test compares one expression with a constant.
+#[derive(Clone, Debug)]
+pub struct ValueGroup {
+    pub path: NodeId,
+    pub rules: HashMap<Value, Box<[RuleId]>>,
+    /// All rules of the group by the kind of their constant: when the path's value has another
+    /// kind, comparing errors, so those rules must be evaluated to report it.
+    pub by_kind: Box<[(Kind, Box<[RuleId]>)]>,
+    /// Every rule of the group (when evaluating the path fails).
+    pub all: Box<[RuleId]>,
+}
+
+/// Where to find the bucket for a request.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    /// Declared (or policy-named) resource types, each with a slot.
+    pub types: HashMap<Arc<str>, u32>,
+    /// Declared (or policy-named) actions, each with a slot.
+    pub actions: HashMap<Arc<str>, u32>,
+    /// `(types.len() + 1) * (actions.len() + 1)` buckets; the last slot of each dimension
+    /// stands for "any other type/action".
+    pub buckets: Box<[Bucket]>,
+}
+
+impl Index {
+    pub fn type_slot(&self, ty: &str) -> u32 {
+        self.types.get(ty).copied().unwrap_or(self.other_type())
+    }
+
+    pub fn action_slot(&self, action: &str) -> u32 {
+        self.actions.get(action).copied().unwrap_or(self.other_action())
+    }
+
+    pub fn other_type(&self) -> u32 {
+        u32::try_from(self.types.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn other_action(&self) -> u32 {
+        u32::try_from(self.actions.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn bucket(&self, type_slot: u32, action_slot: u32) -> Option<&Bucket> {
+        let width = self.actions.len() + 1;
+        self.buckets
+            .get(type_slot as usize * width + action_slot as usize)
+    }
+}
+
+/// A role, with the entity-independent facts eval needs.
+#[derive(Clone, Debug)]
+pub struct RoleInfo {
+    pub name: Arc<str>,
+    /// This role and every role whose grants it inherits.
+    pub grants_of: Box<[RoleId]>,
+}
+
+/// The compiled, immutable, versioned program.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// A hash of the inputs (sorted relative paths and contents, tests included).
+    pub version: Arc<str>,
+    pub schema: Schema,
+    pub store: Store,
+    pub nodes: Box<[Node]>,
+    pub rules: Box<[Rule]>,
+    pub index: Index,
+    pub roles: Box<[RoleInfo]>,
+    pub role_ids: HashMap<Arc<str>, RoleId>,
+    /// Roles bound to each entity by the data: `(role, on)`; `on == None` is global.
+    pub bindings: HashMap<EntityId, Box<[(RoleId, Option<EntityId>)]>>,
+    pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
+    pub sources: Box<[SourceFile]>,
+    /// A number unique to this program in this process, so per-thread evaluation frames can
+    /// tell programs apart.
+    pub serial: u64,
+}
+
+impl Program {
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index())
+    }
+
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id.index())
+    }
+
+    /// `file:line:column` of a rule, for people.
+    pub fn rule_location(&self, rule: &Rule) -> String {
+        match self.sources.get(rule.file) {
+            Some(file) => {
+                let (line, column) = file.line_col(rule.span.start as usize);
+                format!("{}:{line}:{column}", file.name())
+            }
+            None => rule.id.to_string(),
+        }
+    }
+
+    /// The source text of a span in a rule's file.
+    pub fn source_text(&self, file: usize, span: Span) -> &str {
+        self.sources.get(file).map_or("", |f| f.slice(span))
+    }
+}
