@@ -23,7 +23,7 @@ pub enum SyntaxError {
         #[help]
         help: String,
     },
-    #[error("unexpected character `{found}`")]
+    #[error("unexpected {found}")]
     #[diagnostic(code(warden::syntax::character))]
     UnexpectedCharacter {
         found: String,
@@ -42,6 +42,14 @@ pub enum SyntaxError {
     UnterminatedString {
         #[label("this string has no closing quote")]
         span: Span,
+    },
+    #[error("single-quoted string")]
+    #[diagnostic(code(warden::syntax::single_quoted))]
+    SingleQuoted {
+        #[label("single quotes do not make a string")]
+        span: Span,
+        #[help]
+        help: String,
     },
     #[error("unterminated block comment")]
     #[diagnostic(

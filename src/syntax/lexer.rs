@@ -42,6 +42,19 @@ pub fn lex(text: &str) -> Lexed<'_> {
                 text: lexer.slice().trim_end().to_string(),
             }),
             Ok(token) => tokens.push((range.start, token, range.end)),
+            // A run of characters the language does not know (a stretch of a binary file, a
+            // pasted emoji) is one mistake, not one per character.
+            Err(LexError::UnexpectedCharacter)
+                if errors
+                    .last()
+                    .is_some_and(|(last, last_span): &(LexError, Span)| {
+                        *last == LexError::UnexpectedCharacter && last_span.end == span.start
+                    }) =>
+            {
+                if let Some((_, last_span)) = errors.last_mut() {
+                    last_span.end = span.end;
+                }
+            }
             Err(error) => errors.push((error, span)),
         }
     }
@@ -60,31 +73,41 @@ pub const MAX_EXPRESSION_SIZE: usize = 512;
 ///
 /// An item starts at `entity`, `role`, `let`, `test`, or `action` followed by a name or
 /// `group` — wherever they stand, since they never occur inside another item — and at `allow`,
-/// `deny` or `@` outside any bracket. Annotations stay with the item they precede.
+/// `deny` or `@` outside any `{ }` block (role grants and test expectations stand inside one).
+/// A `(` or `[` left open does not hide the next rule: `allow` and `deny` never stand inside
+/// them. A Cedar policy (`permit (` or `forbid (`) outside a block is an item of its own too, so
+/// that each one pasted from Cedar is reported. Annotations stay with the item they precede.
 pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     let mut items = Vec::new();
     let mut start = 0;
-    let mut depth = 0usize;
+    // How many `{` blocks are open in the current item.
+    let mut braces = 0usize;
     // True while the current item holds nothing but annotations (`@id("x")`), which belong to
     // the item keyword that follows them.
     let mut only_annotations = false;
 
     for (index, (_, token, _)) in tokens.iter().enumerate() {
         let next = tokens.get(index + 1).map(|(_, t, _)| t);
-        let starts_anywhere = match token {
-            Token::Entity | Token::Role | Token::Let | Token::Test => true,
-            Token::Action => matches!(
-                next,
-                Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
-            ),
-            _ => false,
-        };
-        let starts_at_top = depth == 0 && matches!(token, Token::Allow | Token::Deny | Token::At_);
+        let as_name = keyword_used_as_name(tokens, index);
+        let starts_anywhere = !as_name
+            && match token {
+                Token::Entity | Token::Role | Token::Let | Token::Test => true,
+                Token::Action => matches!(
+                    next,
+                    Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
+                ),
+                _ => false,
+            };
+        let cedar = matches!(token, Token::Ident("permit" | "forbid"))
+            && matches!(next, Some(Token::LParen));
+        let starts_at_top = !as_name
+            && braces == 0
+            && (cedar || matches!(token, Token::Allow | Token::Deny | Token::At_));
 
         if (starts_anywhere || starts_at_top) && index > start && !only_annotations {
             items.push(start..index);
             start = index;
-            depth = 0;
+            braces = 0;
         }
         only_annotations = if index == start {
             matches!(token, Token::At_)
@@ -97,8 +120,8 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
         };
 
         match token {
-            Token::LBrace | Token::LParen | Token::LBracket => depth += 1,
-            Token::RBrace | Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::LBrace => braces += 1,
+            Token::RBrace => braces = braces.saturating_sub(1),
             _ => {}
         }
     }
@@ -108,12 +131,29 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     items
 }
 
+/// True when the token at `index` is a keyword standing where the grammar takes a name: an
+/// attribute (`subject.role`), a `has` target (`context has test`), a record key or attribute
+/// declaration (`role: String`, `test?: Bool`), or the `role` of `given role`. There it neither
+/// starts an item nor separates expressions; treating it as a keyword would cut `subject.role ==
+/// "admin"` in two, and would let an expression grow past the size limit unnoticed.
+fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize) -> bool {
+    let previous = index
+        .checked_sub(1)
+        .and_then(|i| tokens.get(i))
+        .map(|(_, t, _)| t);
+    let next = tokens.get(index + 1).map(|(_, t, _)| t);
+    matches!(previous, Some(Token::Dot | Token::Has | Token::Given))
+        || matches!(next, Some(Token::Colon | Token::Question))
+}
+
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of
 /// the token that crossed the limit.
 pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
     let mut size = 0usize;
-    for (l, token, r) in tokens {
+    for (index, (l, token, r)) in tokens.iter().enumerate() {
         match token {
+            // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
+            _ if keyword_used_as_name(tokens, index) => {}
             // Tokens that can only stand between expressions start a new count.
             Token::Allow
             | Token::Deny
@@ -209,5 +249,59 @@ mod tests {
             items("role r { allow view let x = 1"),
             vec!["role r { allow view", "let x = 1"]
         );
+    }
+
+    #[test]
+    fn keywords_used_as_names_split_nothing() {
+        assert_eq!(
+            items(
+                "entity U { role: String, test?: Bool } allow view if subject.role == \"a\" and context.deny and context has let test \"t\" { given role r for U::\"a\" }"
+            ),
+            vec![
+                "entity U { role: String, test?: Bool }",
+                "allow view if subject.role == \"a\" and context.deny and context has let",
+                "test \"t\" { given role r for U::\"a\" }"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_paren_ends_at_the_next_rule() {
+        assert_eq!(
+            items("allow view if (a and [b deny list"),
+            vec!["allow view if (a and [b", "deny list"]
+        );
+    }
+
+    #[test]
+    fn each_cedar_policy_is_an_item() {
+        assert_eq!(
+            items(
+                "permit (principal, action, resource) when { x }; forbid (principal) allow view if permit"
+            ),
+            vec![
+                "permit (principal, action, resource) when { x };",
+                "forbid (principal)",
+                "allow view if permit"
+            ]
+        );
+    }
+
+    fn oversized(text: &str) -> bool {
+        let lexed = lex(text);
+        assert!(lexed.errors.is_empty());
+        oversized_expression(&lexed.tokens).is_some()
+    }
+
+    #[test]
+    fn keywords_used_as_names_do_not_reset_the_size() {
+        let half = "(".repeat(MAX_EXPRESSION_SIZE / 2 + 1);
+        // `x.if` and `{ if: ... }` are still inside one expression.
+        assert!(oversized(&format!("allow v if {half} x.if {half} y")));
+        let record = "{ if: ".repeat(MAX_EXPRESSION_SIZE + 1);
+        assert!(oversized(&format!("allow v if {record}")));
+        // A real `if` or `allow` starts a new expression.
+        let grants = format!("allow v if {half} ").repeat(3);
+        assert!(!oversized(&format!("role r {{ {grants} }}")));
     }
 }

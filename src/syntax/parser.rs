@@ -61,10 +61,15 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let item_span = Span::new(first.0, last.2);
         // An item that holds a lexical error was reported already; parsing it would only add
         // noise about the token that could not be read.
+        // The errors are in file order, so a binary search finds the first one at or after
+        // this item; scanning them all for every item would be quadratic on a garbled file.
+        let first_error = lexed
+            .errors
+            .partition_point(|(_, span)| span.start < item_span.start);
         if lexed
             .errors
-            .iter()
-            .any(|(_, span)| span.start >= item_span.start && (span.start as usize) < reach)
+            .get(first_error)
+            .is_some_and(|(_, span)| (span.start as usize) < reach)
         {
             continue;
         }
@@ -199,20 +204,44 @@ pub fn binary(op: ast::BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Ex
 fn lex_error(error: &LexError, span: Span, source: &SourceFile) -> SyntaxError {
     match error {
         LexError::UnexpectedCharacter => {
+            // The lexer reports a run of bad characters (a stretch of binary) as one error.
             let text = source.slice(span);
-            let help = match text {
-                "'" => "strings are written between double quotes: `\"text\"`".to_string(),
-                "#" => "comments start with `//`".to_string(),
-                "&" | "|" => "write `and` and `or` for the logical operators".to_string(),
+            let first = text.chars().next().unwrap_or(' ');
+            let help = match first {
+                '\'' => "strings are written between double quotes: `\"text\"`".to_string(),
+                '#' => "comments start with `//`".to_string(),
+                '&' | '|' => "write `and` and `or` for the logical operators".to_string(),
                 _ => "remove it, or put it inside a string".to_string(),
             };
-            SyntaxError::UnexpectedCharacter {
-                found: text.escape_debug().to_string(),
-                span,
-                help,
+            const SHOWN: usize = 16;
+            let mut shown: String = text.chars().take(SHOWN).collect();
+            // Escaped only when it would not show: `'` stays `'`, a tab becomes `\t`.
+            if shown.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                shown = shown.escape_debug().to_string();
             }
+            let count = text.chars().count();
+            if count > SHOWN {
+                shown.push('…');
+            }
+            let found = if count == 1 {
+                format!("character `{shown}`")
+            } else {
+                format!("characters `{shown}`")
+            };
+            SyntaxError::UnexpectedCharacter { found, span, help }
         }
         LexError::UnterminatedString => SyntaxError::UnterminatedString { span },
+        LexError::SingleQuoted => {
+            let text = source.slice(span);
+            let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+            SyntaxError::SingleQuoted {
+                span,
+                help: format!(
+                    "strings are written between double quotes: `\"{}\"`",
+                    crate::syntax::token::escape(inner)
+                ),
+            }
+        }
         LexError::UnterminatedComment => SyntaxError::UnterminatedComment {
             span: Span::new(span.start as usize, span.start as usize + 2),
         },
@@ -287,20 +316,40 @@ fn unexpected(
     } else {
         describe_expected(expected)
     };
+    let expects = |name: &str| expected.iter().any(|e| e == name);
     let help = match token {
-        Token::Assign => Some("`=` is not an operator; did you mean `==`?".to_string()),
+        // Only where an operator could stand: in `let = 1` the `=` is fine, the name is missing.
+        Token::Assign if expects("\"==\"") => {
+            Some("`=` is not an operator; did you mean `==`?".to_string())
+        }
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),
         Token::Semicolon => Some("Warden needs no `;` between items or statements; remove it".to_string()),
-        Token::Ident("permit") => Some("Warden writes `allow` where Cedar writes `permit`".to_string()),
-        Token::Ident("forbid") => Some("Warden writes `deny` where Cedar writes `forbid`".to_string()),
-        Token::Ident("when") => Some("conditions start with `if` (or `unless`)".to_string()),
+        Token::Ident("permit") => Some(
+            "Warden writes `allow ACTIONS on TYPE if CONDITION` where Cedar writes `permit (principal, action, resource) when { CONDITION };`".to_string(),
+        ),
+        Token::Ident("forbid") => Some(
+            "Warden writes `deny ACTIONS on TYPE if CONDITION` where Cedar writes `forbid (principal, action, resource) when { CONDITION };`".to_string(),
+        ),
+        Token::Ident("when") => Some(
+            "Warden writes `if CONDITION` where Cedar writes `when { CONDITION }`".to_string(),
+        ),
         Token::Ident("AND") | Token::Ident("And") => Some("the operator is `and`, in lower case".to_string()),
         Token::Ident("OR") | Token::Ident("Or") => Some("the operator is `or`, in lower case".to_string()),
         Token::Ident("null") | Token::Ident("nil") => {
             Some("there is no null: declare the attribute optional (`name?: Type`) and test it with `has`".to_string())
         }
+        Token::On if expects("\"*\"") => Some(
+            "name the actions the rule covers before `on` (`allow view on Photo`), or write `*` for every action".to_string(),
+        ),
+        Token::Deny if expects("\"allow\"") => Some(
+            "a role only grants: write the `deny` as a rule of its own, outside the role".to_string(),
+        ),
+        Token::RBrace | Token::RParen | Token::RBracket if expected.is_empty() => Some(format!(
+            "this `{}` closes nothing: remove it",
+            token.text()
+        )),
         Token::LBrace if expected.iter().any(|e| e == "\"if\"") => {
             Some("a condition starts with `if` or `unless`, not a `{` block".to_string())
         }
@@ -327,8 +376,18 @@ fn describe_expected(expected: &[String]) -> String {
     if has("\"and\"") && has("\"or\"") && has("\"==\"") {
         return "expected an operator, or the end of the expression".to_string();
     }
+    // Where any keyword may serve as a name (`x.role`, record keys), lalrpop lists every
+    // keyword; the reader only needs to hear "a name".
+    let keywords_are_names = has("IDENT") && has("\"entity\"") && has("\"for\"");
     let mut words: Vec<String> = Vec::new();
     for name in expected {
+        let is_keyword = name
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+            .is_some_and(|n| Token::KEYWORDS.contains(&n));
+        if keywords_are_names && is_keyword {
+            continue;
+        }
         let word = match name.as_str() {
             "IDENT" => "a name".to_string(),
             "STR" => "a string".to_string(),

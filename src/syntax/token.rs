@@ -16,6 +16,8 @@ pub enum LexError {
     },
     IntegerTooLarge,
     DurationTooLarge,
+    /// `'text'`: lexed whole, so that one diagnostic can say how to write it.
+    SingleQuoted,
 }
 
 /// One token. Comments are tokens too: the parser never sees them, the formatter keeps them.
@@ -99,6 +101,7 @@ pub enum Token<'s> {
     Duration(i64),
     #[regex(r#""([^"\\\n]|\\[^\n])*""#, string)]
     #[regex(r#""([^"\\\n]|\\[^\n])*\\?"#, unterminated_string)]
+    #[regex(r"'[^'\n]*'", single_quoted)]
     Str(String),
 
     #[regex(r"//[^\n]*", allow_greedy = true)]
@@ -340,6 +343,10 @@ fn string<'s>(lex: &mut Lexer<'s, Token<'s>>) -> Result<String, LexError> {
 
 fn unterminated_string<'s>(_: &mut Lexer<'s, Token<'s>>) -> Result<String, LexError> {
     Err(LexError::UnterminatedString)
+}
+
+fn single_quoted<'s>(_: &mut Lexer<'s, Token<'s>>) -> Result<String, LexError> {
+    Err(LexError::SingleQuoted)
 }
 
 /// Resolves `\"`, `\\`, `\n`, `\t`, `\r`, `\0` and `\u{...}`; anything else is an error carrying
