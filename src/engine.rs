@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::check::{self, Schema};
 use crate::source::{Diagnostic, SourceFile, read_source};
 use crate::syntax::{self, ParsedFile};
 
@@ -12,6 +13,9 @@ pub struct Loaded {
     pub files: Vec<ParsedFile>,
     /// The production data files (`*.json` outside `tests/` directories), sorted.
     pub data_files: Vec<SourceFile>,
+    /// The checked declarations; `None` when the policies did not parse (checking a
+    /// directory with syntax errors would only report their consequences).
+    pub schema: Option<Schema>,
     /// Errors and warnings of every stage, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -156,6 +160,13 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
             Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
+    let schema = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        let checked = check::check(&files);
+        diagnostics.extend(checked.diagnostics);
+        Some(checked.schema)
+    };
     let mut data_files = Vec::new();
     for found in &listing.data {
         match read_source(&found.path, &display_name(dir, &found.relative)) {
@@ -167,6 +178,7 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
     Ok(Loaded {
         files,
         data_files,
+        schema,
         diagnostics,
     })
 }

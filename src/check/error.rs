@@ -1,0 +1,456 @@
+//! Check diagnostics: one variant, and one `code`, per kind of mistake.
+//!
+//! Errors stop a directory from loading; lints are warnings (`warden check --deny-warnings`
+//! turns them into failures). Messages are lowercase without a final period, put the user's
+//! words in backticks, and every one carries a `help` that says what to do.
+
+use crate::source::Span;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CheckError {
+    #[error("{what} `{name}` is declared twice")]
+    #[diagnostic(code(warden::check::duplicate))]
+    Duplicate {
+        what: &'static str,
+        name: String,
+        #[label("declared again here")]
+        span: Span,
+        #[label("first declared here")]
+        first: Option<Span>,
+        #[help]
+        help: String,
+    },
+
+    #[error("rule id `{id}` is used twice")]
+    #[diagnostic(code(warden::check::duplicate_id))]
+    DuplicateId {
+        id: String,
+        #[label("used again here")]
+        span: Span,
+        #[label("first used here")]
+        first: Option<Span>,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown type `{name}`")]
+    #[diagnostic(code(warden::check::unknown_type))]
+    UnknownType {
+        name: String,
+        #[label("not declared")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown action `{name}`")]
+    #[diagnostic(code(warden::check::unknown_action))]
+    UnknownAction {
+        name: String,
+        #[label("not declared")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{name}` is an action group, not an action")]
+    #[diagnostic(code(warden::check::not_an_action))]
+    NotAnAction {
+        name: String,
+        #[label("a request names one action")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown role `{name}`")]
+    #[diagnostic(code(warden::check::unknown_role))]
+    UnknownRole {
+        name: String,
+        #[label("not declared")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown name `{name}`")]
+    #[diagnostic(code(warden::check::unknown_let))]
+    UnknownLet {
+        name: String,
+        #[label("no `let` has this name")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown function `{name}`")]
+    #[diagnostic(code(warden::check::unknown_function))]
+    UnknownFunction {
+        name: String,
+        #[label("not a function")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("{on} has no attribute `{name}`")]
+    #[diagnostic(code(warden::check::unknown_attribute))]
+    UnknownAttribute {
+        on: String,
+        name: String,
+        #[label("unknown attribute")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("the declarations of `{name}` disagree on its type")]
+    #[diagnostic(code(warden::check::attribute_conflict))]
+    AttributeConflict {
+        name: String,
+        #[label("{types}")]
+        span: Span,
+        types: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("no rule has the id `{id}`")]
+    #[diagnostic(code(warden::check::unknown_rule_id))]
+    UnknownRuleId {
+        id: String,
+        #[label("unknown rule id")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("role inheritance cycle: {cycle}")]
+    #[diagnostic(
+        code(warden::check::role_cycle),
+        help(
+            "a role cannot inherit from itself, directly or through others; remove one of these inheritances"
+        )
+    )]
+    RoleCycle {
+        cycle: String,
+        #[label("this inheritance closes the cycle")]
+        span: Span,
+    },
+
+    #[error("action group cycle: {cycle}")]
+    #[diagnostic(
+        code(warden::check::group_cycle),
+        help(
+            "a group cannot contain itself, directly or through other groups; remove one of these members"
+        )
+    )]
+    GroupCycle {
+        cycle: String,
+        #[label("this member closes the cycle")]
+        span: Span,
+    },
+
+    #[error("`let` cycle: {cycle}")]
+    #[diagnostic(
+        code(warden::check::let_cycle),
+        help("a `let` cannot use itself, directly or through other `let`s; break the cycle")
+    )]
+    LetCycle {
+        cycle: String,
+        #[label("this use closes the cycle")]
+        span: Span,
+    },
+
+    #[error("`{name}` is reserved")]
+    #[diagnostic(code(warden::check::reserved))]
+    Reserved {
+        name: String,
+        #[label("reserved name")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{op}` compares `{left}` with `{right}`")]
+    #[diagnostic(code(warden::check::compare))]
+    Compare {
+        op: &'static str,
+        left: String,
+        right: String,
+        #[label("`{left}` here")]
+        left_span: Span,
+        #[label("`{right}` here")]
+        right_span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("comparing `{left}` with `{right}` is always false")]
+    #[diagnostic(code(warden::check::compare_entities))]
+    CompareEntities {
+        left: String,
+        right: String,
+        #[label("`{left}` here")]
+        left_span: Span,
+        #[label("`{right}` here")]
+        right_span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{op}` cannot be applied to {operands}")]
+    #[diagnostic(code(warden::check::operand))]
+    Operand {
+        op: &'static str,
+        operands: String,
+        #[label("{found}")]
+        span: Span,
+        found: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("a condition must be `Bool`, but this is `{found}`")]
+    #[diagnostic(code(warden::check::condition))]
+    Condition {
+        found: String,
+        #[label("`{found}`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::arguments))]
+    Arguments {
+        message: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("expected `{expected}`, found `{found}`")]
+    #[diagnostic(code(warden::check::type_mismatch))]
+    TypeMismatch {
+        expected: String,
+        found: String,
+        #[label("`{found}`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid {what} `{text}`")]
+    #[diagnostic(code(warden::check::literal))]
+    InvalidLiteral {
+        what: &'static str,
+        text: String,
+        #[label("{reason}")]
+        span: Span,
+        reason: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown time zone `{zone}`")]
+    #[diagnostic(code(warden::check::time_zone))]
+    UnknownZone {
+        zone: String,
+        #[label("not in the time zone database")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid `like` pattern")]
+    #[diagnostic(
+        code(warden::check::pattern),
+        help(
+            "in a pattern `*` matches any text and `\\*` a literal star; no other `\\` escape exists"
+        )
+    )]
+    Pattern {
+        #[label("{reason}")]
+        span: Span,
+        reason: String,
+    },
+
+    #[error("optional attribute `{attr}` is read without a `has` guard")]
+    #[diagnostic(code(warden::check::unguarded_optional))]
+    Unguarded {
+        attr: String,
+        #[label("may be absent")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("this `deny` reads optional attribute `{attr}` without a `has` guard")]
+    #[diagnostic(code(warden::check::unguarded_optional_in_deny))]
+    UnguardedDeny {
+        attr: String,
+        #[label("may be absent: the condition then errors, and a `deny` that errors denies")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("the elements of a set must have one type, but this set mixes `{first}` and `{other}`")]
+    #[diagnostic(code(warden::check::set_elements))]
+    SetElements {
+        first: String,
+        other: String,
+        #[label("`{other}`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`.properties` is only on `subject`, `action` and `resource`")]
+    #[diagnostic(code(warden::check::properties))]
+    Properties {
+        #[label("{found}")]
+        span: Span,
+        found: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("`action` has no value of its own besides `action.properties`")]
+    #[diagnostic(
+        code(warden::check::action_value),
+        help(
+            "name the actions a rule covers in its head (`allow view, list on Album`); read what the caller sent with `action.properties`"
+        )
+    )]
+    ActionValue {
+        #[label("used as a value here")]
+        span: Span,
+    },
+
+    #[error("`{what}` is never a `{ty}` here")]
+    #[diagnostic(code(warden::check::impossible_is))]
+    ImpossibleIs {
+        what: String,
+        ty: String,
+        #[label("always false")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::annotation))]
+    Annotation {
+        message: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{var}` is not available in a test")]
+    #[diagnostic(
+        code(warden::check::test_variable),
+        help(
+            "test values are literals: entities (`User::\"alice\"`), strings, numbers, sets, records and `time(...)`, `duration(...)`, `ip(...)`"
+        )
+    )]
+    TestVariable {
+        var: &'static str,
+        #[label("a request variable")]
+        span: Span,
+    },
+
+    #[error("`{child}` cannot have a parent of type `{parent}`")]
+    #[diagnostic(code(warden::check::parent_type))]
+    ParentType {
+        child: String,
+        parent: String,
+        #[label("not a declared parent type of `{child}`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("missing required {what} `{name}`")]
+    #[diagnostic(code(warden::check::missing_field))]
+    MissingField {
+        what: &'static str,
+        name: String,
+        #[label("`{name}` is not given")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+}
+
+/// Warnings: each a decidable rule, documented in the module doc of [`crate::check`].
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Lint {
+    #[error("`{action}` never applies to {types}")]
+    #[diagnostic(code(warden::check::never_fires), severity(Warning))]
+    NeverFires {
+        action: String,
+        types: String,
+        #[label("can never match here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("this `allow` is always overridden by an unconditional `deny`")]
+    #[diagnostic(code(warden::check::shadowed), severity(Warning))]
+    Shadowed {
+        #[label("can never allow anything")]
+        span: Span,
+        #[label("this `deny` covers every request the `allow` does")]
+        deny: Option<Span>,
+        #[help]
+        help: String,
+    },
+
+    #[error("`let {name}` is never used")]
+    #[diagnostic(code(warden::check::unused_let), severity(Warning))]
+    UnusedLet {
+        name: String,
+        #[label("unused")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("role `{name}` grants nothing")]
+    #[diagnostic(code(warden::check::unused_role), severity(Warning))]
+    UnusedRole {
+        name: String,
+        #[label("no grants and no inherited roles")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("this condition is always {value}")]
+    #[diagnostic(code(warden::check::constant_condition), severity(Warning))]
+    ConstantCondition {
+        value: bool,
+        #[label("always `{value}`")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown annotation `@{name}`")]
+    #[diagnostic(code(warden::check::unknown_annotation), severity(Warning))]
+    UnknownAnnotation {
+        name: String,
+        #[label("ignored")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+}

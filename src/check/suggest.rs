@@ -1,0 +1,73 @@
+//! "Did you mean `x`?": the nearest known name to a mistyped one.
+
+/// The candidate closest to `name`, if one is close enough to be a plausible typo.
+///
+/// A candidate that differs only in letter case always wins; otherwise the edit distance
+/// (with transpositions) must be at most a third of the name's length, and at least 1, so
+/// that short names are not "corrected" into unrelated ones.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        let distance = if candidate.eq_ignore_ascii_case(name) {
+            0
+        } else {
+            strsim::damerau_levenshtein(name, candidate)
+        };
+        if distance <= limit && best.is_none_or(|(d, c)| (distance, candidate) < (d, c)) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// A help line: the suggestion when there is one, else `otherwise`.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    match nearest(name, candidates) {
+        Some(candidate) => format!("did you mean `{candidate}`?"),
+        None => otherwise(),
+    }
+}
+
+/// `a`, `b` and `c`: a short list of names for a help line (at most eight, then "…").
+pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect();
+    match names.as_slice() {
+        [] => "none".to_string(),
+        [one] => one.clone(),
+        [rest @ .., last] if names.len() <= 8 => format!("{} and {last}", rest.join(", ")),
+        _ => format!("{}, …", names.get(..8).unwrap_or(&[]).join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_typos_but_not_strangers() {
+        let names = ["User", "Album", "Photo", "Group"];
+        assert_eq!(nearest("Usr", names), Some("User"));
+        assert_eq!(nearest("user", names), Some("User"));
+        assert_eq!(nearest("Phtoo", names), Some("Photo"));
+        assert_eq!(nearest("Invoice", names), None);
+        assert_eq!(nearest("User", names), None);
+    }
+
+    #[test]
+    fn lists_names() {
+        assert_eq!(list(["a"]), "`a`");
+        assert_eq!(list(["a", "b", "c"]), "`a`, `b` and `c`");
+        assert_eq!(list(Vec::<String>::new()), "none");
+    }
+}
