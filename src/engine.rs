@@ -1,8 +1,14 @@
 //! Loading a policy directory: the one entry point that the CLI, the server and the tests use.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
 
 use crate::check::{self, Schema};
+use crate::compile;
+use crate::data::{self, store::Store};
+use crate::program::Program;
 use crate::source::{Diagnostic, SourceFile, read_source};
 use crate::syntax::{self, ParsedFile};
 
@@ -13,6 +19,10 @@ pub struct Loaded {
     pub files: Vec<ParsedFile>,
     /// The production data files (`*.json` outside `tests/` directories), sorted.
     pub data_files: Vec<SourceFile>,
+    /// The entity store decoded from the data files (when the policies checked clean).
+    pub store: Option<Store>,
+    /// A hash of the sorted relative paths and contents of every input, tests included.
+    pub version: Arc<str>,
     /// The checked declarations; `None` when the policies did not parse (checking a
     /// directory with syntax errors would only report their consequences).
     pub schema: Option<Schema>,
@@ -39,6 +49,8 @@ pub struct FoundFile {
 pub struct Listing {
     pub policies: Vec<FoundFile>,
     pub data: Vec<FoundFile>,
+    /// `*.json` under `tests/` directories: loaded only by tests, but part of the version.
+    pub test_data: Vec<FoundFile>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -82,6 +94,9 @@ pub fn list_directory(dir: &Path) -> Result<Listing, Diagnostic> {
     })?;
     listing.policies.sort_by(|a, b| a.relative.cmp(&b.relative));
     listing.data.sort_by(|a, b| a.relative.cmp(&b.relative));
+    listing
+        .test_data
+        .sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(listing)
 }
 
@@ -122,8 +137,12 @@ fn walk(
             )?;
         } else if name.ends_with(".warden") {
             listing.policies.push(FoundFile { relative, path });
-        } else if name.ends_with(".json") && !in_tests {
-            listing.data.push(FoundFile { relative, path });
+        } else if name.ends_with(".json") {
+            if in_tests {
+                listing.test_data.push(FoundFile { relative, path });
+            } else {
+                listing.data.push(FoundFile { relative, path });
+            }
         }
     }
     Ok(())
@@ -144,15 +163,18 @@ pub fn display_name(dir: &Path, relative: &str) -> String {
     }
 }
 
-/// Reads and parses every policy file of a directory and reads its data files. Problems inside
-/// files are collected in [`Loaded::diagnostics`]; only an unreadable directory is an `Err`.
+/// Reads, parses and checks every policy file of a directory, and reads and checks its data
+/// files. Problems inside files are collected in [`Loaded::diagnostics`]; only an unreadable
+/// directory is an `Err`.
 pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
     let listing = list_directory(dir)?;
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
+    let mut hasher = Sha256::new();
     for found in &listing.policies {
         match read_source(&found.path, &display_name(dir, &found.relative)) {
             Ok(source) => {
+                hash_file(&mut hasher, &found.relative, source.text());
                 let (parsed, mut problems) = syntax::parse(&source);
                 diagnostics.append(&mut problems);
                 files.push(parsed);
@@ -170,15 +192,96 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
     let mut data_files = Vec::new();
     for found in &listing.data {
         match read_source(&found.path, &display_name(dir, &found.relative)) {
-            Ok(source) => data_files.push(source),
+            Ok(source) => {
+                hash_file(&mut hasher, &found.relative, source.text());
+                data_files.push(source);
+            }
             Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
+    // Test data is not loaded here, but it is part of what the version names.
+    for found in &listing.test_data {
+        if let Ok(bytes) = std::fs::read(&found.path) {
+            hash_file(
+                &mut hasher,
+                &found.relative,
+                &String::from_utf8_lossy(&bytes),
+            );
+        }
+    }
+    let store = match &schema {
+        Some(schema) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            let (store, mut problems) = data::load_store(&data_files, schema);
+            diagnostics.append(&mut problems);
+            Some(store)
+        }
+        _ => None,
+    };
     crate::source::sort_diagnostics(&mut diagnostics);
+    let digest = hasher.finalize();
+    let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(Loaded {
         files,
         data_files,
         schema,
+        store,
         diagnostics,
+        version: Arc::from(version),
     })
+}
+
+fn hash_file(hasher: &mut Sha256, relative: &str, contents: &str) {
+    // Length-prefixed, so no two different directories hash alike by shifting bytes between
+    // a path and a file.
+    hasher.update((relative.len() as u64).to_le_bytes());
+    hasher.update(relative.as_bytes());
+    hasher.update((contents.len() as u64).to_le_bytes());
+    hasher.update(contents.as_bytes());
+}
+
+/// A policy directory that loaded: its compiled program and what was read to build it.
+#[derive(Debug)]
+pub struct Engine {
+    pub program: Arc<Program>,
+    /// The parsed policy files (tests read their `test` blocks).
+    pub files: Vec<ParsedFile>,
+    /// Warnings found while loading (errors prevent loading).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why a directory did not load: every error found (and the warnings beside them).
+#[derive(Debug)]
+pub struct LoadFailure {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Engine {
+    /// Loads, checks and compiles a policy directory: the one entry point for the CLI, the
+    /// server and the tests.
+    pub fn load(dir: &Path) -> Result<Engine, LoadFailure> {
+        let loaded = load_directory(dir).map_err(|d| LoadFailure {
+            diagnostics: vec![d],
+        })?;
+        Engine::from_loaded(loaded)
+    }
+
+    pub fn from_loaded(loaded: Loaded) -> Result<Engine, LoadFailure> {
+        let (Some(schema), Some(store)) = (&loaded.schema, loaded.store) else {
+            return Err(LoadFailure {
+                diagnostics: loaded.diagnostics,
+            });
+        };
+        if loaded.diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(LoadFailure {
+                diagnostics: loaded.diagnostics,
+            });
+        }
+        let program = compile::compile(&loaded.files, schema, store, loaded.version)
+            .map_err(|diagnostics| LoadFailure { diagnostics })?;
+        Ok(Engine {
+            program: Arc::new(program),
+            files: loaded.files,
+            warnings: loaded.diagnostics,
+        })
+    }
 }

@@ -3,9 +3,9 @@
 
 pub mod ast;
 pub mod check;
-pub mod data;
 pub mod cli;
 pub mod compile;
+pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod program;

@@ -67,7 +67,9 @@ pub fn compile(
     for (file_index, file) in files.iter().enumerate() {
         for item in &file.ast.items {
             if let ast::Item::Let(decl) = item {
-                compiler.lets.insert(decl.name.name.clone(), (file_index, decl));
+                compiler
+                    .lets
+                    .insert(decl.name.name.clone(), (file_index, decl));
             }
         }
     }
@@ -284,27 +286,55 @@ impl Compiler<'_> {
     /// operation succeeds (a failing operation stays, so it fails at run time, explained).
     fn fold(&mut self, node: Node) -> NodeId {
         let folded = match &node {
-            Node::Not(a) => self.value_of(*a).and_then(|v| ops::not(v).ok()).map(Value::Bool),
+            Node::Not(a) => self
+                .value_of(*a)
+                .and_then(|v| ops::not(v).ok())
+                .map(Value::Bool),
             Node::Neg(a) => self.value_of(*a).and_then(|v| ops::neg(v).ok()),
-            Node::Compare(op, a, b) => self.both(*a, *b).and_then(|(x, y)| ops::compare(*op, x, y).ok()).map(Value::Bool),
+            Node::Compare(op, a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::compare(*op, x, y).ok())
+                .map(Value::Bool),
             Node::Add(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::add(x, y).ok()),
             Node::Sub(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::sub(x, y).ok()),
-            Node::In(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::is_in(&self.store, x, y).ok()).map(Value::Bool),
-            Node::Contains(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::contains(x, y).ok()).map(Value::Bool),
-            Node::Like(a, pattern) => self.value_of(*a).and_then(|v| ops::like(v, pattern).ok()).map(Value::Bool),
-            Node::Is(a, ty) => self.value_of(*a).and_then(|v| ops::is_type(&self.store, v, ty).ok()).map(Value::Bool),
-            Node::Has(a, name) => self.value_of(*a).and_then(|v| ops::has(&self.store, v, name).ok()).map(Value::Bool),
-            Node::Attr(a, name) => self.value_of(*a).and_then(|v| ops::attribute(&self.store, v, name).ok()),
-            Node::InRange(a, b, c) => match (self.value_of(*a), self.value_of(*b), self.value_of(*c)) {
-                (Some(x), Some(y), Some(z)) => ops::in_range(x, y, z).ok().map(Value::Bool),
-                _ => None,
-            },
-            Node::Calendar(field, a, zone) => match (self.value_of(*a), self.zones.get(*zone as usize)) {
-                (Some(v), Some((_, tz))) => ops::calendar(*field, v, tz).ok(),
-                _ => None,
-            },
+            Node::In(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::is_in(&self.store, x, y).ok())
+                .map(Value::Bool),
+            Node::Contains(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::contains(x, y).ok())
+                .map(Value::Bool),
+            Node::Like(a, pattern) => self
+                .value_of(*a)
+                .and_then(|v| ops::like(v, pattern).ok())
+                .map(Value::Bool),
+            Node::Is(a, ty) => self
+                .value_of(*a)
+                .and_then(|v| ops::is_type(&self.store, v, ty).ok())
+                .map(Value::Bool),
+            Node::Has(a, name) => self
+                .value_of(*a)
+                .and_then(|v| ops::has(&self.store, v, name).ok())
+                .map(Value::Bool),
+            Node::Attr(a, name) => self
+                .value_of(*a)
+                .and_then(|v| ops::attribute(&self.store, v, name).ok()),
+            Node::InRange(a, b, c) => {
+                match (self.value_of(*a), self.value_of(*b), self.value_of(*c)) {
+                    (Some(x), Some(y), Some(z)) => ops::in_range(x, y, z).ok().map(Value::Bool),
+                    _ => None,
+                }
+            }
+            Node::Calendar(field, a, zone) => {
+                match (self.value_of(*a), self.zones.get(*zone as usize)) {
+                    (Some(v), Some((_, tz))) => ops::calendar(*field, v, tz).ok(),
+                    _ => None,
+                }
+            }
             Node::SetOf(members) => {
-                let values: Option<Vec<Value>> = members.iter().map(|m| self.value_of(*m).cloned()).collect();
+                let values: Option<Vec<Value>> =
+                    members.iter().map(|m| self.value_of(*m).cloned()).collect();
                 values.map(Value::set)
             }
             Node::RecordOf(fields) => {
@@ -334,7 +364,11 @@ impl Compiler<'_> {
     /// decides without looking at the right.
     fn logical(&mut self, op: BinaryOp, lhs: NodeId, rhs: NodeId) -> NodeId {
         let is_and = op == BinaryOp::And;
-        let node = if is_and { Node::And(lhs, rhs) } else { Node::Or(lhs, rhs) };
+        let node = if is_and {
+            Node::And(lhs, rhs)
+        } else {
+            Node::Or(lhs, rhs)
+        };
         match (self.value_of(lhs), self.value_of(rhs)) {
             // `false and x` is false and `true or x` is true without looking at `x`.
             (Some(Value::Bool(b)), _) if *b != is_and => self.constant(Value::Bool(*b)),
@@ -366,7 +400,9 @@ impl Compiler<'_> {
                 let shared = self.store.intern_str(s);
                 self.constant(Value::Str(shared))
             }
-            ExprKind::Duration(ms) => self.constant(Value::Duration(jiff::SignedDuration::from_millis(*ms))),
+            ExprKind::Duration(ms) => {
+                self.constant(Value::Duration(jiff::SignedDuration::from_millis(*ms)))
+            }
             ExprKind::Entity { ty, id } => {
                 let entity = self.store.intern_entity(&ty.name, id);
                 self.constant(Value::Entity(EntityRef::Known(entity)))
@@ -407,7 +443,8 @@ impl Compiler<'_> {
                         return self.error(
                             file,
                             expr.span,
-                            "`.properties` is only on `subject`, `action` and `resource`".to_string(),
+                            "`.properties` is only on `subject`, `action` and `resource`"
+                                .to_string(),
                             "properties are what the caller sends about the three request entities",
                         );
                     }
@@ -462,10 +499,20 @@ impl Compiler<'_> {
             return *node;
         }
         let Some((let_file, decl)) = self.lets.get(&name.name).copied() else {
-            return self.error(file, name.span, format!("unknown name `{}`", name.name), "declare it with `let`");
+            return self.error(
+                file,
+                name.span,
+                format!("unknown name `{}`", name.name),
+                "declare it with `let`",
+            );
         };
         if !self.lowering_lets.insert(name.name.clone()) {
-            return self.error(file, name.span, format!("`let {}` refers to itself", name.name), "break the cycle of `let`s");
+            return self.error(
+                file,
+                name.span,
+                format!("`let {}` refers to itself", name.name),
+                "break the cycle of `let`s",
+            );
         }
         let node = self.lower(&decl.value, let_file);
         self.lowering_lets.remove(&name.name);
@@ -473,7 +520,13 @@ impl Compiler<'_> {
         node
     }
 
-    fn call(&mut self, function: &ast::Ident, args: &[ast::Expr], span: Span, file: usize) -> NodeId {
+    fn call(
+        &mut self,
+        function: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        file: usize,
+    ) -> NodeId {
         let literal = |index: usize| match args.get(index).map(|a| &a.kind) {
             Some(ExprKind::Str(s)) => Some(s.as_str()),
             _ => None,
@@ -485,7 +538,12 @@ impl Compiler<'_> {
                 this.error(
                     file,
                     span,
-                    format!("`{}` takes {expected} argument{}, not {}", function.name, if expected == 1 { "" } else { "s" }, args.len()),
+                    format!(
+                        "`{}` takes {expected} argument{}, not {}",
+                        function.name,
+                        if expected == 1 { "" } else { "s" },
+                        args.len()
+                    ),
                     "see the list of functions in the language reference",
                 );
                 false
@@ -503,7 +561,12 @@ impl Compiler<'_> {
                     return self.constant(Value::Bool(false));
                 }
                 let Some(text) = literal(0) else {
-                    return self.error(file, span, format!("`{}` takes a string literal", function.name), "write the value in quotes, e.g. `time(\"2026-01-01T00:00:00Z\")`");
+                    return self.error(
+                        file,
+                        span,
+                        format!("`{}` takes a string literal", function.name),
+                        "write the value in quotes, e.g. `time(\"2026-01-01T00:00:00Z\")`",
+                    );
                 };
                 let value = match function.name.as_str() {
                     "time" => ops::time_literal(text).map(Value::Time),
@@ -512,7 +575,12 @@ impl Compiler<'_> {
                 };
                 match value {
                     Some(value) => self.constant(value),
-                    None => self.error(file, span, format!("`{text}` is not a valid argument for `{}`", function.name), "see the language reference for the accepted forms"),
+                    None => self.error(
+                        file,
+                        span,
+                        format!("`{text}` is not a valid argument for `{}`", function.name),
+                        "see the language reference for the accepted forms",
+                    ),
                 }
             }
             "year" | "month" | "day" | "hour" | "minute" | "weekday" => {
@@ -528,11 +596,23 @@ impl Compiler<'_> {
                     _ => CalendarField::Weekday,
                 };
                 let Some(zone_name) = literal(1) else {
-                    return self.error(file, span, "the time zone must be a string literal".to_string(), "name an IANA zone, e.g. `\"Europe/Paris\"`");
+                    return self.error(
+                        file,
+                        span,
+                        "the time zone must be a string literal".to_string(),
+                        "name an IANA zone, e.g. `\"Europe/Paris\"`",
+                    );
                 };
                 let zone = match self.zone(zone_name) {
                     Some(zone) => zone,
-                    None => return self.error(file, span, format!("unknown time zone `{zone_name}`"), "name an IANA zone, e.g. `\"Europe/Paris\"` or `\"UTC\"`"),
+                    None => {
+                        return self.error(
+                            file,
+                            span,
+                            format!("unknown time zone `{zone_name}`"),
+                            "name an IANA zone, e.g. `\"Europe/Paris\"` or `\"UTC\"`",
+                        );
+                    }
                 };
                 let time = match args.first() {
                     Some(arg) => self.lower(arg, file),
@@ -550,7 +630,12 @@ impl Compiler<'_> {
                     _ => self.constant(Value::Bool(false)),
                 }
             }
-            other => self.error(file, function.span, format!("unknown function `{other}`"), "see the list of functions in the language reference"),
+            other => self.error(
+                file,
+                function.span,
+                format!("unknown function `{other}`"),
+                "see the list of functions in the language reference",
+            ),
         }
     }
 
@@ -588,12 +673,20 @@ fn children(node: &Node) -> Box<dyn Iterator<Item = NodeId> + '_> {
         | Node::Context
         | Node::Properties(_)
         | Node::Now => Box::new(std::iter::empty()),
-        Node::Attr(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Like(a, _) | Node::Is(a, _) | Node::Calendar(_, a, _) => {
-            Box::new(std::iter::once(*a))
-        }
-        Node::And(a, b) | Node::Or(a, b) | Node::Compare(_, a, b) | Node::Add(a, b) | Node::Sub(a, b) | Node::In(a, b) | Node::Contains(a, b) => {
-            Box::new([*a, *b].into_iter())
-        }
+        Node::Attr(a, _)
+        | Node::Has(a, _)
+        | Node::Not(a)
+        | Node::Neg(a)
+        | Node::Like(a, _)
+        | Node::Is(a, _)
+        | Node::Calendar(_, a, _) => Box::new(std::iter::once(*a)),
+        Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::Compare(_, a, b)
+        | Node::Add(a, b)
+        | Node::Sub(a, b)
+        | Node::In(a, b)
+        | Node::Contains(a, b) => Box::new([*a, *b].into_iter()),
         Node::InRange(a, b, c) => Box::new([*a, *b, *c].into_iter()),
         Node::SetOf(members) => Box::new(members.iter().copied()),
         Node::RecordOf(fields) => Box::new(fields.iter().map(|(_, n)| *n)),
@@ -605,7 +698,12 @@ fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
         .roles
         .keys()
         .enumerate()
-        .map(|(i, name)| (Arc::from(name.as_str()), RoleId(u32::try_from(i).unwrap_or(u32::MAX))))
+        .map(|(i, name)| {
+            (
+                Arc::from(name.as_str()),
+                RoleId(u32::try_from(i).unwrap_or(u32::MAX)),
+            )
+        })
         .collect();
     let roles = schema
         .roles
@@ -625,14 +723,20 @@ fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
 fn binding_table(
     store: &Store,
     role_ids: &HashMap<Arc<str>, RoleId>,
-) -> HashMap<crate::data::value::EntityId, Box<[(RoleId, Option<crate::data::value::EntityId>)]>> {
+) -> HashMap<crate::data::value::EntityId, crate::program::Bindings> {
     let mut table: HashMap<_, Vec<_>> = HashMap::new();
     for binding in store.bindings() {
         if let Some(role) = role_ids.get(binding.role.as_ref()) {
-            table.entry(binding.subject).or_default().push((*role, binding.on));
+            table
+                .entry(binding.subject)
+                .or_default()
+                .push((*role, binding.on));
         }
     }
-    table.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect()
+    table
+        .into_iter()
+        .map(|(k, v)| (k, v.into_boxed_slice()))
+        .collect()
 }
 
 /// How a rule's first test narrows the requests it can hold for.
@@ -733,7 +837,9 @@ fn build_index(
         .collect();
     let type_count = types.len() + 1;
     let action_count = actions.len() + 1;
-    let mut builders: Vec<BucketBuilder> = (0..type_count * action_count).map(|_| BucketBuilder::default()).collect();
+    let mut builders: Vec<BucketBuilder> = (0..type_count * action_count)
+        .map(|_| BucketBuilder::default())
+        .collect();
 
     // Which roles hold each role's grants: the roles whose closure contains it.
     let mut holders: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
@@ -748,16 +854,28 @@ fn build_index(
         let rule_id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
         let type_slots: Vec<usize> = match &placement.types {
             None => (0..type_count).collect(),
-            Some(names) => names.iter().filter_map(|n| types.get(n.as_str()).map(|s| *s as usize)).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| types.get(n.as_str()).map(|s| *s as usize))
+                .collect(),
         };
         let action_slots: Vec<usize> = match &placement.actions {
             None => (0..action_count).collect(),
-            Some(names) => names.iter().filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize)).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize))
+                .collect(),
         };
-        let key = if rule.role.is_some() { None } else { key_of(nodes, rule.condition) };
+        let key = if rule.role.is_some() {
+            None
+        } else {
+            key_of(nodes, rule.condition)
+        };
         for t in &type_slots {
             for a in &action_slots {
-                let Some(bucket) = builders.get_mut(t * action_count + a) else { continue };
+                let Some(bucket) = builders.get_mut(t * action_count + a) else {
+                    continue;
+                };
                 if let Some(role) = rule.role {
                     for holder in holders.get(&role).into_iter().flatten() {
                         bucket.by_role.entry(*holder).or_default().push(rule_id);
@@ -766,10 +884,18 @@ fn build_index(
                 }
                 match &key {
                     None => bucket.plain.push(rule_id),
-                    Some(Key::ResourceIn(k)) => bucket.resource_in.entry(*k).or_default().push(rule_id),
-                    Some(Key::ResourceIs(k)) => bucket.resource_is.entry(*k).or_default().push(rule_id),
-                    Some(Key::SubjectIn(k)) => bucket.subject_in.entry(*k).or_default().push(rule_id),
-                    Some(Key::SubjectIs(k)) => bucket.subject_is.entry(*k).or_default().push(rule_id),
+                    Some(Key::ResourceIn(k)) => {
+                        bucket.resource_in.entry(*k).or_default().push(rule_id)
+                    }
+                    Some(Key::ResourceIs(k)) => {
+                        bucket.resource_is.entry(*k).or_default().push(rule_id)
+                    }
+                    Some(Key::SubjectIn(k)) => {
+                        bucket.subject_in.entry(*k).or_default().push(rule_id)
+                    }
+                    Some(Key::SubjectIs(k)) => {
+                        bucket.subject_is.entry(*k).or_default().push(rule_id)
+                    }
                     Some(Key::Value(path, value)) => {
                         let group = match bucket.by_value.iter_mut().position(|(p, _)| p == path) {
                             Some(i) => i,
@@ -787,14 +913,21 @@ fn build_index(
         }
     }
 
-    let boxed = |map: HashMap<crate::data::value::EntityId, Vec<RuleId>>| -> HashMap<_, Box<[RuleId]>> {
-        map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect()
-    };
+    let boxed =
+        |map: HashMap<crate::data::value::EntityId, Vec<RuleId>>| -> HashMap<_, Box<[RuleId]>> {
+            map.into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect()
+        };
     let buckets = builders
         .into_iter()
         .map(|b| Bucket {
             plain: b.plain.into_boxed_slice(),
-            by_role: b.by_role.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+            by_role: b
+                .by_role
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
             resource_in: boxed(b.resource_in),
             resource_is: boxed(b.resource_is),
             subject_in: boxed(b.subject_in),
@@ -806,14 +939,23 @@ fn build_index(
                     let mut by_kind: HashMap<Kind, Vec<RuleId>> = HashMap::new();
                     let mut all = Vec::new();
                     for (value, rules) in &map {
-                        by_kind.entry(value.kind()).or_default().extend(rules.iter().copied());
+                        by_kind
+                            .entry(value.kind())
+                            .or_default()
+                            .extend(rules.iter().copied());
                         all.extend(rules.iter().copied());
                     }
                     all.sort_unstable();
                     ValueGroup {
                         path,
-                        rules: map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
-                        by_kind: by_kind.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+                        rules: map
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_boxed_slice()))
+                            .collect(),
+                        by_kind: by_kind
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_boxed_slice()))
+                            .collect(),
                         all: all.into_boxed_slice(),
                     }
                 })

@@ -129,7 +129,12 @@ impl<R: Resolver> Decoder<'_, R> {
     }
 
     /// Decodes an object through a record type.
-    pub fn record(&mut self, json: &Json, record: &RecordType, path: &str) -> Result<Value, DecodeError> {
+    pub fn record(
+        &mut self,
+        json: &Json,
+        record: &RecordType,
+        path: &str,
+    ) -> Result<Value, DecodeError> {
         let JsonKind::Object(members) = &json.kind else {
             return Err(DecodeError {
                 path: path.to_string(),
@@ -149,7 +154,8 @@ impl<R: Resolver> Decoder<'_, R> {
                 }
                 None if self.unknown == Unknown::Ignore => {}
                 None => {
-                    let suggestion = crate::source::suggest(name, record.fields.keys().map(String::as_str));
+                    let suggestion =
+                        crate::source::suggest(name, record.fields.keys().map(String::as_str));
                     return Err(DecodeError {
                         path: member_path,
                         message: format!("unknown attribute `{name}`"),
@@ -196,7 +202,10 @@ impl<R: Resolver> Decoder<'_, R> {
             JsonKind::OtherNumber(n) => Err(DecodeError {
                 path: path.to_string(),
                 message: format!("`{n}` is not a 64-bit integer"),
-                help: Some("integers are whole numbers that fit in 64 bits; there are no floats".to_string()),
+                help: Some(
+                    "integers are whole numbers that fit in 64 bits; there are no floats"
+                        .to_string(),
+                ),
                 span: json.span,
             }),
             JsonKind::String(s) => Ok(Value::Str(self.resolver.string(s))),
@@ -228,9 +237,9 @@ impl<R: Resolver> Decoder<'_, R> {
 
 fn is_entity_object(members: &[(String, Span, Json)]) -> bool {
     members.len() == 2
-        && members.iter().all(|(k, _, v)| {
-            (k == "type" || k == "id") && matches!(v.kind, JsonKind::String(_))
-        })
+        && members
+            .iter()
+            .all(|(k, _, v)| (k == "type" || k == "id") && matches!(v.kind, JsonKind::String(_)))
 }
 
 /// Reads `{"type": "...", "id": "..."}`.
@@ -290,7 +299,11 @@ pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
         None => (false, text),
     };
     let millis = crate::syntax::token::parse_duration_literal(digits)?;
-    let millis = if negative { millis.checked_neg()? } else { millis };
+    let millis = if negative {
+        millis.checked_neg()?
+    } else {
+        millis
+    };
     Some(jiff::SignedDuration::from_millis(millis))
 }
 
@@ -299,6 +312,8 @@ pub fn parse_ip(text: &str) -> Option<ipnet::IpNet> {
     if text.contains('/') {
         text.parse::<ipnet::IpNet>().ok()
     } else {
-        text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
     }
 }

@@ -41,7 +41,9 @@ impl Json {
     /// The member `key` of an object.
     pub fn get(&self, key: &str) -> Option<&Json> {
         match &self.kind {
-            JsonKind::Object(members) => members.iter().find(|(k, _, _)| k == key).map(|(_, _, v)| v),
+            JsonKind::Object(members) => {
+                members.iter().find(|(k, _, _)| k == key).map(|(_, _, v)| v)
+            }
             _ => None,
         }
     }
@@ -99,7 +101,11 @@ impl Reader<'_> {
 
     fn expect_literal(&mut self, literal: &str, kind: JsonKind) -> Result<Json, JsonSyntaxError> {
         let start = self.at;
-        if self.text.get(self.at..).is_some_and(|rest| rest.starts_with(literal)) {
+        if self
+            .text
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(literal))
+        {
             self.at += literal.len();
             Ok(Json {
                 kind,
@@ -206,10 +212,16 @@ impl Reader<'_> {
                             let code = self.hex4()?;
                             let c = if (0xD800..0xDC00).contains(&code) {
                                 // A surrogate pair: the low half must follow.
-                                if self.text.get(self.at..).is_some_and(|r| r.starts_with("\\u")) {
+                                if self
+                                    .text
+                                    .get(self.at..)
+                                    .is_some_and(|r| r.starts_with("\\u"))
+                                {
                                     self.at += 2;
                                     let low = self.hex4()?;
-                                    let combined = 0x10000 + ((code - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF);
+                                    let combined = 0x10000
+                                        + ((code - 0xD800) << 10)
+                                        + (low.wrapping_sub(0xDC00) & 0x3FF);
                                     char::from_u32(combined)
                                 } else {
                                     None
@@ -338,7 +350,9 @@ mod tests {
     fn reads_values_with_spans() {
         let json = parse(r#" {"a": [1, -2, 3.5, "x\u00e9", true, null], "b": {}} "#).unwrap();
         let a = json.get("a").unwrap();
-        let JsonKind::Array(items) = &a.kind else { panic!() };
+        let JsonKind::Array(items) = &a.kind else {
+            panic!()
+        };
         assert!(matches!(items[1].kind, JsonKind::Int(-2)));
         assert!(matches!(&items[2].kind, JsonKind::OtherNumber(n) if n == "3.5"));
         assert!(matches!(&items[3].kind, JsonKind::String(s) if s == "xé"));
@@ -352,6 +366,9 @@ mod tests {
         assert!(parse("[1, 2").is_err());
         assert!(parse("{\"a\" 1}").is_err());
         assert!(parse(&"[".repeat(1000)).is_err());
-        assert!(matches!(parse("99999999999999999999").unwrap().kind, JsonKind::OtherNumber(_)));
+        assert!(matches!(
+            parse("99999999999999999999").unwrap().kind,
+            JsonKind::OtherNumber(_)
+        ));
     }
 }

@@ -38,7 +38,10 @@ pub use value::EntityUid;
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DataError {
     #[error("invalid JSON: {message}")]
-    #[diagnostic(code(warden::data::syntax), help("data files are JSON objects with `entities` and `roles` arrays"))]
+    #[diagnostic(
+        code(warden::data::syntax),
+        help("data files are JSON objects with `entities` and `roles` arrays")
+    )]
     Syntax {
         message: String,
         #[label("here")]
@@ -74,7 +77,10 @@ pub enum DataError {
         help: String,
     },
     #[error("entity `{uid}` is defined twice")]
-    #[diagnostic(code(warden::data::duplicate), help("each entity is defined once across all data files; merge the two definitions"))]
+    #[diagnostic(
+        code(warden::data::duplicate),
+        help("each entity is defined once across all data files; merge the two definitions")
+    )]
     Duplicate {
         uid: String,
         #[label("second definition")]
@@ -91,7 +97,10 @@ pub enum DataError {
         help: String,
     },
     #[error("entity `{uid}` is its own ancestor")]
-    #[diagnostic(code(warden::data::cycle), help("the parents form a cycle: {cycle}; remove one of these parent links"))]
+    #[diagnostic(
+        code(warden::data::cycle),
+        help("the parents form a cycle: {cycle}; remove one of these parent links")
+    )]
     Cycle {
         uid: String,
         cycle: String,
@@ -166,23 +175,38 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut bindings: Vec<(usize, &Json, String)> = Vec::new();
     for (file_index, document) in &documents {
-        let Some(file) = files.get(*file_index) else { continue };
+        let Some(file) = files.get(*file_index) else {
+            continue;
+        };
         let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
         let JsonKind::Object(members) = &document.kind else {
-            report(shape("a data file must be a JSON object", document.span, "$", "write `{\"entities\": [...], \"roles\": [...]}`"));
+            report(shape(
+                "a data file must be a JSON object",
+                document.span,
+                "$",
+                "write `{\"entities\": [...], \"roles\": [...]}`",
+            ));
             continue;
         };
         for (key, key_span, value) in members {
             match key.as_str() {
                 "entities" => {
                     let JsonKind::Array(entities) = &value.kind else {
-                        report(shape("`entities` must be an array", value.span, "$.entities", "write `\"entities\": [ {\"type\": …, \"id\": …}, … ]`"));
+                        report(shape(
+                            "`entities` must be an array",
+                            value.span,
+                            "$.entities",
+                            "write `\"entities\": [ {\"type\": …, \"id\": …}, … ]`",
+                        ));
                         continue;
                     };
                     for (index, entity) in entities.iter().enumerate() {
                         let path = format!("$.entities[{index}]");
                         match first_pass_entity(entity, &path, schema, &mut store) {
-                            Ok(Some(found)) => pending.push(Pending { file: *file_index, ..found }),
+                            Ok(Some(found)) => pending.push(Pending {
+                                file: *file_index,
+                                ..found
+                            }),
                             Ok(None) => {}
                             Err(error) => report(error),
                         }
@@ -190,7 +214,12 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
                 }
                 "roles" => {
                     let JsonKind::Array(list) = &value.kind else {
-                        report(shape("`roles` must be an array", value.span, "$.roles", "write `\"roles\": [ {\"role\": …, \"subject\": …, \"on\": …}, … ]`"));
+                        report(shape(
+                            "`roles` must be an array",
+                            value.span,
+                            "$.roles",
+                            "write `\"roles\": [ {\"role\": …, \"subject\": …, \"on\": …}, … ]`",
+                        ));
                         continue;
                     };
                     for (index, binding) in list.iter().enumerate() {
@@ -202,7 +231,12 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "a data file has only `entities` and `roles`".to_string(),
                     };
-                    report(shape(&format!("unknown member `{other}`"), *key_span, "$", &help));
+                    report(shape(
+                        &format!("unknown member `{other}`"),
+                        *key_span,
+                        "$",
+                        &help,
+                    ));
                 }
             }
         }
@@ -211,10 +245,21 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
     // Pass two: attributes and parents, through the declarations.
     let mut defined = vec![false; store.len()];
     for entry in &pending {
-        let Some(file) = files.get(entry.file) else { continue };
+        let Some(file) = files.get(entry.file) else {
+            continue;
+        };
         if defined.get(entry.id.index()).copied().unwrap_or(false) {
-            let uid = store.entity(entry.id).map(|e| e.uid.to_string()).unwrap_or_default();
-            diagnostics.push(Diagnostic::in_file(DataError::Duplicate { uid, span: entry.json.span }, file));
+            let uid = store
+                .entity(entry.id)
+                .map(|e| e.uid.to_string())
+                .unwrap_or_default();
+            diagnostics.push(Diagnostic::in_file(
+                DataError::Duplicate {
+                    uid,
+                    span: entry.json.span,
+                },
+                file,
+            ));
             continue;
         }
         if let Some(flag) = defined.get_mut(entry.id.index()) {
@@ -227,7 +272,9 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
     }
 
     for (file_index, json, path) in bindings {
-        let Some(file) = files.get(file_index) else { continue };
+        let Some(file) = files.get(file_index) else {
+            continue;
+        };
         match role_binding(json, &path, schema, &mut store) {
             Ok(binding) => store.add_binding(binding),
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
@@ -241,18 +288,21 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             .filter_map(|id| store.entity(*id).map(|e| e.uid.to_string()))
             .collect();
         // Report once, at the first entity of the cycle that a file defines.
-        if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id)) {
-            if let Some(file) = files.get(entry.file) {
-                let uid = store.entity(entry.id).map(|e| e.uid.to_string()).unwrap_or_default();
-                diagnostics.push(Diagnostic::in_file(
-                    DataError::Cycle {
-                        uid,
-                        cycle: names.join(", "),
-                        span: entry.json.span,
-                    },
-                    file,
-                ));
-            }
+        if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id))
+            && let Some(file) = files.get(entry.file)
+        {
+            let uid = store
+                .entity(entry.id)
+                .map(|e| e.uid.to_string())
+                .unwrap_or_default();
+            diagnostics.push(Diagnostic::in_file(
+                DataError::Cycle {
+                    uid,
+                    cycle: names.join(", "),
+                    span: entry.json.span,
+                },
+                file,
+            ));
         }
     }
     (store, diagnostics)
@@ -274,7 +324,12 @@ fn first_pass_entity<'j>(
     store: &mut Store,
 ) -> Result<Option<Pending<'j>>, DataError> {
     let JsonKind::Object(members) = &json.kind else {
-        return Err(shape("an entity must be an object", json.span, path, "write `{\"type\": \"User\", \"id\": \"alice\", \"attributes\": {…}, \"parents\": […]}`"));
+        return Err(shape(
+            "an entity must be an object",
+            json.span,
+            path,
+            "write `{\"type\": \"User\", \"id\": \"alice\", \"attributes\": {…}, \"parents\": […]}`",
+        ));
     };
     for (key, key_span, _) in members {
         if !matches!(key.as_str(), "type" | "id" | "attributes" | "parents") {
@@ -282,7 +337,12 @@ fn first_pass_entity<'j>(
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "an entity has `type`, `id`, `attributes` and `parents`".to_string(),
             };
-            return Err(shape(&format!("unknown member `{key}`"), *key_span, path, &help));
+            return Err(shape(
+                &format!("unknown member `{key}`"),
+                *key_span,
+                path,
+                &help,
+            ));
         }
     }
     let (ty, id) = entity_object_members(json, path)?;
@@ -303,8 +363,18 @@ fn first_pass_entity<'j>(
 fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DataError> {
     let member = |key: &str| match json.get(key).map(|v| &v.kind) {
         Some(JsonKind::String(s)) => Ok(s.as_str()),
-        Some(_) => Err(shape(&format!("`{key}` must be a string"), json.get(key).map_or(json.span, |v| v.span), path, "entity types and ids are strings")),
-        None => Err(shape(&format!("missing `{key}`"), json.span, path, "every entity has a `type` and an `id`")),
+        Some(_) => Err(shape(
+            &format!("`{key}` must be a string"),
+            json.get(key).map_or(json.span, |v| v.span),
+            path,
+            "entity types and ids are strings",
+        )),
+        None => Err(shape(
+            &format!("missing `{key}`"),
+            json.span,
+            path,
+            "every entity has a `type` and an `id`",
+        )),
     };
     Ok((member("type")?, member("id")?))
 }
@@ -321,12 +391,19 @@ fn undeclared_type(ty: &str, span: Span, schema: &Schema) -> DataError {
     }
 }
 
-fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -> Result<(), DataError> {
+fn second_pass_entity(
+    entry: &Pending<'_>,
+    schema: &Schema,
+    store: &mut Store,
+) -> Result<(), DataError> {
     let declared = schema.entity_types.get(&entry.ty);
     let attributes = match (entry.json.get("attributes"), declared) {
         (Some(json), Some(declared)) => {
             let mut resolver = DataResolver { store };
-            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Reject };
+            let mut decoder = Decoder {
+                resolver: &mut resolver,
+                unknown: Unknown::Reject,
+            };
             let path = format!("{}.attributes", entry.path);
             if json.get("properties").is_some() {
                 return Err(shape(
@@ -340,49 +417,102 @@ fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -
         }
         (Some(json), None) => {
             let mut resolver = DataResolver { store };
-            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Ignore };
+            let mut decoder = Decoder {
+                resolver: &mut resolver,
+                unknown: Unknown::Ignore,
+            };
             match decoder.decode(json, &Type::Dynamic, &format!("{}.attributes", entry.path))? {
                 record @ Value::Record(_) => record,
                 _ => {
-                    return Err(shape("`attributes` must be an object", json.span, &entry.path, "write `\"attributes\": {\"name\": value, …}`"));
+                    return Err(shape(
+                        "`attributes` must be an object",
+                        json.span,
+                        &entry.path,
+                        "write `\"attributes\": {\"name\": value, …}`",
+                    ));
                 }
             }
         }
         (None, Some(declared)) => {
             // No attributes at all: fine only if none is required.
-            let empty = Json { kind: JsonKind::Object(Vec::new()), span: entry.json.span };
+            let empty = Json {
+                kind: JsonKind::Object(Vec::new()),
+                span: entry.json.span,
+            };
             let mut resolver = DataResolver { store };
-            let mut decoder = Decoder { resolver: &mut resolver, unknown: Unknown::Reject };
-            decoder.record(&empty, &declared.attributes, &format!("{}.attributes", entry.path))?
+            let mut decoder = Decoder {
+                resolver: &mut resolver,
+                unknown: Unknown::Reject,
+            };
+            decoder.record(
+                &empty,
+                &declared.attributes,
+                &format!("{}.attributes", entry.path),
+            )?
         }
         (None, None) => Value::empty_record(),
     };
-    if let (Some(roles), Some(json)) = (attributes.field("roles"), entry.json.get("attributes").and_then(|a| a.get("roles"))) {
+    if let (Some(roles), Some(json)) = (
+        attributes.field("roles"),
+        entry.json.get("attributes").and_then(|a| a.get("roles")),
+    ) {
         check_role_names(roles, json, schema)?;
     }
     let mut parents = Vec::new();
     if let Some(json) = entry.json.get("parents") {
         let JsonKind::Array(items) = &json.kind else {
-            return Err(shape("`parents` must be an array", json.span, &entry.path, "write `\"parents\": [{\"type\": \"Group\", \"id\": \"staff\"}]`"));
+            return Err(shape(
+                "`parents` must be an array",
+                json.span,
+                &entry.path,
+                "write `\"parents\": [{\"type\": \"Group\", \"id\": \"staff\"}]`",
+            ));
         };
         let allowed: &[String] = declared.map_or(&[], |d| d.parents.as_slice());
         for (index, item) in items.iter().enumerate() {
             let path = format!("{}.parents[{index}]", entry.path);
             let (ty, id) = match &item.kind {
-                JsonKind::String(id) if allowed.len() == 1 => (allowed.first().map(String::as_str).unwrap_or(""), id.as_str()),
+                JsonKind::String(id) if allowed.len() == 1 => (
+                    allowed.first().map(String::as_str).unwrap_or(""),
+                    id.as_str(),
+                ),
                 JsonKind::String(_) => {
-                    return Err(shape("a parent needs its type here", item.span, &path, "write `{\"type\": \"Group\", \"id\": \"staff\"}`; a bare id works only when the entity type has exactly one parent type"));
+                    return Err(shape(
+                        "a parent needs its type here",
+                        item.span,
+                        &path,
+                        "write `{\"type\": \"Group\", \"id\": \"staff\"}`; a bare id works only when the entity type has exactly one parent type",
+                    ));
                 }
                 JsonKind::Object(_) => entity_object(item, &path).map_err(DataError::from)?,
-                _ => return Err(shape("a parent is an entity", item.span, &path, "write `{\"type\": \"Group\", \"id\": \"staff\"}`")),
+                _ => {
+                    return Err(shape(
+                        "a parent is an entity",
+                        item.span,
+                        &path,
+                        "write `{\"type\": \"Group\", \"id\": \"staff\"}`",
+                    ));
+                }
             };
             if declared.is_some() && !allowed.iter().any(|a| a == ty) {
                 let help = if allowed.is_empty() {
-                    format!("`{}` declares no parent types; add `in [{ty}]` to `entity {}`", entry.ty, entry.ty)
+                    format!(
+                        "`{}` declares no parent types; add `in [{ty}]` to `entity {}`",
+                        entry.ty, entry.ty
+                    )
                 } else {
-                    format!("a `{}` may have parents of type {}; or add `{ty}` to its `in [...]`", entry.ty, list(allowed))
+                    format!(
+                        "a `{}` may have parents of type {}; or add `{ty}` to its `in [...]`",
+                        entry.ty,
+                        list(allowed)
+                    )
                 };
-                return Err(DataError::ParentType { parent: format!("{ty}::\"{id}\""), ty: entry.ty.clone(), span: item.span, help });
+                return Err(DataError::ParentType {
+                    parent: format!("{ty}::\"{id}\""),
+                    ty: entry.ty.clone(),
+                    span: item.span,
+                    help,
+                });
             }
             if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
                 return Err(undeclared_type(ty, item.span, schema));
@@ -402,19 +532,21 @@ fn check_role_names(roles: &Value, json: &Json, schema: &Schema) -> Result<(), D
     if schema.roles.is_empty() {
         return Ok(());
     }
-    let Value::Set(members) = roles else { return Ok(()) };
+    let Value::Set(members) = roles else {
+        return Ok(());
+    };
     for member in members.iter() {
-        if let Value::Str(name) = member {
-            if !schema.roles.contains_key(name.as_ref()) {
-                let span = match &json.kind {
-                    JsonKind::Array(items) => items
-                        .iter()
-                        .find(|i| matches!(&i.kind, JsonKind::String(s) if s == name.as_ref()))
-                        .map_or(json.span, |i| i.span),
-                    _ => json.span,
-                };
-                return Err(unknown_role(name, span, schema));
-            }
+        if let Value::Str(name) = member
+            && !schema.roles.contains_key(name.as_ref())
+        {
+            let span = match &json.kind {
+                JsonKind::Array(items) => items
+                    .iter()
+                    .find(|i| matches!(&i.kind, JsonKind::String(s) if s == name.as_ref()))
+                    .map_or(json.span, |i| i.span),
+                _ => json.span,
+            };
+            return Err(unknown_role(name, span, schema));
         }
     }
     Ok(())
@@ -423,19 +555,39 @@ fn check_role_names(roles: &Value, json: &Json, schema: &Schema) -> Result<(), D
 fn unknown_role(name: &str, span: Span, schema: &Schema) -> DataError {
     let help = match suggest(name, schema.roles.keys().map(String::as_str)) {
         Some(s) => format!("did you mean `{s}`?"),
-        None if schema.roles.is_empty() => format!("declare it with `role {name} {{ … }}` in a policy file"),
+        None if schema.roles.is_empty() => {
+            format!("declare it with `role {name} {{ … }}` in a policy file")
+        }
         None => format!("the declared roles are {}", list(schema.roles.keys())),
     };
-    DataError::UnknownRole { role: name.to_string(), span, help }
+    DataError::UnknownRole {
+        role: name.to_string(),
+        span,
+        help,
+    }
 }
 
 fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
-    names.into_iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn role_binding(json: &Json, path: &str, schema: &Schema, store: &mut Store) -> Result<RoleBinding, DataError> {
+fn role_binding(
+    json: &Json,
+    path: &str,
+    schema: &Schema,
+    store: &mut Store,
+) -> Result<RoleBinding, DataError> {
     let JsonKind::Object(members) = &json.kind else {
-        return Err(shape("a role binding must be an object", json.span, path, "write `{\"role\": \"curator\", \"subject\": {\"type\": \"User\", \"id\": \"bob\"}, \"on\": {\"type\": \"Album\", \"id\": \"a1\"}}`"));
+        return Err(shape(
+            "a role binding must be an object",
+            json.span,
+            path,
+            "write `{\"role\": \"curator\", \"subject\": {\"type\": \"User\", \"id\": \"bob\"}, \"on\": {\"type\": \"Album\", \"id\": \"a1\"}}`",
+        ));
     };
     for (key, key_span, _) in members {
         if !matches!(key.as_str(), "role" | "subject" | "on") {
@@ -443,23 +595,50 @@ fn role_binding(json: &Json, path: &str, schema: &Schema, store: &mut Store) -> 
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "a role binding has `role`, `subject` and optionally `on`".to_string(),
             };
-            return Err(shape(&format!("unknown member `{key}`"), *key_span, path, &help));
+            return Err(shape(
+                &format!("unknown member `{key}`"),
+                *key_span,
+                path,
+                &help,
+            ));
         }
     }
     let role = match json.get("role") {
-        Some(Json { kind: JsonKind::String(role), span }) => {
+        Some(Json {
+            kind: JsonKind::String(role),
+            span,
+        }) => {
             if !schema.roles.contains_key(role) {
                 return Err(unknown_role(role, *span, schema));
             }
             store.intern_str(role)
         }
-        Some(other) => return Err(shape("`role` must be a string", other.span, path, "name a declared role")),
-        None => return Err(shape("missing `role`", json.span, path, "name a declared role: `\"role\": \"viewer\"`")),
+        Some(other) => {
+            return Err(shape(
+                "`role` must be a string",
+                other.span,
+                path,
+                "name a declared role",
+            ));
+        }
+        None => {
+            return Err(shape(
+                "missing `role`",
+                json.span,
+                path,
+                "name a declared role: `\"role\": \"viewer\"`",
+            ));
+        }
     };
     let mut entity = |key: &str, required: bool| -> Result<Option<EntityId>, DataError> {
         let Some(value) = json.get(key) else {
             return if required {
-                Err(shape(&format!("missing `{key}`"), json.span, path, &format!("write `\"{key}\": {{\"type\": …, \"id\": …}}`")))
+                Err(shape(
+                    &format!("missing `{key}`"),
+                    json.span,
+                    path,
+                    &format!("write `\"{key}\": {{\"type\": …, \"id\": …}}`"),
+                ))
             } else {
                 Ok(None)
             };
@@ -474,7 +653,12 @@ fn role_binding(json: &Json, path: &str, schema: &Schema, store: &mut Store) -> 
     let subject = entity("subject", true)?;
     let on = entity("on", false)?;
     let Some(subject) = subject else {
-        return Err(shape("missing `subject`", json.span, path, "write `\"subject\": {\"type\": …, \"id\": …}`"));
+        return Err(shape(
+            "missing `subject`",
+            json.span,
+            path,
+            "write `\"subject\": {\"type\": …, \"id\": …}`",
+        ));
     };
     Ok(RoleBinding { role, subject, on })
 }

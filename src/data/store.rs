@@ -145,7 +145,8 @@ impl Store {
         // are complete before its children's are built from them. Iterative: deep hierarchies
         // cannot overflow the stack.
         let count = self.entities.len();
-        let mut pending_parents: Vec<usize> = self.entities.iter().map(|e| e.parents.len()).collect();
+        let mut pending_parents: Vec<usize> =
+            self.entities.iter().map(|e| e.parents.len()).collect();
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
         for (child, entity) in self.entities.iter().enumerate() {
             for parent in &entity.parents {
@@ -154,7 +155,9 @@ impl Store {
                 }
             }
         }
-        let mut ready: Vec<usize> = (0..count).filter(|&i| pending_parents.get(i) == Some(&0)).collect();
+        let mut ready: Vec<usize> = (0..count)
+            .filter(|&i| pending_parents.get(i) == Some(&0))
+            .collect();
         let mut done = vec![false; count];
         while let Some(index) = ready.pop() {
             if let Some(flag) = done.get_mut(index) {

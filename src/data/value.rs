@@ -28,7 +28,12 @@ pub struct EntityUid {
 
 impl fmt::Display for EntityUid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}::\"{}\"", self.ty, crate::syntax::token::escape(&self.id))
+        write!(
+            f,
+            "{}::\"{}\"",
+            self.ty,
+            crate::syntax::token::escape(&self.id)
+        )
     }
 }
 
@@ -217,7 +222,13 @@ pub fn format_duration(duration: SignedDuration) -> String {
         out.push('-');
         millis = -millis;
     }
-    for (unit, size) in [("d", 86_400_000i128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000i128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         let count = millis / size;
         if count > 0 {
             out.push_str(&format!("{count}{unit}"));

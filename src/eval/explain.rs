@@ -68,7 +68,9 @@ pub fn explain(program: &Program, frame: &Frame, decision: &Decision) -> Explana
         .collect();
     let mut candidates = Vec::new();
     for id in frame.candidates() {
-        let Some(rule) = program.rule(*id) else { continue };
+        let Some(rule) = program.rule(*id) else {
+            continue;
+        };
         candidates.push(outcome(program, frame, *id, rule, decision));
     }
     let errors = decision
@@ -90,7 +92,13 @@ pub fn explain(program: &Program, frame: &Frame, decision: &Decision) -> Explana
     }
 }
 
-fn outcome(program: &Program, frame: &Frame, id: RuleId, rule: &Rule, decision: &Decision) -> CandidateOutcome {
+fn outcome(
+    program: &Program,
+    frame: &Frame,
+    id: RuleId,
+    rule: &Rule,
+    decision: &Decision,
+) -> CandidateOutcome {
     if let Some(failure) = decision.errors.iter().find(|e| e.rule == id) {
         let condition = rule
             .conjuncts
@@ -131,9 +139,17 @@ fn outcome(program: &Program, frame: &Frame, id: RuleId, rule: &Rule, decision: 
 pub fn error_message(program: &Program, error: &EvalError) -> String {
     match &error.kind {
         ErrorKind::Mismatch { op, left, right } => {
-            format!("`{op}` cannot combine {} with {}", kind_name(*left), kind_name(*right))
+            format!(
+                "`{op}` cannot combine {} with {}",
+                kind_name(*left),
+                kind_name(*right)
+            )
         }
-        ErrorKind::Operand { op, expected, found } => {
+        ErrorKind::Operand {
+            op,
+            expected,
+            found,
+        } => {
             format!("`{op}` expects {expected}, found {}", kind_name(*found))
         }
         ErrorKind::Overflow { op } => format!("integer overflow in `{op}`"),
@@ -141,9 +157,14 @@ pub fn error_message(program: &Program, error: &EvalError) -> String {
             format!("attribute `{name}` is absent (guard the read with `has {name}`)")
         }
         ErrorKind::NotStored { entity, name } => {
-            format!("{} is not in the entity store, so it has no attribute `{name}`", entity_name(program, entity))
+            format!(
+                "{} is not in the entity store, so it has no attribute `{name}`",
+                entity_name(program, entity)
+            )
         }
-        ErrorKind::ActionValue => "`action` has no value of its own; read `action.properties`".to_string(),
+        ErrorKind::ActionValue => {
+            "`action` has no value of its own; read `action.properties`".to_string()
+        }
         ErrorKind::Request => "the request could not be decoded".to_string(),
     }
 }
@@ -204,14 +225,20 @@ pub fn render_human(explanation: &Explanation) -> String {
     } else {
         out.push_str("decided by:\n");
         for reason in &explanation.reasons {
-            out.push_str(&format!("  {} {} ({})\n", reason.effect, reason.id, reason.location));
+            out.push_str(&format!(
+                "  {} {} ({})\n",
+                reason.effect, reason.id, reason.location
+            ));
         }
     }
     if !explanation.candidates.is_empty() {
         out.push_str("candidates:\n");
         for candidate in &explanation.candidates {
             let rule = &candidate.rule;
-            out.push_str(&format!("  {} {} ({}): {}", rule.effect, rule.id, rule.location, candidate.outcome));
+            out.push_str(&format!(
+                "  {} {} ({}): {}",
+                rule.effect, rule.id, rule.location, candidate.outcome
+            ));
             if let Some(condition) = &candidate.condition {
                 out.push_str(&format!(" at `{condition}`"));
             }

@@ -154,7 +154,10 @@ impl Evaluator<'_> {
         let store = &program.store;
         self.frame.candidates.extend_from_slice(&bucket.plain);
 
-        let entity_keys = |entity: &Value, within: &std::collections::HashMap<_, Box<[RuleId]>>, exact: &std::collections::HashMap<_, Box<[RuleId]>>, out: &mut Vec<RuleId>| {
+        let entity_keys = |entity: &Value,
+                           within: &std::collections::HashMap<_, Box<[RuleId]>>,
+                           exact: &std::collections::HashMap<_, Box<[RuleId]>>,
+                           out: &mut Vec<RuleId>| {
             if let Value::Entity(EntityRef::Known(id)) = entity {
                 if let Some(rules) = exact.get(id) {
                     out.extend_from_slice(rules);
@@ -174,8 +177,18 @@ impl Evaluator<'_> {
                 }
             }
         };
-        entity_keys(&self.request.resource, &bucket.resource_in, &bucket.resource_is, &mut self.frame.candidates);
-        entity_keys(&self.request.subject, &bucket.subject_in, &bucket.subject_is, &mut self.frame.candidates);
+        entity_keys(
+            &self.request.resource,
+            &bucket.resource_in,
+            &bucket.resource_is,
+            &mut self.frame.candidates,
+        );
+        entity_keys(
+            &self.request.subject,
+            &bucket.subject_in,
+            &bucket.subject_is,
+            &mut self.frame.candidates,
+        );
 
         for group in bucket.by_value.iter() {
             match self.eval(group.path) {
@@ -196,7 +209,9 @@ impl Evaluator<'_> {
         if !bucket.by_role.is_empty() {
             self.collect_held_roles();
             for index in 0..self.frame.held_roles.len() {
-                let Some(role) = self.frame.held_roles.get(index) else { break };
+                let Some(role) = self.frame.held_roles.get(index) else {
+                    break;
+                };
                 if let Some(rules) = bucket.by_role.get(role) {
                     self.frame.candidates.extend_from_slice(rules);
                 }
@@ -220,12 +235,16 @@ impl Evaluator<'_> {
         };
         let held = &mut self.frame.held_roles;
         if let Some(stored) = store.entity(*subject) {
-            if let Some(Value::Set(names)) = stored.attributes.as_ref().and_then(|a| field_of(a, "roles")) {
+            if let Some(Value::Set(names)) = stored
+                .attributes
+                .as_ref()
+                .and_then(|a| field_of(a, "roles"))
+            {
                 for name in names.iter() {
-                    if let Value::Str(name) = name {
-                        if let Some(role) = program.role_ids.get(name.as_ref()) {
-                            held.push(*role);
-                        }
+                    if let Value::Str(name) = name
+                        && let Some(role) = program.role_ids.get(name.as_ref())
+                    {
+                        held.push(*role);
                     }
                 }
             }
@@ -255,16 +274,18 @@ impl Evaluator<'_> {
         let mut allows: SmallVec<[RuleId; 4]> = SmallVec::new();
         let mut errors: SmallVec<[RuleError; 2]> = SmallVec::new();
         for index in 0..self.frame.candidates.len() {
-            let Some(rule_id) = self.frame.candidates.get(index).copied() else { break };
-            let Some(rule) = self.program.rule(rule_id) else { continue };
-            let outcome = self
-                .eval(rule.condition)
-                .and_then(|value| {
-                    ops::truth(&value, "if").map_err(|kind| EvalError {
-                        node: rule.condition,
-                        kind,
-                    })
-                });
+            let Some(rule_id) = self.frame.candidates.get(index).copied() else {
+                break;
+            };
+            let Some(rule) = self.program.rule(rule_id) else {
+                continue;
+            };
+            let outcome = self.eval(rule.condition).and_then(|value| {
+                ops::truth(&value, "if").map_err(|kind| EvalError {
+                    node: rule.condition,
+                    kind,
+                })
+            });
             match (rule.effect, outcome) {
                 (Effect::Deny, Ok(true)) => denies.push(rule_id),
                 (Effect::Allow, Ok(true)) => allows.push(rule_id),
@@ -306,7 +327,10 @@ impl Evaluator<'_> {
             }
         }
         let result = self.compute(id);
-        if let (Some(stamp), Some(slot)) = (self.frame.stamps.get_mut(index), self.frame.memo.get_mut(index)) {
+        if let (Some(stamp), Some(slot)) = (
+            self.frame.stamps.get_mut(index),
+            self.frame.memo.get_mut(index),
+        ) {
             *stamp = self.frame.generation;
             *slot = Some(match &result {
                 Ok(v) => Memo::Value(v.clone()),

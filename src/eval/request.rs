@@ -56,7 +56,9 @@ impl<'j> Parts<'j> {
     /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
     pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, RequestError> {
         let JsonValue::Object(members) = body else {
-            return Err(RequestError::Malformed("the request must be a JSON object".to_string()));
+            return Err(RequestError::Malformed(
+                "the request must be a JSON object".to_string(),
+            ));
         };
         let required = |key: &str| {
             members
@@ -73,11 +75,19 @@ impl<'j> Parts<'j> {
 }
 
 /// Decodes an AuthZEN evaluation body.
-pub fn decode_body(program: &Program, body: &JsonValue, now: Timestamp) -> Result<Request, RequestError> {
+pub fn decode_body(
+    program: &Program,
+    body: &JsonValue,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
     decode(program, &Parts::from_body(body)?, now)
 }
 
-pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Request, RequestError> {
+pub fn decode(
+    program: &Program,
+    parts: &Parts<'_>,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
     let schema = &program.schema;
     let (subject_type, subject_id, subject_props) = entity_part(parts.subject, "subject")?;
     let (resource_type, resource_id, resource_props) = entity_part(parts.resource, "resource")?;
@@ -85,7 +95,11 @@ pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Re
     let context = match parts.context {
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
-        Some(_) => return Err(RequestError::Malformed("`context` must be an object".to_string())),
+        Some(_) => {
+            return Err(RequestError::Malformed(
+                "`context` must be an object".to_string(),
+            ));
+        }
     };
 
     // Well-formed from here on: what remains are reasons to deny.
@@ -94,7 +108,9 @@ pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Re
             let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
-            return Err(RequestError::Invalid(format!("undeclared entity type `{ty}`{hint}")));
+            return Err(RequestError::Invalid(format!(
+                "undeclared entity type `{ty}`{hint}"
+            )));
         }
     }
     let declared_action = schema.actions.get(action);
@@ -102,25 +118,53 @@ pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Re
         let hint = suggest(action, schema.actions.keys().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
-        return Err(RequestError::Invalid(format!("undeclared action `{action}`{hint}")));
+        return Err(RequestError::Invalid(format!(
+            "undeclared action `{action}`{hint}"
+        )));
     }
-    if let Some(declared) = declared_action {
-        if !declared.resource_types.is_empty() && !declared.resource_types.iter().any(|t| t == resource_type) {
-            return Err(RequestError::Invalid(format!(
-                "action `{action}` does not apply to `{resource_type}` (it applies to {})",
-                declared.resource_types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
-            )));
-        }
+    if let Some(declared) = declared_action
+        && !declared.resource_types.is_empty()
+        && !declared.resource_types.iter().any(|t| t == resource_type)
+    {
+        return Err(RequestError::Invalid(format!(
+            "action `{action}` does not apply to `{resource_type}` (it applies to {})",
+            declared
+                .resource_types
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
 
     let store = &program.store;
     let mut resolver = RequestResolver { store };
     let subject_decl = schema.entity_types.get(subject_type);
     let resource_decl = schema.entity_types.get(resource_type);
-    let subject_properties = properties(&mut resolver, subject_props, subject_decl.and_then(|d| d.properties.as_ref()), "subject.properties")?;
-    let resource_properties = properties(&mut resolver, resource_props, resource_decl.and_then(|d| d.properties.as_ref()), "resource.properties")?;
-    let action_properties = properties(&mut resolver, action_props, declared_action.and_then(|d| d.properties.as_ref()), "action.properties")?;
-    let context = properties(&mut resolver, context, declared_action.and_then(|d| d.context.as_ref()), "context")?;
+    let subject_properties = properties(
+        &mut resolver,
+        subject_props,
+        subject_decl.and_then(|d| d.properties.as_ref()),
+        "subject.properties",
+    )?;
+    let resource_properties = properties(
+        &mut resolver,
+        resource_props,
+        resource_decl.and_then(|d| d.properties.as_ref()),
+        "resource.properties",
+    )?;
+    let action_properties = properties(
+        &mut resolver,
+        action_props,
+        declared_action.and_then(|d| d.properties.as_ref()),
+        "action.properties",
+    )?;
+    let context = properties(
+        &mut resolver,
+        context,
+        declared_action.and_then(|d| d.context.as_ref()),
+        "context",
+    )?;
 
     Ok(Request {
         subject: Value::Entity(resolver.entity(subject_type, subject_id)),
@@ -136,36 +180,57 @@ pub fn decode(program: &Program, parts: &Parts<'_>, now: Timestamp) -> Result<Re
     })
 }
 
-fn entity_part<'j>(json: &'j JsonValue, what: &str) -> Result<(&'j str, &'j str, Option<&'j JsonValue>), RequestError> {
+fn entity_part<'j>(
+    json: &'j JsonValue,
+    what: &str,
+) -> Result<(&'j str, &'j str, Option<&'j JsonValue>), RequestError> {
     let JsonValue::Object(members) = json else {
-        return Err(RequestError::Malformed(format!("`{what}` must be an object with `type` and `id`")));
+        return Err(RequestError::Malformed(format!(
+            "`{what}` must be an object with `type` and `id`"
+        )));
     };
     let string = |key: &str| match members.get(key) {
         Some(JsonValue::String(s)) => Ok(s.as_str()),
-        Some(_) => Err(RequestError::Malformed(format!("`{what}.{key}` must be a string"))),
+        Some(_) => Err(RequestError::Malformed(format!(
+            "`{what}.{key}` must be a string"
+        ))),
         None => Err(RequestError::Malformed(format!("missing `{what}.{key}`"))),
     };
     let properties = match members.get("properties") {
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
-        Some(_) => return Err(RequestError::Malformed(format!("`{what}.properties` must be an object"))),
+        Some(_) => {
+            return Err(RequestError::Malformed(format!(
+                "`{what}.properties` must be an object"
+            )));
+        }
     };
     Ok((string("type")?, string("id")?, properties))
 }
 
 fn action_part(json: &JsonValue) -> Result<(&str, Option<&JsonValue>), RequestError> {
     let JsonValue::Object(members) = json else {
-        return Err(RequestError::Malformed("`action` must be an object with `name`".to_string()));
+        return Err(RequestError::Malformed(
+            "`action` must be an object with `name`".to_string(),
+        ));
     };
     let name = match members.get("name") {
         Some(JsonValue::String(s)) => s.as_str(),
-        Some(_) => return Err(RequestError::Malformed("`action.name` must be a string".to_string())),
+        Some(_) => {
+            return Err(RequestError::Malformed(
+                "`action.name` must be a string".to_string(),
+            ));
+        }
         None => return Err(RequestError::Malformed("missing `action.name`".to_string())),
     };
     let properties = match members.get("properties") {
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
-        Some(_) => return Err(RequestError::Malformed("`action.properties` must be an object".to_string())),
+        Some(_) => {
+            return Err(RequestError::Malformed(
+                "`action.properties` must be an object".to_string(),
+            ));
+        }
     };
     Ok((name, properties))
 }

@@ -208,7 +208,10 @@ impl Index {
     }
 
     pub fn action_slot(&self, action: &str) -> u32 {
-        self.actions.get(action).copied().unwrap_or(self.other_action())
+        self.actions
+            .get(action)
+            .copied()
+            .unwrap_or(self.other_action())
     }
 
     pub fn other_type(&self) -> u32 {
@@ -234,6 +237,9 @@ pub struct RoleInfo {
     pub grants_of: Box<[RoleId]>,
 }
 
+/// Roles the data binds to one entity: `(role, on)`, where `on == None` is global.
+pub type Bindings = Box<[(RoleId, Option<EntityId>)]>;
+
 /// The compiled, immutable, versioned program.
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -247,7 +253,7 @@ pub struct Program {
     pub roles: Box<[RoleInfo]>,
     pub role_ids: HashMap<Arc<str>, RoleId>,
     /// Roles bound to each entity by the data: `(role, on)`; `on == None` is global.
-    pub bindings: HashMap<EntityId, Box<[(RoleId, Option<EntityId>)]>>,
+    pub bindings: HashMap<EntityId, Bindings>,
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
     /// A number unique to this program in this process, so per-thread evaluation frames can

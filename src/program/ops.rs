@@ -97,7 +97,9 @@ pub fn sub(left: &Value, right: &Value) -> OpResult<Value> {
     let overflow = ErrorKind::Overflow { op: "-" };
     match (left, right) {
         (Value::Int(a), Value::Int(b)) => a.checked_sub(*b).map(Value::Int).ok_or(overflow),
-        (Value::Time(t), Value::Duration(d)) => t.checked_sub(*d).map(Value::Time).map_err(|_| overflow),
+        (Value::Time(t), Value::Duration(d)) => {
+            t.checked_sub(*d).map(Value::Time).map_err(|_| overflow)
+        }
         (Value::Time(a), Value::Time(b)) => Ok(Value::Duration(a.duration_since(*b))),
         (Value::Duration(a), Value::Duration(b)) => {
             a.checked_sub(*b).map(Value::Duration).ok_or(overflow)
@@ -397,6 +399,9 @@ mod tests {
             Err(ErrorKind::Overflow { op: "+" })
         );
         assert!(compare(Compare::Eq, &Value::Int(1), &Value::Bool(true)).is_err());
-        assert_eq!(compare(Compare::Lt, &Value::Int(1), &Value::Int(2)), Ok(true));
+        assert_eq!(
+            compare(Compare::Lt, &Value::Int(1), &Value::Int(2)),
+            Ok(true)
+        );
     }
 }

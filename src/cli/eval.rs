@@ -1,0 +1,270 @@
+//! `warden eval`: one decision, from an AuthZEN request or from flags, optionally explained.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde_json::{Value as JsonValue, json};
+
+use crate::cli::output::print_diagnostics;
+use crate::cli::{Exit, Format, PolicyDir};
+use crate::engine::Engine;
+use crate::eval::explain::{self, error_message};
+use crate::eval::{self, Frame, RequestError, request};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub dir: PolicyDir,
+    /// The request as AuthZEN JSON (`{"subject": …, "action": …, "resource": …}`); `-` reads
+    /// standard input.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["subject", "action", "resource"])]
+    pub request: Option<PathBuf>,
+    /// The subject, as `Type::"id"` (or `Type::id`).
+    #[arg(long, value_name = "ENTITY", requires_all = ["action", "resource"])]
+    pub subject: Option<String>,
+    /// The action name.
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
+    /// The resource, as `Type::"id"` (or `Type::id`).
+    #[arg(long, value_name = "ENTITY")]
+    pub resource: Option<String>,
+    /// The context, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// What the caller sends as `subject.properties`, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub subject_properties: Option<String>,
+    /// What the caller sends as `resource.properties`, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub resource_properties: Option<String>,
+    /// What the caller sends as `action.properties`, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub action_properties: Option<String>,
+    /// Fix `now()` (RFC 3339 with an offset); default: the system clock.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Say which rules decided, and for every candidate rule why it held or not.
+    #[arg(long)]
+    pub explain: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Fails with a message for the user and the exit code to use.
+struct Failure {
+    message: String,
+    exit: Exit,
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        exit: Exit::InvalidInput,
+    }
+}
+
+pub fn run(args: &EvalArgs) -> Exit {
+    let engine = match Engine::load(&args.dir.policies) {
+        Ok(engine) => engine,
+        Err(failure) => {
+            print_diagnostics(&failure.diagnostics, Format::Human);
+            return Exit::InvalidInput;
+        }
+    };
+    match evaluate(args, &engine) {
+        Ok(exit) => exit,
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+            failure.exit
+        }
+    }
+}
+
+fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
+    let body = request_body(args)?;
+    let now = match &args.time {
+        Some(text) => {
+            crate::data::decode::parse_time(text).map_err(|m| invalid(format!("--time: {m}")))?
+        }
+        None => jiff::Timestamp::now(),
+    };
+    let program = &engine.program;
+    let request = match request::decode_body(program, &body, now) {
+        Ok(request) => request,
+        Err(RequestError::Malformed(message)) => {
+            return Err(invalid(format!(
+                "the request is not well-formed: {message}"
+            )));
+        }
+        Err(RequestError::Invalid(message)) => {
+            // Well-formed but not decidable: a deny, explained.
+            print_outcome(args, false, &[], std::slice::from_ref(&message), None);
+            return Ok(Exit::Failure);
+        }
+    };
+    let mut frame = Frame::new();
+    let decision = eval::decide_in(program, &request, &mut frame);
+    let reasons: Vec<String> = decision
+        .reasons
+        .iter()
+        .filter_map(|id| program.rule(*id))
+        .map(|rule| rule.id.to_string())
+        .collect();
+    let errors: Vec<String> = decision
+        .errors
+        .iter()
+        .filter_map(|failure| {
+            let rule = program.rule(failure.rule)?;
+            Some(format!(
+                "{}: {}",
+                rule.id,
+                error_message(program, &failure.error)
+            ))
+        })
+        .collect();
+    let explanation = args
+        .explain
+        .then(|| explain::explain(program, &frame, &decision));
+    print_outcome(
+        args,
+        decision.allowed,
+        &reasons,
+        &errors,
+        explanation.as_ref(),
+    );
+    Ok(if decision.allowed {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+fn print_outcome(
+    args: &EvalArgs,
+    allowed: bool,
+    reasons: &[String],
+    errors: &[String],
+    explanation: Option<&explain::Explanation>,
+) {
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let mut out = json!({
+                "decision": allowed,
+                "reasons": reasons,
+                "errors": errors,
+            });
+            if let (Some(explanation), JsonValue::Object(map)) = (explanation, &mut out) {
+                map.insert(
+                    "explanation".to_string(),
+                    serde_json::to_value(explanation).unwrap_or(JsonValue::Null),
+                );
+            }
+            let _ = writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&out).unwrap_or_default()
+            );
+        }
+        Format::Human => {
+            match explanation {
+                Some(explanation) => {
+                    let _ = write!(stdout, "{}", explain::render_human(explanation));
+                }
+                None => {
+                    let verdict = if allowed { "allow" } else { "deny" };
+                    if reasons.is_empty() {
+                        let _ = writeln!(stdout, "{verdict}");
+                    } else {
+                        let _ = writeln!(stdout, "{verdict} (by {})", reasons.join(", "));
+                    }
+                }
+            }
+            for error in errors {
+                let _ = writeln!(stdout, "error: {error}");
+            }
+        }
+    }
+}
+
+fn request_body(args: &EvalArgs) -> Result<JsonValue, Failure> {
+    if let Some(path) = &args.request {
+        let text = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                invalid(format!("cannot read the request from standard input: {e}"))
+            })?;
+            text
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| invalid(format!("cannot read `{}`: {e}", path.display())))?
+        };
+        return serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("the request is not valid JSON: {e}")));
+    }
+    let (Some(subject), Some(action), Some(resource)) =
+        (&args.subject, &args.action, &args.resource)
+    else {
+        return Err(Failure {
+            message: "give the request with `--request FILE` (or `-` for standard input), or with `--subject`, `--action` and `--resource`".to_string(),
+            exit: Exit::Usage,
+        });
+    };
+    let mut subject = entity_flag("--subject", subject)?;
+    let mut resource = entity_flag("--resource", resource)?;
+    let mut action = json!({ "name": action });
+    let object = |flag: &str, text: &Option<String>| -> Result<Option<JsonValue>, Failure> {
+        match text {
+            None => Ok(None),
+            Some(text) => match serde_json::from_str::<JsonValue>(text) {
+                Ok(value @ JsonValue::Object(_)) => Ok(Some(value)),
+                Ok(_) => Err(invalid(format!("{flag} must be a JSON object"))),
+                Err(e) => Err(invalid(format!("{flag} is not valid JSON: {e}"))),
+            },
+        }
+    };
+    for (target, flag, text) in [
+        (
+            &mut subject,
+            "--subject-properties",
+            &args.subject_properties,
+        ),
+        (
+            &mut resource,
+            "--resource-properties",
+            &args.resource_properties,
+        ),
+        (&mut action, "--action-properties", &args.action_properties),
+    ] {
+        if let (Some(props), JsonValue::Object(map)) = (object(flag, text)?, target) {
+            map.insert("properties".to_string(), props);
+        }
+    }
+    let mut body = json!({ "subject": subject, "action": action, "resource": resource });
+    if let (Some(context), JsonValue::Object(map)) =
+        (object("--context", &args.context)?, &mut body)
+    {
+        map.insert("context".to_string(), context);
+    }
+    Ok(body)
+}
+
+/// `User::"alice"` or `User::alice` → `{"type": "User", "id": "alice"}`.
+fn entity_flag(flag: &str, text: &str) -> Result<JsonValue, Failure> {
+    let Some((ty, id)) = text.split_once("::") else {
+        return Err(invalid(format!(
+            "{flag} `{text}` is not an entity: write `Type::\"id\"`"
+        )));
+    };
+    let id = id
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(id);
+    if ty.is_empty() || id.is_empty() {
+        return Err(invalid(format!(
+            "{flag} `{text}` is not an entity: write `Type::\"id\"`"
+        )));
+    }
+    Ok(json!({ "type": ty, "id": id }))
+}
