@@ -369,6 +369,8 @@ pub fn unescape(text: &str) -> Result<String, (usize, String)> {
             't' => out.push('\t'),
             'r' => out.push('\r'),
             '0' => out.push('\0'),
+            // Kept as written so that a `like` pattern can say "a literal star" (`"\*"`).
+            '*' => out.push_str("\\*"),
             'u' => {
                 let rest = text.get(at + 2..).unwrap_or("");
                 let decoded = rest

@@ -7,3 +7,4 @@
 )]
 
 mod syntax;
+mod decide;
