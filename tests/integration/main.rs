@@ -1,1 +1,3 @@
+//! The one integration-test binary (one link step for every suite).
 
+mod check;
