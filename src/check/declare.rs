@@ -475,9 +475,9 @@ pub fn unknown_action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, name:
         .map(String::as_str);
     let help = suggest::did_you_mean(&name.text, candidates, || {
         format!(
-            "declare it with `action {}`, or use one of {}",
+            "declare it with `action {}`, or use {}",
             name.text,
-            suggest::list(sorted(declared.actions.keys()))
+            suggest::list_with(sorted(declared.actions.keys()), "or")
         )
     });
     ctx.report(

@@ -93,7 +93,7 @@ pub enum CheckError {
         help: String,
     },
 
-    #[error("{on} has no attribute `{name}`")]
+    #[error("`{name}` is not an attribute of {on}")]
     #[diagnostic(code(warden::check::unknown_attribute))]
     UnknownAttribute {
         on: String,
@@ -331,7 +331,7 @@ pub enum CheckError {
         span: Span,
     },
 
-    #[error("`{what}` is never a `{ty}` here")]
+    #[error("`{what}` is never of type `{ty}` here")]
     #[diagnostic(code(warden::check::impossible_is))]
     ImpossibleIs {
         what: String,
@@ -353,7 +353,7 @@ pub enum CheckError {
         help: String,
     },
 
-    #[error("`{var}` is not available in a test")]
+    #[error("`{name}` is not available in a test")]
     #[diagnostic(
         code(warden::check::test_variable),
         help(
@@ -361,8 +361,8 @@ pub enum CheckError {
         )
     )]
     TestVariable {
-        var: &'static str,
-        #[label("a request variable")]
+        name: String,
+        #[label("only literal values here")]
         span: Span,
     },
 

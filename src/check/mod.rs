@@ -24,9 +24,13 @@
 
 pub mod declare;
 pub mod error;
+mod functions;
 mod graph;
+mod lint;
+pub mod resolve;
 pub mod schema;
 mod suggest;
+pub mod types;
 
 pub use schema::Schema;
 
@@ -51,7 +55,10 @@ impl Checked {
 /// Checks every file of a policy directory together.
 pub fn check(files: &[ParsedFile]) -> Checked {
     let mut ctx = Ctx::new(files);
-    let (schema, _declared) = declare::declare(&mut ctx);
+    let (schema, declared) = declare::declare(&mut ctx);
+    let names = resolve::resolve(&mut ctx);
+    types::check_types(&mut ctx, &schema, &declared, &names);
+    lint::lint(&mut ctx, &schema, &names);
     Checked {
         schema,
         diagnostics: ctx.diagnostics,

@@ -38,6 +38,11 @@ pub fn did_you_mean<'a>(
 
 /// `a`, `b` and `c`: a short list of names for a help line (at most eight, then "…").
 pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    list_with(names, "and")
+}
+
+/// Like [`list`], joining the last two with `word` ("and", "or").
+pub fn list_with(names: impl IntoIterator<Item = impl AsRef<str>>, word: &str) -> String {
     let names: Vec<String> = names
         .into_iter()
         .map(|n| format!("`{}`", n.as_ref()))
@@ -45,7 +50,7 @@ pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     match names.as_slice() {
         [] => "none".to_string(),
         [one] => one.clone(),
-        [rest @ .., last] if names.len() <= 8 => format!("{} and {last}", rest.join(", ")),
+        [rest @ .., last] if names.len() <= 8 => format!("{} {word} {last}", rest.join(", ")),
         _ => format!("{}, …", names.get(..8).unwrap_or(&[]).join(", ")),
     }
 }

@@ -29,12 +29,19 @@ fn codes(checked: &Checked) -> Vec<String> {
 
 #[test]
 fn photos_declarations_become_the_schema() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/policies/photos.warden"
-    ))
-    .unwrap();
-    let checked = check_files(&[("photos.warden", &text)]);
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let (schema_text, roles_text, rules_text) = (
+        read("schema.warden"),
+        read("roles.warden"),
+        read("rules.warden"),
+    );
+    let checked = check_files(&[
+        ("schema.warden", &schema_text),
+        ("roles.warden", &roles_text),
+        ("rules.warden", &rules_text),
+    ]);
     assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
     let schema = &checked.schema;
     let user = &schema.entity_types["User"];

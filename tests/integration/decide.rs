@@ -70,11 +70,20 @@ fn denied(reasons: &[&str]) -> Outcome {
 fn a_role_bound_on_an_album_reaches_its_photos() {
     let engine = examples();
     // bob is curator on `trips`; p1 sits in `trips`; curator inherits viewer.
-    assert_eq!(ask(&engine, "bob", "view", ("Photo", "p1")), held(&["view-and-list"]));
+    assert_eq!(
+        ask(&engine, "bob", "view", ("Photo", "p1")),
+        held(&["view-and-list"])
+    );
     // `alps` is inside `trips`, so the binding reaches p3 too.
-    assert_eq!(ask(&engine, "bob", "view", ("Photo", "p3")), held(&["view-and-list"]));
+    assert_eq!(
+        ask(&engine, "bob", "view", ("Photo", "p3")),
+        held(&["view-and-list"])
+    );
     // …but not `press`, which is elsewhere.
-    assert_eq!(ask(&engine, "bob", "view", ("Photo", "p6")), held(&["public-photos"]));
+    assert_eq!(
+        ask(&engine, "bob", "view", ("Photo", "p6")),
+        held(&["public-photos"])
+    );
     assert_eq!(ask(&engine, "bob", "view", ("Photo", "p7")), denied(&[]));
 }
 
@@ -82,9 +91,15 @@ fn a_role_bound_on_an_album_reaches_its_photos() {
 fn roles_inherit_grants() {
     let engine = examples();
     // curator → contributor → `write` = comment, upload.
-    assert_eq!(ask(&engine, "bob", "comment", ("Photo", "p1")), held(&["contributor-write"]));
+    assert_eq!(
+        ask(&engine, "bob", "comment", ("Photo", "p1")),
+        held(&["contributor-write"])
+    );
     // dave holds contributor globally through his stored `roles`.
-    assert_eq!(ask(&engine, "dave", "comment", ("Photo", "p3")), held(&["contributor-write"]));
+    assert_eq!(
+        ask(&engine, "dave", "comment", ("Photo", "p3")),
+        held(&["contributor-write"])
+    );
     // contributor does not inherit curator's delete.
     assert!(!ask(&engine, "dave", "delete", ("Photo", "p3")).allowed);
 }
@@ -93,23 +108,38 @@ fn roles_inherit_grants() {
 fn a_role_bound_to_a_group_reaches_its_members_transitively() {
     let engine = examples();
     // photographers are contributors on `press`; carol is in photographers.
-    assert_eq!(ask(&engine, "carol", "comment", ("Photo", "p6")), held(&["contributor-write"]));
+    assert_eq!(
+        ask(&engine, "carol", "comment", ("Photo", "p6")),
+        held(&["contributor-write"])
+    );
     // alice is not a photographer.
-    assert_eq!(ask(&engine, "alice", "comment", ("Photo", "p6")), denied(&[]));
+    assert_eq!(
+        ask(&engine, "alice", "comment", ("Photo", "p6")),
+        denied(&[])
+    );
 }
 
 #[test]
 fn owners_may_do_anything_with_their_photos() {
     let engine = examples();
-    assert_eq!(ask(&engine, "alice", "comment", ("Photo", "p1")), held(&["owner"]));
-    assert_eq!(ask(&engine, "alice", "comment", ("Photo", "p4")), denied(&[]));
+    assert_eq!(
+        ask(&engine, "alice", "comment", ("Photo", "p1")),
+        held(&["owner"])
+    );
+    assert_eq!(
+        ask(&engine, "alice", "comment", ("Photo", "p4")),
+        denied(&[])
+    );
 }
 
 #[test]
 fn a_deny_overrides_every_allow() {
     let engine = examples();
     // alice owns p1, but deleting needs MFA: the deny wins over the owner's allow.
-    assert_eq!(ask(&engine, "alice", "delete", ("Photo", "p1")), denied(&["delete-needs-mfa"]));
+    assert_eq!(
+        ask(&engine, "alice", "delete", ("Photo", "p1")),
+        denied(&["delete-needs-mfa"])
+    );
     let with_mfa = decide_at(
         &engine,
         json!({
@@ -126,8 +156,14 @@ fn a_deny_overrides_every_allow() {
 fn suspended_users_are_denied_everything() {
     let engine = examples();
     // erin owns p5 and is a curator, but she is suspended.
-    assert_eq!(ask(&engine, "erin", "comment", ("Photo", "p5")), denied(&["suspended"]));
-    assert_eq!(ask(&engine, "erin", "view", ("Photo", "p6")), denied(&["suspended"]));
+    assert_eq!(
+        ask(&engine, "erin", "comment", ("Photo", "p5")),
+        denied(&["suspended"])
+    );
+    assert_eq!(
+        ask(&engine, "erin", "view", ("Photo", "p6")),
+        denied(&["suspended"])
+    );
 }
 
 #[test]
@@ -138,8 +174,14 @@ fn a_ticket_is_valid_until_it_expires() {
         "action": {"name": "view"},
         "resource": {"type": "Photo", "id": "p3"},
     });
-    assert_eq!(decide_at(&engine, body.clone(), at(WORKDAY)), held(&["ticket"]));
-    assert_eq!(decide_at(&engine, body, at("2026-07-01T00:00:00Z")), denied(&[]));
+    assert_eq!(
+        decide_at(&engine, body.clone(), at(WORKDAY)),
+        held(&["ticket"])
+    );
+    assert_eq!(
+        decide_at(&engine, body, at("2026-07-01T00:00:00Z")),
+        denied(&[])
+    );
     // The ticket is for `alps`; p1 is in `trips`, above it.
     assert_eq!(ask(&engine, "frank", "view", ("Photo", "p1")), denied(&[]));
 }
@@ -148,8 +190,14 @@ fn a_ticket_is_valid_until_it_expires() {
 fn group_membership_goes_through_nested_groups() {
     let engine = examples();
     // carol is in photographers, which is in staff.
-    assert_eq!(ask(&engine, "carol", "list", ("Album", "trips")), held(&["staff-list"]));
-    assert_eq!(ask(&engine, "bob", "list", ("Album", "archive")), denied(&[]));
+    assert_eq!(
+        ask(&engine, "carol", "list", ("Album", "trips")),
+        held(&["staff-list"])
+    );
+    assert_eq!(
+        ask(&engine, "bob", "list", ("Album", "archive")),
+        denied(&[])
+    );
 }
 
 #[test]
@@ -223,13 +271,19 @@ fn undeclared_types_actions_and_mistyped_values_are_denied_with_a_reason() {
         "action": {"name": "view"},
         "resource": {"type": "Photo", "id": "p1"},
     })));
-    assert!(message.contains("undeclared entity type `user`") && message.contains("`User`"), "{message}");
+    assert!(
+        message.contains("undeclared entity type `user`") && message.contains("`User`"),
+        "{message}"
+    );
     let message = invalid(decode(json!({
         "subject": {"type": "User", "id": "alice"},
         "action": {"name": "veiw"},
         "resource": {"type": "Photo", "id": "p1"},
     })));
-    assert!(message.contains("`veiw`") && message.contains("`view`"), "{message}");
+    assert!(
+        message.contains("`veiw`") && message.contains("`view`"),
+        "{message}"
+    );
     let message = invalid(decode(json!({
         "subject": {"type": "User", "id": "alice", "properties": {"mfa": "yes"}},
         "action": {"name": "delete"},
@@ -244,8 +298,16 @@ fn undeclared_types_actions_and_mistyped_values_are_denied_with_a_reason() {
     })));
     assert!(message.contains("context.ip"), "{message}");
     // Not a request at all: malformed, which the server answers with 400.
-    assert!(matches!(decode(json!({"subject": "alice"})), Err(RequestError::Malformed(_))));
-    assert!(matches!(decode(json!({"subject": {"type": "User"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}})), Err(RequestError::Malformed(_))));
+    assert!(matches!(
+        decode(json!({"subject": "alice"})),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        decode(
+            json!({"subject": {"type": "User"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}})
+        ),
+        Err(RequestError::Malformed(_))
+    ));
 }
 
 /// Writes a one-file policy directory (plus data) and loads it.
@@ -295,15 +357,40 @@ fn a_deny_whose_condition_errors_denies_and_an_allow_that_errors_does_not_apply(
     let now = at(WORKDAY);
     // `context.level` is absent: the deny errors, and fails closed.
     let outcome = decide_at(&engine, dynamic_request("read", json!({}), json!({})), now);
-    assert_eq!(outcome, Outcome { allowed: false, reasons: vec!["level".into()], errors: vec!["level".into()] });
+    assert_eq!(
+        outcome,
+        Outcome {
+            allowed: false,
+            reasons: vec!["level".into()],
+            errors: vec!["level".into()]
+        }
+    );
     // A string where an integer is compared: an error too, not a silent false.
-    let outcome = decide_at(&engine, dynamic_request("read", json!({}), json!({"level": "high"})), now);
+    let outcome = decide_at(
+        &engine,
+        dynamic_request("read", json!({}), json!({"level": "high"})),
+        now,
+    );
     assert_eq!(outcome.errors, vec!["level".to_string()]);
     assert!(!outcome.allowed);
-    assert_eq!(decide_at(&engine, dynamic_request("read", json!({}), json!({"level": 1})), now), held(&["open"]));
+    assert_eq!(
+        decide_at(
+            &engine,
+            dynamic_request("read", json!({}), json!({"level": 1})),
+            now
+        ),
+        held(&["open"])
+    );
     // The allow errors (no `vip`): it does not apply, and the error is reported.
     let outcome = decide_at(&engine, dynamic_request("write", json!({}), json!({})), now);
-    assert_eq!(outcome, Outcome { allowed: false, reasons: vec![], errors: vec!["vip".into()] });
+    assert_eq!(
+        outcome,
+        Outcome {
+            allowed: false,
+            reasons: vec![],
+            errors: vec!["vip".into()]
+        }
+    );
 }
 
 #[test]
@@ -316,7 +403,10 @@ fn and_and_or_short_circuit_left_to_right() {
         None,
     );
     let now = at(WORKDAY);
-    assert_eq!(decide_at(&engine, dynamic_request("read", json!({}), json!({})), now), held(&["true-or-error"]));
+    assert_eq!(
+        decide_at(&engine, dynamic_request("read", json!({}), json!({})), now),
+        held(&["true-or-error"])
+    );
     let outcome = decide_at(&engine, dynamic_request("write", json!({}), json!({})), now);
     assert_eq!(outcome.reasons, vec!["error-and-false".to_string()]);
     assert_eq!(outcome.errors, vec!["error-and-false".to_string()]);
@@ -329,9 +419,20 @@ fn a_wildcard_deny_cannot_be_bypassed_by_an_undeclared_action() {
         None,
     );
     let now = at(WORKDAY);
-    assert_eq!(decide_at(&engine, dynamic_request("frobnicate", json!({}), json!({})), now), held(&["anything"]));
     assert_eq!(
-        decide_at(&engine, dynamic_request("frobnicate", json!({"blocked": true}), json!({})), now),
+        decide_at(
+            &engine,
+            dynamic_request("frobnicate", json!({}), json!({})),
+            now
+        ),
+        held(&["anything"])
+    );
+    assert_eq!(
+        decide_at(
+            &engine,
+            dynamic_request("frobnicate", json!({"blocked": true}), json!({})),
+            now
+        ),
         denied(&["blocked"])
     );
 }
@@ -363,10 +464,16 @@ fn optional_attributes_are_absent_until_tested() {
 
 #[test]
 fn per_entity_grants_are_discriminated_without_changing_meaning() {
-    let mut policy = String::from("entity Album\nentity Photo in [Album] { tag: String }\nentity User { team: String }\naction view on Photo\n");
+    let mut policy = String::from(
+        "entity Album\nentity Photo in [Album] { tag: String }\nentity User { team: String }\naction view on Photo\n",
+    );
     for i in 0..200 {
-        policy.push_str(&format!("@id(\"album{i}\") allow view on Photo if resource in Album::\"a{i}\"\n"));
-        policy.push_str(&format!("@id(\"team{i}\") allow view on Photo if subject.team == \"t{i}\"\n"));
+        policy.push_str(&format!(
+            "@id(\"album{i}\") allow view on Photo if resource in Album::\"a{i}\"\n"
+        ));
+        policy.push_str(&format!(
+            "@id(\"team{i}\") allow view on Photo if subject.team == \"t{i}\"\n"
+        ));
     }
     policy.push_str("@id(\"tagged\") deny view on Photo if resource.tag == \"secret\"\n");
     let engine = inline(
@@ -400,6 +507,17 @@ fn per_entity_grants_are_discriminated_without_changing_meaning() {
 #[test]
 fn integer_overflow_is_an_error_not_a_wrap() {
     let engine = inline("@id(\"big\") allow read if context.n + 1 > 0\n", None);
-    let outcome = decide_at(&engine, dynamic_request("read", json!({}), json!({"n": i64::MAX})), at(WORKDAY));
-    assert_eq!(outcome, Outcome { allowed: false, reasons: vec![], errors: vec!["big".into()] });
+    let outcome = decide_at(
+        &engine,
+        dynamic_request("read", json!({}), json!({"n": i64::MAX})),
+        at(WORKDAY),
+    );
+    assert_eq!(
+        outcome,
+        Outcome {
+            allowed: false,
+            reasons: vec![],
+            errors: vec!["big".into()]
+        }
+    );
 }

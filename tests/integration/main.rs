@@ -6,5 +6,6 @@
     reason = "a failed assertion is how a test reports; helpers outside #[test] fns are tests too"
 )]
 
-mod syntax;
+mod check;
 mod decide;
+mod syntax;
