@@ -6,6 +6,10 @@
     reason = "a failed assertion is how a test reports; helpers outside #[test] fns are tests too"
 )]
 
+mod alloc;
 mod check;
 mod decide;
 mod syntax;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;

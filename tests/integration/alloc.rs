@@ -1,0 +1,124 @@
+//! Deciding allocates nothing once the request is decoded: counted, not assumed.
+//!
+//! The integration binary's global allocator counts allocations per thread; a test switches
+//! counting on around the code it measures.
+#![allow(
+    unsafe_code,
+    reason = "a global allocator is an unsafe trait; this one only forwards to `System`"
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+
+use serde_json::json;
+use warden::engine::Engine;
+use warden::eval::{self, request};
+
+pub struct Counting;
+
+thread_local! {
+    // `const` initialisation and a type without a destructor: reading it never allocates, so
+    // the allocator can use it without re-entering itself.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; counting touches only
+// thread-local cells.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Counts the allocations `f` makes on this thread.
+fn allocations_in<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    let result = f();
+    COUNTING.with(|on| on.set(false));
+    (result, ALLOCATIONS.with(Cell::get))
+}
+
+#[test]
+fn the_counter_counts() {
+    let (_, count) = allocations_in(|| std::hint::black_box(vec![1u8; 64]));
+    assert!(count >= 1);
+}
+
+#[test]
+fn deciding_the_examples_allocates_nothing_after_decoding() {
+    let engine = Engine::load(Path::new("policies")).unwrap();
+    let program = &engine.program;
+    let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    let mut requests = Vec::new();
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank", "nobody"] {
+        for (ty, id, action) in [
+            ("Photo", "p1", "view"),
+            ("Photo", "p3", "view"),
+            ("Photo", "p6", "comment"),
+            ("Photo", "p1", "delete"),
+            ("Album", "trips", "list"),
+            ("Album", "press", "upload"),
+        ] {
+            let body = json!({
+                "subject": {"type": "User", "id": user, "properties": {"mfa": user.len() % 2 == 0}},
+                "action": {"name": action},
+                "resource": {"type": ty, "id": id},
+            });
+            requests.push(request::decode_body(program, &body, now).unwrap());
+        }
+        let archive = json!({
+            "subject": {"type": "User", "id": user},
+            "action": {"name": "archive"},
+            "resource": {"type": "Album", "id": "trips"},
+            "context": {"reason": "tidy"},
+        });
+        requests.push(request::decode_body(program, &archive, now).unwrap());
+    }
+    // The first pass sizes this thread's frame; from then on nothing may allocate.
+    let first: Vec<bool> = requests
+        .iter()
+        .map(|r| eval::decide(program, r).allowed)
+        .collect();
+    assert!(
+        first.iter().any(|a| *a) && first.iter().any(|a| !*a),
+        "a real mix of verdicts"
+    );
+    let (second, count) = allocations_in(|| {
+        requests
+            .iter()
+            .map(|r| eval::decide(program, r).allowed)
+            .fold(0usize, |n, allowed| n + usize::from(allowed))
+    });
+    assert_eq!(second, first.iter().filter(|a| **a).count());
+    assert_eq!(count, 0, "deciding allocated {count} times");
+}
