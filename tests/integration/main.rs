@@ -8,6 +8,7 @@
 
 mod alloc;
 mod check;
+mod cli_eval;
 mod decide;
 mod syntax;
 
