@@ -13,7 +13,12 @@ fn warden(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -28,7 +33,17 @@ const WORKDAY: &str = "2026-03-03T09:00:00Z";
 #[test]
 fn allow_exits_0_and_names_the_rule() {
     let out = warden(
-        &["eval", "--subject", "User::\"bob\"", "--action", "view", "--resource", "Photo::p1", "--time", WORKDAY],
+        &[
+            "eval",
+            "--subject",
+            "User::\"bob\"",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p1",
+            "--time",
+            WORKDAY,
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -38,7 +53,19 @@ fn allow_exits_0_and_names_the_rule() {
 #[test]
 fn deny_exits_1() {
     let out = warden(
-        &["eval", "-p", "policies", "--subject", "User::alice", "--action", "delete", "--resource", "Photo::p1", "--time", WORKDAY],
+        &[
+            "eval",
+            "-p",
+            "policies",
+            "--subject",
+            "User::alice",
+            "--action",
+            "delete",
+            "--resource",
+            "Photo::p1",
+            "--time",
+            WORKDAY,
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -65,7 +92,17 @@ fn properties_and_context_flags_reach_the_policy() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = warden(
-        &["eval", "--subject", "User::carol", "--action", "export", "--resource", "Album::press", "--context", "{\"ip\": \"10.0.0.7\"}"],
+        &[
+            "eval",
+            "--subject",
+            "User::carol",
+            "--action",
+            "export",
+            "--resource",
+            "Album::press",
+            "--context",
+            "{\"ip\": \"10.0.0.7\"}",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
@@ -85,7 +122,18 @@ fn a_request_file_or_stdin_in_authzen_form() {
 #[test]
 fn explain_shows_the_condition_that_failed() {
     let out = warden(
-        &["eval", "--subject", "User::bob", "--action", "view", "--resource", "Photo::p7", "--time", WORKDAY, "--explain"],
+        &[
+            "eval",
+            "--subject",
+            "User::bob",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p7",
+            "--time",
+            WORKDAY,
+            "--explain",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -93,40 +141,107 @@ fn explain_shows_the_condition_that_failed() {
     assert!(stdout.contains("decision: deny"), "{stdout}");
     assert!(stdout.contains("no rule held (default deny)"), "{stdout}");
     assert!(stdout.contains("allow public-photos"), "{stdout}");
-    assert!(stdout.contains("false at `resource.album.public`"), "{stdout}");
+    assert!(
+        stdout.contains("false at `resource.album.public`"),
+        "{stdout}"
+    );
 
     let out = warden(
-        &["eval", "--subject", "User::bob", "--action", "view", "--resource", "Photo::p7", "--time", WORKDAY, "--explain", "--format", "json"],
+        &[
+            "eval",
+            "--subject",
+            "User::bob",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p7",
+            "--time",
+            WORKDAY,
+            "--explain",
+            "--format",
+            "json",
+        ],
         None,
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let candidates = json["explanation"]["candidates"].as_array().unwrap();
-    let public = candidates.iter().find(|c| c["id"] == "public-photos").unwrap();
+    let public = candidates
+        .iter()
+        .find(|c| c["id"] == "public-photos")
+        .unwrap();
     assert_eq!(public["outcome"], "false");
     assert_eq!(public["condition"], "resource.album.public");
 }
 
 #[test]
 fn an_undeclared_action_is_a_deny_with_its_reason() {
-    let out = warden(&["eval", "--subject", "User::bob", "--action", "veiw", "--resource", "Photo::p1"], None);
+    let out = warden(
+        &[
+            "eval",
+            "--subject",
+            "User::bob",
+            "--action",
+            "veiw",
+            "--resource",
+            "Photo::p1",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("undeclared action `veiw`") && stdout.contains("`view`"), "{stdout}");
+    assert!(
+        stdout.contains("undeclared action `veiw`") && stdout.contains("`view`"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn malformed_requests_and_bad_flags_exit_3_or_2() {
-    let out = warden(&["eval", "--request", "-"], Some("{\"subject\": \"alice\"}"));
+    let out = warden(
+        &["eval", "--request", "-"],
+        Some("{\"subject\": \"alice\"}"),
+    );
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("not well-formed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not well-formed"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = warden(&["eval", "--request", "-"], Some("not json"));
     assert_eq!(out.status.code(), Some(3));
-    let out = warden(&["eval", "--subject", "alice", "--action", "view", "--resource", "Photo::p1"], None);
+    let out = warden(
+        &[
+            "eval",
+            "--subject",
+            "alice",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p1",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("Type::\\\"id\\\"") || text(&out.stderr).contains("Type::\"id\""));
+    assert!(
+        text(&out.stderr).contains("Type::\\\"id\\\"")
+            || text(&out.stderr).contains("Type::\"id\"")
+    );
     let out = warden(&["eval", "--subject", "User::a"], None);
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
-    let out = warden(&["eval", "--time", "yesterday", "--subject", "User::a", "--action", "view", "--resource", "Photo::p1"], None);
+    let out = warden(
+        &[
+            "eval",
+            "--time",
+            "yesterday",
+            "--subject",
+            "User::a",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p1",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3));
 }
 
@@ -136,10 +251,24 @@ fn policies_that_do_not_load_exit_3() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.warden"), "allow view if subject.x = 1\n").unwrap();
     let out = warden(
-        &["eval", "-p", dir.to_str().unwrap(), "--subject", "User::a", "--action", "view", "--resource", "Photo::p1"],
+        &[
+            "eval",
+            "-p",
+            dir.to_str().unwrap(),
+            "--subject",
+            "User::a",
+            "--action",
+            "view",
+            "--resource",
+            "Photo::p1",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("bad.warden:1:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.warden:1:"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

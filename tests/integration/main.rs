@@ -9,6 +9,7 @@
 mod alloc;
 mod check;
 mod cli_eval;
+mod data_files;
 mod decide;
 mod syntax;
 
