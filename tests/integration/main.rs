@@ -7,7 +7,9 @@
 )]
 
 mod alloc;
+mod bad_input;
 mod check;
+mod cli;
 mod cli_eval;
 mod data_files;
 mod decide;

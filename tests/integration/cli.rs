@@ -1,0 +1,186 @@
+//! The built `warden` binary, run as a user runs it: exit codes, human and JSON output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn warden(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A policy directory holding only the three-mistakes file of the syntax corpus.
+fn three_mistakes_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli/three_mistakes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        manifest_dir().join("tests/data/syntax/invalid/three_mistakes.warden"),
+        dir.join("three_mistakes.warden"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn check_accepts_the_bundled_policies_by_default() {
+    // Without flags `check` reads `./policies`.
+    let output = warden(&["check"], manifest_dir());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("ok: "), "{}", stderr(&output));
+}
+
+#[test]
+fn check_takes_the_directory_as_policies_or_p() {
+    let root = manifest_dir().parent().unwrap();
+    let relative = format!(
+        "{}/policies",
+        manifest_dir().file_name().unwrap().to_string_lossy()
+    );
+    for flag in ["--policies", "-p"] {
+        let output = warden(&["check", flag, &relative], root);
+        assert_eq!(output.status.code(), Some(0), "{flag}: {}", stderr(&output));
+    }
+    let output = warden(&["check", &format!("--policies={relative}")], root);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn three_mistakes_give_three_diagnostics_and_exit_3() {
+    let dir = three_mistakes_dir();
+    let output = warden(&["check", "-p", "."], &dir);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    for location in [
+        "three_mistakes.warden:7:39",
+        "three_mistakes.warden:10:7",
+        "three_mistakes.warden:13:37",
+    ] {
+        assert!(text.contains(location), "{location} in:\n{text}");
+    }
+    assert_eq!(text.matches("  × ").count(), 3, "{text}");
+    assert!(text.contains("did you mean `==`?"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("failed: 1 file checked, 3 errors, 0 warnings"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_output_is_one_array_of_located_diagnostics() {
+    let dir = three_mistakes_dir();
+    let output = warden(&["check", "-p", ".", "--format", "json"], &dir);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        output.stderr.is_empty(),
+        "JSON mode writes only JSON: {}",
+        stderr(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let diagnostics = json.as_array().unwrap();
+    assert_eq!(diagnostics.len(), 3, "{json:#}");
+    let lines: Vec<u64> = diagnostics
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [7, 10, 13]);
+    for d in diagnostics {
+        assert_eq!(d["severity"], "error");
+        assert_eq!(d["code"], "warden::syntax::unexpected");
+        assert!(d["message"].as_str().unwrap().starts_with("unexpected "));
+        assert_eq!(d["file"], "three_mistakes.warden");
+        assert!(d["column"].as_u64().unwrap() >= 1);
+        assert!(d["help"].as_str().is_some_and(|h| !h.is_empty()), "{d}");
+    }
+    assert_eq!(diagnostics[0]["message"], "unexpected `=`");
+    assert_eq!(diagnostics[0]["column"], 39);
+    assert_eq!(
+        diagnostics[0]["help"],
+        "`=` is not an operator; did you mean `==`?"
+    );
+}
+
+#[test]
+fn json_output_of_clean_policies_is_an_empty_array() {
+    let output = warden(&["check", "--format", "json"], manifest_dir());
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+}
+
+#[test]
+fn a_missing_directory_exits_3_with_a_clear_message() {
+    let output = warden(&["check", "-p", "no/such/dir"], manifest_dir());
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("cannot read policy directory `no/such/dir`"),
+        "{text}"
+    );
+    assert!(text.contains("--policies DIR"), "{text}");
+
+    let output = warden(
+        &["check", "-p", "no/such/dir", "--format", "json"],
+        manifest_dir(),
+    );
+    assert_eq!(output.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["code"], "warden::load::directory");
+    assert_eq!(json[0]["file"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_file_given_as_the_directory_exits_3() {
+    let output = warden(&["check", "-p", "Cargo.toml"], manifest_dir());
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("`Cargo.toml` is not a directory"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["check", "--no-such-flag"][..],
+        &["no-such-command"],
+        &[],
+        &["check", "--format", "xml"],
+        &["check", "-p"],
+    ] {
+        let output = warden(args, manifest_dir());
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let text = stderr(&output);
+        assert!(
+            text.contains("Usage:") || text.contains("--help"),
+            "{args:?}: clap points to the usage: {text}"
+        );
+    }
+}
+
+#[test]
+fn version_and_help_exit_0() {
+    let output = warden(&["--version"], manifest_dir());
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("warden {}", env!("CARGO_PKG_VERSION"))
+    );
+    let output = warden(&["check", "--help"], manifest_dir());
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--policies <DIR>"));
+}
