@@ -71,14 +71,25 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 
     for (index, (_, token, _)) in tokens.iter().enumerate() {
         let next = tokens.get(index + 1).map(|(_, t, _)| t);
-        let starts_anywhere = match token {
-            Token::Entity | Token::Role | Token::Let | Token::Test => true,
-            Token::Action => matches!(
-                next,
-                Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
-            ),
-            _ => false,
-        };
+        let previous = index
+            .checked_sub(1)
+            .and_then(|i| tokens.get(i))
+            .map(|(_, t, _)| t);
+        // A keyword used as a name (`resource.test`, `x has entity`, `{ let: 1 }`,
+        // `given role r for ...`) is not the start of an item.
+        let used_as_name = matches!(
+            previous,
+            Some(Token::Dot) | Some(Token::Has) | Some(Token::Given)
+        ) || matches!(next, Some(Token::Colon) | Some(Token::Question));
+        let starts_anywhere = !used_as_name
+            && match token {
+                Token::Entity | Token::Role | Token::Let | Token::Test => true,
+                Token::Action => matches!(
+                    next,
+                    Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
+                ),
+                _ => false,
+            };
         let starts_at_top = depth == 0 && matches!(token, Token::Allow | Token::Deny | Token::At_);
 
         if (starts_anywhere || starts_at_top) && index > start && !only_annotations {
@@ -199,6 +210,19 @@ mod tests {
             vec![
                 "role r { allow view @id(\"g\") allow edit }",
                 "test \"t\" { allow U::\"a\" view P::\"p\" }"
+            ]
+        );
+    }
+
+    #[test]
+    fn keywords_used_as_names_do_not_split() {
+        assert_eq!(
+            items(
+                "test \"t\" { given role r for U::\"a\" } allow v if x.test and x has entity and { let: 1, role?: 2 } == y"
+            ),
+            vec![
+                "test \"t\" { given role r for U::\"a\" }",
+                "allow v if x.test and x has entity and { let: 1, role?: 2 } == y"
             ]
         );
     }
