@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod check;
+pub mod fmt;
 pub mod output;
 
 /// The exit codes of the design's table.
@@ -45,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a policy directory: syntax, names, types and lints.
     Check(check::CheckArgs),
+    /// Rewrite policy files in the canonical layout (`--check`: only report).
+    Fmt(fmt::FmtArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -72,5 +75,6 @@ pub struct PolicyDir {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
     }
 }
