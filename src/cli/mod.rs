@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod check;
 pub mod eval;
+pub mod fmt;
 pub mod output;
 
 /// The exit codes of the design's table.
@@ -48,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Decide one request, optionally explaining why.
     Eval(Box<eval::EvalArgs>),
+    /// Rewrite policy files in the canonical layout (`--check`: only report).
+    Fmt(fmt::FmtArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
     }
 }

@@ -13,6 +13,7 @@ mod cli;
 mod cli_eval;
 mod data_files;
 mod decide;
+mod fmt;
 mod syntax;
 
 #[global_allocator]
