@@ -120,15 +120,15 @@
 //!   `true`/`false` inside a larger expression, or as a `let`'s whole value, is left alone.
 //! - `unknown_annotation`: an annotation other than `@id` and `@doc`.
 
-pub mod declare;
+mod declare;
 pub mod error;
 mod functions;
 mod graph;
 mod lint;
-pub mod resolve;
+mod resolve;
 pub mod schema;
 mod suggest;
-pub mod types;
+mod types;
 
 pub use schema::Schema;
 
@@ -165,13 +165,13 @@ pub fn check(files: &[ParsedFile]) -> Checked {
 
 /// A place in the directory: a span in one of the checked files (by index).
 #[derive(Clone, Copy, Debug)]
-pub struct Loc {
+pub(crate) struct Loc {
     pub file: usize,
     pub span: Span,
 }
 
 /// What every pass shares: the files, and the diagnostics found so far.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub files: &'a [ParsedFile],
     pub diagnostics: Vec<Diagnostic>,
 }
