@@ -125,3 +125,148 @@ fn without_declarations_every_name_is_accepted() {
         "did you mean `User`?"
     );
 }
+
+/// The diagnostics' codes of one file, for tests that expect a clean or a specific result.
+fn file_codes(text: &str) -> Vec<String> {
+    codes(&check_files(&[("p.warden", text)]))
+}
+
+const DECLS: &str = r#"
+entity Group in [Group]
+entity User in [Group] { email: String, level: Int, suspended?: Bool,
+  ticket?: { album: Album, note?: String }, properties: { mfa?: Bool } }
+entity Album { owner: User }
+entity Service { level: Int }
+action view on Album context { ip: Ip, mfa?: Bool }
+action edit on Album context { ip: Ip, reason: String }
+action ping properties { soft: Bool }
+"#;
+
+fn with_decls(rules: &str) -> Vec<String> {
+    file_codes(&format!("{DECLS}\n{rules}"))
+}
+
+#[test]
+fn guards_hold_along_and_chains_only() {
+    assert!(with_decls("deny * if subject has suspended and subject.suspended").is_empty());
+    // Nested optional fields need a guard at each level, and the guard may sit deeper in the
+    // left operand of the `and`.
+    assert!(with_decls(
+        "allow view if (subject has ticket and subject.ticket has note) and subject.ticket.note == \"x\""
+    )
+    .is_empty());
+    assert_eq!(
+        with_decls("allow view if subject has ticket and subject.ticket.note == \"x\""),
+        vec!["warden::check::unguarded_optional"]
+    );
+    assert_eq!(
+        with_decls("allow view if not (subject has suspended) or subject.suspended"),
+        vec!["warden::check::unguarded_optional"]
+    );
+    // A guard on a different path does not count.
+    assert_eq!(
+        with_decls("allow view if resource.owner has suspended and subject.suspended"),
+        vec!["warden::check::unguarded_optional"]
+    );
+    assert_eq!(
+        with_decls("deny * if subject.suspended"),
+        vec!["warden::check::unguarded_optional_in_deny"]
+    );
+    assert!(
+        with_decls("allow view if subject.properties has mfa and subject.properties.mfa")
+            .is_empty()
+    );
+}
+
+#[test]
+fn is_narrows_the_subject() {
+    // `Service` and `User` both declare `level` as Int: no conflict; `email` only on User.
+    assert!(
+        with_decls("allow view if subject.level > 3 and subject.email like \"*@x\"").is_empty()
+    );
+    assert!(with_decls("allow view if subject is User and subject.properties has mfa").is_empty());
+    // Without `is`, `subject.properties` is dynamic: not every subject type declares it.
+    assert!(with_decls("allow view if subject.properties.anything").is_empty());
+    assert_eq!(
+        with_decls("allow view if subject is User and subject.properties.anything"),
+        vec!["warden::check::unknown_attribute"]
+    );
+}
+
+#[test]
+fn context_is_typed_when_every_action_declares_it() {
+    assert!(with_decls("allow view if context.ip in ip(\"10.0.0.0/8\")").is_empty());
+    assert_eq!(
+        with_decls("allow view if context.reason == \"x\""),
+        vec!["warden::check::unknown_attribute"]
+    );
+    // Declared by one of the two actions only: optional for the rule.
+    assert_eq!(
+        with_decls("allow view, edit if context.reason == \"x\""),
+        vec!["warden::check::unguarded_optional"]
+    );
+    assert!(
+        with_decls("allow view, edit if context has reason and context.reason == \"x\"").is_empty()
+    );
+    // `*`, or an action without a context declaration, leaves context dynamic.
+    assert!(with_decls("allow * if context.anything == 1").is_empty());
+    assert!(with_decls("allow view, ping if context.anything == 1").is_empty());
+    assert!(with_decls("allow ping if action.properties.soft").is_empty());
+    assert_eq!(
+        with_decls("allow ping if action.properties.sfot"),
+        vec!["warden::check::unknown_attribute"]
+    );
+}
+
+#[test]
+fn resource_follows_on_or_the_actions() {
+    assert!(with_decls("allow view if resource.owner == subject").is_empty());
+    assert_eq!(
+        with_decls("allow view if resource.level == 1"),
+        vec!["warden::check::unknown_attribute"]
+    );
+    // `ping` applies to any type, so resource may be anything declared.
+    assert!(with_decls("allow ping if resource.level == 1").is_empty());
+}
+
+#[test]
+fn lets_may_come_later_and_carry_their_type() {
+    assert!(with_decls("allow view if vip and late\nlet vip = subject.level > 3\nlet late = hour(now(), \"UTC\") > 17").is_empty());
+    assert_eq!(
+        with_decls("allow view if lvl\nlet lvl = subject.level"),
+        vec!["warden::check::condition"]
+    );
+}
+
+#[test]
+fn dynamic_directories_defer_everything_to_run_time() {
+    let text = r#"
+        let staff = subject in Group::"staff"
+        allow read on Document if resource.owner == subject or staff
+        deny * if subject.suspended
+        allow write if context.level > 3 and resource is Document
+        test "t" { allow User::"a" read Document::"d" with context { x: 1 } }
+    "#;
+    assert!(file_codes(text).is_empty(), "{:?}", file_codes(text));
+    // Known types are still compared.
+    assert_eq!(
+        file_codes("allow x if 1 == \"1\""),
+        vec!["warden::check::compare"]
+    );
+}
+
+#[test]
+fn time_arithmetic_and_functions() {
+    assert!(with_decls(
+        "allow view if now() - time(\"2026-01-01T00:00:00+01:00\") < 24h and now() + duration(\"1h30m\") > now() and in_range(weekday(now(), \"Europe/Paris\"), 1, 5)"
+    )
+    .is_empty());
+    assert_eq!(
+        with_decls("allow view if now() + now() > now()"),
+        vec!["warden::check::operand"]
+    );
+    assert_eq!(
+        with_decls("allow view if -24h < 0"),
+        vec!["warden::check::operand"]
+    );
+}
