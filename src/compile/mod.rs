@@ -5,7 +5,9 @@
 //! folded, `let`s inlined as shared nodes, role inheritance flattened, and every rule indexed by
 //! (resource type, action) and by the constant its first test compares against.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -56,9 +58,9 @@ pub fn compile(
         store,
         nodes: Vec::new(),
         depths: Vec::new(),
-        interned: HashMap::new(),
-        lets: HashMap::new(),
-        let_nodes: HashMap::new(),
+        interned: HashMap::default(),
+        lets: HashMap::default(),
+        let_nodes: HashMap::default(),
         lowering_lets: BTreeSet::new(),
         zones: Vec::new(),
         errors: Vec::new(),
@@ -126,7 +128,7 @@ pub fn compile(
         return Err(compiler.errors);
     }
     let index = build_index(schema, &rules, &placements, &compiler.nodes, &roles);
-    let bindings = binding_table(&compiler.store, &role_ids);
+    let (bindings, stored_roles) = role_holders(&compiler.store, &role_ids);
     Ok(Program {
         version,
         schema: schema.clone(),
@@ -137,6 +139,7 @@ pub fn compile(
         roles,
         role_ids,
         bindings,
+        stored_roles,
         zones: compiler.zones.into_boxed_slice(),
         sources: files.iter().map(|f| f.source.clone()).collect(),
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
@@ -720,23 +723,48 @@ fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
     (roles, ids)
 }
 
-fn binding_table(
+/// Bindings by entity, and stored global roles by entity.
+type RoleHolders = (Box<[crate::program::Bindings]>, Box<[Box<[RoleId]>]>);
+
+/// Per entity: the roles the data binds to it, and the declared roles its stored `roles`
+/// attribute names — resolved now so that deciding never looks a role up by name.
+fn role_holders(
     store: &Store,
     role_ids: &HashMap<Arc<str>, RoleId>,
-) -> HashMap<crate::data::value::EntityId, crate::program::Bindings> {
-    let mut table: HashMap<_, Vec<_>> = HashMap::new();
+) -> RoleHolders {
+    let mut bindings: Vec<Vec<(RoleId, Option<crate::data::value::EntityId>)>> =
+        vec![Vec::new(); store.len()];
     for binding in store.bindings() {
-        if let Some(role) = role_ids.get(binding.role.as_ref()) {
-            table
-                .entry(binding.subject)
-                .or_default()
-                .push((*role, binding.on));
+        if let (Some(role), Some(list)) = (
+            role_ids.get(binding.role.as_ref()),
+            bindings.get_mut(binding.subject.index()),
+        ) {
+            list.push((*role, binding.on));
         }
     }
-    table
-        .into_iter()
-        .map(|(k, v)| (k, v.into_boxed_slice()))
-        .collect()
+    let stored = store
+        .entities()
+        .map(|(_, entity)| {
+            let names = entity
+                .attributes
+                .as_ref()
+                .and_then(|fields| crate::data::value::field_of(fields, "roles"));
+            match names {
+                Some(Value::Set(names)) => names
+                    .iter()
+                    .filter_map(|name| match name {
+                        Value::Str(name) => role_ids.get(name.as_ref()).copied(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Box::default(),
+            }
+        })
+        .collect();
+    (
+        bindings.into_iter().map(Vec::into_boxed_slice).collect(),
+        stored,
+    )
 }
 
 /// How a rule's first test narrows the requests it can hold for.
@@ -842,7 +870,7 @@ fn build_index(
         .collect();
 
     // Which roles hold each role's grants: the roles whose closure contains it.
-    let mut holders: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
+    let mut holders: HashMap<RoleId, Vec<RoleId>> = HashMap::default();
     for (index, role) in roles.iter().enumerate() {
         let holder = RoleId(u32::try_from(index).unwrap_or(u32::MAX));
         for granted in role.grants_of.iter() {
@@ -900,7 +928,7 @@ fn build_index(
                         let group = match bucket.by_value.iter_mut().position(|(p, _)| p == path) {
                             Some(i) => i,
                             None => {
-                                bucket.by_value.push((*path, HashMap::new()));
+                                bucket.by_value.push((*path, HashMap::default()));
                                 bucket.by_value.len() - 1
                             }
                         };
@@ -936,7 +964,7 @@ fn build_index(
                 .by_value
                 .into_iter()
                 .map(|(path, map)| {
-                    let mut by_kind: HashMap<Kind, Vec<RuleId>> = HashMap::new();
+                    let mut by_kind: HashMap<Kind, Vec<RuleId>> = HashMap::default();
                     let mut all = Vec::new();
                     for (value, rules) in &map {
                         by_kind

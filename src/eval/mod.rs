@@ -12,7 +12,7 @@ pub mod request;
 
 use smallvec::SmallVec;
 
-use crate::data::value::{EntityRef, Value, field_of};
+use crate::data::value::{EntityRef, Value};
 use crate::program::ops::{self, ErrorKind};
 use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId};
 
@@ -155,8 +155,8 @@ impl Evaluator<'_> {
         self.frame.candidates.extend_from_slice(&bucket.plain);
 
         let entity_keys = |entity: &Value,
-                           within: &std::collections::HashMap<_, Box<[RuleId]>>,
-                           exact: &std::collections::HashMap<_, Box<[RuleId]>>,
+                           within: &rustc_hash::FxHashMap<_, Box<[RuleId]>>,
+                           exact: &rustc_hash::FxHashMap<_, Box<[RuleId]>>,
                            out: &mut Vec<RuleId>| {
             if let Value::Entity(EntityRef::Known(id)) = entity {
                 if let Some(rules) = exact.get(id) {
@@ -234,33 +234,23 @@ impl Evaluator<'_> {
             _ => None,
         };
         let held = &mut self.frame.held_roles;
-        if let Some(stored) = store.entity(*subject) {
-            if let Some(Value::Set(names)) = stored
-                .attributes
-                .as_ref()
-                .and_then(|a| field_of(a, "roles"))
-            {
-                for name in names.iter() {
-                    if let Value::Str(name) = name
-                        && let Some(role) = program.role_ids.get(name.as_ref())
-                    {
-                        held.push(*role);
-                    }
+        if let Some(stored) = program.stored_roles.get(subject.index()) {
+            held.extend_from_slice(stored);
+        }
+        let consider = |holder: crate::data::value::EntityId, held: &mut Vec<RoleId>| {
+            for (role, on) in program.bindings.get(holder.index()).into_iter().flatten() {
+                let applies = match (on, resource) {
+                    (None, _) => true,
+                    (Some(on), Some(resource)) => store.is_in(resource, *on),
+                    (Some(_), None) => false,
+                };
+                if applies {
+                    held.push(*role);
                 }
             }
-            let consider = |holder: crate::data::value::EntityId, held: &mut Vec<RoleId>| {
-                for (role, on) in program.bindings.get(&holder).into_iter().flatten() {
-                    let applies = match (on, resource) {
-                        (None, _) => true,
-                        (Some(on), Some(resource)) => store.is_in(resource, *on),
-                        (Some(_), None) => false,
-                    };
-                    if applies {
-                        held.push(*role);
-                    }
-                }
-            };
-            consider(*subject, held);
+        };
+        consider(*subject, held);
+        if let Some(stored) = store.entity(*subject) {
             for group in stored.ancestors.iter() {
                 consider(*group, held);
             }

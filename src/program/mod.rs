@@ -7,7 +7,9 @@
 
 pub mod ops;
 
-use std::collections::HashMap;
+// FxHash: the keys are small ids and interned strings, not attacker-chosen (request values
+// are only looked up, never inserted), and SipHash's cost showed in every lookup.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::check::schema::Schema;
@@ -252,8 +254,11 @@ pub struct Program {
     pub index: Index,
     pub roles: Box<[RoleInfo]>,
     pub role_ids: HashMap<Arc<str>, RoleId>,
-    /// Roles bound to each entity by the data: `(role, on)`; `on == None` is global.
-    pub bindings: HashMap<EntityId, Bindings>,
+    /// Roles bound to each entity by the data: `(role, on)`; `on == None` is global. Indexed
+    /// by entity id.
+    pub bindings: Box<[Bindings]>,
+    /// The declared roles named in each entity's stored `roles` attribute, by entity id.
+    pub stored_roles: Box<[Box<[RoleId]>]>,
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
     /// A number unique to this program in this process, so per-thread evaluation frames can
