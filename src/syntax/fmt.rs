@@ -256,7 +256,8 @@ impl Brackets {
 /// A member of an entity body.
 enum EntityMember<'a> {
     Attribute(&'a AttrDecl),
-    Properties(&'a [AttrDecl]),
+    /// The fields, and where they stand in the source (up to the closing brace) if known.
+    Properties(&'a [AttrDecl], Option<Span>),
 }
 
 #[derive(Clone)]
@@ -366,17 +367,51 @@ impl<'a> Printer<'a> {
         self.out.push('\n');
     }
 
-    /// Records that the code printed last ends at `offset` in the source.
+    /// Records that the code printed last ends at `offset` in the source. Printing follows the
+    /// source, so this never moves back (a parenthesised expression's span ends before its `)`).
     fn touch(&mut self, offset: u32) {
-        self.last_code_end = offset as usize;
+        self.advance_to(offset as usize);
     }
 
-    /// Prints a keyword that comes next in the source: comments before it first.
+    fn advance_to(&mut self, offset: usize) {
+        self.last_code_end = self.last_code_end.max(offset);
+    }
+
+    /// Prints a keyword or operator (`text`, with the spaces around it). When it is also the
+    /// next token of the source, the comments before it come first and it counts as the code
+    /// printed last, so a comment after it stays after it.
     fn keyword(&mut self, text: &str) {
+        let word = text.trim();
         let at = self.next_code(self.last_code_end);
-        self.flush(at, false);
+        let next_in_source = self
+            .source
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(word));
+        if next_in_source {
+            self.flush(at, false);
+        }
         self.write(text);
-        self.last_code_end = at + text.trim().len();
+        if next_in_source {
+            self.advance_to(at + word.len());
+        }
+    }
+
+    /// Prints punctuation that hugs what comes before it (`,`). When it is also the next token
+    /// of the source with no comment in between, it counts as the code printed last.
+    fn punctuation(&mut self, text: &str) {
+        let at = self.next_code(self.last_code_end);
+        let comment_between = self
+            .comments
+            .get(self.next_comment)
+            .is_some_and(|comment| (comment.span.start as usize) < at);
+        let next_in_source = self
+            .source
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(text));
+        self.write(text);
+        if next_in_source && !comment_between {
+            self.advance_to(at + text.len());
+        }
     }
 
     /// Prints a token that has a span: comments before it first.
@@ -459,10 +494,10 @@ impl<'a> Printer<'a> {
                             .source_between(comment.span.end as usize, next.span.start as usize)
                             .contains('\n')
                 });
-                let code_follows_on_line = offset != usize::MAX
-                    && !self
-                        .source_between(comment.span.end as usize, offset)
-                        .contains('\n');
+                let end = comment.span.end as usize;
+                let code_follows_on_line =
+                    !self.source_between(end, self.next_code(end)).contains('\n')
+                        && self.next_code(end) < self.source.len();
                 if text.starts_with("//") || !(followed_on_line || code_follows_on_line) {
                     self.newline();
                 } else {
@@ -600,13 +635,22 @@ impl<'a> Printer<'a> {
                     self.write(" on ");
                     self.idents(&action.resource_types);
                 }
-                if let Some(fields) = &action.properties {
-                    self.write(" properties ");
-                    self.record_type(fields, None);
+                // `properties` before `context`, unless the author wrote them the other way
+                // round: comments inside them then stay inside the same one.
+                let mut clauses = [
+                    ("properties", &action.properties),
+                    ("context", &action.context),
+                ];
+                if first_field_start(&action.context) < first_field_start(&action.properties) {
+                    clauses.reverse();
                 }
-                if let Some(fields) = &action.context {
-                    self.write(" context ");
-                    self.record_type(fields, None);
+                for (keyword, fields) in clauses {
+                    if let Some(fields) = fields {
+                        self.write(" ");
+                        self.keyword(keyword);
+                        self.write(" ");
+                        self.record_type(fields, None);
+                    }
                 }
             }
             Item::ActionGroup(group) => {
@@ -785,15 +829,19 @@ impl<'a> Printer<'a> {
             self.write(" ");
         }
         self.indent = block + INDENT;
+        if !self.flat {
+            // Only comments before the first member end the opening line; later ones are inside
+            // that member.
+            let first = members
+                .iter()
+                .find_map(&span_of)
+                .map_or(close, |span| span.start as usize);
+            self.end_line(first.min(close));
+        }
         for (index, member) in members.iter().enumerate() {
             let span = span_of(member);
-            if !self.flat {
-                if index == 0 {
-                    self.end_line(close);
-                }
-                if let Some(span) = span {
-                    self.lead(span.start as usize, index > 0);
-                }
+            if let (false, Some(span)) = (self.flat, span) {
+                self.lead(span.start as usize, index > 0);
             }
             print(self, member);
             if let Some(span) = span {
@@ -802,7 +850,12 @@ impl<'a> Printer<'a> {
             if self.flat {
                 self.write(" ");
             } else {
-                self.end_line(close);
+                // Comments inside the next member are that member's.
+                let next = members
+                    .get(index + 1)
+                    .and_then(&span_of)
+                    .map_or(close, |span| span.start as usize);
+                self.end_line(next.min(close));
             }
         }
         self.close_block(close, block);
@@ -817,6 +870,7 @@ impl<'a> Printer<'a> {
         }
         self.indent = block;
         self.write("}");
+        self.advance_to(close);
     }
 
     fn entity(&mut self, entity: &EntityDecl, block: usize) {
@@ -830,7 +884,16 @@ impl<'a> Printer<'a> {
             .map(EntityMember::Attribute)
             .collect();
         if let Some(fields) = &entity.properties {
-            members.push(EntityMember::Properties(fields));
+            // The caller's `properties` keep their place among the attributes (last when the
+            // source does not tell), so the comments around and inside them stay there.
+            let extent = self.properties_extent(entity);
+            let at = extent.map_or(usize::MAX, |span| span.start as usize);
+            let position = entity
+                .attributes
+                .iter()
+                .position(|attribute| attribute.span.start as usize > at)
+                .unwrap_or(members.len());
+            members.insert(position, EntityMember::Properties(fields, extent));
         }
         let end = entity.span.end as usize;
         if members.is_empty() && !self.has_comments(self.last_code_end, end) {
@@ -843,20 +906,49 @@ impl<'a> Printer<'a> {
             block,
             |member| match member {
                 EntityMember::Attribute(attribute) => Some(attribute.span),
-                EntityMember::Properties(fields) => fields.first().map(|field| field.span),
+                EntityMember::Properties(_, extent) => *extent,
             },
             |p, member| match member {
                 EntityMember::Attribute(attribute) => {
                     p.attr_decl(attribute);
-                    p.write(",");
+                    p.punctuation(",");
                 }
-                EntityMember::Properties(fields) => {
+                EntityMember::Properties(fields, _) => {
                     p.write("properties: ");
                     p.record_type(fields, None);
-                    p.write(",");
+                    p.punctuation(",");
                 }
             },
         );
+    }
+
+    /// Where an entity's `properties: { ... }` member stands in the source, from the keyword to
+    /// the closing brace (the tree does not keep this span).
+    fn properties_extent(&self, entity: &EntityDecl) -> Option<Span> {
+        let base = entity.span.start as usize;
+        let text = self.source.get(entity.span.range())?;
+        let tokens = crate::syntax::lexer::lex(text).tokens;
+        let mut depth = 0usize;
+        let mut keyword = None;
+        for (index, (start, token, end)) in tokens.iter().enumerate() {
+            match token {
+                Token::LBrace => depth += 1,
+                Token::RBrace => {
+                    depth = depth.saturating_sub(1);
+                    if let (1, Some(keyword)) = (depth, keyword) {
+                        return Some(Span::new(base + keyword, base + end));
+                    }
+                }
+                Token::Properties if depth == 1 => {
+                    let colon = matches!(tokens.get(index + 1), Some((_, Token::Colon, _)));
+                    if colon {
+                        keyword = Some(*start);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     fn attr_decl(&mut self, attribute: &AttrDecl) {
@@ -886,8 +978,10 @@ impl<'a> Printer<'a> {
     fn record_type(&mut self, fields: &[AttrDecl], span: Option<Span>) {
         let (start, end) = match (span, fields.first(), fields.last()) {
             (Some(span), _, _) => (span.start as usize, span.end as usize),
-            (None, Some(_), Some(last)) => (
-                self.next_code(self.last_code_end),
+            // Without the braces' span, the record is taken to start at its first field: comments
+            // before that are printed before the first field whatever the layout.
+            (None, Some(first), Some(last)) => (
+                first.span.start as usize,
                 self.closing_after(last.span.end as usize),
             ),
             _ => (self.last_code_end, self.last_code_end),
@@ -912,7 +1006,7 @@ impl<'a> Printer<'a> {
             let block = self.line_indent();
             self.write("{");
             if let Some(span) = span {
-                self.last_code_end = span.start as usize + 1;
+                self.advance_to(span.start as usize + 1);
             }
             self.block(
                 fields,
@@ -921,14 +1015,12 @@ impl<'a> Printer<'a> {
                 |field| Some(field.span),
                 |p, field| {
                     p.attr_decl(field);
-                    p.write(",");
+                    p.punctuation(",");
                 },
             );
             self.indent = outer;
         }
-        if let Some(span) = span {
-            self.touch(span.end);
-        }
+        self.advance_to(end);
     }
 
     fn record_type_inline(&mut self, fields: &[AttrDecl]) {
@@ -962,14 +1054,15 @@ impl<'a> Printer<'a> {
         let block = self.indent;
         match statement {
             TestStatement::Data(path) => {
-                self.write("data ");
+                self.keyword("data ");
                 self.token(path.span, &quoted(&path.value));
             }
             TestStatement::Given(given) => {
                 self.given(given);
             }
             TestStatement::GivenRole(given) => {
-                self.write("given role ");
+                self.keyword("given ");
+                self.keyword("role ");
                 self.indent = block + INDENT;
                 self.token(given.role.span, &given.role.name);
                 self.write(" for ");
@@ -998,7 +1091,7 @@ impl<'a> Printer<'a> {
 
     fn given(&mut self, given: &GivenEntity) {
         let block = self.indent;
-        self.write("given ");
+        self.keyword("given ");
         self.indent = block + INDENT;
         self.entity_ref(&given.entity);
         match given.parents.as_slice() {
@@ -1020,7 +1113,15 @@ impl<'a> Printer<'a> {
         }
         if !given.attributes.is_empty() {
             self.write(" ");
-            let start = self.next_code(self.last_code_end);
+            // The `{` comes next in the source, after the `]` of a parent list.
+            let mut start = self.next_code(self.last_code_end);
+            if self
+                .source
+                .get(start..)
+                .is_some_and(|rest| rest.starts_with(']'))
+            {
+                start = self.next_code(start + 1);
+            }
             let end = given.span.end as usize;
             self.indent = block;
             self.record(&given.attributes, start, end);
@@ -1035,7 +1136,7 @@ impl<'a> Printer<'a> {
         let inline = self.flat
             || (!self.has_comments(span.start as usize, span.end as usize)
                 && self.fits(self.measure(|p| p.expectation(expectation))));
-        self.write(match expectation.verdict {
+        self.keyword(match expectation.verdict {
             Effect::Allow => "allow ",
             Effect::Deny => "deny ",
         });
@@ -1049,42 +1150,42 @@ impl<'a> Printer<'a> {
         self.write(" ");
         self.entity_ref(&expectation.resource);
         for clause in &expectation.with {
-            self.clause_break(inline);
+            self.clause_break(inline, "with");
             let record = match clause {
                 WithClause::Context(record) => {
-                    self.write("with context ");
+                    self.write("context ");
                     record
                 }
                 WithClause::Properties(var, record) => {
-                    self.write(&format!("with {} properties ", var.as_str()));
+                    self.write(&format!("{} properties ", var.as_str()));
                     record
                 }
             };
             self.expr(record, 0);
         }
         if let Some(at) = &expectation.at {
-            self.clause_break(inline);
-            self.write("at ");
+            self.clause_break(inline, "at");
             self.expr(at, 0);
         }
         if let Some(by) = &expectation.by {
-            self.clause_break(inline);
-            self.write("by ");
+            self.clause_break(inline, "by");
             self.token(by.span, &quoted(&by.value));
         }
         self.indent = block;
         self.touch(span.end);
     }
 
-    /// Before a `with`, `at` or `by` clause: a space, or a continuation line.
-    fn clause_break(&mut self, inline: bool) {
+    /// Starts a `with`, `at` or `by` clause: after a space, or on a continuation line.
+    fn clause_break(&mut self, inline: bool, keyword: &str) {
+        let at = self.next_code(self.last_code_end);
+        self.flush(at, false);
         if inline {
             self.write(" ");
         } else {
-            let at = self.next_code(self.last_code_end);
-            self.flush(at, false);
             self.ensure_newline();
         }
+        self.keyword(keyword);
+        self.write(" ");
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1129,7 +1230,7 @@ impl<'a> Printer<'a> {
                 self.write(op.as_str());
                 self.write(" ");
                 if operator_next {
-                    self.last_code_end = at + op.as_str().len();
+                    self.advance_to(at + op.as_str().len());
                 }
             }
             let inner_chain = op == BinaryOp::Or && chain_op(operand) == Some(BinaryOp::And);
@@ -1151,14 +1252,16 @@ impl<'a> Printer<'a> {
 
     /// Prints `expr`, parenthesised when it binds more loosely than `needed`.
     fn expr(&mut self, expr: &Expr, needed: u8) {
-        self.flush(expr.span.start as usize, false);
+        // The span of a parenthesised expression starts inside its parentheses: the `(` (the
+        // next token in the source) comes first, then the comments after it.
         let parens = binding(expr) < needed;
         if parens {
-            self.write("(");
+            self.keyword("(");
         }
+        self.flush(expr.span.start as usize, false);
         self.expr_inner(expr);
         if parens {
-            self.write(")");
+            self.keyword(")");
         }
         self.touch(expr.span.end);
     }
@@ -1185,7 +1288,8 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Properties(base) => {
                 self.expr(base, 7);
-                self.write(".properties");
+                self.keyword(".");
+                self.keyword("properties");
             }
             ExprKind::Call { function, args } => {
                 self.token(function.span, &function.name);
@@ -1200,33 +1304,33 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Unary { op, operand } => match op {
                 UnaryOp::Not => {
-                    self.write("not ");
+                    self.keyword("not ");
                     self.expr(operand, 3);
                 }
                 UnaryOp::Neg => {
-                    self.write("-");
+                    self.keyword("-");
                     self.expr(operand, 6);
                 }
             },
             ExprKind::Binary { op, lhs, rhs } => {
                 let (left, right) = operand_bindings(*op);
                 self.expr(lhs, left);
-                self.write(&format!(" {} ", op.as_str()));
+                self.keyword(&format!(" {} ", op.as_str()));
                 self.expr(rhs, right);
             }
             ExprKind::Has { base, name } => {
                 self.expr(base, 5);
-                self.write(" has ");
+                self.keyword(" has ");
                 self.token(name.span, &key_text(&name.text));
             }
             ExprKind::Like { base, pattern } => {
                 self.expr(base, 5);
-                self.write(" like ");
+                self.keyword(" like ");
                 self.token(pattern.span, &quoted(&pattern.value));
             }
             ExprKind::Is { base, ty } => {
                 self.expr(base, 5);
-                self.write(" is ");
+                self.keyword(" is ");
                 self.token(ty.span, &ty.name);
             }
         }
@@ -1271,6 +1375,8 @@ impl<'a> Printer<'a> {
         print: impl Fn(&mut Printer<'a>, &T),
     ) {
         let (start, end) = range;
+        // Comments before the opening bracket are printed before it, whatever the layout.
+        self.flush(start, false);
         let commented = self.has_comments(start, end);
         if elements.is_empty() && !commented {
             self.write(brackets.empty);
@@ -1281,25 +1387,34 @@ impl<'a> Printer<'a> {
                 && self.fits(self.measure(|p| p.list_inline(&brackets, elements, &print))));
         if inline {
             self.list_inline(&brackets, elements, &print);
+            self.advance_to(end);
             return;
         }
         let outer = self.indent;
         let block = self.line_indent();
         self.write(brackets.open);
-        self.last_code_end = start + 1;
+        self.advance_to(start + 1);
         self.indent = block + INDENT;
-        self.end_line(end);
+        let first = elements
+            .first()
+            .map_or(end, |element| span_of(element).start as usize);
+        self.end_line(first.min(end));
         for (index, element) in elements.iter().enumerate() {
             let span = span_of(element);
             self.lead(span.start as usize, index > 0);
             print(self, element);
-            self.write(",");
-            self.end_line(end);
+            self.punctuation(",");
+            // Comments inside the next element are that element's.
+            let next = elements
+                .get(index + 1)
+                .map_or(end, |element| span_of(element).start as usize);
+            self.end_line(next.min(end));
         }
         self.flush(end, true);
         self.ensure_newline();
         self.indent = block;
         self.write(brackets.close);
+        self.advance_to(end);
         self.indent = outer;
     }
 
@@ -1322,6 +1437,14 @@ impl<'a> Printer<'a> {
         }
         self.write(brackets.inline_close);
     }
+}
+
+/// Where the first field of a record type stands in the source; past the end when unknown.
+fn first_field_start(fields: &Option<Vec<AttrDecl>>) -> usize {
+    fields
+        .as_ref()
+        .and_then(|fields| fields.first())
+        .map_or(usize::MAX, |field| field.span.start as usize)
 }
 
 fn statement_span(statement: &TestStatement) -> Span {

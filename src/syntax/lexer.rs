@@ -68,6 +68,8 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     // True while the current item holds nothing but annotations (`@id("x")`), which belong to
     // the item keyword that follows them.
     let mut only_annotations = false;
+    // Whether the token before the current one was a keyword standing for a name.
+    let mut previous_was_name = false;
 
     for (index, (_, token, _)) in tokens.iter().enumerate() {
         let next = tokens.get(index + 1).map(|(_, t, _)| t);
@@ -75,12 +77,17 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
             .checked_sub(1)
             .and_then(|i| tokens.get(i))
             .map(|(_, t, _)| t);
-        // A keyword used as a name (`resource.test`, `x has entity`, `{ let: 1 }`,
-        // `given role r for ...`) is not the start of an item.
-        let used_as_name = matches!(
-            previous,
-            Some(Token::Dot) | Some(Token::Has) | Some(Token::Given)
-        ) || matches!(next, Some(Token::Colon) | Some(Token::Question));
+        // A keyword used as a name (`resource.test`, `x has entity`, `{ let: 1 }`) is not the
+        // start of an item, nor is the `role` of a test's `given role r for ...`. (In
+        // `x has has`, the second `has` is a name and names nothing after it.)
+        let previous_is_keyword = !previous_was_name;
+        let used_as_name = matches!(previous, Some(Token::Dot))
+            || (matches!(previous, Some(Token::Has)) && previous_is_keyword)
+            || matches!(next, Some(Token::Colon) | Some(Token::Question))
+            || (matches!(token, Token::Role)
+                && matches!(previous, Some(Token::Given))
+                && previous_is_keyword);
+        previous_was_name = used_as_name;
         let starts_anywhere = !used_as_name
             && match token {
                 Token::Entity | Token::Role | Token::Let | Token::Test => true,
@@ -90,7 +97,8 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
                 ),
                 _ => false,
             };
-        let starts_at_top = depth == 0 && matches!(token, Token::Allow | Token::Deny | Token::At_);
+        let starts_at_top =
+            !used_as_name && depth == 0 && matches!(token, Token::Allow | Token::Deny | Token::At_);
 
         if (starts_anywhere || starts_at_top) && index > start && !only_annotations {
             items.push(start..index);
@@ -218,11 +226,15 @@ mod tests {
     fn keywords_used_as_names_do_not_split() {
         assert_eq!(
             items(
-                "test \"t\" { given role r for U::\"a\" } allow v if x.test and x has entity and { let: 1, role?: 2 } == y"
+                "test \"t\" { given role r for U::\"a\" } allow v if x.test and x has entity and { let: 1, role?: 2 } == y.allow and y has deny let z = a.given entity E let w = b has has entity F"
             ),
             vec![
                 "test \"t\" { given role r for U::\"a\" }",
-                "allow v if x.test and x has entity and { let: 1, role?: 2 } == y"
+                "allow v if x.test and x has entity and { let: 1, role?: 2 } == y.allow and y has deny",
+                "let z = a.given",
+                "entity E",
+                "let w = b has has",
+                "entity F"
             ]
         );
     }

@@ -1,1 +1,2 @@
+mod ast_gen;
 mod fmt;
