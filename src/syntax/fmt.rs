@@ -13,8 +13,9 @@
 //! - Annotations stand on their own lines before their item or grant.
 //! - Entity, role and test bodies put one member per line; entity attributes end with a comma.
 //!   An entity without members has no braces; an empty role or test prints `{}`.
-//! - Records, sets and record types stay inline (`{ a: 1, b: 2 }`) when they fit and hold no
-//!   comment; otherwise one entry per line with a trailing comma.
+//! - Records, sets, record types, argument lists and action groups stay inline
+//!   (`{ a: 1, b: 2 }`) when they fit and hold no comment; otherwise one element per line with a
+//!   trailing comma, the closing bracket under the start of the line that opened it.
 //! - A condition (of a rule or grant) and a `let` value that do not fit are broken before the
 //!   `and`/`or` of their outermost chain, continued 2 spaces deeper than the item; an `and` chain
 //!   inside an `or` chain that still does not fit is broken 2 spaces deeper again. An expectation
@@ -28,8 +29,9 @@
 //!   and `["weird key"]` otherwise, and `properties` prints `["properties"]` because
 //!   `.properties` is what the caller sent; record keys and `has` targets likewise bare or quoted.
 //! - Strings are re-escaped canonically; durations print with `d` `h` `m` `s` `ms`, largest unit
-//!   first (`1h30m`); one parent type prints `in Group`, several `in [A, B]`; clauses print in
-//!   one order (`properties` before `context`; an entity's `properties` after its attributes).
+//!   first (`1h30m`); one parent type prints `in Group`, several `in [A, B]`. An action's
+//!   `properties` print before its `context` and an entity's `properties` after its attributes,
+//!   unless the author ordered them otherwise (then the comments inside them stay inside them).
 //!
 //! # Comments
 //!
@@ -40,6 +42,13 @@
 //! own. Comments left before a closing brace are flushed inside it, and the rest at the end of the
 //! file. Every comment is printed exactly once, in source order. A construct that holds a comment
 //! never takes its one-line form, so a comment never swallows code.
+//!
+//! Idempotence rests on one discipline: every layout decision depends only on the tree, on
+//! which comments lie inside a construct's source range, and on blank lines between members —
+//! and the printer puts each comment back inside the same constructs. To know which line a
+//! comment stood on, the printer follows the source as it prints: keywords, operators and
+//! brackets that the tree keeps no span for are matched to the next source token
+//! (`Printer::keyword`).
 
 use crate::ast::{
     Actions, Annotation, AttrDecl, BinaryOp, ConditionKind, Effect, EntityDecl, EntityRef,
@@ -105,9 +114,15 @@ fn key_text(text: &str) -> String {
     }
 }
 
+/// True when an attribute access can be written `.name` (else `["name"]`).
+fn attribute_is_bare(text: &str) -> bool {
+    is_identifier(text) && text != "properties"
+}
+
 /// An attribute access: `.name`, or `["name"]` when `.name` would not read back the same.
+#[cfg(test)]
 fn attribute_text(text: &str) -> String {
-    if is_identifier(text) && text != "properties" {
+    if attribute_is_bare(text) {
         format!(".{text}")
     } else {
         format!("[{}]", quoted(text))
@@ -399,6 +414,13 @@ impl<'a> Printer<'a> {
     /// Prints punctuation that hugs what comes before it (`,`). When it is also the next token
     /// of the source with no comment in between, it counts as the code printed last.
     fn punctuation(&mut self, text: &str) {
+        self.write(text);
+        self.pass_over(text);
+    }
+
+    /// Counts `text` as printed when it is the next token of the source with no comment in
+    /// between (brackets the layout leaves out, such as those of a one-element parent list).
+    fn pass_over(&mut self, text: &str) {
         let at = self.next_code(self.last_code_end);
         let comment_between = self
             .comments
@@ -408,7 +430,6 @@ impl<'a> Printer<'a> {
             .source
             .get(at..)
             .is_some_and(|rest| rest.starts_with(text));
-        self.write(text);
         if next_in_source && !comment_between {
             self.advance_to(at + text.len());
         }
@@ -494,10 +515,12 @@ impl<'a> Printer<'a> {
                             .source_between(comment.span.end as usize, next.span.start as usize)
                             .contains('\n')
                 });
+                // Code after it on its line keeps it company only if that code is what gets
+                // printed next.
                 let end = comment.span.end as usize;
+                let next_code = self.next_code(end);
                 let code_follows_on_line =
-                    !self.source_between(end, self.next_code(end)).contains('\n')
-                        && self.next_code(end) < self.source.len();
+                    next_code == offset && !self.source_between(end, next_code).contains('\n');
                 if text.starts_with("//") || !(followed_on_line || code_follows_on_line) {
                     self.newline();
                 } else {
@@ -531,6 +554,37 @@ impl<'a> Printer<'a> {
         self.flush(offset, blank_lines);
         if blank_lines && has_blank_line(self.source_between(self.last_code_end, offset)) {
             self.blank_line();
+        }
+    }
+
+    /// Where the code that ends just before `offset` ends, skipping whitespace and comments.
+    fn previous_code_end(&self, offset: usize) -> usize {
+        let mut at = offset;
+        loop {
+            let before = self.source.get(..at).unwrap_or("");
+            at = before.trim_end().len();
+            let ending_here = self
+                .comments
+                .iter()
+                .rev()
+                .find(|comment| comment.span.end as usize == at);
+            match ending_here {
+                Some(comment) => at = comment.span.start as usize,
+                None => return at,
+            }
+        }
+    }
+
+    /// Where a test statement begins (a `data` statement's span starts at its path).
+    fn statement_start(&self, statement: &TestStatement) -> Span {
+        match statement {
+            TestStatement::Data(path) => {
+                let end = self.previous_code_end(path.span.start as usize);
+                let keyword = self.source.get(..end).is_some_and(|s| s.ends_with("data"));
+                let start = if keyword { end - "data".len() } else { end };
+                Span::new(start.min(path.span.start as usize), path.span.end as usize)
+            }
+            other => statement_span(other),
         }
     }
 
@@ -678,13 +732,13 @@ impl<'a> Printer<'a> {
                     self.write(" : ");
                     self.idents(&role.inherits);
                 }
-                self.write(" {");
+                self.keyword(" {");
                 let close = role.span.end as usize;
                 self.block(
                     &role.grants,
                     close,
                     block,
-                    |grant| Some(grant.span),
+                    |_, grant| Some(grant.span),
                     |p, grant| {
                         let grant_block = p.indent;
                         p.annotations(&grant.annotations);
@@ -715,13 +769,13 @@ impl<'a> Printer<'a> {
                 self.keyword("test ");
                 self.indent = block + INDENT;
                 self.token(test.name.span, &quoted(&test.name.value));
-                self.write(" {");
+                self.keyword(" {");
                 let close = test.span.end as usize;
                 self.block(
                     &test.statements,
                     close,
                     block,
-                    |statement| Some(statement_span(statement)),
+                    |p, statement| Some(p.statement_start(statement)),
                     |p, statement| p.test_statement(statement),
                 );
             }
@@ -800,11 +854,12 @@ impl<'a> Printer<'a> {
             [one] => {
                 self.write(" in ");
                 self.token(one.span, &one.name);
+                self.pass_over("]");
             }
             several => {
                 self.write(" in [");
                 self.idents(several);
-                self.write("]");
+                self.keyword("]");
             }
         }
     }
@@ -816,7 +871,7 @@ impl<'a> Printer<'a> {
         members: &[T],
         close: usize,
         block: usize,
-        span_of: impl Fn(&T) -> Option<Span>,
+        span_of: impl Fn(&Printer<'a>, &T) -> Option<Span>,
         mut print: impl FnMut(&mut Printer<'a>, &T),
     ) {
         let open = self.last_code_end;
@@ -834,12 +889,12 @@ impl<'a> Printer<'a> {
             // that member.
             let first = members
                 .iter()
-                .find_map(&span_of)
+                .find_map(|member| span_of(self, member))
                 .map_or(close, |span| span.start as usize);
             self.end_line(first.min(close));
         }
         for (index, member) in members.iter().enumerate() {
-            let span = span_of(member);
+            let span = span_of(self, member);
             if let (false, Some(span)) = (self.flat, span) {
                 self.lead(span.start as usize, index > 0);
             }
@@ -853,7 +908,7 @@ impl<'a> Printer<'a> {
                 // Comments inside the next member are that member's.
                 let next = members
                     .get(index + 1)
-                    .and_then(&span_of)
+                    .and_then(|member| span_of(self, member))
                     .map_or(close, |span| span.start as usize);
                 self.end_line(next.min(close));
             }
@@ -899,12 +954,12 @@ impl<'a> Printer<'a> {
         if members.is_empty() && !self.has_comments(self.last_code_end, end) {
             return;
         }
-        self.write(" {");
+        self.keyword(" {");
         self.block(
             &members,
             end,
             block,
-            |member| match member {
+            |_, member| match member {
                 EntityMember::Attribute(attribute) => Some(attribute.span),
                 EntityMember::Properties(_, extent) => *extent,
             },
@@ -986,8 +1041,17 @@ impl<'a> Printer<'a> {
             ),
             _ => (self.last_code_end, self.last_code_end),
         };
-        if let Some(span) = span {
-            self.flush(span.start as usize, false);
+        // Where the `{` stands: comments before it are printed before it.
+        let open = span.map(|span| span.start as usize).or_else(|| {
+            let at = self.next_code(self.last_code_end);
+            let brace = self
+                .source
+                .get(at..)
+                .is_some_and(|rest| rest.starts_with('{'));
+            brace.then_some(at)
+        });
+        if let Some(open) = open {
+            self.flush(open, false);
         }
         if fields.is_empty() && !self.has_comments(start, end) {
             self.write("{}");
@@ -998,21 +1062,21 @@ impl<'a> Printer<'a> {
         }
         let inline = self.flat
             || (!self.has_comments(start, end)
-                && self.fits(self.measure(|p| p.record_type_inline(fields))));
+                && self.fits(self.measure(|p| p.record_type_inline(fields, None))));
         if inline {
-            self.record_type_inline(fields);
+            self.record_type_inline(fields, open);
         } else {
             let outer = self.indent;
             let block = self.line_indent();
             self.write("{");
-            if let Some(span) = span {
-                self.advance_to(span.start as usize + 1);
+            if let Some(open) = open {
+                self.advance_to(open + 1);
             }
             self.block(
                 fields,
                 end,
                 block,
-                |field| Some(field.span),
+                |_, field| Some(field.span),
                 |p, field| {
                     p.attr_decl(field);
                     p.punctuation(",");
@@ -1023,8 +1087,11 @@ impl<'a> Printer<'a> {
         self.advance_to(end);
     }
 
-    fn record_type_inline(&mut self, fields: &[AttrDecl]) {
+    fn record_type_inline(&mut self, fields: &[AttrDecl], open: Option<usize>) {
         self.write("{ ");
+        if let Some(open) = open {
+            self.advance_to(open + 1);
+        }
         for (index, field) in fields.iter().enumerate() {
             if index > 0 {
                 self.write(", ");
@@ -1099,6 +1166,7 @@ impl<'a> Printer<'a> {
             [one] => {
                 self.write(" in ");
                 self.entity_ref(one);
+                self.pass_over("]");
             }
             several => {
                 self.write(" in [");
@@ -1108,7 +1176,7 @@ impl<'a> Printer<'a> {
                     }
                     self.entity_ref(parent);
                 }
-                self.write("]");
+                self.keyword("]");
             }
         }
         if !given.attributes.is_empty() {
@@ -1284,7 +1352,14 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Attr { base, name } => {
                 self.expr(base, 7);
-                self.token(name.span, &attribute_text(&name.text));
+                if attribute_is_bare(&name.text) {
+                    self.keyword(".");
+                    self.token(name.span, &name.text);
+                } else {
+                    self.keyword("[");
+                    self.token(name.span, &quoted(&name.text));
+                    self.keyword("]");
+                }
             }
             ExprKind::Properties(base) => {
                 self.expr(base, 7);

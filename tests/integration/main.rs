@@ -1,2 +1,3 @@
 mod ast_gen;
 mod fmt;
+mod fmt_cli;
