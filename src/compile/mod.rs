@@ -728,10 +728,7 @@ type RoleHolders = (Box<[crate::program::Bindings]>, Box<[Box<[RoleId]>]>);
 
 /// Per entity: the roles the data binds to it, and the declared roles its stored `roles`
 /// attribute names — resolved now so that deciding never looks a role up by name.
-fn role_holders(
-    store: &Store,
-    role_ids: &HashMap<Arc<str>, RoleId>,
-) -> RoleHolders {
+fn role_holders(store: &Store, role_ids: &HashMap<Arc<str>, RoleId>) -> RoleHolders {
     let mut bindings: Vec<Vec<(RoleId, Option<crate::data::value::EntityId>)>> =
         vec![Vec::new(); store.len()];
     for binding in store.bindings() {

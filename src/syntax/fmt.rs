@@ -13,8 +13,9 @@
 //! - Annotations stand on their own lines before their item or grant.
 //! - Entity, role and test bodies put one member per line; entity attributes end with a comma.
 //!   An entity without members has no braces; an empty role or test prints `{}`.
-//! - Records, sets and record types stay inline (`{ a: 1, b: 2 }`) when they fit and hold no
-//!   comment; otherwise one entry per line with a trailing comma.
+//! - Records, sets, record types, argument lists and action groups stay inline
+//!   (`{ a: 1, b: 2 }`) when they fit and hold no comment; otherwise one element per line with a
+//!   trailing comma, the closing bracket under the start of the line that opened it.
 //! - A condition (of a rule or grant) and a `let` value that do not fit are broken before the
 //!   `and`/`or` of their outermost chain, continued 2 spaces deeper than the item; an `and` chain
 //!   inside an `or` chain that still does not fit is broken 2 spaces deeper again. An expectation
@@ -28,8 +29,9 @@
 //!   and `["weird key"]` otherwise, and `properties` prints `["properties"]` because
 //!   `.properties` is what the caller sent; record keys and `has` targets likewise bare or quoted.
 //! - Strings are re-escaped canonically; durations print with `d` `h` `m` `s` `ms`, largest unit
-//!   first (`1h30m`); one parent type prints `in Group`, several `in [A, B]`; clauses print in
-//!   one order (`properties` before `context`; an entity's `properties` after its attributes).
+//!   first (`1h30m`); one parent type prints `in Group`, several `in [A, B]`. An action's
+//!   `properties` print before its `context` and an entity's `properties` after its attributes,
+//!   unless the author ordered them otherwise (then the comments inside them stay inside them).
 //!
 //! # Comments
 //!
@@ -40,6 +42,13 @@
 //! own. Comments left before a closing brace are flushed inside it, and the rest at the end of the
 //! file. Every comment is printed exactly once, in source order. A construct that holds a comment
 //! never takes its one-line form, so a comment never swallows code.
+//!
+//! Idempotence rests on one discipline: every layout decision depends only on the tree, on
+//! which comments lie inside a construct's source range, and on blank lines between members —
+//! and the printer puts each comment back inside the same constructs. To know which line a
+//! comment stood on, the printer follows the source as it prints: keywords, operators and
+//! brackets that the tree keeps no span for are matched to the next source token
+//! (`Printer::keyword`).
 
 use crate::ast::{
     Actions, Annotation, AttrDecl, BinaryOp, ConditionKind, Effect, EntityDecl, EntityRef,
@@ -105,9 +114,15 @@ fn key_text(text: &str) -> String {
     }
 }
 
+/// True when an attribute access can be written `.name` (else `["name"]`).
+fn attribute_is_bare(text: &str) -> bool {
+    is_identifier(text) && text != "properties"
+}
+
 /// An attribute access: `.name`, or `["name"]` when `.name` would not read back the same.
+#[cfg(test)]
 fn attribute_text(text: &str) -> String {
-    if is_identifier(text) && text != "properties" {
+    if attribute_is_bare(text) {
         format!(".{text}")
     } else {
         format!("[{}]", quoted(text))
@@ -256,7 +271,8 @@ impl Brackets {
 /// A member of an entity body.
 enum EntityMember<'a> {
     Attribute(&'a AttrDecl),
-    Properties(&'a [AttrDecl]),
+    /// The fields, and where they stand in the source (up to the closing brace) if known.
+    Properties(&'a [AttrDecl], Option<Span>),
 }
 
 #[derive(Clone)]
@@ -366,17 +382,57 @@ impl<'a> Printer<'a> {
         self.out.push('\n');
     }
 
-    /// Records that the code printed last ends at `offset` in the source.
+    /// Records that the code printed last ends at `offset` in the source. Printing follows the
+    /// source, so this never moves back (a parenthesised expression's span ends before its `)`).
     fn touch(&mut self, offset: u32) {
-        self.last_code_end = offset as usize;
+        self.advance_to(offset as usize);
     }
 
-    /// Prints a keyword that comes next in the source: comments before it first.
+    fn advance_to(&mut self, offset: usize) {
+        self.last_code_end = self.last_code_end.max(offset);
+    }
+
+    /// Prints a keyword or operator (`text`, with the spaces around it). When it is also the
+    /// next token of the source, the comments before it come first and it counts as the code
+    /// printed last, so a comment after it stays after it.
     fn keyword(&mut self, text: &str) {
+        let word = text.trim();
         let at = self.next_code(self.last_code_end);
-        self.flush(at, false);
+        let next_in_source = self
+            .source
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(word));
+        if next_in_source {
+            self.flush(at, false);
+        }
         self.write(text);
-        self.last_code_end = at + text.trim().len();
+        if next_in_source {
+            self.advance_to(at + word.len());
+        }
+    }
+
+    /// Prints punctuation that hugs what comes before it (`,`). When it is also the next token
+    /// of the source with no comment in between, it counts as the code printed last.
+    fn punctuation(&mut self, text: &str) {
+        self.write(text);
+        self.pass_over(text);
+    }
+
+    /// Counts `text` as printed when it is the next token of the source with no comment in
+    /// between (brackets the layout leaves out, such as those of a one-element parent list).
+    fn pass_over(&mut self, text: &str) {
+        let at = self.next_code(self.last_code_end);
+        let comment_between = self
+            .comments
+            .get(self.next_comment)
+            .is_some_and(|comment| (comment.span.start as usize) < at);
+        let next_in_source = self
+            .source
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(text));
+        if next_in_source && !comment_between {
+            self.advance_to(at + text.len());
+        }
     }
 
     /// Prints a token that has a span: comments before it first.
@@ -459,10 +515,12 @@ impl<'a> Printer<'a> {
                             .source_between(comment.span.end as usize, next.span.start as usize)
                             .contains('\n')
                 });
-                let code_follows_on_line = offset != usize::MAX
-                    && !self
-                        .source_between(comment.span.end as usize, offset)
-                        .contains('\n');
+                // Code after it on its line keeps it company only if that code is what gets
+                // printed next.
+                let end = comment.span.end as usize;
+                let next_code = self.next_code(end);
+                let code_follows_on_line =
+                    next_code == offset && !self.source_between(end, next_code).contains('\n');
                 if text.starts_with("//") || !(followed_on_line || code_follows_on_line) {
                     self.newline();
                 } else {
@@ -496,6 +554,37 @@ impl<'a> Printer<'a> {
         self.flush(offset, blank_lines);
         if blank_lines && has_blank_line(self.source_between(self.last_code_end, offset)) {
             self.blank_line();
+        }
+    }
+
+    /// Where the code that ends just before `offset` ends, skipping whitespace and comments.
+    fn previous_code_end(&self, offset: usize) -> usize {
+        let mut at = offset;
+        loop {
+            let before = self.source.get(..at).unwrap_or("");
+            at = before.trim_end().len();
+            let ending_here = self
+                .comments
+                .iter()
+                .rev()
+                .find(|comment| comment.span.end as usize == at);
+            match ending_here {
+                Some(comment) => at = comment.span.start as usize,
+                None => return at,
+            }
+        }
+    }
+
+    /// Where a test statement begins (a `data` statement's span starts at its path).
+    fn statement_start(&self, statement: &TestStatement) -> Span {
+        match statement {
+            TestStatement::Data(path) => {
+                let end = self.previous_code_end(path.span.start as usize);
+                let keyword = self.source.get(..end).is_some_and(|s| s.ends_with("data"));
+                let start = if keyword { end - "data".len() } else { end };
+                Span::new(start.min(path.span.start as usize), path.span.end as usize)
+            }
+            other => statement_span(other),
         }
     }
 
@@ -600,13 +689,22 @@ impl<'a> Printer<'a> {
                     self.write(" on ");
                     self.idents(&action.resource_types);
                 }
-                if let Some(fields) = &action.properties {
-                    self.write(" properties ");
-                    self.record_type(fields, None);
+                // `properties` before `context`, unless the author wrote them the other way
+                // round: comments inside them then stay inside the same one.
+                let mut clauses = [
+                    ("properties", &action.properties),
+                    ("context", &action.context),
+                ];
+                if first_field_start(&action.context) < first_field_start(&action.properties) {
+                    clauses.reverse();
                 }
-                if let Some(fields) = &action.context {
-                    self.write(" context ");
-                    self.record_type(fields, None);
+                for (keyword, fields) in clauses {
+                    if let Some(fields) = fields {
+                        self.write(" ");
+                        self.keyword(keyword);
+                        self.write(" ");
+                        self.record_type(fields, None);
+                    }
                 }
             }
             Item::ActionGroup(group) => {
@@ -634,13 +732,13 @@ impl<'a> Printer<'a> {
                     self.write(" : ");
                     self.idents(&role.inherits);
                 }
-                self.write(" {");
+                self.keyword(" {");
                 let close = role.span.end as usize;
                 self.block(
                     &role.grants,
                     close,
                     block,
-                    |grant| Some(grant.span),
+                    |_, grant| Some(grant.span),
                     |p, grant| {
                         let grant_block = p.indent;
                         p.annotations(&grant.annotations);
@@ -671,13 +769,13 @@ impl<'a> Printer<'a> {
                 self.keyword("test ");
                 self.indent = block + INDENT;
                 self.token(test.name.span, &quoted(&test.name.value));
-                self.write(" {");
+                self.keyword(" {");
                 let close = test.span.end as usize;
                 self.block(
                     &test.statements,
                     close,
                     block,
-                    |statement| Some(statement_span(statement)),
+                    |p, statement| Some(p.statement_start(statement)),
                     |p, statement| p.test_statement(statement),
                 );
             }
@@ -756,11 +854,12 @@ impl<'a> Printer<'a> {
             [one] => {
                 self.write(" in ");
                 self.token(one.span, &one.name);
+                self.pass_over("]");
             }
             several => {
                 self.write(" in [");
                 self.idents(several);
-                self.write("]");
+                self.keyword("]");
             }
         }
     }
@@ -772,7 +871,7 @@ impl<'a> Printer<'a> {
         members: &[T],
         close: usize,
         block: usize,
-        span_of: impl Fn(&T) -> Option<Span>,
+        span_of: impl Fn(&Printer<'a>, &T) -> Option<Span>,
         mut print: impl FnMut(&mut Printer<'a>, &T),
     ) {
         let open = self.last_code_end;
@@ -785,15 +884,19 @@ impl<'a> Printer<'a> {
             self.write(" ");
         }
         self.indent = block + INDENT;
+        if !self.flat {
+            // Only comments before the first member end the opening line; later ones are inside
+            // that member.
+            let first = members
+                .iter()
+                .find_map(|member| span_of(self, member))
+                .map_or(close, |span| span.start as usize);
+            self.end_line(first.min(close));
+        }
         for (index, member) in members.iter().enumerate() {
-            let span = span_of(member);
-            if !self.flat {
-                if index == 0 {
-                    self.end_line(close);
-                }
-                if let Some(span) = span {
-                    self.lead(span.start as usize, index > 0);
-                }
+            let span = span_of(self, member);
+            if let (false, Some(span)) = (self.flat, span) {
+                self.lead(span.start as usize, index > 0);
             }
             print(self, member);
             if let Some(span) = span {
@@ -802,7 +905,12 @@ impl<'a> Printer<'a> {
             if self.flat {
                 self.write(" ");
             } else {
-                self.end_line(close);
+                // Comments inside the next member are that member's.
+                let next = members
+                    .get(index + 1)
+                    .and_then(|member| span_of(self, member))
+                    .map_or(close, |span| span.start as usize);
+                self.end_line(next.min(close));
             }
         }
         self.close_block(close, block);
@@ -817,6 +925,7 @@ impl<'a> Printer<'a> {
         }
         self.indent = block;
         self.write("}");
+        self.advance_to(close);
     }
 
     fn entity(&mut self, entity: &EntityDecl, block: usize) {
@@ -830,33 +939,71 @@ impl<'a> Printer<'a> {
             .map(EntityMember::Attribute)
             .collect();
         if let Some(fields) = &entity.properties {
-            members.push(EntityMember::Properties(fields));
+            // The caller's `properties` keep their place among the attributes (last when the
+            // source does not tell), so the comments around and inside them stay there.
+            let extent = self.properties_extent(entity);
+            let at = extent.map_or(usize::MAX, |span| span.start as usize);
+            let position = entity
+                .attributes
+                .iter()
+                .position(|attribute| attribute.span.start as usize > at)
+                .unwrap_or(members.len());
+            members.insert(position, EntityMember::Properties(fields, extent));
         }
         let end = entity.span.end as usize;
         if members.is_empty() && !self.has_comments(self.last_code_end, end) {
             return;
         }
-        self.write(" {");
+        self.keyword(" {");
         self.block(
             &members,
             end,
             block,
-            |member| match member {
+            |_, member| match member {
                 EntityMember::Attribute(attribute) => Some(attribute.span),
-                EntityMember::Properties(fields) => fields.first().map(|field| field.span),
+                EntityMember::Properties(_, extent) => *extent,
             },
             |p, member| match member {
                 EntityMember::Attribute(attribute) => {
                     p.attr_decl(attribute);
-                    p.write(",");
+                    p.punctuation(",");
                 }
-                EntityMember::Properties(fields) => {
+                EntityMember::Properties(fields, _) => {
                     p.write("properties: ");
                     p.record_type(fields, None);
-                    p.write(",");
+                    p.punctuation(",");
                 }
             },
         );
+    }
+
+    /// Where an entity's `properties: { ... }` member stands in the source, from the keyword to
+    /// the closing brace (the tree does not keep this span).
+    fn properties_extent(&self, entity: &EntityDecl) -> Option<Span> {
+        let base = entity.span.start as usize;
+        let text = self.source.get(entity.span.range())?;
+        let tokens = crate::syntax::lexer::lex(text).tokens;
+        let mut depth = 0usize;
+        let mut keyword = None;
+        for (index, (start, token, end)) in tokens.iter().enumerate() {
+            match token {
+                Token::LBrace => depth += 1,
+                Token::RBrace => {
+                    depth = depth.saturating_sub(1);
+                    if let (1, Some(keyword)) = (depth, keyword) {
+                        return Some(Span::new(base + keyword, base + end));
+                    }
+                }
+                Token::Properties if depth == 1 => {
+                    let colon = matches!(tokens.get(index + 1), Some((_, Token::Colon, _)));
+                    if colon {
+                        keyword = Some(*start);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     fn attr_decl(&mut self, attribute: &AttrDecl) {
@@ -886,14 +1033,25 @@ impl<'a> Printer<'a> {
     fn record_type(&mut self, fields: &[AttrDecl], span: Option<Span>) {
         let (start, end) = match (span, fields.first(), fields.last()) {
             (Some(span), _, _) => (span.start as usize, span.end as usize),
-            (None, Some(_), Some(last)) => (
-                self.next_code(self.last_code_end),
+            // Without the braces' span, the record is taken to start at its first field: comments
+            // before that are printed before the first field whatever the layout.
+            (None, Some(first), Some(last)) => (
+                first.span.start as usize,
                 self.closing_after(last.span.end as usize),
             ),
             _ => (self.last_code_end, self.last_code_end),
         };
-        if let Some(span) = span {
-            self.flush(span.start as usize, false);
+        // Where the `{` stands: comments before it are printed before it.
+        let open = span.map(|span| span.start as usize).or_else(|| {
+            let at = self.next_code(self.last_code_end);
+            let brace = self
+                .source
+                .get(at..)
+                .is_some_and(|rest| rest.starts_with('{'));
+            brace.then_some(at)
+        });
+        if let Some(open) = open {
+            self.flush(open, false);
         }
         if fields.is_empty() && !self.has_comments(start, end) {
             self.write("{}");
@@ -904,35 +1062,36 @@ impl<'a> Printer<'a> {
         }
         let inline = self.flat
             || (!self.has_comments(start, end)
-                && self.fits(self.measure(|p| p.record_type_inline(fields))));
+                && self.fits(self.measure(|p| p.record_type_inline(fields, None))));
         if inline {
-            self.record_type_inline(fields);
+            self.record_type_inline(fields, open);
         } else {
             let outer = self.indent;
             let block = self.line_indent();
             self.write("{");
-            if let Some(span) = span {
-                self.last_code_end = span.start as usize + 1;
+            if let Some(open) = open {
+                self.advance_to(open + 1);
             }
             self.block(
                 fields,
                 end,
                 block,
-                |field| Some(field.span),
+                |_, field| Some(field.span),
                 |p, field| {
                     p.attr_decl(field);
-                    p.write(",");
+                    p.punctuation(",");
                 },
             );
             self.indent = outer;
         }
-        if let Some(span) = span {
-            self.touch(span.end);
-        }
+        self.advance_to(end);
     }
 
-    fn record_type_inline(&mut self, fields: &[AttrDecl]) {
+    fn record_type_inline(&mut self, fields: &[AttrDecl], open: Option<usize>) {
         self.write("{ ");
+        if let Some(open) = open {
+            self.advance_to(open + 1);
+        }
         for (index, field) in fields.iter().enumerate() {
             if index > 0 {
                 self.write(", ");
@@ -962,14 +1121,15 @@ impl<'a> Printer<'a> {
         let block = self.indent;
         match statement {
             TestStatement::Data(path) => {
-                self.write("data ");
+                self.keyword("data ");
                 self.token(path.span, &quoted(&path.value));
             }
             TestStatement::Given(given) => {
                 self.given(given);
             }
             TestStatement::GivenRole(given) => {
-                self.write("given role ");
+                self.keyword("given ");
+                self.keyword("role ");
                 self.indent = block + INDENT;
                 self.token(given.role.span, &given.role.name);
                 self.write(" for ");
@@ -998,7 +1158,7 @@ impl<'a> Printer<'a> {
 
     fn given(&mut self, given: &GivenEntity) {
         let block = self.indent;
-        self.write("given ");
+        self.keyword("given ");
         self.indent = block + INDENT;
         self.entity_ref(&given.entity);
         match given.parents.as_slice() {
@@ -1006,6 +1166,7 @@ impl<'a> Printer<'a> {
             [one] => {
                 self.write(" in ");
                 self.entity_ref(one);
+                self.pass_over("]");
             }
             several => {
                 self.write(" in [");
@@ -1015,12 +1176,20 @@ impl<'a> Printer<'a> {
                     }
                     self.entity_ref(parent);
                 }
-                self.write("]");
+                self.keyword("]");
             }
         }
         if !given.attributes.is_empty() {
             self.write(" ");
-            let start = self.next_code(self.last_code_end);
+            // The `{` comes next in the source, after the `]` of a parent list.
+            let mut start = self.next_code(self.last_code_end);
+            if self
+                .source
+                .get(start..)
+                .is_some_and(|rest| rest.starts_with(']'))
+            {
+                start = self.next_code(start + 1);
+            }
             let end = given.span.end as usize;
             self.indent = block;
             self.record(&given.attributes, start, end);
@@ -1035,7 +1204,7 @@ impl<'a> Printer<'a> {
         let inline = self.flat
             || (!self.has_comments(span.start as usize, span.end as usize)
                 && self.fits(self.measure(|p| p.expectation(expectation))));
-        self.write(match expectation.verdict {
+        self.keyword(match expectation.verdict {
             Effect::Allow => "allow ",
             Effect::Deny => "deny ",
         });
@@ -1049,42 +1218,42 @@ impl<'a> Printer<'a> {
         self.write(" ");
         self.entity_ref(&expectation.resource);
         for clause in &expectation.with {
-            self.clause_break(inline);
+            self.clause_break(inline, "with");
             let record = match clause {
                 WithClause::Context(record) => {
-                    self.write("with context ");
+                    self.write("context ");
                     record
                 }
                 WithClause::Properties(var, record) => {
-                    self.write(&format!("with {} properties ", var.as_str()));
+                    self.write(&format!("{} properties ", var.as_str()));
                     record
                 }
             };
             self.expr(record, 0);
         }
         if let Some(at) = &expectation.at {
-            self.clause_break(inline);
-            self.write("at ");
+            self.clause_break(inline, "at");
             self.expr(at, 0);
         }
         if let Some(by) = &expectation.by {
-            self.clause_break(inline);
-            self.write("by ");
+            self.clause_break(inline, "by");
             self.token(by.span, &quoted(&by.value));
         }
         self.indent = block;
         self.touch(span.end);
     }
 
-    /// Before a `with`, `at` or `by` clause: a space, or a continuation line.
-    fn clause_break(&mut self, inline: bool) {
+    /// Starts a `with`, `at` or `by` clause: after a space, or on a continuation line.
+    fn clause_break(&mut self, inline: bool, keyword: &str) {
+        let at = self.next_code(self.last_code_end);
+        self.flush(at, false);
         if inline {
             self.write(" ");
         } else {
-            let at = self.next_code(self.last_code_end);
-            self.flush(at, false);
             self.ensure_newline();
         }
+        self.keyword(keyword);
+        self.write(" ");
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1129,7 +1298,7 @@ impl<'a> Printer<'a> {
                 self.write(op.as_str());
                 self.write(" ");
                 if operator_next {
-                    self.last_code_end = at + op.as_str().len();
+                    self.advance_to(at + op.as_str().len());
                 }
             }
             let inner_chain = op == BinaryOp::Or && chain_op(operand) == Some(BinaryOp::And);
@@ -1151,14 +1320,16 @@ impl<'a> Printer<'a> {
 
     /// Prints `expr`, parenthesised when it binds more loosely than `needed`.
     fn expr(&mut self, expr: &Expr, needed: u8) {
-        self.flush(expr.span.start as usize, false);
+        // The span of a parenthesised expression starts inside its parentheses: the `(` (the
+        // next token in the source) comes first, then the comments after it.
         let parens = binding(expr) < needed;
         if parens {
-            self.write("(");
+            self.keyword("(");
         }
+        self.flush(expr.span.start as usize, false);
         self.expr_inner(expr);
         if parens {
-            self.write(")");
+            self.keyword(")");
         }
         self.touch(expr.span.end);
     }
@@ -1181,11 +1352,19 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Attr { base, name } => {
                 self.expr(base, 7);
-                self.token(name.span, &attribute_text(&name.text));
+                if attribute_is_bare(&name.text) {
+                    self.keyword(".");
+                    self.token(name.span, &name.text);
+                } else {
+                    self.keyword("[");
+                    self.token(name.span, &quoted(&name.text));
+                    self.keyword("]");
+                }
             }
             ExprKind::Properties(base) => {
                 self.expr(base, 7);
-                self.write(".properties");
+                self.keyword(".");
+                self.keyword("properties");
             }
             ExprKind::Call { function, args } => {
                 self.token(function.span, &function.name);
@@ -1200,33 +1379,33 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Unary { op, operand } => match op {
                 UnaryOp::Not => {
-                    self.write("not ");
+                    self.keyword("not ");
                     self.expr(operand, 3);
                 }
                 UnaryOp::Neg => {
-                    self.write("-");
+                    self.keyword("-");
                     self.expr(operand, 6);
                 }
             },
             ExprKind::Binary { op, lhs, rhs } => {
                 let (left, right) = operand_bindings(*op);
                 self.expr(lhs, left);
-                self.write(&format!(" {} ", op.as_str()));
+                self.keyword(&format!(" {} ", op.as_str()));
                 self.expr(rhs, right);
             }
             ExprKind::Has { base, name } => {
                 self.expr(base, 5);
-                self.write(" has ");
+                self.keyword(" has ");
                 self.token(name.span, &key_text(&name.text));
             }
             ExprKind::Like { base, pattern } => {
                 self.expr(base, 5);
-                self.write(" like ");
+                self.keyword(" like ");
                 self.token(pattern.span, &quoted(&pattern.value));
             }
             ExprKind::Is { base, ty } => {
                 self.expr(base, 5);
-                self.write(" is ");
+                self.keyword(" is ");
                 self.token(ty.span, &ty.name);
             }
         }
@@ -1271,6 +1450,8 @@ impl<'a> Printer<'a> {
         print: impl Fn(&mut Printer<'a>, &T),
     ) {
         let (start, end) = range;
+        // Comments before the opening bracket are printed before it, whatever the layout.
+        self.flush(start, false);
         let commented = self.has_comments(start, end);
         if elements.is_empty() && !commented {
             self.write(brackets.empty);
@@ -1281,25 +1462,34 @@ impl<'a> Printer<'a> {
                 && self.fits(self.measure(|p| p.list_inline(&brackets, elements, &print))));
         if inline {
             self.list_inline(&brackets, elements, &print);
+            self.advance_to(end);
             return;
         }
         let outer = self.indent;
         let block = self.line_indent();
         self.write(brackets.open);
-        self.last_code_end = start + 1;
+        self.advance_to(start + 1);
         self.indent = block + INDENT;
-        self.end_line(end);
+        let first = elements
+            .first()
+            .map_or(end, |element| span_of(element).start as usize);
+        self.end_line(first.min(end));
         for (index, element) in elements.iter().enumerate() {
             let span = span_of(element);
             self.lead(span.start as usize, index > 0);
             print(self, element);
-            self.write(",");
-            self.end_line(end);
+            self.punctuation(",");
+            // Comments inside the next element are that element's.
+            let next = elements
+                .get(index + 1)
+                .map_or(end, |element| span_of(element).start as usize);
+            self.end_line(next.min(end));
         }
         self.flush(end, true);
         self.ensure_newline();
         self.indent = block;
         self.write(brackets.close);
+        self.advance_to(end);
         self.indent = outer;
     }
 
@@ -1322,6 +1512,14 @@ impl<'a> Printer<'a> {
         }
         self.write(brackets.inline_close);
     }
+}
+
+/// Where the first field of a record type stands in the source; past the end when unknown.
+fn first_field_start(fields: &Option<Vec<AttrDecl>>) -> usize {
+    fields
+        .as_ref()
+        .and_then(|fields| fields.first())
+        .map_or(usize::MAX, |field| field.span.start as usize)
 }
 
 fn statement_span(statement: &TestStatement) -> Span {

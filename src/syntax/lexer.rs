@@ -136,14 +136,40 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 /// declaration (`role: String`, `test?: Bool`), or the `role` of `given role`. There it neither
 /// starts an item nor separates expressions; treating it as a keyword would cut `subject.role ==
 /// "admin"` in two, and would let an expression grow past the size limit unnoticed.
+///
+/// The token before counts only when it is itself a keyword at work: in `x has has`, the second
+/// `has` is a name and makes nothing after it a name; in `a.given entity E`, `given` is an
+/// attribute and `entity` starts an item.
 fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize) -> bool {
-    let previous = index
-        .checked_sub(1)
-        .and_then(|i| tokens.get(i))
-        .map(|(_, t, _)| t);
+    let token = tokens.get(index).map(|(_, t, _)| t);
     let next = tokens.get(index + 1).map(|(_, t, _)| t);
-    matches!(previous, Some(Token::Dot | Token::Has | Token::Given))
-        || matches!(next, Some(Token::Colon | Token::Question))
+    if matches!(next, Some(Token::Colon | Token::Question)) {
+        return true;
+    }
+    let Some(previous_index) = index.checked_sub(1) else {
+        return false;
+    };
+    match tokens.get(previous_index).map(|(_, t, _)| t) {
+        Some(Token::Dot) => true,
+        Some(Token::Has) => !keyword_used_as_name_shallow(tokens, previous_index),
+        Some(Token::Given) => {
+            matches!(token, Some(Token::Role))
+                && !keyword_used_as_name_shallow(tokens, previous_index)
+        }
+        _ => false,
+    }
+}
+
+/// [`keyword_used_as_name`] without looking further back than one token: enough to tell
+/// whether a `has` or `given` is itself a name, since chains like `x has has has` have no
+/// meaning in the grammar anyway.
+fn keyword_used_as_name_shallow(tokens: &[Spanned<'_>], index: usize) -> bool {
+    let next = tokens.get(index + 1).map(|(_, t, _)| t);
+    matches!(next, Some(Token::Colon | Token::Question))
+        || index
+            .checked_sub(1)
+            .and_then(|i| tokens.get(i))
+            .is_some_and(|(_, t, _)| matches!(t, Token::Dot | Token::Has))
 }
 
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of

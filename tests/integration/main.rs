@@ -7,6 +7,7 @@
 )]
 
 mod alloc;
+mod ast_gen;
 mod bad_input;
 mod check;
 mod cli;
@@ -14,6 +15,7 @@ mod cli_eval;
 mod data_files;
 mod decide;
 mod fmt;
+mod fmt_cli;
 mod syntax;
 
 #[global_allocator]
