@@ -62,7 +62,7 @@ impl RValue {
         RValue::Str(text.as_ref().to_string())
     }
 
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             RValue::Bool(_) => "Bool",
             RValue::Int(_) => "Int",
@@ -264,6 +264,45 @@ impl<'a> Reference<'a> {
             outcome.reasons = outcome.denies_held.clone();
         }
         outcome
+    }
+
+    /// The ids of the rules and grants that apply to a request (whatever their conditions).
+    pub fn applicable(&self, request: &RRequest) -> BTreeSet<String> {
+        self.rules()
+            .into_iter()
+            .filter(|rule| self.applies(rule, request))
+            .map(|rule| rule.id)
+            .collect()
+    }
+
+    /// For each applicable rule with an `if`, the first test of its condition (the leftmost
+    /// operand of its `and` chain) and that test's value: what the compiler discriminates on.
+    pub fn first_tests(&self, request: &RRequest) -> Vec<(String, &'a Expr, R<RValue>)> {
+        let mut tests = Vec::new();
+        for rule in self.rules() {
+            let Some(condition) = rule.condition else {
+                continue;
+            };
+            if condition.kind != ConditionKind::If || !self.applies(&rule, request) {
+                continue;
+            }
+            let mut first = &condition.expr;
+            while let ExprKind::Binary {
+                op: BinaryOp::And,
+                lhs,
+                ..
+            } = &first.kind
+            {
+                first = lhs;
+            }
+            tests.push((rule.id, first, self.eval(first, request, 0)));
+        }
+        tests
+    }
+
+    /// Evaluates one expression against a request.
+    pub fn eval_expr(&self, expr: &Expr, request: &RRequest) -> R<RValue> {
+        self.eval(expr, request, 0)
     }
 
     fn applies(&self, rule: &RuleRef<'_>, request: &RRequest) -> bool {

@@ -28,7 +28,7 @@ use crate::source::SourceFile;
 use crate::syntax;
 
 /// Cases per run unless `PROPTEST_CASES` says otherwise (about 12 decisions each).
-const DEFAULT_CASES: u32 = 400;
+const DEFAULT_CASES: u32 = 1000;
 const REQUESTS_PER_CASE: usize = 12;
 
 // ---------------------------------------------------------------------------------------------
@@ -78,11 +78,12 @@ impl Rng {
 // The fixed cast: types, entities, attributes, actions, roles.
 
 const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
-const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
+// Ids shared across types (`Group::"u1"`, `Photo::"a1"`) are different entities.
+const GROUPS: [&str; 3] = ["g0", "g1", "u1"];
 const ALBUMS: [&str; 4] = ["a0", "a1", "a2", "a3"];
-const PHOTOS: [&str; 4] = ["p0", "p1", "p2", "p3"];
-const STRINGS: [&str; 10] = [
-    "legal", "eng", "ops", "", "a", "ab", "bab", "a*b", "lel", "ba",
+const PHOTOS: [&str; 4] = ["p0", "p1", "p2", "a1"];
+const STRINGS: [&str; 12] = [
+    "legal", "eng", "ops", "", "a", "ab", "bab", "a*b", "lel", "ba", "é", "q\"\\",
 ];
 const INTS: [i64; 10] = [0, 1, 2, -1, 5, 7, 100, i64::MAX, i64::MIN, i64::MAX - 1];
 const ROLES: [&str; 3] = ["viewer", "editor", "admin"];
@@ -232,9 +233,23 @@ enum C {
     DiscSubjectIs,
     DiscValue,
     Chaos,
+    LiteralAttr,
+    QuotedKey,
+    TypedCaller,
+    DefaultId,
+    TwoFiles,
+    Shared,
+    Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 45] = [
+const ALL_CONSTRUCTS: [C; 52] = [
+    C::Shared,
+    C::Deep,
+    C::LiteralAttr,
+    C::QuotedKey,
+    C::TypedCaller,
+    C::DefaultId,
+    C::TwoFiles,
     C::LitBool,
     C::LitInt,
     C::LitStr,
@@ -337,6 +352,8 @@ struct Gen<'r> {
     /// Guards requested by the paths of the atom being built.
     guards: Vec<String>,
     hits: BTreeSet<C>,
+    /// Atoms generated so far in this policy.
+    atoms: Vec<String>,
     /// Actions the policy may name (declared, or invented in dynamic mode).
     actions: Vec<&'static str>,
     group: Option<&'static str>,
@@ -393,6 +410,16 @@ impl Gen<'_> {
             ("subject".to_string(), "User"),
             ("resource".to_string(), resource_type),
         ];
+        if self.rng.chance(15) {
+            // Read through an entity literal: the compiler folds it from the store.
+            self.hit(C::LiteralAttr);
+            let (ty, ids): (&'static str, &[&str]) = match self.rng.below(3) {
+                0 => ("User", &USERS),
+                1 => ("Album", &ALBUMS),
+                _ => ("Photo", &PHOTOS),
+            };
+            bases = vec![(uid_lit(ty, self.rng.pick(ids)), ty)];
+        }
         for (base, ty) in bases.clone() {
             let ty_attrs = self.attrs.get(ty).cloned().unwrap_or_default();
             for attr in ty_attrs {
@@ -442,7 +469,12 @@ impl Gen<'_> {
                 ("action.properties", "soft"),
             ],
             K::Str => &[("context", "dept"), ("subject.properties", "dept")],
-            K::Int => &[("context", "n"), ("subject.properties", "level")],
+            K::Int => &[
+                ("context", "n"),
+                ("subject.properties", "level"),
+                ("context", "x-y"),
+            ],
+            K::Time => &[("context", "when")],
             K::Ent => &[("context", "who")],
             K::Set => &[("context", "list")],
             K::Rec => &[("context", "rec")],
@@ -456,6 +488,11 @@ impl Gen<'_> {
             self.hit(C::Context);
         } else {
             self.hit(C::Properties);
+        }
+        if name.contains('-') {
+            self.hit(C::QuotedKey);
+            self.guards.push(format!("({base} has {})", str_lit(name)));
+            return Some(format!("{base}[{}]", str_lit(name)));
         }
         self.guards.push(format!("({base} has {name})"));
         Some(format!("{base}.{name}"))
@@ -694,6 +731,18 @@ impl Gen<'_> {
     /// An atom, guarded by the `has` tests its optional reads need (sometimes left unguarded,
     /// so that reading an absent value errors).
     fn guarded_atom(&mut self) -> String {
+        // Reuse an atom now and then: shared sub-expressions are one node in the graph,
+        // evaluated once per request and read from the memo by every rule after the first.
+        if !self.atoms.is_empty() && self.rng.chance(20) {
+            self.hit(C::Shared);
+            return self.rng.pick(&self.atoms).clone();
+        }
+        let atom = self.fresh_atom();
+        self.atoms.push(atom.clone());
+        atom
+    }
+
+    fn fresh_atom(&mut self) -> String {
         let start = self.guards.len();
         let atom = self.atom();
         let guards: Vec<String> = self.guards.drain(start..).collect();
@@ -972,6 +1021,9 @@ impl Gen<'_> {
                     } else {
                         first
                     }
+                } else if self.rng.chance(10) {
+                    self.hit(C::Deep);
+                    self.expr(K::Bool, 4)
                 } else {
                     self.expr(K::Bool, 2)
                 };
@@ -990,7 +1042,8 @@ impl Gen<'_> {
 
 struct Case {
     typed: bool,
-    policy: String,
+    /// Policy files: (name, text).
+    files: Vec<(String, String)>,
     data_json: String,
     data: RData,
     requests: Vec<(Json, RRequest)>,
@@ -1130,7 +1183,11 @@ fn generate(seed: u64) -> Case {
     let mut rng = Rng(seed);
     let typed = rng.chance(50);
     let declare_actions = typed || rng.chance(50);
+    // Typed `properties` and `context`: request values decoded through declarations.
+    let typed_caller = typed && rng.chance(50);
     let mut policy = String::new();
+    // Where items end, so the policy can be cut into two files between items.
+    let mut cuts: Vec<usize> = Vec::new();
 
     // Declarations.
     let mut attrs: BTreeMap<&'static str, Vec<AttrDecl>> = BTreeMap::new();
@@ -1150,25 +1207,37 @@ fn generate(seed: u64) -> Case {
     if typed {
         for ty in TYPES {
             let parents = parent_types(ty).join(", ");
-            let members: Vec<String> = attrs[ty]
+            let mut members: Vec<String> = attrs[ty]
                 .iter()
                 .map(|a| {
                     let q = if a.optional { "?" } else { "" };
                     format!("{}{q}: {}", a.name, a.ty.declared())
                 })
                 .collect();
+            if typed_caller && ty == "User" {
+                members.push("properties: { mfa?: Bool, dept?: String, level?: Int }".into());
+            }
             let _ = writeln!(
                 policy,
                 "entity {ty} in [{parents}] {{ {} }}",
                 members.join(", ")
             );
+            cuts.push(policy.len());
         }
     }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
     if declare_actions {
-        policy.push_str("action view, edit, delete, share\n");
+        policy.push_str("action view, edit, delete, share");
+        if typed_caller {
+            policy.push_str(
+                " context { mfa?: Bool, n?: Int, dept?: String, who?: User, when?: Time, \"x-y\"?: Int }",
+            );
+        }
+        policy.push('\n');
+        cuts.push(policy.len());
         if rng.chance(50) {
             policy.push_str("action comment on Photo\n");
+            cuts.push(policy.len());
             actions.push("comment");
         }
     } else {
@@ -1176,6 +1245,7 @@ fn generate(seed: u64) -> Case {
     }
     let group = if rng.chance(70) {
         policy.push_str("action group write = [edit, share]\n");
+        cuts.push(policy.len());
         Some("write")
     } else {
         None
@@ -1193,6 +1263,7 @@ fn generate(seed: u64) -> Case {
         guard_percent: if typed { 80 } else { 50 },
         guards: Vec::new(),
         hits: BTreeSet::new(),
+        atoms: Vec::new(),
         actions: actions.clone(),
         group,
         roles: roles.clone(),
@@ -1206,6 +1277,7 @@ fn generate(seed: u64) -> Case {
         let value = generator.expr(kind, 2);
         let name = format!("l{index}");
         let _ = writeln!(policy, "let {name} = {value}");
+        cuts.push(policy.len());
         generator.lets.push((name, kind));
     }
 
@@ -1228,13 +1300,17 @@ fn generate(seed: u64) -> Case {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                policy,
-                "  @id(\"g{grant_number}\") allow {actions}{on}{condition}"
-            );
+            let id = if generator.rng.chance(20) {
+                generator.hit(C::DefaultId);
+                String::new()
+            } else {
+                format!("@id(\"g{grant_number}\") ")
+            };
+            let _ = writeln!(policy, "  {id}allow {actions}{on}{condition}");
             grant_number += 1;
         }
         policy.push_str("}\n");
+        cuts.push(policy.len());
     }
 
     // Rules.
@@ -1252,11 +1328,30 @@ fn generate(seed: u64) -> Case {
         };
         let condition = generator.condition(deny);
         let effect = if deny { "deny" } else { "allow" };
-        let _ = writeln!(
-            policy,
-            "@id(\"r{index}\") {effect} {actions}{on}{condition}"
-        );
+        let id = if generator.rng.chance(20) {
+            generator.hit(C::DefaultId);
+            String::new()
+        } else {
+            format!("@id(\"r{index}\") ")
+        };
+        let _ = writeln!(policy, "{id}{effect} {actions}{on}{condition}");
+        cuts.push(policy.len());
     }
+    if typed_caller {
+        generator.hit(C::TypedCaller);
+    }
+    // One file, or two cut between items (names resolve across files).
+    let files = match cuts.len() {
+        n if n > 1 && generator.rng.chance(40) => {
+            generator.hit(C::TwoFiles);
+            let cut = cuts[generator.rng.below(n - 1)];
+            vec![
+                ("a.warden".to_string(), policy[..cut].to_string()),
+                ("b.warden".to_string(), policy[cut..].to_string()),
+            ]
+        }
+        _ => vec![("a.warden".to_string(), policy)],
+    };
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);
 
@@ -1395,14 +1490,19 @@ fn generate(seed: u64) -> Case {
             _ => Uid::new("Photo", rng.pick(&PHOTOS)),
         };
         let mut action_pool = actions.clone();
-        if !declare_actions {
+        if !declare_actions || rng.chance(5) {
             action_pool.push("other");
         }
         let action = rng.pick(&action_pool).to_string();
+        // Declared properties and context must fit their declarations (or the request is
+        // invalid); undeclared members are ignored.
+        let typed_props = typed_caller && subject.ty == "User";
+        let typed_context = typed_caller && actions[..4].contains(&action.as_str());
+        let mut written_context: Vec<(String, Json)> = Vec::new();
         let mut subject_properties = BTreeMap::new();
         for (name, kind) in [("mfa", 0), ("dept", 1), ("level", 2)] {
             if rng.chance(50) {
-                let value = if rng.chance(80) {
+                let value = if typed_props || rng.chance(80) {
                     match kind {
                         0 => RValue::Bool(rng.chance(50)),
                         1 => RValue::str(rng.pick(&STRINGS)),
@@ -1419,22 +1519,72 @@ fn generate(seed: u64) -> Case {
             action_properties.insert("soft".to_string(), RValue::Bool(rng.chance(50)));
         }
         let mut context = BTreeMap::new();
-        for (name, kind) in [("mfa", 0), ("dept", 1), ("n", 2), ("who", 3), ("list", 4)] {
-            if rng.chance(55) {
-                let value = if rng.chance(80) {
-                    match kind {
-                        0 => RValue::Bool(rng.chance(50)),
-                        1 => RValue::str(rng.pick(&STRINGS)),
-                        2 => RValue::Int(*rng.pick(&INTS)),
-                        3 => RValue::Entity(Uid::new("User", rng.pick(&USERS))),
-                        _ => RValue::set(vec![
+        let members = [
+            ("mfa", 0),
+            ("dept", 1),
+            ("n", 2),
+            ("who", 3),
+            ("list", 4),
+            ("when", 5),
+            ("x-y", 2),
+        ];
+        for (name, kind) in members {
+            if !rng.chance(50) {
+                if rng.chance(10) {
+                    // `null` means absent.
+                    written_context.push((name.to_string(), Json::Null));
+                }
+                continue;
+            }
+            let (value, written) = if typed_context || rng.chance(80) {
+                match kind {
+                    0 => {
+                        let b = rng.chance(50);
+                        (RValue::Bool(b), json!(b))
+                    }
+                    1 => {
+                        let s = *rng.pick(&STRINGS);
+                        (RValue::str(s), json!(s))
+                    }
+                    2 => {
+                        let i = *rng.pick(&INTS);
+                        (RValue::Int(i), json!(i))
+                    }
+                    3 => {
+                        let id = *rng.pick(&USERS);
+                        let written = if typed_context && rng.chance(50) {
+                            json!(id)
+                        } else {
+                            json!({"type": "User", "id": id})
+                        };
+                        (RValue::Entity(Uid::new("User", id)), written)
+                    }
+                    4 => {
+                        let value = RValue::set(vec![
                             RValue::Entity(Uid::new("Group", rng.pick(&GROUPS))),
                             RValue::str(rng.pick(&STRINGS)),
-                        ]),
+                        ]);
+                        let written = json_of(&value);
+                        (value, written)
                     }
-                } else {
-                    loose_value(&mut rng)
-                };
+                    _ => {
+                        let text = *rng.pick(&TIMES);
+                        let value = if typed_context {
+                            RValue::Time(text.parse().unwrap_or(Timestamp::UNIX_EPOCH))
+                        } else {
+                            RValue::str(text)
+                        };
+                        (value, json!(text))
+                    }
+                }
+            } else {
+                let value = loose_value(&mut rng);
+                let written = json_of(&value);
+                (value, written)
+            };
+            written_context.push((name.to_string(), written));
+            // Declared context ignores members it does not declare.
+            if !(typed_context && name == "list") {
                 context.insert(name.to_string(), value);
             }
         }
@@ -1443,7 +1593,7 @@ fn generate(seed: u64) -> Case {
             "subject": {"type": subject.ty, "id": subject.id, "properties": record(&subject_properties)},
             "action": {"name": action, "properties": record(&action_properties)},
             "resource": {"type": resource.ty, "id": resource.id},
-            "context": record(&context),
+            "context": Json::Object(written_context.into_iter().collect()),
         });
         requests.push((
             body,
@@ -1462,7 +1612,7 @@ fn generate(seed: u64) -> Case {
 
     Case {
         typed,
-        policy,
+        files,
         data_json,
         data,
         requests,
@@ -1483,7 +1633,73 @@ struct Stats {
     allowed: usize,
     overriding_denies: usize,
     with_errors: usize,
+    /// Applicable rules the graph's index and discriminators kept from evaluation.
+    pruned: usize,
+    /// Outcomes of discriminating first tests, by (test, outcome).
+    first_tests: BTreeMap<(&'static str, &'static str), usize>,
     hits: BTreeSet<C>,
+}
+
+/// Tallies the first tests the compiler discriminates on, by shape and outcome, so the test
+/// can assert each shape met matching, non-matching and (for `path == constant`) other-kind
+/// requests.
+fn tally_first_tests(reference: &Reference<'_>, request: &RRequest, stats: &mut Stats) {
+    use crate::ast::{BinaryOp, ExprKind, Var};
+    for (_, test, outcome) in reference.first_tests(request) {
+        let ExprKind::Binary { op, lhs, rhs } = &test.kind else {
+            continue;
+        };
+        let var = |e: &crate::ast::Expr| match e.kind {
+            ExprKind::Var(Var::Subject) => Some("subject"),
+            ExprKind::Var(Var::Resource) => Some("resource"),
+            _ => None,
+        };
+        let is_entity = |e: &crate::ast::Expr| matches!(e.kind, ExprKind::Entity { .. });
+        let literal_kind = |e: &crate::ast::Expr| match e.kind {
+            ExprKind::Str(_) => Some("String"),
+            ExprKind::Int(_) => Some("Int"),
+            ExprKind::Bool(_) => Some("Bool"),
+            _ => None,
+        };
+        let shape = match op {
+            BinaryOp::In if is_entity(rhs) => match var(lhs) {
+                Some("subject") => "subject in K",
+                Some(_) => "resource in K",
+                None => continue,
+            },
+            BinaryOp::Eq => {
+                let (path, constant) = if literal_kind(rhs).is_some() || is_entity(rhs) {
+                    (lhs, rhs)
+                } else {
+                    (rhs, lhs)
+                };
+                match (var(path), is_entity(constant), literal_kind(constant)) {
+                    (Some("subject"), true, _) => "subject == K",
+                    (Some(_), true, _) => "resource == K",
+                    (None, false, Some(kind)) => {
+                        if reference
+                            .eval_expr(path, request)
+                            .is_ok_and(|value| value.kind() != kind)
+                        {
+                            *stats
+                                .first_tests
+                                .entry(("path == c", "other kind"))
+                                .or_default() += 1;
+                        }
+                        "path == c"
+                    }
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        let result = match outcome {
+            Ok(RValue::Bool(true)) => "true",
+            Ok(_) => "false",
+            Err(_) => "error",
+        };
+        *stats.first_tests.entry((shape, result)).or_default() += 1;
+    }
 }
 
 /// What the graph decided, in the reference's terms.
@@ -1493,6 +1709,11 @@ fn graph_outcome(
     now: Timestamp,
     frame: &mut Frame,
 ) -> Result<ROutcome, String> {
+    let id = |rule: crate::program::RuleId| {
+        program
+            .rule(rule)
+            .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
+    };
     let request = match request::decode_body(program, body, now) {
         Ok(request) => request,
         Err(request::RequestError::Invalid(_)) => {
@@ -1506,39 +1727,44 @@ fn graph_outcome(
         }
     };
     let decision = decide_in(program, &request, frame);
-    let id = |rule: crate::program::RuleId| {
-        program
-            .rule(rule)
-            .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
-    };
+    let candidates: BTreeSet<String> = frame.candidates().iter().map(|r| id(*r)).collect();
     Ok(ROutcome {
         invalid: false,
         allowed: decision.allowed,
         reasons: decision.reasons.iter().map(|r| id(*r)).collect(),
         errors: decision.errors.iter().map(|e| id(e.rule)).collect(),
+        // The candidates the graph evaluated, in the slot the reference uses for applicable
+        // allows (only read by the statistics).
+        allows_held: candidates,
         ..ROutcome::default()
     })
 }
 
-fn run_case(seed: u64, stats: &mut Stats) -> Result<(), String> {
+/// One case; `frame` is shared by every case of a run, as a server thread's frame is shared
+/// by every program it serves.
+fn run_case(seed: u64, stats: &mut Stats, frame: &mut Frame) -> Result<(), String> {
     let case = generate(seed);
     let shown = || {
-        format!(
-            "seed {seed} (replay with WARDEN_REF_SEED={seed})\n--- policy ---\n{}--- data ---\n{}\n",
-            case.policy, case.data_json
-        )
+        let mut text = format!("seed {seed} (replay with WARDEN_REF_SEED={seed})\n");
+        for (name, policy) in &case.files {
+            let _ = write!(text, "--- {name} ---\n{policy}");
+        }
+        let _ = writeln!(text, "--- data ---\n{}", case.data_json);
+        text
     };
-    let source = SourceFile::new("gen.warden", case.policy.clone());
-    let (parsed, problems) = syntax::parse(&source);
-    if problems.iter().any(|d| d.is_error()) {
-        let messages: Vec<String> = problems.iter().map(|d| d.render(false)).collect();
-        return Err(format!(
-            "generated policy does not parse:\n{}\n{}",
-            messages.join("\n"),
-            shown()
-        ));
+    let mut files = Vec::new();
+    for (name, text) in &case.files {
+        let (parsed, problems) = syntax::parse(&SourceFile::new(name.as_str(), text.as_str()));
+        if problems.iter().any(|d| d.is_error()) {
+            let messages: Vec<String> = problems.iter().map(|d| d.render(false)).collect();
+            return Err(format!(
+                "generated policy does not parse:\n{}\n{}",
+                messages.join("\n"),
+                shown()
+            ));
+        }
+        files.push(parsed);
     }
-    let files = vec![parsed];
     stats.cases += 1;
     if case.typed {
         stats.typed_cases += 1;
@@ -1571,10 +1797,9 @@ fn run_case(seed: u64, stats: &mut Stats) -> Result<(), String> {
         data: &case.data,
     };
     stats.hits.extend(case.hits.iter().copied());
-    let mut frame = Frame::new();
     for (body, request) in &case.requests {
         let expected = reference.decide(request);
-        let got = graph_outcome(&program, body, request.now, &mut frame)
+        let got = graph_outcome(&program, body, request.now, frame)
             .map_err(|e| format!("{e}\n{}", shown()))?;
         let same = got.invalid == expected.invalid
             && got.allowed == expected.allowed
@@ -1591,6 +1816,11 @@ fn run_case(seed: u64, stats: &mut Stats) -> Result<(), String> {
             stats.invalid += 1;
             continue;
         }
+        stats.pruned += reference
+            .applicable(request)
+            .difference(&got.allows_held)
+            .count();
+        tally_first_tests(&reference, request, stats);
         if expected.allowed {
             stats.allowed += 1;
         }
@@ -1618,7 +1848,7 @@ fn graph_agrees_with_reference() {
         .and_then(|s| s.parse::<u64>().ok())
     {
         let mut stats = Stats::default();
-        if let Err(message) = run_case(seed, &mut stats) {
+        if let Err(message) = run_case(seed, &mut stats, &mut Frame::new()) {
             panic!("{message}");
         }
         return;
@@ -1630,9 +1860,11 @@ fn graph_agrees_with_reference() {
         ..Config::default()
     };
     let stats = std::cell::RefCell::new(Stats::default());
+    let frame = std::cell::RefCell::new(Frame::new());
     let mut runner = TestRunner::new(config);
     let result = runner.run(&any::<u64>(), |seed| {
-        run_case(seed, &mut stats.borrow_mut()).map_err(TestCaseError::fail)
+        run_case(seed, &mut stats.borrow_mut(), &mut frame.borrow_mut())
+            .map_err(TestCaseError::fail)
     });
     if let Err(error) = result {
         panic!("{error}");
@@ -1665,4 +1897,26 @@ fn graph_agrees_with_reference() {
         "overriding denies: {stats:?}"
     );
     assert!(share(stats.with_errors) >= 0.2, "errors: {stats:?}");
+    assert!(
+        stats.pruned > 0,
+        "the index never kept an applicable rule out: {stats:?}"
+    );
+    for shape in [
+        "resource in K",
+        "resource == K",
+        "subject in K",
+        "subject == K",
+        "path == c",
+    ] {
+        for outcome in ["true", "false"] {
+            assert!(
+                stats.first_tests.contains_key(&(shape, outcome)),
+                "no `{shape}` first test came out {outcome}: {stats:?}"
+            );
+        }
+    }
+    assert!(
+        stats.first_tests.contains_key(&("path == c", "other kind")),
+        "no `path == constant` met a value of another kind: {stats:?}"
+    );
 }
