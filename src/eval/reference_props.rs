@@ -624,7 +624,7 @@ impl Gen<'_> {
                 let members: Vec<String> = (0..n).map(|_| self.entity_literal()).collect();
                 format!("[{}]", members.join(", "))
             }
-            2 if depth > 0 => {
+            2 if depth > 0 && !self.typed => {
                 // A set that may mix kinds.
                 self.hit(C::SetLit);
                 let a = self.expr(K::Ent, depth - 1);
@@ -868,7 +868,7 @@ impl Gen<'_> {
                 let range = self.rng.pick(&["10.0.0.0/8", "192.168.0.0/16", "::/0"]);
                 format!("(ip(\"{address}\") in ip(\"{range}\"))")
             }
-            15 => {
+            15 if !self.typed => {
                 self.hit(C::ActionValue);
                 format!("(action == {})", self.str_expr())
             }
@@ -1259,8 +1259,10 @@ fn generate(seed: u64) -> Case {
         attrs: attrs.clone(),
         lets: Vec::new(),
         resource_type: None,
-        chaos: if typed { 4 } else { 12 },
-        guard_percent: if typed { 80 } else { 50 },
+        // Typed policies stay well-typed and guard every optional read (the checker's rules);
+        // ill-typed expressions and unguarded reads are left to dynamic policies.
+        chaos: if typed { 0 } else { 12 },
+        guard_percent: if typed { 100 } else { 50 },
         guards: Vec::new(),
         hits: BTreeSet::new(),
         atoms: Vec::new(),
@@ -1293,7 +1295,7 @@ fn generate(seed: u64) -> Case {
             generator.hit(C::RoleGrant);
             let actions = generator.actions();
             let on = generator.on_types();
-            generator.guard_percent = if typed { 80 } else { 50 };
+            generator.guard_percent = if typed { 100 } else { 50 };
             let condition = if generator.rng.chance(60) {
                 generator.hit(C::GrantCondition);
                 format!(" if {}", generator.expr(K::Bool, 1))
@@ -1320,12 +1322,7 @@ fn generate(seed: u64) -> Case {
         let deny = index >= allows;
         let actions = generator.actions();
         let on = generator.on_types();
-        // A deny on an unguarded optional attribute is a check error in typed policies.
-        generator.guard_percent = match (typed, deny) {
-            (true, true) => 100,
-            (true, false) => 80,
-            (false, _) => 50,
-        };
+        generator.guard_percent = if typed { 100 } else { 50 };
         let condition = generator.condition(deny);
         let effect = if deny { "deny" } else { "allow" };
         let id = if generator.rng.chance(20) {
