@@ -10,6 +10,11 @@
 pub mod explain;
 pub mod request;
 
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod reference_props;
+
 use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};

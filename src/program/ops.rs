@@ -158,23 +158,18 @@ pub fn is_in(store: &Store, left: &Value, right: &Value) -> OpResult<bool> {
     match (left, right) {
         (Value::Entity(e), Value::Entity(g)) => Ok(entity_in(store, e, g)),
         (Value::Entity(e), Value::Set(members)) => {
-            for member in members.iter() {
-                match member {
-                    Value::Entity(g) => {
-                        if entity_in(store, e, g) {
-                            return Ok(true);
-                        }
-                    }
-                    other => {
-                        return Err(ErrorKind::Mismatch {
-                            op: "in",
-                            left: Kind::Entity,
-                            right: other.kind(),
-                        });
-                    }
-                }
+            // Every member must be an entity, whatever the others: the answer may not depend
+            // on the order in which a set's members happen to be kept.
+            if let Some(other) = members.iter().find(|m| !matches!(m, Value::Entity(_))) {
+                return Err(ErrorKind::Mismatch {
+                    op: "in",
+                    left: Kind::Entity,
+                    right: other.kind(),
+                });
             }
-            Ok(false)
+            Ok(members
+                .iter()
+                .any(|m| matches!(m, Value::Entity(g) if entity_in(store, e, g))))
         }
         (Value::Ip(address), Value::Ip(range)) => Ok(range.contains(address)),
         _ => Err(ErrorKind::Mismatch {
@@ -390,6 +385,19 @@ mod tests {
         assert!(glob_match("anything", &compile_pattern("*")));
         // The wildcard pieces must not overlap.
         assert!(!glob_match("ab", &compile_pattern("ab*b")));
+    }
+
+    #[test]
+    fn in_a_set_with_a_non_entity_errors_whatever_the_order() {
+        let mut store = Store::default();
+        let alice = Value::Entity(EntityRef::Known(store.intern_entity("User", "alice")));
+        // Records sort after entities, integers before: both must fail alike.
+        for other in [Value::Int(1), Value::empty_record()] {
+            let set = Value::set(vec![alice.clone(), other]);
+            assert!(is_in(&store, &alice, &set).is_err());
+        }
+        let set = Value::set(vec![alice.clone()]);
+        assert_eq!(is_in(&store, &alice, &set), Ok(true));
     }
 
     #[test]
