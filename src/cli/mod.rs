@@ -7,14 +7,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod check;
 pub mod eval;
 pub mod output;
+pub mod test;
 
 /// The exit codes of the design's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Success; `eval`: allow.
     Success = 0,
-    /// `eval`: deny; `test`: a failure; `fmt --check`: a file would change; `check
-    /// --deny-warnings`: warnings.
+    /// `eval`: deny; `test`: a test failed, no test ran, or coverage below `--coverage-min`;
+    /// `fmt --check`: a file would change; `check --deny-warnings`: warnings.
     Failure = 1,
     /// Bad flags (clap's own code).
     Usage = 2,
@@ -48,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Decide one request, optionally explaining why.
     Eval(Box<eval::EvalArgs>),
+    /// Run the policy tests, optionally with coverage.
+    Test(test::TestArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Test(args) => test::run(&args),
     }
 }

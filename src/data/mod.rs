@@ -157,10 +157,10 @@ struct Pending<'j> {
 pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnostic>) {
     let mut store = Store::default();
     let mut diagnostics = Vec::new();
-    let mut documents = Vec::new();
-    for (index, file) in files.iter().enumerate() {
+    let mut parsed = Vec::new();
+    for file in files {
         match json::parse(file.text()) {
-            Ok(document) => documents.push((index, document)),
+            Ok(document) => parsed.push((document, file)),
             Err(error) => diagnostics.push(Diagnostic::in_file(
                 DataError::Syntax {
                     message: error.message,
@@ -170,14 +170,39 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             )),
         }
     }
+    let documents: Vec<Document<'_>> = parsed
+        .iter()
+        .map(|(json, file)| Document { json, file })
+        .collect();
+    diagnostics.extend(extend_store(&mut store, &documents, schema));
+    (store, diagnostics)
+}
+
+/// A JSON document in the data-file format, and the file its spans point into (a data file,
+/// or a policy file whose test `given`s were turned into one).
+pub struct Document<'a> {
+    pub json: &'a Json,
+    pub file: &'a SourceFile,
+}
+
+/// Adds the entities and role bindings of `documents` to `store` and recomputes every
+/// ancestor set. An entity that `store` already defines and a document defines again is
+/// replaced (attributes and parents); defining one entity twice within `documents` is an error.
+pub fn extend_store(
+    store: &mut Store,
+    documents: &[Document<'_>],
+    schema: &Schema,
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let files: Vec<&SourceFile> = documents.iter().map(|d| d.file).collect();
 
     // Pass one: learn every entity's name, so references resolve whatever the file order.
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut bindings: Vec<(usize, &Json, String)> = Vec::new();
-    for (file_index, document) in &documents {
-        let Some(file) = files.get(*file_index) else {
-            continue;
-        };
+    for (file_index, document) in documents.iter().enumerate() {
+        let file = document.file;
+        let document = document.json;
+        let file_index = &file_index;
         let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
         let JsonKind::Object(members) = &document.kind else {
             report(shape(
@@ -202,7 +227,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
                     };
                     for (index, entity) in entities.iter().enumerate() {
                         let path = format!("$.entities[{index}]");
-                        match first_pass_entity(entity, &path, schema, &mut store) {
+                        match first_pass_entity(entity, &path, schema, store) {
                             Ok(Some(found)) => pending.push(Pending {
                                 file: *file_index,
                                 ..found
@@ -245,7 +270,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
     // Pass two: attributes and parents, through the declarations.
     let mut defined = vec![false; store.len()];
     for entry in &pending {
-        let Some(file) = files.get(entry.file) else {
+        let Some(file) = files.get(entry.file).copied() else {
             continue;
         };
         if defined.get(entry.id.index()).copied().unwrap_or(false) {
@@ -265,17 +290,17 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
         if let Some(flag) = defined.get_mut(entry.id.index()) {
             *flag = true;
         }
-        match second_pass_entity(entry, schema, &mut store) {
+        match second_pass_entity(entry, schema, store) {
             Ok(()) => {}
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
         }
     }
 
     for (file_index, json, path) in bindings {
-        let Some(file) = files.get(file_index) else {
+        let Some(file) = files.get(file_index).copied() else {
             continue;
         };
-        match role_binding(json, &path, schema, &mut store) {
+        match role_binding(json, &path, schema, store) {
             Ok(binding) => store.add_binding(binding),
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
         }
@@ -289,7 +314,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             .collect();
         // Report once, at the first entity of the cycle that a file defines.
         if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id))
-            && let Some(file) = files.get(entry.file)
+            && let Some(file) = files.get(entry.file).copied()
         {
             let uid = store
                 .entity(entry.id)
@@ -305,7 +330,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             ));
         }
     }
-    (store, diagnostics)
+    diagnostics
 }
 
 fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {
