@@ -295,6 +295,9 @@ pub struct Report {
     /// Tests that the filter left out (not run, not counted).
     pub filtered_out: usize,
     pub coverage: Coverage,
+    /// Programs compiled for test stores (one per distinct set of `data` files and `given`s;
+    /// tests on the production data without `given`s reuse the production program).
+    pub compiled: usize,
 }
 
 impl Report {
@@ -347,6 +350,7 @@ pub fn run(dir: &Path, engine: &Engine, options: &Options) -> Result<Report, Vec
         data_files: HashMap::new(),
         stores: HashMap::new(),
         programs: HashMap::new(),
+        compiled: 0,
     };
     let mut filtered_out = 0;
     let mut prepared = Vec::new();
@@ -398,6 +402,7 @@ pub fn run(dir: &Path, engine: &Engine, options: &Options) -> Result<Report, Vec
         tests,
         filtered_out,
         coverage,
+        compiled: runner.compiled,
     })
 }
 
@@ -539,6 +544,7 @@ struct Runner<'e> {
     /// Decoded stores by their data files.
     stores: HashMap<Vec<String>, Option<Store>>,
     programs: HashMap<ProgramKey, Option<Arc<Program>>>,
+    compiled: usize,
 }
 
 impl<'e> Runner<'e> {
@@ -786,7 +792,10 @@ impl<'e> Runner<'e> {
             }
         }
         match compile::compile(&engine.files, schema, store, engine.program.version.clone()) {
-            Ok(program) => Some(Arc::new(program)),
+            Ok(program) => {
+                self.compiled += 1;
+                Some(Arc::new(program))
+            }
             Err(problems) => {
                 self.diagnostics.extend(problems);
                 None

@@ -9,6 +9,7 @@
 mod alloc;
 mod check;
 mod decide;
+mod policy_tests;
 mod syntax;
 
 #[global_allocator]
