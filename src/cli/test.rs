@@ -302,6 +302,9 @@ fn json_expectation(expectation: &ExpectationResult) -> JsonValue {
         if let Some(failure) = &expectation.failure {
             map.insert("failure".to_string(), json!(failure));
         }
+        if let Some(note) = &expectation.note {
+            map.insert("note".to_string(), json!(note));
+        }
         if let Some(invalid) = &expectation.invalid {
             map.insert("invalid".to_string(), json!(invalid));
         }

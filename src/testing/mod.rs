@@ -220,6 +220,8 @@ pub struct ExpectationResult {
     pub failure: Option<String>,
     /// For a failure: every candidate rule and what became of it.
     pub explanation: Option<Explanation>,
+    /// For a failure whose `by` rule was not even a candidate: saying so.
+    pub note: Option<String>,
     /// The policy file (index into [`Engine::files`]) and span of the expectation.
     pub file: usize,
     pub span: Span,
@@ -477,6 +479,9 @@ pub fn render_failure(expectation: &ExpectationResult) -> String {
             "    now():    {} (the real clock; fix it with `at time(\"…\")`)\n",
             expectation.now
         ));
+    }
+    if let Some(note) = &expectation.note {
+        out.push_str(&format!("    note:     {note}\n"));
     }
     if let Some(explanation) = &expectation.explanation {
         if !explanation.reasons.is_empty() {
@@ -1041,6 +1046,7 @@ fn decide(
         errors: Vec::new(),
         failure: None,
         explanation: None,
+        note: None,
         file,
         span: expect.span,
     };
@@ -1087,12 +1093,44 @@ fn decide(
             result.failure = failure(&result, by_held);
             if result.failure.is_some() {
                 result.explanation = Some(explain::explain(program, frame, &decision));
+                result.note = expect.by.as_ref().and_then(|by| {
+                    let (id, rule) = program
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .find(|(_, rule)| rule.named && *rule.id == *by.value)?;
+                    let candidate = frame.candidates().iter().any(|c| c.index() == id);
+                    (!candidate).then(|| {
+                        format!(
+                            "{} was not a candidate: its actions, resource types or role, or the constant its first test compares with, rule this request out",
+                            rule_name(program, rule)
+                        )
+                    })
+                });
             }
             return result;
         }
     }
     result.failure = failure(&result, by_held);
     result
+}
+
+/// `allow curator-delete (role curator, policies/roles.warden:20:3)`.
+fn rule_name(program: &Program, rule: &crate::program::Rule) -> String {
+    let effect = match rule.effect {
+        crate::program::Effect::Allow => "allow",
+        crate::program::Effect::Deny => "deny",
+    };
+    let role = rule
+        .role
+        .and_then(|role| program.roles.get(role.0 as usize))
+        .map(|role| format!("role {}, ", role.name))
+        .unwrap_or_default();
+    format!(
+        "{effect} {} ({role}{})",
+        rule.id,
+        program.rule_location(rule)
+    )
 }
 
 fn failure(result: &ExpectationResult, by_held: bool) -> Option<String> {

@@ -209,12 +209,35 @@ test "the right verdict for the wrong reason" {
         "deny as expected, but not by \"admin-write\": deny by big-x"
     );
     assert_eq!(expectation["reasons"], serde_json::json!(["big-x"]));
+    assert!(expectation.get("note").is_none());
     // The allow held but the deny decided: the explanation says both.
     let candidates = expectation["explanation"]["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2);
     assert!(
         candidates.iter().all(|c| c["outcome"] == "held"),
         "{candidates:?}"
+    );
+}
+
+#[test]
+fn a_by_rule_that_was_not_even_a_candidate_is_pointed_out() {
+    let dir = with_tests(
+        r#"
+test "write rule named for a read" {
+  data "data.json"
+  allow User::"alice" read Doc::"d1" by "admin-write"
+}
+"#,
+    );
+    let run = warden_test(&dir, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains(&format!(
+            "    note:     allow admin-write ({}:10:1) was not a candidate: its actions, resource types or role, or the constant its first test compares with, rule this request out\n",
+            dir.join("policy.warden").display()
+        )),
+        "{}",
+        run.stdout
     );
 }
 
