@@ -202,7 +202,6 @@ pub fn extend_store(
     for (file_index, document) in documents.iter().enumerate() {
         let file = document.file;
         let document = document.json;
-        let file_index = &file_index;
         let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
         let JsonKind::Object(members) = &document.kind else {
             report(shape(
@@ -229,7 +228,7 @@ pub fn extend_store(
                         let path = format!("$.entities[{index}]");
                         match first_pass_entity(entity, &path, schema, store) {
                             Ok(Some(found)) => pending.push(Pending {
-                                file: *file_index,
+                                file: file_index,
                                 ..found
                             }),
                             Ok(None) => {}
@@ -248,7 +247,7 @@ pub fn extend_store(
                         continue;
                     };
                     for (index, binding) in list.iter().enumerate() {
-                        bindings.push((*file_index, binding, format!("$.roles[{index}]")));
+                        bindings.push((file_index, binding, format!("$.roles[{index}]")));
                     }
                 }
                 other => {
@@ -686,4 +685,78 @@ fn role_binding(
         ));
     };
     Ok(RoleBinding { role, subject, on })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extending_a_store_replaces_what_it_redefines_and_recomputes_ancestors() {
+        let (parsed, problems) = crate::syntax::parse(&SourceFile::new(
+            "s.warden",
+            "entity Group in [Group]\nentity User in [Group] { admin: Bool }",
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let checked = crate::check::check(std::slice::from_ref(&parsed));
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let schema = &checked.schema;
+        let base = SourceFile::new(
+            "base.json",
+            r#"{"entities": [{"type": "Group", "id": "g"}, {"type": "Group", "id": "h"},
+                {"type": "User", "id": "u", "attributes": {"admin": false}, "parents": ["g"]}]}"#,
+        );
+        let (mut store, problems) = load_store(std::slice::from_ref(&base), schema);
+        assert!(problems.is_empty(), "{problems:?}");
+        let u = store.lookup("User", "u").unwrap();
+        let (g, h) = (
+            store.lookup("Group", "g").unwrap(),
+            store.lookup("Group", "h").unwrap(),
+        );
+        assert!(store.is_in(u, g));
+
+        let text = r#"{"entities": [{"type": "User", "id": "u", "attributes": {"admin": true}, "parents": ["h"]}],
+                       "roles": []}"#;
+        let overlay = SourceFile::new("overlay.json", text);
+        let json = json::parse(overlay.text()).unwrap();
+        let problems = extend_store(
+            &mut store,
+            &[Document {
+                json: &json,
+                file: &overlay,
+            }],
+            schema,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let entity = store.entity(u).unwrap();
+        assert!(matches!(
+            entity
+                .attributes
+                .as_deref()
+                .and_then(|a| value::field_of(a, "admin")),
+            Some(Value::Bool(true))
+        ));
+        assert!(store.is_in(u, h));
+        assert!(!store.is_in(u, g));
+
+        // Within one extension, a second definition is still a mistake.
+        let twice = SourceFile::new(
+            "twice.json",
+            r#"{"entities": [{"type": "Group", "id": "k"}, {"type": "Group", "id": "k"}]}"#,
+        );
+        let json = json::parse(twice.text()).unwrap();
+        let problems = extend_store(
+            &mut store,
+            &[Document {
+                json: &json,
+                file: &twice,
+            }],
+            schema,
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].code().as_deref(),
+            Some("warden::data::duplicate")
+        );
+    }
 }
