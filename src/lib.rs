@@ -11,3 +11,4 @@ pub mod eval;
 pub mod program;
 pub mod source;
 pub mod syntax;
+pub mod testing;

@@ -8,14 +8,15 @@ pub mod check;
 pub mod eval;
 pub mod fmt;
 pub mod output;
+pub mod test;
 
 /// The exit codes of the design's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Success; `eval`: allow.
     Success = 0,
-    /// `eval`: deny; `test`: a failure; `fmt --check`: a file would change; `check
-    /// --deny-warnings`: warnings.
+    /// `eval`: deny; `test`: a test failed, no test ran, or coverage below `--coverage-min`;
+    /// `fmt --check`: a file would change; `check --deny-warnings`: warnings.
     Failure = 1,
     /// Bad flags (clap's own code).
     Usage = 2,
@@ -51,6 +52,8 @@ pub enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Rewrite policy files in the canonical layout (`--check`: only report).
     Fmt(fmt::FmtArgs),
+    /// Run the policy tests, optionally with coverage.
+    Test(test::TestArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -80,5 +83,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Test(args) => test::run(&args),
     }
 }

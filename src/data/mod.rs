@@ -157,10 +157,10 @@ struct Pending<'j> {
 pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnostic>) {
     let mut store = Store::default();
     let mut diagnostics = Vec::new();
-    let mut documents = Vec::new();
-    for (index, file) in files.iter().enumerate() {
+    let mut parsed = Vec::new();
+    for file in files {
         match json::parse(file.text()) {
-            Ok(document) => documents.push((index, document)),
+            Ok(document) => parsed.push((document, file)),
             Err(error) => diagnostics.push(Diagnostic::in_file(
                 DataError::Syntax {
                     message: error.message,
@@ -170,14 +170,38 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             )),
         }
     }
+    let documents: Vec<Document<'_>> = parsed
+        .iter()
+        .map(|(json, file)| Document { json, file })
+        .collect();
+    diagnostics.extend(extend_store(&mut store, &documents, schema));
+    (store, diagnostics)
+}
+
+/// A JSON document in the data-file format, and the file its spans point into (a data file,
+/// or a policy file whose test `given`s were turned into one).
+pub struct Document<'a> {
+    pub json: &'a Json,
+    pub file: &'a SourceFile,
+}
+
+/// Adds the entities and role bindings of `documents` to `store` and recomputes every
+/// ancestor set. An entity that `store` already defines and a document defines again is
+/// replaced (attributes and parents); defining one entity twice within `documents` is an error.
+pub fn extend_store(
+    store: &mut Store,
+    documents: &[Document<'_>],
+    schema: &Schema,
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let files: Vec<&SourceFile> = documents.iter().map(|d| d.file).collect();
 
     // Pass one: learn every entity's name, so references resolve whatever the file order.
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut bindings: Vec<(usize, &Json, String)> = Vec::new();
-    for (file_index, document) in &documents {
-        let Some(file) = files.get(*file_index) else {
-            continue;
-        };
+    for (file_index, document) in documents.iter().enumerate() {
+        let file = document.file;
+        let document = document.json;
         let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
         let JsonKind::Object(members) = &document.kind else {
             report(shape(
@@ -202,9 +226,9 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
                     };
                     for (index, entity) in entities.iter().enumerate() {
                         let path = format!("$.entities[{index}]");
-                        match first_pass_entity(entity, &path, schema, &mut store) {
+                        match first_pass_entity(entity, &path, schema, store) {
                             Ok(Some(found)) => pending.push(Pending {
-                                file: *file_index,
+                                file: file_index,
                                 ..found
                             }),
                             Ok(None) => {}
@@ -223,7 +247,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
                         continue;
                     };
                     for (index, binding) in list.iter().enumerate() {
-                        bindings.push((*file_index, binding, format!("$.roles[{index}]")));
+                        bindings.push((file_index, binding, format!("$.roles[{index}]")));
                     }
                 }
                 other => {
@@ -245,7 +269,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
     // Pass two: attributes and parents, through the declarations.
     let mut defined = vec![false; store.len()];
     for entry in &pending {
-        let Some(file) = files.get(entry.file) else {
+        let Some(file) = files.get(entry.file).copied() else {
             continue;
         };
         if defined.get(entry.id.index()).copied().unwrap_or(false) {
@@ -265,17 +289,17 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
         if let Some(flag) = defined.get_mut(entry.id.index()) {
             *flag = true;
         }
-        match second_pass_entity(entry, schema, &mut store) {
+        match second_pass_entity(entry, schema, store) {
             Ok(()) => {}
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
         }
     }
 
     for (file_index, json, path) in bindings {
-        let Some(file) = files.get(file_index) else {
+        let Some(file) = files.get(file_index).copied() else {
             continue;
         };
-        match role_binding(json, &path, schema, &mut store) {
+        match role_binding(json, &path, schema, store) {
             Ok(binding) => store.add_binding(binding),
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
         }
@@ -289,7 +313,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             .collect();
         // Report once, at the first entity of the cycle that a file defines.
         if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id))
-            && let Some(file) = files.get(entry.file)
+            && let Some(file) = files.get(entry.file).copied()
         {
             let uid = store
                 .entity(entry.id)
@@ -305,7 +329,7 @@ pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnost
             ));
         }
     }
-    (store, diagnostics)
+    diagnostics
 }
 
 fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {
@@ -661,4 +685,78 @@ fn role_binding(
         ));
     };
     Ok(RoleBinding { role, subject, on })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extending_a_store_replaces_what_it_redefines_and_recomputes_ancestors() {
+        let (parsed, problems) = crate::syntax::parse(&SourceFile::new(
+            "s.warden",
+            "entity Group in [Group]\nentity User in [Group] { admin: Bool }",
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let checked = crate::check::check(std::slice::from_ref(&parsed));
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let schema = &checked.schema;
+        let base = SourceFile::new(
+            "base.json",
+            r#"{"entities": [{"type": "Group", "id": "g"}, {"type": "Group", "id": "h"},
+                {"type": "User", "id": "u", "attributes": {"admin": false}, "parents": ["g"]}]}"#,
+        );
+        let (mut store, problems) = load_store(std::slice::from_ref(&base), schema);
+        assert!(problems.is_empty(), "{problems:?}");
+        let u = store.lookup("User", "u").unwrap();
+        let (g, h) = (
+            store.lookup("Group", "g").unwrap(),
+            store.lookup("Group", "h").unwrap(),
+        );
+        assert!(store.is_in(u, g));
+
+        let text = r#"{"entities": [{"type": "User", "id": "u", "attributes": {"admin": true}, "parents": ["h"]}],
+                       "roles": []}"#;
+        let overlay = SourceFile::new("overlay.json", text);
+        let json = json::parse(overlay.text()).unwrap();
+        let problems = extend_store(
+            &mut store,
+            &[Document {
+                json: &json,
+                file: &overlay,
+            }],
+            schema,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let entity = store.entity(u).unwrap();
+        assert!(matches!(
+            entity
+                .attributes
+                .as_deref()
+                .and_then(|a| value::field_of(a, "admin")),
+            Some(Value::Bool(true))
+        ));
+        assert!(store.is_in(u, h));
+        assert!(!store.is_in(u, g));
+
+        // Within one extension, a second definition is still a mistake.
+        let twice = SourceFile::new(
+            "twice.json",
+            r#"{"entities": [{"type": "Group", "id": "k"}, {"type": "Group", "id": "k"}]}"#,
+        );
+        let json = json::parse(twice.text()).unwrap();
+        let problems = extend_store(
+            &mut store,
+            &[Document {
+                json: &json,
+                file: &twice,
+            }],
+            schema,
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].code().as_deref(),
+            Some("warden::data::duplicate")
+        );
+    }
 }
