@@ -170,14 +170,18 @@ mod properties {
     /// after code.
     fn insert_comments(text: &str, picks: &[(prop::sample::Index, u8)]) -> String {
         let lexed = warden::syntax::lexer::lex(text);
-        // Not inside an entity reference: `User:: /* c */ "alice"` is one literal to the
+        // Not inside an entity reference: `User /* c */ ::"alice"` is one literal to the
         // printer, which moves such a comment after it (docs/formatting.md), and the move can
         // change how the enclosing condition breaks once.
-        let mut boundaries: Vec<usize> = lexed
-            .tokens
-            .iter()
-            .filter(|(_, token, _)| !matches!(token, warden::syntax::token::Token::ColonColon))
-            .map(|(_, _, end)| *end)
+        let is_colons = |token: Option<&warden::syntax::lexer::Spanned<'_>>| {
+            matches!(
+                token,
+                Some((_, warden::syntax::token::Token::ColonColon, _))
+            )
+        };
+        let mut boundaries: Vec<usize> = (0..lexed.tokens.len())
+            .filter(|&i| !is_colons(lexed.tokens.get(i)) && !is_colons(lexed.tokens.get(i + 1)))
+            .filter_map(|i| lexed.tokens.get(i).map(|(_, _, end)| *end))
             .collect();
         boundaries.push(0);
         let mut inserts: Vec<(usize, String)> = picks
