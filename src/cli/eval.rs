@@ -8,7 +8,7 @@ use serde_json::{Value as JsonValue, json};
 use crate::cli::output::print_diagnostics;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine::Engine;
-use crate::eval::explain::{self, error_message};
+use crate::eval::explain;
 use crate::eval::{self, Frame, RequestError, request};
 
 #[derive(Debug, clap::Args)]
@@ -111,18 +111,7 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
         .filter_map(|id| program.rule(*id))
         .map(|rule| rule.id.to_string())
         .collect();
-    let errors: Vec<String> = decision
-        .errors
-        .iter()
-        .filter_map(|failure| {
-            let rule = program.rule(failure.rule)?;
-            Some(format!(
-                "{}: {}",
-                rule.id,
-                error_message(program, &failure.error)
-            ))
-        })
-        .collect();
+    let errors = explain::error_lines(program, &decision);
     let explanation = args
         .explain
         .then(|| explain::explain(program, &frame, &decision));

@@ -234,19 +234,40 @@ pub fn render_human(explanation: &Explanation) -> String {
     if !explanation.candidates.is_empty() {
         out.push_str("candidates:\n");
         for candidate in &explanation.candidates {
-            let rule = &candidate.rule;
-            out.push_str(&format!(
-                "  {} {} ({}): {}",
-                rule.effect, rule.id, rule.location, candidate.outcome
-            ));
-            if let Some(condition) = &candidate.condition {
-                out.push_str(&format!(" at `{condition}`"));
-            }
-            if let Some(message) = &candidate.message {
-                out.push_str(&format!(": {message}"));
-            }
-            out.push('\n');
+            out.push_str(&format!("  {}\n", candidate_line(candidate)));
         }
     }
     out
+}
+
+/// `allow owner (policies/rules.warden:9:1): false at `resource.owner == subject``.
+pub fn candidate_line(candidate: &CandidateOutcome) -> String {
+    let rule = &candidate.rule;
+    let mut line = format!(
+        "{} {} ({}): {}",
+        rule.effect, rule.id, rule.location, candidate.outcome
+    );
+    if let Some(condition) = &candidate.condition {
+        line.push_str(&format!(" at `{condition}`"));
+    }
+    if let Some(message) = &candidate.message {
+        line.push_str(&format!(": {message}"));
+    }
+    line
+}
+
+/// One `rule-id: message` line per rule whose condition failed.
+pub fn error_lines(program: &Program, decision: &Decision) -> Vec<String> {
+    decision
+        .errors
+        .iter()
+        .filter_map(|failure| {
+            let rule = program.rule(failure.rule)?;
+            Some(format!(
+                "{}: {}",
+                rule.id,
+                error_message(program, &failure.error)
+            ))
+        })
+        .collect()
 }

@@ -55,7 +55,7 @@ use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
 use crate::data::{self, Document};
 use crate::engine::{self, Engine};
-use crate::eval::explain::{self, Explanation, RuleSummary, error_message};
+use crate::eval::explain::{self, Explanation, RuleSummary};
 use crate::eval::request::{self, Parts};
 use crate::eval::{self, Frame, RequestError};
 use crate::program::{Node, Program};
@@ -500,18 +500,7 @@ pub fn render_failure(expectation: &ExpectationResult) -> String {
         } else {
             out.push_str("    candidates:\n");
             for candidate in &explanation.candidates {
-                let rule = &candidate.rule;
-                out.push_str(&format!(
-                    "      {} {} ({}): {}",
-                    rule.effect, rule.id, rule.location, candidate.outcome
-                ));
-                if let Some(condition) = &candidate.condition {
-                    out.push_str(&format!(" at `{condition}`"));
-                }
-                if let Some(message) = &candidate.message {
-                    out.push_str(&format!(": {message}"));
-                }
-                out.push('\n');
+                out.push_str(&format!("      {}\n", explain::candidate_line(candidate)));
             }
         }
     }
@@ -1078,18 +1067,7 @@ fn decide(
                     result.reasons.push(explain::summary(program, rule));
                 }
             }
-            result.errors = decision
-                .errors
-                .iter()
-                .filter_map(|failure| {
-                    let rule = program.rule(failure.rule)?;
-                    Some(format!(
-                        "{}: {}",
-                        rule.id,
-                        error_message(program, &failure.error)
-                    ))
-                })
-                .collect();
+            result.errors = explain::error_lines(program, &decision);
             result.failure = failure(&result, by_held);
             if result.failure.is_some() {
                 result.explanation = Some(explain::explain(program, frame, &decision));
