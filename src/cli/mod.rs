@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod check;
 pub mod eval;
 pub mod output;
+pub mod serve;
 
 /// The exit codes of the design's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Decide one request, optionally explaining why.
     Eval(Box<eval::EvalArgs>),
+    /// Serve the AuthZEN decision API over HTTP, reloading on every policy change.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// How a command reports: for people, or for tools.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
