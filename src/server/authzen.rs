@@ -228,17 +228,13 @@ async fn evaluation(
     body: Result<AuthzenJson, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let result = body.and_then(|json| single(&state, &headers, &json.body));
+    let result = body.and_then(|json| single(&state, &headers, &json));
     finish(&state, Endpoint::Evaluation, started, result)
 }
 
-fn single(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &Map<String, JsonValue>,
-) -> Result<Response, ApiError> {
-    let parts = parts(body)?;
-    let program = state.snapshot()?;
+fn single(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+    let parts = parts(&json.body)?;
+    let program = state.snapshot(json.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers));
     match call.evaluate(&parts) {
         Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
@@ -322,15 +318,12 @@ async fn evaluations(
     body: Result<AuthzenJson, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let result = body.and_then(|json| batch(&state, &headers, &json.body));
+    let result = body.and_then(|json| batch(&state, &headers, &json));
     finish(&state, Endpoint::Evaluations, started, result)
 }
 
-fn batch(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &Map<String, JsonValue>,
-) -> Result<Response, ApiError> {
+fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+    let body = &json.body;
     let items = match body.get("evaluations") {
         None | Some(JsonValue::Null) => None,
         Some(JsonValue::Array(items)) if items.is_empty() => None,
@@ -340,10 +333,10 @@ fn batch(
     let semantic = Semantic::parse(body.get("options"))?;
     // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
     let Some(items) = items else {
-        return single(state, headers, body);
+        return single(state, headers, json);
     };
     let default = |key: &str| body.get(key).filter(|v| !v.is_null());
-    let program = state.snapshot()?;
+    let program = state.snapshot(json.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers));
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);

@@ -18,6 +18,24 @@ use crate::server::error::ApiError;
 pub struct AuthzenJson {
     pub body: serde_json::Map<String, JsonValue>,
     pub started: Instant,
+    /// Counts the call in `warden_requests_in_flight` until it is answered.
+    _in_flight: InFlight,
+}
+
+/// One call being answered: counted while it lives.
+pub struct InFlight(Arc<AppState>);
+
+impl InFlight {
+    pub fn new(state: &Arc<AppState>) -> InFlight {
+        state.metrics.in_flight_add(1);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight_add(-1);
+    }
 }
 
 impl FromRequest<Arc<AppState>> for AuthzenJson {
@@ -25,6 +43,7 @@ impl FromRequest<Arc<AppState>> for AuthzenJson {
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let started = Instant::now();
+        let in_flight = InFlight::new(state);
         let limit = state.settings.body_limit;
         let headers = request.headers();
         match headers.get(header::CONTENT_TYPE) {
@@ -62,7 +81,11 @@ impl FromRequest<Arc<AppState>> for AuthzenJson {
             return Err(ApiError::bad_request("the request body is empty"));
         }
         match serde_json::from_slice::<JsonValue>(&bytes) {
-            Ok(JsonValue::Object(body)) => Ok(AuthzenJson { body, started }),
+            Ok(JsonValue::Object(body)) => Ok(AuthzenJson {
+                body,
+                started,
+                _in_flight: in_flight,
+            }),
             Ok(_) => Err(ApiError::bad_request("the request must be a JSON object")),
             Err(error) => Err(ApiError::bad_request(format!(
                 "the request body is not valid JSON: {error}"

@@ -2,7 +2,7 @@
 //! handful of fixed series does not need a registry, and the hot path only bumps counters.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// The decision API's endpoints, each with its own latency histogram.
@@ -77,6 +77,7 @@ pub struct Metrics {
     requests: [[AtomicU64; CODES.len() + 1]; ENDPOINTS.len()],
     latency: [Histogram; ENDPOINTS.len()],
     reloads: [AtomicU64; OUTCOMES.len()],
+    in_flight: AtomicI64,
 }
 
 /// The facts about the serving program that the metrics show beside the counters.
@@ -110,6 +111,15 @@ impl Metrics {
         {
             histogram.observe(elapsed);
         }
+    }
+
+    pub fn in_flight_add(&self, delta: i64) {
+        self.in_flight.fetch_add(delta, Relaxed);
+    }
+
+    /// Decision API calls being answered now (body being read, or being decided).
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Relaxed)
     }
 
     pub fn reload(&self, outcome: ReloadOutcome) {
@@ -194,6 +204,13 @@ impl Metrics {
                 histogram.count.load(Relaxed)
             )?;
         }
+
+        writeln!(
+            out,
+            "# HELP warden_requests_in_flight Decision API calls being answered."
+        )?;
+        writeln!(out, "# TYPE warden_requests_in_flight gauge")?;
+        writeln!(out, "warden_requests_in_flight {}", self.in_flight())?;
 
         writeln!(
             out,

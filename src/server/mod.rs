@@ -20,8 +20,8 @@ pub mod search;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use axum::Router;
@@ -113,7 +113,9 @@ pub struct AppState {
     pub status: Mutex<Status>,
     pub metrics: metrics::Metrics,
     pub settings: Settings,
-    pub shutting_down: AtomicBool,
+    /// When shutdown began: calls that arrive later get 503, calls already in flight are
+    /// decided as usual.
+    shutdown_at: OnceLock<Instant>,
     /// True while the policy directory is watched for changes.
     pub watching: AtomicBool,
 }
@@ -125,17 +127,26 @@ impl AppState {
             status: Mutex::new(Status::default()),
             metrics: metrics::Metrics::default(),
             settings,
-            shutting_down: AtomicBool::new(false),
+            shutdown_at: OnceLock::new(),
             watching: AtomicBool::new(false),
         }
     }
 
-    /// The program every part of one call is decided on.
-    pub fn snapshot(&self) -> Result<Arc<Program>, ApiError> {
-        if self.shutting_down.load(Ordering::Relaxed) {
+    /// The program every part of a call that started at `started` is decided on.
+    pub fn snapshot(&self, started: Instant) -> Result<Arc<Program>, ApiError> {
+        if self.shutdown_at.get().is_some_and(|at| started >= *at) {
             return Err(ApiError::ShuttingDown);
         }
         self.program.load_full().ok_or(ApiError::NoProgram)
+    }
+
+    /// Marks the server as stopping: `/readyz` fails and new calls get 503.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_at.set(Instant::now());
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_at.get().is_some()
     }
 
     pub fn status(&self) -> std::sync::MutexGuard<'_, Status> {
@@ -162,7 +173,7 @@ impl AppState {
     }
 
     pub fn ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::Relaxed) && self.program.load().is_some()
+        !self.shutting_down() && self.program.load().is_some()
     }
 }
 
@@ -334,7 +345,7 @@ impl Running {
     /// Stops accepting connections, lets requests in flight finish (up to the configured
     /// shutdown timeout), and stops the reloader.
     pub async fn shutdown(self) {
-        self.state.shutting_down.store(true, Ordering::Relaxed);
+        self.state.begin_shutdown();
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         for listener in self.listeners {
@@ -354,41 +365,62 @@ impl Running {
 
 /// Runs a server until SIGTERM or SIGINT, then shuts it down gracefully.
 pub async fn serve(config: &Config) -> Result<(), ServeError> {
+    // Listen for signals before serving, so one that comes as soon as the server answers is
+    // a graceful shutdown, not the default instant death.
+    let stop = StopSignals::install();
     let running = start(config).await?;
-    let trigger = running.reload.clone();
-    // SIGHUP asks for a reload, as daemons conventionally do.
     #[cfg(unix)]
-    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    if let Some(mut hangup) = stop.hangup {
+        // SIGHUP asks for a reload, as daemons conventionally do.
+        let trigger = running.reload.clone();
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
                 trigger.fire();
             }
         });
     }
-    shutdown_signal().await;
+    stop.terminate.await;
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+struct StopSignals {
+    terminate: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     #[cfg(unix)]
-    {
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn install() -> StopSignals {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let hangup = signal(SignalKind::hangup()).ok();
+        let terminate = Box::pin(async move {
+            let recv = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
+            };
+            tokio::select! {
+                _ = recv(terminate) => {}
+                _ = recv(interrupt) => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        });
+        StopSignals { terminate, hangup }
     }
+
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    fn install() -> StopSignals {
+        StopSignals {
+            terminate: Box::pin(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }),
+        }
     }
 }

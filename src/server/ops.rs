@@ -32,7 +32,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready() {
         "ready\n".into_response()
-    } else if state.shutting_down.load(Ordering::Relaxed) {
+    } else if state.shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no policy loaded\n").into_response()

@@ -69,7 +69,7 @@ async fn run(
             let worker = state.clone();
             // A search decides once per stored entity: off the async workers, so a large
             // store cannot stall the single evaluations queued behind it.
-            let result = tokio::task::spawn_blocking(move || search(&worker, searched, &json.body))
+            let result = tokio::task::spawn_blocking(move || search(&worker, searched, &json))
                 .await
                 .unwrap_or_else(|error| {
                     tracing::error!(%error, "search failed");
@@ -173,13 +173,10 @@ fn offset(token: &str, version: &str, digest: &str, total: usize) -> Result<usiz
     Ok(offset)
 }
 
-fn search(
-    state: &AppState,
-    searched: Searched,
-    body: &Map<String, JsonValue>,
-) -> Result<Response, ApiError> {
+fn search(state: &AppState, searched: Searched, json: &AuthzenJson) -> Result<Response, ApiError> {
+    let body = &json.body;
     let page = PageRequest::parse(body.get("page"), state.settings.search_page_limit)?;
-    let program = state.snapshot()?;
+    let program = state.snapshot(json.started)?;
     let now = jiff::Timestamp::now();
     let results = match searched {
         Searched::Subject | Searched::Resource => entities(&program, searched, body, now)?,

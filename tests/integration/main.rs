@@ -6,4 +6,5 @@
     reason = "a failed assertion is how a test reports; helpers outside #[test] fns are tests too"
 )]
 
+mod server;
 mod syntax;
