@@ -10,6 +10,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+// The same allocator as `warden`, so the comparison measures the work, not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn constant(body: Bytes) -> Response {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(_)) => (
