@@ -9,6 +9,7 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod program;
+pub mod server;
 pub mod source;
 pub mod syntax;
 pub mod testing;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod eval;
 pub mod fmt;
 pub mod output;
+pub mod serve;
 pub mod test;
 
 /// The exit codes of the design's table.
@@ -54,6 +55,8 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the policy tests, optionally with coverage.
     Test(test::TestArgs),
+    /// Serve the AuthZEN decision API over HTTP, reloading on every policy change.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// How a command reports: for people, or for tools.
@@ -84,5 +87,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Eval(args) => eval::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Load test of `warden serve` with Debian's wrk, on loopback, for a fixed short time.
+#
+# Reports requests/s, decisions/s and p50/p99 latency for single evaluations and for batches
+# of 100, for Warden and for the floor: examples/floor.rs, a bare axum endpoint on the same
+# runtime that parses the same JSON body and answers a constant. Also reports Warden's own
+# server time per call (from its /metrics histogram).
+#
+#   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
+#   DURATION=10s CONNECTIONS=64 benches/load.sh
+#
+# Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+PORT=${PORT:-18181}
+FLOOR_PORT=${FLOOR_PORT:-18182}
+
+if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
+    echo "== installing wrk and curl"
+    apt-get update -qq && apt-get install -y -qq wrk curl
+fi
+
+echo "== building (release)"
+cargo build --release --quiet --bin warden --example floor
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A policy of its own, so the figures do not move when the example policies are edited.
+mkdir -p "$work/policies/data"
+cat > "$work/policies/docs.warden" <<'POLICY'
+entity Group in [Group]
+entity User in [Group] { department: String, suspended?: Bool }
+entity Folder
+entity Doc in [Folder] { owner: User }
+
+action read, write on Doc
+
+@id("owner")
+allow * on Doc if resource.owner == subject
+
+@id("readers")
+allow read on Doc if subject in Group::"readers"
+
+@id("suspended")
+deny * if subject has suspended and subject.suspended
+POLICY
+cat > "$work/policies/data/store.json" <<'STORE'
+{
+  "entities": [
+    {"type": "Group", "id": "readers"},
+    {"type": "Group", "id": "staff", "parents": [{"type": "Group", "id": "readers"}]},
+    {"type": "User", "id": "alice", "attributes": {"department": "eng"}},
+    {"type": "User", "id": "bob", "attributes": {"department": "ops"}, "parents": [{"type": "Group", "id": "staff"}]},
+    {"type": "Folder", "id": "f1"},
+    {"type": "Doc", "id": "d1", "attributes": {"owner": "alice"}, "parents": [{"type": "Folder", "id": "f1"}]},
+    {"type": "Doc", "id": "d2", "attributes": {"owner": "alice"}}
+  ]
+}
+STORE
+
+single='{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d2"},"context":{"ip":"10.0.0.1"}}'
+items=""
+for i in $(seq 1 100); do
+    case $((i % 4)) in
+        0) item='{"resource":{"type":"Doc","id":"d1"}}' ;;
+        1) item='{"resource":{"type":"Doc","id":"d2"},"action":{"name":"write"}}' ;;
+        2) item='{"resource":{"type":"Doc","id":"d2"},"subject":{"type":"User","id":"alice"}}' ;;
+        3) item='{"resource":{"type":"Doc","id":"d1"},"action":{"name":"read"}}' ;;
+    esac
+    items="${items:+$items,}$item"
+done
+batch="{\"subject\":{\"type\":\"User\",\"id\":\"bob\"},\"action\":{\"name\":\"read\"},\"evaluations\":[$items]}"
+printf '%s' "$single" > "$work/single.json"
+printf '%s' "$batch" > "$work/batch.json"
+for name in single batch; do
+    cat > "$work/$name.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("$work/$name.json", "r")
+wrk.body = file:read("*a")
+file:close()
+LUA
+done
+
+target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
+    --watch=false --log-level warn &
+pids+=($!)
+target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
+pids+=($!)
+for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null \
+        && curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' \
+            "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation"; then
+        break
+    fi
+    sleep 0.1
+done
+
+# The decisions must be what the policy says, or the figures measure errors.
+answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/single.json" \
+    "http://127.0.0.1:$PORT/access/v1/evaluation")
+[ "$answer" = '{"decision":true}' ] || { echo "unexpected answer: $answer" >&2; exit 1; }
+count=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/batch.json" \
+    "http://127.0.0.1:$PORT/access/v1/evaluations" | grep -o '"decision"' | wc -l)
+[ "$count" -eq 100 ] || { echo "the batch answered $count items" >&2; exit 1; }
+
+# Runs wrk and prints: requests/s, p50, p99 (failing on any non-2xx answer or socket error).
+measure() {
+    local url=$1 script=$2 out
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url")
+    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+        echo "$out" >&2
+        echo "wrk saw failed requests" >&2
+        exit 1
+    fi
+    local rps p50 p99
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    echo "$rps $p50 $p99"
+}
+
+# Mean server time per call of an endpoint, from the /metrics histogram, in microseconds.
+server_time() {
+    curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v e="endpoint=\"$1\"" '
+        index($0, "warden_request_duration_seconds_sum{" e) == 1 {sum = $2}
+        index($0, "warden_request_duration_seconds_count{" e) == 1 {count = $2}
+        END { if (count > 0) printf "%.1f", sum / count * 1e6; else print "-" }'
+}
+
+echo "== wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run, $(nproc) cores"
+printf '%-26s %12s %14s %10s %10s %14s\n' "run" "requests/s" "decisions/s" "p50" "p99" "server µs/call"
+row() {
+    local name=$1 per=$2 result=$3 time=${4:--}
+    read -r rps p50 p99 <<<"$result"
+    printf '%-26s %12.0f %14.0f %10s %10s %14s\n' "$name" "$rps" "$(awk -v r="$rps" -v n="$per" 'BEGIN {print r * n}')" "$p50" "$p99" "$time"
+}
+# A short warm-up, so the first run does not pay for cold caches.
+wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$PORT/access/v1/evaluation" >/dev/null
+
+warden_single=$(measure "http://127.0.0.1:$PORT/access/v1/evaluation" "$work/single.lua")
+row "warden single" 1 "$warden_single" "$(server_time evaluation)"
+floor_single=$(measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation" "$work/single.lua")
+row "floor single" 1 "$floor_single"
+warden_batch=$(measure "http://127.0.0.1:$PORT/access/v1/evaluations" "$work/batch.lua")
+row "warden batch of 100" 100 "$warden_batch" "$(server_time evaluations)"
+floor_batch=$(measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluations" "$work/batch.lua")
+row "floor batch of 100 (parse)" 100 "$floor_batch"
+
+ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {printf "%.0f", 100 * a / b}'; }
+echo "warden/floor throughput: single $(ratio "$warden_single" "$floor_single")%, batch $(ratio "$warden_batch" "$floor_batch")%"

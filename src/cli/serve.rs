@@ -1,0 +1,163 @@
+//! `warden serve`: the AuthZEN decision API over HTTP, hot-reloaded from the policy directory.
+//!
+//! Settings come from a TOML file (`--config`), then `WARDEN_*` environment variables, then
+//! flags; each key's flag, variable and file key share one name (`--admin-listen`,
+//! `WARDEN_ADMIN_LISTEN`, `admin_listen`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::output::print_diagnostics;
+use crate::cli::{Exit, Format};
+use crate::server::{self, Config, ConfigLayer, LogFormat, ServeError};
+
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; its keys are the flags' names with `_` (`admin_listen`).
+    #[arg(long, value_name = "FILE", env = "WARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The policy directory [default: ./policies].
+    #[arg(short = 'p', long, value_name = "DIR", env = "WARDEN_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// The address of the decision API [default: 127.0.0.1:8181].
+    #[arg(long, value_name = "IP:PORT", env = "WARDEN_LISTEN")]
+    pub listen: Option<String>,
+    /// Serve /healthz, /readyz, /v1/status and /metrics on this address instead.
+    #[arg(long, value_name = "IP:PORT", env = "WARDEN_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Watch the policy directory and reload on change [default: true].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_WATCH", num_args = 0..=1, default_missing_value = "true")]
+    pub watch: Option<bool>,
+    /// Quiet time after a change before reloading, in milliseconds [default: 200].
+    #[arg(long, value_name = "MS", env = "WARDEN_DEBOUNCE_MS")]
+    pub debounce_ms: Option<u64>,
+    /// The largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES", env = "WARDEN_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// The longest a request may take, in milliseconds [default: 10000].
+    #[arg(long, value_name = "MS", env = "WARDEN_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// How long shutdown waits for requests in flight, in milliseconds [default: 30000].
+    #[arg(long, value_name = "MS", env = "WARDEN_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Explain decisions to callers that send `Warden-Explain: true` [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_EXPLAIN", num_args = 0..=1, default_missing_value = "true")]
+    pub explain: Option<bool>,
+    /// Trust `X-Forwarded-Host`/`-Proto` for discovery's URLs [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_TRUST_FORWARDED", num_args = 0..=1, default_missing_value = "true")]
+    pub trust_forwarded: Option<bool>,
+    /// The base URL discovery advertises, whatever the request says.
+    #[arg(long, value_name = "URL", env = "WARDEN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated).
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "WARDEN_API_KEY_SHA256",
+        value_delimiter = ','
+    )]
+    pub api_key_sha256: Option<Vec<String>>,
+    /// The most results one search page holds [default: 1000].
+    #[arg(long, value_name = "N", env = "WARDEN_SEARCH_PAGE_LIMIT")]
+    pub search_page_limit: Option<usize>,
+    /// Log format [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT", env = "WARDEN_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `warden=debug` [default: info].
+    #[arg(long, value_name = "FILTER", env = "WARDEN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags (with their environment variables, which clap reads below the flags).
+    fn layer(&self) -> ConfigLayer {
+        ConfigLayer {
+            policies: self.policies.clone(),
+            listen: self.listen.clone(),
+            admin_listen: self.admin_listen.clone(),
+            watch: self.watch,
+            debounce_ms: self.debounce_ms,
+            body_limit: self.body_limit,
+            request_timeout_ms: self.request_timeout_ms,
+            shutdown_timeout_ms: self.shutdown_timeout_ms,
+            explain: self.explain,
+            trust_forwarded: self.trust_forwarded,
+            public_url: self.public_url.clone(),
+            api_key_sha256: self.api_key_sha256.clone(),
+            search_page_limit: self.search_page_limit,
+            log_format: self.log_format,
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+/// The configuration: the file, then the environment and flags over it.
+pub fn resolve(args: &ServeArgs) -> Result<Config, server::ConfigError> {
+    let file = match &args.config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    Config::resolve(file.overridden_by(args.layer()))
+}
+
+pub fn run(args: &ServeArgs) -> Exit {
+    let config = match resolve(args) {
+        Ok(config) => config,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            return Exit::InvalidInput;
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the runtime: {error}"
+            );
+            return Exit::Internal;
+        }
+    };
+    let result = runtime.block_on(server::serve(&config));
+    // A reload still building must not hold the process after shutdown.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => Exit::Success,
+        Err(ServeError::Policies(diagnostics)) => {
+            print_diagnostics(&diagnostics, Format::Human);
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: the policy directory `{}` does not load; nothing is served",
+                config.policies.display()
+            );
+            Exit::InvalidInput
+        }
+        Err(error @ ServeError::Config(_)) => {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            Exit::InvalidInput
+        }
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            Exit::Internal
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // Already set (a test running several servers in one process): keep the first.
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,489 @@
+//! The AuthZEN 1.0 Authorization API: evaluation, evaluations (batch) and discovery; search
+//! is in [`crate::server::search`].
+//!
+//! Responses carry exactly the spec's fields. Explanations are added (in `context`) only when
+//! the server runs with `explain = true` *and* the caller sends `Warden-Explain: true`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde_json::{Map, Value as JsonValue, json};
+use sha2::{Digest, Sha256};
+
+use crate::eval::explain;
+use crate::eval::request::{self, Parts};
+use crate::eval::{self, Decision, Frame, RequestError};
+use crate::program::Program;
+use crate::server::error::ApiError;
+use crate::server::extract::AuthzenJson;
+use crate::server::metrics::Endpoint;
+use crate::server::{AppState, search};
+
+/// The response header naming the policy version a call was decided on.
+pub const POLICY_VERSION: HeaderName = HeaderName::from_static("warden-policy-version");
+/// The request header by which a caller asks for an explanation.
+pub const EXPLAIN: HeaderName = HeaderName::from_static("warden-explain");
+
+pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
+pub const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
+pub const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
+pub const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
+pub const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
+pub const DISCOVERY_PATH: &str = "/.well-known/authzen-configuration";
+
+/// The decision API's routes; protected by the API key when one is configured. Discovery
+/// stays open: it tells clients where to call, not what they may do.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let mut api = Router::new()
+        .route(EVALUATION_PATH, post(evaluation))
+        .route(EVALUATIONS_PATH, post(evaluations))
+        .route(SEARCH_SUBJECT_PATH, post(search::subject))
+        .route(SEARCH_RESOURCE_PATH, post(search::resource))
+        .route(SEARCH_ACTION_PATH, post(search::action));
+    if !state.settings.api_keys.is_empty() {
+        api = api.route_layer(middleware::from_fn_with_state(state, require_key));
+    }
+    api.route(DISCOVERY_PATH, get(discovery))
+}
+
+async fn require_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match presented {
+        Some(key) if key_matches(&state.settings.api_keys, key) => next.run(request).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Compares the key's digest with every configured one, in time independent of where they
+/// differ, so response timing tells an attacker nothing.
+fn key_matches(digests: &[[u8; 32]], key: &str) -> bool {
+    let digest = Sha256::digest(key.as_bytes());
+    digests.iter().fold(false, |found, expected| {
+        let difference = expected
+            .iter()
+            .zip(digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        found | (difference == 0)
+    })
+}
+
+/// True when this call should be explained: enabled by the operator and asked for.
+pub fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
+    state.settings.explain
+        && headers.get(EXPLAIN).is_some_and(|value| {
+            let value = value.as_bytes();
+            value.eq_ignore_ascii_case(b"true") || value == b"1"
+        })
+}
+
+/// One decision API call: one program snapshot, one clock reading, one frame.
+pub struct Call {
+    pub program: Arc<Program>,
+    pub now: Timestamp,
+    /// Present when the call is explained (decisions then use it, to explain from its memo).
+    frame: Option<Frame>,
+}
+
+/// What became of one evaluation.
+pub enum Outcome {
+    Decided {
+        allowed: bool,
+        /// The explanation, when asked for.
+        context: Option<JsonValue>,
+    },
+    /// Not well-formed: 400 for a single evaluation, an error item in a batch.
+    Failed(String),
+}
+
+impl Call {
+    pub fn new(program: Arc<Program>, explain: bool) -> Call {
+        Call {
+            program,
+            now: Timestamp::now(),
+            frame: explain.then(Frame::new),
+        }
+    }
+
+    pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
+        let program = &*self.program;
+        let request = match request::decode(program, parts, self.now) {
+            Ok(request) => request,
+            Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
+            Err(RequestError::Invalid(message)) => {
+                // Well-formed but not decidable: a deny, never an error.
+                return Outcome::Decided {
+                    allowed: false,
+                    context: self
+                        .frame
+                        .is_some()
+                        .then(|| json!({ "reason_admin": { "en": message } })),
+                };
+            }
+        };
+        match &mut self.frame {
+            None => Outcome::Decided {
+                allowed: eval::decide(program, &request).allowed,
+                context: None,
+            },
+            Some(frame) => {
+                let decision = eval::decide_in(program, &request, frame);
+                let explanation = explain::explain(program, frame, &decision);
+                let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
+                Outcome::Decided {
+                    allowed: decision.allowed,
+                    context: Some(json!({
+                        "reason_admin": { "en": summary(program, &decision) },
+                        "explanation": explanation,
+                    })),
+                }
+            }
+        }
+    }
+}
+
+/// One line for operators: which rules decided.
+fn summary(program: &Program, decision: &Decision) -> String {
+    let ids: Vec<&str> = decision
+        .reasons
+        .iter()
+        .filter_map(|id| program.rule(*id))
+        .map(|rule| &*rule.id)
+        .collect();
+    if decision.allowed {
+        format!("allowed by {}", ids.join(", "))
+    } else if ids.is_empty() {
+        "denied: no rule allows this request (default deny)".to_string()
+    } else {
+        format!("denied by {}", ids.join(", "))
+    }
+}
+
+/// Reads `subject`, `action`, `resource` and `context` of a single evaluation.
+fn parts(body: &Map<String, JsonValue>) -> Result<Parts<'_>, ApiError> {
+    let required = |key: &str| {
+        body.get(key)
+            .ok_or_else(|| ApiError::bad_request(format!("missing `{key}`")))
+    };
+    Ok(Parts {
+        subject: required("subject")?,
+        action: required("action")?,
+        resource: required("resource")?,
+        context: body.get("context"),
+    })
+}
+
+/// A decision API response: JSON, with the policy version it was decided on.
+pub fn decided_response(program: &Program, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(version) = HeaderValue::from_str(&program.version) {
+        headers.insert(POLICY_VERSION, version);
+    }
+    response
+}
+
+/// Answers, and counts the call in the metrics.
+pub fn finish(
+    state: &AppState,
+    endpoint: Endpoint,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    state
+        .metrics
+        .request(endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn started(body: &Result<AuthzenJson, ApiError>) -> Instant {
+    match body {
+        Ok(json) => json.started,
+        Err(_) => Instant::now(),
+    }
+}
+
+async fn evaluation(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<AuthzenJson, ApiError>,
+) -> Response {
+    let started = started(&body);
+    let result = body.and_then(|json| single(&state, &headers, &json));
+    finish(&state, Endpoint::Evaluation, started, result)
+}
+
+fn single(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+    let parts = parts(&json.body)?;
+    let program = state.snapshot(json.started)?;
+    let mut call = Call::new(program, wants_explanation(state, headers));
+    match call.evaluate(&parts) {
+        Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
+        Outcome::Decided { allowed, context } => {
+            state.metrics.decision(allowed);
+            let body: Body = match context {
+                None if allowed => Body::from(&br#"{"decision":true}"#[..]),
+                None => Body::from(&br#"{"decision":false}"#[..]),
+                Some(context) => Body::from(item(allowed, Some(&context))),
+            };
+            Ok(decided_response(&call.program, body))
+        }
+    }
+}
+
+/// `{"decision": …}`, with a context when there is one.
+fn item(allowed: bool, context: Option<&JsonValue>) -> String {
+    let mut out = String::with_capacity(24);
+    write_item(&mut out, allowed, context);
+    out
+}
+
+fn write_item(out: &mut String, allowed: bool, context: Option<&JsonValue>) {
+    out.push_str(if allowed {
+        r#"{"decision":true"#
+    } else {
+        r#"{"decision":false"#
+    });
+    if let Some(context) = context {
+        out.push_str(r#","context":"#);
+        out.push_str(&context.to_string());
+    }
+    out.push('}');
+}
+
+/// `options.evaluations_semantic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Semantic {
+    ExecuteAll,
+    DenyOnFirstDeny,
+    PermitOnFirstPermit,
+}
+
+impl Semantic {
+    fn parse(options: Option<&JsonValue>) -> Result<Semantic, ApiError> {
+        let options = match options {
+            None | Some(JsonValue::Null) => return Ok(Semantic::ExecuteAll),
+            Some(JsonValue::Object(options)) => options,
+            Some(_) => return Err(ApiError::bad_request("`options` must be an object")),
+        };
+        match options.get("evaluations_semantic") {
+            None | Some(JsonValue::Null) => Ok(Semantic::ExecuteAll),
+            Some(JsonValue::String(name)) => match name.as_str() {
+                "execute_all" => Ok(Semantic::ExecuteAll),
+                "deny_on_first_deny" => Ok(Semantic::DenyOnFirstDeny),
+                "permit_on_first_permit" => Ok(Semantic::PermitOnFirstPermit),
+                other => Err(ApiError::bad_request(format!(
+                    "unknown `options.evaluations_semantic` `{other}`: expected `execute_all`, \
+                     `deny_on_first_deny` or `permit_on_first_permit`"
+                ))),
+            },
+            Some(_) => Err(ApiError::bad_request(
+                "`options.evaluations_semantic` must be a string",
+            )),
+        }
+    }
+
+    /// True when the batch ends after an item with this decision.
+    fn stops_after(self, allowed: bool) -> bool {
+        match self {
+            Semantic::ExecuteAll => false,
+            Semantic::DenyOnFirstDeny => !allowed,
+            Semantic::PermitOnFirstPermit => allowed,
+        }
+    }
+}
+
+async fn evaluations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<AuthzenJson, ApiError>,
+) -> Response {
+    let started = started(&body);
+    let result = body.and_then(|json| batch(&state, &headers, &json));
+    finish(&state, Endpoint::Evaluations, started, result)
+}
+
+fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+    let body = &json.body;
+    let items = match body.get("evaluations") {
+        None | Some(JsonValue::Null) => None,
+        Some(JsonValue::Array(items)) if items.is_empty() => None,
+        Some(JsonValue::Array(items)) => Some(items),
+        Some(_) => return Err(ApiError::bad_request("`evaluations` must be an array")),
+    };
+    let semantic = Semantic::parse(body.get("options"))?;
+    // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
+    let Some(items) = items else {
+        return single(state, headers, json);
+    };
+    let default = |key: &str| body.get(key).filter(|v| !v.is_null());
+    let program = state.snapshot(json.started)?;
+    let mut call = Call::new(program, wants_explanation(state, headers));
+    let mut out = String::with_capacity(16 + items.len() * 20);
+    out.push_str(r#"{"evaluations":["#);
+    for (index, entry) in items.iter().enumerate() {
+        let outcome = match entry {
+            JsonValue::Object(entry) => {
+                // An item's key replaces the default whole; `null` counts as absent.
+                let pick = |key: &str| entry.get(key).filter(|v| !v.is_null()).or(default(key));
+                match (pick("subject"), pick("action"), pick("resource")) {
+                    (Some(subject), Some(action), Some(resource)) => call.evaluate(&Parts {
+                        subject,
+                        action,
+                        resource,
+                        context: pick("context"),
+                    }),
+                    (None, _, _) => Outcome::Failed("missing `subject`".to_string()),
+                    (_, None, _) => Outcome::Failed("missing `action`".to_string()),
+                    (_, _, None) => Outcome::Failed("missing `resource`".to_string()),
+                }
+            }
+            _ => Outcome::Failed("each item of `evaluations` must be an object".to_string()),
+        };
+        if index > 0 {
+            out.push(',');
+        }
+        let allowed = match outcome {
+            Outcome::Decided { allowed, context } => {
+                state.metrics.decision(allowed);
+                write_item(&mut out, allowed, context.as_ref());
+                allowed
+            }
+            Outcome::Failed(message) => {
+                let context = json!({ "error": { "status": 400, "message": message } });
+                write_item(&mut out, false, Some(&context));
+                false
+            }
+        };
+        if semantic.stops_after(allowed) {
+            break;
+        }
+    }
+    out.push_str("]}");
+    Ok(decided_response(&call.program, out))
+}
+
+/// `GET /.well-known/authzen-configuration`: where the endpoints are, from the base URL the
+/// client used.
+async fn discovery(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let base = match base_url(&state, &headers) {
+        Ok(base) => base,
+        Err(error) => return error.into_response(),
+    };
+    let document = json!({
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": format!("{base}{EVALUATION_PATH}"),
+        "access_evaluations_endpoint": format!("{base}{EVALUATIONS_PATH}"),
+        "search_subject_endpoint": format!("{base}{SEARCH_SUBJECT_PATH}"),
+        "search_resource_endpoint": format!("{base}{SEARCH_RESOURCE_PATH}"),
+        "search_action_endpoint": format!("{base}{SEARCH_ACTION_PATH}"),
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document.to_string(),
+    )
+        .into_response()
+}
+
+/// The configured public URL; else, behind a trusted proxy, `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`; else `http://` and the `Host` header.
+fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let settings = &state.settings;
+    if let Some(url) = &settings.public_url {
+        return Ok(url.clone());
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if settings.trust_forwarded
+        && let Some(host) = first("x-forwarded-host")
+    {
+        let proto = first("x-forwarded-proto").unwrap_or("http");
+        if !matches!(proto, "http" | "https") || !valid_host(host) {
+            return Err(ApiError::bad_request(
+                "`X-Forwarded-Host` or `X-Forwarded-Proto` is not a valid host or scheme",
+            ));
+        }
+        return Ok(format!("{proto}://{host}"));
+    }
+    match first("host") {
+        Some(host) if valid_host(host) => Ok(format!("http://{host}")),
+        Some(_) => Err(ApiError::bad_request(
+            "the `Host` header is not a valid host",
+        )),
+        None => Err(ApiError::bad_request("missing `Host` header")),
+    }
+}
+
+/// A host name or address with an optional port: nothing that could smuggle a path, a query
+/// or credentials into the advertised URLs.
+fn valid_host(host: &str) -> bool {
+    host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_by_digest() {
+        let digest: [u8; 32] = Sha256::digest(b"s3cret").into();
+        assert!(key_matches(&[[0; 32], digest], "s3cret"));
+        assert!(!key_matches(&[digest], "s3cre"));
+        assert!(!key_matches(&[], "s3cret"));
+    }
+
+    #[test]
+    fn hosts_cannot_smuggle_urls() {
+        assert!(valid_host("pdp.example.com:8443"));
+        assert!(valid_host("[::1]:8181"));
+        assert!(!valid_host("evil.com/x?"));
+        assert!(!valid_host("user@host"));
+    }
+
+    #[test]
+    fn semantics_parse_and_stop() {
+        let parse = |v: JsonValue| Semantic::parse(Some(&v));
+        assert_eq!(parse(json!({})).unwrap(), Semantic::ExecuteAll);
+        assert_eq!(
+            parse(json!({"evaluations_semantic": "deny_on_first_deny"})).unwrap(),
+            Semantic::DenyOnFirstDeny
+        );
+        assert!(parse(json!({"evaluations_semantic": "first"})).is_err());
+        assert!(parse(json!("x")).is_err());
+        assert!(Semantic::DenyOnFirstDeny.stops_after(false));
+        assert!(!Semantic::DenyOnFirstDeny.stops_after(true));
+        assert!(Semantic::PermitOnFirstPermit.stops_after(true));
+        assert!(!Semantic::ExecuteAll.stops_after(true));
+    }
+}

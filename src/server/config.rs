@@ -1,0 +1,346 @@
+//! The configuration of `warden serve`: one TOML file, then `WARDEN_*` environment variables,
+//! then flags, each layer overriding the one before. Every key has a default, so `warden serve`
+//! with no arguments serves `./policies` on `127.0.0.1:8181`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How logs are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// One layer of settings (the file, or the flags with their environment variables): every key
+/// optional, so a layer says only what it sets.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub policies: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub watch: Option<bool>,
+    pub debounce_ms: Option<u64>,
+    pub body_limit: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub shutdown_timeout_ms: Option<u64>,
+    pub explain: Option<bool>,
+    pub trust_forwarded: Option<bool>,
+    pub public_url: Option<String>,
+    pub api_key_sha256: Option<Vec<String>>,
+    pub search_page_limit: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+}
+
+impl ConfigLayer {
+    /// Reads a TOML configuration file. Unknown keys are errors: a misspelt key silently
+    /// ignored would leave a server running with a setting its operator did not mean.
+    pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError(format!(
+                "cannot read configuration file `{}`: {error}",
+                path.display()
+            ))
+        })?;
+        toml::from_str(&text).map_err(|error| {
+            ConfigError(format!(
+                "configuration file `{}`: {}",
+                path.display(),
+                error.message()
+            ))
+        })
+    }
+
+    /// `self` with every key that `over` sets replaced by `over`'s value.
+    pub fn overridden_by(self, over: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            policies: over.policies.or(self.policies),
+            listen: over.listen.or(self.listen),
+            admin_listen: over.admin_listen.or(self.admin_listen),
+            watch: over.watch.or(self.watch),
+            debounce_ms: over.debounce_ms.or(self.debounce_ms),
+            body_limit: over.body_limit.or(self.body_limit),
+            request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
+            shutdown_timeout_ms: over.shutdown_timeout_ms.or(self.shutdown_timeout_ms),
+            explain: over.explain.or(self.explain),
+            trust_forwarded: over.trust_forwarded.or(self.trust_forwarded),
+            public_url: over.public_url.or(self.public_url),
+            api_key_sha256: over.api_key_sha256.or(self.api_key_sha256),
+            search_page_limit: over.search_page_limit.or(self.search_page_limit),
+            log_format: over.log_format.or(self.log_format),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key and the problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The resolved configuration of a server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// The address of the decision API (and of the operations endpoints, unless
+    /// `admin_listen` is set).
+    pub listen: SocketAddr,
+    /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Watch the policy directory and reload on change.
+    pub watch: bool,
+    /// How long the directory must be quiet before a change is loaded.
+    pub debounce: Duration,
+    /// The largest request body accepted, in bytes (larger ones get 413).
+    pub body_limit: usize,
+    /// The longest a request may take, body upload included (then 408).
+    pub request_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+    /// Give explanations to callers that ask (header `Warden-Explain: true`).
+    pub explain: bool,
+    /// Take discovery's base URL from `X-Forwarded-Host` and `X-Forwarded-Proto`.
+    pub trust_forwarded: bool,
+    /// Discovery's `policy_decision_point`, whatever the request says.
+    pub public_url: Option<String>,
+    /// SHA-256 digests of the accepted bearer API keys; empty: the API is open.
+    pub api_keys: Vec<[u8; 32]>,
+    /// The most results one search page holds (and the page size when none is asked).
+    pub search_page_limit: usize,
+    pub log_format: LogFormat,
+    /// A `tracing` filter: `info`, `warden=debug`, ...
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            policies: PathBuf::from("./policies"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8181)),
+            admin_listen: None,
+            watch: true,
+            debounce: Duration::from_millis(200),
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+            explain: false,
+            trust_forwarded: false,
+            public_url: None,
+            api_keys: Vec::new(),
+            search_page_limit: 1000,
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the merged layers over the defaults, checking every value.
+    pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let address = |key: &str, text: &str| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "`{key}`: `{text}` is not an address; write IP:PORT, e.g. `127.0.0.1:8181`"
+                ))
+            })
+        };
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError(format!("`{key}` must be greater than 0")))
+            } else {
+                Ok(value)
+            }
+        };
+        let listen = match &layer.listen {
+            Some(text) => address("listen", text)?,
+            None => defaults.listen,
+        };
+        let admin_listen = layer
+            .admin_listen
+            .as_deref()
+            .map(|text| address("admin_listen", text))
+            .transpose()?;
+        let body_limit = match layer.body_limit {
+            Some(limit) => usize::try_from(positive("body_limit", limit as u64)?)
+                .unwrap_or(defaults.body_limit),
+            None => defaults.body_limit,
+        };
+        let millis = |key: &str, value: Option<u64>, default: Duration| match value {
+            Some(ms) => positive(key, ms).map(Duration::from_millis),
+            None => Ok(default),
+        };
+        let search_page_limit = match layer.search_page_limit {
+            Some(0) => {
+                return Err(ConfigError(
+                    "`search_page_limit` must be greater than 0".to_string(),
+                ));
+            }
+            Some(limit) => limit,
+            None => defaults.search_page_limit,
+        };
+        let public_url = layer
+            .public_url
+            .as_deref()
+            .map(check_public_url)
+            .transpose()?;
+        let api_keys = layer
+            .api_key_sha256
+            .unwrap_or_default()
+            .iter()
+            .map(|hex| parse_digest(hex))
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_level = layer.log_level.unwrap_or(defaults.log_level);
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(ConfigError(format!(
+                "`log_level`: `{log_level}` is not a log filter; write e.g. `info` or `warden=debug`"
+            )));
+        }
+        Ok(Config {
+            policies: layer.policies.unwrap_or(defaults.policies),
+            listen,
+            admin_listen,
+            watch: layer.watch.unwrap_or(defaults.watch),
+            // A zero debounce is allowed: every event reloads (useful in tests).
+            debounce: layer
+                .debounce_ms
+                .map_or(defaults.debounce, Duration::from_millis),
+            body_limit,
+            request_timeout: millis(
+                "request_timeout_ms",
+                layer.request_timeout_ms,
+                defaults.request_timeout,
+            )?,
+            shutdown_timeout: millis(
+                "shutdown_timeout_ms",
+                layer.shutdown_timeout_ms,
+                defaults.shutdown_timeout,
+            )?,
+            explain: layer.explain.unwrap_or(defaults.explain),
+            trust_forwarded: layer.trust_forwarded.unwrap_or(defaults.trust_forwarded),
+            public_url,
+            api_keys,
+            search_page_limit,
+            log_format: layer.log_format.unwrap_or(defaults.log_format),
+            log_level,
+        })
+    }
+}
+
+/// Discovery's base URL: http(s), with a host, and no query or fragment (the spec's words).
+fn check_public_url(text: &str) -> Result<String, ConfigError> {
+    let trimmed = text.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(ConfigError(format!(
+            "`public_url`: `{text}` must be an http:// or https:// URL without a query or fragment"
+        ))),
+    }
+}
+
+/// A SHA-256 digest written as 64 hexadecimal digits.
+fn parse_digest(hex: &str) -> Result<[u8; 32], ConfigError> {
+    let invalid = || {
+        ConfigError(
+            "`api_key_sha256`: each entry must be the SHA-256 of a key as 64 hexadecimal digits \
+             (e.g. from `printf %s KEY | sha256sum`)"
+                .to_string(),
+        )
+    };
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(invalid());
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let text = std::str::from_utf8(pair).map_err(|_| invalid())?;
+        *byte = u8::from_str_radix(text, 16).map_err(|_| invalid())?;
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_defaults_fill_the_rest() {
+        let file = ConfigLayer {
+            listen: Some("127.0.0.1:9000".to_string()),
+            explain: Some(true),
+            debounce_ms: Some(50),
+            ..ConfigLayer::default()
+        };
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:9001".to_string()),
+            ..ConfigLayer::default()
+        };
+        let config = Config::resolve(file.overridden_by(flags)).unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert!(config.explain);
+        assert_eq!(config.debounce, Duration::from_millis(50));
+        assert_eq!(config.policies, PathBuf::from("./policies"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().0;
+        assert!(
+            bad(ConfigLayer {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            })
+            .contains("`listen`")
+        );
+        assert!(
+            bad(ConfigLayer {
+                api_key_sha256: Some(vec!["abc".into()]),
+                ..Default::default()
+            })
+            .contains("api_key_sha256")
+        );
+        assert!(
+            bad(ConfigLayer {
+                public_url: Some("ftp://x".into()),
+                ..Default::default()
+            })
+            .contains("public_url")
+        );
+        assert!(
+            bad(ConfigLayer {
+                body_limit: Some(0),
+                ..Default::default()
+            })
+            .contains("body_limit")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let error = toml::from_str::<ConfigLayer>("listne = \"x\"").unwrap_err();
+        assert!(error.message().contains("listne"));
+        let layer: ConfigLayer =
+            toml::from_str("listen = \"0.0.0.0:1\"\nlog_format = \"json\"").unwrap();
+        assert_eq!(layer.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn digests_parse() {
+        let digest = parse_digest(&"ab".repeat(32)).unwrap();
+        assert!(digest.iter().all(|b| *b == 0xab));
+        assert!(parse_digest(&"zz".repeat(32)).is_err());
+    }
+}

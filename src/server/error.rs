@@ -1,0 +1,70 @@
+//! The errors the HTTP API answers with. Each becomes a status and a plain-text message that
+//! names the caller's problem; internal failures say only that something failed (the details
+//! go to the log), so no response ever leaks paths, types or stack traces.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Not a well-formed request: 400, with what is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The decision API is protected and no valid key came with the request.
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No policy has loaded (yet): a documented deviation from AuthZEN, never a deny.
+    #[error("no policy is loaded")]
+    NoProgram,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// Something failed inside the server; the cause has been logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoProgram | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status(),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            self.to_string(),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"warden\""),
+                );
+            }
+            ApiError::NoProgram | ApiError::ShuttingDown => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,426 @@
+//! `warden serve`: the AuthZEN 1.0 Authorization API over HTTP, hot-reloaded from disk.
+//!
+//! [`router`] builds the HTTP application over an [`AppState`] (tests call it in-process);
+//! [`start`] loads the policies, binds the listeners and starts the reloader; [`serve`] runs a
+//! server until SIGTERM or SIGINT.
+//!
+//! Every decision API call reads the program once (`arc_swap`) and the clock once, so a batch
+//! or a search is decided wholly on one policy version, named in the `Warden-Policy-Version`
+//! response header; a reload publishes a new program without disturbing calls in flight.
+
+pub mod authzen;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod ops;
+pub mod reload;
+pub mod search;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use axum::Router;
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::request_id::PropagateRequestIdLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::program::Program;
+use crate::source::Diagnostic;
+
+pub use config::{Config, ConfigError, ConfigLayer, LogFormat};
+pub use error::ApiError;
+
+/// What handlers need from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub policies: PathBuf,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub explain: bool,
+    pub trust_forwarded: bool,
+    pub public_url: Option<String>,
+    pub api_keys: Vec<[u8; 32]>,
+    pub search_page_limit: usize,
+}
+
+impl From<&Config> for Settings {
+    fn from(config: &Config) -> Settings {
+        Settings {
+            policies: config.policies.clone(),
+            body_limit: config.body_limit,
+            request_timeout: config.request_timeout,
+            explain: config.explain,
+            trust_forwarded: config.trust_forwarded,
+            public_url: config.public_url.clone(),
+            api_keys: config.api_keys.clone(),
+            search_page_limit: config.search_page_limit,
+        }
+    }
+}
+
+/// A problem found while loading, as `/v1/status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    /// `file:line:column`, when the problem is in a file.
+    pub location: Option<String>,
+    pub message: String,
+    /// The rustc-style rendering, with the source line and a caret.
+    pub rendered: String,
+}
+
+impl Problem {
+    pub fn from_diagnostic(diagnostic: &Diagnostic) -> Problem {
+        Problem {
+            location: diagnostic.location(),
+            message: diagnostic.message(),
+            rendered: diagnostic.render(false),
+        }
+    }
+}
+
+/// The latest reload that failed: the previous version kept serving.
+#[derive(Clone, Debug)]
+pub struct ReloadError {
+    pub at: Timestamp,
+    pub errors: Vec<Problem>,
+}
+
+/// What `/v1/status` reports.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub version: Option<Arc<str>>,
+    /// The policy and data files of the serving version, relative to the directory.
+    pub files: Vec<String>,
+    pub loaded_at: Option<Timestamp>,
+    pub warnings: Vec<Problem>,
+    /// Cleared by the next change that loads.
+    pub last_error: Option<ReloadError>,
+}
+
+/// The state shared by every handler and the reloader.
+pub struct AppState {
+    /// The serving program; `None` only before the first load.
+    pub program: ArcSwapOption<Program>,
+    pub status: Mutex<Status>,
+    pub metrics: metrics::Metrics,
+    pub settings: Settings,
+    /// When shutdown began: calls that arrive later get 503, calls already in flight are
+    /// decided as usual.
+    shutdown_at: OnceLock<Instant>,
+    /// True while the policy directory is watched for changes.
+    pub watching: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> AppState {
+        AppState {
+            program: ArcSwapOption::empty(),
+            status: Mutex::new(Status::default()),
+            metrics: metrics::Metrics::default(),
+            settings,
+            shutdown_at: OnceLock::new(),
+            watching: AtomicBool::new(false),
+        }
+    }
+
+    /// The program every part of a call that started at `started` is decided on.
+    pub fn snapshot(&self, started: Instant) -> Result<Arc<Program>, ApiError> {
+        if self.shutdown_at.get().is_some_and(|at| started >= *at) {
+            return Err(ApiError::ShuttingDown);
+        }
+        self.program.load_full().ok_or(ApiError::NoProgram)
+    }
+
+    /// Marks the server as stopping: `/readyz` fails and new calls get 503.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_at.set(Instant::now());
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_at.get().is_some()
+    }
+
+    pub fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        // A panic while holding the lock cannot leave the status half-written in a way that
+        // matters more than losing it, so a poisoned lock is used as is.
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serves `built` from now on. The program is swapped in before the status names its
+    /// version, so whoever sees the new version in `/v1/status` is decided on it.
+    pub fn publish(&self, built: reload::Built) {
+        let version = built.program.version.clone();
+        self.program.store(Some(built.program));
+        let mut status = self.status();
+        status.version = Some(version);
+        status.files = built.files;
+        status.loaded_at = Some(Timestamp::now());
+        status.warnings = built
+            .warnings
+            .iter()
+            .map(Problem::from_diagnostic)
+            .collect();
+        status.last_error = None;
+    }
+
+    pub fn ready(&self) -> bool {
+        !self.shutting_down() && self.program.load().is_some()
+    }
+}
+
+/// The decision API (AuthZEN evaluation, evaluations, search, discovery).
+pub fn api_router(state: Arc<AppState>) -> Router {
+    authzen::routes(state.clone()).with_state(state)
+}
+
+/// `/healthz`, `/readyz`, `/v1/status`, `/metrics`.
+pub fn ops_router(state: Arc<AppState>) -> Router {
+    ops::routes().with_state(state)
+}
+
+/// The layers every listener shares: the request id echoed, and the request time limit.
+fn layered(router: Router, settings: &Settings) -> Router {
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+}
+
+/// The whole application on one listener: the decision API and the operations endpoints.
+pub fn router(state: Arc<AppState>) -> Router {
+    let settings = state.settings.clone();
+    layered(
+        api_router(state.clone()).merge(ops_router(state)),
+        &settings,
+    )
+}
+
+/// Why a server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The policy directory does not load.
+    #[error("the policy directory does not load")]
+    Policies(Vec<Diagnostic>),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A started server: its addresses, its state, and the handle that stops it.
+pub struct Running {
+    pub address: SocketAddr,
+    pub admin_address: Option<SocketAddr>,
+    pub state: Arc<AppState>,
+    pub reload: reload::Trigger,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<std::io::Result<()>>>,
+    reloader: Option<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+/// Loads the policies, binds the listeners, starts serving and (when configured) watching.
+/// Returns once the server accepts connections.
+pub async fn start(config: &Config) -> Result<Running, ServeError> {
+    let trigger = reload::Trigger::default();
+    // Watch before the first load, so a change made while it loads is not missed.
+    let watcher = if config.watch {
+        match reload::Watcher::new(&config.policies, trigger.clone()) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "cannot watch the policy directory; serving without hot reload"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let dir = config.policies.clone();
+    let built = tokio::task::spawn_blocking(move || reload::build(&dir))
+        .await
+        .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
+        .map_err(ServeError::Policies)?;
+
+    let state = Arc::new(AppState::new(Settings::from(config)));
+    state.publish(built);
+    state.watching.store(watcher.is_some(), Ordering::Relaxed);
+
+    let bind = |address: SocketAddr| async move {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ServeError::Bind { address, source })
+    };
+    let listener = bind(config.listen).await?;
+    let admin_listener = match config.admin_listen {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    let local = |listener: &tokio::net::TcpListener| {
+        listener
+            .local_addr()
+            .map_err(|e| ServeError::Internal(format!("no local address: {e}")))
+    };
+    let address = local(&listener)?;
+    let admin_address = admin_listener.as_ref().map(local).transpose()?;
+
+    let (shutdown, receiver) = watch::channel(false);
+    let mut listeners = Vec::new();
+    let main_app = if admin_listener.is_some() {
+        layered(api_router(state.clone()), &state.settings)
+    } else {
+        router(state.clone())
+    };
+    listeners.push(spawn_listener(listener, main_app, receiver.clone()));
+    if let Some(admin) = admin_listener {
+        let app = layered(ops_router(state.clone()), &state.settings);
+        listeners.push(spawn_listener(admin, app, receiver.clone()));
+    }
+    let reloader = watcher.map(|watcher| {
+        tokio::spawn(reload::run(
+            state.clone(),
+            watcher,
+            trigger.clone(),
+            config.debounce,
+            receiver,
+        ))
+    });
+    tracing::info!(
+        %address,
+        admin = ?admin_address,
+        policies = %config.policies.display(),
+        version = %state.status().version.as_deref().unwrap_or(""),
+        "serving"
+    );
+    Ok(Running {
+        address,
+        admin_address,
+        state,
+        reload: trigger,
+        shutdown,
+        listeners,
+        reloader,
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}
+
+fn spawn_listener(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    use axum::serve::ListenerExt;
+    // Responses are small and written whole; without Nagle they leave at once.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}
+
+impl Running {
+    /// Stops accepting connections, lets requests in flight finish (up to the configured
+    /// shutdown timeout), and stops the reloader.
+    pub async fn shutdown(self) {
+        self.state.begin_shutdown();
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        for listener in self.listeners {
+            match tokio::time::timeout_at(deadline, listener).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::error!(%error, "listener failed"),
+                Ok(Err(error)) => tracing::error!(%error, "listener task failed"),
+                Err(_) => tracing::warn!("requests still in flight at the shutdown timeout"),
+            }
+        }
+        if let Some(reloader) = self.reloader {
+            reloader.abort();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Runs a server until SIGTERM or SIGINT, then shuts it down gracefully.
+pub async fn serve(config: &Config) -> Result<(), ServeError> {
+    // Listen for signals before serving, so one that comes as soon as the server answers is
+    // a graceful shutdown, not the default instant death.
+    let stop = StopSignals::install();
+    let running = start(config).await?;
+    #[cfg(unix)]
+    if let Some(mut hangup) = stop.hangup {
+        // SIGHUP asks for a reload, as daemons conventionally do.
+        let trigger = running.reload.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                trigger.fire();
+            }
+        });
+    }
+    stop.terminate.await;
+    tracing::info!("shutting down: finishing requests in flight");
+    running.shutdown().await;
+    Ok(())
+}
+
+struct StopSignals {
+    terminate: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let hangup = signal(SignalKind::hangup()).ok();
+        let terminate = Box::pin(async move {
+            let recv = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = recv(terminate) => {}
+                _ = recv(interrupt) => {}
+            }
+        });
+        StopSignals { terminate, hangup }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> StopSignals {
+        StopSignals {
+            terminate: Box::pin(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Operations endpoints: liveness, readiness, status and metrics. They are served beside the
+//! decision API, or on their own listener when `admin_listen` is set (keep them off public
+//! addresses: `/v1/status` names files and shows diagnostics).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::server::AppState;
+use crate::server::metrics::{ProgramFacts, ReloadOutcome};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+}
+
+/// Alive: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: a policy is loaded and the server is not shutting down.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready() {
+        "ready\n".into_response()
+    } else if state.shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no policy loaded\n").into_response()
+    }
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Response {
+    let body = {
+        let status = state.status();
+        json!({
+            "ready": state.ready(),
+            "policies": state.settings.policies.display().to_string(),
+            "version": status.version.as_deref(),
+            "loaded_at": status.loaded_at.map(|t| t.to_string()),
+            "files": status.files,
+            "warnings": status.warnings,
+            "watching": state.watching.load(Ordering::Relaxed),
+            "reloads": {
+                "success": state.metrics.reloads(ReloadOutcome::Success),
+                "failure": state.metrics.reloads(ReloadOutcome::Failure),
+                "unchanged": state.metrics.reloads(ReloadOutcome::Unchanged),
+            },
+            "last_reload_error": status.last_error.as_ref().map(|e| json!({
+                "at": e.at.to_string(),
+                "errors": e.errors,
+            })),
+        })
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = {
+        let status = state.status();
+        state.metrics.render(&ProgramFacts {
+            version: status.version.as_deref(),
+            loaded_at_seconds: status.loaded_at.map(|t| t.as_millisecond() as f64 / 1000.0),
+            reload_failing: status.last_error.is_some(),
+            ready: state.ready(),
+        })
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}

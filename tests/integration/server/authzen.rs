@@ -1,0 +1,701 @@
+//! The AuthZEN evaluation and evaluations APIs, discovery, and the request rules around them.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use serde_json::{Value as JsonValue, json};
+use tower::ServiceExt;
+use warden::server::{self, AppState, Settings};
+
+use super::*;
+
+async fn standard() -> (PolicyDir, TestServer) {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(Config {
+        watch: false,
+        ..config(&dir.path())
+    })
+    .await;
+    (dir, server)
+}
+
+#[tokio::test]
+async fn evaluation_decides_with_exactly_the_spec_fields() {
+    let (dir, server) = standard().await;
+    let version = version_at(&dir.path());
+    // The owner may write; a reader through nested groups may read; nobody else.
+    for (subject, action, resource, expected) in [
+        ("alice", "write", "d1", true),
+        ("bob", "read", "d2", true),
+        ("bob", "write", "d2", false),
+        ("carol", "read", "d1", false),
+        ("nobody", "read", "d1", false),
+    ] {
+        let reply = server
+            .http
+            .post_json(EVALUATION, &request(subject, action, resource))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("warden-policy-version"), Some(&*version));
+        assert_eq!(
+            reply.json(),
+            json!({ "decision": expected }),
+            "{subject} {action} {resource}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_well_formed_request_the_policy_cannot_allow_is_a_plain_deny() {
+    let (_dir, server) = standard().await;
+    let mut undeclared_action = request("alice", "delete", "d1");
+    undeclared_action["context"] = json!({});
+    let undeclared_type = json!({
+        "subject": entity("Robot", "r2"),
+        "action": { "name": "read" },
+        "resource": entity("Doc", "d1"),
+    });
+    let mistyped_context = json!({
+        "subject": entity("User", "carol"),
+        "action": { "name": "write" },
+        "resource": entity("Doc", "d1"),
+        "context": { "ok": "yes" },
+    });
+    for body in [undeclared_action, undeclared_type, mistyped_context] {
+        let reply = server.http.post_json(EVALUATION, &body).await;
+        assert_eq!(reply.status, 200, "{body}: {}", reply.body);
+        assert_eq!(reply.json(), json!({ "decision": false }), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let (_dir, server) = standard().await;
+    let body = json!({
+        "subject": { "type": "User", "id": "alice", "extra": 1, "properties": { "x": 1 } },
+        "action": { "name": "write", "more": [1, 2] },
+        "resource": { "type": "Doc", "id": "d1" },
+        "context": { "anything": true },
+        "future_field": { "nested": true },
+    });
+    let reply = server.http.post_json(EVALUATION, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({ "decision": true }));
+}
+
+#[tokio::test]
+async fn every_malformed_request_is_a_400_with_a_plain_message() {
+    let (_dir, server) = standard().await;
+    let good = request("alice", "read", "d1");
+    let with = |path: &[&str], value: JsonValue| {
+        let mut body = good.clone();
+        let mut target = &mut body;
+        for key in &path[..path.len() - 1] {
+            target = &mut target[*key];
+        }
+        let last = path[path.len() - 1];
+        if value.is_null() {
+            target.as_object_mut().unwrap().remove(last);
+        } else {
+            target[last] = value;
+        }
+        body.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            r#"{"subject": {"type": "User""#.to_string(),
+            "not valid JSON",
+        ),
+        ("".to_string(), "empty"),
+        ("   \n".to_string(), "empty"),
+        ("[1, 2]".to_string(), "JSON object"),
+        ("\"alice\"".to_string(), "JSON object"),
+        (with(&["subject"], JsonValue::Null), "missing `subject`"),
+        (with(&["action"], JsonValue::Null), "missing `action`"),
+        (with(&["resource"], JsonValue::Null), "missing `resource`"),
+        (
+            with(&["subject"], json!("alice")),
+            "`subject` must be an object",
+        ),
+        (
+            with(&["resource"], json!(["Doc", "d1"])),
+            "`resource` must be an object",
+        ),
+        (
+            with(&["action"], json!("read")),
+            "`action` must be an object",
+        ),
+        (
+            with(&["subject", "type"], JsonValue::Null),
+            "missing `subject.type`",
+        ),
+        (
+            with(&["subject", "id"], JsonValue::Null),
+            "missing `subject.id`",
+        ),
+        (
+            with(&["resource", "type"], JsonValue::Null),
+            "missing `resource.type`",
+        ),
+        (
+            with(&["resource", "id"], JsonValue::Null),
+            "missing `resource.id`",
+        ),
+        (
+            with(&["action", "name"], JsonValue::Null),
+            "missing `action.name`",
+        ),
+        (
+            with(&["action", "name"], json!(123)),
+            "`action.name` must be a string",
+        ),
+        (
+            with(&["subject", "id"], json!(7)),
+            "`subject.id` must be a string",
+        ),
+        (
+            with(&["resource", "type"], json!(true)),
+            "`resource.type` must be a string",
+        ),
+        (with(&["context"], json!(5)), "`context` must be an object"),
+        (
+            with(&["subject", "properties"], json!([])),
+            "`subject.properties` must be an object",
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = server.http.post(EVALUATION, &body).await;
+        assert_eq!(reply.status, 400, "{body:?} gave {}", reply.body);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert!(
+            reply.body.contains(expected),
+            "{body:?}: expected {expected:?} in {:?}",
+            reply.body
+        );
+        assert!(reply.header("warden-policy-version").is_none());
+    }
+    // The content type must be JSON, and must be sent.
+    let body = good.to_string();
+    for headers in [
+        vec![("content-type", "text/plain")],
+        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![],
+    ] {
+        let reply = server
+            .http
+            .send("POST", EVALUATION, &headers, body.clone())
+            .await;
+        assert_eq!(reply.status, 400, "{headers:?}");
+        assert!(reply.body.contains("application/json"), "{}", reply.body);
+    }
+    let reply = server
+        .http
+        .send(
+            "POST",
+            EVALUATION,
+            &[("content-type", "application/json; charset=utf-8")],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_declared_or_streamed() {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(Config {
+        watch: false,
+        body_limit: 512,
+        ..config(&dir.path())
+    })
+    .await;
+    let mut big = request("alice", "read", "d1");
+    big["context"] = json!({ "padding": "x".repeat(600) });
+    let reply = server.http.post_json(EVALUATION, &big).await;
+    assert_eq!(reply.status, 413);
+    assert!(reply.body.contains("512 bytes"), "{}", reply.body);
+    // Just under the limit is fine.
+    big["context"] = json!({ "padding": "x".repeat(300) });
+    let reply = server.http.post_json(EVALUATION, &big).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A chunked body declares no length: it is cut off at the limit as it streams in.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.running.address)
+        .await
+        .unwrap();
+    let chunk = "x".repeat(400);
+    let raw = format!(
+        "POST {EVALUATION} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         {len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        len = chunk.len()
+    );
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn the_request_id_is_echoed_on_every_answer() {
+    let (_dir, server) = standard().await;
+    let body = request("alice", "read", "d1").to_string();
+    for (path, body, status) in [
+        (EVALUATION, body.as_str(), 200),
+        (EVALUATION, "{", 400),
+        ("/no/such/path", "{}", 404),
+    ] {
+        let reply = server
+            .http
+            .send(
+                "POST",
+                path,
+                &[
+                    ("content-type", "application/json"),
+                    ("x-request-id", "req-42"),
+                ],
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, status, "{path}");
+        assert_eq!(reply.header("x-request-id"), Some("req-42"), "{path}");
+    }
+    // Without one, none is made up.
+    let reply = server.http.post(EVALUATION, &body).await;
+    assert!(reply.header("x-request-id").is_none());
+}
+
+fn batch_body(items: JsonValue) -> JsonValue {
+    json!({
+        "subject": entity("User", "carol"),
+        "action": { "name": "read" },
+        "evaluations": items,
+    })
+}
+
+#[tokio::test]
+async fn evaluations_answer_in_order_with_defaults_replaced_whole() {
+    let (dir, server) = standard().await;
+    let body = json!({
+        "subject": entity("User", "carol"),
+        "action": { "name": "write" },
+        "context": { "ok": true },
+        "evaluations": [
+            // All defaults: carol may write anything while the context says ok.
+            { "resource": entity("Doc", "d1") },
+            // The item's context replaces the default whole: no `ok` any more.
+            { "resource": entity("Doc", "d1"), "context": { "other": 1 } },
+            // The item's subject replaces the default whole: no id is merged in.
+            { "resource": entity("Doc", "d1"), "subject": { "type": "User" } },
+            // Another subject and action.
+            { "resource": entity("Doc", "d2"), "subject": entity("User", "bob"), "action": { "name": "read" } },
+            // `null` counts as absent: the default applies.
+            { "resource": entity("Doc", "d3"), "context": null },
+        ],
+    });
+    let reply = server.http.post_json(EVALUATIONS, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.header("warden-policy-version"),
+        Some(&*version_at(&dir.path()))
+    );
+    assert_eq!(
+        reply.json(),
+        json!({ "evaluations": [
+            { "decision": true },
+            { "decision": false },
+            { "decision": false, "context": { "error": { "status": 400, "message": "missing `subject.id`" } } },
+            { "decision": true },
+            { "decision": true },
+        ] })
+    );
+}
+
+#[tokio::test]
+async fn a_failing_item_is_false_with_its_error_and_the_call_stays_200() {
+    let (_dir, server) = standard().await;
+    let body = json!({
+        "evaluations": [
+            { "subject": entity("User", "alice"), "action": { "name": "read" } },
+            { "subject": entity("User", "alice"), "resource": entity("Doc", "d1") },
+            "not an item",
+            { "subject": entity("User", "alice"), "action": { "name": "read" }, "resource": entity("Doc", "d1") },
+        ],
+    });
+    let reply = server.http.post_json(EVALUATIONS, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let items = reply.json()["evaluations"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 4);
+    assert_eq!(
+        items[0],
+        json!({ "decision": false, "context": { "error": { "status": 400, "message": "missing `resource`" } } })
+    );
+    assert_eq!(items[1]["context"]["error"]["message"], "missing `action`");
+    assert_eq!(items[2]["context"]["error"]["status"], 400);
+    assert_eq!(items[3], json!({ "decision": true }));
+}
+
+#[tokio::test]
+async fn each_evaluations_semantic_stops_where_the_spec_says() {
+    let (_dir, server) = standard().await;
+    // carol reads: d1 deny, d2 allow (owner), d3 allow (owner); then a failing item.
+    let items = json!([
+        { "resource": entity("Doc", "d2") },
+        { "resource": entity("Doc", "d1") },
+        { "resource": entity("Doc", "d3") },
+        { "resource": entity("Doc", "d1") },
+    ]);
+    let run = |semantic: Option<&str>, items: JsonValue| {
+        let mut body = batch_body(items);
+        if let Some(semantic) = semantic {
+            body["options"] = json!({ "evaluations_semantic": semantic });
+        }
+        let http = server.http.clone();
+        async move {
+            let reply = http.post_json(EVALUATIONS, &body).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.json()["evaluations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["decision"].as_bool().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(run(None, items.clone()).await, [true, false, true, false]);
+    assert_eq!(
+        run(Some("execute_all"), items.clone()).await,
+        [true, false, true, false]
+    );
+    assert_eq!(
+        run(Some("deny_on_first_deny"), items.clone()).await,
+        [true, false]
+    );
+    let denies_first = json!([
+        { "resource": entity("Doc", "d1") },
+        { "resource": entity("Doc", "d1") },
+        { "resource": entity("Doc", "d2") },
+        { "resource": entity("Doc", "d1") },
+    ]);
+    assert_eq!(
+        run(Some("permit_on_first_permit"), denies_first).await,
+        [false, false, true]
+    );
+    // A failing item is a deny for deny_on_first_deny.
+    let failing_first = json!([{ "subject": { "type": "User" }, "resource": entity("Doc", "d2") }, { "resource": entity("Doc", "d2") }]);
+    assert_eq!(
+        run(Some("deny_on_first_deny"), failing_first).await,
+        [false]
+    );
+    // No permit at all: every item is evaluated.
+    let all_deny =
+        json!([{ "resource": entity("Doc", "d1") }, { "resource": entity("Doc", "d1") }]);
+    assert_eq!(
+        run(Some("permit_on_first_permit"), all_deny).await,
+        [false, false]
+    );
+
+    for (options, expected) in [
+        (
+            json!({ "evaluations_semantic": "first_wins" }),
+            "first_wins",
+        ),
+        (json!({ "evaluations_semantic": 1 }), "must be a string"),
+        (json!("all"), "`options` must be an object"),
+    ] {
+        let mut body = batch_body(items.clone());
+        body["options"] = options;
+        let reply = server.http.post_json(EVALUATIONS, &body).await;
+        assert_eq!(reply.status, 400);
+        assert!(reply.body.contains(expected), "{}", reply.body);
+    }
+    let mut body = batch_body(json!({}));
+    body["evaluations"] = json!({ "resource": entity("Doc", "d1") });
+    let reply = server.http.post_json(EVALUATIONS, &body).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("`evaluations` must be an array"));
+}
+
+#[tokio::test]
+async fn absent_or_empty_evaluations_is_a_single_evaluation() {
+    let (_dir, server) = standard().await;
+    let mut body = request("alice", "write", "d1");
+    let reply = server.http.post_json(EVALUATIONS, &body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!({ "decision": true }));
+    body["evaluations"] = json!([]);
+    let reply = server.http.post_json(EVALUATIONS, &body).await;
+    assert_eq!(reply.json(), json!({ "decision": true }));
+    // As a single evaluation, a missing resource is the call's 400.
+    let reply = server
+        .http
+        .post_json(EVALUATIONS, &json!({ "subject": entity("User", "alice"), "action": { "name": "read" }, "evaluations": [] }))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("missing `resource`"));
+}
+
+#[tokio::test]
+async fn explanations_need_the_operator_and_the_caller() {
+    let dir = PolicyDir::standard();
+    let plain = TestServer::start(Config {
+        watch: false,
+        ..config(&dir.path())
+    })
+    .await;
+    let explaining = TestServer::start(Config {
+        watch: false,
+        explain: true,
+        ..config(&dir.path())
+    })
+    .await;
+    let body = request("bob", "read", "d2").to_string();
+    let ask = [
+        ("content-type", "application/json"),
+        ("warden-explain", "true"),
+    ];
+    // Asked, but not enabled: exactly the spec's fields.
+    let reply = plain
+        .http
+        .send("POST", EVALUATION, &ask, body.clone())
+        .await;
+    assert_eq!(reply.json(), json!({ "decision": true }));
+    // Enabled, but not asked.
+    let reply = explaining.http.post(EVALUATION, &body).await;
+    assert_eq!(reply.json(), json!({ "decision": true }));
+    // Both.
+    let reply = explaining
+        .http
+        .send("POST", EVALUATION, &ask, body.clone())
+        .await;
+    let answer = reply.json();
+    assert_eq!(answer["decision"], true);
+    assert_eq!(
+        answer["context"]["reason_admin"]["en"],
+        "allowed by readers"
+    );
+    assert_eq!(
+        answer["context"]["explanation"]["reasons"][0]["id"],
+        "readers"
+    );
+    // An invalid request says why it was denied.
+    let reply = explaining
+        .http
+        .send(
+            "POST",
+            EVALUATION,
+            &ask,
+            request("bob", "reed", "d2").to_string(),
+        )
+        .await;
+    let reason = reply.json()["context"]["reason_admin"]["en"].clone();
+    assert!(
+        reason.as_str().unwrap().contains("did you mean `read`"),
+        "{reason}"
+    );
+    // Batches explain per item; items not asked about stay exact.
+    let batch = batch_body(json!([{ "resource": entity("Doc", "d1") }]));
+    let reply = explaining
+        .http
+        .send("POST", EVALUATIONS, &ask, batch.to_string())
+        .await;
+    assert_eq!(
+        reply.json()["evaluations"][0]["context"]["reason_admin"]["en"],
+        "denied: no rule allows this request (default deny)"
+    );
+    let reply = explaining.http.post_json(EVALUATIONS, &batch).await;
+    assert_eq!(
+        reply.json(),
+        json!({ "evaluations": [{ "decision": false }] })
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_protects_the_decision_api_only() {
+    use sha2::Digest;
+    let dir = PolicyDir::standard();
+    let digest: String = sha2::Sha256::digest(b"k3y-for-tests")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let config = Config::resolve(warden::server::ConfigLayer {
+        policies: Some(dir.path()),
+        listen: Some("127.0.0.1:0".to_string()),
+        watch: Some(false),
+        api_key_sha256: Some(vec![digest]),
+        ..Default::default()
+    })
+    .unwrap();
+    let server = TestServer::start(config).await;
+    let body = request("alice", "read", "d1").to_string();
+    for authorization in [None, Some("Bearer wrong"), Some("Basic k3y-for-tests")] {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("authorization", value));
+        }
+        let reply = server
+            .http
+            .send("POST", EVALUATION, &headers, body.clone())
+            .await;
+        assert_eq!(reply.status, 401, "{authorization:?}");
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some("Bearer realm=\"warden\"")
+        );
+    }
+    let reply = server
+        .http
+        .send(
+            "POST",
+            "/access/v1/search/action",
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    let reply = server
+        .http
+        .send(
+            "POST",
+            EVALUATION,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer k3y-for-tests"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!({ "decision": true }));
+    assert_eq!(server.http.get("/healthz").await.status, 200);
+    assert_eq!(
+        server
+            .http
+            .get("/.well-known/authzen-configuration")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn discovery_advertises_the_url_the_client_used() {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(Config {
+        watch: false,
+        ..config(&dir.path())
+    })
+    .await;
+    let path = "/.well-known/authzen-configuration";
+    let reply = server.http.get(path).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let base = format!("http://{}", server.running.address);
+    assert_eq!(
+        reply.json(),
+        json!({
+            "policy_decision_point": base,
+            "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
+            "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+            "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
+            "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
+            "search_action_endpoint": format!("{base}/access/v1/search/action"),
+        })
+    );
+    let forwarded = [
+        ("x-forwarded-host", "pdp.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    // Forwarded headers are ignored unless the proxy is trusted...
+    let reply = server.http.send("GET", path, &forwarded, "").await;
+    assert_eq!(reply.json()["policy_decision_point"], base);
+    let reply = server
+        .http
+        .send("GET", path, &[("host", "pdp.internal:9000")], "")
+        .await;
+    assert_eq!(
+        reply.json()["policy_decision_point"],
+        "http://pdp.internal:9000"
+    );
+    let reply = server
+        .http
+        .send("GET", path, &[("host", "evil.com/x?y")], "")
+        .await;
+    assert_eq!(reply.status, 400);
+
+    // ...and used when it is.
+    let trusting = TestServer::start(Config {
+        watch: false,
+        trust_forwarded: true,
+        ..config(&dir.path())
+    })
+    .await;
+    let reply = trusting.http.send("GET", path, &forwarded, "").await;
+    let document = reply.json();
+    assert_eq!(document["policy_decision_point"], "https://pdp.example.com");
+    assert_eq!(
+        document["access_evaluation_endpoint"],
+        "https://pdp.example.com/access/v1/evaluation"
+    );
+    // A configured public URL wins over everything.
+    let fixed = TestServer::start(Config {
+        watch: false,
+        trust_forwarded: true,
+        public_url: Some("https://authz.example.org/pdp".to_string()),
+        ..config(&dir.path())
+    })
+    .await;
+    let reply = fixed.http.send("GET", path, &forwarded, "").await;
+    assert_eq!(
+        reply.json()["search_action_endpoint"],
+        "https://authz.example.org/pdp/access/v1/search/action"
+    );
+}
+
+/// The router in-process: no program yet, or shutting down, is a 503 (never a deny).
+#[tokio::test]
+async fn without_a_program_or_while_stopping_the_answer_is_503() {
+    let dir = PolicyDir::standard();
+    let state = Arc::new(AppState::new(Settings::from(&config(&dir.path()))));
+    let call = |state: Arc<AppState>, path: &str, body: &str| {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        async move {
+            let response = server::router(state).oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let body = request("alice", "read", "d1").to_string();
+    assert_eq!(
+        call(state.clone(), EVALUATION, &body).await,
+        (503, "no policy is loaded".to_string())
+    );
+    let readyz = server::router(state.clone())
+        .oneshot(
+            axum::http::Request::get("/readyz")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+
+    state.publish(warden::server::reload::build(&dir.path()).unwrap());
+    assert_eq!(
+        call(state.clone(), EVALUATION, &body).await,
+        (200, r#"{"decision":true}"#.to_string())
+    );
+    state.begin_shutdown();
+    let (status, message) = call(state.clone(), EVALUATIONS, &body).await;
+    assert_eq!((status, &*message), (503, "the server is shutting down"));
+}
