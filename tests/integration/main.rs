@@ -8,4 +8,5 @@
 
 mod bad_input;
 mod cli;
+mod fuzz_corpus;
 mod syntax;
