@@ -137,6 +137,9 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 /// starts an item nor separates expressions; treating it as a keyword would cut `subject.role ==
 /// "admin"` in two, and would let an expression grow past the size limit unnoticed.
 fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize) -> bool {
+    if !tokens.get(index).is_some_and(|(_, t, _)| t.is_keyword()) {
+        return false;
+    }
     let previous = index
         .checked_sub(1)
         .and_then(|i| tokens.get(i))
