@@ -142,6 +142,9 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 /// attribute and `entity` starts an item.
 fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize) -> bool {
     let token = tokens.get(index).map(|(_, t, _)| t);
+    if !token.is_some_and(|t| t.is_keyword()) {
+        return false;
+    }
     let next = tokens.get(index + 1).map(|(_, t, _)| t);
     if matches!(next, Some(Token::Colon | Token::Question)) {
         return true;
@@ -175,6 +178,21 @@ fn keyword_used_as_name_shallow(tokens: &[Spanned<'_>], index: usize) -> bool {
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of
 /// the token that crossed the limit.
 pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
+    let keyword = tokens.iter().map(|(_, t, _)| t).find(|t| {
+        matches!(
+            t,
+            Token::Entity
+                | Token::Action
+                | Token::Role
+                | Token::Allow
+                | Token::Deny
+                | Token::Let
+                | Token::Test
+        )
+    });
+    if matches!(keyword, Some(Token::Entity | Token::Action)) {
+        return oversized_type(tokens);
+    }
     let mut size = 0usize;
     for (index, (l, token, r)) in tokens.iter().enumerate() {
         match token {
@@ -219,6 +237,28 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
                 if size > MAX_EXPRESSION_SIZE {
                     return Some(Span::new(*l, *r));
                 }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Declarations hold only types, and a type is exactly as deep as its open brackets (`{`, `<`):
+/// an entity with hundreds of `Set<String>` attributes is long, not deep, so it is measured by
+/// depth rather than by size.
+fn oversized_type(tokens: &[Spanned<'_>]) -> Option<Span> {
+    let mut depth = 0usize;
+    for (l, token, r) in tokens {
+        match token {
+            Token::LBrace | Token::Lt | Token::LBracket | Token::LParen => {
+                depth += 1;
+                if depth > MAX_EXPRESSION_SIZE {
+                    return Some(Span::new(*l, *r));
+                }
+            }
+            Token::RBrace | Token::Gt | Token::RBracket | Token::RParen => {
+                depth = depth.saturating_sub(1);
             }
             _ => {}
         }
@@ -329,5 +369,20 @@ mod tests {
         // A real `if` or `allow` starts a new expression.
         let grants = format!("allow v if {half} ").repeat(3);
         assert!(!oversized(&format!("role r {{ {grants} }}")));
+    }
+
+    #[test]
+    fn declarations_are_measured_by_depth() {
+        let many = "a: Set<String>, b: { c: Set<Int> }, ".repeat(MAX_EXPRESSION_SIZE);
+        assert!(!oversized(&format!("@doc(\"x\") entity E {{ {many} }}")));
+        assert!(!oversized(&format!("action a context {{ {many} }}")));
+        let deep = format!(
+            "{}String{}",
+            "Set<".repeat(MAX_EXPRESSION_SIZE + 1),
+            ">".repeat(MAX_EXPRESSION_SIZE + 1)
+        );
+        assert!(oversized(&format!("entity E {{ a: {deep} }}")));
+        let half = "Set<".repeat(MAX_EXPRESSION_SIZE / 2 + 1);
+        assert!(oversized(&format!("entity E {{ a: {half}{{ b: {half}")));
     }
 }

@@ -35,7 +35,7 @@ pub struct ParsedFile {
 /// own diagnostic; the rest of the file is still parsed.
 pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
     let text = source.text();
-    let lexed = lexer::lex(text);
+    let mut lexed = lexer::lex(text);
     let mut diagnostics: Vec<Diagnostic> = lexed
         .errors
         .iter()
@@ -43,8 +43,8 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         .collect();
 
     let parser = generated::ItemParser::new();
-    let mut items = Vec::new();
     let ranges = lexer::split_items(&lexed.tokens);
+    let mut items = Vec::with_capacity(ranges.len());
     for (index, range) in ranges.iter().enumerate() {
         let Some(tokens) = lexed.tokens.get(range.clone()) else {
             continue;
@@ -83,12 +83,19 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
             ));
             continue;
         }
-        match parser.parse(tokens.iter().cloned().map(Ok::<_, ItemError>)) {
-            Ok(item) => items.push(item),
-            Err(error) => diagnostics.push(Diagnostic::in_file(
-                parse_error(error, item_span, tokens),
-                source,
-            )),
+        let Some(tokens) = lexed.tokens.get_mut(range.clone()) else {
+            continue;
+        };
+        // Each token is parsed once, so it is moved into the parser rather than cloned (a
+        // clone copies every string literal); a `,` is left in its place.
+        let stream = tokens.iter_mut().map(|(l, token, r)| {
+            Ok::<_, ItemError>((*l, std::mem::replace(token, Token::Comma), *r))
+        });
+        match parser.parse(stream) {
+            Ok(item) => items.push(*item),
+            Err(error) => {
+                diagnostics.push(Diagnostic::in_file(parse_error(error, item_span), source))
+            }
         }
     }
 
@@ -257,11 +264,7 @@ fn lex_error(error: &LexError, span: Span, source: &SourceFile) -> SyntaxError {
     }
 }
 
-fn parse_error(
-    error: ParseError<usize, Token<'_>, ItemError>,
-    item_span: Span,
-    tokens: &[lexer::Spanned<'_>],
-) -> SyntaxError {
+fn parse_error(error: ParseError<usize, Token<'_>, ItemError>, item_span: Span) -> SyntaxError {
     match error {
         ParseError::User { error } => SyntaxError::Invalid {
             message: error.message,
@@ -272,7 +275,7 @@ fn parse_error(
             token: (l, token, r),
             expected,
         } => {
-            let at_item_start = tokens.first().is_some_and(|(start, _, _)| *start == l);
+            let at_item_start = item_span.start as usize == l;
             unexpected(&token, Span::new(l, r), &expected, at_item_start)
         }
         ParseError::ExtraToken {

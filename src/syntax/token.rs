@@ -170,6 +170,44 @@ impl Token<'_> {
         matches!(self, Token::LineComment | Token::BlockComment)
     }
 
+    /// True for the keywords of [`Token::KEYWORDS`].
+    pub fn is_keyword(&self) -> bool {
+        matches!(
+            self,
+            Token::Entity
+                | Token::Action
+                | Token::Group
+                | Token::Role
+                | Token::Allow
+                | Token::Deny
+                | Token::Let
+                | Token::Test
+                | Token::On
+                | Token::If
+                | Token::Unless
+                | Token::In
+                | Token::Has
+                | Token::Contains
+                | Token::Like
+                | Token::Is
+                | Token::Not
+                | Token::And
+                | Token::Or
+                | Token::True
+                | Token::False
+                | Token::Subject
+                | Token::Resource
+                | Token::Context
+                | Token::Properties
+                | Token::With
+                | Token::At
+                | Token::By
+                | Token::Data
+                | Token::Given
+                | Token::For
+        )
+    }
+
     /// The keywords, as written. Also used to decide whether a name must be quoted.
     pub const KEYWORDS: &'static [&'static str] = &[
         "entity",
@@ -463,6 +501,19 @@ mod tests {
         assert_eq!(unescape(&escape(text)).unwrap(), text);
         assert_eq!(unescape("\\u{1F600}").unwrap(), "😀");
         assert!(unescape("\\q").is_err());
+    }
+
+    #[test]
+    fn is_keyword_agrees_with_the_keyword_list() {
+        for keyword in Token::KEYWORDS {
+            let tokens: Vec<_> = Token::lexer(keyword).collect();
+            assert_eq!(tokens.len(), 1, "{keyword}");
+            let token = tokens[0].clone().unwrap();
+            assert!(token.is_keyword(), "{keyword}");
+            assert_eq!(token.text(), *keyword);
+        }
+        assert!(!Token::Ident("x").is_keyword());
+        assert!(!Token::LParen.is_keyword());
     }
 
     #[test]

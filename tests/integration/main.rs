@@ -16,6 +16,7 @@ mod data_files;
 mod decide;
 mod fmt;
 mod fmt_cli;
+mod fuzz_corpus;
 mod policy_tests;
 mod server;
 mod syntax;
