@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Explain decisions to callers that send `Warden-Explain: true` [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_EXPLAIN", num_args = 0..=1, default_missing_value = "true")]
     pub explain: Option<bool>,
+    /// Refuse a policy change whose own `test` blocks fail, like a broken file [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_REQUIRE_TESTS", num_args = 0..=1, default_missing_value = "true")]
+    pub require_tests: Option<bool>,
     /// Trust `X-Forwarded-Host`/`-Proto` for discovery's URLs [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_TRUST_FORWARDED", num_args = 0..=1, default_missing_value = "true")]
     pub trust_forwarded: Option<bool>,
@@ -82,6 +85,7 @@ impl ServeArgs {
             request_timeout_ms: self.request_timeout_ms,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
             explain: self.explain,
+            require_tests: self.require_tests,
             trust_forwarded: self.trust_forwarded,
             public_url: self.public_url.clone(),
             api_key_sha256: self.api_key_sha256.clone(),

@@ -31,6 +31,7 @@ pub struct ConfigLayer {
     pub request_timeout_ms: Option<u64>,
     pub shutdown_timeout_ms: Option<u64>,
     pub explain: Option<bool>,
+    pub require_tests: Option<bool>,
     pub trust_forwarded: Option<bool>,
     pub public_url: Option<String>,
     pub api_key_sha256: Option<Vec<String>>,
@@ -70,6 +71,7 @@ impl ConfigLayer {
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             shutdown_timeout_ms: over.shutdown_timeout_ms.or(self.shutdown_timeout_ms),
             explain: over.explain.or(self.explain),
+            require_tests: over.require_tests.or(self.require_tests),
             trust_forwarded: over.trust_forwarded.or(self.trust_forwarded),
             public_url: over.public_url.or(self.public_url),
             api_key_sha256: over.api_key_sha256.or(self.api_key_sha256),
@@ -107,6 +109,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Give explanations to callers that ask (header `Warden-Explain: true`).
     pub explain: bool,
+    /// Refuse to publish a program whose own policy tests fail (at start-up and on reload).
+    pub require_tests: bool,
     /// Take discovery's base URL from `X-Forwarded-Host` and `X-Forwarded-Proto`.
     pub trust_forwarded: bool,
     /// Discovery's `policy_decision_point`, whatever the request says.
@@ -132,6 +136,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             explain: false,
+            require_tests: false,
             trust_forwarded: false,
             public_url: None,
             api_keys: Vec::new(),
@@ -225,6 +230,7 @@ impl Config {
                 defaults.shutdown_timeout,
             )?,
             explain: layer.explain.unwrap_or(defaults.explain),
+            require_tests: layer.require_tests.unwrap_or(defaults.require_tests),
             trust_forwarded: layer.trust_forwarded.unwrap_or(defaults.trust_forwarded),
             public_url,
             api_keys,

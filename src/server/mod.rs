@@ -46,6 +46,7 @@ pub struct Settings {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub explain: bool,
+    pub require_tests: bool,
     pub trust_forwarded: bool,
     pub public_url: Option<String>,
     pub api_keys: Vec<[u8; 32]>,
@@ -59,6 +60,7 @@ impl From<&Config> for Settings {
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             explain: config.explain,
+            require_tests: config.require_tests,
             trust_forwarded: config.trust_forwarded,
             public_url: config.public_url.clone(),
             api_keys: config.api_keys.clone(),
@@ -255,7 +257,8 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         None
     };
     let dir = config.policies.clone();
-    let built = tokio::task::spawn_blocking(move || reload::build(&dir))
+    let require_tests = config.require_tests;
+    let built = tokio::task::spawn_blocking(move || reload::build(&dir, require_tests))
         .await
         .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
         .map_err(ServeError::Policies)?;

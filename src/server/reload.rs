@@ -35,7 +35,9 @@ pub struct Built {
 }
 
 /// Loads, checks and compiles a policy directory (blocking: call it off the async runtime).
-pub fn build(dir: &Path) -> Result<Built, Vec<Diagnostic>> {
+/// With `require_tests`, the directory's own policy tests must pass too: a failing test is
+/// refused like a broken file, located at the failing expectation.
+pub fn build(dir: &Path, require_tests: bool) -> Result<Built, Vec<Diagnostic>> {
     let loaded = engine::load_directory(dir).map_err(|d| vec![d])?;
     let prefix = engine::display_name(dir, "");
     let mut files: Vec<String> = loaded
@@ -47,6 +49,9 @@ pub fn build(dir: &Path) -> Result<Built, Vec<Diagnostic>> {
         .collect();
     files.sort();
     let engine = Engine::from_loaded(loaded).map_err(|failure| failure.diagnostics)?;
+    if require_tests {
+        crate::testing::gate(dir, &engine)?;
+    }
     Ok(Built {
         program: engine.program,
         files,
@@ -231,7 +236,8 @@ async fn settle(
 /// Builds the directory now and publishes it if it loads to a new version.
 pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
-    let result = tokio::task::spawn_blocking(move || build(&dir)).await;
+    let require_tests = state.settings.require_tests;
+    let result = tokio::task::spawn_blocking(move || build(&dir, require_tests)).await;
     let serving = state.program.load().as_ref().map(|p| p.version.clone());
     let outcome = match result {
         Ok(Ok(built)) if Some(&built.program.version) == serving.as_ref() => {

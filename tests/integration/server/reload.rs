@@ -315,3 +315,59 @@ async fn no_request_fails_or_mixes_versions_under_reload() {
         "{status:#}"
     );
 }
+
+/// A policy test that holds for the standard directory: carol may not read d1.
+const CAROL_TEST: &str = "test \"carol reads only what she owns\" {\n  deny User::\"carol\" read Doc::\"d1\"\n  allow User::\"carol\" read Doc::\"d2\" by \"owner\"\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_require_tests_a_change_whose_tests_fail_is_refused() {
+    let _one = RELOAD_LOCK.lock().await;
+    let dir = PolicyDir::new(&[
+        ("docs.warden", POLICY),
+        ("data/store.json", STORE),
+        ("tests/carol.warden", CAROL_TEST),
+    ]);
+    let server = TestServer::start(Config {
+        require_tests: true,
+        ..config(&dir.path())
+    })
+    .await;
+    let good = version_at(&dir.path());
+    assert_eq!(server.status().await["version"], good);
+
+    // The change loads, but its own test now fails: it must not be published.
+    dir.write("docs.warden", &format!("{POLICY}{CAROL_READS}"));
+    let status = server
+        .wait_for("the failing test to be reported", |s| {
+            !s["last_reload_error"].is_null()
+        })
+        .await;
+    assert_eq!(status["version"], good);
+    let error = &status["last_reload_error"]["errors"][0];
+    let location = error["location"].as_str().unwrap();
+    assert!(location.contains("tests/carol.warden:2:"), "{error:#}");
+    assert!(!carol_reads(&server).await, "still the last good program");
+
+    // Fix the test to match the new intent: now it is published.
+    dir.write(
+        "tests/carol.warden",
+        "test \"carol reads everything\" {\n  allow User::\"carol\" read Doc::\"d1\" by \"carol-reads\"\n}\n",
+    );
+    let status = server.wait_for_version(&version_at(&dir.path())).await;
+    assert!(status["last_reload_error"].is_null());
+    assert!(carol_reads(&server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_require_tests_failing_policy_tests_do_not_block_a_reload() {
+    let _one = RELOAD_LOCK.lock().await;
+    let dir = PolicyDir::new(&[
+        ("docs.warden", POLICY),
+        ("data/store.json", STORE),
+        ("tests/carol.warden", CAROL_TEST),
+    ]);
+    let server = watched(&dir.path()).await;
+    dir.write("docs.warden", &format!("{POLICY}{CAROL_READS}"));
+    server.wait_for_version(&version_at(&dir.path())).await;
+    assert!(carol_reads(&server).await);
+}
