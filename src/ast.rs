@@ -339,8 +339,6 @@ pub enum TestStatement {
     Given(GivenEntity),
     /// `given role curator for User::"carol" on Album::"a1"`
     GivenRole(GivenRole),
-    /// `at time("2026-03-02T10:00:00Z")`: the clock for the expectations that follow.
-    At(Expr),
     Expect(Expectation),
 }
 

@@ -276,7 +276,6 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
                     ast::TestStatement::Given(given) => {
                         given.attributes.iter().for_each(|(_, e)| f(e))
                     }
-                    ast::TestStatement::At(e) => f(e),
                     ast::TestStatement::Expect(expect) => {
                         for with in &expect.with {
                             match with {

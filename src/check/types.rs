@@ -1232,7 +1232,6 @@ impl<'c, 'f> Typer<'c, 'f> {
                         self.entity_ref(on);
                     }
                 }
-                ast::TestStatement::At(at) => self.expect_time(at),
                 ast::TestStatement::Expect(expect) => self.expectation(expect),
             }
         }

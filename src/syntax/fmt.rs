@@ -1139,11 +1139,6 @@ impl<'a> Printer<'a> {
                     self.entity_ref(on);
                 }
             }
-            TestStatement::At(expr) => {
-                self.write("at ");
-                self.indent = block + INDENT;
-                self.expr(expr, 0);
-            }
             TestStatement::Expect(expectation) => self.expectation(expectation),
         }
         self.indent = block;
@@ -1527,7 +1522,6 @@ fn statement_span(statement: &TestStatement) -> Span {
         TestStatement::Data(path) => path.span,
         TestStatement::Given(given) => given.span,
         TestStatement::GivenRole(given) => given.span,
-        TestStatement::At(expr) => expr.span,
         TestStatement::Expect(expectation) => expectation.span,
     }
 }

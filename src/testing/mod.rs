@@ -552,7 +552,6 @@ impl<'e> Runner<'e> {
         let mut ok = true;
         let mut data: Vec<(String, Span)> = Vec::new();
         let mut givens: Vec<&TestStatement> = Vec::new();
-        let mut clock = None;
         let mut cases = Vec::new();
         for statement in &test.statements {
             match statement {
@@ -561,11 +560,7 @@ impl<'e> Runner<'e> {
                     None => ok = false,
                 },
                 TestStatement::Given(_) | TestStatement::GivenRole(_) => givens.push(statement),
-                TestStatement::At(expr) => match self.time(source, expr) {
-                    Some(time) => clock = Some(time),
-                    None => ok = false,
-                },
-                TestStatement::Expect(expect) => match self.case(source, expect, clock) {
+                TestStatement::Expect(expect) => match self.case(source, expect) {
                     Some(case) => cases.push(case),
                     None => ok = false,
                 },
@@ -650,15 +645,10 @@ impl<'e> Runner<'e> {
         }
     }
 
-    fn case(
-        &mut self,
-        source: &SourceFile,
-        expect: &'e ast::Expectation,
-        clock: Option<Timestamp>,
-    ) -> Option<Case<'e>> {
+    fn case(&mut self, source: &SourceFile, expect: &'e ast::Expectation) -> Option<Case<'e>> {
         let now = match &expect.at {
             Some(at) => Some(self.time(source, at)?),
-            None => clock,
+            None => None,
         };
         let entity = |e: &ast::EntityRef| {
             let mut map = Map::new();

@@ -78,7 +78,6 @@ fn item_depth(item: &Item) -> usize {
             for statement in &t.statements {
                 match statement {
                     TestStatement::Given(g) => exprs.extend(g.attributes.iter().map(|(_, e)| e)),
-                    TestStatement::At(e) => exprs.push(e),
                     TestStatement::Expect(x) => {
                         exprs.extend(x.at.iter());
                         exprs.extend(x.with.iter().map(|w| match w {

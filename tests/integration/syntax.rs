@@ -376,9 +376,6 @@ fn visit_statement(statement: &TestStatement, seen: &mut BTreeSet<String>) {
                 mark(seen, "test:given-role-on");
             }
         }
-        // The syntax tree has room for a block-wide clock, but the grammar sets the time per
-        // expectation (`at`), so this never comes out of the parser.
-        TestStatement::At(expr) => visit_expr(expr, seen),
         TestStatement::Expect(expectation) => {
             for with in &expectation.with {
                 match with {
