@@ -575,6 +575,8 @@ impl<'c, 'f> Typer<'c, 'f> {
         let name = ident.name.as_str();
         let help = if super::functions::is_function(name) {
             format!("`{name}` is a function: write `{name}(...)`")
+        } else if matches!(name, "null" | "nil" | "None" | "undefined") {
+            "there is no null: an absent attribute is declared optional (`name?: Type`) and tested with `has` (`subject has a`)".to_string()
         } else {
             let candidates = self
                 .names
