@@ -2,7 +2,9 @@
 //! JSON becomes the input (plus the fixed clock as `input.now_ns`) and the `allow` rule is
 //! evaluated.
 
-use regorus::{Engine, Value};
+use std::num::NonZeroUsize;
+
+use regorus::{Engine, PolicyLengthConfig, Value};
 
 use crate::common::{Decider, Req};
 
@@ -16,6 +18,12 @@ impl RegoDecider {
     pub fn new(policies: &[(&str, &str)], data: &str, rule: &str) -> RegoDecider {
         let mut engine = Engine::new();
         engine.set_rego_v0(false);
+        // regorus caps a policy file at 20,000 lines and 1 MiB by default (limits for
+        // untrusted input); the 10,000-rule model needs more.
+        let mut limits = PolicyLengthConfig::default();
+        limits.max_lines = NonZeroUsize::new(1_000_000).expect("non-zero");
+        limits.max_file_bytes = NonZeroUsize::new(256 << 20).expect("non-zero");
+        engine.set_policy_length_config(limits);
         for (name, text) in policies {
             engine
                 .add_policy(name.to_string(), text.to_string())
