@@ -18,7 +18,15 @@ use crate::common::{Contender, Decider, Model, Req, Rng, ScratchDir, timed, ts, 
 use crate::rego::RegoDecider;
 
 pub const RULE_COUNTS: [usize; 4] = [10, 100, 1_000, 10_000];
-pub const LOAD_KEYS: [&str; 7] = ["none", "warden", "cedar", "cedar-sliced", "rego-rules", "rego-data", "casbin"];
+pub const LOAD_KEYS: [&str; 7] = [
+    "none",
+    "warden",
+    "cedar",
+    "cedar-sliced",
+    "rego-rules",
+    "rego-data",
+    "casbin",
+];
 
 const USERS: usize = 2_000;
 const GROUPS: usize = 50;
@@ -46,7 +54,11 @@ pub fn load_key_label(key: &str) -> &'static str {
 
 /// Rule i's album and who it grants: `Err(group)` for even rules, `Ok(department)` for odd.
 fn grantee(i: usize) -> Result<usize, usize> {
-    if i % 2 == 0 { Err(i % GROUPS) } else { Ok(i % DEPARTMENTS) }
+    if i % 2 == 0 {
+        Err(i % GROUPS)
+    } else {
+        Ok(i % DEPARTMENTS)
+    }
 }
 
 fn photo_owner(p: usize) -> usize {
@@ -162,7 +174,10 @@ pub fn texts(rules: usize) -> Texts {
                     rego_rules,
                     "\nallow if {{\n\tinput.action.name == \"view\"\n\t\"a{i}\" in photo.albums\n\t\"g{g}\" in user.groups\n}}\n"
                 );
-                grants.entry(format!("a{i}")).or_default().push(json!({"group": format!("g{g}")}));
+                grants
+                    .entry(format!("a{i}"))
+                    .or_default()
+                    .push(json!({"group": format!("g{g}")}));
                 let _ = writeln!(casbin_policy, "p, g{g}, a{i}, view");
             }
             Ok(d) => {
@@ -178,7 +193,10 @@ pub fn texts(rules: usize) -> Texts {
                     rego_rules,
                     "\nallow if {{\n\tinput.action.name == \"view\"\n\t\"a{i}\" in photo.albums\n\tuser.department == \"d{d}\"\n}}\n"
                 );
-                grants.entry(format!("a{i}")).or_default().push(json!({"department": format!("d{d}")}));
+                grants
+                    .entry(format!("a{i}"))
+                    .or_default()
+                    .push(json!({"department": format!("d{d}")}));
                 let _ = writeln!(casbin_policy, "p, d{d}, a{i}, view");
             }
         }
@@ -190,13 +208,21 @@ pub fn texts(rules: usize) -> Texts {
     let mut rego_photos = serde_json::Map::new();
     for g in 0..GROUPS {
         warden_entities.push(json!({"type": "Group", "id": format!("g{g}")}));
-        cedar_entities.push(json!({"uid": {"type": "Group", "id": format!("g{g}")}, "attrs": {}, "parents": []}));
+        cedar_entities.push(
+            json!({"uid": {"type": "Group", "id": format!("g{g}")}, "attrs": {}, "parents": []}),
+        );
     }
     for u in 0..USERS {
-        let (id, group, dept) = (format!("u{u}"), format!("g{}", u % GROUPS), format!("d{}", u % DEPARTMENTS));
+        let (id, group, dept) = (
+            format!("u{u}"),
+            format!("g{}", u % GROUPS),
+            format!("d{}", u % DEPARTMENTS),
+        );
         warden_entities.push(json!({"type": "User", "id": id, "attributes": {"department": dept}, "parents": [group]}));
-        cedar_entities.push(json!({"uid": {"type": "User", "id": id}, "attrs": {"department": dept},
-            "parents": [{"type": "Group", "id": group}]}));
+        cedar_entities.push(
+            json!({"uid": {"type": "User", "id": id}, "attrs": {"department": dept},
+            "parents": [{"type": "Group", "id": group}]}),
+        );
         rego_users.insert(id.clone(), json!({"department": dept, "groups": [group]}));
         let _ = writeln!(casbin_policy, "g, {id}, {group}\ng, {id}, {dept}");
     }
@@ -206,8 +232,14 @@ pub fn texts(rules: usize) -> Texts {
         cedar_entities.push(json!({"uid": {"type": "Album", "id": id}, "attrs": {"owner": {"type": "User", "id": owner}}, "parents": []}));
     }
     for p in 0..PHOTOS {
-        let (id, owner, album) = (format!("p{p}"), format!("u{}", photo_owner(p)), format!("a{}", p % ALBUMS));
-        warden_entities.push(json!({"type": "Photo", "id": id, "attributes": {"owner": owner}, "parents": [album]}));
+        let (id, owner, album) = (
+            format!("p{p}"),
+            format!("u{}", photo_owner(p)),
+            format!("a{}", p % ALBUMS),
+        );
+        warden_entities.push(
+            json!({"type": "Photo", "id": id, "attributes": {"owner": owner}, "parents": [album]}),
+        );
         cedar_entities.push(json!({"uid": {"type": "Photo", "id": id}, "attrs": {"owner": {"type": "User", "id": owner}},
             "parents": [{"type": "Album", "id": album}]}));
         rego_photos.insert(id.clone(), json!({"owner": owner, "albums": [album]}));
@@ -241,8 +273,15 @@ pub fn requests(rules: usize) -> Vec<Req> {
     let mut out = Vec::new();
     let ruled_albums = rules.min(ALBUMS);
     while out.len() < REQUESTS {
-        let album = if rng.chance(60) { rng.below(ruled_albums) } else { rng.below(ALBUMS) };
-        let in_album = (0..).map(|k| album + k * ALBUMS).take_while(|&p| p < PHOTOS).count();
+        let album = if rng.chance(60) {
+            rng.below(ruled_albums)
+        } else {
+            rng.below(ALBUMS)
+        };
+        let in_album = (0..)
+            .map(|k| album + k * ALBUMS)
+            .take_while(|&p| p < PHOTOS)
+            .count();
         let photo = album + rng.below(in_album) * ALBUMS;
         let roll = rng.below(100);
         let user = if roll < 10 {
@@ -307,16 +346,34 @@ fn cedar_sliced(t: &Texts) -> CedarDecider {
             (album, set)
         })
         .collect();
-    let resource_albums = t.cedar_entities.as_array().expect("entities").iter()
+    let resource_albums = t
+        .cedar_entities
+        .as_array()
+        .expect("entities")
+        .iter()
         .filter(|e| e["uid"]["type"] == "Photo")
         .map(|e| {
-            let albums = e["parents"].as_array().expect("parents").iter()
-                .map(|p| p["id"].as_str().expect("id").to_string()).collect();
+            let albums = e["parents"]
+                .as_array()
+                .expect("parents")
+                .iter()
+                .map(|p| p["id"].as_str().expect("id").to_string())
+                .collect();
             (e["uid"]["id"].as_str().expect("id").to_string(), albums)
         })
         .collect();
-    let slices = Slices { by_album, resource_albums, base };
-    CedarDecider::new(schema, all, t.cedar_entities.clone(), no_context, Some(slices))
+    let slices = Slices {
+        by_album,
+        resource_albums,
+        base,
+    };
+    CedarDecider::new(
+        schema,
+        all,
+        t.cedar_entities.clone(),
+        no_context,
+        Some(slices),
+    )
 }
 
 #[derive(Serialize, Hash)]
@@ -335,7 +392,9 @@ pub struct CasbinAlbums {
 impl CasbinAlbums {
     fn load(t: &Texts) -> CasbinAlbums {
         let enforcer = crate::casbin_enforcer(t.casbin_model, &t.casbin_policy);
-        let owners = (0..PHOTOS).map(|p| (format!("p{p}"), format!("u{}", photo_owner(p)))).collect();
+        let owners = (0..PHOTOS)
+            .map(|p| (format!("p{p}"), format!("u{}", photo_owner(p))))
+            .collect();
         CasbinAlbums { enforcer, owners }
     }
 
@@ -356,11 +415,19 @@ impl Decider for CasbinAlbums {
 }
 
 fn rego_rules(t: &Texts) -> RegoDecider {
-    RegoDecider::new(&[("albums.rego", &t.rego_rules)], &t.rego_rules_data, "data.albums.allow")
+    RegoDecider::new(
+        &[("albums.rego", &t.rego_rules)],
+        &t.rego_rules_data,
+        "data.albums.allow",
+    )
 }
 
 fn rego_data(t: &Texts) -> RegoDecider {
-    RegoDecider::new(&[("albums.rego", t.rego_data_policy)], &t.rego_data, "data.albums.allow")
+    RegoDecider::new(
+        &[("albums.rego", t.rego_data_policy)],
+        &t.rego_data,
+        "data.albums.allow",
+    )
 }
 
 fn warden_dir(t: &Texts) -> ScratchDir {
@@ -374,7 +441,13 @@ pub fn model(rules: usize) -> Model {
     let t = texts(rules);
     let dir = warden_dir(&t);
     let warden = warden_contender(&dir.0);
-    let contender = |engine, setup, decider: Box<dyn Decider>, load| Contender { engine, setup, decider, load, excludes: None };
+    let contender = |engine, setup, decider: Box<dyn Decider>, load| Contender {
+        engine,
+        setup,
+        decider,
+        load,
+        excludes: None,
+    };
     let (c1, l1) = timed(|| cedar_plain(&t));
     let (c2, l2) = timed(|| cedar_sliced(&t));
     let (r1, l3) = timed(|| rego_rules(&t));

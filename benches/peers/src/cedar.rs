@@ -53,11 +53,17 @@ pub fn policies(text: &str) -> PolicySet {
         PolicySet::from_str(text).unwrap_or_else(|e| panic!("the Cedar policies parse: {e:?}"));
     let mut named = PolicySet::new();
     for t in parsed.templates() {
-        let id = t.annotation("id").map_or_else(|| t.id().clone(), PolicyId::new);
-        named.add_template(t.new_id(id)).expect("unique template ids");
+        let id = t
+            .annotation("id")
+            .map_or_else(|| t.id().clone(), PolicyId::new);
+        named
+            .add_template(t.new_id(id))
+            .expect("unique template ids");
     }
     for p in parsed.policies() {
-        let id = p.annotation("id").map_or_else(|| p.id().clone(), PolicyId::new);
+        let id = p
+            .annotation("id")
+            .map_or_else(|| p.id().clone(), PolicyId::new);
         named.add(p.new_id(id)).expect("unique policy ids");
     }
     named
@@ -65,7 +71,12 @@ pub fn policies(text: &str) -> PolicySet {
 
 /// Links templates: `[{template, principal, resource}]`.
 pub fn link(policies: &mut PolicySet, links: &Value) {
-    for (i, link) in links.as_array().expect("links are an array").iter().enumerate() {
+    for (i, link) in links
+        .as_array()
+        .expect("links are an array")
+        .iter()
+        .enumerate()
+    {
         let template = link["template"].as_str().expect("template id");
         let uid = |v: &Value| EntityUid::from_json(v.clone()).expect("an entity uid");
         let vals = HashMap::from([
@@ -120,7 +131,8 @@ impl CedarDecider {
         let ty = part.get("type")?.as_str()?;
         let id = part.get("id")?.as_str()?;
         if !self.types.contains_key(ty) {
-            self.types.insert(ty.to_string(), EntityTypeName::from_str(ty).ok()?);
+            self.types
+                .insert(ty.to_string(), EntityTypeName::from_str(ty).ok()?);
         }
         let name = self.types.get(ty)?.clone();
         Some(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
@@ -141,7 +153,8 @@ impl CedarDecider {
         let resource = self.uid(body.get("resource")?)?;
         let context_json = (self.context)(&body, req.now);
         let context = Context::from_json_value(context_json, Some((&self.schema, &action))).ok()?;
-        let request = Request::new(principal, action, resource, context, Some(&self.schema)).ok()?;
+        let request =
+            Request::new(principal, action, resource, context, Some(&self.schema)).ok()?;
         let policies = match &self.slices {
             None => &self.policies,
             Some(slices) => {
@@ -154,7 +167,9 @@ impl CedarDecider {
                     .unwrap_or(&slices.base)
             }
         };
-        let response = self.authorizer.is_authorized(&request, policies, &self.entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, policies, &self.entities);
         Some(response.decision() == Decision::Allow)
     }
 }

@@ -10,7 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cedar::{self, CedarDecider};
-use crate::common::{Contender, Decider, Model, Req, Rng, ScratchDir, read, timed, ts, warden_contender};
+use crate::common::{
+    Contender, Decider, Model, Req, Rng, ScratchDir, read, timed, ts, warden_contender,
+};
 use crate::rego::RegoDecider;
 
 const ORGS: usize = 5;
@@ -20,8 +22,16 @@ const USERS: usize = 300;
 const TEAMS: usize = 30;
 const REQUESTS: usize = 5_000;
 const ROLES: [&str; 5] = ["reader", "triager", "writer", "maintainer", "admin"];
-const REPO_ACTIONS: [&str; 8] =
-    ["pull", "fork", "push", "add_reader", "add_triager", "add_writer", "add_maintainer", "add_admin"];
+const REPO_ACTIONS: [&str; 8] = [
+    "pull",
+    "fork",
+    "push",
+    "add_reader",
+    "add_triager",
+    "add_writer",
+    "add_maintainer",
+    "add_admin",
+];
 const ISSUE_ACTIONS: [&str; 3] = ["edit_issue", "delete_issue", "assign_issue"];
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +71,9 @@ fn org_of(repo: usize) -> usize {
 
 fn world() -> World {
     let mut rng = Rng::new(0x617B);
-    let team_parent = (0..TEAMS).map(|t| if t == 0 { None } else { Some((t - 1) / 4) }).collect();
+    let team_parent = (0..TEAMS)
+        .map(|t| if t == 0 { None } else { Some((t - 1) / 4) })
+        .collect();
     let user_teams = (0..USERS)
         .map(|_| {
             let mut teams = Vec::new();
@@ -76,13 +88,19 @@ fn world() -> World {
             teams
         })
         .collect();
-    let org_owners = (0..ORGS).map(|_| vec![rng.below(USERS), rng.below(USERS)]).collect();
+    let org_owners = (0..ORGS)
+        .map(|_| vec![rng.below(USERS), rng.below(USERS)])
+        .collect();
     let bindings = (0..REPOS)
         .map(|_| {
             let mut seen = HashSet::new();
             let mut out = Vec::new();
             for k in 0..5 {
-                let p = if k < 3 { Principal::User(rng.below(USERS)) } else { Principal::Team(rng.below(TEAMS)) };
+                let p = if k < 3 {
+                    Principal::User(rng.below(USERS))
+                } else {
+                    Principal::Team(rng.below(TEAMS))
+                };
                 if seen.insert(p) {
                     out.push((p, rng.below(ROLES.len())));
                 }
@@ -90,8 +108,16 @@ fn world() -> World {
             out
         })
         .collect();
-    let issues = (0..ISSUES).map(|_| (rng.below(REPOS), rng.below(USERS))).collect();
-    World { team_parent, user_teams, org_owners, bindings, issues }
+    let issues = (0..ISSUES)
+        .map(|_| (rng.below(REPOS), rng.below(USERS)))
+        .collect();
+    World {
+        team_parent,
+        user_teams,
+        org_owners,
+        bindings,
+        issues,
+    }
 }
 
 fn requests(w: &World) -> Vec<Req> {
@@ -102,10 +128,18 @@ fn requests(w: &World) -> Vec<Req> {
     while out.len() < REQUESTS {
         let (repo, action, resource) = if rng.chance(50) {
             let repo = rng.below(REPOS);
-            (repo, *rng.pick(&REPO_ACTIONS), ("Repository", format!("r{repo}")))
+            (
+                repo,
+                *rng.pick(&REPO_ACTIONS),
+                ("Repository", format!("r{repo}")),
+            )
         } else {
             let issue = rng.below(ISSUES);
-            (w.issues[issue].0, *rng.pick(&ISSUE_ACTIONS), ("Issue", format!("i{issue}")))
+            (
+                w.issues[issue].0,
+                *rng.pick(&ISSUE_ACTIONS),
+                ("Issue", format!("i{issue}")),
+            )
         };
         let roll = rng.below(100);
         let user = if roll < 10 && resource.0 == "Issue" {
@@ -117,8 +151,14 @@ fn requests(w: &World) -> Vec<Req> {
             match rng.pick(&w.bindings[repo]).0 {
                 Principal::User(u) => u,
                 Principal::Team(t) => {
-                    let members: Vec<usize> = (0..USERS).filter(|&u| w.user_teams[u].contains(&t)).collect();
-                    if members.is_empty() { rng.below(USERS) } else { *rng.pick(&members) }
+                    let members: Vec<usize> = (0..USERS)
+                        .filter(|&u| w.user_teams[u].contains(&t))
+                        .collect();
+                    if members.is_empty() {
+                        rng.below(USERS)
+                    } else {
+                        *rng.pick(&members)
+                    }
                 }
             }
         } else {
@@ -154,20 +194,26 @@ fn warden_data(w: &World) -> Value {
         entities.push(json!({"type": "Repository", "id": format!("r{r}"), "parents": [format!("o{}", org_of(r))]}));
     }
     for (i, &(repo, reporter)) in w.issues.iter().enumerate() {
-        entities.push(json!({"type": "Issue", "id": format!("i{i}"), "parents": [format!("r{repo}")],
-            "attributes": {"reporter": format!("u{reporter}")}}));
+        entities.push(
+            json!({"type": "Issue", "id": format!("i{i}"), "parents": [format!("r{repo}")],
+            "attributes": {"reporter": format!("u{reporter}")}}),
+        );
     }
     let mut roles = Vec::new();
     for (r, bindings) in w.bindings.iter().enumerate() {
         for &(p, role) in bindings {
-            roles.push(json!({"role": ROLES[role], "subject": {"type": p.ty(), "id": p.id()},
-                "on": {"type": "Repository", "id": format!("r{r}")}}));
+            roles.push(
+                json!({"role": ROLES[role], "subject": {"type": p.ty(), "id": p.id()},
+                "on": {"type": "Repository", "id": format!("r{r}")}}),
+            );
         }
     }
     for (o, owners) in w.org_owners.iter().enumerate() {
         for u in owners {
-            roles.push(json!({"role": "admin", "subject": {"type": "User", "id": format!("u{u}")},
-                "on": {"type": "Org", "id": format!("o{o}")}}));
+            roles.push(
+                json!({"role": "admin", "subject": {"type": "User", "id": format!("u{u}")},
+                "on": {"type": "Org", "id": format!("o{o}")}}),
+            );
         }
     }
     json!({"entities": entities, "roles": roles})
@@ -180,20 +226,31 @@ fn cedar_entities(w: &World) -> Value {
     // Per repository, one group per role, nested: admins in maintainers in … in readers.
     for r in 0..REPOS {
         for role in 0..ROLES.len() {
-            let parents: Vec<Value> = if role > 0 { vec![group(r, role - 1)] } else { vec![] };
+            let parents: Vec<Value> = if role > 0 {
+                vec![group(r, role - 1)]
+            } else {
+                vec![]
+            };
             entities.push(json!({"uid": group(r, role), "attrs": {}, "parents": parents}));
         }
-        let attrs: serde_json::Map<String, Value> =
-            (0..ROLES.len()).map(|role| (format!("{}s", ROLES[role]), group(r, role))).collect();
-        entities.push(json!({"uid": uid("Repository", format!("r{r}")), "attrs": attrs, "parents": []}));
+        let attrs: serde_json::Map<String, Value> = (0..ROLES.len())
+            .map(|role| (format!("{}s", ROLES[role]), group(r, role)))
+            .collect();
+        entities.push(
+            json!({"uid": uid("Repository", format!("r{r}")), "attrs": attrs, "parents": []}),
+        );
     }
     // An organisation's owners group is in the admins group of each of its repositories.
     for o in 0..ORGS {
         entities.push(json!({"uid": uid("Org", format!("o{o}")), "attrs": {}, "parents": []}));
-        let parents: Vec<Value> = (0..REPOS).filter(|&r| org_of(r) == o).map(|r| group(r, 4)).collect();
+        let parents: Vec<Value> = (0..REPOS)
+            .filter(|&r| org_of(r) == o)
+            .map(|r| group(r, 4))
+            .collect();
         entities.push(json!({"uid": uid("UserGroup", format!("o{o}-owners")), "attrs": {}, "parents": parents}));
     }
-    let mut member_of: std::collections::HashMap<Principal, Vec<Value>> = std::collections::HashMap::new();
+    let mut member_of: std::collections::HashMap<Principal, Vec<Value>> =
+        std::collections::HashMap::new();
     for (r, bindings) in w.bindings.iter().enumerate() {
         for &(p, role) in bindings {
             member_of.entry(p).or_default().push(group(r, role));
@@ -201,18 +258,26 @@ fn cedar_entities(w: &World) -> Value {
     }
     for (o, owners) in w.org_owners.iter().enumerate() {
         for &u in owners {
-            member_of.entry(Principal::User(u)).or_default().push(uid("UserGroup", format!("o{o}-owners")));
+            member_of
+                .entry(Principal::User(u))
+                .or_default()
+                .push(uid("UserGroup", format!("o{o}-owners")));
         }
     }
     for (t, parent) in w.team_parent.iter().enumerate() {
-        let mut parents: Vec<Value> = parent.map(|p| uid("Team", format!("t{p}"))).into_iter().collect();
+        let mut parents: Vec<Value> = parent
+            .map(|p| uid("Team", format!("t{p}")))
+            .into_iter()
+            .collect();
         parents.extend(member_of.remove(&Principal::Team(t)).unwrap_or_default());
-        entities.push(json!({"uid": uid("Team", format!("t{t}")), "attrs": {}, "parents": parents}));
+        entities
+            .push(json!({"uid": uid("Team", format!("t{t}")), "attrs": {}, "parents": parents}));
     }
     for (u, teams) in w.user_teams.iter().enumerate() {
         let mut parents: Vec<Value> = teams.iter().map(|t| uid("Team", format!("t{t}"))).collect();
         parents.extend(member_of.remove(&Principal::User(u)).unwrap_or_default());
-        entities.push(json!({"uid": uid("User", format!("u{u}")), "attrs": {}, "parents": parents}));
+        entities
+            .push(json!({"uid": uid("User", format!("u{u}")), "attrs": {}, "parents": parents}));
     }
     for (i, &(repo, reporter)) in w.issues.iter().enumerate() {
         entities.push(json!({"uid": uid("Issue", format!("i{i}")), "parents": [],
@@ -222,24 +287,64 @@ fn cedar_entities(w: &World) -> Value {
 }
 
 fn rego_data(w: &World) -> String {
-    let team_parents: serde_json::Map<String, Value> = w.team_parent.iter().enumerate()
-        .map(|(t, p)| (format!("t{t}"), json!(p.map(|p| format!("t{p}")).into_iter().collect::<Vec<_>>())))
-        .collect();
-    let users: serde_json::Map<String, Value> = w.user_teams.iter().enumerate()
-        .map(|(u, teams)| (format!("u{u}"), json!({"teams": teams.iter().map(|t| format!("t{t}")).collect::<Vec<_>>()})))
-        .collect();
-    let orgs: serde_json::Map<String, Value> = w.org_owners.iter().enumerate()
-        .map(|(o, owners)| (format!("o{o}"), json!({"owners": owners.iter().map(|u| format!("u{u}")).collect::<Vec<_>>()})))
-        .collect();
-    let repos: serde_json::Map<String, Value> = w.bindings.iter().enumerate()
-        .map(|(r, bindings)| {
-            let roles: serde_json::Map<String, Value> =
-                bindings.iter().map(|&(p, role)| (p.id(), json!([ROLES[role]]))).collect();
-            (format!("r{r}"), json!({"org": format!("o{}", org_of(r)), "roles": roles}))
+    let team_parents: serde_json::Map<String, Value> = w
+        .team_parent
+        .iter()
+        .enumerate()
+        .map(|(t, p)| {
+            (
+                format!("t{t}"),
+                json!(p.map(|p| format!("t{p}")).into_iter().collect::<Vec<_>>()),
+            )
         })
         .collect();
-    let issues: serde_json::Map<String, Value> = w.issues.iter().enumerate()
-        .map(|(i, &(repo, reporter))| (format!("i{i}"), json!({"repo": format!("r{repo}"), "reporter": format!("u{reporter}")})))
+    let users: serde_json::Map<String, Value> = w
+        .user_teams
+        .iter()
+        .enumerate()
+        .map(|(u, teams)| {
+            (
+                format!("u{u}"),
+                json!({"teams": teams.iter().map(|t| format!("t{t}")).collect::<Vec<_>>()}),
+            )
+        })
+        .collect();
+    let orgs: serde_json::Map<String, Value> = w
+        .org_owners
+        .iter()
+        .enumerate()
+        .map(|(o, owners)| {
+            (
+                format!("o{o}"),
+                json!({"owners": owners.iter().map(|u| format!("u{u}")).collect::<Vec<_>>()}),
+            )
+        })
+        .collect();
+    let repos: serde_json::Map<String, Value> = w
+        .bindings
+        .iter()
+        .enumerate()
+        .map(|(r, bindings)| {
+            let roles: serde_json::Map<String, Value> = bindings
+                .iter()
+                .map(|&(p, role)| (p.id(), json!([ROLES[role]])))
+                .collect();
+            (
+                format!("r{r}"),
+                json!({"org": format!("o{}", org_of(r)), "roles": roles}),
+            )
+        })
+        .collect();
+    let issues: serde_json::Map<String, Value> = w
+        .issues
+        .iter()
+        .enumerate()
+        .map(|(i, &(repo, reporter))| {
+            (
+                format!("i{i}"),
+                json!({"repo": format!("r{repo}"), "reporter": format!("u{reporter}")}),
+            )
+        })
         .collect();
     json!({"team_parents": team_parents, "users": users, "orgs": orgs, "repos": repos, "issues": issues}).to_string()
 }
@@ -291,7 +396,10 @@ impl CasbinGithub {
         let sub = body["subject"]["id"].as_str()?;
         let id = body["resource"]["id"].as_str()?;
         let obj = match body["resource"]["type"].as_str()? {
-            "Repository" => Obj { repo: id, reporter: "" },
+            "Repository" => Obj {
+                repo: id,
+                reporter: "",
+            },
             "Issue" => {
                 let (repo, reporter) = self.issues.get(id)?;
                 Obj { repo, reporter }
@@ -316,8 +424,11 @@ pub fn model() -> Model {
     dir.write("data.json", &warden_data(&w).to_string());
     let warden = warden_contender(&dir.0);
 
-    let (schema_text, policy_text, entities) =
-        (read("models/github/cedar/github.cedarschema"), read("models/github/cedar/github.cedar"), cedar_entities(&w));
+    let (schema_text, policy_text, entities) = (
+        read("models/github/cedar/github.cedarschema"),
+        read("models/github/cedar/github.cedar"),
+        cedar_entities(&w),
+    );
     let (cedar, cedar_load) = timed(|| {
         let schema = cedar::schema(&schema_text);
         let policies = cedar::policies(&policy_text);
@@ -326,17 +437,36 @@ pub fn model() -> Model {
     });
 
     let (rego_text, data) = (read("models/github/rego/github.rego"), rego_data(&w));
-    let (rego, rego_load) = timed(|| RegoDecider::new(&[("github.rego", &rego_text)], &data, "data.github.allow"));
+    let (rego, rego_load) =
+        timed(|| RegoDecider::new(&[("github.rego", &rego_text)], &data, "data.github.allow"));
 
-    let (casbin_model, policy) =
-        (read("models/github/casbin/model.conf"), casbin_policy(&w, &read("models/github/casbin/policy.csv")));
-    let issues = w.issues.iter().enumerate()
-        .map(|(i, &(repo, reporter))| (format!("i{i}"), (format!("r{repo}"), format!("u{reporter}"))))
+    let (casbin_model, policy) = (
+        read("models/github/casbin/model.conf"),
+        casbin_policy(&w, &read("models/github/casbin/policy.csv")),
+    );
+    let issues = w
+        .issues
+        .iter()
+        .enumerate()
+        .map(|(i, &(repo, reporter))| {
+            (
+                format!("i{i}"),
+                (format!("r{repo}"), format!("u{reporter}")),
+            )
+        })
         .collect();
-    let (casbin, casbin_load) =
-        timed(|| CasbinGithub { enforcer: crate::casbin_enforcer(&casbin_model, &policy), issues });
+    let (casbin, casbin_load) = timed(|| CasbinGithub {
+        enforcer: crate::casbin_enforcer(&casbin_model, &policy),
+        issues,
+    });
 
-    let contender = |engine, decider: Box<dyn Decider>, load| Contender { engine, setup: "", decider, load, excludes: None };
+    let contender = |engine, decider: Box<dyn Decider>, load| Contender {
+        engine,
+        setup: "",
+        decider,
+        load,
+        excludes: None,
+    };
     Model {
         name: "code hosting (GitHub)".to_string(),
         requests: requests(&w),

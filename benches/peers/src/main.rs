@@ -32,7 +32,9 @@ pub fn casbin_enforcer(model: &str, policy: &str) -> Enforcer {
         .build()
         .expect("a tokio runtime");
     rt.block_on(async {
-        let model = DefaultModel::from_str(model).await.expect("the Casbin model parses");
+        let model = DefaultModel::from_str(model)
+            .await
+            .expect("the Casbin model parses");
         Enforcer::new(model, StringAdapter::new(policy))
             .await
             .expect("the Casbin enforcer loads")
@@ -70,7 +72,10 @@ fn equivalence(model: &mut Model) -> usize {
     let started = Instant::now();
     let mut allows = 0usize;
     let mut disagreements = 0usize;
-    let (reference, others) = model.contenders.split_first_mut().expect("a reference engine");
+    let (reference, others) = model
+        .contenders
+        .split_first_mut()
+        .expect("a reference engine");
     let mut counted = vec![0usize; others.len()];
     for req in &model.requests {
         let expected = reference.decider.decide(req);
@@ -112,7 +117,11 @@ fn equivalence(model: &mut Model) -> usize {
         100.0 * allows as f64 / total as f64,
         reference.label(),
         who.join(", "),
-        if disagreements == 0 { "all agree".to_string() } else { format!("{disagreements} DISAGREEMENTS") },
+        if disagreements == 0 {
+            "all agree".to_string()
+        } else {
+            format!("{disagreements} DISAGREEMENTS")
+        },
         started.elapsed().as_secs_f64()
     );
     disagreements
@@ -178,7 +187,11 @@ fn fmt_us(us: f64) -> String {
 
 fn fmt_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1_000.0;
-    if ms >= 100.0 { format!("{ms:.0}") } else { format!("{ms:.1}") }
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else {
+        format!("{ms:.1}")
+    }
 }
 
 fn rss_kib(key: &str) -> Option<u64> {
@@ -190,12 +203,18 @@ fn rss_kib(key: &str) -> Option<u64> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("load-only {key} failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "load-only {key} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stderr)
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|n| n.trim().parse().ok())
 }
 
@@ -203,11 +222,15 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".to_string());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{cores} cores (nproc), {cpu}")
 }
 
@@ -255,7 +278,8 @@ fn main() -> ExitCode {
             "equiv" => equiv_only = true,
             "--only" => options.only = it.next().cloned(),
             "--budget-ms" => {
-                options.budget = Duration::from_millis(it.next().and_then(|v| v.parse().ok()).unwrap_or(1_500))
+                options.budget =
+                    Duration::from_millis(it.next().and_then(|v| v.parse().ok()).unwrap_or(1_500))
             }
             other => {
                 eprintln!("unknown argument `{other}` (see the comment at the top of src/main.rs)");
@@ -274,7 +298,9 @@ fn main() -> ExitCode {
         disagreements += equivalence(model);
     }
     if disagreements > 0 {
-        eprintln!("FAILED: {disagreements} disagreements (the first are listed above); nothing timed");
+        eprintln!(
+            "FAILED: {disagreements} disagreements (the first are listed above); nothing timed"
+        );
         return ExitCode::FAILURE;
     }
     if equiv_only {
@@ -324,7 +350,9 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        eprintln!("peak RSS skipped (needs /usr/bin/time — `apt-get install time` — and all models)");
+        eprintln!(
+            "peak RSS skipped (needs /usr/bin/time — `apt-get install time` — and all models)"
+        );
     }
 
     // 4. The report.
@@ -343,9 +371,15 @@ fn main() -> ExitCode {
         );
     }
     if !rss.is_empty() {
-        let base = rss.iter().find(|(k, _)| *k == "none").map(|(_, v)| *v).unwrap_or(0);
+        let base = rss
+            .iter()
+            .find(|(k, _)| *k == "none")
+            .map(|(_, v)| *v)
+            .unwrap_or(0);
         println!();
-        println!("| peak RSS, per-album grants, 10,000 rules + 10,000 entities | MiB | MiB above the harness alone |");
+        println!(
+            "| peak RSS, per-album grants, 10,000 rules + 10,000 entities | MiB | MiB above the harness alone |"
+        );
         println!("|---|---:|---:|");
         for (key, kib) in &rss {
             println!(
@@ -363,8 +397,15 @@ fn main() -> ExitCode {
         println!("- {n}");
     }
     println!();
-    println!("- machine: {}; load average before {load_before}, after {}", machine(), loadavg());
+    println!(
+        "- machine: {}; load average before {load_before}, after {}",
+        machine(),
+        loadavg()
+    );
     println!("- versions: {}", versions());
-    println!("- per cell: warm-up, then up to 100,000 calls or {} ms, each call timed with std::time::Instant", options.budget.as_millis());
+    println!(
+        "- per cell: warm-up, then up to 100,000 calls or {} ms, each call timed with std::time::Instant",
+        options.budget.as_millis()
+    );
     ExitCode::SUCCESS
 }

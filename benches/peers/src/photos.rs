@@ -147,8 +147,15 @@ impl CasbinPhotos {
             .iter()
             .map(|(id, u)| {
                 let ticket = u.get("ticket").map(|t| {
-                    let expires: Timestamp = t["expires"].as_str().expect("expires").parse().expect("time");
-                    (t["album"].as_str().expect("album").to_string(), expires.as_second())
+                    let expires: Timestamp = t["expires"]
+                        .as_str()
+                        .expect("expires")
+                        .parse()
+                        .expect("time");
+                    (
+                        t["album"].as_str().expect("album").to_string(),
+                        expires.as_second(),
+                    )
                 });
                 let row = UserRow {
                     suspended: u.get("suspended").and_then(Value::as_bool).unwrap_or(false),
@@ -172,7 +179,10 @@ impl CasbinPhotos {
             .iter()
             .map(|(id, p)| {
                 let owner = p["owner"].as_str().expect("owner").to_string();
-                (id.clone(), (owner, p["album"].as_str().expect("album").to_string()))
+                (
+                    id.clone(),
+                    (owner, p["album"].as_str().expect("album").to_string()),
+                )
             })
             .collect();
         CasbinPhotos {
@@ -202,16 +212,28 @@ impl CasbinPhotos {
             "Photo" => {
                 let (owner, album) = self.photos.get(id)?;
                 let public = self.albums.get(album)?.1;
-                Obj { id: id.to_string(), kind: "Photo", owner: owner.clone(), album_public: public }
+                Obj {
+                    id: id.to_string(),
+                    kind: "Photo",
+                    owner: owner.clone(),
+                    album_public: public,
+                }
             }
             "Album" => {
                 let (owner, _) = self.albums.get(id)?;
-                Obj { id: id.to_string(), kind: "Album", owner: owner.clone(), album_public: false }
+                Obj {
+                    id: id.to_string(),
+                    kind: "Album",
+                    owner: owner.clone(),
+                    album_public: false,
+                }
             }
             _ => return None,
         };
         let env = Env {
-            mfa: body["subject"]["properties"]["mfa"].as_bool().unwrap_or(false),
+            mfa: body["subject"]["properties"]["mfa"]
+                .as_bool()
+                .unwrap_or(false),
             ip: body["context"]["ip"].as_str().unwrap_or("").to_string(),
             now: req.now.as_second(),
         };
@@ -239,29 +261,53 @@ pub fn model() -> Model {
         let schema = cedar::schema(&schema_text);
         let mut policies = cedar::policies(&policy_text);
         cedar::validate(&schema, &policies);
-        cedar::link(&mut policies, &serde_json::from_str(&links_text).expect("links JSON"));
+        cedar::link(
+            &mut policies,
+            &serde_json::from_str(&links_text).expect("links JSON"),
+        );
         let entities = serde_json::from_str(&entities_text).expect("entities JSON");
         CedarDecider::new(schema, policies, entities, cedar_context, None)
     });
 
-    let (rego_text, rego_data) = (read("models/photos/rego/photos.rego"), read("models/photos/rego/data.json"));
-    let (rego, rego_load) =
-        timed(|| RegoDecider::new(&[("photos.rego", &rego_text)], &rego_data, "data.photos.allow"));
+    let (rego_text, rego_data) = (
+        read("models/photos/rego/photos.rego"),
+        read("models/photos/rego/data.json"),
+    );
+    let (rego, rego_load) = timed(|| {
+        RegoDecider::new(
+            &[("photos.rego", &rego_text)],
+            &rego_data,
+            "data.photos.allow",
+        )
+    });
 
     let (casbin_model, casbin_policy, casbin_attrs) = (
         read("models/photos/casbin/model.conf"),
         read("models/photos/casbin/policy.csv"),
         read("models/photos/casbin/attributes.json"),
     );
-    let (casbin, casbin_load) = timed(|| CasbinPhotos::load(&casbin_model, &casbin_policy, &casbin_attrs));
+    let (casbin, casbin_load) =
+        timed(|| CasbinPhotos::load(&casbin_model, &casbin_policy, &casbin_attrs));
 
     Model {
         name: "photo archive".to_string(),
         requests: requests(),
         contenders: vec![
             warden,
-            Contender { engine: "Cedar", setup: "", decider: Box::new(cedar), load: cedar_load, excludes: None },
-            Contender { engine: "Rego", setup: "", decider: Box::new(rego), load: rego_load, excludes: None },
+            Contender {
+                engine: "Cedar",
+                setup: "",
+                decider: Box::new(cedar),
+                load: cedar_load,
+                excludes: None,
+            },
+            Contender {
+                engine: "Rego",
+                setup: "",
+                decider: Box::new(rego),
+                load: rego_load,
+                excludes: None,
+            },
             Contender {
                 engine: "Casbin",
                 setup: "",
