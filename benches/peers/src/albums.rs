@@ -41,7 +41,7 @@ pub fn model_name(rules: usize) -> String {
 
 pub fn load_key_label(key: &str) -> &'static str {
     match key {
-        "none" => "the harness alone (model texts generated, nothing loaded)",
+        "none" => "the bare process (loads nothing)",
         "warden" => "Warden",
         "cedar" => "Cedar",
         "cedar-sliced" => "Cedar (pre-sliced)",
@@ -72,7 +72,7 @@ pub struct Texts {
     warden_data: String,
     cedar_schema: &'static str,
     cedar_policies: String,
-    cedar_entities: Value,
+    cedar_entities: String,
     rego_rules: String,
     rego_rules_data: String,
     rego_data_policy: &'static str,
@@ -254,7 +254,7 @@ pub fn texts(rules: usize) -> Texts {
         warden_data: json!({"entities": warden_entities}).to_string(),
         cedar_schema: CEDAR_SCHEMA,
         cedar_policies,
-        cedar_entities: Value::Array(cedar_entities),
+        cedar_entities: Value::Array(cedar_entities).to_string(),
         rego_rules,
         rego_rules_data: rego_store.to_string(),
         rego_data_policy: REGO_DATA_POLICY,
@@ -316,7 +316,8 @@ fn cedar_plain(t: &Texts) -> CedarDecider {
     let schema = cedar::schema(t.cedar_schema);
     let policies = cedar::policies(&t.cedar_policies);
     cedar::validate(&schema, &policies);
-    CedarDecider::new(schema, policies, t.cedar_entities.clone(), no_context, None)
+    let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
+    CedarDecider::new(schema, policies, entities, no_context, None)
 }
 
 /// Pre-sliced: one policy set per album (its grants plus the owner rule), and the
@@ -346,34 +347,17 @@ fn cedar_sliced(t: &Texts) -> CedarDecider {
             (album, set)
         })
         .collect();
-    let resource_albums = t
-        .cedar_entities
-        .as_array()
-        .expect("entities")
-        .iter()
-        .filter(|e| e["uid"]["type"] == "Photo")
-        .map(|e| {
-            let albums = e["parents"]
-                .as_array()
-                .expect("parents")
-                .iter()
-                .map(|p| p["id"].as_str().expect("id").to_string())
-                .collect();
-            (e["uid"]["id"].as_str().expect("id").to_string(), albums)
-        })
+    // The application's own index of which album each photo is in.
+    let resource_albums = (0..PHOTOS)
+        .map(|p| (format!("p{p}"), vec![format!("a{}", p % ALBUMS)]))
         .collect();
     let slices = Slices {
         by_album,
         resource_albums,
         base,
     };
-    CedarDecider::new(
-        schema,
-        all,
-        t.cedar_entities.clone(),
-        no_context,
-        Some(slices),
-    )
+    let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
+    CedarDecider::new(schema, all, entities, no_context, Some(slices))
 }
 
 #[derive(Serialize, Hash)]
@@ -467,20 +451,74 @@ pub fn model(rules: usize) -> Model {
     }
 }
 
-/// For the peak-RSS measurement: generate the texts, load one engine, and hold it.
-pub fn load_only(key: &str, rules: usize) -> Box<dyn std::any::Any> {
-    let t = texts(rules);
+/// The files of the 10,000-rule model, written once by the parent process for the peak-RSS
+/// children (so that no child pays for generating them).
+const FILES: [&str; 6] = [
+    "warden/rules.warden",
+    "warden/data.json",
+    "cedar.cedar",
+    "cedar.entities.json",
+    "rego-rules.rego",
+    "rego-store.json",
+];
+
+impl Texts {
+    pub fn write(&self, dir: &std::path::Path) {
+        std::fs::create_dir_all(dir.join("warden")).expect("create model directory");
+        let texts = [
+            &self.warden_policy,
+            &self.warden_data,
+            &self.cedar_policies,
+            &self.cedar_entities,
+            &self.rego_rules,
+            &self.rego_rules_data,
+        ];
+        for (name, text) in FILES.iter().zip(texts) {
+            std::fs::write(dir.join(name), text).expect("write model file");
+        }
+        std::fs::write(dir.join("rego-data.json"), &self.rego_data).expect("write model file");
+        std::fs::write(dir.join("casbin.csv"), &self.casbin_policy).expect("write model file");
+    }
+
+    /// Reads back only the files engine `key` needs.
+    fn read(dir: &std::path::Path, rules: usize, key: &str) -> Texts {
+        let read = |name: &str, wanted: &[&str]| {
+            if wanted.contains(&key) {
+                std::fs::read_to_string(dir.join(name)).expect("read model file")
+            } else {
+                String::new()
+            }
+        };
+        Texts {
+            rules,
+            warden_policy: String::new(),
+            warden_data: String::new(),
+            cedar_schema: CEDAR_SCHEMA,
+            cedar_policies: read("cedar.cedar", &["cedar", "cedar-sliced"]),
+            cedar_entities: read("cedar.entities.json", &["cedar", "cedar-sliced"]),
+            rego_rules: read("rego-rules.rego", &["rego-rules"]),
+            rego_rules_data: read("rego-store.json", &["rego-rules"]),
+            rego_data_policy: REGO_DATA_POLICY,
+            rego_data: read("rego-data.json", &["rego-data"]),
+            casbin_model: CASBIN_MODEL,
+            casbin_policy: read("casbin.csv", &["casbin"]),
+        }
+    }
+}
+
+/// For the peak-RSS measurement: load one engine from the files in `dir` (written by
+/// `Texts::write`; Warden loads the directory itself) and hold it. `none` loads nothing: the
+/// bare process.
+pub fn load_only(key: &str, dir: &std::path::Path) -> Box<dyn std::any::Any> {
+    let t = Texts::read(dir, 10_000, key);
     match key {
         "none" => Box::new(t),
-        "warden" => {
-            let dir = warden_dir(&t);
-            Box::new((crate::common::WardenDecider::load(&dir.0).engine, t))
-        }
-        "cedar" => Box::new((cedar_plain(&t), t)),
-        "cedar-sliced" => Box::new((cedar_sliced(&t), t)),
-        "rego-rules" => Box::new((rego_rules(&t), t)),
-        "rego-data" => Box::new((rego_data(&t), t)),
-        "casbin" => Box::new((CasbinAlbums::load(&t), t)),
+        "warden" => Box::new(crate::common::WardenDecider::load(&dir.join("warden")).engine),
+        "cedar" => Box::new(cedar_plain(&t)),
+        "cedar-sliced" => Box::new(cedar_sliced(&t)),
+        "rego-rules" => Box::new(rego_rules(&t)),
+        "rego-data" => Box::new(rego_data(&t)),
+        "casbin" => Box::new(CasbinAlbums::load(&t)),
         other => panic!("unknown engine key `{other}`"),
     }
 }

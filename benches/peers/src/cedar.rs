@@ -105,16 +105,24 @@ pub fn validate(schema: &Schema, policies: &PolicySet) {
     }
 }
 
+pub fn entities_from_value(json: Value, schema: &Schema) -> Entities {
+    Entities::from_json_value(json, Some(schema))
+        .unwrap_or_else(|e| panic!("the Cedar entities load: {e:?}"))
+}
+
+pub fn entities_from_str(json: &str, schema: &Schema) -> Entities {
+    Entities::from_json_str(json, Some(schema))
+        .unwrap_or_else(|e| panic!("the Cedar entities load: {e:?}"))
+}
+
 impl CedarDecider {
     pub fn new(
         schema: Schema,
         policies: PolicySet,
-        entities_json: Value,
+        entities: Entities,
         context: ContextFn,
         slices: Option<Slices>,
     ) -> CedarDecider {
-        let entities = Entities::from_json_value(entities_json, Some(&schema))
-            .unwrap_or_else(|e| panic!("the Cedar entities load: {e:?}"));
         CedarDecider {
             schema,
             policies,

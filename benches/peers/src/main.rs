@@ -7,8 +7,10 @@
 //! Modes:
 //!   (no argument)          equivalence, then timing, then peak RSS; prints a markdown report
 //!   equiv                  equivalence only
-//!   load-only KEY RULES    load the per-album model with RULES rules in one engine and exit
-//!                          (KEY: none, warden, cedar, cedar-sliced, rego-rules, rego-data, casbin)
+//!   rss                    peak RSS only
+//!   load-only KEY DIR      load the 10,000-rule per-album model from DIR (written by the full
+//!                          run) in one engine and exit, for `/usr/bin/time -v` (KEY: none,
+//!                          warden, cedar, cedar-sliced, rego-rules, rego-data, casbin)
 //! Options: --only SUBSTRING (models whose name contains it), --budget-ms N (per timed cell)
 
 mod albums;
@@ -185,6 +187,14 @@ fn fmt_us(us: f64) -> String {
     }
 }
 
+fn fmt_ratio(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}×")
+    } else {
+        format!("{x:.1}×")
+    }
+}
+
 fn fmt_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1_000.0;
     if ms >= 100.0 {
@@ -194,12 +204,13 @@ fn fmt_ms(d: Duration) -> String {
     }
 }
 
-fn rss_kib(key: &str) -> Option<u64> {
+fn rss_kib(key: &str, dir: &std::path::Path) -> Option<u64> {
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new("/usr/bin/time")
         .arg("-v")
         .arg(exe)
-        .args(["load-only", key, "10000"])
+        .args(["load-only", key])
+        .arg(dir)
         .output()
         .ok()?;
     if !out.status.success() {
@@ -216,6 +227,47 @@ fn rss_kib(key: &str) -> Option<u64> {
                 .strip_prefix("Maximum resident set size (kbytes): ")
         })
         .and_then(|n| n.trim().parse().ok())
+}
+
+/// Peak RSS (KiB) per engine key, each in its own process under `/usr/bin/time -v`.
+fn peak_rss() -> Vec<(&'static str, u64)> {
+    let mut rss = Vec::new();
+    if !std::path::Path::new("/usr/bin/time").exists() {
+        eprintln!("peak RSS skipped: /usr/bin/time is missing (Debian: apt-get install -y time)");
+        return rss;
+    }
+    let dir = common::ScratchDir::new("rss");
+    albums::texts(10_000).write(&dir.0);
+    for key in albums::LOAD_KEYS {
+        if let Some(kib) = rss_kib(key, &dir.0) {
+            eprintln!("peak RSS, 10,000 rules, {key}: {} MiB", kib / 1024);
+            rss.push((key, kib));
+        }
+    }
+    rss
+}
+
+fn print_rss(rss: &[(&'static str, u64)]) {
+    if !rss.is_empty() {
+        let base = rss
+            .iter()
+            .find(|(k, _)| *k == "none")
+            .map(|(_, v)| *v)
+            .unwrap_or(0);
+        println!();
+        println!(
+            "| peak RSS of a process loading the per-album model, 10,000 rules + 10,000 entities | MiB | MiB above the bare process |"
+        );
+        println!("|---|---:|---:|");
+        for (key, kib) in rss {
+            println!(
+                "| {} | {:.1} | {:.1} |",
+                albums::load_key_label(key),
+                *kib as f64 / 1024.0,
+                kib.saturating_sub(base) as f64 / 1024.0
+            );
+        }
+    }
 }
 
 fn machine() -> String {
@@ -261,9 +313,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("load-only") {
         let key = args.get(1).map(String::as_str).unwrap_or("none");
-        let rules: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(10_000);
-        let held = albums::load_only(key, rules);
-        println!("loaded {key} with {rules} rules");
+        let Some(dir) = args.get(2) else {
+            eprintln!("usage: load-only KEY DIR (DIR written by the full run)");
+            return ExitCode::from(2);
+        };
+        let held = albums::load_only(key, std::path::Path::new(dir));
+        println!("loaded {key}");
         drop(std::hint::black_box(held));
         return ExitCode::SUCCESS;
     }
@@ -271,6 +326,10 @@ fn main() -> ExitCode {
         only: None,
         budget: Duration::from_millis(1_500),
     };
+    if args.first().map(String::as_str) == Some("rss") {
+        print_rss(&peak_rss());
+        return ExitCode::SUCCESS;
+    }
     let mut equiv_only = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -341,55 +400,28 @@ fn main() -> ExitCode {
     drop(models);
 
     // 3. Peak RSS of a process holding the 10,000-rule set, per engine.
-    let mut rss = Vec::new();
-    if std::path::Path::new("/usr/bin/time").exists() && options.only.is_none() {
-        for key in albums::LOAD_KEYS {
-            if let Some(kib) = rss_kib(key) {
-                eprintln!("peak RSS, 10,000 rules, {key}: {} MiB", kib / 1024);
-                rss.push((key, kib));
-            }
-        }
+    let rss = if options.only.is_none() {
+        peak_rss()
     } else {
-        eprintln!(
-            "peak RSS skipped (needs /usr/bin/time — `apt-get install time` — and all models)"
-        );
-    }
+        Vec::new()
+    };
 
     // 4. The report.
     println!("| model | engine | median µs | p99 µs | median ÷ Warden's | load ms | calls timed |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.1}× | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             r.model,
             r.label,
             fmt_us(r.stats.median),
             fmt_us(r.stats.p99),
-            r.stats.median / r.warden_median,
+            fmt_ratio(r.stats.median / r.warden_median),
             fmt_ms(r.load),
             r.stats.calls
         );
     }
-    if !rss.is_empty() {
-        let base = rss
-            .iter()
-            .find(|(k, _)| *k == "none")
-            .map(|(_, v)| *v)
-            .unwrap_or(0);
-        println!();
-        println!(
-            "| peak RSS, per-album grants, 10,000 rules + 10,000 entities | MiB | MiB above the harness alone |"
-        );
-        println!("|---|---:|---:|");
-        for (key, kib) in &rss {
-            println!(
-                "| {} | {:.1} | {:.1} |",
-                albums::load_key_label(key),
-                *kib as f64 / 1024.0,
-                kib.saturating_sub(base) as f64 / 1024.0
-            );
-        }
-    }
+    print_rss(&rss);
     notes.sort();
     notes.dedup();
     println!();

@@ -265,7 +265,7 @@ pub fn model() -> Model {
             &mut policies,
             &serde_json::from_str(&links_text).expect("links JSON"),
         );
-        let entities = serde_json::from_str(&entities_text).expect("entities JSON");
+        let entities = cedar::entities_from_str(&entities_text, &schema);
         CedarDecider::new(schema, policies, entities, cedar_context, None)
     });
 

@@ -248,6 +248,7 @@ pub fn model() -> Model {
         let schema = cedar::schema(&schema_text);
         let policies = cedar::policies(&policy_text);
         cedar::validate(&schema, &policies);
+        let entities = cedar::entities_from_value(entities, &schema);
         CedarDecider::new(schema, policies, entities, cedar::context_as_sent, None)
     });
 
