@@ -174,6 +174,16 @@ fn bench_decide(c: &mut Criterion) {
             eval::decide(&examples.program, &request)
         })
     });
+    let mut next = 0usize;
+    group.bench_function("examples-from-bytes", |b| {
+        b.iter(|| {
+            next = (next + 1) % bodies.len();
+            let request =
+                request::decode_bytes(&examples.program, &bodies[next], jiff::Timestamp::now())
+                    .expect("request");
+            eval::decide(&examples.program, &request)
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("load-and-compile");

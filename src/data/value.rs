@@ -119,14 +119,20 @@ impl Value {
 
     /// Builds a record: sorts by field name; a later duplicate name wins.
     pub fn record(mut fields: Vec<(Arc<str>, Value)>) -> Value {
+        if fields.is_empty() {
+            return Value::empty_record();
+        }
         fields.reverse();
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         fields.dedup_by(|a, b| a.0 == b.0);
         Value::Record(fields.into())
     }
 
+    /// The record with no fields (shared: making one allocates nothing).
     pub fn empty_record() -> Value {
-        Value::Record(Arc::from(Vec::new()))
+        static EMPTY: std::sync::LazyLock<Fields> =
+            std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+        Value::Record(EMPTY.clone())
     }
 
     /// The field `name` of a record value.

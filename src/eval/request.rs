@@ -88,7 +88,6 @@ pub fn decode(
     parts: &Parts<'_>,
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    let schema = &program.schema;
     let (subject_type, subject_id, subject_props) = entity_part(parts.subject, "subject")?;
     let (resource_type, resource_id, resource_props) = entity_part(parts.resource, "resource")?;
     let (action, action_props) = action_part(parts.action)?;
@@ -101,8 +100,46 @@ pub fn decode(
             ));
         }
     };
+    decode_wire(
+        program,
+        &Wire {
+            subject_type,
+            subject_id,
+            subject_properties: subject_props.map(from_serde),
+            action,
+            action_properties: action_props.map(from_serde),
+            resource_type,
+            resource_id,
+            resource_properties: resource_props.map(from_serde),
+            context: context.map(from_serde),
+        },
+        now,
+    )
+}
 
-    // Well-formed from here on: what remains are reasons to deny.
+/// A well-formed request, its names borrowed from wherever they were read: what every decoder
+/// hands to [`decode_wire`].
+pub struct Wire<'a> {
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub subject_properties: Option<Json>,
+    pub action: &'a str,
+    pub action_properties: Option<Json>,
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub resource_properties: Option<Json>,
+    pub context: Option<Json>,
+}
+
+/// Decodes a well-formed request through the declarations: what remains are reasons to deny.
+pub fn decode_wire(
+    program: &Program,
+    wire: &Wire<'_>,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
+    let schema = &program.schema;
+    let (subject_type, resource_type, action) =
+        (wire.subject_type, wire.resource_type, wire.action);
     for ty in [subject_type, resource_type] {
         if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
             let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
@@ -143,41 +180,123 @@ pub fn decode(
     let resource_decl = schema.entity_types.get(resource_type);
     let subject_properties = properties(
         &mut resolver,
-        subject_props,
+        wire.subject_properties.as_ref(),
         subject_decl.and_then(|d| d.properties.as_ref()),
         "subject.properties",
     )?;
     let resource_properties = properties(
         &mut resolver,
-        resource_props,
+        wire.resource_properties.as_ref(),
         resource_decl.and_then(|d| d.properties.as_ref()),
         "resource.properties",
     )?;
     let action_properties = properties(
         &mut resolver,
-        action_props,
+        wire.action_properties.as_ref(),
         declared_action.and_then(|d| d.properties.as_ref()),
         "action.properties",
     )?;
     let context = properties(
         &mut resolver,
-        context,
+        wire.context.as_ref(),
         declared_action.and_then(|d| d.context.as_ref()),
         "context",
     )?;
+    // A declared action's name is shared with the index; only an undeclared one is copied.
+    let action_name = program
+        .index
+        .actions
+        .get_key_value(action)
+        .map_or_else(|| Arc::from(action), |(name, _)| name.clone());
 
     Ok(Request {
-        subject: Value::Entity(resolver.entity(subject_type, subject_id)),
+        subject: Value::Entity(resolver.entity(subject_type, wire.subject_id)),
         subject_properties,
-        action: Arc::from(action),
+        action: action_name,
         action_properties,
-        resource: Value::Entity(resolver.entity(resource_type, resource_id)),
+        resource: Value::Entity(resolver.entity(resource_type, wire.resource_id)),
         resource_properties,
         context,
         now,
         type_slot: program.index.type_slot(resource_type),
         action_slot: program.index.action_slot(action),
     })
+}
+
+#[derive(serde::Deserialize)]
+struct RawRequest<'a> {
+    #[serde(borrow)]
+    subject: RawEntity<'a>,
+    #[serde(borrow)]
+    action: RawAction<'a>,
+    #[serde(borrow)]
+    resource: RawEntity<'a>,
+    #[serde(borrow, default)]
+    context: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawEntity<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    properties: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawAction<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    properties: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Decodes an AuthZEN evaluation body straight from its bytes: names are borrowed from the
+/// body, nothing but `properties` and `context` is built, and the entities are looked up
+/// without copying. A body this fast path cannot read is read again the ordinary way, which
+/// names exactly what is wrong with it.
+pub fn decode_bytes(
+    program: &Program,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Request, RequestError> {
+    let Ok(raw) = serde_json::from_slice::<RawRequest<'_>>(body) else {
+        let json: JsonValue = serde_json::from_slice(body).map_err(|error| {
+            RequestError::Malformed(format!("the body is not valid JSON: {error}"))
+        })?;
+        return decode_body(program, &json, now);
+    };
+    let object = |raw: Option<&serde_json::value::RawValue>,
+                  what: &str|
+     -> Result<Option<Json>, RequestError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let json = crate::data::json::parse(raw.get())
+            .map_err(|error| RequestError::Malformed(format!("`{what}`: {}", error.message)))?;
+        match json.kind {
+            JsonKind::Null => Ok(None),
+            JsonKind::Object(_) => Ok(Some(json)),
+            _ => Err(RequestError::Malformed(format!(
+                "`{what}` must be an object"
+            ))),
+        }
+    };
+    decode_wire(
+        program,
+        &Wire {
+            subject_type: &raw.subject.ty,
+            subject_id: &raw.subject.id,
+            subject_properties: object(raw.subject.properties, "subject.properties")?,
+            action: &raw.action.name,
+            action_properties: object(raw.action.properties, "action.properties")?,
+            resource_type: &raw.resource.ty,
+            resource_id: &raw.resource.id,
+            resource_properties: object(raw.resource.properties, "resource.properties")?,
+            context: object(raw.context, "context")?,
+        },
+        now,
+    )
 }
 
 fn entity_part<'j>(
@@ -237,24 +356,29 @@ fn action_part(json: &JsonValue) -> Result<(&str, Option<&JsonValue>), RequestEr
 
 fn properties(
     resolver: &mut RequestResolver<'_>,
-    json: Option<&JsonValue>,
+    json: Option<&Json>,
     declared: Option<&RecordType>,
     path: &str,
 ) -> Result<Value, RequestError> {
-    let converted = json.map_or(
-        Json {
-            kind: JsonKind::Object(Vec::new()),
-            span: Span::default(),
-        },
-        from_serde,
-    );
+    let empty = Json {
+        kind: JsonKind::Object(Vec::new()),
+        span: Span::default(),
+    };
+    let json = match json {
+        Some(json) => json,
+        // Nothing sent: nothing to decode, unless the declaration requires fields.
+        None if declared.is_none_or(|record| record.fields.values().all(|f| f.optional)) => {
+            return Ok(Value::empty_record());
+        }
+        None => &empty,
+    };
     let mut decoder = Decoder {
         resolver,
         unknown: Unknown::Ignore,
     };
     let result = match declared {
-        Some(record) => decoder.record(&converted, record, path),
-        None => decoder.decode(&converted, &Type::Dynamic, path),
+        Some(record) => decoder.record(json, record, path),
+        None => decoder.decode(json, &Type::Dynamic, path),
     };
     result.map_err(|error| {
         let help = error.help.map(|h| format!(" ({h})")).unwrap_or_default();

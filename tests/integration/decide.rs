@@ -521,3 +521,47 @@ fn integer_overflow_is_an_error_not_a_wrap() {
         }
     );
 }
+
+#[test]
+fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
+    let engine = examples();
+    let program = &engine.program;
+    let now = at(WORKDAY);
+    let bodies = [
+        r#"{"subject": {"type": "User", "id": "bob"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"subject": {"type": "User", "id": "alice", "properties": {"mfa": true}}, "action": {"name": "delete"}, "resource": {"type": "Photo", "id": "p1"}, "extra": [1, 2]}"#,
+        r#"{"subject": {"type": "User", "id": "carol"}, "action": {"name": "export"}, "resource": {"type": "Album", "id": "press"}, "context": {"ip": "10.1.2.3"}}"#,
+        r#"{"subject": {"type": "User", "id": "b\u006fb"}, "action": {"name": "comment", "properties": null}, "resource": {"type": "Photo", "id": "p1"}, "context": null}"#,
+        r#"{"subject": {"type": "User", "id": "ghost"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p6"}}"#,
+        // Invalid: decided deny with a reason, the same reason either way.
+        r#"{"subject": {"type": "user", "id": "alice"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"subject": {"type": "User", "id": "alice", "properties": {"mfa": "yes"}}, "action": {"name": "delete"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"subject": {"type": "User", "id": "dave"}, "action": {"name": "export"}, "resource": {"type": "Album", "id": "press"}, "context": {"ip": 7}}"#,
+        // Malformed: the same 400 message either way.
+        r#"{"subject": "alice", "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"subject": {"type": "User", "id": 7}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
+        r#"{"subject": {"type": "User", "id": "bob"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}, "context": [1]}"#,
+        r#"[1, 2]"#,
+    ];
+    for body in bodies {
+        let json: Value = serde_json::from_str(body).unwrap();
+        let slow = request::decode_body(program, &json, now);
+        let fast = request::decode_bytes(program, body.as_bytes(), now);
+        match (slow, fast) {
+            (Ok(slow), Ok(fast)) => {
+                let (a, b) = (eval::decide(program, &slow), eval::decide(program, &fast));
+                assert_eq!(a, b, "{body}");
+                assert_eq!(slow.context, fast.context, "{body}");
+                assert_eq!(slow.subject_properties, fast.subject_properties, "{body}");
+                assert_eq!(slow.action, fast.action, "{body}");
+            }
+            (Err(slow), Err(fast)) => assert_eq!(slow, fast, "{body}"),
+            (slow, fast) => panic!("{body}: {slow:?} but {fast:?}"),
+        }
+    }
+    assert!(matches!(
+        request::decode_bytes(program, b"{not json", now),
+        Err(RequestError::Malformed(_))
+    ));
+}
