@@ -18,6 +18,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 PORT=${PORT:-18181}
 FLOOR_PORT=${FLOOR_PORT:-18182}
+GATEWAY_PORT=${GATEWAY_PORT:-18183}
+UNCACHED_PORT=${UNCACHED_PORT:-18184}
 
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     echo "== installing wrk and curl"
@@ -25,7 +27,7 @@ if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
 fi
 
 echo "== building (release)"
-cargo build --release --quiet --bin warden --example floor
+cargo build --release --quiet --bin warden --example floor --example jwt
 
 work=$(mktemp -d)
 pids=()
@@ -160,3 +162,43 @@ row "floor batch of 100 (parse)" 100 "$floor_batch"
 
 ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "warden/floor throughput: single $(ratio "$warden_single" "$floor_single")%, batch $(ratio "$warden_batch" "$floor_batch")%"
+
+# Forward-auth (the nginx contract) on the example route policy, with a bearer JWT verified
+# by Warden: HS256 and ES256, with the verified-token cache and without it.
+keys=tests/data/gateway
+for port in "$GATEWAY_PORT" "$UNCACHED_PORT"; do
+    cache=10000
+    [ "$port" = "$UNCACHED_PORT" ] && cache=0
+    target/release/warden serve --policies deploy/gateway-policies/routes \
+        --listen "127.0.0.1:$port" --watch=false --log-level warn --jwt-cache "$cache" \
+        --jwt-keys "ES256:$keys/ec.pem,HS256:$keys/hs.secret" &
+    pids+=($!)
+done
+for alg in HS256 ES256; do
+    key=$keys/ec-private.pem
+    [ "$alg" = HS256 ] && key=$keys/hs.secret
+    token=$(target/release/examples/jwt "$alg" "$key" alice)
+    cat > "$work/forward-$alg.lua" <<LUA
+wrk.method = "GET"
+wrk.headers["X-Original-Method"] = "GET"
+wrk.headers["X-Original-URI"] = "/albums/a1/photos/p1"
+wrk.headers["X-Forwarded-For"] = "192.0.2.1"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+done
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null \
+        && curl -sf "http://127.0.0.1:$UNCACHED_PORT/readyz" >/dev/null && break
+    sleep 0.1
+done
+status=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Original-Method: GET' \
+    -H 'X-Original-URI: /albums/a1/photos/p1' \
+    -H "Authorization: Bearer $(target/release/examples/jwt ES256 $keys/ec-private.pem alice)" \
+    "http://127.0.0.1:$GATEWAY_PORT/forward-auth/nginx")
+[ "$status" = 200 ] || { echo "forward-auth answered $status" >&2; exit 1; }
+for alg in HS256 ES256; do
+    result=$(measure "http://127.0.0.1:$GATEWAY_PORT/forward-auth/nginx" "$work/forward-$alg.lua")
+    row "forward-auth $alg cached" 1 "$result"
+    result=$(measure "http://127.0.0.1:$UNCACHED_PORT/forward-auth/nginx" "$work/forward-$alg.lua")
+    row "forward-auth $alg no cache" 1 "$result"
+done

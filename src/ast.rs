@@ -21,6 +21,7 @@ pub enum Item {
     Rule(Rule),
     Let(LetDecl),
     Test(TestBlock),
+    Route(RouteDecl),
 }
 
 impl Item {
@@ -33,6 +34,7 @@ impl Item {
             Item::Rule(i) => i.span,
             Item::Let(i) => i.span,
             Item::Test(i) => i.span,
+            Item::Route(i) => i.span,
         }
     }
 }
@@ -195,6 +197,32 @@ pub struct LetDecl {
     pub name: Ident,
     pub value: Expr,
     pub span: Span,
+}
+
+/// `route GET "/albums/{album}/photos/{photo}" => view on Photo::{photo} with { album: {album} }`:
+/// how a gateway's HTTP request becomes an action on a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteDecl {
+    pub annotations: Vec<Annotation>,
+    /// An HTTP method (`GET`), or `None` for `*`: any method.
+    pub method: Option<Ident>,
+    /// The path template: literal segments, `{name}` parameters, a final `{*name}`.
+    pub path: StrLit,
+    pub action: Name,
+    pub resource_type: Ident,
+    pub resource_id: RoutePart,
+    /// `with { key: {param}, ... }`: the resource's properties.
+    pub properties: Vec<(Name, RoutePart)>,
+    pub span: Span,
+}
+
+/// A value a route fills in: a path parameter or a fixed string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoutePart {
+    /// `{album}`
+    Param(Ident),
+    /// `"fixed"`
+    Literal(StrLit),
 }
 
 /// An expression with its span.

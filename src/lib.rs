@@ -8,6 +8,7 @@ pub mod compile;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod gateway;
 pub mod program;
 pub mod server;
 pub mod source;

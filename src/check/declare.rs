@@ -153,7 +153,7 @@ fn collect_names(ctx: &mut Ctx<'_>, declared: &mut Declared) {
                         },
                     );
                 }
-                Item::Rule(_) | Item::Let(_) | Item::Test(_) => {}
+                Item::Rule(_) | Item::Let(_) | Item::Test(_) | Item::Route(_) => {}
             }
         }
     }

@@ -8,6 +8,29 @@ use crate::source::Span;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CheckError {
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::route))]
+    Route {
+        message: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::route_conflict))]
+    RouteConflict {
+        message: String,
+        #[label("this route")]
+        span: Span,
+        #[label("conflicts with this one")]
+        first: Option<Span>,
+        #[help]
+        help: String,
+    },
+
     #[error("{what} `{name}` is declared twice")]
     #[diagnostic(code(warden::check::duplicate))]
     Duplicate {

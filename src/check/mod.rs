@@ -126,6 +126,7 @@ mod functions;
 mod graph;
 mod lint;
 mod resolve;
+pub(crate) mod routes;
 pub mod schema;
 mod suggest;
 mod types;
@@ -157,6 +158,13 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     let names = resolve::resolve(&mut ctx);
     types::check_types(&mut ctx, &schema, &declared, &names);
     lint::lint(&mut ctx, &schema, &names);
+    let mut route_errors = Vec::new();
+    routes::table(files, &schema, &mut |file, error| {
+        route_errors.push((file, error))
+    });
+    for (file, error) in route_errors {
+        ctx.report(file, error);
+    }
     Checked {
         schema,
         diagnostics: ctx.diagnostics,

@@ -94,6 +94,7 @@ fn item_annotations(item: &Item) -> &[Annotation] {
         Item::Rule(i) => &i.annotations,
         Item::Let(i) => &i.annotations,
         Item::Test(i) => &i.annotations,
+        Item::Route(i) => &i.annotations,
     }
 }
 
@@ -112,6 +113,7 @@ impl IdAllowed {
             Item::Role(_) => IdAllowed::No("a role (put it on one of its grants)"),
             Item::Let(_) => IdAllowed::No("a `let` (its name is its id)"),
             Item::Test(_) => IdAllowed::No("a test (its name is its id)"),
+            Item::Route(_) => IdAllowed::No("a route"),
         }
     }
 }
@@ -292,7 +294,7 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
                 }
             }
         }
-        Item::Entity(_) | Item::Action(_) | Item::ActionGroup(_) => {}
+        Item::Entity(_) | Item::Action(_) | Item::ActionGroup(_) | Item::Route(_) => {}
     }
 }
 

@@ -334,7 +334,11 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
                     }
                 }
                 Item::Test(test) => typer.test(test),
-                Item::Entity(_) | Item::Action(_) | Item::ActionGroup(_) | Item::Let(_) => {}
+                Item::Entity(_)
+                | Item::Action(_)
+                | Item::ActionGroup(_)
+                | Item::Let(_)
+                | Item::Route(_) => {}
             }
         }
     }

@@ -70,6 +70,57 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `warden=debug` [default: info].
     #[arg(long, value_name = "FILTER", env = "WARDEN_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// The entity type of forward-auth subjects [default: User].
+    #[arg(long, value_name = "TYPE", env = "WARDEN_GATEWAY_SUBJECT_TYPE")]
+    pub gateway_subject_type: Option<String>,
+    /// JWT verification keys, comma-separated: `ES256:ec.pem`, `HS256:secret`, `jwks:keys.json`.
+    #[arg(
+        long,
+        value_name = "ALG:PATH",
+        env = "WARDEN_JWT_KEYS",
+        value_delimiter = ','
+    )]
+    pub jwt_keys: Option<Vec<String>>,
+    /// The required `iss` of bearer tokens.
+    #[arg(long, value_name = "ISS", env = "WARDEN_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The required `aud` of bearer tokens.
+    #[arg(long, value_name = "AUD", env = "WARDEN_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Leeway for `exp` and `nbf`, in seconds [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "WARDEN_JWT_LEEWAY_S")]
+    pub jwt_leeway_s: Option<u64>,
+    /// The claim holding the subject id [default: sub].
+    #[arg(long, value_name = "CLAIM", env = "WARDEN_JWT_SUBJECT_CLAIM")]
+    pub jwt_subject_claim: Option<String>,
+    /// The claim (dotted path) holding the roles [default: roles].
+    #[arg(long, value_name = "CLAIM", env = "WARDEN_JWT_ROLES_CLAIM")]
+    pub jwt_roles_claim: Option<String>,
+    /// Claims that become verified attributes, comma-separated (`email`, `dept=department`).
+    #[arg(
+        long,
+        value_name = "CLAIM[=ATTR]",
+        env = "WARDEN_JWT_CLAIMS",
+        value_delimiter = ','
+    )]
+    pub jwt_claims: Option<Vec<String>>,
+    /// How many verified tokens are cached until their `exp` [default: 10000; 0: none].
+    #[arg(long, value_name = "N", env = "WARDEN_JWT_CACHE")]
+    pub jwt_cache: Option<usize>,
+    /// Take the subject id from this header, set by a trusted gateway (instead of a token).
+    #[arg(long, value_name = "HEADER", env = "WARDEN_IDENTITY_HEADER")]
+    pub identity_header: Option<String>,
+    /// Headers for the upstream on allow, comma-separated (`X-User=subject`).
+    #[arg(
+        long,
+        value_name = "HEADER=VALUE",
+        env = "WARDEN_UPSTREAM_HEADERS",
+        value_delimiter = ','
+    )]
+    pub upstream_headers: Option<Vec<String>>,
+    /// Envoy ext_authz's `path_prefix` [default: /ext-authz].
+    #[arg(long, value_name = "PATH", env = "WARDEN_ENVOY_PATH_PREFIX")]
+    pub envoy_path_prefix: Option<String>,
 }
 
 impl ServeArgs {
@@ -92,6 +143,18 @@ impl ServeArgs {
             search_page_limit: self.search_page_limit,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            gateway_subject_type: self.gateway_subject_type.clone(),
+            jwt_keys: self.jwt_keys.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_leeway_s: self.jwt_leeway_s,
+            jwt_subject_claim: self.jwt_subject_claim.clone(),
+            jwt_roles_claim: self.jwt_roles_claim.clone(),
+            jwt_claims: self.jwt_claims.clone(),
+            jwt_cache: self.jwt_cache,
+            identity_header: self.identity_header.clone(),
+            upstream_headers: self.upstream_headers.clone(),
+            envoy_path_prefix: self.envoy_path_prefix.clone(),
         }
     }
 }

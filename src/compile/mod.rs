@@ -142,6 +142,8 @@ pub fn compile(
         stored_roles,
         zones: compiler.zones.into_boxed_slice(),
         sources: files.iter().map(|f| f.source.clone()).collect(),
+        // The checker reported every route error already; only valid routes are in the table.
+        routes: crate::check::routes::table(files, schema, &mut |_, _| {}),
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
     })
 }

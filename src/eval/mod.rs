@@ -21,7 +21,7 @@ use crate::data::value::{EntityRef, Value};
 use crate::program::ops::{self, ErrorKind};
 use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId};
 
-pub use request::{Request, RequestError};
+pub use request::{Request, RequestError, Verified};
 
 /// Why an expression failed, and at which node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ struct Evaluator<'a> {
     frame: &'a mut Frame,
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     fn gather_candidates(&mut self) {
         let program = self.program;
         let Some(bucket) = program
@@ -232,6 +232,10 @@ impl Evaluator<'_> {
         let program = self.program;
         let store = &program.store;
         let Value::Entity(EntityRef::Known(subject)) = &self.request.subject else {
+            // Not in the store: only verified roles can be held.
+            if let Some(verified) = &self.request.verified {
+                self.frame.held_roles.extend_from_slice(&verified.roles);
+            }
             return;
         };
         let resource = match &self.request.resource {
@@ -239,6 +243,9 @@ impl Evaluator<'_> {
             _ => None,
         };
         let held = &mut self.frame.held_roles;
+        if let Some(verified) = &self.request.verified {
+            held.extend_from_slice(&verified.roles);
+        }
         if let Some(stored) = program.stored_roles.get(subject.index()) {
             held.extend_from_slice(stored);
         }
@@ -335,6 +342,13 @@ impl Evaluator<'_> {
         result
     }
 
+    /// The verified attributes when `base` is the `subject` variable (directly or through a
+    /// `let`, which the graph inlines), not another way to the same entity.
+    fn verified_of(&self, base: NodeId) -> Option<&'a request::Verified> {
+        let verified = self.request.verified.as_deref()?;
+        matches!(self.program.node(base), Some(Node::Subject)).then_some(verified)
+    }
+
     fn compute(&mut self, id: NodeId) -> Result<Value, EvalError> {
         let program = self.program;
         let fail = |kind: ErrorKind| EvalError { node: id, kind };
@@ -361,13 +375,25 @@ impl Evaluator<'_> {
             }
             Node::Now => Ok(Value::Time(self.request.now)),
             Node::Attr(base, name) => {
-                let base = self.eval(*base)?;
+                let base_id = *base;
+                let base = self.eval(base_id)?;
                 self.frame.reads.push(id);
+                if let Some(verified) = self.verified_of(base_id)
+                    && let Ok(value) = ops::attribute(store, &verified.attributes, name)
+                {
+                    return Ok(value);
+                }
                 ops::attribute(store, &base, name).map_err(fail)
             }
             Node::Has(base, name) => {
-                let base = self.eval(*base)?;
+                let base_id = *base;
+                let base = self.eval(base_id)?;
                 self.frame.reads.push(id);
+                if let Some(verified) = self.verified_of(base_id)
+                    && ops::has(store, &verified.attributes, name) == Ok(true)
+                {
+                    return Ok(Value::Bool(true));
+                }
                 ops::has(store, &base, name).map(Value::Bool).map_err(fail)
             }
             Node::Not(a) => {

@@ -109,6 +109,8 @@ pub struct RRequest {
     pub resource_properties: BTreeMap<String, RValue>,
     pub context: BTreeMap<String, RValue>,
     pub now: Timestamp,
+    /// The subject's verified attributes: read before the store's, and their `roles` are held.
+    pub verified: Option<BTreeMap<String, RValue>>,
 }
 
 /// What the reference decides, with what it saw on the way (for the test's statistics).
@@ -338,6 +340,13 @@ impl<'a> Reference<'a> {
     /// a binding to it or to something it is in (globally, or on the resource or above it).
     fn held_roles(&self, request: &RRequest) -> BTreeSet<String> {
         let mut held = BTreeSet::new();
+        if let Some(RValue::Set(names)) = request.verified.as_ref().and_then(|v| v.get("roles")) {
+            for name in names {
+                if let RValue::Str(name) = name {
+                    held.insert(name.clone());
+                }
+            }
+        }
         if let Some(RValue::Set(names)) = self
             .data
             .entities
@@ -429,7 +438,14 @@ impl<'a> Reference<'a> {
                 }
             }
             ExprKind::Attr { base, name } => {
+                let is_subject = self.is_subject(base);
                 let base = eval(base)?;
+                if let Some(verified) = &request.verified
+                    && is_subject
+                    && let Some(value) = verified.get(&name.text)
+                {
+                    return Ok(value.clone());
+                }
                 self.attribute(&base, &name.text)
             }
             ExprKind::Properties(base) => match &base.kind {
@@ -480,6 +496,16 @@ impl<'a> Reference<'a> {
                     self.binary(*op, left, right)
                 }
             },
+            ExprKind::Has { base, name }
+                if self.is_subject(base)
+                    && request
+                        .verified
+                        .as_ref()
+                        .is_some_and(|v| v.contains_key(&name.text)) =>
+            {
+                eval(base)?;
+                Ok(RValue::Bool(true))
+            }
             ExprKind::Has { base, name } => match eval(base)? {
                 RValue::Record(fields) => Ok(RValue::Bool(fields.contains_key(&name.text))),
                 RValue::Entity(uid) => Ok(RValue::Bool(
@@ -498,6 +524,18 @@ impl<'a> Reference<'a> {
                 RValue::Entity(uid) => Ok(RValue::Bool(uid.ty == ty.name)),
                 other => err(format!("`is` on {}", other.kind())),
             },
+        }
+    }
+
+    /// True when `expr` is the `subject` variable, directly or through `let`s: where the
+    /// subject's verified attributes are read.
+    fn is_subject(&self, expr: &Expr) -> bool {
+        match &expr.kind {
+            ExprKind::Var(Var::Subject) => true,
+            ExprKind::Let(name) => self
+                .let_value(&name.name)
+                .is_some_and(|value| self.is_subject(value)),
+            _ => false,
         }
     }
 

@@ -1585,13 +1585,43 @@ fn generate(seed: u64) -> Case {
                 context.insert(name.to_string(), value);
             }
         }
+        // Sometimes the subject also carries verified attributes (claims of a token).
+        let mut verified = None;
+        let mut claims = serde_json::Map::new();
+        if subject.ty == "User" && rng.chance(35) {
+            let mut fields = BTreeMap::new();
+            for attr in &attrs["User"] {
+                if !rng.chance(50) {
+                    continue;
+                }
+                let (value, written) = if typed {
+                    data_value(&mut rng, attr.ty, &roles)
+                } else {
+                    let value = dynamic_value(&mut rng, attr.ty, &roles);
+                    let written = json_of(&value);
+                    (value, written)
+                };
+                fields.insert(attr.name.to_string(), value);
+                claims.insert(attr.name.to_string(), written);
+            }
+            if typed && rng.chance(30) {
+                // Undeclared claims are dropped.
+                claims.insert("undeclared".to_string(), json!("x"));
+            }
+            verified = Some(fields);
+        }
         let record = |fields: &BTreeMap<String, RValue>| json_of(&RValue::Record(fields.clone()));
-        let body = json!({
+        let mut body = json!({
             "subject": {"type": subject.ty, "id": subject.id, "properties": record(&subject_properties)},
             "action": {"name": action, "properties": record(&action_properties)},
             "resource": {"type": resource.ty, "id": resource.id},
             "context": Json::Object(written_context.into_iter().collect()),
         });
+        if verified.is_some()
+            && let Some(members) = body.as_object_mut()
+        {
+            members.insert("_verified".to_string(), Json::Object(claims));
+        }
         requests.push((
             body,
             RRequest {
@@ -1603,6 +1633,7 @@ fn generate(seed: u64) -> Case {
                 resource_properties: BTreeMap::new(),
                 context,
                 now,
+                verified,
             },
         ));
     }
@@ -1716,7 +1747,18 @@ fn graph_outcome(
             .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
     };
     let request = match request::decode_body(program, body, now) {
-        Ok(request) => request,
+        Ok(mut request) => {
+            if let Some(Json::Object(claims)) = body.get("_verified") {
+                let subject_type = body
+                    .pointer("/subject/type")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                let verified = request::Verified::decode(program, subject_type, claims)
+                    .map_err(|e| format!("generated verified claims that do not decode: {e}"))?;
+                request.verified = Some(std::sync::Arc::new(verified));
+            }
+            request
+        }
         Err(request::RequestError::Invalid(_)) => {
             return Ok(ROutcome {
                 invalid: true,

@@ -32,6 +32,75 @@ pub struct Request {
     pub now: Timestamp,
     pub type_slot: u32,
     pub action_slot: u32,
+    /// The subject's verified attributes (claims of a token Warden verified itself), read
+    /// before the store; `None` when the request carried no token. A caller never sets them.
+    pub verified: Option<Arc<Verified>>,
+}
+
+/// Verified attributes of a request's subject, decoded through its type's declared
+/// attributes: they win over the store's, and their `roles` count as held roles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    /// A record of the verified attributes.
+    pub attributes: Value,
+    /// The declared roles named in the verified `roles`.
+    pub roles: Box<[crate::program::RoleId]>,
+}
+
+impl Verified {
+    /// Decodes claims (already mapped to attribute names) through the declared attributes of
+    /// `subject_type`: undeclared names are dropped, mistyped values are an error (the
+    /// request is then denied), and `roles` names only declared roles.
+    pub fn decode(
+        program: &Program,
+        subject_type: &str,
+        claims: &serde_json::Map<String, JsonValue>,
+    ) -> Result<Verified, RequestError> {
+        let schema = &program.schema;
+        let declared = schema.entity_types.get(subject_type).map(|t| &t.attributes);
+        let mut fields = Vec::with_capacity(claims.len());
+        let mut resolver = RequestResolver {
+            store: &program.store,
+        };
+        for (name, json) in claims {
+            if json.is_null() {
+                continue;
+            }
+            let ty = match declared {
+                Some(record) => match record.fields.get(name) {
+                    Some(field) => &field.ty,
+                    None if schema.declares_entities() => continue,
+                    None => &Type::Dynamic,
+                },
+                None => &Type::Dynamic,
+            };
+            let mut decoder = Decoder {
+                resolver: &mut resolver,
+                unknown: Unknown::Ignore,
+            };
+            let path = format!("verified claim `{name}`");
+            let value = decoder
+                .decode(&from_serde(json), ty, &path)
+                .map_err(|error| {
+                    RequestError::Invalid(format!("{}: {}", error.path, error.message))
+                })?;
+            fields.push((Arc::from(name.as_str()), value));
+        }
+        let mut roles: Vec<crate::program::RoleId> = match claims.get("roles") {
+            Some(JsonValue::Array(names)) => names
+                .iter()
+                .filter_map(|n| n.as_str())
+                .filter_map(|n| program.role_ids.get(n).copied())
+                .collect(),
+            _ => Vec::new(),
+        };
+        roles.sort_unstable();
+        roles.dedup();
+        Ok(Verified {
+            attributes: Value::record(fields),
+            roles: roles.into_boxed_slice(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -220,6 +289,7 @@ pub fn decode_wire(
         now,
         type_slot: program.index.type_slot(resource_type),
         action_slot: program.index.action_slot(action),
+        verified: None,
     })
 }
 

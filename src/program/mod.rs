@@ -261,6 +261,8 @@ pub struct Program {
     pub stored_roles: Box<[Box<[RoleId]>]>,
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
+    /// The `route` declarations, for gateways' forward-auth requests.
+    pub routes: crate::gateway::routes::RouteTable,
     /// A number unique to this program in this process, so per-thread evaluation frames can
     /// tell programs apart.
     pub serial: u64,

@@ -38,6 +38,18 @@ pub struct ConfigLayer {
     pub search_page_limit: Option<usize>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    pub gateway_subject_type: Option<String>,
+    pub jwt_keys: Option<Vec<String>>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub jwt_leeway_s: Option<u64>,
+    pub jwt_subject_claim: Option<String>,
+    pub jwt_roles_claim: Option<String>,
+    pub jwt_claims: Option<Vec<String>>,
+    pub jwt_cache: Option<usize>,
+    pub identity_header: Option<String>,
+    pub upstream_headers: Option<Vec<String>>,
+    pub envoy_path_prefix: Option<String>,
 }
 
 impl ConfigLayer {
@@ -78,6 +90,18 @@ impl ConfigLayer {
             search_page_limit: over.search_page_limit.or(self.search_page_limit),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
+            gateway_subject_type: over.gateway_subject_type.or(self.gateway_subject_type),
+            jwt_keys: over.jwt_keys.or(self.jwt_keys),
+            jwt_issuer: over.jwt_issuer.or(self.jwt_issuer),
+            jwt_audience: over.jwt_audience.or(self.jwt_audience),
+            jwt_leeway_s: over.jwt_leeway_s.or(self.jwt_leeway_s),
+            jwt_subject_claim: over.jwt_subject_claim.or(self.jwt_subject_claim),
+            jwt_roles_claim: over.jwt_roles_claim.or(self.jwt_roles_claim),
+            jwt_claims: over.jwt_claims.or(self.jwt_claims),
+            jwt_cache: over.jwt_cache.or(self.jwt_cache),
+            identity_header: over.identity_header.or(self.identity_header),
+            upstream_headers: over.upstream_headers.or(self.upstream_headers),
+            envoy_path_prefix: over.envoy_path_prefix.or(self.envoy_path_prefix),
         }
     }
 }
@@ -122,6 +146,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A `tracing` filter: `info`, `warden=debug`, ...
     pub log_level: String,
+    /// Forward-auth: subject type, JWT verification, upstream headers, Envoy prefix.
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 impl Default for Config {
@@ -143,6 +169,7 @@ impl Default for Config {
             search_page_limit: 1000,
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
+            gateway: crate::gateway::GatewayConfig::default(),
         }
     }
 }
@@ -151,6 +178,7 @@ impl Config {
     /// Resolves the merged layers over the defaults, checking every value.
     pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
         let defaults = Config::default();
+        let gateway = gateway_config(&layer, defaults.gateway.clone())?;
         let address = |key: &str, text: &str| {
             text.parse::<SocketAddr>().map_err(|_| {
                 ConfigError(format!(
@@ -237,8 +265,92 @@ impl Config {
             search_page_limit,
             log_format: layer.log_format.unwrap_or(defaults.log_format),
             log_level,
+            gateway,
         })
     }
+}
+
+/// The gateway keys: key sources, claim mapping and upstream headers parsed and checked.
+fn gateway_config(
+    layer: &ConfigLayer,
+    defaults: crate::gateway::GatewayConfig,
+) -> Result<crate::gateway::GatewayConfig, ConfigError> {
+    use crate::gateway::identity::{ClaimMapping, KeySource};
+    let jwt_keys = layer
+        .jwt_keys
+        .iter()
+        .flatten()
+        .map(|k| KeySource::parse(k).map_err(|e| ConfigError(format!("`jwt_keys`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs =
+        |key: &str, items: &Option<Vec<String>>| -> Result<Vec<(String, String)>, ConfigError> {
+            items
+                .iter()
+                .flatten()
+                .map(|item| match item.split_once('=') {
+                    Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+                        Ok((a.trim().to_string(), b.trim().to_string()))
+                    }
+                    None if !item.trim().is_empty() && key == "jwt_claims" => {
+                        Ok((item.trim().to_string(), item.trim().to_string()))
+                    }
+                    _ => Err(ConfigError(format!(
+                        "`{key}`: `{item}` must be `NAME=VALUE`"
+                    ))),
+                })
+                .collect()
+        };
+    let upstream_headers = pairs("upstream_headers", &layer.upstream_headers)?;
+    for (name, source) in &upstream_headers {
+        if axum::http::HeaderName::try_from(name.as_str()).is_err() {
+            return Err(ConfigError(format!(
+                "`upstream_headers`: `{name}` is not a header name"
+            )));
+        }
+        let known = matches!(
+            source.as_str(),
+            "subject" | "action" | "resource_type" | "resource_id" | "route" | "roles"
+        ) || source.starts_with("attr:");
+        if !known {
+            return Err(ConfigError(format!(
+                "`upstream_headers`: `{source}` is not one of subject, action, resource_type, resource_id, route, roles, attr:NAME"
+            )));
+        }
+    }
+    let envoy_path_prefix = layer
+        .envoy_path_prefix
+        .clone()
+        .unwrap_or(defaults.envoy_path_prefix);
+    if !envoy_path_prefix.starts_with('/') || envoy_path_prefix.trim_end_matches('/').is_empty() {
+        return Err(ConfigError(format!(
+            "`envoy_path_prefix`: `{envoy_path_prefix}` must be a path like `/ext-authz`"
+        )));
+    }
+    Ok(crate::gateway::GatewayConfig {
+        subject_type: layer
+            .gateway_subject_type
+            .clone()
+            .unwrap_or(defaults.subject_type),
+        jwt_keys,
+        jwt_issuer: layer.jwt_issuer.clone(),
+        jwt_audience: layer.jwt_audience.clone(),
+        jwt_leeway_s: layer.jwt_leeway_s.unwrap_or(defaults.jwt_leeway_s),
+        claims: ClaimMapping {
+            subject: layer
+                .jwt_subject_claim
+                .clone()
+                .unwrap_or(defaults.claims.subject),
+            roles: layer
+                .jwt_roles_claim
+                .clone()
+                .unwrap_or(defaults.claims.roles),
+            attributes: pairs("jwt_claims", &layer.jwt_claims)?,
+        },
+        jwt_cache: layer.jwt_cache.unwrap_or(defaults.jwt_cache),
+        identity_header: layer.identity_header.clone().filter(|h| !h.is_empty()),
+        upstream_headers,
+        envoy_path_prefix,
+    })
 }
 
 /// Discovery's base URL: http(s), with a host, and no query or fragment (the spec's words).

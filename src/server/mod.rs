@@ -51,6 +51,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub api_keys: Vec<[u8; 32]>,
     pub search_page_limit: usize,
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 impl From<&Config> for Settings {
@@ -65,6 +66,7 @@ impl From<&Config> for Settings {
             public_url: config.public_url.clone(),
             api_keys: config.api_keys.clone(),
             search_page_limit: config.search_page_limit,
+            gateway: config.gateway.clone(),
         }
     }
 }
@@ -120,6 +122,8 @@ pub struct AppState {
     shutdown_at: OnceLock<Instant>,
     /// True while the policy directory is watched for changes.
     pub watching: AtomicBool,
+    /// The forward-auth endpoints' JWT keys.
+    pub gateway: crate::gateway::GatewayState,
 }
 
 impl AppState {
@@ -131,6 +135,7 @@ impl AppState {
             settings,
             shutdown_at: OnceLock::new(),
             watching: AtomicBool::new(false),
+            gateway: crate::gateway::GatewayState::default(),
         }
     }
 
@@ -181,7 +186,9 @@ impl AppState {
 
 /// The decision API (AuthZEN evaluation, evaluations, search, discovery).
 pub fn api_router(state: Arc<AppState>) -> Router {
-    authzen::routes(state.clone()).with_state(state)
+    authzen::routes(state.clone())
+        .merge(crate::gateway::forward::routes(&state))
+        .with_state(state)
 }
 
 /// `/healthz`, `/readyz`, `/v1/status`, `/metrics`.
@@ -235,6 +242,7 @@ pub struct Running {
     listeners: Vec<JoinHandle<std::io::Result<()>>>,
     reloader: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    key_watcher: JoinHandle<()>,
 }
 
 /// Loads the policies, binds the listeners, starts serving and (when configured) watching.
@@ -265,6 +273,8 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
 
     let state = Arc::new(AppState::new(Settings::from(config)));
     state.publish(built);
+    let verifier = config.gateway.verifier().map_err(ConfigError)?;
+    state.gateway.verifier.store(verifier.map(Arc::new));
     state.watching.store(watcher.is_some(), Ordering::Relaxed);
 
     let bind = |address: SocketAddr| async move {
@@ -306,6 +316,10 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
             receiver,
         ))
     });
+    let key_watcher = tokio::spawn(crate::gateway::watch_keys(
+        state.clone(),
+        Duration::from_secs(1),
+    ));
     tracing::info!(
         %address,
         admin = ?admin_address,
@@ -322,6 +336,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         listeners,
         reloader,
         shutdown_timeout: config.shutdown_timeout,
+        key_watcher,
     })
 }
 
@@ -362,6 +377,7 @@ impl Running {
         if let Some(reloader) = self.reloader {
             reloader.abort();
         }
+        self.key_watcher.abort();
         tracing::info!("stopped");
     }
 }

@@ -52,8 +52,8 @@
 
 use crate::ast::{
     Actions, Annotation, AttrDecl, BinaryOp, ConditionKind, Effect, EntityDecl, EntityRef,
-    Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item, Name, Rule, TestStatement,
-    TypeExpr, UnaryOp, WithClause,
+    Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item, Name, RoutePart, Rule,
+    TestStatement, TypeExpr, UnaryOp, WithClause,
 };
 use crate::source::Span;
 use crate::syntax::lexer::Comment;
@@ -653,6 +653,7 @@ impl<'a> Printer<'a> {
             Item::ActionGroup(a) if !a.annotations.is_empty() => false,
             Item::Rule(r) if !r.annotations.is_empty() => false,
             Item::Let(l) if !l.annotations.is_empty() => false,
+            Item::Route(r) if !r.annotations.is_empty() => false,
             _ => self.measure(|p| p.item(item)) <= MAX_WIDTH,
         }
     }
@@ -779,9 +780,49 @@ impl<'a> Printer<'a> {
                     |p, statement| p.test_statement(statement),
                 );
             }
+            Item::Route(route) => {
+                self.annotations(&route.annotations);
+                self.keyword("route ");
+                self.indent = block + INDENT;
+                match &route.method {
+                    Some(method) => self.token(method.span, &method.name),
+                    None => self.write("*"),
+                }
+                self.write(" ");
+                self.token(route.path.span, &quoted(&route.path.value));
+                self.write(" => ");
+                self.token(route.action.span, &action_name_text(&route.action.text));
+                self.write(" on ");
+                self.token(route.resource_type.span, &route.resource_type.name);
+                self.write("::");
+                self.route_part(&route.resource_id);
+                if !route.properties.is_empty() {
+                    self.write(" with { ");
+                    for (index, (key, part)) in route.properties.iter().enumerate() {
+                        if index > 0 {
+                            self.write(", ");
+                        }
+                        self.token(key.span, &key_text(&key.text));
+                        self.write(": ");
+                        self.route_part(part);
+                    }
+                    self.write(" }");
+                }
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
+    }
+
+    fn route_part(&mut self, part: &RoutePart) {
+        match part {
+            RoutePart::Param(param) => {
+                self.write("{");
+                self.token(param.span, &param.name);
+                self.write("}");
+            }
+            RoutePart::Literal(text) => self.token(text.span, &quoted(&text.value)),
+        }
     }
 
     fn rule(&mut self, rule: &Rule, block: usize) {
@@ -1535,6 +1576,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Rule(_) => 3,
         Item::Let(_) => 4,
         Item::Test(_) => 5,
+        Item::Route(_) => 6,
     };
     kind(a) == kind(b)
 }

@@ -91,7 +91,7 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
         let as_name = keyword_used_as_name(tokens, index);
         let starts_anywhere = !as_name
             && match token {
-                Token::Entity | Token::Role | Token::Let | Token::Test => true,
+                Token::Entity | Token::Role | Token::Let | Token::Test | Token::Route => true,
                 Token::Action => matches!(
                     next,
                     Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
@@ -212,6 +212,7 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Entity
             | Token::Role
             | Token::Let
+            | Token::Route
             | Token::Test => size = 0,
             Token::LBrace
             | Token::LParen

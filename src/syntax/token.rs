@@ -42,6 +42,8 @@ pub enum Token<'s> {
     Let,
     #[token("test")]
     Test,
+    #[token("route")]
+    Route,
     // Rule heads and conditions.
     #[token("on")]
     On,
@@ -137,6 +139,8 @@ pub enum Token<'s> {
     Question,
     #[token("=")]
     Assign,
+    #[token("=>")]
+    FatArrow,
     #[token("==")]
     EqEq,
     #[token("!=")]
@@ -182,6 +186,7 @@ impl Token<'_> {
                 | Token::Deny
                 | Token::Let
                 | Token::Test
+                | Token::Route
                 | Token::On
                 | Token::If
                 | Token::Unless
@@ -218,6 +223,7 @@ impl Token<'_> {
         "deny",
         "let",
         "test",
+        "route",
         "on",
         "if",
         "unless",
@@ -266,6 +272,7 @@ impl Token<'_> {
             Token::Deny => "deny",
             Token::Let => "let",
             Token::Test => "test",
+            Token::Route => "route",
             Token::On => "on",
             Token::If => "if",
             Token::Unless => "unless",
@@ -308,6 +315,7 @@ impl Token<'_> {
             Token::Star => "*",
             Token::Question => "?",
             Token::Assign => "=",
+            Token::FatArrow => "=>",
             Token::EqEq => "==",
             Token::NotEq => "!=",
             Token::Lt => "<",

@@ -417,6 +417,37 @@ pub fn item() -> impl Strategy<Value = Item> {
                     span: span(),
                 })
             }),
+        (
+            annotations(),
+            proptest::option::of(ident()),
+            str_lit(),
+            name(),
+            ident(),
+            route_part(),
+            proptest::collection::vec((name(), route_part()), 0..3)
+        )
+            .prop_map(
+                |(annotations, method, path, action, resource_type, resource_id, properties)| {
+                    Item::Route(RouteDecl {
+                        annotations,
+                        method,
+                        path,
+                        action,
+                        resource_type,
+                        resource_id,
+                        properties,
+                        span: span(),
+                    })
+                }
+            ),
+    ]
+}
+
+/// What a route fills in: `{param}` or `"literal"`.
+pub fn route_part() -> impl Strategy<Value = RoutePart> {
+    prop_oneof![
+        ident().prop_map(RoutePart::Param),
+        str_lit().prop_map(RoutePart::Literal),
     ]
 }
 

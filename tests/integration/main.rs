@@ -17,6 +17,7 @@ mod decide;
 mod fmt;
 mod fmt_cli;
 mod fuzz_corpus;
+mod gateway;
 mod policy_tests;
 mod server;
 mod syntax;

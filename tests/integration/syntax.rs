@@ -306,6 +306,10 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             &t.annotations
         }
+        Item::Route(r) => {
+            mark(seen, "item:route");
+            &r.annotations
+        }
     };
     visit_annotations(annotations, seen);
 }

@@ -1,0 +1,411 @@
+//! Who is asking: a bearer JWT that Warden verifies itself, or (only where configured) a
+//! header set by a trusted gateway.
+//!
+//! Keys are named in the configuration, each with the one algorithm it verifies
+//! (`ES256:/etc/warden/ec.pem`, `HS256:/run/secrets/jwt`, `jwks:/etc/warden/jwks.json`, where
+//! every JWK's `alg` is its own, or follows from its key type). A token is tried only against
+//! keys of the algorithm its header names (and of its `kid`, when it names one), and verified
+//! with that algorithm alone: `alg: none` cannot be expressed, and an HS256 token never meets
+//! an RSA key. `exp` is required; `exp`/`nbf` allow a small leeway; `iss` and `aud` are checked
+//! when configured.
+//!
+//! Verified tokens are cached (bounded, keyed by the token's SHA-256, until their `exp`), so a
+//! client that sends the same ES256 token on every request pays for the signature once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value as JsonValue};
+use sha2::{Digest, Sha256};
+
+/// How claims become the subject (the `jwt_*` configuration keys).
+#[derive(Clone, Debug)]
+pub struct ClaimMapping {
+    /// The claim that holds the subject's id.
+    pub subject: String,
+    /// The claim (a dotted path, e.g. `realm_access.roles`) that holds the roles: an array of
+    /// strings, or one space-separated string.
+    pub roles: String,
+    /// `(claim, attribute)` pairs: other claims that become verified attributes.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> ClaimMapping {
+        ClaimMapping {
+            subject: "sub".to_string(),
+            roles: "roles".to_string(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+/// A verified identity: the subject's id and its verified attributes (by attribute name).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub subject: String,
+    pub attributes: Map<String, JsonValue>,
+    /// The claims' `exp`, in seconds since the epoch (`None` for a header identity).
+    pub expires: Option<u64>,
+}
+
+/// Why no identity was accepted: the forward-auth endpoint answers 401 and logs the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the Authorization header is not `Bearer <token>`")]
+    NotBearer,
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    #[error("no key verifies {alg:?} tokens{}", kid.as_ref().map(|k| format!(" with kid `{k}`")).unwrap_or_default())]
+    NoKey { alg: Algorithm, kid: Option<String> },
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("the token has no string claim `{0}` for the subject id")]
+    NoSubject(String),
+}
+
+impl IdentityError {
+    /// The OAuth 2.0 bearer `error` code for `WWW-Authenticate` (RFC 6750), if any.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            IdentityError::Missing => None,
+            IdentityError::NotBearer => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+/// One verification key, pinned to one algorithm.
+struct Key {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key source as configured: `ALG:PATH` (a PEM file, or a secret file for HS256) or
+/// `jwks:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Pem(Algorithm, PathBuf),
+    Secret(Algorithm, PathBuf),
+    Jwks(PathBuf),
+}
+
+impl KeySource {
+    pub fn parse(text: &str) -> Result<KeySource, String> {
+        let Some((kind, path)) = text.split_once(':') else {
+            return Err(format!(
+                "`{text}`: write `ALG:PATH` (ALG one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA) or `jwks:PATH`"
+            ));
+        };
+        let path = PathBuf::from(path);
+        if kind.eq_ignore_ascii_case("jwks") {
+            return Ok(KeySource::Jwks(path));
+        }
+        let alg: Algorithm = kind
+            .parse()
+            .map_err(|_| format!("`{kind}` is not a JWT algorithm Warden verifies"))?;
+        Ok(match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeySource::Secret(alg, path),
+            _ => KeySource::Pem(alg, path),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            KeySource::Pem(_, p) | KeySource::Secret(_, p) | KeySource::Jwks(p) => p,
+        }
+    }
+}
+
+/// The keys and rules a token is verified against, with the cache of tokens verified.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Vec<Key>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: u64,
+    mapping: ClaimMapping,
+    cache: TokenCache,
+}
+
+impl Verifier {
+    /// Reads every key file. Any unreadable or invalid key is an error naming the file.
+    pub fn load(
+        sources: &[KeySource],
+        issuer: Option<String>,
+        audience: Option<String>,
+        leeway: u64,
+        mapping: ClaimMapping,
+        cache_capacity: usize,
+    ) -> Result<Verifier, String> {
+        let mut keys = Vec::new();
+        for source in sources {
+            let path = source.path();
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))?;
+            let kid = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string);
+            let bad = |e: &dyn std::fmt::Display| format!("key file `{}`: {e}", path.display());
+            match source {
+                KeySource::Secret(alg, _) => {
+                    let secret = trim_secret(&bytes);
+                    if secret.len() < 32 {
+                        return Err(bad(&"an HMAC secret must be at least 32 bytes"));
+                    }
+                    keys.push(Key {
+                        alg: *alg,
+                        kid,
+                        key: DecodingKey::from_secret(secret),
+                    });
+                }
+                KeySource::Pem(alg, _) => {
+                    let key = match alg {
+                        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&bytes),
+                        Algorithm::EdDSA => DecodingKey::from_ed_pem(&bytes),
+                        _ => DecodingKey::from_rsa_pem(&bytes),
+                    }
+                    .map_err(|e| bad(&e))?;
+                    keys.push(Key {
+                        alg: *alg,
+                        kid,
+                        key,
+                    });
+                }
+                KeySource::Jwks(_) => {
+                    let set: JwkSet = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+                    for jwk in &set.keys {
+                        let alg = jwk_algorithm(jwk).map_err(|e| bad(&e))?;
+                        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e))?;
+                        keys.push(Key {
+                            alg,
+                            kid: jwk.common.key_id.clone(),
+                            key,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Verifier {
+            keys,
+            issuer,
+            audience,
+            leeway,
+            mapping,
+            cache: TokenCache::new(cache_capacity),
+        })
+    }
+
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Verifies the token of an `Authorization` header value.
+    pub fn verify_header(
+        &self,
+        authorization: Option<&[u8]>,
+    ) -> Result<Arc<Identity>, IdentityError> {
+        let Some(value) = authorization else {
+            return Err(IdentityError::Missing);
+        };
+        let text = std::str::from_utf8(value).map_err(|_| IdentityError::NotBearer)?;
+        let (scheme, token) = text
+            .trim()
+            .split_once(' ')
+            .ok_or(IdentityError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(IdentityError::NotBearer);
+        }
+        self.verify(token.trim())
+    }
+
+    /// Verifies a compact JWS token.
+    pub fn verify(&self, token: &str) -> Result<Arc<Identity>, IdentityError> {
+        let now = now_seconds();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(identity) = self.cache.get(&digest, now, self.leeway) {
+            return Ok(identity);
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| IdentityError::Malformed(e.to_string()))?;
+        let candidates = self.keys.iter().filter(|k| {
+            k.alg == header.alg
+                && match (&header.kid, &k.kid) {
+                    (Some(wanted), Some(kid)) => wanted == kid,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+        });
+        let mut last = None;
+        for key in candidates {
+            let mut validation = Validation::new(key.alg);
+            validation.leeway = self.leeway;
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp"]);
+            match &self.issuer {
+                Some(issuer) => validation.set_issuer(&[issuer]),
+                None => validation.iss = None,
+            }
+            match &self.audience {
+                Some(audience) => validation.set_audience(&[audience]),
+                None => validation.validate_aud = false,
+            }
+            match jsonwebtoken::decode::<Map<String, JsonValue>>(token, &key.key, &validation) {
+                Ok(data) => {
+                    let identity = Arc::new(self.identity(data.claims)?);
+                    if let Some(expires) = identity.expires {
+                        self.cache.insert(digest, identity.clone(), expires);
+                    }
+                    return Ok(identity);
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        match last {
+            Some(error) => Err(IdentityError::Invalid(error.to_string())),
+            None => Err(IdentityError::NoKey {
+                alg: header.alg,
+                kid: header.kid,
+            }),
+        }
+    }
+
+    fn identity(&self, claims: Map<String, JsonValue>) -> Result<Identity, IdentityError> {
+        let subject = match claims.get(&self.mapping.subject) {
+            Some(JsonValue::String(id)) if !id.is_empty() => id.clone(),
+            _ => return Err(IdentityError::NoSubject(self.mapping.subject.clone())),
+        };
+        let mut attributes = Map::new();
+        for (claim, attribute) in &self.mapping.attributes {
+            if let Some(value) = claim_at(&claims, claim) {
+                attributes.insert(attribute.clone(), value.clone());
+            }
+        }
+        match claim_at(&claims, &self.mapping.roles) {
+            Some(JsonValue::Array(roles)) => {
+                attributes.insert("roles".to_string(), JsonValue::Array(roles.clone()));
+            }
+            Some(JsonValue::String(roles)) => {
+                let roles = roles
+                    .split_whitespace()
+                    .map(|r| JsonValue::String(r.to_string()))
+                    .collect();
+                attributes.insert("roles".to_string(), JsonValue::Array(roles));
+            }
+            _ => {}
+        }
+        Ok(Identity {
+            subject,
+            attributes,
+            expires: claims.get("exp").and_then(JsonValue::as_u64),
+        })
+    }
+}
+
+/// A claim by dotted path (`realm_access.roles`); a claim whose name has a dot is found too.
+fn claim_at<'c>(claims: &'c Map<String, JsonValue>, path: &str) -> Option<&'c JsonValue> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut value = claims.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// The algorithm a JWK verifies: its `alg`, else the one its key type implies.
+fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
+    if let Some(alg) = jwk.common.key_algorithm {
+        return alg
+            .to_string()
+            .parse()
+            .map_err(|_| format!("a JWK with `alg` {alg:?} cannot verify signatures"));
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => Ok(Algorithm::ES256),
+            EllipticCurve::P384 => Ok(Algorithm::ES384),
+            _ => Err("an EC JWK on an unsupported curve".to_string()),
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Ok(Algorithm::EdDSA),
+        AlgorithmParameters::OctetKey(_) => Ok(Algorithm::HS256),
+    }
+}
+
+fn trim_secret(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    bytes.get(..end).unwrap_or_default()
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A verified identity and its `exp`.
+type CacheEntry = (Arc<Identity>, u64);
+
+/// Verified tokens by SHA-256, until their `exp` (plus leeway). When full, expired entries are
+/// dropped, and if none were, the whole cache is: simple, bounded, and never stale.
+#[derive(Debug)]
+struct TokenCache {
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+impl TokenCache {
+    fn new(capacity: usize) -> TokenCache {
+        TokenCache {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, digest: &[u8; 32], now: u64, leeway: u64) -> Option<Arc<Identity>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (identity, expires) = entries.get(digest)?;
+        (now <= expires.saturating_add(leeway)).then(|| identity.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], identity: Arc<Identity>, expires: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            let now = now_seconds();
+            entries.retain(|_, (_, exp)| *exp >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (identity, expires));
+    }
+}

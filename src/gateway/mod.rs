@@ -1,0 +1,125 @@
+//! Gateways: `route` declarations compiled to a router ([`routes`]), verified identity from
+//! bearer JWTs ([`identity`]), and the forward-auth endpoints that nginx `auth_request`, Envoy
+//! `ext_authz` (HTTP) and Traefik `forwardAuth` call ([`forward`]).
+
+pub mod forward;
+pub mod identity;
+pub mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+
+use identity::{ClaimMapping, KeySource, Verifier};
+
+/// The gateway part of the configuration (`gateway_*`, `jwt_*`, `identity_header`,
+/// `upstream_headers`).
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// The entity type of forward-auth subjects.
+    pub subject_type: String,
+    /// Verification keys: `ALG:PATH` (PEM, or a secret file for HS*) or `jwks:PATH`.
+    pub jwt_keys: Vec<KeySource>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// Leeway for `exp` and `nbf`, in seconds.
+    pub jwt_leeway_s: u64,
+    pub claims: ClaimMapping,
+    /// How many verified tokens are cached (0: none).
+    pub jwt_cache: usize,
+    /// A header that a trusted gateway sets to the subject's id, used instead of a token.
+    pub identity_header: Option<String>,
+    /// `(header, value)`: headers for the upstream on allow. Values: `subject`, `action`,
+    /// `resource_type`, `resource_id`, `route`, `roles`, `attr:NAME`.
+    pub upstream_headers: Vec<(String, String)>,
+    /// Envoy's `path_prefix`: the ext_authz endpoint is under it.
+    pub envoy_path_prefix: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            subject_type: "User".to_string(),
+            jwt_keys: Vec::new(),
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway_s: 30,
+            claims: ClaimMapping::default(),
+            jwt_cache: 10_000,
+            identity_header: None,
+            upstream_headers: Vec::new(),
+            envoy_path_prefix: "/ext-authz".to_string(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Builds the verifier from the key files (none configured: `None`).
+    pub fn verifier(&self) -> Result<Option<Verifier>, String> {
+        if self.jwt_keys.is_empty() {
+            return Ok(None);
+        }
+        Verifier::load(
+            &self.jwt_keys,
+            self.jwt_issuer.clone(),
+            self.jwt_audience.clone(),
+            self.jwt_leeway_s,
+            self.claims.clone(),
+            self.jwt_cache,
+        )
+        .map(Some)
+    }
+
+    fn key_files(&self) -> Vec<PathBuf> {
+        self.jwt_keys
+            .iter()
+            .map(|k| k.path().to_path_buf())
+            .collect()
+    }
+}
+
+/// The gateway's live state: the verifier of the current key files.
+#[derive(Debug, Default)]
+pub struct GatewayState {
+    pub verifier: ArcSwapOption<Verifier>,
+}
+
+/// Polls the key files and rebuilds the verifier when one changes; a key change that does
+/// not load leaves the previous keys in force (logged), as a broken policy change does.
+pub async fn watch_keys(state: Arc<crate::server::AppState>, interval: Duration) {
+    let config = state.settings.gateway.clone();
+    let files = config.key_files();
+    if files.is_empty() {
+        return;
+    }
+    let stamp = |files: &[PathBuf]| -> Vec<Option<(SystemTime, u64)>> {
+        files
+            .iter()
+            .map(|f| {
+                std::fs::metadata(f)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    };
+    let mut last = stamp(&files);
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = stamp(&files);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match config.verifier() {
+            Ok(verifier) => {
+                state.gateway.verifier.store(verifier.map(Arc::new));
+                tracing::info!("JWT keys reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "JWT keys do not load; the previous keys stay in force");
+            }
+        }
+    }
+}

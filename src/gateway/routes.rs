@@ -1,0 +1,552 @@
+//! `route` declarations, compiled: HTTP method + normalised path → action and resource.
+//!
+//! Templates are matched by a radix tree (`matchit`), one per method plus one for `*`, so a
+//! lookup costs the length of the path, not the number of routes. Precedence:
+//!
+//! 1. a route for the request's method beats a `*` route, whatever their templates;
+//! 2. within one method, a literal segment beats a `{param}`, which beats a final `{*rest}`.
+//!
+//! Two routes that could match the same path with the same precedence (`/a/{x}` and `/a/{y}`,
+//! or one template declared twice) are a check error, never resolved by declaration order.
+//!
+//! Paths are normalised before matching, as a gateway routes them: `//` and `.` segments
+//! vanish, `..` removes the segment before it, percent-encoded unreserved characters are
+//! decoded. What could be read two ways is refused, never guessed: an encoded `/` or `\`,
+//! an encoded or raw NUL or control character, an encoded `.` that makes a `.`/`..` segment,
+//! a `..` above the root, malformed percent-escapes.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
+
+/// One segment of a path template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    /// `{name}`: exactly one segment.
+    Param(String),
+    /// `{*name}`: the rest of the path (last segment only).
+    Rest(String),
+}
+
+/// Parses a path template: `/albums/{album}/photos/{*rest}`.
+pub fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
+    let Some(body) = template.strip_prefix('/') else {
+        return Err("a route path starts with `/`".to_string());
+    };
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = body.split('/').collect();
+    let mut segments = Vec::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        let last = index + 1 == parts.len();
+        if part.is_empty() {
+            if last {
+                return Err("a route path does not end with `/`".to_string());
+            }
+            return Err("a route path has no empty segment (`//`)".to_string());
+        }
+        if *part == "." || *part == ".." {
+            return Err(format!(
+                "`{part}` cannot be a segment: paths are normalised before matching"
+            ));
+        }
+        if let Some(inner) = part.strip_prefix('{') {
+            let Some(inner) = inner.strip_suffix('}') else {
+                return Err(format!(
+                    "`{part}`: a parameter is a whole segment, `{{name}}`"
+                ));
+            };
+            let (rest, name) = match inner.strip_prefix('*') {
+                Some(name) => (true, name),
+                None => (false, inner),
+            };
+            if !is_param_name(name) {
+                return Err(format!(
+                    "`{part}`: a parameter name is a letter or `_` followed by letters, digits or `_`"
+                ));
+            }
+            if rest && !last {
+                return Err(format!(
+                    "`{part}`: a `{{*rest}}` parameter must be the last segment"
+                ));
+            }
+            if segments
+                .iter()
+                .any(|s| matches!(s, Segment::Param(n) | Segment::Rest(n) if n == name))
+            {
+                return Err(format!("parameter `{name}` is captured twice"));
+            }
+            segments.push(if rest {
+                Segment::Rest(name.to_string())
+            } else {
+                Segment::Param(name.to_string())
+            });
+            continue;
+        }
+        if let Some(bad) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(*c)))
+        {
+            return Err(format!(
+                "`{part}`: `{bad}` cannot stand in a literal segment (write it percent-encoded only if it is not unreserved; braces only around a whole parameter)"
+            ));
+        }
+        segments.push(Segment::Literal(part.to_string()));
+    }
+    Ok(segments)
+}
+
+fn is_param_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// True for a method name the route table accepts: an HTTP token (`GET`, `PROPFIND`).
+pub fn is_method(method: &str) -> bool {
+    !method.is_empty()
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A value a route fills in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    Param(Box<str>),
+    Literal(Box<str>),
+}
+
+/// One compiled route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// `None` for `*`.
+    pub method: Option<Box<str>>,
+    pub template: Box<str>,
+    pub action: Arc<str>,
+    pub resource_type: Arc<str>,
+    pub resource_id: Part,
+    pub properties: Vec<(Arc<str>, Part)>,
+    /// `file:line`, for logs.
+    pub location: Arc<str>,
+}
+
+/// A route that matched, with its decoded parameters.
+#[derive(Debug)]
+pub struct Matched<'r> {
+    pub route: &'r Route,
+    pub params: Vec<(&'r str, String)>,
+}
+
+impl Matched<'_> {
+    /// The text a [`Part`] stands for.
+    pub fn fill<'a>(&'a self, part: &'a Part) -> Option<&'a str> {
+        match part {
+            Part::Literal(text) => Some(text),
+            Part::Param(name) => self
+                .params
+                .iter()
+                .find(|(n, _)| *n == name.as_ref())
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// Why a path was refused before matching.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path does not start with `/`")]
+    NotAbsolute,
+    #[error("malformed percent-escape")]
+    BadEscape,
+    #[error("an encoded `/` or `\\` is ambiguous")]
+    EncodedSeparator,
+    #[error("an encoded `.` in a dot segment is ambiguous")]
+    EncodedDot,
+    #[error("NUL or a control character in the path")]
+    Control,
+    #[error("`..` above the root")]
+    AboveRoot,
+    #[error("a parameter is not UTF-8 once decoded")]
+    NotUtf8,
+}
+
+/// Every declared route, indexed for matching.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    by_method: HashMap<Box<str>, matchit::Router<usize>>,
+    any: matchit::Router<usize>,
+}
+
+impl RouteTable {
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Adds a route; on a conflict, returns the index of the route it conflicts with (when
+    /// known) and why.
+    pub fn insert(&mut self, route: Route) -> Result<(), (Option<usize>, String)> {
+        parse_template(&route.template).map_err(|e| (None, e))?;
+        let index = self.routes.len();
+        let router = match &route.method {
+            Some(method) => self.by_method.entry(method.clone()).or_default(),
+            None => &mut self.any,
+        };
+        if let Err(error) = router.insert(route.template.to_string(), index) {
+            let other = match &error {
+                matchit::InsertError::Conflict { with } => self
+                    .routes
+                    .iter()
+                    .position(|r| r.method == route.method && r.template.as_ref() == with),
+                _ => None,
+            };
+            let message = match &error {
+                matchit::InsertError::Conflict { with } if with == route.template.as_ref() => {
+                    format!("`{}` is routed twice", route.template)
+                }
+                matchit::InsertError::Conflict { with } => format!(
+                    "`{}` and `{with}` match the same paths with the same precedence",
+                    route.template
+                ),
+                other => other.to_string(),
+            };
+            return Err((other, message));
+        }
+        self.routes.push(route);
+        Ok(())
+    }
+
+    /// Finds the route for a method and a path that [`normalize`] returned.
+    pub fn lookup(&self, method: &str, path: &str) -> Result<Option<Matched<'_>>, PathError> {
+        let found = self
+            .by_method
+            .get(method)
+            .and_then(|router| router.at(path).ok())
+            .or_else(|| self.any.at(path).ok());
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let Some(route) = self.routes.get(*found.value) else {
+            return Ok(None);
+        };
+        let mut params = Vec::with_capacity(found.params.len());
+        for (name, raw) in found.params.iter() {
+            let name = route_param_name(route, name);
+            params.push((name, decode_param(raw)?));
+        }
+        Ok(Some(Matched { route, params }))
+    }
+}
+
+/// The parameter name as stored in the route (borrowed from it, not from the path).
+fn route_param_name<'r>(route: &'r Route, name: &str) -> &'r str {
+    let template: &'r str = &route.template;
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|s| s.trim_start_matches('*'))
+        .find(|s| *s == name)
+        .unwrap_or("")
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Normalises a request target (path, with any query) the way a gateway routes it. The query
+/// and fragment are dropped.
+pub fn normalize(target: &str) -> Result<String, PathError> {
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let Some(body) = path.strip_prefix('/') else {
+        return Err(PathError::NotAbsolute);
+    };
+    let mut segments: Vec<String> = Vec::new();
+    let last = body.rsplit('/').next().unwrap_or_default();
+    let trailing = body.ends_with('/') || last == "." || last == "..";
+    for raw in body.split('/') {
+        let mut segment = String::with_capacity(raw.len());
+        let mut encoded_dot = false;
+        let bytes = raw.as_bytes();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if b == b'%' {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let decoded = h * 16 + l;
+                match decoded {
+                    b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                    0..=0x1f | 0x7f => return Err(PathError::Control),
+                    b'.' => {
+                        encoded_dot = true;
+                        segment.push('.');
+                    }
+                    d if is_unreserved(d) => segment.push(char::from(d)),
+                    d => {
+                        segment.push('%');
+                        segment.push(char::from(b"0123456789ABCDEF"[usize::from(d >> 4)]));
+                        segment.push(char::from(b"0123456789ABCDEF"[usize::from(d & 15)]));
+                    }
+                }
+                i += 3;
+                continue;
+            }
+            if b < 0x20 || b == 0x7f {
+                return Err(PathError::Control);
+            }
+            if b == b'\\' {
+                return Err(PathError::EncodedSeparator);
+            }
+            // Multi-byte UTF-8 passes through as it is (the input is a `str`).
+            let len = utf8_len(b);
+            segment.push_str(raw.get(i..i + len).ok_or(PathError::NotUtf8)?);
+            i += len;
+        }
+        match segment.as_str() {
+            "" | "." if !encoded_dot => {}
+            "." | ".." if encoded_dot => return Err(PathError::EncodedDot),
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::AboveRoot);
+                }
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || (trailing && !segments.is_empty()) {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+/// A matched parameter, fully percent-decoded (the path was normalised, so no encoded `/`
+/// or NUL remains).
+fn decode_param(raw: &str) -> Result<String, PathError> {
+    if !raw.contains('%') {
+        return Ok(raw.to_string());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(PathError::BadEscape);
+            };
+            out.push(h * 16 + l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PathError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Option<&str>, template: &str, action: &str) -> Route {
+        let segments = parse_template(template).unwrap_or_default();
+        let id = segments
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Segment::Param(n) | Segment::Rest(n) => Some(Part::Param(n.as_str().into())),
+                Segment::Literal(_) => None,
+            })
+            .unwrap_or(Part::Literal("all".into()));
+        Route {
+            method: method.map(Into::into),
+            template: template.into(),
+            action: action.into(),
+            resource_type: "T".into(),
+            resource_id: id,
+            properties: Vec::new(),
+            location: "test".into(),
+        }
+    }
+
+    fn table(routes: &[(Option<&str>, &str, &str)]) -> RouteTable {
+        let mut table = RouteTable::default();
+        for (m, t, a) in routes {
+            assert!(table.insert(route(*m, t, a)).is_ok(), "{t}");
+        }
+        table
+    }
+
+    fn action(table: &RouteTable, method: &str, path: &str) -> Option<(String, Vec<String>)> {
+        let path = normalize(path).ok()?;
+        let matched = table.lookup(method, &path).ok()??;
+        Some((
+            matched.route.action.to_string(),
+            matched.params.iter().map(|(_, v)| v.clone()).collect(),
+        ))
+    }
+
+    #[test]
+    fn normalises_like_a_gateway() {
+        assert_eq!(normalize("/a//b/./c/../d?x=1").as_deref(), Ok("/a/b/d"));
+        assert_eq!(normalize("/").as_deref(), Ok("/"));
+        assert_eq!(normalize("/a/").as_deref(), Ok("/a/"));
+        assert_eq!(normalize("/%61lbums/%7e%2Dx").as_deref(), Ok("/albums/~-x"));
+        assert_eq!(normalize("/a/%20b").as_deref(), Ok("/a/%20b"));
+        assert_eq!(normalize("/a/%c3%a9").as_deref(), Ok("/a/%C3%A9"));
+        assert_eq!(normalize("/a/b/..").as_deref(), Ok("/a/"));
+        assert_eq!(normalize("/a/%2e%2e/b"), Err(PathError::EncodedDot));
+        assert_eq!(normalize("/a/.%2E/b"), Err(PathError::EncodedDot));
+        assert_eq!(normalize("/a/%2fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a/%5cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a\\b"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a/%00"), Err(PathError::Control));
+        assert_eq!(normalize("/a/\0"), Err(PathError::Control));
+        assert_eq!(normalize("/a/%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/a/%4"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/../a"), Err(PathError::AboveRoot));
+        assert_eq!(normalize("a"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize("/a/x%2ey").as_deref(), Ok("/a/x.y"));
+    }
+
+    #[test]
+    fn templates_are_validated() {
+        assert!(parse_template("/albums/{album}/photos/{*rest}").is_ok());
+        assert!(parse_template("/").is_ok());
+        for bad in [
+            "albums",
+            "/a//b",
+            "/a/",
+            "/a/{x",
+            "/a/x{y}",
+            "/a/{*r}/b",
+            "/a/{x}/{x}",
+            "/a/{1x}",
+            "/a/./b",
+            "/a b",
+        ] {
+            assert!(parse_template(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn precedence_parameters_and_unmatched() {
+        let t = table(&[
+            (Some("GET"), "/albums/{album}", "view-album"),
+            (Some("GET"), "/albums/new", "new-form"),
+            (Some("GET"), "/albums/{album}/photos/{photo}", "view-photo"),
+            (Some("DELETE"), "/albums/{album}", "delete"),
+            (None, "/albums/{album}", "any"),
+            (None, "/files/{*path}", "file"),
+            (Some("GET"), "/files/readme", "readme"),
+        ]);
+        let got = |m, p| action(&t, m, p);
+        assert_eq!(
+            got("GET", "/albums/a1"),
+            Some(("view-album".into(), vec!["a1".into()]))
+        );
+        assert_eq!(got("GET", "/albums/new"), Some(("new-form".into(), vec![])));
+        assert_eq!(
+            got("GET", "/albums/a%201/photos/p%2B1"),
+            Some(("view-photo".into(), vec!["a 1".into(), "p+1".into()]))
+        );
+        assert_eq!(
+            got("DELETE", "/albums/a1"),
+            Some(("delete".into(), vec!["a1".into()]))
+        );
+        assert_eq!(
+            got("PATCH", "/albums/a1"),
+            Some(("any".into(), vec!["a1".into()]))
+        );
+        assert_eq!(
+            got("PUT", "/files/a/b/c.txt"),
+            Some(("file".into(), vec!["a/b/c.txt".into()]))
+        );
+        assert_eq!(got("GET", "/files/readme"), Some(("readme".into(), vec![])));
+        assert_eq!(got("GET", "/albums"), None);
+        assert_eq!(got("GET", "/albums/a1/photos"), None);
+        assert_eq!(got("GET", "/nothing"), None);
+        assert_eq!(
+            got("GET", "/albums/x/../a1"),
+            Some(("view-album".into(), vec!["a1".into()]))
+        );
+    }
+
+    #[test]
+    fn conflicts_are_refused() {
+        let mut t = table(&[(Some("GET"), "/a/{x}", "a")]);
+        assert!(t.insert(route(Some("GET"), "/a/{y}", "b")).is_err());
+        assert!(t.insert(route(Some("GET"), "/a/{x}", "b")).is_err());
+        assert!(t.insert(route(Some("POST"), "/a/{y}", "b")).is_ok());
+        assert!(t.insert(route(None, "/a/{y}", "b")).is_ok());
+        assert!(t.insert(route(Some("GET"), "/a/b", "b")).is_ok());
+    }
+
+    #[test]
+    fn hundreds_of_routes() {
+        let mut routes = Vec::new();
+        for i in 0..500 {
+            routes.push((
+                Some("GET"),
+                format!("/svc{i}/items/{{item}}"),
+                format!("a{i}"),
+            ));
+            routes.push((Some("POST"), format!("/svc{i}/items"), format!("c{i}")));
+        }
+        let mut t = RouteTable::default();
+        for (m, p, a) in &routes {
+            assert!(t.insert(route(*m, p, a)).is_ok());
+        }
+        assert_eq!(t.len(), 1000);
+        for i in [0, 1, 250, 499] {
+            assert_eq!(
+                action(&t, "GET", &format!("/svc{i}/items/x{i}")),
+                Some((format!("a{i}"), vec![format!("x{i}")]))
+            );
+            assert_eq!(
+                action(&t, "POST", &format!("/svc{i}/items")),
+                Some((format!("c{i}"), vec![]))
+            );
+        }
+        assert_eq!(action(&t, "GET", "/svc500/items/x"), None);
+    }
+}

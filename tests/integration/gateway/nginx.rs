@@ -1,0 +1,208 @@
+//! A real nginx in front of a tiny upstream, asking Warden through `deploy/nginx/warden.conf`
+//! (ports templated). Skipped when nginx is not installed, except under `CI=true`, where
+//! `.ci/run` installs it and its absence is a failure.
+
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::json;
+
+use super::*;
+use crate::server::{Http, TestServer};
+
+fn nginx_binary() -> Option<String> {
+    for candidate in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
+        if Path::new(candidate).exists() {
+            return Some(candidate.to_string());
+        }
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v nginx"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(found.stdout).ok()?.trim().to_string();
+    (!path.is_empty()).then_some(path)
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The upstream: echoes the path and the subject nginx passed on.
+async fn upstream() -> std::net::SocketAddr {
+    let app = Router::new().fallback(|uri: axum::http::Uri, headers: HeaderMap| async move {
+        let subject = headers
+            .get("x-warden-subject")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        format!("upstream {} for {subject}", uri.path())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+#[tokio::test]
+async fn through_a_real_nginx() {
+    let Some(binary) = nginx_binary() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nginx is not installed, and CI must run this test (.ci/run installs it)"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+        return;
+    };
+    let warden = TestServer::start(gateway_config(&example_policies())).await;
+    let upstream = upstream().await;
+    let port = free_port();
+
+    let dir = tempfile::tempdir().unwrap();
+    let site = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf"))
+        .unwrap()
+        .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
+        .replace("${WARDEN}", &warden.running.address.to_string())
+        .replace("${UPSTREAM}", &upstream.to_string());
+    std::fs::write(dir.path().join("warden.conf"), site).unwrap();
+    let temp = dir.path().display();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let main = format!(
+        "{user}worker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log info;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log {temp}/access.log;\n  client_body_temp_path {temp}/body;\n  \
+         proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fastcgi;\n  \
+         uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n  \
+         include {temp}/warden.conf;\n}}\n",
+        user = if root { "user root;\n" } else { "" },
+    );
+    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+    let child = Command::new(&binary)
+        .args([
+            "-p",
+            &temp.to_string(),
+            "-c",
+            &format!("{temp}/nginx.conf"),
+            "-g",
+            "daemon off;",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _nginx = Nginx(child);
+
+    let http = Http::new(&format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |path: &'static str, token: Option<String>| {
+        let http = http.clone();
+        async move {
+            let auth = token.map(|t| bearer(&t));
+            let headers: Vec<(&str, &str)> =
+                auth.iter().map(|a| ("authorization", a.as_str())).collect();
+            http.send("GET", path, &headers, "").await
+        }
+    };
+
+    let alice = sign(Algorithm::ES256, &claims("alice"));
+    let allowed = get("/albums/a1/photos/p1", Some(alice.clone())).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(allowed.body, "upstream /albums/a1/photos/p1 for alice");
+
+    let bob = sign(Algorithm::ES256, &claims("bob"));
+    assert_eq!(get("/albums/a1/photos/p1", Some(bob)).await.status, 403);
+
+    let missing = get("/albums/a1/photos/p1", None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"warden\"")
+    );
+
+    let mut expired = claims("alice");
+    expired["exp"] = json!(now() - 600);
+    let expired = sign(Algorithm::ES256, &expired);
+    let reply = get("/albums/a1/photos/p1", Some(expired)).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("invalid_token")
+    );
+
+    let mut tampered = alice.clone().into_bytes();
+    let at = tampered.len() - 3;
+    tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        get("/albums/a1/photos/p1", Some(tampered)).await.status,
+        401
+    );
+
+    // Signed with HS256 using the ES256 public key as the secret: the classic confusion.
+    let public = std::fs::read(keys().join("ec.pem")).unwrap();
+    let wrong_alg = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims("alice"),
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    assert_eq!(
+        get("/albums/a1/photos/p1", Some(wrong_alg)).await.status,
+        401
+    );
+    // Signed with RS256 under a kid no RS256 key has.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("ec".to_string());
+    let wrong_key = sign_with(header, &claims("alice"));
+    assert_eq!(
+        get("/albums/a1/photos/p1", Some(wrong_key)).await.status,
+        401
+    );
+
+    // nginx passes the raw URI on: what is ambiguous is refused, not guessed.
+    assert_eq!(
+        get("/albums/a1/photos/%2e%2e/p1", Some(alice.clone()))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(get("/nothing/here", Some(alice.clone())).await.status, 403);
+
+    warden.running.shutdown().await;
+}
