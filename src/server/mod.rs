@@ -120,6 +120,8 @@ pub struct AppState {
     shutdown_at: OnceLock<Instant>,
     /// True while the policy directory is watched for changes.
     pub watching: AtomicBool,
+    /// The audit log, when configured: every decision is handed to it.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 impl AppState {
@@ -131,6 +133,7 @@ impl AppState {
             settings,
             shutdown_at: OnceLock::new(),
             watching: AtomicBool::new(false),
+            audit: None,
         }
     }
 
@@ -263,7 +266,17 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
         .map_err(ServeError::Policies)?;
 
-    let state = Arc::new(AppState::new(Settings::from(config)));
+    let mut state = AppState::new(Settings::from(config));
+    if let Some(audit) = &config.audit {
+        let log = crate::audit::AuditLog::start(audit.clone()).map_err(|e| {
+            ServeError::Internal(format!(
+                "cannot open the audit log `{}`: {e}",
+                audit.path.display()
+            ))
+        })?;
+        state.audit = Some(log);
+    }
+    let state = Arc::new(state);
     state.publish(built);
     state.watching.store(watcher.is_some(), Ordering::Relaxed);
 
@@ -361,6 +374,11 @@ impl Running {
         }
         if let Some(reloader) = self.reloader {
             reloader.abort();
+        }
+        // Every call has finished, so every record is queued: write them all, then close.
+        if let Some(audit) = &self.state.audit {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            audit.close(left.max(Duration::from_secs(5))).await;
         }
         tracing::info!("stopped");
     }
