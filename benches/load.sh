@@ -4,7 +4,9 @@
 # Reports requests/s, decisions/s and p50/p99 latency for single evaluations and for batches
 # of 100, for Warden and for the floor: examples/floor.rs, a bare axum endpoint on the same
 # runtime that parses the same JSON body and answers a constant. Also reports Warden's own
-# server time per call (from its /metrics histogram).
+# server time per call (from its /metrics histogram). The same runs against a second Warden
+# with the audit log on (every decision recorded, fsync per batch, in the work directory) give
+# the audit log's cost: audit-on throughput as a share of audit-off, in the same run.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
@@ -18,6 +20,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 PORT=${PORT:-18181}
 FLOOR_PORT=${FLOOR_PORT:-18182}
+AUDIT_PORT=${AUDIT_PORT:-18183}
+AUDIT_DIR=${AUDIT_DIR:-}
 
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     echo "== installing wrk and curl"
@@ -98,8 +102,17 @@ target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$POR
 pids+=($!)
 target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
 pids+=($!)
+audit_dir=${AUDIT_DIR:-$work/audit}
+mkdir -p "$audit_dir"
+head -c 32 /dev/urandom > "$work/audit.key"
+target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$AUDIT_PORT" \
+    --watch=false --log-level warn --audit-path "$audit_dir/audit.jsonl" \
+    --audit-key-file "$work/audit.key" &
+audit_pid=$!
+pids+=($audit_pid)
 for _ in $(seq 1 100); do
     if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null \
+        && curl -sf "http://127.0.0.1:$AUDIT_PORT/readyz" >/dev/null \
         && curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' \
             "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation"; then
         break
@@ -148,6 +161,7 @@ row() {
 }
 # A short warm-up, so the first run does not pay for cold caches.
 wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$PORT/access/v1/evaluation" >/dev/null
+wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$AUDIT_PORT/access/v1/evaluation" >/dev/null
 
 warden_single=$(measure "http://127.0.0.1:$PORT/access/v1/evaluation" "$work/single.lua")
 row "warden single" 1 "$warden_single" "$(server_time evaluation)"
@@ -158,5 +172,20 @@ row "warden batch of 100" 100 "$warden_batch" "$(server_time evaluations)"
 floor_batch=$(measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluations" "$work/batch.lua")
 row "floor batch of 100 (parse)" 100 "$floor_batch"
 
+
+# The audit log on: every decision recorded, chained, checkpointed and synced.
+audit_server_time() { PORT=$AUDIT_PORT server_time "$1"; }
+audit_single=$(measure "http://127.0.0.1:$AUDIT_PORT/access/v1/evaluation" "$work/single.lua")
+row "warden+audit single" 1 "$audit_single" "$(audit_server_time evaluation)"
+audit_batch=$(measure "http://127.0.0.1:$AUDIT_PORT/access/v1/evaluations" "$work/batch.lua")
+row "warden+audit batch of 100" 100 "$audit_batch" "$(audit_server_time evaluations)"
+
 ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "warden/floor throughput: single $(ratio "$warden_single" "$floor_single")%, batch $(ratio "$warden_batch" "$floor_batch")%"
+echo "audit on/off throughput: single $(ratio "$audit_single" "$warden_single")%, batch $(ratio "$audit_batch" "$warden_batch")% (target: at least 90%)"
+
+# Every decision must be in the log, and the log must verify once the server has closed it.
+kill -TERM "$audit_pid"
+wait "$audit_pid" 2>/dev/null || true
+target/release/warden audit verify --key-file "$work/audit.key" "$audit_dir"/audit.jsonl* \
+    | sed 's/^/audit log: /'

@@ -238,13 +238,29 @@ fn base_path(program: &Program, node: NodeId) -> String {
     }
 }
 
+/// Writes `text` as a JSON string.
 fn json_string(out: &mut String, text: &str) {
-    let mut buffer = Vec::with_capacity(text.len() + 2);
-    if serde_json::to_writer(&mut buffer, text).is_ok() {
-        out.push_str(&String::from_utf8_lossy(&buffer));
-    } else {
-        out.push_str("\"\"");
+    out.push('"');
+    let mut plain = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            continue;
+        }
+        out.push_str(&text[plain..i]);
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            other => {
+                let _ = write!(out, "\\u{other:04x}");
+            }
+        }
+        plain = i + 1;
     }
+    out.push_str(&text[plain..]);
+    out.push('"');
 }
 
 /// Writes `value` as JSON, masking configured names and tokens; `path` is where it lies.
@@ -317,6 +333,15 @@ mod tests {
         assert!(looks_like_token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"));
         assert!(!looks_like_token("alice"));
         assert_eq!(shortened("eyJhbGciOi"), "eyJhbG…[masked]");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_does() {
+        for text in ["plain", "a\"b\\c\nd\te\r\u{1}é✓", ""] {
+            let mut out = String::new();
+            json_string(&mut out, text);
+            assert_eq!(out, serde_json::to_string(text).unwrap());
+        }
     }
 
     #[test]
