@@ -398,6 +398,9 @@ impl Writer {
                     if self.since_checkpoint >= self.checkpoint_records {
                         self.checkpoint("count");
                     }
+                    if self.size + self.buffer.len() as u64 >= self.rotate_bytes {
+                        self.rotate();
+                    }
                 }
                 self.flush();
                 if let Some(done) = close {
@@ -611,10 +614,12 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// The seq and hash of a file's last sealed record, and the seq of its first.
+/// The seq and hash of a file's last sealed record, and the seq of its first. Reads the tail
+/// of the file, widening the window until a whole record is in it.
 fn last_record(path: &Path) -> std::io::Result<Option<(u64, String, Option<u64>)>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    use std::io::BufRead;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
@@ -622,11 +627,28 @@ fn last_record(path: &Path) -> std::io::Result<Option<(u64, String, Option<u64>)
         let value: serde_json::Value = serde_json::from_str(line).ok()?;
         value.get("seq")?.as_u64()
     };
-    let first = text.lines().find_map(seq_of);
-    for line in text.lines().rev() {
-        if let (Some(sealed), Some(seq)) = (chain::split(line), seq_of(line)) {
-            return Ok(Some((seq, sealed.claimed.to_string(), first)));
+    let len = file.metadata()?.len();
+    let mut first_line = String::new();
+    std::io::BufReader::new(&mut file).read_line(&mut first_line)?;
+    let first = seq_of(first_line.trim_end());
+    let mut window: u64 = 1 << 20;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        // Unless the window starts the file, its first line may be a piece of one.
+        let skip = usize::from(start > 0);
+        let lines: Vec<&str> = text.lines().skip(skip).collect();
+        for line in lines.iter().rev() {
+            if let (Some(sealed), Some(seq)) = (chain::split(line), seq_of(line)) {
+                return Ok(Some((seq, sealed.claimed.to_string(), first)));
+            }
         }
+        if start == 0 {
+            return Ok(None);
+        }
+        window = window.saturating_mul(4);
     }
-    Ok(None)
 }

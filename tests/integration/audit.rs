@@ -601,3 +601,116 @@ fn the_audit_log_needs_a_key() {
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("audit_key_file"));
 }
+
+/// The binary: audit keys from the file, the environment and flags; SIGTERM drains the queue
+/// and closes the log, which then verifies.
+#[tokio::test]
+async fn the_binary_records_and_closes_the_log_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let setup = Setup::new();
+    let file = setup.dir.root.path().join("warden.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "audit_path = {:?}\naudit_mode = \"denies\"\naudit_checkpoint_records = 3\n",
+            setup.log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = warden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--watch=false", "--audit-mode", "all", "--config"])
+        .arg(&file)
+        .arg("-p")
+        .arg(setup.dir.path())
+        .env("WARDEN_AUDIT_KEY_FILE", &setup.key_file)
+        .env("WARDEN_AUDIT_MASK", "department,ok")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server said nothing");
+        let log: JsonValue = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+        if log["fields"]["message"] == "serving" {
+            break log["fields"]["address"].as_str().unwrap().to_string();
+        }
+    };
+    let http = Http::new(&format!("http://{address}"));
+    for i in 0..10 {
+        let mut body = request("alice", if i % 2 == 0 { "read" } else { "write" }, "d1");
+        body["context"] = json!({"ok": false});
+        assert_eq!(
+            http.post_json("/access/v1/evaluation", &body).await.status,
+            200
+        );
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // The flag (`all`) won over the file (`denies`); the environment's mask applied.
+    let recorded = decisions(&setup.files());
+    assert_eq!(recorded.len(), 10);
+    assert_eq!(recorded[0]["masked"], json!(["context.ok"]));
+    let (code, out) = verify_cli(&setup.files(), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10 decision(s), 4 checkpoint(s)"), "{out}");
+}
+
+#[tokio::test]
+async fn a_live_log_reports_its_unsigned_tail() {
+    let setup = Setup::new();
+    let server = TestServer::start(setup.config(setup.audit())).await;
+    server
+        .http
+        .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+        .await;
+    // Wait for the writer (batches are group-committed).
+    for _ in 0..100 {
+        if std::fs::metadata(&setup.log).map(|m| m.len()).unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let key = Key::new(KEY).unwrap();
+    let files = setup.files();
+    let live = verify::verify(
+        &files,
+        &verify::Options {
+            key: &key,
+            live: true,
+        },
+    )
+    .unwrap();
+    assert!(live.intact, "{}", verify::render(&live));
+    assert_eq!(live.unsigned_tail, 1);
+    assert!(verify::render(&live).contains("live log"));
+    let closed = verify::verify(
+        &files,
+        &verify::Options {
+            key: &key,
+            live: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(closed.broken.unwrap().kind, verify::BreakKind::Truncated);
+    server.running.shutdown().await;
+}
