@@ -88,7 +88,7 @@ pub struct Decided<'a> {
 
 /// The record's fields (without braces), and whether anything was masked.
 pub fn body(decided: &Decided<'_>, masking: &Masking) -> String {
-    let mut out = String::with_capacity(512);
+    let mut out = String::with_capacity(1024);
     let mut masked: Vec<String> = Vec::new();
     let program = decided.program;
     out.push_str("\"kind\":\"decision\",\"time\":\"");

@@ -181,7 +181,7 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                     BreakKind::Truncated
                 };
                 let why = if line.complete {
-                    "is not a sealed record (its end or its hash was altered)"
+                    "is not a sealed record: it was altered, or cut short by a crash and written after"
                 } else {
                     "is cut short: the log was truncated"
                 };

@@ -141,24 +141,44 @@ impl AuditLog {
     }
 
     /// Queues records: waits for room (`block`) or drops and counts (`drop`).
+    ///
+    /// When it must wait, it waits in a task of its own and awaits that: a call dropped while
+    /// waiting (the client hung up, the request timed out) still gets its records written.
     pub async fn submit(&self, records: Vec<String>) {
-        for record in records {
-            match self.config.when_full {
-                WhenFull::Block => match self.sender.try_send(Message::Record(record)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(message)) => {
-                        self.counters.waited.fetch_add(1, Relaxed);
-                        if self.sender.send(message).await.is_err() {
-                            self.lost(1);
-                        }
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => self.lost(1),
-                },
-                WhenFull::Drop => {
-                    if self.sender.try_send(Message::Record(record)).is_err() {
+        let mut records = records.into_iter();
+        while let Some(record) = records.next() {
+            match self.sender.try_send(Message::Record(record)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(message)) => match self.config.when_full {
+                    WhenFull::Drop => {
                         self.counters.dropped.fetch_add(1, Relaxed);
                     }
-                }
+                    WhenFull::Block => {
+                        let rest: Vec<String> = records.collect();
+                        let waiting = 1 + rest.len() as u64;
+                        self.counters.waited.fetch_add(waiting, Relaxed);
+                        let sender = self.sender.clone();
+                        let counters = self.counters.clone();
+                        let task = tokio::spawn(async move {
+                            let mut lost = u64::from(sender.send(message).await.is_err());
+                            for record in rest {
+                                if sender.send(Message::Record(record)).await.is_err() {
+                                    lost += 1;
+                                }
+                            }
+                            if lost > 0 {
+                                counters.dropped.fetch_add(lost, Relaxed);
+                                tracing::error!(
+                                    lost,
+                                    "audit records arrived after the audit log was closed; dropped"
+                                );
+                            }
+                        });
+                        let _ = task.await;
+                        return;
+                    }
+                },
+                Err(mpsc::error::TrySendError::Closed(_)) => self.lost(1),
             }
         }
     }

@@ -714,3 +714,38 @@ async fn a_live_log_reports_its_unsigned_tail() {
     assert_eq!(closed.broken.unwrap().kind, verify::BreakKind::Truncated);
     server.running.shutdown().await;
 }
+
+/// Callers that hang up while their records wait for room still get them written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_that_hang_up_while_waiting_lose_nothing() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.queue = 2;
+    let server = TestServer::start(setup.config(audit)).await;
+    let log = server.running.state.audit.as_ref().unwrap();
+    let stall = log.stall();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let http = server.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = request("alice", "read", "d1");
+            let call = http.post_json("/access/v1/evaluation", &body);
+            // Give up after a moment: the connection closes with the call still waiting.
+            let _ = tokio::time::timeout(Duration::from_millis(300), call).await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(stall);
+    let metrics = server.http.get("/metrics").await.body;
+    server.running.shutdown().await;
+    let decided: u64 = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("warden_decisions_total"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(decided, 20, "{metrics}");
+    assert_eq!(decisions(&setup.files()).len(), 20);
+}
