@@ -4,7 +4,10 @@
 # Reports requests/s, decisions/s and p50/p99 latency for single evaluations and for batches
 # of 100, for Warden and for the floor: examples/floor.rs, a bare axum endpoint on the same
 # runtime that parses the same JSON body and answers a constant. Also reports Warden's own
-# server time per call (from its /metrics histogram).
+# server time per call (from its /metrics histogram). Then the cost of the audit log: a second
+# Warden with it on (every decision recorded, fsync per batch, in the work directory or
+# AUDIT_DIR) against the first, in the same run, in ABBA order; finally the log is verified and
+# its decisions counted against the server's.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
@@ -20,6 +23,8 @@ PORT=${PORT:-18181}
 FLOOR_PORT=${FLOOR_PORT:-18182}
 GATEWAY_PORT=${GATEWAY_PORT:-18183}
 UNCACHED_PORT=${UNCACHED_PORT:-18184}
+AUDIT_PORT=${AUDIT_PORT:-18185}
+AUDIT_DIR=${AUDIT_DIR:-}
 
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     echo "== installing wrk and curl"
@@ -100,8 +105,17 @@ target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$POR
 pids+=($!)
 target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
 pids+=($!)
+audit_dir=${AUDIT_DIR:-$work/audit}
+mkdir -p "$audit_dir"
+head -c 32 /dev/urandom > "$work/audit.key"
+target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$AUDIT_PORT" \
+    --watch=false --log-level warn --audit-path "$audit_dir/audit.jsonl" \
+    --audit-key-file "$work/audit.key" &
+audit_pid=$!
+pids+=($audit_pid)
 for _ in $(seq 1 100); do
     if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null \
+        && curl -sf "http://127.0.0.1:$AUDIT_PORT/readyz" >/dev/null \
         && curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' \
             "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation"; then
         break
@@ -150,6 +164,7 @@ row() {
 }
 # A short warm-up, so the first run does not pay for cold caches.
 wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$PORT/access/v1/evaluation" >/dev/null
+wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$AUDIT_PORT/access/v1/evaluation" >/dev/null
 
 warden_single=$(measure "http://127.0.0.1:$PORT/access/v1/evaluation" "$work/single.lua")
 row "warden single" 1 "$warden_single" "$(server_time evaluation)"
@@ -159,6 +174,7 @@ warden_batch=$(measure "http://127.0.0.1:$PORT/access/v1/evaluations" "$work/bat
 row "warden batch of 100" 100 "$warden_batch" "$(server_time evaluations)"
 floor_batch=$(measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluations" "$work/batch.lua")
 row "floor batch of 100 (parse)" 100 "$floor_batch"
+
 
 ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "warden/floor throughput: single $(ratio "$warden_single" "$floor_single")%, batch $(ratio "$warden_batch" "$floor_batch")%"
@@ -202,3 +218,35 @@ for alg in HS256 ES256; do
     result=$(measure "http://127.0.0.1:$UNCACHED_PORT/forward-auth/nginx" "$work/forward-$alg.lua")
     row "forward-auth $alg no cache" 1 "$result"
 done
+# The audit log on (every decision recorded, chained, checkpointed, synced per batch) against
+# off, in ABBA order (off, on, on, off) so that a machine getting busier or quieter during the
+# run does not favour either side; each side's throughput is the mean of its two runs.
+audit_server_time() { PORT=$AUDIT_PORT server_time "$1"; }
+abba() {
+    local path=$1 script=$2 off1 on1 on2 off2
+    off1=$(measure "http://127.0.0.1:$PORT$path" "$script")
+    on1=$(measure "http://127.0.0.1:$AUDIT_PORT$path" "$script")
+    on2=$(measure "http://127.0.0.1:$AUDIT_PORT$path" "$script")
+    off2=$(measure "http://127.0.0.1:$PORT$path" "$script")
+    awk -v a="${off1%% *}" -v b="${off2%% *}" -v c="${on1%% *}" -v d="${on2%% *}" \
+        'BEGIN {printf "%.0f %.0f %.0f", (a + b) / 2, (c + d) / 2, 100 * (c + d) / (a + b)}'
+}
+echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
+printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
+read -r off on share <<<"$(abba /access/v1/evaluation "$work/single.lua")"
+printf '%-26s %12s %12s %7s%% %16s\n' "single" "$off" "$on" "$share" "$(audit_server_time evaluation)"
+read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
+printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100" "$off" "$on" "$share" "$(audit_server_time evaluations)"
+echo "(target: audit on at least 90% of off)"
+
+# Every decision must be in the log, and the log must verify once the server has closed it.
+decided=$(curl -sf "http://127.0.0.1:$AUDIT_PORT/metrics" \
+    | awk '/^warden_decisions_total/ {sum += $2} END {printf "%d", sum}')
+kill -TERM "$audit_pid"
+wait "$audit_pid" 2>/dev/null || true
+target/release/warden audit verify --key-file "$work/audit.key" "$audit_dir"/audit.jsonl* \
+    | sed 's/^/audit log: /'
+recorded=$(target/release/warden audit verify --format json --key-file "$work/audit.key" \
+    "$audit_dir"/audit.jsonl* | awk -F': ' '/"decisions"/ {gsub(",", "", $2); print $2}')
+echo "audit log: $decided decisions made, $recorded recorded"
+[ "$decided" = "$recorded" ] || { echo "the audit log lost decisions" >&2; exit 1; }

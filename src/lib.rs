@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod compile;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod audit;
 pub mod check;
 pub mod eval;
 pub mod fmt;
@@ -17,7 +18,8 @@ pub enum Exit {
     /// Success; `eval`: allow.
     Success = 0,
     /// `eval`: deny; `test`: a test failed, no test ran, or coverage below `--coverage-min`;
-    /// `fmt --check`: a file would change; `check --deny-warnings`: warnings.
+    /// `fmt --check`: a file would change; `check --deny-warnings`: warnings; `audit verify`:
+    /// the log is broken.
     Failure = 1,
     /// Bad flags (clap's own code).
     Usage = 2,
@@ -57,6 +59,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Serve the AuthZEN decision API over HTTP, reloading on every policy change.
     Serve(Box<serve::ServeArgs>),
+    /// Verify an audit log's chain and signatures, or replay it against other policies.
+    Audit(audit::AuditArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -88,5 +92,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Fmt(args) => fmt::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }

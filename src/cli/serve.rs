@@ -121,6 +121,56 @@ pub struct ServeArgs {
     /// Envoy ext_authz's `path_prefix` [default: /ext-authz].
     #[arg(long, value_name = "PATH", env = "WARDEN_ENVOY_PATH_PREFIX")]
     pub envoy_path_prefix: Option<String>,
+    /// Write an audit record of every decision to this file (rotated files: FILE.<seq>).
+    #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_PATH")]
+    pub audit_path: Option<PathBuf>,
+    /// The key that signs the audit log's checkpoints (at least 16 bytes); required with
+    /// --audit-path.
+    #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
+    /// Which decisions are recorded [default: all].
+    #[arg(long, value_enum, value_name = "MODE", env = "WARDEN_AUDIT_MODE")]
+    pub audit_mode: Option<crate::audit::Mode>,
+    /// In `sampled` mode, the fraction of allows recorded, 0 to 1 (denies always are) [default: 1].
+    #[arg(long, value_name = "FRACTION", env = "WARDEN_AUDIT_SAMPLE_ALLOWS")]
+    pub audit_sample_allows: Option<f64>,
+    /// Property and context names whose values are masked in audit records (comma-separated).
+    #[arg(
+        long,
+        value_name = "NAMES",
+        env = "WARDEN_AUDIT_MASK",
+        value_delimiter = ','
+    )]
+    pub audit_mask: Option<Vec<String>>,
+    /// The audit queue's capacity, in records [default: 65536].
+    #[arg(long, value_name = "N", env = "WARDEN_AUDIT_QUEUE")]
+    pub audit_queue: Option<usize>,
+    /// When the audit queue is full: wait for room, or drop and count [default: block].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        env = "WARDEN_AUDIT_WHEN_FULL"
+    )]
+    pub audit_when_full: Option<crate::audit::WhenFull>,
+    /// When the audit file is synced: after every batch, or at an interval [default: batch].
+    #[arg(long, value_enum, value_name = "POLICY", env = "WARDEN_AUDIT_FSYNC")]
+    pub audit_fsync: Option<crate::audit::Fsync>,
+    /// With `--audit-fsync interval`, the longest between syncs, in milliseconds [default: 1000].
+    #[arg(long, value_name = "MS", env = "WARDEN_AUDIT_FSYNC_INTERVAL_MS")]
+    pub audit_fsync_interval_ms: Option<u64>,
+    /// A signed checkpoint after this many records [default: 10000].
+    #[arg(long, value_name = "N", env = "WARDEN_AUDIT_CHECKPOINT_RECORDS")]
+    pub audit_checkpoint_records: Option<u64>,
+    /// A signed checkpoint at least this often while records arrive, in milliseconds [default: 10000].
+    #[arg(long, value_name = "MS", env = "WARDEN_AUDIT_CHECKPOINT_INTERVAL_MS")]
+    pub audit_checkpoint_interval_ms: Option<u64>,
+    /// Rotate the audit file at this size, in bytes [default: 268435456].
+    #[arg(long, value_name = "BYTES", env = "WARDEN_AUDIT_ROTATE_BYTES")]
+    pub audit_rotate_bytes: Option<u64>,
+    /// Rotate the audit file at this age, in milliseconds [default: never].
+    #[arg(long, value_name = "MS", env = "WARDEN_AUDIT_ROTATE_INTERVAL_MS")]
+    pub audit_rotate_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -155,6 +205,19 @@ impl ServeArgs {
             identity_header: self.identity_header.clone(),
             upstream_headers: self.upstream_headers.clone(),
             envoy_path_prefix: self.envoy_path_prefix.clone(),
+            audit_path: self.audit_path.clone(),
+            audit_key_file: self.audit_key_file.clone(),
+            audit_mode: self.audit_mode,
+            audit_sample_allows: self.audit_sample_allows,
+            audit_mask: self.audit_mask.clone(),
+            audit_queue: self.audit_queue,
+            audit_when_full: self.audit_when_full,
+            audit_fsync: self.audit_fsync,
+            audit_fsync_interval_ms: self.audit_fsync_interval_ms,
+            audit_checkpoint_records: self.audit_checkpoint_records,
+            audit_checkpoint_interval_ms: self.audit_checkpoint_interval_ms,
+            audit_rotate_bytes: self.audit_rotate_bytes,
+            audit_rotate_interval_ms: self.audit_rotate_interval_ms,
         }
     }
 }

@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{self, AuditLog};
 use crate::eval::explain;
 use crate::eval::request::{self, Parts};
 use crate::eval::{self, Decision, Frame, RequestError};
@@ -92,11 +93,74 @@ pub fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// One decision API call: one program snapshot, one clock reading, one frame.
-pub struct Call {
+pub struct Call<'s> {
     pub program: Arc<Program>,
     pub now: Timestamp,
     /// Present when the call is explained (decisions then use it, to explain from its memo).
     frame: Option<Frame>,
+    /// Present when the audit log is on: collects the call's records.
+    audit: Option<Recording<'s>>,
+}
+
+/// The audit records of one call, built as it decides and queued when it is answered.
+pub struct Recording<'s> {
+    log: &'s AuditLog,
+    request_id: String,
+    started: Instant,
+    /// The index of the batch item being decided.
+    item: Option<usize>,
+    pub records: Vec<String>,
+}
+
+impl Recording<'_> {
+    fn record(
+        &mut self,
+        program: &Program,
+        parts: &Parts<'_>,
+        now: Timestamp,
+        outcome: Result<(&Decision, &Frame), &str>,
+    ) {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+        if !self.log.wants(allowed) {
+            return;
+        }
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let body = audit::record::body(
+            &audit::record::Decided {
+                program,
+                parts,
+                time: now,
+                request_id: &self.request_id,
+                item: self.item,
+                outcome,
+                latency_us,
+            },
+            &self.log.config().masking,
+        );
+        self.records.push(body);
+    }
+}
+
+thread_local! {
+    /// The frame audited decisions are made in (its reads go into the record).
+    static AUDIT_FRAME: std::cell::RefCell<Frame> = std::cell::RefCell::new(Frame::new());
+}
+
+/// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<counter>`.
+fn request_id(headers: &HeaderMap) -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    if let Some(id) = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        return id.to_string();
+    }
+    static START: OnceLock<i64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = START.get_or_init(|| Timestamp::now().as_millisecond());
+    format!("w{start:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What became of one evaluation.
@@ -110,13 +174,46 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl Call {
-    pub fn new(program: Arc<Program>, explain: bool) -> Call {
+impl<'s> Call<'s> {
+    pub fn new(program: Arc<Program>, explain: bool) -> Call<'s> {
         Call {
             program,
             now: Timestamp::now(),
             frame: explain.then(Frame::new),
+            audit: None,
         }
+    }
+
+    /// Records this call's decisions in `log` (when there is one).
+    pub fn audited(
+        mut self,
+        log: Option<&'s AuditLog>,
+        headers: &HeaderMap,
+        started: Instant,
+    ) -> Call<'s> {
+        self.audit = log.map(|log| Recording {
+            log,
+            request_id: request_id(headers),
+            started,
+            item: None,
+            records: Vec::new(),
+        });
+        self
+    }
+
+    /// The next decisions are of batch item `index`.
+    pub fn at_item(&mut self, index: usize) {
+        if let Some(audit) = &mut self.audit {
+            audit.item = Some(index);
+        }
+    }
+
+    /// The audit records made so far (empty when the audit log is off).
+    pub fn take_records(&mut self) -> Vec<String> {
+        self.audit
+            .as_mut()
+            .map(|audit| std::mem::take(&mut audit.records))
+            .unwrap_or_default()
     }
 
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
@@ -125,6 +222,9 @@ impl Call {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
             Err(RequestError::Invalid(message)) => {
+                if let Some(audit) = &mut self.audit {
+                    audit.record(program, parts, self.now, Err(&message));
+                }
                 // Well-formed but not decidable: a deny, never an error.
                 return Outcome::Decided {
                     allowed: false,
@@ -135,13 +235,32 @@ impl Call {
                 };
             }
         };
-        match &mut self.frame {
-            None => Outcome::Decided {
+        let now = self.now;
+        match (&mut self.frame, &mut self.audit) {
+            (None, None) => Outcome::Decided {
                 allowed: eval::decide(program, &request).allowed,
                 context: None,
             },
-            Some(frame) => {
+            (None, Some(audit)) => AUDIT_FRAME.with(|cell| {
+                let mut own = None;
+                let mut borrowed = cell.try_borrow_mut();
+                let frame = match &mut borrowed {
+                    Ok(frame) => &mut **frame,
+                    // Only if deciding re-entered itself; a fresh frame keeps it correct.
+                    Err(_) => own.insert(Frame::new()),
+                };
                 let decision = eval::decide_in(program, &request, frame);
+                audit.record(program, parts, now, Ok((&decision, frame)));
+                Outcome::Decided {
+                    allowed: decision.allowed,
+                    context: None,
+                }
+            }),
+            (Some(frame), audit) => {
+                let decision = eval::decide_in(program, &request, frame);
+                if let Some(audit) = audit {
+                    audit.record(program, parts, now, Ok((&decision, frame)));
+                }
                 let explanation = explain::explain(program, frame, &decision);
                 let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
                 Outcome::Decided {
@@ -228,15 +347,37 @@ async fn evaluation(
     body: Result<AuthzenJson, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let result = body.and_then(|json| single(&state, &headers, &json));
+    let mut records = Vec::new();
+    let result = body.and_then(|json| single(&state, &headers, &json, &mut records));
+    audit_submit(&state, records).await;
     finish(&state, Endpoint::Evaluation, started, result)
 }
 
-fn single(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+/// Queues a call's audit records (waiting for room when the queue is full and so configured).
+pub async fn audit_submit(state: &AppState, records: Vec<String>) {
+    if let Some(log) = &state.audit
+        && !records.is_empty()
+    {
+        log.submit(records).await;
+    }
+}
+
+fn single(
+    state: &AppState,
+    headers: &HeaderMap,
+    json: &AuthzenJson,
+    records: &mut Vec<String>,
+) -> Result<Response, ApiError> {
     let parts = parts(&json.body)?;
     let program = state.snapshot(json.started)?;
-    let mut call = Call::new(program, wants_explanation(state, headers));
-    match call.evaluate(&parts) {
+    let mut call = Call::new(program, wants_explanation(state, headers)).audited(
+        state.audit.as_ref(),
+        headers,
+        json.started,
+    );
+    let outcome = call.evaluate(&parts);
+    *records = call.take_records();
+    match outcome {
         Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
         Outcome::Decided { allowed, context } => {
             state.metrics.decision(allowed);
@@ -318,11 +459,18 @@ async fn evaluations(
     body: Result<AuthzenJson, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let result = body.and_then(|json| batch(&state, &headers, &json));
+    let mut records = Vec::new();
+    let result = body.and_then(|json| batch(&state, &headers, &json, &mut records));
+    audit_submit(&state, records).await;
     finish(&state, Endpoint::Evaluations, started, result)
 }
 
-fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Response, ApiError> {
+fn batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    json: &AuthzenJson,
+    records: &mut Vec<String>,
+) -> Result<Response, ApiError> {
     let body = &json.body;
     let items = match body.get("evaluations") {
         None | Some(JsonValue::Null) => None,
@@ -333,14 +481,19 @@ fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Re
     let semantic = Semantic::parse(body.get("options"))?;
     // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
     let Some(items) = items else {
-        return single(state, headers, json);
+        return single(state, headers, json, records);
     };
     let default = |key: &str| body.get(key).filter(|v| !v.is_null());
     let program = state.snapshot(json.started)?;
-    let mut call = Call::new(program, wants_explanation(state, headers));
+    let mut call = Call::new(program, wants_explanation(state, headers)).audited(
+        state.audit.as_ref(),
+        headers,
+        json.started,
+    );
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {
+        call.at_item(index);
         let outcome = match entry {
             JsonValue::Object(entry) => {
                 // An item's key replaces the default whole; `null` counts as absent.
@@ -379,6 +532,7 @@ fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Re
         }
     }
     out.push_str("]}");
+    *records = call.take_records();
     Ok(decided_response(&call.program, out))
 }
 

@@ -50,6 +50,19 @@ pub struct ConfigLayer {
     pub identity_header: Option<String>,
     pub upstream_headers: Option<Vec<String>>,
     pub envoy_path_prefix: Option<String>,
+    pub audit_path: Option<PathBuf>,
+    pub audit_key_file: Option<PathBuf>,
+    pub audit_mode: Option<crate::audit::Mode>,
+    pub audit_sample_allows: Option<f64>,
+    pub audit_mask: Option<Vec<String>>,
+    pub audit_queue: Option<usize>,
+    pub audit_when_full: Option<crate::audit::WhenFull>,
+    pub audit_fsync: Option<crate::audit::Fsync>,
+    pub audit_fsync_interval_ms: Option<u64>,
+    pub audit_checkpoint_records: Option<u64>,
+    pub audit_checkpoint_interval_ms: Option<u64>,
+    pub audit_rotate_bytes: Option<u64>,
+    pub audit_rotate_interval_ms: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -102,6 +115,27 @@ impl ConfigLayer {
             identity_header: over.identity_header.or(self.identity_header),
             upstream_headers: over.upstream_headers.or(self.upstream_headers),
             envoy_path_prefix: over.envoy_path_prefix.or(self.envoy_path_prefix),
+            audit_path: over.audit_path.or(self.audit_path),
+            audit_key_file: over.audit_key_file.or(self.audit_key_file),
+            audit_mode: over.audit_mode.or(self.audit_mode),
+            audit_sample_allows: over.audit_sample_allows.or(self.audit_sample_allows),
+            audit_mask: over.audit_mask.or(self.audit_mask),
+            audit_queue: over.audit_queue.or(self.audit_queue),
+            audit_when_full: over.audit_when_full.or(self.audit_when_full),
+            audit_fsync: over.audit_fsync.or(self.audit_fsync),
+            audit_fsync_interval_ms: over
+                .audit_fsync_interval_ms
+                .or(self.audit_fsync_interval_ms),
+            audit_checkpoint_records: over
+                .audit_checkpoint_records
+                .or(self.audit_checkpoint_records),
+            audit_checkpoint_interval_ms: over
+                .audit_checkpoint_interval_ms
+                .or(self.audit_checkpoint_interval_ms),
+            audit_rotate_bytes: over.audit_rotate_bytes.or(self.audit_rotate_bytes),
+            audit_rotate_interval_ms: over
+                .audit_rotate_interval_ms
+                .or(self.audit_rotate_interval_ms),
         }
     }
 }
@@ -148,6 +182,8 @@ pub struct Config {
     pub log_level: String,
     /// Forward-auth: subject type, JWT verification, upstream headers, Envoy prefix.
     pub gateway: crate::gateway::GatewayConfig,
+    /// The audit log, when `audit_path` is set.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 impl Default for Config {
@@ -170,6 +206,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             gateway: crate::gateway::GatewayConfig::default(),
+            audit: None,
         }
     }
 }
@@ -179,6 +216,7 @@ impl Config {
     pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
         let defaults = Config::default();
         let gateway = gateway_config(&layer, defaults.gateway.clone())?;
+        let audit = resolve_audit(&layer)?;
         let address = |key: &str, text: &str| {
             text.parse::<SocketAddr>().map_err(|_| {
                 ConfigError(format!(
@@ -266,6 +304,7 @@ impl Config {
             log_format: layer.log_format.unwrap_or(defaults.log_format),
             log_level,
             gateway,
+            audit,
         })
     }
 }
@@ -351,6 +390,82 @@ fn gateway_config(
         upstream_headers,
         envoy_path_prefix,
     })
+}
+
+/// The `audit_*` keys: `None` unless `audit_path` is set; then `audit_key_file` is required.
+fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig>, ConfigError> {
+    use crate::audit::{AuditConfig, Key, Masking};
+    let Some(path) = &layer.audit_path else {
+        return Ok(None);
+    };
+    let Some(key_file) = &layer.audit_key_file else {
+        return Err(ConfigError(
+            "`audit_key_file` is required with `audit_path`: checkpoints are signed with it \
+             (make one with `head -c 32 /dev/urandom | base64 > audit.key`)"
+                .to_string(),
+        ));
+    };
+    let key =
+        Key::from_file(key_file).map_err(|e| ConfigError(format!("`audit_key_file`: {e}")))?;
+    let mut audit = AuditConfig::new(path.clone(), key);
+    let positive = |key: &str, value: u64| {
+        if value == 0 {
+            Err(ConfigError(format!("`{key}` must be greater than 0")))
+        } else {
+            Ok(value)
+        }
+    };
+    if let Some(mode) = layer.audit_mode {
+        audit.mode = mode;
+    }
+    if let Some(rate) = layer.audit_sample_allows {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ConfigError(
+                "`audit_sample_allows` must be between 0 and 1 (the fraction of allows recorded)"
+                    .to_string(),
+            ));
+        }
+        audit.sample_allows = rate;
+    }
+    if let Some(names) = &layer.audit_mask {
+        audit.masking = Masking {
+            names: names
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        };
+    }
+    if let Some(queue) = layer.audit_queue {
+        audit.queue =
+            usize::try_from(positive("audit_queue", queue as u64)?).unwrap_or(audit.queue);
+    }
+    if let Some(when_full) = layer.audit_when_full {
+        audit.when_full = when_full;
+    }
+    if let Some(fsync) = layer.audit_fsync {
+        audit.fsync = fsync;
+    }
+    if let Some(ms) = layer.audit_fsync_interval_ms {
+        audit.fsync_interval = Duration::from_millis(positive("audit_fsync_interval_ms", ms)?);
+    }
+    if let Some(n) = layer.audit_checkpoint_records {
+        audit.checkpoint_records = positive("audit_checkpoint_records", n)?;
+    }
+    if let Some(ms) = layer.audit_checkpoint_interval_ms {
+        audit.checkpoint_interval =
+            Duration::from_millis(positive("audit_checkpoint_interval_ms", ms)?);
+    }
+    if let Some(bytes) = layer.audit_rotate_bytes {
+        audit.rotate_bytes = positive("audit_rotate_bytes", bytes)?;
+    }
+    if let Some(ms) = layer.audit_rotate_interval_ms {
+        audit.rotate_interval = Some(Duration::from_millis(positive(
+            "audit_rotate_interval_ms",
+            ms,
+        )?));
+    }
+    Ok(Some(audit))
 }
 
 /// Discovery's base URL: http(s), with a host, and no query or fragment (the spec's words).

@@ -124,6 +124,8 @@ pub struct AppState {
     pub watching: AtomicBool,
     /// The forward-auth endpoints' JWT keys.
     pub gateway: crate::gateway::GatewayState,
+    /// The audit log, when configured: every decision is handed to it.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 impl AppState {
@@ -136,6 +138,7 @@ impl AppState {
             shutdown_at: OnceLock::new(),
             watching: AtomicBool::new(false),
             gateway: crate::gateway::GatewayState::default(),
+            audit: None,
         }
     }
 
@@ -271,7 +274,17 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
         .map_err(ServeError::Policies)?;
 
-    let state = Arc::new(AppState::new(Settings::from(config)));
+    let mut state = AppState::new(Settings::from(config));
+    if let Some(audit) = &config.audit {
+        let log = crate::audit::AuditLog::start(audit.clone()).map_err(|e| {
+            ServeError::Internal(format!(
+                "cannot open the audit log `{}`: {e}",
+                audit.path.display()
+            ))
+        })?;
+        state.audit = Some(log);
+    }
+    let state = Arc::new(state);
     state.publish(built);
     let verifier = config.gateway.verifier().map_err(ConfigError)?;
     state.gateway.verifier.store(verifier.map(Arc::new));
@@ -378,6 +391,11 @@ impl Running {
             reloader.abort();
         }
         self.key_watcher.abort();
+        // Every call has finished, so every record is queued: write them all, then close.
+        if let Some(audit) = &self.state.audit {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            audit.close(left.max(Duration::from_secs(5))).await;
+        }
         tracing::info!("stopped");
     }
 }

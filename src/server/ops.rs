@@ -72,7 +72,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = {
+    let mut text = {
         let status = state.status();
         state.metrics.render(&ProgramFacts {
             version: status.version.as_deref(),
@@ -81,6 +81,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             ready: state.ready(),
         })
     };
+    if let Some(audit) = &state.audit {
+        audit.render_metrics(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,

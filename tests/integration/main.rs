@@ -8,6 +8,7 @@
 
 mod alloc;
 mod ast_gen;
+mod audit;
 mod bad_input;
 mod check;
 mod cli;

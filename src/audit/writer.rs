@@ -1,0 +1,674 @@
+//! The writer: decisions hand finished record bodies to a bounded queue; one thread seals them
+//! into the chain, writes them in batches, signs checkpoints, syncs and rotates.
+//!
+//! - **Queue full.** `block` (the default): the call waits for room (back-pressure; nothing is
+//!   lost). `drop`: the record is dropped and counted in `warden_audit_dropped_total` (never
+//!   silently).
+//! - **Batches.** The writer takes everything queued (up to 16384 records), writes it with one
+//!   system call, and then waits until [`BATCH_INTERVAL`] has passed since the batch began
+//!   before taking the next: a group commit, so that under load a sync covers many records
+//!   instead of each record paying for one.
+//! - **fsync.** `batch` (the default): after every batch the file is flushed and
+//!   `fdatasync`ed, so a record is on disk within a batch interval and a sync of its decision.
+//!   `interval`: flushed after every batch, synced at most every `audit_fsync_interval_ms`
+//!   (a crash may lose that much). Checkpoints that close a file are always synced.
+//! - **Checkpoints.** Every `audit_checkpoint_records` records or `audit_checkpoint_interval_ms`,
+//!   whichever comes first (when records were written since the last one), at rotation
+//!   (`reason: "rotate"`) and at shutdown (`reason: "close"`).
+//! - **Rotation.** When the file reaches `audit_rotate_bytes`, or is `audit_rotate_interval_ms`
+//!   old, it is closed with a checkpoint and renamed to `PATH.<first seq, 12 digits>`; the new
+//!   file's first record links to the renamed file's last.
+//! - **Restart.** An existing log is continued: the chain goes on from its last record (or from
+//!   the newest rotated file's, when the active file is gone).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::chain::{self, Key};
+use crate::audit::{AuditConfig, Fsync, Mode, WhenFull};
+
+/// The shortest time between the starts of two batches (group commit).
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The most records one batch takes from the queue.
+const BATCH_MAX: usize = 16_384;
+
+enum Message {
+    Record(String),
+    Close(oneshot::Sender<()>),
+}
+
+/// Counters shared by the handlers, the writer and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Calls that found the queue full and waited.
+    pub waited: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub rotations: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Allows seen in `sampled` mode (the sampler's clock).
+    allows_seen: AtomicU64,
+}
+
+/// Stops the writer before its next batch while held (for tests of back-pressure).
+#[derive(Debug, Default)]
+struct Gate {
+    stalled: Mutex<bool>,
+    opened: Condvar,
+}
+
+/// A running audit log: the queue's sending side and the writer thread.
+pub struct AuditLog {
+    config: AuditConfig,
+    sender: mpsc::Sender<Message>,
+    pub counters: Arc<Counters>,
+    gate: Arc<Gate>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.config.path)
+            .finish()
+    }
+}
+
+/// While alive, the writer takes nothing from the queue.
+pub struct Stall {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        *self
+            .gate
+            .stalled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
+        self.gate.opened.notify_all();
+    }
+}
+
+impl AuditLog {
+    /// Opens (or continues) the log and starts the writer thread.
+    pub fn start(config: AuditConfig) -> std::io::Result<AuditLog> {
+        let (sender, receiver) = mpsc::channel(config.queue);
+        let counters = Arc::new(Counters::default());
+        let gate = Arc::new(Gate::default());
+        let mut writer = Writer::open(&config, counters.clone())?;
+        let thread_gate = gate.clone();
+        let thread = std::thread::Builder::new()
+            .name("warden-audit".to_string())
+            .spawn(move || writer.run(receiver, &thread_gate))?;
+        Ok(AuditLog {
+            config,
+            sender,
+            counters,
+            gate,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn config(&self) -> &AuditConfig {
+        &self.config
+    }
+
+    /// Whether a decision with this verdict is recorded (`sampled` mode counts allows).
+    pub fn wants(&self, allowed: bool) -> bool {
+        match self.config.mode {
+            Mode::All => true,
+            Mode::Denies => !allowed,
+            Mode::Sampled => {
+                if !allowed {
+                    return true;
+                }
+                let n = self.counters.allows_seen.fetch_add(1, Relaxed);
+                let rate = self.config.sample_allows;
+                // Exactly `rate` of allows, evenly spread: record the n-th when the running
+                // count of wanted records goes up.
+                ((n + 1) as f64 * rate).floor() > (n as f64 * rate).floor()
+            }
+        }
+    }
+
+    /// Queues records: waits for room (`block`) or drops and counts (`drop`).
+    ///
+    /// When it must wait, it waits in a task of its own and awaits that: a call dropped while
+    /// waiting (the client hung up, the request timed out) still gets its records written.
+    pub async fn submit(&self, records: Vec<String>) {
+        let mut records = records.into_iter();
+        while let Some(record) = records.next() {
+            match self.sender.try_send(Message::Record(record)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(message)) => match self.config.when_full {
+                    WhenFull::Drop => {
+                        self.counters.dropped.fetch_add(1, Relaxed);
+                    }
+                    WhenFull::Block => {
+                        let rest: Vec<String> = records.collect();
+                        let waiting = 1 + rest.len() as u64;
+                        self.counters.waited.fetch_add(waiting, Relaxed);
+                        let sender = self.sender.clone();
+                        let counters = self.counters.clone();
+                        let task = tokio::spawn(async move {
+                            let mut lost = u64::from(sender.send(message).await.is_err());
+                            for record in rest {
+                                if sender.send(Message::Record(record)).await.is_err() {
+                                    lost += 1;
+                                }
+                            }
+                            if lost > 0 {
+                                counters.dropped.fetch_add(lost, Relaxed);
+                                tracing::error!(
+                                    lost,
+                                    "audit records arrived after the audit log was closed; dropped"
+                                );
+                            }
+                        });
+                        let _ = task.await;
+                        return;
+                    }
+                },
+                Err(mpsc::error::TrySendError::Closed(_)) => self.lost(1),
+            }
+        }
+    }
+
+    fn lost(&self, n: u64) {
+        self.counters.dropped.fetch_add(n, Relaxed);
+        tracing::error!("an audit record arrived after the audit log was closed; dropped");
+    }
+
+    /// Records waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Holds the writer until the returned guard is dropped.
+    pub fn stall(&self) -> Stall {
+        *self
+            .gate
+            .stalled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        Stall {
+            gate: self.gate.clone(),
+        }
+    }
+
+    /// Writes everything queued, a closing checkpoint, syncs, and stops the writer; waits up
+    /// to `timeout`. Records submitted later are dropped and counted.
+    pub async fn close(&self, timeout: Duration) {
+        let (done, finished) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent = tokio::time::timeout_at(deadline, self.sender.send(Message::Close(done))).await;
+        let closed = match sent {
+            Ok(Ok(())) => tokio::time::timeout_at(deadline, finished).await.is_ok(),
+            _ => false,
+        };
+        if closed {
+            let thread = self
+                .thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            tracing::info!(
+                written = self.counters.written.load(Relaxed),
+                "audit log drained and closed"
+            );
+        } else {
+            tracing::error!(
+                queued = self.queued(),
+                "the audit log did not drain before the shutdown timeout"
+            );
+        }
+    }
+
+    /// The audit series for `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let series: [(&str, &str, &str, u64); 7] = [
+            (
+                "warden_audit_records_total",
+                "counter",
+                "Audit records written.",
+                c.written.load(Relaxed),
+            ),
+            (
+                "warden_audit_dropped_total",
+                "counter",
+                "Audit records dropped because the queue was full (audit_when_full = \"drop\") or the log was closed.",
+                c.dropped.load(Relaxed),
+            ),
+            (
+                "warden_audit_queue_full_total",
+                "counter",
+                "Records that waited for room in a full audit queue.",
+                c.waited.load(Relaxed),
+            ),
+            (
+                "warden_audit_checkpoints_total",
+                "counter",
+                "Signed checkpoints written.",
+                c.checkpoints.load(Relaxed),
+            ),
+            (
+                "warden_audit_rotations_total",
+                "counter",
+                "Audit files rotated.",
+                c.rotations.load(Relaxed),
+            ),
+            (
+                "warden_audit_write_errors_total",
+                "counter",
+                "Failed writes to the audit file (retried).",
+                c.write_errors.load(Relaxed),
+            ),
+            (
+                "warden_audit_queue_depth",
+                "gauge",
+                "Audit records waiting to be written.",
+                self.queued() as u64,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    path: PathBuf,
+    key: Key,
+    fsync: Fsync,
+    fsync_interval: Duration,
+    checkpoint_records: u64,
+    checkpoint_interval: Duration,
+    rotate_bytes: u64,
+    rotate_interval: Option<Duration>,
+    counters: Arc<Counters>,
+    file: File,
+    /// Bytes in the current file.
+    size: u64,
+    opened: Instant,
+    /// The seq of the current file's first record (for the rotated name).
+    first_seq: Option<u64>,
+    next_seq: u64,
+    head: String,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    last_sync: Instant,
+    unsynced: bool,
+    buffer: String,
+}
+
+impl Writer {
+    fn open(config: &AuditConfig, counters: Arc<Counters>) -> std::io::Result<Writer> {
+        if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Continue the chain: from the active file's last record, else the newest rotated one.
+        let (next_seq, head, first_seq) = match last_record(&config.path)? {
+            Some((seq, hash, first)) => (seq + 1, hash, first),
+            None => match newest_rotated(&config.path)? {
+                Some(rotated) => match last_record(&rotated)? {
+                    Some((seq, hash, _)) => (seq + 1, hash, None),
+                    None => (0, chain::GENESIS.to_string(), None),
+                },
+                None => (0, chain::GENESIS.to_string(), None),
+            },
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.path)?;
+        let size = file.seek(SeekFrom::End(0))?;
+        if size > 0 && !ends_with_newline(&config.path)? {
+            // A line cut short by a crash: end it, so the next record starts a line of its own
+            // (verify reports the cut line).
+            file.write_all(b"\n")?;
+        }
+        let now = Instant::now();
+        Ok(Writer {
+            path: config.path.clone(),
+            key: config.key.clone(),
+            fsync: config.fsync,
+            fsync_interval: config.fsync_interval,
+            checkpoint_records: config.checkpoint_records,
+            checkpoint_interval: config.checkpoint_interval,
+            rotate_bytes: config.rotate_bytes,
+            rotate_interval: config.rotate_interval,
+            counters,
+            size: file.metadata()?.len(),
+            file,
+            opened: now,
+            first_seq,
+            next_seq,
+            head,
+            since_checkpoint: 0,
+            last_checkpoint: now,
+            last_sync: now,
+            unsynced: false,
+            buffer: String::with_capacity(1 << 16),
+        })
+    }
+
+    fn run(&mut self, mut receiver: mpsc::Receiver<Message>, gate: &Gate) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "the audit writer cannot start");
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(1024);
+        let closed = runtime.block_on(async {
+            loop {
+                let tick = self.next_deadline();
+                match tokio::time::timeout(tick, receiver.recv()).await {
+                    Ok(Some(message)) => batch.push(message),
+                    Ok(None) => return None,
+                    Err(_) => {
+                        self.housekeeping();
+                        continue;
+                    }
+                }
+                let began = Instant::now();
+                // Wait here while stalled (tests): the queue fills behind.
+                {
+                    let mut stalled = gate.stalled.lock().unwrap_or_else(PoisonError::into_inner);
+                    while *stalled {
+                        stalled = gate
+                            .opened
+                            .wait(stalled)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+                while batch.len() < BATCH_MAX {
+                    match receiver.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
+                let mut close = None;
+                for message in batch.drain(..) {
+                    match message {
+                        Message::Record(body) => self.append(&body),
+                        Message::Close(done) => close = Some(done),
+                    }
+                    if self.since_checkpoint >= self.checkpoint_records {
+                        self.checkpoint("count");
+                    }
+                    if self.size + self.buffer.len() as u64 >= self.rotate_bytes {
+                        self.rotate();
+                    }
+                }
+                self.flush();
+                if let Some(done) = close {
+                    return Some(done);
+                }
+                self.housekeeping();
+                let spent = began.elapsed();
+                if spent < BATCH_INTERVAL {
+                    tokio::time::sleep(BATCH_INTERVAL - spent).await;
+                }
+            }
+        });
+        self.checkpoint("close");
+        self.flush();
+        self.sync();
+        if let Some(done) = closed {
+            let _ = done.send(());
+        }
+    }
+
+    /// How long the writer may wait for a record before housekeeping is due.
+    fn next_deadline(&self) -> Duration {
+        let mut wait = Duration::from_secs(1);
+        if self.since_checkpoint > 0 {
+            wait = wait.min(
+                self.checkpoint_interval
+                    .saturating_sub(self.last_checkpoint.elapsed()),
+            );
+        }
+        if self.unsynced {
+            wait = wait.min(self.fsync_interval.saturating_sub(self.last_sync.elapsed()));
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    /// Time-driven work: checkpoints, syncs, rotation.
+    fn housekeeping(&mut self) {
+        if self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+            self.checkpoint("interval");
+            self.flush();
+        }
+        match self.fsync {
+            Fsync::Batch => self.sync(),
+            Fsync::Interval => {
+                if self.last_sync.elapsed() >= self.fsync_interval {
+                    self.sync();
+                }
+            }
+        }
+        let too_big = self.size >= self.rotate_bytes;
+        let too_old = self
+            .rotate_interval
+            .is_some_and(|interval| self.opened.elapsed() >= interval && self.size > 0);
+        if too_big || too_old {
+            self.rotate();
+        }
+    }
+
+    fn append(&mut self, body: &str) {
+        let seq = self.next_seq;
+        self.head = chain::seal(&mut self.buffer, seq, &self.head, body);
+        self.buffer.push('\n');
+        self.next_seq += 1;
+        self.first_seq.get_or_insert(seq);
+        self.since_checkpoint += 1;
+        self.counters.written.fetch_add(1, Relaxed);
+    }
+
+    fn checkpoint(&mut self, reason: &str) {
+        let seq = self.next_seq;
+        let signature = self.key.sign(seq, &self.head);
+        let body = format!(
+            "\"kind\":\"checkpoint\",\"time\":\"{}\",\"reason\":\"{reason}\",\"alg\":\"{}\",\"key_id\":\"{}\",\"sig\":\"{signature}\"",
+            jiff::Timestamp::now(),
+            chain::ALGORITHM,
+            self.key.id,
+        );
+        self.head = chain::seal(&mut self.buffer, seq, &self.head, &body);
+        self.buffer.push('\n');
+        self.next_seq += 1;
+        self.first_seq.get_or_insert(seq);
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        self.counters.checkpoints.fetch_add(1, Relaxed);
+    }
+
+    /// Writes the buffer out, retrying (and counting) failures: a record is never skipped.
+    fn flush(&mut self) {
+        let bytes = self.buffer.as_bytes();
+        let mut written = 0;
+        let mut failures = 0u32;
+        while written < bytes.len() {
+            match self.file.write(&bytes[written..]) {
+                Ok(0) => {
+                    failures += 1;
+                    self.write_failed(
+                        &std::io::Error::from(std::io::ErrorKind::WriteZero),
+                        failures,
+                    );
+                }
+                Ok(n) => written += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    failures += 1;
+                    self.write_failed(&error, failures);
+                }
+            }
+        }
+        self.size += bytes.len() as u64;
+        if !bytes.is_empty() {
+            self.unsynced = true;
+        }
+        self.buffer.clear();
+        if self.fsync == Fsync::Batch {
+            self.sync();
+        }
+    }
+
+    fn write_failed(&self, error: &std::io::Error, failures: u32) {
+        self.counters.write_errors.fetch_add(1, Relaxed);
+        if failures == 1 || failures.is_power_of_two() {
+            tracing::error!(%error, path = %self.path.display(), "cannot write the audit log; retrying");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    fn sync(&mut self) {
+        if !self.unsynced {
+            return;
+        }
+        if let Err(error) = self.file.sync_data() {
+            tracing::error!(%error, "cannot sync the audit log");
+            self.counters.write_errors.fetch_add(1, Relaxed);
+        }
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+    }
+
+    fn rotate(&mut self) {
+        self.checkpoint("rotate");
+        self.flush();
+        self.sync();
+        let first = self.first_seq.unwrap_or(self.next_seq);
+        let rotated = rotated_name(&self.path, first);
+        if let Err(error) = std::fs::rename(&self.path, &rotated) {
+            tracing::error!(%error, "cannot rotate the audit log; continuing in the same file");
+            return;
+        }
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(file) => {
+                self.file = file;
+                self.size = 0;
+                self.opened = Instant::now();
+                self.first_seq = None;
+                self.counters.rotations.fetch_add(1, Relaxed);
+                tracing::info!(rotated = %rotated.display(), "audit log rotated");
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot open a new audit file; writing to the rotated one");
+                if let Ok(file) = OpenOptions::new().append(true).open(&rotated) {
+                    self.file = file;
+                }
+            }
+        }
+    }
+}
+
+/// `audit.jsonl` → `audit.jsonl.000000001234`.
+pub fn rotated_name(path: &Path, first_seq: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{first_seq:012}"));
+    PathBuf::from(name)
+}
+
+fn newest_rotated(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(None);
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut rotated = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let file_name = entry?.file_name().to_string_lossy().to_string();
+        if let Some(rest) = file_name.strip_prefix(&prefix)
+            && rest.len() == 12
+            && rest.bytes().all(|b| b.is_ascii_digit())
+        {
+            rotated.push(file_name);
+        }
+    }
+    Ok(rotated.into_iter().max().map(|name| dir.join(name)))
+}
+
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    let mut file = File::open(path)?;
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// The seq and hash of a file's last sealed record, and the seq of its first. Reads the tail
+/// of the file, widening the window until a whole record is in it.
+fn last_record(path: &Path) -> std::io::Result<Option<(u64, String, Option<u64>)>> {
+    use std::io::BufRead;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let seq_of = |line: &str| -> Option<u64> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        value.get("seq")?.as_u64()
+    };
+    let len = file.metadata()?.len();
+    let mut first_line = String::new();
+    std::io::BufReader::new(&mut file).read_line(&mut first_line)?;
+    let first = seq_of(first_line.trim_end());
+    let mut window: u64 = 1 << 20;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        // Unless the window starts the file, its first line may be a piece of one.
+        let skip = usize::from(start > 0);
+        let lines: Vec<&str> = text.lines().skip(skip).collect();
+        for line in lines.iter().rev() {
+            if let (Some(sealed), Some(seq)) = (chain::split(line), seq_of(line)) {
+                return Ok(Some((seq, sealed.claimed.to_string(), first)));
+            }
+        }
+        if start == 0 {
+            return Ok(None);
+        }
+        window = window.saturating_mul(4);
+    }
+}

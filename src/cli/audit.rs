@@ -1,0 +1,134 @@
+//! `warden audit verify|replay`: check an audit log's chain and signatures; re-decide its
+//! requests under another policy directory.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::audit::{Key, replay, verify};
+use crate::cli::output::print_diagnostics;
+use crate::cli::{Exit, Format, PolicyDir};
+use crate::engine::Engine;
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and the checkpoint signatures; name the first record that breaks.
+    /// Exit 0: intact; 1: broken.
+    Verify(VerifyArgs),
+    /// Re-decide every recorded request, at its recorded time, under other policies; list the
+    /// decisions that would flip, grouped by rule.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The audit files: the active one and its rotated predecessors, in any order.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// The key the server signs checkpoints with (its `audit_key_file`).
+    #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// The log is still being written: records after the last checkpoint are reported, not a
+    /// break.
+    #[arg(long)]
+    pub live: bool,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The audit files, in any order.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub dir: PolicyDir,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+pub fn run(args: &AuditArgs) -> Exit {
+    match &args.command {
+        AuditCommand::Verify(args) => run_verify(args),
+        AuditCommand::Replay(args) => run_replay(args),
+    }
+}
+
+fn error(message: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+}
+
+fn missing(files: &[PathBuf]) -> Option<&PathBuf> {
+    files.iter().find(|path| !path.is_file())
+}
+
+fn run_verify(args: &VerifyArgs) -> Exit {
+    let key = match Key::from_file(&args.key_file) {
+        Ok(key) => key,
+        Err(message) => {
+            error(message);
+            return Exit::InvalidInput;
+        }
+    };
+    if let Some(path) = missing(&args.files) {
+        error(format!("no such file `{}`", path.display()));
+        return Exit::InvalidInput;
+    }
+    let files = verify::order_files(&args.files);
+    let report = match verify::verify(
+        &files,
+        &verify::Options {
+            key: &key,
+            live: args.live,
+        },
+    ) {
+        Ok(report) => report,
+        Err(e) => {
+            error(format!("cannot read the audit log: {e}"));
+            return Exit::Internal;
+        }
+    };
+    let text = match args.format {
+        Format::Human => verify::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if report.intact {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+fn run_replay(args: &ReplayArgs) -> Exit {
+    let engine = match Engine::load(&args.dir.policies) {
+        Ok(engine) => engine,
+        Err(failure) => {
+            print_diagnostics(&failure.diagnostics, Format::Human);
+            return Exit::InvalidInput;
+        }
+    };
+    if let Some(path) = missing(&args.files) {
+        error(format!("no such file `{}`", path.display()));
+        return Exit::InvalidInput;
+    }
+    let files = verify::order_files(&args.files);
+    let report = match replay::replay(&files, &engine.program) {
+        Ok(report) => report,
+        Err(e) => {
+            error(format!("cannot read the audit log: {e}"));
+            return Exit::Internal;
+        }
+    };
+    let text = match args.format {
+        Format::Human => replay::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Exit::Success
+}

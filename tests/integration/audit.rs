@@ -1,0 +1,751 @@
+//! The audit log: every decision recorded under load, tampering pinpointed by the built
+//! binary's `warden audit verify`, rotation, back-pressure, drain on shutdown, and replay.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value as JsonValue, json};
+use warden::audit::{AuditConfig, Key, WhenFull, chain, verify};
+use warden::server::Config;
+
+use crate::server::{Http, PolicyDir, TestServer, config, request};
+
+const KEY: &[u8] = b"the-audit-key-of-this-test";
+
+/// A policy directory, a key file and where the log goes.
+struct Setup {
+    dir: PolicyDir,
+    key_file: PathBuf,
+    log: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = PolicyDir::standard();
+        let key_file = dir.root.path().join("audit.key");
+        std::fs::write(&key_file, KEY).unwrap();
+        let log = dir.root.path().join("audit").join("audit.jsonl");
+        Setup { dir, key_file, log }
+    }
+
+    fn audit(&self) -> AuditConfig {
+        AuditConfig::new(self.log.clone(), Key::new(KEY).unwrap())
+    }
+
+    fn config(&self, audit: AuditConfig) -> Config {
+        Config {
+            watch: false,
+            audit: Some(audit),
+            ..config(&self.dir.path())
+        }
+    }
+
+    /// Every audit file, active and rotated.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.log.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn records(files: &[PathBuf]) -> Vec<JsonValue> {
+    files
+        .iter()
+        .flat_map(|f| lines(f))
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect()
+}
+
+fn decisions(files: &[PathBuf]) -> Vec<JsonValue> {
+    records(files)
+        .into_iter()
+        .filter(|r| r["kind"] == "decision")
+        .collect()
+}
+
+fn verify_lib(files: &[PathBuf]) -> verify::Report {
+    let key = Key::new(KEY).unwrap();
+    verify::verify(
+        &verify::order_files(files),
+        &verify::Options {
+            key: &key,
+            live: false,
+        },
+    )
+    .unwrap()
+}
+
+fn warden() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WARDEN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs `warden audit verify` on `files`: (exit code, stdout).
+fn verify_cli(files: &[PathBuf], key_file: &Path) -> (i32, String) {
+    let output = warden()
+        .args(["audit", "verify", "--key-file"])
+        .arg(key_file)
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+    )
+}
+
+/// A closed log of `n` single evaluations (alternating allow and deny).
+async fn closed_log(setup: &Setup, audit: AuditConfig, n: usize) {
+    let server = TestServer::start(setup.config(audit)).await;
+    for i in 0..n {
+        let doc = if i % 2 == 0 { "d1" } else { "d2" };
+        let reply = server
+            .http
+            .post_json("/access/v1/evaluation", &request("alice", "read", doc))
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+    server.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_decision_under_concurrent_load_is_recorded_once() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 50;
+    let server = TestServer::start(setup.config(audit)).await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let http = server.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut decided = 0;
+            for i in 0..25 {
+                let id = format!("t{task}-{i}");
+                if i % 5 == 0 {
+                    let body = json!({
+                        "subject": {"type": "User", "id": "bob"},
+                        "action": {"name": "read"},
+                        "evaluations": [
+                            {"resource": {"type": "Doc", "id": "d1"}},
+                            {"resource": {"type": "Doc", "id": "d2"}, "action": {"name": "write"}},
+                            {"resource": {"type": "Doc", "id": "d3"}}
+                        ]
+                    });
+                    let reply = http
+                        .send(
+                            "POST",
+                            "/access/v1/evaluations",
+                            &[("content-type", "application/json"), ("x-request-id", &id)],
+                            body.to_string(),
+                        )
+                        .await;
+                    assert_eq!(reply.status, 200);
+                    decided += 3;
+                } else {
+                    let reply = http
+                        .send(
+                            "POST",
+                            "/access/v1/evaluation",
+                            &[("content-type", "application/json"), ("x-request-id", &id)],
+                            request("carol", "read", "d2").to_string(),
+                        )
+                        .await;
+                    assert_eq!(reply.status, 200);
+                    decided += 1;
+                }
+            }
+            decided
+        }));
+    }
+    let mut decided = 0;
+    for task in tasks {
+        decided += task.await.unwrap();
+    }
+    let metrics = server.http.get("/metrics").await.body;
+    server.running.shutdown().await;
+
+    let files = setup.files();
+    let recorded = decisions(&files);
+    assert_eq!(recorded.len(), decided, "count in = count out");
+    // Each (request id, item) once.
+    let mut keys: Vec<String> = recorded
+        .iter()
+        .map(|r| format!("{}#{}", r["request_id"], r["item"]))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), decided);
+    let report = verify_lib(&files);
+    assert!(report.intact, "{}", verify::render(&report));
+    assert!(report.checkpoints >= 3, "{}", verify::render(&report));
+    assert!(
+        metrics.contains("warden_audit_dropped_total 0"),
+        "{metrics}"
+    );
+
+    // A record holds what the issue asks for.
+    let batch_item = recorded
+        .iter()
+        .find(|r| r["item"] == 1 && r["request_id"] == "t0-0")
+        .unwrap();
+    assert_eq!(batch_item["request"]["action"]["name"], "write");
+    assert_eq!(batch_item["decision"], "deny");
+    let single = recorded.iter().find(|r| r["request_id"] == "t3-1").unwrap();
+    assert_eq!(single["decision"], "allow");
+    assert_eq!(single["rules"], json!(["owner"]));
+    assert_eq!(single["read"]["resource.owner"], "User::\"carol\"");
+    assert!(single["time"].as_str().unwrap().ends_with('Z'));
+    assert!(single["policy_version"].as_str().is_some());
+    assert!(single["latency_us"].as_u64().is_some());
+}
+
+/// Copies the log and applies `tamper` to its lines.
+fn tampered(setup: &Setup, name: &str, tamper: impl FnOnce(&mut Vec<String>)) -> PathBuf {
+    let mut lines = lines(&setup.log);
+    tamper(&mut lines);
+    let path = setup.dir.root.path().join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[tokio::test]
+async fn verify_passes_an_intact_log_and_pinpoints_each_tampering() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 4;
+    closed_log(&setup, audit, 12).await;
+
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("intact:"), "{out}");
+
+    let all = lines(&setup.log);
+    let seq_at = |i: usize| -> u64 {
+        serde_json::from_str::<JsonValue>(&all[i]).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // Flip a byte inside record 5's request.
+    let flipped = tampered(&setup, "flipped.jsonl", |lines| {
+        lines[5] = lines[5].replacen("alice", "alicf", 1);
+    });
+    let (code, out) = verify_cli(&[flipped], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken: edited: record seq {} (", seq_at(5))),
+        "{out}"
+    );
+    assert!(out.contains("flipped.jsonl:6)"), "{out}");
+
+    // Delete a line.
+    let deleted = tampered(&setup, "deleted.jsonl", |lines| {
+        lines.remove(3);
+    });
+    let (code, out) = verify_cli(&[deleted], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "broken: missing: record seq {} is missing",
+            seq_at(3)
+        )),
+        "{out}"
+    );
+
+    // Swap two lines.
+    let swapped = tampered(&setup, "swapped.jsonl", |lines| lines.swap(7, 8));
+    let (code, out) = verify_cli(&[swapped], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken: reordered: record seq {} (", seq_at(8))),
+        "{out}"
+    );
+
+    // Truncate the tail: whole lines, then mid-line.
+    let truncated = tampered(&setup, "truncated.jsonl", |lines| {
+        lines.truncate(lines.len() - 2);
+    });
+    let (code, out) = verify_cli(&[truncated], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: truncated:"), "{out}");
+    assert!(out.contains("without the closing checkpoint"), "{out}");
+    let cut = setup.dir.root.path().join("cut.jsonl");
+    let text = std::fs::read_to_string(&setup.log).unwrap();
+    std::fs::write(&cut, &text[..text.len() - 40]).unwrap();
+    let (code, out) = verify_cli(&[cut], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: truncated:"), "{out}");
+    assert!(out.contains("cut short"), "{out}");
+
+    // Edit a record, reseal the whole chain after it, re-sign the checkpoints with another key.
+    let wrong = Key::new(b"not-the-server-key!").unwrap();
+    let resigned = tampered(&setup, "resigned.jsonl", |lines| {
+        let mut prev: Option<String> = None;
+        for line in lines.iter_mut() {
+            let mut record: serde_json::Map<String, JsonValue> =
+                serde_json::from_str(line).unwrap();
+            let seq = record["seq"].as_u64().unwrap();
+            if let Some(prev) = &prev {
+                record.insert("prev".into(), json!(prev));
+            }
+            if seq == 2 {
+                record.insert("decision".into(), json!("allow"));
+            }
+            if record["kind"] == "checkpoint" {
+                let head = record["prev"].as_str().unwrap().to_string();
+                record.insert("sig".into(), json!(wrong.sign(seq, &head)));
+            }
+            record.remove("hash");
+            let seq = record.remove("seq").unwrap();
+            let prev_field = record.remove("prev").unwrap();
+            let body = serde_json::to_string(&record).unwrap();
+            let body = &body[1..body.len() - 1];
+            let mut out = String::new();
+            let hash = chain::seal(
+                &mut out,
+                seq.as_u64().unwrap(),
+                prev_field.as_str().unwrap(),
+                body,
+            );
+            *line = out;
+            prev = Some(hash);
+        }
+    });
+    let (code, out) = verify_cli(&[resigned], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("broken: bad signature: checkpoint record seq 4"),
+        "{out}"
+    );
+
+    // The wrong key on an intact log.
+    let wrong_key = setup.dir.root.path().join("wrong.key");
+    std::fs::write(&wrong_key, b"another key of 16+ bytes").unwrap();
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &wrong_key);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad signature"), "{out}");
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_chain_across_files() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.rotate_bytes = 2_000;
+    closed_log(&setup, audit, 30).await;
+    let files = setup.files();
+    assert!(files.len() >= 3, "{files:?}");
+    assert_eq!(decisions(&files).len(), 30);
+    // Each file after the first starts by linking to the previous file's last record.
+    let ordered = verify::order_files(&files);
+    for pair in ordered.windows(2) {
+        let last: JsonValue = serde_json::from_str(lines(&pair[0]).last().unwrap()).unwrap();
+        let first: JsonValue = serde_json::from_str(&lines(&pair[1])[0]).unwrap();
+        assert_eq!(first["prev"], last["hash"]);
+        assert_eq!(last["reason"], "rotate");
+    }
+    // Given in any order (the shell's `audit.jsonl*` puts the active file first).
+    let mut shuffled = files.clone();
+    shuffled.reverse();
+    let (code, out) = verify_cli(&shuffled, &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("in {} file(s)", files.len())),
+        "{out}"
+    );
+    // A missing middle file is missing records.
+    let without: Vec<PathBuf> = ordered
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, f)| f.clone())
+        .collect();
+    let (code, out) = verify_cli(&without, &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: missing:"), "{out}");
+
+    // A restart continues the chain in the same files.
+    closed_log(&setup, setup.audit(), 2).await;
+    let report = verify_lib(&setup.files());
+    assert!(report.intact, "{}", verify::render(&report));
+    assert_eq!(report.decisions, 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_writer_holds_callers_back_and_loses_nothing() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.queue = 4;
+    let server = TestServer::start(setup.config(audit)).await;
+    let log = server.running.state.audit.as_ref().unwrap();
+    let stall = log.stall();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let http: Http = server.http.clone();
+        let doc = if i % 2 == 0 { "d1" } else { "d2" };
+        tasks.push(tokio::spawn(async move {
+            http.post_json("/access/v1/evaluation", &request("alice", "read", doc))
+                .await
+                .status
+        }));
+    }
+    // The queue fills and callers wait: not all of them are answered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered = tasks.iter().filter(|t| t.is_finished()).count();
+    assert!(answered < 40, "{answered} answered with the writer stalled");
+    assert!(log.queued() <= 4);
+    assert!(
+        log.counters
+            .waited
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    drop(stall);
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    server.running.shutdown().await;
+    let files = setup.files();
+    assert_eq!(decisions(&files).len(), 40);
+    assert!(verify_lib(&files).intact);
+}
+
+#[tokio::test]
+async fn drop_mode_counts_what_it_drops() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.queue = 4;
+    audit.when_full = WhenFull::Drop;
+    let server = TestServer::start(setup.config(audit)).await;
+    let stall = server.running.state.audit.as_ref().unwrap().stall();
+    for _ in 0..20 {
+        let reply = server
+            .http
+            .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+    let metrics = server.http.get("/metrics").await.body;
+    drop(stall);
+    server.running.shutdown().await;
+    let written = decisions(&setup.files()).len();
+    let dropped: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_audit_dropped_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 15, "{metrics}");
+    assert_eq!(written + dropped, 20, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_queue() {
+    let setup = Setup::new();
+    let server = TestServer::start(setup.config(setup.audit())).await;
+    let log = server.running.state.audit.as_ref().unwrap();
+    let stall = log.stall();
+    for _ in 0..30 {
+        server
+            .http
+            .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+            .await;
+    }
+    assert!(log.queued() >= 29, "queued {}", log.queued());
+    // Shut down with the writer still stalled; it resumes a moment later.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(stall);
+    });
+    server.running.shutdown().await;
+    release.await.unwrap();
+    let files = setup.files();
+    assert_eq!(decisions(&files).len(), 30);
+    let all = records(&files);
+    assert_eq!(all.last().unwrap()["reason"], "close");
+    assert!(verify_lib(&files).intact);
+}
+
+#[tokio::test]
+async fn modes_and_masking() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.mode = warden::audit::Mode::Sampled;
+    audit.sample_allows = 0.25;
+    audit.masking.names = vec!["secret".to_string()];
+    let server = TestServer::start(setup.config(audit)).await;
+    for i in 0..8 {
+        let mut body = request("alice", "read", if i < 4 { "d1" } else { "d2" });
+        body["context"] = json!({"secret": "s3", "auth": "Bearer abcdefgh", "ok": true});
+        server.http.post_json("/access/v1/evaluation", &body).await;
+    }
+    server.running.shutdown().await;
+    let recorded = decisions(&setup.files());
+    let allows = recorded.iter().filter(|r| r["decision"] == "allow").count();
+    let denies = recorded.iter().filter(|r| r["decision"] == "deny").count();
+    assert_eq!((allows, denies), (1, 4));
+    let text = std::fs::read_to_string(&setup.log).unwrap();
+    assert!(!text.contains("s3"), "{text}");
+    assert!(!text.contains("abcdefgh"), "{text}");
+    assert_eq!(
+        recorded[0]["masked"],
+        json!(["context.auth", "context.secret"])
+    );
+}
+
+#[tokio::test]
+async fn replay_lists_the_flips_a_policy_change_causes() {
+    let setup = Setup::new();
+    let server = TestServer::start(setup.config(setup.audit())).await;
+    let asks = [
+        ("alice", "read", "d1"),  // allow: owner
+        ("bob", "read", "d2"),    // allow: readers
+        ("bob", "read", "d3"),    // allow: readers
+        ("carol", "write", "d1"), // deny
+        ("carol", "read", "d2"),  // allow: owner
+    ];
+    for (subject, action, resource) in asks {
+        server
+            .http
+            .post_json("/access/v1/evaluation", &request(subject, action, resource))
+            .await;
+    }
+    // A masked record is not replayable.
+    let mut masked = request("alice", "read", "d1");
+    masked["context"] = json!({"token": "abcdefghijkl"});
+    server
+        .http
+        .post_json("/access/v1/evaluation", &masked)
+        .await;
+    server.running.shutdown().await;
+
+    // The change: readers lose access, and carol may write anything.
+    let new = PolicyDir::new(&[
+        (
+            "docs.warden",
+            &crate::server::POLICY
+                .replace(
+                    "@id(\"readers\")\nallow read on Doc if subject in Group::\"readers\"\n",
+                    "",
+                )
+                .replace(
+                    "@id(\"context-write\")",
+                    "@id(\"carol-writes\")\nallow write on Doc if subject == User::\"carol\"\n\n@id(\"context-write\")",
+                ),
+        ),
+        ("data/store.json", crate::server::STORE),
+    ]);
+    let output = warden()
+        .args(["audit", "replay", "--policies"])
+        .arg(new.path())
+        .arg(&setup.log)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("replayed 5 of 6 decision(s)"), "{out}");
+    assert!(out.contains("not replayable: 1"), "{out}");
+    assert!(
+        out.contains("flips: 3 (allow → deny: 2, deny → allow: 1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 × no rule allows (was allowed by readers)"),
+        "{out}"
+    );
+    assert!(out.contains("1 × allowed by carol-writes"), "{out}");
+    assert!(out.contains("User::\"bob\" read Doc::\"d3\""), "{out}");
+
+    let json_out = warden()
+        .args(["audit", "replay", "--format", "json", "-p"])
+        .arg(new.path())
+        .arg(&setup.log)
+        .output()
+        .unwrap();
+    let report: JsonValue = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(report["allow_to_deny"], 2);
+    assert_eq!(report["groups"][0]["flips"][0]["was"], json!(["readers"]));
+}
+
+#[test]
+fn the_audit_log_needs_a_key() {
+    let setup = Setup::new();
+    let output = warden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit-path"])
+        .arg(&setup.log)
+        .arg("-p")
+        .arg(setup.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("audit_key_file"));
+}
+
+/// The binary: audit keys from the file, the environment and flags; SIGTERM drains the queue
+/// and closes the log, which then verifies.
+#[tokio::test]
+async fn the_binary_records_and_closes_the_log_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let setup = Setup::new();
+    let file = setup.dir.root.path().join("warden.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "audit_path = {:?}\naudit_mode = \"denies\"\naudit_checkpoint_records = 3\n",
+            setup.log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = warden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--watch=false", "--audit-mode", "all", "--config"])
+        .arg(&file)
+        .arg("-p")
+        .arg(setup.dir.path())
+        .env("WARDEN_AUDIT_KEY_FILE", &setup.key_file)
+        .env("WARDEN_AUDIT_MASK", "department,ok")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server said nothing");
+        let log: JsonValue = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+        if log["fields"]["message"] == "serving" {
+            break log["fields"]["address"].as_str().unwrap().to_string();
+        }
+    };
+    let http = Http::new(&format!("http://{address}"));
+    for i in 0..10 {
+        let mut body = request("alice", if i % 2 == 0 { "read" } else { "write" }, "d1");
+        body["context"] = json!({"ok": false});
+        assert_eq!(
+            http.post_json("/access/v1/evaluation", &body).await.status,
+            200
+        );
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // The flag (`all`) won over the file (`denies`); the environment's mask applied.
+    let recorded = decisions(&setup.files());
+    assert_eq!(recorded.len(), 10);
+    assert_eq!(recorded[0]["masked"], json!(["context.ok"]));
+    let (code, out) = verify_cli(&setup.files(), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10 decision(s), 4 checkpoint(s)"), "{out}");
+}
+
+#[tokio::test]
+async fn a_live_log_reports_its_unsigned_tail() {
+    let setup = Setup::new();
+    let server = TestServer::start(setup.config(setup.audit())).await;
+    server
+        .http
+        .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+        .await;
+    // Wait for the writer (batches are group-committed).
+    for _ in 0..100 {
+        if std::fs::metadata(&setup.log).map(|m| m.len()).unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let key = Key::new(KEY).unwrap();
+    let files = setup.files();
+    let live = verify::verify(
+        &files,
+        &verify::Options {
+            key: &key,
+            live: true,
+        },
+    )
+    .unwrap();
+    assert!(live.intact, "{}", verify::render(&live));
+    assert_eq!(live.unsigned_tail, 1);
+    assert!(verify::render(&live).contains("live log"));
+    let closed = verify::verify(
+        &files,
+        &verify::Options {
+            key: &key,
+            live: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(closed.broken.unwrap().kind, verify::BreakKind::Truncated);
+    server.running.shutdown().await;
+}
+
+/// Callers that hang up while their records wait for room still get them written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_that_hang_up_while_waiting_lose_nothing() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.queue = 2;
+    let server = TestServer::start(setup.config(audit)).await;
+    let log = server.running.state.audit.as_ref().unwrap();
+    let stall = log.stall();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let http = server.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = request("alice", "read", "d1");
+            let call = http.post_json("/access/v1/evaluation", &body);
+            // Give up after a moment: the connection closes with the call still waiting.
+            let _ = tokio::time::timeout(Duration::from_millis(300), call).await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(stall);
+    let metrics = server.http.get("/metrics").await.body;
+    server.running.shutdown().await;
+    let decided: u64 = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("warden_decisions_total"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(decided, 20, "{metrics}");
+    assert_eq!(decisions(&setup.files()).len(), 20);
+}
