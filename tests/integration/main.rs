@@ -19,6 +19,7 @@ mod fmt_cli;
 mod fuzz_corpus;
 mod policy_tests;
 mod server;
+mod sidecar;
 mod syntax;
 
 #[global_allocator]
