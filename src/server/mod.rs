@@ -338,7 +338,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     });
     tracing::info!(
         address = %endpoint,
-        admin = ?admin_endpoint.as_ref().map(ToString::to_string),
+        admin = %admin_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),
         tls = tls.is_some(),
         policies = %config.policies.display(),
         version = %state.status().version.as_deref().unwrap_or(""),
