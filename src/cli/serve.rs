@@ -20,11 +20,12 @@ pub struct ServeArgs {
     /// The policy directory [default: ./policies].
     #[arg(short = 'p', long, value_name = "DIR", env = "WARDEN_POLICIES")]
     pub policies: Option<PathBuf>,
-    /// The address of the decision API [default: 127.0.0.1:8181].
-    #[arg(long, value_name = "IP:PORT", env = "WARDEN_LISTEN")]
+    /// The address of the decision API: IP:PORT or unix:PATH [default: 127.0.0.1:8181].
+    #[arg(long, value_name = "ADDRESS", env = "WARDEN_LISTEN")]
     pub listen: Option<String>,
-    /// Serve /healthz, /readyz, /v1/status and /metrics on this address instead.
-    #[arg(long, value_name = "IP:PORT", env = "WARDEN_ADMIN_LISTEN")]
+    /// Serve /healthz, /readyz, /v1/status and /metrics on this address instead (IP:PORT or
+    /// unix:PATH; plain HTTP).
+    #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
     #[arg(long, value_name = "BOOL", env = "WARDEN_WATCH", num_args = 0..=1, default_missing_value = "true")]
@@ -171,6 +172,21 @@ pub struct ServeArgs {
     /// Rotate the audit file at this age, in milliseconds [default: never].
     #[arg(long, value_name = "MS", env = "WARDEN_AUDIT_ROTATE_INTERVAL_MS")]
     pub audit_rotate_interval_ms: Option<u64>,
+    /// Serve the decision API over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "WARDEN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", env = "WARDEN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE", env = "WARDEN_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// The permissions of a Unix socket file, in octal [default: 0660].
+    #[arg(long, value_name = "MODE", env = "WARDEN_UNIX_SOCKET_MODE")]
+    pub unix_socket_mode: Option<String>,
+    /// Print the effective configuration (TOML, secrets masked) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 impl ServeArgs {
@@ -218,6 +234,10 @@ impl ServeArgs {
             audit_checkpoint_interval_ms: self.audit_checkpoint_interval_ms,
             audit_rotate_bytes: self.audit_rotate_bytes,
             audit_rotate_interval_ms: self.audit_rotate_interval_ms,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            unix_socket_mode: self.unix_socket_mode.clone(),
         }
     }
 }
@@ -239,6 +259,10 @@ pub fn run(args: &ServeArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    if args.print_config {
+        let _ = write!(std::io::stdout(), "{}", config.effective_toml());
+        return Exit::Success;
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -107,6 +107,16 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// The source as configuration writes it: `ES256:ec.pem`, `jwks:keys.json`.
+    pub fn to_config(&self) -> String {
+        match self {
+            KeySource::Pem(algorithm, path) | KeySource::Secret(algorithm, path) => {
+                format!("{algorithm:?}:{}", path.display())
+            }
+            KeySource::Jwks(path) => format!("jwks:{}", path.display()),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<KeySource, String> {
         let Some((kind, path)) = text.split_once(':') else {
             return Err(format!(

@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::server::listen::Listen;
+use crate::server::tls::TlsFiles;
 
 /// How logs are written to standard error.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -19,7 +22,7 @@ pub enum LogFormat {
 
 /// One layer of settings (the file, or the flags with their environment variables): every key
 /// optional, so a layer says only what it sets.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     pub policies: Option<PathBuf>,
@@ -63,6 +66,10 @@ pub struct ConfigLayer {
     pub audit_checkpoint_interval_ms: Option<u64>,
     pub audit_rotate_bytes: Option<u64>,
     pub audit_rotate_interval_ms: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub unix_socket_mode: Option<String>,
 }
 
 impl ConfigLayer {
@@ -77,8 +84,12 @@ impl ConfigLayer {
         })?;
         toml::from_str(&text).map_err(|error| {
             ConfigError(format!(
-                "configuration file `{}`: {}",
+                "configuration file `{}`{}: {}",
                 path.display(),
+                error
+                    .span()
+                    .map(|span| locate(&text, span.start))
+                    .unwrap_or_default(),
                 error.message()
             ))
         })
@@ -136,7 +147,24 @@ impl ConfigLayer {
             audit_rotate_interval_ms: over
                 .audit_rotate_interval_ms
                 .or(self.audit_rotate_interval_ms),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
+            unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
         }
+    }
+}
+
+/// `, line L` and, when the line assigns a key, `, key `K``: where a TOML error is.
+fn locate(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let number = before.matches('\n').count() + 1;
+    let line = text.lines().nth(number - 1).unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() && !key.trim_start().starts_with('#') => {
+            format!(", line {number}, key `{}`", key.trim())
+        }
+        _ => format!(", line {number}"),
     }
 }
 
@@ -151,10 +179,11 @@ pub struct Config {
     /// The policy directory.
     pub policies: PathBuf,
     /// The address of the decision API (and of the operations endpoints, unless
-    /// `admin_listen` is set).
-    pub listen: SocketAddr,
-    /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics`.
-    pub admin_listen: Option<SocketAddr>,
+    /// `admin_listen` is set): `IP:PORT` or `unix:PATH`.
+    pub listen: Listen,
+    /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics` (plain
+    /// HTTP, never TLS).
+    pub admin_listen: Option<Listen>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
     /// How long the directory must be quiet before a change is loaded.
@@ -184,13 +213,17 @@ pub struct Config {
     pub gateway: crate::gateway::GatewayConfig,
     /// The audit log, when `audit_path` is set.
     pub audit: Option<crate::audit::AuditConfig>,
+    /// TLS on `listen` (and mTLS with a client CA).
+    pub tls: Option<TlsFiles>,
+    /// The permissions of a Unix socket file (`listen` or `admin_listen`).
+    pub unix_socket_mode: u32,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             policies: PathBuf::from("./policies"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8181)),
+            listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 8181))),
             admin_listen: None,
             watch: true,
             debounce: Duration::from_millis(200),
@@ -207,6 +240,8 @@ impl Default for Config {
             log_level: "info".to_string(),
             gateway: crate::gateway::GatewayConfig::default(),
             audit: None,
+            tls: None,
+            unix_socket_mode: 0o660,
         }
     }
 }
@@ -218,11 +253,8 @@ impl Config {
         let gateway = gateway_config(&layer, defaults.gateway.clone())?;
         let audit = resolve_audit(&layer)?;
         let address = |key: &str, text: &str| {
-            text.parse::<SocketAddr>().map_err(|_| {
-                ConfigError(format!(
-                    "`{key}`: `{text}` is not an address; write IP:PORT, e.g. `127.0.0.1:8181`"
-                ))
-            })
+            text.parse::<Listen>()
+                .map_err(|message| ConfigError(format!("`{key}`: {message}")))
         };
         let positive = |key: &str, value: u64| {
             if value == 0 {
@@ -275,6 +307,11 @@ impl Config {
                 "`log_level`: `{log_level}` is not a log filter; write e.g. `info` or `warden=debug`"
             )));
         }
+        let tls = tls_files(layer.tls_cert, layer.tls_key, layer.tls_client_ca)?;
+        let unix_socket_mode = match &layer.unix_socket_mode {
+            Some(text) => parse_mode(text)?,
+            None => defaults.unix_socket_mode,
+        };
         Ok(Config {
             policies: layer.policies.unwrap_or(defaults.policies),
             listen,
@@ -305,6 +342,8 @@ impl Config {
             log_level,
             gateway,
             audit,
+            tls,
+            unix_socket_mode,
         })
     }
 }
@@ -468,6 +507,45 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
     Ok(Some(audit))
 }
 
+/// TLS needs a certificate and its key together; a client CA needs both.
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) if client_ca.is_some() => Err(ConfigError(
+            "`tls_client_ca` needs `tls_cert` and `tls_key`: client certificates are verified \
+             only over TLS"
+                .to_string(),
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError(
+            "`tls_key` is missing: `tls_cert` needs the certificate's private key".to_string(),
+        )),
+        (None, Some(_)) => Err(ConfigError(
+            "`tls_cert` is missing: `tls_key` needs the certificate it belongs to".to_string(),
+        )),
+    }
+}
+
+/// A file mode in octal, `0660` or `660`, at most `0777`.
+fn parse_mode(text: &str) -> Result<u32, ConfigError> {
+    let digits = text.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        _ => Err(ConfigError(format!(
+            "`unix_socket_mode`: `{text}` is not a file mode; write octal permissions, e.g. `0660`"
+        ))),
+    }
+}
+
 /// Discovery's base URL: http(s), with a host, and no query or fragment (the spec's words).
 fn check_public_url(text: &str) -> Result<String, ConfigError> {
     let trimmed = text.trim_end_matches('/');
@@ -522,7 +600,7 @@ mod tests {
             ..ConfigLayer::default()
         };
         let config = Config::resolve(file.overridden_by(flags)).unwrap();
-        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.listen.tcp().unwrap().port(), 9001);
         assert!(config.explain);
         assert_eq!(config.debounce, Duration::from_millis(50));
         assert_eq!(config.policies, PathBuf::from("./policies"));

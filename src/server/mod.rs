@@ -10,12 +10,15 @@
 
 pub mod authzen;
 pub mod config;
+pub mod effective;
 pub mod error;
 pub mod extract;
+pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod reload;
 pub mod search;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +41,7 @@ use crate::source::Diagnostic;
 
 pub use config::{Config, ConfigError, ConfigLayer, LogFormat};
 pub use error::ApiError;
+pub use listen::Listen;
 
 /// What handlers need from the configuration.
 #[derive(Clone, Debug)]
@@ -228,7 +232,7 @@ pub enum ServeError {
     Policies(Vec<Diagnostic>),
     #[error("cannot listen on {address}: {source}")]
     Bind {
-        address: SocketAddr,
+        address: Listen,
         source: std::io::Error,
     },
     #[error("internal error: {0}")]
@@ -237,7 +241,10 @@ pub enum ServeError {
 
 /// A started server: its addresses, its state, and the handle that stops it.
 pub struct Running {
+    /// The decision API's TCP address (`0.0.0.0:0` when it listens on a Unix socket: see
+    /// `endpoint`).
     pub address: SocketAddr,
+    /// The operations listener's TCP address, when it is a separate TCP listener.
     pub admin_address: Option<SocketAddr>,
     pub state: Arc<AppState>,
     pub reload: reload::Trigger,
@@ -246,6 +253,14 @@ pub struct Running {
     reloader: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
     key_watcher: JoinHandle<()>,
+    /// Where the decision API listens (the port chosen for `:0` filled in).
+    pub endpoint: Listen,
+    pub admin_endpoint: Option<Listen>,
+    /// The TLS configuration, when the decision API is served over TLS.
+    pub tls: Option<Arc<tls::TlsState>>,
+    tls_reloader: Option<JoinHandle<()>>,
+    /// Removed at shutdown.
+    socket_files: Vec<listen::SocketFile>,
 }
 
 /// Loads the policies, binds the listeners, starts serving and (when configured) watching.
@@ -290,36 +305,51 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     state.gateway.verifier.store(verifier.map(Arc::new));
     state.watching.store(watcher.is_some(), Ordering::Relaxed);
 
-    let bind = |address: SocketAddr| async move {
-        tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| ServeError::Bind { address, source })
-    };
-    let listener = bind(config.listen).await?;
-    let admin_listener = match config.admin_listen {
-        Some(address) => Some(bind(address).await?),
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(tls::TlsState::new(files.clone())?)),
         None => None,
     };
-    let local = |listener: &tokio::net::TcpListener| {
-        listener
-            .local_addr()
-            .map_err(|e| ServeError::Internal(format!("no local address: {e}")))
+    let bind = |address: Listen| async move {
+        match listen::bind(&address, config.unix_socket_mode).await {
+            Ok(bound) => match bound.local(&address) {
+                Ok(local) => Ok((bound, local)),
+                Err(e) => Err(ServeError::Internal(format!("no local address: {e}"))),
+            },
+            Err(source) => Err(ServeError::Bind { address, source }),
+        }
     };
-    let address = local(&listener)?;
-    let admin_address = admin_listener.as_ref().map(local).transpose()?;
+    let (listener, endpoint) = bind(config.listen.clone()).await?;
+    let admin = match &config.admin_listen {
+        Some(address) => Some(bind(address.clone()).await?),
+        None => None,
+    };
+    let address = endpoint
+        .tcp()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let admin_endpoint = admin.as_ref().map(|(_, local)| local.clone());
+    let admin_address = admin_endpoint.as_ref().and_then(Listen::tcp);
 
     let (shutdown, receiver) = watch::channel(false);
     let mut listeners = Vec::new();
-    let main_app = if admin_listener.is_some() {
+    let mut socket_files = Vec::new();
+    let main_app = if admin.is_some() {
         layered(api_router(state.clone()), &state.settings)
     } else {
         router(state.clone())
     };
-    listeners.push(spawn_listener(listener, main_app, receiver.clone()));
-    if let Some(admin) = admin_listener {
+    let handshake = tls.clone().map(|tls| (tls, config.request_timeout));
+    let (handle, file) = listener.serve(main_app, handshake, receiver.clone());
+    listeners.push(handle);
+    socket_files.extend(file);
+    if let Some((admin, _)) = admin {
         let app = layered(ops_router(state.clone()), &state.settings);
-        listeners.push(spawn_listener(admin, app, receiver.clone()));
+        let (handle, file) = admin.serve(app, None, receiver.clone());
+        listeners.push(handle);
+        socket_files.extend(file);
     }
+    let tls_reloader = tls
+        .clone()
+        .map(|tls| tls::watch(tls, config.debounce, config.watch, receiver.clone()));
     let reloader = watcher.map(|watcher| {
         tokio::spawn(reload::run(
             state.clone(),
@@ -334,8 +364,9 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         Duration::from_secs(1),
     ));
     tracing::info!(
-        %address,
-        admin = ?admin_address,
+        address = %endpoint,
+        admin = %admin_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),
+        tls = tls.is_some(),
         policies = %config.policies.display(),
         version = %state.status().version.as_deref().unwrap_or(""),
         "serving"
@@ -350,25 +381,11 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         reloader,
         shutdown_timeout: config.shutdown_timeout,
         key_watcher,
-    })
-}
-
-fn spawn_listener(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<std::io::Result<()>> {
-    use axum::serve::ListenerExt;
-    // Responses are small and written whole; without Nagle they leave at once.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
+        endpoint,
+        admin_endpoint,
+        tls,
+        tls_reloader,
+        socket_files,
     })
 }
 
@@ -396,6 +413,10 @@ impl Running {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             audit.close(left.max(Duration::from_secs(5))).await;
         }
+        if let Some(reloader) = self.tls_reloader {
+            reloader.abort();
+        }
+        drop(self.socket_files);
         tracing::info!("stopped");
     }
 }
@@ -410,9 +431,13 @@ pub async fn serve(config: &Config) -> Result<(), ServeError> {
     if let Some(mut hangup) = stop.hangup {
         // SIGHUP asks for a reload, as daemons conventionally do.
         let trigger = running.reload.clone();
+        let tls = running.tls.clone();
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
                 trigger.fire();
+                if let Some(tls) = &tls {
+                    tls.fire();
+                }
             }
         });
     }

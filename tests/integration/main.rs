@@ -21,6 +21,7 @@ mod fuzz_corpus;
 mod gateway;
 mod policy_tests;
 mod server;
+mod sidecar;
 mod syntax;
 
 #[global_allocator]

@@ -1,0 +1,159 @@
+//! `warden serve --print-config`: the effective configuration, every key with its value (the
+//! defaults included), as a TOML file `--config` accepts — except that secrets are masked.
+//!
+//! Masked: the API key digests (a digest is not the key, but it is what lets a key in, so it is
+//! not printed). The TLS files are named by path only; their contents are never printed.
+
+use crate::server::{Config, ConfigLayer};
+
+/// What a masked value prints as.
+pub const MASKED: &str = "<masked>";
+
+impl Config {
+    /// Every key, as a configuration layer; secrets masked.
+    pub fn effective(&self) -> ConfigLayer {
+        ConfigLayer {
+            policies: Some(self.policies.clone()),
+            listen: Some(self.listen.to_string()),
+            admin_listen: self.admin_listen.as_ref().map(ToString::to_string),
+            watch: Some(self.watch),
+            debounce_ms: Some(millis(self.debounce)),
+            body_limit: Some(self.body_limit),
+            request_timeout_ms: Some(millis(self.request_timeout)),
+            shutdown_timeout_ms: Some(millis(self.shutdown_timeout)),
+            explain: Some(self.explain),
+            require_tests: Some(self.require_tests),
+            trust_forwarded: Some(self.trust_forwarded),
+            public_url: self.public_url.clone(),
+            api_key_sha256: Some(self.api_keys.iter().map(|_| MASKED.to_string()).collect()),
+            search_page_limit: Some(self.search_page_limit),
+            log_format: Some(self.log_format),
+            log_level: Some(self.log_level.clone()),
+            tls_cert: self.tls.as_ref().map(|tls| tls.cert.clone()),
+            tls_key: self.tls.as_ref().map(|tls| tls.key.clone()),
+            tls_client_ca: self.tls.as_ref().and_then(|tls| tls.client_ca.clone()),
+            unix_socket_mode: Some(format!("{:04o}", self.unix_socket_mode)),
+            gateway_subject_type: Some(self.gateway.subject_type.clone()),
+            jwt_keys: Some(
+                self.gateway
+                    .jwt_keys
+                    .iter()
+                    .map(|k| k.to_config())
+                    .collect(),
+            ),
+            jwt_issuer: self.gateway.jwt_issuer.clone(),
+            jwt_audience: self.gateway.jwt_audience.clone(),
+            jwt_leeway_s: Some(self.gateway.jwt_leeway_s),
+            jwt_subject_claim: Some(self.gateway.claims.subject.clone()),
+            jwt_roles_claim: Some(self.gateway.claims.roles.clone()),
+            jwt_claims: Some(
+                self.gateway
+                    .claims
+                    .attributes
+                    .iter()
+                    .map(|(claim, attribute)| format!("{claim}={attribute}"))
+                    .collect(),
+            ),
+            jwt_cache: Some(self.gateway.jwt_cache),
+            identity_header: self.gateway.identity_header.clone(),
+            upstream_headers: Some(
+                self.gateway
+                    .upstream_headers
+                    .iter()
+                    .map(|(header, value)| format!("{header}={value}"))
+                    .collect(),
+            ),
+            envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
+            audit_path: self.audit.as_ref().map(|a| a.path.clone()),
+            // The key itself is secret; the configuration keeps only what it read.
+            audit_key_file: self.audit.as_ref().map(|_| MASKED.into()),
+            audit_mode: self.audit.as_ref().map(|a| a.mode),
+            audit_sample_allows: self.audit.as_ref().map(|a| a.sample_allows),
+            audit_mask: self.audit.as_ref().map(|a| a.masking.names.clone()),
+            audit_queue: self.audit.as_ref().map(|a| a.queue),
+            audit_when_full: self.audit.as_ref().map(|a| a.when_full),
+            audit_fsync: self.audit.as_ref().map(|a| a.fsync),
+            audit_fsync_interval_ms: self.audit.as_ref().map(|a| millis(a.fsync_interval)),
+            audit_checkpoint_records: self.audit.as_ref().map(|a| a.checkpoint_records),
+            audit_checkpoint_interval_ms: self
+                .audit
+                .as_ref()
+                .map(|a| millis(a.checkpoint_interval)),
+            audit_rotate_bytes: self.audit.as_ref().map(|a| a.rotate_bytes),
+            audit_rotate_interval_ms: self
+                .audit
+                .as_ref()
+                .and_then(|a| a.rotate_interval.map(millis)),
+        }
+    }
+
+    /// The effective configuration as TOML. Keys without a value (an unset `admin_listen`)
+    /// are listed as comments, so every key shows.
+    pub fn effective_toml(&self) -> String {
+        let layer = self.effective();
+        let mut text = toml::to_string(&layer).unwrap_or_else(|error| format!("# {error}\n"));
+        for key in unset_keys(&layer) {
+            text.push_str(&format!("# {key} = (not set)\n"));
+        }
+        text
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The optional keys `layer` leaves unset.
+fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
+    let mut unset = Vec::new();
+    let mut note = |key: &str, set: bool| {
+        if !set {
+            unset.push(key.to_string());
+        }
+    };
+    note("admin_listen", layer.admin_listen.is_some());
+    note("public_url", layer.public_url.is_some());
+    note("tls_cert", layer.tls_cert.is_some());
+    note("tls_key", layer.tls_key.is_some());
+    note("tls_client_ca", layer.tls_client_ca.is_some());
+    note("jwt_issuer", layer.jwt_issuer.is_some());
+    note("jwt_audience", layer.jwt_audience.is_some());
+    note("identity_header", layer.identity_header.is_some());
+    note("audit_path", layer.audit_path.is_some());
+    unset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::tls::TlsFiles;
+
+    #[test]
+    fn prints_every_key_masks_secrets_and_reads_back() {
+        let config = Config {
+            api_keys: vec![[7; 32]],
+            tls: Some(TlsFiles {
+                cert: "/etc/warden/tls.crt".into(),
+                key: "/etc/warden/tls.key".into(),
+                client_ca: None,
+            }),
+            ..Config::default()
+        };
+        let text = config.effective_toml();
+        assert!(text.contains("listen = \"127.0.0.1:8181\""), "{text}");
+        assert!(text.contains("unix_socket_mode = \"0660\""), "{text}");
+        assert!(text.contains("api_key_sha256 = [\"<masked>\"]"), "{text}");
+        assert!(!text.contains("0707"), "{text}");
+        assert!(text.contains("# admin_listen = (not set)"), "{text}");
+        assert!(text.contains("# tls_client_ca = (not set)"), "{text}");
+        // Without the masked digests, the output is a configuration file that loads to the
+        // same configuration.
+        let plain = Config {
+            api_keys: Vec::new(),
+            ..config
+        };
+        let layer: ConfigLayer = toml::from_str(&plain.effective_toml()).unwrap();
+        let again = Config::resolve(layer).unwrap();
+        assert_eq!(again.effective_toml(), plain.effective_toml());
+    }
+}
