@@ -346,3 +346,31 @@ fn text_of(value: &JsonValue) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(lines: &[&'static str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for line in lines {
+            map.append("x-forwarded-for", HeaderValue::from_static(line));
+        }
+        map
+    }
+
+    #[test]
+    fn only_the_nearest_hop_counts() {
+        assert_eq!(nearest_hop(&headers(&[])), None);
+        assert_eq!(
+            nearest_hop(&headers(&["203.0.113.9, 10.0.0.2"])),
+            "10.0.0.2".parse().ok()
+        );
+        assert_eq!(
+            nearest_hop(&headers(&["1.1.1.1", "6.6.6.6, 2001:db8::1"])),
+            "2001:db8::1".parse().ok()
+        );
+        // A nearest hop that is not an address is no address, not the one before it.
+        assert_eq!(nearest_hop(&headers(&["10.0.0.1, unknown"])), None);
+    }
+}

@@ -456,6 +456,49 @@ mod tests {
     }
 
     #[test]
+    fn gateway_keys_parse_and_bad_ones_are_named() {
+        let layer: ConfigLayer = toml::from_str(
+            "jwt_keys = [\"ES256:/k/ec.pem\", \"jwks:/k/j.json\"]\njwt_claims = [\"email\", \"dept=department\"]\n\
+             upstream_headers = [\"X-User=subject\"]\njwt_cache = 0\nidentity_header = \"x-user\"",
+        )
+        .unwrap();
+        let config = Config::resolve(layer).unwrap();
+        assert_eq!(config.gateway.jwt_keys.len(), 2);
+        assert_eq!(
+            config.gateway.claims.attributes,
+            vec![
+                ("email".to_string(), "email".to_string()),
+                ("dept".to_string(), "department".to_string())
+            ]
+        );
+        assert_eq!(config.gateway.jwt_cache, 0);
+        assert_eq!(config.gateway.identity_header.as_deref(), Some("x-user"));
+        assert_eq!(config.gateway.envoy_path_prefix, "/ext-authz");
+        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().0;
+        assert!(
+            bad(ConfigLayer {
+                jwt_keys: Some(vec!["none:/k".into()]),
+                ..Default::default()
+            })
+            .contains("jwt_keys")
+        );
+        assert!(
+            bad(ConfigLayer {
+                upstream_headers: Some(vec!["X-User=password".into()]),
+                ..Default::default()
+            })
+            .contains("upstream_headers")
+        );
+        assert!(
+            bad(ConfigLayer {
+                envoy_path_prefix: Some("ext".into()),
+                ..Default::default()
+            })
+            .contains("envoy_path_prefix")
+        );
+    }
+
+    #[test]
     fn digests_parse() {
         let digest = parse_digest(&"ab".repeat(32)).unwrap();
         assert!(digest.iter().all(|b| *b == 0xab));
