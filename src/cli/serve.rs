@@ -121,6 +121,9 @@ pub struct ServeArgs {
     /// Envoy ext_authz's `path_prefix` [default: /ext-authz].
     #[arg(long, value_name = "PATH", env = "WARDEN_ENVOY_PATH_PREFIX")]
     pub envoy_path_prefix: Option<String>,
+    /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_AUTHZEN_SUBJECT_TOKEN", num_args = 0..=1, default_missing_value = "true")]
+    pub authzen_subject_token: Option<bool>,
 }
 
 impl ServeArgs {
@@ -155,6 +158,7 @@ impl ServeArgs {
             identity_header: self.identity_header.clone(),
             upstream_headers: self.upstream_headers.clone(),
             envoy_path_prefix: self.envoy_path_prefix.clone(),
+            authzen_subject_token: self.authzen_subject_token,
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct Call {
     pub now: Timestamp,
     /// Present when the call is explained (decisions then use it, to explain from its memo).
     frame: Option<Frame>,
+    /// The verified identity of `Warden-Subject-Token` (with the subject type it applies to).
+    pub identity: Option<crate::gateway::SubjectIdentity>,
 }
 
 /// What became of one evaluation.
@@ -116,12 +118,19 @@ impl Call {
             program,
             now: Timestamp::now(),
             frame: explain.then(Frame::new),
+            identity: None,
         }
     }
 
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
         let program = &*self.program;
-        let request = match request::decode(program, parts, self.now) {
+        let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
+            if let Some(identity) = &self.identity {
+                crate::gateway::apply_identity(program, parts, identity, &mut request)?;
+            }
+            Ok(request)
+        });
+        let request = match decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
             Err(RequestError::Invalid(message)) => {
@@ -236,6 +245,7 @@ fn single(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<R
     let parts = parts(&json.body)?;
     let program = state.snapshot(json.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers));
+    call.identity = crate::gateway::authzen_identity(state, headers)?;
     match call.evaluate(&parts) {
         Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
         Outcome::Decided { allowed, context } => {
@@ -338,6 +348,7 @@ fn batch(state: &AppState, headers: &HeaderMap, json: &AuthzenJson) -> Result<Re
     let default = |key: &str| body.get(key).filter(|v| !v.is_null());
     let program = state.snapshot(json.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers));
+    call.identity = crate::gateway::authzen_identity(state, headers)?;
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {

@@ -50,6 +50,7 @@ pub struct ConfigLayer {
     pub identity_header: Option<String>,
     pub upstream_headers: Option<Vec<String>>,
     pub envoy_path_prefix: Option<String>,
+    pub authzen_subject_token: Option<bool>,
 }
 
 impl ConfigLayer {
@@ -102,6 +103,7 @@ impl ConfigLayer {
             identity_header: over.identity_header.or(self.identity_header),
             upstream_headers: over.upstream_headers.or(self.upstream_headers),
             envoy_path_prefix: over.envoy_path_prefix.or(self.envoy_path_prefix),
+            authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
         }
     }
 }
@@ -350,6 +352,9 @@ fn gateway_config(
         identity_header: layer.identity_header.clone().filter(|h| !h.is_empty()),
         upstream_headers,
         envoy_path_prefix,
+        authzen_subject_token: layer
+            .authzen_subject_token
+            .unwrap_or(defaults.authzen_subject_token),
     })
 }
 
