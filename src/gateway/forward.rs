@@ -30,6 +30,7 @@ use crate::gateway::routes::{self, Matched};
 use crate::program::Program;
 use crate::server::AppState;
 use crate::server::authzen::POLICY_VERSION;
+use crate::server::metrics::Endpoint;
 
 pub const NGINX_PATH: &str = "/forward-auth/nginx";
 pub const TRAEFIK_PATH: &str = "/forward-auth/traefik";
@@ -188,8 +189,21 @@ fn unauthorized(flavour: Flavour, error: &IdentityError) -> Response {
     response
 }
 
-/// Decides one forward-auth call.
+/// Decides one forward-auth call, and counts it in the metrics.
 pub fn answer(state: &AppState, flavour: Flavour, request: &Request) -> Response {
+    let started = Instant::now();
+    let response = respond(state, flavour, request);
+    let status = response.status();
+    if status == StatusCode::OK || status == StatusCode::FORBIDDEN {
+        state.metrics.decision(status == StatusCode::OK);
+    }
+    state
+        .metrics
+        .request(Endpoint::ForwardAuth, status.as_u16(), started.elapsed());
+    response
+}
+
+fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
     let program = match state.snapshot(Instant::now()) {
         Ok(program) => program,
         Err(error) => return error.into_response(),

@@ -61,6 +61,9 @@ async fn nginx_allows_denies_and_challenges() {
     )
     .await;
     assert_eq!(delete.status, 200);
+    // Counted in the metrics, by status.
+    let metrics = server.http.get("/metrics").await.body;
+    assert!(metrics.contains("endpoint=\"forward_auth\""), "{metrics}");
     server.running.shutdown().await;
 }
 
