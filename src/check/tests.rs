@@ -270,3 +270,95 @@ fn time_arithmetic_and_functions() {
         vec!["warden::check::operand"]
     );
 }
+
+const ROUTE_SCHEMA: &str = "entity User\nentity Album { properties: { note?: String } }\n\
+    entity Photo in [Album]\naction view, delete on Photo\naction list on Album\n\
+    action group edit = [delete]\n";
+
+fn route_codes(routes: &str) -> Vec<String> {
+    codes(&check_files(&[
+        ("schema.warden", ROUTE_SCHEMA),
+        ("routes.warden", routes),
+    ]))
+}
+
+#[test]
+fn valid_routes_check_clean_and_compile_to_a_table() {
+    let routes = "route GET \"/albums/{album}\" => list on Album::{album} with { note: \"x\" }\n\
+        route GET \"/albums/new\" => list on Album::\"new\"\n\
+        route * \"/albums/{album}\" => list on Album::{album}\n\
+        route GET \"/albums/{album}/photos/{photo}\" => view on Photo::{photo}\n\
+        route DELETE \"/albums/{album}/photos/{photo}\" => delete on Photo::{photo}\n\
+        route GET \"/files/{*rest}\" => view on Photo::{rest}\n";
+    let files: Vec<ParsedFile> = [("schema.warden", ROUTE_SCHEMA), ("routes.warden", routes)]
+        .iter()
+        .map(|(n, t)| syntax::parse(&SourceFile::new(*n, *t)).0)
+        .collect();
+    let checked = check(&files);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let table = routes::table(&files, &checked.schema, &mut |_, e| panic!("{e:?}"));
+    assert_eq!(table.len(), 6);
+}
+
+#[test]
+fn route_mistakes_are_errors() {
+    let cases = [
+        (
+            "route get \"/a/{x}\" => view on Photo::{x}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"a/{x}\" => view on Photo::{x}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/{x}/\" => view on Photo::{x}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/b{x}\" => view on Photo::{x}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/{x}\" => view on Photo::{y}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/{x}\" => vew on Photo::{x}",
+            "warden::check::unknown_action",
+        ),
+        (
+            "route GET \"/a/{x}\" => edit on Photo::{x}",
+            "warden::check::not_an_action",
+        ),
+        (
+            "route GET \"/a/{x}\" => view on Foto::{x}",
+            "warden::check::unknown_type",
+        ),
+        (
+            "route GET \"/a/{x}\" => view on Album::{x}",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/{x}\" => list on Album::{x} with { nope: {x} }",
+            "warden::check::route",
+        ),
+        (
+            "route GET \"/a/{x}\" => view on Photo::{x}\nroute GET \"/a/{y}\" => view on Photo::{y}",
+            "warden::check::route_conflict",
+        ),
+        (
+            "route GET \"/a/{x}\" => view on Photo::{x}\nroute GET \"/a/{x}\" => delete on Photo::{x}",
+            "warden::check::route_conflict",
+        ),
+    ];
+    for (routes, code) in cases {
+        let found = route_codes(routes);
+        assert!(found.iter().any(|c| c == code), "{routes}: {found:?}");
+    }
+    // One method each, or a method and `*`: no conflict.
+    assert!(route_codes(
+        "route GET \"/a/{x}\" => view on Photo::{x}\nroute DELETE \"/a/{y}\" => delete on Photo::{y}\nroute * \"/a/{z}\" => view on Photo::{z}"
+    )
+    .is_empty());
+}

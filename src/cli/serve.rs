@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// Print the effective configuration (TOML, secrets masked) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_AUTHZEN_SUBJECT_TOKEN", num_args = 0..=1, default_missing_value = "true")]
+    pub authzen_subject_token: Option<bool>,
 }
 
 impl ServeArgs {
@@ -238,6 +241,7 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             tls_client_ca: self.tls_client_ca.clone(),
             unix_socket_mode: self.unix_socket_mode.clone(),
+            authzen_subject_token: self.authzen_subject_token,
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::gateway::routes::{self, Matched};
 use crate::program::Program;
 use crate::server::AppState;
 use crate::server::authzen::POLICY_VERSION;
+use crate::server::metrics::Endpoint;
 
 pub const NGINX_PATH: &str = "/forward-auth/nginx";
 pub const TRAEFIK_PATH: &str = "/forward-auth/traefik";
@@ -188,8 +189,21 @@ fn unauthorized(flavour: Flavour, error: &IdentityError) -> Response {
     response
 }
 
-/// Decides one forward-auth call.
+/// Decides one forward-auth call, and counts it in the metrics.
 pub fn answer(state: &AppState, flavour: Flavour, request: &Request) -> Response {
+    let started = Instant::now();
+    let response = respond(state, flavour, request);
+    let status = response.status();
+    if status == StatusCode::OK || status == StatusCode::FORBIDDEN {
+        state.metrics.decision(status == StatusCode::OK);
+    }
+    state
+        .metrics
+        .request(Endpoint::ForwardAuth, status.as_u16(), started.elapsed());
+    response
+}
+
+fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
     let program = match state.snapshot(Instant::now()) {
         Ok(program) => program,
         Err(error) => return error.into_response(),
@@ -344,5 +358,33 @@ fn text_of(value: &JsonValue) -> String {
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(lines: &[&'static str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for line in lines {
+            map.append("x-forwarded-for", HeaderValue::from_static(line));
+        }
+        map
+    }
+
+    #[test]
+    fn only_the_nearest_hop_counts() {
+        assert_eq!(nearest_hop(&headers(&[])), None);
+        assert_eq!(
+            nearest_hop(&headers(&["203.0.113.9, 10.0.0.2"])),
+            "10.0.0.2".parse().ok()
+        );
+        assert_eq!(
+            nearest_hop(&headers(&["1.1.1.1", "6.6.6.6, 2001:db8::1"])),
+            "2001:db8::1".parse().ok()
+        );
+        // A nearest hop that is not an address is no address, not the one before it.
+        assert_eq!(nearest_hop(&headers(&["10.0.0.1, unknown"])), None);
     }
 }

@@ -419,3 +419,90 @@ impl TokenCache {
         entries.insert(digest, (identity, expires));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sources_name_their_algorithm() {
+        assert_eq!(
+            KeySource::parse("ES256:/k/ec.pem"),
+            Ok(KeySource::Pem(Algorithm::ES256, "/k/ec.pem".into()))
+        );
+        assert_eq!(
+            KeySource::parse("HS256:/k/s"),
+            Ok(KeySource::Secret(Algorithm::HS256, "/k/s".into()))
+        );
+        assert_eq!(
+            KeySource::parse("jwks:/k/j.json"),
+            Ok(KeySource::Jwks("/k/j.json".into()))
+        );
+        assert!(KeySource::parse("none:/k").is_err());
+        assert!(KeySource::parse("/k/ec.pem").is_err());
+    }
+
+    #[test]
+    fn claims_map_to_subject_roles_and_attributes() {
+        let verifier = Verifier {
+            keys: Vec::new(),
+            issuer: None,
+            audience: None,
+            leeway: 0,
+            mapping: ClaimMapping {
+                subject: "uid".into(),
+                roles: "realm_access.roles".into(),
+                attributes: vec![("mail".into(), "email".into())],
+            },
+            cache: TokenCache::new(0),
+        };
+        let claims = serde_json::json!({
+            "uid": "alice", "exp": 10, "mail": "a@x", "other": 1,
+            "realm_access": {"roles": ["viewer", "editor"]}
+        });
+        let JsonValue::Object(claims) = claims else {
+            return;
+        };
+        let identity = verifier.identity(claims.clone());
+        assert!(identity.is_ok(), "{identity:?}");
+        let Ok(identity) = identity else { return };
+        assert_eq!(identity.subject, "alice");
+        assert_eq!(identity.expires, Some(10));
+        assert_eq!(
+            identity.attributes.get("email"),
+            Some(&serde_json::json!("a@x"))
+        );
+        assert_eq!(
+            identity.attributes.get("roles"),
+            Some(&serde_json::json!(["viewer", "editor"]))
+        );
+        assert!(!identity.attributes.contains_key("other"));
+        let mut no_subject = claims;
+        no_subject.remove("uid");
+        assert_eq!(
+            verifier.identity(no_subject),
+            Err(IdentityError::NoSubject("uid".into()))
+        );
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_honours_exp() {
+        let cache = TokenCache::new(2);
+        let identity = Arc::new(Identity {
+            subject: "a".into(),
+            attributes: Map::new(),
+            expires: None,
+        });
+        let now = now_seconds();
+        cache.insert([1; 32], identity.clone(), now + 100);
+        assert!(cache.get(&[1; 32], now, 0).is_some());
+        // Past `exp` (and the leeway) an entry is not served.
+        assert!(cache.get(&[1; 32], now + 101, 0).is_none());
+        assert!(cache.get(&[1; 32], now + 101, 5).is_some());
+        cache.insert([2; 32], identity.clone(), now + 100);
+        cache.insert([3; 32], identity.clone(), now + 100);
+        let size = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+        assert!(size <= 2, "{size}");
+        assert!(TokenCache::new(0).get(&[1; 32], now, 0).is_none());
+    }
+}

@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     pub upstream_headers: Vec<(String, String)>,
     /// Envoy's `path_prefix`: the ext_authz endpoint is under it.
     pub envoy_path_prefix: String,
+    /// AuthZEN calls may carry the subject's JWT in `Warden-Subject-Token`: verified like a
+    /// forward-auth token, its claims become the verified attributes of the subject it names.
+    pub authzen_subject_token: bool,
 }
 
 impl Default for GatewayConfig {
@@ -51,6 +54,7 @@ impl Default for GatewayConfig {
             identity_header: None,
             upstream_headers: Vec::new(),
             envoy_path_prefix: "/ext-authz".to_string(),
+            authzen_subject_token: false,
         }
     }
 }
@@ -78,6 +82,61 @@ impl GatewayConfig {
             .map(|k| k.path().to_path_buf())
             .collect()
     }
+}
+
+/// A verified identity, with the subject type it applies to.
+pub type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
+
+/// The header of an AuthZEN call that carries the subject's token (`Authorization` is the
+/// API key's).
+pub const SUBJECT_TOKEN: &str = "warden-subject-token";
+
+/// The verified identity an AuthZEN call carries, when `authzen_subject_token` is on and the
+/// call sends `Warden-Subject-Token`; an invalid token is an error (401).
+pub fn authzen_identity(
+    state: &crate::server::AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<SubjectIdentity>, crate::server::ApiError> {
+    let config = &state.settings.gateway;
+    if !config.authzen_subject_token {
+        return Ok(None);
+    }
+    let Some(token) = headers.get(SUBJECT_TOKEN) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| {
+        tracing::info!(reason, "AuthZEN: invalid Warden-Subject-Token");
+        crate::server::ApiError::InvalidSubjectToken(reason)
+    };
+    let verifier = state.gateway.verifier.load();
+    let Some(verifier) = verifier.as_ref() else {
+        return Err(invalid("no JWT keys are configured".to_string()));
+    };
+    let token = token
+        .to_str()
+        .map_err(|_| invalid("not text".to_string()))?;
+    let identity = verifier
+        .verify(token.trim())
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Some((identity, Arc::from(config.subject_type.as_str()))))
+}
+
+/// The verified attributes for a decoded AuthZEN request, when its subject is the one the
+/// token names (of the gateway subject type); other subjects get none.
+pub fn apply_identity(
+    program: &crate::program::Program,
+    parts: &crate::eval::request::Parts<'_>,
+    identity: &SubjectIdentity,
+    request: &mut crate::eval::Request,
+) -> Result<(), crate::eval::RequestError> {
+    let (identity, subject_type) = identity;
+    let named = parts.subject.get("type").and_then(|t| t.as_str()) == Some(subject_type)
+        && parts.subject.get("id").and_then(|t| t.as_str()) == Some(identity.subject.as_str());
+    if named && !identity.attributes.is_empty() {
+        let verified = crate::eval::Verified::decode(program, subject_type, &identity.attributes)?;
+        request.verified = Some(Arc::new(verified));
+    }
+    Ok(())
 }
 
 /// The gateway's live state: the verifier of the current key files.

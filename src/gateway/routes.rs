@@ -3,7 +3,8 @@
 //! Templates are matched by a radix tree (`matchit`), one per method plus one for `*`, so a
 //! lookup costs the length of the path, not the number of routes. Precedence:
 //!
-//! 1. a route for the request's method beats a `*` route, whatever their templates;
+//! 1. a route for the request's method beats a `*` route, whatever their templates (a `GET`
+//!    route also answers `HEAD`, unless a `HEAD` route matches);
 //! 2. within one method, a literal segment beats a `{param}`, which beats a final `{*rest}`.
 //!
 //! Two routes that could match the same path with the same precedence (`/a/{x}` and `/a/{y}`,
@@ -229,10 +230,14 @@ impl RouteTable {
 
     /// Finds the route for a method and a path that [`normalize`] returned.
     pub fn lookup(&self, method: &str, path: &str) -> Result<Option<Matched<'_>>, PathError> {
-        let found = self
-            .by_method
-            .get(method)
-            .and_then(|router| router.at(path).ok())
+        let at = |method: &str| {
+            self.by_method
+                .get(method)
+                .and_then(|router| router.at(path).ok())
+        };
+        // HEAD is GET without the body: a GET route answers it unless a HEAD route does.
+        let found = at(method)
+            .or_else(|| if method == "HEAD" { at("GET") } else { None })
             .or_else(|| self.any.at(path).ok());
         let Some(found) = found else {
             return Ok(None);
@@ -496,6 +501,10 @@ mod tests {
         assert_eq!(
             got("PATCH", "/albums/a1"),
             Some(("any".into(), vec!["a1".into()]))
+        );
+        assert_eq!(
+            got("HEAD", "/albums/a1"),
+            Some(("view-album".into(), vec!["a1".into()]))
         );
         assert_eq!(
             got("PUT", "/files/a/b/c.txt"),

@@ -100,6 +100,8 @@ pub struct Call<'s> {
     frame: Option<Frame>,
     /// Present when the audit log is on: collects the call's records.
     audit: Option<Recording<'s>>,
+    /// The verified identity of `Warden-Subject-Token` (with the subject type it applies to).
+    pub identity: Option<crate::gateway::SubjectIdentity>,
 }
 
 /// The audit records of one call, built as it decides and queued when it is answered.
@@ -181,6 +183,7 @@ impl<'s> Call<'s> {
             now: Timestamp::now(),
             frame: explain.then(Frame::new),
             audit: None,
+            identity: None,
         }
     }
 
@@ -218,7 +221,13 @@ impl<'s> Call<'s> {
 
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
         let program = &*self.program;
-        let request = match request::decode(program, parts, self.now) {
+        let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
+            if let Some(identity) = &self.identity {
+                crate::gateway::apply_identity(program, parts, identity, &mut request)?;
+            }
+            Ok(request)
+        });
+        let request = match decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
             Err(RequestError::Invalid(message)) => {
@@ -375,6 +384,7 @@ fn single(
         headers,
         json.started,
     );
+    call.identity = crate::gateway::authzen_identity(state, headers)?;
     let outcome = call.evaluate(&parts);
     *records = call.take_records();
     match outcome {
@@ -490,6 +500,7 @@ fn batch(
         headers,
         json.started,
     );
+    call.identity = crate::gateway::authzen_identity(state, headers)?;
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {

@@ -70,6 +70,7 @@ pub struct ConfigLayer {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub unix_socket_mode: Option<String>,
+    pub authzen_subject_token: Option<bool>,
 }
 
 impl ConfigLayer {
@@ -151,6 +152,7 @@ impl ConfigLayer {
             tls_key: over.tls_key.or(self.tls_key),
             tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
             unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
+            authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
         }
     }
 }
@@ -428,6 +430,9 @@ fn gateway_config(
         identity_header: layer.identity_header.clone().filter(|h| !h.is_empty()),
         upstream_headers,
         envoy_path_prefix,
+        authzen_subject_token: layer
+            .authzen_subject_token
+            .unwrap_or(defaults.authzen_subject_token),
     })
 }
 
@@ -646,6 +651,49 @@ mod tests {
         let layer: ConfigLayer =
             toml::from_str("listen = \"0.0.0.0:1\"\nlog_format = \"json\"").unwrap();
         assert_eq!(layer.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn gateway_keys_parse_and_bad_ones_are_named() {
+        let layer: ConfigLayer = toml::from_str(
+            "jwt_keys = [\"ES256:/k/ec.pem\", \"jwks:/k/j.json\"]\njwt_claims = [\"email\", \"dept=department\"]\n\
+             upstream_headers = [\"X-User=subject\"]\njwt_cache = 0\nidentity_header = \"x-user\"",
+        )
+        .unwrap();
+        let config = Config::resolve(layer).unwrap();
+        assert_eq!(config.gateway.jwt_keys.len(), 2);
+        assert_eq!(
+            config.gateway.claims.attributes,
+            vec![
+                ("email".to_string(), "email".to_string()),
+                ("dept".to_string(), "department".to_string())
+            ]
+        );
+        assert_eq!(config.gateway.jwt_cache, 0);
+        assert_eq!(config.gateway.identity_header.as_deref(), Some("x-user"));
+        assert_eq!(config.gateway.envoy_path_prefix, "/ext-authz");
+        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().0;
+        assert!(
+            bad(ConfigLayer {
+                jwt_keys: Some(vec!["none:/k".into()]),
+                ..Default::default()
+            })
+            .contains("jwt_keys")
+        );
+        assert!(
+            bad(ConfigLayer {
+                upstream_headers: Some(vec!["X-User=password".into()]),
+                ..Default::default()
+            })
+            .contains("upstream_headers")
+        );
+        assert!(
+            bad(ConfigLayer {
+                envoy_path_prefix: Some("ext".into()),
+                ..Default::default()
+            })
+            .contains("envoy_path_prefix")
+        );
     }
 
     #[test]

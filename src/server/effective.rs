@@ -64,6 +64,7 @@ impl Config {
                     .collect(),
             ),
             envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
+            authzen_subject_token: Some(self.gateway.authzen_subject_token),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
             // The key itself is secret; the configuration keeps only what it read.
             audit_key_file: self.audit.as_ref().map(|_| MASKED.into()),

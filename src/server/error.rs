@@ -13,6 +13,9 @@ pub enum ApiError {
     /// The decision API is protected and no valid key came with the request.
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// `Warden-Subject-Token` did not verify (`authzen_subject_token`).
+    #[error("invalid Warden-Subject-Token: {0}")]
+    InvalidSubjectToken(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     /// No policy has loaded (yet): a documented deviation from AuthZEN, never a deny.
@@ -29,7 +32,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidSubjectToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoProgram | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -54,6 +57,12 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         match self {
+            ApiError::InvalidSubjectToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"warden\", error=\"invalid_token\""),
+                );
+            }
             ApiError::Unauthorized => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

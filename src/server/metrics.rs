@@ -13,18 +13,20 @@ pub enum Endpoint {
     SearchSubject = 2,
     SearchResource = 3,
     SearchAction = 4,
+    ForwardAuth = 5,
 }
 
-const ENDPOINTS: [&str; 5] = [
+const ENDPOINTS: [&str; 6] = [
     "evaluation",
     "evaluations",
     "search_subject",
     "search_resource",
     "search_action",
+    "forward_auth",
 ];
 
 /// The statuses the decision API answers with; anything else is counted as `other`.
-const CODES: [u16; 6] = [200, 400, 401, 413, 500, 503];
+const CODES: [u16; 7] = [200, 400, 401, 403, 413, 500, 503];
 
 /// Upper bounds of the latency buckets, in seconds: decisions take microseconds, so the
 /// buckets are fine at the bottom and coarse above a millisecond.

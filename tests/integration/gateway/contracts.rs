@@ -61,6 +61,9 @@ async fn nginx_allows_denies_and_challenges() {
     )
     .await;
     assert_eq!(delete.status, 200);
+    // Counted in the metrics, by status.
+    let metrics = server.http.get("/metrics").await.body;
+    assert!(metrics.contains("endpoint=\"forward_auth\""), "{metrics}");
     server.running.shutdown().await;
 }
 
@@ -544,4 +547,49 @@ fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn authzen_calls_may_carry_the_subjects_token() {
+    let mut config = gateway_config(&example_policies());
+    config.gateway.authzen_subject_token = true;
+    let server = TestServer::start(config).await;
+    let body = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "view"},
+        "resource": {"type": "Photo", "id": "p1"},
+    })
+    .to_string();
+    let ask = |token: Option<String>| {
+        let http = server.http.clone();
+        let body = body.clone();
+        async move {
+            let mut headers = vec![("content-type", "application/json".to_string())];
+            if let Some(token) = token {
+                headers.push(("warden-subject-token", token));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http.send("POST", "/access/v1/evaluation", &headers, body)
+                .await
+        }
+    };
+    let mut staff = claims("bob");
+    staff["email"] = json!("bob@staff.example");
+    // Without a token bob's stored attributes decide: no access.
+    assert_eq!(ask(None).await.body, r#"{"decision":false}"#);
+    // With his verified email he is staff.
+    let token = sign(Algorithm::ES256, &staff);
+    assert_eq!(ask(Some(token)).await.body, r#"{"decision":true}"#);
+    // Another subject's token lends bob nothing.
+    let mut other = claims("carol");
+    other["email"] = json!("carol@staff.example");
+    let token = sign(Algorithm::ES256, &other);
+    assert_eq!(ask(Some(token)).await.body, r#"{"decision":false}"#);
+    // An invalid token is a 401, never a decision.
+    staff["exp"] = json!(now() - 3600);
+    let reply = ask(Some(sign(Algorithm::ES256, &staff))).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.header("www-authenticate").is_some());
+    server.running.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 mod contracts;
 mod nginx;
+mod routes;
 
 use std::path::{Path, PathBuf};
 
