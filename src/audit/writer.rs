@@ -316,6 +316,8 @@ struct Writer {
     last_sync: Instant,
     unsynced: bool,
     buffer: String,
+    /// Held for the writer's life: a second server on the same log fails to start.
+    _lock: File,
 }
 
 impl Writer {
@@ -323,6 +325,7 @@ impl Writer {
         if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
+        let lock = lock(&config.path)?;
         // Continue the chain: from the active file's last record, else the newest rotated one.
         let (next_seq, head, first_seq) = match last_record(&config.path)? {
             Some((seq, hash, first)) => (seq + 1, hash, first),
@@ -366,6 +369,7 @@ impl Writer {
             last_sync: now,
             unsynced: false,
             buffer: String::with_capacity(1 << 16),
+            _lock: lock,
         })
     }
 
@@ -554,6 +558,11 @@ impl Writer {
         if let Err(error) = self.file.sync_data() {
             tracing::error!(%error, "cannot sync the audit log");
             self.counters.write_errors.fetch_add(1, Relaxed);
+        } else {
+            // The log is written once and not read back: its synced pages would only crowd
+            // the page cache (and, under load, make every new page cost a reclaim).
+            #[cfg(unix)]
+            let _ = rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed);
         }
         self.unsynced = false;
         self.last_sync = Instant::now();
@@ -590,6 +599,31 @@ impl Writer {
             }
         }
     }
+}
+
+/// Takes `.NAME.lock` beside the log (hidden, so `NAME*` does not match it): two writers on
+/// one chain would fork it.
+fn lock(path: &Path) -> std::io::Result<File> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let lock_path = path.with_file_name(format!(".{name}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    #[cfg(unix)]
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            std::io::Error::other(format!(
+                "another process is writing this audit log (it holds `{}`)",
+                lock_path.display()
+            ))
+        },
+    )?;
+    Ok(file)
 }
 
 /// `audit.jsonl` → `audit.jsonl.000000001234`.
