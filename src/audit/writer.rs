@@ -56,6 +56,9 @@ pub struct Counters {
     pub write_errors: AtomicU64,
     /// Allows seen in `sampled` mode (the sampler's clock).
     allows_seen: AtomicU64,
+    /// Tasks still waiting to queue the records of callers that found the queue full; closing
+    /// waits for them, so that the close message cannot overtake their records.
+    waiting_tasks: AtomicU64,
 }
 
 /// Stops the writer before its next batch while held (for tests of back-pressure).
@@ -159,6 +162,7 @@ impl AuditLog {
                         self.counters.waited.fetch_add(waiting, Relaxed);
                         let sender = self.sender.clone();
                         let counters = self.counters.clone();
+                        counters.waiting_tasks.fetch_add(1, Relaxed);
                         let task = tokio::spawn(async move {
                             let mut lost = u64::from(sender.send(message).await.is_err());
                             for record in rest {
@@ -173,6 +177,7 @@ impl AuditLog {
                                     "audit records arrived after the audit log was closed; dropped"
                                 );
                             }
+                            counters.waiting_tasks.fetch_sub(1, Relaxed);
                         });
                         let _ = task.await;
                         return;
@@ -210,6 +215,13 @@ impl AuditLog {
     pub async fn close(&self, timeout: Duration) {
         let (done, finished) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
+        // Records of callers that waited for room are queued by tasks of their own: let them
+        // queue before the close message, or they would arrive after it and be lost.
+        while self.counters.waiting_tasks.load(Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let sent = tokio::time::timeout_at(deadline, self.sender.send(Message::Close(done))).await;
         let closed = match sent {
             Ok(Ok(())) => tokio::time::timeout_at(deadline, finished).await.is_ok(),
