@@ -361,6 +361,9 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                         .map(|s| format!(" (seq {s})"))
                         .unwrap_or_default()
                 )
+            } else if reason.as_deref() == Some("rotate") {
+                "it ends at a rotation checkpoint: the file that continues it was not given, or was deleted"
+                    .to_string()
             } else {
                 "it ends at a periodic checkpoint".to_string()
             };

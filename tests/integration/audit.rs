@@ -380,6 +380,10 @@ async fn rotation_keeps_the_chain_across_files() {
     let (code, out) = verify_cli(&without, &setup.key_file);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("broken: missing:"), "{out}");
+    // Without the last file, the log ends at a rotation.
+    let (code, out) = verify_cli(&ordered[..ordered.len() - 1], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ends at a rotation checkpoint"), "{out}");
 
     // A restart continues the chain in the same files.
     closed_log(&setup, setup.audit(), 2).await;
