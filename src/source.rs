@@ -372,14 +372,27 @@ pub fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
     });
 }
 
-/// The candidate closest to `name`, if one is close enough to be a likely typo.
+/// The candidate closest to `name`, if one is close enough to be a plausible typo: "did you
+/// mean `x`?" for every stage.
+///
+/// A candidate that differs only in letter case always wins; otherwise the edit distance (with
+/// transpositions) must be at most a third of the name's length, and at least 1, so that short
+/// names are not "corrected" into unrelated ones.
 pub fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    candidates
-        .into_iter()
-        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
-        .filter(|(distance, candidate)| {
-            *distance <= (name.chars().count().max(candidate.chars().count()) / 3).max(1)
-        })
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
+    let limit = (name.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &'c str)> = None;
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        let distance = if candidate.eq_ignore_ascii_case(name) {
+            0
+        } else {
+            strsim::damerau_levenshtein(name, candidate)
+        };
+        if distance <= limit && best.is_none_or(|(d, c)| (distance, candidate) < (d, c)) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
 }

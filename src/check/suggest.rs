@@ -1,27 +1,9 @@
 //! "Did you mean `x`?": the nearest known name to a mistyped one.
 
-/// The candidate closest to `name`, if one is close enough to be a plausible typo.
-///
-/// A candidate that differs only in letter case always wins; otherwise the edit distance
-/// (with transpositions) must be at most a third of the name's length, and at least 1, so
-/// that short names are not "corrected" into unrelated ones.
+/// The candidate closest to `name`, if one is close enough to be a plausible typo (the one
+/// rule every stage uses: [`crate::source::suggest`]).
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    let mut best: Option<(usize, &'a str)> = None;
-    for candidate in candidates {
-        if candidate == name {
-            continue;
-        }
-        let distance = if candidate.eq_ignore_ascii_case(name) {
-            0
-        } else {
-            strsim::damerau_levenshtein(name, candidate)
-        };
-        if distance <= limit && best.is_none_or(|(d, c)| (distance, candidate) < (d, c)) {
-            best = Some((distance, candidate));
-        }
-    }
-    best.map(|(_, candidate)| candidate)
+    crate::source::suggest(name, candidates)
 }
 
 /// A help line: the suggestion when there is one, else `otherwise`.

@@ -217,31 +217,12 @@ impl Hash for Value {
     }
 }
 
-/// Formats a duration the way policies write it: `1h30m`, `500ms`, `-2d`.
+/// Formats a duration the way policies write it: `1h30m`, `500ms`, `-2d` (the formatter's
+/// spelling, so a value prints as its literal would).
 pub fn format_duration(duration: SignedDuration) -> String {
-    let mut millis = duration.as_millis();
-    if millis == 0 {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    if millis < 0 {
-        out.push('-');
-        millis = -millis;
-    }
-    for (unit, size) in [
-        ("d", 86_400_000i128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        let count = millis / size;
-        if count > 0 {
-            out.push_str(&format!("{count}{unit}"));
-            millis -= count * size;
-        }
-    }
-    out
+    let millis = duration.as_millis();
+    let millis = i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX });
+    crate::syntax::fmt::duration_text(millis)
 }
 
 /// Formats an address without its prefix when it is a single host.
