@@ -22,6 +22,7 @@ pub enum Item {
     Let(LetDecl),
     Test(TestBlock),
     Route(RouteDecl),
+    Capability(CapabilityDecl),
 }
 
 impl Item {
@@ -35,6 +36,7 @@ impl Item {
             Item::Let(i) => i.span,
             Item::Test(i) => i.span,
             Item::Route(i) => i.span,
+            Item::Capability(i) => i.span,
         }
     }
 }
@@ -223,6 +225,74 @@ pub enum RoutePart {
     Param(Ident),
     /// `"fixed"`
     Literal(StrLit),
+}
+
+/// `capability greenhouse_key on Greenhouse { allow enter, water  lifetime 14d  mint if ... }`:
+/// what a capability token minted under this name may carry, and who may mint one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Ident,
+    /// The resource types a token may name (its resource, or the root of its subtree).
+    pub resource_types: Vec<Ident>,
+    /// The clauses in source order (the parser guarantees one `allow`, one `lifetime`, at
+    /// most one `mint` and at most one `delegable`).
+    pub clauses: Vec<CapabilityClause>,
+    pub span: Span,
+}
+
+impl CapabilityDecl {
+    /// The actions (and action groups) a token may carry.
+    pub fn actions(&self) -> &[Name] {
+        self.clauses
+            .iter()
+            .find_map(|clause| match &clause.kind {
+                CapabilityClauseKind::Allow(names) => Some(names.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The longest lifetime of a token, in milliseconds.
+    pub fn lifetime(&self) -> Option<(i64, Span)> {
+        self.clauses.iter().find_map(|clause| match clause.kind {
+            CapabilityClauseKind::Lifetime(millis) => Some((millis, clause.span)),
+            _ => None,
+        })
+    }
+
+    /// The condition a minter must meet, beyond holding every action it hands out.
+    pub fn mint(&self) -> Option<&Expr> {
+        self.clauses.iter().find_map(|clause| match &clause.kind {
+            CapabilityClauseKind::Mint(expr) => Some(expr),
+            _ => None,
+        })
+    }
+
+    /// Whether a token may be held by anyone who has it, and handed on.
+    pub fn delegable(&self) -> bool {
+        self.clauses
+            .iter()
+            .any(|clause| matches!(clause.kind, CapabilityClauseKind::Delegable))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityClause {
+    pub kind: CapabilityClauseKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CapabilityClauseKind {
+    /// `allow enter, water`
+    Allow(Vec<Name>),
+    /// `lifetime 14d`, in milliseconds.
+    Lifetime(i64),
+    /// `mint if resource.owner == subject`
+    Mint(Expr),
+    /// `delegable`
+    Delegable,
 }
 
 /// An expression with its span.

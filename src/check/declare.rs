@@ -24,6 +24,7 @@ pub struct Declared {
     pub actions: HashMap<String, Loc>,
     pub groups: HashMap<String, Loc>,
     pub roles: HashMap<String, Loc>,
+    pub capabilities: HashMap<String, Loc>,
 }
 
 pub fn declare(ctx: &mut Ctx<'_>) -> (Schema, Declared) {
@@ -146,6 +147,18 @@ fn collect_names(ctx: &mut Ctx<'_>, declared: &mut Declared) {
                         ctx,
                         &mut declared.roles,
                         "role",
+                        &decl.name.name,
+                        Loc {
+                            file,
+                            span: decl.name.span,
+                        },
+                    );
+                }
+                Item::Capability(decl) => {
+                    add(
+                        ctx,
+                        &mut declared.capabilities,
+                        "capability",
                         &decl.name.name,
                         Loc {
                             file,

@@ -31,6 +31,16 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::capability))]
+    Capability {
+        message: String,
+        #[label("here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("{what} `{name}` is declared twice")]
     #[diagnostic(code(warden::check::duplicate))]
     Duplicate {

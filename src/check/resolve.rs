@@ -95,6 +95,7 @@ fn item_annotations(item: &Item) -> &[Annotation] {
         Item::Let(i) => &i.annotations,
         Item::Test(i) => &i.annotations,
         Item::Route(i) => &i.annotations,
+        Item::Capability(i) => &i.annotations,
     }
 }
 
@@ -107,7 +108,8 @@ enum IdAllowed {
 impl IdAllowed {
     fn from(item: &Item) -> IdAllowed {
         match item {
-            Item::Rule(_) => IdAllowed::Yes,
+            // A capability's id names the grant a token makes in explanations and tests.
+            Item::Rule(_) | Item::Capability(_) => IdAllowed::Yes,
             Item::Entity(_) => IdAllowed::No("an entity declaration"),
             Item::Action(_) | Item::ActionGroup(_) => IdAllowed::No("an action declaration"),
             Item::Role(_) => IdAllowed::No("a role (put it on one of its grants)"),
@@ -272,6 +274,11 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
             }
         }
         Item::Let(decl) => f(&decl.value),
+        Item::Capability(capability) => {
+            if let Some(mint) = capability.mint() {
+                f(mint);
+            }
+        }
         Item::Test(test) => {
             for statement in &test.statements {
                 match statement {

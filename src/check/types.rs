@@ -334,6 +334,7 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
                     }
                 }
                 Item::Test(test) => typer.test(test),
+                Item::Capability(capability) => typer.capability(capability),
                 Item::Entity(_)
                 | Item::Action(_)
                 | Item::ActionGroup(_)
@@ -447,6 +448,58 @@ impl<'c, 'f> Typer<'c, 'f> {
         if let Some(condition) = condition {
             let ty = self.expr(&condition.expr);
             self.expect_condition(&ty, condition.expr.span);
+        }
+    }
+
+    /// A capability declaration: its actions apply to its resource types, and its `mint`
+    /// condition is typed like a rule's, with `subject` the minter.
+    fn capability(&mut self, capability: &ast::CapabilityDecl) {
+        let actions = ast::Actions::List(capability.actions().to_vec());
+        let condition = capability.mint().map(|expr| ast::Condition {
+            kind: ast::ConditionKind::If,
+            expr: expr.clone(),
+        });
+        self.rule(
+            Effect::Allow,
+            &actions,
+            &capability.resource_types,
+            condition.as_ref(),
+        );
+        let types: BTreeSet<&str> = capability
+            .resource_types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        for name in capability.actions() {
+            let expanded = self.schema.expand_action(&name.text);
+            for action in expanded {
+                let Some(declared) = self.schema.actions.get(&action) else {
+                    continue;
+                };
+                let applies = declared.resource_types.is_empty()
+                    || declared
+                        .resource_types
+                        .iter()
+                        .any(|t| types.contains(t.as_str()));
+                if !applies {
+                    let on: Vec<String> = declared
+                        .resource_types
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect();
+                    self.report(CheckError::Capability {
+                        message: format!(
+                            "capability `{}` carries `{action}`, which applies to none of its types",
+                            capability.name.name
+                        ),
+                        span: name.span,
+                        help: format!(
+                            "`{action}` is declared on {}; add one of them after `on`, or drop `{action}`",
+                            on.join(", ")
+                        ),
+                    });
+                }
+            }
         }
     }
 

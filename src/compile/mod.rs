@@ -79,6 +79,7 @@ pub fn compile(
     let (roles, role_ids) = role_table(schema);
     let mut rules = Vec::new();
     let mut placements = Vec::new();
+    let mut capabilities = Vec::new();
     for (file_index, file) in files.iter().enumerate() {
         for item in &file.ast.items {
             match item {
@@ -119,6 +120,51 @@ pub fn compile(
                         rules.push(compiled);
                     }
                 }
+                ast::Item::Capability(decl) => {
+                    let mut compiled = compiler.rule(
+                        file_index,
+                        &decl.annotations,
+                        Effect::Allow,
+                        None,
+                        decl.span,
+                        None,
+                    );
+                    if !compiled.named {
+                        compiled.id = Arc::from(format!("capability:{}", decl.name.name));
+                    }
+                    // Placed in no bucket: only a presented token makes it a candidate.
+                    placements.push(Placement {
+                        actions: Some(BTreeSet::new()),
+                        types: Some(BTreeSet::new()),
+                    });
+                    let rule = RuleId(u32::try_from(rules.len()).unwrap_or(u32::MAX));
+                    rules.push(compiled);
+                    let mint = decl.mint().map(|expr| compiler.lower(expr, file_index));
+                    let mut actions: Vec<Arc<str>> = decl
+                        .actions()
+                        .iter()
+                        .flat_map(|name| schema.expand_action(&name.text))
+                        .map(|name| Arc::from(name.as_str()))
+                        .collect();
+                    actions.sort();
+                    actions.dedup();
+                    let mut resource_types: Vec<Arc<str>> = decl
+                        .resource_types
+                        .iter()
+                        .map(|t| Arc::from(t.name.as_str()))
+                        .collect();
+                    resource_types.sort();
+                    resource_types.dedup();
+                    capabilities.push(crate::program::Capability {
+                        name: Arc::from(decl.name.name.as_str()),
+                        rule,
+                        actions: actions.into_boxed_slice(),
+                        resource_types: resource_types.into_boxed_slice(),
+                        lifetime_ms: decl.lifetime().map_or(0, |(millis, _)| millis),
+                        mint,
+                        delegable: decl.delegable(),
+                    });
+                }
                 _ => {}
             }
         }
@@ -144,6 +190,7 @@ pub fn compile(
         sources: files.iter().map(|f| f.source.clone()).collect(),
         // The checker reported every route error already; only valid routes are in the table.
         routes: crate::check::routes::table(files, schema, &mut |_, _| {}),
+        capabilities: capabilities.into_boxed_slice(),
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
     })
 }

@@ -7,6 +7,7 @@
 //! generation stamp, not by clearing. After the request is decoded, deciding allocates nothing
 //! (buffers in the frame are reused; reasons and errors live inline in the decision).
 
+pub mod capability;
 pub mod explain;
 pub mod request;
 
@@ -128,6 +129,28 @@ pub fn decide(program: &Program, request: &Request) -> Decision {
     })
 }
 
+/// Evaluates one compiled condition for a request: a capability's `mint if`, with `subject`
+/// the minter. An error (or a value that is not a `Bool`) is returned as such: the caller
+/// refuses.
+pub fn condition_holds(
+    program: &Program,
+    request: &Request,
+    condition: NodeId,
+) -> Result<bool, EvalError> {
+    let mut frame = Frame::new();
+    frame.begin(program);
+    let mut evaluator = Evaluator {
+        program,
+        request,
+        frame: &mut frame,
+    };
+    let value = evaluator.eval(condition)?;
+    ops::truth(&value, "if").map_err(|kind| EvalError {
+        node: condition,
+        kind,
+    })
+}
+
 /// Decides with a caller-owned frame (which then holds the candidates and memo for
 /// explanation).
 pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Decision {
@@ -150,6 +173,11 @@ struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     fn gather_candidates(&mut self) {
         let program = self.program;
+        if let Some(presented) = &self.request.capability
+            && let Ok(rule) = capability::grants(program, self.request, presented)
+        {
+            self.frame.candidates.push(rule);
+        }
         let Some(bucket) = program
             .index
             .bucket(self.request.type_slot, self.request.action_slot)

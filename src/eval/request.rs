@@ -35,6 +35,9 @@ pub struct Request {
     /// The subject's verified attributes (claims of a token Warden verified itself), read
     /// before the store; `None` when the request carried no token. A caller never sets them.
     pub verified: Option<Arc<Verified>>,
+    /// A capability token the caller presented (verified and read against the program); its
+    /// grant is a candidate when every caveat holds. Never decoded from the request body.
+    pub capability: Option<Arc<super::capability::Presented>>,
 }
 
 /// Verified attributes of a request's subject, decoded through its type's declared
@@ -290,6 +293,7 @@ pub fn decode_wire(
         type_slot: program.index.type_slot(resource_type),
         action_slot: program.index.action_slot(action),
         verified: None,
+        capability: None,
     })
 }
 

@@ -263,12 +263,51 @@ pub struct Program {
     pub sources: Box<[SourceFile]>,
     /// The `route` declarations, for gateways' forward-auth requests.
     pub routes: crate::gateway::routes::RouteTable,
+    /// The `capability` declarations, by name.
+    pub capabilities: Box<[Capability]>,
     /// A number unique to this program in this process, so per-thread evaluation frames can
     /// tell programs apart.
     pub serial: u64,
 }
 
+/// A `capability` declaration, as compiled: what a token minted under it may carry.
+#[derive(Clone, Debug)]
+pub struct Capability {
+    pub name: Arc<str>,
+    /// The `allow` a granting token adds to a decision (never in the index: only a token
+    /// makes it a candidate). Its id is the declaration's `@id`, else `capability:NAME`.
+    pub rule: RuleId,
+    /// The actions a token may carry, groups expanded; sorted.
+    pub actions: Box<[Arc<str>]>,
+    /// The resource types a token may name; sorted.
+    pub resource_types: Box<[Arc<str>]>,
+    /// The longest lifetime of a token, in milliseconds.
+    pub lifetime_ms: i64,
+    /// The `mint if` condition, with `subject` the minter.
+    pub mint: Option<NodeId>,
+    /// Whether a token may be held by whoever has it, and handed on.
+    pub delegable: bool,
+}
+
+impl Capability {
+    pub fn carries(&self, action: &str) -> bool {
+        self.actions.iter().any(|a| &**a == action)
+    }
+
+    pub fn applies_to(&self, resource_type: &str) -> bool {
+        self.resource_types.iter().any(|t| &**t == resource_type)
+    }
+}
+
 impl Program {
+    /// The capability declared as `name`.
+    pub fn capability(&self, name: &str) -> Option<(usize, &Capability)> {
+        self.capabilities
+            .iter()
+            .enumerate()
+            .find(|(_, c)| &*c.name == name)
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.index())
     }

@@ -51,7 +51,7 @@
 //! (`Printer::keyword`).
 
 use crate::ast::{
-    Actions, Annotation, AttrDecl, BinaryOp, ConditionKind, Effect, EntityDecl, EntityRef,
+    Actions, Annotation, CapabilityClause, CapabilityClauseKind, AttrDecl, BinaryOp, ConditionKind, Effect, EntityDecl, EntityRef,
     Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item, Name, RoutePart, Rule,
     TestStatement, TypeExpr, UnaryOp, WithClause,
 };
@@ -654,6 +654,8 @@ impl<'a> Printer<'a> {
             Item::Rule(r) if !r.annotations.is_empty() => false,
             Item::Let(l) if !l.annotations.is_empty() => false,
             Item::Route(r) if !r.annotations.is_empty() => false,
+            // Its clauses stand one per line, like a role's grants.
+            Item::Capability(_) => false,
             _ => self.measure(|p| p.item(item)) <= MAX_WIDTH,
         }
     }
@@ -809,9 +811,54 @@ impl<'a> Printer<'a> {
                     self.write(" }");
                 }
             }
+            Item::Capability(capability) => {
+                self.annotations(&capability.annotations);
+                self.keyword("capability ");
+                self.indent = block + INDENT;
+                self.token(capability.name.span, &capability.name.name);
+                self.write(" on ");
+                self.idents(&capability.resource_types);
+                self.keyword(" {");
+                let close = capability.span.end as usize;
+                self.block(
+                    &capability.clauses,
+                    close,
+                    block,
+                    |_, clause| Some(clause.span),
+                    |p, clause| p.capability_clause(clause),
+                );
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
+    }
+
+    fn capability_clause(&mut self, clause: &CapabilityClause) {
+        let clause_block = self.indent;
+        match &clause.kind {
+            CapabilityClauseKind::Allow(names) => {
+                self.keyword("allow ");
+                self.indent = clause_block + INDENT;
+                self.names(names, ", ", action_name_text);
+            }
+            CapabilityClauseKind::Lifetime(millis) => {
+                self.keyword("lifetime ");
+                self.indent = clause_block + INDENT;
+                let at = self.next_code(self.last_code_end);
+                self.token(
+                    Span::new(at, clause.span.end as usize),
+                    &duration_text(*millis),
+                );
+            }
+            CapabilityClauseKind::Mint(condition) => {
+                self.keyword("mint ");
+                self.indent = clause_block + INDENT;
+                self.keyword("if ");
+                self.breakable(condition);
+            }
+            CapabilityClauseKind::Delegable => self.keyword("delegable"),
+        }
+        self.indent = clause_block;
     }
 
     fn route_part(&mut self, part: &RoutePart) {
@@ -1577,6 +1624,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Let(_) => 4,
         Item::Test(_) => 5,
         Item::Route(_) => 6,
+        Item::Capability(_) => 7,
     };
     kind(a) == kind(b)
 }

@@ -71,7 +71,7 @@ pub const MAX_EXPRESSION_SIZE: usize = 512;
 
 /// Splits a token stream into items, returned as index ranges into `tokens`.
 ///
-/// An item starts at `entity`, `role`, `let`, `test`, or `action` followed by a name or
+/// An item starts at `entity`, `role`, `let`, `test`, `route`, `capability`, or `action` followed by a name or
 /// `group` — wherever they stand, since they never occur inside another item — and at `allow`,
 /// `deny` or `@` outside any `{ }` block (role grants and test expectations stand inside one).
 /// A `(` or `[` left open does not hide the next rule: `allow` and `deny` never stand inside
@@ -91,7 +91,12 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
         let as_name = keyword_used_as_name(tokens, index);
         let starts_anywhere = !as_name
             && match token {
-                Token::Entity | Token::Role | Token::Let | Token::Test | Token::Route => true,
+                Token::Entity
+                | Token::Role
+                | Token::Let
+                | Token::Test
+                | Token::Route
+                | Token::Capability => true,
                 Token::Action => matches!(
                     next,
                     Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
@@ -213,6 +218,7 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Role
             | Token::Let
             | Token::Route
+            | Token::Capability
             | Token::Test => size = 0,
             Token::LBrace
             | Token::LParen

@@ -134,6 +134,92 @@ fn user_error<'s, T>(message: String, span: Span, help: String) -> GrammarResult
     })
 }
 
+/// A clause of a capability declaration that starts with a word (`lifetime 14d`, `mint if`,
+/// `delegable`): the grammar sees a name, this checks it is the expected one.
+pub fn capability_word<'s>(
+    word: &'s str,
+    expected: &str,
+    kind: ast::CapabilityClauseKind,
+    span: Span,
+) -> GrammarResult<'s, ast::CapabilityClause> {
+    if word == expected {
+        return Ok(ast::CapabilityClause { kind, span });
+    }
+    let shape = match expected {
+        "lifetime" => "`lifetime 14d`",
+        "mint" => "`mint if <condition>`",
+        _ => "`delegable`",
+    };
+    let known = ["lifetime", "mint", "delegable"];
+    let hint = match crate::source::suggest(word, known.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`? "),
+        None => String::new(),
+    };
+    user_error(
+        format!("unknown capability clause `{word}`"),
+        span,
+        format!(
+            "{hint}a capability holds `allow <actions>`, `lifetime <duration>`, \
+             `mint if <condition>` and `delegable`; this one has the shape of {shape}"
+        ),
+    )
+}
+
+/// Checks that a capability declaration has one `allow` and one `lifetime`, and no clause twice.
+pub fn capability_decl<'s>(
+    name: ast::Ident,
+    resource_types: Vec<ast::Ident>,
+    clauses: Vec<ast::CapabilityClause>,
+    span: Span,
+) -> GrammarResult<'s, Box<ast::Item>> {
+    use ast::CapabilityClauseKind as Kind;
+    let word = |kind: &Kind| match kind {
+        Kind::Allow(_) => "allow",
+        Kind::Lifetime(_) => "lifetime",
+        Kind::Mint(_) => "mint",
+        Kind::Delegable => "delegable",
+    };
+    for (index, clause) in clauses.iter().enumerate() {
+        let repeated = clauses
+            .iter()
+            .take(index)
+            .any(|earlier| word(&earlier.kind) == word(&clause.kind));
+        if repeated {
+            let what = word(&clause.kind);
+            return user_error(
+                format!("`{what}` is given twice in capability `{}`", name.name),
+                clause.span,
+                format!("keep one `{what}` clause"),
+            );
+        }
+        if let Kind::Lifetime(millis) = clause.kind
+            && millis <= 0
+        {
+            return user_error(
+                "a capability's lifetime must be longer than zero".to_string(),
+                clause.span,
+                "write how long a token may live at most, e.g. `lifetime 14d`".to_string(),
+            );
+        }
+    }
+    for (what, example) in [("allow", "allow view, comment"), ("lifetime", "lifetime 14d")] {
+        if !clauses.iter().any(|clause| word(&clause.kind) == what) {
+            return user_error(
+                format!("capability `{}` has no `{what}` clause", name.name),
+                span,
+                format!("add `{example}` inside the braces"),
+            );
+        }
+    }
+    Ok(Box::new(ast::Item::Capability(ast::CapabilityDecl {
+        annotations: Vec::new(),
+        name,
+        resource_types,
+        clauses,
+        span,
+    })))
+}
+
 /// Separates an entity body into stored attributes and the declared `properties`.
 #[allow(clippy::type_complexity, reason = "the shape lalrpop hands over")]
 pub fn split_members<'s>(

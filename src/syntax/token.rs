@@ -44,6 +44,8 @@ pub enum Token<'s> {
     Test,
     #[token("route")]
     Route,
+    #[token("capability")]
+    Capability,
     // Rule heads and conditions.
     #[token("on")]
     On,
@@ -187,6 +189,7 @@ impl Token<'_> {
                 | Token::Let
                 | Token::Test
                 | Token::Route
+                | Token::Capability
                 | Token::On
                 | Token::If
                 | Token::Unless
@@ -224,6 +227,7 @@ impl Token<'_> {
         "let",
         "test",
         "route",
+        "capability",
         "on",
         "if",
         "unless",
@@ -273,6 +277,7 @@ impl Token<'_> {
             Token::Let => "let",
             Token::Test => "test",
             Token::Route => "route",
+            Token::Capability => "capability",
             Token::On => "on",
             Token::If => "if",
             Token::Unless => "unless",

@@ -390,7 +390,10 @@ pub fn run(dir: &Path, engine: &Engine, options: &Options) -> Result<Report, Vec
             .rules
             .iter()
             .zip(covered)
-            .map(|(rule, covered)| RuleCoverage {
+            .enumerate()
+            // A capability's grant is made by a token, which `warden test` does not present.
+            .filter(|(index, _)| !program.capabilities.iter().any(|c| c.rule.index() == *index))
+            .map(|(_, (rule, covered))| RuleCoverage {
                 rule: explain::summary(program, rule),
                 role: rule
                     .role

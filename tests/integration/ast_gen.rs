@@ -440,7 +440,56 @@ pub fn item() -> impl Strategy<Value = Item> {
                     })
                 }
             ),
+        capability(),
     ]
+}
+
+/// A capability declaration: its required clauses, maybe `mint` and `delegable`, in any order.
+pub fn capability() -> impl Strategy<Value = Item> {
+    (
+        annotations(),
+        ident(),
+        proptest::collection::vec(ident(), 1..3),
+        proptest::collection::vec(name(), 1..3),
+        1i64..=i64::MAX,
+        proptest::option::of(expr()),
+        any::<bool>(),
+    )
+        .prop_flat_map(
+            |(annotations, name, resource_types, actions, lifetime, mint, delegable)| {
+                let mut clauses = vec![
+                    CapabilityClause {
+                        kind: CapabilityClauseKind::Allow(actions),
+                        span: span(),
+                    },
+                    CapabilityClause {
+                        kind: CapabilityClauseKind::Lifetime(lifetime),
+                        span: span(),
+                    },
+                ];
+                if let Some(mint) = mint {
+                    clauses.push(CapabilityClause {
+                        kind: CapabilityClauseKind::Mint(mint),
+                        span: span(),
+                    });
+                }
+                if delegable {
+                    clauses.push(CapabilityClause {
+                        kind: CapabilityClauseKind::Delegable,
+                        span: span(),
+                    });
+                }
+                Just(clauses).prop_shuffle().prop_map(move |clauses| {
+                    Item::Capability(CapabilityDecl {
+                        annotations: annotations.clone(),
+                        name: name.clone(),
+                        resource_types: resource_types.clone(),
+                        clauses,
+                        span: span(),
+                    })
+                })
+            },
+        )
 }
 
 /// What a route fills in: `{param}` or `"literal"`.

@@ -176,6 +176,7 @@ fn the_valid_corpus_covers_every_construct() {
         "item:rule",
         "item:let",
         "item:test",
+        "item:capability",
         "annotation",
         "annotation-value",
         "entity:parents",
@@ -309,6 +310,13 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
         Item::Route(r) => {
             mark(seen, "item:route");
             &r.annotations
+        }
+        Item::Capability(c) => {
+            mark(seen, "item:capability");
+            if let Some(mint) = c.mint() {
+                visit_expr(mint, seen);
+            }
+            &c.annotations
         }
     };
     visit_annotations(annotations, seen);
