@@ -190,6 +190,27 @@ pub struct ServeArgs {
     /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_AUTHZEN_SUBJECT_TOKEN", num_args = 0..=1, default_missing_value = "true")]
     pub authzen_subject_token: Option<bool>,
+    /// Capability signing keys, comma-separated: `ID:PATH` or `ID:PATH:retired=TIME`; tokens
+    /// are minted with the first key not retired.
+    #[arg(
+        long,
+        value_name = "ID:PATH",
+        env = "WARDEN_CAPABILITY_KEYS",
+        value_delimiter = ','
+    )]
+    pub capability_keys: Option<Vec<String>>,
+    /// How long tokens under a retired key still verify, in seconds [default: 604800].
+    #[arg(long, value_name = "SECONDS", env = "WARDEN_CAPABILITY_GRACE_S")]
+    pub capability_grace_s: Option<u64>,
+    /// The revocation file, shared by every Warden that honours the same tokens.
+    #[arg(long, value_name = "FILE", env = "WARDEN_CAPABILITY_REVOCATIONS")]
+    pub capability_revocations: Option<PathBuf>,
+    /// This Warden's audience: tokens with an `audience` caveat must name it.
+    #[arg(long, value_name = "NAME", env = "WARDEN_CAPABILITY_AUDIENCE")]
+    pub capability_audience: Option<String>,
+    /// The header a gateway request carries a capability token in [default: Warden-Capability].
+    #[arg(long, value_name = "HEADER", env = "WARDEN_CAPABILITY_HEADER")]
+    pub capability_header: Option<String>,
 }
 
 impl ServeArgs {
@@ -242,6 +263,11 @@ impl ServeArgs {
             tls_client_ca: self.tls_client_ca.clone(),
             unix_socket_mode: self.unix_socket_mode.clone(),
             authzen_subject_token: self.authzen_subject_token,
+            capability_keys: self.capability_keys.clone(),
+            capability_grace_s: self.capability_grace_s,
+            capability_revocations: self.capability_revocations.clone(),
+            capability_audience: self.capability_audience.clone(),
+            capability_header: self.capability_header.clone(),
         }
     }
 }

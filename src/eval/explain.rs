@@ -136,6 +136,23 @@ fn outcome(
 }
 
 /// A sentence for a runtime error.
+/// One line for people: which rules decided (`allowed by owner`, `denied: no rule allows ...`).
+pub fn verdict_line(program: &Program, decision: &Decision) -> String {
+    let ids: Vec<&str> = decision
+        .reasons
+        .iter()
+        .filter_map(|id| program.rule(*id))
+        .map(|rule| &*rule.id)
+        .collect();
+    if decision.allowed {
+        format!("allowed by {}", ids.join(", "))
+    } else if ids.is_empty() {
+        "denied: no rule allows this request (default deny)".to_string()
+    } else {
+        format!("denied by {}", ids.join(", "))
+    }
+}
+
 pub fn error_message(program: &Program, error: &EvalError) -> String {
     match &error.kind {
         ErrorKind::Mismatch { op, left, right } => {

@@ -203,6 +203,28 @@ pub struct Wire<'a> {
     pub context: Option<Json>,
 }
 
+/// The key of `context` that carries a capability token.
+pub const CAPABILITY_KEY: &str = "capability";
+
+/// `context` without its `capability` member, when it has one.
+fn without_capability(context: &Json) -> Option<Json> {
+    let JsonKind::Object(members) = &context.kind else {
+        return None;
+    };
+    if !members.iter().any(|(key, _, _)| key == CAPABILITY_KEY) {
+        return None;
+    }
+    let kept = members
+        .iter()
+        .filter(|(key, _, _)| key != CAPABILITY_KEY)
+        .cloned()
+        .collect();
+    Some(Json {
+        kind: JsonKind::Object(kept),
+        span: context.span,
+    })
+}
+
 /// Decodes a well-formed request through the declarations: what remains are reasons to deny.
 pub fn decode_wire(
     program: &Program,
@@ -268,9 +290,11 @@ pub fn decode_wire(
         declared_action.and_then(|d| d.properties.as_ref()),
         "action.properties",
     )?;
+    // `context.capability` carries a capability token: the caller reads it, policies never do.
+    let stripped = wire.context.as_ref().and_then(without_capability);
     let context = properties(
         &mut resolver,
-        wire.context.as_ref(),
+        stripped.as_ref().or(wire.context.as_ref()),
         declared_action.and_then(|d| d.context.as_ref()),
         "context",
     )?;

@@ -97,10 +97,19 @@ pub fn authzen_identity(
     state: &crate::server::AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<SubjectIdentity>, crate::server::ApiError> {
-    let config = &state.settings.gateway;
-    if !config.authzen_subject_token {
+    if !state.settings.gateway.authzen_subject_token {
         return Ok(None);
     }
+    subject_token_identity(state, headers)
+}
+
+/// The verified identity of `Warden-Subject-Token`, whenever the call sends one (minting a
+/// capability needs it whatever `authzen_subject_token` says); an invalid token is an error.
+pub fn subject_token_identity(
+    state: &crate::server::AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<SubjectIdentity>, crate::server::ApiError> {
+    let config = &state.settings.gateway;
     let Some(token) = headers.get(SUBJECT_TOKEN) else {
         return Ok(None);
     };

@@ -43,16 +43,22 @@ pub const DISCOVERY_PATH: &str = "/.well-known/authzen-configuration";
 /// The decision API's routes; protected by the API key when one is configured. Discovery
 /// stays open: it tells clients where to call, not what they may do.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    let mut api = Router::new()
+    let api = Router::new()
         .route(EVALUATION_PATH, post(evaluation))
         .route(EVALUATIONS_PATH, post(evaluations))
         .route(SEARCH_SUBJECT_PATH, post(search::subject))
         .route(SEARCH_RESOURCE_PATH, post(search::resource))
         .route(SEARCH_ACTION_PATH, post(search::action));
-    if !state.settings.api_keys.is_empty() {
-        api = api.route_layer(middleware::from_fn_with_state(state, require_key));
+    protect(api, &state).route(DISCOVERY_PATH, get(discovery))
+}
+
+/// Requires an API key on every route of `api` when keys are configured.
+pub fn protect(api: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    if state.settings.api_keys.is_empty() {
+        api
+    } else {
+        api.route_layer(middleware::from_fn_with_state(state.clone(), require_key))
     }
-    api.route(DISCOVERY_PATH, get(discovery))
 }
 
 async fn require_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {

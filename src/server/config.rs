@@ -71,6 +71,11 @@ pub struct ConfigLayer {
     pub tls_client_ca: Option<PathBuf>,
     pub unix_socket_mode: Option<String>,
     pub authzen_subject_token: Option<bool>,
+    pub capability_keys: Option<Vec<String>>,
+    pub capability_grace_s: Option<u64>,
+    pub capability_revocations: Option<PathBuf>,
+    pub capability_audience: Option<String>,
+    pub capability_header: Option<String>,
 }
 
 impl ConfigLayer {
@@ -153,6 +158,11 @@ impl ConfigLayer {
             tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
             unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
             authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
+            capability_keys: over.capability_keys.or(self.capability_keys),
+            capability_grace_s: over.capability_grace_s.or(self.capability_grace_s),
+            capability_revocations: over.capability_revocations.or(self.capability_revocations),
+            capability_audience: over.capability_audience.or(self.capability_audience),
+            capability_header: over.capability_header.or(self.capability_header),
         }
     }
 }
@@ -219,6 +229,36 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The permissions of a Unix socket file (`listen` or `admin_listen`).
     pub unix_socket_mode: u32,
+    /// Capability tokens: signing keys, revocations, audience, header.
+    pub capabilities: CapabilityConfig,
+}
+
+/// The `capability_*` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityConfig {
+    /// Key specs, `ID:PATH` or `ID:PATH:retired=TIME`: tokens are minted with the first key
+    /// that is not retired. Empty: capabilities are off (tokens are neither minted nor honoured).
+    pub keys: Vec<String>,
+    /// How long tokens under a retired key still verify.
+    pub grace: Duration,
+    /// The revocation file shared by every Warden that honours the same tokens.
+    pub revocations: Option<PathBuf>,
+    /// This Warden's audience name (an `audience` caveat must equal it).
+    pub audience: Option<String>,
+    /// The header a gateway's request carries a token in.
+    pub header: String,
+}
+
+impl Default for CapabilityConfig {
+    fn default() -> CapabilityConfig {
+        CapabilityConfig {
+            keys: Vec::new(),
+            grace: Duration::from_secs(7 * 24 * 3600),
+            revocations: None,
+            audience: None,
+            header: "Warden-Capability".to_string(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -244,6 +284,7 @@ impl Default for Config {
             audit: None,
             tls: None,
             unix_socket_mode: 0o660,
+            capabilities: CapabilityConfig::default(),
         }
     }
 }
@@ -314,6 +355,7 @@ impl Config {
             Some(text) => parse_mode(text)?,
             None => defaults.unix_socket_mode,
         };
+        let capabilities = resolve_capabilities(&layer, defaults.capabilities)?;
         Ok(Config {
             policies: layer.policies.unwrap_or(defaults.policies),
             listen,
@@ -342,6 +384,7 @@ impl Config {
             search_page_limit,
             log_format: layer.log_format.unwrap_or(defaults.log_format),
             log_level,
+            capabilities,
             gateway,
             audit,
             tls,
@@ -433,6 +476,35 @@ fn gateway_config(
         authzen_subject_token: layer
             .authzen_subject_token
             .unwrap_or(defaults.authzen_subject_token),
+    })
+}
+
+/// The `capability_*` keys.
+fn resolve_capabilities(
+    layer: &ConfigLayer,
+    defaults: CapabilityConfig,
+) -> Result<CapabilityConfig, ConfigError> {
+    let keys = layer.capability_keys.clone().unwrap_or_default();
+    for spec in &keys {
+        spec.parse::<crate::capability::KeySpec>()
+            .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+    }
+    let header = layer.capability_header.clone().unwrap_or(defaults.header);
+    if axum::http::HeaderName::try_from(header.as_str()).is_err()
+        || header.eq_ignore_ascii_case("authorization")
+    {
+        return Err(ConfigError(format!(
+            "`capability_header`: `{header}` is not a header name other than `Authorization` (which carries identity)"
+        )));
+    }
+    Ok(CapabilityConfig {
+        keys,
+        grace: layer
+            .capability_grace_s
+            .map_or(defaults.grace, Duration::from_secs),
+        revocations: layer.capability_revocations.clone(),
+        audience: layer.capability_audience.clone().filter(|a| !a.is_empty()),
+        header,
     })
 }
 

@@ -65,6 +65,12 @@ impl Config {
             ),
             envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
             authzen_subject_token: Some(self.gateway.authzen_subject_token),
+            // Key files are named by path only; their contents are never printed.
+            capability_keys: Some(self.capabilities.keys.clone()),
+            capability_grace_s: Some(self.capabilities.grace.as_secs()),
+            capability_revocations: self.capabilities.revocations.clone(),
+            capability_audience: self.capabilities.audience.clone(),
+            capability_header: Some(self.capabilities.header.clone()),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
             // The key itself is secret; the configuration keeps only what it read.
             audit_key_file: self.audit.as_ref().map(|_| MASKED.into()),
@@ -121,6 +127,8 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
     note("jwt_audience", layer.jwt_audience.is_some());
     note("identity_header", layer.identity_header.is_some());
     note("audit_path", layer.audit_path.is_some());
+    note("capability_revocations", layer.capability_revocations.is_some());
+    note("capability_audience", layer.capability_audience.is_some());
     unset
 }
 

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// `Warden-Subject-Token` did not verify (`authzen_subject_token`).
     #[error("invalid Warden-Subject-Token: {0}")]
     InvalidSubjectToken(String),
+    /// The policy refused what the caller asked for (minting a capability it does not hold).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     /// No policy has loaded (yet): a documented deviation from AuthZEN, never a deny.
@@ -33,6 +36,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::InvalidSubjectToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoProgram | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,6 +9,7 @@
 //! response header; a reload publishes a new program without disturbing calls in flight.
 
 pub mod authzen;
+pub mod capabilities;
 pub mod config;
 pub mod effective;
 pub mod error;
@@ -130,6 +131,8 @@ pub struct AppState {
     pub gateway: crate::gateway::GatewayState,
     /// The audit log, when configured: every decision is handed to it.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Capability keys and revocations, when `capability_keys` is set.
+    pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
 }
 
 impl AppState {
@@ -143,6 +146,7 @@ impl AppState {
             watching: AtomicBool::new(false),
             gateway: crate::gateway::GatewayState::default(),
             audit: None,
+            capabilities: None,
         }
     }
 
@@ -194,6 +198,7 @@ impl AppState {
 /// The decision API (AuthZEN evaluation, evaluations, search, discovery).
 pub fn api_router(state: Arc<AppState>) -> Router {
     authzen::routes(state.clone())
+        .merge(capabilities::routes(&state))
         .merge(crate::gateway::forward::routes(&state))
         .with_state(state)
 }
@@ -253,6 +258,8 @@ pub struct Running {
     reloader: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
     key_watcher: JoinHandle<()>,
+    /// Reads revocations other processes append; stops when dropped.
+    capability_watcher: Option<crate::capability::Watcher>,
     /// Where the decision API listens (the port chosen for `:0` filled in).
     pub endpoint: Listen,
     pub admin_endpoint: Option<Listen>,
@@ -261,6 +268,48 @@ pub struct Running {
     tls_reloader: Option<JoinHandle<()>>,
     /// Removed at shutdown.
     socket_files: Vec<listen::SocketFile>,
+}
+
+/// The keys and revocations of `capability_keys`, with the watcher that reads revocations
+/// other processes append (stopped when dropped).
+fn capability_verifier(
+    config: &config::CapabilityConfig,
+) -> Result<
+    Option<(
+        Arc<crate::capability::present::Verifier>,
+        crate::capability::Watcher,
+    )>,
+    ServeError,
+> {
+    if config.keys.is_empty() {
+        return Ok(None);
+    }
+    let grace = jiff::SignedDuration::try_from(config.grace)
+        .map_err(|_| ConfigError("`capability_grace_s` is too large".to_string()))?;
+    let keyring = crate::capability::Keyring::load_specs(&config.keys, grace)
+        .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+    let revocations = match &config.revocations {
+        Some(path) => crate::capability::Revocations::open(path)
+            .map_err(|e| ConfigError(format!("`capability_revocations`: {e}")))?,
+        None => {
+            tracing::warn!(
+                "capability revocations are kept in memory only: set `capability_revocations` so a restart forgets none"
+            );
+            crate::capability::Revocations::in_memory()
+        }
+    };
+    let revocations = Arc::new(revocations);
+    let watcher = revocations
+        .spawn_watcher(crate::capability::DEFAULT_WATCH_INTERVAL)
+        .map_err(|e| ServeError::Internal(format!("cannot watch the revocations: {e}")))?;
+    Ok(Some((
+        Arc::new(crate::capability::present::Verifier {
+            keyring,
+            revocations,
+            audience: config.audience.clone(),
+        }),
+        watcher,
+    )))
 }
 
 /// Loads the policies, binds the listeners, starts serving and (when configured) watching.
@@ -299,6 +348,13 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         })?;
         state.audit = Some(log);
     }
+    let capability_watcher = match capability_verifier(&config.capabilities)? {
+        Some((verifier, watcher)) => {
+            state.capabilities = Some(verifier);
+            Some(watcher)
+        }
+        None => None,
+    };
     let state = Arc::new(state);
     state.publish(built);
     let verifier = config.gateway.verifier().map_err(ConfigError)?;
@@ -381,6 +437,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         reloader,
         shutdown_timeout: config.shutdown_timeout,
         key_watcher,
+        capability_watcher,
         endpoint,
         admin_endpoint,
         tls,
@@ -408,6 +465,7 @@ impl Running {
             reloader.abort();
         }
         self.key_watcher.abort();
+        drop(self.capability_watcher);
         // Every call has finished, so every record is queued: write them all, then close.
         if let Some(audit) = &self.state.audit {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

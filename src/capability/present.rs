@@ -1,0 +1,109 @@
+//! A verified token, read against one program: what the evaluator checks per request
+//! ([`crate::eval::capability::Presented`]).
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::capability::{Caveat, Keyring, Revocations, Token, TokenError, verify};
+use crate::data::value::{EntityRef, EntityUid};
+use crate::eval::capability::Presented;
+use crate::program::Program;
+
+/// Why a presented token is not even considered: it does not verify, or it is revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the token `{0}` is revoked")]
+    Revoked(String),
+}
+
+/// Everything needed to honour tokens: the keys, the revocations, this Warden's audience.
+#[derive(Debug)]
+pub struct Verifier {
+    pub keyring: Keyring,
+    pub revocations: Arc<Revocations>,
+    pub audience: Option<String>,
+}
+
+impl Verifier {
+    /// Verifies `text` (signature chain, key, revocation of it or an ancestor) and reads it
+    /// against `program`.
+    pub fn present(
+        &self,
+        program: &Program,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<Presented, Rejected> {
+        let token = verify(&self.keyring, text.trim(), now)?;
+        if let Some(revoked) = self.revocations.revoked_lineage(&token) {
+            return Err(Rejected::Revoked(revoked.to_string()));
+        }
+        Ok(present(program, &token, self.audience.as_deref()))
+    }
+}
+
+/// Resolves a verified token's caveats against `program`'s entities. Caveats that can never
+/// hold here (an audience this Warden is not, two different capability names) make the token
+/// unusable, with the reason.
+pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Presented {
+    let entity = |text: &crate::capability::EntityText| match program
+        .store
+        .lookup(&text.ty, &text.id)
+    {
+        Some(id) => EntityRef::Known(id),
+        None => EntityRef::Unknown(Arc::new(EntityUid {
+            ty: Arc::from(text.ty.as_str()),
+            id: Arc::from(text.id.as_str()),
+        })),
+    };
+    let mut presented = Presented {
+        token_id: token.id().into(),
+        capability: Box::from(""),
+        actions: Default::default(),
+        resources: Default::default(),
+        within: Default::default(),
+        holders: Default::default(),
+        expires: None,
+        unusable: None,
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for caveat in token.caveats() {
+        match caveat {
+            Caveat::Capability(name) => names.push(name),
+            Caveat::Resource(e) => presented.resources.push(entity(e)),
+            Caveat::Within(e) => presented.within.push(entity(e)),
+            Caveat::Holder(e) => presented.holders.push(entity(e)),
+            Caveat::Actions(actions) => presented
+                .actions
+                .push(actions.iter().map(|a| Box::from(a.as_str())).collect()),
+            Caveat::Expires(at) => {
+                presented.expires = Some(presented.expires.map_or(*at, |e| e.min(*at)));
+            }
+            Caveat::Audience(wanted) => {
+                if audience != Some(wanted.as_str()) {
+                    presented.unusable = Some(match audience {
+                        Some(ours) => format!(
+                            "the token is for audience `{wanted}`, and this Warden is `{ours}`"
+                        ),
+                        None => format!(
+                            "the token is for audience `{wanted}`, and this Warden has none configured"
+                        ),
+                    });
+                }
+            }
+            Caveat::MintedBy(_) | Caveat::MintedAt(_) | Caveat::Parent(_) => {}
+        }
+    }
+    match names.as_slice() {
+        [] => presented.unusable = Some("the token names no capability".to_string()),
+        [first, rest @ ..] => {
+            presented.capability = Box::from(*first);
+            if rest.iter().any(|name| name != first) {
+                presented.unusable = Some("the token names two different capabilities".into());
+            }
+        }
+    }
+    presented
+}
