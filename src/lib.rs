@@ -3,6 +3,7 @@
 
 pub mod ast;
 pub mod audit;
+pub mod capability;
 pub mod check;
 pub mod cli;
 pub mod compile;
