@@ -17,7 +17,7 @@ use crate::program::{Capability, Program};
 use crate::source::suggest;
 
 /// What a minter asks for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MintRequest {
     /// The capability declaration's name.
     pub capability: String,
@@ -40,7 +40,7 @@ pub struct MintRequest {
 }
 
 /// What a holder asks for when handing a token on.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DelegateRequest {
     /// Who hands it on: must be the parent's holder (when it has one).
     pub requester: EntityText,

@@ -16,6 +16,8 @@
 //! and what a verified token grants in a decision belong to the language and the engine.
 
 pub mod keys;
+pub mod mint;
+pub mod present;
 pub mod revocation;
 pub mod token;
 

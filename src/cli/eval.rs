@@ -241,19 +241,6 @@ fn request_body(args: &EvalArgs) -> Result<JsonValue, Failure> {
 
 /// `User::"alice"` or `User::alice` → `{"type": "User", "id": "alice"}`.
 fn entity_flag(flag: &str, text: &str) -> Result<JsonValue, Failure> {
-    let Some((ty, id)) = text.split_once("::") else {
-        return Err(invalid(format!(
-            "{flag} `{text}` is not an entity: write `Type::\"id\"`"
-        )));
-    };
-    let id = id
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .unwrap_or(id);
-    if ty.is_empty() || id.is_empty() {
-        return Err(invalid(format!(
-            "{flag} `{text}` is not an entity: write `Type::\"id\"`"
-        )));
-    }
+    let (ty, id) = crate::cli::entity_flag(flag, text).map_err(invalid)?;
     Ok(json!({ "type": ty, "id": id }))
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod audit;
+pub mod capability;
 pub mod check;
 pub mod eval;
 pub mod fmt;
@@ -61,6 +62,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Verify an audit log's chain and signatures, or replay it against other policies.
     Audit(audit::AuditArgs),
+    /// Mint, attenuate, inspect and revoke capability tokens.
+    Capability(capability::CapabilityArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -84,6 +87,20 @@ pub struct PolicyDir {
     pub policies: PathBuf,
 }
 
+/// `User::"alice"` or `User::alice` → `("User", "alice")`, for flags that name an entity.
+pub fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), String> {
+    let not_entity = || format!("{flag} `{text}` is not an entity: write `Type::\"id\"`");
+    let (ty, id) = text.split_once("::").ok_or_else(not_entity)?;
+    let id = id
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(id);
+    if ty.is_empty() || id.is_empty() {
+        return Err(not_entity());
+    }
+    Ok((ty, id))
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
@@ -93,5 +110,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Capability(args) => capability::run(&args),
     }
 }

@@ -219,7 +219,11 @@ fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
         Ok(identity) => identity,
         Err(error) => return unauthorized(flavour, &error),
     };
-    match decide(state, &program, &original, &identity) {
+    let capability = request
+        .headers()
+        .get(state.settings.capability_header.as_str())
+        .and_then(|value| value.to_str().ok());
+    match decide(state, &program, &original, &identity, capability) {
         Ok(matched_headers) => {
             let mut response = plain(StatusCode::OK, "ok\n");
             let headers = response.headers_mut();
@@ -247,6 +251,7 @@ pub fn decide(
     program: &Program,
     original: &Original<'_>,
     identity: &Identity,
+    capability: Option<&str>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
     let config = &state.settings.gateway;
     let path = routes::normalize(original.target)
@@ -289,7 +294,8 @@ pub fn decide(
         resource: &resource,
         context: Some(&context),
     };
-    let mut decoded = request::decode(program, &parts, Timestamp::now()).map_err(|e| match e {
+    let now = Timestamp::now();
+    let mut decoded = request::decode(program, &parts, now).map_err(|e| match e {
         RequestError::Malformed(m) | RequestError::Invalid(m) => m,
     })?;
     if !identity.attributes.is_empty() {
@@ -297,8 +303,18 @@ pub fn decide(
             .map_err(|e| e.to_string())?;
         decoded.verified = Some(Arc::new(verified));
     }
+    let mut refused = None;
+    if let Some(token) = capability {
+        match crate::server::authzen::present(state.capabilities.as_deref(), program, token, now) {
+            Ok(presented) => decoded.capability = Some(Arc::new(presented)),
+            Err(why) => refused = Some(why),
+        }
+    }
     let decision = eval::decide(program, &decoded);
     if !decision.allowed {
+        if let Some(why) = refused {
+            tracing::info!(reason = %why, "forward-auth: capability token not honoured");
+        }
         return Err(format!(
             "{} {path} ({}) → {} on {}::{:?}: denied by policy",
             original.method, route.location, route.action, route.resource_type, resource_id

@@ -108,6 +108,8 @@ pub struct Call<'s> {
     audit: Option<Recording<'s>>,
     /// The verified identity of `Warden-Subject-Token` (with the subject type it applies to).
     pub identity: Option<crate::gateway::SubjectIdentity>,
+    /// Capability keys and revocations, to honour `context.capability`.
+    pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
 }
 
 /// The audit records of one call, built as it decides and queued when it is answered.
@@ -190,6 +192,7 @@ impl<'s> Call<'s> {
             frame: explain.then(Frame::new),
             audit: None,
             identity: None,
+            capabilities: None,
         }
     }
 
@@ -227,9 +230,20 @@ impl<'s> Call<'s> {
 
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
         let program = &*self.program;
+        let token = match capability_text(parts) {
+            Ok(token) => token,
+            Err(message) => return Outcome::Failed(message),
+        };
+        let mut refused = None;
         let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
             if let Some(identity) = &self.identity {
                 crate::gateway::apply_identity(program, parts, identity, &mut request)?;
+            }
+            if let Some(token) = token {
+                match present(self.capabilities.as_deref(), program, token, self.now) {
+                    Ok(presented) => request.capability = Some(Arc::new(presented)),
+                    Err(why) => refused = Some(why),
+                }
             }
             Ok(request)
         });
@@ -278,16 +292,69 @@ impl<'s> Call<'s> {
                 }
                 let explanation = explain::explain(program, frame, &decision);
                 let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
+                let mut context = json!({
+                    "reason_admin": { "en": summary(program, &decision) },
+                    "explanation": explanation,
+                });
+                if let Some(capability) = capability_outcome(program, &request, refused) {
+                    context["capability"] = capability;
+                }
                 Outcome::Decided {
                     allowed: decision.allowed,
-                    context: Some(json!({
-                        "reason_admin": { "en": summary(program, &decision) },
-                        "explanation": explanation,
-                    })),
+                    context: Some(context),
                 }
             }
         }
     }
+}
+
+/// The token in `context.capability`, when there is one (it must be a string).
+fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, String> {
+    match parts
+        .context
+        .and_then(|context| context.get(request::CAPABILITY_KEY))
+    {
+        None | Some(JsonValue::Null) => Ok(None),
+        Some(JsonValue::String(token)) => Ok(Some(token)),
+        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
+    }
+}
+
+/// Verifies a presented token and reads it against `program`; why not, for explanations.
+pub fn present(
+    verifier: Option<&crate::capability::present::Verifier>,
+    program: &Program,
+    token: &str,
+    now: Timestamp,
+) -> Result<crate::eval::capability::Presented, String> {
+    let Some(verifier) = verifier else {
+        return Err("capabilities are not configured on this Warden".to_string());
+    };
+    verifier
+        .present(program, token, now)
+        .map_err(|error| error.to_string())
+}
+
+/// What the explanation says about a presented token: granted, or why not.
+fn capability_outcome(
+    program: &Program,
+    request: &request::Request,
+    refused: Option<String>,
+) -> Option<JsonValue> {
+    if let Some(why) = refused {
+        return Some(json!({ "granted": false, "reason": why }));
+    }
+    let presented = request.capability.as_deref()?;
+    Some(
+        match crate::eval::capability::grants(program, request, presented) {
+            Ok(_) => json!({ "id": &*presented.token_id, "granted": true }),
+            Err(refusal) => json!({
+                "id": &*presented.token_id,
+                "granted": false,
+                "reason": refusal.to_string(),
+            }),
+        },
+    )
 }
 
 /// One line for operators: which rules decided.
@@ -391,6 +458,7 @@ fn single(
         json.started,
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
+    call.capabilities = state.capabilities.clone();
     let outcome = call.evaluate(&parts);
     *records = call.take_records();
     match outcome {
@@ -507,6 +575,7 @@ fn batch(
         json.started,
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
+    call.capabilities = state.capabilities.clone();
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {

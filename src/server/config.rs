@@ -294,6 +294,7 @@ impl Config {
     pub fn resolve(layer: ConfigLayer) -> Result<Config, ConfigError> {
         let defaults = Config::default();
         let gateway = gateway_config(&layer, defaults.gateway.clone())?;
+        let capabilities = resolve_capabilities(&layer, defaults.capabilities.clone())?;
         let audit = resolve_audit(&layer)?;
         let address = |key: &str, text: &str| {
             text.parse::<Listen>()
@@ -355,7 +356,6 @@ impl Config {
             Some(text) => parse_mode(text)?,
             None => defaults.unix_socket_mode,
         };
-        let capabilities = resolve_capabilities(&layer, defaults.capabilities)?;
         Ok(Config {
             policies: layer.policies.unwrap_or(defaults.policies),
             listen,

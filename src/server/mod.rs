@@ -57,6 +57,8 @@ pub struct Settings {
     pub api_keys: Vec<[u8; 32]>,
     pub search_page_limit: usize,
     pub gateway: crate::gateway::GatewayConfig,
+    /// The header a gateway request carries a capability token in.
+    pub capability_header: String,
 }
 
 impl From<&Config> for Settings {
@@ -72,6 +74,7 @@ impl From<&Config> for Settings {
             api_keys: config.api_keys.clone(),
             search_page_limit: config.search_page_limit,
             gateway: config.gateway.clone(),
+            capability_header: config.capabilities.header.clone(),
         }
     }
 }
