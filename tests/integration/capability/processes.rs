@@ -1,0 +1,146 @@
+//! Two `warden serve` processes share one revocation file: a token revoked through one (or by
+//! `warden capability revoke`, a third process) is refused by the other soon after. The time
+//! it takes is printed, not asserted (the watcher polls every 250 ms; the issue asks for under
+//! a second, which the note quotes from these runs).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn warden() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WARDEN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A server process; killed when dropped.
+struct Server {
+    child: Child,
+    http: Http,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(keys_dir: &KeyDir) -> Server {
+    let mut child = warden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--watch=false", "--log-format", "json"])
+        .arg("--policies")
+        .arg(greenhouse())
+        .arg("--capability-keys")
+        .arg(keys_dir.spec("k1"))
+        .arg("--capability-revocations")
+        .arg(keys_dir.revocations())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = receiver
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the server never said where it serves");
+        let Ok(log) = serde_json::from_str::<JsonValue>(&line) else {
+            continue;
+        };
+        if log["fields"]["message"] == "serving" {
+            let address = log["fields"]["address"].as_str().unwrap().to_string();
+            return Server {
+                child,
+                http: Http::new(&format!("http://{address}")),
+            };
+        }
+    }
+}
+
+/// Mints olive's key for nadia with the CLI (the operator's way).
+fn mint_with_cli(keys_dir: &KeyDir) -> String {
+    let output = warden()
+        .args(["capability", "mint", "--policies"])
+        .arg(greenhouse())
+        .args(["--keys", &keys_dir.spec("k1")])
+        .args(["--as", "User::\"olive\"", "--capability", "greenhouse_key"])
+        .args(["--resource", "Greenhouse::\"glasshouse\"", "--holder", "User::\"nadia\""])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Polls `server` until it refuses `token`; how long that took.
+async fn until_refused(server: &Server, token: &str) -> Duration {
+    let start = Instant::now();
+    while decide(&server.http, "nadia", "water", GLASSHOUSE, Some(token)).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the token still works 20 s after its revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_every_process_sharing_the_file() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let first = spawn(&keys_dir);
+    let second = spawn(&keys_dir);
+    let one = mint_with_cli(&keys_dir);
+    let two = mint_with_cli(&keys_dir);
+    for server in [&first, &second] {
+        for token in [&one, &two] {
+            assert!(decide(&server.http, "nadia", "water", GLASSHOUSE, Some(token)).await);
+        }
+    }
+
+    // Revoked through the first process's API: the second refuses it soon after.
+    let id = warden::capability::parse(&one).unwrap().id().to_string();
+    let reply = first
+        .http
+        .post_json("/v1/capabilities/revoke", &json!({ "id": id }))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(!decide(&first.http, "nadia", "water", GLASSHOUSE, Some(&one)).await);
+    let took = until_refused(&second, &one).await;
+    eprintln!("revoked through one process: the other refused it after {took:?}");
+
+    // Revoked by the CLI, a third process: both refuse it.
+    let output = warden()
+        .args(["capability", "revoke", &two, "--revocations"])
+        .arg(keys_dir.revocations())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    for server in [&first, &second] {
+        let took = until_refused(server, &two).await;
+        eprintln!("revoked by the CLI: refused after {took:?}");
+    }
+
+    // A restarted process forgets nothing.
+    drop(first);
+    let restarted = spawn(&keys_dir);
+    assert!(!decide(&restarted.http, "nadia", "water", GLASSHOUSE, Some(&one)).await);
+    assert!(!decide(&restarted.http, "nadia", "water", GLASSHOUSE, Some(&two)).await);
+}
