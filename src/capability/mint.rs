@@ -122,7 +122,10 @@ impl MintError {
 }
 
 fn quoted_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    items.map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn declared<'p>(program: &'p Program, name: &str) -> Result<&'p Capability, MintError> {

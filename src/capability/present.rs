@@ -48,16 +48,14 @@ impl Verifier {
 /// hold here (an audience this Warden is not, two different capability names) make the token
 /// unusable, with the reason.
 pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Presented {
-    let entity = |text: &crate::capability::EntityText| match program
-        .store
-        .lookup(&text.ty, &text.id)
-    {
-        Some(id) => EntityRef::Known(id),
-        None => EntityRef::Unknown(Arc::new(EntityUid {
-            ty: Arc::from(text.ty.as_str()),
-            id: Arc::from(text.id.as_str()),
-        })),
-    };
+    let entity =
+        |text: &crate::capability::EntityText| match program.store.lookup(&text.ty, &text.id) {
+            Some(id) => EntityRef::Known(id),
+            None => EntityRef::Unknown(Arc::new(EntityUid {
+                ty: Arc::from(text.ty.as_str()),
+                id: Arc::from(text.id.as_str()),
+            })),
+        };
     let mut presented = Presented {
         token_id: token.id().into(),
         capability: Box::from(""),

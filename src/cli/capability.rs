@@ -12,7 +12,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::capability::mint::{self, MintRequest};
-use crate::capability::{Caveat, EntityText, Keyring, Revocations, Token, attenuate, parse, verify};
+use crate::capability::{
+    Caveat, EntityText, Keyring, Revocations, Token, attenuate, parse, verify,
+};
 use crate::cli::output::print_diagnostics;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine::Engine;
@@ -205,7 +207,11 @@ fn entity(flag: &str, text: &str) -> Result<EntityText, Failure> {
 fn duration(flag: &str, text: &str) -> Result<SignedDuration, Failure> {
     crate::syntax::token::parse_duration_literal(text)
         .map(SignedDuration::from_millis)
-        .ok_or_else(|| invalid(format!("{flag} `{text}` is not a duration such as `14d` or `12h`")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{flag} `{text}` is not a duration such as `14d` or `12h`"
+            ))
+        })
 }
 
 fn time(flag: &str, text: &str) -> Result<Timestamp, Failure> {
@@ -431,7 +437,10 @@ fn render(report: &serde_json::Value, token: &Token) -> String {
             out.push_str(&format!("{label:<12}{value}\n"));
         }
     };
-    line("token", format!("{} (key `{}`)", token.id(), token.key_id()));
+    line(
+        "token",
+        format!("{} (key `{}`)", token.id(), token.key_id()),
+    );
     line("capability", list("capability"));
     line("actions", list("actions"));
     line("resource", list("resource"));
@@ -447,7 +456,11 @@ fn render(report: &serde_json::Value, token: &Token) -> String {
     let expired = report["expired"].as_bool().unwrap_or(true);
     line(
         "expires",
-        format!("{}{}", text("expires"), if expired { " (expired)" } else { "" }),
+        format!(
+            "{}{}",
+            text("expires"),
+            if expired { " (expired)" } else { "" }
+        ),
     );
     line(
         "minted",
@@ -486,12 +499,14 @@ fn run_revoke(args: &RevokeArgs) -> Result<Exit, Failure> {
             "`{id}` is not a token id (`warden capability inspect` shows a token's id)"
         )));
     }
-    let revocations = Revocations::open(&args.revocations)
-        .map_err(|e| invalid(format!("--revocations: {e}")))?;
-    let newly = revocations.revoke(&id, Timestamp::now()).map_err(|e| Failure {
-        message: format!("cannot record the revocation: {e}"),
-        exit: Exit::Internal,
-    })?;
+    let revocations =
+        Revocations::open(&args.revocations).map_err(|e| invalid(format!("--revocations: {e}")))?;
+    let newly = revocations
+        .revoke(&id, Timestamp::now())
+        .map_err(|e| Failure {
+            message: format!("cannot record the revocation: {e}"),
+            exit: Exit::Internal,
+        })?;
     let _ = writeln!(
         std::io::stderr(),
         "{}",

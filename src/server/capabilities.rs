@@ -68,9 +68,7 @@ fn entity(body: &Map<String, JsonValue>, key: &str) -> Result<Option<EntityText>
         value
             .get(field)
             .and_then(JsonValue::as_str)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("`{key}.{field}` must be a string"))
-            })
+            .ok_or_else(|| ApiError::bad_request(format!("`{key}.{field}` must be a string")))
     };
     Ok(Some(EntityText::new(text("type")?, text("id")?)))
 }
@@ -99,7 +97,10 @@ fn lifetime(body: &Map<String, JsonValue>) -> Result<Option<SignedDuration>, Api
     Ok(Some(SignedDuration::from_millis(millis)))
 }
 
-fn optional_str<'b>(body: &'b Map<String, JsonValue>, key: &str) -> Result<Option<&'b str>, ApiError> {
+fn optional_str<'b>(
+    body: &'b Map<String, JsonValue>,
+    key: &str,
+) -> Result<Option<&'b str>, ApiError> {
     match body.get(key) {
         None | Some(JsonValue::Null) => Ok(None),
         Some(JsonValue::String(text)) => Ok(Some(text)),
@@ -151,8 +152,8 @@ fn mint_call(
     } else {
         let capability = optional_str(body, "capability")?
             .ok_or_else(|| ApiError::bad_request("missing `capability` (or `from`)"))?;
-        let resource = entity(body, "resource")?
-            .ok_or_else(|| ApiError::bad_request("missing `resource`"))?;
+        let resource =
+            entity(body, "resource")?.ok_or_else(|| ApiError::bad_request("missing `resource`"))?;
         let within = match body.get("within") {
             None | Some(JsonValue::Null) => false,
             Some(JsonValue::Bool(within)) => *within,

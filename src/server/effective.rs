@@ -127,7 +127,10 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
     note("jwt_audience", layer.jwt_audience.is_some());
     note("identity_header", layer.identity_header.is_some());
     note("audit_path", layer.audit_path.is_some());
-    note("capability_revocations", layer.capability_revocations.is_some());
+    note(
+        "capability_revocations",
+        layer.capability_revocations.is_some(),
+    );
     note("capability_audience", layer.capability_audience.is_some());
     unset
 }

@@ -202,7 +202,10 @@ pub fn capability_decl<'s>(
             );
         }
     }
-    for (what, example) in [("allow", "allow view, comment"), ("lifetime", "lifetime 14d")] {
+    for (what, example) in [
+        ("allow", "allow view, comment"),
+        ("lifetime", "lifetime 14d"),
+    ] {
         if !clauses.iter().any(|clause| word(&clause.kind) == what) {
             return user_error(
                 format!("capability `{}` has no `{what}` clause", name.name),

@@ -392,7 +392,12 @@ pub fn run(dir: &Path, engine: &Engine, options: &Options) -> Result<Report, Vec
             .zip(covered)
             .enumerate()
             // A capability's grant is made by a token, which `warden test` does not present.
-            .filter(|(index, _)| !program.capabilities.iter().any(|c| c.rule.index() == *index))
+            .filter(|(index, _)| {
+                !program
+                    .capabilities
+                    .iter()
+                    .any(|c| c.rule.index() == *index)
+            })
             .map(|(_, (rule, covered))| RuleCoverage {
                 rule: explain::summary(program, rule),
                 role: rule

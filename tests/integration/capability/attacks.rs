@@ -70,20 +70,36 @@ async fn every_attack_denies() {
     assert!(!water(rewrite(&key, |lines| lines.push("actions = water".into()))).await);
 
     // Caveats that try to widen, appended properly: they narrow or change nothing.
-    let more_actions = attenuate(&key, &[Caveat::Actions(vec!["water".into(), "sell".into()])]).unwrap();
+    let more_actions = attenuate(
+        &key,
+        &[Caveat::Actions(vec!["water".into(), "sell".into()])],
+    )
+    .unwrap();
     assert!(water(more_actions.clone()).await);
     assert!(!decide(http, "nadia", "sell", HOME, Some(&more_actions)).await);
     let parent = attenuate(&key, &[Caveat::Within(EntityText::new("House", "home"))]).unwrap();
     assert!(water(parent.clone()).await);
     assert!(!decide(http, "nadia", "enter", HOME, Some(&parent)).await);
-    let later = attenuate(&key, &[Caveat::Expires(Timestamp::from_second(4_102_444_800).unwrap())]).unwrap();
+    let later = attenuate(
+        &key,
+        &[Caveat::Expires(
+            Timestamp::from_second(4_102_444_800).unwrap(),
+        )],
+    )
+    .unwrap();
     assert!(water(later).await);
     let other_holder = attenuate(&key, &[Caveat::Holder(EntityText::new("User", "kai"))]).unwrap();
     assert!(!decide(http, "kai", "water", GLASSHOUSE, Some(&other_holder)).await);
     assert!(!water(other_holder).await);
 
     // Expired.
-    let expired = attenuate(&key, &[Caveat::Expires(Timestamp::from_second(1_000_000_000).unwrap())]).unwrap();
+    let expired = attenuate(
+        &key,
+        &[Caveat::Expires(
+            Timestamp::from_second(1_000_000_000).unwrap(),
+        )],
+    )
+    .unwrap();
     assert!(!water(expired).await);
 
     // Bound to another subject.
@@ -96,11 +112,15 @@ async fn every_attack_denies() {
     // Same key id `k1`, another secret.
     std::fs::write(keys_dir.dir.path().join("k1-other"), "f".repeat(64)).unwrap();
     let impostor = Keyring::load_specs(
-        &[format!("k1:{}", keys_dir.dir.path().join("k1-other").display())],
+        &[format!(
+            "k1:{}",
+            keys_dir.dir.path().join("k1-other").display()
+        )],
         SignedDuration::ZERO,
     )
     .unwrap();
-    let (forged, _) = warden::capability::mint(&impostor, &greenhouse_caveats(in_a_week())).unwrap();
+    let (forged, _) =
+        warden::capability::mint(&impostor, &greenhouse_caveats(in_a_week())).unwrap();
     assert!(!water(forged).await);
 
     // A token for another audience.

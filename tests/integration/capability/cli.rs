@@ -26,14 +26,27 @@ fn mint_attenuate_inspect_revoke() {
     let keys = keys_dir.spec("k1");
     let mint = |minter: &str, extra: &[&str]| {
         let mut args = vec![
-            "capability", "mint", "-p", policies, "--keys", &keys, "--as", minter,
-            "--capability", "greenhouse_key", "--resource", "Greenhouse::\"glasshouse\"",
+            "capability",
+            "mint",
+            "-p",
+            policies,
+            "--keys",
+            &keys,
+            "--as",
+            minter,
+            "--capability",
+            "greenhouse_key",
+            "--resource",
+            "Greenhouse::\"glasshouse\"",
         ];
         args.extend_from_slice(extra);
         warden(&args)
     };
 
-    let minted = mint("User::\"olive\"", &["--holder", "User::\"nadia\"", "--lifetime", "7d"]);
+    let minted = mint(
+        "User::\"olive\"",
+        &["--holder", "User::\"nadia\"", "--lifetime", "7d"],
+    );
     assert_eq!(minted.status.code(), Some(0), "{}", text(&minted.stderr));
     let token = text(&minted.stdout).trim().to_string();
     assert!(token.starts_with("wcap1."), "{token}");
@@ -41,21 +54,64 @@ fn mint_attenuate_inspect_revoke() {
     // Refused by the policy: exit 1, saying why. A malformed ask: exit 3.
     let refused = mint("User::\"nadia\"", &["--holder", "User::\"kai\""]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stderr).contains("may not `enter`"), "{}", text(&refused.stderr));
-    let too_long = mint("User::\"olive\"", &["--holder", "User::\"nadia\"", "--lifetime", "30d"]);
+    assert!(
+        text(&refused.stderr).contains("may not `enter`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let too_long = mint(
+        "User::\"olive\"",
+        &["--holder", "User::\"nadia\"", "--lifetime", "30d"],
+    );
     assert_eq!(too_long.status.code(), Some(3));
-    assert!(text(&too_long.stderr).contains("at most 14d"), "{}", text(&too_long.stderr));
-    let no_keys = warden(&["capability", "mint", "-p", policies, "--as", "User::\"olive\"",
-        "--capability", "greenhouse_key", "--resource", "Greenhouse::\"glasshouse\""]);
+    assert!(
+        text(&too_long.stderr).contains("at most 14d"),
+        "{}",
+        text(&too_long.stderr)
+    );
+    let no_keys = warden(&[
+        "capability",
+        "mint",
+        "-p",
+        policies,
+        "--as",
+        "User::\"olive\"",
+        "--capability",
+        "greenhouse_key",
+        "--resource",
+        "Greenhouse::\"glasshouse\"",
+    ]);
     assert_eq!(no_keys.status.code(), Some(3));
-    assert!(text(&no_keys.stderr).contains("--keys"), "{}", text(&no_keys.stderr));
+    assert!(
+        text(&no_keys.stderr).contains("--keys"),
+        "{}",
+        text(&no_keys.stderr)
+    );
 
     // Attenuate offline, then inspect: fewer actions, and the chain shows both.
-    let narrowed = warden(&["capability", "attenuate", &token, "--actions", "water", "--expires-in", "3d"]);
-    assert_eq!(narrowed.status.code(), Some(0), "{}", text(&narrowed.stderr));
+    let narrowed = warden(&[
+        "capability",
+        "attenuate",
+        &token,
+        "--actions",
+        "water",
+        "--expires-in",
+        "3d",
+    ]);
+    assert_eq!(
+        narrowed.status.code(),
+        Some(0),
+        "{}",
+        text(&narrowed.stderr)
+    );
     let narrowed = text(&narrowed.stdout).trim().to_string();
     let inspected = warden(&["capability", "inspect", &narrowed, "--keys", &keys]);
-    assert_eq!(inspected.status.code(), Some(0), "{}", text(&inspected.stderr));
+    assert_eq!(
+        inspected.status.code(),
+        Some(0),
+        "{}",
+        text(&inspected.stderr)
+    );
     let shown = text(&inspected.stdout);
     for needle in [
         "capability  greenhouse_key",
@@ -73,14 +129,23 @@ fn mint_attenuate_inspect_revoke() {
     let report: JsonValue = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["actions"], json!(["water"]));
     assert_eq!(report["expired"], false);
-    assert!(report["signature"].as_str().unwrap().starts_with("not checked"));
+    assert!(
+        report["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("not checked")
+    );
 
     // A tampered token: inspect with the keys says so, exit 1.
     let (rest, last) = narrowed.split_at(narrowed.len() - 2);
     let tampered = format!("{rest}{}", if last == "AA" { "BA" } else { "AA" });
     let bad = warden(&["capability", "inspect", &tampered, "--keys", &keys]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stdout));
-    assert!(text(&bad.stdout).contains("signature   invalid"), "{}", text(&bad.stdout));
+    assert!(
+        text(&bad.stdout).contains("signature   invalid"),
+        "{}",
+        text(&bad.stdout)
+    );
     let garbage = warden(&["capability", "inspect", "hello"]);
     assert_eq!(garbage.status.code(), Some(3));
 
@@ -93,5 +158,9 @@ fn mint_attenuate_inspect_revoke() {
     assert!(text(&again.stderr).contains("already revoked"));
     let after = warden(&["capability", "inspect", &narrowed, "--revocations", file]);
     assert_eq!(after.status.code(), Some(1));
-    assert!(text(&after.stdout).contains("revoked     yes"), "{}", text(&after.stdout));
+    assert!(
+        text(&after.stdout).contains("revoked     yes"),
+        "{}",
+        text(&after.stdout)
+    );
 }

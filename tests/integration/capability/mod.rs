@@ -247,7 +247,10 @@ async fn explanations_say_why_a_token_did_not_grant() {
             .send(
                 "POST",
                 EVALUATION,
-                &[("content-type", "application/json"), ("warden-explain", "true")],
+                &[
+                    ("content-type", "application/json"),
+                    ("warden-explain", "true"),
+                ],
                 body,
             )
             .await;
@@ -307,12 +310,30 @@ async fn minting_needs_a_verified_subject_and_a_well_formed_request() {
         .await;
     assert_eq!(forged.status, 401, "{}", forged.body);
     for (body, needle) in [
-        (json!({ "resource": { "type": "Greenhouse", "id": "glasshouse" } }), "capability"),
-        (json!({ "capability": "greenhouse_kee", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "holder": { "type": "User", "id": "nadia" } }), "did you mean `greenhouse_key`"),
-        (json!({ "capability": "greenhouse_key", "resource": { "type": "House", "id": "home" }, "holder": { "type": "User", "id": "nadia" } }), "not for `House`"),
-        (json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "actions": ["sell"], "holder": { "type": "User", "id": "nadia" } }), "does not carry `sell`"),
-        (json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "lifetime": "15d", "holder": { "type": "User", "id": "nadia" } }), "at most 14d"),
-        (json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "lifetime": "soon" }), "`lifetime`"),
+        (
+            json!({ "resource": { "type": "Greenhouse", "id": "glasshouse" } }),
+            "capability",
+        ),
+        (
+            json!({ "capability": "greenhouse_kee", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "holder": { "type": "User", "id": "nadia" } }),
+            "did you mean `greenhouse_key`",
+        ),
+        (
+            json!({ "capability": "greenhouse_key", "resource": { "type": "House", "id": "home" }, "holder": { "type": "User", "id": "nadia" } }),
+            "not for `House`",
+        ),
+        (
+            json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "actions": ["sell"], "holder": { "type": "User", "id": "nadia" } }),
+            "does not carry `sell`",
+        ),
+        (
+            json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "lifetime": "15d", "holder": { "type": "User", "id": "nadia" } }),
+            "at most 14d",
+        ),
+        (
+            json!({ "capability": "greenhouse_key", "resource": { "type": "Greenhouse", "id": "glasshouse" }, "lifetime": "soon" }),
+            "`lifetime`",
+        ),
     ] {
         let reply = mint_as(http, "olive", &body).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.body);
@@ -345,7 +366,11 @@ async fn a_gateway_request_presents_the_token_in_its_own_header() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(policies.join("data")).unwrap();
-    std::fs::copy(greenhouse().join("policy.warden"), policies.join("policy.warden")).unwrap();
+    std::fs::copy(
+        greenhouse().join("policy.warden"),
+        policies.join("policy.warden"),
+    )
+    .unwrap();
     std::fs::copy(
         greenhouse().join("data/entities.json"),
         policies.join("data/entities.json"),
@@ -376,11 +401,16 @@ async fn a_gateway_request_presents_the_token_in_its_own_header() {
             }
             let headers: Vec<(&str, &str)> =
                 headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            http.send("GET", "/forward-auth/nginx", &headers, "").await.status
+            http.send("GET", "/forward-auth/nginx", &headers, "")
+                .await
+                .status
         }
     };
     assert_eq!(forward("/greenhouses/glasshouse/water", None).await, 403);
-    assert_eq!(forward("/greenhouses/glasshouse/water", Some(key.clone())).await, 200);
+    assert_eq!(
+        forward("/greenhouses/glasshouse/water", Some(key.clone())).await,
+        200
+    );
     assert_eq!(forward("/houses/home/enter", Some(key.clone())).await, 403);
     server.running.shutdown().await;
 }

@@ -38,7 +38,9 @@ fn caveat() -> impl Strategy<Value = Caveat> {
         proptest::sample::select(&SUBJECTS[..])
             .prop_map(|s| Caveat::Holder(EntityText::new("User", s))),
         (0i64..30).prop_map(|days| Caveat::Expires(
-            base().checked_add(SignedDuration::from_hours(24 * days)).unwrap()
+            base()
+                .checked_add(SignedDuration::from_hours(24 * days))
+                .unwrap()
         )),
         proptest::sample::select(vec!["here", "there"])
             .prop_map(|a| Caveat::Audience(a.to_string())),
@@ -56,7 +58,9 @@ fn decisions(engine: &Engine, verifier: &Verifier, token: &str) -> Vec<bool> {
         for action in ACTIONS {
             for (ty, id) in RESOURCES {
                 for days in [0, 10, 20] {
-                    let now = base().checked_add(SignedDuration::from_hours(24 * days)).unwrap();
+                    let now = base()
+                        .checked_add(SignedDuration::from_hours(24 * days))
+                        .unwrap();
                     let body = json!({
                         "subject": { "type": "User", "id": subject },
                         "action": { "name": action },
@@ -131,7 +135,11 @@ fn the_property_has_teeth() {
         Caveat::Capability("greenhouse_key".into()),
         Caveat::Within(EntityText::new("House", "home")),
         Caveat::Actions(vec!["enter".into(), "water".into()]),
-        Caveat::Expires(base().checked_add(SignedDuration::from_hours(24 * 14)).unwrap()),
+        Caveat::Expires(
+            base()
+                .checked_add(SignedDuration::from_hours(24 * 14))
+                .unwrap(),
+        ),
     ];
     let (token, _) = warden::capability::mint(&verifier.keyring, &caveats).unwrap();
     let none = decisions(&engine, &verifier, "not a token");

@@ -34,7 +34,14 @@ impl Drop for Server {
 
 fn spawn(keys_dir: &KeyDir) -> Server {
     let mut child = warden()
-        .args(["serve", "--listen", "127.0.0.1:0", "--watch=false", "--log-format", "json"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--watch=false",
+            "--log-format",
+            "json",
+        ])
         .arg("--policies")
         .arg(greenhouse())
         .arg("--capability-keys")
@@ -45,6 +52,11 @@ fn spawn(keys_dir: &KeyDir) -> Server {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    // Owned by a `Server` at once, so a failure below still kills and reaps the process.
+    let mut server = Server {
+        child,
+        http: Http::new("http://127.0.0.1:1"),
+    };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -62,10 +74,8 @@ fn spawn(keys_dir: &KeyDir) -> Server {
         };
         if log["fields"]["message"] == "serving" {
             let address = log["fields"]["address"].as_str().unwrap().to_string();
-            return Server {
-                child,
-                http: Http::new(&format!("http://{address}")),
-            };
+            server.http = Http::new(&format!("http://{address}"));
+            return server;
         }
     }
 }
@@ -77,7 +87,12 @@ fn mint_with_cli(keys_dir: &KeyDir) -> String {
         .arg(greenhouse())
         .args(["--keys", &keys_dir.spec("k1")])
         .args(["--as", "User::\"olive\"", "--capability", "greenhouse_key"])
-        .args(["--resource", "Greenhouse::\"glasshouse\"", "--holder", "User::\"nadia\""])
+        .args([
+            "--resource",
+            "Greenhouse::\"glasshouse\"",
+            "--holder",
+            "User::\"nadia\"",
+        ])
         .output()
         .unwrap();
     assert_eq!(
@@ -132,7 +147,12 @@ async fn a_revocation_reaches_every_process_sharing_the_file() {
         .arg(keys_dir.revocations())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for server in [&first, &second] {
         let took = until_refused(server, &two).await;
         eprintln!("revoked by the CLI: refused after {took:?}");
