@@ -97,10 +97,18 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
                 | Token::Test
                 | Token::Route
                 | Token::Capability => true,
-                Token::Action => matches!(
-                    next,
-                    Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
-                ),
+                // `action` is also the request variable: inside a capability's braces, a
+                // `mint if ... action` followed by the next clause's word is not a declaration.
+                Token::Action => {
+                    matches!(
+                        next,
+                        Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
+                    ) && !(braces > 0
+                        && matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")))
+                        && tokens.get(start..index).is_some_and(|item| {
+                            item.iter().any(|(_, t, _)| *t == Token::Capability)
+                        }))
+                }
                 _ => false,
             };
         let cedar = matches!(token, Token::Ident("permit" | "forbid"))
