@@ -60,7 +60,7 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn keyring(&self) -> Result<Keyring, Failure> {
+    pub(crate) fn keyring(&self) -> Result<Keyring, Failure> {
         if self.keys.is_empty() {
             return Err(invalid(
                 "no capability keys: pass `--keys ID:PATH` (or set WARDEN_CAPABILITY_KEYS)",
@@ -171,8 +171,8 @@ pub struct RevokeArgs {
 }
 
 /// Why a command stopped, and with which exit code.
-struct Failure {
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) message: String,
     exit: Exit,
 }
 

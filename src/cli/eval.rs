@@ -43,6 +43,11 @@ pub struct EvalArgs {
     /// Fix `now()` (RFC 3339 with an offset); default: the system clock.
     #[arg(long, value_name = "TIME")]
     pub time: Option<String>,
+    /// A capability token to present (as `context.capability` would); needs `--keys`.
+    #[arg(long, value_name = "TOKEN")]
+    pub capability: Option<String>,
+    #[command(flatten)]
+    pub keys: crate::cli::capability::KeyArgs,
     /// Say which rules decided, and for every candidate rule why it held or not.
     #[arg(long)]
     pub explain: bool,
@@ -90,8 +95,42 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
         None => jiff::Timestamp::now(),
     };
     let program = &engine.program;
+    let token = match (
+        &args.capability,
+        body["context"].get(request::CAPABILITY_KEY),
+    ) {
+        (Some(token), _) => Some(token.as_str()),
+        (None, None | Some(JsonValue::Null)) => None,
+        (None, Some(JsonValue::String(token))) => Some(token.as_str()),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "`context.capability` must be a capability token (a string)",
+            ));
+        }
+    };
+    let mut capability_note = None;
     let request = match request::decode_body(program, &body, now) {
-        Ok(request) => request,
+        Ok(mut request) => {
+            if let Some(token) = token {
+                let verifier = crate::capability::present::Verifier {
+                    keyring: args.keys.keyring().map_err(|f| invalid(f.message))?,
+                    revocations: std::sync::Arc::new(crate::capability::Revocations::in_memory()),
+                    audience: None,
+                };
+                match verifier.present(program, token, now) {
+                    Ok(presented) => {
+                        if let Err(refusal) =
+                            eval::capability::grants(program, &request, &presented)
+                        {
+                            capability_note = Some(format!("capability: {refusal}"));
+                        }
+                        request.capability = Some(std::sync::Arc::new(presented));
+                    }
+                    Err(error) => capability_note = Some(format!("capability: {error}")),
+                }
+            }
+            request
+        }
         Err(RequestError::Malformed(message)) => {
             return Err(invalid(format!(
                 "the request is not well-formed: {message}"
@@ -111,7 +150,8 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
         .filter_map(|id| program.rule(*id))
         .map(|rule| rule.id.to_string())
         .collect();
-    let errors = explain::error_lines(program, &decision);
+    let mut errors = explain::error_lines(program, &decision);
+    errors.extend(capability_note);
     let explanation = args
         .explain
         .then(|| explain::explain(program, &frame, &decision));

@@ -51,6 +51,36 @@ fn mint_attenuate_inspect_revoke() {
     let token = text(&minted.stdout).trim().to_string();
     assert!(token.starts_with("wcap1."), "{token}");
 
+    // `warden eval` presents it: allowed by the capability for Nadia, not for Kai.
+    let eval = |subject: &str| {
+        warden(&[
+            "eval",
+            "-p",
+            policies,
+            "--subject",
+            subject,
+            "--action",
+            "water",
+            "--resource",
+            "Greenhouse::\"glasshouse\"",
+            "--capability",
+            &token,
+            "--keys",
+            &keys,
+        ])
+    };
+    let allowed = eval("User::\"nadia\"");
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed.stderr));
+    assert!(
+        text(&allowed.stdout).contains("allow (by greenhouse-key)"),
+        "{}",
+        text(&allowed.stdout)
+    );
+    let denied = eval("User::\"kai\"");
+    assert_eq!(denied.status.code(), Some(1));
+    let said = text(&denied.stdout) + &text(&denied.stderr);
+    assert!(said.contains("bound to another subject"), "{said}");
+
     // Refused by the policy: exit 1, saying why. A malformed ask: exit 3.
     let refused = mint("User::\"nadia\"", &["--holder", "User::\"kai\""]);
     assert_eq!(refused.status.code(), Some(1));
