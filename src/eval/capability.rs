@@ -84,12 +84,12 @@ pub fn grants(
     request: &Request,
     presented: &Presented,
 ) -> Result<RuleId, Refusal> {
-    let Some((_, declared)) = program.capability(&presented.capability) else {
-        return Err(Refusal::Undeclared(presented.capability.to_string()));
-    };
     if let Some(why) = &presented.unusable {
         return Err(Refusal::Unusable(why.clone()));
     }
+    let Some((_, declared)) = program.capability(&presented.capability) else {
+        return Err(Refusal::Undeclared(presented.capability.to_string()));
+    };
     let expires = presented.expires.ok_or(Refusal::Incomplete("expires"))?;
     if presented.actions.is_empty() {
         return Err(Refusal::Incomplete("actions"));
