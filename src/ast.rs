@@ -487,4 +487,7 @@ pub enum WithClause {
     Context(Expr),
     /// `with subject properties { ... }` (likewise `action`, `resource`)
     Properties(Var, Expr),
+    /// `with capability greenhouse_key { actions: ["water"], holder: User::"nadia" }`: the
+    /// request presents a valid token of this capability, with these caveats.
+    Capability(Ident, Option<Expr>),
 }

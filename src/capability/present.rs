@@ -48,6 +48,17 @@ impl Verifier {
 /// hold here (an audience this Warden is not, two different capability names) make the token
 /// unusable, with the reason.
 pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Presented {
+    present_caveats(program, token.id(), token.caveats(), audience)
+}
+
+/// [`present`] for caveats that come from elsewhere than a verified token (the test runner's
+/// `with capability`).
+pub fn present_caveats(
+    program: &Program,
+    token_id: &str,
+    caveats: &[Caveat],
+    audience: Option<&str>,
+) -> Presented {
     let entity =
         |text: &crate::capability::EntityText| match program.store.lookup(&text.ty, &text.id) {
             Some(id) => EntityRef::Known(id),
@@ -57,7 +68,7 @@ pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Pres
             })),
         };
     let mut presented = Presented {
-        token_id: token.id().into(),
+        token_id: token_id.into(),
         capability: Box::from(""),
         actions: Default::default(),
         resources: Default::default(),
@@ -67,7 +78,7 @@ pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Pres
         unusable: None,
     };
     let mut names: Vec<&str> = Vec::new();
-    for caveat in token.caveats() {
+    for caveat in caveats {
         match caveat {
             Caveat::Capability(name) => names.push(name),
             Caveat::Resource(e) => presented.resources.push(entity(e)),

@@ -288,9 +288,10 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
                     ast::TestStatement::Expect(expect) => {
                         for with in &expect.with {
                             match with {
-                                ast::WithClause::Context(e) | ast::WithClause::Properties(_, e) => {
-                                    f(e)
-                                }
+                                ast::WithClause::Context(e)
+                                | ast::WithClause::Properties(_, e)
+                                | ast::WithClause::Capability(_, Some(e)) => f(e),
+                                ast::WithClause::Capability(_, None) => {}
                             }
                         }
                         if let Some(at) = &expect.at {

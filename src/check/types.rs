@@ -1452,6 +1452,9 @@ impl<'c, 'f> Typer<'c, 'f> {
                     let on = format!("`{}.properties`", var.as_str());
                     self.with_record(value, expected.as_ref(), "property", &on);
                 }
+                ast::WithClause::Capability(name, record) => {
+                    self.test_capability(name, record.as_ref());
+                }
             }
         }
         if let Some(at) = &expect.at {
@@ -1481,6 +1484,44 @@ impl<'c, 'f> Typer<'c, 'f> {
             .get(entity)
             .and_then(|e| e.properties.as_deref())
             .cloned()
+    }
+
+    /// `with capability NAME { ... }`: a declared capability, and caveats of the right types.
+    fn test_capability(&mut self, name: &ast::Ident, record: Option<&Expr>) {
+        if !self.declared.capabilities.contains_key(&name.name) {
+            let known = self.declared.capabilities.keys().map(String::as_str);
+            self.report(CheckError::Capability {
+                message: format!("unknown capability `{}`", name.name),
+                span: name.span,
+                help: match crate::source::suggest(&name.name, known) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => "declare it with `capability NAME on Type { ... }`".to_string(),
+                },
+            });
+        }
+        let Some(record) = record else {
+            return;
+        };
+        let entity = if self.schema.declares_entities() {
+            self.all.clone()
+        } else {
+            Ty::AnyEntity
+        };
+        let field = |ty: Ty| FieldTy {
+            ty,
+            optional: true,
+            conflict: None,
+        };
+        let expected = RecordTy {
+            fields: BTreeMap::from([
+                ("resource".to_string(), field(entity.clone())),
+                ("within".to_string(), field(entity.clone())),
+                ("holder".to_string(), field(entity)),
+                ("actions".to_string(), field(Ty::Set(Rc::new(Ty::Str)))),
+                ("expires".to_string(), field(Ty::Time)),
+            ]),
+        };
+        self.with_record(record, Some(&expected), "caveat", "a capability");
     }
 
     fn with_record(

@@ -1311,6 +1311,17 @@ impl<'a> Printer<'a> {
                     self.write(&format!("{} properties ", var.as_str()));
                     record
                 }
+                WithClause::Capability(name, record) => {
+                    self.keyword("capability ");
+                    self.token(name.span, &name.name);
+                    match record {
+                        Some(record) => {
+                            self.write(" ");
+                            record
+                        }
+                        None => continue,
+                    }
+                }
             };
             self.expr(record, 0);
         }

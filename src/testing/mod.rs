@@ -390,15 +390,7 @@ pub fn run(dir: &Path, engine: &Engine, options: &Options) -> Result<Report, Vec
             .rules
             .iter()
             .zip(covered)
-            .enumerate()
-            // A capability's grant is made by a token, which `warden test` does not present.
-            .filter(|(index, _)| {
-                !program
-                    .capabilities
-                    .iter()
-                    .any(|c| c.rule.index() == *index)
-            })
-            .map(|(_, (rule, covered))| RuleCoverage {
+            .map(|(rule, covered)| RuleCoverage {
                 rule: explain::summary(program, rule),
                 role: rule
                     .role
@@ -531,6 +523,8 @@ struct Case<'e> {
     action: JsonValue,
     resource: JsonValue,
     context: Option<JsonValue>,
+    /// `with capability NAME { ... }`: the capability and its caveats as JSON.
+    capability: Option<(String, Option<JsonValue>)>,
 }
 
 /// Which data a program was built from: the test data files (`None`: production), and the
@@ -672,8 +666,20 @@ impl<'e> Runner<'e> {
             JsonValue::String(expect.action.text.clone()),
         );
         let mut context: Option<Map<String, JsonValue>> = None;
+        let mut capability = None;
         for with in &expect.with {
             let (target, value) = match with {
+                ast::WithClause::Capability(name, record) => {
+                    let record = match record.as_ref().map(values::to_json).transpose() {
+                        Ok(record) => record.map(|json| values::to_serde(&json)),
+                        Err(span) => {
+                            self.report(TestError::NotLiteral { span }, source);
+                            return None;
+                        }
+                    };
+                    capability = Some((name.name.clone(), record));
+                    continue;
+                }
                 ast::WithClause::Context(value) => (context.get_or_insert_with(Map::new), value),
                 ast::WithClause::Properties(var, value) => {
                     let owner = match var {
@@ -709,6 +715,7 @@ impl<'e> Runner<'e> {
             action: JsonValue::Object(action),
             resource: JsonValue::Object(resource),
             context: context.map(JsonValue::Object),
+            capability,
         })
     }
 
@@ -953,6 +960,58 @@ fn given_document(givens: &[&TestStatement]) -> Result<Json, Span> {
     })
 }
 
+/// The caveats of a test's `with capability NAME { ... }`: those written, and for those left out
+/// a valid token for the expectation — its resource, every action the capability carries, no
+/// holder, an expiry one lifetime after the test's time.
+fn test_caveats(
+    program: &Program,
+    name: &str,
+    record: Option<&JsonValue>,
+    resource: &JsonValue,
+    now: Timestamp,
+) -> Vec<crate::capability::Caveat> {
+    use crate::capability::{Caveat, EntityText};
+    let field = |key: &str| record.and_then(|r| r.get(key));
+    let entity = |value: &JsonValue| {
+        EntityText::new(
+            value["type"].as_str().unwrap_or_default(),
+            value["id"].as_str().unwrap_or_default(),
+        )
+    };
+    let declared = program.capability(name).map(|(_, c)| c);
+    let mut caveats = vec![Caveat::Capability(name.to_string())];
+    match (field("resource"), field("within")) {
+        (None, None) => caveats.push(Caveat::Resource(entity(resource))),
+        (resource, within) => {
+            caveats.extend(resource.map(|r| Caveat::Resource(entity(r))));
+            caveats.extend(within.map(|w| Caveat::Within(entity(w))));
+        }
+    }
+    let actions: Vec<String> = match field("actions").and_then(JsonValue::as_array) {
+        Some(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
+        None => declared
+            .map(|c| c.actions.iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default(),
+    };
+    caveats.push(Caveat::Actions(actions));
+    let expires = field("expires")
+        .and_then(JsonValue::as_str)
+        .and_then(|text| data::decode::parse_time(text).ok())
+        .unwrap_or_else(|| {
+            let lifetime = declared.map_or(0, |c| c.lifetime_ms);
+            now.checked_add(jiff::SignedDuration::from_millis(lifetime))
+                .unwrap_or(now)
+        });
+    caveats.push(Caveat::Expires(expires));
+    if let Some(holder) = field("holder") {
+        caveats.push(Caveat::Holder(entity(holder)));
+    }
+    caveats
+}
+
 fn run_test(
     engine: &Engine,
     ready: &Prepared<'_>,
@@ -1048,7 +1107,13 @@ fn decide(
         Err(RequestError::Invalid(message) | RequestError::Malformed(message)) => {
             result.invalid = Some(message);
         }
-        Ok(request) => {
+        Ok(mut request) => {
+            if let Some((name, record)) = &case.capability {
+                let caveats = test_caveats(program, name, record.as_ref(), &case.resource, now);
+                let presented =
+                    crate::capability::present::present_caveats(program, "test", &caveats, None);
+                request.capability = Some(Arc::new(presented));
+            }
             let decision = eval::decide_in(program, &request, frame);
             result.actual = if decision.allowed {
                 Verdict::Allow

@@ -250,6 +250,8 @@ pub fn test_statement() -> impl Strategy<Value = TestStatement> {
             record_expr()
         )
             .prop_map(|(var, record)| WithClause::Properties(var, record)),
+        (ident(), proptest::option::of(record_expr()))
+            .prop_map(|(name, record)| WithClause::Capability(name, record)),
     ];
     prop_oneof![
         str_lit().prop_map(TestStatement::Data),

@@ -82,8 +82,9 @@ fn item_depth(item: &Item) -> usize {
                     TestStatement::Given(g) => exprs.extend(g.attributes.iter().map(|(_, e)| e)),
                     TestStatement::Expect(x) => {
                         exprs.extend(x.at.iter());
-                        exprs.extend(x.with.iter().map(|w| match w {
-                            WithClause::Context(e) | WithClause::Properties(_, e) => e,
+                        exprs.extend(x.with.iter().filter_map(|w| match w {
+                            WithClause::Context(e) | WithClause::Properties(_, e) => Some(e),
+                            WithClause::Capability(_, e) => e.as_ref(),
                         }));
                     }
                     TestStatement::Data(_) | TestStatement::GivenRole(_) => {}

@@ -201,6 +201,7 @@ fn the_valid_corpus_covers_every_construct() {
         "test:given-role-on",
         "expect:with-context",
         "expect:with-properties",
+        "expect:with-capability",
         "expect:at",
         "expect:by",
         "expr:bool",
@@ -398,6 +399,12 @@ fn visit_statement(statement: &TestStatement, seen: &mut BTreeSet<String>) {
                     WithClause::Properties(_, record) => {
                         mark(seen, "expect:with-properties");
                         visit_expr(record, seen);
+                    }
+                    WithClause::Capability(_, record) => {
+                        mark(seen, "expect:with-capability");
+                        if let Some(record) = record {
+                            visit_expr(record, seen);
+                        }
                     }
                 }
             }

@@ -194,3 +194,54 @@ fn mint_attenuate_inspect_revoke() {
         text(&after.stdout)
     );
 }
+
+/// The example's own tests present capabilities (`with capability`), and cover every rule.
+#[test]
+fn the_greenhouse_tests_pass_with_full_coverage() {
+    let policies = greenhouse();
+    let out = warden(&[
+        "test",
+        "-p",
+        policies.to_str().unwrap(),
+        "--coverage",
+        "--coverage-min",
+        "100",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).ends_with("4 passed, 0 failed\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let check = warden(&["check", "--deny-warnings", "-p", policies.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let fmt = warden(&["fmt", "--check", policies.to_str().unwrap()]);
+    assert_eq!(fmt.status.code(), Some(0), "{}", text(&fmt.stderr));
+}
+
+/// A test whose capability would not grant fails, showing the grant it expected.
+#[test]
+fn a_failing_capability_expectation_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::copy(
+        greenhouse().join("policy.warden"),
+        dir.path().join("policy.warden"),
+    )
+    .unwrap();
+    std::fs::copy(
+        greenhouse().join("data/entities.json"),
+        dir.path().join("data/entities.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.warden"),
+        "test \"wrong\" {\n  allow User::\"nadia\" enter House::\"home\" with capability greenhouse_key\n}\n",
+    )
+    .unwrap();
+    let out = warden(&["test", "-p", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let said = text(&out.stdout);
+    assert!(said.contains("t.warden:2:3"), "{said}");
+    assert!(said.ends_with("0 passed, 1 failed\n"), "{said}");
+}
