@@ -114,7 +114,10 @@ impl From<&EntityUid> for EntityText {
 
 impl fmt::Display for EntityText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}::\"{}\"", self.ty, escape(&self.id))
+        f.write_str(&self.ty)?;
+        f.write_str("::\"")?;
+        write_escaped(f, &self.id)?;
+        f.write_str("\"")
     }
 }
 
@@ -138,7 +141,11 @@ fn entity(text: &str) -> Result<EntityText, CaveatError> {
             escape(text)
         ))
     };
-    let (ty, rest) = text.split_once("::").ok_or_else(not_entity)?;
+    // A type holds no `:`, so the first `:` must begin `::`.
+    let (ty, rest) = text
+        .split_once(':')
+        .and_then(|(ty, rest)| Some((ty, rest.strip_prefix(':')?)))
+        .ok_or_else(not_entity)?;
     if !is_type_name(ty) {
         return Err(caveat_error(format!(
             "`{}` is not an entity type: a type is a name of letters, digits and `_`",
@@ -244,9 +251,13 @@ impl FromStr for Caveat {
         if line.contains(['\n', '\r']) {
             return Err(caveat_error("a caveat is one line: it holds no line break"));
         }
-        let (kind, value) = line.split_once(" = ").ok_or_else(|| {
-            caveat_error("a caveat is `<kind> = <value>`, and this line has no ` = `")
-        })?;
+        // A kind holds no space, so the first space must begin ` = `.
+        let (kind, value) = line
+            .split_once(' ')
+            .and_then(|(kind, rest)| Some((kind, rest.strip_prefix("= ")?)))
+            .ok_or_else(|| {
+                caveat_error("a caveat is `<kind> = <value>`, and this line has no ` = `")
+            })?;
         let time = |value: &str| {
             value.parse::<Timestamp>().map_err(|_| {
                 caveat_error(format!(
@@ -297,14 +308,40 @@ impl FromStr for Caveat {
 
 /// Refuses a text that parsed but is not what its value prints as.
 fn canonical(text: &str, value: &impl fmt::Display) -> Result<(), CaveatError> {
-    let printed = value.to_string();
-    if printed == text {
+    // Compared as it prints, without building the printed text (this is on the hot path).
+    let mut same = Same { rest: text };
+    if fmt::write(&mut same, format_args!("{value}")).is_ok() && same.rest.is_empty() {
         Ok(())
     } else {
         Err(caveat_error(format!(
             "not in canonical form: write `{}`",
-            escape(&printed)
+            escape(&value.to_string())
         )))
+    }
+}
+
+/// A writer that accepts exactly the text it holds, in pieces.
+struct Same<'a> {
+    rest: &'a str,
+}
+
+impl fmt::Write for Same<'_> {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        self.rest = self.rest.strip_prefix(piece).ok_or(fmt::Error)?;
+        Ok(())
+    }
+}
+
+/// Writes text as [`escape`] escapes it, without allocating when nothing needs escaping.
+fn write_escaped(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    // `escape` changes exactly `"`, `\\` and the control characters.
+    if text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        f.write_str(&escape(text))
+    } else {
+        f.write_str(text)
     }
 }
 
@@ -326,7 +363,9 @@ fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
     if is_bare_name(name) {
         f.write_str(name)
     } else {
-        write!(f, "\"{}\"", escape(name))
+        f.write_str("\"")?;
+        write_escaped(f, name)?;
+        f.write_str("\"")
     }
 }
 
@@ -408,7 +447,9 @@ fn names(text: &str) -> Result<Vec<String>, CaveatError> {
 pub fn is_token_id(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.len() == TOKEN_ID_LEN
-        && bytes.iter().all(|b| BASE32.contains(b))
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
         && bytes
             .last()
             .and_then(|last| BASE32.iter().position(|b| b == last))
@@ -615,16 +656,16 @@ impl Raw {
         let mut lines = self.lines();
         let header = lines.next().unwrap_or("");
         let (key_id, id) = parse_header(header).map_err(|reason| bad(1, header, reason))?;
-        let caveats = lines
-            .enumerate()
-            .map(|(i, line)| {
-                if line.starts_with(HEADER) {
-                    return Err(bad(i + 2, line, "the header is only the first line".into()));
-                }
+        let mut caveats = Vec::with_capacity(self.body.bytes().filter(|&b| b == b'\n').count());
+        for (i, line) in lines.enumerate() {
+            if line.starts_with(HEADER) {
+                return Err(bad(i + 2, line, "the header is only the first line".into()));
+            }
+            caveats.push(
                 line.parse::<Caveat>()
-                    .map_err(|e| bad(i + 2, line, e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                    .map_err(|e| bad(i + 2, line, e.to_string()))?,
+            );
+        }
         Ok(Token {
             key_id: key_id.to_string(),
             id: id.to_string(),
@@ -1163,7 +1204,7 @@ mod tests {
                 other => panic!("{caveat:?}: {other:?}"),
             }
             assert!(matches!(
-                mint(&keyring(), &[caveat.clone()]),
+                mint(&keyring(), std::slice::from_ref(&caveat)),
                 Err(TokenError::InvalidCaveat { .. })
             ));
         }
