@@ -1362,6 +1362,44 @@ mod tests {
         assert!(!is_token_id(&"a".repeat(25)));
     }
 
+    /// The test vector of docs/capabilities.md (computed by an independent implementation)
+    /// verifies here, and minting the same lines under the same key and id gives it back.
+    #[test]
+    fn the_documented_test_vector_verifies() {
+        let docs = include_str!("../../docs/capabilities.md");
+        let vector = docs
+            .lines()
+            .find(|line| line.starts_with("wcap1.") && !line.contains('…'))
+            .expect("a full token in docs/capabilities.md");
+        let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+        let keyring = Keyring::new(
+            vec![Key::new("k1", secret.clone(), None).unwrap()],
+            SignedDuration::ZERO,
+        )
+        .unwrap();
+        let token = verify(&keyring, vector, now()).unwrap();
+        assert_eq!(token.id(), "mfrggzdfmztwq2lknnwg23tpoa");
+        assert_eq!(
+            token.caveats(),
+            [
+                Caveat::Capability("greenhouse".into()),
+                Caveat::Within(EntityText::new("House", "12 Garden Lane")),
+                Caveat::Actions(vec!["water".into()]),
+                Caveat::Expires(at("2026-12-12T10:00:00Z")),
+            ]
+        );
+        let hex: String = decode(vector)
+            .1
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(docs.contains(&format!("`tag_4` = `{hex}`")), "{hex}");
+        let mut body = token.header();
+        let mut tag = next_tag(&secret, &body);
+        extend(&mut body, &mut tag, token.caveats()).unwrap();
+        assert_eq!(encode(&body, &tag), vector);
+    }
+
     /// The Python function of docs/capabilities.md attenuates a token minted here, and the
     /// result verifies with the Python caveat last.
     #[test]
