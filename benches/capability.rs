@@ -70,5 +70,60 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A decision that uses a capability, on the greenhouse example: the token already read
+/// (what the evaluator adds), and from the token's text as the server does it (the verifier's
+/// cache of verified tokens, the revocation lookup of its lineage, deciding). The first use of
+/// a token also verifies it: `verify/N_caveats` above.
+fn decide_with_capability(c: &mut Criterion) {
+    use std::sync::Arc;
+    use warden::capability::present::Verifier;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse");
+    let engine = warden::engine::Engine::load(&dir).expect("the greenhouse loads");
+    let program = &engine.program;
+    let now: Timestamp = "2029-06-01T00:00:00Z".parse().expect("a time");
+    let verifier = Verifier::new(keyring(), Arc::new(Revocations::in_memory()), None);
+    let (token, _) = mint(
+        &verifier.keyring,
+        &[
+            Caveat::Capability("greenhouse_key".into()),
+            Caveat::Resource(EntityText::new("Greenhouse", "glasshouse")),
+            Caveat::Actions(vec!["enter".into(), "water".into()]),
+            Caveat::Expires("2030-01-01T00:00:00Z".parse().expect("a time")),
+            Caveat::Holder(EntityText::new("User", "nadia")),
+            Caveat::MintedBy(EntityText::new("User", "olive")),
+            Caveat::MintedAt("2029-05-30T00:00:00Z".parse().expect("a time")),
+        ],
+    )
+    .expect("mint");
+    let body = serde_json::json!({
+        "subject": { "type": "User", "id": "nadia" },
+        "action": { "name": "water" },
+        "resource": { "type": "Greenhouse", "id": "glasshouse" },
+    });
+    let bare = warden::eval::request::decode_body(program, &body, now).expect("decodes");
+    let mut with = bare.clone();
+    with.capability = Some(verifier.present(program, &token, now).expect("verifies"));
+    assert!(warden::eval::decide(program, &with).allowed);
+    assert!(!warden::eval::decide(program, &bare).allowed);
+    let mut group = c.benchmark_group("capability");
+    group.bench_function("decide/without_token", |b| {
+        b.iter(|| warden::eval::decide(program, black_box(&bare)))
+    });
+    group.bench_function("decide/token_already_read", |b| {
+        b.iter(|| warden::eval::decide(program, black_box(&with)))
+    });
+    group.bench_function("decide/from_token_text", |b| {
+        b.iter(|| {
+            let mut request = bare.clone();
+            let presented = verifier
+                .present(program, black_box(&token), now)
+                .expect("ok");
+            request.capability = Some(presented);
+            warden::eval::decide(program, &request)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, decide_with_capability);
 criterion_main!(benches);

@@ -112,11 +112,11 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
     let request = match request::decode_body(program, &body, now) {
         Ok(mut request) => {
             if let Some(token) = token {
-                let verifier = crate::capability::present::Verifier {
-                    keyring: args.keys.keyring().map_err(|f| invalid(f.message))?,
-                    revocations: std::sync::Arc::new(crate::capability::Revocations::in_memory()),
-                    audience: None,
-                };
+                let verifier = crate::capability::present::Verifier::new(
+                    args.keys.keyring().map_err(|f| invalid(f.message))?,
+                    std::sync::Arc::new(crate::capability::Revocations::in_memory()),
+                    None,
+                );
                 match verifier.present(program, token, now) {
                     Ok(presented) => {
                         if let Err(refusal) =
@@ -124,7 +124,7 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
                         {
                             capability_note = Some(format!("capability: {refusal}"));
                         }
-                        request.capability = Some(std::sync::Arc::new(presented));
+                        request.capability = Some(presented);
                     }
                     Err(error) => capability_note = Some(format!("capability: {error}")),
                 }

@@ -306,7 +306,7 @@ pub fn decide(
     let mut refused = None;
     if let Some(token) = capability {
         match crate::server::authzen::present(state.capabilities.as_deref(), program, token, now) {
-            Ok(presented) => decoded.capability = Some(Arc::new(presented)),
+            Ok(presented) => decoded.capability = Some(presented),
             Err(why) => refused = Some(why),
         }
     }

@@ -241,7 +241,7 @@ impl<'s> Call<'s> {
             }
             if let Some(token) = token {
                 match present(self.capabilities.as_deref(), program, token, self.now) {
-                    Ok(presented) => request.capability = Some(Arc::new(presented)),
+                    Ok(presented) => request.capability = Some(presented),
                     Err(why) => refused = Some(why),
                 }
             }
@@ -326,7 +326,7 @@ pub fn present(
     program: &Program,
     token: &str,
     now: Timestamp,
-) -> Result<crate::eval::capability::Presented, String> {
+) -> Result<Arc<crate::eval::capability::Presented>, String> {
     let Some(verifier) = verifier else {
         return Err("capabilities are not configured on this Warden".to_string());
     };

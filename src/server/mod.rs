@@ -306,11 +306,11 @@ fn capability_verifier(
         .spawn_watcher(crate::capability::DEFAULT_WATCH_INTERVAL)
         .map_err(|e| ServeError::Internal(format!("cannot watch the revocations: {e}")))?;
     Ok(Some((
-        Arc::new(crate::capability::present::Verifier {
+        Arc::new(crate::capability::present::Verifier::new(
             keyring,
             revocations,
-            audience: config.audience.clone(),
-        }),
+            config.audience.clone(),
+        )),
         watcher,
     )))
 }

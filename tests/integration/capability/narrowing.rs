@@ -69,7 +69,7 @@ fn decisions(engine: &Engine, verifier: &Verifier, token: &str) -> Vec<bool> {
                     let allowed = match warden::eval::request::decode_body(program, &body, now) {
                         Ok(mut request) => {
                             if let Ok(presented) = verifier.present(program, token, now) {
-                                request.capability = Some(std::sync::Arc::new(presented));
+                                request.capability = Some(presented);
                             }
                             warden::eval::decide(program, &request).allowed
                         }
@@ -93,11 +93,11 @@ proptest! {
     ) {
         let keys_dir = KeyDir::new(&["k1"]);
         let engine = Engine::load(&greenhouse()).unwrap();
-        let verifier = Verifier {
-            keyring: Keyring::load_specs(&[keys_dir.spec("k1")], SignedDuration::ZERO).unwrap(),
-            revocations: std::sync::Arc::new(Revocations::in_memory()),
-            audience: Some("here".to_string()),
-        };
+        let verifier = Verifier::new(
+            Keyring::load_specs(&[keys_dir.spec("k1")], SignedDuration::ZERO).unwrap(),
+            std::sync::Arc::new(Revocations::in_memory()),
+            Some("here".to_string()),
+        );
         let mut caveats = vec![
             Caveat::Capability("greenhouse_key".into()),
             Caveat::Within(EntityText::new("House", "home")),
@@ -126,11 +126,11 @@ proptest! {
 fn the_property_has_teeth() {
     let keys_dir = KeyDir::new(&["k1"]);
     let engine = Engine::load(&greenhouse()).unwrap();
-    let verifier = Verifier {
-        keyring: Keyring::load_specs(&[keys_dir.spec("k1")], SignedDuration::ZERO).unwrap(),
-        revocations: std::sync::Arc::new(Revocations::in_memory()),
-        audience: None,
-    };
+    let verifier = Verifier::new(
+        Keyring::load_specs(&[keys_dir.spec("k1")], SignedDuration::ZERO).unwrap(),
+        std::sync::Arc::new(Revocations::in_memory()),
+        None,
+    );
     let caveats = vec![
         Caveat::Capability("greenhouse_key".into()),
         Caveat::Within(EntityText::new("House", "home")),
