@@ -277,6 +277,7 @@ pub struct Running {
 /// other processes append (stopped when dropped).
 fn capability_verifier(
     config: &config::CapabilityConfig,
+    policies: &std::path::Path,
 ) -> Result<
     Option<(
         Arc<crate::capability::present::Verifier>,
@@ -289,6 +290,18 @@ fn capability_verifier(
     }
     let grace = jiff::SignedDuration::try_from(config.grace)
         .map_err(|_| ConfigError("`capability_grace_s` is too large".to_string()))?;
+    for spec in &config.keys {
+        let spec: crate::capability::KeySpec = spec
+            .parse()
+            .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+        if inside(&spec.path, policies) {
+            return Err(ConfigError(format!(
+                "`capability_keys`: `{}` is inside the policy directory; keep keys where policy authors cannot read them",
+                spec.path.display()
+            ))
+            .into());
+        }
+    }
     let keyring = crate::capability::Keyring::load_specs(&config.keys, grace)
         .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
     let revocations = match &config.revocations {
@@ -313,6 +326,14 @@ fn capability_verifier(
         )),
         watcher,
     )))
+}
+
+/// Whether `path` lies in `dir` (both resolved, symbolic links included).
+fn inside(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    match (path.canonicalize(), dir.canonicalize()) {
+        (Ok(path), Ok(dir)) => path.starts_with(dir),
+        _ => false,
+    }
 }
 
 /// Loads the policies, binds the listeners, starts serving and (when configured) watching.
@@ -351,7 +372,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         })?;
         state.audit = Some(log);
     }
-    let capability_watcher = match capability_verifier(&config.capabilities)? {
+    let capability_watcher = match capability_verifier(&config.capabilities, &config.policies)? {
         Some((verifier, watcher)) => {
             state.capabilities = Some(verifier);
             Some(watcher)

@@ -414,3 +414,27 @@ async fn a_gateway_request_presents_the_token_in_its_own_header() {
     assert_eq!(forward("/houses/home/enter", Some(key.clone())).await, 403);
     server.running.shutdown().await;
 }
+
+/// Keys come from configuration, never from the policy directory: a key file inside it is
+/// refused at start-up, naming the key.
+#[tokio::test]
+async fn a_key_inside_the_policy_directory_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let policies = root.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::copy(
+        greenhouse().join("policy.warden"),
+        policies.join("policy.warden"),
+    )
+    .unwrap();
+    std::fs::write(policies.join("k1"), "a".repeat(64)).unwrap();
+    let keys_dir = KeyDir::new(&["k1"]);
+    let mut config = config(&keys_dir);
+    config.policies = policies.clone();
+    config.capabilities.keys = vec![format!("k1:{}", policies.join("k1").display())];
+    let error = match warden::server::start(&config).await {
+        Ok(_) => panic!("started with a key inside the policy directory"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("inside the policy directory"), "{error}");
+}
