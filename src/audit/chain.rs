@@ -30,35 +30,45 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// Lower-case hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
         out.push(char::from(DIGITS[usize::from(byte >> 4)]));
         out.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
-    out
 }
 
 /// Writes one sealed line (without the newline) into `out`: the head (`seq`, `prev`), the
 /// record's fields (`body`, a comma-separated list of JSON members without braces), and the
 /// hash over both. Returns the hash.
 pub fn seal(out: &mut String, seq: u64, prev: &str, body: &str) -> String {
-    let start = out.len();
-    out.push_str("{\"seq\":");
-    out.push_str(itoa(seq).as_str());
-    out.push_str(",\"prev\":\"");
-    out.push_str(prev);
-    out.push_str("\",");
-    out.push_str(body);
-    let hash = hex(&Sha256::digest(&out.as_bytes()[start..]));
-    out.push_str(HASH_FIELD);
-    out.push_str(&hash);
-    out.push_str("\"}");
-    hash
+    let mut head = prev.to_string();
+    seal_chained(out, seq, &mut head, body);
+    head
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
+/// [`seal`] for a writer that keeps the chain head: `head` is the previous record's hash on
+/// the way in, this record's on the way out.
+pub fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
+    use std::fmt::Write;
+    let start = out.len();
+    out.push_str("{\"seq\":");
+    let _ = write!(out, "{seq}");
+    out.push_str(",\"prev\":\"");
+    out.push_str(head);
+    out.push_str("\",");
+    out.push_str(body);
+    let digest = Sha256::digest(&out.as_bytes()[start..]);
+    head.clear();
+    push_hex(head, &digest);
+    out.push_str(HASH_FIELD);
+    out.push_str(head);
+    out.push_str("\"}");
 }
 
 /// A line split into what its hash covers and the hash it claims.

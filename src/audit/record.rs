@@ -1,5 +1,6 @@
 //! Decision records: built on the request's thread (so the writer only seals and writes), with
-//! secrets masked on the way.
+//! secrets masked on the way. One record per call: a single evaluation is a `decision` record; an `/access/v1/evaluations` call is one `batch` record
+//! holding all its items, so the chain hashes, and the queue carries, one line per call.
 //!
 //! A decision record's fields, after the chain's `seq` and `prev`:
 //!
@@ -8,22 +9,30 @@
 //! | `kind` | `"decision"` |
 //! | `time` | the `now()` the decision used (RFC 3339) |
 //! | `request_id` | the caller's `X-Request-ID`, else one made up by the server |
-//! | `item` | in a batch, the index of the item |
-//! | `request` | the whole request as decided (a batch item with its defaults applied) |
+//! | `request` | the request as the caller sent it |
 //! | `read` | the values the decision read: stored attributes and request values, by path, as a policy would write them |
 //! | `decision` | `"allow"` or `"deny"` |
 //! | `rules` | the ids of the deciding rules |
 //! | `errors` | one `rule-id: message` per rule that failed, or why the request was not decidable |
 //! | `policy_version` | the version of the program that decided |
-//! | `latency_us` | microseconds from the call's arrival to this decision |
+//! | `latency_us` | microseconds from the call's arrival to the decision |
 //! | `masked` | the paths of masked values, when there are any: such records are not replayable |
+//!
+//! A batch record has `kind`, `time`, `request_id`, `request` (the whole body, defaults and
+//! `evaluations`), then `items`: per item of `evaluations`, in order, `{"decision", "rules",
+//! "read", "errors"}` (`errors` only when there are some), or `null` for an item that was not
+//! recorded (not well-formed, or left out by `audit_mode`); items after a batch stopped
+//! (`deny_on_first_deny`, `permit_on_first_permit`) are absent. An item's `read` is a list of
+//! indexes into the record's `reads`: the distinct `["path", "value"]` pairs the items read,
+//! each written once. Then `policy_version`, `latency_us` (to the last item decided) and
+//! `masked` (request paths such as `evaluations[3].context.token`, read paths as
+//! `items[3].read.subject.password`).
 
 use std::fmt::Write;
 
 use serde_json::Value as JsonValue;
 
-use crate::data::value::Value;
-use crate::eval::request::Parts;
+use crate::data::value::{EntityRef, Value};
 use crate::eval::{Decision, Frame, explain};
 use crate::program::{Node, NodeId, Party, Program};
 
@@ -51,21 +60,47 @@ pub struct Masking {
 
 impl Masking {
     fn masks(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        self.masks_bytes(name.as_bytes())
+    }
+
+    fn masks_bytes(&self, name: &[u8]) -> bool {
+        self.names
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 
     fn is_token_name(name: &str) -> bool {
-        TOKEN_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+        Masking::is_token_name_bytes(name.as_bytes())
+    }
+
+    fn is_token_name_bytes(name: &[u8]) -> bool {
+        let first = name.first().map(u8::to_ascii_lowercase);
+        TOKEN_NAMES.iter().any(|n| {
+            n.len() == name.len()
+                && n.as_bytes().first() == first.as_ref()
+                && n.as_bytes().eq_ignore_ascii_case(name)
+        })
     }
 }
 
 /// True for a string that looks like a bearer token: `Bearer …`, or a JWT (`eyJ…` in three
 /// dot-separated parts).
 pub fn looks_like_token(text: &str) -> bool {
-    let lower_prefix = text
-        .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "));
-    lower_prefix || (text.len() > 20 && text.starts_with("eyJ") && text.matches('.').count() == 2)
+    looks_like_token_bytes(text.as_bytes())
+}
+
+fn looks_like_token_bytes(bytes: &[u8]) -> bool {
+    match bytes.first() {
+        Some(b'b' | b'B') => bytes
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"bearer ")),
+        Some(b'e') => {
+            bytes.len() > 20
+                && bytes.starts_with(b"eyJ")
+                && bytes.iter().filter(|b| **b == b'.').count() == 2
+        }
+        _ => false,
+    }
 }
 
 /// A token shortened so it can be recognised but not used: its first 6 characters.
@@ -74,144 +109,667 @@ fn shortened(text: &str) -> String {
     format!("{prefix}…{MASKED}")
 }
 
-/// Everything a record needs from one decided evaluation.
-pub struct Decided<'a> {
-    pub program: &'a Program,
-    pub parts: &'a Parts<'a>,
-    pub time: jiff::Timestamp,
-    pub request_id: &'a str,
-    pub item: Option<usize>,
-    /// The decision with the frame it was decided in, or why the request was not decidable.
-    pub outcome: Result<(&'a Decision, &'a Frame), &'a str>,
-    pub latency_us: u64,
+/// What became of one evaluation: the decision with the frame it was decided in, or why the
+/// request was not decidable (a deny).
+pub type Outcome<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
+
+/// Whether a record holds one decision or the items of a batch call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `"kind":"decision"`: one evaluation, its outcome in the record's own fields.
+    Single,
+    /// `"kind":"batch"`: an `/access/v1/evaluations` call, its outcomes in `items`.
+    Batch,
 }
 
-/// The record's fields (without braces), and whether anything was masked.
-pub fn body(decided: &Decided<'_>, masking: &Masking) -> String {
-    let mut out = String::with_capacity(1024);
-    let mut masked: Vec<String> = Vec::new();
-    let program = decided.program;
-    out.push_str("\"kind\":\"decision\",\"time\":\"");
-    let _ = write!(out, "{}", decided.time);
-    out.push_str("\",\"request_id\":");
-    json_string(&mut out, decided.request_id);
-    if let Some(item) = decided.item {
-        let _ = write!(out, ",\"item\":{item}");
+/// A finished record body (the fields without braces), with the decisions it holds.
+#[derive(Debug)]
+pub struct Record {
+    pub body: String,
+    pub decisions: u32,
+}
+
+/// One call's record, built on the request's thread as the call decides: the request is
+/// written once, then each outcome is appended, so a batch of a hundred items is one line,
+/// one hash and one queue slot.
+#[derive(Debug)]
+pub struct Builder {
+    shape: Shape,
+    out: String,
+    masked: Vec<String>,
+    /// Batch: entries written to `items` so far (an item not recorded is `null`).
+    entries: usize,
+    decisions: u32,
+    /// Batch: the distinct values read, which items refer to by index.
+    reads: ReadTable,
+}
+
+impl Builder {
+    /// Starts a record: kind, time, request id, the gateway (forward-auth calls) and the
+    /// request as the caller sent it (`request`: the body's JSON text), masked.
+    pub fn new(
+        shape: Shape,
+        time: jiff::Timestamp,
+        request_id: &str,
+        gateway: Option<&str>,
+        request: &str,
+        masking: &Masking,
+    ) -> Builder {
+        let capacity = match shape {
+            Shape::Single => 384 + request.len(),
+            Shape::Batch => 256 + request.len() * 2,
+        };
+        let mut out = String::with_capacity(capacity);
+        let mut masked = Vec::new();
+        out.push_str(match shape {
+            Shape::Single => "\"kind\":\"decision\",\"time\":\"",
+            Shape::Batch => "\"kind\":\"batch\",\"time\":\"",
+        });
+        push_time(&mut out, time);
+        out.push_str("\",\"request_id\":");
+        json_string(&mut out, request_id);
+        if let Some(gateway) = gateway {
+            out.push_str(",\"gateway\":");
+            json_string(&mut out, gateway);
+        }
+        out.push_str(",\"request\":");
+        write_request(&mut out, request, masking, &mut masked);
+        if shape == Shape::Batch {
+            out.push_str(",\"items\":[");
+        }
+        Builder {
+            shape,
+            out,
+            masked,
+            entries: 0,
+            decisions: 0,
+            reads: ReadTable::default(),
+        }
     }
-    out.push_str(",\"request\":{\"subject\":");
-    let mut path = String::from("subject");
-    json_masked(
-        &mut out,
-        decided.parts.subject,
-        &mut path,
-        masking,
-        &mut masked,
-    );
-    out.push_str(",\"action\":");
-    path.clear();
-    path.push_str("action");
-    json_masked(
-        &mut out,
-        decided.parts.action,
-        &mut path,
-        masking,
-        &mut masked,
-    );
-    out.push_str(",\"resource\":");
-    path.clear();
-    path.push_str("resource");
-    json_masked(
-        &mut out,
-        decided.parts.resource,
-        &mut path,
-        masking,
-        &mut masked,
-    );
-    if let Some(context) = decided.parts.context.filter(|c| !c.is_null()) {
-        out.push_str(",\"context\":");
-        path.clear();
-        path.push_str("context");
-        json_masked(&mut out, context, &mut path, masking, &mut masked);
+
+    /// Adds a member to a single decision's record (before its outcome), e.g. `verified`.
+    pub fn member(&mut self, name: &str, value: &JsonValue, masking: &Masking) {
+        if self.shape == Shape::Batch || self.decisions > 0 {
+            return;
+        }
+        self.out.push(',');
+        json_string(&mut self.out, name);
+        self.out.push(':');
+        let mut path = name.to_string();
+        json_masked(&mut self.out, value, &mut path, masking, &mut self.masked);
     }
-    out.push_str("},\"read\":{");
-    match decided.outcome {
-        Ok((decision, frame)) => {
+
+    /// Records the outcome of a single evaluation, or of batch item `item`.
+    pub fn outcome(
+        &mut self,
+        item: Option<usize>,
+        program: &Program,
+        outcome: Outcome<'_>,
+        masking: &Masking,
+    ) {
+        let index = match (self.shape, item) {
+            (Shape::Batch, Some(index)) if index >= self.entries => Some(index),
+            (Shape::Single, _) if self.decisions == 0 => None,
+            // A second outcome for a single record, an item out of order, or a batch outcome
+            // without its index: not something a caller does; nothing sensible to write.
+            _ => return,
+        };
+        with_cache(program, masking, |cache| match index {
+            Some(index) => self.item(index, cache, program, outcome),
+            None => self.single(cache, program, outcome),
+        });
+        self.decisions += 1;
+    }
+
+    fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+        let out = &mut self.out;
+        // Items not recorded (not wanted, or not well-formed) are `null`.
+        while self.entries < index {
+            if self.entries > 0 {
+                out.push(',');
+            }
+            out.push_str("null");
+            self.entries += 1;
+        }
+        if self.entries > 0 {
+            out.push(',');
+        }
+        self.entries += 1;
+        write_verdict(out, cache, program, outcome, true);
+        out.push_str(",\"read\":[");
+        if let Ok((_, frame)) = outcome {
             let mut first = true;
             for node in frame.reads() {
-                let Some(name) = read_path(program, *node) else {
+                let Some(path) = cache.path(program, *node) else {
                     continue;
                 };
+                let value = frame.result(*node);
+                let hidden = is_hidden(path, value);
+                if hidden {
+                    self.masked
+                        .push(format!("items[{index}].read.{}", path.name));
+                }
                 if !first {
                     out.push(',');
                 }
                 first = false;
-                json_string(&mut out, &name);
-                out.push(':');
-                let hidden = name
-                    .split(['.', ' '])
-                    .any(|segment| masking.masks(segment) || Masking::is_token_name(segment));
-                let rendered = match frame.result(*node) {
-                    _ if hidden => {
-                        masked.push(name.clone());
-                        MASKED.to_string()
-                    }
-                    Some(Ok(Value::Str(s))) if looks_like_token(s) => {
-                        masked.push(name.clone());
-                        shortened(s)
-                    }
-                    Some(Ok(value)) => explain::render_value(program, value),
-                    Some(Err(error)) => {
-                        format!("error: {}", explain::error_message(program, error))
-                    }
-                    None => "not evaluated".to_string(),
-                };
-                json_string(&mut out, &rendered);
+                push_u64(
+                    out,
+                    u64::from(self.reads.index(program, path, value, hidden)),
+                );
             }
-            out.push_str("},\"decision\":");
+        }
+        out.push_str("]}");
+    }
+
+    fn single(&mut self, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+        let out = &mut self.out;
+        out.push_str(",\"read\":{");
+        if let Ok((_, frame)) = outcome {
+            let mut first = true;
+            for node in frame.reads() {
+                let Some(path) = cache.path(program, *node) else {
+                    continue;
+                };
+                let value = frame.result(*node);
+                let hidden = is_hidden(path, value);
+                if hidden {
+                    self.masked.push(path.name.to_string());
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&path.key);
+                out.push(':');
+                write_read(out, program, path, value, hidden);
+            }
+        }
+        out.push('}');
+        write_verdict(out, cache, program, outcome, false);
+    }
+
+    /// Decisions recorded so far.
+    pub fn decisions(&self) -> u32 {
+        self.decisions
+    }
+
+    /// Ends the record with the policy version and the latency (from the call's arrival to
+    /// its last decision); `None` when it holds no decision.
+    pub fn finish(mut self, policy_version: &str, latency_us: u64) -> Option<Record> {
+        if self.decisions == 0 {
+            return None;
+        }
+        let out = &mut self.out;
+        if self.shape == Shape::Batch {
+            out.push_str("],\"reads\":[");
+            out.push_str(&self.reads.text);
+            out.push(']');
+        }
+        out.push_str(",\"policy_version\":");
+        json_string(out, policy_version);
+        out.push_str(",\"latency_us\":");
+        push_u64(out, latency_us);
+        if !self.masked.is_empty() {
+            self.masked.sort();
+            self.masked.dedup();
+            out.push_str(",\"masked\":[");
+            for (i, path) in self.masked.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(out, path);
+            }
+            out.push(']');
+        }
+        Some(Record {
+            body: self.out,
+            decisions: self.decisions,
+        })
+    }
+}
+
+/// Writes `decision`, `rules` and `errors` (in a batch item, opening it, and `errors` only
+/// when there are some).
+fn write_verdict(
+    out: &mut String,
+    cache: &Cache,
+    program: &Program,
+    outcome: Outcome<'_>,
+    item: bool,
+) {
+    out.push_str(if item { "{" } else { "," });
+    match outcome {
+        Ok((decision, _)) => {
             out.push_str(if decision.allowed {
-                "\"allow\""
+                "\"decision\":\"allow\",\"rules\":["
             } else {
-                "\"deny\""
+                "\"decision\":\"deny\",\"rules\":["
             });
-            out.push_str(",\"rules\":[");
             for (i, id) in decision.reasons.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                let id = program.rule(*id).map_or("?", |rule| &rule.id);
-                json_string(&mut out, id);
-            }
-            out.push_str("],\"errors\":[");
-            for (i, line) in explain::error_lines(program, decision).iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+                match cache.rules.get(id.index()) {
+                    Some(quoted) => out.push_str(quoted),
+                    None => json_string(out, "?"),
                 }
-                json_string(&mut out, line);
             }
             out.push(']');
+            if !item || !decision.errors.is_empty() {
+                out.push_str(",\"errors\":[");
+                for (i, line) in explain::error_lines(program, decision).iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(out, line);
+                }
+                out.push(']');
+            }
         }
         Err(message) => {
-            out.push_str("},\"decision\":\"deny\",\"rules\":[],\"errors\":[");
-            json_string(&mut out, message);
+            out.push_str("\"decision\":\"deny\",\"rules\":[],\"errors\":[");
+            json_string(out, message);
             out.push(']');
         }
     }
-    out.push_str(",\"policy_version\":");
-    json_string(&mut out, &program.version);
-    let _ = write!(out, ",\"latency_us\":{}", decided.latency_us);
-    if !masked.is_empty() {
-        masked.sort();
-        masked.dedup();
-        out.push_str(",\"masked\":[");
-        for (i, path) in masked.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json_string(&mut out, path);
-        }
-        out.push(']');
+}
+
+/// The result of a read, as the frame holds it.
+type ReadResult<'a> = Option<Result<&'a Value, &'a crate::eval::EvalError>>;
+
+/// A read value that is never written: under a masked or token name, or a token itself.
+fn is_hidden(path: &ReadPath, value: ReadResult<'_>) -> bool {
+    match value {
+        _ if path.hidden => true,
+        Some(Ok(Value::Str(s))) => looks_like_token(s),
+        _ => false,
     }
-    out
+}
+
+/// Writes a read value as a JSON string: as a policy would write it, or masked.
+fn write_read(
+    out: &mut String,
+    program: &Program,
+    path: &ReadPath,
+    value: ReadResult<'_>,
+    hidden: bool,
+) {
+    match value {
+        _ if path.hidden => json_string(out, MASKED),
+        Some(Ok(Value::Str(s))) if hidden => json_string(out, &shortened(s)),
+        Some(Ok(value)) => write_value(out, program, value),
+        Some(Err(error)) => json_string(
+            out,
+            &format!("error: {}", explain::error_message(program, error)),
+        ),
+        None => json_string(out, "not evaluated"),
+    }
+}
+
+/// The distinct reads of a batch record, `["path","value"]` each: items of one call mostly
+/// read the same values (their subject's attributes, shared resources), so each is written
+/// once and items name them by index.
+#[derive(Debug, Default)]
+struct ReadTable {
+    /// The table's members, comma-separated.
+    text: String,
+    len: u32,
+    /// Entries of values written as they are, by node, then value (few nodes: a list).
+    by_value: Vec<(NodeId, rustc_hash::FxHashMap<Value, u32>)>,
+    /// Entries of everything else (errors, masked values) by node and text.
+    by_text: rustc_hash::FxHashMap<(NodeId, String), u32>,
+}
+
+impl ReadTable {
+    fn index(
+        &mut self,
+        program: &Program,
+        path: &ReadPath,
+        value: ReadResult<'_>,
+        hidden: bool,
+    ) -> u32 {
+        if let (Some(Ok(value)), false) = (value, hidden) {
+            let position = self
+                .by_value
+                .iter()
+                .position(|(node, _)| *node == path.node);
+            if let Some(found) = position
+                .and_then(|at| self.by_value.get(at))
+                .and_then(|(_, values)| values.get(value))
+            {
+                return *found;
+            }
+            let index = self.push(program, path, Some(Ok(value)), false);
+            let values = match position.and_then(|at| self.by_value.get_mut(at)) {
+                Some((_, values)) => values,
+                None => {
+                    self.by_value.push((path.node, Default::default()));
+                    match self.by_value.last_mut() {
+                        Some((_, values)) => values,
+                        None => return index,
+                    }
+                }
+            };
+            values.insert(value.clone(), index);
+            return index;
+        }
+        let mut text = String::new();
+        write_read(&mut text, program, path, value, hidden);
+        let key = (path.node, text);
+        if let Some(found) = self.by_text.get(&key) {
+            return *found;
+        }
+        let index = self.push(program, path, value, hidden);
+        self.by_text.insert(key, index);
+        index
+    }
+
+    /// Adds an entry; returns its index.
+    fn push(
+        &mut self,
+        program: &Program,
+        path: &ReadPath,
+        value: ReadResult<'_>,
+        hidden: bool,
+    ) -> u32 {
+        if self.len > 0 {
+            self.text.push(',');
+        }
+        self.text.push('[');
+        self.text.push_str(&path.key);
+        self.text.push(',');
+        write_read(&mut self.text, program, path, value, hidden);
+        self.text.push(']');
+        self.len += 1;
+        self.len - 1
+    }
+}
+
+/// Writes `time` as RFC 3339 in UTC, as `jiff` displays it (fraction without trailing
+/// zeros), without going through the formatter for every record: the part up to the second
+/// is kept per thread.
+fn push_time(out: &mut String, time: jiff::Timestamp) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let (second, nanos) = (time.as_second(), time.subsec_nanosecond());
+    if second < 0 || nanos < 0 {
+        let _ = write!(out, "{time}");
+        return;
+    }
+    SECOND.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => {
+            if cached.0 != second {
+                let whole = jiff::Timestamp::from_second(second).unwrap_or(time);
+                let text = whole.to_string();
+                cached.1 = text.trim_end_matches('Z').to_string();
+                cached.0 = second;
+            }
+            out.push_str(&cached.1);
+            if nanos > 0 {
+                let mut digits = [b'0'; 9];
+                let mut n = nanos.unsigned_abs();
+                for slot in digits.iter_mut().rev() {
+                    *slot = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+                let len = 9 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+                out.push('.');
+                for &digit in digits.iter().take(len) {
+                    out.push(char::from(digit));
+                }
+            }
+            out.push('Z');
+        }
+        Err(_) => {
+            let _ = write!(out, "{time}");
+        }
+    });
+}
+
+/// A read's path, rendered once per program: its node, its JSON key, its name, and whether
+/// its value is never written (a masked name or a token name in it).
+#[derive(Debug)]
+struct ReadPath {
+    node: NodeId,
+    key: Box<str>,
+    name: Box<str>,
+    hidden: bool,
+}
+
+/// What records of one program under one masking share, built once: read paths by node
+/// (building one takes a few allocations, and a program has few) and rule ids as JSON.
+#[derive(Debug, Default)]
+struct Cache {
+    serial: u64,
+    masking: Vec<String>,
+    paths: Vec<Option<Option<ReadPath>>>,
+    /// Each rule's id as a JSON string, by rule.
+    rules: Vec<Box<str>>,
+}
+
+impl Cache {
+    fn prepare(&mut self, program: &Program, masking: &Masking) {
+        if self.serial != program.serial || self.masking != masking.names || self.rules.is_empty() {
+            self.serial = program.serial;
+            self.masking.clone_from(&masking.names);
+            self.paths.clear();
+            self.rules = program
+                .rules
+                .iter()
+                .map(|rule| {
+                    let mut quoted = String::with_capacity(rule.id.len() + 2);
+                    json_string(&mut quoted, &rule.id);
+                    quoted.into_boxed_str()
+                })
+                .collect();
+        }
+    }
+
+    fn path(&mut self, program: &Program, node: NodeId) -> Option<&ReadPath> {
+        let index = node.index();
+        if self.paths.len() <= index {
+            self.paths.resize_with(index + 1, || None);
+        }
+        let names = &self.masking;
+        let slot = self.paths.get_mut(index)?;
+        if slot.is_none() {
+            *slot = Some(read_path(program, node).map(|name| {
+                let masks = |segment: &str| names.iter().any(|n| n.eq_ignore_ascii_case(segment));
+                let hidden = name
+                    .split(['.', ' '])
+                    .any(|segment| masks(segment) || Masking::is_token_name(segment));
+                let mut key = String::with_capacity(name.len() + 2);
+                json_string(&mut key, &name);
+                ReadPath {
+                    node,
+                    key: key.into_boxed_str(),
+                    name: name.into_boxed_str(),
+                    hidden,
+                }
+            }));
+        }
+        slot.as_ref()?.as_ref()
+    }
+}
+
+/// Runs `f` with this thread's cache, prepared for `program` and `masking`.
+fn with_cache<T>(program: &Program, masking: &Masking, f: impl FnOnce(&mut Cache) -> T) -> T {
+    thread_local! {
+        static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::default());
+    }
+    CACHE.with(|cell| {
+        let mut borrowed = cell.try_borrow_mut();
+        let mut own = None;
+        let cache = match &mut borrowed {
+            Ok(cache) => &mut **cache,
+            // Only if building a record re-entered itself; a fresh cache keeps it correct.
+            Err(_) => own.insert(Cache::default()),
+        };
+        cache.prepare(program, masking);
+        f(cache)
+    })
+}
+
+/// Writes a read value as a JSON string holding what a policy would write
+/// ([`explain::render_value`]); the common kinds without building it first.
+fn write_value(out: &mut String, program: &Program, value: &Value) {
+    /// Text that both the policy's and JSON's escaping leave as it is.
+    fn plain(text: &str) -> bool {
+        text.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    }
+    match value {
+        Value::Bool(true) => out.push_str("\"true\""),
+        Value::Bool(false) => out.push_str("\"false\""),
+        Value::Int(n) => {
+            out.push('"');
+            push_i64(out, *n);
+            out.push('"');
+        }
+        Value::Str(s) if plain(s) => {
+            out.push_str("\"\\\"");
+            out.push_str(s);
+            out.push_str("\\\"\"");
+        }
+        Value::Entity(entity) => {
+            let uid = match entity {
+                EntityRef::Known(id) => program.store.entity(*id).map(|e| &e.uid),
+                EntityRef::Unknown(uid) => Some(&**uid),
+            };
+            match uid {
+                Some(uid) if plain(&uid.ty) && plain(&uid.id) => {
+                    out.push('"');
+                    out.push_str(&uid.ty);
+                    out.push_str("::\\\"");
+                    out.push_str(&uid.id);
+                    out.push_str("\\\"\"");
+                }
+                _ => json_string(out, &explain::render_value(program, value)),
+            }
+        }
+        other => json_string(out, &explain::render_value(program, other)),
+    }
+}
+
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(slot) = digits.get_mut(at) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    for &digit in digits.get(at..).unwrap_or_default() {
+        out.push(char::from(digit));
+    }
+}
+
+fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// Writes the request's JSON text without its whitespace when nothing in it needs masking
+/// (the common case: one pass, no parsing); else parses it and writes it masked. Text that
+/// is not JSON (never the case for a decided request) is written as `null`.
+fn write_request(out: &mut String, request: &str, masking: &Masking, masked: &mut Vec<String>) {
+    if copy_plain(out, request, masking) {
+        return;
+    }
+    match serde_json::from_str::<JsonValue>(request) {
+        Ok(value) => json_masked(out, &value, &mut String::new(), masking, masked),
+        Err(_) => out.push_str("null"),
+    }
+}
+
+/// Bytes that end a run outside strings: a quote, a backslash, whitespace.
+const OUTSIDE: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b' ' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[b'\t' as usize] = true;
+    table
+};
+
+/// The lengths of [`TOKEN_NAMES`], as bits.
+const TOKEN_LENGTHS: u64 = {
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < TOKEN_NAMES.len() {
+        bits |= 1 << TOKEN_NAMES[i].len();
+        i += 1;
+    }
+    bits
+};
+
+/// Copies JSON text without its whitespace, in one pass and without parsing it. Gives up
+/// (writing nothing) at a string that could need masking whether it is a key or a value (a
+/// token name, a configured name, something that looks like a token) or that holds an
+/// escape (which could spell either): the masking writer then decides, exactly.
+fn copy_plain(out: &mut String, text: &str, masking: &Masking) -> bool {
+    let start = out.len();
+    out.reserve(text.len());
+    let bytes = text.as_bytes();
+    let names = !masking.names.is_empty();
+    // `run` is where the text not yet copied begins; `at` where the scan is.
+    let mut run = 0;
+    let mut at = 0;
+    loop {
+        while let Some(&byte) = bytes.get(at) {
+            if OUTSIDE[usize::from(byte)] {
+                break;
+            }
+            at += 1;
+        }
+        let Some(&byte) = bytes.get(at) else {
+            break;
+        };
+        if byte != b'"' {
+            if byte == b'\\' {
+                out.truncate(start);
+                return false;
+            }
+            out.push_str(text.get(run..at).unwrap_or_default());
+            at += 1;
+            run = at;
+            continue;
+        }
+        let open = at + 1;
+        let mut close = open;
+        while let Some(&byte) = bytes.get(close) {
+            if byte == b'"' || byte == b'\\' {
+                break;
+            }
+            close += 1;
+        }
+        let content = bytes.get(open..close).unwrap_or_default();
+        let suspect = bytes.get(close) != Some(&b'"')
+            || (content.len() < 64
+                && TOKEN_LENGTHS & (1 << content.len()) != 0
+                && Masking::is_token_name_bytes(content))
+            || (names && masking.masks_bytes(content))
+            || looks_like_token_bytes(content);
+        if suspect {
+            out.truncate(start);
+            return false;
+        }
+        at = close + 1;
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+    true
 }
 
 /// `subject.department`, `resource.owner.email`, `context has mfa`: the path of an attribute,
@@ -281,7 +839,9 @@ fn json_masked(
                 json_string(out, key);
                 out.push(':');
                 let len = path.len();
-                path.push('.');
+                if len > 0 {
+                    path.push('.');
+                }
                 path.push_str(key);
                 if masking.masks(key) {
                     masked.push(path.clone());
@@ -342,6 +902,67 @@ mod tests {
             json_string(&mut out, text);
             assert_eq!(out, serde_json::to_string(text).unwrap());
         }
+    }
+
+    #[test]
+    fn times_are_written_as_jiff_writes_them() {
+        for text in [
+            "2026-11-28T06:14:40.24253694Z",
+            "2026-11-28T06:14:40Z",
+            "2026-11-28T06:14:40.000000001Z",
+            "2026-11-28T06:14:40.1Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.5Z",
+        ] {
+            let time: jiff::Timestamp = text.parse().unwrap();
+            let mut out = String::new();
+            push_time(&mut out, time);
+            assert_eq!(out, time.to_string());
+            // Twice in the same second: from the cache.
+            out.clear();
+            push_time(&mut out, time);
+            assert_eq!(out, time.to_string());
+        }
+    }
+
+    #[test]
+    fn plain_requests_are_copied_without_whitespace() {
+        let masking = Masking {
+            names: vec!["password".to_string()],
+        };
+        let mut out = String::from("x");
+        let text = "{ \"subject\" : {\"type\":\"User\", \"id\":\"a b\"},\n\t\"n\": [1, 2.5e3, true, null] }";
+        assert!(copy_plain(&mut out, text, &masking));
+        assert_eq!(
+            out,
+            "x{\"subject\":{\"type\":\"User\",\"id\":\"a b\"},\"n\":[1,2.5e3,true,null]}"
+        );
+        // Names to mask, tokens, escapes: left to the masking writer, nothing written.
+        for text in [
+            r#"{"context":{"Password":"x"}}"#,
+            r#"{"context":{"access_token":"x"}}"#,
+            r#"{"context":{"x":"Bearer abc"}}"#,
+            r#"{"context":{"x":"a\"b"}}"#,
+            r#"{"context":{"x":"unterminated}}"#,
+        ] {
+            let mut out = String::from("x");
+            assert!(!copy_plain(&mut out, text, &masking), "{text}");
+            assert_eq!(out, "x");
+        }
+        // The masking writer then masks, from the root.
+        let mut out = String::new();
+        let mut masked = Vec::new();
+        write_request(
+            &mut out,
+            r#"{"context":{"Password":"x","ok":"Bearer abcdefgh"}}"#,
+            &masking,
+            &mut masked,
+        );
+        assert_eq!(
+            out,
+            r#"{"context":{"Password":"[masked]","ok":"Bearer…[masked]"}}"#
+        );
+        assert_eq!(masked, ["context.Password", "context.ok"]);
     }
 
     #[test]

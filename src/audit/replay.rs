@@ -3,7 +3,8 @@
 //! the difference.
 //!
 //! A record with masked values (`masked`) is not replayed: its request is not what the caller
-//! sent, and guessing would be worse than saying so.
+//! sent, and guessing would be worse than saying so. In a batch record, only the items a
+//! masked value touches are left out.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,6 +22,9 @@ use crate::program::Program;
 #[derive(Clone, Debug, Serialize)]
 pub struct Flip {
     pub seq: u64,
+    /// The item of a batch record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
     pub time: String,
     pub request_id: String,
     /// `User::"alice" read Doc::"d1"`.
@@ -61,121 +65,36 @@ pub struct Report {
     pub groups: Vec<Group>,
 }
 
-/// Replays the decision records of `files` (in chain order) under `program`.
+/// Replays the decision records of `files` (in chain order) under `program`: each decision
+/// record, and each recorded item of each batch record.
 pub fn replay(files: &[PathBuf], program: &Program) -> std::io::Result<Report> {
-    let mut report = Report {
-        policy_version: program.version.to_string(),
-        ..Report::default()
+    let mut replayer = Replayer {
+        program,
+        frame: eval::Frame::new(),
+        report: Report {
+            policy_version: program.version.to_string(),
+            ..Report::default()
+        },
+        groups: BTreeMap::new(),
     };
-    let mut groups: BTreeMap<(String, String), Vec<Flip>> = BTreeMap::new();
-    let mut frame = eval::Frame::new();
     for path in files {
         let reader = BufReader::new(File::open(path)?);
         for line in reader.split(b'\n') {
             let line = line?;
             let Ok(record) = serde_json::from_slice::<JsonValue>(&line) else {
-                report.unreadable += 1;
+                replayer.report.unreadable += 1;
                 continue;
             };
-            if record.get("kind").and_then(JsonValue::as_str) != Some("decision") {
-                continue;
+            match record.get("kind").and_then(JsonValue::as_str) {
+                Some("decision") => replayer.decision(&record),
+                Some("batch") => replayer.batch(&record),
+                _ => {}
             }
-            report.decisions += 1;
-            if let Some(version) = record.get("policy_version").and_then(JsonValue::as_str) {
-                *report
-                    .recorded_versions
-                    .entry(version.to_string())
-                    .or_default() += 1;
-            }
-            if record
-                .get("masked")
-                .and_then(JsonValue::as_array)
-                .is_some_and(|m| !m.is_empty())
-            {
-                report.not_replayable += 1;
-                continue;
-            }
-            let (Some(body), Some(time), Some(verdict)) = (
-                record.get("request"),
-                record
-                    .get("time")
-                    .and_then(JsonValue::as_str)
-                    .and_then(|t| t.parse::<Timestamp>().ok()),
-                record.get("decision").and_then(JsonValue::as_str),
-            ) else {
-                report.unreadable += 1;
-                continue;
-            };
-            let was_allowed = verdict == "allow";
-            let (allowed, now_rules, invalid) = match request::decode_body(program, body, time) {
-                Ok(request) => {
-                    let decision = eval::decide_in(program, &request, &mut frame);
-                    let rules = decision
-                        .reasons
-                        .iter()
-                        .filter_map(|id| program.rule(*id))
-                        .map(|rule| rule.id.to_string())
-                        .collect::<Vec<_>>();
-                    (decision.allowed, rules, None)
-                }
-                Err(RequestError::Invalid(message)) | Err(RequestError::Malformed(message)) => {
-                    (false, Vec::new(), Some(message))
-                }
-            };
-            report.replayed += 1;
-            if allowed == was_allowed {
-                report.unchanged += 1;
-                continue;
-            }
-            let was_rules: Vec<String> = record
-                .get("rules")
-                .and_then(JsonValue::as_array)
-                .map(|rules| {
-                    rules
-                        .iter()
-                        .filter_map(JsonValue::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let (direction, cause) = if allowed {
-                report.deny_to_allow += 1;
-                (
-                    "deny → allow",
-                    format!("allowed by {}", now_rules.join(", ")),
-                )
-            } else {
-                report.allow_to_deny += 1;
-                let cause = match invalid {
-                    Some(message) => format!("not decidable: {message}"),
-                    None if now_rules.is_empty() => {
-                        format!("no rule allows (was allowed by {})", was_rules.join(", "))
-                    }
-                    None => format!("denied by {}", now_rules.join(", ")),
-                };
-                ("allow → deny", cause)
-            };
-            let flip = Flip {
-                seq: record.get("seq").and_then(JsonValue::as_u64).unwrap_or(0),
-                time: time.to_string(),
-                request_id: record
-                    .get("request_id")
-                    .and_then(JsonValue::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                request: describe(body),
-                from: if was_allowed { "allow" } else { "deny" },
-                to: if allowed { "allow" } else { "deny" },
-                was: was_rules,
-                now: now_rules,
-            };
-            groups
-                .entry((direction.to_string(), cause))
-                .or_default()
-                .push(flip);
         }
     }
-    let mut groups: Vec<Group> = groups
+    let mut report = replayer.report;
+    let mut groups: Vec<Group> = replayer
+        .groups
         .into_iter()
         .map(|((direction, cause), flips)| Group {
             direction,
@@ -201,28 +120,251 @@ pub fn replay(files: &[PathBuf], program: &Program) -> std::io::Result<Report> {
     Ok(report)
 }
 
+/// A recorded decision to decide again.
+struct Recorded<'r> {
+    record: &'r JsonValue,
+    /// The batch item, for an item of a batch record.
+    item: Option<usize>,
+    /// The record's fields for this decision (the record itself, or the item).
+    outcome: &'r JsonValue,
+    parts: request::Parts<'r>,
+    time: Timestamp,
+}
+
+struct Replayer<'p> {
+    program: &'p Program,
+    frame: eval::Frame,
+    report: Report,
+    groups: BTreeMap<(String, String), Vec<Flip>>,
+}
+
+impl Replayer<'_> {
+    fn count_version(&mut self, record: &JsonValue, decisions: u64) {
+        if let Some(version) = record.get("policy_version").and_then(JsonValue::as_str) {
+            *self
+                .report
+                .recorded_versions
+                .entry(version.to_string())
+                .or_default() += decisions;
+        }
+    }
+
+    fn decision(&mut self, record: &JsonValue) {
+        self.report.decisions += 1;
+        self.count_version(record, 1);
+        if masked(record).next().is_some() {
+            self.report.not_replayable += 1;
+            return;
+        }
+        let (Some(body), Some(time)) = (record.get("request"), time(record)) else {
+            self.report.unreadable += 1;
+            return;
+        };
+        let Ok(parts) = request::Parts::from_body(body) else {
+            self.report.unreadable += 1;
+            return;
+        };
+        self.decide(&Recorded {
+            record,
+            item: None,
+            outcome: record,
+            parts,
+            time,
+        });
+    }
+
+    fn batch(&mut self, record: &JsonValue) {
+        let items = record
+            .get("items")
+            .and_then(JsonValue::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let decisions = items.iter().filter(|item| !item.is_null()).count() as u64;
+        self.report.decisions += decisions;
+        self.count_version(record, decisions);
+        let body = record.get("request").and_then(JsonValue::as_object);
+        let entries = body
+            .and_then(|body| body.get("evaluations"))
+            .and_then(JsonValue::as_array);
+        let (Some(body), Some(entries), Some(time)) = (body, entries, time(record)) else {
+            self.report.unreadable += decisions;
+            return;
+        };
+        let masked: Vec<&str> = masked(record).collect();
+        for (index, item) in items.iter().enumerate() {
+            if item.is_null() {
+                continue;
+            }
+            let entry = entries.get(index).unwrap_or(&JsonValue::Null);
+            if masked.iter().any(|path| affects(path, index, entry)) {
+                self.report.not_replayable += 1;
+                continue;
+            }
+            let Ok(parts) = request::Parts::batch_item(body, entry) else {
+                self.report.unreadable += 1;
+                continue;
+            };
+            self.decide(&Recorded {
+                record,
+                item: Some(index),
+                outcome: item,
+                parts,
+                time,
+            });
+        }
+    }
+
+    fn decide(&mut self, recorded: &Recorded<'_>) {
+        let program = self.program;
+        let Some(verdict) = recorded.outcome.get("decision").and_then(JsonValue::as_str) else {
+            self.report.unreadable += 1;
+            return;
+        };
+        let was_allowed = verdict == "allow";
+        let decoded =
+            request::decode(program, &recorded.parts, recorded.time).and_then(|mut decoded| {
+                // Forward-auth records carry the verified attributes of the subject.
+                if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
+                    let ty = recorded
+                        .parts
+                        .subject
+                        .get("type")
+                        .and_then(JsonValue::as_str)
+                        .unwrap_or_default();
+                    let verified = request::Verified::decode(program, ty, claims)?;
+                    decoded.verified = Some(std::sync::Arc::new(verified));
+                }
+                Ok(decoded)
+            });
+        let (allowed, now_rules, invalid) = match decoded {
+            Ok(decoded) => {
+                let decision = eval::decide_in(program, &decoded, &mut self.frame);
+                let rules = decision
+                    .reasons
+                    .iter()
+                    .filter_map(|id| program.rule(*id))
+                    .map(|rule| rule.id.to_string())
+                    .collect::<Vec<_>>();
+                (decision.allowed, rules, None)
+            }
+            Err(RequestError::Invalid(message)) | Err(RequestError::Malformed(message)) => {
+                (false, Vec::new(), Some(message))
+            }
+        };
+        let report = &mut self.report;
+        report.replayed += 1;
+        if allowed == was_allowed {
+            report.unchanged += 1;
+            return;
+        }
+        let was_rules: Vec<String> = recorded
+            .outcome
+            .get("rules")
+            .and_then(JsonValue::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .filter_map(JsonValue::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (direction, cause) = if allowed {
+            report.deny_to_allow += 1;
+            (
+                "deny → allow",
+                format!("allowed by {}", now_rules.join(", ")),
+            )
+        } else {
+            report.allow_to_deny += 1;
+            let cause = match invalid {
+                Some(message) => format!("not decidable: {message}"),
+                None if now_rules.is_empty() => {
+                    format!("no rule allows (was allowed by {})", was_rules.join(", "))
+                }
+                None => format!("denied by {}", now_rules.join(", ")),
+            };
+            ("allow → deny", cause)
+        };
+        let record = recorded.record;
+        let flip = Flip {
+            seq: record.get("seq").and_then(JsonValue::as_u64).unwrap_or(0),
+            item: recorded.item,
+            time: recorded.time.to_string(),
+            request_id: record
+                .get("request_id")
+                .and_then(JsonValue::as_str)
+                .unwrap_or("")
+                .to_string(),
+            request: describe(&recorded.parts),
+            from: if was_allowed { "allow" } else { "deny" },
+            to: if allowed { "allow" } else { "deny" },
+            was: was_rules,
+            now: now_rules,
+        };
+        self.groups
+            .entry((direction.to_string(), cause))
+            .or_default()
+            .push(flip);
+    }
+}
+
+/// The record's `time`.
+fn time(record: &JsonValue) -> Option<Timestamp> {
+    record
+        .get("time")
+        .and_then(JsonValue::as_str)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+}
+
+/// The paths a record lists as masked.
+fn masked(record: &JsonValue) -> impl Iterator<Item = &str> {
+    record
+        .get("masked")
+        .and_then(JsonValue::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(JsonValue::as_str)
+}
+
+/// Whether a masked path of a batch record touches item `index` (whose own entry is
+/// `entry`): a value in the item itself or in what it read, a default it takes from the
+/// call, or anything else in the call (not knowing, assume so).
+fn affects(path: &str, index: usize, entry: &JsonValue) -> bool {
+    let head = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('['))
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(number, _)| number.parse::<usize>().ok())
+    };
+    if let Some(i) = head("evaluations").or_else(|| head("items")) {
+        return i == index;
+    }
+    let key = path.split(['.', '[']).next().unwrap_or(path);
+    match key {
+        "subject" | "action" | "resource" | "context" => {
+            entry.get(key).is_none_or(JsonValue::is_null)
+        }
+        _ => true,
+    }
+}
+
 /// `User::"alice" read Doc::"d1"`.
-fn describe(body: &JsonValue) -> String {
-    let entity = |value: Option<&JsonValue>| {
-        let ty = value
-            .and_then(|v| v.get("type"))
-            .and_then(JsonValue::as_str)
-            .unwrap_or("?");
-        let id = value
-            .and_then(|v| v.get("id"))
-            .and_then(JsonValue::as_str)
-            .unwrap_or("?");
+fn describe(parts: &request::Parts<'_>) -> String {
+    let entity = |value: &JsonValue| {
+        let ty = value.get("type").and_then(JsonValue::as_str).unwrap_or("?");
+        let id = value.get("id").and_then(JsonValue::as_str).unwrap_or("?");
         format!("{ty}::{id:?}")
     };
-    let action = body
-        .get("action")
-        .and_then(|a| a.get("name"))
+    let action = parts
+        .action
+        .get("name")
         .and_then(JsonValue::as_str)
         .unwrap_or("?");
     format!(
         "{} {action} {}",
-        entity(body.get("subject")),
-        entity(body.get("resource"))
+        entity(parts.subject),
+        entity(parts.resource)
     )
 }
 
@@ -268,8 +410,12 @@ pub fn render(report: &Report) -> String {
             } else {
                 flip.was.join(", ")
             };
+            let item = flip
+                .item
+                .map(|item| format!(" item {item}"))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "      seq {} at {}: {} (was {} by {})\n",
+                "      seq {}{item} at {}: {} (was {} by {})\n",
                 flip.seq, flip.time, flip.request, flip.from, was
             ));
         }

@@ -330,7 +330,7 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                     .and_then(JsonValue::as_str)
                     .map(str::to_string);
             } else {
-                report.decisions += 1;
+                report.decisions += decisions_in(&record);
                 report.unsigned_tail += 1;
             }
             previous = Some((seq, sealed.claimed.to_string()));
@@ -386,6 +386,20 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
         Some(_) => {}
     }
     Ok(finish(report))
+}
+
+/// The decisions a record holds: one for a decision record, its recorded items for a batch
+/// record (items not recorded are `null`).
+pub fn decisions_in(record: &JsonValue) -> u64 {
+    match record.get("kind").and_then(JsonValue::as_str) {
+        Some("batch") => record
+            .get("items")
+            .and_then(JsonValue::as_array)
+            .map_or(0, |items| {
+                items.iter().filter(|item| !item.is_null()).count() as u64
+            }),
+        _ => 1,
+    }
 }
 
 fn finish(mut report: Report) -> Report {

@@ -1,9 +1,11 @@
-//! The writer: decisions hand finished record bodies to a bounded queue; one thread seals them
+//! The writer: calls hand finished record bodies to a bounded queue; one thread seals them
 //! into the chain, writes them in batches, signs checkpoints, syncs and rotates.
 //!
+//! - **The queue** is bounded in decisions, not records (a batch call's record holds all its
+//!   items): `audit_queue` decisions may wait, whatever the mix of calls.
 //! - **Queue full.** `block` (the default): the call waits for room (back-pressure; nothing is
-//!   lost). `drop`: the record is dropped and counted in `warden_audit_dropped_total` (never
-//!   silently).
+//!   lost). `drop`: the record is dropped and its decisions counted in
+//!   `warden_audit_dropped_total` (never silently).
 //! - **Batches.** The writer takes everything queued (up to 16384 records), writes it with one
 //!   system call, and then waits until [`BATCH_INTERVAL`] has passed since the batch began
 //!   before taking the next: a group commit, so that under load a sync covers many records
@@ -28,9 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
 
 use crate::audit::chain::{self, Key};
+use crate::audit::record::Record;
 use crate::audit::{AuditConfig, Fsync, Mode, WhenFull};
 
 /// The shortest time between the starts of two batches (group commit).
@@ -40,18 +43,27 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 const BATCH_MAX: usize = 16_384;
 
 enum Message {
-    Record(String),
+    /// A record, and the room it holds in the queue (its decisions, at most the capacity).
+    Record(Record, u32),
     Close(oneshot::Sender<()>),
 }
 
 /// Counters shared by the handlers, the writer and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Records written (decision and batch records; checkpoints are counted apart).
     pub written: AtomicU64,
+    /// Decisions in the records written.
+    pub decisions: AtomicU64,
+    /// Decisions dropped (queue full in `drop` mode, or the log closed).
     pub dropped: AtomicU64,
-    /// Calls that found the queue full and waited.
+    /// Decisions whose calls found the queue full and waited.
     pub waited: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// The seq of the last checkpoint written, plus one (0: none yet).
+    pub last_checkpoint_seq: AtomicU64,
+    /// When the last checkpoint was written (Unix milliseconds).
+    pub last_checkpoint_ms: std::sync::atomic::AtomicI64,
     pub rotations: AtomicU64,
     pub write_errors: AtomicU64,
     /// Allows seen in `sampled` mode (the sampler's clock).
@@ -71,7 +83,10 @@ struct Gate {
 /// A running audit log: the queue's sending side and the writer thread.
 pub struct AuditLog {
     config: AuditConfig,
-    sender: mpsc::Sender<Message>,
+    sender: mpsc::UnboundedSender<Message>,
+    /// Room in the queue, in decisions: taken by calls, given back as the writer takes.
+    room: Arc<Semaphore>,
+    capacity: u32,
     pub counters: Arc<Counters>,
     gate: Arc<Gate>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -104,10 +119,13 @@ impl Drop for Stall {
 impl AuditLog {
     /// Opens (or continues) the log and starts the writer thread.
     pub fn start(config: AuditConfig) -> std::io::Result<AuditLog> {
-        let (sender, receiver) = mpsc::channel(config.queue);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let capacity =
+            u32::try_from(config.queue.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+        let room = Arc::new(Semaphore::new(capacity as usize));
         let counters = Arc::new(Counters::default());
         let gate = Arc::new(Gate::default());
-        let mut writer = Writer::open(&config, counters.clone())?;
+        let mut writer = Writer::open(&config, counters.clone(), room.clone())?;
         let thread_gate = gate.clone();
         let thread = std::thread::Builder::new()
             .name("warden-audit".to_string())
@@ -115,6 +133,8 @@ impl AuditLog {
         Ok(AuditLog {
             config,
             sender,
+            room,
+            capacity,
             counters,
             gate,
             thread: Mutex::new(Some(thread)),
@@ -143,59 +163,66 @@ impl AuditLog {
         }
     }
 
-    /// Queues records: waits for room (`block`) or drops and counts (`drop`).
+    /// Queues a call's record: waits for room (`block`) or drops and counts (`drop`).
     ///
     /// When it must wait, it waits in a task of its own and awaits that: a call dropped while
-    /// waiting (the client hung up, the request timed out) still gets its records written.
-    pub async fn submit(&self, records: Vec<String>) {
-        let mut records = records.into_iter();
-        while let Some(record) = records.next() {
-            match self.sender.try_send(Message::Record(record)) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(message)) => match self.config.when_full {
-                    WhenFull::Drop => {
-                        self.counters.dropped.fetch_add(1, Relaxed);
-                    }
-                    WhenFull::Block => {
-                        let rest: Vec<String> = records.collect();
-                        let waiting = 1 + rest.len() as u64;
-                        self.counters.waited.fetch_add(waiting, Relaxed);
-                        let sender = self.sender.clone();
-                        let counters = self.counters.clone();
-                        counters.waiting_tasks.fetch_add(1, Relaxed);
-                        let task = tokio::spawn(async move {
-                            let mut lost = u64::from(sender.send(message).await.is_err());
-                            for record in rest {
-                                if sender.send(Message::Record(record)).await.is_err() {
-                                    lost += 1;
-                                }
-                            }
-                            if lost > 0 {
-                                counters.dropped.fetch_add(lost, Relaxed);
-                                tracing::error!(
-                                    lost,
-                                    "audit records arrived after the audit log was closed; dropped"
-                                );
-                            }
-                            counters.waiting_tasks.fetch_sub(1, Relaxed);
-                        });
-                        let _ = task.await;
-                        return;
-                    }
-                },
-                Err(mpsc::error::TrySendError::Closed(_)) => self.lost(1),
+    /// waiting (the client hung up, the request timed out) still gets its record written.
+    pub async fn submit(&self, record: Record) {
+        let decisions = u64::from(record.decisions);
+        // A record larger than the whole queue waits for all of it.
+        let permits = record.decisions.clamp(1, self.capacity);
+        match self.room.try_acquire_many(permits) {
+            Ok(permit) => {
+                permit.forget();
+                if self.sender.send(Message::Record(record, permits)).is_err() {
+                    self.lost(decisions);
+                }
             }
+            Err(TryAcquireError::NoPermits) => match self.config.when_full {
+                WhenFull::Drop => {
+                    self.counters.dropped.fetch_add(decisions, Relaxed);
+                }
+                WhenFull::Block => {
+                    self.counters.waited.fetch_add(decisions, Relaxed);
+                    let sender = self.sender.clone();
+                    let room = self.room.clone();
+                    let counters = self.counters.clone();
+                    counters.waiting_tasks.fetch_add(1, Relaxed);
+                    let task = tokio::spawn(async move {
+                        let queued = match room.acquire_many(permits).await {
+                            Ok(permit) => {
+                                permit.forget();
+                                sender.send(Message::Record(record, permits)).is_ok()
+                            }
+                            Err(_) => false,
+                        };
+                        if !queued {
+                            counters.dropped.fetch_add(decisions, Relaxed);
+                            tracing::error!(
+                                lost = decisions,
+                                "audit records arrived after the audit log was closed; dropped"
+                            );
+                        }
+                        counters.waiting_tasks.fetch_sub(1, Relaxed);
+                    });
+                    let _ = task.await;
+                }
+            },
+            Err(TryAcquireError::Closed) => self.lost(decisions),
         }
     }
 
     fn lost(&self, n: u64) {
         self.counters.dropped.fetch_add(n, Relaxed);
-        tracing::error!("an audit record arrived after the audit log was closed; dropped");
+        tracing::error!(
+            lost = n,
+            "an audit record arrived after the audit log was closed; dropped"
+        );
     }
 
-    /// Records waiting in the queue.
+    /// Decisions waiting in the queue.
     pub fn queued(&self) -> usize {
-        self.sender.max_capacity() - self.sender.capacity()
+        (self.capacity as usize).saturating_sub(self.room.available_permits())
     }
 
     /// Holds the writer until the returned guard is dropped.
@@ -222,10 +249,9 @@ impl AuditLog {
         {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let sent = tokio::time::timeout_at(deadline, self.sender.send(Message::Close(done))).await;
-        let closed = match sent {
-            Ok(Ok(())) => tokio::time::timeout_at(deadline, finished).await.is_ok(),
-            _ => false,
+        let closed = match self.sender.send(Message::Close(done)) {
+            Ok(()) => tokio::time::timeout_at(deadline, finished).await.is_ok(),
+            Err(_) => false,
         };
         if closed {
             let thread = self
@@ -237,7 +263,8 @@ impl AuditLog {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
             tracing::info!(
-                written = self.counters.written.load(Relaxed),
+                records = self.counters.written.load(Relaxed),
+                decisions = self.counters.decisions.load(Relaxed),
                 "audit log drained and closed"
             );
         } else {
@@ -252,23 +279,29 @@ impl AuditLog {
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let c = &self.counters;
-        let series: [(&str, &str, &str, u64); 7] = [
+        let series: [(&str, &str, &str, u64); 8] = [
             (
                 "warden_audit_records_total",
                 "counter",
-                "Audit records written.",
+                "Audit records written (a batch call's record holds all its decisions; checkpoints not counted).",
                 c.written.load(Relaxed),
+            ),
+            (
+                "warden_audit_decisions_total",
+                "counter",
+                "Decisions in the audit records written.",
+                c.decisions.load(Relaxed),
             ),
             (
                 "warden_audit_dropped_total",
                 "counter",
-                "Audit records dropped because the queue was full (audit_when_full = \"drop\") or the log was closed.",
+                "Decisions whose audit records were dropped because the queue was full (audit_when_full = \"drop\") or the log was closed.",
                 c.dropped.load(Relaxed),
             ),
             (
                 "warden_audit_queue_full_total",
                 "counter",
-                "Records that waited for room in a full audit queue.",
+                "Decisions whose calls waited for room in a full audit queue.",
                 c.waited.load(Relaxed),
             ),
             (
@@ -292,7 +325,7 @@ impl AuditLog {
             (
                 "warden_audit_queue_depth",
                 "gauge",
-                "Audit records waiting to be written.",
+                "Decisions waiting in the audit queue.",
                 self.queued() as u64,
             ),
         ];
@@ -315,6 +348,7 @@ struct Writer {
     rotate_bytes: u64,
     rotate_interval: Option<Duration>,
     counters: Arc<Counters>,
+    room: Arc<Semaphore>,
     file: File,
     /// Bytes in the current file.
     size: u64,
@@ -333,7 +367,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn open(config: &AuditConfig, counters: Arc<Counters>) -> std::io::Result<Writer> {
+    fn open(
+        config: &AuditConfig,
+        counters: Arc<Counters>,
+        room: Arc<Semaphore>,
+    ) -> std::io::Result<Writer> {
         if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
@@ -370,6 +408,7 @@ impl Writer {
             rotate_bytes: config.rotate_bytes,
             rotate_interval: config.rotate_interval,
             counters,
+            room,
             size: file.metadata()?.len(),
             file,
             opened: now,
@@ -385,7 +424,7 @@ impl Writer {
         })
     }
 
-    fn run(&mut self, mut receiver: mpsc::Receiver<Message>, gate: &Gate) {
+    fn run(&mut self, mut receiver: mpsc::UnboundedReceiver<Message>, gate: &Gate) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -401,7 +440,10 @@ impl Writer {
             loop {
                 let tick = self.next_deadline();
                 match tokio::time::timeout(tick, receiver.recv()).await {
-                    Ok(Some(message)) => batch.push(message),
+                    Ok(Some(message)) => {
+                        self.took(&message);
+                        batch.push(message);
+                    }
                     Ok(None) => return None,
                     Err(_) => {
                         self.housekeeping();
@@ -421,14 +463,17 @@ impl Writer {
                 }
                 while batch.len() < BATCH_MAX {
                     match receiver.try_recv() {
-                        Ok(message) => batch.push(message),
+                        Ok(message) => {
+                            self.took(&message);
+                            batch.push(message);
+                        }
                         Err(_) => break,
                     }
                 }
                 let mut close = None;
                 for message in batch.drain(..) {
                     match message {
-                        Message::Record(body) => self.append(&body),
+                        Message::Record(record, _) => self.append(&record),
                         Message::Close(done) => close = Some(done),
                     }
                     if self.since_checkpoint >= self.checkpoint_records {
@@ -495,14 +540,24 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, body: &str) {
+    /// A message left the queue: its room is free again.
+    fn took(&self, message: &Message) {
+        if let Message::Record(_, permits) = message {
+            self.room.add_permits(*permits as usize);
+        }
+    }
+
+    fn append(&mut self, record: &Record) {
         let seq = self.next_seq;
-        self.head = chain::seal(&mut self.buffer, seq, &self.head, body);
+        chain::seal_chained(&mut self.buffer, seq, &mut self.head, &record.body);
         self.buffer.push('\n');
         self.next_seq += 1;
         self.first_seq.get_or_insert(seq);
-        self.since_checkpoint += 1;
+        self.since_checkpoint += u64::from(record.decisions.max(1));
         self.counters.written.fetch_add(1, Relaxed);
+        self.counters
+            .decisions
+            .fetch_add(u64::from(record.decisions), Relaxed);
     }
 
     fn checkpoint(&mut self, reason: &str) {
@@ -514,13 +569,17 @@ impl Writer {
             chain::ALGORITHM,
             self.key.id,
         );
-        self.head = chain::seal(&mut self.buffer, seq, &self.head, &body);
+        chain::seal_chained(&mut self.buffer, seq, &mut self.head, &body);
         self.buffer.push('\n');
         self.next_seq += 1;
         self.first_seq.get_or_insert(seq);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         self.counters.checkpoints.fetch_add(1, Relaxed);
+        self.counters.last_checkpoint_seq.store(seq + 1, Relaxed);
+        self.counters
+            .last_checkpoint_ms
+            .store(jiff::Timestamp::now().as_millisecond(), Relaxed);
     }
 
     /// Writes the buffer out, retrying (and counting) failures: a record is never skipped.

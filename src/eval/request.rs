@@ -146,6 +146,37 @@ impl<'j> Parts<'j> {
     }
 }
 
+impl<'j> Parts<'j> {
+    /// Item `entry` of an `/access/v1/evaluations` call whose body is `body`: each of the
+    /// item's `subject`, `action`, `resource` and `context` replaces the call's default whole;
+    /// `null` counts as absent. `Err` says what is missing (the item is answered as an error).
+    pub fn batch_item(
+        body: &'j serde_json::Map<String, JsonValue>,
+        entry: &'j JsonValue,
+    ) -> Result<Parts<'j>, String> {
+        let JsonValue::Object(entry) = entry else {
+            return Err("each item of `evaluations` must be an object".to_string());
+        };
+        let pick = |key: &str| {
+            entry
+                .get(key)
+                .filter(|v| !v.is_null())
+                .or_else(|| body.get(key).filter(|v| !v.is_null()))
+        };
+        match (pick("subject"), pick("action"), pick("resource")) {
+            (Some(subject), Some(action), Some(resource)) => Ok(Parts {
+                subject,
+                action,
+                resource,
+                context: pick("context"),
+            }),
+            (None, _, _) => Err("missing `subject`".to_string()),
+            (_, None, _) => Err("missing `action`".to_string()),
+            (_, _, None) => Err("missing `resource`".to_string()),
+        }
+    }
+}
+
 /// Decodes an AuthZEN evaluation body.
 pub fn decode_body(
     program: &Program,

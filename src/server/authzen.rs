@@ -18,13 +18,14 @@ use jiff::Timestamp;
 use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, AuditLog};
+use crate::audit::AuditLog;
+use crate::audit::record::{self, Record, Shape};
 use crate::eval::explain;
 use crate::eval::request::{self, Parts};
 use crate::eval::{self, Decision, Frame, RequestError};
 use crate::program::Program;
 use crate::server::error::ApiError;
-use crate::server::extract::AuthzenJson;
+use crate::server::extract::AuthzenBody;
 use crate::server::metrics::Endpoint;
 use crate::server::{AppState, search};
 
@@ -112,42 +113,23 @@ pub struct Call<'s> {
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
 }
 
-/// The audit records of one call, built as it decides and queued when it is answered.
+/// The audit record of one call, built as it decides and queued when it is answered.
 pub struct Recording<'s> {
     log: &'s AuditLog,
-    request_id: String,
     started: Instant,
     /// The index of the batch item being decided.
     item: Option<usize>,
-    pub records: Vec<String>,
+    builder: record::Builder,
 }
 
 impl Recording<'_> {
-    fn record(
-        &mut self,
-        program: &Program,
-        parts: &Parts<'_>,
-        now: Timestamp,
-        outcome: Result<(&Decision, &Frame), &str>,
-    ) {
+    fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
         let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
         if !self.log.wants(allowed) {
             return;
         }
-        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let body = audit::record::body(
-            &audit::record::Decided {
-                program,
-                parts,
-                time: now,
-                request_id: &self.request_id,
-                item: self.item,
-                outcome,
-                latency_us,
-            },
-            &self.log.config().masking,
-        );
-        self.records.push(body);
+        self.builder
+            .outcome(self.item, program, outcome, &self.log.config().masking);
     }
 }
 
@@ -167,10 +149,16 @@ fn request_id(headers: &HeaderMap) -> String {
     {
         return id.to_string();
     }
-    static START: OnceLock<i64> = OnceLock::new();
+    static START: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let start = START.get_or_init(|| Timestamp::now().as_millisecond());
-    format!("w{start:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let start = START.get_or_init(|| format!("w{:x}-", Timestamp::now().as_millisecond()));
+    let mut id = String::with_capacity(start.len() + 20);
+    id.push_str(start);
+    let _ = std::fmt::Write::write_fmt(
+        &mut id,
+        format_args!("{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    );
+    id
 }
 
 /// What became of one evaluation.
@@ -196,19 +184,29 @@ impl<'s> Call<'s> {
         }
     }
 
-    /// Records this call's decisions in `log` (when there is one).
+    /// Records this call's decisions in `log` (when there is one): `request` is the call's
+    /// body, recorded once as the caller sent it.
     pub fn audited(
         mut self,
         log: Option<&'s AuditLog>,
         headers: &HeaderMap,
         started: Instant,
+        shape: Shape,
+        request: &str,
     ) -> Call<'s> {
+        let now = self.now;
         self.audit = log.map(|log| Recording {
             log,
-            request_id: request_id(headers),
             started,
             item: None,
-            records: Vec::new(),
+            builder: record::Builder::new(
+                shape,
+                now,
+                &request_id(headers),
+                None,
+                request,
+                &log.config().masking,
+            ),
         });
         self
     }
@@ -220,12 +218,11 @@ impl<'s> Call<'s> {
         }
     }
 
-    /// The audit records made so far (empty when the audit log is off).
-    pub fn take_records(&mut self) -> Vec<String> {
-        self.audit
-            .as_mut()
-            .map(|audit| std::mem::take(&mut audit.records))
-            .unwrap_or_default()
+    /// The call's audit record, when the audit log is on and a decision was recorded.
+    pub fn take_record(&mut self) -> Option<Record> {
+        let audit = self.audit.take()?;
+        let latency_us = u64::try_from(audit.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        audit.builder.finish(&self.program.version, latency_us)
     }
 
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
@@ -252,7 +249,7 @@ impl<'s> Call<'s> {
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
             Err(RequestError::Invalid(message)) => {
                 if let Some(audit) = &mut self.audit {
-                    audit.record(program, parts, self.now, Err(&message));
+                    audit.record(program, Err(&message));
                 }
                 // Well-formed but not decidable: a deny, never an error.
                 return Outcome::Decided {
@@ -264,7 +261,6 @@ impl<'s> Call<'s> {
                 };
             }
         };
-        let now = self.now;
         match (&mut self.frame, &mut self.audit) {
             (None, None) => Outcome::Decided {
                 allowed: eval::decide(program, &request).allowed,
@@ -279,7 +275,7 @@ impl<'s> Call<'s> {
                     Err(_) => own.insert(Frame::new()),
                 };
                 let decision = eval::decide_in(program, &request, frame);
-                audit.record(program, parts, now, Ok((&decision, frame)));
+                audit.record(program, Ok((&decision, frame)));
                 Outcome::Decided {
                     allowed: decision.allowed,
                     context: None,
@@ -288,7 +284,7 @@ impl<'s> Call<'s> {
             (Some(frame), audit) => {
                 let decision = eval::decide_in(program, &request, frame);
                 if let Some(audit) = audit {
-                    audit.record(program, parts, now, Ok((&decision, frame)));
+                    audit.record(program, Ok((&decision, frame)));
                 }
                 let explanation = explain::explain(program, frame, &decision);
                 let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
@@ -416,7 +412,7 @@ pub fn finish(
     response
 }
 
-fn started(body: &Result<AuthzenJson, ApiError>) -> Instant {
+fn started(body: &Result<AuthzenBody, ApiError>) -> Instant {
     match body {
         Ok(json) => json.started,
         Err(_) => Instant::now(),
@@ -426,41 +422,45 @@ fn started(body: &Result<AuthzenJson, ApiError>) -> Instant {
 async fn evaluation(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<AuthzenJson, ApiError>,
+    body: Result<AuthzenBody, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let mut records = Vec::new();
-    let result = body.and_then(|json| single(&state, &headers, &json, &mut records));
-    audit_submit(&state, records).await;
+    let mut record = None;
+    let result = body.and_then(|body| {
+        let object = body.object()?;
+        single(&state, &headers, &body, &object, &mut record)
+    });
+    audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluation, started, result)
 }
 
-/// Queues a call's audit records (waiting for room when the queue is full and so configured).
-pub async fn audit_submit(state: &AppState, records: Vec<String>) {
-    if let Some(log) = &state.audit
-        && !records.is_empty()
-    {
-        log.submit(records).await;
+/// Queues a call's audit record (waiting for room when the queue is full and so configured).
+pub async fn audit_submit(state: &AppState, record: Option<Record>) {
+    if let (Some(log), Some(record)) = (&state.audit, record) {
+        log.submit(record).await;
     }
 }
 
 fn single(
     state: &AppState,
     headers: &HeaderMap,
-    json: &AuthzenJson,
-    records: &mut Vec<String>,
+    body: &AuthzenBody,
+    object: &Map<String, JsonValue>,
+    record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
-    let parts = parts(&json.body)?;
-    let program = state.snapshot(json.started)?;
+    let parts = parts(object)?;
+    let program = state.snapshot(body.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers)).audited(
         state.audit.as_ref(),
         headers,
-        json.started,
+        body.started,
+        Shape::Single,
+        body.text()?,
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
     call.capabilities = state.capabilities.clone();
     let outcome = call.evaluate(&parts);
-    *records = call.take_records();
+    *record = call.take_record();
     match outcome {
         Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
         Outcome::Decided { allowed, context } => {
@@ -540,22 +540,23 @@ impl Semantic {
 async fn evaluations(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<AuthzenJson, ApiError>,
+    body: Result<AuthzenBody, ApiError>,
 ) -> Response {
     let started = started(&body);
-    let mut records = Vec::new();
-    let result = body.and_then(|json| batch(&state, &headers, &json, &mut records));
-    audit_submit(&state, records).await;
+    let mut record = None;
+    let result = body.and_then(|body| batch(&state, &headers, &body, &mut record));
+    audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluations, started, result)
 }
 
 fn batch(
     state: &AppState,
     headers: &HeaderMap,
-    json: &AuthzenJson,
-    records: &mut Vec<String>,
+    raw: &AuthzenBody,
+    record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
-    let body = &json.body;
+    let object = raw.object()?;
+    let body = &object;
     let items = match body.get("evaluations") {
         None | Some(JsonValue::Null) => None,
         Some(JsonValue::Array(items)) if items.is_empty() => None,
@@ -565,14 +566,15 @@ fn batch(
     let semantic = Semantic::parse(body.get("options"))?;
     // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
     let Some(items) = items else {
-        return single(state, headers, json, records);
+        return single(state, headers, raw, body, record);
     };
-    let default = |key: &str| body.get(key).filter(|v| !v.is_null());
-    let program = state.snapshot(json.started)?;
+    let program = state.snapshot(raw.started)?;
     let mut call = Call::new(program, wants_explanation(state, headers)).audited(
         state.audit.as_ref(),
         headers,
-        json.started,
+        raw.started,
+        Shape::Batch,
+        raw.text()?,
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
     call.capabilities = state.capabilities.clone();
@@ -580,23 +582,10 @@ fn batch(
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {
         call.at_item(index);
-        let outcome = match entry {
-            JsonValue::Object(entry) => {
-                // An item's key replaces the default whole; `null` counts as absent.
-                let pick = |key: &str| entry.get(key).filter(|v| !v.is_null()).or(default(key));
-                match (pick("subject"), pick("action"), pick("resource")) {
-                    (Some(subject), Some(action), Some(resource)) => call.evaluate(&Parts {
-                        subject,
-                        action,
-                        resource,
-                        context: pick("context"),
-                    }),
-                    (None, _, _) => Outcome::Failed("missing `subject`".to_string()),
-                    (_, None, _) => Outcome::Failed("missing `action`".to_string()),
-                    (_, _, None) => Outcome::Failed("missing `resource`".to_string()),
-                }
-            }
-            _ => Outcome::Failed("each item of `evaluations` must be an object".to_string()),
+        // An item's key replaces the default whole; `null` counts as absent.
+        let outcome = match Parts::batch_item(body, entry) {
+            Ok(parts) => call.evaluate(&parts),
+            Err(message) => Outcome::Failed(message),
         };
         if index > 0 {
             out.push(',');
@@ -618,7 +607,7 @@ fn batch(
         }
     }
     out.push_str("]}");
-    *records = call.take_records();
+    *record = call.take_record();
     Ok(decided_response(&call.program, out))
 }
 

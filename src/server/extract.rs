@@ -1,6 +1,8 @@
-//! The request body extractor of the decision API. axum's `Json` answers 415 or 422 for some
-//! malformed requests; AuthZEN allows only 400, so this one reads the body itself: every
+//! The request body extractors of the decision API. axum's `Json` answers 415 or 422 for some
+//! malformed requests; AuthZEN allows only 400, so these read the body themselves: every
 //! problem is a 400 with a plain message, and a body over the configured limit is a 413.
+//! [`AuthzenBody`] keeps the bytes (the evaluation endpoints decode them without a JSON tree);
+//! [`AuthzenJson`] parses them into one (search).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,60 +40,109 @@ impl Drop for InFlight {
     }
 }
 
+/// A decision API body as it came: its bytes (checked to be text), not yet parsed, so the
+/// evaluation endpoints can decode it without building a JSON tree, and the audit log can
+/// record the request as the caller sent it.
+pub struct AuthzenBody {
+    pub bytes: axum::body::Bytes,
+    pub started: Instant,
+    _in_flight: InFlight,
+}
+
+impl AuthzenBody {
+    /// The body as text.
+    pub fn text(&self) -> Result<&str, ApiError> {
+        std::str::from_utf8(&self.bytes).map_err(|error| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {error}"))
+        })
+    }
+
+    /// The body parsed as a JSON object, with the messages of the ordinary reader.
+    pub fn object(&self) -> Result<serde_json::Map<String, JsonValue>, ApiError> {
+        parse_object(&self.bytes)
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, JsonValue>, ApiError> {
+    match serde_json::from_slice::<JsonValue>(bytes) {
+        Ok(JsonValue::Object(body)) => Ok(body),
+        Ok(_) => Err(ApiError::bad_request("the request must be a JSON object")),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "the request body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+impl FromRequest<Arc<AppState>> for AuthzenBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let started = Instant::now();
+        let in_flight = InFlight::new(state);
+        let bytes = read(request, state).await?;
+        Ok(AuthzenBody {
+            bytes,
+            started,
+            _in_flight: in_flight,
+        })
+    }
+}
+
 impl FromRequest<Arc<AppState>> for AuthzenJson {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let started = Instant::now();
         let in_flight = InFlight::new(state);
-        let limit = state.settings.body_limit;
-        let headers = request.headers();
-        match headers.get(header::CONTENT_TYPE) {
-            None => {
-                return Err(ApiError::bad_request(
-                    "missing `Content-Type`: send `Content-Type: application/json`",
-                ));
-            }
-            Some(value) if !is_json(value.to_str().unwrap_or("")) => {
-                return Err(ApiError::bad_request(
-                    "the content type must be `application/json`",
-                ));
-            }
-            Some(_) => {}
+        let bytes = read(request, state).await?;
+        Ok(AuthzenJson {
+            body: parse_object(&bytes)?,
+            started,
+            _in_flight: in_flight,
+        })
+    }
+}
+
+/// Checks the content type and the length, and reads the body: every problem a 400 with a
+/// plain message, a body over the limit a 413.
+async fn read(request: Request, state: &Arc<AppState>) -> Result<axum::body::Bytes, ApiError> {
+    let limit = state.settings.body_limit;
+    let headers = request.headers();
+    match headers.get(header::CONTENT_TYPE) {
+        None => {
+            return Err(ApiError::bad_request(
+                "missing `Content-Type`: send `Content-Type: application/json`",
+            ));
         }
-        // Refuse a declared oversize body before reading any of it.
-        if let Some(length) = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            && length > limit as u64
-        {
+        Some(value) if !is_json(value.to_str().unwrap_or("")) => {
+            return Err(ApiError::bad_request(
+                "the content type must be `application/json`",
+            ));
+        }
+        Some(_) => {}
+    }
+    // Refuse a declared oversize body before reading any of it.
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > limit as u64
+    {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let bytes = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let bytes = match Limited::new(request.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ApiError::PayloadTooLarge(limit));
-            }
-            Err(_) => {
-                return Err(ApiError::bad_request("the request body could not be read"));
-            }
-        };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("the request body is empty"));
+        Err(_) => {
+            return Err(ApiError::bad_request("the request body could not be read"));
         }
-        match serde_json::from_slice::<JsonValue>(&bytes) {
-            Ok(JsonValue::Object(body)) => Ok(AuthzenJson {
-                body,
-                started,
-                _in_flight: in_flight,
-            }),
-            Ok(_) => Err(ApiError::bad_request("the request must be a JSON object")),
-            Err(error) => Err(ApiError::bad_request(format!(
-                "the request body is not valid JSON: {error}"
-            ))),
-        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
     }
+    Ok(bytes)
 }
 
 /// `application/json`, or any `application/…+json`, with or without parameters.

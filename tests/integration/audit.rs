@@ -69,11 +69,54 @@ fn records(files: &[PathBuf]) -> Vec<JsonValue> {
         .collect()
 }
 
+/// Every decision in the log: decision records as they are, and each recorded item of a
+/// batch record as a decision record of its own (the call's `request_id`, `time` and
+/// `policy_version`, its `item`, its request with the call's defaults applied, its reads by
+/// path).
 fn decisions(files: &[PathBuf]) -> Vec<JsonValue> {
-    records(files)
-        .into_iter()
-        .filter(|r| r["kind"] == "decision")
-        .collect()
+    let mut out = Vec::new();
+    for record in records(files) {
+        match record["kind"].as_str() {
+            Some("decision") => out.push(record),
+            Some("batch") => out.extend(batch_decisions(&record)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn batch_decisions(record: &JsonValue) -> Vec<JsonValue> {
+    let request = &record["request"];
+    let table = record["reads"].as_array().unwrap();
+    let mut out = Vec::new();
+    for (i, item) in record["items"].as_array().unwrap().iter().enumerate() {
+        if item.is_null() {
+            continue;
+        }
+        let entry = &request["evaluations"][i];
+        let mut merged = serde_json::Map::new();
+        for key in ["subject", "action", "resource", "context"] {
+            let own = &entry[key];
+            let value = if own.is_null() { &request[key] } else { own };
+            if !value.is_null() {
+                merged.insert(key.to_string(), value.clone());
+            }
+        }
+        let mut read = serde_json::Map::new();
+        for index in item["read"].as_array().unwrap() {
+            let pair = &table[index.as_u64().unwrap() as usize];
+            read.insert(pair[0].as_str().unwrap().to_string(), pair[1].clone());
+        }
+        let mut decision = item.clone();
+        for key in ["request_id", "time", "policy_version", "latency_us"] {
+            decision[key] = record[key].clone();
+        }
+        decision["item"] = json!(i);
+        decision["request"] = JsonValue::Object(merged);
+        decision["read"] = JsonValue::Object(read);
+        out.push(decision);
+    }
+    out
 }
 
 fn verify_lib(files: &[PathBuf]) -> verify::Report {
@@ -185,6 +228,10 @@ async fn every_decision_under_concurrent_load_is_recorded_once() {
     let files = setup.files();
     let recorded = decisions(&files);
     assert_eq!(recorded.len(), decided, "count in = count out");
+    // One record per call: 8 tasks × 5 batch calls, 8 × 20 single evaluations.
+    let all = records(&files);
+    assert_eq!(all.iter().filter(|r| r["kind"] == "batch").count(), 40);
+    assert_eq!(all.iter().filter(|r| r["kind"] == "decision").count(), 160);
     // Each (request id, item) once.
     let mut keys: Vec<String> = recorded
         .iter()
@@ -770,4 +817,152 @@ async fn two_servers_cannot_write_one_log() {
     let again = TestServer::start(setup.config(setup.audit())).await;
     again.running.shutdown().await;
     assert!(verify_lib(&setup.files()).intact);
+}
+
+/// A batch call is one record: its request as sent, its items' outcomes (an item not decided
+/// or not recorded is `null`), the values read in a shared table. Verify counts its decisions,
+/// replay re-decides each item and leaves out only the items a masked value touches.
+#[tokio::test]
+async fn a_batch_call_is_one_record_and_replays_item_by_item() {
+    let setup = Setup::new();
+    let server = TestServer::start(setup.config(setup.audit())).await;
+    let body = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "read"},
+        "evaluations": [
+            {"resource": {"type": "Doc", "id": "d1"}},
+            {"resource": {"type": "Doc", "id": "d2"}, "action": {"name": "write"}},
+            5,
+            {"resource": {"type": "Doc", "id": "d3"}, "subject": {"type": "User", "id": "carol"},
+             "context": {"token": "abcdefghijkl"}},
+            {"resource": {"type": "Doc", "id": "d2"}}
+        ]
+    });
+    let reply = server.http.post_json("/access/v1/evaluations", &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // deny_on_first_deny stops after item 1: items 2 to 4 are not decided.
+    let mut stopping = body.clone();
+    stopping["options"] = json!({"evaluations_semantic": "deny_on_first_deny"});
+    let reply = server
+        .http
+        .post_json("/access/v1/evaluations", &stopping)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    server.running.shutdown().await;
+
+    let files = setup.files();
+    let all = records(&files);
+    let batches: Vec<&JsonValue> = all.iter().filter(|r| r["kind"] == "batch").collect();
+    assert_eq!(batches.len(), 2, "{all:?}");
+    let first = batches[0];
+    // The request as sent, whitespace aside; the masked token only in its first characters.
+    assert_eq!(first["request"]["evaluations"][2], 5);
+    assert_eq!(
+        first["request"]["evaluations"][3]["context"]["token"],
+        "abcdef…[masked]"
+    );
+    assert_eq!(first["masked"], json!(["evaluations[3].context.token"]));
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert!(items[2].is_null(), "{items:?}");
+    assert_eq!(items[0]["decision"], "allow");
+    assert_eq!(items[0]["rules"], json!(["readers"]));
+    assert_eq!(items[1]["decision"], "deny");
+    assert_eq!(items[3]["rules"], json!(["owner"]));
+    // Reads name entries of the record's table.
+    let table = first["reads"].as_array().unwrap();
+    let read_of = |item: &JsonValue| -> Vec<(String, String)> {
+        item["read"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let pair = &table[i.as_u64().unwrap() as usize];
+                (
+                    pair[0].as_str().unwrap().to_string(),
+                    pair[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        read_of(&items[4]).contains(&("resource.owner".to_string(), "User::\"carol\"".to_string())),
+        "{first}"
+    );
+    assert_eq!(batches[1]["items"].as_array().unwrap().len(), 2);
+
+    let flattened = decisions(&files);
+    assert_eq!(flattened.len(), 4 + 2);
+    let report = verify_lib(&files);
+    assert!(report.intact, "{}", verify::render(&report));
+    assert_eq!(report.decisions, 6);
+    assert_eq!(
+        report.records, 3,
+        "two batch records and the closing checkpoint"
+    );
+
+    // Replay under a policy where readers read nothing: items 0 and 4 of the first call and
+    // item 0 of the second flip; item 3 (its context masked) is not replayable.
+    let new = PolicyDir::new(&[
+        (
+            "docs.warden",
+            &crate::server::POLICY.replace(
+                "@id(\"readers\")\nallow read on Doc if subject in Group::\"readers\"\n",
+                "",
+            ),
+        ),
+        ("data/store.json", crate::server::STORE),
+    ]);
+    let output = warden()
+        .args(["audit", "replay", "--policies"])
+        .arg(new.path())
+        .arg(&setup.log)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("replayed 5 of 6 decision(s)"), "{out}");
+    assert!(out.contains("not replayable: 1"), "{out}");
+    assert!(
+        out.contains("flips: 3 (allow → deny: 3, deny → allow: 0)"),
+        "{out}"
+    );
+    assert!(out.contains("seq 0 item 4 at"), "{out}");
+    assert!(out.contains("seq 1 item 0 at"), "{out}");
+}
+
+/// In `denies` mode a batch records only its denied items; a batch with none writes nothing.
+#[tokio::test]
+async fn denies_mode_records_only_the_denied_items_of_a_batch() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.mode = warden::audit::Mode::Denies;
+    let server = TestServer::start(setup.config(audit)).await;
+    let body = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "read"},
+        "evaluations": [
+            {"resource": {"type": "Doc", "id": "d1"}},
+            {"resource": {"type": "Doc", "id": "d2"}, "action": {"name": "write"}},
+            {"resource": {"type": "Doc", "id": "d3"}}
+        ]
+    });
+    server.http.post_json("/access/v1/evaluations", &body).await;
+    let allowed = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "read"},
+        "evaluations": [{"resource": {"type": "Doc", "id": "d1"}}]
+    });
+    server
+        .http
+        .post_json("/access/v1/evaluations", &allowed)
+        .await;
+    server.running.shutdown().await;
+    let all = records(&setup.files());
+    let batches: Vec<&JsonValue> = all.iter().filter(|r| r["kind"] == "batch").collect();
+    assert_eq!(batches.len(), 1, "{all:?}");
+    let items = batches[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_null());
+    assert_eq!(items[1]["decision"], "deny");
+    assert_eq!(verify_lib(&setup.files()).decisions, 1);
 }
