@@ -103,10 +103,14 @@ fn looks_like_token_bytes(bytes: &[u8]) -> bool {
     }
 }
 
-/// A token shortened so it can be recognised but not used: its first 6 characters.
+/// A token shortened so it can be recognised but not used: its first 6 characters; for a
+/// capability token, also its id (what revocation and `warden capability inspect` name).
 fn shortened(text: &str) -> String {
     let prefix: String = text.chars().take(6).collect();
-    format!("{prefix}…{MASKED}")
+    match crate::capability::parse(text) {
+        Ok(token) => format!("{prefix}…{MASKED} id={}", token.id()),
+        Err(_) => format!("{prefix}…{MASKED}"),
+    }
 }
 
 /// What became of one evaluation: the decision with the frame it was decided in, or why the
@@ -893,6 +897,17 @@ mod tests {
         assert!(looks_like_token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"));
         assert!(!looks_like_token("alice"));
         assert_eq!(shortened("eyJhbGciOi"), "eyJhbG…[masked]");
+        let keyring = crate::capability::Keyring::new(
+            vec![crate::capability::Key::new("k1", vec![1; 32], None).unwrap()],
+            jiff::SignedDuration::ZERO,
+        )
+        .unwrap();
+        let (token, id) = crate::capability::mint(
+            &keyring,
+            &[crate::capability::Caveat::Capability("c".into())],
+        )
+        .unwrap();
+        assert_eq!(shortened(&token), format!("wcap1.…[masked] id={id}"));
     }
 
     #[test]

@@ -438,3 +438,32 @@ async fn a_key_inside_the_policy_directory_is_refused() {
     };
     assert!(error.contains("inside the policy directory"), "{error}");
 }
+
+/// The audit log records a presented token by its id, never in full, and says the request was
+/// decided by the capability.
+#[tokio::test]
+async fn the_audit_log_names_a_token_by_its_id() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let log = keys_dir.dir.path().join("audit.jsonl");
+    let mut config = config(&keys_dir);
+    config.audit = Some(warden::audit::AuditConfig::new(
+        log.clone(),
+        warden::audit::Key::new(b"the-audit-key-of-this-test").unwrap(),
+    ));
+    let server = TestServer::start(config).await;
+    let http = &server.http;
+    let key = minted(http, "olive", &greenhouse_key_for("nadia")).await;
+    assert!(decide(http, "nadia", "water", GLASSHOUSE, Some(&key)).await);
+    server.running.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let id = warden::capability::parse(&key).unwrap().id().to_string();
+    assert!(!text.contains(&key), "the token is in the log:\n{text}");
+    assert!(
+        text.contains(&format!("id={id}")),
+        "no token id in the log:\n{text}"
+    );
+    assert!(
+        text.contains("greenhouse-key"),
+        "no deciding capability:\n{text}"
+    );
+}
