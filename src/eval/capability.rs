@@ -38,18 +38,18 @@ pub struct Presented {
     pub unusable: Option<String>,
 }
 
-/// Why a presented token grants nothing for a request.
+/// Why a presented token grants nothing for a request (borrowed: deciding allocates nothing).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Refusal<'a> {
     /// The token names a capability this policy does not declare (any more).
-    Undeclared(String),
+    Undeclared(&'a str),
     /// A caveat that holds for no request here.
-    Unusable(String),
+    Unusable(&'a str),
     /// The token has no `expires`, no `resource`/`within`, or no `actions` caveat.
     Incomplete(&'static str),
     Expired(Timestamp),
     /// The action is outside the token's or the declaration's actions.
-    Action(String),
+    Action(&'a str),
     /// The resource is of a type the declaration does not name, or outside the token's scope.
     Resource,
     /// The subject is not the holder the token is bound to.
@@ -58,7 +58,7 @@ pub enum Refusal {
     Unbound,
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for Refusal<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Undeclared(name) => {
@@ -79,16 +79,16 @@ impl fmt::Display for Refusal {
 }
 
 /// The capability's `allow` when `presented` grants this request.
-pub fn grants(
+pub fn grants<'a>(
     program: &Program,
-    request: &Request,
-    presented: &Presented,
-) -> Result<RuleId, Refusal> {
+    request: &'a Request,
+    presented: &'a Presented,
+) -> Result<RuleId, Refusal<'a>> {
     if let Some(why) = &presented.unusable {
-        return Err(Refusal::Unusable(why.clone()));
+        return Err(Refusal::Unusable(why));
     }
     let Some((_, declared)) = program.capability(&presented.capability) else {
-        return Err(Refusal::Undeclared(presented.capability.to_string()));
+        return Err(Refusal::Undeclared(&presented.capability));
     };
     let expires = presented.expires.ok_or(Refusal::Incomplete("expires"))?;
     if presented.actions.is_empty() {
@@ -110,7 +110,7 @@ pub fn grants(
             .iter()
             .all(|list| list.iter().any(|a| &**a == action));
     if !carried {
-        return Err(Refusal::Action(action.to_string()));
+        return Err(Refusal::Action(action));
     }
     let Value::Entity(resource) = &request.resource else {
         return Err(Refusal::Resource);

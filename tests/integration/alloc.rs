@@ -122,3 +122,64 @@ fn deciding_the_examples_allocates_nothing_after_decoding() {
     assert_eq!(second, first.iter().filter(|a| **a).count());
     assert_eq!(count, 0, "deciding allocated {count} times");
 }
+
+/// A presented capability — granting, out of scope, for another holder, expired — adds no
+/// allocation to deciding.
+#[test]
+fn deciding_with_a_capability_allocates_nothing_after_decoding() {
+    use warden::capability::{Caveat, EntityText, Key, Keyring, Revocations, present::Verifier};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse");
+    let engine = Engine::load(&dir).unwrap();
+    let program = &engine.program;
+    let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    let keyring = Keyring::new(
+        vec![Key::new("k1", vec![9; 32], None).unwrap()],
+        jiff::SignedDuration::ZERO,
+    )
+    .unwrap();
+    let verifier = Verifier::new(keyring, std::sync::Arc::new(Revocations::in_memory()), None);
+    let caveats = |expires: &str| {
+        vec![
+            Caveat::Capability("greenhouse_key".into()),
+            Caveat::Resource(EntityText::new("Greenhouse", "glasshouse")),
+            Caveat::Actions(vec!["water".into()]),
+            Caveat::Expires(expires.parse().unwrap()),
+            Caveat::Holder(EntityText::new("User", "nadia")),
+        ]
+    };
+    let (valid, _) =
+        warden::capability::mint(&verifier.keyring, &caveats("2027-01-01T00:00:00Z")).unwrap();
+    let (expired, _) =
+        warden::capability::mint(&verifier.keyring, &caveats("2026-01-01T00:00:00Z")).unwrap();
+    let mut requests = Vec::new();
+    for (user, action, ty, id) in [
+        ("nadia", "water", "Greenhouse", "glasshouse"),
+        ("nadia", "enter", "Greenhouse", "glasshouse"),
+        ("nadia", "enter", "House", "home"),
+        ("kai", "water", "Greenhouse", "glasshouse"),
+    ] {
+        for token in [&valid, &expired] {
+            let body = json!({
+                "subject": {"type": "User", "id": user},
+                "action": {"name": action},
+                "resource": {"type": ty, "id": id},
+            });
+            let mut request = request::decode_body(program, &body, now).unwrap();
+            request.capability = Some(verifier.present(program, token, now).unwrap());
+            requests.push(request);
+        }
+    }
+    let first: Vec<bool> = requests
+        .iter()
+        .map(|r| eval::decide(program, r).allowed)
+        .collect();
+    assert_eq!(first.iter().filter(|a| **a).count(), 1, "{first:?}");
+    let (allowed, count) = allocations_in(|| {
+        requests
+            .iter()
+            .filter(|r| eval::decide(program, r).allowed)
+            .count()
+    });
+    assert_eq!(allowed, 1);
+    assert_eq!(count, 0, "deciding allocated {count} times");
+}
