@@ -1,5 +1,6 @@
 //! Decision records: built on the request's thread (so the writer only seals and writes), with
-//! secrets masked on the way. One record per call: a single evaluation is a `decision` record; an `/access/v1/evaluations` call is one `batch` record
+//! secrets masked on the way. One record per call: a single evaluation (or a forward-auth
+//! call) is a `decision` record; an `/access/v1/evaluations` call is one `batch` record
 //! holding all its items, so the chain hashes, and the queue carries, one line per call.
 //!
 //! A decision record's fields, after the chain's `seq` and `prev`:
@@ -9,7 +10,10 @@
 //! | `kind` | `"decision"` |
 //! | `time` | the `now()` the decision used (RFC 3339) |
 //! | `request_id` | the caller's `X-Request-ID`, else one made up by the server |
-//! | `request` | the request as the caller sent it |
+//! | `gateway` | forward-auth calls: `nginx`, `envoy` or `traefik` |
+//! | `request` | the request as the caller sent it (forward-auth: as the route made it) |
+//! | `http` | forward-auth calls: the original `method`, `path` (no query), `host`, `ip` |
+//! | `verified` | forward-auth calls: the verified attributes of the subject (never the token) |
 //! | `read` | the values the decision read: stored attributes and request values, by path, as a policy would write them |
 //! | `decision` | `"allow"` or `"deny"` |
 //! | `rules` | the ids of the deciding rules |

@@ -127,7 +127,10 @@ struct Recorded<'r> {
     item: Option<usize>,
     /// The record's fields for this decision (the record itself, or the item).
     outcome: &'r JsonValue,
-    parts: request::Parts<'r>,
+    /// The request to decide, or why there is none (a forward-auth call no route takes).
+    parts: Result<request::Parts<'r>, String>,
+    /// `User::"alice" read Doc::"d1"`.
+    description: String,
     time: Timestamp,
 }
 
@@ -160,15 +163,56 @@ impl Replayer<'_> {
             self.report.unreadable += 1;
             return;
         };
+        // A forward-auth call is routed again: the new policy's routes may take it elsewhere.
+        if let Some(http) = record.get("http") {
+            let text = |key: &str| http.get(key).and_then(JsonValue::as_str);
+            let (Some(method), Some(path)) = (text("method"), text("path")) else {
+                self.report.unreadable += 1;
+                return;
+            };
+            let subject = body.get("subject").cloned().unwrap_or(JsonValue::Null);
+            let who = describe_entity(&subject);
+            let ip = text("ip").and_then(|ip| ip.parse().ok());
+            let routed = crate::gateway::forward::route(
+                self.program,
+                subject,
+                method,
+                path,
+                text("host"),
+                ip,
+            )
+            .map(|routed| routed.request);
+            let (parts, description) = match &routed {
+                Ok(request) => match request::Parts::from_body(request) {
+                    Ok(parts) => {
+                        let description = describe(&parts);
+                        (Ok(parts), description)
+                    }
+                    Err(error) => (Err(error.to_string()), format!("{who} {method} {path}")),
+                },
+                Err(reason) => (Err(reason.clone()), format!("{who} {method} {path}")),
+            };
+            self.decide(&Recorded {
+                record,
+                item: None,
+                outcome: record,
+                parts,
+                description,
+                time,
+            });
+            return;
+        }
         let Ok(parts) = request::Parts::from_body(body) else {
             self.report.unreadable += 1;
             return;
         };
+        let description = describe(&parts);
         self.decide(&Recorded {
             record,
             item: None,
             outcome: record,
-            parts,
+            parts: Ok(parts),
+            description,
             time,
         });
     }
@@ -204,11 +248,13 @@ impl Replayer<'_> {
                 self.report.unreadable += 1;
                 continue;
             };
+            let description = describe(&parts);
             self.decide(&Recorded {
                 record,
                 item: Some(index),
                 outcome: item,
-                parts,
+                parts: Ok(parts),
+                description,
                 time,
             });
         }
@@ -221,12 +267,11 @@ impl Replayer<'_> {
             return;
         };
         let was_allowed = verdict == "allow";
-        let decoded =
-            request::decode(program, &recorded.parts, recorded.time).and_then(|mut decoded| {
+        let decoded = match &recorded.parts {
+            Ok(parts) => request::decode(program, parts, recorded.time).and_then(|mut decoded| {
                 // Forward-auth records carry the verified attributes of the subject.
                 if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
-                    let ty = recorded
-                        .parts
+                    let ty = parts
                         .subject
                         .get("type")
                         .and_then(JsonValue::as_str)
@@ -235,7 +280,9 @@ impl Replayer<'_> {
                     decoded.verified = Some(std::sync::Arc::new(verified));
                 }
                 Ok(decoded)
-            });
+            }),
+            Err(reason) => Err(RequestError::Invalid(reason.clone())),
+        };
         let (allowed, now_rules, invalid) = match decoded {
             Ok(decoded) => {
                 let decision = eval::decide_in(program, &decoded, &mut self.frame);
@@ -296,7 +343,7 @@ impl Replayer<'_> {
                 .and_then(JsonValue::as_str)
                 .unwrap_or("")
                 .to_string(),
-            request: describe(&recorded.parts),
+            request: recorded.description.clone(),
             from: if was_allowed { "allow" } else { "deny" },
             to: if allowed { "allow" } else { "deny" },
             was: was_rules,
@@ -351,11 +398,6 @@ fn affects(path: &str, index: usize, entry: &JsonValue) -> bool {
 
 /// `User::"alice" read Doc::"d1"`.
 fn describe(parts: &request::Parts<'_>) -> String {
-    let entity = |value: &JsonValue| {
-        let ty = value.get("type").and_then(JsonValue::as_str).unwrap_or("?");
-        let id = value.get("id").and_then(JsonValue::as_str).unwrap_or("?");
-        format!("{ty}::{id:?}")
-    };
     let action = parts
         .action
         .get("name")
@@ -363,9 +405,16 @@ fn describe(parts: &request::Parts<'_>) -> String {
         .unwrap_or("?");
     format!(
         "{} {action} {}",
-        entity(parts.subject),
-        entity(parts.resource)
+        describe_entity(parts.subject),
+        describe_entity(parts.resource)
     )
+}
+
+/// `User::"alice"`.
+fn describe_entity(value: &JsonValue) -> String {
+    let ty = value.get("type").and_then(JsonValue::as_str).unwrap_or("?");
+    let id = value.get("id").and_then(JsonValue::as_str).unwrap_or("?");
+    format!("{ty}::{id:?}")
 }
 
 /// How many flips of a group the human report lists.

@@ -275,6 +275,33 @@ impl AuditLog {
         }
     }
 
+    /// The log's state for `/v1/status`: where it is written, what was written and dropped,
+    /// what waits, and the last checkpoint.
+    pub fn status(&self) -> serde_json::Value {
+        let c = &self.counters;
+        let last_checkpoint = match c.last_checkpoint_seq.load(Relaxed) {
+            0 => serde_json::Value::Null,
+            seq => serde_json::json!({
+                "seq": seq - 1,
+                "at": jiff::Timestamp::from_millisecond(c.last_checkpoint_ms.load(Relaxed))
+                    .map(|t| t.to_string())
+                    .ok(),
+            }),
+        };
+        serde_json::json!({
+            "path": self.config.path.display().to_string(),
+            "mode": self.config.mode,
+            "records": c.written.load(Relaxed),
+            "decisions": c.decisions.load(Relaxed),
+            "dropped": c.dropped.load(Relaxed),
+            "queue_depth": self.queued(),
+            "queue_capacity": self.capacity,
+            "checkpoints": c.checkpoints.load(Relaxed),
+            "last_checkpoint": last_checkpoint,
+            "write_errors": c.write_errors.load(Relaxed),
+        })
+    }
+
     /// The audit series for `/metrics`.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;

@@ -23,6 +23,8 @@ use axum::routing::any;
 use jiff::Timestamp;
 use serde_json::{Map, Value as JsonValue, json};
 
+use crate::audit::AuditLog;
+use crate::audit::record::{self, Record, Shape};
 use crate::eval::request::{self, Parts, Verified};
 use crate::eval::{self, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
@@ -58,15 +60,34 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
 }
 
 async fn nginx(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    answer(&state, Flavour::Nginx, &request)
+    answered(&state, Flavour::Nginx, request).await
 }
 
 async fn traefik(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    answer(&state, Flavour::Traefik, &request)
+    answered(&state, Flavour::Traefik, request).await
 }
 
 async fn envoy(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    answer(&state, Flavour::Envoy, &request)
+    answered(&state, Flavour::Envoy, request).await
+}
+
+/// Answers, and queues the call's audit record (when the audit log is on).
+async fn answered(state: &AppState, flavour: Flavour, request: Request) -> Response {
+    let (response, record) = answer_recorded(state, flavour, &request);
+    drop(request);
+    crate::server::authzen::audit_submit(state, record).await;
+    response
+}
+
+impl Flavour {
+    /// The gateway's name, as audit records give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Nginx => "nginx",
+            Flavour::Traefik => "traefik",
+            Flavour::Envoy => "envoy",
+        }
+    }
 }
 
 /// The original request, as the gateway described it.
@@ -189,22 +210,44 @@ fn unauthorized(flavour: Flavour, error: &IdentityError) -> Response {
     response
 }
 
-/// Decides one forward-auth call, and counts it in the metrics.
+/// Decides one forward-auth call and counts it in the metrics, for a server without an audit
+/// log (the endpoints use [`answer_recorded`], and queue the record).
 pub fn answer(state: &AppState, flavour: Flavour, request: &Request) -> Response {
+    answer_recorded(state, flavour, request).0
+}
+
+/// Decides one forward-auth call, and counts it in the metrics; with the audit log on, also
+/// the call's record (every call that reached a decision: it named a subject).
+pub fn answer_recorded(
+    state: &AppState,
+    flavour: Flavour,
+    request: &Request,
+) -> (Response, Option<Record>) {
     let started = Instant::now();
-    let response = respond(state, flavour, request);
+    let mut record = None;
+    let mut decided = false;
+    let response = respond(state, flavour, request, started, &mut record, &mut decided);
     let status = response.status();
-    if status == StatusCode::OK || status == StatusCode::FORBIDDEN {
+    // A decision is a call that named a subject (what the audit log records): not a call
+    // without the gateway's headers, nor one without a valid identity (401).
+    if decided {
         state.metrics.decision(status == StatusCode::OK);
     }
     state
         .metrics
         .request(Endpoint::ForwardAuth, status.as_u16(), started.elapsed());
-    response
+    (response, record)
 }
 
-fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
-    let program = match state.snapshot(Instant::now()) {
+fn respond(
+    state: &AppState,
+    flavour: Flavour,
+    request: &Request,
+    started: Instant,
+    record: &mut Option<Record>,
+    decided: &mut bool,
+) -> Response {
+    let program = match state.snapshot(started) {
         Ok(program) => program,
         Err(error) => return error.into_response(),
     };
@@ -219,11 +262,15 @@ fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
         Ok(identity) => identity,
         Err(error) => return unauthorized(flavour, &error),
     };
-    let capability = request
-        .headers()
-        .get(state.settings.capability_header.as_str())
-        .and_then(|value| value.to_str().ok());
-    match decide(state, &program, &original, &identity, capability) {
+    let call = Call {
+        flavour,
+        headers: request.headers(),
+        started,
+    };
+    let (result, recorded) = decide(state, &program, &original, &identity, &call);
+    *record = recorded;
+    *decided = true;
+    match result {
         Ok(matched_headers) => {
             let mut response = plain(StatusCode::OK, "ok\n");
             let headers = response.headers_mut();
@@ -245,26 +292,45 @@ fn respond(state: &AppState, flavour: Flavour, request: &Request) -> Response {
     }
 }
 
-/// Routes and decides; `Ok` holds the upstream headers of an allow, `Err` why it is denied.
-pub fn decide(
-    state: &AppState,
-    program: &Program,
-    original: &Original<'_>,
-    identity: &Identity,
-    capability: Option<&str>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    let config = &state.settings.gateway;
-    let path = routes::normalize(original.target)
-        .map_err(|e| format!("path `{}` refused: {e}", original.target))?;
+/// What the audit record of a call needs beyond the decision.
+pub struct Call<'h> {
+    pub flavour: Flavour,
+    pub headers: &'h HeaderMap,
+    pub started: Instant,
+}
+
+/// The AuthZEN request a gateway's call makes under a program's routes.
+pub struct Routed<'p> {
+    pub matched: Matched<'p>,
+    /// The normalised path.
+    pub path: String,
+    pub resource_id: String,
+    /// `subject`, `action`, `resource` (with the route's properties) and `context` (`method`,
+    /// `path`, `host`, `ip`).
+    pub request: JsonValue,
+}
+
+/// Routes `method` and `target` (path and query) through `program`'s routes to the AuthZEN
+/// request `subject` makes; `Err` says why none (a refused path, no route).
+pub fn route<'p>(
+    program: &'p Program,
+    subject: JsonValue,
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<Routed<'p>, String> {
+    let path = routes::normalize(target).map_err(|e| format!("path `{target}` refused: {e}"))?;
     let matched = program
         .routes
-        .lookup(original.method, &path)
-        .map_err(|e| format!("path `{}` refused: {e}", original.target))?
-        .ok_or_else(|| format!("no route for {} {path}", original.method))?;
+        .lookup(method, &path)
+        .map_err(|e| format!("path `{target}` refused: {e}"))?
+        .ok_or_else(|| format!("no route for {method} {path}"))?;
     let route = matched.route;
     let resource_id = matched
         .fill(&route.resource_id)
-        .ok_or("the route's resource id is not captured")?;
+        .ok_or("the route's resource id is not captured")?
+        .to_string();
     let mut properties = Map::new();
     for (key, part) in &route.properties {
         if let Some(value) = matched.fill(part) {
@@ -272,60 +338,198 @@ pub fn decide(
         }
     }
     let mut context = Map::new();
-    context.insert("method".into(), json!(original.method));
+    context.insert("method".into(), json!(method));
     context.insert("path".into(), json!(path));
-    if let Some(host) = original.host {
+    if let Some(host) = host {
         context.insert("host".into(), json!(host));
     }
-    if let Some(ip) = original.ip {
+    if let Some(ip) = ip {
         context.insert("ip".into(), json!(ip.to_string()));
     }
-    let subject = json!({"type": config.subject_type, "id": identity.subject});
-    let action = json!({"name": route.action.as_ref()});
-    let resource = json!({
-        "type": route.resource_type.as_ref(),
-        "id": resource_id,
-        "properties": properties,
+    let request = json!({
+        "subject": subject,
+        "action": {"name": route.action.as_ref()},
+        "resource": {
+            "type": route.resource_type.as_ref(),
+            "id": resource_id,
+            "properties": properties,
+        },
+        "context": context,
     });
-    let context = JsonValue::Object(context);
-    let parts = Parts {
-        subject: &subject,
-        action: &action,
-        resource: &resource,
-        context: Some(&context),
-    };
+    Ok(Routed {
+        matched,
+        path,
+        resource_id,
+        request,
+    })
+}
+
+/// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
+pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, String>;
+
+/// Routes and decides. With the audit log on, also the call's record.
+pub fn decide(
+    state: &AppState,
+    program: &Program,
+    original: &Original<'_>,
+    identity: &Identity,
+    call: &Call<'_>,
+) -> (Verdict, Option<Record>) {
+    let config = &state.settings.gateway;
     let now = Timestamp::now();
-    let mut decoded = request::decode(program, &parts, now).map_err(|e| match e {
-        RequestError::Malformed(m) | RequestError::Invalid(m) => m,
-    })?;
-    if !identity.attributes.is_empty() {
-        let verified = Verified::decode(program, &config.subject_type, &identity.attributes)
-            .map_err(|e| e.to_string())?;
-        decoded.verified = Some(Arc::new(verified));
-    }
-    let mut refused = None;
+    let subject = json!({"type": config.subject_type, "id": identity.subject});
+    let routed = route(
+        program,
+        subject,
+        original.method,
+        original.target,
+        original.host,
+        original.ip,
+    );
+    let mut audit = state.audit.as_ref().map(|log| Audit {
+        log,
+        call,
+        original,
+        identity,
+        now,
+        path: routed.as_ref().map(|r| r.path.clone()).ok(),
+    });
+    let routed = match routed {
+        Ok(routed) => routed,
+        Err(reason) => {
+            let subject = json!({"type": config.subject_type, "id": identity.subject});
+            let record = audit.and_then(|audit| {
+                audit.record(program, &json!({ "subject": subject }), Err(&reason))
+            });
+            return (Err(reason), record);
+        }
+    };
+    let decoded = Parts::from_body(&routed.request)
+        .and_then(|parts| request::decode(program, &parts, now))
+        .and_then(|mut decoded| {
+            if !identity.attributes.is_empty() {
+                let verified =
+                    Verified::decode(program, &config.subject_type, &identity.attributes)?;
+                decoded.verified = Some(Arc::new(verified));
+            }
+            Ok(decoded)
+        });
+    let mut decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(RequestError::Malformed(m) | RequestError::Invalid(m)) => {
+            let record = audit
+                .as_mut()
+                .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
+            return (Err(m), record);
+        }
+    };
+    // A capability token comes in its own header, never in `Authorization` (identity).
+    let capability = call
+        .headers
+        .get(state.settings.capability_header.as_str())
+        .and_then(|value| value.to_str().ok());
     if let Some(token) = capability {
         match crate::server::authzen::present(state.capabilities.as_deref(), program, token, now) {
             Ok(presented) => decoded.capability = Some(presented),
-            Err(why) => refused = Some(why),
+            Err(why) => {
+                tracing::info!(reason = %why, "forward-auth: capability token not honoured");
+            }
         }
     }
-    let decision = eval::decide(program, &decoded);
-    if !decision.allowed {
-        if let Some(why) = refused {
-            tracing::info!(reason = %why, "forward-auth: capability token not honoured");
-        }
-        return Err(format!(
-            "{} {path} ({}) → {} on {}::{:?}: denied by policy",
-            original.method, route.location, route.action, route.resource_type, resource_id
-        ));
+    let (allowed, record) = match &mut audit {
+        None => (eval::decide(program, &decoded).allowed, None),
+        Some(audit) => crate::server::authzen::with_audit_frame(|frame| {
+            let decision = eval::decide_in(program, &decoded, frame);
+            let record = audit.record(program, &routed.request, Ok((&decision, frame)));
+            (decision.allowed, record)
+        }),
+    };
+    let route = routed.matched.route;
+    if !allowed {
+        return (
+            Err(format!(
+                "{} {} ({}) → {} on {}::{:?}: denied by policy",
+                original.method,
+                routed.path,
+                route.location,
+                route.action,
+                route.resource_type,
+                routed.resource_id
+            )),
+            record,
+        );
     }
-    Ok(upstream_headers(
-        &config.upstream_headers,
-        &matched,
-        identity,
-        resource_id,
-    ))
+    (
+        Ok(upstream_headers(
+            &config.upstream_headers,
+            &routed.matched,
+            identity,
+            &routed.resource_id,
+        )),
+        record,
+    )
+}
+
+/// The audit record of one forward-auth call: the AuthZEN request routing made (never the
+/// token: only the subject it verified, and the verified attributes), the original request
+/// (`http`), the outcome.
+struct Audit<'a> {
+    log: &'a AuditLog,
+    call: &'a Call<'a>,
+    original: &'a Original<'a>,
+    identity: &'a Identity,
+    now: Timestamp,
+    /// The normalised path, when it could be normalised.
+    path: Option<String>,
+}
+
+impl Audit<'_> {
+    fn record(
+        &self,
+        program: &Program,
+        request: &JsonValue,
+        outcome: record::Outcome<'_>,
+    ) -> Option<Record> {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+        if !self.log.wants(allowed) {
+            return None;
+        }
+        let masking = &self.log.config().masking;
+        let original = self.original;
+        let mut http = Map::new();
+        http.insert("method".into(), json!(original.method));
+        let path = match &self.path {
+            Some(path) => path.as_str(),
+            // Refused: as sent, without its query (which may hold credentials).
+            None => original.target.split(['?', '#']).next().unwrap_or_default(),
+        };
+        http.insert("path".into(), json!(path));
+        if let Some(host) = original.host {
+            http.insert("host".into(), json!(host));
+        }
+        if let Some(ip) = original.ip {
+            http.insert("ip".into(), json!(ip.to_string()));
+        }
+        let mut builder = record::Builder::new(
+            Shape::Single,
+            self.now,
+            &crate::server::authzen::request_id(self.call.headers),
+            Some(self.call.flavour.name()),
+            &request.to_string(),
+            masking,
+        );
+        builder.member("http", &JsonValue::Object(http), masking);
+        if !self.identity.attributes.is_empty() {
+            builder.member(
+                "verified",
+                &JsonValue::Object(self.identity.attributes.clone()),
+                masking,
+            );
+        }
+        builder.outcome(None, program, outcome, masking);
+        let latency_us = u64::try_from(self.call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        builder.finish(&program.version, latency_us)
+    }
 }
 
 fn upstream_headers(

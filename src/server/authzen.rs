@@ -138,8 +138,22 @@ thread_local! {
     static AUDIT_FRAME: std::cell::RefCell<Frame> = std::cell::RefCell::new(Frame::new());
 }
 
+/// Runs `f` with this thread's frame for audited decisions (whose reads go into the record).
+pub fn with_audit_frame<T>(f: impl FnOnce(&mut Frame) -> T) -> T {
+    AUDIT_FRAME.with(|cell| {
+        let mut own = None;
+        let mut borrowed = cell.try_borrow_mut();
+        let frame = match &mut borrowed {
+            Ok(frame) => &mut **frame,
+            // Only if deciding re-entered itself; a fresh frame keeps it correct.
+            Err(_) => own.insert(Frame::new()),
+        };
+        f(frame)
+    })
+}
+
 /// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<counter>`.
-fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     if let Some(id) = headers
@@ -266,14 +280,7 @@ impl<'s> Call<'s> {
                 allowed: eval::decide(program, &request).allowed,
                 context: None,
             },
-            (None, Some(audit)) => AUDIT_FRAME.with(|cell| {
-                let mut own = None;
-                let mut borrowed = cell.try_borrow_mut();
-                let frame = match &mut borrowed {
-                    Ok(frame) => &mut **frame,
-                    // Only if deciding re-entered itself; a fresh frame keeps it correct.
-                    Err(_) => own.insert(Frame::new()),
-                };
+            (None, Some(audit)) => with_audit_frame(|frame| {
                 let decision = eval::decide_in(program, &request, frame);
                 audit.record(program, Ok((&decision, frame)));
                 Outcome::Decided {

@@ -59,6 +59,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                 "at": e.at.to_string(),
                 "errors": e.errors,
             })),
+            "audit": state.audit.as_ref().map(crate::audit::AuditLog::status),
         })
     };
     (

@@ -742,6 +742,19 @@ async fn a_live_log_reports_its_unsigned_tail() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // `/v1/status` shows the log's state.
+    let status: JsonValue =
+        serde_json::from_str(&server.http.get("/v1/status").await.body).unwrap();
+    let audit = &status["audit"];
+    assert!(
+        audit["path"].as_str().unwrap().ends_with("audit.jsonl"),
+        "{status}"
+    );
+    assert_eq!(audit["records"], 1, "{status}");
+    assert_eq!(audit["decisions"], 1, "{status}");
+    assert_eq!(audit["dropped"], 0, "{status}");
+    assert_eq!(audit["queue_depth"], 0, "{status}");
+    assert!(audit["last_checkpoint"].is_null(), "{status}");
     let key = Key::new(KEY).unwrap();
     let files = setup.files();
     let live = verify::verify(
@@ -965,4 +978,185 @@ async fn denies_mode_records_only_the_denied_items_of_a_batch() {
     assert!(items[0].is_null());
     assert_eq!(items[1]["decision"], "deny");
     assert_eq!(verify_lib(&setup.files()).decisions, 1);
+}
+
+/// Forward-auth calls (nginx, Traefik, Envoy) are recorded like any decision: the request
+/// routing made, the original method and path (never the query), the subject the token
+/// verified and its verified attributes — never the token. Replay routes them again.
+#[tokio::test]
+async fn forward_auth_decisions_are_recorded_without_their_tokens() {
+    use crate::gateway::{bearer, claims, example_policies, gateway_config, sign};
+    use jsonwebtoken::Algorithm;
+
+    let policy = std::fs::read_to_string(example_policies().join("photos.warden")).unwrap();
+    let store = std::fs::read_to_string(example_policies().join("data/store.json")).unwrap();
+    let dir = PolicyDir::new(&[("photos.warden", &policy), ("data/store.json", &store)]);
+    let key_file = dir.root.path().join("audit.key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let log = dir.root.path().join("audit").join("audit.jsonl");
+    let mut config = gateway_config(&dir.path());
+    config.audit = Some(AuditConfig::new(log.clone(), Key::new(KEY).unwrap()));
+    let server = TestServer::start(config).await;
+
+    let alice = sign(Algorithm::ES256, &claims("alice"));
+    let bob = sign(Algorithm::ES256, &claims("bob"));
+    let mut staff_claims = claims("carol");
+    staff_claims["email"] = json!("carol@staff.example");
+    let carol = sign(Algorithm::HS256, &staff_claims);
+    let nginx = |uri: &'static str, token: Option<String>, id: &'static str| {
+        let http = server.http.clone();
+        async move {
+            let auth = token.map(|t| bearer(&t));
+            let mut headers = vec![
+                ("x-original-method", "GET"),
+                ("x-original-uri", uri),
+                ("x-forwarded-for", "192.0.2.7"),
+                ("x-request-id", id),
+            ];
+            if let Some(auth) = &auth {
+                headers.push(("authorization", auth.as_str()));
+            }
+            http.send("GET", "/forward-auth/nginx", &headers, "")
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        nginx("/albums/a1/photos/p1", Some(alice.clone()), "n1").await,
+        200
+    );
+    assert_eq!(
+        nginx("/albums/a1/photos/p1", Some(bob.clone()), "n2").await,
+        403
+    );
+    assert_eq!(
+        nginx("/albums/a1/photos/p2", Some(carol.clone()), "n3").await,
+        200
+    );
+    assert_eq!(
+        nginx("/nowhere?access_token=s3cr3t", Some(alice.clone()), "n4").await,
+        403
+    );
+    // No identity: no decision, nothing recorded.
+    assert_eq!(nginx("/albums/a1/photos/p1", None, "n5").await, 401);
+    let traefik = server
+        .http
+        .send(
+            "GET",
+            "/forward-auth/traefik",
+            &[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/albums/public/photos/p3?token=s3cr3t"),
+                ("x-forwarded-host", "photos.example"),
+                ("authorization", &bearer(&bob)),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(traefik.status, 200);
+    let envoy = server
+        .http
+        .send(
+            "DELETE",
+            "/ext-authz/albums/a1/photos/p1",
+            &[("authorization", &bearer(&alice))],
+            "",
+        )
+        .await;
+    assert_eq!(envoy.status, 200);
+    let metrics = server.http.get("/metrics").await.body;
+    server.running.shutdown().await;
+
+    let files = vec![log.clone()];
+    let recorded = decisions(&files);
+    let decided: usize = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("warden_decisions_total"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(recorded.len(), 6, "{recorded:#?}");
+    assert_eq!(recorded.len(), decided, "{metrics}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for token in [&alice, &bob, &carol] {
+        assert!(!text.contains(token.as_str()));
+    }
+    assert!(!text.contains("eyJ"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+
+    let by_id = |id: &str| recorded.iter().find(|r| r["request_id"] == id).unwrap();
+    let first = by_id("n1");
+    assert_eq!(first["gateway"], "nginx");
+    assert_eq!(first["decision"], "allow");
+    assert_eq!(first["rules"], json!(["owner"]));
+    assert_eq!(
+        first["request"]["subject"],
+        json!({"type": "User", "id": "alice"})
+    );
+    assert_eq!(first["request"]["action"]["name"], "view");
+    assert_eq!(first["request"]["resource"]["id"], "p1");
+    assert_eq!(first["http"]["method"], "GET");
+    assert_eq!(first["http"]["path"], "/albums/a1/photos/p1");
+    assert_eq!(first["http"]["ip"], "192.0.2.7");
+    let staff = by_id("n3");
+    assert_eq!(staff["verified"]["email"], "carol@staff.example");
+    assert_eq!(staff["rules"], json!(["staff-view"]));
+    let unrouted = by_id("n4");
+    assert_eq!(unrouted["decision"], "deny");
+    assert_eq!(unrouted["http"]["path"], "/nowhere");
+    assert_eq!(unrouted["errors"], json!(["no route for GET /nowhere"]));
+    assert!(recorded.iter().any(|r| r["gateway"] == "traefik"
+        && r["http"]["path"] == "/albums/public/photos/p3"
+        && r["decision"] == "allow"));
+    assert!(recorded.iter().any(|r| r["gateway"] == "envoy"
+        && r["request"]["action"]["name"] == "delete"
+        && r["decision"] == "allow"));
+    let report = verify_lib(&files);
+    assert!(report.intact, "{}", verify::render(&report));
+    assert_eq!(report.decisions, 6);
+
+    // Replay routes again: a new route takes `/nowhere` (alice owns album a1: allowed), and
+    // without `staff-view` carol's verified email no longer lets her view.
+    let changed = policy
+        .replace(
+            "@id(\"staff-view\")\nallow view on Photo if subject has email and subject.email like \"*@staff.example\"\n",
+            "",
+        )
+        .replace(
+            "route GET \"/albums/{album}\" => list on Album::{album}",
+            "route GET \"/albums/{album}\" => list on Album::{album}\nroute GET \"/nowhere\" => list on Album::\"a1\"",
+        );
+    assert_ne!(changed, policy);
+    let new = PolicyDir::new(&[("photos.warden", &changed), ("data/store.json", &store)]);
+    let output = warden()
+        .args(["audit", "replay", "--format", "json", "-p"])
+        .arg(new.path())
+        .arg(&log)
+        .output()
+        .unwrap();
+    let report: JsonValue = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["replayed"], 6, "{report:#}");
+    assert_eq!(report["allow_to_deny"], 1, "{report:#}");
+    assert_eq!(report["deny_to_allow"], 1, "{report:#}");
+    let flips: Vec<&JsonValue> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["flips"].as_array().unwrap())
+        .collect();
+    assert!(
+        flips
+            .iter()
+            .any(|f| f["request_id"] == "n3" && f["to"] == "deny")
+    );
+    assert!(
+        flips
+            .iter()
+            .any(|f| f["request_id"] == "n4" && f["to"] == "allow")
+    );
 }
