@@ -148,7 +148,34 @@ fn mint_call(
             actions: actions(body)?,
             lifetime: lifetime(body)?,
         };
-        mint::delegate(&program, &parent, &ask, now).map_err(refused)?
+        let mut caveats = mint::delegate(&program, &parent, &ask, now).map_err(refused)?;
+        // Re-minted under the signing key, a token handed on from one under a retired key
+        // must not outlive that key's grace, when the token it comes from stops verifying.
+        let grace_end = verifier
+            .keyring
+            .keys()
+            .iter()
+            .find(|key| key.id() == parent.key_id())
+            .and_then(|key| key.retired())
+            .and_then(|retired| retired.checked_add(verifier.keyring.grace()).ok())
+            .and_then(|end| Timestamp::from_second(end.as_second()).ok());
+        let expires = caveats
+            .iter()
+            .filter_map(|c| match c {
+                crate::capability::Caveat::Expires(at) => Some(*at),
+                _ => None,
+            })
+            .min();
+        if let Some(grace_end) = grace_end
+            && expires.is_none_or(|expires| grace_end < expires)
+        {
+            let at = caveats
+                .iter()
+                .position(|c| matches!(c, crate::capability::Caveat::MintedBy(_)))
+                .unwrap_or(caveats.len());
+            caveats.insert(at, crate::capability::Caveat::Expires(grace_end));
+        }
+        caveats
     } else {
         let capability = optional_str(body, "capability")?
             .ok_or_else(|| ApiError::bad_request("missing `capability` (or `from`)"))?;

@@ -1,0 +1,60 @@
+//! Findings of the adversarial review of capabilities (issue #10), one test each.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use warden::capability::{Caveat, EntityText, Keyring};
+
+use super::*;
+
+/// Handing on (`"from"`) re-mints under the signing key. A token under a retired key verifies
+/// only until its grace ends; what is handed on from it must not outlive that, or a retired
+/// (say, leaked) key's tokens live on under the new key until whatever expiry they name.
+#[tokio::test]
+async fn handing_on_never_outlives_the_grace_of_a_retired_key() {
+    let keys_dir = KeyDir::new(&["k1", "k2"]);
+    let retired = Timestamp::now();
+    let grace_end = retired.checked_add(SignedDuration::from_hours(1)).unwrap();
+    let mut config = config(&keys_dir);
+    config.capabilities.keys = vec![
+        keys_dir.spec("k2"),
+        format!("{}:retired={retired}", keys_dir.spec("k1")),
+    ];
+    config.capabilities.grace = std::time::Duration::from_secs(3600);
+    let server = TestServer::start(config).await;
+    let http = &server.http;
+
+    // A token under k1 (minted before its retirement), for a week.
+    let old = Keyring::load_specs(&[keys_dir.spec("k1")], SignedDuration::ZERO).unwrap();
+    let week = Timestamp::now()
+        .checked_add(SignedDuration::from_hours(24 * 7))
+        .unwrap();
+    let (old_token, _) = warden::capability::mint(
+        &old,
+        &[
+            Caveat::Capability("greenhouse_key".into()),
+            Caveat::Resource(EntityText::new("Greenhouse", "glasshouse")),
+            Caveat::Actions(vec!["enter".into(), "water".into()]),
+            Caveat::Expires(week),
+            Caveat::Holder(EntityText::new("User", "nadia")),
+        ],
+    )
+    .unwrap();
+    assert!(decide(http, "nadia", "water", GLASSHOUSE, Some(&old_token)).await);
+
+    let handed = mint_as(
+        http,
+        "nadia",
+        &json!({ "from": old_token, "holder": { "type": "User", "id": "kai" } }),
+    )
+    .await;
+    assert_eq!(handed.status, 201, "{}", handed.body);
+    let token = handed.json()["token"].as_str().unwrap().to_string();
+    let parsed = warden::capability::parse(&token).unwrap();
+    assert_eq!(parsed.key_id(), "k2");
+    let expires = parsed.expires().unwrap();
+    assert!(
+        expires <= grace_end,
+        "handed on from a k1 token whose grace ends at {grace_end}, it lives until {expires}"
+    );
+    server.running.shutdown().await;
+}
