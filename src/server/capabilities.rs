@@ -135,6 +135,16 @@ fn mint_call(
     };
 
     let caveats = if let Some(parent) = optional_str(body, "from")? {
+        // A token handed on keeps every restriction of `from`; a field it would not apply
+        // (an `audience`, a `resource`) is refused, never dropped.
+        if let Some(field) = body
+            .keys()
+            .find(|key| !["from", "holder", "actions", "lifetime"].contains(&key.as_str()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "`{field}` does not apply to handing a token on: it keeps every restriction of `from`, and takes only `holder`, `actions` and `lifetime`"
+            )));
+        }
         let parent: Token = crate::capability::verify(&verifier.keyring, parent.trim(), now)
             .map_err(|e| ApiError::Forbidden(format!("the token to hand on: {e}")))?;
         if let Some(revoked) = verifier.revocations.revoked_lineage(&parent) {

@@ -58,3 +58,31 @@ async fn handing_on_never_outlives_the_grace_of_a_retired_key() {
     );
     server.running.shutdown().await;
 }
+
+/// Handing on takes `holder`, `actions` and `lifetime`. A narrowing it does not apply (here an
+/// `audience`, which minting takes) must be refused, not dropped: dropped, the holder gets a
+/// token wider than the one asked for, and is not told.
+#[tokio::test]
+async fn handing_on_refuses_a_narrowing_it_would_drop() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let server = TestServer::start(config(&keys_dir)).await;
+    let http = &server.http;
+    let key = minted(http, "olive", &greenhouse_key_for("nadia")).await;
+    for (field, value) in [
+        ("audience", json!("greenhouse-gateway")),
+        (
+            "resource",
+            json!({ "type": "Greenhouse", "id": "glasshouse" }),
+        ),
+        ("within", json!(true)),
+        ("capability", json!("greenhouse_key")),
+        ("context", json!({})),
+    ] {
+        let mut body = json!({ "from": key, "holder": { "type": "User", "id": "kai" } });
+        body[field] = value;
+        let reply = mint_as(http, "nadia", &body).await;
+        assert_eq!(reply.status, 400, "{field}: {}", reply.body);
+        assert!(reply.body.contains(field), "{field}: {}", reply.body);
+    }
+    server.running.shutdown().await;
+}
