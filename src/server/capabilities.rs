@@ -218,9 +218,15 @@ fn mint_call(
         };
         mint::authorize(&program, &ask, now).map_err(refused)?
     };
-    let (token, id) = mint_token(&verifier.keyring, &caveats).map_err(|error| {
-        tracing::error!(%error, "cannot mint a capability token");
-        ApiError::Internal
+    let (token, id) = mint_token(&verifier.keyring, &caveats).map_err(|error| match error {
+        // A holder or audience as the caller wrote it, that no caveat can spell.
+        crate::capability::TokenError::InvalidCaveat { .. } => {
+            ApiError::BadRequest(error.to_string())
+        }
+        error => {
+            tracing::error!(%error, "cannot mint a capability token");
+            ApiError::Internal
+        }
     })?;
     let expires = caveats
         .iter()

@@ -86,3 +86,62 @@ async fn handing_on_refuses_a_narrowing_it_would_drop() {
     }
     server.running.shutdown().await;
 }
+
+/// A holder or audience that no caveat can spell is the caller's mistake: a 400 that says
+/// why, never a 500 (nor an error in the server's log).
+#[tokio::test]
+async fn an_unwritable_holder_or_audience_is_a_bad_request() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let server = TestServer::start(config(&keys_dir)).await;
+    let http = &server.http;
+    let mut bad_holder = greenhouse_key_for("nadia");
+    bad_holder["holder"] = json!({ "type": "Us er", "id": "nadia" });
+    let mut empty_audience = greenhouse_key_for("nadia");
+    empty_audience["audience"] = json!("");
+    let mut spaced_audience = greenhouse_key_for("nadia");
+    spaced_audience["audience"] = json!(" gateway");
+    for body in [bad_holder, empty_audience, spaced_audience] {
+        let reply = mint_as(http, "olive", &body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.body.contains("caveat"), "{body}: {}", reply.body);
+    }
+    let key = minted(http, "olive", &greenhouse_key_for("nadia")).await;
+    let reply = mint_as(
+        http,
+        "nadia",
+        &json!({ "from": key, "holder": { "type": "Us er", "id": "kai" } }),
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    server.running.shutdown().await;
+}
+
+/// `warden capability mint` exits 3 for a request that cannot be right (docs/capabilities.md),
+/// a holder no caveat can spell among them; 4 is for internal errors.
+#[test]
+fn the_cli_refuses_an_unwritable_holder_as_invalid_input() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "capability",
+            "mint",
+            "-p",
+            greenhouse().to_str().unwrap(),
+            "--keys",
+            &keys_dir.spec("k1"),
+            "--as",
+            "User::\"olive\"",
+            "--capability",
+            "greenhouse_key",
+            "--resource",
+            "Greenhouse::\"glasshouse\"",
+            "--holder",
+            "Us er::\"nadia\"",
+        ])
+        .env_remove("WARDEN_CAPABILITY_KEYS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not an entity type"), "{stderr}");
+}
