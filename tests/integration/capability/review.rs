@@ -145,3 +145,62 @@ fn the_cli_refuses_an_unwritable_holder_as_invalid_input() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("not an entity type"), "{stderr}");
 }
+
+/// `with capability NAME` in a policy test presents "a token for exactly this request"
+/// (docs/language.md §15). For a capability that is not `delegable` every token names its
+/// holder, so the token made for the request must be bound to its subject; unbound, it grants
+/// nothing and the expectation fails for a reason no real token has.
+#[test]
+fn a_test_token_of_a_capability_that_is_not_delegable_is_bound_to_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("policy.warden"),
+        r#"entity User
+entity Doc { owner: User }
+action read on Doc
+
+@id("owner")
+allow read if resource.owner == subject
+
+@id("doc-key")
+capability doc_key on Doc {
+  allow read
+  lifetime 1d
+}
+
+test "a key lets its holder read" {
+  allow User::"bob" read Doc::"d1"
+    with capability doc_key
+    by "doc-key"
+}
+
+test "a key bound to another subject does not" {
+  deny User::"bob" read Doc::"d1"
+    with capability doc_key { holder: User::"carol" }
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("data/entities.json"),
+        r#"{ "entities": [
+  { "type": "User", "id": "alice" },
+  { "type": "User", "id": "bob" },
+  { "type": "User", "id": "carol" },
+  { "type": "Doc", "id": "d1", "attributes": { "owner": "alice" } }
+] }"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["test", "-p", dir.path().to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
