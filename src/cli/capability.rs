@@ -289,8 +289,13 @@ fn run_mint(args: &MintArgs) -> Result<Exit, Failure> {
         }
     };
     let (token, id) = crate::capability::mint(&keyring, &caveats).map_err(|e| Failure {
+        // A holder or audience that no caveat can spell is the caller's mistake.
+        exit: if matches!(e, crate::capability::TokenError::InvalidCaveat { .. }) {
+            Exit::InvalidInput
+        } else {
+            Exit::Internal
+        },
         message: e.to_string(),
-        exit: Exit::Internal,
     })?;
     let _ = writeln!(std::io::stderr(), "minted token {id}");
     print_line(&token);

@@ -135,6 +135,16 @@ fn mint_call(
     };
 
     let caveats = if let Some(parent) = optional_str(body, "from")? {
+        // A token handed on keeps every restriction of `from`; a field it would not apply
+        // (an `audience`, a `resource`) is refused, never dropped.
+        if let Some(field) = body
+            .keys()
+            .find(|key| !["from", "holder", "actions", "lifetime"].contains(&key.as_str()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "`{field}` does not apply to handing a token on: it keeps every restriction of `from`, and takes only `holder`, `actions` and `lifetime`"
+            )));
+        }
         let parent: Token = crate::capability::verify(&verifier.keyring, parent.trim(), now)
             .map_err(|e| ApiError::Forbidden(format!("the token to hand on: {e}")))?;
         if let Some(revoked) = verifier.revocations.revoked_lineage(&parent) {
@@ -148,7 +158,34 @@ fn mint_call(
             actions: actions(body)?,
             lifetime: lifetime(body)?,
         };
-        mint::delegate(&program, &parent, &ask, now).map_err(refused)?
+        let mut caveats = mint::delegate(&program, &parent, &ask, now).map_err(refused)?;
+        // Re-minted under the signing key, a token handed on from one under a retired key
+        // must not outlive that key's grace, when the token it comes from stops verifying.
+        let grace_end = verifier
+            .keyring
+            .keys()
+            .iter()
+            .find(|key| key.id() == parent.key_id())
+            .and_then(|key| key.retired())
+            .and_then(|retired| retired.checked_add(verifier.keyring.grace()).ok())
+            .and_then(|end| Timestamp::from_second(end.as_second()).ok());
+        let expires = caveats
+            .iter()
+            .filter_map(|c| match c {
+                crate::capability::Caveat::Expires(at) => Some(*at),
+                _ => None,
+            })
+            .min();
+        if let Some(grace_end) = grace_end
+            && expires.is_none_or(|expires| grace_end < expires)
+        {
+            let at = caveats
+                .iter()
+                .position(|c| matches!(c, crate::capability::Caveat::MintedBy(_)))
+                .unwrap_or(caveats.len());
+            caveats.insert(at, crate::capability::Caveat::Expires(grace_end));
+        }
+        caveats
     } else {
         let capability = optional_str(body, "capability")?
             .ok_or_else(|| ApiError::bad_request("missing `capability` (or `from`)"))?;
@@ -181,9 +218,15 @@ fn mint_call(
         };
         mint::authorize(&program, &ask, now).map_err(refused)?
     };
-    let (token, id) = mint_token(&verifier.keyring, &caveats).map_err(|error| {
-        tracing::error!(%error, "cannot mint a capability token");
-        ApiError::Internal
+    let (token, id) = mint_token(&verifier.keyring, &caveats).map_err(|error| match error {
+        // A holder or audience as the caller wrote it, that no caveat can spell.
+        crate::capability::TokenError::InvalidCaveat { .. } => {
+            ApiError::BadRequest(error.to_string())
+        }
+        error => {
+            tracing::error!(%error, "cannot mint a capability token");
+            ApiError::Internal
+        }
     })?;
     let expires = caveats
         .iter()

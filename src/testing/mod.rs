@@ -962,11 +962,13 @@ fn given_document(givens: &[&TestStatement]) -> Result<Json, Span> {
 
 /// The caveats of a test's `with capability NAME { ... }`: those written, and for those left out
 /// a valid token for the expectation — its resource, every action the capability carries, no
-/// holder, an expiry one lifetime after the test's time.
+/// holder (its subject, for a capability that is not `delegable`), an expiry one lifetime after
+/// the test's time.
 fn test_caveats(
     program: &Program,
     name: &str,
     record: Option<&JsonValue>,
+    subject: &JsonValue,
     resource: &JsonValue,
     now: Timestamp,
 ) -> Vec<crate::capability::Caveat> {
@@ -1008,6 +1010,9 @@ fn test_caveats(
     caveats.push(Caveat::Expires(expires));
     if let Some(holder) = field("holder") {
         caveats.push(Caveat::Holder(entity(holder)));
+    } else if declared.is_some_and(|c| !c.delegable) {
+        // Every token of a capability that is not delegable names its holder.
+        caveats.push(Caveat::Holder(entity(subject)));
     }
     caveats
 }
@@ -1109,7 +1114,14 @@ fn decide(
         }
         Ok(mut request) => {
             if let Some((name, record)) = &case.capability {
-                let caveats = test_caveats(program, name, record.as_ref(), &case.resource, now);
+                let caveats = test_caveats(
+                    program,
+                    name,
+                    record.as_ref(),
+                    &case.subject,
+                    &case.resource,
+                    now,
+                );
                 let presented =
                     crate::capability::present::present_caveats(program, "test", &caveats, None);
                 request.capability = Some(Arc::new(presented));

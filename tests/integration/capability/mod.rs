@@ -7,6 +7,7 @@ mod attacks;
 mod cli;
 mod narrowing;
 mod processes;
+mod review;
 
 use std::path::{Path, PathBuf};
 
