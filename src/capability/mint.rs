@@ -329,8 +329,11 @@ pub fn delegate(
             | Caveat::Actions(_)
             | Caveat::Expires(_)
             | Caveat::Audience(_)
-            | Caveat::Parent(_) => caveats.push(caveat.clone()),
-            Caveat::Holder(_) | Caveat::MintedBy(_) | Caveat::MintedAt(_) => {}
+            | Caveat::Parent(_)
+            // The minters stay, first to last: a subtree token is held to its first minter's
+            // rights wherever it is used.
+            | Caveat::MintedBy(_) => caveats.push(caveat.clone()),
+            Caveat::Holder(_) | Caveat::MintedAt(_) => {}
         }
     }
     caveats.push(Caveat::Parent(parent.id().to_string()));

@@ -138,6 +138,7 @@ pub fn present_caveats(
         within: Default::default(),
         holders: Default::default(),
         expires: None,
+        minter: None,
         unusable: None,
     };
     let mut names: Vec<&str> = Vec::new();
@@ -165,7 +166,12 @@ pub fn present_caveats(
                     });
                 }
             }
-            Caveat::MintedBy(_) | Caveat::MintedAt(_) | Caveat::Parent(_) => {}
+            Caveat::MintedBy(e) => {
+                if presented.minter.is_none() {
+                    presented.minter = Some(entity(e));
+                }
+            }
+            Caveat::MintedAt(_) | Caveat::Parent(_) => {}
         }
     }
     match names.as_slice() {

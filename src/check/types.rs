@@ -1516,7 +1516,8 @@ impl<'c, 'f> Typer<'c, 'f> {
             fields: BTreeMap::from([
                 ("resource".to_string(), field(entity.clone())),
                 ("within".to_string(), field(entity.clone())),
-                ("holder".to_string(), field(entity)),
+                ("holder".to_string(), field(entity.clone())),
+                ("minted_by".to_string(), field(entity)),
                 ("actions".to_string(), field(Ty::Set(Rc::new(Ty::Str)))),
                 ("expires".to_string(), field(Ty::Time)),
             ]),

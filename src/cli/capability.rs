@@ -344,7 +344,7 @@ fn summary(token: &Token, now: Timestamp) -> serde_json::Value {
     let mut actions: Option<Vec<String>> = None;
     let (mut resources, mut within, mut holders, mut audiences, mut parents) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let (mut capability, mut minted_by, mut minted_at) = (vec![], None, None);
+    let (mut capability, mut minted_by, mut minted_at) = (vec![], vec![], None);
     for caveat in token.caveats() {
         match caveat {
             Caveat::Capability(name) => capability.push(name.clone()),
@@ -358,7 +358,7 @@ fn summary(token: &Token, now: Timestamp) -> serde_json::Value {
             }
             Caveat::Holder(e) => holders.push(e.to_string()),
             Caveat::Audience(a) => audiences.push(a.clone()),
-            Caveat::MintedBy(e) => minted_by = minted_by.or(Some(e.to_string())),
+            Caveat::MintedBy(e) => minted_by.push(e.to_string()),
             Caveat::MintedAt(at) => minted_at = minted_at.or(Some(at.to_string())),
             Caveat::Parent(id) => parents.push(id.clone()),
             Caveat::Expires(_) => {}
@@ -467,10 +467,18 @@ fn render(report: &serde_json::Value, token: &Token) -> String {
             if expired { " (expired)" } else { "" }
         ),
     );
-    line(
-        "minted",
-        format!("by {} at {}", text("minted_by"), text("minted_at")),
-    );
+    let minters = report["minted_by"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(", handed on by ")
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "-".to_string());
+    line("minted", format!("by {minters} at {}", text("minted_at")));
     line("parents", list("parents"));
     line("signature", text("signature"));
     if let Some(revoked) = report.get("revoked") {

@@ -33,6 +33,8 @@ pub struct Presented {
     pub holders: SmallVec<[EntityRef; 1]>,
     /// The earliest `expires` caveat.
     pub expires: Option<Timestamp>,
+    /// The first `minted-by` caveat: whoever minted the token first (handing on keeps it).
+    pub minter: Option<EntityRef>,
     /// A caveat that can never hold for this Warden (an `audience` it is not, or more than one
     /// `capability` name), found when the token was read.
     pub unusable: Option<String>,
@@ -56,6 +58,8 @@ pub enum Refusal<'a> {
     Holder,
     /// A capability that is not `delegable` is only valid bound to a holder.
     Unbound,
+    /// A subtree token names an entity its minter may not act on (or names no minter).
+    Minter,
 }
 
 impl fmt::Display for Refusal<'_> {
@@ -73,6 +77,10 @@ impl fmt::Display for Refusal<'_> {
             Refusal::Unbound => write!(
                 f,
                 "the capability is not delegable, and the token is bound to no holder"
+            ),
+            Refusal::Minter => write!(
+                f,
+                "the token covers a subtree, and its minter may not do this on this resource"
             ),
         }
     }
@@ -131,7 +139,33 @@ pub fn grants<'a>(
     if !presented.holders.iter().all(|h| h == subject) {
         return Err(Refusal::Holder);
     }
+    if !presented.within.is_empty() && presented.minter.is_none() {
+        return Err(Refusal::Minter);
+    }
     Ok(declared.rule)
+}
+
+/// Whether a subtree token's minter may do the request's action on its resource by the policy
+/// alone (a request with the minter as subject, no properties, no verified attributes, no
+/// token). Minting decides a subtree token on its root only; this keeps it from granting on
+/// what lies below that the minter does not hold — including entities added later.
+pub(super) fn minter_holds(
+    program: &Program,
+    request: &Request,
+    presented: &Presented,
+    frame: &mut super::Frame,
+) -> bool {
+    let Some(minter) = &presented.minter else {
+        return false;
+    };
+    let probe = Request {
+        subject: Value::Entity(minter.clone()),
+        subject_properties: Value::empty_record(),
+        verified: None,
+        capability: None,
+        ..request.clone()
+    };
+    super::decide_in(program, &probe, frame).allowed
 }
 
 fn entity_type<'p>(program: &'p Program, entity: &'p EntityRef) -> Option<&'p str> {

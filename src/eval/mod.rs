@@ -154,13 +154,21 @@ pub fn condition_holds(
 /// Decides with a caller-owned frame (which then holds the candidates and memo for
 /// explanation).
 pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Decision {
+    // A subtree token grants only where its minter may act: decided first, in the same frame
+    // (the request's own decision then starts afresh in it).
+    let minter_holds = match &request.capability {
+        Some(presented) if !presented.within.is_empty() => {
+            capability::minter_holds(program, request, presented, frame)
+        }
+        _ => true,
+    };
     frame.begin(program);
     let mut evaluator = Evaluator {
         program,
         request,
         frame,
     };
-    evaluator.gather_candidates();
+    evaluator.gather_candidates(minter_holds);
     evaluator.run()
 }
 
@@ -171,9 +179,10 @@ struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn gather_candidates(&mut self) {
+    fn gather_candidates(&mut self, minter_holds: bool) {
         let program = self.program;
         if let Some(presented) = &self.request.capability
+            && minter_holds
             && let Ok(rule) = capability::grants(program, self.request, presented)
         {
             self.frame.candidates.push(rule);

@@ -1014,6 +1014,9 @@ fn test_caveats(
         // Every token of a capability that is not delegable names its holder.
         caveats.push(Caveat::Holder(entity(subject)));
     }
+    if let Some(minter) = field("minted_by") {
+        caveats.push(Caveat::MintedBy(entity(minter)));
+    }
     caveats
 }
 

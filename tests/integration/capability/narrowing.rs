@@ -101,6 +101,7 @@ proptest! {
         let mut caveats = vec![
             Caveat::Capability("greenhouse_key".into()),
             Caveat::Within(EntityText::new("House", "home")),
+            Caveat::MintedBy(EntityText::new("User", "olive")),
             Caveat::Actions(vec!["enter".into(), "water".into()]),
             Caveat::Expires(base().checked_add(SignedDuration::from_hours(24 * 14)).unwrap()),
         ];
@@ -134,6 +135,7 @@ fn the_property_has_teeth() {
     let caveats = vec![
         Caveat::Capability("greenhouse_key".into()),
         Caveat::Within(EntityText::new("House", "home")),
+        Caveat::MintedBy(EntityText::new("User", "olive")),
         Caveat::Actions(vec!["enter".into(), "water".into()]),
         Caveat::Expires(
             base()
