@@ -18,7 +18,13 @@ pub enum Rejected {
     Token(#[from] TokenError),
     #[error("the token `{0}` is revoked")]
     Revoked(String),
+    #[error("the token is {0} bytes long; tokens longer than {MAX_TOKEN_LEN} bytes are refused")]
+    TooLong(usize),
 }
+
+/// The longest token honoured: far more than any real token (a minted one is about 400 bytes,
+/// each caveat adds about 40), and it bounds what the cache of verified tokens can hold.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Everything needed to honour tokens: the keys, the revocations, this Warden's audience; and
 /// the tokens verified lately, read against the serving program.
@@ -66,6 +72,9 @@ impl Verifier {
         now: Timestamp,
     ) -> Result<Arc<Presented>, Rejected> {
         let text = text.trim();
+        if text.len() > MAX_TOKEN_LEN {
+            return Err(Rejected::TooLong(text.len()));
+        }
         if let Some(hit) = self.cache.get(text)
             && hit.serial == program.serial
             && hit.usable_until.is_none_or(|until| now < until)

@@ -399,6 +399,20 @@ fn action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, decl: &ast::Actio
             resource_types.push(ty.name.clone());
         }
     }
+    for field in decl.context.iter().flatten() {
+        if field.name.text == crate::eval::request::CAPABILITY_KEY {
+            ctx.report(
+                file,
+                CheckError::Capability {
+                    message: "`capability` cannot be a context field".to_string(),
+                    span: field.name.span,
+                    help: "`context.capability` carries a presented capability token, which is \
+                           taken out before the context is decoded; name the field something else"
+                        .to_string(),
+                },
+            );
+        }
+    }
     Action {
         name: decl
             .names

@@ -451,6 +451,22 @@ impl<'c, 'f> Typer<'c, 'f> {
         }
     }
 
+    /// `context.capability` carries a presented token, which is taken out of `context` before
+    /// policies see it: reading it would always find nothing.
+    fn reserved_context_key(&mut self, base: &Expr, name: &Name) {
+        if matches!(base.kind, ExprKind::Var(Var::Context))
+            && name.text == crate::eval::request::CAPABILITY_KEY
+        {
+            self.report(CheckError::Capability {
+                message: "`context.capability` is never visible to policies".to_string(),
+                span: name.span,
+                help: "a presented token grants through its `capability` declaration (and \
+                       `deny` rules still apply); name the context field something else"
+                    .to_string(),
+            });
+        }
+    }
+
     /// A capability declaration: its actions apply to its resource types, and its `mint`
     /// condition is typed like a rule's, with `subject` the minter.
     fn capability(&mut self, capability: &ast::CapabilityDecl) {
@@ -865,6 +881,7 @@ impl<'c, 'f> Typer<'c, 'f> {
     }
 
     fn attr(&mut self, base: &Expr, name: &Name, span: Span) -> Ty {
+        self.reserved_context_key(base, name);
         let base_ty = self.expr(base);
         let field = match &base_ty {
             Ty::Entity(types) => self.union_field(&types.clone(), false, base, name, &base_ty),
@@ -1189,6 +1206,7 @@ impl<'c, 'f> Typer<'c, 'f> {
     }
 
     fn has(&mut self, base: &Expr, name: &Name) -> Ty {
+        self.reserved_context_key(base, name);
         let base_ty = self.expr(base);
         match &base_ty {
             Ty::Entity(types) => {

@@ -187,6 +187,27 @@ fn mint_call(
         }
         caveats
     } else {
+        // A misspelt field must not mint a wider token than meant (a `holdr` would make a
+        // bearer token): every field is known or the mint is refused.
+        const FIELDS: [&str; 8] = [
+            "capability",
+            "resource",
+            "within",
+            "actions",
+            "lifetime",
+            "holder",
+            "audience",
+            "context",
+        ];
+        if let Some(field) = body.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+            let hint = crate::source::suggest(field, FIELDS)
+                .map(|near| format!("; did you mean `{near}`?"))
+                .unwrap_or_default();
+            return Err(ApiError::bad_request(format!(
+                "unknown field `{field}`{hint} (a mint takes {})",
+                FIELDS.map(|f| format!("`{f}`")).join(", ")
+            )));
+        }
         let capability = optional_str(body, "capability")?
             .ok_or_else(|| ApiError::bad_request("missing `capability` (or `from`)"))?;
         let resource =

@@ -302,3 +302,24 @@ test "a key bound to another subject does not" {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// A misspelt mint field is refused, never ignored: `holdr` would otherwise mint a bearer token.
+#[tokio::test]
+async fn a_misspelt_mint_field_is_refused() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let server = TestServer::start(config(&keys_dir)).await;
+    let mut body = greenhouse_key_for("nadia");
+    let holder = body.as_object_mut().unwrap().remove("holder").unwrap();
+    body["holdr"] = holder;
+    let reply = mint_as(&server.http, "olive", &body).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("did you mean `holder`"),
+        "{}",
+        reply.body
+    );
+    // A token far longer than any real one is refused before anything else.
+    let long = format!("wcap1.{}.AAAA", "A".repeat(20_000));
+    assert!(!decide(&server.http, "nadia", "water", GLASSHOUSE, Some(&long)).await);
+    server.running.shutdown().await;
+}
