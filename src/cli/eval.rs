@@ -48,6 +48,12 @@ pub struct EvalArgs {
     pub capability: Option<String>,
     #[command(flatten)]
     pub keys: crate::cli::capability::KeyArgs,
+    /// The revocation file the token (or a parent) must not be in.
+    #[arg(long, value_name = "FILE", env = "WARDEN_CAPABILITY_REVOCATIONS")]
+    pub revocations: Option<PathBuf>,
+    /// This Warden's audience, for tokens that name one.
+    #[arg(long, value_name = "NAME", env = "WARDEN_CAPABILITY_AUDIENCE")]
+    pub audience: Option<String>,
     /// Say which rules decided, and for every candidate rule why it held or not.
     #[arg(long)]
     pub explain: bool,
@@ -112,10 +118,15 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
     let request = match request::decode_body(program, &body, now) {
         Ok(mut request) => {
             if let Some(token) = token {
+                let revocations = match &args.revocations {
+                    Some(path) => crate::capability::Revocations::open(path)
+                        .map_err(|e| invalid(format!("--revocations: {e}")))?,
+                    None => crate::capability::Revocations::in_memory(),
+                };
                 let verifier = crate::capability::present::Verifier::new(
                     args.keys.keyring().map_err(|f| invalid(f.message))?,
-                    std::sync::Arc::new(crate::capability::Revocations::in_memory()),
-                    None,
+                    std::sync::Arc::new(revocations),
+                    args.audience.clone(),
                 );
                 match verifier.present(program, token, now) {
                     Ok(presented) => {

@@ -186,6 +186,27 @@ fn mint_attenuate_inspect_revoke() {
     assert_eq!(revoked.status.code(), Some(0), "{}", text(&revoked.stderr));
     let again = warden(&["capability", "revoke", &token, "--revocations", file]);
     assert!(text(&again.stderr).contains("already revoked"));
+    // `warden eval` honours the revocation file too.
+    let revoked_eval = warden(&[
+        "eval",
+        "-p",
+        policies,
+        "--subject",
+        "User::\"nadia\"",
+        "--action",
+        "water",
+        "--resource",
+        "Greenhouse::\"glasshouse\"",
+        "--capability",
+        &token,
+        "--keys",
+        &keys,
+        "--revocations",
+        file,
+    ]);
+    assert_eq!(revoked_eval.status.code(), Some(1));
+    let said = text(&revoked_eval.stdout) + &text(&revoked_eval.stderr);
+    assert!(said.contains("is revoked"), "{said}");
     let after = warden(&["capability", "inspect", &narrowed, "--revocations", file]);
     assert_eq!(after.status.code(), Some(1));
     assert!(
