@@ -23,18 +23,20 @@
 //! | `masked` | the paths of masked values, when there are any: such records are not replayable |
 //!
 //! A batch record has `kind`, `time`, `request_id`, `request` (the whole body, defaults and
-//! `evaluations`), then `items`: per item of `evaluations`, in order, `{"decision", "rules",
-//! "read", "errors"}` (`errors` only when there are some), or `null` for an item that was not
-//! recorded (not well-formed, or left out by `audit_mode`); items after a batch stopped
-//! (`deny_on_first_deny`, `permit_on_first_permit`) are absent. An item's `read` is a list of
-//! indexes into the record's `reads`: the distinct `["path", "value"]` pairs the items read,
-//! each written once. Then `policy_version`, `latency_us` (to the last item decided) and
-//! `masked` (request paths such as `evaluations[3].context.token`, read paths as
+//! `evaluations`), then `items`: per item of `evaluations`, in order, the index of its outcome
+//! in `outcomes`, or `null` for an item that was not recorded (not well-formed, or left out by
+//! `audit_mode`); items after a batch stopped (`deny_on_first_deny`, `permit_on_first_permit`)
+//! are absent. `outcomes` holds each distinct outcome once, `{"decision", "rules", "read",
+//! "errors"}` (`errors` only when there are some; such an outcome is never shared), its `read`
+//! a list of indexes into `reads`: the distinct `["path", "value"]` pairs the items read, each
+//! written once. Then `policy_version`, `latency_us` (to the last item decided) and `masked`
+//! (request paths such as `evaluations[3].context.token`, read paths as
 //! `items[3].read.subject.password`).
 
 use std::fmt::Write;
 
 use serde_json::Value as JsonValue;
+use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
 use crate::eval::{Decision, Frame, explain};
@@ -117,6 +119,71 @@ fn shortened(text: &str) -> String {
     }
 }
 
+/// A request's JSON text, as a record takes it.
+#[derive(Clone, Copy, Debug)]
+pub enum RequestText<'t> {
+    /// Read key by key by the caller, which found nothing that needs masking
+    /// ([`Masking::needs_json`], [`Masking::needs_text`]): copied as it is.
+    Checked(&'t str),
+    /// Not looked into: scanned for what needs masking.
+    Unchecked(&'t str),
+}
+
+/// The keys of an AuthZEN evaluation call: a caller that read a body with no other keys
+/// needs to look only at the values (unless one of these is configured to be masked).
+pub const REQUEST_KEYS: [&str; 11] = [
+    "subject",
+    "action",
+    "resource",
+    "context",
+    "type",
+    "id",
+    "name",
+    "properties",
+    "evaluations",
+    "options",
+    "evaluations_semantic",
+];
+
+impl Masking {
+    /// Whether a body whose keys are all [`REQUEST_KEYS`] can be checked by its values alone:
+    /// no configured name is one of those keys.
+    pub fn spares_request_keys(&self) -> bool {
+        !REQUEST_KEYS.iter().any(|key| self.masks(key))
+    }
+
+    /// Whether a string value (a `type`, an `id`, a `name`) needs masking: a token.
+    pub fn needs_text(&self, text: &str) -> bool {
+        looks_like_token(text)
+    }
+
+    /// Whether anything in a request's `properties` or `context` needs masking: a key that
+    /// is a configured or token name, a string that looks like a token.
+    pub fn needs_json(&self, json: &crate::data::json::Json) -> bool {
+        use crate::data::json::JsonKind;
+        match &json.kind {
+            JsonKind::String(text) => looks_like_token(text),
+            JsonKind::Array(items) => items.iter().any(|item| self.needs_json(item)),
+            JsonKind::Object(members) => members.iter().any(|(key, _, value)| {
+                self.masks(key) || Masking::is_token_name(key) || self.needs_json(value)
+            }),
+            _ => false,
+        }
+    }
+
+    /// [`Masking::needs_json`] for serde's JSON.
+    pub fn needs_value(&self, value: &JsonValue) -> bool {
+        match value {
+            JsonValue::String(text) => looks_like_token(text),
+            JsonValue::Array(items) => items.iter().any(|item| self.needs_value(item)),
+            JsonValue::Object(members) => members.iter().any(|(key, value)| {
+                self.masks(key) || Masking::is_token_name(key) || self.needs_value(value)
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// What became of one evaluation: the decision with the frame it was decided in, or why the
 /// request was not decidable (a deny).
 pub type Outcome<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
@@ -148,8 +215,22 @@ pub struct Builder {
     /// Batch: entries written to `items` so far (an item not recorded is `null`).
     entries: usize,
     decisions: u32,
-    /// Batch: the distinct values read, which items refer to by index.
+    /// Batch: the distinct outcomes, which items refer to by index.
+    outcomes: Outcomes,
+    /// Batch: the distinct values read, which outcomes refer to by index.
     reads: ReadTable,
+    /// Scratch: the key of the outcome being recorded.
+    key: SmallVec<[u32; 8]>,
+}
+
+/// The distinct outcomes of a batch record's items: a batch's items mostly end alike (the
+/// same verdict by the same rules from the same values), so each is written once.
+#[derive(Debug, Default)]
+struct Outcomes {
+    /// The members of `outcomes`, comma-separated.
+    text: String,
+    len: u32,
+    by_key: rustc_hash::FxHashMap<SmallVec<[u32; 8]>, u32>,
 }
 
 impl Builder {
@@ -160,12 +241,13 @@ impl Builder {
         time: jiff::Timestamp,
         request_id: &str,
         gateway: Option<&str>,
-        request: &str,
+        request: RequestText<'_>,
         masking: &Masking,
     ) -> Builder {
+        let (RequestText::Checked(text) | RequestText::Unchecked(text)) = request;
         let capacity = match shape {
-            Shape::Single => 384 + request.len(),
-            Shape::Batch => 256 + request.len() * 2,
+            Shape::Single => 384 + text.len(),
+            Shape::Batch => 256 + text.len() * 2,
         };
         let mut out = String::with_capacity(capacity);
         let mut masked = Vec::new();
@@ -191,7 +273,9 @@ impl Builder {
             masked,
             entries: 0,
             decisions: 0,
+            outcomes: Outcomes::default(),
             reads: ReadTable::default(),
+            key: SmallVec::new(),
         }
     }
 
@@ -243,10 +327,19 @@ impl Builder {
             out.push(',');
         }
         self.entries += 1;
-        write_verdict(out, cache, program, outcome, true);
-        out.push_str(",\"read\":[");
-        if let Ok((_, frame)) = outcome {
-            let mut first = true;
+        // The outcome's key: verdict, rules and the reads' table entries. Items with the same
+        // key share one entry of `outcomes`.
+        let key = &mut self.key;
+        key.clear();
+        if let Ok((decision, frame)) = outcome {
+            key.push(u32::from(decision.allowed));
+            key.push(u32::try_from(decision.reasons.len()).unwrap_or(u32::MAX));
+            key.extend(
+                decision
+                    .reasons
+                    .iter()
+                    .map(|id| u32::try_from(id.index()).unwrap_or(u32::MAX)),
+            );
             for node in frame.reads() {
                 let Some(path) = cache.path(program, *node) else {
                     continue;
@@ -257,17 +350,38 @@ impl Builder {
                     self.masked
                         .push(format!("items[{index}].read.{}", path.name));
                 }
-                if !first {
-                    out.push(',');
-                }
-                first = false;
-                push_u64(
-                    out,
-                    u64::from(self.reads.index(program, path, value, hidden)),
-                );
+                key.push(self.reads.index(program, path, value, hidden));
             }
         }
-        out.push_str("]}");
+        let shared = matches!(outcome, Ok((decision, _)) if decision.errors.is_empty());
+        if shared && let Some(&found) = self.outcomes.by_key.get(&**key) {
+            push_u64(out, u64::from(found));
+            return;
+        }
+        // A new outcome (one with errors is never shared: its messages are its own).
+        let outcomes = &mut self.outcomes;
+        let id = outcomes.len;
+        outcomes.len += 1;
+        if id > 0 {
+            outcomes.text.push(',');
+        }
+        write_verdict(&mut outcomes.text, cache, program, outcome, true);
+        outcomes.text.push_str(",\"read\":[");
+        let reads = match outcome {
+            Ok((decision, _)) => key.get(2 + decision.reasons.len()..).unwrap_or_default(),
+            Err(_) => &[],
+        };
+        for (i, read) in reads.iter().enumerate() {
+            if i > 0 {
+                outcomes.text.push(',');
+            }
+            push_u64(&mut outcomes.text, u64::from(*read));
+        }
+        outcomes.text.push_str("]}");
+        if shared {
+            outcomes.by_key.insert(key.clone(), id);
+        }
+        push_u64(out, u64::from(id));
     }
 
     fn single(&mut self, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
@@ -310,6 +424,8 @@ impl Builder {
         }
         let out = &mut self.out;
         if self.shape == Shape::Batch {
+            out.push_str("],\"outcomes\":[");
+            out.push_str(&self.outcomes.text);
             out.push_str("],\"reads\":[");
             out.push_str(&self.reads.text);
             out.push(']');
@@ -415,6 +531,14 @@ fn write_read(
     }
 }
 
+/// The entries of one node's values, by value, and the last one looked up.
+#[derive(Debug)]
+struct NodeValues {
+    node: NodeId,
+    entries: rustc_hash::FxHashMap<Value, u32>,
+    last: Option<(Value, u32)>,
+}
+
 /// The distinct reads of a batch record, `["path","value"]` each: items of one call mostly
 /// read the same values (their subject's attributes, shared resources), so each is written
 /// once and items name them by index.
@@ -423,8 +547,9 @@ struct ReadTable {
     /// The table's members, comma-separated.
     text: String,
     len: u32,
-    /// Entries of values written as they are, by node, then value (few nodes: a list).
-    by_value: Vec<(NodeId, rustc_hash::FxHashMap<Value, u32>)>,
+    /// Entries of values written as they are, by node, then value (few nodes: a list), with
+    /// the node's last entry (consecutive items mostly read the same).
+    by_value: Vec<NodeValues>,
     /// Entries of everything else (errors, masked values) by node and text.
     by_text: rustc_hash::FxHashMap<(NodeId, String), u32>,
 }
@@ -438,28 +563,34 @@ impl ReadTable {
         hidden: bool,
     ) -> u32 {
         if let (Some(Ok(value)), false) = (value, hidden) {
-            let position = self
-                .by_value
-                .iter()
-                .position(|(node, _)| *node == path.node);
-            if let Some(found) = position
-                .and_then(|at| self.by_value.get(at))
-                .and_then(|(_, values)| values.get(value))
-            {
-                return *found;
+            let position = self.by_value.iter().position(|n| n.node == path.node);
+            if let Some(values) = position.and_then(|at| self.by_value.get_mut(at)) {
+                if let Some((seen, index)) = &values.last
+                    && seen == value
+                {
+                    return *index;
+                }
+                if let Some(&found) = values.entries.get(value) {
+                    values.last = Some((value.clone(), found));
+                    return found;
+                }
             }
             let index = self.push(program, path, Some(Ok(value)), false);
-            let values = match position.and_then(|at| self.by_value.get_mut(at)) {
-                Some((_, values)) => values,
+            let at = match position {
+                Some(at) => at,
                 None => {
-                    self.by_value.push((path.node, Default::default()));
-                    match self.by_value.last_mut() {
-                        Some((_, values)) => values,
-                        None => return index,
-                    }
+                    self.by_value.push(NodeValues {
+                        node: path.node,
+                        entries: Default::default(),
+                        last: None,
+                    });
+                    self.by_value.len() - 1
                 }
             };
-            values.insert(value.clone(), index);
+            if let Some(values) = self.by_value.get_mut(at) {
+                values.entries.insert(value.clone(), index);
+                values.last = Some((value.clone(), index));
+            }
             return index;
         }
         let mut text = String::new();
@@ -687,10 +818,27 @@ fn push_i64(out: &mut String, n: i64) {
     push_u64(out, n.unsigned_abs());
 }
 
-/// Writes the request's JSON text without its whitespace when nothing in it needs masking
-/// (the common case: one pass, no parsing); else parses it and writes it masked. Text that
-/// is not JSON (never the case for a decided request) is written as `null`.
-fn write_request(out: &mut String, request: &str, masking: &Masking, masked: &mut Vec<String>) {
+/// Writes the request's JSON text: as it is when it was checked and is on one line; without
+/// its whitespace when nothing in it needs masking (one pass, no parsing); else parsed and
+/// masked. Text that is not JSON (never the case for a decided request) is written as
+/// `null`.
+fn write_request(
+    out: &mut String,
+    request: RequestText<'_>,
+    masking: &Masking,
+    masked: &mut Vec<String>,
+) {
+    let request = match request {
+        RequestText::Checked(text) => {
+            let bytes = text.as_bytes();
+            if !bytes.contains(&b'\n') && !bytes.contains(&b'\r') {
+                out.push_str(text);
+                return;
+            }
+            text
+        }
+        RequestText::Unchecked(text) => text,
+    };
     if copy_plain(out, request, masking) {
         return;
     }
@@ -973,7 +1121,7 @@ mod tests {
         let mut masked = Vec::new();
         write_request(
             &mut out,
-            r#"{"context":{"Password":"x","ok":"Bearer abcdefgh"}}"#,
+            RequestText::Unchecked(r#"{"context":{"Password":"x","ok":"Bearer abcdefgh"}}"#),
             &masking,
             &mut masked,
         );

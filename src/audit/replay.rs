@@ -235,10 +235,23 @@ impl Replayer<'_> {
             return;
         };
         let masked: Vec<&str> = masked(record).collect();
+        let outcomes = record
+            .get("outcomes")
+            .and_then(JsonValue::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for (index, item) in items.iter().enumerate() {
             if item.is_null() {
                 continue;
             }
+            // An item names its outcome in `outcomes`.
+            let Some(outcome) = item
+                .as_u64()
+                .and_then(|n| outcomes.get(usize::try_from(n).ok()?))
+            else {
+                self.report.unreadable += 1;
+                continue;
+            };
             let entry = entries.get(index).unwrap_or(&JsonValue::Null);
             if masked.iter().any(|path| affects(path, index, entry)) {
                 self.report.not_replayable += 1;
@@ -252,7 +265,7 @@ impl Replayer<'_> {
             self.decide(&Recorded {
                 record,
                 item: Some(index),
-                outcome: item,
+                outcome,
                 parts: Ok(parts),
                 description,
                 time,

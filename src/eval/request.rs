@@ -203,18 +203,22 @@ pub fn decode(
             ));
         }
     };
+    let subject_properties = subject_props.map(from_serde);
+    let action_properties = action_props.map(from_serde);
+    let resource_properties = resource_props.map(from_serde);
+    let context = context.map(from_serde);
     decode_wire(
         program,
         &Wire {
             subject_type,
             subject_id,
-            subject_properties: subject_props.map(from_serde),
+            subject_properties: subject_properties.as_ref(),
             action,
-            action_properties: action_props.map(from_serde),
+            action_properties: action_properties.as_ref(),
             resource_type,
             resource_id,
-            resource_properties: resource_props.map(from_serde),
-            context: context.map(from_serde),
+            resource_properties: resource_properties.as_ref(),
+            context: context.as_ref(),
         },
         now,
     )
@@ -225,13 +229,13 @@ pub fn decode(
 pub struct Wire<'a> {
     pub subject_type: &'a str,
     pub subject_id: &'a str,
-    pub subject_properties: Option<Json>,
+    pub subject_properties: Option<&'a Json>,
     pub action: &'a str,
-    pub action_properties: Option<Json>,
+    pub action_properties: Option<&'a Json>,
     pub resource_type: &'a str,
     pub resource_id: &'a str,
-    pub resource_properties: Option<Json>,
-    pub context: Option<Json>,
+    pub resource_properties: Option<&'a Json>,
+    pub context: Option<&'a Json>,
 }
 
 /// The key of `context` that carries a capability token.
@@ -305,27 +309,27 @@ pub fn decode_wire(
     let resource_decl = schema.entity_types.get(resource_type);
     let subject_properties = properties(
         &mut resolver,
-        wire.subject_properties.as_ref(),
+        wire.subject_properties,
         subject_decl.and_then(|d| d.properties.as_ref()),
         "subject.properties",
     )?;
     let resource_properties = properties(
         &mut resolver,
-        wire.resource_properties.as_ref(),
+        wire.resource_properties,
         resource_decl.and_then(|d| d.properties.as_ref()),
         "resource.properties",
     )?;
     let action_properties = properties(
         &mut resolver,
-        wire.action_properties.as_ref(),
+        wire.action_properties,
         declared_action.and_then(|d| d.properties.as_ref()),
         "action.properties",
     )?;
     // `context.capability` carries a capability token: the caller reads it, policies never do.
-    let stripped = wire.context.as_ref().and_then(without_capability);
+    let stripped = wire.context.and_then(without_capability);
     let context = properties(
         &mut resolver,
-        stripped.as_ref().or(wire.context.as_ref()),
+        stripped.as_ref().or(wire.context),
         declared_action.and_then(|d| d.context.as_ref()),
         "context",
     )?;
@@ -397,35 +401,43 @@ pub fn decode_bytes(
         })?;
         return decode_body(program, &json, now);
     };
-    let object = |raw: Option<&serde_json::value::RawValue>,
-                  what: &str|
-     -> Result<Option<Json>, RequestError> {
-        let Some(raw) = raw else { return Ok(None) };
-        let json = crate::data::json::parse(raw.get())
-            .map_err(|error| RequestError::Malformed(format!("`{what}`: {}", error.message)))?;
-        match json.kind {
-            JsonKind::Null => Ok(None),
-            JsonKind::Object(_) => Ok(Some(json)),
-            _ => Err(RequestError::Malformed(format!(
-                "`{what}` must be an object"
-            ))),
-        }
-    };
+    let subject_properties = raw_object(raw.subject.properties, "subject.properties")?;
+    let action_properties = raw_object(raw.action.properties, "action.properties")?;
+    let resource_properties = raw_object(raw.resource.properties, "resource.properties")?;
+    let context = raw_object(raw.context, "context")?;
     decode_wire(
         program,
         &Wire {
             subject_type: &raw.subject.ty,
             subject_id: &raw.subject.id,
-            subject_properties: object(raw.subject.properties, "subject.properties")?,
+            subject_properties: subject_properties.as_ref(),
             action: &raw.action.name,
-            action_properties: object(raw.action.properties, "action.properties")?,
+            action_properties: action_properties.as_ref(),
             resource_type: &raw.resource.ty,
             resource_id: &raw.resource.id,
-            resource_properties: object(raw.resource.properties, "resource.properties")?,
-            context: object(raw.context, "context")?,
+            resource_properties: resource_properties.as_ref(),
+            context: context.as_ref(),
         },
         now,
     )
+}
+
+/// Reads a request's `properties` or `context` (`what`) from its JSON text: `None` when
+/// absent or `null`, an error when it is not an object.
+pub fn raw_object(
+    raw: Option<&serde_json::value::RawValue>,
+    what: &str,
+) -> Result<Option<Json>, RequestError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let json = crate::data::json::parse(raw.get())
+        .map_err(|error| RequestError::Malformed(format!("`{what}`: {}", error.message)))?;
+    match json.kind {
+        JsonKind::Null => Ok(None),
+        JsonKind::Object(_) => Ok(Some(json)),
+        _ => Err(RequestError::Malformed(format!(
+            "`{what}` must be an object"
+        ))),
+    }
 }
 
 fn entity_part<'j>(

@@ -515,7 +515,7 @@ impl Audit<'_> {
             self.now,
             &crate::server::authzen::request_id(self.call.headers),
             Some(self.call.flavour.name()),
-            &request.to_string(),
+            record::RequestText::Unchecked(&request.to_string()),
             masking,
         );
         builder.member("http", &JsonValue::Object(http), masking);

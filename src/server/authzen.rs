@@ -4,6 +4,7 @@
 //! Responses carry exactly the spec's fields. Explanations are added (in `context`) only when
 //! the server runs with `explain = true` *and* the caller sends `Warden-Explain: true`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,13 +16,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
-use crate::audit::record::{self, Record, Shape};
+use crate::audit::record::{self, Record, RequestText, Shape};
+use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, Parts};
+use crate::eval::request::{self, Parts, Verified, Wire};
 use crate::eval::{self, Decision, Frame, RequestError};
 use crate::program::Program;
 use crate::server::error::ApiError;
@@ -206,7 +209,7 @@ impl<'s> Call<'s> {
         headers: &HeaderMap,
         started: Instant,
         shape: Shape,
-        request: &str,
+        request: RequestText<'_>,
     ) -> Call<'s> {
         let now = self.now;
         self.audit = log.map(|log| Recording {
@@ -239,6 +242,7 @@ impl<'s> Call<'s> {
         audit.builder.finish(&self.program.version, latency_us)
     }
 
+    /// Decides a request read the ordinary way (serde's JSON).
     pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
         let program = &*self.program;
         let token = match capability_text(parts) {
@@ -258,6 +262,44 @@ impl<'s> Call<'s> {
             }
             Ok(request)
         });
+        self.decide(decoded, refused)
+    }
+
+    /// Decides a request read straight from the body's bytes.
+    pub fn evaluate_wire(&mut self, wire: &Wire<'_>) -> Outcome {
+        let program = &*self.program;
+        let token = match wire_capability_text(wire) {
+            Ok(token) => token,
+            Err(message) => return Outcome::Failed(message),
+        };
+        let mut refused = None;
+        let decoded = request::decode_wire(program, wire, self.now).and_then(|mut request| {
+            if let Some(token) = token {
+                match present(self.capabilities.as_deref(), program, token, self.now) {
+                    Ok(presented) => request.capability = Some(presented),
+                    Err(why) => refused = Some(why),
+                }
+            }
+            // The token's attributes are the subject's only when the request names it.
+            if let Some((identity, subject_type)) = &self.identity
+                && wire.subject_type == &**subject_type
+                && wire.subject_id == identity.subject
+                && !identity.attributes.is_empty()
+            {
+                let verified = Verified::decode(program, subject_type, &identity.attributes)?;
+                request.verified = Some(Arc::new(verified));
+            }
+            Ok(request)
+        });
+        self.decide(decoded, refused)
+    }
+
+    fn decide(
+        &mut self,
+        decoded: Result<eval::Request, RequestError>,
+        refused: Option<String>,
+    ) -> Outcome {
+        let program = &*self.program;
         let request = match decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
@@ -308,6 +350,23 @@ impl<'s> Call<'s> {
                 }
             }
         }
+    }
+}
+
+/// [`capability_text`] for a request read from the body's bytes.
+fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, String> {
+    use crate::data::json::JsonKind;
+    let Some(JsonKind::Object(members)) = wire.context.map(|context| &context.kind) else {
+        return Ok(None);
+    };
+    match members
+        .iter()
+        .find(|(key, _, _)| key == request::CAPABILITY_KEY)
+        .map(|(_, _, value)| &value.kind)
+    {
+        None | Some(JsonKind::Null) => Ok(None),
+        Some(JsonKind::String(token)) => Ok(Some(token)),
+        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
     }
 }
 
@@ -434,6 +493,9 @@ async fn evaluation(
     let started = started(&body);
     let mut record = None;
     let result = body.and_then(|body| {
+        if let Some(result) = fast(&state, &headers, &body, false, &mut record) {
+            return result;
+        }
         let object = body.object()?;
         single(&state, &headers, &body, &object, &mut record)
     });
@@ -462,12 +524,20 @@ fn single(
         headers,
         body.started,
         Shape::Single,
-        body.text()?,
+        RequestText::Unchecked(body.text()?),
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
     call.capabilities = state.capabilities.clone();
     let outcome = call.evaluate(&parts);
     *record = call.take_record();
+    answer_single(state, &call.program, outcome)
+}
+
+fn answer_single(
+    state: &AppState,
+    program: &Program,
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
     match outcome {
         Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
         Outcome::Decided { allowed, context } => {
@@ -477,7 +547,7 @@ fn single(
                 None => Body::from(&br#"{"decision":false}"#[..]),
                 Some(context) => Body::from(item(allowed, Some(&context))),
             };
-            Ok(decided_response(&call.program, body))
+            Ok(decided_response(program, body))
         }
     }
 }
@@ -551,7 +621,10 @@ async fn evaluations(
 ) -> Response {
     let started = started(&body);
     let mut record = None;
-    let result = body.and_then(|body| batch(&state, &headers, &body, &mut record));
+    let result = body.and_then(|body| {
+        fast(&state, &headers, &body, true, &mut record)
+            .unwrap_or_else(|| batch(&state, &headers, &body, &mut record))
+    });
     audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluations, started, result)
 }
@@ -581,7 +654,7 @@ fn batch(
         headers,
         raw.started,
         Shape::Batch,
-        raw.text()?,
+        RequestText::Unchecked(raw.text()?),
     );
     call.identity = crate::gateway::authzen_identity(state, headers)?;
     call.capabilities = state.capabilities.clone();
@@ -594,28 +667,380 @@ fn batch(
             Ok(parts) => call.evaluate(&parts),
             Err(message) => Outcome::Failed(message),
         };
-        if index > 0 {
-            out.push(',');
-        }
-        let allowed = match outcome {
-            Outcome::Decided { allowed, context } => {
-                state.metrics.decision(allowed);
-                write_item(&mut out, allowed, context.as_ref());
-                allowed
-            }
-            Outcome::Failed(message) => {
-                let context = json!({ "error": { "status": 400, "message": message } });
-                write_item(&mut out, false, Some(&context));
-                false
-            }
-        };
-        if semantic.stops_after(allowed) {
+        if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
             break;
         }
     }
     out.push_str("]}");
     *record = call.take_record();
     Ok(decided_response(&call.program, out))
+}
+
+/// Writes item `index` of a batch's answer; returns whether it was allowed.
+fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome) -> bool {
+    if index > 0 {
+        out.push(',');
+    }
+    match outcome {
+        Outcome::Decided { allowed, context } => {
+            state.metrics.decision(allowed);
+            write_item(out, allowed, context.as_ref());
+            allowed
+        }
+        Outcome::Failed(message) => {
+            let context = json!({ "error": { "status": 400, "message": message } });
+            write_item(out, false, Some(&context));
+            false
+        }
+    }
+}
+
+/// An evaluation or evaluations body as the fast path reads it: names borrowed from the body,
+/// `properties` and `context` kept as JSON text until decoded, every key one of the API's (a
+/// body with any other key takes the ordinary path, so that what the audit log copies as it
+/// is was read key by key).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCall<'a> {
+    #[serde(borrow, default)]
+    subject: Option<Object<RawEntity<'a>>>,
+    #[serde(borrow, default)]
+    action: Option<Object<RawAction<'a>>>,
+    #[serde(borrow, default)]
+    resource: Option<Object<RawEntity<'a>>>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    evaluations: Option<Vec<Object<RawItem<'a>>>>,
+    #[serde(borrow, default)]
+    options: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawItem<'a> {
+    #[serde(borrow, default)]
+    subject: Option<Object<RawEntity<'a>>>,
+    #[serde(borrow, default)]
+    action: Option<Object<RawAction<'a>>>,
+    #[serde(borrow, default)]
+    resource: Option<Object<RawEntity<'a>>>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+}
+
+/// A struct read only from a JSON object: serde's derived readers also take an array of the
+/// fields in order (`["Doc", "d1"]` as an entity), which the API does not.
+struct Object<T>(T);
+
+impl<T> std::ops::Deref for Object<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Only(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntity<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    properties: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    properties: Option<&'a RawValue>,
+}
+
+/// The `properties` and `context` given at one level of a call (its defaults, or an item),
+/// parsed.
+#[derive(Default)]
+struct Objects {
+    subject: Option<Json>,
+    action: Option<Json>,
+    resource: Option<Json>,
+    context: Option<Json>,
+}
+
+impl Objects {
+    fn read(
+        subject: Option<&RawEntity<'_>>,
+        action: Option<&RawAction<'_>>,
+        resource: Option<&RawEntity<'_>>,
+        context: Option<&RawValue>,
+    ) -> Result<Objects, RequestError> {
+        Ok(Objects {
+            subject: request::raw_object(subject.and_then(|s| s.properties), "subject.properties")?,
+            action: request::raw_object(action.and_then(|a| a.properties), "action.properties")?,
+            resource: request::raw_object(
+                resource.and_then(|r| r.properties),
+                "resource.properties",
+            )?,
+            context: request::raw_object(context, "context")?,
+        })
+    }
+
+    fn need_masking(&self, masking: &record::Masking) -> bool {
+        [&self.subject, &self.action, &self.resource, &self.context]
+            .into_iter()
+            .flatten()
+            .any(|json| masking.needs_json(json))
+    }
+}
+
+/// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
+fn names_need_masking(
+    masking: &record::Masking,
+    subject: Option<&RawEntity<'_>>,
+    action: Option<&RawAction<'_>>,
+    resource: Option<&RawEntity<'_>>,
+) -> bool {
+    let entity = |e: Option<&RawEntity<'_>>| {
+        e.is_some_and(|e| masking.needs_text(&e.ty) || masking.needs_text(&e.id))
+    };
+    entity(subject) || entity(resource) || action.is_some_and(|a| masking.needs_text(&a.name))
+}
+
+/// The body for the audit log: checked when everything in it was read and nothing needs
+/// masking, so the record copies it as it is.
+fn request_text<'t>(
+    state: &AppState,
+    text: &'t str,
+    raw: &RawCall<'_>,
+    levels: &[&Objects],
+    options: Option<&JsonValue>,
+) -> RequestText<'t> {
+    let Some(log) = &state.audit else {
+        return RequestText::Unchecked(text);
+    };
+    let masking = &log.config().masking;
+    let clean = masking.spares_request_keys()
+        && !names_need_masking(
+            masking,
+            raw.subject.as_deref(),
+            raw.action.as_deref(),
+            raw.resource.as_deref(),
+        )
+        && raw.evaluations.iter().flatten().all(|item| {
+            !names_need_masking(
+                masking,
+                item.subject.as_deref(),
+                item.action.as_deref(),
+                item.resource.as_deref(),
+            )
+        })
+        && !levels.iter().any(|objects| objects.need_masking(masking))
+        && !options.is_some_and(|options| masking.needs_value(options));
+    if clean {
+        RequestText::Checked(text)
+    } else {
+        RequestText::Unchecked(text)
+    }
+}
+
+/// The fast path of both evaluation endpoints: the body decoded without a JSON tree. `None`
+/// when the body needs the ordinary path — not readable this way, a key the API does not
+/// have, a part missing or not well-formed — decided nothing yet, so that path answers
+/// exactly as it always has (naming what is wrong).
+fn fast(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &AuthzenBody,
+    batch: bool,
+    record: &mut Option<Record>,
+) -> Option<Result<Response, ApiError>> {
+    let text = std::str::from_utf8(&body.bytes).ok()?;
+    let Object(raw) = serde_json::from_str::<Object<RawCall<'_>>>(text).ok()?;
+    let mut options = None;
+    if batch {
+        if let Some(given) = raw.options {
+            options = Some(serde_json::from_str::<JsonValue>(given.get()).ok()?);
+        }
+        let semantic = match Semantic::parse(options.as_ref()) {
+            Ok(semantic) => semantic,
+            Err(error) => return Some(Err(error)),
+        };
+        if let Some(items) = raw.evaluations.as_ref().filter(|items| !items.is_empty()) {
+            return fast_batch(
+                state,
+                headers,
+                body,
+                text,
+                &raw,
+                items,
+                semantic,
+                options.as_ref(),
+                record,
+            );
+        }
+    }
+    // A single evaluation.
+    let (Some(subject), Some(action), Some(resource)) = (&raw.subject, &raw.action, &raw.resource)
+    else {
+        return None;
+    };
+    let objects = Objects::read(Some(subject), Some(action), Some(resource), raw.context).ok()?;
+    let wire = Wire {
+        subject_type: &subject.ty,
+        subject_id: &subject.id,
+        subject_properties: objects.subject.as_ref(),
+        action: &action.name,
+        action_properties: objects.action.as_ref(),
+        resource_type: &resource.ty,
+        resource_id: &resource.id,
+        resource_properties: objects.resource.as_ref(),
+        context: objects.context.as_ref(),
+    };
+    let mut answer = || {
+        let program = state.snapshot(body.started)?;
+        let request = request_text(state, text, &raw, &[&objects], options.as_ref());
+        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
+            state.audit.as_ref(),
+            headers,
+            body.started,
+            Shape::Single,
+            request,
+        );
+        call.identity = crate::gateway::authzen_identity(state, headers)?;
+        call.capabilities = state.capabilities.clone();
+        let outcome = call.evaluate_wire(&wire);
+        *record = call.take_record();
+        answer_single(state, &call.program, outcome)
+    };
+    Some(answer())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fast_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &AuthzenBody,
+    text: &str,
+    raw: &RawCall<'_>,
+    items: &[Object<RawItem<'_>>],
+    semantic: Semantic,
+    options: Option<&JsonValue>,
+    record: &mut Option<Record>,
+) -> Option<Result<Response, ApiError>> {
+    // Every `properties` and `context` read before anything is decided.
+    let defaults = Objects::read(
+        raw.subject.as_deref(),
+        raw.action.as_deref(),
+        raw.resource.as_deref(),
+        raw.context,
+    )
+    .ok()?;
+    let mut own = Vec::with_capacity(items.len());
+    for item in items {
+        own.push(
+            Objects::read(
+                item.subject.as_deref(),
+                item.action.as_deref(),
+                item.resource.as_deref(),
+                item.context,
+            )
+            .ok()?,
+        );
+    }
+    let mut answer = || {
+        let program = state.snapshot(body.started)?;
+        let request = match state.audit {
+            Some(_) => {
+                let mut levels: Vec<&Objects> = Vec::with_capacity(own.len() + 1);
+                levels.push(&defaults);
+                levels.extend(own.iter());
+                request_text(state, text, raw, &levels, options)
+            }
+            None => RequestText::Unchecked(text),
+        };
+        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
+            state.audit.as_ref(),
+            headers,
+            body.started,
+            Shape::Batch,
+            request,
+        );
+        call.identity = crate::gateway::authzen_identity(state, headers)?;
+        call.capabilities = state.capabilities.clone();
+        let mut out = String::with_capacity(16 + items.len() * 20);
+        out.push_str(r#"{"evaluations":["#);
+        for (index, (item, own)) in items.iter().zip(&own).enumerate() {
+            call.at_item(index);
+            // An item's part replaces the default whole; `null` counts as absent.
+            let subject = match item.subject.as_deref() {
+                Some(subject) => Some((subject, own.subject.as_ref())),
+                None => raw
+                    .subject
+                    .as_deref()
+                    .map(|s| (s, defaults.subject.as_ref())),
+            };
+            let action = match item.action.as_deref() {
+                Some(action) => Some((action, own.action.as_ref())),
+                None => raw.action.as_deref().map(|a| (a, defaults.action.as_ref())),
+            };
+            let resource = match item.resource.as_deref() {
+                Some(resource) => Some((resource, own.resource.as_ref())),
+                None => raw
+                    .resource
+                    .as_deref()
+                    .map(|r| (r, defaults.resource.as_ref())),
+            };
+            let context = match item.context {
+                Some(_) => own.context.as_ref(),
+                None => defaults.context.as_ref(),
+            };
+            let outcome = match (subject, action, resource) {
+                (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => call
+                    .evaluate_wire(&Wire {
+                        subject_type: &subject.ty,
+                        subject_id: &subject.id,
+                        subject_properties: sp,
+                        action: &action.name,
+                        action_properties: ap,
+                        resource_type: &resource.ty,
+                        resource_id: &resource.id,
+                        resource_properties: rp,
+                        context,
+                    }),
+                (None, _, _) => Outcome::Failed("missing `subject`".to_string()),
+                (_, None, _) => Outcome::Failed("missing `action`".to_string()),
+                (_, _, None) => Outcome::Failed("missing `resource`".to_string()),
+            };
+            if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
+                break;
+            }
+        }
+        out.push_str("]}");
+        *record = call.take_record();
+        Ok(decided_response(&call.program, out))
+    };
+    Some(answer())
 }
 
 /// `GET /.well-known/authzen-configuration`: where the endpoints are, from the base URL the

@@ -92,11 +92,14 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
         let starts_anywhere = !as_name
             && match token {
                 Token::Entity | Token::Role | Token::Let | Token::Test | Token::Route => true,
-                // `with capability NAME` in a test expectation presents a token.
-                Token::Capability => !index
-                    .checked_sub(1)
-                    .and_then(|i| tokens.get(i))
-                    .is_some_and(|(_, t, _)| *t == Token::With),
+                // `with capability NAME` in a test expectation presents a token (unless that
+                // `with` is itself a name: `x has with`).
+                Token::Capability => !index.checked_sub(1).is_some_and(|previous| {
+                    tokens
+                        .get(previous)
+                        .is_some_and(|(_, t, _)| *t == Token::With)
+                        && !keyword_used_as_name(tokens, previous)
+                }),
                 // `action` is also the request variable: inside a capability's braces, a
                 // `mint if ... action` followed by the next clause's word is not a declaration.
                 Token::Action => {

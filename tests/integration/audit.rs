@@ -93,6 +93,7 @@ fn batch_decisions(record: &JsonValue) -> Vec<JsonValue> {
         if item.is_null() {
             continue;
         }
+        let item = &record["outcomes"][item.as_u64().unwrap() as usize];
         let entry = &request["evaluations"][i];
         let mut merged = serde_json::Map::new();
         for key in ["subject", "action", "resource", "context"] {
@@ -848,7 +849,8 @@ async fn a_batch_call_is_one_record_and_replays_item_by_item() {
             5,
             {"resource": {"type": "Doc", "id": "d3"}, "subject": {"type": "User", "id": "carol"},
              "context": {"token": "abcdefghijkl"}},
-            {"resource": {"type": "Doc", "id": "d2"}}
+            {"resource": {"type": "Doc", "id": "d2"}},
+            {"resource": {"type": "Doc", "id": "d1"}}
         ]
     });
     let reply = server.http.post_json("/access/v1/evaluations", &body).await;
@@ -875,9 +877,21 @@ async fn a_batch_call_is_one_record_and_replays_item_by_item() {
         "abcdef…[masked]"
     );
     assert_eq!(first["masked"], json!(["evaluations[3].context.token"]));
-    let items = first["items"].as_array().unwrap();
-    assert_eq!(items.len(), 5);
+    let items: Vec<JsonValue> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| match item.as_u64() {
+            Some(n) => first["outcomes"][n as usize].clone(),
+            None => JsonValue::Null,
+        })
+        .collect();
+    assert_eq!(items.len(), 6);
     assert!(items[2].is_null(), "{items:?}");
+    // Items 0 and 5 end alike (allowed by `readers`, having read the same values): one
+    // outcome, written once.
+    assert_eq!(first["items"][0], first["items"][5], "{first}");
+    assert_eq!(first["outcomes"].as_array().unwrap().len(), 4, "{first}");
     assert_eq!(items[0]["decision"], "allow");
     assert_eq!(items[0]["rules"], json!(["readers"]));
     assert_eq!(items[1]["decision"], "deny");
@@ -905,16 +919,16 @@ async fn a_batch_call_is_one_record_and_replays_item_by_item() {
     assert_eq!(batches[1]["items"].as_array().unwrap().len(), 2);
 
     let flattened = decisions(&files);
-    assert_eq!(flattened.len(), 4 + 2);
+    assert_eq!(flattened.len(), 5 + 2);
     let report = verify_lib(&files);
     assert!(report.intact, "{}", verify::render(&report));
-    assert_eq!(report.decisions, 6);
+    assert_eq!(report.decisions, 7);
     assert_eq!(
         report.records, 3,
         "two batch records and the closing checkpoint"
     );
 
-    // Replay under a policy where readers read nothing: items 0 and 4 of the first call and
+    // Replay under a policy where readers read nothing: items 0, 4 and 5 of the first call and
     // item 0 of the second flip; item 3 (its context masked) is not replayable.
     let new = PolicyDir::new(&[
         (
@@ -933,10 +947,10 @@ async fn a_batch_call_is_one_record_and_replays_item_by_item() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(out.contains("replayed 5 of 6 decision(s)"), "{out}");
+    assert!(out.contains("replayed 6 of 7 decision(s)"), "{out}");
     assert!(out.contains("not replayable: 1"), "{out}");
     assert!(
-        out.contains("flips: 3 (allow → deny: 3, deny → allow: 0)"),
+        out.contains("flips: 4 (allow → deny: 4, deny → allow: 0)"),
         "{out}"
     );
     assert!(out.contains("seq 0 item 4 at"), "{out}");
@@ -976,7 +990,8 @@ async fn denies_mode_records_only_the_denied_items_of_a_batch() {
     let items = batches[0]["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert!(items[0].is_null());
-    assert_eq!(items[1]["decision"], "deny");
+    assert_eq!(batches[0]["outcomes"][0]["decision"], "deny");
+    assert_eq!(items[1], 0);
     assert_eq!(verify_lib(&setup.files()).decisions, 1);
 }
 

@@ -699,3 +699,65 @@ async fn without_a_program_or_while_stopping_the_answer_is_503() {
     let (status, message) = call(state.clone(), EVALUATIONS, &body).await;
     assert_eq!((status, &*message), (503, "the server is shutting down"));
 }
+
+/// The evaluation endpoints read a body straight from its bytes when every key is one of the
+/// API's, and the ordinary way (a JSON tree) otherwise: both must answer every body alike.
+/// An unknown top-level key (ignored by both) sends a body the ordinary way.
+#[tokio::test]
+async fn bodies_read_from_their_bytes_are_answered_as_the_ordinary_way_answers() {
+    let server = TestServer::start(config(&PolicyDir::standard().path())).await;
+    let batches = [
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}},{"resource":{"type":"Doc","id":"d2"},"action":{"name":"write"}},{"resource":{"type":"Doc","id":"d2"},"subject":{"type":"User","id":"carol"}}]}"#,
+        r#"{"subject":{"type":"User","id":"b\u006fb"},"action":{"name":"write"},"context":{"ok":true},"evaluations":[{"resource":{"type":"Doc","id":"d1"}},{"resource":{"type":"Doc","id":"d1"},"context":null},{"resource":{"type":"Doc","id":"d1"},"context":{"ok":false}}]}"#,
+        r#"{"action":{"name":"read"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}},{"subject":{"type":"User","id":"alice"},"resource":{"type":"Doc","id":"d1"}},{"subject":null,"resource":{"type":"Doc","id":"d1"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"evaluations":[{"resource":{"type":"Doc","id":"d1"},"action":{"name":"read"}},{"resource":{"type":"Doc","id":"d1"}},{"action":{"name":"read"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"context":5,"evaluations":[{"resource":{"type":"Doc","id":"d1"},"context":{}},{"resource":{"type":"Doc","id":"d1"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"options":{"evaluations_semantic":"deny_on_first_deny"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}},{"resource":{"type":"Doc","id":"d2"},"action":{"name":"write"}},{"resource":{"type":"Doc","id":"d3"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"options":{"evaluations_semantic":"permit_on_first_permit"},"evaluations":[{"resource":{"type":"Doc","id":"d2"},"action":{"name":"write"}},{"resource":{"type":"Doc","id":"d1"}},{"resource":{"type":"Doc","id":"d3"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"options":{"evaluations_semantic":"sometimes"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"options":5,"evaluations":[{"resource":{"type":"Doc","id":"d1"}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"evaluations":[]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"evaluations":null}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"evaluations":[]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"evaluations":[{"resource":["Doc","d1"]},5,{"resource":{"type":"Doc","id":"d1","extra":1}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}},{"resource":{"type":"Nope","id":"d1"}},{"resource":{"type":"Doc","id":"d1","properties":[1]}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob","properties":{"x":[1,{"y":null}]}},"action":{"name":"read","properties":null},"evaluations":[{"resource":{"type":"Doc","id":"d1","properties":{}}}]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"subject":{"type":"User","id":"alice"},"action":{"name":"write"},"evaluations":[{"resource":{"type":"Doc","id":"d1"}}]}"#,
+        r#"[{"type":"User","id":"bob"},{"name":"read"},{"type":"Doc","id":"d1"}]"#,
+        "{\n  \"subject\": {\"type\": \"User\", \"id\": \"alice\"},\n  \"action\": {\"name\": \"read\"},\n  \"evaluations\": [{\"resource\": {\"type\": \"Doc\", \"id\": \"d1\"}}]\n}",
+    ];
+    let singles = [
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d2"}}"#,
+        r#"{"subject":{"type":"User","id":"alice"},"action":{"name":"write"},"resource":{"type":"Doc","id":"d1"},"context":null}"#,
+        r#"{"subject":{"type":"User","id":"carol"},"action":{"name":"write"},"resource":{"type":"Doc","id":"d1"},"context":{"ok":true}}"#,
+        r#"{"subject":{"type":"User","id":"carol"},"action":{"name":"write"},"resource":{"type":"Doc","id":"d1"},"context":{"ok":"yes"}}"#,
+        r#"{"subject":{"type":"User","id":"carol"},"action":{"name":"nope"},"resource":{"type":"Doc","id":"d1"}}"#,
+        r#"{"subject":null,"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"}}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":["Doc","d1"]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"context":[]}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"evaluations":[{"x":1}]}"#,
+        r#"{"subject":{"type":"User","id":7},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"}}"#,
+    ];
+    let ordinary = |body: &str| -> String {
+        match body.strip_prefix('{') {
+            Some(rest) => format!("{{\"zz_unknown\":true,{rest}"),
+            None => body.to_string(),
+        }
+    };
+    for (path, bodies) in [
+        ("/access/v1/evaluations", &batches[..]),
+        ("/access/v1/evaluation", &singles[..]),
+        ("/access/v1/evaluations", &singles[..]),
+    ] {
+        for body in bodies {
+            let fast = server.http.post(path, body).await;
+            let slow = server.http.post(path, &ordinary(body)).await;
+            assert_eq!(
+                (fast.status, &fast.body),
+                (slow.status, &slow.body),
+                "{path} {body}"
+            );
+        }
+    }
+    server.running.shutdown().await;
+}
