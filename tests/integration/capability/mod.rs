@@ -468,3 +468,48 @@ async fn the_audit_log_names_a_token_by_its_id() {
         "no deciding capability:\n{text}"
     );
 }
+
+/// Batches honour a token per item, and in the defaults (the item's context replaces them).
+#[tokio::test]
+async fn batch_items_present_their_own_tokens() {
+    let keys_dir = KeyDir::new(&["k1"]);
+    let server = TestServer::start(config(&keys_dir)).await;
+    let http = &server.http;
+    let key = minted(http, "olive", &greenhouse_key_for("nadia")).await;
+    let item = |subject: &str, action: &str, resource: (&str, &str), token: Option<&str>| {
+        let mut item = json!({
+            "subject": { "type": "User", "id": subject },
+            "action": { "name": action },
+            "resource": { "type": resource.0, "id": resource.1 },
+        });
+        if let Some(token) = token {
+            item["context"] = json!({ "capability": token });
+        }
+        item
+    };
+    let reply = http
+        .post_json(
+            crate::server::EVALUATIONS,
+            &json!({
+                "context": { "capability": key },
+                "evaluations": [
+                    item("nadia", "water", GLASSHOUSE, Some(&key)),
+                    item("nadia", "enter", HOME, Some(&key)),
+                    item("kai", "water", GLASSHOUSE, Some(&key)),
+                    item("nadia", "water", GLASSHOUSE, None),
+                    item("nadia", "water", GLASSHOUSE, Some("wcap1.bad.token")),
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let decisions: Vec<bool> = reply.json()["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["decision"].as_bool().unwrap())
+        .collect();
+    // The fourth item has no context of its own: the default's token applies.
+    assert_eq!(decisions, [true, false, false, true, false]);
+    server.running.shutdown().await;
+}
