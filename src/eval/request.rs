@@ -331,13 +331,42 @@ pub fn decode_wire(
 #[derive(serde::Deserialize)]
 struct RawRequest<'a> {
     #[serde(borrow)]
-    subject: RawEntity<'a>,
+    subject: JsonObject<RawEntity<'a>>,
     #[serde(borrow)]
-    action: RawAction<'a>,
+    action: JsonObject<RawAction<'a>>,
     #[serde(borrow)]
-    resource: RawEntity<'a>,
+    resource: JsonObject<RawEntity<'a>>,
     #[serde(borrow, default)]
     context: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A struct read only from a JSON object: serde's derived readers also take an array of the
+/// fields in order (`["Doc", "d1"]` as an entity), which AuthZEN does not.
+pub struct JsonObject<T>(pub T);
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Only(std::marker::PhantomData))
+            .map(JsonObject)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -367,7 +396,11 @@ pub fn decode_bytes(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    let Ok(raw) = serde_json::from_slice::<RawRequest<'_>>(body) else {
+    // Valid UTF-8 once for the whole body, not string by string.
+    let parsed = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<JsonObject<RawRequest<'_>>>(text).ok());
+    let Some(JsonObject(raw)) = parsed else {
         let json: JsonValue = serde_json::from_slice(body).map_err(|error| {
             RequestError::Malformed(format!("the body is not valid JSON: {error}"))
         })?;
