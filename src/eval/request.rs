@@ -244,8 +244,11 @@ pub fn decode_wire(
     let schema = &program.schema;
     let (subject_type, resource_type, action) =
         (wire.subject_type, wire.resource_type, wire.action);
-    for ty in [subject_type, resource_type] {
-        if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+    // Each declaration looked up once.
+    let subject_decl = schema.entity_types.get(subject_type);
+    let resource_decl = schema.entity_types.get(resource_type);
+    for (ty, declared) in [(subject_type, subject_decl), (resource_type, resource_decl)] {
+        if schema.declares_entities() && declared.is_none() {
             let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
@@ -280,8 +283,6 @@ pub fn decode_wire(
 
     let store = &program.store;
     let mut resolver = RequestResolver { store };
-    let subject_decl = schema.entity_types.get(subject_type);
-    let resource_decl = schema.entity_types.get(resource_type);
     let subject_properties = properties(
         &mut resolver,
         wire.subject_properties,
