@@ -221,6 +221,8 @@ pub struct Builder {
     reads: ReadTable,
     /// Scratch: the key of the outcome being recorded.
     key: SmallVec<[u32; 8]>,
+    /// The thread's cache, while outcomes are written.
+    cache: Option<Box<Cache>>,
 }
 
 /// The distinct outcomes of a batch record's items: a batch's items mostly end alike (the
@@ -276,6 +278,7 @@ impl Builder {
             outcomes: Outcomes::default(),
             reads: ReadTable::default(),
             key: SmallVec::new(),
+            cache: None,
         }
     }
 
@@ -306,10 +309,14 @@ impl Builder {
             // without its index: not something a caller does; nothing sensible to write.
             _ => return,
         };
-        with_cache(program, masking, |cache| match index {
-            Some(index) => self.item(index, cache, program, outcome),
-            None => self.single(cache, program, outcome),
-        });
+        // The thread's cache, held from the first outcome to the end of the record.
+        let mut cache = self.cache.take().unwrap_or_else(take_cache);
+        cache.prepare(program, masking);
+        match index {
+            Some(index) => self.item(index, &mut cache, program, outcome),
+            None => self.single(&mut cache, program, outcome),
+        }
+        self.cache = Some(cache);
         self.decisions += 1;
     }
 
@@ -419,6 +426,9 @@ impl Builder {
     /// Ends the record with the policy version and the latency (from the call's arrival to
     /// its last decision); `None` when it holds no decision.
     pub fn finish(mut self, policy_version: &str, latency_us: u64) -> Option<Record> {
+        if let Some(cache) = self.cache.take() {
+            give_cache(cache);
+        }
         if self.decisions == 0 {
             return None;
         }
@@ -734,22 +744,18 @@ impl Cache {
     }
 }
 
-/// Runs `f` with this thread's cache, prepared for `program` and `masking`.
-fn with_cache<T>(program: &Program, masking: &Masking, f: impl FnOnce(&mut Cache) -> T) -> T {
-    thread_local! {
-        static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::default());
-    }
-    CACHE.with(|cell| {
-        let mut borrowed = cell.try_borrow_mut();
-        let mut own = None;
-        let cache = match &mut borrowed {
-            Ok(cache) => &mut **cache,
-            // Only if building a record re-entered itself; a fresh cache keeps it correct.
-            Err(_) => own.insert(Cache::default()),
-        };
-        cache.prepare(program, masking);
-        f(cache)
-    })
+thread_local! {
+    static CACHE: std::cell::Cell<Option<Box<Cache>>> = const { std::cell::Cell::new(None) };
+}
+
+/// This thread's cache (a new one when another record holds it).
+fn take_cache() -> Box<Cache> {
+    CACHE.with(std::cell::Cell::take).unwrap_or_default()
+}
+
+/// Gives a cache back to this thread.
+fn give_cache(cache: Box<Cache>) {
+    CACHE.with(|cell| cell.set(Some(cache)));
 }
 
 /// Writes a read value as a JSON string holding what a policy would write

@@ -379,6 +379,8 @@ struct Writer {
     file: File,
     /// Bytes in the current file.
     size: u64,
+    /// Bytes of the current file already dropped from the page cache.
+    dropped: u64,
     opened: Instant,
     /// The seq of the current file's first record (for the rotated name).
     first_seq: Option<u64>,
@@ -437,6 +439,7 @@ impl Writer {
             counters,
             room,
             size: file.metadata()?.len(),
+            dropped: 0,
             file,
             opened: now,
             first_seq,
@@ -659,8 +662,15 @@ impl Writer {
         } else {
             // The log is written once and not read back: its synced pages would only crowd
             // the page cache (and, under load, make every new page cost a reclaim).
+            // Only what was written since the last time: the rest is gone already.
             #[cfg(unix)]
-            let _ = rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed);
+            {
+                let from = self.dropped & !4095;
+                if rustix::fs::fadvise(&self.file, from, None, rustix::fs::Advice::DontNeed).is_ok()
+                {
+                    self.dropped = self.size;
+                }
+            }
         }
         self.unsynced = false;
         self.last_sync = Instant::now();
@@ -684,6 +694,7 @@ impl Writer {
             Ok(file) => {
                 self.file = file;
                 self.size = 0;
+                self.dropped = 0;
                 self.opened = Instant::now();
                 self.first_seq = None;
                 self.counters.rotations.fetch_add(1, Relaxed);

@@ -43,10 +43,33 @@ pub struct Decoder<'r, R: Resolver> {
     pub unknown: Unknown,
 }
 
+/// Where a value lies, written out only when an error names it (most values decode without
+/// one, and building every member's path was most of the cost of decoding a request).
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root(&'a str),
+    Member(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root(path) => (*path).to_string(),
+            Path::Member(parent, name) => join_path(&parent.render(), name),
+            Path::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
+    }
+}
+
 impl<R: Resolver> Decoder<'_, R> {
     pub fn decode(&mut self, json: &Json, ty: &Type, path: &str) -> Result<Value, DecodeError> {
+        self.decode_at(json, ty, &Path::Root(path))
+    }
+
+    fn decode_at(&mut self, json: &Json, ty: &Type, path: &Path<'_>) -> Result<Value, DecodeError> {
         let fail = |message: String, help: Option<String>| DecodeError {
-            path: path.to_string(),
+            path: path.render(),
             message,
             help,
             span: json.span,
@@ -97,7 +120,7 @@ impl<R: Resolver> Decoder<'_, R> {
                 Ok(Value::Entity(self.resolver.entity(expected, id)))
             }
             (Type::Entity(expected), JsonKind::Object(_)) => {
-                let (ty, id) = entity_object(json, path)?;
+                let (ty, id) = entity_object_at(json, path)?;
                 if ty != expected.as_str() {
                     return Err(fail(
                         format!("expected an entity of type `{expected}`, found `{ty}`"),
@@ -110,19 +133,19 @@ impl<R: Resolver> Decoder<'_, R> {
                 "an entity of type `{expected}` (`\"id\"` or `{{\"type\": \"{expected}\", \"id\": …}}`)"
             ))),
             (Type::AnyEntity, JsonKind::Object(_)) => {
-                let (ty, id) = entity_object(json, path)?;
+                let (ty, id) = entity_object_at(json, path)?;
                 Ok(Value::Entity(self.resolver.entity(ty, id)))
             }
             (Type::AnyEntity, _) => Err(mismatch("an entity (`{\"type\": …, \"id\": …}`)")),
             (Type::Set(element), JsonKind::Array(items)) => {
                 let mut members = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    members.push(self.decode(item, element, &format!("{path}[{index}]"))?);
+                    members.push(self.decode_at(item, element, &Path::Index(path, index))?);
                 }
                 Ok(Value::set(members))
             }
             (Type::Set(_), _) => Err(mismatch("an array")),
-            (Type::Record(record), JsonKind::Object(_)) => self.record(json, record, path),
+            (Type::Record(record), JsonKind::Object(_)) => self.record_at(json, record, path),
             (Type::Record(_), _) => Err(mismatch("an object")),
             (Type::Dynamic, _) => self.dynamic(json, path),
         }
@@ -135,9 +158,18 @@ impl<R: Resolver> Decoder<'_, R> {
         record: &RecordType,
         path: &str,
     ) -> Result<Value, DecodeError> {
+        self.record_at(json, record, &Path::Root(path))
+    }
+
+    fn record_at(
+        &mut self,
+        json: &Json,
+        record: &RecordType,
+        path: &Path<'_>,
+    ) -> Result<Value, DecodeError> {
         let JsonKind::Object(members) = &json.kind else {
             return Err(DecodeError {
-                path: path.to_string(),
+                path: path.render(),
                 message: format!("expected an object, found {}", describe(json)),
                 help: None,
                 span: json.span,
@@ -145,11 +177,11 @@ impl<R: Resolver> Decoder<'_, R> {
         };
         let mut fields = Vec::with_capacity(record.fields.len());
         for (name, key_span, value) in members {
-            let member_path = join_path(path, name);
+            let member_path = Path::Member(path, name);
             match record.fields.get(name) {
                 Some(_) if matches!(value.kind, JsonKind::Null) => {}
                 Some(field) => {
-                    let decoded = self.decode(value, &field.ty, &member_path)?;
+                    let decoded = self.decode_at(value, &field.ty, &member_path)?;
                     fields.push((self.resolver.string(name), decoded));
                 }
                 None if self.unknown == Unknown::Ignore => {}
@@ -157,7 +189,7 @@ impl<R: Resolver> Decoder<'_, R> {
                     let suggestion =
                         crate::source::suggest(name, record.fields.keys().map(String::as_str));
                     return Err(DecodeError {
-                        path: member_path,
+                        path: member_path.render(),
                         message: format!("unknown attribute `{name}`"),
                         help: Some(match suggestion {
                             Some(s) => format!("did you mean `{s}`?"),
@@ -174,7 +206,7 @@ impl<R: Resolver> Decoder<'_, R> {
                 .any(|(k, _, v)| k == name && !matches!(v.kind, JsonKind::Null));
             if !field.optional && !present {
                 return Err(DecodeError {
-                    path: path.to_string(),
+                    path: path.render(),
                     message: format!("missing attribute `{name}`"),
                     help: Some(format!(
                         "add `\"{name}\"` ({}), or declare it optional with `{name}?:`",
@@ -189,10 +221,10 @@ impl<R: Resolver> Decoder<'_, R> {
 
     /// Without a declaration: strings stay strings, `{"type","id"}` is an entity, objects are
     /// records, arrays are sets.
-    fn dynamic(&mut self, json: &Json, path: &str) -> Result<Value, DecodeError> {
+    fn dynamic(&mut self, json: &Json, path: &Path<'_>) -> Result<Value, DecodeError> {
         match &json.kind {
             JsonKind::Null => Err(DecodeError {
-                path: path.to_string(),
+                path: path.render(),
                 message: "`null` where a value is required".to_string(),
                 help: Some("`null` means absent: leave the member out".to_string()),
                 span: json.span,
@@ -200,7 +232,7 @@ impl<R: Resolver> Decoder<'_, R> {
             JsonKind::Bool(b) => Ok(Value::Bool(*b)),
             JsonKind::Int(i) => Ok(Value::Int(*i)),
             JsonKind::OtherNumber(n) => Err(DecodeError {
-                path: path.to_string(),
+                path: path.render(),
                 message: format!("`{n}` is not a 64-bit integer"),
                 help: Some(
                     "integers are whole numbers that fit in 64 bits; there are no floats"
@@ -212,13 +244,13 @@ impl<R: Resolver> Decoder<'_, R> {
             JsonKind::Array(items) => {
                 let mut members = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    members.push(self.dynamic(item, &format!("{path}[{index}]"))?);
+                    members.push(self.dynamic(item, &Path::Index(path, index))?);
                 }
                 Ok(Value::set(members))
             }
             JsonKind::Object(members) => {
                 if is_entity_object(members) {
-                    let (ty, id) = entity_object(json, path)?;
+                    let (ty, id) = entity_object_at(json, path)?;
                     return Ok(Value::Entity(self.resolver.entity(ty, id)));
                 }
                 let mut fields = Vec::with_capacity(members.len());
@@ -226,7 +258,7 @@ impl<R: Resolver> Decoder<'_, R> {
                     if matches!(value.kind, JsonKind::Null) {
                         continue;
                     }
-                    let decoded = self.dynamic(value, &join_path(path, name))?;
+                    let decoded = self.dynamic(value, &Path::Member(path, name))?;
                     fields.push((self.resolver.string(name), decoded));
                 }
                 Ok(Value::record(fields))
@@ -244,6 +276,13 @@ fn is_entity_object(members: &[(String, Span, Json)]) -> bool {
 
 /// Reads `{"type": "...", "id": "..."}`.
 pub fn entity_object<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DecodeError> {
+    entity_object_at(json, &Path::Root(path))
+}
+
+fn entity_object_at<'j>(
+    json: &'j Json,
+    path: &Path<'_>,
+) -> Result<(&'j str, &'j str), DecodeError> {
     let string_member = |key: &str| match json.get(key).map(|v| &v.kind) {
         Some(JsonKind::String(s)) => Some(s.as_str()),
         _ => None,
@@ -251,7 +290,7 @@ pub fn entity_object<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str
     match (string_member("type"), string_member("id")) {
         (Some(ty), Some(id)) => Ok((ty, id)),
         _ => Err(DecodeError {
-            path: path.to_string(),
+            path: path.render(),
             message: "an entity needs string members `type` and `id`".to_string(),
             help: Some("write `{\"type\": \"User\", \"id\": \"alice\"}`".to_string()),
             span: json.span,

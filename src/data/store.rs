@@ -1,7 +1,7 @@
 //! The entity store: every entity a program knows, its attributes, its place in the hierarchy
 //! (ancestor sets precomputed, so `in` is a binary search), and the role bindings.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::data::value::{EntityId, EntityUid, Fields};

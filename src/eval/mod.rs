@@ -357,6 +357,13 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval(&mut self, id: NodeId) -> Result<Value, EvalError> {
+        // The request's own entities: cheaper to copy than to memoise (never read back by
+        // explanations or the audit log, which look at conditions and attribute reads).
+        match self.program.node(id) {
+            Some(Node::Subject) => return Ok(self.request.subject.clone()),
+            Some(Node::Resource) => return Ok(self.request.resource.clone()),
+            _ => {}
+        }
         let index = id.index();
         if self.frame.stamps.get(index) == Some(&self.frame.generation) {
             match self.frame.memo.get(index) {

@@ -269,8 +269,11 @@ pub fn decode_wire(
     let schema = &program.schema;
     let (subject_type, resource_type, action) =
         (wire.subject_type, wire.resource_type, wire.action);
-    for ty in [subject_type, resource_type] {
-        if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+    // Each declaration looked up once.
+    let subject_decl = schema.entity_types.get(subject_type);
+    let resource_decl = schema.entity_types.get(resource_type);
+    for (ty, declared) in [(subject_type, subject_decl), (resource_type, resource_decl)] {
+        if schema.declares_entities() && declared.is_none() {
             let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
@@ -305,8 +308,6 @@ pub fn decode_wire(
 
     let store = &program.store;
     let mut resolver = RequestResolver { store };
-    let subject_decl = schema.entity_types.get(subject_type);
-    let resource_decl = schema.entity_types.get(resource_type);
     let subject_properties = properties(
         &mut resolver,
         wire.subject_properties,
@@ -359,13 +360,42 @@ pub fn decode_wire(
 #[derive(serde::Deserialize)]
 struct RawRequest<'a> {
     #[serde(borrow)]
-    subject: RawEntity<'a>,
+    subject: JsonObject<RawEntity<'a>>,
     #[serde(borrow)]
-    action: RawAction<'a>,
+    action: JsonObject<RawAction<'a>>,
     #[serde(borrow)]
-    resource: RawEntity<'a>,
+    resource: JsonObject<RawEntity<'a>>,
     #[serde(borrow, default)]
     context: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A struct read only from a JSON object: serde's derived readers also take an array of the
+/// fields in order (`["Doc", "d1"]` as an entity), which AuthZEN does not.
+pub struct JsonObject<T>(pub T);
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Only(std::marker::PhantomData))
+            .map(JsonObject)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -395,7 +425,11 @@ pub fn decode_bytes(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    let Ok(raw) = serde_json::from_slice::<RawRequest<'_>>(body) else {
+    // Valid UTF-8 once for the whole body, not string by string.
+    let parsed = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<JsonObject<RawRequest<'_>>>(text).ok());
+    let Some(JsonObject(raw)) = parsed else {
         let json: JsonValue = serde_json::from_slice(body).map_err(|error| {
             RequestError::Malformed(format!("the body is not valid JSON: {error}"))
         })?;

@@ -24,7 +24,7 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, Parts, Verified, Wire};
+use crate::eval::request::{self, JsonObject as Object, Parts, Verified, Wire};
 use crate::eval::{self, Decision, Frame, RequestError};
 use crate::program::Program;
 use crate::server::error::ApiError;
@@ -727,35 +727,6 @@ struct RawItem<'a> {
     resource: Option<Object<RawEntity<'a>>>,
     #[serde(borrow, default)]
     context: Option<&'a RawValue>,
-}
-
-/// A struct read only from a JSON object: serde's derived readers also take an array of the
-/// fields in order (`["Doc", "d1"]` as an entity), which the API does not.
-struct Object<T>(T);
-
-impl<T> std::ops::Deref for Object<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Only<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        deserializer
-            .deserialize_map(Only(std::marker::PhantomData))
-            .map(Object)
-    }
 }
 
 #[derive(serde::Deserialize)]

@@ -543,6 +543,9 @@ fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
         r#"{"action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
         r#"{"subject": {"type": "User", "id": "bob"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}, "context": [1]}"#,
         r#"[1, 2]"#,
+        // Arrays are not objects, even with the fields in order.
+        r#"[{"type": "User", "id": "bob"}, {"name": "view"}, {"type": "Photo", "id": "p1"}]"#,
+        r#"{"subject": ["User", "bob"], "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
     ];
     for body in bodies {
         let json: Value = serde_json::from_str(body).unwrap();
