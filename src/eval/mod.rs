@@ -9,6 +9,7 @@
 
 pub mod explain;
 pub mod request;
+pub mod wire;
 
 #[cfg(test)]
 mod reference;
