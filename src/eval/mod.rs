@@ -10,6 +10,7 @@
 pub mod capability;
 pub mod explain;
 pub mod request;
+pub mod wire;
 
 #[cfg(test)]
 mod reference;

@@ -357,65 +357,6 @@ pub fn decode_wire(
     })
 }
 
-#[derive(serde::Deserialize)]
-struct RawRequest<'a> {
-    #[serde(borrow)]
-    subject: JsonObject<RawEntity<'a>>,
-    #[serde(borrow)]
-    action: JsonObject<RawAction<'a>>,
-    #[serde(borrow)]
-    resource: JsonObject<RawEntity<'a>>,
-    #[serde(borrow, default)]
-    context: Option<&'a serde_json::value::RawValue>,
-}
-
-/// A struct read only from a JSON object: serde's derived readers also take an array of the
-/// fields in order (`["Doc", "d1"]` as an entity), which AuthZEN does not.
-pub struct JsonObject<T>(pub T);
-
-impl<T> std::ops::Deref for JsonObject<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Only<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        deserializer
-            .deserialize_map(Only(std::marker::PhantomData))
-            .map(JsonObject)
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct RawEntity<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    properties: Option<&'a serde_json::value::RawValue>,
-}
-
-#[derive(serde::Deserialize)]
-struct RawAction<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    properties: Option<&'a serde_json::value::RawValue>,
-}
-
 /// Decodes an AuthZEN evaluation body straight from its bytes: names are borrowed from the
 /// body, nothing but `properties` and `context` is built, and the entities are looked up
 /// without copying. A body this fast path cannot read is read again the ordinary way, which
@@ -425,30 +366,38 @@ pub fn decode_bytes(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    // Valid UTF-8 once for the whole body, not string by string.
-    let parsed = std::str::from_utf8(body)
-        .ok()
-        .and_then(|text| serde_json::from_str::<JsonObject<RawRequest<'_>>>(text).ok());
-    let Some(JsonObject(raw)) = parsed else {
+    // Valid UTF-8 once for the whole body; then only the skeleton is read.
+    let read = std::str::from_utf8(body).ok().and_then(super::wire::read);
+    let Some(super::wire::Body {
+        parts:
+            super::wire::Parts {
+                subject: Some(subject),
+                action: Some(action),
+                resource: Some(resource),
+                context,
+            },
+        ..
+    }) = read
+    else {
         let json: JsonValue = serde_json::from_slice(body).map_err(|error| {
             RequestError::Malformed(format!("the body is not valid JSON: {error}"))
         })?;
         return decode_body(program, &json, now);
     };
-    let subject_properties = raw_object(raw.subject.properties, "subject.properties")?;
-    let action_properties = raw_object(raw.action.properties, "action.properties")?;
-    let resource_properties = raw_object(raw.resource.properties, "resource.properties")?;
-    let context = raw_object(raw.context, "context")?;
+    let subject_properties = raw_object(subject.properties, "subject.properties")?;
+    let action_properties = raw_object(action.properties, "action.properties")?;
+    let resource_properties = raw_object(resource.properties, "resource.properties")?;
+    let context = raw_object(context, "context")?;
     decode_wire(
         program,
         &Wire {
-            subject_type: &raw.subject.ty,
-            subject_id: &raw.subject.id,
+            subject_type: subject.ty,
+            subject_id: subject.id,
             subject_properties: subject_properties.as_ref(),
-            action: &raw.action.name,
+            action: action.name,
             action_properties: action_properties.as_ref(),
-            resource_type: &raw.resource.ty,
-            resource_id: &raw.resource.id,
+            resource_type: resource.ty,
+            resource_id: resource.id,
             resource_properties: resource_properties.as_ref(),
             context: context.as_ref(),
         },

@@ -4,7 +4,6 @@
 //! Responses carry exactly the spec's fields. Explanations are added (in `context`) only when
 //! the server runs with `explain = true` *and* the caller sends `Warden-Explain: true`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +15,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
@@ -24,7 +22,8 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, JsonObject as Object, Parts, Verified, Wire};
+use crate::eval::request::{self, Parts, Verified, Wire};
+use crate::eval::wire;
 use crate::eval::{self, Decision, Frame, RequestError};
 use crate::program::Program;
 use crate::server::error::ApiError;
@@ -695,60 +694,6 @@ fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome
     }
 }
 
-/// An evaluation or evaluations body as the fast path reads it: names borrowed from the body,
-/// `properties` and `context` kept as JSON text until decoded, every key one of the API's (a
-/// body with any other key takes the ordinary path, so that what the audit log copies as it
-/// is was read key by key).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCall<'a> {
-    #[serde(borrow, default)]
-    subject: Option<Object<RawEntity<'a>>>,
-    #[serde(borrow, default)]
-    action: Option<Object<RawAction<'a>>>,
-    #[serde(borrow, default)]
-    resource: Option<Object<RawEntity<'a>>>,
-    #[serde(borrow, default)]
-    context: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    evaluations: Option<Vec<Object<RawItem<'a>>>>,
-    #[serde(borrow, default)]
-    options: Option<&'a RawValue>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawItem<'a> {
-    #[serde(borrow, default)]
-    subject: Option<Object<RawEntity<'a>>>,
-    #[serde(borrow, default)]
-    action: Option<Object<RawAction<'a>>>,
-    #[serde(borrow, default)]
-    resource: Option<Object<RawEntity<'a>>>,
-    #[serde(borrow, default)]
-    context: Option<&'a RawValue>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEntity<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow, default)]
-    properties: Option<&'a RawValue>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAction<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    properties: Option<&'a RawValue>,
-}
-
 /// The `properties` and `context` given at one level of a call (its defaults, or an item),
 /// parsed.
 #[derive(Default)]
@@ -760,20 +705,21 @@ struct Objects {
 }
 
 impl Objects {
-    fn read(
-        subject: Option<&RawEntity<'_>>,
-        action: Option<&RawAction<'_>>,
-        resource: Option<&RawEntity<'_>>,
-        context: Option<&RawValue>,
-    ) -> Result<Objects, RequestError> {
+    fn read(parts: &wire::Parts<'_>) -> Result<Objects, RequestError> {
         Ok(Objects {
-            subject: request::raw_object(subject.and_then(|s| s.properties), "subject.properties")?,
-            action: request::raw_object(action.and_then(|a| a.properties), "action.properties")?,
+            subject: request::raw_object(
+                parts.subject.and_then(|s| s.properties),
+                "subject.properties",
+            )?,
+            action: request::raw_object(
+                parts.action.and_then(|a| a.properties),
+                "action.properties",
+            )?,
             resource: request::raw_object(
-                resource.and_then(|r| r.properties),
+                parts.resource.and_then(|r| r.properties),
                 "resource.properties",
             )?,
-            context: request::raw_object(context, "context")?,
+            context: request::raw_object(parts.context, "context")?,
         })
     }
 
@@ -786,24 +732,21 @@ impl Objects {
 }
 
 /// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
-fn names_need_masking(
-    masking: &record::Masking,
-    subject: Option<&RawEntity<'_>>,
-    action: Option<&RawAction<'_>>,
-    resource: Option<&RawEntity<'_>>,
-) -> bool {
-    let entity = |e: Option<&RawEntity<'_>>| {
-        e.is_some_and(|e| masking.needs_text(&e.ty) || masking.needs_text(&e.id))
+fn names_need_masking(masking: &record::Masking, parts: &wire::Parts<'_>) -> bool {
+    let entity = |e: Option<wire::Entity<'_>>| {
+        e.is_some_and(|e| masking.needs_text(e.ty) || masking.needs_text(e.id))
     };
-    entity(subject) || entity(resource) || action.is_some_and(|a| masking.needs_text(&a.name))
+    entity(parts.subject)
+        || entity(parts.resource)
+        || parts.action.is_some_and(|a| masking.needs_text(a.name))
 }
 
-/// The body for the audit log: checked when everything in it was read and nothing needs
-/// masking, so the record copies it as it is.
+/// The body for the audit log: checked when every key of it was the API's, and nothing in it
+/// needs masking, so the record copies it as it is.
 fn request_text<'t>(
     state: &AppState,
     text: &'t str,
-    raw: &RawCall<'_>,
+    body: &wire::Body<'_>,
     levels: &[&Objects],
     options: Option<&JsonValue>,
 ) -> RequestText<'t> {
@@ -811,21 +754,14 @@ fn request_text<'t>(
         return RequestText::Unchecked(text);
     };
     let masking = &log.config().masking;
-    let clean = masking.spares_request_keys()
-        && !names_need_masking(
-            masking,
-            raw.subject.as_deref(),
-            raw.action.as_deref(),
-            raw.resource.as_deref(),
-        )
-        && raw.evaluations.iter().flatten().all(|item| {
-            !names_need_masking(
-                masking,
-                item.subject.as_deref(),
-                item.action.as_deref(),
-                item.resource.as_deref(),
-            )
-        })
+    let clean = !body.other_keys
+        && masking.spares_request_keys()
+        && !names_need_masking(masking, &body.parts)
+        && body
+            .evaluations
+            .iter()
+            .flatten()
+            .all(|item| !names_need_masking(masking, item))
         && !levels.iter().any(|objects| objects.need_masking(masking))
         && !options.is_some_and(|options| masking.needs_value(options));
     if clean {
@@ -835,10 +771,10 @@ fn request_text<'t>(
     }
 }
 
-/// The fast path of both evaluation endpoints: the body decoded without a JSON tree. `None`
-/// when the body needs the ordinary path — not readable this way, a key the API does not
-/// have, a part missing or not well-formed — decided nothing yet, so that path answers
-/// exactly as it always has (naming what is wrong).
+/// The fast path of both evaluation endpoints: the body decoded without a JSON tree
+/// ([`wire::read`]). `None` when the body needs the ordinary path — not readable this way, a
+/// part missing or not well-formed — decided nothing yet, so that path answers exactly as it
+/// always has (naming what is wrong).
 fn fast(
     state: &AppState,
     headers: &HeaderMap,
@@ -847,23 +783,23 @@ fn fast(
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
     let text = std::str::from_utf8(&body.bytes).ok()?;
-    let Object(raw) = serde_json::from_str::<Object<RawCall<'_>>>(text).ok()?;
+    let read = wire::read(text)?;
     let mut options = None;
     if batch {
-        if let Some(given) = raw.options {
+        if let Some(given) = read.options {
             options = Some(serde_json::from_str::<JsonValue>(given.get()).ok()?);
         }
         let semantic = match Semantic::parse(options.as_ref()) {
             Ok(semantic) => semantic,
             Err(error) => return Some(Err(error)),
         };
-        if let Some(items) = raw.evaluations.as_ref().filter(|items| !items.is_empty()) {
+        if let Some(items) = read.evaluations.as_ref().filter(|items| !items.is_empty()) {
             return fast_batch(
                 state,
                 headers,
                 body,
                 text,
-                &raw,
+                &read,
                 items,
                 semantic,
                 options.as_ref(),
@@ -872,25 +808,27 @@ fn fast(
         }
     }
     // A single evaluation.
-    let (Some(subject), Some(action), Some(resource)) = (&raw.subject, &raw.action, &raw.resource)
+    let parts = &read.parts;
+    let (Some(subject), Some(action), Some(resource)) =
+        (parts.subject, parts.action, parts.resource)
     else {
         return None;
     };
-    let objects = Objects::read(Some(subject), Some(action), Some(resource), raw.context).ok()?;
+    let objects = Objects::read(parts).ok()?;
     let wire = Wire {
-        subject_type: &subject.ty,
-        subject_id: &subject.id,
+        subject_type: subject.ty,
+        subject_id: subject.id,
         subject_properties: objects.subject.as_ref(),
-        action: &action.name,
+        action: action.name,
         action_properties: objects.action.as_ref(),
-        resource_type: &resource.ty,
-        resource_id: &resource.id,
+        resource_type: resource.ty,
+        resource_id: resource.id,
         resource_properties: objects.resource.as_ref(),
         context: objects.context.as_ref(),
     };
     let mut answer = || {
         let program = state.snapshot(body.started)?;
-        let request = request_text(state, text, &raw, &[&objects], options.as_ref());
+        let request = request_text(state, text, &read, &[&objects], options.as_ref());
         let mut call = Call::new(program, wants_explanation(state, headers)).audited(
             state.audit.as_ref(),
             headers,
@@ -913,31 +851,17 @@ fn fast_batch(
     headers: &HeaderMap,
     body: &AuthzenBody,
     text: &str,
-    raw: &RawCall<'_>,
-    items: &[Object<RawItem<'_>>],
+    read: &wire::Body<'_>,
+    items: &[wire::Parts<'_>],
     semantic: Semantic,
     options: Option<&JsonValue>,
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
     // Every `properties` and `context` read before anything is decided.
-    let defaults = Objects::read(
-        raw.subject.as_deref(),
-        raw.action.as_deref(),
-        raw.resource.as_deref(),
-        raw.context,
-    )
-    .ok()?;
+    let defaults = Objects::read(&read.parts).ok()?;
     let mut own = Vec::with_capacity(items.len());
     for item in items {
-        own.push(
-            Objects::read(
-                item.subject.as_deref(),
-                item.action.as_deref(),
-                item.resource.as_deref(),
-                item.context,
-            )
-            .ok()?,
-        );
+        own.push(Objects::read(item).ok()?);
     }
     let mut answer = || {
         let program = state.snapshot(body.started)?;
@@ -946,7 +870,7 @@ fn fast_batch(
                 let mut levels: Vec<&Objects> = Vec::with_capacity(own.len() + 1);
                 levels.push(&defaults);
                 levels.extend(own.iter());
-                request_text(state, text, raw, &levels, options)
+                request_text(state, text, read, &levels, options)
             }
             None => RequestText::Unchecked(text),
         };
@@ -959,28 +883,23 @@ fn fast_batch(
         );
         call.identity = crate::gateway::authzen_identity(state, headers)?;
         call.capabilities = state.capabilities.clone();
+        let top = &read.parts;
         let mut out = String::with_capacity(16 + items.len() * 20);
         out.push_str(r#"{"evaluations":["#);
         for (index, (item, own)) in items.iter().zip(&own).enumerate() {
             call.at_item(index);
             // An item's part replaces the default whole; `null` counts as absent.
-            let subject = match item.subject.as_deref() {
+            let subject = match item.subject {
                 Some(subject) => Some((subject, own.subject.as_ref())),
-                None => raw
-                    .subject
-                    .as_deref()
-                    .map(|s| (s, defaults.subject.as_ref())),
+                None => top.subject.map(|s| (s, defaults.subject.as_ref())),
             };
-            let action = match item.action.as_deref() {
+            let action = match item.action {
                 Some(action) => Some((action, own.action.as_ref())),
-                None => raw.action.as_deref().map(|a| (a, defaults.action.as_ref())),
+                None => top.action.map(|a| (a, defaults.action.as_ref())),
             };
-            let resource = match item.resource.as_deref() {
+            let resource = match item.resource {
                 Some(resource) => Some((resource, own.resource.as_ref())),
-                None => raw
-                    .resource
-                    .as_deref()
-                    .map(|r| (r, defaults.resource.as_ref())),
+                None => top.resource.map(|r| (r, defaults.resource.as_ref())),
             };
             let context = match item.context {
                 Some(_) => own.context.as_ref(),
@@ -989,13 +908,13 @@ fn fast_batch(
             let outcome = match (subject, action, resource) {
                 (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => call
                     .evaluate_wire(&Wire {
-                        subject_type: &subject.ty,
-                        subject_id: &subject.id,
+                        subject_type: subject.ty,
+                        subject_id: subject.id,
                         subject_properties: sp,
-                        action: &action.name,
+                        action: action.name,
                         action_properties: ap,
-                        resource_type: &resource.ty,
-                        resource_id: &resource.id,
+                        resource_type: resource.ty,
+                        resource_id: resource.id,
                         resource_properties: rp,
                         context,
                     }),

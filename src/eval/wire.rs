@@ -1,0 +1,338 @@
+//! Reading an AuthZEN evaluation or evaluations body straight from its text: the names
+//! (`type`, `id`, `name`) borrowed, `properties`, `context` and `options` kept as JSON text,
+//! nothing else built. What it cannot read simply — a name with an escape, a key given twice, a
+//! part that is not an object, anything that is not JSON — it does not read (`None`): the
+//! caller then reads the body the ordinary way, which accepts or refuses it exactly as before
+//! and names what is wrong.
+//!
+//! Only the skeleton is read here; every value it does not read itself (`properties`,
+//! `context`, `options`, unknown members) is read by `serde_json` at its place, so what is
+//! accepted is exactly what `serde_json` accepts.
+
+use serde_json::value::RawValue;
+
+/// `{"type", "id", "properties"}`.
+#[derive(Clone, Copy, Debug)]
+pub struct Entity<'a> {
+    pub ty: &'a str,
+    pub id: &'a str,
+    pub properties: Option<&'a RawValue>,
+}
+
+/// `{"name", "properties"}`.
+#[derive(Clone, Copy, Debug)]
+pub struct Action<'a> {
+    pub name: &'a str,
+    pub properties: Option<&'a RawValue>,
+}
+
+/// The parts an evaluation (or an item of a batch) gives; absent and `null` are `None`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Parts<'a> {
+    pub subject: Option<Entity<'a>>,
+    pub action: Option<Action<'a>>,
+    pub resource: Option<Entity<'a>>,
+    pub context: Option<&'a RawValue>,
+}
+
+/// A whole body.
+#[derive(Debug, Default)]
+pub struct Body<'a> {
+    /// The parts at the top: the request, or a batch's defaults.
+    pub parts: Parts<'a>,
+    /// `evaluations`, when present and not `null`.
+    pub evaluations: Option<Vec<Parts<'a>>>,
+    /// `options`, when present and not `null`.
+    pub options: Option<&'a RawValue>,
+    /// Whether any object of the skeleton held a key the API does not have (skipped).
+    pub other_keys: bool,
+}
+
+/// Reads a body; `None` when it must be read the ordinary way.
+pub fn read(text: &str) -> Option<Body<'_>> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        other_keys: false,
+    };
+    let mut body = Body::default();
+    let mut seen = [false; 6];
+    reader.object(|reader, key| {
+        let slot = match key {
+            "subject" => 0,
+            "action" => 1,
+            "resource" => 2,
+            "context" => 3,
+            "evaluations" => 4,
+            "options" => 5,
+            _ => return reader.skip(),
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            return None;
+        }
+        match slot {
+            0 => body.parts.subject = reader.nullable(Reader::entity)?,
+            1 => body.parts.action = reader.nullable(Reader::action)?,
+            2 => body.parts.resource = reader.nullable(Reader::entity)?,
+            3 => body.parts.context = reader.raw_nullable()?,
+            4 => body.evaluations = reader.nullable(Reader::items)?,
+            _ => body.options = reader.raw_nullable()?,
+        }
+        Some(())
+    })?;
+    reader.whitespace();
+    if reader.at != reader.bytes.len() {
+        return None;
+    }
+    body.other_keys = reader.other_keys;
+    Some(body)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    other_keys: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `byte` (after whitespace).
+    fn eat(&mut self, byte: u8) -> bool {
+        self.whitespace();
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        loop {
+            match self.bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' => return None,
+                byte if *byte < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+        let text = self.text.get(start..self.at)?;
+        self.at += 1;
+        Some(text)
+    }
+
+    /// Reads `{ "key": value, … }`, calling `member` after each key and its colon.
+    fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Reader<'a>, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            member(self, key)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b'}').then_some(());
+        }
+    }
+
+    /// `null` (as `None`), or what `read` reads.
+    fn nullable<T>(
+        &mut self,
+        read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        self.whitespace();
+        if self.bytes.get(self.at..self.at + 4) == Some(b"null") {
+            self.at += 4;
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    /// Any JSON value, as its text (read by `serde_json`).
+    fn raw(&mut self) -> Option<&'a RawValue> {
+        self.whitespace();
+        let rest = self.text.get(self.at..)?;
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+        let raw = stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(raw)
+    }
+
+    /// Any JSON value, `None` for `null`.
+    fn raw_nullable(&mut self) -> Option<Option<&'a RawValue>> {
+        let raw = self.raw()?;
+        Some((raw.get() != "null").then_some(raw))
+    }
+
+    /// Skips a member the API does not have (validated by `serde_json`).
+    fn skip(&mut self) -> Option<()> {
+        self.other_keys = true;
+        self.whitespace();
+        let rest = self.text.get(self.at..)?;
+        let mut stream =
+            serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
+        stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(())
+    }
+
+    fn entity(&mut self) -> Option<Entity<'a>> {
+        let (mut ty, mut id, mut properties) = (None, None, None);
+        let mut seen_properties = false;
+        self.object(|reader, key| match key {
+            "type" if ty.is_none() => {
+                ty = Some(reader.string()?);
+                Some(())
+            }
+            "id" if id.is_none() => {
+                id = Some(reader.string()?);
+                Some(())
+            }
+            "properties" if !seen_properties => {
+                seen_properties = true;
+                properties = reader.raw_nullable()?;
+                Some(())
+            }
+            "type" | "id" | "properties" => None,
+            _ => reader.skip(),
+        })?;
+        Some(Entity {
+            ty: ty?,
+            id: id?,
+            properties,
+        })
+    }
+
+    fn action(&mut self) -> Option<Action<'a>> {
+        let (mut name, mut properties) = (None, None);
+        let mut seen_properties = false;
+        self.object(|reader, key| match key {
+            "name" if name.is_none() => {
+                name = Some(reader.string()?);
+                Some(())
+            }
+            "properties" if !seen_properties => {
+                seen_properties = true;
+                properties = reader.raw_nullable()?;
+                Some(())
+            }
+            "name" | "properties" => None,
+            _ => reader.skip(),
+        })?;
+        Some(Action {
+            name: name?,
+            properties,
+        })
+    }
+
+    fn items(&mut self) -> Option<Vec<Parts<'a>>> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        let mut items = Vec::new();
+        if self.eat(b']') {
+            return Some(items);
+        }
+        loop {
+            let mut item = Parts::default();
+            let mut seen = [false; 4];
+            self.object(|reader, key| {
+                let slot = match key {
+                    "subject" => 0,
+                    "action" => 1,
+                    "resource" => 2,
+                    "context" => 3,
+                    _ => return reader.skip(),
+                };
+                if std::mem::replace(&mut seen[slot], true) {
+                    return None;
+                }
+                match slot {
+                    0 => item.subject = reader.nullable(Reader::entity)?,
+                    1 => item.action = reader.nullable(Reader::action)?,
+                    2 => item.resource = reader.nullable(Reader::entity)?,
+                    _ => item.context = reader.raw_nullable()?,
+                }
+                Some(())
+            })?;
+            items.push(item);
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b']').then_some(items);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_read_or_left_to_the_ordinary_way() {
+        let body = read(
+            r#" { "subject" : {"type":"User","id":"a b","properties":{"x":[1,{"y":null}]},"extra":1},
+                "action":{"name":"read"}, "resource":{"type":"Doc","id":"d1","properties":null},
+                "context":{"ip":"10.0.0.1"}, "options": null, "evaluations": [{}, {"subject": null,
+                "context": {"k": "\u0041"}}] } "#,
+        )
+        .unwrap();
+        let subject = body.parts.subject.unwrap();
+        assert_eq!((subject.ty, subject.id), ("User", "a b"));
+        assert_eq!(subject.properties.unwrap().get(), r#"{"x":[1,{"y":null}]}"#);
+        assert!(body.parts.resource.unwrap().properties.is_none());
+        assert_eq!(body.parts.context.unwrap().get(), r#"{"ip":"10.0.0.1"}"#);
+        assert!(body.options.is_none());
+        let items = body.evaluations.unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(items[1].subject.is_none());
+        assert!(body.other_keys);
+        for text in [
+            r#"{"subject":{"type":"User","id":"b\u006fb"}}"#,
+            r#"{"subject":{"type":"User","id":"a"},"subject":{"type":"User","id":"b"}}"#,
+            r#"{"subject":{"type":"User","id":"a","id":"b"}}"#,
+            r#"{"subject":["User","a"]}"#,
+            r#"{"subject":{"type":"User"}}"#,
+            r#"{"subject":{"type":"User","id":7}}"#,
+            r#"{"context":{"a":1,}}"#,
+            r#"{"x": [1, 2,]}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":1,}"#,
+            r#"[1]"#,
+            r#"{"evaluations":[1]}"#,
+            r#"{"evaluations":{}}"#,
+            "{\"subject\":{\"type\":\"Us\ter\",\"id\":\"a\"}}",
+            r#"{"subject":{"type":"User","id":"a"}"#,
+        ] {
+            assert!(read(text).is_none(), "{text}");
+        }
+        assert!(read("{}").is_some());
+        assert!(
+            !read(r#"{"subject":{"type":"U","id":"a"}}"#)
+                .unwrap()
+                .other_keys
+        );
+    }
+}
