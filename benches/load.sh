@@ -5,9 +5,10 @@
 # of 100, for Warden and for the floor: examples/floor.rs, a bare axum endpoint on the same
 # runtime that parses the same JSON body and answers a constant. Also reports Warden's own
 # server time per call (from its /metrics histogram). Then the cost of the audit log: a second
-# Warden with it on (every decision recorded, fsync per batch, in the work directory or
-# AUDIT_DIR) against the first, in the same run, in ABBA order; finally the log is verified and
-# its decisions counted against the server's.
+# Warden with it on (every decision recorded — a batch call is one record —, fsync per batch,
+# in the work directory or AUDIT_DIR) against the first, in the same run, in ABBA order;
+# finally the log is verified and its decisions counted against the server's. The load
+# average is printed before and after the runs: quote it with the figures.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
@@ -156,6 +157,7 @@ server_time() {
 }
 
 echo "== wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run, $(nproc) cores"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-26s %12s %14s %10s %10s %14s\n' "run" "requests/s" "decisions/s" "p50" "p99" "server µs/call"
 row() {
     local name=$1 per=$2 result=$3 time=${4:--}
@@ -249,4 +251,5 @@ target/release/warden audit verify --key-file "$work/audit.key" "$audit_dir"/aud
 recorded=$(target/release/warden audit verify --format json --key-file "$work/audit.key" \
     "$audit_dir"/audit.jsonl* | awk -F': ' '/"decisions"/ {gsub(",", "", $2); print $2}')
 echo "audit log: $decided decisions made, $recorded recorded"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$decided" = "$recorded" ] || { echo "the audit log lost decisions" >&2; exit 1; }

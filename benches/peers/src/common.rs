@@ -164,10 +164,8 @@ impl WardenDecider {
 
 impl Decider for WardenDecider {
     fn decide(&mut self, req: &Req) -> bool {
-        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-            return false;
-        };
-        match request::decode_body(&self.engine.program, &body, req.now) {
+        // The server's path: the body's bytes decoded without a JSON tree.
+        match request::decode_bytes(&self.engine.program, &req.body, req.now) {
             Ok(request) => eval::decide(&self.engine.program, &request).allowed,
             Err(_) => false,
         }
