@@ -24,7 +24,7 @@ use crate::data::json::Json;
 use crate::eval::explain;
 use crate::eval::request::{self, Parts, Verified, Wire};
 use crate::eval::wire;
-use crate::eval::{self, Decision, Frame, RequestError};
+use crate::eval::{self, Frame, RequestError};
 use crate::program::Program;
 use crate::server::error::ApiError;
 use crate::server::extract::AuthzenBody;
@@ -200,6 +200,28 @@ impl<'s> Call<'s> {
         }
     }
 
+    /// A call of the decision API: explained when asked, audited when the log is on, with the
+    /// caller's verified identity and the capability keys.
+    pub fn for_request(
+        state: &'s AppState,
+        headers: &HeaderMap,
+        program: Arc<Program>,
+        started: Instant,
+        shape: Shape,
+        request: RequestText<'_>,
+    ) -> Result<Call<'s>, ApiError> {
+        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
+            state.audit.as_ref(),
+            headers,
+            started,
+            shape,
+            request,
+        );
+        call.identity = crate::gateway::authzen_identity(state, headers)?;
+        call.capabilities = state.capabilities.clone();
+        Ok(call)
+    }
+
     /// Records this call's decisions in `log` (when there is one): `request` is the call's
     /// body, recorded once as the caller sent it.
     pub fn audited(
@@ -337,7 +359,7 @@ impl<'s> Call<'s> {
                 let explanation = explain::explain(program, frame, &decision);
                 let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
                 let mut context = json!({
-                    "reason_admin": { "en": summary(program, &decision) },
+                    "reason_admin": { "en": explain::verdict_line(program, &decision) },
                     "explanation": explanation,
                 });
                 if let Some(capability) = capability_outcome(program, &request, refused) {
@@ -416,23 +438,6 @@ fn capability_outcome(
             }),
         },
     )
-}
-
-/// One line for operators: which rules decided.
-fn summary(program: &Program, decision: &Decision) -> String {
-    let ids: Vec<&str> = decision
-        .reasons
-        .iter()
-        .filter_map(|id| program.rule(*id))
-        .map(|rule| &*rule.id)
-        .collect();
-    if decision.allowed {
-        format!("allowed by {}", ids.join(", "))
-    } else if ids.is_empty() {
-        "denied: no rule allows this request (default deny)".to_string()
-    } else {
-        format!("denied by {}", ids.join(", "))
-    }
 }
 
 /// Reads `subject`, `action`, `resource` and `context` of a single evaluation.
@@ -518,15 +523,14 @@ fn single(
 ) -> Result<Response, ApiError> {
     let parts = parts(object)?;
     let program = state.snapshot(body.started)?;
-    let mut call = Call::new(program, wants_explanation(state, headers)).audited(
-        state.audit.as_ref(),
+    let mut call = Call::for_request(
+        state,
         headers,
+        program,
         body.started,
         Shape::Single,
         RequestText::Unchecked(body.text()?),
-    );
-    call.identity = crate::gateway::authzen_identity(state, headers)?;
-    call.capabilities = state.capabilities.clone();
+    )?;
     let outcome = call.evaluate(&parts);
     *record = call.take_record();
     answer_single(state, &call.program, outcome)
@@ -648,15 +652,14 @@ fn batch(
         return single(state, headers, raw, body, record);
     };
     let program = state.snapshot(raw.started)?;
-    let mut call = Call::new(program, wants_explanation(state, headers)).audited(
-        state.audit.as_ref(),
+    let mut call = Call::for_request(
+        state,
         headers,
+        program,
         raw.started,
         Shape::Batch,
         RequestText::Unchecked(raw.text()?),
-    );
-    call.identity = crate::gateway::authzen_identity(state, headers)?;
-    call.capabilities = state.capabilities.clone();
+    )?;
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
     for (index, entry) in items.iter().enumerate() {
@@ -829,15 +832,14 @@ fn fast(
     let mut answer = || {
         let program = state.snapshot(body.started)?;
         let request = request_text(state, text, &read, &[&objects], options.as_ref());
-        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
-            state.audit.as_ref(),
+        let mut call = Call::for_request(
+            state,
             headers,
+            program,
             body.started,
             Shape::Single,
             request,
-        );
-        call.identity = crate::gateway::authzen_identity(state, headers)?;
-        call.capabilities = state.capabilities.clone();
+        )?;
         let outcome = call.evaluate_wire(&wire);
         *record = call.take_record();
         answer_single(state, &call.program, outcome)
@@ -874,15 +876,8 @@ fn fast_batch(
             }
             None => RequestText::Unchecked(text),
         };
-        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
-            state.audit.as_ref(),
-            headers,
-            body.started,
-            Shape::Batch,
-            request,
-        );
-        call.identity = crate::gateway::authzen_identity(state, headers)?;
-        call.capabilities = state.capabilities.clone();
+        let mut call =
+            Call::for_request(state, headers, program, body.started, Shape::Batch, request)?;
         let top = &read.parts;
         let mut out = String::with_capacity(16 + items.len() * 20);
         out.push_str(r#"{"evaluations":["#);
