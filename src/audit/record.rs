@@ -837,7 +837,7 @@ fn write_request(
     let request = match request {
         RequestText::Checked(text) => {
             let bytes = text.as_bytes();
-            if !bytes.contains(&b'\n') && !bytes.contains(&b'\r') {
+            if memchr::memchr2(b'\n', b'\r', bytes).is_none() {
                 out.push_str(text);
                 return;
             }

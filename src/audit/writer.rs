@@ -42,6 +42,11 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The most records one batch takes from the queue.
 const BATCH_MAX: usize = 16_384;
 
+/// The page size the page-cache advice is aligned to (4 KiB on every platform Warden
+/// runs on; a larger page only makes the advice drop less).
+#[cfg(unix)]
+const PAGE: u64 = 4096;
+
 enum Message {
     /// A record, and the room it holds in the queue (its decisions, at most the capacity).
     Record(Record, u32),
@@ -470,10 +475,7 @@ impl Writer {
             loop {
                 let tick = self.next_deadline();
                 match tokio::time::timeout(tick, receiver.recv()).await {
-                    Ok(Some(message)) => {
-                        self.took(&message);
-                        batch.push(message);
-                    }
+                    Ok(Some(message)) => batch.push(message),
                     Ok(None) => return None,
                     Err(_) => {
                         self.housekeeping();
@@ -493,13 +495,11 @@ impl Writer {
                 }
                 while batch.len() < BATCH_MAX {
                     match receiver.try_recv() {
-                        Ok(message) => {
-                            self.took(&message);
-                            batch.push(message);
-                        }
+                        Ok(message) => batch.push(message),
                         Err(_) => break,
                     }
                 }
+                self.took(&batch);
                 let mut close = None;
                 for message in batch.drain(..) {
                     match message {
@@ -570,10 +570,18 @@ impl Writer {
         }
     }
 
-    /// A message left the queue: its room is free again.
-    fn took(&self, message: &Message) {
-        if let Message::Record(_, permits) = message {
-            self.room.add_permits(*permits as usize);
+    /// Messages left the queue: their room is free again (given back at once: each
+    /// return takes the semaphore's lock, which the calls' side contends for).
+    fn took(&self, batch: &[Message]) {
+        let permits: usize = batch
+            .iter()
+            .map(|message| match message {
+                Message::Record(_, permits) => *permits as usize,
+                Message::Close(_) => 0,
+            })
+            .sum();
+        if permits > 0 {
+            self.room.add_permits(permits);
         }
     }
 
@@ -662,13 +670,23 @@ impl Writer {
         } else {
             // The log is written once and not read back: its synced pages would only crowd
             // the page cache (and, under load, make every new page cost a reclaim).
-            // Only what was written since the last time: the rest is gone already.
+            // Only whole pages written since the last time: the rest is gone already, and
+            // the last, partly written page stays, or the next write would read it back
+            // from the disk first.
             #[cfg(unix)]
             {
-                let from = self.dropped & !4095;
-                if rustix::fs::fadvise(&self.file, from, None, rustix::fs::Advice::DontNeed).is_ok()
-                {
-                    self.dropped = self.size;
+                let whole = self.size & !(PAGE - 1);
+                if whole > self.dropped {
+                    let len = std::num::NonZeroU64::new(whole - self.dropped);
+                    let advised = rustix::fs::fadvise(
+                        &self.file,
+                        self.dropped,
+                        len,
+                        rustix::fs::Advice::DontNeed,
+                    );
+                    if advised.is_ok() {
+                        self.dropped = whole;
+                    }
                 }
             }
         }
