@@ -214,6 +214,8 @@ pub struct Builder {
     masked: Vec<String>,
     /// Batch: entries written to `items` so far (an item not recorded is `null`).
     entries: usize,
+    /// Batch: `items` is open (members come before it).
+    items_open: bool,
     decisions: u32,
     /// Batch: the distinct outcomes, which items refer to by index.
     outcomes: Outcomes,
@@ -266,14 +268,12 @@ impl Builder {
         }
         out.push_str(",\"request\":");
         write_request(&mut out, request, masking, &mut masked);
-        if shape == Shape::Batch {
-            out.push_str(",\"items\":[");
-        }
         Builder {
             shape,
             out,
             masked,
             entries: 0,
+            items_open: false,
             decisions: 0,
             outcomes: Outcomes::default(),
             reads: ReadTable::default(),
@@ -282,9 +282,10 @@ impl Builder {
         }
     }
 
-    /// Adds a member to a single decision's record (before its outcome), e.g. `verified`.
+    /// Adds a member to the record, after the request and before any outcome (e.g.
+    /// `verified`); ignored once an outcome is recorded.
     pub fn member(&mut self, name: &str, value: &JsonValue, masking: &Masking) {
-        if self.shape == Shape::Batch || self.decisions > 0 {
+        if self.decisions > 0 || self.items_open {
             return;
         }
         self.out.push(',');
@@ -322,6 +323,10 @@ impl Builder {
 
     fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
         let out = &mut self.out;
+        if !self.items_open {
+            out.push_str(",\"items\":[");
+            self.items_open = true;
+        }
         // Items not recorded (not wanted, or not well-formed) are `null`.
         while self.entries < index {
             if self.entries > 0 {
@@ -434,6 +439,9 @@ impl Builder {
         }
         let out = &mut self.out;
         if self.shape == Shape::Batch {
+            if !self.items_open {
+                out.push_str(",\"items\":[");
+            }
             out.push_str("],\"outcomes\":[");
             out.push_str(&self.outcomes.text);
             out.push_str("],\"reads\":[");

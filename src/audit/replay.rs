@@ -282,15 +282,27 @@ impl Replayer<'_> {
         let was_allowed = verdict == "allow";
         let decoded = match &recorded.parts {
             Ok(parts) => request::decode(program, parts, recorded.time).and_then(|mut decoded| {
+                let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
                 // Forward-auth records carry the verified attributes of the subject.
                 if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
-                    let ty = parts
-                        .subject
-                        .get("type")
-                        .and_then(JsonValue::as_str)
-                        .unwrap_or_default();
+                    let ty = subject("type").unwrap_or_default();
                     let verified = request::Verified::decode(program, ty, claims)?;
                     decoded.verified = Some(std::sync::Arc::new(verified));
+                }
+                // AuthZEN calls with a `Warden-Subject-Token` carry what it proved: its
+                // attributes are the subject's when a decision names that subject, as in the
+                // server.
+                if let Some(token) = recorded.record.get("verified_subject") {
+                    let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
+                    if let (Some(ty), Some(id), Some(JsonValue::Object(claims))) =
+                        (text("type"), text("id"), token.get("attributes"))
+                        && subject("type") == Some(ty)
+                        && subject("id") == Some(id)
+                        && !claims.is_empty()
+                    {
+                        let verified = request::Verified::decode(program, ty, claims)?;
+                        decoded.verified = Some(std::sync::Arc::new(verified));
+                    }
                 }
                 Ok(decoded)
             }),

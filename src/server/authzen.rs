@@ -218,6 +218,17 @@ impl<'s> Call<'s> {
             request,
         );
         call.identity = crate::gateway::authzen_identity(state, headers)?;
+        // The token itself is never recorded; what it proved is, so that replay decides
+        // with the same attributes.
+        if let (Some(audit), Some((identity, subject_type))) = (&mut call.audit, &call.identity) {
+            let verified = serde_json::json!({
+                "type": &**subject_type,
+                "id": identity.subject,
+                "attributes": identity.attributes,
+            });
+            let masking = &audit.log.config().masking;
+            audit.builder.member("verified_subject", &verified, masking);
+        }
         call.capabilities = state.capabilities.clone();
         Ok(call)
     }

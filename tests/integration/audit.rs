@@ -1175,3 +1175,121 @@ async fn forward_auth_decisions_are_recorded_without_their_tokens() {
             .any(|f| f["request_id"] == "n4" && f["to"] == "allow")
     );
 }
+
+/// An AuthZEN call with a `Warden-Subject-Token` records what the token proved (never the
+/// token), and replay decides with it: the same policy flips nothing, and a policy that no
+/// longer honours the verified attribute flips exactly the decisions that named its subject.
+#[tokio::test]
+async fn subject_tokens_of_authzen_calls_are_recorded_as_what_they_proved() {
+    use crate::gateway::{claims, example_policies, gateway_config, sign};
+    use jsonwebtoken::Algorithm;
+
+    let policy = std::fs::read_to_string(example_policies().join("photos.warden")).unwrap();
+    let store = std::fs::read_to_string(example_policies().join("data/store.json")).unwrap();
+    let dir = PolicyDir::new(&[("photos.warden", &policy), ("data/store.json", &store)]);
+    let log = dir.root.path().join("audit").join("audit.jsonl");
+    let mut config = gateway_config(&dir.path());
+    config.gateway.authzen_subject_token = true;
+    config.audit = Some(AuditConfig::new(log.clone(), Key::new(KEY).unwrap()));
+    let server = TestServer::start(config).await;
+
+    let mut staff = claims("bob");
+    staff["email"] = json!("bob@staff.example");
+    let token = sign(Algorithm::ES256, &staff);
+    let headers = [
+        ("content-type", "application/json"),
+        ("warden-subject-token", token.as_str()),
+        ("x-request-id", "t1"),
+    ];
+    let view = |subject: &str| {
+        json!({
+            "subject": {"type": "User", "id": subject},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+    };
+    let single = server
+        .http
+        .send(
+            "POST",
+            "/access/v1/evaluation",
+            &headers,
+            view("bob").to_string(),
+        )
+        .await;
+    assert_eq!(single.body, r#"{"decision":true}"#);
+    // A batch: bob's item is decided with his verified email, carol's without it.
+    let batch = json!({
+        "action": {"name": "view"},
+        "resource": {"type": "Photo", "id": "p1"},
+        "evaluations": [
+            {"subject": {"type": "User", "id": "bob"}},
+            {"subject": {"type": "User", "id": "carol"}},
+        ],
+    });
+    let headers = [
+        ("content-type", "application/json"),
+        ("warden-subject-token", token.as_str()),
+        ("x-request-id", "t2"),
+    ];
+    let answer = server
+        .http
+        .send(
+            "POST",
+            "/access/v1/evaluations",
+            &headers,
+            batch.to_string(),
+        )
+        .await;
+    assert_eq!(
+        answer.body,
+        r#"{"evaluations":[{"decision":true},{"decision":false}]}"#
+    );
+    server.running.shutdown().await;
+
+    let files = vec![log.clone()];
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(token.as_str()), "{text}");
+    assert!(!text.contains("eyJ"), "{text}");
+    let records = records(&files);
+    for id in ["t1", "t2"] {
+        let record = records.iter().find(|r| r["request_id"] == id).unwrap();
+        assert_eq!(
+            record["verified_subject"],
+            json!({"type": "User", "id": "bob", "attributes": {"email": "bob@staff.example"}}),
+            "{record:#}"
+        );
+    }
+    assert!(verify_lib(&files).intact);
+
+    let replay = |policies: &Path| -> JsonValue {
+        let output = warden()
+            .args(["audit", "replay", "--format", "json", "-p"])
+            .arg(policies)
+            .arg(&log)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    };
+    // The same policy: every decision replays as it was made.
+    let same = replay(&dir.path());
+    assert_eq!(same["replayed"], 3, "{same:#}");
+    assert_eq!(same["unchanged"], 3, "{same:#}");
+    // Without the rule that honours a staff email, bob's two decisions flip; carol's stays.
+    let changed = policy.replace(
+        "@id(\"staff-view\")\nallow view on Photo if subject has email and subject.email like \"*@staff.example\"\n",
+        "",
+    );
+    assert_ne!(changed, policy);
+    let new = PolicyDir::new(&[("photos.warden", &changed), ("data/store.json", &store)]);
+    let flipped = replay(&new.path());
+    assert_eq!(flipped["replayed"], 3, "{flipped:#}");
+    assert_eq!(flipped["allow_to_deny"], 2, "{flipped:#}");
+    assert_eq!(flipped["deny_to_allow"], 0, "{flipped:#}");
+}
