@@ -37,9 +37,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 15)]));
+    // Through a buffer: a digest's 64 digits go in with one copy, not 64 pushes.
+    let mut buffer = [0u8; 128];
+    for chunk in bytes.chunks(64) {
+        let mut len = 0;
+        for (byte, pair) in chunk.iter().zip(buffer.chunks_exact_mut(2)) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 15)];
+            len += 2;
+        }
+        // Hex digits are ASCII.
+        out.push_str(std::str::from_utf8(&buffer[..len]).unwrap_or_default());
     }
 }
 
@@ -55,10 +63,21 @@ pub fn seal(out: &mut String, seq: u64, prev: &str, body: &str) -> String {
 /// [`seal`] for a writer that keeps the chain head: `head` is the previous record's hash on
 /// the way in, this record's on the way out.
 pub fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
-    use std::fmt::Write;
     let start = out.len();
     out.push_str("{\"seq\":");
-    let _ = write!(out, "{seq}");
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Decimal digits are ASCII.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
     out.push_str(",\"prev\":\"");
     out.push_str(head);
     out.push_str("\",");
@@ -189,6 +208,38 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["seq"], 3);
         assert!(split("{\"seq\":1}").is_none());
+    }
+
+    /// The line format and the hash are pinned: logs written by every version must keep
+    /// verifying (the expected digests are Python's `hashlib.sha256` of the covered text).
+    #[test]
+    fn lines_and_hashes_are_as_specified() {
+        for (seq, expected) in [
+            (
+                0,
+                "89d9a6826b420ea9ddda671fb27bb31adcebd68686da5890753418eacb88d1ed",
+            ),
+            (
+                10,
+                "1c6d87f2e7525741afb13602b97c68794f52258c9d6ea91c3f747e1d3a9e52ed",
+            ),
+            (
+                u64::MAX,
+                "93dd4aeeb96cfc308d55bc14ca7211777b97ade99f51db5a570b5dcbf94433e3",
+            ),
+        ] {
+            let mut line = String::new();
+            let hash = seal(&mut line, seq, GENESIS, "\"kind\":\"x\"");
+            assert_eq!(hash, expected);
+            assert_eq!(
+                line,
+                format!(
+                    "{{\"seq\":{seq},\"prev\":\"{GENESIS}\",\"kind\":\"x\",\"hash\":\"{expected}\"}}"
+                )
+            );
+        }
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[0xab; 100]), "ab".repeat(100));
     }
 
     #[test]
