@@ -12,6 +12,7 @@
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
+#   ROUNDS=3 benches/load.sh audit          # only the audit log's cost, ABBA three times
 #
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
 set -euo pipefail
@@ -26,6 +27,12 @@ GATEWAY_PORT=${GATEWAY_PORT:-18183}
 UNCACHED_PORT=${UNCACHED_PORT:-18184}
 AUDIT_PORT=${AUDIT_PORT:-18185}
 AUDIT_DIR=${AUDIT_DIR:-}
+ROUNDS=${ROUNDS:-1}
+PART=${1:-all}
+case $PART in
+    all | audit) ;;
+    *) echo "usage: benches/load.sh [all|audit]" >&2; exit 2 ;;
+esac
 
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     echo "== installing wrk and curl"
@@ -158,7 +165,9 @@ server_time() {
 
 echo "== wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run, $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-26s %12s %14s %10s %10s %14s\n' "run" "requests/s" "decisions/s" "p50" "p99" "server µs/call"
+if [ "$PART" = all ]; then
+    printf '%-26s %12s %14s %10s %10s %14s\n' "run" "requests/s" "decisions/s" "p50" "p99" "server µs/call"
+fi
 row() {
     local name=$1 per=$2 result=$3 time=${4:--}
     read -r rps p50 p99 <<<"$result"
@@ -168,6 +177,7 @@ row() {
 wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$PORT/access/v1/evaluation" >/dev/null
 wrk -t1 -c4 -d1s -s "$work/single.lua" "http://127.0.0.1:$AUDIT_PORT/access/v1/evaluation" >/dev/null
 
+if [ "$PART" = all ]; then
 warden_single=$(measure "http://127.0.0.1:$PORT/access/v1/evaluation" "$work/single.lua")
 row "warden single" 1 "$warden_single" "$(server_time evaluation)"
 floor_single=$(measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation" "$work/single.lua")
@@ -220,6 +230,7 @@ for alg in HS256 ES256; do
     result=$(measure "http://127.0.0.1:$UNCACHED_PORT/forward-auth/nginx" "$work/forward-$alg.lua")
     row "forward-auth $alg no cache" 1 "$result"
 done
+fi
 # The audit log on (every decision recorded, chained, checkpointed, synced per batch) against
 # off, in ABBA order (off, on, on, off) so that a machine getting busier or quieter during the
 # run does not favour either side; each side's throughput is the mean of its two runs.
@@ -235,10 +246,14 @@ abba() {
 }
 echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
-read -r off on share <<<"$(abba /access/v1/evaluation "$work/single.lua")"
-printf '%-26s %12s %12s %7s%% %16s\n' "single" "$off" "$on" "$share" "$(audit_server_time evaluation)"
-read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
-printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100" "$off" "$on" "$share" "$(audit_server_time evaluations)"
+for round in $(seq 1 "$ROUNDS"); do
+    label=""
+    [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
+    read -r off on share <<<"$(abba /access/v1/evaluation "$work/single.lua")"
+    printf '%-26s %12s %12s %7s%% %16s\n' "single$label" "$off" "$on" "$share" "$(audit_server_time evaluation)"
+    read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
+    printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
+done
 echo "(target: audit on at least 90% of off)"
 
 # Every decision must be in the log, and the log must verify once the server has closed it.
