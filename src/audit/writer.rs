@@ -42,6 +42,9 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The most records one batch takes from the queue.
 const BATCH_MAX: usize = 16_384;
 
+/// How much file space is reserved ahead of the log's end at a time.
+const RESERVE: u64 = 64 * 1024 * 1024;
+
 /// The page size the page-cache advice is aligned to (4 KiB on every platform Warden
 /// runs on; a larger page only makes the advice drop less).
 #[cfg(unix)]
@@ -386,6 +389,10 @@ struct Writer {
     size: u64,
     /// Bytes of the current file already dropped from the page cache.
     dropped: u64,
+    /// Where the space reserved ahead of the current file's end ends (0: none reserved).
+    reserved: u64,
+    /// Whether the file system takes reservations (cleared at the first refusal).
+    reserving: bool,
     opened: Instant,
     /// The seq of the current file's first record (for the rotated name).
     first_seq: Option<u64>,
@@ -445,6 +452,8 @@ impl Writer {
             room,
             size: file.metadata()?.len(),
             dropped: 0,
+            reserved: 0,
+            reserving: cfg!(target_os = "linux"),
             file,
             opened: now,
             first_seq,
@@ -527,6 +536,7 @@ impl Writer {
         self.checkpoint("close");
         self.flush();
         self.sync();
+        self.trim();
         if let Some(done) = closed {
             let _ = done.send(());
         }
@@ -622,6 +632,7 @@ impl Writer {
 
     /// Writes the buffer out, retrying (and counting) failures: a record is never skipped.
     fn flush(&mut self) {
+        self.reserve(self.buffer.len() as u64);
         let bytes = self.buffer.as_bytes();
         let mut written = 0;
         let mut failures = 0u32;
@@ -658,6 +669,47 @@ impl Writer {
             tracing::error!(%error, path = %self.path.display(), "cannot write the audit log; retrying");
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Reserves the file's space ahead of its end, [`RESERVE`] at a time (never past the
+    /// rotation size), without changing its size: appending into reserved space spares the
+    /// file system an allocation per page (a quarter of the writer's system time in a
+    /// measurement on ext4). Readers see the file as it is; the space beyond the end is given
+    /// back when the file is closed or rotated ([`Writer::trim`]).
+    fn reserve(&mut self, len: u64) {
+        let end = self.size + len;
+        if !self.reserving || end <= self.reserved {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let from = self.reserved.max(self.size);
+            let to = end.max(from + RESERVE.min(self.rotate_bytes));
+            let reserved = rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                from,
+                to - from,
+            );
+            match reserved {
+                Ok(()) => self.reserved = to,
+                // Not every file system reserves (or has room to): write without.
+                Err(error) => {
+                    tracing::debug!(%error, "the audit log's space cannot be reserved ahead");
+                    self.reserving = false;
+                }
+            }
+        }
+    }
+
+    /// Gives back the space reserved beyond the end of the file.
+    fn trim(&mut self) {
+        if self.reserved > self.size {
+            if let Err(error) = self.file.set_len(self.size) {
+                tracing::warn!(%error, "cannot give back the audit log's reserved space");
+            }
+            self.reserved = 0;
+        }
     }
 
     fn sync(&mut self) {
@@ -698,6 +750,7 @@ impl Writer {
         self.checkpoint("rotate");
         self.flush();
         self.sync();
+        self.trim();
         let first = self.first_seq.unwrap_or(self.next_seq);
         let rotated = rotated_name(&self.path, first);
         if let Err(error) = std::fs::rename(&self.path, &rotated) {
@@ -713,6 +766,7 @@ impl Writer {
                 self.file = file;
                 self.size = 0;
                 self.dropped = 0;
+                self.reserved = 0;
                 self.opened = Instant::now();
                 self.first_seq = None;
                 self.counters.rotations.fetch_add(1, Relaxed);

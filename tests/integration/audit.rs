@@ -535,6 +535,30 @@ async fn shutdown_drains_the_queue() {
     assert!(verify_lib(&files).intact);
 }
 
+/// The writer reserves file space ahead of the log's end; a closed (or rotated) file keeps
+/// none of it beyond its last byte.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_closed_log_holds_no_space_beyond_its_end() {
+    use std::os::unix::fs::MetadataExt;
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.rotate_bytes = 8 * 1024 * 1024;
+    closed_log(&setup, audit, 20).await;
+    for file in setup.files() {
+        let meta = std::fs::metadata(&file).unwrap();
+        let whole_blocks = meta.len().div_ceil(4096) * 4096;
+        assert!(
+            meta.blocks() * 512 <= whole_blocks,
+            "{}: {} bytes long, {} bytes allocated",
+            file.display(),
+            meta.len(),
+            meta.blocks() * 512
+        );
+    }
+    assert!(verify_lib(&setup.files()).intact);
+}
+
 #[tokio::test]
 async fn modes_and_masking() {
     let setup = Setup::new();
