@@ -761,3 +761,44 @@ async fn bodies_read_from_their_bytes_are_answered_as_the_ordinary_way_answers()
     }
     server.running.shutdown().await;
 }
+
+/// A body sent too slowly is cut off at `request_timeout_ms` with a 408 (never a decision),
+/// and the server goes on answering other callers meanwhile.
+#[tokio::test]
+async fn a_body_sent_too_slowly_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(Config {
+        watch: false,
+        request_timeout: Duration::from_millis(300),
+        ..config(&dir.path())
+    })
+    .await;
+    let body = request("alice", "read", "d1").to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.running.address)
+        .await
+        .unwrap();
+    // The headers and half the body; the rest never comes.
+    let raw = format!(
+        "POST {EVALUATION} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..body.len() / 2]
+    );
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let answered = server
+        .http
+        .post_json(EVALUATION, &request("alice", "read", "d1"))
+        .await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(!answer.contains("decision"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+}
