@@ -7,6 +7,7 @@
 //! generation stamp, not by clearing. After the request is decoded, deciding allocates nothing
 //! (buffers in the frame are reused; reasons and errors live inline in the decision).
 
+mod bytes;
 pub mod capability;
 pub mod explain;
 pub mod request;
