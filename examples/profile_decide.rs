@@ -142,8 +142,10 @@ fn todo(rounds: usize) {
     for l in 0..500 {
         let owner = below(200);
         owners.push(owner);
-        entities.push(json!({"type": "List", "id": format!("l{l}"), "attributes": {
-            "owner": format!("u{owner}"), "readers": team(below(40)), "editors": team(below(40))}}));
+        entities.push(
+            json!({"type": "List", "id": format!("l{l}"), "attributes": {
+            "owner": format!("u{owner}"), "readers": team(below(40)), "editors": team(below(40))}}),
+        );
     }
     std::fs::write(
         dir.join("data.json"),
@@ -164,7 +166,11 @@ fn todo(rounds: usize) {
     let mut bodies = Vec::new();
     for _ in 0..400 {
         let body = if below(100) < 10 {
-            let action = if below(2) == 0 { "create_list" } else { "get_lists" };
+            let action = if below(2) == 0 {
+                "create_list"
+            } else {
+                "get_lists"
+            };
             json!({
                 "subject": {"type": "User", "id": format!("u{}", below(200))},
                 "action": {"name": action},
@@ -172,7 +178,11 @@ fn todo(rounds: usize) {
             })
         } else {
             let list = below(500);
-            let user = if below(100) < 20 { owners[list] } else { below(200) };
+            let user = if below(100) < 20 {
+                owners[list]
+            } else {
+                below(200)
+            };
             json!({
                 "subject": {"type": "User", "id": format!("u{user}")},
                 "action": {"name": actions[below(actions.len())]},

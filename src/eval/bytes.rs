@@ -527,8 +527,7 @@ impl<'a> Cursor<'a> {
                 }
                 b'{' => {
                     let (ty, id) = self.entity_object(depth)?;
-                    (ty == expected.as_str())
-                        .then(|| Value::Entity(resolver.entity(ty, id)))
+                    (ty == expected.as_str()).then(|| Value::Entity(resolver.entity(ty, id)))
                 }
                 _ => None,
             },
@@ -622,7 +621,10 @@ impl<'a> Cursor<'a> {
                                 } else {
                                     id = Some(text);
                                 }
-                                fields.push((resolver.string(key), Value::Str(resolver.string(text))));
+                                fields.push((
+                                    resolver.string(key),
+                                    Value::Str(resolver.string(text)),
+                                ));
                             } else {
                                 let value = self.dynamic(resolver, depth + 1)?;
                                 fields.push((resolver.string(key), value));
@@ -645,5 +647,54 @@ impl<'a> Cursor<'a> {
                 Number::Other => None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_ends_are_found_eight_bytes_at_a_time_as_one_at_a_time() {
+        let naive = |bytes: &[u8], at: usize| {
+            bytes
+                .iter()
+                .skip(at)
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map(|n| n + at)
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        let mut seed = 7u64;
+        for _ in 0..20_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let length = (seed >> 59) as usize + 1;
+            let mut bytes = Vec::with_capacity(length);
+            for i in 0..length {
+                let pick = (seed >> (i % 50)) as usize;
+                // Mostly plain letters, so the sought byte lands anywhere in a word.
+                bytes.push(if pick.is_multiple_of(5) {
+                    alphabet[pick % alphabet.len()]
+                } else {
+                    b'a'
+                });
+            }
+            for at in 0..bytes.len() {
+                assert_eq!(
+                    string_end(&bytes, at),
+                    naive(&bytes, at),
+                    "{bytes:?} from {at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_capability_member_is_the_one_the_ordinary_path_strips() {
+        assert_eq!(
+            CAPABILITY_MEMBER,
+            format!("\"{}\"", super::super::request::CAPABILITY_KEY)
+        );
     }
 }

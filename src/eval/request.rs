@@ -410,21 +410,22 @@ pub fn decode_wire(
     ))
 }
 
-/// The fast path of [`decode_bytes`]: the body read in one pass, its objects decoded from
-/// their text ([`super::bytes`]). `None` for anything that path leaves to the ordinary one,
-/// errors included: they are always named by the ordinary path.
+/// The fast path of [`decode_bytes`]: the body read in one pass, its names found with one
+/// lookup each ([`RequestNames`](crate::program::requests::RequestNames)), its objects
+/// decoded from their text ([`super::bytes`]). `None` for anything that path leaves to the
+/// ordinary one — names not declared, errors included: errors are always named by the
+/// ordinary path.
 fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request> {
     let body = super::bytes::read(text)?;
-    let declared = declarations(
-        program,
-        body.subject.ty,
-        body.resource.ty,
-        body.action,
-    )
-    .ok()?;
-    let mut resolver = RequestResolver {
-        store: &program.store,
-    };
+    let names = &program.request_names;
+    let subject = names.types.get(body.subject.ty)?;
+    let resource = names.types.get(body.resource.ty)?;
+    let action = names.actions.get(body.action)?;
+    if !action.applies_to(body.resource.ty) {
+        return None;
+    }
+    let store = &program.store;
+    let mut resolver = RequestResolver { store };
     let mut object = |text: Option<&str>, declared: Option<&RecordType>| match text {
         Some(text) => super::bytes::decode_object(text, declared, &mut resolver),
         None if declared.is_none_or(|record| record.fields.values().all(|f| f.optional)) => {
@@ -432,33 +433,35 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
         }
         None => None,
     };
-    let objects = Objects {
-        subject: object(
-            body.subject.properties,
-            declared.subject.and_then(|d| d.properties.as_ref()),
-        )?,
-        resource: object(
-            body.resource.properties,
-            declared.resource.and_then(|d| d.properties.as_ref()),
-        )?,
-        action: object(
-            body.action_properties,
-            declared.action.and_then(|d| d.properties.as_ref()),
-        )?,
-        context: object(
-            body.context,
-            declared.action.and_then(|d| d.context.as_ref()),
-        )?,
+    let subject_properties = object(body.subject.properties, subject.properties.as_ref())?;
+    let resource_properties = object(body.resource.properties, resource.properties.as_ref())?;
+    let action_properties = object(body.action_properties, action.properties.as_ref())?;
+    let context = object(body.context, action.context.as_ref())?;
+    let entity = |store_type: Option<u32>, ty: &str, id: &str| {
+        Value::Entity(
+            match store_type.and_then(|index| store.lookup_in(index, id)) {
+                Some(known) => EntityRef::Known(known),
+                None => EntityRef::Unknown(Arc::new(EntityUid {
+                    ty: Arc::from(ty),
+                    id: Arc::from(id),
+                })),
+            },
+        )
     };
-    Some(assemble(
-        program,
-        &mut resolver,
-        (body.subject.ty, body.subject.id),
-        body.action,
-        (body.resource.ty, body.resource.id),
-        objects,
+    Some(Request {
+        subject: entity(subject.store, body.subject.ty, body.subject.id),
+        subject_properties,
+        action: action.name.clone(),
+        action_properties,
+        resource: entity(resource.store, body.resource.ty, body.resource.id),
+        resource_properties,
+        context,
         now,
-    ))
+        type_slot: resource.slot,
+        action_slot: action.slot,
+        verified: None,
+        capability: None,
+    })
 }
 
 /// Decodes an AuthZEN evaluation body straight from its bytes: names are borrowed from the
@@ -475,7 +478,18 @@ pub fn decode_bytes(
     if let Some(request) = text.and_then(|text| decode_text(program, text, now)) {
         return Ok(request);
     }
-    // The ordinary way: the skeleton read, `properties` and `context` parsed, then decoded.
+    decode_bytes_ordinary(program, body, text, now)
+}
+
+/// The ordinary way from bytes: the skeleton read ([`super::wire`]), `properties` and
+/// `context` parsed, then decoded through the declarations; a body the skeleton reader
+/// cannot read is read by `serde_json`, which names what is wrong with it.
+fn decode_bytes_ordinary(
+    program: &Program,
+    body: &[u8],
+    text: Option<&str>,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
     let read = text.and_then(super::wire::read);
     let Some(super::wire::Body {
         parts:
@@ -663,3 +677,6 @@ pub fn from_serde(json: &JsonValue) -> Json {
         span: Span::default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

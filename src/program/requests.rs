@@ -1,0 +1,95 @@
+//! What decoding a request needs to know about the names it carries — its entity types and
+//! its action — each found with one hash lookup: built once per program from the
+//! declarations, the index and the store.
+//!
+//! Only declared names are here. A request naming anything else (an undeclared type or
+//! action, or any name in a program without declarations) is decoded the ordinary way.
+
+// FxHash, as for the index: looked up with request names, never inserted into by requests.
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
+
+use super::Index;
+use crate::check::schema::{RecordType, Schema};
+use crate::data::store::Store;
+
+#[derive(Clone, Debug, Default)]
+pub struct RequestNames {
+    /// Every declared entity type (none when the program declares none).
+    pub types: HashMap<Box<str>, TypeNames>,
+    /// Every declared action (none when the program declares none).
+    pub actions: HashMap<Box<str>, ActionNames>,
+}
+
+/// A declared entity type.
+#[derive(Clone, Debug)]
+pub struct TypeNames {
+    /// Its slot in the index ([`Index::type_slot`]).
+    pub slot: u32,
+    /// Its index in the store ([`Store::type_index`]); `None` when no entity of it is known.
+    pub store: Option<u32>,
+    /// The declared `properties`; `None` leaves them dynamic.
+    pub properties: Option<RecordType>,
+}
+
+/// A declared action.
+#[derive(Clone, Debug)]
+pub struct ActionNames {
+    /// The name, shared with the index when the index has it.
+    pub name: Arc<str>,
+    /// Its slot in the index ([`Index::action_slot`]).
+    pub slot: u32,
+    /// The resource types it applies to; empty means any.
+    pub resource_types: Box<[Box<str>]>,
+    /// The declared `action.properties`; `None` leaves them dynamic.
+    pub properties: Option<RecordType>,
+    /// The declared `context`; `None` leaves it dynamic.
+    pub context: Option<RecordType>,
+}
+
+impl ActionNames {
+    /// Whether the action applies to a resource of type `ty`.
+    pub fn applies_to(&self, ty: &str) -> bool {
+        self.resource_types.is_empty() || self.resource_types.iter().any(|t| &**t == ty)
+    }
+}
+
+impl RequestNames {
+    pub fn new(schema: &Schema, index: &Index, store: &Store) -> RequestNames {
+        let types = schema
+            .entity_types
+            .iter()
+            .map(|(name, declared)| {
+                let names = TypeNames {
+                    slot: index.type_slot(name),
+                    store: store.type_index(name),
+                    properties: declared.properties.clone(),
+                };
+                (Box::from(name.as_str()), names)
+            })
+            .collect();
+        let actions = schema
+            .actions
+            .iter()
+            .map(|(name, declared)| {
+                let shared = index
+                    .actions
+                    .get_key_value(name.as_str())
+                    .map_or_else(|| Arc::from(name.as_str()), |(name, _)| name.clone());
+                let names = ActionNames {
+                    name: shared,
+                    slot: index.action_slot(name),
+                    resource_types: declared
+                        .resource_types
+                        .iter()
+                        .map(|t| Box::from(t.as_str()))
+                        .collect(),
+                    properties: declared.properties.clone(),
+                    context: declared.context.clone(),
+                };
+                (Box::from(name.as_str()), names)
+            })
+            .collect();
+        RequestNames { types, actions }
+    }
+}
