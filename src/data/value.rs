@@ -174,8 +174,18 @@ fn cmp_slices<T>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> Ordering
     a.len().cmp(&b.len())
 }
 
-/// Binary search for a field in sorted record fields.
+/// A field of sorted record fields. A name the store interned is shared by every record
+/// of the store and by the policy that reads it (the same text at the same address), so a
+/// small record is first scanned for the name's address, without comparing text; any other
+/// name is found by a binary search.
 pub fn field_of<'v>(fields: &'v [(Arc<str>, Value)], name: &str) -> Option<&'v Value> {
+    if fields.len() <= 16
+        && let Some((_, value)) = fields
+            .iter()
+            .find(|(key, _)| std::ptr::eq(key.as_ptr(), name.as_ptr()) && key.len() == name.len())
+    {
+        return Some(value);
+    }
     fields
         .binary_search_by(|(key, _)| key.as_ref().cmp(name))
         .ok()

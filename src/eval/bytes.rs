@@ -50,12 +50,19 @@ pub fn read(text: &str) -> Option<Body<'_>> {
     cursor.expect(b'{')?;
     if !cursor.eat(b'}') {
         loop {
-            let key = cursor.key()?;
-            match key {
-                "subject" if subject.is_none() => subject = Some(cursor.entity()?),
-                "resource" if resource.is_none() => resource = Some(cursor.entity()?),
-                "action" if action.is_none() => action = Some(cursor.action()?),
-                "context" if !seen_context => {
+            const KNOWN: [&[u8]; 6] = [
+                b"\"subject\"",
+                b"\"resource\"",
+                b"\"action\"",
+                b"\"context\"",
+                b"\"evaluations\"",
+                b"\"options\"",
+            ];
+            match cursor.member(&KNOWN)? {
+                0 if subject.is_none() => subject = Some(cursor.entity()?),
+                1 if resource.is_none() => resource = Some(cursor.entity()?),
+                2 if action.is_none() => action = Some(cursor.action()?),
+                3 if !seen_context => {
                     seen_context = true;
                     context = cursor.object_text()?;
                     // A capability token, which the ordinary path takes out of `context`
@@ -64,11 +71,9 @@ pub fn read(text: &str) -> Option<Body<'_>> {
                         return None;
                     }
                 }
+                6 => cursor.skip(0)?,
                 // A part given twice, or a batch: the ordinary way.
-                "subject" | "resource" | "action" | "context" | "evaluations" | "options" => {
-                    return None;
-                }
-                _ => cursor.skip(0)?,
+                _ => return None,
             }
             if !cursor.eat(b',') {
                 cursor.expect(b'}')?;
@@ -108,7 +113,7 @@ pub fn decode_object(
 
 /// The index of the first byte from `at` that ends a string without escapes: a quote, a
 /// backslash or a control character; eight bytes at a time.
-#[inline]
+#[inline(always)]
 fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
@@ -193,7 +198,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes (after whitespace): its text.
-    #[inline]
+    #[inline(always)]
     fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
@@ -203,6 +208,24 @@ impl<'a> Cursor<'a> {
         }
         self.at = end + 1;
         self.text.get(start..end)
+    }
+
+    /// The next member name and its colon: the index in `known` of the name when it is one
+    /// of them (each written with its quotes, compared as written: a name with an escape is
+    /// never read here), else `known.len()`.
+    #[inline(always)]
+    fn member(&mut self, known: &[&[u8]]) -> Option<usize> {
+        self.whitespace();
+        let rest = self.bytes.get(self.at..)?;
+        for (index, name) in known.iter().enumerate() {
+            if rest.starts_with(name) {
+                self.at += name.len();
+                self.expect(b':')?;
+                return Some(index);
+            }
+        }
+        self.key()?;
+        Some(known.len())
     }
 
     /// A member name and its colon.
@@ -415,15 +438,16 @@ impl<'a> Cursor<'a> {
         self.expect(b'{')?;
         if !self.eat(b'}') {
             loop {
-                match self.key()? {
-                    "type" if ty.is_none() => ty = Some(self.plain_string()?),
-                    "id" if id.is_none() => id = Some(self.plain_string()?),
-                    "properties" if !seen_properties => {
+                const KNOWN: [&[u8]; 3] = [b"\"type\"", b"\"id\"", b"\"properties\""];
+                match self.member(&KNOWN)? {
+                    0 if ty.is_none() => ty = Some(self.plain_string()?),
+                    1 if id.is_none() => id = Some(self.plain_string()?),
+                    2 if !seen_properties => {
                         seen_properties = true;
                         properties = self.object_text()?;
                     }
-                    "type" | "id" | "properties" => return None,
-                    _ => self.skip(0)?,
+                    3 => self.skip(0)?,
+                    _ => return None,
                 }
                 if !self.eat(b',') {
                     self.expect(b'}')?;
@@ -444,14 +468,15 @@ impl<'a> Cursor<'a> {
         self.expect(b'{')?;
         if !self.eat(b'}') {
             loop {
-                match self.key()? {
-                    "name" if name.is_none() => name = Some(self.plain_string()?),
-                    "properties" if !seen_properties => {
+                const KNOWN: [&[u8]; 2] = [b"\"name\"", b"\"properties\""];
+                match self.member(&KNOWN)? {
+                    0 if name.is_none() => name = Some(self.plain_string()?),
+                    1 if !seen_properties => {
                         seen_properties = true;
                         properties = self.object_text()?;
                     }
-                    "name" | "properties" => return None,
-                    _ => self.skip(0)?,
+                    2 => self.skip(0)?,
+                    _ => return None,
                 }
                 if !self.eat(b',') {
                     self.expect(b'}')?;
