@@ -101,6 +101,11 @@ impl Store {
             .filter_map(|&i| self.bindings.get(i))
     }
 
+    /// The shared copy of `text`, when the store has one.
+    pub fn interned(&self, text: &str) -> Option<Arc<str>> {
+        self.strings.get(text).cloned()
+    }
+
     /// Shares one allocation among equal strings.
     pub fn intern_str(&mut self, text: &str) -> Arc<str> {
         if let Some(existing) = self.strings.get(text) {

@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use crate::check::schema::{RecordType, Type};
 use crate::data::decode::{Resolver, parse_duration, parse_ip, parse_time};
 use crate::data::value::Value;
+use crate::program::requests::Declared;
 
 /// An entity part: `{"type", "id", "properties"}`, `properties` as its text (`None` when
 /// absent or `null`).
@@ -100,12 +101,12 @@ pub fn read(text: &str) -> Option<Body<'_>> {
 /// one; `None` for anything the ordinary path must decode (or refuse).
 pub fn decode_object(
     text: &str,
-    declared: Option<&RecordType>,
+    declared: Option<&Declared>,
     resolver: &mut impl Resolver,
 ) -> Option<Value> {
     let mut cursor = Cursor::new(text);
     let value = match declared {
-        Some(record) => cursor.record(record, resolver, 0)?,
+        Some(declared) => cursor.declared(declared, resolver)?,
         None => cursor.dynamic(resolver, 0)?,
     };
     Some(value)
@@ -485,6 +486,40 @@ impl<'a> Cursor<'a> {
             }
         }
         Some((name?, properties))
+    }
+
+    /// A `properties` or `context` object through its declared members, their names shared
+    /// ([`Declared`]); otherwise as [`Cursor::record`].
+    fn declared(&mut self, declared: &Declared, resolver: &mut impl Resolver) -> Option<Value> {
+        self.expect(b'{')?;
+        let mut fields: Vec<(Arc<str>, Value)> = Vec::new();
+        let mut required = 0usize;
+        if !self.eat(b'}') {
+            loop {
+                let key = self.key()?;
+                match declared.field(key) {
+                    Some(_) if self.null() => {}
+                    Some((name, field)) => {
+                        let value = self.typed(&field.ty, resolver, 1)?;
+                        required += usize::from(!field.optional);
+                        if fields.capacity() == 0 {
+                            fields.reserve_exact(declared.fields.len());
+                        }
+                        fields.push((name.clone(), value));
+                    }
+                    None => self.skip_strict(1)?,
+                }
+                if !self.eat(b',') {
+                    self.expect(b'}')?;
+                    break;
+                }
+            }
+        }
+        // Keys are unique (checked when the text was read), so counting is enough.
+        if required != declared.required {
+            return None;
+        }
+        Some(Value::record(fields))
     }
 
     /// An object through a record type: declared members decoded (`null` is absent), others

@@ -51,10 +51,19 @@ pub struct Decision {
     pub errors: SmallVec<[RuleError; 2]>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 enum Memo {
+    #[default]
+    Empty,
     Value(Value),
     Error(EvalError),
+}
+
+/// A node's memo, current when its stamp is the frame's generation.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    stamp: u32,
+    memo: Memo,
 }
 
 /// Per-thread scratch space for evaluation, reused from request to request.
@@ -62,8 +71,7 @@ enum Memo {
 pub struct Frame {
     serial: u64,
     generation: u32,
-    stamps: Vec<u32>,
-    memo: Vec<Option<Memo>>,
+    slots: Vec<Slot>,
     candidates: Vec<RuleId>,
     held_roles: Vec<RoleId>,
     reads: Vec<NodeId>,
@@ -76,18 +84,16 @@ impl Frame {
 
     /// Starts a request: memo entries of earlier requests become stale by the stamp.
     fn begin(&mut self, program: &Program) {
-        if self.serial != program.serial || self.stamps.len() != program.nodes.len() {
+        if self.serial != program.serial || self.slots.len() != program.nodes.len() {
             self.serial = program.serial;
-            self.stamps.clear();
-            self.stamps.resize(program.nodes.len(), 0);
-            self.memo.clear();
-            self.memo.resize(program.nodes.len(), None);
+            self.slots.clear();
+            self.slots.resize(program.nodes.len(), Slot::default());
             self.generation = 0;
         }
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             // After 2^32 requests the stamps could collide with old ones: clear them once.
-            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.slots.iter_mut().for_each(|s| s.stamp = 0);
             self.generation = 1;
         }
         self.candidates.clear();
@@ -107,13 +113,14 @@ impl Frame {
 
     /// The memoised result of a node in the last decision, if it was evaluated.
     pub fn result(&self, node: NodeId) -> Option<Result<&Value, &EvalError>> {
-        if self.stamps.get(node.index()) != Some(&self.generation) {
+        let slot = self.slots.get(node.index())?;
+        if slot.stamp != self.generation {
             return None;
         }
-        match self.memo.get(node.index())? {
-            Some(Memo::Value(v)) => Some(Ok(v)),
-            Some(Memo::Error(e)) => Some(Err(e)),
-            None => None,
+        match &slot.memo {
+            Memo::Value(v) => Some(Ok(v)),
+            Memo::Error(e) => Some(Err(e)),
+            Memo::Empty => None,
         }
     }
 }
@@ -359,31 +366,37 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval(&mut self, id: NodeId) -> Result<Value, EvalError> {
+        let program = self.program;
+        let Some(node) = program.nodes.get(id.index()) else {
+            return Err(EvalError {
+                node: id,
+                kind: ErrorKind::Request,
+            });
+        };
         // The request's own entities: cheaper to copy than to memoise (never read back by
         // explanations or the audit log, which look at conditions and attribute reads).
-        match self.program.node(id) {
-            Some(Node::Subject) => return Ok(self.request.subject.clone()),
-            Some(Node::Resource) => return Ok(self.request.resource.clone()),
+        match node {
+            Node::Subject => return Ok(self.request.subject.clone()),
+            Node::Resource => return Ok(self.request.resource.clone()),
             _ => {}
         }
-        let index = id.index();
-        if self.frame.stamps.get(index) == Some(&self.frame.generation) {
-            match self.frame.memo.get(index) {
-                Some(Some(Memo::Value(v))) => return Ok(v.clone()),
-                Some(Some(Memo::Error(e))) => return Err(e.clone()),
-                _ => {}
+        let generation = self.frame.generation;
+        if let Some(slot) = self.frame.slots.get(id.index())
+            && slot.stamp == generation
+        {
+            match &slot.memo {
+                Memo::Value(v) => return Ok(v.clone()),
+                Memo::Error(e) => return Err(e.clone()),
+                Memo::Empty => {}
             }
         }
-        let result = self.compute(id);
-        if let (Some(stamp), Some(slot)) = (
-            self.frame.stamps.get_mut(index),
-            self.frame.memo.get_mut(index),
-        ) {
-            *stamp = self.frame.generation;
-            *slot = Some(match &result {
+        let result = self.compute(id, node);
+        if let Some(slot) = self.frame.slots.get_mut(id.index()) {
+            slot.stamp = generation;
+            slot.memo = match &result {
                 Ok(v) => Memo::Value(v.clone()),
                 Err(e) => Memo::Error(e.clone()),
-            });
+            };
         }
         result
     }
@@ -395,12 +408,9 @@ impl<'a> Evaluator<'a> {
         matches!(self.program.node(base), Some(Node::Subject)).then_some(verified)
     }
 
-    fn compute(&mut self, id: NodeId) -> Result<Value, EvalError> {
+    fn compute(&mut self, id: NodeId, node: &'a Node) -> Result<Value, EvalError> {
         let program = self.program;
         let fail = |kind: ErrorKind| EvalError { node: id, kind };
-        let Some(node) = program.node(id) else {
-            return Err(fail(ErrorKind::Request));
-        };
         let store = &program.store;
         match node {
             Node::Const(value) => Ok(value.clone()),

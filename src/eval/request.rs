@@ -16,6 +16,7 @@ use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, EntityUid, Value};
 use crate::program::Program;
+use crate::program::requests::Declared;
 use crate::source::{Span, suggest};
 
 /// A decoded request, ready to decide.
@@ -261,7 +262,7 @@ fn without_capability(context: &Json) -> Option<Json> {
 }
 
 /// The declarations a request names, each looked up once.
-struct Declared<'p> {
+struct Declarations<'p> {
     subject: Option<&'p EntityType>,
     resource: Option<&'p EntityType>,
     action: Option<&'p ActionDecl>,
@@ -274,7 +275,7 @@ fn declarations<'p>(
     subject_type: &str,
     resource_type: &str,
     action: &str,
-) -> Result<Declared<'p>, RequestError> {
+) -> Result<Declarations<'p>, RequestError> {
     let schema = &program.schema;
     let subject_decl = schema.entity_types.get(subject_type);
     let resource_decl = schema.entity_types.get(resource_type);
@@ -311,7 +312,7 @@ fn declarations<'p>(
                 .join(", ")
         )));
     }
-    Ok(Declared {
+    Ok(Declarations {
         subject: subject_decl,
         resource: resource_decl,
         action: declared_action,
@@ -426,11 +427,11 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
     }
     let store = &program.store;
     let mut resolver = RequestResolver { store };
-    let mut object = |text: Option<&str>, declared: Option<&RecordType>| match text {
+    let empty = Value::empty_record();
+    let mut object = |text: Option<&str>, declared: Option<&Declared>| match text {
         Some(text) => super::bytes::decode_object(text, declared, &mut resolver),
-        None if declared.is_none_or(|record| record.fields.values().all(|f| f.optional)) => {
-            Some(Value::empty_record())
-        }
+        // Nothing sent: nothing to decode, unless the declaration requires members.
+        None if declared.is_none_or(|declared| declared.required == 0) => Some(empty.clone()),
         None => None,
     };
     let subject_properties = object(body.subject.properties, subject.properties.as_ref())?;

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::Index;
-use crate::check::schema::{RecordType, Schema};
+use crate::check::schema::{Field, RecordType, Schema};
 use crate::data::store::Store;
 
 #[derive(Clone, Debug, Default)]
@@ -29,7 +29,44 @@ pub struct TypeNames {
     /// Its index in the store ([`Store::type_index`]); `None` when no entity of it is known.
     pub store: Option<u32>,
     /// The declared `properties`; `None` leaves them dynamic.
-    pub properties: Option<RecordType>,
+    pub properties: Option<Declared>,
+}
+
+/// A declared record type of `properties` or `context`, its members' names shared: with the
+/// store's copy when a policy reads the member (so reading it finds the name by its address),
+/// else with every request that sends it.
+#[derive(Clone, Debug)]
+pub struct Declared {
+    /// The declared members, as in the record type.
+    pub fields: Box<[(Arc<str>, Field)]>,
+    /// How many of them are required.
+    pub required: usize,
+}
+
+impl Declared {
+    fn new(record: &RecordType, store: &Store) -> Declared {
+        Declared {
+            fields: record
+                .fields
+                .iter()
+                .map(|(name, field)| {
+                    let shared = store
+                        .interned(name)
+                        .unwrap_or_else(|| Arc::from(name.as_str()));
+                    (shared, field.clone())
+                })
+                .collect(),
+            required: record.fields.values().filter(|f| !f.optional).count(),
+        }
+    }
+
+    /// The member `name`: its shared name and declaration.
+    #[inline]
+    pub fn field(&self, name: &str) -> Option<&(Arc<str>, Field)> {
+        self.fields
+            .iter()
+            .find(|(shared, _)| shared.len() == name.len() && shared.as_bytes() == name.as_bytes())
+    }
 }
 
 /// A declared action.
@@ -42,9 +79,9 @@ pub struct ActionNames {
     /// The resource types it applies to; empty means any.
     pub resource_types: Box<[Box<str>]>,
     /// The declared `action.properties`; `None` leaves them dynamic.
-    pub properties: Option<RecordType>,
+    pub properties: Option<Declared>,
     /// The declared `context`; `None` leaves it dynamic.
-    pub context: Option<RecordType>,
+    pub context: Option<Declared>,
 }
 
 impl ActionNames {
@@ -63,7 +100,10 @@ impl RequestNames {
                 let names = TypeNames {
                     slot: index.type_slot(name),
                     store: store.type_index(name),
-                    properties: declared.properties.clone(),
+                    properties: declared
+                        .properties
+                        .as_ref()
+                        .map(|r| Declared::new(r, store)),
                 };
                 (Box::from(name.as_str()), names)
             })
@@ -84,8 +124,11 @@ impl RequestNames {
                         .iter()
                         .map(|t| Box::from(t.as_str()))
                         .collect(),
-                    properties: declared.properties.clone(),
-                    context: declared.context.clone(),
+                    properties: declared
+                        .properties
+                        .as_ref()
+                        .map(|r| Declared::new(r, store)),
+                    context: declared.context.as_ref().map(|r| Declared::new(r, store)),
                 };
                 (Box::from(name.as_str()), names)
             })
