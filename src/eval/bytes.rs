@@ -492,7 +492,7 @@ impl<'a> Cursor<'a> {
     /// ([`Declared`]); otherwise as [`Cursor::record`].
     fn declared(&mut self, declared: &Declared, resolver: &mut impl Resolver) -> Option<Value> {
         self.expect(b'{')?;
-        let mut fields: Vec<(Arc<str>, Value)> = Vec::new();
+        let mut fields: SmallVec<[(Arc<str>, Value); 4]> = SmallVec::new();
         let mut required = 0usize;
         if !self.eat(b'}') {
             loop {
@@ -502,9 +502,6 @@ impl<'a> Cursor<'a> {
                     Some((name, field)) => {
                         let value = self.typed(&field.ty, resolver, 1)?;
                         required += usize::from(!field.optional);
-                        if fields.capacity() == 0 {
-                            fields.reserve_exact(declared.fields.len());
-                        }
                         fields.push((name.clone(), value));
                     }
                     None => self.skip_strict(1)?,
@@ -519,7 +516,14 @@ impl<'a> Cursor<'a> {
         if required != declared.required {
             return None;
         }
-        Some(Value::record(fields))
+        // One member (the common case) in one allocation; more as `Value::record` sorts them.
+        Some(match fields.len() {
+            1 => match fields.pop() {
+                Some(field) => Value::Record(Arc::from([field])),
+                None => Value::empty_record(),
+            },
+            _ => Value::record(fields.into_vec()),
+        })
     }
 
     /// An object through a record type: declared members decoded (`null` is absent), others

@@ -18,6 +18,8 @@ mod reference;
 #[cfg(test)]
 mod reference_props;
 
+use std::borrow::Cow;
+
 use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
@@ -401,6 +403,18 @@ impl<'a> Evaluator<'a> {
         result
     }
 
+    /// An operand: the request's own entities borrowed (no call, no copy), any other node
+    /// evaluated.
+    #[inline]
+    fn operand(&mut self, id: NodeId) -> Result<Cow<'a, Value>, EvalError> {
+        let request: &'a Request = self.request;
+        match self.program.nodes.get(id.index()) {
+            Some(Node::Subject) => Ok(Cow::Borrowed(&request.subject)),
+            Some(Node::Resource) => Ok(Cow::Borrowed(&request.resource)),
+            _ => self.eval(id).map(Cow::Owned),
+        }
+    }
+
     /// The verified attributes when `base` is the `subject` variable (directly or through a
     /// `let`, which the graph inlines), not another way to the same entity.
     fn verified_of(&self, base: NodeId) -> Option<&'a request::Verified> {
@@ -432,7 +446,7 @@ impl<'a> Evaluator<'a> {
             Node::Now => Ok(Value::Time(self.request.now)),
             Node::Attr(base, name) => {
                 let base_id = *base;
-                let base = self.eval(base_id)?;
+                let base = self.operand(base_id)?;
                 self.frame.reads.push(id);
                 if let Some(verified) = self.verified_of(base_id)
                     && let Ok(value) = ops::attribute(store, &verified.attributes, name)
@@ -443,7 +457,7 @@ impl<'a> Evaluator<'a> {
             }
             Node::Has(base, name) => {
                 let base_id = *base;
-                let base = self.eval(base_id)?;
+                let base = self.operand(base_id)?;
                 self.frame.reads.push(id);
                 if let Some(verified) = self.verified_of(base_id)
                     && ops::has(store, &verified.attributes, name) == Ok(true)
@@ -477,7 +491,7 @@ impl<'a> Evaluator<'a> {
                 ops::truth(&right, "or").map(Value::Bool).map_err(fail)
             }
             Node::Compare(op, a, b) => {
-                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                let (a, b) = (self.operand(*a)?, self.operand(*b)?);
                 ops::compare(*op, &a, &b).map(Value::Bool).map_err(fail)
             }
             Node::Add(a, b) => {
@@ -489,7 +503,7 @@ impl<'a> Evaluator<'a> {
                 ops::sub(&a, &b).map_err(fail)
             }
             Node::In(a, b) => {
-                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                let (a, b) = (self.operand(*a)?, self.operand(*b)?);
                 ops::is_in(store, &a, &b).map(Value::Bool).map_err(fail)
             }
             Node::Contains(a, b) => {
@@ -501,7 +515,7 @@ impl<'a> Evaluator<'a> {
                 ops::like(&a, pattern).map(Value::Bool).map_err(fail)
             }
             Node::Is(a, ty) => {
-                let a = self.eval(*a)?;
+                let a = self.operand(*a)?;
                 ops::is_type(store, &a, ty).map(Value::Bool).map_err(fail)
             }
             Node::Calendar(field, a, zone) => {
