@@ -387,6 +387,8 @@ impl<'a> Evaluator<'a> {
             && slot.stamp == generation
         {
             match &slot.memo {
+                // Most memoised values are conditions: copied without a call.
+                Memo::Value(Value::Bool(b)) => return Ok(Value::Bool(*b)),
                 Memo::Value(v) => return Ok(v.clone()),
                 Memo::Error(e) => return Err(e.clone()),
                 Memo::Empty => {}
@@ -396,6 +398,7 @@ impl<'a> Evaluator<'a> {
         if let Some(slot) = self.frame.slots.get_mut(id.index()) {
             slot.stamp = generation;
             slot.memo = match &result {
+                Ok(Value::Bool(b)) => Memo::Value(Value::Bool(*b)),
                 Ok(v) => Memo::Value(v.clone()),
                 Err(e) => Memo::Error(e.clone()),
             };

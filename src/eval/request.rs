@@ -422,7 +422,7 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
     let subject = names.types.get(body.subject.ty)?;
     let resource = names.types.get(body.resource.ty)?;
     let action = names.actions.get(body.action)?;
-    if !action.applies_to(body.resource.ty) {
+    if !action.applies_to(resource) {
         return None;
     }
     let store = &program.store;

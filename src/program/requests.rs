@@ -24,6 +24,8 @@ pub struct RequestNames {
 /// A declared entity type.
 #[derive(Clone, Debug)]
 pub struct TypeNames {
+    /// Its place among the declared types (for [`ActionNames::applies_to`]).
+    pub declared: u32,
     /// Its slot in the index ([`Index::type_slot`]).
     pub slot: u32,
     /// Its index in the store ([`Store::type_index`]); `None` when no entity of it is known.
@@ -76,8 +78,8 @@ pub struct ActionNames {
     pub name: Arc<str>,
     /// Its slot in the index ([`Index::action_slot`]).
     pub slot: u32,
-    /// The resource types it applies to; empty means any.
-    pub resource_types: Box<[Box<str>]>,
+    /// Whether it applies to each declared type (by [`TypeNames::declared`]).
+    pub applies: Box<[bool]>,
     /// The declared `action.properties`; `None` leaves them dynamic.
     pub properties: Option<Declared>,
     /// The declared `context`; `None` leaves it dynamic.
@@ -85,9 +87,12 @@ pub struct ActionNames {
 }
 
 impl ActionNames {
-    /// Whether the action applies to a resource of type `ty`.
-    pub fn applies_to(&self, ty: &str) -> bool {
-        self.resource_types.is_empty() || self.resource_types.iter().any(|t| &**t == ty)
+    /// Whether the action applies to a resource of the declared type `ty`.
+    pub fn applies_to(&self, ty: &TypeNames) -> bool {
+        self.applies
+            .get(ty.declared as usize)
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -96,8 +101,10 @@ impl RequestNames {
         let types = schema
             .entity_types
             .iter()
-            .map(|(name, declared)| {
+            .enumerate()
+            .map(|(place, (name, declared))| {
                 let names = TypeNames {
+                    declared: u32::try_from(place).unwrap_or(u32::MAX),
                     slot: index.type_slot(name),
                     store: store.type_index(name),
                     properties: declared
@@ -119,10 +126,13 @@ impl RequestNames {
                 let names = ActionNames {
                     name: shared,
                     slot: index.action_slot(name),
-                    resource_types: declared
-                        .resource_types
-                        .iter()
-                        .map(|t| Box::from(t.as_str()))
+                    applies: schema
+                        .entity_types
+                        .keys()
+                        .map(|ty| {
+                            declared.resource_types.is_empty()
+                                || declared.resource_types.iter().any(|t| t == ty)
+                        })
                         .collect(),
                     properties: declared
                         .properties
