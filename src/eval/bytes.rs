@@ -178,18 +178,34 @@ impl<'a> Cursor<'a> {
     /// The next byte after whitespace, not consumed.
     #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
-        self.whitespace();
-        self.bytes.get(self.at).copied()
+        match self.bytes.get(self.at) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.whitespace();
+                self.bytes.get(self.at).copied()
+            }
+        }
     }
 
     /// Consumes `byte` (after whitespace) when it is next.
     #[inline(always)]
     fn eat(&mut self, byte: u8) -> bool {
-        if self.peek() == Some(byte) {
-            self.at += 1;
-            true
-        } else {
-            false
+        // Compact bodies first: the byte itself, then whitespace only when there is some.
+        match self.bytes.get(self.at) {
+            Some(&b) if b == byte => {
+                self.at += 1;
+                true
+            }
+            Some(&b) if b <= b' ' => {
+                self.whitespace();
+                if self.bytes.get(self.at) == Some(&byte) {
+                    self.at += 1;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
         }
     }
 

@@ -212,7 +212,9 @@ impl<'a> Evaluator<'a> {
                            exact: &rustc_hash::FxHashMap<_, Box<[RuleId]>>,
                            out: &mut Vec<RuleId>| {
             if let Value::Entity(EntityRef::Known(id)) = entity {
-                if let Some(rules) = exact.get(id) {
+                if !exact.is_empty()
+                    && let Some(rules) = exact.get(id)
+                {
                     out.extend_from_slice(rules);
                 }
                 if within.is_empty() {
