@@ -465,10 +465,12 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
     })
 }
 
-/// Decodes an AuthZEN evaluation body straight from its bytes: names are borrowed from the
-/// body, nothing but `properties` and `context` is built, and the entities are looked up
-/// without copying. A body this fast path cannot read is read again the ordinary way, which
-/// names exactly what is wrong with it.
+/// Decodes an AuthZEN evaluation body straight from its bytes, in one pass: names are
+/// borrowed from the body and found with one lookup each, `properties` and `context` are
+/// decoded from their text into declared-type values ([`super::bytes`]), and the entities are
+/// looked up without copying. A body this fast path does not decode — anything unusual, and
+/// every error — is read again the ordinary way, which decodes it alike or names exactly what
+/// is wrong with it.
 pub fn decode_bytes(
     program: &Program,
     body: &[u8],
