@@ -175,6 +175,8 @@ pub fn compile(
     }
     let index = build_index(schema, &rules, &placements, &compiler.nodes, &roles);
     let (bindings, stored_roles) = role_holders(&compiler.store, &role_ids);
+    let request_names =
+        crate::program::requests::RequestNames::new(schema, &index, &compiler.store);
     Ok(Program {
         version,
         schema: schema.clone(),
@@ -192,6 +194,7 @@ pub fn compile(
         routes: crate::check::routes::table(files, schema, &mut |_, _| {}),
         capabilities: capabilities.into_boxed_slice(),
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+        request_names,
     })
 }
 

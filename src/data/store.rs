@@ -36,7 +36,10 @@ pub struct Origin {
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     entities: Vec<Entity>,
-    index: HashMap<Arc<str>, HashMap<Arc<str>, EntityId>>,
+    /// Each entity type's index in `ids`.
+    types: HashMap<Arc<str>, u32>,
+    /// The ids of each type's entities, by the entity's id.
+    ids: Vec<HashMap<Arc<str>, EntityId>>,
     bindings: Vec<RoleBinding>,
     /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
     bindings_by_subject: HashMap<EntityId, Vec<usize>>,
@@ -64,7 +67,17 @@ impl Store {
     }
 
     pub fn lookup(&self, ty: &str, id: &str) -> Option<EntityId> {
-        self.index.get(ty)?.get(id).copied()
+        self.lookup_in(self.type_index(ty)?, id)
+    }
+
+    /// The index of an entity type the store knows, for [`Store::lookup_in`].
+    pub fn type_index(&self, ty: &str) -> Option<u32> {
+        self.types.get(ty).copied()
+    }
+
+    /// The entity `id` of the type at `type_index`.
+    pub fn lookup_in(&self, type_index: u32, id: &str) -> Option<EntityId> {
+        self.ids.get(type_index as usize)?.get(id).copied()
     }
 
     /// True when `ancestor` is `entity` itself or one of its ancestors.
@@ -88,6 +101,11 @@ impl Store {
             .filter_map(|&i| self.bindings.get(i))
     }
 
+    /// The shared copy of `text`, when the store has one.
+    pub fn interned(&self, text: &str) -> Option<Arc<str>> {
+        self.strings.get(text).cloned()
+    }
+
     /// Shares one allocation among equal strings.
     pub fn intern_str(&mut self, text: &str) -> Arc<str> {
         if let Some(existing) = self.strings.get(text) {
@@ -108,10 +126,14 @@ impl Store {
             id: self.intern_str(id),
         };
         let entity_id = EntityId(u32::try_from(self.entities.len()).unwrap_or(u32::MAX));
-        self.index
-            .entry(uid.ty.clone())
-            .or_default()
-            .insert(uid.id.clone(), entity_id);
+        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        let type_index = *self.types.entry(uid.ty.clone()).or_insert(next);
+        if type_index == next {
+            self.ids.push(HashMap::default());
+        }
+        if let Some(ids) = self.ids.get_mut(type_index as usize) {
+            ids.insert(uid.id.clone(), entity_id);
+        }
         self.entities.push(Entity {
             uid,
             attributes: None,

@@ -174,8 +174,21 @@ fn cmp_slices<T>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> Ordering
     a.len().cmp(&b.len())
 }
 
-/// Binary search for a field in sorted record fields.
+/// A field of sorted record fields. A small record is scanned: a name the store interned is
+/// shared by every record of the store and by the policy that reads it (the same text at the
+/// same address), so it is found without comparing text, and other names are compared only
+/// with names of their length. A large record is searched by halves.
 pub fn field_of<'v>(fields: &'v [(Arc<str>, Value)], name: &str) -> Option<&'v Value> {
+    if fields.len() <= 16 {
+        return fields
+            .iter()
+            .find(|(key, _)| {
+                key.len() == name.len()
+                    && (std::ptr::eq(key.as_ptr(), name.as_ptr())
+                        || key.as_bytes() == name.as_bytes())
+            })
+            .map(|(_, value)| value);
+    }
     fields
         .binary_search_by(|(key, _)| key.as_ref().cmp(name))
         .ok()

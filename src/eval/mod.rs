@@ -7,6 +7,7 @@
 //! generation stamp, not by clearing. After the request is decoded, deciding allocates nothing
 //! (buffers in the frame are reused; reasons and errors live inline in the decision).
 
+mod bytes;
 pub mod capability;
 pub mod explain;
 pub mod request;
@@ -16,6 +17,8 @@ pub mod wire;
 mod reference;
 #[cfg(test)]
 mod reference_props;
+
+use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
@@ -50,10 +53,19 @@ pub struct Decision {
     pub errors: SmallVec<[RuleError; 2]>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 enum Memo {
+    #[default]
+    Empty,
     Value(Value),
     Error(EvalError),
+}
+
+/// A node's memo, current when its stamp is the frame's generation.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    stamp: u32,
+    memo: Memo,
 }
 
 /// Per-thread scratch space for evaluation, reused from request to request.
@@ -61,8 +73,7 @@ enum Memo {
 pub struct Frame {
     serial: u64,
     generation: u32,
-    stamps: Vec<u32>,
-    memo: Vec<Option<Memo>>,
+    slots: Vec<Slot>,
     candidates: Vec<RuleId>,
     held_roles: Vec<RoleId>,
     reads: Vec<NodeId>,
@@ -75,18 +86,16 @@ impl Frame {
 
     /// Starts a request: memo entries of earlier requests become stale by the stamp.
     fn begin(&mut self, program: &Program) {
-        if self.serial != program.serial || self.stamps.len() != program.nodes.len() {
+        if self.serial != program.serial || self.slots.len() != program.nodes.len() {
             self.serial = program.serial;
-            self.stamps.clear();
-            self.stamps.resize(program.nodes.len(), 0);
-            self.memo.clear();
-            self.memo.resize(program.nodes.len(), None);
+            self.slots.clear();
+            self.slots.resize(program.nodes.len(), Slot::default());
             self.generation = 0;
         }
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             // After 2^32 requests the stamps could collide with old ones: clear them once.
-            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.slots.iter_mut().for_each(|s| s.stamp = 0);
             self.generation = 1;
         }
         self.candidates.clear();
@@ -106,13 +115,14 @@ impl Frame {
 
     /// The memoised result of a node in the last decision, if it was evaluated.
     pub fn result(&self, node: NodeId) -> Option<Result<&Value, &EvalError>> {
-        if self.stamps.get(node.index()) != Some(&self.generation) {
+        let slot = self.slots.get(node.index())?;
+        if slot.stamp != self.generation {
             return None;
         }
-        match self.memo.get(node.index())? {
-            Some(Memo::Value(v)) => Some(Ok(v)),
-            Some(Memo::Error(e)) => Some(Err(e)),
-            None => None,
+        match &slot.memo {
+            Memo::Value(v) => Some(Ok(v)),
+            Memo::Error(e) => Some(Err(e)),
+            Memo::Empty => None,
         }
     }
 }
@@ -202,7 +212,9 @@ impl<'a> Evaluator<'a> {
                            exact: &rustc_hash::FxHashMap<_, Box<[RuleId]>>,
                            out: &mut Vec<RuleId>| {
             if let Value::Entity(EntityRef::Known(id)) = entity {
-                if let Some(rules) = exact.get(id) {
+                if !exact.is_empty()
+                    && let Some(rules) = exact.get(id)
+                {
                     out.extend_from_slice(rules);
                 }
                 if within.is_empty() {
@@ -358,33 +370,54 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval(&mut self, id: NodeId) -> Result<Value, EvalError> {
+        let program = self.program;
+        let Some(node) = program.nodes.get(id.index()) else {
+            return Err(EvalError {
+                node: id,
+                kind: ErrorKind::Request,
+            });
+        };
         // The request's own entities: cheaper to copy than to memoise (never read back by
         // explanations or the audit log, which look at conditions and attribute reads).
-        match self.program.node(id) {
-            Some(Node::Subject) => return Ok(self.request.subject.clone()),
-            Some(Node::Resource) => return Ok(self.request.resource.clone()),
+        match node {
+            Node::Subject => return Ok(self.request.subject.clone()),
+            Node::Resource => return Ok(self.request.resource.clone()),
             _ => {}
         }
-        let index = id.index();
-        if self.frame.stamps.get(index) == Some(&self.frame.generation) {
-            match self.frame.memo.get(index) {
-                Some(Some(Memo::Value(v))) => return Ok(v.clone()),
-                Some(Some(Memo::Error(e))) => return Err(e.clone()),
-                _ => {}
+        let generation = self.frame.generation;
+        if let Some(slot) = self.frame.slots.get(id.index())
+            && slot.stamp == generation
+        {
+            match &slot.memo {
+                // Most memoised values are conditions: copied without a call.
+                Memo::Value(Value::Bool(b)) => return Ok(Value::Bool(*b)),
+                Memo::Value(v) => return Ok(v.clone()),
+                Memo::Error(e) => return Err(e.clone()),
+                Memo::Empty => {}
             }
         }
-        let result = self.compute(id);
-        if let (Some(stamp), Some(slot)) = (
-            self.frame.stamps.get_mut(index),
-            self.frame.memo.get_mut(index),
-        ) {
-            *stamp = self.frame.generation;
-            *slot = Some(match &result {
+        let result = self.compute(id, node);
+        if let Some(slot) = self.frame.slots.get_mut(id.index()) {
+            slot.stamp = generation;
+            slot.memo = match &result {
+                Ok(Value::Bool(b)) => Memo::Value(Value::Bool(*b)),
                 Ok(v) => Memo::Value(v.clone()),
                 Err(e) => Memo::Error(e.clone()),
-            });
+            };
         }
         result
+    }
+
+    /// An operand: the request's own entities borrowed (no call, no copy), any other node
+    /// evaluated.
+    #[inline]
+    fn operand(&mut self, id: NodeId) -> Result<Cow<'a, Value>, EvalError> {
+        let request: &'a Request = self.request;
+        match self.program.nodes.get(id.index()) {
+            Some(Node::Subject) => Ok(Cow::Borrowed(&request.subject)),
+            Some(Node::Resource) => Ok(Cow::Borrowed(&request.resource)),
+            _ => self.eval(id).map(Cow::Owned),
+        }
     }
 
     /// The verified attributes when `base` is the `subject` variable (directly or through a
@@ -394,12 +427,9 @@ impl<'a> Evaluator<'a> {
         matches!(self.program.node(base), Some(Node::Subject)).then_some(verified)
     }
 
-    fn compute(&mut self, id: NodeId) -> Result<Value, EvalError> {
+    fn compute(&mut self, id: NodeId, node: &'a Node) -> Result<Value, EvalError> {
         let program = self.program;
         let fail = |kind: ErrorKind| EvalError { node: id, kind };
-        let Some(node) = program.node(id) else {
-            return Err(fail(ErrorKind::Request));
-        };
         let store = &program.store;
         match node {
             Node::Const(value) => Ok(value.clone()),
@@ -421,7 +451,7 @@ impl<'a> Evaluator<'a> {
             Node::Now => Ok(Value::Time(self.request.now)),
             Node::Attr(base, name) => {
                 let base_id = *base;
-                let base = self.eval(base_id)?;
+                let base = self.operand(base_id)?;
                 self.frame.reads.push(id);
                 if let Some(verified) = self.verified_of(base_id)
                     && let Ok(value) = ops::attribute(store, &verified.attributes, name)
@@ -432,7 +462,7 @@ impl<'a> Evaluator<'a> {
             }
             Node::Has(base, name) => {
                 let base_id = *base;
-                let base = self.eval(base_id)?;
+                let base = self.operand(base_id)?;
                 self.frame.reads.push(id);
                 if let Some(verified) = self.verified_of(base_id)
                     && ops::has(store, &verified.attributes, name) == Ok(true)
@@ -466,7 +496,7 @@ impl<'a> Evaluator<'a> {
                 ops::truth(&right, "or").map(Value::Bool).map_err(fail)
             }
             Node::Compare(op, a, b) => {
-                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                let (a, b) = (self.operand(*a)?, self.operand(*b)?);
                 ops::compare(*op, &a, &b).map(Value::Bool).map_err(fail)
             }
             Node::Add(a, b) => {
@@ -478,7 +508,7 @@ impl<'a> Evaluator<'a> {
                 ops::sub(&a, &b).map_err(fail)
             }
             Node::In(a, b) => {
-                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                let (a, b) = (self.operand(*a)?, self.operand(*b)?);
                 ops::is_in(store, &a, &b).map(Value::Bool).map_err(fail)
             }
             Node::Contains(a, b) => {
@@ -490,7 +520,7 @@ impl<'a> Evaluator<'a> {
                 ops::like(&a, pattern).map(Value::Bool).map_err(fail)
             }
             Node::Is(a, ty) => {
-                let a = self.eval(*a)?;
+                let a = self.operand(*a)?;
                 ops::is_type(store, &a, ty).map(Value::Bool).map_err(fail)
             }
             Node::Calendar(field, a, zone) => {

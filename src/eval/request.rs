@@ -10,12 +10,13 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value as JsonValue;
 
-use crate::check::schema::{RecordType, Type};
+use crate::check::schema::{Action as ActionDecl, EntityType, RecordType, Type};
 use crate::data::decode::{Decoder, Resolver, Unknown};
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, EntityUid, Value};
 use crate::program::Program;
+use crate::program::requests::Declared;
 use crate::source::{Span, suggest};
 
 /// A decoded request, ready to decide.
@@ -260,16 +261,22 @@ fn without_capability(context: &Json) -> Option<Json> {
     })
 }
 
-/// Decodes a well-formed request through the declarations: what remains are reasons to deny.
-pub fn decode_wire(
-    program: &Program,
-    wire: &Wire<'_>,
-    now: Timestamp,
-) -> Result<Request, RequestError> {
+/// The declarations a request names, each looked up once.
+struct Declarations<'p> {
+    subject: Option<&'p EntityType>,
+    resource: Option<&'p EntityType>,
+    action: Option<&'p ActionDecl>,
+}
+
+/// Looks up the declarations of a request's types and action: an undeclared type or action,
+/// or an action that does not apply to the resource's type, is a reason to deny.
+fn declarations<'p>(
+    program: &'p Program,
+    subject_type: &str,
+    resource_type: &str,
+    action: &str,
+) -> Result<Declarations<'p>, RequestError> {
     let schema = &program.schema;
-    let (subject_type, resource_type, action) =
-        (wire.subject_type, wire.resource_type, wire.action);
-    // Each declaration looked up once.
     let subject_decl = schema.entity_types.get(subject_type);
     let resource_decl = schema.entity_types.get(resource_type);
     for (ty, declared) in [(subject_type, subject_decl), (resource_type, resource_decl)] {
@@ -305,25 +312,79 @@ pub fn decode_wire(
                 .join(", ")
         )));
     }
+    Ok(Declarations {
+        subject: subject_decl,
+        resource: resource_decl,
+        action: declared_action,
+    })
+}
 
+/// The four decoded objects of a request.
+struct Objects {
+    subject: Value,
+    action: Value,
+    resource: Value,
+    context: Value,
+}
+
+/// A request from its names (already checked against the declarations) and its decoded
+/// objects.
+fn assemble(
+    program: &Program,
+    resolver: &mut RequestResolver<'_>,
+    (subject_type, subject_id): (&str, &str),
+    action: &str,
+    (resource_type, resource_id): (&str, &str),
+    objects: Objects,
+    now: Timestamp,
+) -> Request {
+    // A declared action's name is shared with the index; only an undeclared one is copied.
+    let action_name = program
+        .index
+        .actions
+        .get_key_value(action)
+        .map_or_else(|| Arc::from(action), |(name, _)| name.clone());
+    Request {
+        subject: Value::Entity(resolver.entity(subject_type, subject_id)),
+        subject_properties: objects.subject,
+        action: action_name,
+        action_properties: objects.action,
+        resource: Value::Entity(resolver.entity(resource_type, resource_id)),
+        resource_properties: objects.resource,
+        context: objects.context,
+        now,
+        type_slot: program.index.type_slot(resource_type),
+        action_slot: program.index.action_slot(action),
+        verified: None,
+        capability: None,
+    }
+}
+
+/// Decodes a well-formed request through the declarations: what remains are reasons to deny.
+pub fn decode_wire(
+    program: &Program,
+    wire: &Wire<'_>,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
+    let declared = declarations(program, wire.subject_type, wire.resource_type, wire.action)?;
     let store = &program.store;
     let mut resolver = RequestResolver { store };
     let subject_properties = properties(
         &mut resolver,
         wire.subject_properties,
-        subject_decl.and_then(|d| d.properties.as_ref()),
+        declared.subject.and_then(|d| d.properties.as_ref()),
         "subject.properties",
     )?;
     let resource_properties = properties(
         &mut resolver,
         wire.resource_properties,
-        resource_decl.and_then(|d| d.properties.as_ref()),
+        declared.resource.and_then(|d| d.properties.as_ref()),
         "resource.properties",
     )?;
     let action_properties = properties(
         &mut resolver,
         wire.action_properties,
-        declared_action.and_then(|d| d.properties.as_ref()),
+        declared.action.and_then(|d| d.properties.as_ref()),
         "action.properties",
     )?;
     // `context.capability` carries a capability token: the caller reads it, policies never do.
@@ -331,43 +392,108 @@ pub fn decode_wire(
     let context = properties(
         &mut resolver,
         stripped.as_ref().or(wire.context),
-        declared_action.and_then(|d| d.context.as_ref()),
+        declared.action.and_then(|d| d.context.as_ref()),
         "context",
     )?;
-    // A declared action's name is shared with the index; only an undeclared one is copied.
-    let action_name = program
-        .index
-        .actions
-        .get_key_value(action)
-        .map_or_else(|| Arc::from(action), |(name, _)| name.clone());
+    Ok(assemble(
+        program,
+        &mut resolver,
+        (wire.subject_type, wire.subject_id),
+        wire.action,
+        (wire.resource_type, wire.resource_id),
+        Objects {
+            subject: subject_properties,
+            action: action_properties,
+            resource: resource_properties,
+            context,
+        },
+        now,
+    ))
+}
 
-    Ok(Request {
-        subject: Value::Entity(resolver.entity(subject_type, wire.subject_id)),
+/// The fast path of [`decode_bytes`]: the body read in one pass, its names found with one
+/// lookup each ([`RequestNames`](crate::program::requests::RequestNames)), its objects
+/// decoded from their text ([`super::bytes`]). `None` for anything that path leaves to the
+/// ordinary one — names not declared, errors included: errors are always named by the
+/// ordinary path.
+fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request> {
+    let body = super::bytes::read(text)?;
+    let names = &program.request_names;
+    let subject = names.types.get(body.subject.ty)?;
+    let resource = names.types.get(body.resource.ty)?;
+    let action = names.actions.get(body.action)?;
+    if !action.applies_to(resource) {
+        return None;
+    }
+    let store = &program.store;
+    let mut resolver = RequestResolver { store };
+    let empty = Value::empty_record();
+    let mut object = |text: Option<&str>, declared: Option<&Declared>| match text {
+        Some(text) => super::bytes::decode_object(text, declared, &mut resolver),
+        // Nothing sent: nothing to decode, unless the declaration requires members.
+        None if declared.is_none_or(|declared| declared.required == 0) => Some(empty.clone()),
+        None => None,
+    };
+    let subject_properties = object(body.subject.properties, subject.properties.as_ref())?;
+    let resource_properties = object(body.resource.properties, resource.properties.as_ref())?;
+    let action_properties = object(body.action_properties, action.properties.as_ref())?;
+    let context = object(body.context, action.context.as_ref())?;
+    let entity = |store_type: Option<u32>, ty: &str, id: &str| {
+        Value::Entity(
+            match store_type.and_then(|index| store.lookup_in(index, id)) {
+                Some(known) => EntityRef::Known(known),
+                None => EntityRef::Unknown(Arc::new(EntityUid {
+                    ty: Arc::from(ty),
+                    id: Arc::from(id),
+                })),
+            },
+        )
+    };
+    Some(Request {
+        subject: entity(subject.store, body.subject.ty, body.subject.id),
         subject_properties,
-        action: action_name,
+        action: action.name.clone(),
         action_properties,
-        resource: Value::Entity(resolver.entity(resource_type, wire.resource_id)),
+        resource: entity(resource.store, body.resource.ty, body.resource.id),
         resource_properties,
         context,
         now,
-        type_slot: program.index.type_slot(resource_type),
-        action_slot: program.index.action_slot(action),
+        type_slot: resource.slot,
+        action_slot: action.slot,
         verified: None,
         capability: None,
     })
 }
 
-/// Decodes an AuthZEN evaluation body straight from its bytes: names are borrowed from the
-/// body, nothing but `properties` and `context` is built, and the entities are looked up
-/// without copying. A body this fast path cannot read is read again the ordinary way, which
-/// names exactly what is wrong with it.
+/// Decodes an AuthZEN evaluation body straight from its bytes, in one pass: names are
+/// borrowed from the body and found with one lookup each, `properties` and `context` are
+/// decoded from their text into declared-type values ([`super::bytes`]), and the entities are
+/// looked up without copying. A body this fast path does not decode — anything unusual, and
+/// every error — is read again the ordinary way, which decodes it alike or names exactly what
+/// is wrong with it.
 pub fn decode_bytes(
     program: &Program,
     body: &[u8],
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    // Valid UTF-8 once for the whole body; then only the skeleton is read.
-    let read = std::str::from_utf8(body).ok().and_then(super::wire::read);
+    // Valid UTF-8 once for the whole body.
+    let text = std::str::from_utf8(body).ok();
+    if let Some(request) = text.and_then(|text| decode_text(program, text, now)) {
+        return Ok(request);
+    }
+    decode_bytes_ordinary(program, body, text, now)
+}
+
+/// The ordinary way from bytes: the skeleton read ([`super::wire`]), `properties` and
+/// `context` parsed, then decoded through the declarations; a body the skeleton reader
+/// cannot read is read by `serde_json`, which names what is wrong with it.
+fn decode_bytes_ordinary(
+    program: &Program,
+    body: &[u8],
+    text: Option<&str>,
+    now: Timestamp,
+) -> Result<Request, RequestError> {
+    let read = text.and_then(super::wire::read);
     let Some(super::wire::Body {
         parts:
             super::wire::Parts {
@@ -554,3 +680,6 @@ pub fn from_serde(json: &JsonValue) -> Json {
         span: Span::default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

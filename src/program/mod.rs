@@ -6,6 +6,7 @@
 //! by the constants they test, role tables, and the entity store.
 
 pub mod ops;
+pub mod requests;
 
 // FxHash: the keys are small ids and interned strings, not attacker-chosen (request values
 // are only looked up, never inserted), and SipHash's cost showed in every lookup.
@@ -268,6 +269,8 @@ pub struct Program {
     /// A number unique to this program in this process, so per-thread evaluation frames can
     /// tell programs apart.
     pub serial: u64,
+    /// The declared names a request may carry, each with what decoding it needs.
+    pub request_names: requests::RequestNames,
 }
 
 /// A `capability` declaration, as compiled: what a token minted under it may carry.

@@ -52,6 +52,12 @@ pub fn compare(op: Compare, left: &Value, right: &Value) -> OpResult<bool> {
     };
     match op {
         Compare::Eq | Compare::Ne => {
+            // The common case, two entities the program knows: equal when their ids are.
+            if let (Value::Entity(EntityRef::Known(a)), Value::Entity(EntityRef::Known(b))) =
+                (left, right)
+            {
+                return Ok((a == b) == (op == Compare::Eq));
+            }
             if left.kind() != right.kind() {
                 return Err(mismatch());
             }
