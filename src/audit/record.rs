@@ -188,6 +188,14 @@ impl Masking {
 /// request was not decidable (a deny).
 pub type Outcome<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
 
+/// A record's request id: the caller's, or one the server made up (written straight into the
+/// record, without a string of its own).
+#[derive(Clone, Copy, Debug)]
+pub enum RequestId<'a> {
+    Given(&'a str),
+    Made { prefix: &'a str, number: u64 },
+}
+
 /// Whether a record holds one decision or the items of a batch call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -243,7 +251,7 @@ impl Builder {
     pub fn new(
         shape: Shape,
         time: jiff::Timestamp,
-        request_id: &str,
+        request_id: RequestId<'_>,
         gateway: Option<&str>,
         request: RequestText<'_>,
         masking: &Masking,
@@ -261,7 +269,16 @@ impl Builder {
         });
         push_time(&mut out, time);
         out.push_str("\",\"request_id\":");
-        json_string(&mut out, request_id);
+        match request_id {
+            RequestId::Given(id) => json_string(&mut out, id),
+            RequestId::Made { prefix, number } => {
+                json_string(&mut out, prefix);
+                // Back into the string: the number's digits need no escaping.
+                out.pop();
+                push_u64(&mut out, number);
+                out.push('"');
+            }
+        }
         if let Some(gateway) = gateway {
             out.push_str(",\"gateway\":");
             json_string(&mut out, gateway);
@@ -1103,6 +1120,32 @@ mod tests {
             out.clear();
             push_time(&mut out, time);
             assert_eq!(out, time.to_string());
+        }
+    }
+
+    #[test]
+    fn request_ids_are_written_as_json_strings() {
+        let masking = Masking::default();
+        let time = jiff::Timestamp::from_second(0).unwrap();
+        for (id, expected) in [
+            (RequestId::Given("a\"b"), r#""request_id":"a\"b""#),
+            (
+                RequestId::Made {
+                    prefix: "w1f-",
+                    number: 42,
+                },
+                r#""request_id":"w1f-42""#,
+            ),
+        ] {
+            let builder = Builder::new(
+                Shape::Single,
+                time,
+                id,
+                None,
+                RequestText::Checked("{}"),
+                &masking,
+            );
+            assert!(builder.out.contains(expected), "{}", builder.out);
         }
     }
 

@@ -513,7 +513,7 @@ impl Audit<'_> {
         let mut builder = record::Builder::new(
             Shape::Single,
             self.now,
-            &crate::server::authzen::request_id(self.call.headers),
+            crate::server::authzen::request_id(self.call.headers),
             Some(self.call.flavour.name()),
             record::RequestText::Unchecked(&request.to_string()),
             masking,

@@ -154,8 +154,8 @@ pub fn with_audit_frame<T>(f: impl FnOnce(&mut Frame) -> T) -> T {
     })
 }
 
-/// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<counter>`.
-pub fn request_id(headers: &HeaderMap) -> String {
+/// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<number>`.
+pub fn request_id(headers: &HeaderMap) -> record::RequestId<'_> {
     use std::cell::Cell;
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,7 +165,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
     {
-        return id.to_string();
+        return record::RequestId::Given(id);
     }
     /// Numbers a thread takes from the shared counter at once: the counter is touched once
     /// per block rather than by every call on every core (numbers stay unique, not ordered).
@@ -185,11 +185,8 @@ pub fn request_id(headers: &HeaderMap) -> String {
         next.set((at + 1, end));
         at
     });
-    let start = START.get_or_init(|| format!("w{:x}-", Timestamp::now().as_millisecond()));
-    let mut id = String::with_capacity(start.len() + 20);
-    id.push_str(start);
-    let _ = std::fmt::Write::write_fmt(&mut id, format_args!("{number}"));
-    id
+    let prefix = START.get_or_init(|| format!("w{:x}-", Timestamp::now().as_millisecond()));
+    record::RequestId::Made { prefix, number }
 }
 
 /// What became of one evaluation.
@@ -266,7 +263,7 @@ impl<'s> Call<'s> {
             builder: record::Builder::new(
                 shape,
                 now,
-                &request_id(headers),
+                request_id(headers),
                 None,
                 request,
                 &log.config().masking,
