@@ -21,6 +21,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// Not answered within `request_timeout_ms` of its arrival (a body sent too slowly).
+    #[error("the request was not complete within the limit of {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
     /// No policy has loaded (yet): a documented deviation from AuthZEN, never a deny.
     #[error("no policy is loaded")]
     NoProgram,
@@ -38,6 +41,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidSubjectToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoProgram | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -11,6 +11,7 @@
 pub mod authzen;
 pub mod capabilities;
 pub mod config;
+pub mod deadline;
 pub mod effective;
 pub mod error;
 pub mod extract;
@@ -29,13 +30,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use axum::Router;
-use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::request_id::PropagateRequestIdLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::program::Program;
 use crate::source::Diagnostic;
@@ -214,10 +213,7 @@ pub fn ops_router(state: Arc<AppState>) -> Router {
 /// The layers every listener shares: the request id echoed, and the request time limit.
 fn layered(router: Router, settings: &Settings) -> Router {
     router
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
+        .layer(deadline::DeadlineLayer::new(settings.request_timeout))
         .layer(PropagateRequestIdLayer::x_request_id())
 }
 

@@ -795,6 +795,10 @@ async fn a_body_sent_too_slowly_times_out() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the request was not complete within the limit of 300 ms"),
+        "{answer}"
+    );
     assert!(!answer.contains("decision"), "{answer}");
     assert!(
         started.elapsed() >= Duration::from_millis(250),
