@@ -4,7 +4,9 @@
 # Reports requests/s, decisions/s and p50/p99 latency for single evaluations and for batches
 # of 100, for Warden and for the floor: examples/floor.rs, a bare axum endpoint on the same
 # runtime that parses the same JSON body and answers a constant. Also reports Warden's own
-# server time per call (from its /metrics histogram). Then the cost of the audit log: a second
+# server time per call (from its /metrics histogram), and the latency of single evaluations
+# at a paced rate (each of PACED_CONNECTIONS connections waits 1 ms between calls). Then the
+# cost of the audit log: a second
 # Warden with it on (every decision recorded — a batch call is one record —, fsync per batch,
 # in the work directory or AUDIT_DIR) against the first, in the same run, in ABBA order;
 # finally the log is verified and its decisions counted against the server's. The load
@@ -28,6 +30,7 @@ UNCACHED_PORT=${UNCACHED_PORT:-18184}
 AUDIT_PORT=${AUDIT_PORT:-18185}
 AUDIT_DIR=${AUDIT_DIR:-}
 ROUNDS=${ROUNDS:-1}
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-112}
 PART=${1:-all}
 case $PART in
     all | audit) ;;
@@ -96,9 +99,10 @@ for i in $(seq 1 100); do
     items="${items:+$items,}$item"
 done
 batch="{\"subject\":{\"type\":\"User\",\"id\":\"bob\"},\"action\":{\"name\":\"read\"},\"evaluations\":[$items]}"
+printf '%s' "$single" > "$work/paced.json"
 printf '%s' "$single" > "$work/single.json"
 printf '%s' "$batch" > "$work/batch.json"
-for name in single batch; do
+for name in single batch paced; do
     cat > "$work/$name.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -107,6 +111,7 @@ wrk.body = file:read("*a")
 file:close()
 LUA
 done
+echo 'function delay() return 1 end' >> "$work/paced.lua"
 
 target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
     --watch=false --log-level warn &
@@ -190,6 +195,12 @@ row "floor batch of 100 (parse)" 100 "$floor_batch"
 
 ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "warden/floor throughput: single $(ratio "$warden_single" "$floor_single")%, batch $(ratio "$warden_batch" "$floor_batch")%"
+# Latency at a rate the machine keeps up with, rather than at saturation (where the server's
+# workers and wrk preempt each other on two cores and p99 is a scheduler time slice): each
+# connection waits 1 ms after every answer (wrk's `delay`), so the rate is set by the number
+# of connections.
+row "warden single, paced" 1 "$(CONNECTIONS=$PACED_CONNECTIONS measure "http://127.0.0.1:$PORT/access/v1/evaluation" "$work/paced.lua")"
+row "floor single, paced" 1 "$(CONNECTIONS=$PACED_CONNECTIONS measure "http://127.0.0.1:$FLOOR_PORT/access/v1/evaluation" "$work/paced.lua")"
 
 # Forward-auth (the nginx contract) on the example route policy, with a bearer JWT verified
 # by Warden: HS256 and ES256, with the verified-token cache and without it.
