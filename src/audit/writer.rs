@@ -580,8 +580,8 @@ impl Writer {
         }
     }
 
-    /// Messages left the queue: their room is free again (given back at once: each
-    /// return takes the semaphore's lock, which the calls' side contends for).
+    /// Messages left the queue: their room is free again, given back in one return for the
+    /// whole batch (each return takes the semaphore's lock, which the calls contend for).
     fn took(&self, batch: &[Message]) {
         let permits: usize = batch
             .iter()
