@@ -296,12 +296,15 @@ impl Replayer<'_> {
                     let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
                     if let (Some(ty), Some(id), Some(JsonValue::Object(claims))) =
                         (text("type"), text("id"), token.get("attributes"))
-                        && subject("type") == Some(ty)
-                        && subject("id") == Some(id)
-                        && !claims.is_empty()
                     {
-                        let verified = request::Verified::decode(program, ty, claims)?;
-                        decoded.verified = Some(std::sync::Arc::new(verified));
+                        let named = (subject("type"), subject("id"));
+                        crate::gateway::lend_attributes(
+                            program,
+                            named,
+                            (ty, id),
+                            claims,
+                            &mut decoded,
+                        )?;
                     }
                 }
                 Ok(decoded)

@@ -130,19 +130,19 @@ pub fn subject_token_identity(
     Ok(Some((identity, Arc::from(config.subject_type.as_str()))))
 }
 
-/// The verified attributes for a decoded AuthZEN request, when its subject is the one the
-/// token names (of the gateway subject type); other subjects get none.
-pub fn apply_identity(
+/// Lends a subject token's verified attributes to a decoded request: only when the request's
+/// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
+/// token proved attributes. The server and replay both decide this way.
+pub fn lend_attributes(
     program: &crate::program::Program,
-    parts: &crate::eval::request::Parts<'_>,
-    identity: &SubjectIdentity,
+    named: (Option<&str>, Option<&str>),
+    proved: (&str, &str),
+    attributes: &serde_json::Map<String, serde_json::Value>,
     request: &mut crate::eval::Request,
 ) -> Result<(), crate::eval::RequestError> {
-    let (identity, subject_type) = identity;
-    let named = parts.subject.get("type").and_then(|t| t.as_str()) == Some(subject_type)
-        && parts.subject.get("id").and_then(|t| t.as_str()) == Some(identity.subject.as_str());
-    if named && !identity.attributes.is_empty() {
-        let verified = crate::eval::Verified::decode(program, subject_type, &identity.attributes)?;
+    let (subject_type, subject_id) = proved;
+    if named == (Some(subject_type), Some(subject_id)) && !attributes.is_empty() {
+        let verified = crate::eval::Verified::decode(program, subject_type, attributes)?;
         request.verified = Some(Arc::new(verified));
     }
     Ok(())

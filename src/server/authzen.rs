@@ -22,7 +22,7 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, Parts, Verified, Wire};
+use crate::eval::request::{self, Parts, Wire};
 use crate::eval::wire;
 use crate::eval::{self, Frame, RequestError};
 use crate::program::Program;
@@ -295,15 +295,9 @@ impl<'s> Call<'s> {
         };
         let mut refused = None;
         let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
-            if let Some(identity) = &self.identity {
-                crate::gateway::apply_identity(program, parts, identity, &mut request)?;
-            }
-            if let Some(token) = token {
-                match present(self.capabilities.as_deref(), program, token, self.now) {
-                    Ok(presented) => request.capability = Some(presented),
-                    Err(why) => refused = Some(why),
-                }
-            }
+            let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
+            self.lend(program, (subject("type"), subject("id")), &mut request)?;
+            refused = self.present(program, token, &mut request);
             Ok(request)
         });
         self.decide(decoded, refused)
@@ -318,24 +312,50 @@ impl<'s> Call<'s> {
         };
         let mut refused = None;
         let decoded = request::decode_wire(program, wire, self.now).and_then(|mut request| {
-            if let Some(token) = token {
-                match present(self.capabilities.as_deref(), program, token, self.now) {
-                    Ok(presented) => request.capability = Some(presented),
-                    Err(why) => refused = Some(why),
-                }
-            }
-            // The token's attributes are the subject's only when the request names it.
-            if let Some((identity, subject_type)) = &self.identity
-                && wire.subject_type == &**subject_type
-                && wire.subject_id == identity.subject
-                && !identity.attributes.is_empty()
-            {
-                let verified = Verified::decode(program, subject_type, &identity.attributes)?;
-                request.verified = Some(Arc::new(verified));
-            }
+            let named = (Some(wire.subject_type), Some(wire.subject_id));
+            self.lend(program, named, &mut request)?;
+            refused = self.present(program, token, &mut request);
             Ok(request)
         });
         self.decide(decoded, refused)
+    }
+
+    /// The subject token's verified attributes, for the subject it proved (`named` is the
+    /// request's subject).
+    fn lend(
+        &self,
+        program: &Program,
+        named: (Option<&str>, Option<&str>),
+        request: &mut eval::Request,
+    ) -> Result<(), RequestError> {
+        match &self.identity {
+            Some((identity, subject_type)) => crate::gateway::lend_attributes(
+                program,
+                named,
+                (subject_type, &identity.subject),
+                &identity.attributes,
+                request,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Presents a capability token with the request: why it grants nothing when it does not
+    /// verify (the request is then decided without it).
+    fn present(
+        &self,
+        program: &Program,
+        token: Option<&str>,
+        request: &mut eval::Request,
+    ) -> Option<String> {
+        let token = token?;
+        match present(self.capabilities.as_deref(), program, token, self.now) {
+            Ok(presented) => {
+                request.capability = Some(presented);
+                None
+            }
+            Err(why) => Some(why),
+        }
     }
 
     fn decide(
