@@ -220,10 +220,9 @@ pub struct Builder {
     shape: Shape,
     out: String,
     masked: Vec<String>,
-    /// Batch: entries written to `items` so far (an item not recorded is `null`).
+    /// Batch: entries written to `items` so far (an item not recorded is `null`); `items` is
+    /// opened with the first, so that members can come before it.
     entries: usize,
-    /// Batch: `items` is open (members come before it).
-    items_open: bool,
     decisions: u32,
     /// Batch: the distinct outcomes, which items refer to by index.
     outcomes: Outcomes,
@@ -290,7 +289,6 @@ impl Builder {
             out,
             masked,
             entries: 0,
-            items_open: false,
             decisions: 0,
             outcomes: Outcomes::default(),
             reads: ReadTable::default(),
@@ -302,7 +300,7 @@ impl Builder {
     /// Adds a member to the record, after the request and before any outcome (e.g.
     /// `verified`); ignored once an outcome is recorded.
     pub fn member(&mut self, name: &str, value: &JsonValue, masking: &Masking) {
-        if self.decisions > 0 || self.items_open {
+        if self.decisions > 0 || self.entries > 0 {
             return;
         }
         self.out.push(',');
@@ -340,9 +338,8 @@ impl Builder {
 
     fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
         let out = &mut self.out;
-        if !self.items_open {
+        if self.entries == 0 {
             out.push_str(",\"items\":[");
-            self.items_open = true;
         }
         // Items not recorded (not wanted, or not well-formed) are `null`.
         while self.entries < index {
@@ -456,7 +453,7 @@ impl Builder {
         }
         let out = &mut self.out;
         if self.shape == Shape::Batch {
-            if !self.items_open {
+            if self.entries == 0 {
                 out.push_str(",\"items\":[");
             }
             out.push_str("],\"outcomes\":[");
