@@ -240,16 +240,17 @@ fn malformed_flag_values_are_usage_errors_naming_the_flag() {
 }
 
 /// Exec to the first answer on `/readyz`: the server binds only once the policies are loaded,
-/// so its first answer is already 200, never 503.
+/// so its first answer is already 200, never 503. It listens on a Unix socket in the test's own
+/// directory: a TCP port freed for it could be taken meanwhile by another test's server, whose
+/// answer (a TLS server resets a plain request) would be mistaken for Warden's.
 #[test]
 fn the_first_answer_after_start_up_is_ready() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = taken.local_addr().unwrap();
-    drop(taken);
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("warden.sock");
     let started = Instant::now();
     let mut child = warden()
         .args(["serve", "--watch=false", "--listen"])
-        .arg(address.to_string())
+        .arg(format!("unix:{}", socket.display()))
         .arg("-p")
         .arg(bundled_policies())
         .stderr(Stdio::null())
@@ -257,7 +258,7 @@ fn the_first_answer_after_start_up_is_ready() {
         .unwrap();
     let deadline = started + Duration::from_secs(60);
     let status_line = loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+        if let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&socket) {
             use std::io::Write;
             stream
                 .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
