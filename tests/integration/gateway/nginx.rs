@@ -50,6 +50,81 @@ impl Drop for Nginx {
     }
 }
 
+/// Starts nginx with `deploy/nginx/warden.conf` on a free port. The port is free when chosen but
+/// another test's server may take it before nginx binds it, so nginx is ready only once it has
+/// written its pid file (it does so after binding its listeners), and a start that fails because
+/// the address is in use is tried again on another port.
+fn start_nginx(
+    binary: &str,
+    dir: &Path,
+    warden: &std::net::SocketAddr,
+    upstream: &std::net::SocketAddr,
+) -> (u16, Nginx) {
+    let temp = dir.display();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let main = format!(
+        "{user}worker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log info;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log {temp}/access.log;\n  client_body_temp_path {temp}/body;\n  \
+         proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fastcgi;\n  \
+         uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n  \
+         include {temp}/warden.conf;\n}}\n",
+        user = if root { "user root;\n" } else { "" },
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let template = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf")).unwrap();
+    for _ in 0..5 {
+        let port = free_port();
+        let site = template
+            .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${WARDEN}", &warden.to_string())
+            .replace("${UPSTREAM}", &upstream.to_string());
+        std::fs::write(dir.join("warden.conf"), site).unwrap();
+        let _ = std::fs::remove_file(dir.join("nginx.pid"));
+        let _ = std::fs::remove_file(dir.join("error.log"));
+        let child = Command::new(binary)
+            .args([
+                "-p",
+                &temp.to_string(),
+                "-c",
+                &format!("{temp}/nginx.conf"),
+                "-g",
+                "daemon off;",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut nginx = Nginx(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let pid = std::fs::read_to_string(dir.join("nginx.pid")).unwrap_or_default();
+            if !pid.trim().is_empty() {
+                return (port, nginx);
+            }
+            if nginx.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut stderr = String::new();
+        if let Some(mut pipe) = nginx.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(
+            log.contains("Address already in use") || stderr.contains("Address already in use"),
+            "nginx did not start: {stderr}{log}"
+        );
+    }
+    panic!("nginx found no free port in five tries");
+}
+
 /// The upstream: echoes the path and the subject nginx passed on.
 async fn upstream() -> std::net::SocketAddr {
     let app = Router::new().fallback(|uri: axum::http::Uri, headers: HeaderMap| async move {
@@ -78,56 +153,9 @@ async fn through_a_real_nginx() {
     };
     let warden = TestServer::start(gateway_config(&example_policies())).await;
     let upstream = upstream().await;
-    let port = free_port();
-
     let dir = tempfile::tempdir().unwrap();
-    let site = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf"))
-        .unwrap()
-        .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
-        .replace("${WARDEN}", &warden.running.address.to_string())
-        .replace("${UPSTREAM}", &upstream.to_string());
-    std::fs::write(dir.path().join("warden.conf"), site).unwrap();
-    let temp = dir.path().display();
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let main = format!(
-        "{user}worker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log info;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log {temp}/access.log;\n  client_body_temp_path {temp}/body;\n  \
-         proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fastcgi;\n  \
-         uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n  \
-         include {temp}/warden.conf;\n}}\n",
-        user = if root { "user root;\n" } else { "" },
-    );
-    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-    let child = Command::new(&binary)
-        .args([
-            "-p",
-            &temp.to_string(),
-            "-c",
-            &format!("{temp}/nginx.conf"),
-            "-g",
-            "daemon off;",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _nginx = Nginx(child);
-
+    let (port, _nginx) = start_nginx(&binary, dir.path(), &warden.running.address, &upstream);
     let http = Http::new(&format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let get = |path: &'static str, token: Option<String>| {
         let http = http.clone();
         async move {
