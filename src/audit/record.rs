@@ -242,6 +242,71 @@ struct Outcomes {
     text: String,
     len: u32,
     by_key: rustc_hash::FxHashMap<SmallVec<[u32; 8]>, u32>,
+    /// The last few shared outcomes, compared with an item's decision directly.
+    recent: Recent,
+}
+
+/// The last few shared outcomes of a batch, as the decision and the values it read: an item
+/// that ends like one of them (same verdict, rules, nodes read and values) has its outcome, so
+/// its key (read paths, masking checks, read-table entries, hashing) need not be built. Only
+/// outcomes without errors and whose every read is a value shown as it is are kept here: the
+/// key is then a function of exactly what is compared.
+#[derive(Debug, Default)]
+struct Recent {
+    entries: Vec<RecentOutcome>,
+    /// Where the next entry goes once all slots are taken.
+    next: usize,
+}
+
+#[derive(Debug)]
+struct RecentOutcome {
+    allowed: bool,
+    reasons: SmallVec<[crate::program::RuleId; 4]>,
+    reads: SmallVec<[(NodeId, Value); 4]>,
+    id: u32,
+}
+
+impl Recent {
+    const SLOTS: usize = 4;
+
+    fn find(&self, decision: &Decision, frame: &Frame) -> Option<u32> {
+        let reads = frame.reads();
+        self.entries
+            .iter()
+            .find(|entry| {
+                entry.allowed == decision.allowed
+                    && entry.reasons == decision.reasons
+                    && entry.reads.len() == reads.len()
+                    && entry.reads.iter().zip(reads).all(|((node, value), read)| {
+                        node == read && matches!(frame.result(*read), Some(Ok(now)) if now == value)
+                    })
+            })
+            .map(|entry| entry.id)
+    }
+
+    /// Keeps a shared outcome that had no hidden read (the caller knows) when every read is
+    /// a value.
+    fn remember(&mut self, decision: &Decision, frame: &Frame, id: u32) {
+        let mut reads = SmallVec::new();
+        for &node in frame.reads() {
+            match frame.result(node) {
+                Some(Ok(value)) => reads.push((node, value.clone())),
+                _ => return,
+            }
+        }
+        let entry = RecentOutcome {
+            allowed: decision.allowed,
+            reasons: decision.reasons.clone(),
+            reads,
+            id,
+        };
+        if self.entries.len() < Recent::SLOTS {
+            self.entries.push(entry);
+        } else if let Some(slot) = self.entries.get_mut(self.next) {
+            *slot = entry;
+            self.next = (self.next + 1) % Recent::SLOTS;
+        }
+    }
 }
 
 impl Builder {
@@ -353,10 +418,18 @@ impl Builder {
             out.push(',');
         }
         self.entries += 1;
+        if let Ok((decision, frame)) = outcome
+            && decision.errors.is_empty()
+            && let Some(found) = self.outcomes.recent.find(decision, frame)
+        {
+            push_u64(out, u64::from(found));
+            return;
+        }
         // The outcome's key: verdict, rules and the reads' table entries. Items with the same
         // key share one entry of `outcomes`.
         let key = &mut self.key;
         key.clear();
+        let mut any_hidden = false;
         if let Ok((decision, frame)) = outcome {
             key.push(u32::from(decision.allowed));
             key.push(u32::try_from(decision.reasons.len()).unwrap_or(u32::MAX));
@@ -373,6 +446,7 @@ impl Builder {
                 let value = frame.result(*node);
                 let hidden = is_hidden(path, value);
                 if hidden {
+                    any_hidden = true;
                     self.masked
                         .push(format!("items[{index}].read.{}", path.name));
                 }
@@ -381,6 +455,9 @@ impl Builder {
         }
         let shared = matches!(outcome, Ok((decision, _)) if decision.errors.is_empty());
         if shared && let Some(&found) = self.outcomes.by_key.get(&**key) {
+            if let (Ok((decision, frame)), false) = (outcome, any_hidden) {
+                self.outcomes.recent.remember(decision, frame, found);
+            }
             push_u64(out, u64::from(found));
             return;
         }
@@ -406,6 +483,9 @@ impl Builder {
         outcomes.text.push_str("]}");
         if shared {
             outcomes.by_key.insert(key.clone(), id);
+            if let (Ok((decision, frame)), false) = (outcome, any_hidden) {
+                outcomes.recent.remember(decision, frame, id);
+            }
         }
         push_u64(out, u64::from(id));
     }

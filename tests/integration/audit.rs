@@ -982,6 +982,74 @@ async fn a_batch_call_is_one_record_and_replays_item_by_item() {
 }
 
 /// In `denies` mode a batch records only its denied items; a batch with none writes nothing.
+/// Every item of a batch record says what the same request made alone records: its verdict,
+/// rules, errors and the values it read (masked ones too). The items come in a scrambled order
+/// with repeats and more distinct outcomes than the record's recent-outcome slots, so that
+/// outcomes are found by comparison, found by key, and written anew, and an item that read a
+/// masked value comes between items that ended alike.
+#[tokio::test]
+async fn each_batch_item_records_what_it_would_alone() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.masking.names = vec!["ok".to_string()];
+    let server = TestServer::start(setup.config(audit)).await;
+    let mut kinds = Vec::new();
+    for subject in ["alice", "bob", "carol"] {
+        for action in ["read", "write"] {
+            for doc in ["d1", "d2", "d3"] {
+                for context in [json!({}), json!({"ok": true}), json!({"ok": false})] {
+                    kinds.push(json!({
+                        "subject": {"type": "User", "id": subject},
+                        "action": {"name": action},
+                        "resource": {"type": "Doc", "id": doc},
+                        "context": context,
+                    }));
+                }
+            }
+        }
+    }
+    let items: Vec<JsonValue> = (0..kinds.len() * 2)
+        .map(|i| kinds[(i * 7 + i / kinds.len()) % kinds.len()].clone())
+        .collect();
+    let reply = server
+        .http
+        .post_json("/access/v1/evaluations", &json!({"evaluations": items}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for item in &items {
+        let reply = server.http.post_json("/access/v1/evaluation", item).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    server.running.shutdown().await;
+
+    let all = decisions(&setup.files());
+    let (batch, alone): (Vec<&JsonValue>, Vec<&JsonValue>) =
+        all.iter().partition(|d| d.get("item").is_some());
+    assert_eq!(batch.len(), items.len());
+    assert_eq!(alone.len(), items.len());
+    let mut distinct = std::collections::HashSet::new();
+    for (i, (in_batch, by_itself)) in batch.iter().zip(&alone).enumerate() {
+        // The same request (masked alike), in the order sent.
+        assert_eq!(in_batch["request"], by_itself["request"], "item {i}");
+        for key in ["subject", "action", "resource"] {
+            assert_eq!(in_batch["request"][key], items[i][key], "item {i}");
+        }
+        for key in ["decision", "rules", "read"] {
+            assert_eq!(in_batch[key], by_itself[key], "item {i}: {key}");
+        }
+        let errors = |d: &JsonValue| d.get("errors").cloned().unwrap_or(json!([]));
+        assert_eq!(errors(in_batch), errors(by_itself), "item {i}");
+        distinct.insert(in_batch["read"].to_string() + &in_batch["rules"].to_string());
+    }
+    assert!(distinct.len() > 8, "{distinct:?}");
+    assert!(
+        batch
+            .iter()
+            .any(|d| d["read"].to_string().contains("[masked]")),
+        "some items read the masked `ok`"
+    );
+}
+
 #[tokio::test]
 async fn denies_mode_records_only_the_denied_items_of_a_batch() {
     let setup = Setup::new();
