@@ -15,6 +15,11 @@
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
 #   ROUNDS=3 benches/load.sh audit          # only the audit log's cost, ABBA three times
+#   PIN=1 ROUNDS=4 benches/load.sh audit    # wrk on core 0, the servers on core 1
+#
+# PIN=1 keeps the client off the servers' core, as a separate load machine would: the ratio
+# is then the servers' own cost per call, not also how much less wrk gets done on a shared
+# core when the server is slower (which roughly doubles any per-call cost, see BENCHMARKS.md).
 #
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
 set -euo pipefail
@@ -30,6 +35,7 @@ UNCACHED_PORT=${UNCACHED_PORT:-18184}
 AUDIT_PORT=${AUDIT_PORT:-18185}
 AUDIT_DIR=${AUDIT_DIR:-}
 ROUNDS=${ROUNDS:-1}
+PIN=${PIN:-0}
 PACED_CONNECTIONS=${PACED_CONNECTIONS:-112}
 PART=${1:-all}
 case $PART in
@@ -40,6 +46,15 @@ esac
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     echo "== installing wrk and curl"
     apt-get update -qq && apt-get install -y -qq wrk curl
+fi
+
+pin_server=()
+pin_client=()
+if [ "$PIN" = 1 ]; then
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+    [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two cores" >&2; exit 2; }
+    pin_server=(taskset -c 1)
+    pin_client=(taskset -c 0)
 fi
 
 echo "== building (release)"
@@ -113,15 +128,15 @@ LUA
 done
 echo 'function delay() return 1 end' >> "$work/paced.lua"
 
-target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
+"${pin_server[@]}" target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
     --watch=false --log-level warn &
 pids+=($!)
-target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
+"${pin_server[@]}" target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
 pids+=($!)
 audit_dir=${AUDIT_DIR:-$work/audit}
 mkdir -p "$audit_dir"
 head -c 32 /dev/urandom > "$work/audit.key"
-target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$AUDIT_PORT" \
+"${pin_server[@]}" target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$AUDIT_PORT" \
     --watch=false --log-level warn --audit-path "$audit_dir/audit.jsonl" \
     --audit-key-file "$work/audit.key" &
 audit_pid=$!
@@ -147,7 +162,7 @@ count=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$wo
 # Runs wrk and prints: requests/s, p50, p99 (failing on any non-2xx answer or socket error).
 measure() {
     local url=$1 script=$2 out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url")
+    out=$("${pin_client[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url")
     if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
         echo "$out" >&2
         echo "wrk saw failed requests" >&2
@@ -168,7 +183,7 @@ server_time() {
         END { if (count > 0) printf "%.1f", sum / count * 1e6; else print "-" }'
 }
 
-echo "== wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run, $(nproc) cores"
+echo "== wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run, $(nproc) cores$([ "$PIN" = 1 ] && echo ", wrk pinned to core 0 and the servers to core 1")"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$PART" = all ]; then
     printf '%-26s %12s %14s %10s %10s %14s\n' "run" "requests/s" "decisions/s" "p50" "p99" "server µs/call"
@@ -208,7 +223,7 @@ keys=tests/data/gateway
 for port in "$GATEWAY_PORT" "$UNCACHED_PORT"; do
     cache=10000
     [ "$port" = "$UNCACHED_PORT" ] && cache=0
-    target/release/warden serve --policies deploy/gateway-policies/routes \
+    "${pin_server[@]}" target/release/warden serve --policies deploy/gateway-policies/routes \
         --listen "127.0.0.1:$port" --watch=false --log-level warn --jwt-cache "$cache" \
         --jwt-keys "ES256:$keys/ec.pem,HS256:$keys/hs.secret" &
     pids+=($!)
@@ -257,14 +272,22 @@ abba() {
 }
 echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
+single_shares=()
+batch_shares=()
 for round in $(seq 1 "$ROUNDS"); do
     label=""
     [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
     read -r off on share <<<"$(abba /access/v1/evaluation "$work/single.lua")"
+    single_shares+=("$share")
     printf '%-26s %12s %12s %7s%% %16s\n' "single$label" "$off" "$on" "$share" "$(audit_server_time evaluation)"
     read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
+    batch_shares+=("$share")
     printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
 done
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+if [ "$ROUNDS" -gt 1 ]; then
+    echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%"
+fi
 echo "(target: audit on at least 90% of off)"
 
 # Every decision must be in the log, and the log must verify once the server has closed it.
