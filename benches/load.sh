@@ -19,7 +19,8 @@
 #
 # PIN=1 keeps the client off the servers' core, as a separate load machine would: the ratio
 # is then the servers' own cost per call, not also how much less wrk gets done on a shared
-# core when the server is slower (which roughly doubles any per-call cost, see BENCHMARKS.md).
+# core when the server is slower (which roughly doubles any per-call cost; see the README,
+# "Audit log").
 #
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
 set -euo pipefail
