@@ -1428,13 +1428,34 @@ impl<'a> Printer<'a> {
         self.touch(expr.span.end);
     }
 
+    /// Prints a number or duration. A negative one written as `-` and the literal (the parser
+    /// folds the two) is printed as two tokens at their places in the source, so that a comment
+    /// between them stays between them: printed after the whole literal it would move out of
+    /// the constructs that hold it, and the next formatting would lay them out otherwise.
+    fn literal(&mut self, span: Span, text: &str) {
+        let start = span.start as usize;
+        let negated = self
+            .source
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with('-'));
+        match text.strip_prefix('-') {
+            Some(magnitude) if negated => {
+                self.token(Span::new(start, start + 1), "-");
+                let end = span.end as usize;
+                let at = self.next_code(start + 1).min(end);
+                self.token(Span::new(at, end), magnitude);
+            }
+            _ => self.token(span, text),
+        }
+    }
+
     fn expr_inner(&mut self, expr: &Expr) {
         let span = expr.span;
         match &expr.kind {
             ExprKind::Bool(value) => self.token(span, if *value { "true" } else { "false" }),
-            ExprKind::Int(value) => self.token(span, &value.to_string()),
+            ExprKind::Int(value) => self.literal(span, &value.to_string()),
             ExprKind::Str(text) => self.token(span, &quoted(text)),
-            ExprKind::Duration(millis) => self.token(span, &duration_text(*millis)),
+            ExprKind::Duration(millis) => self.literal(span, &duration_text(*millis)),
             ExprKind::Entity { ty, id } => {
                 self.token(span, &format!("{}::{}", ty.name, quoted(id)));
             }
