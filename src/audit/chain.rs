@@ -10,8 +10,10 @@
 //! `hash` is the SHA-256 of every byte of the line before `,"hash":"`, so editing any byte of a
 //! record changes its hash, and the next record's `prev` no longer matches. The chain alone can
 //! be rebuilt by whoever edits the file; checkpoints close that door: a checkpoint record
-//! carries an HMAC-SHA256, under a key only the server holds, over its own sequence number and
-//! the hash of the record before it (the chain head), which commits to the whole history.
+//! carries a signature over its own sequence number and the hash of the record before it (the
+//! chain head), which commits to the whole history: an HMAC-SHA256 under a secret only the
+//! server and the verifiers hold, or an Ed25519 signature, which anyone with the public key can
+//! check and only the holder of the private key can make.
 
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -19,8 +21,11 @@ use sha2::{Digest, Sha256};
 /// `prev` of the first record of a new chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The signature algorithm of checkpoints.
-pub const ALGORITHM: &str = "hmac-sha256";
+/// The signature algorithm of checkpoints under a shared secret.
+pub const HMAC_SHA256: &str = "hmac-sha256";
+
+/// The signature algorithm of checkpoints under an Ed25519 key pair.
+pub const ED25519: &str = "ed25519";
 
 const HASH_FIELD: &str = ",\"hash\":\"";
 /// `,"hash":"` + 64 hex digits + `"}`.
@@ -119,25 +124,38 @@ pub fn hash_of(covered: &str) -> String {
     hex(&Sha256::digest(covered.as_bytes()))
 }
 
-/// A checkpoint signing key (from the configured key file).
+/// A checkpoint key (from the configured key file): a shared secret (HMAC-SHA256), an Ed25519
+/// private key (signs and verifies) or an Ed25519 public key (verifies only).
 #[derive(Clone)]
 pub struct Key {
-    secret: Vec<u8>,
-    /// The first 16 hex digits of the SHA-256 of the key: names the key in checkpoints without
-    /// revealing it, so verify can say that a log was signed with another key.
+    kind: KeyKind,
+    /// The first 16 hex digits of the SHA-256 of the secret or of the public key: names the key
+    /// in checkpoints without revealing it, so verify can say that a log was signed with
+    /// another key. A private key and its public key have the same id.
     pub id: String,
+}
+
+#[derive(Clone)]
+enum KeyKind {
+    Hmac(Vec<u8>),
+    Ed25519Private(Box<ed25519_dalek::SigningKey>),
+    Ed25519Public(ed25519_dalek::VerifyingKey),
 }
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Key({})", self.id)
+        write!(f, "Key({} {})", self.algorithm(), self.id)
     }
 }
 
-/// The shortest key accepted, in bytes.
+/// The shortest secret accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 16;
 
+const PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----";
+const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----";
+
 impl Key {
+    /// A shared secret, for HMAC-SHA256 signatures.
     pub fn new(secret: &[u8]) -> Result<Key, String> {
         if secret.len() < MIN_KEY_LEN {
             return Err(format!(
@@ -146,42 +164,133 @@ impl Key {
         }
         let id = hex(&Sha256::digest(secret))[..16].to_string();
         Ok(Key {
-            secret: secret.to_vec(),
+            kind: KeyKind::Hmac(secret.to_vec()),
             id,
         })
     }
 
-    /// Reads a key file: its bytes, without surrounding whitespace.
+    /// An Ed25519 private key, from its 32-byte seed.
+    pub fn ed25519(seed: &[u8; 32]) -> Key {
+        let signing = ed25519_dalek::SigningKey::from_bytes(seed);
+        Key {
+            id: public_id(&signing.verifying_key()),
+            kind: KeyKind::Ed25519Private(Box::new(signing)),
+        }
+    }
+
+    /// Reads a key file: an Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm
+    /// ed25519` writes it), an Ed25519 public key (SPKI PEM, `openssl pkey -pubout`), or else a
+    /// shared secret: the file's bytes, without surrounding whitespace.
     pub fn from_file(path: &std::path::Path) -> Result<Key, String> {
+        use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read the audit key `{}`: {e}", path.display()))?;
+        let text = std::str::from_utf8(bytes.trim_ascii()).unwrap_or("");
+        let not_ed25519 = |e: &dyn std::fmt::Display| {
+            format!(
+                "`{}` is not an Ed25519 key in PEM ({e}); make one with `openssl genpkey -algorithm ed25519`",
+                path.display()
+            )
+        };
+        if text.starts_with(PRIVATE_PEM) {
+            let signing =
+                ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| not_ed25519(&e))?;
+            return Ok(Key {
+                id: public_id(&signing.verifying_key()),
+                kind: KeyKind::Ed25519Private(Box::new(signing)),
+            });
+        }
+        if text.starts_with(PUBLIC_PEM) {
+            let verifying = ed25519_dalek::VerifyingKey::from_public_key_pem(text)
+                .map_err(|e| not_ed25519(&e))?;
+            return Ok(Key {
+                id: public_id(&verifying),
+                kind: KeyKind::Ed25519Public(verifying),
+            });
+        }
+        if text.starts_with("-----BEGIN") {
+            return Err(not_ed25519(&"only Ed25519 keys are taken in PEM"));
+        }
         Key::new(bytes.trim_ascii())
     }
 
+    /// The algorithm of the signatures this key makes or checks.
+    pub fn algorithm(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Hmac(_) => HMAC_SHA256,
+            KeyKind::Ed25519Private(_) | KeyKind::Ed25519Public(_) => ED25519,
+        }
+    }
+
+    /// Whether this key can sign: every key but a public one.
+    pub fn can_sign(&self) -> bool {
+        !matches!(self.kind, KeyKind::Ed25519Public(_))
+    }
+
+    /// The Ed25519 public key, in PEM, for a private or public Ed25519 key.
+    pub fn public_pem(&self) -> Option<String> {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        let verifying = match &self.kind {
+            KeyKind::Hmac(_) => return None,
+            KeyKind::Ed25519Private(signing) => signing.verifying_key(),
+            KeyKind::Ed25519Public(verifying) => *verifying,
+        };
+        verifying
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .ok()
+    }
+
+    /// What a checkpoint signs: its sequence number and the chain head.
+    fn message(seq: u64, prev: &str) -> Vec<u8> {
+        format!("warden-audit-checkpoint\n{seq}\n{prev}").into_bytes()
+    }
+
     /// HMAC accepts keys of every length, so this is `None` only in theory.
-    fn mac(&self, seq: u64, prev: &str) -> Option<HmacSha256> {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret).ok()?;
-        mac.update(b"warden-audit-checkpoint\n");
-        mac.update(seq.to_string().as_bytes());
-        mac.update(b"\n");
-        mac.update(prev.as_bytes());
+    fn mac(secret: &[u8], seq: u64, prev: &str) -> Option<HmacSha256> {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).ok()?;
+        mac.update(&Key::message(seq, prev));
         Some(mac)
     }
 
-    /// The signature of the checkpoint at `seq` whose chain head is `prev`.
+    /// The signature of the checkpoint at `seq` whose chain head is `prev` (empty for a public
+    /// key, which cannot sign: the configuration refuses one as the server's key).
     pub fn sign(&self, seq: u64, prev: &str) -> String {
-        self.mac(seq, prev)
-            .map(|mac| hex(&mac.finalize().into_bytes()))
-            .unwrap_or_default()
+        use ed25519_dalek::Signer;
+        match &self.kind {
+            KeyKind::Hmac(secret) => Key::mac(secret, seq, prev)
+                .map(|mac| hex(&mac.finalize().into_bytes()))
+                .unwrap_or_default(),
+            KeyKind::Ed25519Private(signing) => {
+                hex(&signing.sign(&Key::message(seq, prev)).to_bytes())
+            }
+            KeyKind::Ed25519Public(_) => String::new(),
+        }
     }
 
-    /// Checks a signature in constant time.
+    /// Checks a signature (an HMAC in constant time).
     pub fn verify(&self, seq: u64, prev: &str, signature: &str) -> bool {
-        let (Some(bytes), Some(mac)) = (unhex(signature), self.mac(seq, prev)) else {
+        let Some(bytes) = unhex(signature) else {
             return false;
         };
-        mac.verify_slice(&bytes).is_ok()
+        let verifying = match &self.kind {
+            KeyKind::Hmac(secret) => {
+                return Key::mac(secret, seq, prev)
+                    .is_some_and(|mac| mac.verify_slice(&bytes).is_ok());
+            }
+            KeyKind::Ed25519Private(signing) => signing.verifying_key(),
+            KeyKind::Ed25519Public(verifying) => *verifying,
+        };
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(&bytes) else {
+            return false;
+        };
+        verifying
+            .verify_strict(&Key::message(seq, prev), &signature)
+            .is_ok()
     }
+}
+
+fn public_id(verifying: &ed25519_dalek::VerifyingKey) -> String {
+    hex(&Sha256::digest(verifying.as_bytes()))[..16].to_string()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -251,5 +360,78 @@ mod tests {
         assert!(!key.verify(10, GENESIS, &sig));
         assert!(!other.verify(9, GENESIS, &sig));
         assert!(Key::new(b"short").is_err());
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/audit")
+            .join(name)
+    }
+
+    /// An Ed25519 private key (as OpenSSL writes it) signs; its public key, and only it,
+    /// verifies; both have the same id, and the public key cannot sign.
+    #[test]
+    fn ed25519_keys_sign_and_their_public_keys_verify() {
+        let private = Key::from_file(&fixture("ed25519-private.pem")).unwrap();
+        let public = Key::from_file(&fixture("ed25519-public.pem")).unwrap();
+        let other = Key::from_file(&fixture("other-ed25519-public.pem")).unwrap();
+        assert_eq!(private.algorithm(), ED25519);
+        assert_eq!(public.id, private.id);
+        assert_ne!(other.id, private.id);
+        assert!(private.can_sign() && !public.can_sign());
+        let sig = private.sign(9, GENESIS);
+        assert_eq!(sig.len(), 128);
+        assert!(public.verify(9, GENESIS, &sig));
+        assert!(private.verify(9, GENESIS, &sig));
+        assert!(!public.verify(10, GENESIS, &sig));
+        assert!(!public.verify(9, &"1".repeat(64), &sig));
+        assert!(!other.verify(9, GENESIS, &sig));
+        assert!(!public.verify(9, GENESIS, "00"));
+        let hmac = Key::new(b"0123456789abcdef").unwrap();
+        assert!(!hmac.verify(9, GENESIS, &sig));
+        assert_eq!(
+            private.public_pem().unwrap().trim(),
+            std::fs::read_to_string(fixture("ed25519-public.pem"))
+                .unwrap()
+                .trim()
+        );
+    }
+
+    /// A PEM that is not an Ed25519 key is refused with the command that makes one; anything
+    /// else is a shared secret.
+    #[test]
+    fn key_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = dir.path().join("rsa.pem");
+        std::fs::write(
+            &rsa,
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gateway/rsa.pem"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let error = Key::from_file(&rsa).unwrap_err();
+        assert!(
+            error.contains("openssl genpkey -algorithm ed25519"),
+            "{error}"
+        );
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "  a secret of enough bytes\n").unwrap();
+        let key = Key::from_file(&secret).unwrap();
+        assert_eq!(key.algorithm(), HMAC_SHA256);
+        assert_eq!(key.id, Key::new(b"a secret of enough bytes").unwrap().id);
+    }
+
+    /// HMAC signatures are pinned: checkpoints written by every version keep verifying.
+    #[test]
+    fn hmac_signatures_are_as_specified() {
+        // Python: hmac.new(b"0123456789abcdef", b"warden-audit-checkpoint\n9\n" + b"0" * 64,
+        // hashlib.sha256).hexdigest()
+        let key = Key::new(b"0123456789abcdef").unwrap();
+        assert_eq!(
+            key.sign(9, GENESIS),
+            "3932f6ed27d132e52f36865c30d4347f42f042f598f58ae12b80e44af9be8eb9"
+        );
     }
 }

@@ -299,9 +299,14 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                     .unwrap_or("");
                 let alg = record.get("alg").and_then(JsonValue::as_str).unwrap_or("");
                 let sig = record.get("sig").and_then(JsonValue::as_str).unwrap_or("");
-                let message = if alg != chain::ALGORITHM {
+                let message = if alg != chain::HMAC_SHA256 && alg != chain::ED25519 {
                     Some(format!(
                         "checkpoint {here} has an unknown signature algorithm `{alg}`"
+                    ))
+                } else if alg != options.key.algorithm() {
+                    Some(format!(
+                        "checkpoint {here} is signed with `{alg}`, but the given key is a `{}` key: give the key the log was signed with",
+                        options.key.algorithm()
                     ))
                 } else if key_id != options.key.id {
                     Some(format!(

@@ -614,7 +614,7 @@ impl Writer {
         let body = format!(
             "\"kind\":\"checkpoint\",\"time\":\"{}\",\"reason\":\"{reason}\",\"alg\":\"{}\",\"key_id\":\"{}\",\"sig\":\"{signature}\"",
             jiff::Timestamp::now(),
-            chain::ALGORITHM,
+            self.key.algorithm(),
             self.key.id,
         );
         chain::seal_chained(&mut self.buffer, seq, &mut self.head, &body);

@@ -30,7 +30,8 @@ pub struct VerifyArgs {
     /// The audit files: the active one and its rotated predecessors, in any order.
     #[arg(required = true, value_name = "FILES")]
     pub files: Vec<PathBuf>,
-    /// The key the server signs checkpoints with (its `audit_key_file`).
+    /// The key checkpoints are checked with: the server's shared secret (its
+    /// `audit_key_file`), or, for a log signed with an Ed25519 private key, its public key.
     #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_KEY_FILE")]
     pub key_file: PathBuf,
     /// The log is still being written: records after the last checkpoint are reported, not a

@@ -125,8 +125,8 @@ pub struct ServeArgs {
     /// Write an audit record of every decision to this file (rotated files: FILE.<seq>).
     #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_PATH")]
     pub audit_path: Option<PathBuf>,
-    /// The key that signs the audit log's checkpoints (at least 16 bytes); required with
-    /// --audit-path.
+    /// The key that signs the audit log's checkpoints: a secret of at least 16 bytes
+    /// (HMAC-SHA256) or an Ed25519 private key in PEM; required with --audit-path.
     #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
     /// Which decisions are recorded [default: all].

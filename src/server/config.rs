@@ -523,6 +523,13 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
     };
     let key =
         Key::from_file(key_file).map_err(|e| ConfigError(format!("`audit_key_file`: {e}")))?;
+    if !key.can_sign() {
+        return Err(ConfigError(format!(
+            "`audit_key_file`: `{}` is an Ed25519 public key, which cannot sign checkpoints: give \
+             the server the private key, and verifiers the public one",
+            key_file.display()
+        )));
+    }
     let mut audit = AuditConfig::new(path.clone(), key);
     let positive = |key: &str, value: u64| {
         if value == 0 {

@@ -679,6 +679,67 @@ fn the_audit_log_needs_a_key() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("audit_key_file"));
 }
 
+fn audit_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/audit")
+        .join(name)
+}
+
+/// A server given an Ed25519 private key (made by OpenSSL) signs checkpoints that anyone with
+/// the public key can check: the binary's verify says intact with the public key, names
+/// another public key or the wrong kind of key as such, and still pinpoints an edit. A public
+/// key cannot be the server's key.
+#[tokio::test]
+async fn ed25519_checkpoints_verify_with_the_public_key() {
+    let setup = Setup::new();
+    let private = Key::from_file(&audit_key("ed25519-private.pem")).unwrap();
+    let mut audit = AuditConfig::new(setup.log.clone(), private);
+    audit.checkpoint_records = 4;
+    closed_log(&setup, audit, 10).await;
+    let checkpoint: JsonValue = lines(&setup.log)
+        .iter()
+        .map(|l| serde_json::from_str::<JsonValue>(l).unwrap())
+        .find(|r| r["kind"] == "checkpoint")
+        .unwrap();
+    assert_eq!(checkpoint["alg"], "ed25519");
+
+    let public = audit_key("ed25519-public.pem");
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("intact:"), "{out}");
+
+    let (code, out) = verify_cli(
+        std::slice::from_ref(&setup.log),
+        &audit_key("other-ed25519-public.pem"),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("signed with another key"), "{out}");
+
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is signed with `ed25519`"), "{out}");
+
+    let edited = tampered(&setup, "edited.jsonl", |lines| {
+        lines[2] = lines[2].replacen("alice", "alicf", 1);
+    });
+    let (code, out) = verify_cli(&[edited], &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("edited"), "{out}");
+
+    let output = warden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--audit-path"])
+        .arg(&setup.log)
+        .arg("--audit-key-file")
+        .arg(&public)
+        .arg("-p")
+        .arg(setup.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("public key, which cannot sign"), "{stderr}");
+}
+
 /// The binary: audit keys from the file, the environment and flags; SIGTERM drains the queue
 /// and closes the log, which then verifies.
 #[tokio::test]
