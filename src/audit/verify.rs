@@ -76,9 +76,20 @@ pub struct Report {
 
 /// Options of a verification.
 pub struct Options<'k> {
-    pub key: &'k Key,
+    /// The keys checkpoints may be signed with (more than one when the server's key was
+    /// changed during the log): each checkpoint is checked with the key its `key_id` names.
+    pub keys: &'k [Key],
     /// The log is still being written: an unsigned tail is reported, not a break.
     pub live: bool,
+}
+
+/// "key is X" or "keys are X, Y".
+fn described(keys: &[Key], each: impl Fn(&Key) -> String) -> String {
+    let all: Vec<String> = keys.iter().map(each).collect();
+    match all.as_slice() {
+        [one] => format!("key is {one}"),
+        _ => format!("keys are {}", all.join(", ")),
+    }
 }
 
 /// Orders files by the seq of their first record (unreadable ones first, as given).
@@ -303,17 +314,19 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                     Some(format!(
                         "checkpoint {here} has an unknown signature algorithm `{alg}`"
                     ))
-                } else if alg != options.key.algorithm() {
+                } else if options.keys.iter().all(|key| key.algorithm() != alg) {
                     Some(format!(
-                        "checkpoint {here} is signed with `{alg}`, but the given key is a `{}` key: give the key the log was signed with",
-                        options.key.algorithm()
+                        "checkpoint {here} is signed with `{alg}`, but the given {}: give the key the log was signed with",
+                        described(options.keys, |key| format!("a `{}` key", key.algorithm()))
                     ))
-                } else if key_id != options.key.id {
+                } else if !options.keys.iter().any(|key| key.id == key_id) {
                     Some(format!(
-                        "checkpoint {here} names signing key {key_id}, but the given key is {}: signed with another key, or rewritten",
-                        options.key.id
+                        "checkpoint {here} names signing key {key_id}, but the given {}: signed with another key, or rewritten",
+                        described(options.keys, |key| key.id.clone())
                     ))
-                } else if !options.key.verify(seq, prev, sig) {
+                } else if !options.keys.iter().any(|key| {
+                    key.id == key_id && key.algorithm() == alg && key.verify(seq, prev, sig)
+                }) {
                     Some(format!(
                         "checkpoint {here} does not verify under the given key: the records since the previous checkpoint{} were rewritten",
                         report

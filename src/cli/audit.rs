@@ -32,8 +32,15 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
     /// The key checkpoints are checked with: the server's shared secret (its
     /// `audit_key_file`), or, for a log signed with an Ed25519 private key, its public key.
-    #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_KEY_FILE")]
-    pub key_file: PathBuf,
+    /// Repeat it when the server's key was changed during the log: each checkpoint is checked
+    /// with the key it names.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WARDEN_AUDIT_KEY_FILE",
+        required = true
+    )]
+    pub key_file: Vec<PathBuf>,
     /// The log is still being written: records after the last checkpoint are reported, not a
     /// break.
     #[arg(long)]
@@ -69,13 +76,16 @@ fn missing(files: &[PathBuf]) -> Option<&PathBuf> {
 }
 
 fn run_verify(args: &VerifyArgs) -> Exit {
-    let key = match Key::from_file(&args.key_file) {
-        Ok(key) => key,
-        Err(message) => {
-            error(message);
-            return Exit::InvalidInput;
+    let mut keys = Vec::new();
+    for file in &args.key_file {
+        match Key::from_file(file) {
+            Ok(key) => keys.push(key),
+            Err(message) => {
+                error(message);
+                return Exit::InvalidInput;
+            }
         }
-    };
+    }
     if let Some(path) = missing(&args.files) {
         error(format!("no such file `{}`", path.display()));
         return Exit::InvalidInput;
@@ -84,7 +94,7 @@ fn run_verify(args: &VerifyArgs) -> Exit {
     let report = match verify::verify(
         &files,
         &verify::Options {
-            key: &key,
+            keys: &keys,
             live: args.live,
         },
     ) {

@@ -125,7 +125,7 @@ fn verify_lib(files: &[PathBuf]) -> verify::Report {
     verify::verify(
         &verify::order_files(files),
         &verify::Options {
-            key: &key,
+            keys: std::slice::from_ref(&key),
             live: false,
         },
     )
@@ -144,12 +144,16 @@ fn warden() -> Command {
 
 /// Runs `warden audit verify` on `files`: (exit code, stdout).
 fn verify_cli(files: &[PathBuf], key_file: &Path) -> (i32, String) {
-    let output = warden()
-        .args(["audit", "verify", "--key-file"])
-        .arg(key_file)
-        .args(files)
-        .output()
-        .unwrap();
+    verify_cli_keys(files, &[key_file])
+}
+
+fn verify_cli_keys(files: &[PathBuf], key_files: &[&Path]) -> (i32, String) {
+    let mut command = warden();
+    command.args(["audit", "verify"]);
+    for key_file in key_files {
+        command.arg("--key-file").arg(key_file);
+    }
+    let output = command.args(files).output().unwrap();
     (
         output.status.code().unwrap(),
         String::from_utf8_lossy(&output.stdout).to_string(),
@@ -740,6 +744,51 @@ async fn ed25519_checkpoints_verify_with_the_public_key() {
     assert!(stderr.contains("public key, which cannot sign"), "{stderr}");
 }
 
+/// The server's key changed during the log (a shared secret, then an Ed25519 key): verify is
+/// given both and checks each checkpoint with the key it names; given only the old one, it
+/// stops at the first checkpoint of the new one and says why.
+#[tokio::test]
+async fn a_log_whose_key_changed_verifies_with_both_keys() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 3;
+    closed_log(&setup, audit, 5).await;
+    let private = Key::from_file(&audit_key("ed25519-private.pem")).unwrap();
+    let mut audit = AuditConfig::new(setup.log.clone(), private);
+    audit.checkpoint_records = 3;
+    closed_log(&setup, audit, 5).await;
+    let algorithms: Vec<String> = lines(&setup.log)
+        .iter()
+        .map(|l| serde_json::from_str::<JsonValue>(l).unwrap())
+        .filter(|r| r["kind"] == "checkpoint")
+        .map(|r| r["alg"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        algorithms.contains(&"hmac-sha256".to_string()),
+        "{algorithms:?}"
+    );
+    assert!(
+        algorithms.contains(&"ed25519".to_string()),
+        "{algorithms:?}"
+    );
+
+    let public = audit_key("ed25519-public.pem");
+    let log = std::slice::from_ref(&setup.log);
+    let (code, out) = verify_cli_keys(log, &[&setup.key_file, &public]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("intact:"), "{out}");
+
+    let (code, out) = verify_cli_keys(log, &[&setup.key_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is signed with `ed25519`"), "{out}");
+
+    let other = audit_key("other-ed25519-public.pem");
+    let (code, out) = verify_cli_keys(log, &[&setup.key_file, &other]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("but the given keys are"), "{out}");
+    assert!(out.contains("signed with another key"), "{out}");
+}
+
 /// The binary: audit keys from the file, the environment and flags; SIGTERM drains the queue
 /// and closes the log, which then verifies.
 #[tokio::test]
@@ -846,7 +895,7 @@ async fn a_live_log_reports_its_unsigned_tail() {
     let live = verify::verify(
         &files,
         &verify::Options {
-            key: &key,
+            keys: std::slice::from_ref(&key),
             live: true,
         },
     )
@@ -857,7 +906,7 @@ async fn a_live_log_reports_its_unsigned_tail() {
     let closed = verify::verify(
         &files,
         &verify::Options {
-            key: &key,
+            keys: std::slice::from_ref(&key),
             live: false,
         },
     )
