@@ -169,15 +169,6 @@ impl Key {
         })
     }
 
-    /// An Ed25519 private key, from its 32-byte seed.
-    pub fn ed25519(seed: &[u8; 32]) -> Key {
-        let signing = ed25519_dalek::SigningKey::from_bytes(seed);
-        Key {
-            id: public_id(&signing.verifying_key()),
-            kind: KeyKind::Ed25519Private(Box::new(signing)),
-        }
-    }
-
     /// Reads a key file: an Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm
     /// ed25519` writes it), an Ed25519 public key (SPKI PEM, `openssl pkey -pubout`), or else a
     /// shared secret: the file's bytes, without surrounding whitespace.
@@ -225,19 +216,6 @@ impl Key {
     /// Whether this key can sign: every key but a public one.
     pub fn can_sign(&self) -> bool {
         !matches!(self.kind, KeyKind::Ed25519Public(_))
-    }
-
-    /// The Ed25519 public key, in PEM, for a private or public Ed25519 key.
-    pub fn public_pem(&self) -> Option<String> {
-        use ed25519_dalek::pkcs8::EncodePublicKey;
-        let verifying = match &self.kind {
-            KeyKind::Hmac(_) => return None,
-            KeyKind::Ed25519Private(signing) => signing.verifying_key(),
-            KeyKind::Ed25519Public(verifying) => *verifying,
-        };
-        verifying
-            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .ok()
     }
 
     /// What a checkpoint signs: its sequence number and the chain head.
@@ -389,12 +367,6 @@ mod tests {
         assert!(!public.verify(9, GENESIS, "00"));
         let hmac = Key::new(b"0123456789abcdef").unwrap();
         assert!(!hmac.verify(9, GENESIS, &sig));
-        assert_eq!(
-            private.public_pem().unwrap().trim(),
-            std::fs::read_to_string(fixture("ed25519-public.pem"))
-                .unwrap()
-                .trim()
-        );
     }
 
     /// A PEM that is not an Ed25519 key is refused with the command that makes one; anything
