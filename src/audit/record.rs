@@ -285,7 +285,7 @@ impl Recent {
     }
 
     /// Keeps a shared outcome that had no hidden read (the caller knows) when every read is
-    /// a value.
+    /// a value. An outcome found here is not offered again, so entries do not repeat.
     fn remember(&mut self, decision: &Decision, frame: &Frame, id: u32) {
         let mut reads = SmallVec::new();
         for &node in frame.reads() {
@@ -454,38 +454,45 @@ impl Builder {
             }
         }
         let shared = matches!(outcome, Ok((decision, _)) if decision.errors.is_empty());
-        if shared && let Some(&found) = self.outcomes.by_key.get(&**key) {
-            if let (Ok((decision, frame)), false) = (outcome, any_hidden) {
-                self.outcomes.recent.remember(decision, frame, found);
-            }
-            push_u64(out, u64::from(found));
-            return;
-        }
-        // A new outcome (one with errors is never shared: its messages are its own).
         let outcomes = &mut self.outcomes;
-        let id = outcomes.len;
-        outcomes.len += 1;
-        if id > 0 {
-            outcomes.text.push(',');
-        }
-        write_verdict(&mut outcomes.text, cache, program, outcome, true);
-        outcomes.text.push_str(",\"read\":[");
-        let reads = match outcome {
-            Ok((decision, _)) => key.get(2 + decision.reasons.len()..).unwrap_or_default(),
-            Err(_) => &[],
+        let known = if shared {
+            outcomes.by_key.get(&**key).copied()
+        } else {
+            None
         };
-        for (i, read) in reads.iter().enumerate() {
-            if i > 0 {
-                outcomes.text.push(',');
+        let id = match known {
+            Some(id) => id,
+            // A new outcome (one with errors is never shared: its messages are its own).
+            None => {
+                let id = outcomes.len;
+                outcomes.len += 1;
+                if id > 0 {
+                    outcomes.text.push(',');
+                }
+                write_verdict(&mut outcomes.text, cache, program, outcome, true);
+                outcomes.text.push_str(",\"read\":[");
+                let reads = match outcome {
+                    Ok((decision, _)) => key.get(2 + decision.reasons.len()..).unwrap_or_default(),
+                    Err(_) => &[],
+                };
+                for (i, read) in reads.iter().enumerate() {
+                    if i > 0 {
+                        outcomes.text.push(',');
+                    }
+                    push_u64(&mut outcomes.text, u64::from(*read));
+                }
+                outcomes.text.push_str("]}");
+                if shared {
+                    outcomes.by_key.insert(key.clone(), id);
+                }
+                id
             }
-            push_u64(&mut outcomes.text, u64::from(*read));
-        }
-        outcomes.text.push_str("]}");
-        if shared {
-            outcomes.by_key.insert(key.clone(), id);
-            if let (Ok((decision, frame)), false) = (outcome, any_hidden) {
-                outcomes.recent.remember(decision, frame, id);
-            }
+        };
+        if shared
+            && !any_hidden
+            && let Ok((decision, frame)) = outcome
+        {
+            outcomes.recent.remember(decision, frame, id);
         }
         push_u64(out, u64::from(id));
     }
