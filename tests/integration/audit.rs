@@ -700,9 +700,8 @@ async fn ed25519_checkpoints_verify_with_the_public_key() {
     let mut audit = AuditConfig::new(setup.log.clone(), private);
     audit.checkpoint_records = 4;
     closed_log(&setup, audit, 10).await;
-    let checkpoint: JsonValue = lines(&setup.log)
-        .iter()
-        .map(|l| serde_json::from_str::<JsonValue>(l).unwrap())
+    let checkpoint = records(&setup.files())
+        .into_iter()
         .find(|r| r["kind"] == "checkpoint")
         .unwrap();
     assert_eq!(checkpoint["alg"], "ed25519");
@@ -757,9 +756,8 @@ async fn a_log_whose_key_changed_verifies_with_both_keys() {
     let mut audit = AuditConfig::new(setup.log.clone(), private);
     audit.checkpoint_records = 3;
     closed_log(&setup, audit, 5).await;
-    let algorithms: Vec<String> = lines(&setup.log)
+    let algorithms: Vec<String> = records(&setup.files())
         .iter()
-        .map(|l| serde_json::from_str::<JsonValue>(l).unwrap())
         .filter(|r| r["kind"] == "checkpoint")
         .map(|r| r["alg"].as_str().unwrap().to_string())
         .collect();
