@@ -411,12 +411,20 @@ pub fn decode_wire(
     ))
 }
 
-/// The fast path of [`decode_bytes`]: the body read in one pass, its names found with one
-/// lookup each ([`RequestNames`](crate::program::requests::RequestNames)), its objects
-/// decoded from their text ([`super::bytes`]). `None` for anything that path leaves to the
-/// ordinary one — names not declared, errors included: errors are always named by the
-/// ordinary path.
-fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request> {
+/// The subject a request names, as the body wrote it: `(type, id)`.
+pub type NamedSubject<'t> = (&'t str, &'t str);
+
+/// The fast path of [`decode_bytes`] (and of the server's single evaluations): the body read
+/// in one pass, its names found with one lookup each
+/// ([`RequestNames`](crate::program::requests::RequestNames)), its objects decoded from their
+/// text ([`super::bytes`]). `None` for anything that path leaves to the ordinary one — names
+/// not declared, `context.capability`, errors included: errors are always named by the
+/// ordinary path. With the request, the subject as the body named it.
+pub fn decode_text<'t>(
+    program: &Program,
+    text: &'t str,
+    now: Timestamp,
+) -> Option<(Request, NamedSubject<'t>)> {
     let body = super::bytes::read(text)?;
     let names = &program.request_names;
     let subject = names.types.get(body.subject.ty)?;
@@ -449,7 +457,7 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
             },
         )
     };
-    Some(Request {
+    let request = Request {
         subject: entity(subject.store, body.subject.ty, body.subject.id),
         subject_properties,
         action: action.name.clone(),
@@ -462,7 +470,8 @@ fn decode_text(program: &Program, text: &str, now: Timestamp) -> Option<Request>
         action_slot: action.slot,
         verified: None,
         capability: None,
-    })
+    };
+    Some((request, (body.subject.ty, body.subject.id)))
 }
 
 /// Decodes an AuthZEN evaluation body straight from its bytes, in one pass: names are
@@ -478,7 +487,7 @@ pub fn decode_bytes(
 ) -> Result<Request, RequestError> {
     // Valid UTF-8 once for the whole body.
     let text = std::str::from_utf8(body).ok();
-    if let Some(request) = text.and_then(|text| decode_text(program, text, now)) {
+    if let Some((request, _)) = text.and_then(|text| decode_text(program, text, now)) {
         return Ok(request);
     }
     decode_bytes_ordinary(program, body, text, now)

@@ -1,4 +1,6 @@
-//! Reading an AuthZEN evaluation or evaluations body straight from its text: the names
+//! The skeleton reader: an AuthZEN evaluation or evaluations body read straight from its
+//! text, for what the one-pass reader ([`super::bytes`], single evaluations only) leaves — a
+//! batch, a capability token in `context`, an undeclared name, every error: the names
 //! (`type`, `id`, `name`) borrowed, `properties`, `context` and `options` kept as JSON text,
 //! nothing else built. What it cannot read simply — a name with an escape, a key given twice, a
 //! part that is not an object, anything that is not JSON — it does not read (`None`): the

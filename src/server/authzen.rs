@@ -320,6 +320,19 @@ impl<'s> Call<'s> {
         self.decide(decoded, refused)
     }
 
+    /// Decides a request [`request::decode_text`] decoded (`named` is its subject as the body
+    /// wrote it). It holds no capability token: that decoder leaves those bodies alone.
+    fn evaluate_decoded(
+        &mut self,
+        mut request: eval::Request,
+        named: request::NamedSubject<'_>,
+    ) -> Outcome {
+        let program = &*self.program;
+        let named = (Some(named.0), Some(named.1));
+        let decoded = self.lend(program, named, &mut request).map(|()| request);
+        self.decide(decoded, None)
+    }
+
     /// The subject token's verified attributes, for the subject it proved (`named` is the
     /// request's subject).
     fn lend(
@@ -829,6 +842,9 @@ fn fast(
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
     let text = std::str::from_utf8(&body.bytes).ok()?;
+    if !batch && let Some(answered) = fast_single(state, headers, body, text, record) {
+        return Some(answered);
+    }
     let read = wire::read(text)?;
     let mut options = None;
     if batch {
@@ -884,6 +900,34 @@ fn fast(
             request,
         )?;
         let outcome = call.evaluate_wire(&wire);
+        *record = call.take_record();
+        answer_single(state, &call.program, outcome)
+    };
+    Some(answer())
+}
+
+/// A single evaluation decoded in one pass from its text ([`request::decode_text`], what
+/// `decode_bytes` and the peer harness use): no skeleton, no JSON tree for `properties` and
+/// `context`. `None` for every body that decoder leaves alone (anything unusual, every
+/// error, a capability token): the skeleton reader then answers, as it always has.
+fn fast_single(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &AuthzenBody,
+    text: &str,
+    record: &mut Option<Record>,
+) -> Option<Result<Response, ApiError>> {
+    // A server that cannot answer (no program yet, shutting down) says so on the other paths.
+    let program = state.snapshot(body.started).ok()?;
+    // The call's own `now` replaces this one below: decoding does not depend on it.
+    let (mut request, named) = request::decode_text(&program, text, Timestamp::now())?;
+    let answer = || {
+        // Not looked into here: the record scans the text for what needs masking.
+        let text = RequestText::Unchecked(text);
+        let mut call =
+            Call::for_request(state, headers, program, body.started, Shape::Single, text)?;
+        request.now = call.now;
+        let outcome = call.evaluate_decoded(request, named);
         *record = call.take_record();
         answer_single(state, &call.program, outcome)
     };

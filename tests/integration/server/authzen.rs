@@ -700,9 +700,10 @@ async fn without_a_program_or_while_stopping_the_answer_is_503() {
     assert_eq!((status, &*message), (503, "the server is shutting down"));
 }
 
-/// The evaluation endpoints read a body straight from its bytes when every key is one of the
-/// API's, and the ordinary way (a JSON tree) otherwise: both must answer every body alike.
-/// A key written with an escape (ignored by both) sends a body the ordinary way.
+/// The evaluation endpoints read a body straight from its bytes (a single evaluation in one
+/// pass, `properties` and `context` decoded from their text; otherwise the skeleton reader),
+/// and the ordinary way (a JSON tree) when neither can: all must answer every body alike.
+/// A key written with an escape (ignored by all) sends a body the ordinary way.
 #[tokio::test]
 async fn bodies_read_from_their_bytes_are_answered_as_the_ordinary_way_answers() {
     let server = TestServer::start(config(&PolicyDir::standard().path())).await;
@@ -737,6 +738,17 @@ async fn bodies_read_from_their_bytes_are_answered_as_the_ordinary_way_answers()
         r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"context":[]}"#,
         r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"evaluations":[{"x":1}]}"#,
         r#"{"subject":{"type":"User","id":7},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"}}"#,
+        // Decoded in one pass from the text (properties, nested context, whitespace) ...
+        r#"{"subject":{"type":"User","id":"carol","properties":{"x":[1,{"y":null}],"s":"t"}},"action":{"name":"write","properties":{}},"resource":{"type":"Doc","id":"d1","properties":null},"context":{"ok":true,"n":{"deep":[true,-2]}}}"#,
+        "{\n  \"subject\": {\"type\": \"User\", \"id\": \"carol\"},\n  \"action\": {\"name\": \"write\"},\n  \"resource\": {\"type\": \"Doc\", \"id\": \"d2\"},\n  \"context\": {\"ok\": false}\n}",
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d2"},"extra":{"a":[1]}}"#,
+        // ... and left by that reader to the skeleton reader: a capability in the context,
+        // an undeclared type, an action that does not apply, `options`, a repeated part.
+        r#"{"subject":{"type":"User","id":"carol"},"action":{"name":"write"},"resource":{"type":"Doc","id":"d1"},"context":{"ok":true,"capability":"wcap1.e30.AAAA"}}"#,
+        r#"{"subject":{"type":"Ghost","id":"g"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"}}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"admin"},"resource":{"type":"Doc","id":"d1"}}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"options":{}}"#,
+        r#"{"subject":{"type":"User","id":"bob"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"},"resource":{"type":"Doc","id":"d2"}}"#,
     ];
     let ordinary = |body: &str| -> String {
         match body.strip_prefix('{') {
