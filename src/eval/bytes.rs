@@ -450,6 +450,14 @@ impl<'a> Cursor<'a> {
     }
 
     fn entity(&mut self) -> Option<Entity<'a>> {
+        match self.compact_entity() {
+            Some(entity) => Some(entity),
+            None => self.entity_members(),
+        }
+    }
+
+    /// An entity part read member by member, in any order and spacing.
+    fn entity_members(&mut self) -> Option<Entity<'a>> {
         let (mut ty, mut id, mut properties) = (None, None, None);
         let mut seen_properties = false;
         self.expect(b'{')?;
@@ -477,6 +485,52 @@ impl<'a> Cursor<'a> {
             id: id?,
             properties,
         })
+    }
+
+    /// The two compact spellings most callers send, `{"type":"T","id":"I"}` and (serde's
+    /// sorted keys) `{"id":"I","type":"T"}`, read with three comparisons and two string scans;
+    /// `None`, with nothing consumed, for anything else (the general reader then reads it).
+    #[inline(always)]
+    fn compact_entity(&mut self) -> Option<Entity<'a>> {
+        let rest = self.bytes.get(self.at..)?;
+        let (ty, id) = if rest.starts_with(b"{\"type\":\"") {
+            self.compact_pair(b"{\"type\":\"".len(), b"\",\"id\":\"")?
+        } else if rest.starts_with(b"{\"id\":\"") {
+            let (id, ty) = self.compact_pair(b"{\"id\":\"".len(), b"\",\"type\":\"")?;
+            (ty, id)
+        } else {
+            return None;
+        };
+        Some(Entity {
+            ty,
+            id,
+            properties: None,
+        })
+    }
+
+    /// The two strings of a compact entity whose opening (up to the first string) is `open`
+    /// bytes long and whose strings are separated by `between`; nothing consumed unless the
+    /// whole object is read.
+    #[inline(always)]
+    fn compact_pair(&mut self, open: usize, between: &[u8]) -> Option<(&'a str, &'a str)> {
+        let first = self.at + open;
+        // The first quote, backslash or control character: only a quote followed by the
+        // rest of the spelling goes on.
+        let first_end = string_end(self.bytes, first)?;
+        if !self.bytes.get(first_end..)?.starts_with(between) {
+            return None;
+        }
+        let second = first_end + between.len();
+        let second_end = string_end(self.bytes, second)?;
+        if !self.bytes.get(second_end..)?.starts_with(b"\"}") {
+            return None;
+        }
+        let pair = (
+            self.text.get(first..first_end)?,
+            self.text.get(second..second_end)?,
+        );
+        self.at = second_end + 2;
+        Some(pair)
     }
 
     fn action(&mut self) -> Option<(&'a str, Option<&'a str>)> {
@@ -733,6 +787,55 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compact spellings are read by the short path, and every near miss is left to the
+    /// general reader, which reads what it can exactly as before.
+    #[test]
+    fn compact_entities_are_read_as_the_general_reader_reads_them() {
+        for (text, compact) in [
+            (r#"{"type":"User","id":"alice"}"#, true),
+            (r#"{"id":"alice","type":"User"}"#, true),
+            (r#"{"type":"","id":""}"#, true),
+            (
+                r#"{"id":"a long identifier, longer than eight","type":"Some::Type"}"#,
+                true,
+            ),
+            (r#"{"type":"User","id":"al\"ice"}"#, false),
+            (r#"{"type":"Us\u0065r","id":"alice"}"#, false),
+            (
+                r#"{"type":"User","id":"alice","properties":{"a":1}}"#,
+                false,
+            ),
+            (r#"{"type":"User","id":"alice" }"#, false),
+            (r#"{ "type":"User","id":"alice"}"#, false),
+            (r#"{"type":"User","id":"alice","id":"bob"}"#, false),
+            (r#"{"type":"User","name":"alice"}"#, false),
+            (r#"{"type":"User","id":"alice"#, false),
+            (r#"{"type":"User","id":"#, false),
+            ("{\"type\":\"User\",\"id\":\"a\u{1}\"}", false),
+        ] {
+            let read = |short: bool| {
+                let mut cursor = Cursor::new(text);
+                let entity = if short {
+                    cursor.compact_entity()
+                } else {
+                    cursor.entity_members()
+                };
+                (entity.map(|e| (e.ty, e.id, e.properties)), cursor.at)
+            };
+            let (short, at) = read(true);
+            assert_eq!(short.is_some(), compact, "{text}");
+            if short.is_some() {
+                assert_eq!((short, at), read(false), "{text}");
+                assert_eq!(at, text.len(), "{text}");
+            } else {
+                assert_eq!(at, 0, "{text}: nothing consumed");
+            }
+            let mut cursor = Cursor::new(text);
+            let whole = cursor.entity().map(|e| (e.ty, e.id, e.properties));
+            assert_eq!(whole, read(false).0, "{text}");
+        }
+    }
 
     #[test]
     fn string_ends_are_found_eight_bytes_at_a_time_as_one_at_a_time() {
