@@ -818,3 +818,28 @@ async fn a_body_sent_too_slowly_times_out() {
         started.elapsed()
     );
 }
+
+/// A single evaluation is decided at the time of the call, whichever reader decoded its body
+/// (the one-pass reader's request takes the call's `now`).
+#[tokio::test]
+async fn single_evaluations_are_decided_at_the_time_of_the_call() {
+    let dir = PolicyDir::new(&[(
+        "time.warden",
+        "entity User\nentity Doc\naction read on Doc\n\n@id(\"since-2020\")\nallow read on Doc if now() > time(\"2020-01-01T00:00:00Z\")\n",
+    )]);
+    let server = TestServer::start(config(&dir.path())).await;
+    for body in [
+        r#"{"subject":{"type":"User","id":"u"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d"}}"#,
+        r#"{"subject":{"id":"u","type":"User"},"action":{"name":"read"},"resource":{"id":"d","type":"Doc"},"context":{"x":[1,{"y":null}]}}"#,
+        // The skeleton reader's way (an escape in `context`), for comparison.
+        r#"{"subject":{"type":"User","id":"u"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d"},"context":{"x":"\u0079"}}"#,
+    ] {
+        let reply = server.http.post(EVALUATION, body).await;
+        assert_eq!(
+            (reply.status, &*reply.body),
+            (200, r#"{"decision":true}"#),
+            "{body}"
+        );
+    }
+    server.running.shutdown().await;
+}
