@@ -181,8 +181,12 @@ impl Masking {
         if memchr::memchr3(b'\\', b'\n', b'\r', bytes).is_some() {
             return false;
         }
-        let mut quotes = memchr::memchr_iter(b'"', bytes);
-        // No escapes: quotes pair up, each pair one string.
+        // No escapes: quotes pair up, each pair one string. Strings and the gaps between them
+        // are short, so a plain loop finds the quotes faster than a vector search would.
+        let mut quotes = bytes
+            .iter()
+            .enumerate()
+            .filter_map(|(at, &byte)| (byte == b'"').then_some(at));
         while let (Some(open), Some(close)) = (quotes.next(), quotes.next()) {
             let content = bytes.get(open + 1..close).unwrap_or_default();
             let key = bytes
