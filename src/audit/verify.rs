@@ -11,7 +11,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::Value as JsonValue;
 
 use crate::audit::chain::{self, Key};
 
@@ -210,25 +209,18 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                 ));
                 return Ok(finish(report));
             }
-            let record: JsonValue = match serde_json::from_str(text).or_else(|error| {
-                // A request the server accepted may hold a number no `JsonValue` can (`1e400`
-                // in a member the policy never reads): what verify reads is still there.
-                skeleton(text).ok_or(error)
-            }) {
+            let record: Fields = match serde_json::from_str(text) {
                 Ok(record) => record,
                 Err(error) => {
                     report.broken = Some(broken(
                         BreakKind::Edited,
                         seq_guess,
-                        format!("{} is not JSON ({error})", at(seq_guess)),
+                        format!("{} is not a JSON record ({error})", at(seq_guess)),
                     ));
                     return Ok(finish(report));
                 }
             };
-            let (Some(seq), Some(prev)) = (
-                record.get("seq").and_then(JsonValue::as_u64),
-                record.get("prev").and_then(JsonValue::as_str),
-            ) else {
+            let (Some(seq), Some(prev)) = (record.seq, record.prev.as_deref()) else {
                 report.broken = Some(broken(
                     BreakKind::Edited,
                     seq_guess,
@@ -304,16 +296,12 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
             }
             report.records += 1;
             report.last_seq = Some(seq);
-            let kind = record.get("kind").and_then(JsonValue::as_str);
             let mut reason = None;
-            if kind == Some("checkpoint") {
+            if record.kind.as_deref() == Some("checkpoint") {
                 report.checkpoints += 1;
-                let key_id = record
-                    .get("key_id")
-                    .and_then(JsonValue::as_str)
-                    .unwrap_or("");
-                let alg = record.get("alg").and_then(JsonValue::as_str).unwrap_or("");
-                let sig = record.get("sig").and_then(JsonValue::as_str).unwrap_or("");
+                let key_id = record.key_id.as_deref().unwrap_or("");
+                let alg = record.alg.as_deref().unwrap_or("");
+                let sig = record.sig.as_deref().unwrap_or("");
                 let message = if alg != chain::HMAC_SHA256 && alg != chain::ED25519 {
                     Some(format!(
                         "checkpoint {here} has an unknown signature algorithm `{alg}`"
@@ -347,12 +335,9 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                 }
                 report.last_signed_seq = Some(seq);
                 report.unsigned_tail = 0;
-                reason = record
-                    .get("reason")
-                    .and_then(JsonValue::as_str)
-                    .map(str::to_string);
+                reason = record.reason;
             } else {
-                report.decisions += decisions_in(&record);
+                report.decisions += record.decisions();
                 report.unsigned_tail += 1;
             }
             previous = Some((seq, sealed.claimed.to_string()));
@@ -410,60 +395,32 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
     Ok(finish(report))
 }
 
-/// The members verify reads, from a line `serde_json` reads only as JSON text: its numbers are
-/// checked against JSON's grammar, not against the range of a float, so a line that is JSON
-/// but whose request holds `1e400` still has its chain and checkpoint fields read.
-fn skeleton(text: &str) -> Option<JsonValue> {
-    #[derive(serde::Deserialize)]
-    struct Skeleton {
-        seq: Option<u64>,
-        prev: Option<String>,
-        kind: Option<String>,
-        key_id: Option<String>,
-        alg: Option<String>,
-        sig: Option<String>,
-        reason: Option<String>,
-        items: Option<Vec<Option<serde::de::IgnoredAny>>>,
-    }
-    let read: Skeleton = serde_json::from_str(text).ok()?;
-    let mut record = serde_json::Map::new();
-    let strings = [
-        ("prev", read.prev),
-        ("kind", read.kind),
-        ("key_id", read.key_id),
-        ("alg", read.alg),
-        ("sig", read.sig),
-        ("reason", read.reason),
-    ];
-    for (name, value) in strings {
-        if let Some(value) = value {
-            record.insert(name.to_string(), JsonValue::String(value));
-        }
-    }
-    if let Some(seq) = read.seq {
-        record.insert("seq".to_string(), JsonValue::from(seq));
-    }
-    if let Some(items) = read.items {
-        let items = items
-            .iter()
-            .map(|item| item.map_or(JsonValue::Null, |_| JsonValue::from(0)))
-            .collect();
-        record.insert("items".to_string(), JsonValue::Array(items));
-    }
-    Some(JsonValue::Object(record))
+/// The members of a record that verify reads. Every other member (the request, the reads)
+/// is only checked to be JSON, not built: a request the server accepted may hold a number no
+/// float holds (`1e400` in a member no policy reads), and that line is still a record.
+#[derive(serde::Deserialize)]
+struct Fields {
+    seq: Option<u64>,
+    prev: Option<String>,
+    kind: Option<String>,
+    key_id: Option<String>,
+    alg: Option<String>,
+    sig: Option<String>,
+    reason: Option<String>,
+    items: Option<Vec<Option<serde::de::IgnoredAny>>>,
 }
 
-/// The decisions a record holds: one for a decision record, its recorded items for a batch
-/// record (items not recorded are `null`).
-pub fn decisions_in(record: &JsonValue) -> u64 {
-    match record.get("kind").and_then(JsonValue::as_str) {
-        Some("batch") => record
-            .get("items")
-            .and_then(JsonValue::as_array)
-            .map_or(0, |items| {
-                items.iter().filter(|item| !item.is_null()).count() as u64
-            }),
-        _ => 1,
+impl Fields {
+    /// The decisions a record holds: one for a decision record, its recorded items for a
+    /// batch record (items not recorded are `null`).
+    fn decisions(&self) -> u64 {
+        match self.kind.as_deref() {
+            Some("batch") => self
+                .items
+                .as_ref()
+                .map_or(0, |items| items.iter().flatten().count() as u64),
+            _ => 1,
+        }
     }
 }
 
