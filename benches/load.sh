@@ -8,14 +8,18 @@
 # at a paced rate (each of PACED_CONNECTIONS connections waits 1 ms between calls). Then the
 # cost of the audit log: a second
 # Warden with it on (every decision recorded — a batch call is one record —, fsync per batch,
-# in the work directory or AUDIT_DIR) against the first, in the same run, in ABBA order;
-# finally the log is verified and its decisions counted against the server's. The load
+# in the work directory or AUDIT_DIR) against the first, in the same run, in ABBA order,
+# as throughput and as each server's CPU per call at the paced rate; finally the log is
+# verified and its decisions counted against the server's. The load
 # average is printed before and after the runs: quote it with the figures.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
 #   ROUNDS=3 benches/load.sh audit          # only the audit log's cost, ABBA three times
 #   PIN=1 ROUNDS=4 benches/load.sh audit    # wrk on core 0, the servers on core 1
+#
+# The audit log of a run takes disk space: about 2 GB per round of 5-second runs, in the work
+# directory (removed at exit) or AUDIT_DIR (kept).
 #
 # PIN=1 keeps the client off the servers' core, as a separate load machine would: the ratio
 # is then the servers' own cost per call, not also how much less wrk gets done on a shared
@@ -131,7 +135,8 @@ echo 'function delay() return 1 end' >> "$work/paced.lua"
 
 "${pin_server[@]}" target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
     --watch=false --log-level warn &
-pids+=($!)
+server_pid=$!
+pids+=($server_pid)
 "${pin_server[@]}" target/release/examples/floor "127.0.0.1:$FLOOR_PORT" &
 pids+=($!)
 audit_dir=${AUDIT_DIR:-$work/audit}
@@ -271,10 +276,34 @@ abba() {
     awk -v a="${off1%% *}" -v b="${off2%% *}" -v c="${on1%% *}" -v d="${on2%% *}" \
         'BEGIN {printf "%.0f %.0f %.0f", (a + b) / 2, (c + d) / 2, 100 * (c + d) / (a + b)}'
 }
+# The log's CPU per call at a paced rate (PACED_CONNECTIONS connections, each waiting 1 ms
+# between calls): each server's own CPU time (utime + stime from /proc) over the calls it
+# answered, ABBA as above. At a rate both servers keep up with, wrk behaves alike for both,
+# so this counts what the log costs the server, not how a slower server also slows wrk.
+ticks_per_second=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+paced_cpu() {
+    local url=$1 pid=$2 before out after
+    before=$(cpu_ticks "$pid")
+    out=$("${pin_client[@]}" wrk -t"$THREADS" -c"$PACED_CONNECTIONS" -d"$DURATION" -s "$work/paced.lua" "$url")
+    after=$(cpu_ticks "$pid")
+    awk -v ticks=$((after - before)) -v hz="$ticks_per_second" \
+        '/ requests in / {n = $1} END {printf "%.2f", ticks / hz * 1e6 / n}' <<<"$out"
+}
+paced_abba() {
+    local path=/access/v1/evaluation off1 on1 on2 off2
+    off1=$(paced_cpu "http://127.0.0.1:$PORT$path" "$server_pid")
+    on1=$(paced_cpu "http://127.0.0.1:$AUDIT_PORT$path" "$audit_pid")
+    on2=$(paced_cpu "http://127.0.0.1:$AUDIT_PORT$path" "$audit_pid")
+    off2=$(paced_cpu "http://127.0.0.1:$PORT$path" "$server_pid")
+    awk -v a="$off1" -v b="$off2" -v c="$on1" -v d="$on2" \
+        'BEGIN {printf "%.2f %.2f %.0f", (a + b) / 2, (c + d) / 2, 100 * (a + b) / (c + d)}'
+}
 echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
 single_shares=()
 batch_shares=()
+paced_shares=()
 for round in $(seq 1 "$ROUNDS"); do
     label=""
     [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
@@ -284,10 +313,13 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
     batch_shares+=("$share")
     printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
+    read -r off on share <<<"$(paced_abba)"
+    paced_shares+=("$share")
+    printf '%-26s %9s µs %9s µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" "(ratio: off/on)"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 if [ "$ROUNDS" -gt 1 ]; then
-    echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%"
+    echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%, paced CPU/call $(median "${paced_shares[@]}")%"
 fi
 echo "(target: audit on at least 90% of off)"
 
