@@ -31,6 +31,8 @@
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Figures are printed with a decimal point, whatever the caller's locale.
+export LC_NUMERIC=C
 
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -267,21 +269,23 @@ done
 fi
 # The audit log on (every decision recorded, chained, checkpointed, synced per batch) against
 # off, in ABBA order (off, on, on, off) so that a machine getting busier or quieter during the
-# run does not favour either side; each side's throughput is the mean of its two runs.
+# run does not favour either side: `abba RUN PATH OFF_ARG ON_ARG` runs `RUN URL ARG` once per
+# server in that order and prints each side's mean of its two runs (of each result's first
+# field).
 audit_server_time() { PORT=$AUDIT_PORT server_time "$1"; }
 abba() {
-    local path=$1 script=$2 off1 on1 on2 off2
-    off1=$(measure "http://127.0.0.1:$PORT$path" "$script")
-    on1=$(measure "http://127.0.0.1:$AUDIT_PORT$path" "$script")
-    on2=$(measure "http://127.0.0.1:$AUDIT_PORT$path" "$script")
-    off2=$(measure "http://127.0.0.1:$PORT$path" "$script")
+    local run=$1 path=$2 off_arg=$3 on_arg=$4 off1 on1 on2 off2
+    off1=$("$run" "http://127.0.0.1:$PORT$path" "$off_arg")
+    on1=$("$run" "http://127.0.0.1:$AUDIT_PORT$path" "$on_arg")
+    on2=$("$run" "http://127.0.0.1:$AUDIT_PORT$path" "$on_arg")
+    off2=$("$run" "http://127.0.0.1:$PORT$path" "$off_arg")
     awk -v a="${off1%% *}" -v b="${off2%% *}" -v c="${on1%% *}" -v d="${on2%% *}" \
-        'BEGIN {printf "%.0f %.0f %.0f", (a + b) / 2, (c + d) / 2, 100 * (c + d) / (a + b)}'
+        'BEGIN {printf "%.3f %.3f", (a + b) / 2, (c + d) / 2}'
 }
 # The log's CPU per call at a paced rate (PACED_CONNECTIONS connections, each waiting 1 ms
-# between calls): each server's own CPU time (utime + stime from /proc) over the calls it
-# answered, ABBA as above. At a rate both servers keep up with, wrk behaves alike for both,
-# so this counts what the log costs the server, not how a slower server also slows wrk.
+# between calls): a server's own CPU time (utime + stime from /proc) over the calls it
+# answered. At a rate both servers keep up with, wrk behaves alike for both, so this counts
+# what the log costs the server, not how a slower server also slows wrk.
 ticks_per_second=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 paced_cpu() {
@@ -290,17 +294,10 @@ paced_cpu() {
     out=$("${pin_client[@]}" wrk -t"$THREADS" -c"$PACED_CONNECTIONS" -d"$DURATION" -s "$work/paced.lua" "$url")
     after=$(cpu_ticks "$pid")
     awk -v ticks=$((after - before)) -v hz="$ticks_per_second" \
-        '/ requests in / {n = $1} END {printf "%.2f", ticks / hz * 1e6 / n}' <<<"$out"
+        '/ requests in / {n = $1} END {printf "%.3f", ticks / hz * 1e6 / n}' <<<"$out"
 }
-paced_abba() {
-    local path=/access/v1/evaluation off1 on1 on2 off2
-    off1=$(paced_cpu "http://127.0.0.1:$PORT$path" "$server_pid")
-    on1=$(paced_cpu "http://127.0.0.1:$AUDIT_PORT$path" "$audit_pid")
-    on2=$(paced_cpu "http://127.0.0.1:$AUDIT_PORT$path" "$audit_pid")
-    off2=$(paced_cpu "http://127.0.0.1:$PORT$path" "$server_pid")
-    awk -v a="$off1" -v b="$off2" -v c="$on1" -v d="$on2" \
-        'BEGIN {printf "%.2f %.2f %.0f", (a + b) / 2, (c + d) / 2, 100 * (a + b) / (c + d)}'
-}
+# Percent, rounded: 100 × $1 / $2.
+percent() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
 single_shares=()
@@ -309,15 +306,18 @@ paced_shares=()
 for round in $(seq 1 "$ROUNDS"); do
     label=""
     [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
-    read -r off on share <<<"$(abba /access/v1/evaluation "$work/single.lua")"
+    read -r off on <<<"$(abba measure /access/v1/evaluation "$work/single.lua" "$work/single.lua")"
+    share=$(percent "$on" "$off")
     single_shares+=("$share")
-    printf '%-26s %12s %12s %7s%% %16s\n' "single$label" "$off" "$on" "$share" "$(audit_server_time evaluation)"
-    read -r off on share <<<"$(abba /access/v1/evaluations "$work/batch.lua")"
+    printf '%-26s %12.0f %12.0f %7s%% %16s\n' "single$label" "$off" "$on" "$share" "$(audit_server_time evaluation)"
+    read -r off on <<<"$(abba measure /access/v1/evaluations "$work/batch.lua" "$work/batch.lua")"
+    share=$(percent "$on" "$off")
     batch_shares+=("$share")
-    printf '%-26s %12s %12s %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
-    read -r off on share <<<"$(paced_abba)"
+    printf '%-26s %12.0f %12.0f %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
+    read -r off on <<<"$(abba paced_cpu /access/v1/evaluation "$server_pid" "$audit_pid")"
+    share=$(percent "$off" "$on")
     paced_shares+=("$share")
-    printf '%-26s %9s µs %9s µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" "(ratio: off/on)"
+    printf '%-26s %9.2f µs %9.2f µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" "(ratio: off/on)"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 if [ "$ROUNDS" -gt 1 ]; then
