@@ -342,7 +342,7 @@ mod tests {
 
     fn fixture(name: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/audit")
+            .join("tests/data")
             .join(name)
     }
 
@@ -350,9 +350,9 @@ mod tests {
     /// verifies; both have the same id, and the public key cannot sign.
     #[test]
     fn ed25519_keys_sign_and_their_public_keys_verify() {
-        let private = Key::from_file(&fixture("ed25519-private.pem")).unwrap();
-        let public = Key::from_file(&fixture("ed25519-public.pem")).unwrap();
-        let other = Key::from_file(&fixture("other-ed25519-public.pem")).unwrap();
+        let private = Key::from_file(&fixture("audit/ed25519-private.pem")).unwrap();
+        let public = Key::from_file(&fixture("audit/ed25519-public.pem")).unwrap();
+        let other = Key::from_file(&fixture("audit/other-ed25519-public.pem")).unwrap();
         assert_eq!(private.algorithm(), ED25519);
         assert_eq!(public.id, private.id);
         assert_ne!(other.id, private.id);
@@ -373,21 +373,12 @@ mod tests {
     /// else is a shared secret.
     #[test]
     fn key_files_are_told_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let rsa = dir.path().join("rsa.pem");
-        std::fs::write(
-            &rsa,
-            std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gateway/rsa.pem"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        let error = Key::from_file(&rsa).unwrap_err();
+        let error = Key::from_file(&fixture("gateway/rsa.pem")).unwrap_err();
         assert!(
             error.contains("openssl genpkey -algorithm ed25519"),
             "{error}"
         );
+        let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "  a secret of enough bytes\n").unwrap();
         let key = Key::from_file(&secret).unwrap();
