@@ -7,8 +7,9 @@
 # server time per call (from its /metrics histogram), and the latency of single evaluations
 # at a paced rate (each of PACED_CONNECTIONS connections waits 1 ms between calls). Then the
 # cost of the audit log: a second
-# Warden with it on (every decision recorded — a batch call is one record —, fsync per batch,
-# in the work directory or AUDIT_DIR) against the first, in the same run, in ABBA order,
+# Warden with it on (every decision recorded — a batch call is one record —, with the default
+# fsync policy or AUDIT_FSYNC, in the work directory or AUDIT_DIR) against the first, in the
+# same run, in ABBA order,
 # as throughput and as each server's CPU per call at the paced rate; finally the log is
 # verified and its decisions counted against the server's. The load
 # average is printed before and after the runs: quote it with the figures.
@@ -17,6 +18,7 @@
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
 #   ROUNDS=3 benches/load.sh audit          # only the audit log's cost, ABBA three times
 #   PIN=1 ROUNDS=4 benches/load.sh audit    # wrk on core 0, the servers on core 1
+#   AUDIT_FSYNC=batch benches/load.sh audit # the log synced after every 10 ms batch
 #
 # The audit log of a run takes disk space: about 2 GB per round of 5-second runs, in the work
 # directory (removed at exit) or AUDIT_DIR (kept).
@@ -43,6 +45,7 @@ GATEWAY_PORT=${GATEWAY_PORT:-18183}
 UNCACHED_PORT=${UNCACHED_PORT:-18184}
 AUDIT_PORT=${AUDIT_PORT:-18185}
 AUDIT_DIR=${AUDIT_DIR:-}
+AUDIT_FSYNC=${AUDIT_FSYNC:-}
 ROUNDS=${ROUNDS:-1}
 PIN=${PIN:-0}
 PACED_CONNECTIONS=${PACED_CONNECTIONS:-112}
@@ -146,9 +149,11 @@ pids+=($!)
 audit_dir=${AUDIT_DIR:-$work/audit}
 mkdir -p "$audit_dir"
 head -c 32 /dev/urandom > "$work/audit.key"
+audit_options=()
+[ -n "$AUDIT_FSYNC" ] && audit_options=(--audit-fsync "$AUDIT_FSYNC")
 "${pin_server[@]}" target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$AUDIT_PORT" \
     --watch=false --log-level warn --audit-path "$audit_dir/audit.jsonl" \
-    --audit-key-file "$work/audit.key" &
+    --audit-key-file "$work/audit.key" "${audit_options[@]}" &
 audit_pid=$!
 pids+=($audit_pid)
 for _ in $(seq 1 100); do
@@ -267,7 +272,7 @@ for alg in HS256 ES256; do
     row "forward-auth $alg no cache" 1 "$result"
 done
 fi
-# The audit log on (every decision recorded, chained, checkpointed, synced per batch) against
+# The audit log on (every decision recorded, chained, checkpointed, synced by AUDIT_FSYNC) against
 # off, in ABBA order (off, on, on, off) so that a machine getting busier or quieter during the
 # run does not favour either side: `abba RUN PATH OFF_ARG ON_ARG` runs `RUN URL ARG` once per
 # server in that order and prints each side's mean of its two runs (of each result's first
@@ -298,7 +303,7 @@ paced_cpu() {
 }
 # Percent, rounded: 100 × $1 / $2.
 percent() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", 100 * a / b}'; }
-echo "== audit log off vs on (ABBA, mean requests/s of two runs each)"
+echo "== audit log off vs on (fsync: ${AUDIT_FSYNC:-the default}; ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
 single_shares=()
 batch_shares=()

@@ -80,10 +80,12 @@ pub enum WhenFull {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Fsync {
-    /// After every batch the writer takes from the queue.
-    #[default]
+    /// After every batch the writer takes from the queue (every 10 ms under load).
     Batch,
-    /// At most every `audit_fsync_interval_ms`.
+    /// At most every `audit_fsync_interval_ms` (the default: a second, as Redis's
+    /// `appendfsync everysec`). Every batch still reaches the OS at once: only an OS crash or
+    /// a power cut can lose what was not yet synced.
+    #[default]
     Interval,
 }
 
@@ -120,7 +122,7 @@ impl AuditConfig {
             masking: Masking::default(),
             queue: 65_536,
             when_full: WhenFull::Block,
-            fsync: Fsync::Batch,
+            fsync: Fsync::Interval,
             fsync_interval: Duration::from_secs(1),
             checkpoint_records: 10_000,
             checkpoint_interval: Duration::from_secs(10),

@@ -10,10 +10,11 @@
 //!   system call, and then waits until [`BATCH_INTERVAL`] has passed since the batch began
 //!   before taking the next: a group commit, so that under load a sync covers many records
 //!   instead of each record paying for one.
-//! - **fsync.** `batch` (the default): after every batch the file is flushed and
-//!   `fdatasync`ed, so a record is on disk within a batch interval and a sync of its decision.
-//!   `interval`: flushed after every batch, synced at most every `audit_fsync_interval_ms`
-//!   (a crash may lose that much). Checkpoints that close a file are always synced.
+//! - **fsync.** `interval` (the default): written to the OS after every batch, synced at most
+//!   every `audit_fsync_interval_ms` (an OS crash may lose that much; a process crash loses
+//!   only what was still queued). `batch`: after every batch the file is also `fdatasync`ed,
+//!   so a record is on disk within a batch interval and a sync of its decision. Checkpoints
+//!   that close a file are always synced.
 //! - **Checkpoints.** Every `audit_checkpoint_records` records or `audit_checkpoint_interval_ms`,
 //!   whichever comes first (when records were written since the last one), at rotation
 //!   (`reason: "rotate"`) and at shutdown (`reason: "close"`).
@@ -73,6 +74,8 @@ pub struct Counters {
     /// When the last checkpoint was written (Unix milliseconds).
     pub last_checkpoint_ms: std::sync::atomic::AtomicI64,
     pub rotations: AtomicU64,
+    /// `fdatasync`s of the log that succeeded.
+    pub syncs: AtomicU64,
     pub write_errors: AtomicU64,
     /// Allows seen in `sampled` mode (the sampler's clock).
     allows_seen: AtomicU64,
@@ -306,6 +309,8 @@ impl AuditLog {
             "queue_capacity": self.capacity,
             "checkpoints": c.checkpoints.load(Relaxed),
             "last_checkpoint": last_checkpoint,
+            "fsync": self.config.fsync,
+            "syncs": c.syncs.load(Relaxed),
             "write_errors": c.write_errors.load(Relaxed),
         })
     }
@@ -314,7 +319,7 @@ impl AuditLog {
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let c = &self.counters;
-        let series: [(&str, &str, &str, u64); 8] = [
+        let series: [(&str, &str, &str, u64); 9] = [
             (
                 "warden_audit_records_total",
                 "counter",
@@ -350,6 +355,12 @@ impl AuditLog {
                 "counter",
                 "Audit files rotated.",
                 c.rotations.load(Relaxed),
+            ),
+            (
+                "warden_audit_syncs_total",
+                "counter",
+                "Times the audit file was synced to disk (fdatasync).",
+                c.syncs.load(Relaxed),
             ),
             (
                 "warden_audit_write_errors_total",
@@ -720,6 +731,7 @@ impl Writer {
             tracing::error!(%error, "cannot sync the audit log");
             self.counters.write_errors.fetch_add(1, Relaxed);
         } else {
+            self.counters.syncs.fetch_add(1, Relaxed);
             // The log is written once and not read back: its synced pages would only crowd
             // the page cache (and, under load, make every new page cost a reclaim).
             // Only whole pages written since the last time: the rest is gone already, and

@@ -154,7 +154,7 @@ pub struct ServeArgs {
         env = "WARDEN_AUDIT_WHEN_FULL"
     )]
     pub audit_when_full: Option<crate::audit::WhenFull>,
-    /// When the audit file is synced: after every batch, or at an interval [default: batch].
+    /// When the audit file is synced: after every batch, or at an interval [default: interval].
     #[arg(long, value_enum, value_name = "POLICY", env = "WARDEN_AUDIT_FSYNC")]
     pub audit_fsync: Option<crate::audit::Fsync>,
     /// With `--audit-fsync interval`, the longest between syncs, in milliseconds [default: 1000].

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value as JsonValue, json};
-use warden::audit::{AuditConfig, Key, WhenFull, chain, verify};
+use warden::audit::{AuditConfig, Fsync, Key, WhenFull, chain, verify};
 use warden::server::Config;
 
 use crate::server::{Http, PolicyDir, TestServer, config, request};
@@ -537,6 +537,110 @@ async fn shutdown_drains_the_queue() {
     let all = records(&files);
     assert_eq!(all.last().unwrap()["reason"], "close");
     assert!(verify_lib(&files).intact);
+}
+
+/// Calls `n` single evaluations one at a time, each after the last one's record reached the
+/// file (so that each is a batch of its own), and returns the syncs counted meanwhile.
+async fn calls_in_batches_of_their_own(setup: &Setup, server: &TestServer, n: usize) -> u64 {
+    let counters = server
+        .running
+        .state
+        .audit
+        .as_ref()
+        .unwrap()
+        .counters
+        .clone();
+    let before = decisions(&setup.files()).len();
+    for i in 0..n {
+        let reply = server
+            .http
+            .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+            .await;
+        assert_eq!(reply.status, 200);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while decisions(&setup.files()).len() < before + i + 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "record {i} never written"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    counters.syncs.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Polls until the log has been synced `n` times.
+async fn synced(server: &TestServer, n: u64) {
+    let counters = server
+        .running
+        .state
+        .audit
+        .as_ref()
+        .unwrap()
+        .counters
+        .clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counters.syncs.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(std::time::Instant::now() < deadline, "not synced {n} times");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_fsync_policy_decides_when_the_log_is_synced() {
+    use std::sync::atomic::Ordering::Relaxed;
+    // The default: written to the OS at every batch, synced at most once a second.
+    let defaults = AuditConfig::new(PathBuf::from("audit.jsonl"), Key::new(KEY).unwrap());
+    assert_eq!(defaults.fsync, Fsync::Interval);
+    assert_eq!(defaults.fsync_interval, Duration::from_secs(1));
+
+    // `interval`: records reach the file at every batch but are not synced before the interval
+    // is up; closing syncs.
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.fsync_interval = Duration::from_secs(3600);
+    let server = TestServer::start(setup.config(audit)).await;
+    let counters = server
+        .running
+        .state
+        .audit
+        .as_ref()
+        .unwrap()
+        .counters
+        .clone();
+    assert_eq!(calls_in_batches_of_their_own(&setup, &server, 5).await, 0);
+    let status: JsonValue =
+        serde_json::from_str(&server.http.get("/v1/status").await.body).unwrap();
+    assert_eq!(status["audit"]["fsync"], "interval", "{status}");
+    assert_eq!(status["audit"]["syncs"], 0, "{status}");
+    server.running.shutdown().await;
+    assert_eq!(counters.syncs.load(Relaxed), 1);
+
+    // `interval`, short: synced once the interval is up, with no further call.
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.fsync_interval = Duration::from_millis(50);
+    let server = TestServer::start(setup.config(audit)).await;
+    calls_in_batches_of_their_own(&setup, &server, 1).await;
+    synced(&server, 1).await;
+    server.running.shutdown().await;
+
+    // `batch`: every batch synced.
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.fsync = Fsync::Batch;
+    let server = TestServer::start(setup.config(audit)).await;
+    let after_each = calls_in_batches_of_their_own(&setup, &server, 5).await;
+    // The last batch's sync may follow its write by a moment.
+    synced(&server, 5).await;
+    assert!(after_each >= 4, "{after_each} syncs after 5 batches");
+    let metrics = server.http.get("/metrics").await.body;
+    assert!(
+        metrics.contains("warden_audit_syncs_total 5\n"),
+        "{metrics}"
+    );
+    server.running.shutdown().await;
+    assert!(verify_lib(&setup.files()).intact);
 }
 
 /// The writer reserves file space ahead of the log's end; a closed (or rotated) file keeps
