@@ -275,8 +275,8 @@ fi
 # The audit log on (every decision recorded, chained, checkpointed, synced by AUDIT_FSYNC) against
 # off, in ABBA order (off, on, on, off) so that a machine getting busier or quieter during the
 # run does not favour either side: `abba RUN PATH OFF_ARG ON_ARG` runs `RUN URL ARG` once per
-# server in that order and prints each side's mean of its two runs (of each result's first
-# field).
+# server in that order and prints each side's mean of its two runs, of each result's first
+# field and then of its second (0 when there is none).
 audit_server_time() { PORT=$AUDIT_PORT server_time "$1"; }
 abba() {
     local run=$1 path=$2 off_arg=$3 on_arg=$4 off1 on1 on2 off2
@@ -284,13 +284,20 @@ abba() {
     on1=$("$run" "http://127.0.0.1:$AUDIT_PORT$path" "$on_arg")
     on2=$("$run" "http://127.0.0.1:$AUDIT_PORT$path" "$on_arg")
     off2=$("$run" "http://127.0.0.1:$PORT$path" "$off_arg")
-    awk -v a="${off1%% *}" -v b="${off2%% *}" -v c="${on1%% *}" -v d="${on2%% *}" \
-        'BEGIN {printf "%.3f %.3f", (a + b) / 2, (c + d) / 2}'
+    awk -v a="$off1" -v b="$off2" -v c="$on1" -v d="$on2" 'BEGIN {
+        split(a, A, " "); split(b, B, " "); split(c, C, " "); split(d, D, " ")
+        printf "%.3f %.3f %.0f %.0f", (A[1] + B[1]) / 2, (C[1] + D[1]) / 2,
+            (A[2] + B[2]) / 2, (C[2] + D[2]) / 2
+    }'
 }
 # The log's CPU per call at a paced rate (PACED_CONNECTIONS connections, each waiting 1 ms
 # between calls): a server's own CPU time (utime + stime from /proc) over the calls it
 # answered. At a rate both servers keep up with, wrk behaves alike for both, so this counts
-# what the log costs the server, not how a slower server also slows wrk.
+# what the log costs the server, not how a slower server also slows wrk. The row ends with the
+# rates (off/on): a server's CPU per call also depends on its rate (on the README's machine the
+# audit-off server's moved between 9.5 and 11.2 µs from 64 to 20 k calls/s), and a server that
+# answers later gets fewer calls from the same connections: when the rates differ, the ratio
+# counts that difference too.
 ticks_per_second=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 paced_cpu() {
@@ -299,30 +306,33 @@ paced_cpu() {
     out=$("${pin_client[@]}" wrk -t"$THREADS" -c"$PACED_CONNECTIONS" -d"$DURATION" -s "$work/paced.lua" "$url")
     after=$(cpu_ticks "$pid")
     awk -v ticks=$((after - before)) -v hz="$ticks_per_second" \
-        '/ requests in / {n = $1} END {printf "%.3f", ticks / hz * 1e6 / n}' <<<"$out"
+        '/ requests in / {n = $1} /^Requests\/sec:/ {rate = $2}
+         END {printf "%.3f %.0f", ticks / hz * 1e6 / n, rate}' <<<"$out"
 }
 # Percent, rounded: 100 × $1 / $2.
 percent() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "== audit log off vs on (fsync: ${AUDIT_FSYNC:-the default}; ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
+echo "(CPU/call rows: the ratio is off/on, and the calls/s of each server follow)"
 single_shares=()
 batch_shares=()
 paced_shares=()
 for round in $(seq 1 "$ROUNDS"); do
     label=""
     [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
-    read -r off on <<<"$(abba measure /access/v1/evaluation "$work/single.lua" "$work/single.lua")"
+    read -r off on _ <<<"$(abba measure /access/v1/evaluation "$work/single.lua" "$work/single.lua")"
     share=$(percent "$on" "$off")
     single_shares+=("$share")
     printf '%-26s %12.0f %12.0f %7s%% %16s\n' "single$label" "$off" "$on" "$share" "$(audit_server_time evaluation)"
-    read -r off on <<<"$(abba measure /access/v1/evaluations "$work/batch.lua" "$work/batch.lua")"
+    read -r off on _ <<<"$(abba measure /access/v1/evaluations "$work/batch.lua" "$work/batch.lua")"
     share=$(percent "$on" "$off")
     batch_shares+=("$share")
     printf '%-26s %12.0f %12.0f %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
-    read -r off on <<<"$(abba paced_cpu /access/v1/evaluation "$server_pid" "$audit_pid")"
+    read -r off on off_rate on_rate <<<"$(abba paced_cpu /access/v1/evaluation "$server_pid" "$audit_pid")"
     share=$(percent "$off" "$on")
     paced_shares+=("$share")
-    printf '%-26s %9.2f µs %9.2f µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" "(ratio: off/on)"
+    printf '%-26s %9.2f µs %9.2f µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" \
+        "at $(awk -v a="$off_rate" -v b="$on_rate" 'BEGIN {printf "%.0f/%.0fk/s", a / 1000, b / 1000}')"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 if [ "$ROUNDS" -gt 1 ]; then
