@@ -44,9 +44,15 @@ pub struct Group {
     pub direction: String,
     /// `denied by suspended`, `allowed by readers`, `no rule allows (was allowed by owner)`.
     pub cause: String,
-    pub count: usize,
+    /// Every flip of the group.
+    pub count: u64,
+    /// The group's first flips in log order, as many as [`replay`] was asked to keep.
     pub flips: Vec<Flip>,
 }
+
+/// The flips a group keeps by default: enough to see what changes, few enough that a day's
+/// log in which a change flips millions of decisions replays in bounded memory.
+pub const EXAMPLES: usize = 10;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
@@ -66,8 +72,9 @@ pub struct Report {
 }
 
 /// Replays the decision records of `files` (in chain order) under `program`: each decision
-/// record, and each recorded item of each batch record.
-pub fn replay(files: &[PathBuf], program: &Program) -> std::io::Result<Report> {
+/// record, and each recorded item of each batch record. Each group of flips counts them all
+/// and keeps the first `examples` (`usize::MAX`: every one).
+pub fn replay(files: &[PathBuf], program: &Program, examples: usize) -> std::io::Result<Report> {
     let mut replayer = Replayer {
         program,
         frame: eval::Frame::new(),
@@ -76,6 +83,7 @@ pub fn replay(files: &[PathBuf], program: &Program) -> std::io::Result<Report> {
             ..Report::default()
         },
         groups: BTreeMap::new(),
+        examples,
     };
     for path in files {
         let reader = BufReader::new(File::open(path)?);
@@ -96,10 +104,10 @@ pub fn replay(files: &[PathBuf], program: &Program) -> std::io::Result<Report> {
     let mut groups: Vec<Group> = replayer
         .groups
         .into_iter()
-        .map(|((direction, cause), flips)| Group {
+        .map(|((direction, cause), (count, flips))| Group {
             direction,
             cause,
-            count: flips.len(),
+            count,
             flips,
         })
         .collect();
@@ -138,7 +146,9 @@ struct Replayer<'p> {
     program: &'p Program,
     frame: eval::Frame,
     report: Report,
-    groups: BTreeMap<(String, String), Vec<Flip>>,
+    /// Per direction and cause: how many flips, and the first `examples` of them.
+    groups: BTreeMap<(String, String), (u64, Vec<Flip>)>,
+    examples: usize,
 }
 
 impl Replayer<'_> {
@@ -361,8 +371,16 @@ impl Replayer<'_> {
             };
             ("allow → deny", cause)
         };
+        let (count, kept) = self
+            .groups
+            .entry((direction.to_string(), cause))
+            .or_default();
+        *count += 1;
+        if kept.len() >= self.examples {
+            return;
+        }
         let record = recorded.record;
-        let flip = Flip {
+        kept.push(Flip {
             seq: record.get("seq").and_then(JsonValue::as_u64).unwrap_or(0),
             item: recorded.item,
             time: recorded.time.to_string(),
@@ -376,11 +394,7 @@ impl Replayer<'_> {
             to: if allowed { "allow" } else { "deny" },
             was: was_rules,
             now: now_rules,
-        };
-        self.groups
-            .entry((direction.to_string(), cause))
-            .or_default()
-            .push(flip);
+        });
     }
 }
 
@@ -445,9 +459,6 @@ fn describe_entity(value: &JsonValue) -> String {
     format!("{ty}::{id:?}")
 }
 
-/// How many flips of a group the human report lists.
-const SHOWN: usize = 10;
-
 /// The report for people.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -481,7 +492,7 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!("\n{direction}\n"));
         }
         out.push_str(&format!("  {} × {}\n", group.count, group.cause));
-        for flip in group.flips.iter().take(SHOWN) {
+        for flip in &group.flips {
             let was = if flip.was.is_empty() {
                 "no rule".to_string()
             } else {
@@ -496,8 +507,9 @@ pub fn render(report: &Report) -> String {
                 flip.seq, flip.time, flip.request, flip.from, was
             ));
         }
-        if group.flips.len() > SHOWN {
-            out.push_str(&format!("      … and {} more\n", group.flips.len() - SHOWN));
+        let more = group.count.saturating_sub(group.flips.len() as u64);
+        if more > 0 {
+            out.push_str(&format!("      … and {more} more\n"));
         }
     }
     out

@@ -56,8 +56,21 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub dir: PolicyDir,
+    /// How many flips of each group to list (`all`: every one; memory then grows with the
+    /// flips). Every flip is counted either way.
+    #[arg(long, value_name = "N|all", default_value_t = replay::EXAMPLES, value_parser = parse_examples)]
+    pub examples: usize,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// `--examples`: a count, or `all`.
+fn parse_examples(text: &str) -> Result<usize, String> {
+    if text == "all" {
+        return Ok(usize::MAX);
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is neither a count nor `all`"))
 }
 
 pub fn run(args: &AuditArgs) -> Exit {
@@ -129,7 +142,7 @@ fn run_replay(args: &ReplayArgs) -> Exit {
         return Exit::InvalidInput;
     }
     let files = verify::order_files(&args.files);
-    let report = match replay::replay(&files, &engine.program) {
+    let report = match replay::replay(&files, &engine.program, args.examples) {
         Ok(report) => report,
         Err(e) => {
             error(format!("cannot read the audit log: {e}"));

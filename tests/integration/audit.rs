@@ -771,6 +771,57 @@ async fn replay_lists_the_flips_a_policy_change_causes() {
     let report: JsonValue = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(report["allow_to_deny"], 2);
     assert_eq!(report["groups"][0]["flips"][0]["was"], json!(["readers"]));
+
+    // `--examples` bounds the flips each group keeps, not the count: a day's log with
+    // millions of flips replays in bounded memory.
+    let replay = |examples: &str| {
+        let output = warden()
+            .args([
+                "audit",
+                "replay",
+                "--format",
+                "json",
+                "--examples",
+                examples,
+                "-p",
+            ])
+            .arg(new.path())
+            .arg(&setup.log)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        serde_json::from_slice::<JsonValue>(&output.stdout).unwrap()
+    };
+    let readers = |report: &JsonValue| report["groups"][0].clone();
+    assert_eq!(readers(&replay("1"))["count"], 2);
+    assert_eq!(readers(&replay("1"))["flips"].as_array().unwrap().len(), 1);
+    assert_eq!(readers(&replay("0"))["flips"], json!([]));
+    assert_eq!(
+        readers(&replay("all"))["flips"].as_array().unwrap().len(),
+        2
+    );
+    let shown = warden()
+        .args(["audit", "replay", "--examples", "1", "-p"])
+        .arg(new.path())
+        .arg(&setup.log)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("2 × no rule allows (was allowed by readers)"),
+        "{shown}"
+    );
+    assert!(shown.contains("… and 1 more"), "{shown}");
+    let refused = warden()
+        .args(["audit", "replay", "--examples", "some", "-p"])
+        .arg(new.path())
+        .arg(&setup.log)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`some` is neither a count nor `all`")
+    );
 }
 
 #[test]
