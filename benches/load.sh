@@ -338,7 +338,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) 
 if [ "$ROUNDS" -gt 1 ]; then
     echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%, paced CPU/call $(median "${paced_shares[@]}")%"
 fi
-echo "(target: audit on at least 90% of off)"
+echo "(target: throughput with the log on at least 90% of off; the CPU rows show what the log costs the server)"
 
 # Every decision must be in the log, and the log must verify once the server has closed it.
 decided=$(curl -sf "http://127.0.0.1:$AUDIT_PORT/metrics" \
