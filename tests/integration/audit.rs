@@ -539,17 +539,26 @@ async fn shutdown_drains_the_queue() {
     assert!(verify_lib(&files).intact);
 }
 
+/// Times the server's log was synced.
+fn syncs(server: &TestServer) -> u64 {
+    let log = server.running.state.audit.as_ref().unwrap();
+    log.counters
+        .syncs
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits (10 s at most) until `done`.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Calls `n` single evaluations one at a time, each after the last one's record reached the
 /// file (so that each is a batch of its own), and returns the syncs counted meanwhile.
 async fn calls_in_batches_of_their_own(setup: &Setup, server: &TestServer, n: usize) -> u64 {
-    let counters = server
-        .running
-        .state
-        .audit
-        .as_ref()
-        .unwrap()
-        .counters
-        .clone();
     let before = decisions(&setup.files()).len();
     for i in 0..n {
         let reply = server
@@ -557,33 +566,12 @@ async fn calls_in_batches_of_their_own(setup: &Setup, server: &TestServer, n: us
             .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
             .await;
         assert_eq!(reply.status, 200);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while decisions(&setup.files()).len() < before + i + 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "record {i} never written"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually(&format!("written: record {i}"), || {
+            decisions(&setup.files()).len() > before + i
+        })
+        .await;
     }
-    counters.syncs.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Polls until the log has been synced `n` times.
-async fn synced(server: &TestServer, n: u64) {
-    let counters = server
-        .running
-        .state
-        .audit
-        .as_ref()
-        .unwrap()
-        .counters
-        .clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while counters.syncs.load(std::sync::atomic::Ordering::Relaxed) < n {
-        assert!(std::time::Instant::now() < deadline, "not synced {n} times");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    syncs(server)
 }
 
 #[tokio::test]
@@ -622,7 +610,7 @@ async fn the_fsync_policy_decides_when_the_log_is_synced() {
     audit.fsync_interval = Duration::from_millis(50);
     let server = TestServer::start(setup.config(audit)).await;
     calls_in_batches_of_their_own(&setup, &server, 1).await;
-    synced(&server, 1).await;
+    eventually("synced", || syncs(&server) == 1).await;
     server.running.shutdown().await;
 
     // `batch`: every batch synced.
@@ -632,7 +620,7 @@ async fn the_fsync_policy_decides_when_the_log_is_synced() {
     let server = TestServer::start(setup.config(audit)).await;
     let after_each = calls_in_batches_of_their_own(&setup, &server, 5).await;
     // The last batch's sync may follow its write by a moment.
-    synced(&server, 5).await;
+    eventually("synced 5 times", || syncs(&server) == 5).await;
     assert!(after_each >= 4, "{after_each} syncs after 5 batches");
     let metrics = server.http.get("/metrics").await.body;
     assert!(
@@ -762,62 +750,41 @@ async fn replay_lists_the_flips_a_policy_change_causes() {
     assert!(out.contains("1 × allowed by carol-writes"), "{out}");
     assert!(out.contains("User::\"bob\" read Doc::\"d3\""), "{out}");
 
-    let json_out = warden()
-        .args(["audit", "replay", "--format", "json", "-p"])
-        .arg(new.path())
-        .arg(&setup.log)
-        .output()
-        .unwrap();
-    let report: JsonValue = serde_json::from_slice(&json_out.stdout).unwrap();
+    // `warden audit replay OPTIONS -p NEW LOG`.
+    let replay = |options: &[&str]| {
+        warden()
+            .args(["audit", "replay"])
+            .args(options)
+            .arg("-p")
+            .arg(new.path())
+            .arg(&setup.log)
+            .output()
+            .unwrap()
+    };
+    let json_report = |options: &[&str]| {
+        let output = replay(&[&["--format", "json"], options].concat());
+        assert_eq!(output.status.code(), Some(0));
+        serde_json::from_slice::<JsonValue>(&output.stdout).unwrap()
+    };
+    let report = json_report(&[]);
     assert_eq!(report["allow_to_deny"], 2);
     assert_eq!(report["groups"][0]["flips"][0]["was"], json!(["readers"]));
 
     // `--examples` bounds the flips each group keeps, not the count: a day's log with
     // millions of flips replays in bounded memory.
-    let replay = |examples: &str| {
-        let output = warden()
-            .args([
-                "audit",
-                "replay",
-                "--format",
-                "json",
-                "--examples",
-                examples,
-                "-p",
-            ])
-            .arg(new.path())
-            .arg(&setup.log)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0));
-        serde_json::from_slice::<JsonValue>(&output.stdout).unwrap()
-    };
-    let readers = |report: &JsonValue| report["groups"][0].clone();
-    assert_eq!(readers(&replay("1"))["count"], 2);
-    assert_eq!(readers(&replay("1"))["flips"].as_array().unwrap().len(), 1);
-    assert_eq!(readers(&replay("0"))["flips"], json!([]));
-    assert_eq!(
-        readers(&replay("all"))["flips"].as_array().unwrap().len(),
-        2
-    );
-    let shown = warden()
-        .args(["audit", "replay", "--examples", "1", "-p"])
-        .arg(new.path())
-        .arg(&setup.log)
-        .output()
-        .unwrap();
+    let readers = |examples: &str| json_report(&["--examples", examples])["groups"][0].clone();
+    assert_eq!(readers("1")["count"], 2);
+    assert_eq!(readers("1")["flips"].as_array().unwrap().len(), 1);
+    assert_eq!(readers("0")["flips"], json!([]));
+    assert_eq!(readers("all")["flips"].as_array().unwrap().len(), 2);
+    let shown = replay(&["--examples", "1"]);
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
         shown.contains("2 × no rule allows (was allowed by readers)"),
         "{shown}"
     );
     assert!(shown.contains("… and 1 more"), "{shown}");
-    let refused = warden()
-        .args(["audit", "replay", "--examples", "some", "-p"])
-        .arg(new.path())
-        .arg(&setup.log)
-        .output()
-        .unwrap();
+    let refused = replay(&["--examples", "some"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("`some` is neither a count nor `all`")
