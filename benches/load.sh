@@ -6,13 +6,12 @@
 # runtime that parses the same JSON body and answers a constant. Also reports Warden's own
 # server time per call (from its /metrics histogram), and the latency of single evaluations
 # at a paced rate (each of PACED_CONNECTIONS connections waits 1 ms between calls). Then the
-# cost of the audit log: a second
-# Warden with it on (every decision recorded — a batch call is one record —, with the default
-# fsync policy or AUDIT_FSYNC, in the work directory or AUDIT_DIR) against the first, in the
-# same run, in ABBA order,
-# as throughput and as each server's CPU per call at the paced rate; finally the log is
-# verified and its decisions counted against the server's. The load
-# average is printed before and after the runs: quote it with the figures.
+# cost of the audit log: a second Warden with it on (every decision recorded — a batch call is
+# one record —, with the default fsync policy or AUDIT_FSYNC, in the work directory or
+# AUDIT_DIR) against the first, in the same run, in ABBA order, as throughput and as each
+# server's CPU per call at the paced rate; finally the log is verified and its decisions
+# counted against the server's. The load average is printed before and after the runs: quote
+# it with the figures.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh
@@ -53,6 +52,10 @@ PART=${1:-all}
 case $PART in
     all | audit) ;;
     *) echo "usage: benches/load.sh [all|audit]" >&2; exit 2 ;;
+esac
+case $AUDIT_FSYNC in
+    "" | batch | interval) ;;
+    *) echo "AUDIT_FSYNC is batch or interval, not \`$AUDIT_FSYNC\`" >&2; exit 2 ;;
 esac
 
 if ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then

@@ -82,9 +82,9 @@ pub enum WhenFull {
 pub enum Fsync {
     /// After every batch the writer takes from the queue (every 10 ms under load).
     Batch,
-    /// At most every `audit_fsync_interval_ms` (the default: a second, as Redis's
-    /// `appendfsync everysec`). Every batch still reaches the OS at once: only an OS crash or
-    /// a power cut can lose what was not yet synced.
+    /// At most every `audit_fsync_interval_ms` (1000 by default, as Redis's `appendfsync
+    /// everysec`); the default policy. Every batch still reaches the OS at once: only an OS
+    /// crash or a power cut can lose what was not yet synced.
     #[default]
     Interval,
 }

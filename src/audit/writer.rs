@@ -728,9 +728,11 @@ impl Writer {
             return;
         }
         if let Err(error) = self.file.sync_data() {
+            // Still unsynced: the next sync (the next batch, or the next interval) retries.
             tracing::error!(%error, "cannot sync the audit log");
             self.counters.write_errors.fetch_add(1, Relaxed);
         } else {
+            self.unsynced = false;
             self.counters.syncs.fetch_add(1, Relaxed);
             // The log is written once and not read back: its synced pages would only crowd
             // the page cache (and, under load, make every new page cost a reclaim).
@@ -754,7 +756,6 @@ impl Writer {
                 }
             }
         }
-        self.unsynced = false;
         self.last_sync = Instant::now();
     }
 

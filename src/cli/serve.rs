@@ -157,7 +157,8 @@ pub struct ServeArgs {
     /// When the audit file is synced: after every batch, or at an interval [default: interval].
     #[arg(long, value_enum, value_name = "POLICY", env = "WARDEN_AUDIT_FSYNC")]
     pub audit_fsync: Option<crate::audit::Fsync>,
-    /// With `--audit-fsync interval`, the longest between syncs, in milliseconds [default: 1000].
+    /// With the `interval` policy (the default), the longest between syncs, in milliseconds
+    /// [default: 1000].
     #[arg(long, value_name = "MS", env = "WARDEN_AUDIT_FSYNC_INTERVAL_MS")]
     pub audit_fsync_interval_ms: Option<u64>,
     /// A signed checkpoint after this many records [default: 10000].
