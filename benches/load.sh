@@ -9,8 +9,8 @@
 # cost of the audit log: a second Warden with it on (every decision recorded — a batch call is
 # one record —, with the default fsync policy or AUDIT_FSYNC, in the work directory or
 # AUDIT_DIR) against the first, in the same run, in ABBA order, as throughput and as each
-# server's CPU per call at the paced rate; finally the log is verified and its decisions
-# counted against the server's. The load average is printed before and after the runs: quote
+# server's CPU per call at a fixed rate (CPU_RATE calls/s); finally the log is verified and
+# its decisions counted against the server's. The load average is printed before and after the runs: quote
 # it with the figures.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
@@ -18,6 +18,7 @@
 #   ROUNDS=3 benches/load.sh audit          # only the audit log's cost, ABBA three times
 #   PIN=1 ROUNDS=4 benches/load.sh audit    # wrk on core 0, the servers on core 1
 #   AUDIT_FSYNC=batch benches/load.sh audit # the log synced after every 10 ms batch
+#   CPU_RATE=60000 benches/load.sh audit    # the CPU rows at 60 k calls/s (default 50 k)
 #
 # The audit log of a run takes disk space: about 2 GB per round of 5-second runs, in the work
 # directory (removed at exit) or AUDIT_DIR (kept).
@@ -26,8 +27,7 @@
 # is then mostly the servers' own cost per call, not also how much less wrk gets done on a
 # shared core when the server is slower (which roughly doubles any per-call cost; see the
 # README, "Audit log"). Not wholly: a slower server still leaves wrk's core idle more often,
-# and waking it costs the server's core an interrupt. The paced CPU-per-call row counts
-# neither.
+# and waking it costs the server's core an interrupt. The CPU-per-call rows count neither.
 #
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.
 set -euo pipefail
@@ -48,10 +48,14 @@ AUDIT_FSYNC=${AUDIT_FSYNC:-}
 ROUNDS=${ROUNDS:-1}
 PIN=${PIN:-0}
 PACED_CONNECTIONS=${PACED_CONNECTIONS:-112}
+CPU_RATE=${CPU_RATE:-50000}
 PART=${1:-all}
 case $PART in
     all | audit) ;;
     *) echo "usage: benches/load.sh [all|audit]" >&2; exit 2 ;;
+esac
+case $CPU_RATE in
+    "" | *[!0-9]* | 0) echo "CPU_RATE is a number of calls a second, not \`$CPU_RATE\`" >&2; exit 2 ;;
 esac
 case $AUDIT_FSYNC in
     "" | batch | interval) ;;
@@ -142,6 +146,31 @@ file:close()
 LUA
 done
 echo 'function delay() return 1 end' >> "$work/paced.lua"
+# A fixed rate, whatever the server's latency (as wrk2 does; Debian has no wrk2): each call is
+# given the next slot of a schedule spaced 1/RATE apart, and waits for it. wrk's delays are
+# whole milliseconds, so calls leave in bursts, the same for both servers.
+cp "$work/single.lua" "$work/rate.lua"
+cat >> "$work/rate.lua" <<'LUA'
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } load_timespec;
+int clock_gettime(int clock, load_timespec *ts);
+]]
+local now = ffi.new("load_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, now) -- CLOCK_MONOTONIC
+  return tonumber(now.tv_sec) * 1000 + tonumber(now.tv_nsec) / 1e6
+end
+local gap = 1000 * tonumber(os.getenv("WRK_THREADS")) / tonumber(os.getenv("RATE"))
+local slot = nil
+function delay()
+  local at = now_ms()
+  -- Behind by more than 100 ms (the server could not keep up): start the schedule afresh.
+  if slot == nil or slot < at - 100 then slot = at end
+  slot = slot + gap
+  return math.max(0, math.ceil(slot - at))
+end
+LUA
 
 "${pin_server[@]}" target/release/warden serve --policies "$work/policies" --listen "127.0.0.1:$PORT" \
     --watch=false --log-level warn &
@@ -293,20 +322,20 @@ abba() {
             (A[2] + B[2]) / 2, (C[2] + D[2]) / 2
     }'
 }
-# The log's CPU per call at a paced rate (PACED_CONNECTIONS connections, each waiting 1 ms
-# between calls): a server's own CPU time (utime + stime from /proc) over the calls it
-# answered. At a rate both servers keep up with, wrk behaves alike for both, so this counts
-# what the log costs the server, not how a slower server also slows wrk. The row ends with the
-# rates (off/on): a server's CPU per call also depends on its rate (on the README's machine the
-# audit-off server's moved between 9.5 and 11.2 µs from 64 to 20 k calls/s), and a server that
-# answers later gets fewer calls from the same connections: when the rates differ, the ratio
-# counts that difference too.
+# The log's CPU per call at a fixed rate (CPU_RATE calls/s over PACED_CONNECTIONS
+# connections): a server's own CPU time (utime + stime from /proc) over the calls it answered.
+# At a rate both servers keep up with, wrk behaves alike for both, so this counts what the log
+# costs the server, not how a slower server also slows wrk. The rate is fixed, not set by
+# connections that wait between calls, because a server's CPU per call moves with its rate
+# (batching in the kernel and the runtime), and a slower server would get fewer calls. The row
+# ends with the rates wrk achieved (off/on): a server that cannot keep up shows it there.
 ticks_per_second=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-paced_cpu() {
+cpu_per_call() {
     local url=$1 pid=$2 before out after
     before=$(cpu_ticks "$pid")
-    out=$("${pin_client[@]}" wrk -t"$THREADS" -c"$PACED_CONNECTIONS" -d"$DURATION" -s "$work/paced.lua" "$url")
+    out=$(RATE=$CPU_RATE WRK_THREADS=$THREADS "${pin_client[@]}" wrk -t"$THREADS" \
+        -c"$PACED_CONNECTIONS" -d"$DURATION" -s "$work/rate.lua" "$url")
     after=$(cpu_ticks "$pid")
     awk -v ticks=$((after - before)) -v hz="$ticks_per_second" \
         '/ requests in / {n = $1} /^Requests\/sec:/ {rate = $2}
@@ -316,10 +345,10 @@ paced_cpu() {
 percent() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", 100 * a / b}'; }
 echo "== audit log off vs on (fsync: ${AUDIT_FSYNC:-the default}; ABBA, mean requests/s of two runs each)"
 printf '%-26s %12s %12s %8s %16s\n' "run" "off" "on" "on/off" "on: server µs/call"
-echo "(CPU/call rows: the ratio is off/on, and the calls/s of each server follow)"
+echo "(CPU/call rows: each server's CPU per single evaluation at $CPU_RATE calls/s; the ratio is off/on, and the calls/s wrk achieved follow)"
 single_shares=()
 batch_shares=()
-paced_shares=()
+cpu_shares=()
 for round in $(seq 1 "$ROUNDS"); do
     label=""
     [ "$ROUNDS" -gt 1 ] && label=" (round $round)"
@@ -331,15 +360,15 @@ for round in $(seq 1 "$ROUNDS"); do
     share=$(percent "$on" "$off")
     batch_shares+=("$share")
     printf '%-26s %12.0f %12.0f %7s%% %16s\n' "batch of 100$label" "$off" "$on" "$share" "$(audit_server_time evaluations)"
-    read -r off on off_rate on_rate <<<"$(abba paced_cpu /access/v1/evaluation "$server_pid" "$audit_pid")"
+    read -r off on off_rate on_rate <<<"$(abba cpu_per_call /access/v1/evaluation "$server_pid" "$audit_pid")"
     share=$(percent "$off" "$on")
-    paced_shares+=("$share")
-    printf '%-26s %9.2f µs %9.2f µs %7s%% %16s\n' "CPU/call, paced$label" "$off" "$on" "$share" \
+    cpu_shares+=("$share")
+    printf '%-26s %9.2f µs %9.2f µs %7s%% %16s\n' "CPU/call$label" "$off" "$on" "$share" \
         "at $(awk -v a="$off_rate" -v b="$on_rate" 'BEGIN {printf "%.0f/%.0fk/s", a / 1000, b / 1000}')"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 if [ "$ROUNDS" -gt 1 ]; then
-    echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%, paced CPU/call $(median "${paced_shares[@]}")%"
+    echo "median of the rounds: single $(median "${single_shares[@]}")%, batch of 100 $(median "${batch_shares[@]}")%, CPU/call $(median "${cpu_shares[@]}")%"
 fi
 echo "(target: throughput with the log on at least 90% of off; the CPU rows show what the log costs the server)"
 
