@@ -10,8 +10,8 @@
 # one record —, with the default fsync policy or AUDIT_FSYNC, in the work directory or
 # AUDIT_DIR) against the first, in the same run, in ABBA order, as throughput and as each
 # server's CPU per call at a fixed rate (CPU_RATE calls/s); finally the log is verified and
-# its decisions counted against the server's. The load average is printed before and after the runs: quote
-# it with the figures.
+# its decisions counted against the server's. The load average is printed before and after
+# the runs: quote it with the figures.
 #
 #   benches/load.sh                         # 5 s per run, 32 connections, 1 wrk thread
 #   DURATION=10s CONNECTIONS=64 benches/load.sh

@@ -100,7 +100,8 @@ pub struct AuditConfig {
     /// In `sampled` mode, the fraction of allows recorded (0 to 1).
     pub sample_allows: f64,
     pub masking: Masking,
-    /// The queue's capacity, in decisions (a batch call's record takes one place per decision it holds).
+    /// The queue's capacity, in decisions (a batch call's record takes one place per decision
+    /// it holds).
     pub queue: usize,
     pub when_full: WhenFull,
     pub fsync: Fsync,

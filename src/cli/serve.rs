@@ -143,7 +143,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub audit_mask: Option<Vec<String>>,
-    /// The audit queue's capacity, in decisions: a batch call's record takes one place per decision it holds [default: 65536].
+    /// The audit queue's capacity, in decisions: a batch call's record takes one place per
+    /// decision it holds [default: 65536].
     #[arg(long, value_name = "N", env = "WARDEN_AUDIT_QUEUE")]
     pub audit_queue: Option<usize>,
     /// When the audit queue is full: wait for room, or drop and count [default: block].

@@ -559,11 +559,13 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 /// The decision records whose whole line is in the log so far (the writer may be midway
 /// through a line).
 fn whole_decision_lines(setup: &Setup) -> usize {
-    let text: String = setup
+    // Bytes, not text: a cut line may end inside a character.
+    let bytes: Vec<u8> = setup
         .files()
         .iter()
-        .map(|file| std::fs::read_to_string(file).unwrap())
+        .flat_map(|file| std::fs::read(file).unwrap())
         .collect();
+    let text = String::from_utf8_lossy(&bytes);
     let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
     whole
         .lines()
