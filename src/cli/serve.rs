@@ -24,7 +24,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_LISTEN")]
     pub listen: Option<String>,
     /// Serve /healthz, /readyz, /v1/status and /metrics on this address instead (IP:PORT or
-    /// unix:PATH; plain HTTP).
+    /// unix:PATH; plain HTTP, no API key: keep it private).
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
@@ -54,7 +54,8 @@ pub struct ServeArgs {
     /// The base URL discovery advertises, whatever the request says.
     #[arg(long, value_name = "URL", env = "WARDEN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated).
+    /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated),
+    /// for the decision API, and for /v1/status and /metrics unless --admin-listen is set.
     #[arg(
         long,
         value_name = "HEX",

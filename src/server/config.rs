@@ -194,7 +194,7 @@ pub struct Config {
     /// `admin_listen` is set): `IP:PORT` or `unix:PATH`.
     pub listen: Listen,
     /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics` (plain
-    /// HTTP, never TLS).
+    /// HTTP, never TLS, no API key).
     pub admin_listen: Option<Listen>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
@@ -214,7 +214,8 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// Discovery's `policy_decision_point`, whatever the request says.
     pub public_url: Option<String>,
-    /// SHA-256 digests of the accepted bearer API keys; empty: the API is open.
+    /// SHA-256 digests of the accepted bearer API keys; empty: the API is open. They guard
+    /// `/v1/status` and `/metrics` too, unless those are on `admin_listen`.
     pub api_keys: Vec<[u8; 32]>,
     /// The most results one search page holds (and the page size when none is asked).
     pub search_page_limit: usize,
