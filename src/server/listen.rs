@@ -196,18 +196,18 @@ fn create_socket(
     };
     let mut random = [0u8; 4];
     getrandom::fill(&mut random).map_err(|e| Error::other(e.to_string()))?;
-    // Short, so that the temporary path fits the socket address limit whenever `path` nearly
-    // does.
+    // Short: the temporary path must fit the socket address limit too.
     let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let staging = Staging {
-        dir: parent.join(format!(".w{name}")),
-    };
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging.dir)?;
+    let dir = parent.join(format!(".w{name}"));
+    // Fails if the name exists: a directory that is not ours is never used (nor removed).
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let staging = Staging { dir };
+    // The umask may have taken the owner's own write or search bit.
+    std::fs::set_permissions(&staging.dir, std::fs::Permissions::from_mode(0o700))?;
     let staged = staging.socket();
     let listener = tokio::net::UnixListener::bind(&staged)?;
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+    let metadata = std::fs::symlink_metadata(&staged)?;
     std::fs::hard_link(&staged, path).map_err(|error| match error.kind() {
         ErrorKind::AlreadyExists => Error::new(
             ErrorKind::AddrInUse,
@@ -215,7 +215,6 @@ fn create_socket(
         ),
         _ => error,
     })?;
-    let metadata = std::fs::symlink_metadata(path)?;
     Ok((listener, (metadata.dev(), metadata.ino())))
 }
 

@@ -129,6 +129,17 @@ fn with_api_key(dir: &PolicyDir) -> Config {
     .unwrap()
 }
 
+/// `GET path` with the key [`with_api_key`] configures.
+async fn with_key(http: &Http, path: &str) -> Reply {
+    http.send(
+        "GET",
+        path,
+        &[("authorization", "Bearer k3y-for-tests")],
+        "",
+    )
+    .await
+}
+
 /// Beside the decision API, status and metrics (the policy path, file names, reload errors)
 /// need the API key like the decision API; the probes stay open.
 #[tokio::test]
@@ -149,27 +160,10 @@ async fn status_and_metrics_need_the_api_key_beside_the_decision_api() {
             );
             assert!(!reply.body.contains("policies"), "{}", reply.body);
         }
-        let reply = server
-            .http
-            .send(
-                "GET",
-                path,
-                &[("authorization", "Bearer k3y-for-tests")],
-                "",
-            )
-            .await;
+        let reply = with_key(&server.http, path).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
     }
-    let status = server
-        .http
-        .send(
-            "GET",
-            "/v1/status",
-            &[("authorization", "Bearer k3y-for-tests")],
-            "",
-        )
-        .await
-        .json();
+    let status = with_key(&server.http, "/v1/status").await.json();
     assert_eq!(status["files"], json!(["data/store.json", "docs.warden"]));
     assert_eq!(server.http.get("/healthz").await.status, 200);
     assert_eq!(server.http.get("/readyz").await.status, 200);
@@ -191,15 +185,7 @@ async fn with_an_admin_listener_status_and_metrics_are_open_there_and_absent_bes
         assert_eq!(admin.get(path).await.status, 200, "{path}");
     }
     for path in ["/v1/status", "/metrics"] {
-        let reply = server
-            .http
-            .send(
-                "GET",
-                path,
-                &[("authorization", "Bearer k3y-for-tests")],
-                "",
-            )
-            .await;
+        let reply = with_key(&server.http, path).await;
         assert_eq!(reply.status, 404, "{path}");
     }
     server.running.shutdown().await;
