@@ -9,6 +9,8 @@
 //! lines appended since its last read (`refresh`), from a watcher thread every 250 ms by
 //! default, so a revocation made by one process takes effect in the others within a second. A
 //! process never forgets an id it has seen, even if the file is later replaced without it.
+//!
+//! The file is created `0600`; a file that exists keeps its mode.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -93,8 +95,8 @@ impl Revocations {
         }
     }
 
-    /// Revocations persisted to `path`, created if missing (its directory must exist). Every line
-    /// already there is read; a malformed one is an error naming the file and line.
+    /// Revocations persisted to `path`, created `0600` if missing (its directory must exist).
+    /// Every line already there is read; a malformed one is an error naming the file and line.
     pub fn open(path: impl AsRef<Path>) -> Result<Revocations, RevocationError> {
         let path = path.as_ref().to_path_buf();
         let directory = match path.parent() {
@@ -105,8 +107,7 @@ impl Revocations {
         if !directory.is_dir() {
             return Err(RevocationError::NoDirectory(path));
         }
-        OpenOptions::new()
-            .create(true)
+        creating()
             .append(true)
             .open(&path)
             .map_err(|source| RevocationError::Io {
@@ -345,6 +346,17 @@ fn parse_line(line: &[u8]) -> Result<Option<(String, Timestamp)>, String> {
     Ok(Some((entry.id.into_owned(), at)))
 }
 
+/// Options that create a missing file readable and writable by its owner only (`0600`):
+/// whoever can write it can revoke any token. Other users' processes that share it are given
+/// access on purpose (a file that exists keeps its mode).
+fn creating() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// Appends one revocation line in a single write, after a newline if the file's last line lacks
 /// one (a torn write), then syncs it to disk.
 fn append(path: &Path, id: &str, now: Timestamp) -> Result<(), RevocationError> {
@@ -355,8 +367,7 @@ fn append(path: &Path, id: &str, now: Timestamp) -> Result<(), RevocationError> 
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .create(true)
+    let mut file = creating()
         .read(true)
         .append(true)
         .open(path)

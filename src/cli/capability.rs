@@ -165,7 +165,7 @@ pub struct RevokeArgs {
     /// The token id (`warden capability inspect` shows it), or the token itself.
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The revocation file (created if missing).
+    /// The revocation file (created `0600` if missing).
     #[arg(long, value_name = "FILE", env = "WARDEN_CAPABILITY_REVOCATIONS")]
     pub revocations: PathBuf,
 }

@@ -24,7 +24,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_LISTEN")]
     pub listen: Option<String>,
     /// Serve /healthz, /readyz, /v1/status and /metrics on this address instead (IP:PORT or
-    /// unix:PATH; plain HTTP).
+    /// unix:PATH; plain HTTP, no API key: keep it private).
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
@@ -54,7 +54,8 @@ pub struct ServeArgs {
     /// The base URL discovery advertises, whatever the request says.
     #[arg(long, value_name = "URL", env = "WARDEN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated).
+    /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated),
+    /// for the decision API, and for /v1/status and /metrics unless --admin-listen is set.
     #[arg(
         long,
         value_name = "HEX",
@@ -183,6 +184,16 @@ pub struct ServeArgs {
     /// Require client certificates issued by these CAs (PEM): mutual TLS.
     #[arg(long, value_name = "FILE", env = "WARDEN_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca, admit only client certificates naming one of these identities
+    /// (comma-separated): `dns:NAME` or `uri:URI` (a subject alternative name), `cn:NAME` (the
+    /// subject's common name) [default: any certificate from the CA].
+    #[arg(
+        long,
+        value_name = "KIND:NAME",
+        env = "WARDEN_TLS_CLIENT_ALLOW",
+        value_delimiter = ','
+    )]
+    pub tls_client_allow: Option<Vec<String>>,
     /// The permissions of a Unix socket file, in octal [default: 0660].
     #[arg(long, value_name = "MODE", env = "WARDEN_UNIX_SOCKET_MODE")]
     pub unix_socket_mode: Option<String>,
@@ -263,6 +274,7 @@ impl ServeArgs {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             tls_client_ca: self.tls_client_ca.clone(),
+            tls_client_allow: self.tls_client_allow.clone(),
             unix_socket_mode: self.unix_socket_mode.clone(),
             authzen_subject_token: self.authzen_subject_token,
             capability_keys: self.capability_keys.clone(),

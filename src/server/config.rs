@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::server::listen::Listen;
-use crate::server::tls::TlsFiles;
+use crate::server::tls::{ClientIdentity, TlsFiles};
 
 /// How logs are written to standard error.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -69,6 +69,7 @@ pub struct ConfigLayer {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
+    pub tls_client_allow: Option<Vec<String>>,
     pub unix_socket_mode: Option<String>,
     pub authzen_subject_token: Option<bool>,
     pub capability_keys: Option<Vec<String>>,
@@ -156,6 +157,7 @@ impl ConfigLayer {
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
+            tls_client_allow: over.tls_client_allow.or(self.tls_client_allow),
             unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
             authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
             capability_keys: over.capability_keys.or(self.capability_keys),
@@ -194,7 +196,7 @@ pub struct Config {
     /// `admin_listen` is set): `IP:PORT` or `unix:PATH`.
     pub listen: Listen,
     /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics` (plain
-    /// HTTP, never TLS).
+    /// HTTP, never TLS, no API key).
     pub admin_listen: Option<Listen>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
@@ -214,7 +216,8 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// Discovery's `policy_decision_point`, whatever the request says.
     pub public_url: Option<String>,
-    /// SHA-256 digests of the accepted bearer API keys; empty: the API is open.
+    /// SHA-256 digests of the accepted bearer API keys; empty: the API is open. They guard
+    /// `/v1/status` and `/metrics` too, unless those are on `admin_listen`.
     pub api_keys: Vec<[u8; 32]>,
     /// The most results one search page holds (and the page size when none is asked).
     pub search_page_limit: usize,
@@ -225,7 +228,7 @@ pub struct Config {
     pub gateway: crate::gateway::GatewayConfig,
     /// The audit log, when `audit_path` is set.
     pub audit: Option<crate::audit::AuditConfig>,
-    /// TLS on `listen` (and mTLS with a client CA).
+    /// TLS on `listen` (and mTLS with a client CA, narrowed by an allow-list of identities).
     pub tls: Option<TlsFiles>,
     /// The permissions of a Unix socket file (`listen` or `admin_listen`).
     pub unix_socket_mode: u32,
@@ -351,7 +354,22 @@ impl Config {
                 "`log_level`: `{log_level}` is not a log filter; write e.g. `info` or `warden=debug`"
             )));
         }
-        let tls = tls_files(layer.tls_cert, layer.tls_key, layer.tls_client_ca)?;
+        let client_allow = layer
+            .tls_client_allow
+            .iter()
+            .flatten()
+            .map(|entry| {
+                entry
+                    .parse::<ClientIdentity>()
+                    .map_err(|e| ConfigError(format!("`tls_client_allow`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = tls_files(
+            layer.tls_cert,
+            layer.tls_key,
+            layer.tls_client_ca,
+            client_allow,
+        )?;
         let unix_socket_mode = match &layer.unix_socket_mode {
             Some(text) => parse_mode(text)?,
             None => defaults.unix_socket_mode,
@@ -591,18 +609,30 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
     Ok(Some(audit))
 }
 
-/// TLS needs a certificate and its key together; a client CA needs both.
+/// TLS needs a certificate and its key together; a client CA needs both, and an allow-list of
+/// client identities needs a client CA.
 fn tls_files(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    client_allow: Vec<ClientIdentity>,
 ) -> Result<Option<TlsFiles>, ConfigError> {
     match (cert, key) {
-        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
-            cert,
-            key,
-            client_ca,
-        })),
+        (Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert,
+                key,
+                client_ca,
+                client_allow,
+            };
+            files.check()?;
+            Ok(Some(files))
+        }
+        (None, None) if !client_allow.is_empty() => Err(ConfigError(
+            "`tls_client_allow` needs `tls_cert`, `tls_key` and `tls_client_ca`: client \
+             identities are read from certificates verified over mutual TLS"
+                .to_string(),
+        )),
         (None, None) if client_ca.is_some() => Err(ConfigError(
             "`tls_client_ca` needs `tls_cert` and `tls_key`: client certificates are verified \
              only over TLS"

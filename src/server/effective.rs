@@ -32,6 +32,10 @@ impl Config {
             tls_cert: self.tls.as_ref().map(|tls| tls.cert.clone()),
             tls_key: self.tls.as_ref().map(|tls| tls.key.clone()),
             tls_client_ca: self.tls.as_ref().and_then(|tls| tls.client_ca.clone()),
+            tls_client_allow: self
+                .tls
+                .as_ref()
+                .map(|tls| tls.client_allow.iter().map(ToString::to_string).collect()),
             unix_socket_mode: Some(format!("{:04o}", self.unix_socket_mode)),
             gateway_subject_type: Some(self.gateway.subject_type.clone()),
             jwt_keys: Some(
@@ -123,6 +127,7 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
     note("tls_cert", layer.tls_cert.is_some());
     note("tls_key", layer.tls_key.is_some());
     note("tls_client_ca", layer.tls_client_ca.is_some());
+    note("tls_client_allow", layer.tls_client_allow.is_some());
     note("jwt_issuer", layer.jwt_issuer.is_some());
     note("jwt_audience", layer.jwt_audience.is_some());
     note("identity_header", layer.identity_header.is_some());
@@ -148,6 +153,7 @@ mod tests {
                 cert: "/etc/warden/tls.crt".into(),
                 key: "/etc/warden/tls.key".into(),
                 client_ca: None,
+                client_allow: Vec::new(),
             }),
             ..Config::default()
         };

@@ -8,8 +8,9 @@
 //! Binding a Unix socket whose file is left over from a process that died without cleaning up
 //! (SIGKILL, a crash) removes the stale file first — but only when it is a socket and nothing
 //! answers on it: a live server's socket is "in use", and a file that is not a socket is never
-//! removed. The socket file gets the configured mode (`unix_socket_mode`, default `0660`) right
-//! after it is created, and is removed at shutdown if it is still the one this server created.
+//! removed. The socket file has the configured mode (`unix_socket_mode`, default `0660`) from
+//! the moment it appears at its path ([`create_socket`]), and is removed at shutdown if it is
+//! still the one this server created.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -138,7 +139,7 @@ pub async fn bind(listen: &Listen, mode: u32) -> std::io::Result<Bound> {
 #[cfg(unix)]
 fn bind_unix(path: &Path, mode: u32) -> std::io::Result<Bound> {
     use std::io::{Error, ErrorKind};
-    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::FileTypeExt;
 
     match std::fs::symlink_metadata(path) {
         Ok(metadata) if !metadata.file_type().is_socket() => {
@@ -164,14 +165,79 @@ fn bind_unix(path: &Path, mode: u32) -> std::io::Result<Bound> {
         Err(error) if error.kind() == ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    let metadata = std::fs::symlink_metadata(path)?;
+    let (listener, identity) = create_socket(path, mode)?;
     let file = SocketFile {
         path: path.to_path_buf(),
-        identity: (metadata.dev(), metadata.ino()),
+        identity,
     };
     Ok(Bound::Unix(listener, file))
+}
+
+/// Creates a socket listening at `path` that has `mode` from the moment it appears there, and
+/// returns it with the file's identity (device, inode).
+///
+/// bind(2) creates the file with the umask applied, and a chmod after it leaves a moment in
+/// which the socket at `path` has the wrong mode; setting the umask around bind would change it
+/// for every thread of the process. So the socket is bound in a new directory beside `path`
+/// that only this user can enter (mkdir, `0700`), given its mode there, then hard-linked to
+/// `path` (same directory, so same file system; link(2) fails rather than replace a file that
+/// appeared there meanwhile), and the temporary name and directory are removed.
+#[cfg(unix)]
+fn create_socket(
+    path: &Path,
+    mode: u32,
+) -> std::io::Result<(tokio::net::UnixListener, (u64, u64))> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut random = [0u8; 4];
+    getrandom::fill(&mut random).map_err(|e| Error::other(e.to_string()))?;
+    // Short: the temporary path must fit the socket address limit too.
+    let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = parent.join(format!(".w{name}"));
+    // Fails if the name exists: a directory that is not ours is never used (nor removed).
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let staging = Staging { dir };
+    // The umask may have taken the owner's own write or search bit.
+    std::fs::set_permissions(&staging.dir, std::fs::Permissions::from_mode(0o700))?;
+    let staged = staging.socket();
+    let listener = tokio::net::UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+    let metadata = std::fs::symlink_metadata(&staged)?;
+    std::fs::hard_link(&staged, path).map_err(|error| match error.kind() {
+        ErrorKind::AlreadyExists => Error::new(
+            ErrorKind::AddrInUse,
+            "another process created a file at this path while the socket was being made",
+        ),
+        _ => error,
+    })?;
+    Ok((listener, (metadata.dev(), metadata.ino())))
+}
+
+/// The private directory a socket is bound in before it is linked to its path; removed, with
+/// the temporary name, when dropped.
+#[cfg(unix)]
+struct Staging {
+    dir: PathBuf,
+}
+
+#[cfg(unix)]
+impl Staging {
+    fn socket(&self) -> PathBuf {
+        self.dir.join("s")
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 impl Bound {

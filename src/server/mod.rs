@@ -205,7 +205,7 @@ pub fn api_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// `/healthz`, `/readyz`, `/v1/status`, `/metrics`.
+/// `/healthz`, `/readyz`, `/v1/status`, `/metrics`, open: the separate operations listener.
 pub fn ops_router(state: Arc<AppState>) -> Router {
     ops::routes().with_state(state)
 }
@@ -217,13 +217,12 @@ fn layered(router: Router, settings: &Settings) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
 }
 
-/// The whole application on one listener: the decision API and the operations endpoints.
+/// The whole application on one listener: the decision API and the operations endpoints, with
+/// status and metrics behind the API key like the decision API.
 pub fn router(state: Arc<AppState>) -> Router {
     let settings = state.settings.clone();
-    layered(
-        api_router(state.clone()).merge(ops_router(state)),
-        &settings,
-    )
+    let ops = ops::guarded_routes(&state).with_state(state.clone());
+    layered(api_router(state).merge(ops), &settings)
 }
 
 /// Why a server did not start.

@@ -1,6 +1,12 @@
 //! Operations endpoints: liveness, readiness, status and metrics. They are served beside the
-//! decision API, or on their own listener when `admin_listen` is set (keep them off public
-//! addresses: `/v1/status` names files and shows diagnostics).
+//! decision API, or on their own listener when `admin_listen` is set (keep that one off public
+//! addresses: it asks for no key).
+//!
+//! `/v1/status` and `/metrics` describe the server: the absolute policy path, the file names,
+//! the last reload error with its source lines. Beside the decision API they are behind its API
+//! key (`api_key_sha256`), like the decision API itself. `/healthz` and `/readyz` stay open
+//! everywhere: they say only `ok`, `ready` or why not, and the probes that call them (kubelet,
+//! load balancers) rarely carry a key.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,12 +19,30 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::server::AppState;
+use crate::server::authzen::protect;
 use crate::server::metrics::{ProgramFacts, ReloadOutcome};
 
+/// Every operations endpoint, open: for the separate `admin_listen` listener.
 pub fn routes() -> Router<Arc<AppState>> {
+    probes().merge(details())
+}
+
+/// Every operations endpoint, for the decision API's listener: status and metrics need the
+/// API key when one is configured.
+pub fn guarded_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    probes().merge(protect(details(), state))
+}
+
+/// Liveness and readiness: open wherever they are served.
+fn probes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+}
+
+/// Status and metrics: what the server serves, from where, and what went wrong.
+fn details() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
 }

@@ -6,6 +6,10 @@
 //! - `tls_client_ca`: with it, every client must present a certificate issued by one of these
 //!   CAs (PEM, one or more), valid now; a client without one, or with an expired one, or with
 //!   one from another CA, fails the handshake and never reaches the API.
+//! - `tls_client_allow`: with it, the CA's word is not enough: the certificate must also name
+//!   one of these identities ([`ClientIdentity`]: a SAN DNS name, a SAN URI, or the subject's
+//!   common name), or the handshake fails with `access_denied`. A CA usually issues to many
+//!   services; this keeps the API to the few that should call it.
 //!
 //! The files are read at start-up (a file that does not load stops the server: exit 3, naming
 //! the key), then watched: the parent directory of each is watched, so an editor's
@@ -16,6 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +29,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::serve::Listener;
 use notify::{Event, EventKind, RecursiveMode, Watcher as _};
-use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -35,13 +44,16 @@ use tokio_rustls::server::TlsStream;
 
 use crate::server::ConfigError;
 
-/// The TLS files, as configured.
+/// The TLS files, and whom mTLS admits, as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// Verify clients against these CAs (mTLS).
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: the identities admitted, one of which a client's certificate must
+    /// name. Empty: any certificate from the CAs.
+    pub client_allow: Vec<ClientIdentity>,
 }
 
 impl TlsFiles {
@@ -51,11 +63,213 @@ impl TlsFiles {
             .chain(std::iter::once(self.client_ca.as_deref()))
             .flatten()
     }
+
+    /// An allow-list needs a client CA: identities are read only from certificates that
+    /// chain to one, or anybody could name themselves.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.client_ca.is_none() && !self.client_allow.is_empty() {
+            return Err(ConfigError(
+                "`tls_client_allow` needs `tls_client_ca`: client identities are read only from \
+                 certificates verified against it"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A client identity that `tls_client_allow` admits: `dns:NAME`, `uri:URI` or `cn:NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientIdentity {
+    /// A subject alternative name of type DNS, compared ignoring ASCII case (kept lower-case).
+    /// Compared as written: a certificate for `*.example.com` matches only `dns:*.example.com`.
+    Dns(String),
+    /// A subject alternative name of type URI (a SPIFFE ID, say), compared exactly.
+    Uri(String),
+    /// A common name in the certificate's subject, compared exactly.
+    CommonName(String),
+}
+
+/// Why a `tls_client_allow` entry is not an identity.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("`{0}` does not say which name it is: write `dns:NAME`, `uri:URI` or `cn:NAME`")]
+    NoKind(String),
+    #[error("`{0}` has nothing after `{1}:`")]
+    Empty(String, &'static str),
+}
+
+impl std::str::FromStr for ClientIdentity {
+    type Err = IdentityError;
+
+    fn from_str(text: &str) -> Result<ClientIdentity, IdentityError> {
+        let no_kind = || IdentityError::NoKind(text.to_string());
+        let (kind, name) = text.split_once(':').ok_or_else(no_kind)?;
+        // Space around a DNS name or a URI (`dns:a, dns:b`) cannot be part of it; a common
+        // name is taken as written.
+        let (kind, identity) = match kind.trim().to_ascii_lowercase().as_str() {
+            "dns" => ("dns", ClientIdentity::Dns(name.trim().to_ascii_lowercase())),
+            "uri" => ("uri", ClientIdentity::Uri(name.trim().to_string())),
+            "cn" => ("cn", ClientIdentity::CommonName(name.to_string())),
+            _ => return Err(no_kind()),
+        };
+        match &identity {
+            ClientIdentity::Dns(name)
+            | ClientIdentity::Uri(name)
+            | ClientIdentity::CommonName(name)
+                if name.is_empty() =>
+            {
+                Err(IdentityError::Empty(text.to_string(), kind))
+            }
+            _ => Ok(identity),
+        }
+    }
+}
+
+impl fmt::Display for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientIdentity::Dns(name) => write!(f, "dns:{name}"),
+            ClientIdentity::Uri(uri) => write!(f, "uri:{uri}"),
+            ClientIdentity::CommonName(name) => write!(f, "cn:{name}"),
+        }
+    }
+}
+
+/// A certificate whose names cannot be read (after it verified, which reads most of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the certificate's names cannot be read")]
+pub struct UnreadableNames;
+
+impl ClientIdentity {
+    /// Every identity `cert` names: its SAN DNS names and URIs (as webpki reads them: a DNS
+    /// name that is not one is skipped) and its subject's common names.
+    pub fn presented(cert: &CertificateDer<'_>) -> Result<Vec<ClientIdentity>, UnreadableNames> {
+        let parsed = webpki::EndEntityCert::try_from(cert).map_err(|_| UnreadableNames)?;
+        let mut names: Vec<ClientIdentity> = parsed
+            .valid_dns_names()
+            .map(|name| ClientIdentity::Dns(name.to_ascii_lowercase()))
+            .chain(
+                parsed
+                    .valid_uri_names()
+                    .map(|uri| ClientIdentity::Uri(uri.to_string())),
+            )
+            .collect();
+        names.extend(
+            common_names(parsed.subject())
+                .map_err(|_| UnreadableNames)?
+                .into_iter()
+                .map(ClientIdentity::CommonName),
+        );
+        Ok(names)
+    }
+}
+
+/// The common names (OID 2.5.4.3) in a subject: `subject` is the content of its `Name`
+/// sequence, a sequence of sets of (type, value) pairs. A name in a string type other than
+/// UTF8String, PrintableString or IA5String (never issued today) is skipped.
+fn common_names(subject: &[u8]) -> Result<Vec<String>, der::Error> {
+    use der::asn1::AnyRef;
+    use der::{Reader, SliceReader, Tag, Tagged};
+    const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+    let mut names = Vec::new();
+    let mut rdns = SliceReader::new(subject)?;
+    while !rdns.is_finished() {
+        let rdn: AnyRef<'_> = rdns.decode()?;
+        let mut pairs = SliceReader::new(rdn.value())?;
+        while !pairs.is_finished() {
+            let pair: AnyRef<'_> = pairs.decode()?;
+            let mut fields = SliceReader::new(pair.value())?;
+            let kind: AnyRef<'_> = fields.decode()?;
+            let value: AnyRef<'_> = fields.decode()?;
+            let text = matches!(
+                value.tag(),
+                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String
+            );
+            if kind.tag() == Tag::ObjectIdentifier
+                && kind.value() == COMMON_NAME
+                && text
+                && let Ok(name) = std::str::from_utf8(value.value())
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The CA's verifier, then the allow-list: a certificate from the CA that names none of the
+/// allowed identities fails the handshake (`access_denied`).
+#[derive(Debug)]
+struct AllowList {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<ClientIdentity>,
+}
+
+impl ClientCertVerifier for AllowList {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let presented = ClientIdentity::presented(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if presented.iter().any(|name| self.allowed.contains(name)) {
+            return Ok(verified);
+        }
+        let presented: Vec<String> = presented.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            presented = %presented.join(", "),
+            "a client certificate from the CA names no identity in `tls_client_allow`; refused"
+        );
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Reads the files into a rustls server configuration. The error names the key whose file is
 /// at fault.
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, ConfigError> {
+    files.check()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let fail = |key: &str, path: &Path, what: String| {
         ConfigError(format!("`{key}`: `{}`: {what}", path.display()))
@@ -87,7 +301,14 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, ConfigError> {
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| fail("tls_client_ca", path, e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            if files.client_allow.is_empty() {
+                builder.with_client_cert_verifier(verifier)
+            } else {
+                builder.with_client_cert_verifier(Arc::new(AllowList {
+                    inner: verifier,
+                    allowed: files.client_allow.clone(),
+                }))
+            }
         }
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {

@@ -266,3 +266,41 @@ fn a_failing_capability_expectation_is_reported() {
     assert!(said.contains("t.warden:2:3"), "{said}");
     assert!(said.ends_with("0 passed, 1 failed\n"), "{said}");
 }
+
+/// The revocation file is created `0600`, by the CLI and by the server (whoever can write it
+/// can revoke any token); a file that exists keeps the mode its operator gave it.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_revocation_file_is_created_for_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let keys_dir = KeyDir::new(&["k1"]);
+    let id = "mfrggzdfmztwq2lknnwg23tpoa";
+
+    let by_cli = keys_dir.dir.path().join("by-cli.jsonl");
+    let revoked = warden(&[
+        "capability",
+        "revoke",
+        id,
+        "--revocations",
+        by_cli.to_str().unwrap(),
+    ]);
+    assert_eq!(revoked.status.code(), Some(0), "{}", text(&revoked.stderr));
+    assert_eq!(mode(&by_cli), 0o600);
+
+    let server = TestServer::start(config(&keys_dir)).await;
+    assert_eq!(mode(&keys_dir.revocations()), 0o600);
+    server.running.shutdown().await;
+
+    // Shared on purpose with a group: appending keeps the mode.
+    std::fs::set_permissions(&by_cli, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let again = warden(&[
+        "capability",
+        "revoke",
+        "nbswy3dpeb3w64tmmqqgc3tdme",
+        "--revocations",
+        by_cli.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(mode(&by_cli), 0o640);
+}

@@ -111,3 +111,82 @@ async fn shutdown_finishes_requests_in_flight() {
         .unwrap()
         .unwrap();
 }
+
+/// A configuration whose decision API needs `Authorization: Bearer k3y-for-tests`.
+fn with_api_key(dir: &PolicyDir) -> Config {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(b"k3y-for-tests")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Config::resolve(warden::server::ConfigLayer {
+        policies: Some(dir.path()),
+        listen: Some("127.0.0.1:0".to_string()),
+        watch: Some(false),
+        api_key_sha256: Some(vec![digest]),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// `GET path` with the key [`with_api_key`] configures.
+async fn with_key(http: &Http, path: &str) -> Reply {
+    http.send(
+        "GET",
+        path,
+        &[("authorization", "Bearer k3y-for-tests")],
+        "",
+    )
+    .await
+}
+
+/// Beside the decision API, status and metrics (the policy path, file names, reload errors)
+/// need the API key like the decision API; the probes stay open.
+#[tokio::test]
+async fn status_and_metrics_need_the_api_key_beside_the_decision_api() {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(with_api_key(&dir)).await;
+    for path in ["/v1/status", "/metrics"] {
+        for authorization in [None, Some("Bearer wrong"), Some("Basic k3y-for-tests")] {
+            let headers: Vec<(&str, &str)> = authorization
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let reply = server.http.send("GET", path, &headers, "").await;
+            assert_eq!(reply.status, 401, "{path} with {authorization:?}");
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some("Bearer realm=\"warden\"")
+            );
+            assert!(!reply.body.contains("policies"), "{}", reply.body);
+        }
+        let reply = with_key(&server.http, path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+    let status = with_key(&server.http, "/v1/status").await.json();
+    assert_eq!(status["files"], json!(["data/store.json", "docs.warden"]));
+    assert_eq!(server.http.get("/healthz").await.status, 200);
+    assert_eq!(server.http.get("/readyz").await.status, 200);
+    server.running.shutdown().await;
+}
+
+/// With `admin_listen`, the operations endpoints live there alone, open (that listener is kept
+/// off public addresses), and the decision API's listener has none of status and metrics.
+#[tokio::test]
+async fn with_an_admin_listener_status_and_metrics_are_open_there_and_absent_beside_the_api() {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(Config {
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..with_api_key(&dir)
+    })
+    .await;
+    let admin = Http::new(&format!("http://{}", server.running.admin_address.unwrap()));
+    for path in ["/v1/status", "/metrics", "/healthz", "/readyz"] {
+        assert_eq!(admin.get(path).await.status, 200, "{path}");
+    }
+    for path in ["/v1/status", "/metrics"] {
+        let reply = with_key(&server.http, path).await;
+        assert_eq!(reply.status, 404, "{path}");
+    }
+    server.running.shutdown().await;
+}

@@ -93,6 +93,7 @@ fn print_config_shows_every_key_with_file_then_environment_then_flags() {
         "tls_cert",
         "tls_key",
         "tls_client_ca",
+        "tls_client_allow",
         "unix_socket_mode",
     ] {
         assert!(
@@ -189,6 +190,26 @@ fn every_invalid_configuration_exits_3_naming_the_key() {
             "`tls_client_ca`",
         ),
         (
+            "tls_client_allow = [\"orders.internal\"]",
+            "does not say which name it is: write `dns:NAME`, `uri:URI` or `cn:NAME`",
+            "`tls_client_allow`",
+        ),
+        (
+            "tls_client_allow = [\"dns:\"]",
+            "has nothing after `dns:`",
+            "`tls_client_allow`",
+        ),
+        (
+            "tls_client_allow = [\"cn:orders\"]",
+            "needs `tls_cert`, `tls_key` and `tls_client_ca`",
+            "`tls_client_allow`",
+        ),
+        (
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_client_allow = [\"cn:orders\"]",
+            "needs `tls_client_ca`: client identities are read only from certificates verified",
+            "`tls_client_allow`",
+        ),
+        (
             "unix_socket_mode = \"rw\"",
             "is not a file mode",
             "`unix_socket_mode`",
@@ -224,6 +245,43 @@ fn every_invalid_configuration_exits_3_naming_the_key() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read configuration file"));
+}
+
+/// The client allow-list from the environment (comma-separated) and from the flag, which wins;
+/// printed back as the configuration file writes it.
+#[test]
+fn the_client_allow_list_comes_from_the_environment_or_the_flag() {
+    let tls = [
+        "--tls-cert",
+        "/etc/warden/tls.crt",
+        "--tls-key",
+        "/etc/warden/tls.key",
+        "--tls-client-ca",
+        "/etc/warden/clients.pem",
+    ];
+    let env = [(
+        "WARDEN_TLS_CLIENT_ALLOW",
+        "dns:Orders.Internal,uri:spiffe://example.org/ns/prod/sa/billing",
+    )];
+    let text = print_config(None, &env, &tls);
+    let value: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        value["tls_client_allow"],
+        toml::Value::Array(vec![
+            "dns:orders.internal".into(),
+            "uri:spiffe://example.org/ns/prod/sa/billing".into()
+        ]),
+        "{text}"
+    );
+    let mut flags = tls.to_vec();
+    flags.extend(["--tls-client-allow", "cn:reporting"]);
+    let text = print_config(None, &env, &flags);
+    let value: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        value["tls_client_allow"],
+        toml::Value::Array(vec!["cn:reporting".into()]),
+        "{text}"
+    );
 }
 
 /// A value the flag parser itself rejects (a number that is not one) is a usage error, exit 2,

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -159,6 +159,38 @@ impl Pki {
         )
     }
 
+    /// A client certificate from the test CA with common name `cn` and exactly the subject
+    /// alternative names `sans` (`dns:NAME` or `uri:URI`), as a service mesh or a private CA
+    /// issues them.
+    pub fn client_named(&self, cn: &str, sans: &[&str]) -> Issued {
+        Pki::named(&self.ca, cn, sans)
+    }
+
+    /// As [`Pki::client_named`], from the other CA.
+    pub fn foreign_client_named(&self, cn: &str, sans: &[&str]) -> Issued {
+        Pki::named(&self.other_ca, cn, sans)
+    }
+
+    fn named(issuer: &Issuer<'static, KeyPair>, cn: &str, sans: &[&str]) -> Issued {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.subject_alt_names = sans
+            .iter()
+            .map(|san| match san.split_once(':') {
+                Some(("dns", name)) => SanType::DnsName(name.try_into().unwrap()),
+                Some(("uri", uri)) => SanType::URI(uri.try_into().unwrap()),
+                _ => panic!("not dns:NAME or uri:URI: {san}"),
+            })
+            .collect();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, issuer).unwrap();
+        Issued {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
     pub fn foreign_client(&self) -> Issued {
         Pki::issue(
             &self.other_ca,
@@ -173,6 +205,7 @@ impl Pki {
             cert: self.path("server.crt"),
             key: self.path("server.key"),
             client_ca: mtls.then(|| self.path("ca.pem")),
+            client_allow: Vec::new(),
         }
     }
 

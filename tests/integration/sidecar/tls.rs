@@ -212,3 +212,188 @@ async fn tls_files_that_do_not_load_stop_the_start_naming_the_key() {
     .await;
     assert!(mismatch.starts_with("`tls_key`"), "{mismatch}");
 }
+
+/// `tls_client_allow`: a certificate from the client CA is not enough; it must name one of the
+/// listed identities (a SAN DNS name, a SAN URI, or the subject's common name, each compared
+/// with its own kind only), or the handshake fails and no request is read.
+#[tokio::test]
+async fn mutual_tls_admits_only_the_allowed_client_identities() {
+    let pki = Pki::new();
+    let dir = PolicyDir::standard();
+    let allow = [
+        "dns:orders.internal",
+        "uri:spiffe://example.org/ns/prod/sa/billing",
+        "cn:reporting",
+    ];
+    let config = server::Config {
+        tls: Some(warden::server::tls::TlsFiles {
+            client_allow: allow.iter().map(|entry| entry.parse().unwrap()).collect(),
+            ..pki.files(true)
+        }),
+        ..server_config(&dir.path())
+    };
+    let running = server::start(&config).await.unwrap();
+    let body = alice_reads_d1();
+    let ask = |identity: Issued| {
+        let connector = pki.connector(Some(&identity));
+        let body = body.clone();
+        let address = running.address;
+        async move { tls_request(&connector, address, EVALUATION, Some(&body)).await }
+    };
+
+    for (what, identity) in [
+        (
+            "an allowed DNS name",
+            pki.client_named("orders", &["dns:orders.internal"]),
+        ),
+        (
+            "an allowed DNS name in capitals",
+            pki.client_named("orders", &["dns:Orders.Internal"]),
+        ),
+        (
+            "an allowed URI among others",
+            pki.client_named(
+                "billing",
+                &[
+                    "dns:billing.internal",
+                    "uri:spiffe://example.org/ns/prod/sa/billing",
+                ],
+            ),
+        ),
+        ("an allowed common name", pki.client_named("reporting", &[])),
+    ] {
+        let (reply, _) = ask(identity)
+            .await
+            .unwrap_or_else(|e| panic!("a client with {what} was refused: {e}"));
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        assert_eq!(reply.json()["decision"], true);
+    }
+
+    // Under TLS 1.3 the client may finish its side of the handshake before the server has
+    // judged its certificate; either way no request is answered.
+    for (what, identity) in [
+        ("the default test client", pki.client()),
+        (
+            "other names only",
+            pki.client_named("intruder", &["dns:intruder.internal"]),
+        ),
+        (
+            "an allowed DNS name as its common name",
+            pki.client_named("orders.internal", &["dns:shop.internal"]),
+        ),
+        (
+            "an allowed common name as a DNS name",
+            pki.client_named("someone", &["dns:reporting"]),
+        ),
+        (
+            "a longer URI",
+            pki.client_named("x", &["uri:spiffe://example.org/ns/prod/sa/billing/x"]),
+        ),
+        (
+            "a wildcard DNS name",
+            pki.client_named("x", &["dns:*.internal"]),
+        ),
+        (
+            "an allowed name from another CA",
+            pki.foreign_client_named("orders", &["dns:orders.internal"]),
+        ),
+    ] {
+        let outcome = ask(identity).await;
+        assert!(
+            outcome.is_err(),
+            "a client with {what} was answered: {:?}",
+            outcome.map(|(reply, _)| reply.body)
+        );
+    }
+
+    // Refusals did not disturb the server.
+    let (reply, _) = ask(pki.client_named("reporting", &[])).await.unwrap();
+    assert_eq!(reply.status, 200);
+    running.shutdown().await;
+}
+
+/// The allow-list from the configuration keys applies to a reloaded certificate too.
+#[tokio::test]
+async fn the_allow_list_applies_after_the_certificate_is_reloaded() {
+    let pki = Pki::new();
+    let dir = PolicyDir::standard();
+    let layer = warden::server::ConfigLayer {
+        policies: Some(dir.path()),
+        listen: Some("127.0.0.1:0".to_string()),
+        tls_cert: Some(pki.path("server.crt")),
+        tls_key: Some(pki.path("server.key")),
+        tls_client_ca: Some(pki.path("ca.pem")),
+        tls_client_allow: Some(vec!["CN:reporting".to_string()]),
+        watch: Some(false),
+        debounce_ms: Some(10),
+        ..Default::default()
+    };
+    let config = server::Config::resolve(layer).unwrap();
+    let running = server::start(&config).await.unwrap();
+    let allowed = pki.connector(Some(&pki.client_named("reporting", &[])));
+    let other = pki.connector(Some(&pki.client()));
+    assert!(
+        tls_request(&other, running.address, "/healthz", None)
+            .await
+            .is_err()
+    );
+    let renewed = pki.server("server two");
+    pki.write("server", &renewed);
+    let tls = running.tls.clone().unwrap();
+    let reloaded = tls.reloads().0;
+    tls.fire();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tls.reloads().0 == reloaded {
+        assert!(Instant::now() < deadline, "the files were not reloaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (reply, peer) = tls_request(&allowed, running.address, "/healthz", None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(peer, der_of(&renewed.cert));
+    assert!(
+        tls_request(&other, running.address, "/healthz", None)
+            .await
+            .is_err()
+    );
+    running.shutdown().await;
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// What the allow-list compares is exactly what the certificate names: its common name,
+    /// its DNS names (lower-cased) and its URIs; and every identity prints back as it parses.
+    #[test]
+    fn presented_identities_are_the_names_the_certificate_carries(
+        cn in "[ -~]{1,40}",
+        dns in proptest::collection::vec("[a-zA-Z]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?(\\.[a-z]{1,6}){0,2}", 0..3),
+        uris in proptest::collection::vec("spiffe://[a-z]{1,8}(/[a-z0-9]{1,6}){0,3}", 0..2),
+    ) {
+        use warden::server::tls::ClientIdentity;
+        let pki = Pki::new();
+        let sans: Vec<String> = dns
+            .iter()
+            .map(|name| format!("dns:{name}"))
+            .chain(uris.iter().map(|uri| format!("uri:{uri}")))
+            .collect();
+        let sans: Vec<&str> = sans.iter().map(String::as_str).collect();
+        let issued = pki.client_named(&cn, &sans);
+        let der = CertificateDer::from_pem_slice(issued.cert.as_bytes()).unwrap();
+        let mut presented = ClientIdentity::presented(&der).unwrap();
+        let mut expected: Vec<ClientIdentity> = dns
+            .iter()
+            .map(|name| ClientIdentity::Dns(name.to_ascii_lowercase()))
+            .chain(uris.iter().cloned().map(ClientIdentity::Uri))
+            .chain(std::iter::once(ClientIdentity::CommonName(cn.clone())))
+            .collect();
+        presented.sort_by_key(ToString::to_string);
+        expected.sort_by_key(ToString::to_string);
+        proptest::prop_assert_eq!(&presented, &expected);
+        for identity in presented {
+            let again: ClientIdentity = identity.to_string().parse().unwrap();
+            proptest::prop_assert_eq!(again, identity);
+        }
+    }
+}

@@ -84,6 +84,13 @@ async fn a_stale_socket_file_is_replaced_but_a_live_one_or_another_file_is_not()
     };
     assert!(source.to_string().contains("not a socket"), "{source}");
     assert_eq!(std::fs::read_to_string(&socket).unwrap(), "not a socket");
+    // No start, refused or not, left its temporary directory behind.
+    let mut names: Vec<_> = std::fs::read_dir(dir.root.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["policies", "warden.sock"]);
 }
 
 #[tokio::test]
@@ -147,5 +154,72 @@ async fn the_binary_serves_on_a_socket_named_by_the_environment() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+    assert!(!socket.exists());
+}
+
+/// The socket file has its configured mode from the moment it appears at its path: inotify on
+/// its directory sees it created and never sees its permissions change (a chmod after bind
+/// would show as an attribute change), and nothing else is left in the directory.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_socket_appears_at_its_path_with_its_final_mode() {
+    use notify::event::{EventKind, ModifyKind};
+    use notify::{RecursiveMode, Watcher};
+
+    let dir = PolicyDir::standard();
+    let run = dir.root.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let socket = run.join("warden.sock");
+    let (events, received) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = events.send(event);
+    })
+    .unwrap();
+    watcher.watch(&run, RecursiveMode::NonRecursive).unwrap();
+
+    let config = server::Config {
+        listen: Listen::Unix(socket.clone()),
+        unix_socket_mode: 0o600,
+        ..server_config(&dir.path())
+    };
+    let running = server::start(&config).await.unwrap();
+    let names: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["warden.sock"]);
+    // Events arrive in order: once the marker's has come, every earlier one has.
+    let marker = run.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let event = received
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("no event for the marker within 60 s")
+            .unwrap();
+        if event.paths.contains(&marker) {
+            break;
+        }
+        if event.paths.contains(&socket) {
+            seen.push(event.kind);
+        }
+    }
+    assert!(
+        seen.iter().any(|kind| matches!(kind, EventKind::Create(_))),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|kind| matches!(kind, EventKind::Modify(ModifyKind::Metadata(_)))),
+        "the socket's mode changed after it appeared: {seen:?}"
+    );
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let reply = send_over(connect(&socket).await, "GET", "/healthz", None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    running.shutdown().await;
     assert!(!socket.exists());
 }
