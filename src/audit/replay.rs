@@ -183,8 +183,10 @@ impl Replayer<'_> {
             let subject = body.get("subject").cloned().unwrap_or(JsonValue::Null);
             let who = describe_entity(&subject);
             let ip = text("ip").and_then(|ip| ip.parse().ok());
+            // The recorded path is already normalised, as the server matched it.
             let routed = crate::gateway::forward::route(
                 self.program,
+                crate::gateway::routes::Case::Sensitive,
                 subject,
                 method,
                 path,
