@@ -3,6 +3,7 @@
 //! `tests/data/gateway/`.
 
 mod contracts;
+mod jwt;
 mod nginx;
 mod routes;
 
