@@ -9,6 +9,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 use warden::server::{Config, ConfigLayer};
 
+use super::jwt::forward;
 use super::*;
 use crate::server::TestServer;
 
@@ -140,28 +141,20 @@ async fn a_token_cannot_unsuspend_a_user_under_the_shipped_configuration() {
     config.watch = false;
     config.gateway.jwt_keys = tests.gateway.jwt_keys;
     let server = TestServer::start(config).await;
-    let ask = |token: String| {
-        let http = server.http.clone();
-        async move {
-            http.send(
-                "GET",
-                "/forward-auth/nginx",
-                &[
-                    ("x-original-method", "GET"),
-                    ("x-original-uri", "/albums/a1/photos/p1"),
-                    ("authorization", &bearer(&token)),
-                ],
-                "",
-            )
-            .await
-        }
-    };
     let mut erin = claims("erin");
     erin["suspended"] = json!(false);
-    assert_eq!(ask(sign(Algorithm::ES256, &erin)).await.status, 403);
+    assert_eq!(
+        forward(&server, &sign(Algorithm::ES256, &erin))
+            .await
+            .status,
+        403
+    );
     // Staff by her verified email, were she not suspended: the claim mapping works.
     let mut bob = claims("bob");
     bob["email"] = json!("bob@staff.example");
-    assert_eq!(ask(sign(Algorithm::ES256, &bob)).await.status, 200);
+    assert_eq!(
+        forward(&server, &sign(Algorithm::ES256, &bob)).await.status,
+        200
+    );
     server.running.shutdown().await;
 }

@@ -14,7 +14,7 @@ use crate::server::{Reply, TestServer};
 const URI: &str = "/albums/a1/photos/p1";
 
 /// What nginx's `/_warden` location sends for `GET URI` with `token`.
-async fn forward(server: &TestServer, token: &str) -> Reply {
+pub(super) async fn forward(server: &TestServer, token: &str) -> Reply {
     server
         .http
         .send(
@@ -65,6 +65,30 @@ fn alice(changes: JsonValue) -> String {
     sign(Algorithm::ES256, &claims)
 }
 
+/// For each `(what, claim changes, status)`, alice's token gets `status` on forward-auth (a
+/// 401 with an `invalid_token` challenge) and as `Warden-Subject-Token`.
+async fn both_answer(server: &TestServer, cases: &[(&str, JsonValue, u16)]) {
+    for (what, changes, status) in cases {
+        let token = alice(changes.clone());
+        let reply = forward(server, &token).await;
+        assert_eq!(
+            reply.status, *status,
+            "forward-auth, {what}: {}",
+            reply.body
+        );
+        if *status == 401 {
+            let challenge = reply.header("www-authenticate").unwrap_or_default();
+            assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
+        }
+        let reply = subject_token(server, &token).await;
+        assert_eq!(
+            reply.status, *status,
+            "Warden-Subject-Token, {what}: {}",
+            reply.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_missing_issuer_or_audience_is_refused_like_a_wrong_one() {
     let mut config = gateway_config(&example_policies());
@@ -79,21 +103,7 @@ async fn a_missing_issuer_or_audience_is_refused_like_a_wrong_one() {
         ("wrong aud", json!({"aud": "another-api"}), 401),
         ("aud among others", json!({"aud": ["x", AUDIENCE]}), 200),
     ];
-    for (what, changes, status) in cases {
-        let token = alice(changes);
-        let reply = forward(&server, &token).await;
-        assert_eq!(reply.status, status, "forward-auth, {what}: {}", reply.body);
-        if status == 401 {
-            let challenge = reply.header("www-authenticate").unwrap_or_default();
-            assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
-        }
-        let reply = subject_token(&server, &token).await;
-        assert_eq!(
-            reply.status, status,
-            "Warden-Subject-Token, {what}: {}",
-            reply.body
-        );
-    }
+    both_answer(&server, &cases).await;
     server.running.shutdown().await;
 
     // Without `jwt_issuer` and `jwt_audience`, neither claim is needed.
@@ -142,17 +152,7 @@ async fn a_token_lives_at_most_the_maximum_lifetime() {
             200,
         ),
     ];
-    for (what, changes, status) in cases {
-        let token = alice(changes);
-        let reply = forward(&server, &token).await;
-        assert_eq!(reply.status, status, "forward-auth, {what}: {}", reply.body);
-        let reply = subject_token(&server, &token).await;
-        assert_eq!(
-            reply.status, status,
-            "Warden-Subject-Token, {what}: {}",
-            reply.body
-        );
-    }
+    both_answer(&server, &cases).await;
     server.running.shutdown().await;
 
     // A configured maximum.
@@ -251,4 +251,28 @@ async fn a_removed_jwks_entry_stops_verifying_its_tokens() {
     write(Vec::new());
     until(&server, &k2, 401, "a token of an empty set").await;
     server.running.shutdown().await;
+}
+
+#[test]
+fn the_maximum_lifetime_and_case_are_configured() {
+    use warden::server::{Config, ConfigLayer};
+    let resolve = |text: &str| Config::resolve(toml::from_str::<ConfigLayer>(text).unwrap());
+    let config = resolve("jwt_max_lifetime_s = 600\nroutes_ignore_case = true\n").unwrap();
+    assert_eq!(config.gateway.jwt_max_lifetime_s, 600);
+    assert!(config.gateway.routes_ignore_case);
+    let defaults = resolve("").unwrap();
+    assert_eq!(defaults.gateway.jwt_max_lifetime_s, 24 * 3600);
+    assert!(!defaults.gateway.routes_ignore_case);
+    let zero = resolve("jwt_max_lifetime_s = 0\n").unwrap_err();
+    assert!(zero.to_string().contains("`jwt_max_lifetime_s`"), "{zero}");
+    // The effective configuration names both.
+    let effective = config.effective_toml();
+    assert!(
+        effective.contains("jwt_max_lifetime_s = 600"),
+        "{effective}"
+    );
+    assert!(
+        effective.contains("routes_ignore_case = true"),
+        "{effective}"
+    );
 }
