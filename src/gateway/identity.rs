@@ -184,7 +184,8 @@ pub enum Missing {
 }
 
 impl Verifier {
-    /// Reads every key file. Any unreadable or invalid key is an error naming the file.
+    /// Reads every key file. Any unreadable or invalid key is an error naming the file, except
+    /// a file that does not exist under [`Missing::Drop`], whose keys are left out.
     pub fn load(
         sources: &[KeySource],
         rules: Rules,
