@@ -39,7 +39,7 @@ fn state(cache: usize, identity_header: bool) -> AppState {
         config.gateway.identity_header = Some("x-user".to_string());
     }
     let state = AppState::new(Settings::from(&config));
-    let built = reload::build(&repo().join("deploy/gateway-policies/routes"), false)
+    let built = reload::build(&repo().join("deploy/gateway-policies/routes"), false, &[])
         .expect("the example policy loads");
     state.publish(built);
     let verifier = config.gateway.verifier().expect("keys load").map(Arc::new);

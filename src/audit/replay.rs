@@ -183,8 +183,11 @@ impl Replayer<'_> {
             let subject = body.get("subject").cloned().unwrap_or(JsonValue::Null);
             let who = describe_entity(&subject);
             let ip = text("ip").and_then(|ip| ip.parse().ok());
+            // The recorded path is the normal form the server matched (lower-cased already
+            // under `routes_ignore_case`), so it is matched as it stands.
             let routed = crate::gateway::forward::route(
                 self.program,
+                crate::gateway::routes::Case::Sensitive,
                 subject,
                 method,
                 path,

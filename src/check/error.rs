@@ -477,6 +477,17 @@ pub enum Lint {
         help: String,
     },
 
+    #[error("claim `{claim}` sets `subject.{attribute}`, which a `deny` reads")]
+    #[diagnostic(code(warden::check::claim_overrides_deny), severity(Warning))]
+    ClaimOverridesDeny {
+        claim: String,
+        attribute: String,
+        #[label("a token's `{claim}` decides this")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("unknown annotation `@{name}`")]
     #[diagnostic(code(warden::check::unknown_annotation), severity(Warning))]
     UnknownAnnotation {

@@ -119,7 +119,11 @@
 //!   `x and false` is not folded, `x` may error), comparisons of two literals. A plain
 //!   `true`/`false` inside a larger expression, or as a `let`'s whole value, is left alone.
 //! - `unknown_annotation`: an annotation other than `@id` and `@doc`.
+//! - `claim_overrides_deny` (only where the server's configuration is known: `warden serve`,
+//!   `warden check --config`): a `jwt_claims` mapping names an attribute that a `deny` reads of
+//!   `subject` (directly or through a `let`), so a token's claim can turn the `deny` off.
 
+pub mod claims;
 mod declare;
 pub mod error;
 mod functions;

@@ -1,6 +1,7 @@
 //! `warden check`: load a policy directory and report every problem in it.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use crate::cli::output::{print_diagnostics, summary};
 use crate::cli::{Exit, Format, PolicyDir};
@@ -16,16 +17,41 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// A `warden serve` configuration file: it is checked too, and its claim mappings
+    /// (`jwt_claims`) are linted against the policies (a mapped claim that a `deny` reads).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: &CheckArgs) -> Exit {
-    let loaded = match engine::load_directory(&args.dir.policies) {
+    let mapped_claims = match &args.config {
+        Some(path) => match crate::server::ConfigLayer::from_file(path)
+            .and_then(crate::server::Config::resolve)
+        {
+            Ok(config) => config.gateway.claims.attributes,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "error: {error}");
+                return Exit::InvalidInput;
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut loaded = match engine::load_directory(&args.dir.policies) {
         Ok(loaded) => loaded,
         Err(diagnostic) => {
             print_diagnostics(std::slice::from_ref(&diagnostic), args.format);
             return Exit::InvalidInput;
         }
     };
+    if loaded.schema.is_some() {
+        loaded
+            .diagnostics
+            .extend(crate::check::claims::mapped_claims_in_denies(
+                &loaded.files,
+                &mapped_claims,
+            ));
+        crate::source::sort_diagnostics(&mut loaded.diagnostics);
+    }
     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = loaded.diagnostics.len() - errors;
     print_diagnostics(&loaded.diagnostics, args.format);

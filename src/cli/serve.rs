@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Leeway for `exp` and `nbf`, in seconds [default: 30].
     #[arg(long, value_name = "SECONDS", env = "WARDEN_JWT_LEEWAY_S")]
     pub jwt_leeway_s: Option<u64>,
+    /// The longest a bearer token may live, `exp - iat` and `exp - now`, in seconds
+    /// [default: 86400].
+    #[arg(long, value_name = "SECONDS", env = "WARDEN_JWT_MAX_LIFETIME_S")]
+    pub jwt_max_lifetime_s: Option<u64>,
     /// The claim holding the subject id [default: sub].
     #[arg(long, value_name = "CLAIM", env = "WARDEN_JWT_SUBJECT_CLAIM")]
     pub jwt_subject_claim: Option<String>,
@@ -123,6 +127,10 @@ pub struct ServeArgs {
     /// Envoy ext_authz's `path_prefix` [default: /ext-authz].
     #[arg(long, value_name = "PATH", env = "WARDEN_ENVOY_PATH_PREFIX")]
     pub envoy_path_prefix: Option<String>,
+    /// Match routes ignoring the case of the path, for upstreams that do (`/Admin` is
+    /// `/admin`); parameters are lower-cased too [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_ROUTES_IGNORE_CASE", num_args = 0..=1, default_missing_value = "true")]
+    pub routes_ignore_case: Option<bool>,
     /// Write an audit record of every decision to this file (rotated files: FILE.<seq>).
     #[arg(long, value_name = "FILE", env = "WARDEN_AUDIT_PATH")]
     pub audit_path: Option<PathBuf>,
@@ -251,6 +259,7 @@ impl ServeArgs {
             jwt_issuer: self.jwt_issuer.clone(),
             jwt_audience: self.jwt_audience.clone(),
             jwt_leeway_s: self.jwt_leeway_s,
+            jwt_max_lifetime_s: self.jwt_max_lifetime_s,
             jwt_subject_claim: self.jwt_subject_claim.clone(),
             jwt_roles_claim: self.jwt_roles_claim.clone(),
             jwt_claims: self.jwt_claims.clone(),
@@ -258,6 +267,7 @@ impl ServeArgs {
             identity_header: self.identity_header.clone(),
             upstream_headers: self.upstream_headers.clone(),
             envoy_path_prefix: self.envoy_path_prefix.clone(),
+            routes_ignore_case: self.routes_ignore_case,
             audit_path: self.audit_path.clone(),
             audit_key_file: self.audit_key_file.clone(),
             audit_mode: self.audit_mode,

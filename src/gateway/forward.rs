@@ -28,7 +28,7 @@ use crate::audit::record::{self, Record, Shape};
 use crate::eval::request::{self, Parts, Verified};
 use crate::eval::{self, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
-use crate::gateway::routes::{self, Matched};
+use crate::gateway::routes::{self, Case, Matched};
 use crate::program::Program;
 use crate::server::AppState;
 use crate::server::authzen::POLICY_VERSION;
@@ -314,16 +314,18 @@ pub struct Routed<'p> {
 /// request `subject` makes; `Err` says why none (a refused path, no route).
 pub fn route<'p>(
     program: &'p Program,
+    case: Case,
     subject: JsonValue,
     method: &str,
     target: &str,
     host: Option<&str>,
     ip: Option<IpAddr>,
 ) -> Result<Routed<'p>, String> {
-    let path = routes::normalize(target).map_err(|e| format!("path `{target}` refused: {e}"))?;
+    let path =
+        routes::normalize_in(case, target).map_err(|e| format!("path `{target}` refused: {e}"))?;
     let matched = program
         .routes
-        .lookup(method, &path)
+        .lookup_in(case, method, &path)
         .map_err(|e| format!("path `{target}` refused: {e}"))?
         .ok_or_else(|| format!("no route for {method} {path}"))?;
     let route = matched.route;
@@ -378,8 +380,14 @@ pub fn decide(
     let config = &state.settings.gateway;
     let now = Timestamp::now();
     let subject = json!({"type": config.subject_type, "id": identity.subject});
+    let case = if config.routes_ignore_case {
+        Case::Ignore
+    } else {
+        Case::Sensitive
+    };
     let routed = route(
         program,
+        case,
         subject,
         original.method,
         original.target,

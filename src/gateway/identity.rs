@@ -6,8 +6,9 @@
 //! every JWK's `alg` is its own, or follows from its key type). A token is tried only against
 //! keys of the algorithm its header names (and of its `kid`, when it names one), and verified
 //! with that algorithm alone: `alg: none` cannot be expressed, and an HS256 token never meets
-//! an RSA key. `exp` is required; `exp`/`nbf` allow a small leeway; `iss` and `aud` are checked
-//! when configured.
+//! an RSA key. `exp` is required; `exp`/`nbf` allow a small leeway; `iss` and `aud`, when
+//! configured, are required and compared (a token without them is refused, like one with the
+//! wrong ones); a token may live at most the configured maximum lifetime.
 //!
 //! Verified tokens are cached (bounded, keyed by the token's SHA-256, until their `exp`), so a
 //! client that sends the same ES256 token on every request pays for the signature once.
@@ -68,6 +69,14 @@ pub enum IdentityError {
     Invalid(String),
     #[error("the token has no string claim `{0}` for the subject id")]
     NoSubject(String),
+    #[error(
+        "the token lives too long: {lifetime} s from {from} to `exp`, and at most {max} s are accepted (`jwt_max_lifetime_s`)"
+    )]
+    TooLong {
+        lifetime: u64,
+        from: &'static str,
+        max: u64,
+    },
 }
 
 impl IdentityError {
@@ -147,28 +156,53 @@ impl KeySource {
 #[derive(Debug)]
 pub struct Verifier {
     keys: Vec<Key>,
-    issuer: Option<String>,
-    audience: Option<String>,
-    leeway: u64,
+    rules: Rules,
     mapping: ClaimMapping,
     cache: TokenCache,
 }
 
+/// What a token must satisfy besides its signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// The required `iss`.
+    pub issuer: Option<String>,
+    /// The required `aud` (one of the token's audiences).
+    pub audience: Option<String>,
+    /// Leeway for `exp` and `nbf`, in seconds.
+    pub leeway: u64,
+    /// The longest a token may live, in seconds: `exp - iat`, and `exp - now`.
+    pub max_lifetime: u64,
+}
+
+/// What reloading does with a key file that no longer exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// An error (at start-up: a key the configuration names must be there).
+    Fail,
+    /// The key was removed on purpose: verify without it.
+    Drop,
+}
+
 impl Verifier {
-    /// Reads every key file. Any unreadable or invalid key is an error naming the file.
+    /// Reads every key file. Any unreadable or invalid key is an error naming the file, except
+    /// a file that does not exist under [`Missing::Drop`], whose keys are left out.
     pub fn load(
         sources: &[KeySource],
-        issuer: Option<String>,
-        audience: Option<String>,
-        leeway: u64,
+        rules: Rules,
         mapping: ClaimMapping,
         cache_capacity: usize,
+        missing: Missing,
     ) -> Result<Verifier, String> {
         let mut keys = Vec::new();
         for source in sources {
             let path = source.path();
-            let bytes = std::fs::read(path)
-                .map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))?;
+            let bytes = match std::fs::read(path) {
+                Ok(bytes) => bytes,
+                Err(e) if missing == Missing::Drop && e.kind() == std::io::ErrorKind::NotFound => {
+                    continue;
+                }
+                Err(e) => return Err(format!("cannot read key file `{}`: {e}", path.display())),
+            };
             let kid = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -215,9 +249,7 @@ impl Verifier {
         }
         Ok(Verifier {
             keys,
-            issuer,
-            audience,
-            leeway,
+            rules,
             mapping,
             cache: TokenCache::new(cache_capacity),
         })
@@ -250,7 +282,7 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Arc<Identity>, IdentityError> {
         let now = now_seconds();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(identity) = self.cache.get(&digest, now, self.leeway) {
+        if let Some(identity) = self.cache.get(&digest, now, self.rules.leeway) {
             return Ok(identity);
         }
         let header = jsonwebtoken::decode_header(token)
@@ -265,20 +297,10 @@ impl Verifier {
         });
         let mut last = None;
         for key in candidates {
-            let mut validation = Validation::new(key.alg);
-            validation.leeway = self.leeway;
-            validation.validate_nbf = true;
-            validation.set_required_spec_claims(&["exp"]);
-            match &self.issuer {
-                Some(issuer) => validation.set_issuer(&[issuer]),
-                None => validation.iss = None,
-            }
-            match &self.audience {
-                Some(audience) => validation.set_audience(&[audience]),
-                None => validation.validate_aud = false,
-            }
+            let validation = self.validation(key.alg);
             match jsonwebtoken::decode::<Map<String, JsonValue>>(token, &key.key, &validation) {
                 Ok(data) => {
+                    self.lifetime(&data.claims, now)?;
                     let identity = Arc::new(self.identity(data.claims)?);
                     if let Some(expires) = identity.expires {
                         self.cache.insert(digest, identity.clone(), expires);
@@ -295,6 +317,62 @@ impl Verifier {
                 kid: header.kid,
             }),
         }
+    }
+
+    /// The checks of one algorithm. Setting the required claims replaces the library's
+    /// defaults, so `iss` and `aud` are named there when configured: otherwise they would be
+    /// compared only when present, and a token without them would pass.
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.rules.leeway;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &self.rules.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.rules.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
+    /// Refuses a token whose `exp` lies further than the maximum lifetime after its `iat`, or
+    /// after now: an `exp` in the far future would make a stolen token good for ever.
+    fn lifetime(&self, claims: &Map<String, JsonValue>, now: u64) -> Result<(), IdentityError> {
+        let max = self.rules.max_lifetime;
+        let Some(exp) = claims.get("exp").and_then(JsonValue::as_u64) else {
+            return Err(IdentityError::Invalid(
+                "`exp` is not a whole number of seconds".to_string(),
+            ));
+        };
+        let issued = claims.get("iat").and_then(JsonValue::as_u64);
+        if let Some(iat) = issued
+            && exp.saturating_sub(iat) > max
+        {
+            return Err(IdentityError::TooLong {
+                lifetime: exp.saturating_sub(iat),
+                from: "`iat`",
+                max,
+            });
+        }
+        let remaining = exp.saturating_sub(now);
+        if remaining > max.saturating_add(self.rules.leeway) {
+            return Err(IdentityError::TooLong {
+                lifetime: remaining,
+                from: "now",
+                max,
+            });
+        }
+        Ok(())
     }
 
     fn identity(&self, claims: Map<String, JsonValue>) -> Result<Identity, IdentityError> {
@@ -446,9 +524,12 @@ mod tests {
     fn claims_map_to_subject_roles_and_attributes() {
         let verifier = Verifier {
             keys: Vec::new(),
-            issuer: None,
-            audience: None,
-            leeway: 0,
+            rules: Rules {
+                issuer: None,
+                audience: None,
+                leeway: 0,
+                max_lifetime: 3600,
+            },
             mapping: ClaimMapping {
                 subject: "uid".into(),
                 roles: "realm_access.roles".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use identity::{ClaimMapping, KeySource, Verifier};
+use identity::{ClaimMapping, KeySource, Missing, Rules, Verifier};
 
 /// The gateway part of the configuration (`gateway_*`, `jwt_*`, `identity_header`,
 /// `upstream_headers`).
@@ -26,6 +26,8 @@ pub struct GatewayConfig {
     pub jwt_audience: Option<String>,
     /// Leeway for `exp` and `nbf`, in seconds.
     pub jwt_leeway_s: u64,
+    /// The longest a token may live (`exp - iat`, and `exp - now`), in seconds.
+    pub jwt_max_lifetime_s: u64,
     pub claims: ClaimMapping,
     /// How many verified tokens are cached (0: none).
     pub jwt_cache: usize,
@@ -36,6 +38,8 @@ pub struct GatewayConfig {
     pub upstream_headers: Vec<(String, String)>,
     /// Envoy's `path_prefix`: the ext_authz endpoint is under it.
     pub envoy_path_prefix: String,
+    /// Routes match the path with ASCII letters lower-cased, for upstreams that ignore case.
+    pub routes_ignore_case: bool,
     /// AuthZEN calls may carry the subject's JWT in `Warden-Subject-Token`: verified like a
     /// forward-auth token, its claims become the verified attributes of the subject it names.
     pub authzen_subject_token: bool,
@@ -49,29 +53,47 @@ impl Default for GatewayConfig {
             jwt_issuer: None,
             jwt_audience: None,
             jwt_leeway_s: 30,
+            jwt_max_lifetime_s: 24 * 3600,
             claims: ClaimMapping::default(),
             jwt_cache: 10_000,
             identity_header: None,
             upstream_headers: Vec::new(),
             envoy_path_prefix: "/ext-authz".to_string(),
+            routes_ignore_case: false,
             authzen_subject_token: false,
         }
     }
 }
 
 impl GatewayConfig {
-    /// Builds the verifier from the key files (none configured: `None`).
+    /// Builds the verifier from the key files (none configured: `None`); every file must be
+    /// there.
     pub fn verifier(&self) -> Result<Option<Verifier>, String> {
+        self.load_verifier(Missing::Fail)
+    }
+
+    /// Builds the verifier again after a key file changed: a file that was deleted is a key
+    /// removed on purpose, and tokens it signed stop verifying.
+    pub fn reloaded_verifier(&self) -> Result<Option<Verifier>, String> {
+        self.load_verifier(Missing::Drop)
+    }
+
+    fn load_verifier(&self, missing: Missing) -> Result<Option<Verifier>, String> {
         if self.jwt_keys.is_empty() {
             return Ok(None);
         }
+        let rules = Rules {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway: self.jwt_leeway_s,
+            max_lifetime: self.jwt_max_lifetime_s,
+        };
         Verifier::load(
             &self.jwt_keys,
-            self.jwt_issuer.clone(),
-            self.jwt_audience.clone(),
-            self.jwt_leeway_s,
+            rules,
             self.claims.clone(),
             self.jwt_cache,
+            missing,
         )
         .map(Some)
     }
@@ -154,8 +176,10 @@ pub struct GatewayState {
     pub verifier: ArcSwapOption<Verifier>,
 }
 
-/// Polls the key files and rebuilds the verifier when one changes; a key change that does
-/// not load leaves the previous keys in force (logged), as a broken policy change does.
+/// Polls the key files and rebuilds the verifier when one changes. A key file that was
+/// deleted takes its keys with it (as does a JWKS entry removed from a file that loads); a
+/// change that does not load (unreadable, corrupt, a secret too short) leaves the previous
+/// keys in force (logged), as a broken policy change does.
 pub async fn watch_keys(state: Arc<crate::server::AppState>, interval: Duration) {
     let config = state.settings.gateway.clone();
     let files = config.key_files();
@@ -180,7 +204,7 @@ pub async fn watch_keys(state: Arc<crate::server::AppState>, interval: Duration)
             continue;
         }
         last = now;
-        match config.verifier() {
+        match config.reloaded_verifier() {
             Ok(verifier) => {
                 state.gateway.verifier.store(verifier.map(Arc::new));
                 tracing::info!("JWT keys reloaded");

@@ -12,9 +12,14 @@
 //!
 //! Paths are normalised before matching, as a gateway routes them: `//` and `.` segments
 //! vanish, `..` removes the segment before it, percent-encoded unreserved characters are
-//! decoded. What could be read two ways is refused, never guessed: an encoded `/` or `\`,
-//! an encoded or raw NUL or control character, an encoded `.` that makes a `.`/`..` segment,
-//! a `..` above the root, malformed percent-escapes.
+//! decoded, and a trailing `/` is dropped (`/admin/` is `/admin`: most upstreams serve both
+//! alike, so both must meet the same route). What could be read two ways is refused, never
+//! guessed: an encoded `/` or `\`, an encoded or raw NUL or control character, an encoded `.`
+//! that makes a `.`/`..` segment, a `..` above the root, malformed percent-escapes, a `;`
+//! (path parameters, which some servers strip and others keep), a `#` (a fragment has no
+//! place in a request target; some servers cut it off, others keep it in the path), and a
+//! segment that ends in `.` (some servers strip trailing dots). With [`Case::Ignore`] the path
+//! is matched with its ASCII letters lower-cased, for upstreams that ignore case.
 
 use std::sync::Arc;
 
@@ -88,10 +93,15 @@ pub fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
         }
         if let Some(bad) = part
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(*c)))
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,=:@".contains(*c)))
         {
             return Err(format!(
-                "`{part}`: `{bad}` cannot stand in a literal segment (write it percent-encoded only if it is not unreserved; braces only around a whole parameter)"
+                "`{part}`: `{bad}` cannot stand in a literal segment (write it percent-encoded only if it is not unreserved; braces only around a whole parameter; no `;` path parameters)"
+            ));
+        }
+        if part.ends_with('.') {
+            return Err(format!(
+                "`{part}`: a segment cannot end with `.` (such paths are refused: some servers strip trailing dots)"
             ));
         }
         segments.push(Segment::Literal(part.to_string()));
@@ -172,6 +182,24 @@ pub enum PathError {
     AboveRoot,
     #[error("a parameter is not UTF-8 once decoded")]
     NotUtf8,
+    #[error("a `;` path parameter is ambiguous (some servers strip it, others keep it)")]
+    PathParameter,
+    #[error("a `#` in the request target is ambiguous (some servers cut it off, others keep it)")]
+    Fragment,
+    #[error("a segment that ends with `.` is ambiguous (some servers strip trailing dots)")]
+    TrailingDot,
+    #[error("{0}, once the case of the path is ignored (`routes_ignore_case`)")]
+    CaseConflict(String),
+}
+
+/// Whether route literals compare with the path's case, or without it (`routes_ignore_case`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Case {
+    #[default]
+    Sensitive,
+    /// ASCII letters compare lower-cased, parameters included: the upstream reads `/Admin/X` as
+    /// `/admin/x`, and so does the policy.
+    Ignore,
 }
 
 /// Every declared route, indexed for matching.
@@ -180,6 +208,9 @@ pub struct RouteTable {
     routes: Vec<Route>,
     by_method: HashMap<Box<str>, matchit::Router<usize>>,
     any: matchit::Router<usize>,
+    /// The same routes with their literal segments lower-cased, built on the first
+    /// [`Case::Ignore`] lookup; `Err` when two routes differ only by case.
+    folded: std::sync::OnceLock<Result<Box<RouteTable>, String>>,
 }
 
 impl RouteTable {
@@ -198,13 +229,19 @@ impl RouteTable {
     /// Adds a route; on a conflict, returns the index of the route it conflicts with (when
     /// known) and why.
     pub fn insert(&mut self, route: Route) -> Result<(), (Option<usize>, String)> {
-        parse_template(&route.template).map_err(|e| (None, e))?;
+        let key = route.template.to_string();
+        self.insert_as(route, key)
+    }
+
+    /// Adds a route under `key`, its template as the router matches it.
+    fn insert_as(&mut self, route: Route, key: String) -> Result<(), (Option<usize>, String)> {
+        parse_template(&key).map_err(|e| (None, e))?;
         let index = self.routes.len();
         let router = match &route.method {
             Some(method) => self.by_method.entry(method.clone()).or_default(),
             None => &mut self.any,
         };
-        if let Err(error) = router.insert(route.template.to_string(), index) {
+        if let Err(error) = router.insert(key, index) {
             let other = match &error {
                 matchit::InsertError::Conflict { with } => self
                     .routes
@@ -226,6 +263,48 @@ impl RouteTable {
         }
         self.routes.push(route);
         Ok(())
+    }
+
+    /// The table that matches paths lower-cased: every literal segment lower-cased.
+    fn folded(&self) -> Result<&RouteTable, PathError> {
+        let folded = self.folded.get_or_init(|| {
+            let mut table = RouteTable::default();
+            for route in &self.routes {
+                let key = route
+                    .template
+                    .split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') {
+                            segment.to_string()
+                        } else {
+                            segment.to_ascii_lowercase()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                table
+                    .insert_as(route.clone(), key)
+                    .map_err(|(_, message)| message)?;
+            }
+            Ok(Box::new(table))
+        });
+        match folded {
+            Ok(table) => Ok(table),
+            Err(message) => Err(PathError::CaseConflict(message.clone())),
+        }
+    }
+
+    /// Finds the route for a method and a path that [`normalize`] returned (with `case`).
+    pub fn lookup_in(
+        &self,
+        case: Case,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<Matched<'_>>, PathError> {
+        match case {
+            Case::Sensitive => self.lookup(method, path),
+            Case::Ignore => self.folded()?.lookup(method, path),
+        }
     }
 
     /// Finds the route for a method and a path that [`normalize`] returned.
@@ -278,16 +357,50 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// ASCII letters lower-cased, except the hex digits of percent-escapes (which stay as
+/// [`normalize`] writes them).
+pub fn fold_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut escape = 0;
+    for c in path.chars() {
+        if escape > 0 {
+            escape -= 1;
+            out.push(c);
+        } else if c == '%' {
+            escape = 2;
+            out.push(c);
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// Normalises a request target (path, with any query) the way a gateway routes it, to the
+/// form routes match: the query is dropped, and so is a trailing `/`; with [`Case::Ignore`],
+/// ASCII letters are lower-cased.
+pub fn normalize_in(case: Case, target: &str) -> Result<String, PathError> {
+    let path = normalize(target)?;
+    Ok(match case {
+        Case::Sensitive => path,
+        Case::Ignore => fold_case(&path),
+    })
+}
+
 /// Normalises a request target (path, with any query) the way a gateway routes it. The query
-/// and fragment are dropped.
+/// is dropped, and so is a trailing `/` (the root stays `/`).
 pub fn normalize(target: &str) -> Result<String, PathError> {
-    let path = target.split(['?', '#']).next().unwrap_or_default();
+    if target.contains('#') {
+        return Err(PathError::Fragment);
+    }
+    let path = target.split('?').next().unwrap_or_default();
     let Some(body) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };
+    if body.contains(';') {
+        return Err(PathError::PathParameter);
+    }
     let mut segments: Vec<String> = Vec::new();
-    let last = body.rsplit('/').next().unwrap_or_default();
-    let trailing = body.ends_with('/') || last == "." || last == "..";
     for raw in body.split('/') {
         let mut segment = String::with_capacity(raw.len());
         let mut encoded_dot = false;
@@ -338,6 +451,7 @@ pub fn normalize(target: &str) -> Result<String, PathError> {
                     return Err(PathError::AboveRoot);
                 }
             }
+            _ if segment.ends_with('.') => return Err(PathError::TrailingDot),
             _ => segments.push(segment),
         }
     }
@@ -346,7 +460,7 @@ pub fn normalize(target: &str) -> Result<String, PathError> {
         out.push('/');
         out.push_str(segment);
     }
-    if out.is_empty() || (trailing && !segments.is_empty()) {
+    if out.is_empty() {
         out.push('/');
     }
     Ok(out)
@@ -434,11 +548,11 @@ mod tests {
     fn normalises_like_a_gateway() {
         assert_eq!(normalize("/a//b/./c/../d?x=1").as_deref(), Ok("/a/b/d"));
         assert_eq!(normalize("/").as_deref(), Ok("/"));
-        assert_eq!(normalize("/a/").as_deref(), Ok("/a/"));
+        assert_eq!(normalize("/a/").as_deref(), Ok("/a"));
         assert_eq!(normalize("/%61lbums/%7e%2Dx").as_deref(), Ok("/albums/~-x"));
         assert_eq!(normalize("/a/%20b").as_deref(), Ok("/a/%20b"));
         assert_eq!(normalize("/a/%c3%a9").as_deref(), Ok("/a/%C3%A9"));
-        assert_eq!(normalize("/a/b/..").as_deref(), Ok("/a/"));
+        assert_eq!(normalize("/a/b/..").as_deref(), Ok("/a"));
         assert_eq!(normalize("/a/%2e%2e/b"), Err(PathError::EncodedDot));
         assert_eq!(normalize("/a/.%2E/b"), Err(PathError::EncodedDot));
         assert_eq!(normalize("/a/%2fb"), Err(PathError::EncodedSeparator));
@@ -451,6 +565,111 @@ mod tests {
         assert_eq!(normalize("/../a"), Err(PathError::AboveRoot));
         assert_eq!(normalize("a"), Err(PathError::NotAbsolute));
         assert_eq!(normalize("/a/x%2ey").as_deref(), Ok("/a/x.y"));
+    }
+
+    #[test]
+    fn one_normal_form_for_what_upstreams_read_alike() {
+        // A trailing slash, however written, is the path without it.
+        for path in [
+            "/admin/",
+            "/admin/.",
+            "/admin//",
+            "/admin/x/..",
+            "/admin/./",
+        ] {
+            assert_eq!(normalize(path).as_deref(), Ok("/admin"), "{path}");
+        }
+        assert_eq!(normalize("//").as_deref(), Ok("/"));
+        assert_eq!(normalize("/.").as_deref(), Ok("/"));
+        // What some servers strip and others keep is refused.
+        assert_eq!(
+            normalize("/admin;jsessionid=x"),
+            Err(PathError::PathParameter)
+        );
+        assert_eq!(normalize("/a;b/c"), Err(PathError::PathParameter));
+        assert_eq!(normalize("/admin#x"), Err(PathError::Fragment));
+        assert_eq!(normalize("/public#/../admin"), Err(PathError::Fragment));
+        assert_eq!(normalize("/a?x=#"), Err(PathError::Fragment));
+        assert_eq!(normalize("/admin."), Err(PathError::TrailingDot));
+        assert_eq!(normalize("/admin./x"), Err(PathError::TrailingDot));
+        assert_eq!(normalize("/admin%2e"), Err(PathError::TrailingDot));
+        assert_eq!(normalize("/admin.../x"), Err(PathError::TrailingDot));
+        // An encoded `;` is data, not a path parameter; a dot inside a segment is plain.
+        assert_eq!(normalize("/a%3Bb").as_deref(), Ok("/a%3Bb"));
+        assert_eq!(normalize("/a/b.c").as_deref(), Ok("/a/b.c"));
+        assert_eq!(normalize("/a?x=;y").as_deref(), Ok("/a"));
+        // Ignoring case lower-cases letters, not the hex digits of escapes.
+        assert_eq!(
+            normalize_in(Case::Ignore, "/Admin/%c3%A9X/").as_deref(),
+            Ok("/admin/%C3%A9x")
+        );
+        assert_eq!(
+            normalize_in(Case::Sensitive, "/Admin").as_deref(),
+            Ok("/Admin")
+        );
+    }
+
+    #[test]
+    fn a_trailing_slash_meets_the_same_route() {
+        let t = table(&[
+            (None, "/admin", "admin"),
+            (None, "/admin/{*rest}", "admin-rest"),
+            (None, "/{*path}", "other"),
+        ]);
+        for path in ["/admin", "/admin/", "/admin/.", "/admin//", "/x/../admin/"] {
+            assert_eq!(
+                action(&t, "GET", path).map(|(a, _)| a).as_deref(),
+                Some("admin"),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            action(&t, "GET", "/admin/users/"),
+            Some(("admin-rest".into(), vec!["users".into()]))
+        );
+    }
+
+    #[test]
+    fn ignoring_case_matches_literals_and_lower_cases_parameters() {
+        let t = table(&[
+            (Some("GET"), "/Admin/{Item}", "admin"),
+            (None, "/{*path}", "other"),
+        ]);
+        let folded = |path: &str| {
+            let path = normalize_in(Case::Ignore, path).ok()?;
+            let matched = t.lookup_in(Case::Ignore, "GET", &path).ok()??;
+            Some((
+                matched.route.action.to_string(),
+                matched
+                    .params
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        for path in ["/admin/X", "/ADMIN/x", "/aDmIn/x/"] {
+            assert_eq!(
+                folded(path),
+                Some(("admin".into(), vec!["Item=x".into()])),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            folded("/Public/Index.HTML"),
+            Some(("other".into(), vec!["path=public/index.html".into()]))
+        );
+        // Case-sensitive, `/admin/x` is not the `/Admin` route.
+        assert_eq!(
+            action(&t, "GET", "/admin/x").map(|(a, _)| a).as_deref(),
+            Some("other")
+        );
+        // Two routes that differ only by case cannot be told apart: every lookup is refused.
+        let clash = table(&[(None, "/admin", "a"), (None, "/ADMIN", "b")]);
+        assert!(matches!(
+            clash.lookup_in(Case::Ignore, "GET", "/admin"),
+            Err(PathError::CaseConflict(_))
+        ));
+        assert!(clash.lookup_in(Case::Sensitive, "GET", "/ADMIN").is_ok());
     }
 
     #[test]
@@ -468,6 +687,9 @@ mod tests {
             "/a/{1x}",
             "/a/./b",
             "/a b",
+            "/a;b",
+            "/admin.",
+            "/a/.../b",
         ] {
             assert!(parse_template(bad).is_err(), "{bad}");
         }

@@ -46,6 +46,7 @@ pub struct ConfigLayer {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub jwt_leeway_s: Option<u64>,
+    pub jwt_max_lifetime_s: Option<u64>,
     pub jwt_subject_claim: Option<String>,
     pub jwt_roles_claim: Option<String>,
     pub jwt_claims: Option<Vec<String>>,
@@ -53,6 +54,7 @@ pub struct ConfigLayer {
     pub identity_header: Option<String>,
     pub upstream_headers: Option<Vec<String>>,
     pub envoy_path_prefix: Option<String>,
+    pub routes_ignore_case: Option<bool>,
     pub audit_path: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
     pub audit_mode: Option<crate::audit::Mode>,
@@ -126,6 +128,7 @@ impl ConfigLayer {
             jwt_issuer: over.jwt_issuer.or(self.jwt_issuer),
             jwt_audience: over.jwt_audience.or(self.jwt_audience),
             jwt_leeway_s: over.jwt_leeway_s.or(self.jwt_leeway_s),
+            jwt_max_lifetime_s: over.jwt_max_lifetime_s.or(self.jwt_max_lifetime_s),
             jwt_subject_claim: over.jwt_subject_claim.or(self.jwt_subject_claim),
             jwt_roles_claim: over.jwt_roles_claim.or(self.jwt_roles_claim),
             jwt_claims: over.jwt_claims.or(self.jwt_claims),
@@ -133,6 +136,7 @@ impl ConfigLayer {
             identity_header: over.identity_header.or(self.identity_header),
             upstream_headers: over.upstream_headers.or(self.upstream_headers),
             envoy_path_prefix: over.envoy_path_prefix.or(self.envoy_path_prefix),
+            routes_ignore_case: over.routes_ignore_case.or(self.routes_ignore_case),
             audit_path: over.audit_path.or(self.audit_path),
             audit_key_file: over.audit_key_file.or(self.audit_key_file),
             audit_mode: over.audit_mode.or(self.audit_mode),
@@ -476,6 +480,15 @@ fn gateway_config(
         jwt_issuer: layer.jwt_issuer.clone(),
         jwt_audience: layer.jwt_audience.clone(),
         jwt_leeway_s: layer.jwt_leeway_s.unwrap_or(defaults.jwt_leeway_s),
+        jwt_max_lifetime_s: match layer.jwt_max_lifetime_s {
+            Some(0) => {
+                return Err(ConfigError(
+                    "`jwt_max_lifetime_s` must be greater than 0".to_string(),
+                ));
+            }
+            Some(seconds) => seconds,
+            None => defaults.jwt_max_lifetime_s,
+        },
         claims: ClaimMapping {
             subject: layer
                 .jwt_subject_claim
@@ -491,6 +504,9 @@ fn gateway_config(
         identity_header: layer.identity_header.clone().filter(|h| !h.is_empty()),
         upstream_headers,
         envoy_path_prefix,
+        routes_ignore_case: layer
+            .routes_ignore_case
+            .unwrap_or(defaults.routes_ignore_case),
         authzen_subject_token: layer
             .authzen_subject_token
             .unwrap_or(defaults.authzen_subject_token),

@@ -48,6 +48,7 @@ impl Config {
             jwt_issuer: self.gateway.jwt_issuer.clone(),
             jwt_audience: self.gateway.jwt_audience.clone(),
             jwt_leeway_s: Some(self.gateway.jwt_leeway_s),
+            jwt_max_lifetime_s: Some(self.gateway.jwt_max_lifetime_s),
             jwt_subject_claim: Some(self.gateway.claims.subject.clone()),
             jwt_roles_claim: Some(self.gateway.claims.roles.clone()),
             jwt_claims: Some(
@@ -68,6 +69,7 @@ impl Config {
                     .collect(),
             ),
             envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
+            routes_ignore_case: Some(self.gateway.routes_ignore_case),
             authzen_subject_token: Some(self.gateway.authzen_subject_token),
             // Key files are named by path only; their contents are never printed.
             capability_keys: Some(self.capabilities.keys.clone()),

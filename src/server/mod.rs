@@ -352,10 +352,14 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     };
     let dir = config.policies.clone();
     let require_tests = config.require_tests;
-    let built = tokio::task::spawn_blocking(move || reload::build(&dir, require_tests))
+    let claims = config.gateway.claims.attributes.clone();
+    let built = tokio::task::spawn_blocking(move || reload::build(&dir, require_tests, &claims))
         .await
         .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
         .map_err(ServeError::Policies)?;
+    for warning in &built.warnings {
+        tracing::warn!("{}", warning.render(false));
+    }
 
     let mut state = AppState::new(Settings::from(config));
     if let Some(audit) = &config.audit {

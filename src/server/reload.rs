@@ -36,8 +36,13 @@ pub struct Built {
 
 /// Loads, checks and compiles a policy directory (blocking: call it off the async runtime).
 /// With `require_tests`, the directory's own policy tests must pass too: a failing test is
-/// refused like a broken file, located at the failing expectation.
-pub fn build(dir: &Path, require_tests: bool) -> Result<Built, Vec<Diagnostic>> {
+/// refused like a broken file, located at the failing expectation. `mapped_claims` (the
+/// `jwt_claims` pairs) are linted against the `deny` rules.
+pub fn build(
+    dir: &Path,
+    require_tests: bool,
+    mapped_claims: &[(String, String)],
+) -> Result<Built, Vec<Diagnostic>> {
     let loaded = engine::load_directory(dir).map_err(|d| vec![d])?;
     let prefix = engine::display_name(dir, "");
     let mut files: Vec<String> = loaded
@@ -52,10 +57,15 @@ pub fn build(dir: &Path, require_tests: bool) -> Result<Built, Vec<Diagnostic>> 
     if require_tests {
         crate::testing::gate(dir, &engine)?;
     }
+    let mut warnings = engine.warnings;
+    warnings.extend(crate::check::claims::mapped_claims_in_denies(
+        &engine.files,
+        mapped_claims,
+    ));
     Ok(Built {
         program: engine.program,
         files,
-        warnings: engine.warnings,
+        warnings,
     })
 }
 
@@ -237,7 +247,8 @@ async fn settle(
 pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
     let require_tests = state.settings.require_tests;
-    let result = tokio::task::spawn_blocking(move || build(&dir, require_tests)).await;
+    let claims = state.settings.gateway.claims.attributes.clone();
+    let result = tokio::task::spawn_blocking(move || build(&dir, require_tests, &claims)).await;
     let serving = state.program.load().as_ref().map(|p| p.version.clone());
     let outcome = match result {
         Ok(Ok(built)) if Some(&built.program.version) == serving.as_ref() => {

@@ -2,7 +2,9 @@
 //! `deploy/gateway-policies/routes`, with bearer JWTs minted here from the test keys in
 //! `tests/data/gateway/`.
 
+mod claims;
 mod contracts;
+mod jwt;
 mod nginx;
 mod routes;
 
@@ -60,7 +62,7 @@ pub fn bearer(token: &str) -> String {
 }
 
 /// The server configuration of the examples: the route-based policy, the test keys of four
-/// algorithms, issuer and audience checks, `email`/`suspended` claims, upstream headers.
+/// algorithms, issuer and audience checks, the `email` claim, upstream headers.
 pub fn gateway_config(policies: &Path) -> Config {
     let mut config = crate::server::config(policies);
     config.watch = false;
@@ -73,10 +75,7 @@ pub fn gateway_config(policies: &Path) -> Config {
     ];
     config.gateway.jwt_issuer = Some(ISSUER.to_string());
     config.gateway.jwt_audience = Some(AUDIENCE.to_string());
-    config.gateway.claims.attributes = vec![
-        ("email".to_string(), "email".to_string()),
-        ("suspended".to_string(), "suspended".to_string()),
-    ];
+    config.gateway.claims.attributes = vec![("email".to_string(), "email".to_string())];
     config.gateway.upstream_headers = vec![
         ("X-Warden-Subject".to_string(), "subject".to_string()),
         ("X-Warden-Roles".to_string(), "roles".to_string()),

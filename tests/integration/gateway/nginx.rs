@@ -141,20 +141,48 @@ async fn upstream() -> std::net::SocketAddr {
     address
 }
 
-#[tokio::test]
-async fn through_a_real_nginx() {
+/// Warden with `config`, behind a real nginx in front of [`upstream`].
+struct Behind {
+    warden: TestServer,
+    port: u16,
+    _nginx: Nginx,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts Warden and nginx; `None` (the test is skipped) when nginx is not installed, except
+/// under `CI=true`.
+async fn behind_nginx(config: warden::server::Config) -> Option<Behind> {
     let Some(binary) = nginx_binary() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "nginx is not installed, and CI must run this test (.ci/run installs it)"
         );
         eprintln!("skipped: nginx is not installed (apt-get install nginx)");
-        return;
+        return None;
     };
-    let warden = TestServer::start(gateway_config(&example_policies())).await;
+    let warden = TestServer::start(config).await;
     let upstream = upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let (port, _nginx) = start_nginx(&binary, dir.path(), &warden.running.address, &upstream);
+    let (port, nginx) = start_nginx(&binary, dir.path(), &warden.running.address, &upstream);
+    Some(Behind {
+        warden,
+        port,
+        _nginx: nginx,
+        _dir: dir,
+    })
+}
+
+#[tokio::test]
+async fn through_a_real_nginx() {
+    let Some(Behind {
+        warden,
+        port,
+        _nginx,
+        _dir,
+    }) = behind_nginx(gateway_config(&example_policies())).await
+    else {
+        return;
+    };
     let http = Http::new(&format!("http://127.0.0.1:{port}"));
     let get = |path: &'static str, token: Option<String>| {
         let http = http.clone();
@@ -232,5 +260,107 @@ async fn through_a_real_nginx() {
     );
     assert_eq!(get("/nothing/here", Some(alice.clone())).await.status, 403);
 
+    warden.running.shutdown().await;
+}
+
+/// Sends `GET target` byte for byte as written (an HTTP client library would cut a `#` off,
+/// or tidy the path), and returns the status and the body.
+async fn raw_get(port: u16, target: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: api.example\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).to_string();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The paths that walked past a restricted route to a catch-all: a trailing slash, `/.`,
+/// `//`, a `;` parameter, a `#`, a trailing dot, and (with `routes_ignore_case`, for upstreams
+/// that ignore case) another case.
+#[tokio::test]
+async fn no_path_walks_past_a_route_through_a_real_nginx() {
+    let policies = repo().join("tests/data/gateway/bypass");
+    let mut config = gateway_config(&policies);
+    config.gateway.routes_ignore_case = true;
+    let Some(Behind {
+        warden,
+        port,
+        _nginx,
+        _dir,
+    }) = behind_nginx(config).await
+    else {
+        return;
+    };
+    let bob = sign(Algorithm::ES256, &claims("bob"));
+    let root = sign(Algorithm::ES256, &claims("root"));
+
+    // The catch-all serves bob elsewhere; the admin area is root's.
+    let (status, body) = raw_get(port, "/public/page", &bob).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "upstream /public/page for bob")
+    );
+    assert_eq!(raw_get(port, "/admin", &root).await.0, 200);
+    assert_eq!(raw_get(port, "/admin/", &root).await.0, 200);
+    let mut walked_past = Vec::new();
+    for target in [
+        "/admin",
+        "/admin/",
+        "/admin/.",
+        "/admin//",
+        "/admin/./",
+        "/public/../admin/",
+        "/admin;jsessionid=x",
+        "/admin/;x",
+        "/admin#x",
+        "/public#/../admin",
+        "/admin.",
+        "/admin./users",
+        "/admin%2e",
+        "/Admin",
+        "/ADMIN/",
+        "/aDmIn/users",
+    ] {
+        let (status, body) = raw_get(port, target, &bob).await;
+        if status != 403 {
+            walked_past.push(format!("{target}: {status} {body}"));
+        }
+    }
+    assert!(walked_past.is_empty(), "{walked_past:#?}");
+    // Ignoring case, an upper-case path meets the same routes as its lower-case form.
+    assert_eq!(raw_get(port, "/Public/Page/", &bob).await.0, 200);
+    assert_eq!(raw_get(port, "/ADMIN/users", &root).await.0, 200);
+    warden.running.shutdown().await;
+
+    // Case-sensitive (the default), `/Admin` is another path, for upstreams that say so.
+    let Some(Behind {
+        warden,
+        port,
+        _nginx,
+        _dir,
+    }) = behind_nginx(gateway_config(&policies)).await
+    else {
+        return;
+    };
+    assert_eq!(raw_get(port, "/Admin", &bob).await.0, 200);
+    for target in ["/admin/", "/admin;x", "/admin#x", "/admin."] {
+        assert_eq!(raw_get(port, target, &bob).await.0, 403, "{target}");
+    }
     warden.running.shutdown().await;
 }

@@ -132,3 +132,54 @@ async fn a_catch_all_route_lets_the_policy_decide_the_rest() {
     );
     server.running.shutdown().await;
 }
+
+mod normal_form {
+    use proptest::prelude::*;
+    use warden::gateway::routes::{Case, normalize, normalize_in};
+
+    /// Paths made of the pieces that normalisation treats specially.
+    fn path() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("a".to_string()),
+            Just("Admin".to_string()),
+            Just(".".to_string()),
+            Just("..".to_string()),
+            Just("".to_string()),
+            Just("%2e".to_string()),
+            Just("%41".to_string()),
+            Just("%c3%a9".to_string()),
+            Just("x.".to_string()),
+            Just("b;c".to_string()),
+            Just("d#e".to_string()),
+            Just("f.g".to_string()),
+        ];
+        prop::collection::vec(piece, 0..6).prop_map(|pieces| format!("/{}", pieces.join("/")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A trailing `/` never changes the normal form (nor whether the path is refused), the
+        /// normal form is its own normal form, and ignoring case, the case of the letters
+        /// written changes nothing.
+        #[test]
+        fn one_normal_form(path in path()) {
+            let once = normalize(&path);
+            prop_assert_eq!(&normalize(&format!("{path}/")), &once, "{}/", path);
+            if let Ok(normal) = &once {
+                prop_assert_eq!(normalize(normal), Ok(normal.clone()));
+                prop_assert!(normal == "/" || !normal.ends_with('/'), "{}", normal);
+            }
+            let folded = normalize_in(Case::Ignore, &path);
+            prop_assert_eq!(
+                &normalize_in(Case::Ignore, &path.to_ascii_uppercase()),
+                &folded,
+                "{}",
+                path
+            );
+            if let Ok(folded) = &folded {
+                prop_assert_eq!(normalize_in(Case::Ignore, folded), Ok(folded.clone()));
+            }
+        }
+    }
+}

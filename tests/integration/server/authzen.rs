@@ -690,7 +690,7 @@ async fn without_a_program_or_while_stopping_the_answer_is_503() {
         .unwrap();
     assert_eq!(readyz.status(), 503);
 
-    state.publish(warden::server::reload::build(&dir.path(), false).unwrap());
+    state.publish(warden::server::reload::build(&dir.path(), false, &[]).unwrap());
     assert_eq!(
         call(state.clone(), EVALUATION, &body).await,
         (200, r#"{"decision":true}"#.to_string())
