@@ -1059,6 +1059,16 @@ async fn a_live_log_reports_its_unsigned_tail() {
     )
     .unwrap();
     assert_eq!(closed.broken.unwrap().kind, verify::BreakKind::Truncated);
+    // The binary: `--live` exits 0 and counts the unsigned records; without it, truncated.
+    let (code, out, _) = verify_with(&files, &setup.key_file, &["--live"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("live log: the last 1 record(s) follow the start (no checkpoint yet)"),
+        "{out}"
+    );
+    let (code, out, _) = verify_with(&files, &setup.key_file, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: truncated:"), "{out}");
     server.running.shutdown().await;
 }
 
@@ -2191,4 +2201,100 @@ async fn a_log_of_format_1_is_refused_and_not_continued() {
 
 fn writer_rotated(log: &Path, first: u64) -> PathBuf {
     warden::audit::writer::rotated_name(log, first)
+}
+
+/// A change to the bytes of a closed log.
+#[derive(Clone, Debug)]
+enum Change {
+    /// XOR a byte with a non-zero mask.
+    Flip(usize, u8),
+    /// Remove `len` bytes from a position.
+    Delete(usize, usize),
+    /// Keep only the bytes before a position.
+    Truncate(usize),
+    /// Copy a line after another.
+    Repeat(usize, usize),
+    /// Swap two lines.
+    Swap(usize, usize),
+}
+
+impl Change {
+    fn apply(&self, log: &[u8]) -> Vec<u8> {
+        let lines = || -> Vec<Vec<u8>> {
+            log.split_inclusive(|b| *b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        match *self {
+            Change::Flip(at, mask) => {
+                let mut out = log.to_vec();
+                let at = at % out.len();
+                out[at] ^= mask;
+                out
+            }
+            Change::Delete(at, len) => {
+                let at = at % log.len();
+                let end = (at + len).min(log.len());
+                [&log[..at], &log[end..]].concat()
+            }
+            Change::Truncate(at) => log[..at % log.len()].to_vec(),
+            Change::Repeat(from, after) => {
+                let mut lines = lines();
+                let copy = lines[from % lines.len()].clone();
+                let at = after % lines.len() + 1;
+                lines.insert(at, copy);
+                lines.concat()
+            }
+            Change::Swap(a, b) => {
+                let mut lines = lines();
+                let n = lines.len();
+                lines.swap(a % n, b % n);
+                lines.concat()
+            }
+        }
+    }
+}
+
+/// No change to a closed log's bytes (but dropping its final newline, which loses nothing)
+/// leaves it intact.
+#[tokio::test]
+async fn no_change_to_a_closed_log_leaves_it_intact() {
+    use proptest::prelude::*;
+    let setup = Setup::new();
+    let log = sixteen_lines(&setup).await.join("\n") + "\n";
+    let log = log.into_bytes();
+    let key = Key::new(KEY).unwrap();
+    let path = setup.dir.root.path().join("changed.jsonl");
+    let change = prop_oneof![
+        (any::<usize>(), 1..=255u8).prop_map(|(at, mask)| Change::Flip(at, mask)),
+        (any::<usize>(), 1..200usize).prop_map(|(at, len)| Change::Delete(at, len)),
+        any::<usize>().prop_map(Change::Truncate),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Change::Repeat(a, b)),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Change::Swap(a, b)),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&change, |change| {
+            let changed = change.apply(&log);
+            if changed == log || changed[..] == log[..log.len() - 1] {
+                return Ok(());
+            }
+            std::fs::write(&path, &changed).unwrap();
+            let report = verify::verify(
+                std::slice::from_ref(&path),
+                &verify::Options {
+                    keys: std::slice::from_ref(&key),
+                    live: false,
+                    start: verify::Start::Genesis,
+                },
+            )
+            .unwrap();
+            prop_assert!(!report.intact, "{change:?} left the log intact");
+            Ok(())
+        })
+        .unwrap();
 }
