@@ -127,24 +127,46 @@ pub enum StartError {
     NotCheckpoint { path: String, why: String },
 }
 
+/// How much of the end of a `--from-checkpoint` file is read.
+const TAIL: u64 = 64 * 1024;
+
 /// The start that follows the signed checkpoint on the last line of `path` (the file before
 /// the first of those to verify, or a copy of its last line): the next record must have the
 /// next seq, link to the checkpoint and belong to its log.
 pub fn start_after(path: &Path, keys: &[Key]) -> Result<Start, StartError> {
+    use std::io::{Read, Seek, SeekFrom};
     let name = path.display().to_string();
-    let text = std::fs::read(path).map_err(|source| StartError::Read {
+    let read = |source| StartError::Read {
         path: name.clone(),
         source,
-    })?;
+    };
+    // The end of the file only: a checkpoint line is far shorter than this, and the file may
+    // be a whole rotated file of hundreds of megabytes.
+    let mut file = File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    let from = len.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(from)).map_err(read)?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(read)?;
     let not = |why: String| StartError::NotCheckpoint {
         path: name.clone(),
         why,
     };
-    let last = text
-        .split(|b| *b == b'\n')
+    let mut lines = text.split(|b| *b == b'\n');
+    if from > 0 {
+        // The window's first line may be a piece of one.
+        lines.next();
+    }
+    let last = lines
         .rev()
         .find(|line| !line.trim_ascii().is_empty())
-        .ok_or_else(|| not("the file is empty".to_string()))?;
+        .ok_or_else(|| {
+            not(if from > 0 {
+                format!("no line ends in its last {} KiB", TAIL / 1024)
+            } else {
+                "the file is empty".to_string()
+            })
+        })?;
     let text =
         std::str::from_utf8(last.trim_ascii()).map_err(|_| not("it is not UTF-8".to_string()))?;
     let sealed = chain::split(text).ok_or_else(|| not("it is not a sealed record".to_string()))?;

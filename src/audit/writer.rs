@@ -443,6 +443,13 @@ impl Writer {
                 .take()
                 .map_or(found.next_seq, |(seq, _)| seq);
             let rotated = rotated_name(&config.path, first);
+            if rotated.exists() {
+                return Err(std::io::Error::other(format!(
+                    "the audit log `{}` is of format 1 and cannot be set aside: `{}` exists",
+                    config.path.display(),
+                    rotated.display()
+                )));
+            }
             std::fs::rename(&config.path, &rotated)?;
             tracing::warn!(
                 rotated = %rotated.display(),

@@ -2298,3 +2298,27 @@ async fn no_change_to_a_closed_log_leaves_it_intact() {
         })
         .unwrap();
 }
+
+/// A server that stopped without its closing checkpoint (a crash) is restarted on its log: the
+/// chain and the log id go on, and the next closing checkpoint seals everything.
+#[tokio::test]
+async fn a_restart_after_a_crash_continues_the_log() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 4;
+    closed_log(&setup, audit.clone(), 6).await;
+    let mut lines = lines(&setup.log);
+    let close: JsonValue = serde_json::from_str(&lines.pop().unwrap()).unwrap();
+    assert_eq!(close["reason"], "close");
+    std::fs::write(&setup.log, lines.join("\n") + "\n").unwrap();
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    closed_log(&setup, audit, 2).await;
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("8 decision(s)"), "{out}");
+    assert!(
+        out.contains(&format!("log {}", close["log"].as_str().unwrap())),
+        "{out}"
+    );
+}
