@@ -18,7 +18,8 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain and the checkpoint signatures; name the first record that breaks.
-    /// Exit 0: intact; 1: broken.
+    /// A log must start at seq 0 (or where --from-checkpoint or --start-seq say) and end with
+    /// its signed closing checkpoint (or be checked --live). Exit 0: intact; 1: broken.
     Verify(VerifyArgs),
     /// Re-decide every recorded request, at its recorded time, under other policies; list the
     /// decisions that would flip, grouped by rule.
