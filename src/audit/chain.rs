@@ -9,11 +9,13 @@
 //!
 //! `hash` is the SHA-256 of every byte of the line before `,"hash":"`, so editing any byte of a
 //! record changes its hash, and the next record's `prev` no longer matches. The chain alone can
-//! be rebuilt by whoever edits the file; checkpoints close that door: a checkpoint record
-//! carries a signature over its own sequence number and the hash of the record before it (the
-//! chain head), which commits to the whole history: an HMAC-SHA256 under a secret only the
-//! server and the verifiers hold, or an Ed25519 signature, which anyone with the public key can
-//! check and only the holder of the private key can make.
+//! be rebuilt by whoever edits the file; checkpoints close that door. A checkpoint (format 2)
+//! signs every byte of its own line before `,"sig":"`: its seq and the chain head (`prev`, which
+//! commits to the whole history), the log's id, where its file starts, its time and its reason.
+//! Nothing verify relies on is left unsigned, so a checkpoint cannot be relabelled, moved to
+//! another file or another log. The signature is an HMAC-SHA256 under a secret only the server
+//! and the verifiers hold, or an Ed25519 signature, which anyone with the public key can check
+//! and only the holder of the private key can make.
 
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -69,6 +71,13 @@ pub fn seal(out: &mut String, seq: u64, prev: &str, body: &str) -> String {
 /// the way in, this record's on the way out.
 pub fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
     let start = out.len();
+    open_record(out, seq, head);
+    out.push_str(body);
+    close_record(out, start, head);
+}
+
+/// Writes `{"seq":<seq>,"prev":"<head>",`.
+fn open_record(out: &mut String, seq: u64, head: &str) {
     out.push_str("{\"seq\":");
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -86,13 +95,79 @@ pub fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
     out.push_str(",\"prev\":\"");
     out.push_str(head);
     out.push_str("\",");
-    out.push_str(body);
+}
+
+/// Hashes the record that begins at `start` in `out`, appends its hash and closes it; `head`
+/// becomes its hash.
+fn close_record(out: &mut String, start: usize, head: &mut String) {
     let digest = Sha256::digest(&out.as_bytes()[start..]);
     head.clear();
     push_hex(head, &digest);
     out.push_str(HASH_FIELD);
     out.push_str(head);
     out.push_str("\"}");
+}
+
+/// The checkpoint format this version writes and verifies.
+pub const FORMAT: u64 = 2;
+
+/// What a checkpoint says besides its seq and the chain head, all of it signed.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint<'a> {
+    /// The log's id (32 hex digits), drawn when its first record was written.
+    pub log: &'a str,
+    /// The seq of the first record of the file the checkpoint is in.
+    pub file_seq: u64,
+    /// The `prev` of that record: the hash of the previous file's last record (its rotation
+    /// checkpoint), or the genesis.
+    pub file_prev: &'a str,
+    /// RFC 3339, UTC.
+    pub time: &'a str,
+    /// `count`, `interval`, `rotate` or `close`.
+    pub reason: &'a str,
+}
+
+const SIG_FIELD: &str = ",\"sig\":\"";
+
+/// Writes one sealed, signed checkpoint line (without the newline) at `seq` into `out`; `head`
+/// is the chain head on the way in, the checkpoint's hash on the way out.
+pub fn seal_checkpoint(
+    out: &mut String,
+    seq: u64,
+    head: &mut String,
+    checkpoint: &Checkpoint<'_>,
+    key: &Key,
+) {
+    use std::fmt::Write;
+    let start = out.len();
+    open_record(out, seq, head);
+    let _ = write!(
+        out,
+        "\"kind\":\"checkpoint\",\"format\":{FORMAT},\"log\":\"{}\",\"file_seq\":{},\"file_prev\":\"{}\",\"time\":\"{}\",\"reason\":\"{}\",\"alg\":\"{}\",\"key_id\":\"{}\"",
+        checkpoint.log,
+        checkpoint.file_seq,
+        checkpoint.file_prev,
+        checkpoint.time,
+        checkpoint.reason,
+        key.algorithm(),
+        key.id,
+    );
+    let signature = key.sign(&out.as_bytes()[start..]);
+    out.push_str(SIG_FIELD);
+    out.push_str(&signature);
+    out.push('"');
+    close_record(out, start, head);
+}
+
+/// Splits a checkpoint's covered bytes (see [`split`]) into what its signature covers and the
+/// signature; `None` when they do not end with `,"sig":"<hex>"`.
+pub fn signed(covered: &str) -> Option<(&str, &str)> {
+    let at = covered.rfind(SIG_FIELD)?;
+    let signature = covered[at + SIG_FIELD.len()..].strip_suffix('"')?;
+    if signature.is_empty() || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((&covered[..at], signature))
 }
 
 /// A line split into what its hash covers and the hash it claims.
@@ -218,41 +293,46 @@ impl Key {
         !matches!(self.kind, KeyKind::Ed25519Public(_))
     }
 
-    /// What a checkpoint signs: its sequence number and the chain head.
-    fn message(seq: u64, prev: &str) -> Vec<u8> {
-        format!("warden-audit-checkpoint\n{seq}\n{prev}").into_bytes()
+    /// What a checkpoint's signature is over: a domain tag, then every byte of its line
+    /// before `,"sig":"`.
+    fn message(signed: &[u8]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(SIGNED_TAG.len() + signed.len());
+        message.extend_from_slice(SIGNED_TAG);
+        message.extend_from_slice(signed);
+        message
     }
 
     /// HMAC accepts keys of every length, so this is `None` only in theory.
-    fn mac(secret: &[u8], seq: u64, prev: &str) -> Option<HmacSha256> {
+    fn mac(secret: &[u8], signed: &[u8]) -> Option<HmacSha256> {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).ok()?;
-        mac.update(&Key::message(seq, prev));
+        mac.update(SIGNED_TAG);
+        mac.update(signed);
         Some(mac)
     }
 
-    /// The signature of the checkpoint at `seq` whose chain head is `prev` (empty for a public
-    /// key, which cannot sign: the configuration refuses one as the server's key).
-    pub fn sign(&self, seq: u64, prev: &str) -> String {
+    /// The signature of a checkpoint whose signed bytes are `signed` (empty for a public key,
+    /// which cannot sign: the configuration refuses one as the server's key).
+    pub fn sign(&self, signed: &[u8]) -> String {
         use ed25519_dalek::Signer;
         match &self.kind {
-            KeyKind::Hmac(secret) => Key::mac(secret, seq, prev)
+            KeyKind::Hmac(secret) => Key::mac(secret, signed)
                 .map(|mac| hex(&mac.finalize().into_bytes()))
                 .unwrap_or_default(),
             KeyKind::Ed25519Private(signing) => {
-                hex(&signing.sign(&Key::message(seq, prev)).to_bytes())
+                hex(&signing.sign(&Key::message(signed)).to_bytes())
             }
             KeyKind::Ed25519Public(_) => String::new(),
         }
     }
 
     /// Checks a signature (an HMAC in constant time).
-    pub fn verify(&self, seq: u64, prev: &str, signature: &str) -> bool {
+    pub fn verify(&self, signed: &[u8], signature: &str) -> bool {
         let Some(bytes) = unhex(signature) else {
             return false;
         };
         let verifying = match &self.kind {
             KeyKind::Hmac(secret) => {
-                return Key::mac(secret, seq, prev)
+                return Key::mac(secret, signed)
                     .is_some_and(|mac| mac.verify_slice(&bytes).is_ok());
             }
             KeyKind::Ed25519Private(signing) => signing.verifying_key(),
@@ -262,10 +342,13 @@ impl Key {
             return false;
         };
         verifying
-            .verify_strict(&Key::message(seq, prev), &signature)
+            .verify_strict(&Key::message(signed), &signature)
             .is_ok()
     }
 }
+
+/// Separates checkpoint signatures from anything else a key might sign.
+const SIGNED_TAG: &[u8] = b"warden-audit-checkpoint-v2\n";
 
 fn public_id(verifying: &ed25519_dalek::VerifyingKey) -> String {
     hex(&Sha256::digest(verifying.as_bytes()))[..16].to_string()
@@ -333,10 +416,10 @@ mod tests {
     fn signatures_check() {
         let key = Key::new(b"0123456789abcdef").unwrap();
         let other = Key::new(b"0123456789abcdeX").unwrap();
-        let sig = key.sign(9, GENESIS);
-        assert!(key.verify(9, GENESIS, &sig));
-        assert!(!key.verify(10, GENESIS, &sig));
-        assert!(!other.verify(9, GENESIS, &sig));
+        let sig = key.sign(b"signed bytes");
+        assert!(key.verify(b"signed bytes", &sig));
+        assert!(!key.verify(b"signed byteS", &sig));
+        assert!(!other.verify(b"signed bytes", &sig));
         assert!(Key::new(b"short").is_err());
     }
 
@@ -357,16 +440,15 @@ mod tests {
         assert_eq!(public.id, private.id);
         assert_ne!(other.id, private.id);
         assert!(private.can_sign() && !public.can_sign());
-        let sig = private.sign(9, GENESIS);
+        let sig = private.sign(b"signed bytes");
         assert_eq!(sig.len(), 128);
-        assert!(public.verify(9, GENESIS, &sig));
-        assert!(private.verify(9, GENESIS, &sig));
-        assert!(!public.verify(10, GENESIS, &sig));
-        assert!(!public.verify(9, &"1".repeat(64), &sig));
-        assert!(!other.verify(9, GENESIS, &sig));
-        assert!(!public.verify(9, GENESIS, "00"));
+        assert!(public.verify(b"signed bytes", &sig));
+        assert!(private.verify(b"signed bytes", &sig));
+        assert!(!public.verify(b"signed byteS", &sig));
+        assert!(!other.verify(b"signed bytes", &sig));
+        assert!(!public.verify(b"signed bytes", "00"));
         let hmac = Key::new(b"0123456789abcdef").unwrap();
-        assert!(!hmac.verify(9, GENESIS, &sig));
+        assert!(!hmac.verify(b"signed bytes", &sig));
     }
 
     /// A PEM that is not an Ed25519 key is refused with the command that makes one; anything
@@ -386,15 +468,37 @@ mod tests {
         assert_eq!(key.id, Key::new(b"a secret of enough bytes").unwrap().id);
     }
 
-    /// HMAC signatures are pinned: checkpoints written by every version keep verifying.
+    /// A checkpoint line and its HMAC signature are pinned: checkpoints written by every
+    /// version of format 2 keep verifying. Python:
+    /// `hmac.new(key, b"warden-audit-checkpoint-v2\n" + signed, hashlib.sha256).hexdigest()`,
+    /// `signed` being the line up to `,"sig":"`.
     #[test]
-    fn hmac_signatures_are_as_specified() {
-        // Python: hmac.new(b"0123456789abcdef", b"warden-audit-checkpoint\n9\n" + b"0" * 64,
-        // hashlib.sha256).hexdigest()
+    fn checkpoints_are_as_specified() {
         let key = Key::new(b"0123456789abcdef").unwrap();
+        let log = "ab".repeat(16);
+        let mut line = String::new();
+        let mut head = GENESIS.to_string();
+        let checkpoint = Checkpoint {
+            log: &log,
+            file_seq: 0,
+            file_prev: GENESIS,
+            time: "2026-12-07T01:00:00Z",
+            reason: "close",
+        };
+        seal_checkpoint(&mut line, 9, &mut head, &checkpoint, &key);
+        let sig = "0744024ec098fefa7397bc11e05a5cb4e1e8ce722955e1c7a84e1b9254d5aa80";
+        let hash = "f37422a33d9d24787f7751abaef0a5758ffeb5a73c876316623f2cd16bc3662d";
         assert_eq!(
-            key.sign(9, GENESIS),
-            "3932f6ed27d132e52f36865c30d4347f42f042f598f58ae12b80e44af9be8eb9"
+            line,
+            format!(
+                "{{\"seq\":9,\"prev\":\"{GENESIS}\",\"kind\":\"checkpoint\",\"format\":2,\"log\":\"{log}\",\"file_seq\":0,\"file_prev\":\"{GENESIS}\",\"time\":\"2026-12-07T01:00:00Z\",\"reason\":\"close\",\"alg\":\"hmac-sha256\",\"key_id\":\"9f9f5111f7b27a78\",\"sig\":\"{sig}\",\"hash\":\"{hash}\"}}"
+            )
         );
+        assert_eq!(head, hash);
+        let sealed = split(&line).unwrap();
+        let (signed_bytes, signature) = signed(sealed.covered).unwrap();
+        assert_eq!(signature, sig);
+        assert!(key.verify(signed_bytes.as_bytes(), signature));
+        assert!(signed("{\"seq\":1,\"sig\":\"zz\"").is_none());
     }
 }

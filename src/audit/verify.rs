@@ -2,9 +2,11 @@
 //! signature; the first record that breaks is named, with why.
 //!
 //! The files may be given in any order: they are read in the order of their first record's
-//! `seq` (so `audit.jsonl*` works, the active file sorting after the rotated ones). A log may
-//! start after seq 0 (older files removed by retention); it must end with the closing
-//! checkpoint the server writes at shutdown, unless `live` says it is still being written.
+//! `seq` (so `audit.jsonl*` works, the active file sorting after the rotated ones). A log must
+//! start at seq 0 unless the caller names where it starts ([`Start`]: older files removed by
+//! retention), and end with the closing checkpoint the server writes at shutdown, unless
+//! `live` says it is still being written. Every checkpoint must be of format 2, verify under a
+//! given key, name the log the records before it belong to, and say where its file starts.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -29,6 +31,11 @@ pub enum BreakKind {
     /// A checkpoint's signature does not verify under the given key.
     #[serde(rename = "bad signature")]
     BadSignature,
+    /// Records of another log, files joined, or files that do not continue the given start.
+    Spliced,
+    /// A checkpoint of a format this version does not verify.
+    #[serde(rename = "unsupported format")]
+    Format,
 }
 
 impl BreakKind {
@@ -39,6 +46,8 @@ impl BreakKind {
             BreakKind::Reordered => "reordered",
             BreakKind::Truncated => "truncated",
             BreakKind::BadSignature => "bad signature",
+            BreakKind::Spliced => "spliced",
+            BreakKind::Format => "unsupported format",
         }
     }
 }
@@ -64,8 +73,12 @@ pub struct Report {
     pub checkpoints: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// The log's id, as its checkpoints name it.
+    pub log: Option<String>,
     /// The seq of the last checkpoint whose signature verified.
     pub last_signed_seq: Option<u64>,
+    /// The time that checkpoint gives.
+    pub last_signed_time: Option<String>,
     /// Records after the last verified checkpoint (a live log's unsigned tail).
     pub unsigned_tail: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +93,192 @@ pub struct Options<'k> {
     pub keys: &'k [Key],
     /// The log is still being written: an unsigned tail is reported, not a break.
     pub live: bool,
+    /// Where the log must start.
+    pub start: Start,
+}
+
+/// Where the given files must start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// At seq 0, linked to the genesis: the whole log.
+    #[default]
+    Genesis,
+    /// At `seq`, its first record linked to `prev`: a log whose older files were removed.
+    /// `log`, when known (from a signed checkpoint), is the log the records must belong to.
+    At {
+        seq: u64,
+        prev: String,
+        log: Option<String>,
+    },
+}
+
+/// Why `--from-checkpoint` cannot give a start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StartError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the last line of `{path}` is not a signed checkpoint: {why}")]
+    #[diagnostic(help(
+        "give the file that precedes the first of the files to verify, or a copy of its last line (`tail -n 1`): it ends with its signed rotation checkpoint"
+    ))]
+    NotCheckpoint { path: String, why: String },
+}
+
+/// How much of the end of a `--from-checkpoint` file is read.
+const TAIL: u64 = 64 * 1024;
+
+/// The start that follows the signed checkpoint on the last line of `path` (the file before
+/// the first of those to verify, or a copy of its last line): the next record must have the
+/// next seq, link to the checkpoint and belong to its log.
+pub fn start_after(path: &Path, keys: &[Key]) -> Result<Start, StartError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let name = path.display().to_string();
+    let read = |source| StartError::Read {
+        path: name.clone(),
+        source,
+    };
+    // The end of the file only: a checkpoint line is far shorter than this, and the file may
+    // be a whole rotated file of hundreds of megabytes.
+    let mut file = File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    let from = len.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(from)).map_err(read)?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(read)?;
+    let not = |why: String| StartError::NotCheckpoint {
+        path: name.clone(),
+        why,
+    };
+    let mut lines = text.split(|b| *b == b'\n');
+    if from > 0 {
+        // The window's first line may be a piece of one.
+        lines.next();
+    }
+    let last = lines
+        .rev()
+        .find(|line| !line.trim_ascii().is_empty())
+        .ok_or_else(|| {
+            not(if from > 0 {
+                format!("no line ends in its last {} KiB", TAIL / 1024)
+            } else {
+                "the file is empty".to_string()
+            })
+        })?;
+    let text =
+        std::str::from_utf8(last.trim_ascii()).map_err(|_| not("it is not UTF-8".to_string()))?;
+    let sealed = chain::split(text).ok_or_else(|| not("it is not a sealed record".to_string()))?;
+    if chain::hash_of(sealed.covered) != sealed.claimed {
+        return Err(not("its content does not match its hash".to_string()));
+    }
+    let record: Fields = serde_json::from_str(text)
+        .map_err(|error| not(format!("it is not a JSON record ({error})")))?;
+    let Some(seq) = record.seq else {
+        return Err(not("it has no `seq`".to_string()));
+    };
+    if record.kind.as_deref() != Some("checkpoint") {
+        return Err(not(format!(
+            "record seq {seq} is a `{}` record",
+            record.kind.as_deref().unwrap_or("?")
+        )));
+    }
+    let here = format!("record seq {seq} ({name})");
+    let log = check_checkpoint(&record, sealed.covered, keys, &here, None)
+        .map_err(|(_, why)| not(why))?;
+    Ok(Start::At {
+        seq: seq + 1,
+        prev: sealed.claimed.to_string(),
+        log: Some(log.to_string()),
+    })
+}
+
+/// Checks a checkpoint's format, key and signature, for the message: `here` names it,
+/// `since` is the previous signed checkpoint's seq. Returns the log it names.
+fn check_checkpoint<'r>(
+    record: &'r Fields,
+    covered: &str,
+    keys: &[Key],
+    here: &str,
+    since: Option<u64>,
+) -> Result<&'r str, (BreakKind, String)> {
+    match record.format {
+        None => {
+            return Err((
+                BreakKind::Format,
+                format!(
+                    "checkpoint {here} is of audit log format 1, whose signature covers neither its reason nor its place in the log; this version verifies format {} only: verify the log with the version that wrote it",
+                    chain::FORMAT
+                ),
+            ));
+        }
+        Some(format) if format != chain::FORMAT => {
+            return Err((
+                BreakKind::Format,
+                format!(
+                    "checkpoint {here} is of audit log format {format}; this version verifies format {} only",
+                    chain::FORMAT
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let key_id = record.key_id.as_deref().unwrap_or("");
+    let alg = record.alg.as_deref().unwrap_or("");
+    if alg != chain::HMAC_SHA256 && alg != chain::ED25519 {
+        return Err((
+            BreakKind::BadSignature,
+            format!("checkpoint {here} has an unknown signature algorithm `{alg}`"),
+        ));
+    }
+    if keys.iter().all(|key| key.algorithm() != alg) {
+        return Err((
+            BreakKind::BadSignature,
+            format!(
+                "checkpoint {here} is signed with `{alg}`, but the given {}: give the key the log was signed with",
+                described(keys, |key| format!("a `{}` key", key.algorithm()))
+            ),
+        ));
+    }
+    if !keys.iter().any(|key| key.id == key_id) {
+        return Err((
+            BreakKind::BadSignature,
+            format!(
+                "checkpoint {here} names signing key {key_id}, but the given {}: signed with another key, or rewritten",
+                described(keys, |key| key.id.clone())
+            ),
+        ));
+    }
+    let verified = chain::signed(covered).is_some_and(|(signed, signature)| {
+        keys.iter().any(|key| {
+            key.id == key_id && key.algorithm() == alg && key.verify(signed.as_bytes(), signature)
+        })
+    });
+    if !verified {
+        return Err((
+            BreakKind::BadSignature,
+            format!(
+                "checkpoint {here} does not verify under the given key: it (its reason, time or place) or the records since the previous checkpoint{} were rewritten",
+                since.map(|s| format!(" (seq {s})")).unwrap_or_default()
+            ),
+        ));
+    }
+    match (
+        &record.log,
+        &record.file_seq,
+        &record.file_prev,
+        &record.reason,
+    ) {
+        (Some(log), Some(_), Some(_), Some(_)) => Ok(log),
+        _ => Err((
+            BreakKind::Format,
+            format!(
+                "checkpoint {here} lacks a member of format {} (`log`, `file_seq`, `file_prev`, `reason`)",
+                chain::FORMAT
+            ),
+        )),
+    }
 }
 
 /// "key is X" or "keys are X, Y".
@@ -157,15 +356,25 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
         files: files.iter().map(|p| p.display().to_string()).collect(),
         ..Report::default()
     };
+    // The log the records belong to: named by the start, else by the first checkpoint.
+    let mut log = match &options.start {
+        Start::At { log, .. } => log.clone(),
+        Start::Genesis => None,
+    };
     // The previous record: (seq, hash).
     let mut previous: Option<(u64, String)> = None;
-    let mut last: Option<(String, u64, u64, Option<String>)> = None; // file, line, seq, checkpoint reason
-    for path in files {
+    // The last record: file, line, seq, and a checkpoint's reason.
+    let mut last: Option<(String, u64, u64, Option<String>)> = None;
+    let mut cut_tail = false;
+    for (index, path) in files.iter().enumerate() {
         let name = path.display().to_string();
+        let last_file = index + 1 == files.len();
         let mut lines = Lines {
             reader: BufReader::new(File::open(path)?),
             number: 0,
         };
+        // The seq and `prev` of the file's first record.
+        let mut file_start: Option<(u64, String)> = None;
         let mut empty = true;
         while let Some(line) = lines.next()? {
             empty = false;
@@ -181,6 +390,12 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                 None => format!("{name}:{}", line.number),
             };
             let seq_guess = seq_prefix(&line.bytes);
+            if !line.complete && last_file && options.live {
+                // The writer may be writing this line now: it is part of the unsigned tail.
+                cut_tail = true;
+                report.unsigned_tail += 1;
+                break;
+            }
             let sealed = std::str::from_utf8(&line.bytes)
                 .ok()
                 .and_then(|text| chain::split(text).map(|s| (text, s)));
@@ -229,113 +444,83 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                 return Ok(finish(report));
             };
             let here = at(Some(seq));
-            match &previous {
-                Some((before, hash)) => {
-                    let expected = before + 1;
-                    if seq == expected && prev != hash {
-                        report.broken = Some(broken(
-                            BreakKind::Edited,
-                            Some(seq),
-                            format!(
-                                "{here} does not link to record seq {before}: one of them was edited and resealed"
-                            ),
-                        ));
-                        return Ok(finish(report));
-                    }
-                    if seq > expected {
-                        let later = find_later(&mut lines, expected)?;
-                        let (kind, message) = match later {
-                            Some(line) => (
-                                BreakKind::Reordered,
-                                format!(
-                                    "{here} comes before record seq {expected} (line {line}): records were reordered"
-                                ),
-                            ),
-                            None if seq == expected + 1 => (
-                                BreakKind::Missing,
-                                format!("record seq {expected} is missing before {here}"),
-                            ),
-                            None => (
-                                BreakKind::Missing,
-                                format!(
-                                    "records seq {expected} to {} are missing before {here}",
-                                    seq - 1
-                                ),
-                            ),
-                        };
-                        report.broken = Some(broken(kind, Some(seq), message));
-                        return Ok(finish(report));
-                    }
-                    if seq < expected {
-                        report.broken = Some(broken(
-                            BreakKind::Reordered,
-                            Some(seq),
-                            format!(
-                                "{here} comes after record seq {before}: records were reordered or repeated"
-                            ),
-                        ));
-                        return Ok(finish(report));
-                    }
-                }
+            let linked = match &previous {
+                Some((before, hash)) => link(*before, hash, seq, prev, &here, &mut lines)?,
                 None => {
-                    if seq == 0 && prev != chain::GENESIS {
-                        report.broken = Some(broken(
-                            BreakKind::Edited,
-                            Some(seq),
-                            format!("{here} starts the chain but does not link to the genesis"),
-                        ));
-                        return Ok(finish(report));
-                    }
-                    if seq > 0 {
-                        report.notes.push(format!(
-                            "the log starts at record seq {seq}: earlier records (older files) were not given"
-                        ));
-                    }
                     report.first_seq = Some(seq);
+                    start(&options.start, seq, prev, &here, &name)
                 }
+            };
+            if let Err((kind, message)) = linked {
+                // A record that does not link may begin another log's records: say so when a
+                // signed checkpoint ahead names another log.
+                let (kind, message) = match (kind, &log) {
+                    (BreakKind::Edited, Some(ours)) => {
+                        match foreign(&record, sealed.covered, &mut lines, options.keys, ours)? {
+                            Some((at_seq, theirs)) if at_seq == seq => (
+                                BreakKind::Spliced,
+                                format!(
+                                    "checkpoint {here} does not link to the record before it: it is a signed checkpoint of log {theirs}, not of this log {ours}: copied from another log"
+                                ),
+                            ),
+                            Some((at_seq, theirs)) => (
+                                BreakKind::Spliced,
+                                format!(
+                                    "{here} does not link to the record before it, and the records from it on belong to log {theirs} (by its checkpoint seq {at_seq}), not to this log {ours}: two logs were spliced"
+                                ),
+                            ),
+                            None => (kind, message),
+                        }
+                    }
+                    _ => (kind, message),
+                };
+                report.broken = Some(broken(kind, Some(seq), message));
+                return Ok(finish(report));
             }
+            let (file_seq, file_prev) = file_start.get_or_insert_with(|| (seq, prev.to_string()));
             report.records += 1;
             report.last_seq = Some(seq);
             let mut reason = None;
             if record.kind.as_deref() == Some("checkpoint") {
                 report.checkpoints += 1;
-                let key_id = record.key_id.as_deref().unwrap_or("");
-                let alg = record.alg.as_deref().unwrap_or("");
-                let sig = record.sig.as_deref().unwrap_or("");
-                let message = if alg != chain::HMAC_SHA256 && alg != chain::ED25519 {
-                    Some(format!(
-                        "checkpoint {here} has an unknown signature algorithm `{alg}`"
-                    ))
-                } else if options.keys.iter().all(|key| key.algorithm() != alg) {
-                    Some(format!(
-                        "checkpoint {here} is signed with `{alg}`, but the given {}: give the key the log was signed with",
-                        described(options.keys, |key| format!("a `{}` key", key.algorithm()))
-                    ))
-                } else if !options.keys.iter().any(|key| key.id == key_id) {
-                    Some(format!(
-                        "checkpoint {here} names signing key {key_id}, but the given {}: signed with another key, or rewritten",
-                        described(options.keys, |key| key.id.clone())
-                    ))
-                } else if !options.keys.iter().any(|key| {
-                    key.id == key_id && key.algorithm() == alg && key.verify(seq, prev, sig)
-                }) {
-                    Some(format!(
-                        "checkpoint {here} does not verify under the given key: the records since the previous checkpoint{} were rewritten",
-                        report
-                            .last_signed_seq
-                            .map(|s| format!(" (seq {s})"))
-                            .unwrap_or_default()
-                    ))
-                } else {
-                    None
+                let named = match check_checkpoint(
+                    &record,
+                    sealed.covered,
+                    options.keys,
+                    &here,
+                    report.last_signed_seq,
+                ) {
+                    Ok(named) => named,
+                    Err((kind, message)) => {
+                        let message = match &log {
+                            Some(ours) if record.log.as_ref().is_some_and(|l| l != ours) => {
+                                format!(
+                                    "{message}; it names log {}, not this log {ours}: it was copied from another log, or two logs were spliced",
+                                    record.log.as_deref().unwrap_or_default()
+                                )
+                            }
+                            _ => message,
+                        };
+                        report.broken = Some(broken(kind, Some(seq), message));
+                        return Ok(finish(report));
+                    }
                 };
-                if let Some(message) = message {
-                    report.broken = Some(broken(BreakKind::BadSignature, Some(seq), message));
+                if let Err((kind, message)) = placed(
+                    &record,
+                    named,
+                    log.as_deref(),
+                    (*file_seq, file_prev),
+                    &here,
+                    &name,
+                ) {
+                    report.broken = Some(broken(kind, Some(seq), message));
                     return Ok(finish(report));
                 }
+                log = Some(named.to_string());
                 report.last_signed_seq = Some(seq);
+                report.last_signed_time = record.time.clone();
                 report.unsigned_tail = 0;
-                reason = record.reason;
+                reason = record.reason.clone();
             } else {
                 report.decisions += record.decisions();
                 report.unsigned_tail += 1;
@@ -347,7 +532,18 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
             report.notes.push(format!("{name} is empty"));
         }
     }
+    report.log = log;
     match last {
+        None if options.live => {
+            report.notes.push(
+                if cut_tail {
+                    "live log: no record yet, the first still being written"
+                } else {
+                    "live log: no record yet"
+                }
+                .to_string(),
+            );
+        }
         None => {
             report.broken = Some(Break {
                 kind: BreakKind::Truncated,
@@ -358,15 +554,15 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
                     .to_string(),
             });
         }
-        Some((file, line, seq, reason)) if reason.as_deref() != Some("close") => {
+        Some((file, line, seq, reason)) if cut_tail || reason.as_deref() != Some("close") => {
+            let signed = report
+                .last_signed_seq
+                .map(|s| format!("the last signed checkpoint (seq {s})"))
+                .unwrap_or_else(|| "the start (no checkpoint yet)".to_string());
             let what = if report.unsigned_tail > 0 {
                 format!(
-                    "the last {} record(s) follow the last signed checkpoint{}",
-                    report.unsigned_tail,
-                    report
-                        .last_signed_seq
-                        .map(|s| format!(" (seq {s})"))
-                        .unwrap_or_default()
+                    "the last {} record(s) follow {signed}",
+                    report.unsigned_tail
                 )
             } else if reason.as_deref() == Some("rotate") {
                 "it ends at a rotation checkpoint: the file that continues it was not given, or was deleted"
@@ -376,7 +572,12 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
             };
             if options.live {
                 report.notes.push(format!(
-                    "live log: {what}; they are not yet covered by a signature"
+                    "live log: {what}{}; they are not yet covered by a signature",
+                    if cut_tail {
+                        ", the last of them still being written"
+                    } else {
+                        ""
+                    }
                 ));
             } else {
                 report.broken = Some(Break {
@@ -395,6 +596,183 @@ pub fn verify(files: &[PathBuf], options: &Options<'_>) -> std::io::Result<Repor
     Ok(finish(report))
 }
 
+type Failed = Result<(), (BreakKind, String)>;
+
+/// Whether the first record, at `seq` linked to `prev`, is where the log must start.
+fn start(start: &Start, seq: u64, prev: &str, here: &str, file: &str) -> Failed {
+    match start {
+        Start::Genesis if seq > 0 => Err((
+            BreakKind::Missing,
+            format!(
+                "the log starts at {here}: records seq 0 to {} are missing (older files removed, or the head cut off); to verify the files that remain, name where they start: --from-checkpoint with the previous file's last line, or --start-seq and --start-hash",
+                seq - 1
+            ),
+        )),
+        Start::Genesis if prev != chain::GENESIS => Err((
+            BreakKind::Edited,
+            format!("{here} starts the chain but does not link to the genesis"),
+        )),
+        Start::Genesis => Ok(()),
+        Start::At { seq: want, .. } if seq > *want => Err((
+            BreakKind::Missing,
+            format!(
+                "records seq {want} to {} are missing: the log must start at seq {want}, and {file} starts at {here}",
+                seq - 1
+            ),
+        )),
+        Start::At { seq: want, .. } if seq < *want => Err((
+            BreakKind::Spliced,
+            format!(
+                "the log must start at seq {want}, but {file} starts at {here}: the files do not follow the given start"
+            ),
+        )),
+        Start::At { prev: want, .. } if prev != want => Err((
+            BreakKind::Spliced,
+            format!(
+                "{here} does not link to the given start (hash {want}): it continues another chain (another log's, or a rewritten one)"
+            ),
+        )),
+        Start::At { .. } => Ok(()),
+    }
+}
+
+/// Whether the record at `seq` linked to `prev` follows the record `before` whose hash is
+/// `hash`; looks ahead in `lines` to tell a reordering from missing records.
+fn link(
+    before: u64,
+    hash: &str,
+    seq: u64,
+    prev: &str,
+    here: &str,
+    lines: &mut Lines,
+) -> std::io::Result<Failed> {
+    let expected = before + 1;
+    if seq == expected && prev != hash {
+        return Ok(Err((
+            BreakKind::Edited,
+            format!(
+                "{here} does not link to record seq {before}: one of them was edited and resealed"
+            ),
+        )));
+    }
+    if seq > expected {
+        let failed = match find_later(lines, expected)? {
+            Some(line) => (
+                BreakKind::Reordered,
+                format!(
+                    "{here} comes before record seq {expected} (line {line}): records were reordered"
+                ),
+            ),
+            None if seq == expected + 1 => (
+                BreakKind::Missing,
+                format!("record seq {expected} is missing before {here}"),
+            ),
+            None => (
+                BreakKind::Missing,
+                format!(
+                    "records seq {expected} to {} are missing before {here}",
+                    seq - 1
+                ),
+            ),
+        };
+        return Ok(Err(failed));
+    }
+    if seq < expected {
+        return Ok(Err((
+            BreakKind::Reordered,
+            format!("{here} comes after record seq {before}: records were reordered or repeated"),
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Whether a verified checkpoint, which names `named`, is in its place: in the log of the
+/// records before it (`ours`, when known), in the file it says it is in (`file`: the seq and
+/// `prev` of the first record of the file it is read from, `name`).
+fn placed(
+    record: &Fields,
+    named: &str,
+    ours: Option<&str>,
+    file: (u64, &str),
+    here: &str,
+    name: &str,
+) -> Failed {
+    if let Some(ours) = ours
+        && named != ours
+    {
+        return Err((
+            BreakKind::Spliced,
+            format!(
+                "checkpoint {here} belongs to log {named}, but the records before it to log {ours}: two logs were spliced"
+            ),
+        ));
+    }
+    let (first, first_prev) = file;
+    let says = record.file_seq.unwrap_or_default();
+    if says != first {
+        let why = if first > says {
+            "its head was cut off, or the file was split"
+        } else {
+            "files were joined"
+        };
+        return Err((
+            if first > says {
+                BreakKind::Missing
+            } else {
+                BreakKind::Spliced
+            },
+            format!(
+                "{name} starts at record seq {first}, but checkpoint {here} says its file starts at seq {says}: {why}"
+            ),
+        ));
+    }
+    if record.file_prev.as_deref() != Some(first_prev) {
+        return Err((
+            BreakKind::Spliced,
+            format!(
+                "checkpoint {here} says its file links to {}, but the file's first record links to {first_prev}",
+                record.file_prev.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The first signed checkpoint from `record` (which does not link to the record before it)
+/// on, when it belongs to a log other than `ours`: its seq and its log.
+fn foreign(
+    record: &Fields,
+    covered: &str,
+    lines: &mut Lines,
+    keys: &[Key],
+    ours: &str,
+) -> std::io::Result<Option<(u64, String)>> {
+    let theirs = |record: &Fields, covered: &str| -> Option<(u64, String)> {
+        if record.kind.as_deref() != Some("checkpoint") {
+            return None;
+        }
+        let log = check_checkpoint(record, covered, keys, "", None).ok()?;
+        (log != ours).then(|| (record.seq.unwrap_or_default(), log.to_string()))
+    };
+    if record.kind.as_deref() == Some("checkpoint") {
+        return Ok(theirs(record, covered));
+    }
+    while let Some(line) = lines.next()? {
+        let Ok(text) = std::str::from_utf8(&line.bytes) else {
+            continue;
+        };
+        if !text.contains("\"kind\":\"checkpoint\"") {
+            continue;
+        }
+        let (Some(sealed), Ok(record)) = (chain::split(text), serde_json::from_str::<Fields>(text))
+        else {
+            continue;
+        };
+        return Ok(theirs(&record, sealed.covered));
+    }
+    Ok(None)
+}
+
 /// The members of a record that verify reads. Every other member (the request, the reads)
 /// is only checked to be JSON, not built: a request the server accepted may hold a number no
 /// float holds (`1e400` in a member no policy reads), and that line is still a record.
@@ -403,9 +781,13 @@ struct Fields {
     seq: Option<u64>,
     prev: Option<String>,
     kind: Option<String>,
+    format: Option<u64>,
+    log: Option<String>,
+    file_seq: Option<u64>,
+    file_prev: Option<String>,
+    time: Option<String>,
     key_id: Option<String>,
     alg: Option<String>,
-    sig: Option<String>,
     reason: Option<String>,
     items: Option<Vec<Option<serde::de::IgnoredAny>>>,
 }
@@ -468,6 +850,16 @@ pub fn render(report: &Report) -> String {
                 report.last_seq.unwrap_or(0),
                 report.files.len()
             ));
+            if let (Some(seq), Some(log)) = (report.last_signed_seq, &report.log) {
+                out.push_str(&format!(
+                    "signed up to seq {seq}{}, log {log}\n",
+                    report
+                        .last_signed_time
+                        .as_deref()
+                        .map(|t| format!(" (at {t})"))
+                        .unwrap_or_default()
+                ));
+            }
         }
     }
     for note in &report.notes {

@@ -22,7 +22,10 @@
 //!   old, it is closed with a checkpoint and renamed to `PATH.<first seq, 12 digits>`; the new
 //!   file's first record links to the renamed file's last.
 //! - **Restart.** An existing log is continued: the chain goes on from its last record (or from
-//!   the newest rotated file's, when the active file is gone).
+//!   the newest rotated file's, when the active file is gone), under the log id its last
+//!   checkpoint names. An active file whose checkpoints are of format 1 is rotated away first:
+//!   a file holds checkpoints of one format.
+//! - **Mode.** The files are created `0600`: they hold request bodies.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -405,8 +408,11 @@ struct Writer {
     /// Whether the file system takes reservations (cleared at the first refusal).
     reserving: bool,
     opened: Instant,
-    /// The seq of the current file's first record (for the rotated name).
-    first_seq: Option<u64>,
+    /// The seq and `prev` of the current file's first record (for the rotated name and the
+    /// checkpoints, which sign where their file starts).
+    file_start: Option<(u64, String)>,
+    /// The log's id, named by every checkpoint.
+    log: String,
     next_seq: u64,
     head: String,
     since_checkpoint: u64,
@@ -428,21 +434,33 @@ impl Writer {
             std::fs::create_dir_all(parent)?;
         }
         let lock = lock(&config.path)?;
-        // Continue the chain: from the active file's last record, else the newest rotated one.
-        let (next_seq, head, first_seq) = match last_record(&config.path)? {
-            Some((seq, hash, first)) => (seq + 1, hash, first),
-            None => match newest_rotated(&config.path)? {
-                Some(rotated) => match last_record(&rotated)? {
-                    Some((seq, hash, _)) => (seq + 1, hash, None),
-                    None => (0, chain::GENESIS.to_string(), None),
-                },
-                None => (0, chain::GENESIS.to_string(), None),
-            },
+        let mut found = Found::recover(&config.path)?;
+        if found.active_format_1 {
+            // Rotated away unsigned by this version: its checkpoints are of the old format,
+            // which verify no longer takes, and a file holds one format.
+            let first = found
+                .file_start
+                .take()
+                .map_or(found.next_seq, |(seq, _)| seq);
+            let rotated = rotated_name(&config.path, first);
+            if rotated.exists() {
+                return Err(std::io::Error::other(format!(
+                    "the audit log `{}` is of format 1 and cannot be set aside: `{}` exists",
+                    config.path.display(),
+                    rotated.display()
+                )));
+            }
+            std::fs::rename(&config.path, &rotated)?;
+            tracing::warn!(
+                rotated = %rotated.display(),
+                "the audit log's checkpoints are of format 1; its file is rotated and the log goes on in format 2"
+            );
+        }
+        let log = match found.log {
+            Some(log) => log,
+            None => new_log_id()?,
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.path)?;
+        let mut file = open_log(&config.path)?;
         let size = file.seek(SeekFrom::End(0))?;
         if size > 0 && !ends_with_newline(&config.path)? {
             // A line cut short by a crash: end it, so the next record starts a line of its own
@@ -467,9 +485,10 @@ impl Writer {
             reserving: cfg!(target_os = "linux"),
             file,
             opened: now,
-            first_seq,
-            next_seq,
-            head,
+            file_start: found.file_start,
+            log,
+            next_seq: found.next_seq,
+            head: found.head,
             since_checkpoint: 0,
             last_checkpoint: now,
             last_sync: now,
@@ -608,10 +627,13 @@ impl Writer {
 
     fn append(&mut self, record: &Record) {
         let seq = self.next_seq;
+        let prev = self.file_start.is_none().then(|| self.head.clone());
         chain::seal_chained(&mut self.buffer, seq, &mut self.head, &record.body);
         self.buffer.push('\n');
         self.next_seq += 1;
-        self.first_seq.get_or_insert(seq);
+        if let Some(prev) = prev {
+            self.file_start = Some((seq, prev));
+        }
         self.since_checkpoint += u64::from(record.decisions.max(1));
         self.counters.written.fetch_add(1, Relaxed);
         self.counters
@@ -621,17 +643,27 @@ impl Writer {
 
     fn checkpoint(&mut self, reason: &str) {
         let seq = self.next_seq;
-        let signature = self.key.sign(seq, &self.head);
-        let body = format!(
-            "\"kind\":\"checkpoint\",\"time\":\"{}\",\"reason\":\"{reason}\",\"alg\":\"{}\",\"key_id\":\"{}\",\"sig\":\"{signature}\"",
-            jiff::Timestamp::now(),
-            self.key.algorithm(),
-            self.key.id,
+        let (file_seq, file_prev) = self
+            .file_start
+            .get_or_insert_with(|| (seq, self.head.clone()))
+            .clone();
+        let time = jiff::Timestamp::now().to_string();
+        let checkpoint = chain::Checkpoint {
+            log: &self.log,
+            file_seq,
+            file_prev: &file_prev,
+            time: &time,
+            reason,
+        };
+        chain::seal_checkpoint(
+            &mut self.buffer,
+            seq,
+            &mut self.head,
+            &checkpoint,
+            &self.key,
         );
-        chain::seal_chained(&mut self.buffer, seq, &mut self.head, &body);
         self.buffer.push('\n');
         self.next_seq += 1;
-        self.first_seq.get_or_insert(seq);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         self.counters.checkpoints.fetch_add(1, Relaxed);
@@ -764,24 +796,23 @@ impl Writer {
         self.flush();
         self.sync();
         self.trim();
-        let first = self.first_seq.unwrap_or(self.next_seq);
+        let first = self
+            .file_start
+            .as_ref()
+            .map_or(self.next_seq, |(seq, _)| *seq);
         let rotated = rotated_name(&self.path, first);
         if let Err(error) = std::fs::rename(&self.path, &rotated) {
             tracing::error!(%error, "cannot rotate the audit log; continuing in the same file");
             return;
         }
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
+        match open_log(&self.path) {
             Ok(file) => {
                 self.file = file;
                 self.size = 0;
                 self.dropped = 0;
                 self.reserved = 0;
                 self.opened = Instant::now();
-                self.first_seq = None;
+                self.file_start = None;
                 self.counters.rotations.fetch_add(1, Relaxed);
                 tracing::info!(rotated = %rotated.display(), "audit log rotated");
             }
@@ -803,11 +834,11 @@ fn lock(path: &Path) -> std::io::Result<File> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let lock_path = path.with_file_name(format!(".{name}.lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)?;
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path)?;
     #[cfg(unix)]
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |_| {
@@ -862,23 +893,104 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// The seq and hash of a file's last sealed record, and the seq of its first. Reads the tail
-/// of the file, widening the window until a whole record is in it.
-fn last_record(path: &Path) -> std::io::Result<Option<(u64, String, Option<u64>)>> {
+/// Opens (or creates, `0600`: the log holds request bodies) a log file for appending.
+fn open_log(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// A new log's id: 128 random bits, in hex.
+fn new_log_id() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| std::io::Error::other(format!("cannot draw the audit log's id: {e}")))?;
+    Ok(chain::hex(&bytes))
+}
+
+/// Where a writer continues an existing log.
+struct Found {
+    next_seq: u64,
+    head: String,
+    /// The seq and `prev` of the active file's first record, when it has one.
+    file_start: Option<(u64, String)>,
+    /// The log id of the last checkpoint (of the active file, else of the newest rotated
+    /// one), when it is of format 2.
+    log: Option<String>,
+    /// The active file's last checkpoint is of format 1.
+    active_format_1: bool,
+}
+
+impl Found {
+    fn recover(path: &Path) -> std::io::Result<Found> {
+        let active = scan(path)?.unwrap_or_default();
+        let rotated = if active.last.is_none() || active.checkpoint.is_none() {
+            match newest_rotated(path)? {
+                Some(rotated) => scan(&rotated)?.unwrap_or_default(),
+                None => Scan::default(),
+            }
+        } else {
+            Scan::default()
+        };
+        let (next_seq, head) = match active.last.as_ref().or(rotated.last.as_ref()) {
+            Some((seq, hash)) => (seq + 1, hash.clone()),
+            None => (0, chain::GENESIS.to_string()),
+        };
+        let file_start = active.last.is_some().then_some(active.first).flatten();
+        let active_format_1 = matches!(active.checkpoint, Some(None));
+        let log = active.checkpoint.or(rotated.checkpoint).flatten();
+        Ok(Found {
+            next_seq,
+            head,
+            file_start,
+            log,
+            active_format_1,
+        })
+    }
+}
+
+/// What a writer needs of a file's records.
+#[derive(Default)]
+struct Scan {
+    /// The first record's seq and `prev`.
+    first: Option<(u64, String)>,
+    /// The last sealed record's seq and hash.
+    last: Option<(u64, String)>,
+    /// The last checkpoint: `Some(log id)` for format 2, `None` for format 1.
+    checkpoint: Option<Option<String>>,
+}
+
+/// The members of a record the writer reads back (the others are only parsed as JSON).
+#[derive(serde::Deserialize)]
+struct Head {
+    seq: Option<u64>,
+    prev: Option<String>,
+    kind: Option<String>,
+    format: Option<u64>,
+    log: Option<String>,
+}
+
+/// Reads a file's first record, and its tail back to its last checkpoint, widening the
+/// window from the end until it holds both (or the whole file).
+fn scan(path: &Path) -> std::io::Result<Option<Scan>> {
     use std::io::BufRead;
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    let seq_of = |line: &str| -> Option<u64> {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        value.get("seq")?.as_u64()
-    };
+    let head_of = |line: &str| serde_json::from_str::<Head>(line).ok();
     let len = file.metadata()?.len();
-    let mut first_line = String::new();
-    std::io::BufReader::new(&mut file).read_line(&mut first_line)?;
-    let first = seq_of(first_line.trim_end());
+    let mut first_line = Vec::new();
+    std::io::BufReader::new(&mut file).read_until(b'\n', &mut first_line)?;
+    let first = head_of(String::from_utf8_lossy(&first_line).trim_end())
+        .and_then(|head| Some((head.seq?, head.prev?)));
+    let mut found = Scan {
+        first,
+        ..Scan::default()
+    };
     let mut window: u64 = 1 << 20;
     loop {
         let start = len.saturating_sub(window);
@@ -890,12 +1002,26 @@ fn last_record(path: &Path) -> std::io::Result<Option<(u64, String, Option<u64>)
         let skip = usize::from(start > 0);
         let lines: Vec<&str> = text.lines().skip(skip).collect();
         for line in lines.iter().rev() {
-            if let (Some(sealed), Some(seq)) = (chain::split(line), seq_of(line)) {
-                return Ok(Some((seq, sealed.claimed.to_string(), first)));
+            // Once the last record is known, only a checkpoint is worth parsing.
+            if chain::split(line).is_none()
+                || (found.last.is_some() && !line.contains("\"kind\":\"checkpoint\""))
+            {
+                continue;
+            }
+            let Some(head) = head_of(line) else { continue };
+            if found.last.is_none()
+                && let Some(seq) = head.seq
+                && let Some(sealed) = chain::split(line)
+            {
+                found.last = Some((seq, sealed.claimed.to_string()));
+            }
+            if head.kind.as_deref() == Some("checkpoint") {
+                found.checkpoint = Some(head.format.and(head.log));
+                return Ok(Some(found));
             }
         }
         if start == 0 {
-            return Ok(None);
+            return Ok(Some(found));
         }
         window = window.saturating_mul(4);
     }

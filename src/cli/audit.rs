@@ -18,7 +18,8 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain and the checkpoint signatures; name the first record that breaks.
-    /// Exit 0: intact; 1: broken.
+    /// A log must start at seq 0 (or where --from-checkpoint or --start-seq say) and end with
+    /// its signed closing checkpoint (or be checked --live). Exit 0: intact; 1: broken.
     Verify(VerifyArgs),
     /// Re-decide every recorded request, at its recorded time, under other policies; list the
     /// decisions that would flip, grouped by rule.
@@ -41,10 +42,23 @@ pub struct VerifyArgs {
         required = true
     )]
     pub key_file: Vec<PathBuf>,
-    /// The log is still being written: records after the last checkpoint are reported, not a
-    /// break.
+    /// The log is still being written: verify it up to its last signed checkpoint and report
+    /// how many records follow, not yet covered by a signature (exit 0 when everything up to
+    /// there verifies). Without it, a log must end with the closing checkpoint.
     #[arg(long)]
     pub live: bool,
+    /// The files start after the signed checkpoint on the last line of FILE: the file before
+    /// the first one given (older files removed), or a copy of its last line kept when it was
+    /// deleted (`tail -n 1`). Without it or --start-seq, the log must start at seq 0.
+    #[arg(long, value_name = "FILE", conflicts_with = "start_seq")]
+    pub from_checkpoint: Option<PathBuf>,
+    /// The files start at this seq (with --start-hash): for a log whose older files were
+    /// removed, from a record you hold on trust.
+    #[arg(long, value_name = "SEQ", requires = "start_hash")]
+    pub start_seq: Option<u64>,
+    /// The hash the record at --start-seq must link to (the `hash` of record SEQ - 1).
+    #[arg(long, value_name = "HASH", requires = "start_seq", value_parser = parse_hash)]
+    pub start_hash: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -62,6 +76,15 @@ pub struct ReplayArgs {
     pub examples: usize,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// `--start-hash`: 64 hexadecimal digits, as the log writes them.
+fn parse_hash(text: &str) -> Result<String, String> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("`{text}` is not a SHA-256 in hex (64 digits)"))
+    }
 }
 
 /// `--examples`: a count, or `all`.
@@ -103,12 +126,35 @@ fn run_verify(args: &VerifyArgs) -> Exit {
         error(format!("no such file `{}`", path.display()));
         return Exit::InvalidInput;
     }
+    let start = match (&args.from_checkpoint, args.start_seq, &args.start_hash) {
+        (Some(file), _, _) => match verify::start_after(file, &keys) {
+            Ok(start) => start,
+            Err(failure) => {
+                error(&failure);
+                if let Some(help) = miette::Diagnostic::help(&failure) {
+                    let _ = writeln!(std::io::stderr(), "  help: {help}");
+                }
+                // A start that does not verify is a log that cannot be verified from it.
+                return match failure {
+                    verify::StartError::Read { .. } => Exit::InvalidInput,
+                    verify::StartError::NotCheckpoint { .. } => Exit::Failure,
+                };
+            }
+        },
+        (None, Some(seq), Some(hash)) => verify::Start::At {
+            seq,
+            prev: hash.clone(),
+            log: None,
+        },
+        _ => verify::Start::Genesis,
+    };
     let files = verify::order_files(&args.files);
     let report = match verify::verify(
         &files,
         &verify::Options {
             keys: &keys,
             live: args.live,
+            start,
         },
     ) {
         Ok(report) => report,

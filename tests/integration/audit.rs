@@ -127,6 +127,7 @@ fn verify_lib(files: &[PathBuf]) -> verify::Report {
         &verify::Options {
             keys: std::slice::from_ref(&key),
             live: false,
+            start: verify::Start::Genesis,
         },
     )
     .unwrap()
@@ -269,6 +270,32 @@ async fn every_decision_under_concurrent_load_is_recorded_once() {
     assert!(single["latency_us"].as_u64().is_some());
 }
 
+/// Reseals `lines` from `from` on, as whoever edits the file can: each line's `prev` is set to
+/// the hash of the line before it and its hash recomputed; checkpoints are re-signed with
+/// `key` when one is given (else their signatures stay as they were).
+fn reseal(lines: &mut [String], from: usize, key: Option<&Key>) {
+    let mut prev = from
+        .checked_sub(1)
+        .map(|i| chain::split(&lines[i]).unwrap().claimed.to_string());
+    for line in &mut lines[from..] {
+        let mut covered = chain::split(line).unwrap().covered.to_string();
+        let at = covered.find(",\"prev\":\"").unwrap() + ",\"prev\":\"".len();
+        if let Some(prev) = &prev {
+            covered.replace_range(at..at + 64, prev);
+        }
+        if let Some(key) = key
+            && covered.contains("\"kind\":\"checkpoint\"")
+        {
+            let (signed, _) = chain::signed(&covered).unwrap();
+            let signed = signed.to_string();
+            covered = format!("{signed},\"sig\":\"{}\"", key.sign(signed.as_bytes()));
+        }
+        let hash = chain::hash_of(&covered);
+        *line = format!("{covered},\"hash\":\"{hash}\"}}");
+        prev = Some(hash);
+    }
+}
+
 /// Copies the log and applies `tamper` to its lines.
 fn tampered(setup: &Setup, name: &str, tamper: impl FnOnce(&mut Vec<String>)) -> PathBuf {
     let mut lines = lines(&setup.log);
@@ -350,36 +377,8 @@ async fn verify_passes_an_intact_log_and_pinpoints_each_tampering() {
     // Edit a record, reseal the whole chain after it, re-sign the checkpoints with another key.
     let wrong = Key::new(b"not-the-server-key!").unwrap();
     let resigned = tampered(&setup, "resigned.jsonl", |lines| {
-        let mut prev: Option<String> = None;
-        for line in lines.iter_mut() {
-            let mut record: serde_json::Map<String, JsonValue> =
-                serde_json::from_str(line).unwrap();
-            let seq = record["seq"].as_u64().unwrap();
-            if let Some(prev) = &prev {
-                record.insert("prev".into(), json!(prev));
-            }
-            if seq == 2 {
-                record.insert("decision".into(), json!("allow"));
-            }
-            if record["kind"] == "checkpoint" {
-                let head = record["prev"].as_str().unwrap().to_string();
-                record.insert("sig".into(), json!(wrong.sign(seq, &head)));
-            }
-            record.remove("hash");
-            let seq = record.remove("seq").unwrap();
-            let prev_field = record.remove("prev").unwrap();
-            let body = serde_json::to_string(&record).unwrap();
-            let body = &body[1..body.len() - 1];
-            let mut out = String::new();
-            let hash = chain::seal(
-                &mut out,
-                seq.as_u64().unwrap(),
-                prev_field.as_str().unwrap(),
-                body,
-            );
-            *line = out;
-            prev = Some(hash);
-        }
+        lines[2] = lines[2].replacen("alice", "alicf", 1);
+        reseal(lines, 2, Some(&wrong));
     });
     let (code, out) = verify_cli(&[resigned], &setup.key_file);
     assert_eq!(code, 1, "{out}");
@@ -1043,6 +1042,7 @@ async fn a_live_log_reports_its_unsigned_tail() {
         &verify::Options {
             keys: std::slice::from_ref(&key),
             live: true,
+            start: verify::Start::Genesis,
         },
     )
     .unwrap();
@@ -1054,10 +1054,21 @@ async fn a_live_log_reports_its_unsigned_tail() {
         &verify::Options {
             keys: std::slice::from_ref(&key),
             live: false,
+            start: verify::Start::Genesis,
         },
     )
     .unwrap();
     assert_eq!(closed.broken.unwrap().kind, verify::BreakKind::Truncated);
+    // The binary: `--live` exits 0 and counts the unsigned records; without it, truncated.
+    let (code, out, _) = verify_with(&files, &setup.key_file, &["--live"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("live log: the last 1 record(s) follow the start (no checkpoint yet)"),
+        "{out}"
+    );
+    let (code, out, _) = verify_with(&files, &setup.key_file, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: truncated:"), "{out}");
     server.running.shutdown().await;
 }
 
@@ -1676,4 +1687,638 @@ async fn single_requests_are_recorded_as_sent_and_the_log_stays_verifiable() {
     let (code, out) = verify_cli(&setup.files(), &setup.key_file);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("4 decision(s)"), "{out}");
+}
+
+/// Runs `warden audit verify` with `extra` arguments before the files: (exit code, stdout,
+/// stderr).
+fn verify_with(files: &[PathBuf], key_file: &Path, extra: &[&str]) -> (i32, String, String) {
+    let output = warden()
+        .args(["audit", "verify", "--key-file"])
+        .arg(key_file)
+        .args(extra)
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// A closed log of 12 single evaluations with a checkpoint every 4 records: decisions at
+/// seq 0-3, 5-8 and 10-13, periodic checkpoints at 4, 9 and 14, the closing one at 15.
+async fn sixteen_lines(setup: &Setup) -> Vec<String> {
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 4;
+    closed_log(setup, audit, 12).await;
+    let lines = lines(&setup.log);
+    let kinds: Vec<JsonValue> = lines
+        .iter()
+        .map(|l| {
+            let r: JsonValue = serde_json::from_str(l).unwrap();
+            json!([r["kind"], r["reason"]])
+        })
+        .collect();
+    let cp = |reason: &str| json!(["checkpoint", reason]);
+    let decision = json!(["decision", null]);
+    let mut expected = vec![decision; 16];
+    expected[4] = cp("count");
+    expected[9] = cp("count");
+    expected[14] = cp("count");
+    expected[15] = cp("close");
+    assert_eq!(kinds, expected);
+    lines
+}
+
+fn log_id(lines: &[String]) -> String {
+    let last: JsonValue = serde_json::from_str(lines.last().unwrap()).unwrap();
+    last["log"].as_str().unwrap().to_string()
+}
+
+/// Each way of tampering with a closed log, by whoever can write the file but does not hold
+/// the key, exits 1 and says what was done. `b` is another log signed with the same key.
+#[tokio::test]
+async fn every_tampering_exits_1_with_its_reason() {
+    let setup = Setup::new();
+    let other = Setup::new();
+    let a = sixteen_lines(&setup).await;
+    let b = sixteen_lines(&other).await;
+    let (log_a, log_b) = (log_id(&a), log_id(&b));
+    assert_ne!(log_a, log_b);
+    let wrong = Key::new(b"not-the-server-key!").unwrap();
+    type Tamper = Box<dyn Fn(&mut Vec<String>)>;
+    let cases: Vec<(&str, Tamper, String)> = vec![
+        (
+            "edit a byte",
+            Box::new(|l| l[5] = l[5].replacen("alice", "alicf", 1)),
+            "broken: edited: record seq 5 (edit-a-byte.jsonl:6) was edited: its content does not match its hash".into(),
+        ),
+        (
+            "edit a record and reseal it",
+            Box::new(|l| {
+                l[5] = l[5].replacen("alice", "alicf", 1);
+                reseal(&mut l[..6], 5, None);
+            }),
+            "broken: edited: record seq 6 (edit-a-record-and-reseal-it.jsonl:7) does not link to record seq 5".into(),
+        ),
+        (
+            "edit a record and reseal the chain",
+            Box::new(|l| {
+                l[5] = l[5].replacen("alice", "alicf", 1);
+                reseal(l, 5, None);
+            }),
+            "broken: bad signature: checkpoint record seq 9 (edit-a-record-and-reseal-the-chain.jsonl:10) does not verify under the given key".into(),
+        ),
+        (
+            "reseal the chain and sign with another key",
+            Box::new(move |l| {
+                l[5] = l[5].replacen("alice", "alicf", 1);
+                reseal(l, 5, Some(&wrong));
+            }),
+            "broken: bad signature: checkpoint record seq 9".into(),
+        ),
+        (
+            "delete a record",
+            Box::new(|l| {
+                l.remove(3);
+            }),
+            "broken: missing: record seq 3 is missing before record seq 4".into(),
+        ),
+        (
+            "delete a checkpoint",
+            Box::new(|l| {
+                l.remove(9);
+            }),
+            "broken: missing: record seq 9 is missing before record seq 10".into(),
+        ),
+        (
+            "delete the closing checkpoint",
+            Box::new(|l| {
+                l.pop();
+            }),
+            "broken: truncated: the log ends at record seq 14 (delete-the-closing-checkpoint.jsonl:15) without the closing checkpoint".into(),
+        ),
+        (
+            "reorder",
+            Box::new(|l| l.swap(7, 8)),
+            "broken: reordered: record seq 8 (reorder.jsonl:8) comes before record seq 7".into(),
+        ),
+        (
+            "repeat a record",
+            Box::new(|l| {
+                let copy = l[6].clone();
+                l.insert(7, copy);
+            }),
+            "broken: reordered: record seq 6 (repeat-a-record.jsonl:8) comes after record seq 6".into(),
+        ),
+        (
+            "cut after a periodic checkpoint",
+            Box::new(|l| l.truncate(10)),
+            "broken: truncated: the log ends at record seq 9 (cut-after-a-periodic-checkpoint.jsonl:10) without the closing checkpoint: it was truncated, or the server did not shut down cleanly; it ends at a periodic checkpoint".into(),
+        ),
+        (
+            "cut after a periodic checkpoint relabelled close",
+            Box::new(|l| {
+                l.truncate(10);
+                l[9] = l[9].replacen("\"reason\":\"count\"", "\"reason\":\"close\"", 1);
+                reseal(l, 9, None);
+            }),
+            "broken: bad signature: checkpoint record seq 9 (cut-after-a-periodic-checkpoint-relabelled-close.jsonl:10) does not verify under the given key: it (its reason, time or place) or the records since the previous checkpoint (seq 4) were rewritten".into(),
+        ),
+        (
+            "relabel a checkpoint in place",
+            Box::new(|l| {
+                l[4] = l[4].replacen("\"reason\":\"count\"", "\"reason\":\"interval\"", 1);
+                reseal(l, 4, None);
+            }),
+            "broken: bad signature: checkpoint record seq 4 (".into(),
+        ),
+        (
+            "change a checkpoint's time",
+            Box::new(|l| {
+                l[9] = l[9].replacen("\"time\":\"2", "\"time\":\"1", 1);
+                reseal(l, 9, None);
+            }),
+            "broken: bad signature: checkpoint record seq 9 (".into(),
+        ),
+        (
+            "change a checkpoint's file",
+            Box::new(|l| {
+                l[9] = l[9].replacen("\"file_seq\":0", "\"file_seq\":5", 1);
+                reseal(l, 9, None);
+            }),
+            "broken: bad signature: checkpoint record seq 9 (".into(),
+        ),
+        (
+            "cut the head",
+            Box::new(|l| {
+                l.drain(..5);
+            }),
+            "broken: missing: the log starts at record seq 5 (cut-the-head.jsonl:1): records seq 0 to 4 are missing".into(),
+        ),
+        (
+            "append a record after the close",
+            Box::new(|l| {
+                let copy = l[13].clone();
+                l.push(copy.replacen("\"seq\":13", "\"seq\":16", 1));
+                reseal(l, 16, None);
+            }),
+            "broken: truncated: the log ends at record seq 16 (append-a-record-after-the-close.jsonl:17) without the closing checkpoint: it was truncated, or the server did not shut down cleanly; the last 1 record(s) follow the last signed checkpoint (seq 15)".into(),
+        ),
+        (
+            "copy the closing checkpoint of another log",
+            {
+                let b = b.clone();
+                Box::new(move |l| {
+                    l.truncate(15);
+                    l.push(b[15].clone());
+                })
+            },
+            format!("broken: spliced: checkpoint record seq 15 (copy-the-closing-checkpoint-of-another-log.jsonl:16) does not link to the record before it: it is a signed checkpoint of log {log_b}, not of this log {log_a}: copied from another log"),
+        ),
+        (
+            "copy the closing checkpoint of another log and link it",
+            {
+                let b = b.clone();
+                Box::new(move |l| {
+                    l.truncate(15);
+                    l.push(b[15].clone());
+                    reseal(l, 15, None);
+                })
+            },
+            format!("does not verify under the given key: it (its reason, time or place) or the records since the previous checkpoint (seq 14) were rewritten; it names log {log_b}, not this log {log_a}: it was copied from another log, or two logs were spliced"),
+        ),
+        (
+            "splice two logs",
+            {
+                let b = b.clone();
+                Box::new(move |l| {
+                    l.truncate(10);
+                    l.extend(b[10..].iter().cloned());
+                })
+            },
+            format!("broken: spliced: record seq 10 (splice-two-logs.jsonl:11) does not link to the record before it, and the records from it on belong to log {log_b} (by its checkpoint seq 14), not to this log {log_a}: two logs were spliced"),
+        ),
+        (
+            "splice two logs and reseal",
+            {
+                let b = b.clone();
+                Box::new(move |l| {
+                    l.truncate(10);
+                    l.extend(b[10..].iter().cloned());
+                    reseal(l, 10, None);
+                })
+            },
+            format!("broken: bad signature: checkpoint record seq 14 (splice-two-logs-and-reseal.jsonl:15) does not verify under the given key: it (its reason, time or place) or the records since the previous checkpoint (seq 9) were rewritten; it names log {log_b}, not this log {log_a}"),
+        ),
+        (
+            "make a checkpoint look like format 1",
+            Box::new(|l| {
+                l[4] = l[4].replacen("\"format\":2,", "", 1);
+                reseal(l, 4, None);
+            }),
+            "broken: unsupported format: checkpoint record seq 4 (make-a-checkpoint-look-like-format-1.jsonl:5) is of audit log format 1".into(),
+        ),
+    ];
+    for (name, tamper, expected) in cases {
+        let file = name.replace(' ', "-").replace('\'', "") + ".jsonl";
+        let path = tampered(&setup, &file, tamper);
+        let (code, out) = verify_cli(&[path], &setup.key_file);
+        let out = out.replace(&format!("{}/", setup.dir.root.path().display()), "");
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(
+            out.contains(&expected),
+            "{name}: expected `{expected}` in\n{out}"
+        );
+    }
+}
+
+/// Whole lines cut off the tail at every position, or the head, or a line cut short at its
+/// middle: each exits 1 and says so. `--live` takes each tail cut as a log still being
+/// written, and reports the records after its last checkpoint; it does not take a head cut.
+#[tokio::test]
+async fn cutting_the_log_anywhere_is_reported() {
+    let setup = Setup::new();
+    let all = sixteen_lines(&setup).await;
+    let dir = setup.dir.root.path();
+    for keep in 0..all.len() {
+        let path = dir.join(format!("tail-{keep}.jsonl"));
+        let text: String = all[..keep].iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let files = std::slice::from_ref(&path);
+        let (code, out) = verify_cli(files, &setup.key_file);
+        assert_eq!(code, 1, "{keep} lines: {out}");
+        if keep == 0 {
+            assert!(
+                out.contains("broken: truncated: the log holds no records"),
+                "{out}"
+            );
+        } else {
+            assert!(
+                out.contains(&format!(
+                    "broken: truncated: the log ends at record seq {} (",
+                    keep - 1
+                )),
+                "{keep} lines: {out}"
+            );
+        }
+        let (code, out, _) = verify_with(files, &setup.key_file, &["--live"]);
+        assert_eq!(code, 0, "--live, {keep} lines: {out}");
+        let last_checkpoint = [4, 9, 14].into_iter().rev().find(|&c| c < keep);
+        let tail = keep - last_checkpoint.map_or(0, |c| c + 1);
+        if tail > 0 {
+            assert!(
+                out.contains(&format!("live log: the last {tail} record(s) follow")),
+                "--live, {keep} lines: {out}"
+            );
+        }
+
+        // A line cut short in its middle.
+        if keep < all.len() {
+            let line = &all[keep];
+            let cut = dir.join(format!("cut-{keep}.jsonl"));
+            std::fs::write(&cut, format!("{text}{}", &line[..line.len() / 2])).unwrap();
+            let (code, out) = verify_cli(std::slice::from_ref(&cut), &setup.key_file);
+            assert_eq!(code, 1, "cut in line {keep}: {out}");
+            assert!(
+                out.contains(&format!("broken: truncated: record seq {keep} (")),
+                "{out}"
+            );
+            assert!(out.contains("is cut short"), "{out}");
+            // Live: the writer may be writing that line.
+            let (code, out, _) =
+                verify_with(std::slice::from_ref(&cut), &setup.key_file, &["--live"]);
+            assert_eq!(code, 0, "--live, cut in line {keep}: {out}");
+            assert!(out.contains("still being written"), "{out}");
+        }
+
+        // The head cut off.
+        if keep > 0 {
+            let head = dir.join(format!("head-{keep}.jsonl"));
+            let text: String = all[keep..].iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&head, text).unwrap();
+            for extra in [&[][..], &["--live"][..]] {
+                let (code, out, _) =
+                    verify_with(std::slice::from_ref(&head), &setup.key_file, extra);
+                assert_eq!(code, 1, "head cut at {keep} {extra:?}: {out}");
+                assert!(
+                    out.contains(&format!(
+                        "broken: missing: the log starts at record seq {keep} ("
+                    )),
+                    "{out}"
+                );
+            }
+        }
+    }
+}
+
+/// Rotated files: the checkpoints sign where their file starts, so files joined or split are
+/// named; a log whose older files were removed verifies only from a start the caller names
+/// (the previous file's last line, or a seq and a hash), and not from a wrong one.
+#[tokio::test]
+async fn rotated_files_verify_from_the_start_the_caller_names() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.rotate_bytes = 2_000;
+    closed_log(&setup, audit, 30).await;
+    let files = verify::order_files(&setup.files());
+    assert!(files.len() >= 4, "{files:?}");
+    let dir = setup.dir.root.path();
+    let key = &setup.key_file;
+    let (code, out, _) = verify_with(&files, key, &[]);
+    assert_eq!(code, 0, "{out}");
+    let log = log_id(&lines(&files[0]));
+    assert!(out.contains(&format!(", log {log}")), "{out}");
+    let first_of = |file: &Path| -> JsonValue { serde_json::from_str(&lines(file)[0]).unwrap() };
+    let start = first_of(&files[1])["seq"].as_u64().unwrap();
+
+    // The first file removed.
+    let rest = &files[1..];
+    let (code, out, _) = verify_with(rest, key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "broken: missing: the log starts at record seq {start} ("
+        )),
+        "{out}"
+    );
+    assert!(out.contains("--from-checkpoint"), "{out}");
+    // From its last line: the file itself, or a copy of that line.
+    let from = files[0].to_str().unwrap();
+    let (code, out, _) = verify_with(rest, key, &["--from-checkpoint", from]);
+    assert_eq!(code, 0, "{out}");
+    let kept = dir.join("kept-checkpoint");
+    std::fs::write(&kept, lines(&files[0]).last().unwrap()).unwrap();
+    let (code, out, _) = verify_with(rest, key, &["--from-checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    // From a seq and a hash.
+    let hash = first_of(&files[1])["prev"].as_str().unwrap().to_string();
+    let seq_arg = start.to_string();
+    let (code, out, _) = verify_with(rest, key, &["--start-seq", &seq_arg, "--start-hash", &hash]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = verify_with(
+        rest,
+        key,
+        &["--start-seq", &seq_arg, "--start-hash", &"ab".repeat(32)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "broken: spliced: record seq {start} ({}:1) does not link to the given start",
+            files[1].display()
+        )),
+        "{out}"
+    );
+    // Two files removed, the start of the first given.
+    let (code, out, _) = verify_with(&files[2..], key, &["--from-checkpoint", from]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken: missing: records seq {start} to ")),
+        "{out}"
+    );
+    // A start that is not a signed checkpoint.
+    let relabelled = dir.join("relabelled-checkpoint");
+    let mut last = vec![lines(&files[0]).last().unwrap().clone()];
+    last[0] = last[0].replacen("\"reason\":\"rotate\"", "\"reason\":\"close\"", 1);
+    reseal(&mut last, 0, None);
+    std::fs::write(&relabelled, &last[0]).unwrap();
+    let (code, out, err) = verify_with(
+        rest,
+        key,
+        &["--from-checkpoint", relabelled.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("is not a signed checkpoint"), "{err}");
+    assert!(err.contains("does not verify under the given key"), "{err}");
+    let (code, _, err) = verify_with(rest, key, &["--start-seq", "3"]);
+    assert_eq!(code, 2, "{err}");
+
+    // Two files joined into one.
+    let joined = dir.join("joined.jsonl");
+    let text: String = lines(&files[1])
+        .iter()
+        .chain(lines(&files[2]).iter())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&joined, text).unwrap();
+    let mut given = vec![files[0].clone(), joined.clone()];
+    given.extend(files[3..].iter().cloned());
+    let (code, out, _) = verify_with(&given, key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: spliced: "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} starts at record seq {start}, but checkpoint record seq",
+            joined.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("files were joined"), "{out}");
+
+    // A file split in two (at a record, not at a rotation).
+    let second = lines(&files[1]);
+    let (front, back) = second.split_at(2);
+    let front_file = dir.join("front.jsonl");
+    let back_file = dir.join("back.jsonl");
+    std::fs::write(&front_file, front.join("\n") + "\n").unwrap();
+    std::fs::write(&back_file, back.join("\n") + "\n").unwrap();
+    let mut given = vec![files[0].clone(), front_file, back_file.clone()];
+    given.extend(files[2..].iter().cloned());
+    let (code, out, _) = verify_with(&given, key, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "broken: missing: {} starts at record seq {}, but checkpoint record seq",
+            back_file.display(),
+            start + 2
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("its head was cut off, or the file was split"),
+        "{out}"
+    );
+}
+
+/// The audit files hold request bodies: they are created readable by their owner only, the
+/// rotated ones too.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_audit_files_are_created_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.rotate_bytes = 2_000;
+    closed_log(&setup, audit, 12).await;
+    let files = setup.files();
+    assert!(files.len() >= 2, "{files:?}");
+    let lock = setup.log.with_file_name(".audit.jsonl.lock");
+    for file in files.iter().chain([&lock]) {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+}
+
+/// A log of format 1 (checkpoints that sign only their seq and the chain head) is refused by
+/// its format; a server started on it rotates it away and goes on in format 2, which verifies
+/// from the old log's last record.
+#[tokio::test]
+async fn a_log_of_format_1_is_refused_and_not_continued() {
+    let setup = Setup::new();
+    let fixture = audit_key("format-1.jsonl");
+    let (code, out) = verify_cli(std::slice::from_ref(&fixture), &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("broken: unsupported format: checkpoint record seq 3 ("),
+        "{out}"
+    );
+    assert!(out.contains("is of audit log format 1"), "{out}");
+
+    std::fs::create_dir_all(setup.log.parent().unwrap()).unwrap();
+    std::fs::copy(&fixture, &setup.log).unwrap();
+    closed_log(&setup, setup.audit(), 3).await;
+    let rotated = writer_rotated(&setup.log, 0);
+    assert_eq!(
+        std::fs::read(&rotated).unwrap(),
+        std::fs::read(&fixture).unwrap(),
+        "the old file is set aside untouched"
+    );
+    let old_last: JsonValue = serde_json::from_str(lines(&fixture).last().unwrap()).unwrap();
+    let new = lines(&setup.log);
+    let first: JsonValue = serde_json::from_str(&new[0]).unwrap();
+    assert_eq!(first["seq"], 6);
+    assert_eq!(first["prev"], old_last["hash"]);
+    let hash = old_last["hash"].as_str().unwrap();
+    let (code, out, _) = verify_with(
+        std::slice::from_ref(&setup.log),
+        &setup.key_file,
+        &["--start-seq", "6", "--start-hash", hash],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 decision(s)"), "{out}");
+}
+
+fn writer_rotated(log: &Path, first: u64) -> PathBuf {
+    warden::audit::writer::rotated_name(log, first)
+}
+
+/// A change to the bytes of a closed log.
+#[derive(Clone, Debug)]
+enum Change {
+    /// XOR a byte with a non-zero mask.
+    Flip(usize, u8),
+    /// Remove `len` bytes from a position.
+    Delete(usize, usize),
+    /// Keep only the bytes before a position.
+    Truncate(usize),
+    /// Copy a line after another.
+    Repeat(usize, usize),
+    /// Swap two lines.
+    Swap(usize, usize),
+}
+
+impl Change {
+    fn apply(&self, log: &[u8]) -> Vec<u8> {
+        let lines = || -> Vec<Vec<u8>> {
+            log.split_inclusive(|b| *b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        match *self {
+            Change::Flip(at, mask) => {
+                let mut out = log.to_vec();
+                let at = at % out.len();
+                out[at] ^= mask;
+                out
+            }
+            Change::Delete(at, len) => {
+                let at = at % log.len();
+                let end = (at + len).min(log.len());
+                [&log[..at], &log[end..]].concat()
+            }
+            Change::Truncate(at) => log[..at % log.len()].to_vec(),
+            Change::Repeat(from, after) => {
+                let mut lines = lines();
+                let copy = lines[from % lines.len()].clone();
+                let at = after % lines.len() + 1;
+                lines.insert(at, copy);
+                lines.concat()
+            }
+            Change::Swap(a, b) => {
+                let mut lines = lines();
+                let n = lines.len();
+                lines.swap(a % n, b % n);
+                lines.concat()
+            }
+        }
+    }
+}
+
+/// No change to a closed log's bytes (but dropping its final newline, which loses nothing)
+/// leaves it intact.
+#[tokio::test]
+async fn no_change_to_a_closed_log_leaves_it_intact() {
+    use proptest::prelude::*;
+    let setup = Setup::new();
+    let log = sixteen_lines(&setup).await.join("\n") + "\n";
+    let log = log.into_bytes();
+    let key = Key::new(KEY).unwrap();
+    let path = setup.dir.root.path().join("changed.jsonl");
+    let change = prop_oneof![
+        (any::<usize>(), 1..=255u8).prop_map(|(at, mask)| Change::Flip(at, mask)),
+        (any::<usize>(), 1..200usize).prop_map(|(at, len)| Change::Delete(at, len)),
+        any::<usize>().prop_map(Change::Truncate),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Change::Repeat(a, b)),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Change::Swap(a, b)),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&change, |change| {
+            let changed = change.apply(&log);
+            if changed == log || changed[..] == log[..log.len() - 1] {
+                return Ok(());
+            }
+            std::fs::write(&path, &changed).unwrap();
+            let report = verify::verify(
+                std::slice::from_ref(&path),
+                &verify::Options {
+                    keys: std::slice::from_ref(&key),
+                    live: false,
+                    start: verify::Start::Genesis,
+                },
+            )
+            .unwrap();
+            prop_assert!(!report.intact, "{change:?} left the log intact");
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A server that stopped without its closing checkpoint (a crash) is restarted on its log: the
+/// chain and the log id go on, and the next closing checkpoint seals everything.
+#[tokio::test]
+async fn a_restart_after_a_crash_continues_the_log() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.checkpoint_records = 4;
+    closed_log(&setup, audit.clone(), 6).await;
+    let mut lines = lines(&setup.log);
+    let close: JsonValue = serde_json::from_str(&lines.pop().unwrap()).unwrap();
+    assert_eq!(close["reason"], "close");
+    std::fs::write(&setup.log, lines.join("\n") + "\n").unwrap();
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    closed_log(&setup, audit, 2).await;
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("8 decision(s)"), "{out}");
+    assert!(
+        out.contains(&format!("log {}", close["log"].as_str().unwrap())),
+        "{out}"
+    );
 }
