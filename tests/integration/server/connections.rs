@@ -322,6 +322,16 @@ impl Process {
     }
 }
 
+impl Drop for Process {
+    /// A test that fails midway leaves no server behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// At SIGTERM, a connection that has sent half a request head and an idle keep-alive
 /// connection close at once, a call being answered gets its answer with `Connection: close`,
 /// and the process exits without waiting for the (long) shutdown timeout.
