@@ -187,6 +187,13 @@ impl Conn {
         }
     }
 
+    /// A request head has been read: the request is being answered. When it began does not
+    /// matter (a busy connection has no deadline here and is never closed to make room), so
+    /// the clock is not read.
+    fn answering(&self) {
+        self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
     /// Whether the connection is being answered now.
     pub fn busy(&self) -> bool {
         self.phase() == BUSY
@@ -701,7 +708,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Answering {
     type Future = Answer;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Answer {
-        self.conn.enter(BUSY);
+        self.conn.answering();
         // A router is always ready (its `poll_ready` returns at once), so it is called as is.
         let mut app = self.app.clone();
         Answer {
@@ -754,7 +761,8 @@ mod tests {
             conn.check(&limits(), after(10)),
             Check::Expired(Closed::HeaderTimeout)
         ));
-        conn.enter(BUSY);
+        conn.answering();
+        assert!(conn.busy());
         assert!(matches!(conn.check(&limits(), after(100)), Check::At(at) if at == after(110)));
         conn.enter(IDLE);
         let idle = epoch + Duration::from_nanos(conn.since());

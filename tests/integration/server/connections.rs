@@ -269,13 +269,18 @@ pub struct Process {
 impl Process {
     /// Starts `warden serve` on an ephemeral port with JSON logs, and waits until it serves.
     pub fn start(args: &[&str]) -> Process {
-        let mut child = crate::sidecar::warden()
+        let child = crate::sidecar::warden()
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
+        // Owned by a `Process` at once, so that a failure below leaves no server behind.
+        let mut process = Process {
+            child,
+            address: String::new(),
+        };
+        let stderr = process.child.stderr.take().unwrap();
         let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -290,9 +295,9 @@ impl Process {
                 .recv_timeout(Duration::from_secs(60))
                 .expect("the server did not say where it serves");
             if line["fields"]["message"] == "serving" {
-                let address = line["fields"]["address"].as_str().unwrap().to_string();
+                process.address = line["fields"]["address"].as_str().unwrap().to_string();
                 // The reader thread keeps draining the log after `lines` is dropped.
-                return Process { child, address };
+                return process;
             }
         }
     }
