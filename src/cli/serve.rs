@@ -52,7 +52,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", env = "WARDEN_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u64>,
     /// The most connections open at once per listener; at the limit a new connection closes
-    /// the one that waited longest without a request [default: 10000, lowered to fit the
+    /// the idle or half-sent one nearest its timeout [default: 10000, lowered to fit the
     /// open-file limit].
     #[arg(long, value_name = "N", env = "WARDEN_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,

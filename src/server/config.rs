@@ -220,7 +220,7 @@ pub struct Config {
     /// The longest a keep-alive connection may stay idle between requests.
     pub idle_timeout: Duration,
     /// The most connections open at once on each listener; at the limit, a new connection
-    /// closes the one that waited longest without a request.
+    /// closes the idle or half-sent one nearest its timeout.
     pub max_connections: usize,
     /// The longest a reload waits for a directory that keeps changing to settle.
     pub reload_max_wait: Duration,

@@ -9,8 +9,8 @@
 //!   after the first byte that followed an idle pause, is closed: a slow client (slowloris)
 //!   holds a connection no longer than that;
 //! - a keep-alive connection idle for `idle_timeout` is closed;
-//! - at `max_connections`, a new connection makes room by closing the open one that has
-//!   waited longest without a request being answered (idle, or still sending its head); when
+//! - at `max_connections`, a new connection makes room by closing the open one nearest its
+//!   own header or idle timeout (a slow client before a pooled keep-alive connection); when
 //!   every open connection is being answered, the new one is closed at once (refused). So
 //!   whatever clients hold open, a new client is served;
 //! - at shutdown, connections that are idle or still sending a head close at once; one being
@@ -18,8 +18,7 @@
 //!
 //! A connection has one timer, moved only when it fires, not one per request. A failed
 //! `accept` backs off (50 ms, doubling to 1 s) instead of spinning; when the process is out of
-//! file descriptors, the connection that waited longest without a request is closed to free
-//! one. Every closing for one of these reasons is counted in `/metrics` and logged (at most
+//! file descriptors, a connection is closed the same way to free one. Every closing for one of these reasons is counted in `/metrics` and logged (at most
 //! once per ten seconds per reason).
 
 use std::collections::HashMap;
@@ -223,6 +222,18 @@ impl Conn {
         }
     }
 
+    /// When the connection's header or idle timeout expires (nanoseconds after `epoch`); a
+    /// busy connection has none.
+    fn deadline(&self, limits: &Limits) -> u64 {
+        let limit = match self.phase() {
+            HEAD => limits.header_timeout,
+            IDLE => limits.idle_timeout,
+            _ => return u64::MAX,
+        };
+        self.since()
+            .saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     fn check(&self, limits: &Limits, now: Instant) -> Check {
         let since = self.epoch + Duration::from_nanos(self.since());
         let (limit, reason) = match self.phase() {
@@ -304,12 +315,7 @@ impl Registry {
         let conn = Arc::new(Conn::new(self.epoch));
         let mut open = self.open();
         if open.conns.len() - open.closing >= self.limits.max_connections {
-            let victim = open
-                .conns
-                .values()
-                .filter(|c| !c.busy() && !c.closing())
-                .min_by_key(|c| c.since());
-            let Some(victim) = victim else {
+            if !self.make_room(&mut open) {
                 drop(open);
                 metrics.connection_refused();
                 if self.warn_due(Warning::Refused) {
@@ -320,15 +326,12 @@ impl Registry {
                     );
                 }
                 return None;
-            };
-            victim.close();
-            open.closing += 1;
-            metrics.connection_closed(Closed::Evicted);
+            }
             if self.warn_due(Warning::Evicted) {
                 tracing::warn!(
                     max_connections = self.limits.max_connections,
                     closed = metrics.connections_closed(Closed::Evicted),
-                    "connection limit reached: closing the connections that waited longest without a request to make room"
+                    "connection limit reached: closing the connections nearest their header or idle timeout to make room"
                 );
             }
         }
@@ -341,6 +344,26 @@ impl Registry {
             id,
             registry: self.clone(),
         })
+    }
+
+    /// Closes the connection not being answered that is nearest its own timeout (header or
+    /// idle): the one that would be closed soonest anyway. A client dribbling a request head
+    /// goes before a keep-alive connection a client's pool holds. False if every connection
+    /// is being answered.
+    fn make_room(&self, open: &mut Open) -> bool {
+        let limits = &self.limits;
+        let victim = open
+            .conns
+            .values()
+            .filter(|c| !c.busy() && !c.closing())
+            .min_by_key(|c| c.deadline(limits));
+        let Some(victim) = victim else {
+            return false;
+        };
+        victim.close();
+        open.closing += 1;
+        self.state.metrics.connection_closed(Closed::Evicted);
+        true
     }
 
     fn remove(&self, id: u64) {
@@ -377,19 +400,7 @@ impl Registry {
             let errno = Errno::from_io_error(error);
             if errno == Some(Errno::MFILE) || errno == Some(Errno::NFILE) {
                 // Out of file descriptors: free one.
-                let mut open = self.open();
-                let victim = open
-                    .conns
-                    .values()
-                    .filter(|c| !c.busy() && !c.closing())
-                    .min_by_key(|c| c.since())
-                    .cloned();
-                if let Some(victim) = victim {
-                    victim.close();
-                    open.closing += 1;
-                    drop(open);
-                    self.state.metrics.connection_closed(Closed::Evicted);
-                }
+                self.make_room(&mut self.open());
             }
         }
         if self.warn_due(Warning::AcceptFailed) {

@@ -69,6 +69,15 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// The server closes `stream` without (another) answer, and counts it under `reason`.
+async fn closed_without_answer(stream: &mut TcpStream, server: &TestServer, reason: &str) {
+    let answer = read_to_close(stream).await;
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    let metrics = server.http.get("/metrics").await.body;
+    let name = format!("warden_connections_closed_total{{reason=\"{reason}\"}}");
+    assert!(metric(&metrics, &name) >= 1.0, "{metrics}");
+}
+
 /// A request head far longer than it takes the header timeout to expire when sent a byte at
 /// a time.
 fn long_head() -> String {
@@ -112,16 +121,7 @@ async fn a_slow_client_is_closed_after_the_header_timeout_and_others_are_answere
         "the server let a client take {} ms over one request head",
         25 * head.len()
     );
-    let answer = read_to_close(&mut slow).await;
-    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
-    let metrics = server.http.get("/metrics").await.body;
-    assert!(
-        metric(
-            &metrics,
-            "warden_connections_closed_total{reason=\"header_timeout\"}"
-        ) >= 1.0,
-        "{metrics}"
-    );
+    closed_without_answer(&mut slow, &server, "header_timeout").await;
     server.running.shutdown().await;
 }
 
@@ -141,23 +141,15 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let response = read_response(&mut client).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     // Kept alive, then closed once idle too long.
-    let rest = read_to_close(&mut client).await;
-    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-    let metrics = server.http.get("/metrics").await.body;
-    assert!(
-        metric(
-            &metrics,
-            "warden_connections_closed_total{reason=\"idle_timeout\"}"
-        ) >= 1.0,
-        "{metrics}"
-    );
+    closed_without_answer(&mut client, &server, "idle_timeout").await;
     server.running.shutdown().await;
 }
 
-/// At the limit, the connection that waited longest without a request makes room: clients
-/// that hold connections open without sending a request do not lock others out.
+/// At the limit, the connection nearest its timeout makes room: clients that hold connections
+/// open without sending a request do not lock others out, and a slow client goes before a
+/// keep-alive connection that has just been used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_connection_limit_a_new_client_closes_the_longest_waiting_one() {
+async fn past_the_connection_limit_a_new_client_closes_the_one_nearest_its_timeout() {
     let dir = PolicyDir::standard();
     let server = TestServer::start(Config {
         max_connections: 4,
@@ -165,20 +157,30 @@ async fn past_the_connection_limit_a_new_client_closes_the_longest_waiting_one()
     })
     .await;
     let metrics = &server.running.state.metrics;
+    let registered = |open: usize| {
+        wait_until("the connection to be registered", move || {
+            metrics.connections_open() == i64::try_from(open).unwrap()
+        })
+    };
+    // First a keep-alive connection, used once and idle since.
+    let mut pooled = TcpStream::connect(server.running.address).await.unwrap();
+    pooled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut pooled).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Then three that send half a request head, one after the other: the first of them is
+    // the nearest its (header) timeout.
     let mut holders = Vec::new();
-    for _ in 0..4 {
+    for open in 2..=4 {
         let mut stream = TcpStream::connect(server.running.address).await.unwrap();
         stream
             .write_all(b"GET /healthz HTTP/1.1\r\n")
             .await
             .unwrap();
         holders.push(stream);
-        // One after the other, so the first is the one that waited longest.
-        let open = holders.len();
-        wait_until("the connection to be registered", || {
-            metrics.connections_open() == i64::try_from(open).unwrap()
-        })
-        .await;
+        registered(open).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let reply = server
@@ -189,11 +191,19 @@ async fn past_the_connection_limit_a_new_client_closes_the_longest_waiting_one()
     let answer = read_to_close(&mut holders[0]).await;
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     let text = server.http.get("/metrics").await.body;
-    assert!(
-        metric(&text, "warden_connections_closed_total{reason=\"evicted\"}") >= 1.0,
+    assert_eq!(
+        metric(&text, "warden_connections_closed_total{reason=\"evicted\"}"),
+        1.0,
         "{text}"
     );
     assert!(metric(&text, "warden_connections_open") <= 4.0, "{text}");
+    // The pooled connection was kept: it answers again.
+    pooled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut pooled).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     server.running.shutdown().await;
 }
 
