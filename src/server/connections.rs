@@ -57,7 +57,7 @@ pub struct Limits {
 }
 
 /// File descriptors kept for everything but connections: policy and data files, the audit
-/// log, the watchers, the listeners.
+/// log, the watchers, the listeners (half the limit, when that is less).
 const RESERVED_FILES: u64 = 128;
 
 impl Limits {
@@ -68,7 +68,7 @@ impl Limits {
             return self;
         };
         let listeners = u64::try_from(listeners.max(1)).unwrap_or(1);
-        let room = files.saturating_sub(RESERVED_FILES) / listeners;
+        let room = files.saturating_sub(RESERVED_FILES.min(files / 2)) / listeners;
         let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
         if room >= self.max_connections {
             return self;
