@@ -350,12 +350,20 @@ impl Registry {
     /// idle): the one that would be closed soonest anyway. A client dribbling a request head
     /// goes before a keep-alive connection a client's pool holds. False if every connection
     /// is being answered.
+    ///
+    /// Only a sample is looked at (the table's order is a hash's, so the sample changes as
+    /// connections come and go): a flood of new connections at the limit must not cost a
+    /// walk over every open one each.
     fn make_room(&self, open: &mut Open) -> bool {
+        const LOOKED_AT: usize = 256;
+        const CANDIDATES: usize = 64;
         let limits = &self.limits;
         let victim = open
             .conns
             .values()
+            .take(LOOKED_AT)
             .filter(|c| !c.busy() && !c.closing())
+            .take(CANDIDATES)
             .min_by_key(|c| c.deadline(limits));
         let Some(victim) = victim else {
             return false;
