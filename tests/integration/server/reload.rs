@@ -379,7 +379,8 @@ async fn without_require_tests_failing_policy_tests_do_not_block_a_reload() {
 async fn a_file_written_slowly_is_never_served_half_written() {
     let _one = RELOAD_LOCK.lock().await;
     let dir = PolicyDir::standard();
-    let debounce = Duration::from_millis(700);
+    // Long enough that a loaded test machine does not pause the writer for that long.
+    let debounce = Duration::from_millis(1000);
     let server = TestServer::start(Config {
         debounce,
         ..config(&dir.path())
@@ -389,9 +390,10 @@ async fn a_file_written_slowly_is_never_served_half_written() {
         "@id(\"carol-reads\")".to_string(),
         "allow read on Doc if subject == User::\"carol\"".to_string(),
     ];
-    // Lines 100 ms apart: the file takes over 8 s to write, each line well within the
-    // debounce time of the one before.
-    lines.extend((0..80).map(|n| format!("// line {n} of a file written slowly")));
+    // Lines 100 ms apart: the file takes over 11 s to write (past the ten debounce times
+    // the reloader used to wait at most), each line well within the debounce time of the
+    // one before.
+    lines.extend((0..110).map(|n| format!("// line {n} of a file written slowly")));
     lines.push("  and context has ok and context.ok == true".to_string());
 
     let stop = Arc::new(AtomicBool::new(false));
