@@ -54,6 +54,16 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// `GET /healthz` over `stream`, answered `200`; the connection stays open.
+async fn healthy(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(stream).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
 /// A metric's value from `/metrics` text.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -78,6 +88,13 @@ async fn closed_without_answer(stream: &mut TcpStream, server: &TestServer, reas
     assert!(metric(&metrics, &name) >= 1.0, "{metrics}");
 }
 
+/// A server of the standard policy directory (returned with it, to keep it), configured.
+async fn standard_server(configure: impl FnOnce(Config) -> Config) -> (PolicyDir, TestServer) {
+    let dir = PolicyDir::standard();
+    let server = TestServer::start(configure(config(&dir.path()))).await;
+    (dir, server)
+}
+
 /// A request head far longer than it takes the header timeout to expire when sent a byte at
 /// a time.
 fn long_head() -> String {
@@ -91,10 +108,9 @@ fn long_head() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_closed_after_the_header_timeout_and_others_are_answered() {
-    let dir = PolicyDir::standard();
-    let server = TestServer::start(Config {
+    let (_dir, server) = standard_server(|config| Config {
         header_timeout: Duration::from_millis(500),
-        ..config(&dir.path())
+        ..config
     })
     .await;
     let mut slow = TcpStream::connect(server.running.address).await.unwrap();
@@ -127,19 +143,13 @@ async fn a_slow_client_is_closed_after_the_header_timeout_and_others_are_answere
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let dir = PolicyDir::standard();
-    let server = TestServer::start(Config {
+    let (_dir, server) = standard_server(|config| Config {
         idle_timeout: Duration::from_millis(300),
-        ..config(&dir.path())
+        ..config
     })
     .await;
     let mut client = TcpStream::connect(server.running.address).await.unwrap();
-    client
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let response = read_response(&mut client).await;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    healthy(&mut client).await;
     // Kept alive, then closed once idle too long.
     closed_without_answer(&mut client, &server, "idle_timeout").await;
     server.running.shutdown().await;
@@ -150,10 +160,9 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 /// keep-alive connection that has just been used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_limit_a_new_client_closes_the_one_nearest_its_timeout() {
-    let dir = PolicyDir::standard();
-    let server = TestServer::start(Config {
+    let (_dir, server) = standard_server(|config| Config {
         max_connections: 4,
-        ..config(&dir.path())
+        ..config
     })
     .await;
     let metrics = &server.running.state.metrics;
@@ -164,12 +173,7 @@ async fn past_the_connection_limit_a_new_client_closes_the_one_nearest_its_timeo
     };
     // First a keep-alive connection, used once and idle since.
     let mut pooled = TcpStream::connect(server.running.address).await.unwrap();
-    pooled
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let response = read_response(&mut pooled).await;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    healthy(&mut pooled).await;
     // Then three that send half a request head, one after the other: the first of them is
     // the nearest its (header) timeout.
     let mut holders = Vec::new();
@@ -198,12 +202,7 @@ async fn past_the_connection_limit_a_new_client_closes_the_one_nearest_its_timeo
     );
     assert!(metric(&text, "warden_connections_open") <= 4.0, "{text}");
     // The pooled connection was kept: it answers again.
-    pooled
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let response = read_response(&mut pooled).await;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    healthy(&mut pooled).await;
     server.running.shutdown().await;
 }
 
@@ -221,11 +220,10 @@ fn evaluation_request() -> (String, String) {
 /// behind them); once an answer is made, new clients are served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_connection_is_being_answered_a_new_one_is_refused_until_one_is_free() {
-    let dir = PolicyDir::standard();
-    let server = TestServer::start(Config {
+    let (_dir, server) = standard_server(|config| Config {
         max_connections: 2,
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..config(&dir.path())
+        ..config
     })
     .await;
     let admin = Http::new(&format!("http://{}", server.running.admin_address.unwrap()));
@@ -366,11 +364,7 @@ async fn sigterm_closes_idle_and_half_sent_connections_and_answers_calls_in_flig
         .await
         .unwrap();
     let mut idle = TcpStream::connect(&address).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let response = read_response(&mut idle).await;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    healthy(&mut idle).await;
     let body = json!({
         "subject": { "type": "User", "id": "alice" },
         "action": { "name": "view" },
