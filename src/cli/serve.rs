@@ -42,6 +42,24 @@ pub struct ServeArgs {
     /// How long shutdown waits for requests in flight, in milliseconds [default: 30000].
     #[arg(long, value_name = "MS", env = "WARDEN_SHUTDOWN_TIMEOUT_MS")]
     pub shutdown_timeout_ms: Option<u64>,
+    /// The longest a client may take to send a request head, from connecting or from the
+    /// first byte after an idle pause, in milliseconds; then the connection is closed
+    /// [default: 10000].
+    #[arg(long, value_name = "MS", env = "WARDEN_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// How long a keep-alive connection may stay idle between requests, in milliseconds
+    /// [default: 120000].
+    #[arg(long, value_name = "MS", env = "WARDEN_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// The most connections open at once per listener; at the limit a new connection closes
+    /// the idle or half-sent one nearest its timeout [default: 10000, lowered to fit the
+    /// open-file limit].
+    #[arg(long, value_name = "N", env = "WARDEN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// The longest a reload waits for a policy directory that keeps changing to be quiet
+    /// for the debounce time, in milliseconds [default: 30000].
+    #[arg(long, value_name = "MS", env = "WARDEN_RELOAD_MAX_WAIT_MS")]
+    pub reload_max_wait_ms: Option<u64>,
     /// Explain decisions to callers that send `Warden-Explain: true` [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_EXPLAIN", num_args = 0..=1, default_missing_value = "true")]
     pub explain: Option<bool>,
@@ -246,6 +264,10 @@ impl ServeArgs {
             body_limit: self.body_limit,
             request_timeout_ms: self.request_timeout_ms,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
+            header_timeout_ms: self.header_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: self.max_connections,
+            reload_max_wait_ms: self.reload_max_wait_ms,
             explain: self.explain,
             require_tests: self.require_tests,
             trust_forwarded: self.trust_forwarded,
@@ -318,6 +340,8 @@ pub fn run(args: &ServeArgs) -> Exit {
         return Exit::Success;
     }
     init_logging(&config);
+    // Each connection holds a file descriptor: take all the process may have.
+    server::connections::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -33,6 +33,10 @@ pub struct ConfigLayer {
     pub body_limit: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub shutdown_timeout_ms: Option<u64>,
+    pub header_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub reload_max_wait_ms: Option<u64>,
     pub explain: Option<bool>,
     pub require_tests: Option<bool>,
     pub trust_forwarded: Option<bool>,
@@ -115,6 +119,10 @@ impl ConfigLayer {
             body_limit: over.body_limit.or(self.body_limit),
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             shutdown_timeout_ms: over.shutdown_timeout_ms.or(self.shutdown_timeout_ms),
+            header_timeout_ms: over.header_timeout_ms.or(self.header_timeout_ms),
+            idle_timeout_ms: over.idle_timeout_ms.or(self.idle_timeout_ms),
+            max_connections: over.max_connections.or(self.max_connections),
+            reload_max_wait_ms: over.reload_max_wait_ms.or(self.reload_max_wait_ms),
             explain: over.explain.or(self.explain),
             require_tests: over.require_tests.or(self.require_tests),
             trust_forwarded: over.trust_forwarded.or(self.trust_forwarded),
@@ -212,6 +220,16 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// The longest a client may take to send a request head (from connecting, or from the
+    /// first byte after an idle pause); then the connection is closed.
+    pub header_timeout: Duration,
+    /// The longest a keep-alive connection may stay idle between requests.
+    pub idle_timeout: Duration,
+    /// The most connections open at once on each listener; at the limit, a new connection
+    /// closes the idle or half-sent one nearest its timeout.
+    pub max_connections: usize,
+    /// The longest a reload waits for a directory that keeps changing to settle.
+    pub reload_max_wait: Duration,
     /// Give explanations to callers that ask (header `Warden-Explain: true`).
     pub explain: bool,
     /// Refuse to publish a program whose own policy tests fail (at start-up and on reload).
@@ -279,6 +297,13 @@ impl Default for Config {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            // Longer than the connection pools of common clients keep an idle connection
+            // (nginx 60 s, Go and hyper 90 s), so that the client, not the server, closes it:
+            // a server closing first races the client's next request.
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 10_000,
+            reload_max_wait: Duration::from_secs(30),
             explain: false,
             require_tests: false,
             trust_forwarded: false,
@@ -397,6 +422,26 @@ impl Config {
                 "shutdown_timeout_ms",
                 layer.shutdown_timeout_ms,
                 defaults.shutdown_timeout,
+            )?,
+            header_timeout: millis(
+                "header_timeout_ms",
+                layer.header_timeout_ms,
+                defaults.header_timeout,
+            )?,
+            idle_timeout: millis(
+                "idle_timeout_ms",
+                layer.idle_timeout_ms,
+                defaults.idle_timeout,
+            )?,
+            max_connections: match layer.max_connections {
+                Some(limit) => usize::try_from(positive("max_connections", limit as u64)?)
+                    .unwrap_or(defaults.max_connections),
+                None => defaults.max_connections,
+            },
+            reload_max_wait: millis(
+                "reload_max_wait_ms",
+                layer.reload_max_wait_ms,
+                defaults.reload_max_wait,
             )?,
             explain: layer.explain.unwrap_or(defaults.explain),
             require_tests: layer.require_tests.unwrap_or(defaults.require_tests),

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::{Listener, ListenerExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::server::connections::{self, Accept, Admitting, Registry};
 use crate::server::tls::{TlsListener, TlsState};
 
 /// A listener address, as configured.
@@ -250,61 +250,44 @@ impl Bound {
         }
     }
 
-    /// Serves `app` on this listener (through TLS when `tls` is set) until `shutdown` turns
-    /// true, then finishes the requests in flight. The socket file, if any, is returned to be
-    /// kept (and removed) by the caller.
+    /// Serves `app` on this listener (through TLS when `tls` is set), its connections
+    /// registered with `connections`, until `shutdown` turns true; then finishes the requests
+    /// in flight (see [`connections::serve`]). The socket file, if any, is returned to be kept
+    /// (and removed) by the caller.
     pub fn serve(
         self,
         app: Router,
         tls: Option<(Arc<TlsState>, Duration)>,
+        connections: Arc<Registry>,
         shutdown: watch::Receiver<bool>,
     ) -> (JoinHandle<std::io::Result<()>>, Option<SocketFile>) {
         match self {
-            Bound::Tcp(listener) => {
-                // Responses are small and written whole; without Nagle they leave at once.
-                let listener = listener.tap_io(|stream| {
-                    let _ = stream.set_nodelay(true);
-                });
-                (spawn(listener, app, tls, shutdown), None)
-            }
+            Bound::Tcp(listener) => (spawn(listener, app, tls, connections, shutdown), None),
             #[cfg(unix)]
-            Bound::Unix(listener, file) => (spawn(listener, app, tls, shutdown), Some(file)),
+            Bound::Unix(listener, file) => {
+                (spawn(listener, app, tls, connections, shutdown), Some(file))
+            }
         }
     }
 }
 
-fn spawn<L>(
-    listener: L,
+fn spawn<A: Accept>(
+    listener: A,
     app: Router,
     tls: Option<(Arc<TlsState>, Duration)>,
+    connections: Arc<Registry>,
     shutdown: watch::Receiver<bool>,
-) -> JoinHandle<std::io::Result<()>>
-where
-    L: Listener,
-    L::Addr: fmt::Debug + 'static,
-{
+) -> JoinHandle<std::io::Result<()>> {
+    let listener = Admitting::new(listener, connections.clone());
     match tls {
-        None => run(listener, app, shutdown),
-        Some((state, timeout)) => run(TlsListener::new(listener, state, timeout), app, shutdown),
+        None => connections::serve(listener, app, connections, shutdown),
+        Some((state, timeout)) => connections::serve(
+            TlsListener::new(listener, state, timeout),
+            app,
+            connections,
+            shutdown,
+        ),
     }
-}
-
-fn run<L>(
-    listener: L,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<std::io::Result<()>>
-where
-    L: Listener,
-    L::Addr: fmt::Debug,
-{
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
 }
 
 #[cfg(test)]

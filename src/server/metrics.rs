@@ -72,6 +72,19 @@ pub enum ReloadOutcome {
 
 const OUTCOMES: [&str; 3] = ["success", "failure", "unchanged"];
 
+/// Why the server closed a connection on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not send a request head in time.
+    HeaderTimeout = 0,
+    /// The connection stayed idle between requests too long.
+    IdleTimeout = 1,
+    /// Closed to make room for a new connection (at `max_connections`, or out of files).
+    Evicted = 2,
+}
+
+const CLOSED: [&str; 3] = ["header_timeout", "idle_timeout", "evicted"];
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// `[allow, deny]`, counting every item of a batch.
@@ -80,6 +93,11 @@ pub struct Metrics {
     latency: [Histogram; ENDPOINTS.len()],
     reloads: [AtomicU64; OUTCOMES.len()],
     in_flight: AtomicI64,
+    connections_open: AtomicI64,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+    connections_closed: [AtomicU64; CLOSED.len()],
+    accept_errors: AtomicU64,
 }
 
 /// The facts about the serving program that the metrics show beside the counters.
@@ -122,6 +140,47 @@ impl Metrics {
     /// Decision API calls being answered now (body being read, or being decided).
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Relaxed)
+    }
+
+    pub fn connection_accepted(&self) {
+        self.connections_accepted.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_ended(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// Connections open now, on every listener.
+    pub fn connections_open(&self) -> i64 {
+        self.connections_open.load(Relaxed)
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused.load(Relaxed)
+    }
+
+    pub fn connection_closed(&self, reason: Closed) {
+        if let Some(counter) = self.connections_closed.get(reason as usize) {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn connections_closed(&self, reason: Closed) -> u64 {
+        self.connections_closed
+            .get(reason as usize)
+            .map_or(0, |c| c.load(Relaxed))
+    }
+
+    pub fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
     }
 
     pub fn reload(&self, outcome: ReloadOutcome) {
@@ -214,6 +273,8 @@ impl Metrics {
         writeln!(out, "# TYPE warden_requests_in_flight gauge")?;
         writeln!(out, "warden_requests_in_flight {}", self.in_flight())?;
 
+        self.write_connections(out)?;
+
         writeln!(
             out,
             "# HELP warden_reloads_total Policy reload attempts, by outcome."
@@ -270,6 +331,57 @@ impl Metrics {
         writeln!(out, "# TYPE warden_ready gauge")?;
         writeln!(out, "warden_ready {}", u8::from(facts.ready))?;
         Ok(())
+    }
+
+    fn write_connections(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP warden_connections_open Connections open now, on every listener."
+        )?;
+        writeln!(out, "# TYPE warden_connections_open gauge")?;
+        writeln!(out, "warden_connections_open {}", self.connections_open())?;
+        writeln!(
+            out,
+            "# HELP warden_connections_accepted_total Connections accepted (refused ones included)."
+        )?;
+        writeln!(out, "# TYPE warden_connections_accepted_total counter")?;
+        writeln!(
+            out,
+            "warden_connections_accepted_total {}",
+            self.connections_accepted.load(Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP warden_connections_refused_total Connections closed at once: the limit was reached and every open connection was being answered."
+        )?;
+        writeln!(out, "# TYPE warden_connections_refused_total counter")?;
+        writeln!(
+            out,
+            "warden_connections_refused_total {}",
+            self.connections_refused()
+        )?;
+        writeln!(
+            out,
+            "# HELP warden_connections_closed_total Connections the server closed on its own, by reason."
+        )?;
+        writeln!(out, "# TYPE warden_connections_closed_total counter")?;
+        for (reason, counter) in CLOSED.iter().zip(&self.connections_closed) {
+            writeln!(
+                out,
+                "warden_connections_closed_total{{reason=\"{reason}\"}} {}",
+                counter.load(Relaxed)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP warden_accept_errors_total Failures to accept a connection (out of file descriptors, say), each followed by a pause."
+        )?;
+        writeln!(out, "# TYPE warden_accept_errors_total counter")?;
+        writeln!(
+            out,
+            "warden_accept_errors_total {}",
+            self.accept_errors.load(Relaxed)
+        )
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod authzen;
 pub mod capabilities;
 pub mod config;
+pub mod connections;
 pub mod deadline;
 pub mod effective;
 pub mod error;
@@ -253,7 +254,7 @@ pub struct Running {
     pub reload: reload::Trigger,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<std::io::Result<()>>>,
-    reloader: Option<JoinHandle<()>>,
+    reloader: JoinHandle<()>,
     shutdown_timeout: Duration,
     key_watcher: JoinHandle<()>,
     /// Reads revocations other processes append; stops when dropped.
@@ -408,6 +409,12 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let admin_endpoint = admin.as_ref().map(|(_, local)| local.clone());
     let admin_address = admin_endpoint.as_ref().and_then(Listen::tcp);
 
+    let limits = connections::Limits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    }
+    .fitted(1 + usize::from(admin.is_some()));
     let (shutdown, receiver) = watch::channel(false);
     let mut listeners = Vec::new();
     let mut socket_files = Vec::new();
@@ -417,27 +424,31 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         router(state.clone())
     };
     let handshake = tls.clone().map(|tls| (tls, config.request_timeout));
-    let (handle, file) = listener.serve(main_app, handshake, receiver.clone());
+    let registry = connections::Registry::new(limits, state.clone());
+    let (handle, file) = listener.serve(main_app, handshake, registry, receiver.clone());
     listeners.push(handle);
     socket_files.extend(file);
     if let Some((admin, _)) = admin {
         let app = layered(ops_router(state.clone()), &state.settings);
-        let (handle, file) = admin.serve(app, None, receiver.clone());
+        let registry = connections::Registry::new(limits, state.clone());
+        let (handle, file) = admin.serve(app, None, registry, receiver.clone());
         listeners.push(handle);
         socket_files.extend(file);
     }
     let tls_reloader = tls
         .clone()
         .map(|tls| tls::watch(tls, config.debounce, config.watch, receiver.clone()));
-    let reloader = watcher.map(|watcher| {
-        tokio::spawn(reload::run(
-            state.clone(),
-            watcher,
-            trigger.clone(),
-            config.debounce,
-            receiver,
-        ))
-    });
+    // Runs without a watcher too: SIGHUP (and `Running::reload`) reloads in every mode.
+    let reloader = tokio::spawn(reload::run(
+        state.clone(),
+        watcher,
+        trigger.clone(),
+        reload::Settle {
+            debounce: config.debounce,
+            max_wait: config.reload_max_wait,
+        },
+        receiver,
+    ));
     let key_watcher = tokio::spawn(crate::gateway::watch_keys(
         state.clone(),
         Duration::from_secs(1),
@@ -484,9 +495,7 @@ impl Running {
                 Err(_) => tracing::warn!("requests still in flight at the shutdown timeout"),
             }
         }
-        if let Some(reloader) = self.reloader {
-            reloader.abort();
-        }
+        self.reloader.abort();
         self.key_watcher.abort();
         drop(self.capability_watcher);
         // Every call has finished, so every record is queued: write them all, then close.

@@ -201,12 +201,22 @@ fn relevant(event: &Event, parent: Option<&Path>, name: Option<&std::ffi::OsStr>
     })
 }
 
-/// The reload loop: wait for a change, let the directory settle, rebuild, publish.
+/// How long a change waits before it is loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct Settle {
+    /// The directory must be quiet this long.
+    pub debounce: Duration,
+    /// A directory that never goes quiet is loaded after this long all the same.
+    pub max_wait: Duration,
+}
+
+/// The reload loop: wait for a change (seen by `watcher`, when there is one, or asked for
+/// through `trigger`: SIGHUP), let the directory settle, rebuild, publish.
 pub async fn run(
     state: Arc<AppState>,
-    mut watcher: Watcher,
+    mut watcher: Option<Watcher>,
     trigger: Trigger,
-    debounce: Duration,
+    settle_for: Settle,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -214,31 +224,38 @@ pub async fn run(
             _ = trigger.fired() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        if !settle(&trigger, debounce, &mut shutdown).await {
+        if !settle(&trigger, settle_for, &mut shutdown).await {
             return;
         }
-        watcher.rewatch();
+        if let Some(watcher) = &mut watcher {
+            watcher.rewatch();
+        }
         reload_now(&state).await;
     }
 }
 
-/// Waits until no change has come for `debounce`, or for ten times that at most (so a
-/// directory written to without pause is still reloaded). False on shutdown.
+/// Waits until no change has come for the debounce time. A file written slowly (a line at a
+/// time, a copy over a slow disk) keeps the wait going, so it is not loaded half-written; a
+/// directory that never goes quiet is loaded after `max_wait`. False on shutdown.
 async fn settle(
     trigger: &Trigger,
-    debounce: Duration,
+    settle_for: Settle,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
-    let cap = tokio::time::Instant::now() + debounce.saturating_mul(10);
+    let cap = tokio::time::Instant::now() + settle_for.max_wait;
     loop {
         if tokio::time::Instant::now() >= cap {
+            tracing::warn!(
+                max_wait_ms = settle_for.max_wait.as_millis(),
+                "the policy directory kept changing; loading it as it is now"
+            );
             return true;
         }
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return false,
             _ = trigger.fired() => {}
-            _ = tokio::time::sleep(debounce) => return true,
+            _ = tokio::time::sleep(settle_for.debounce) => return true,
         }
     }
 }

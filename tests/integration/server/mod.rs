@@ -2,6 +2,7 @@
 
 mod authzen;
 mod cli;
+mod connections;
 mod ops;
 mod reload;
 mod search;

@@ -371,3 +371,117 @@ async fn without_require_tests_failing_policy_tests_do_not_block_a_reload() {
     server.wait_for_version(&version_at(&dir.path())).await;
     assert!(carol_reads(&server).await);
 }
+
+/// A file written a line at a time over longer than ten debounce times (a slow copy, a
+/// generator writing as it goes) is loaded once whole, never half-written: here the half file
+/// parses and lets carol read every document, which neither the old nor the final file allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_slowly_is_never_served_half_written() {
+    let _one = RELOAD_LOCK.lock().await;
+    let dir = PolicyDir::standard();
+    // Long enough that a loaded test machine does not pause the writer for that long.
+    let debounce = Duration::from_millis(1000);
+    let server = TestServer::start(Config {
+        debounce,
+        ..config(&dir.path())
+    })
+    .await;
+    let mut lines = vec![
+        "@id(\"carol-reads\")".to_string(),
+        "allow read on Doc if subject == User::\"carol\"".to_string(),
+    ];
+    // Lines 100 ms apart: the file takes over 11 s to write (past the ten debounce times
+    // the reloader used to wait at most), each line well within the debounce time of the
+    // one before.
+    lines.extend((0..110).map(|n| format!("// line {n} of a file written slowly")));
+    lines.push("  and context has ok and context.ok == true".to_string());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let http = server.http.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut asked = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let reply = http
+                    .post_json(EVALUATION, &request("carol", "read", "d1"))
+                    .await;
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                assert_eq!(
+                    reply.json()["decision"],
+                    false,
+                    "a half-written file was served (version {:?})",
+                    reply.header("warden-policy-version")
+                );
+                asked += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            asked
+        })
+    };
+    let path = dir.path().join("carol.warden");
+    for line in &lines {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+        drop(file);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = server.wait_for_version(&version_at(&dir.path())).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.await.unwrap() > 10);
+    assert_eq!(status["reloads"]["success"], 1, "{status:#}");
+    assert!(!carol_reads(&server).await);
+    let with_ok = json!({
+        "subject": entity("User", "carol"),
+        "action": { "name": "read" },
+        "resource": entity("Doc", "d1"),
+        "context": { "ok": true },
+    });
+    let reply = server.http.post_json(EVALUATION, &with_ok).await;
+    assert_eq!(reply.json(), json!({ "decision": true }), "{}", reply.body);
+}
+
+/// With `watch = false`, the set-up systemd's `ExecReload=kill -HUP` is for, SIGHUP reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_when_not_watching() {
+    let _one = RELOAD_LOCK.lock().await;
+    let dir = PolicyDir::standard();
+    let server = super::connections::Process::start(&[
+        "--watch",
+        "false",
+        "--debounce-ms",
+        "50",
+        "-p",
+        dir.path().to_str().unwrap(),
+    ]);
+    let http = Http::new(&format!("http://{}", server.address));
+    let status = http.get("/v1/status").await.json();
+    assert_eq!(status["watching"], false);
+    dir.write("docs.warden", &format!("{POLICY}{CAROL_READS}"));
+    let expected = version_at(&dir.path());
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http.get("/v1/status").await.json();
+        if status["version"] == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = http
+        .post_json(EVALUATION, &request("carol", "read", "d1"))
+        .await;
+    assert_eq!(reply.json(), json!({ "decision": true }), "{}", reply.body);
+    drop(http);
+    server.signal("TERM");
+    assert_eq!(server.exit_within(Duration::from_secs(30)).await, Some(0));
+}
