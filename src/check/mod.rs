@@ -121,6 +121,7 @@
 //! - `unknown_annotation`: an annotation other than `@id` and `@doc`.
 
 mod declare;
+mod depth;
 pub mod error;
 mod functions;
 mod graph;
@@ -131,6 +132,7 @@ pub mod schema;
 mod suggest;
 mod types;
 
+pub use depth::MAX_DEPTH;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};
@@ -156,6 +158,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     let mut ctx = Ctx::new(files);
     let (schema, declared) = declare::declare(&mut ctx);
     let names = resolve::resolve(&mut ctx);
+    depth::check_depth(&mut ctx, &names);
     types::check_types(&mut ctx, &schema, &declared, &names);
     lint::lint(&mut ctx, &schema, &names);
     let mut route_errors = Vec::new();
