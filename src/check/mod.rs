@@ -14,6 +14,8 @@
 //! - every entity type, action, action group, role, `let`, function and rule id that is named
 //!   anywhere resolves (in dynamic mode, see below, entity type and action names are accepted
 //!   as they are); declarations are unique; groups, roles and `let`s have no cycles;
+//! - every expression nests at most [`MAX_DEPTH`] levels deep with the `let`s it names
+//!   expanded (`warden::check::too_deep`): compiling and evaluating recurse that deep at most;
 //! - every expression is well-typed: operators receive operands they are defined on, `==`
 //!   compares values of one type, conditions are `Bool`, literal arguments (`time`,
 //!   `duration`, `ip`, time zones, `like` patterns) are valid. What remains for run time is
