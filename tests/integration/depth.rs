@@ -310,3 +310,81 @@ async fn a_running_server_keeps_serving_when_a_chain_grows_beyond_the_limit() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// One link of a random chain: `a{i}` built on an earlier `let` in one of several shapes.
+fn link(i: usize, shape: u8, back: usize) -> String {
+    let base = format!("a{}", i.saturating_sub(back));
+    let value = match shape {
+        0 => format!("{base} and true"),
+        1 => format!("not {base}"),
+        2 => format!("[{base}] contains true"),
+        3 => format!("(({base})) == true"),
+        _ => format!("{base} or a0"),
+    };
+    format!("let a{i} = {value}\n")
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 12,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Chains of random shapes around the limit: a directory `check` accepts loads, decides
+    /// on a small thread and formats to itself; one it refuses, every loader refuses.
+    #[test]
+    fn check_accepts_exactly_what_loads_and_decides(
+        links in proptest::collection::vec(
+            (0u8..5, proptest::sample::select(vec![1usize, 1, 1, 2])),
+            700..1200,
+        )
+    ) {
+        let mut text = String::from("let a0 = resource.public\n");
+        for (i, (shape, back)) in links.iter().enumerate() {
+            text.push_str(&link(i + 1, *shape, *back));
+        }
+        text.push_str(&format!("allow view if a{}\n", links.len()));
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("chain.warden"), &text).unwrap();
+        let dir = root.path().to_path_buf();
+
+        let loaded = warden::engine::load_directory(&dir).unwrap();
+        let refused = loaded.has_errors();
+        let too_deep = loaded
+            .diagnostics
+            .iter()
+            .filter_map(Diagnostic::code)
+            .filter(|code| code == "warden::check::too_deep")
+            .count();
+        // Each `let` that crosses the limit on its own is reported (with links that skip
+        // one, two can); nothing else is wrong with these chains.
+        let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        proptest::prop_assert_eq!(refused, too_deep > 0);
+        proptest::prop_assert_eq!(errors, too_deep);
+        let loads = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let engine = Engine::load(&dir).ok()?;
+                let body = json!({
+                    "subject": {"type": "User", "id": "u"},
+                    "action": {"name": "view"},
+                    "resource": {"type": "Photo", "id": "p"},
+                });
+                let request =
+                    request::decode_body(&engine.program, &body, jiff::Timestamp::UNIX_EPOCH)
+                        .ok()?;
+                Some(eval::decide(&engine.program, &request).allowed)
+            })
+            .unwrap()
+            .join()
+            .expect("loading or deciding overflowed or panicked");
+        proptest::prop_assert_eq!(loads.is_some(), !refused);
+
+        let (parsed, _) = warden::syntax::parse(&SourceFile::new("chain.warden", text));
+        let formatted = warden::syntax::format_file(&parsed);
+        let (again, problems) =
+            warden::syntax::parse(&SourceFile::new("chain.warden", formatted.clone()));
+        proptest::prop_assert!(problems.is_empty());
+        proptest::prop_assert_eq!(warden::syntax::format_file(&again), formatted);
+    }
+}
