@@ -402,7 +402,7 @@ impl<'a> Evaluator<'a> {
             }
         }
         self.depth += 1;
-        let result = if self.depth % stack::LEVELS_PER_CHECK == 0 {
+        let result = if self.depth.is_multiple_of(stack::LEVELS_PER_CHECK) {
             stack::grow(|| self.compute(id, node))
         } else {
             self.compute(id, node)

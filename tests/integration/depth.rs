@@ -200,8 +200,18 @@ fn fmt_formats_a_long_chain_and_is_idempotent() {
     assert!(once.contains("let a3999 = a3998 and true"));
 }
 
+/// A server process, stopped when the test ends, however it ends.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the real binary on `dir`; returns it and its address once it serves.
-fn serve(dir: &Path) -> (std::process::Child, String) {
+fn serve(dir: &Path) -> (Serving, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args([
             "serve",
@@ -227,15 +237,18 @@ fn serve(dir: &Path) -> (std::process::Child, String) {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = receiver
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the server never said where it serves");
+        let Ok(line) = receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server never said where it serves");
+        };
         let Ok(log) = serde_json::from_str::<JsonValue>(&line) else {
             continue;
         };
         if log["fields"]["message"] == "serving" {
             let address = log["fields"]["address"].as_str().unwrap().to_string();
-            return (child, address);
+            return (Serving(child), address);
         }
     }
 }
@@ -306,9 +319,7 @@ async fn a_running_server_keeps_serving_when_a_chain_grows_beyond_the_limit() {
     );
     let reply = ask().await;
     assert_eq!(reply.header("warden-policy-version"), Some(good.as_str()));
-    assert!(child.try_wait().unwrap().is_none(), "the server exited");
-    child.kill().unwrap();
-    let _ = child.wait();
+    assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
 }
 
 /// One link of a random chain: `a{i}` built on an earlier `let` in one of several shapes.
