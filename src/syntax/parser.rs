@@ -411,23 +411,11 @@ fn unexpected(
     let expects = |name: &str| expected.iter().any(|e| e == name);
     // Connectives and operators are never meant as names; the item keywords and variables
     // often are (`let route = ...`, `role test { ... }`).
-    let name_like = token.is_keyword()
-        && !matches!(
-            token,
-            Token::On
-                | Token::If
-                | Token::Unless
-                | Token::In
-                | Token::Has
-                | Token::Contains
-                | Token::Like
-                | Token::Is
-                | Token::Not
-                | Token::And
-                | Token::Or
-                | Token::True
-                | Token::False
-        );
+    const CONNECTIVES: [&str; 13] = [
+        "on", "if", "unless", "in", "has", "contains", "like", "is", "not", "and", "or", "true",
+        "false",
+    ];
+    let name_like = token.is_keyword() && !CONNECTIVES.contains(&token.text());
     if name_like && expects("IDENT") && !at_item_start {
         let keyword = token.text();
         let help = if expects("STR") {

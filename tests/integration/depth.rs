@@ -7,18 +7,17 @@
 //! `let a{i} = a{i-1} and true`, and a rule on the last. `a{i}` is `i + 2` levels deep, so a
 //! chain of `MAX_DEPTH - 1` `let`s is exactly at the limit.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value as JsonValue, json};
+use serde_json::json;
 use warden::check::MAX_DEPTH;
 use warden::engine::Engine;
 use warden::eval::{self, request};
 use warden::source::{Diagnostic, SourceFile};
 
-use crate::server::{EVALUATION, Http, PolicyDir};
+use crate::server::{EVALUATION, PolicyDir, ServerProcess, spawn_server};
 
 /// Just below, at and just above the limit, in `let`s.
 const BELOW: usize = MAX_DEPTH - 2;
@@ -200,19 +199,10 @@ fn fmt_formats_a_long_chain_and_is_idempotent() {
     assert!(once.contains("let a3999 = a3998 and true"));
 }
 
-/// A server process, stopped when the test ends, however it ends.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the real binary on `dir`; returns it and its address once it serves.
-fn serve(dir: &Path) -> (Serving, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+/// Starts the real binary on `dir`, watching it.
+fn serve(dir: &Path) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    command
         .args([
             "serve",
             "--listen",
@@ -223,34 +213,8 @@ fn serve(dir: &Path) -> (Serving, String) {
             "50",
             "-p",
         ])
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = sender.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let Ok(line) = receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server never said where it serves");
-        };
-        let Ok(log) = serde_json::from_str::<JsonValue>(&line) else {
-            continue;
-        };
-        if log["fields"]["message"] == "serving" {
-            let address = log["fields"]["address"].as_str().unwrap().to_string();
-            return (Serving(child), address);
-        }
-    }
+        .arg(dir);
+    spawn_server(command)
 }
 
 #[test]
@@ -276,8 +240,8 @@ fn serve_refuses_a_chain_beyond_the_limit_at_start() {
 #[tokio::test]
 async fn a_running_server_keeps_serving_when_a_chain_grows_beyond_the_limit() {
     let dir = PolicyDir::new(&[("chain.warden", &chain(AT))]);
-    let (mut child, address) = serve(&dir.path());
-    let http = Http::new(&format!("http://{address}"));
+    let mut server = serve(&dir.path());
+    let http = server.http.clone();
     let ask = || async {
         let reply = http
             .post_json(
@@ -319,7 +283,10 @@ async fn a_running_server_keeps_serving_when_a_chain_grows_beyond_the_limit() {
     );
     let reply = ask().await;
     assert_eq!(reply.header("warden-policy-version"), Some(good.as_str()));
-    assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
 }
 
 /// One link of a random chain: `a{i}` built on an earlier `let` in one of several shapes.
