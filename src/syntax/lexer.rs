@@ -151,11 +151,31 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 
 /// For each token, whether it is a keyword standing where the grammar takes a name (see
 /// [`keyword_used_as_name`]). One pass, left to right: whether a keyword is a name depends on
-/// whether the keyword before it is one.
+/// whether the keyword before it is one, and on whether it continues a list of type names
+/// (`on A, B, route`), which is carried along rather than looked for (a long list stays linear).
 fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
-    let mut names = Vec::with_capacity(tokens.len());
-    for index in 0..tokens.len() {
-        let name = keyword_used_as_name(tokens, index, &names);
+    let mut names: Vec<bool> = Vec::with_capacity(tokens.len());
+    let mut listed: Vec<bool> = Vec::with_capacity(tokens.len());
+    for (index, (_, token, _)) in tokens.iter().enumerate() {
+        let at_work = |i: usize| !names.get(i).copied().unwrap_or(false);
+        let kind = |i: usize| tokens.get(i).map(|(_, t, _)| t);
+        // Where a list of type names goes on: after `on`, `in` or `in [` at work, or after a
+        // `,` that follows a name of such a list.
+        let in_list = match index.checked_sub(1) {
+            Some(previous) => match kind(previous) {
+                Some(Token::On | Token::In) => at_work(previous),
+                Some(Token::LBracket) => previous
+                    .checked_sub(1)
+                    .is_some_and(|i| matches!(kind(i), Some(Token::In)) && at_work(i)),
+                Some(Token::Comma) => previous
+                    .checked_sub(1)
+                    .is_some_and(|i| listed.get(i).copied().unwrap_or(false)),
+                _ => false,
+            },
+            None => false,
+        };
+        let name = keyword_used_as_name(tokens, index, &names, in_list);
+        listed.push(in_list && (name || matches!(token, Token::Ident(_))));
         names.push(name);
     }
     names
@@ -172,7 +192,12 @@ fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
 /// for every token before `index`): in `x has has`, the second `has` is a name and makes
 /// nothing after it a name; in `a.given entity E`, `given` is an attribute and `entity` starts
 /// an item.
-fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize, names: &[bool]) -> bool {
+fn keyword_used_as_name(
+    tokens: &[Spanned<'_>],
+    index: usize,
+    names: &[bool],
+    in_type_list: bool,
+) -> bool {
     let token = tokens.get(index).map(|(_, t, _)| t);
     if !token.is_some_and(|t| t.is_keyword()) {
         return false;
@@ -193,7 +218,7 @@ fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize, names: &[bool]) ->
         Some(Token::Dot) => true,
         Some(Token::Has) => at_work(previous_index),
         Some(Token::Given) => matches!(token, Some(Token::Role)) && at_work(previous_index),
-        _ => type_name_position(tokens, index, &at_work),
+        _ => type_name_position(tokens, index, &at_work, in_type_list),
     }
 }
 
@@ -209,10 +234,11 @@ fn type_name_position(
     tokens: &[Spanned<'_>],
     index: usize,
     at_work: &impl Fn(usize) -> bool,
+    in_type_list: bool,
 ) -> bool {
     let kind = |i: usize| tokens.get(i).map(|(_, t, _)| t);
     let next = kind(index + 1);
-    let Some(mut previous) = index.checked_sub(1) else {
+    let Some(previous) = index.checked_sub(1) else {
         return false;
     };
     // The name a declaration gives, when what follows shows the declaration goes on.
@@ -227,23 +253,12 @@ fn type_name_position(
     if matches!(next, Some(Token::Ident(_) | Token::Str(_) | Token::Star)) && !clause_word {
         return false;
     }
-    // A list of names after `on`, `in` or `in [`: step back over `name ,` pairs.
-    while matches!(kind(previous), Some(Token::Comma))
-        && previous >= 2
-        && kind(previous - 1).is_some_and(|t| matches!(t, Token::Ident(_)) || t.is_keyword())
-    {
-        previous -= 2;
-    }
-    let listed = previous + 1 < index;
-    match kind(previous) {
-        Some(Token::On | Token::In) => at_work(previous),
-        Some(Token::LBracket) => previous
-            .checked_sub(1)
-            .is_some_and(|i| matches!(kind(i), Some(Token::In)) && at_work(i)),
-        Some(Token::Entity | Token::Is) => !listed && at_work(previous),
-        Some(Token::Lt | Token::Colon) => !listed,
-        _ => false,
-    }
+    in_type_list
+        || match kind(previous) {
+            Some(Token::Entity | Token::Is) => at_work(previous),
+            Some(Token::Lt | Token::Colon) => true,
+            _ => false,
+        }
 }
 
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of
