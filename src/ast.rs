@@ -302,6 +302,35 @@ pub struct Expr {
     pub span: Span,
 }
 
+impl Expr {
+    /// Calls `f` on each expression directly inside this one, in source order.
+    pub fn for_each_child<'e>(&'e self, mut f: impl FnMut(&'e Expr)) {
+        match &self.kind {
+            ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Entity { .. }
+            | ExprKind::Var(_)
+            | ExprKind::Let(_) => {}
+            ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
+                elements.iter().for_each(f)
+            }
+            ExprKind::Record(entries) => entries.iter().for_each(|(_, e)| f(e)),
+            ExprKind::Attr { base, .. }
+            | ExprKind::Has { base, .. }
+            | ExprKind::Like { base, .. }
+            | ExprKind::Is { base, .. }
+            | ExprKind::Properties(base)
+            | ExprKind::Unary { operand: base, .. } => f(base),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                f(lhs);
+                f(rhs);
+            }
+        }
+    }
+}
+
 /// The four request variables of the AuthZEN information model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Var {

@@ -195,6 +195,17 @@ pub enum CheckError {
         span: Span,
     },
 
+    #[error("expression is nested more than {limit} levels deep")]
+    #[diagnostic(code(warden::check::too_deep))]
+    TooDeep {
+        limit: usize,
+        #[label("{depth} levels deep with its `let`s expanded")]
+        span: Span,
+        depth: usize,
+        #[help]
+        help: String,
+    },
+
     #[error("`{name}` is reserved")]
     #[diagnostic(code(warden::check::reserved))]
     Reserved {

@@ -14,6 +14,8 @@
 //! - every entity type, action, action group, role, `let`, function and rule id that is named
 //!   anywhere resolves (in dynamic mode, see below, entity type and action names are accepted
 //!   as they are); declarations are unique; groups, roles and `let`s have no cycles;
+//! - every expression nests at most [`MAX_DEPTH`] levels deep with the `let`s it names
+//!   expanded (`warden::check::too_deep`): compiling and evaluating recurse that deep at most;
 //! - every expression is well-typed: operators receive operands they are defined on, `==`
 //!   compares values of one type, conditions are `Bool`, literal arguments (`time`,
 //!   `duration`, `ip`, time zones, `like` patterns) are valid. What remains for run time is
@@ -125,6 +127,7 @@
 
 pub mod claims;
 mod declare;
+mod depth;
 pub mod error;
 mod functions;
 mod graph;
@@ -135,6 +138,7 @@ pub mod schema;
 mod suggest;
 mod types;
 
+pub use depth::MAX_DEPTH;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};
@@ -160,6 +164,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     let mut ctx = Ctx::new(files);
     let (schema, declared) = declare::declare(&mut ctx);
     let names = resolve::resolve(&mut ctx);
+    depth::check_depth(&mut ctx, &names);
     types::check_types(&mut ctx, &schema, &declared, &names);
     lint::lint(&mut ctx, &schema, &names);
     let mut route_errors = Vec::new();

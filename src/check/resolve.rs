@@ -231,31 +231,11 @@ fn annotations(
     }
 }
 
-/// Calls `f` on `expr` and every expression inside it.
+/// Calls `f` on `expr` and every expression inside it. The recursion is as deep as one
+/// expression, which the parser bounds; `let`s are not followed.
 pub fn visit<'e>(expr: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
     f(expr);
-    match &expr.kind {
-        ExprKind::Bool(_)
-        | ExprKind::Int(_)
-        | ExprKind::Str(_)
-        | ExprKind::Duration(_)
-        | ExprKind::Entity { .. }
-        | ExprKind::Var(_)
-        | ExprKind::Let(_) => {}
-        ExprKind::Set(elements) => elements.iter().for_each(|e| visit(e, f)),
-        ExprKind::Record(entries) => entries.iter().for_each(|(_, e)| visit(e, f)),
-        ExprKind::Attr { base, .. }
-        | ExprKind::Has { base, .. }
-        | ExprKind::Like { base, .. }
-        | ExprKind::Is { base, .. } => visit(base, f),
-        ExprKind::Properties(base) => visit(base, f),
-        ExprKind::Call { args, .. } => args.iter().for_each(|e| visit(e, f)),
-        ExprKind::Unary { operand, .. } => visit(operand, f),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            visit(lhs, f);
-            visit(rhs, f);
-        }
-    }
+    expr.for_each_child(|child| visit(child, f));
 }
 
 /// Every expression written in an item (conditions, `let` values, test values).

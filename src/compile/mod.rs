@@ -15,18 +15,13 @@ use crate::ast::{self, BinaryOp, ConditionKind, ExprKind, UnaryOp};
 use crate::check::schema::Schema;
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value};
-use crate::program::ops;
 use crate::program::{
     Bucket, CalendarField, Compare, Effect, Index, Node, NodeId, Party, Program, RoleId, RoleInfo,
     Rule, RuleId, ValueGroup,
 };
+use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
 use crate::syntax::ParsedFile;
-
-/// The deepest expression graph compiled. Evaluation recurses over it; the limit keeps that
-/// far from the end of any thread's stack (the parser bounds one expression, but `let`s can
-/// chain expressions).
-pub const MAX_DEPTH: u32 = 1024;
 
 /// Something the checker lets through but the compiler cannot build. A directory that checks
 /// clean never produces one; they exist so that the compiler never has to panic.
@@ -57,7 +52,6 @@ pub fn compile(
         schema,
         store,
         nodes: Vec::new(),
-        depths: Vec::new(),
         interned: HashMap::default(),
         lets: HashMap::default(),
         let_nodes: HashMap::default(),
@@ -216,7 +210,6 @@ struct Compiler<'a> {
     schema: &'a Schema,
     store: Store,
     nodes: Vec<Node>,
-    depths: Vec<u32>,
     interned: HashMap<Node, NodeId>,
     lets: HashMap<String, (usize, &'a ast::LetDecl)>,
     let_nodes: HashMap<String, NodeId>,
@@ -320,19 +313,13 @@ impl Compiler<'_> {
         }
     }
 
-    fn depth(&self, id: NodeId) -> u32 {
-        self.depths.get(id.index()).copied().unwrap_or(0)
-    }
-
     /// Adds a node, or returns the existing identical one.
     fn intern(&mut self, node: Node) -> NodeId {
         if let Some(existing) = self.interned.get(&node) {
             return *existing;
         }
-        let depth = 1 + children(&node).map(|c| self.depth(c)).max().unwrap_or(0);
         let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
         self.nodes.push(node.clone());
-        self.depths.push(depth);
         self.interned.insert(node, id);
         id
     }
@@ -434,17 +421,11 @@ impl Compiler<'_> {
         }
     }
 
+    /// Lowers one expression. The checker bounds how deep expressions nest, `let`s expanded
+    /// (`check::MAX_DEPTH`), and the recursion moves to a fresh stack segment when the thread's
+    /// runs low, so the depth of a valid policy never depends on the caller's stack.
     fn lower(&mut self, expr: &ast::Expr, file: usize) -> NodeId {
-        let id = self.lower_inner(expr, file);
-        if self.depth(id) > MAX_DEPTH {
-            return self.error(
-                file,
-                expr.span,
-                format!("expression is nested more than {MAX_DEPTH} levels deep"),
-                "`let`s that build on each other count as nesting; flatten the chain",
-            );
-        }
-        id
+        stack::grow(|| self.lower_inner(expr, file))
     }
 
     fn lower_inner(&mut self, expr: &ast::Expr, file: usize) -> NodeId {
@@ -716,35 +697,6 @@ fn flatten_and<'e>(expr: &'e ast::Expr, out: &mut Vec<&'e ast::Expr>) {
             out.push(rhs);
         }
         _ => out.push(expr),
-    }
-}
-
-fn children(node: &Node) -> Box<dyn Iterator<Item = NodeId> + '_> {
-    match node {
-        Node::Const(_)
-        | Node::Subject
-        | Node::Resource
-        | Node::Action
-        | Node::Context
-        | Node::Properties(_)
-        | Node::Now => Box::new(std::iter::empty()),
-        Node::Attr(a, _)
-        | Node::Has(a, _)
-        | Node::Not(a)
-        | Node::Neg(a)
-        | Node::Like(a, _)
-        | Node::Is(a, _)
-        | Node::Calendar(_, a, _) => Box::new(std::iter::once(*a)),
-        Node::And(a, b)
-        | Node::Or(a, b)
-        | Node::Compare(_, a, b)
-        | Node::Add(a, b)
-        | Node::Sub(a, b)
-        | Node::In(a, b)
-        | Node::Contains(a, b) => Box::new([*a, *b].into_iter()),
-        Node::InRange(a, b, c) => Box::new([*a, *b, *c].into_iter()),
-        Node::SetOf(members) => Box::new(members.iter().copied()),
-        Node::RecordOf(fields) => Box::new(fields.iter().map(|(_, n)| *n)),
     }
 }
 

@@ -96,10 +96,10 @@ pub enum DataError {
         #[help]
         help: String,
     },
-    #[error("entity `{uid}` is its own ancestor")]
+    #[error("entity {uid} is its own ancestor: {cycle}")]
     #[diagnostic(
         code(warden::data::cycle),
-        help("the parents form a cycle: {cycle}; remove one of these parent links")
+        help("each entity on the cycle lists the next one as a parent; remove one of these links")
     )]
     Cycle {
         uid: String,
@@ -306,30 +306,59 @@ pub fn extend_store(
     }
 
     let on_cycle = store.compute_ancestors();
-    if !on_cycle.is_empty() {
-        let names: Vec<String> = on_cycle
+    // Report one cycle, at the first of its entities that a file defines.
+    if let Some(cycle) = parent_cycle(store, &on_cycle)
+        && let Some(entry) = pending.iter().find(|p| cycle.contains(&p.id))
+        && let Some(file) = files.get(entry.file).copied()
+    {
+        let name = |id: EntityId| {
+            store
+                .entity(id)
+                .map(|e| format!("`{}`", e.uid))
+                .unwrap_or_default()
+        };
+        // The path starts and ends at the reported entity.
+        let start = cycle.iter().position(|id| *id == entry.id).unwrap_or(0);
+        let path: Vec<String> = cycle
             .iter()
-            .filter_map(|id| store.entity(*id).map(|e| e.uid.to_string()))
+            .cycle()
+            .skip(start)
+            .take(cycle.len() + 1)
+            .map(|id| name(*id))
             .collect();
-        // Report once, at the first entity of the cycle that a file defines.
-        if let Some(entry) = pending.iter().find(|p| on_cycle.contains(&p.id))
-            && let Some(file) = files.get(entry.file).copied()
-        {
-            let uid = store
-                .entity(entry.id)
-                .map(|e| e.uid.to_string())
-                .unwrap_or_default();
-            diagnostics.push(Diagnostic::in_file(
-                DataError::Cycle {
-                    uid,
-                    cycle: names.join(", "),
-                    span: entry.json.span,
-                },
-                file,
-            ));
-        }
+        let uid = path.first().cloned().unwrap_or_default();
+        diagnostics.push(Diagnostic::in_file(
+            DataError::Cycle {
+                uid,
+                cycle: path.join(" → "),
+                span: entry.json.span,
+            },
+            file,
+        ));
     }
     diagnostics
+}
+
+/// One cycle of the parent relation among `stuck`, the entities whose ancestors could not be
+/// computed, each entity followed by one of its parents. Every stuck entity has a stuck parent
+/// (else it would not be stuck), so following them from any one of them comes round.
+fn parent_cycle(store: &Store, stuck: &[EntityId]) -> Option<Vec<EntityId>> {
+    let stuck_set: std::collections::HashSet<EntityId> = stuck.iter().copied().collect();
+    let mut path: Vec<EntityId> = Vec::new();
+    let mut seen: std::collections::HashMap<EntityId, usize> = std::collections::HashMap::new();
+    let mut current = *stuck.first()?;
+    loop {
+        if let Some(&at) = seen.get(&current) {
+            return path.get(at..).map(<[EntityId]>::to_vec);
+        }
+        seen.insert(current, path.len());
+        path.push(current);
+        current = *store
+            .entity(current)?
+            .parents
+            .iter()
+            .find(|parent| stuck_set.contains(parent))?;
+    }
 }
 
 fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {

@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
 use crate::program::ops::{self, ErrorKind};
-use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId};
+use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId, stack};
 
 pub use request::{Request, RequestError, Verified};
 
@@ -154,6 +154,7 @@ pub fn condition_holds(
         program,
         request,
         frame: &mut frame,
+        depth: 0,
     };
     let value = evaluator.eval(condition)?;
     ops::truth(&value, "if").map_err(|kind| EvalError {
@@ -178,6 +179,7 @@ pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Dec
         program,
         request,
         frame,
+        depth: 0,
     };
     evaluator.gather_candidates(minter_holds);
     evaluator.run()
@@ -187,6 +189,9 @@ struct Evaluator<'a> {
     program: &'a Program,
     request: &'a Request,
     frame: &'a mut Frame,
+    /// How many nodes deep the walk is: every [`stack::LEVELS_PER_CHECK`] levels it makes sure
+    /// of room on the stack (see [`stack`]).
+    depth: u32,
 }
 
 impl<'a> Evaluator<'a> {
@@ -396,7 +401,13 @@ impl<'a> Evaluator<'a> {
                 Memo::Empty => {}
             }
         }
-        let result = self.compute(id, node);
+        self.depth += 1;
+        let result = if self.depth.is_multiple_of(stack::LEVELS_PER_CHECK) {
+            stack::grow(|| self.compute(id, node))
+        } else {
+            self.compute(id, node)
+        };
+        self.depth -= 1;
         if let Some(slot) = self.frame.slots.get_mut(id.index()) {
             slot.stamp = generation;
             slot.memo = match &result {

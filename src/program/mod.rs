@@ -7,6 +7,7 @@
 
 pub mod ops;
 pub mod requests;
+pub mod stack;
 
 // FxHash: the keys are small ids and interned strings, not attacker-chosen (request values
 // are only looked up, never inserted), and SipHash's cost showed in every lookup.

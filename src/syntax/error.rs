@@ -14,6 +14,16 @@ pub enum SyntaxError {
         #[help]
         help: Option<String>,
     },
+    #[error("`{keyword}` is a keyword")]
+    #[diagnostic(code(warden::syntax::keyword))]
+    Keyword {
+        keyword: String,
+        #[label("{expected}")]
+        span: Span,
+        expected: String,
+        #[help]
+        help: String,
+    },
     #[error("unexpected end of item")]
     #[diagnostic(code(warden::syntax::unexpected_end))]
     UnexpectedEnd {

@@ -81,7 +81,7 @@ pub fn format_expr(expr: &Expr) -> String {
 }
 
 /// True for text that lexes as one identifier token (keywords included).
-fn is_identifier(text: &str) -> bool {
+pub(crate) fn is_identifier(text: &str) -> bool {
     let mut chars = text.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

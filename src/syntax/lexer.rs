@@ -86,9 +86,11 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     // the item keyword that follows them.
     let mut only_annotations = false;
 
+    let names = keywords_used_as_names(tokens);
+    let is_name = |index: usize| names.get(index).copied().unwrap_or(false);
     for (index, (_, token, _)) in tokens.iter().enumerate() {
         let next = tokens.get(index + 1).map(|(_, t, _)| t);
-        let as_name = keyword_used_as_name(tokens, index);
+        let as_name = is_name(index);
         let starts_anywhere = !as_name
             && match token {
                 Token::Entity | Token::Role | Token::Let | Token::Test | Token::Route => true,
@@ -98,7 +100,7 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
                     tokens
                         .get(previous)
                         .is_some_and(|(_, t, _)| *t == Token::With)
-                        && !keyword_used_as_name(tokens, previous)
+                        && !is_name(previous)
                 }),
                 // `action` is also the request variable: inside a capability's braces, a
                 // `mint if ... action` followed by the next clause's word is not a declaration.
@@ -147,48 +149,116 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     items
 }
 
+/// For each token, whether it is a keyword standing where the grammar takes a name (see
+/// [`keyword_used_as_name`]). One pass, left to right: whether a keyword is a name depends on
+/// whether the keyword before it is one, and on whether it continues a list of type names
+/// (`on A, B, route`), which is carried along rather than looked for (a long list stays linear).
+fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
+    let mut names: Vec<bool> = Vec::with_capacity(tokens.len());
+    let mut listed: Vec<bool> = Vec::with_capacity(tokens.len());
+    for (index, (_, token, _)) in tokens.iter().enumerate() {
+        let at_work = |i: usize| !names.get(i).copied().unwrap_or(false);
+        let kind = |i: usize| tokens.get(i).map(|(_, t, _)| t);
+        // Where a list of type names goes on: after `on`, `in` or `in [` at work, or after a
+        // `,` that follows a name of such a list.
+        let in_list = match index.checked_sub(1) {
+            Some(previous) => match kind(previous) {
+                Some(Token::On | Token::In) => at_work(previous),
+                Some(Token::LBracket) => previous
+                    .checked_sub(1)
+                    .is_some_and(|i| matches!(kind(i), Some(Token::In)) && at_work(i)),
+                Some(Token::Comma) => previous
+                    .checked_sub(1)
+                    .is_some_and(|i| listed.get(i).copied().unwrap_or(false)),
+                _ => false,
+            },
+            None => false,
+        };
+        let name = keyword_used_as_name(tokens, index, &names, in_list);
+        listed.push(in_list && (name || matches!(token, Token::Ident(_))));
+        names.push(name);
+    }
+    names
+}
+
 /// True when the token at `index` is a keyword standing where the grammar takes a name: an
 /// attribute (`subject.role`), a `has` target (`context has test`), a record key or attribute
-/// declaration (`role: String`, `test?: Bool`), or the `role` of `given role`. There it neither
-/// starts an item nor separates expressions; treating it as a keyword would cut `subject.role ==
-/// "admin"` in two, and would let an expression grow past the size limit unnoticed.
+/// declaration (`role: String`, `test?: Bool`), the `role` of `given role`, or an entity type
+/// name (see [`type_name_position`]). There it neither starts an item nor separates
+/// expressions; treating it as a keyword would cut `subject.role == "admin"` in two, and would
+/// let an expression grow past the size limit unnoticed.
 ///
-/// The token before counts only when it is itself a keyword at work: in `x has has`, the second
-/// `has` is a name and makes nothing after it a name; in `a.given entity E`, `given` is an
-/// attribute and `entity` starts an item.
-fn keyword_used_as_name(tokens: &[Spanned<'_>], index: usize) -> bool {
+/// The token before counts only when it is itself a keyword at work (`names` holds the answer
+/// for every token before `index`): in `x has has`, the second `has` is a name and makes
+/// nothing after it a name; in `a.given entity E`, `given` is an attribute and `entity` starts
+/// an item.
+fn keyword_used_as_name(
+    tokens: &[Spanned<'_>],
+    index: usize,
+    names: &[bool],
+    in_type_list: bool,
+) -> bool {
     let token = tokens.get(index).map(|(_, t, _)| t);
     if !token.is_some_and(|t| t.is_keyword()) {
         return false;
     }
     let next = tokens.get(index + 1).map(|(_, t, _)| t);
-    if matches!(next, Some(Token::Colon | Token::Question)) {
+    // A key (`role: String`) or an entity type before `::` (`route::"r1"`).
+    if matches!(
+        next,
+        Some(Token::Colon | Token::Question | Token::ColonColon)
+    ) {
         return true;
     }
     let Some(previous_index) = index.checked_sub(1) else {
         return false;
     };
+    let at_work = |i: usize| !names.get(i).copied().unwrap_or(false);
     match tokens.get(previous_index).map(|(_, t, _)| t) {
         Some(Token::Dot) => true,
-        Some(Token::Has) => !keyword_used_as_name_shallow(tokens, previous_index),
-        Some(Token::Given) => {
-            matches!(token, Some(Token::Role))
-                && !keyword_used_as_name_shallow(tokens, previous_index)
-        }
-        _ => false,
+        Some(Token::Has) => at_work(previous_index),
+        Some(Token::Given) => matches!(token, Some(Token::Role)) && at_work(previous_index),
+        _ => type_name_position(tokens, index, &at_work, in_type_list),
     }
 }
 
-/// [`keyword_used_as_name`] without looking further back than one token: enough to tell
-/// whether a `has` or `given` is itself a name, since chains like `x has has has` have no
-/// meaning in the grammar anyway.
-fn keyword_used_as_name_shallow(tokens: &[Spanned<'_>], index: usize) -> bool {
-    let next = tokens.get(index + 1).map(|(_, t, _)| t);
-    matches!(next, Some(Token::Colon | Token::Question))
-        || index
-            .checked_sub(1)
-            .and_then(|i| tokens.get(i))
-            .is_some_and(|(_, t, _)| matches!(t, Token::Dot | Token::Has))
+/// True where only a name can stand, so that a keyword there is one: an entity type
+/// (`entity route`, `on route`, `in [group]`, `is role`, `Set<test>`, `owner: data`), or the
+/// name a `let`, `role` or `capability` declares (which the parser then refuses with "`route`
+/// is a keyword" rather than seeing two broken items).
+///
+/// A keyword followed by a name, a string or `*` starts an item even there (`entity` with its
+/// name missing, then `allow view ...`): no type name is followed by one, but for the words
+/// of a capability's clauses.
+fn type_name_position(
+    tokens: &[Spanned<'_>],
+    index: usize,
+    at_work: &impl Fn(usize) -> bool,
+    in_type_list: bool,
+) -> bool {
+    let kind = |i: usize| tokens.get(i).map(|(_, t, _)| t);
+    let next = kind(index + 1);
+    let Some(previous) = index.checked_sub(1) else {
+        return false;
+    };
+    // The name a declaration gives, when what follows shows the declaration goes on.
+    match kind(previous) {
+        Some(Token::Let) => return matches!(next, Some(Token::Assign)) && at_work(previous),
+        Some(Token::Role) => return matches!(next, Some(Token::LBrace)) && at_work(previous),
+        Some(Token::Capability) => return matches!(next, Some(Token::On)) && at_work(previous),
+        _ => {}
+    }
+    // (The words of a capability's clauses follow a `mint if` condition: `is route lifetime`.)
+    let clause_word = matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")));
+    if matches!(next, Some(Token::Ident(_) | Token::Str(_) | Token::Star)) && !clause_word {
+        return false;
+    }
+    in_type_list
+        || match kind(previous) {
+            Some(Token::Entity | Token::Is) => at_work(previous),
+            Some(Token::Lt | Token::Colon) => true,
+            _ => false,
+        }
 }
 
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of
@@ -209,11 +279,12 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
     if matches!(keyword, Some(Token::Entity | Token::Action)) {
         return oversized_type(tokens);
     }
+    let names = keywords_used_as_names(tokens);
     let mut size = 0usize;
     for (index, (l, token, r)) in tokens.iter().enumerate() {
         match token {
             // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
-            _ if keyword_used_as_name(tokens, index) => {}
+            _ if names.get(index).copied().unwrap_or(false) => {}
             // Tokens that can only stand between expressions start a new count.
             Token::Allow
             | Token::Deny

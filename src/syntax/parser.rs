@@ -409,7 +409,44 @@ fn unexpected(
         describe_expected(expected)
     };
     let expects = |name: &str| expected.iter().any(|e| e == name);
+    // Connectives and operators are never meant as names; the item keywords and variables
+    // often are (`let route = ...`, `role test { ... }`).
+    const CONNECTIVES: [&str; 13] = [
+        "on", "if", "unless", "in", "has", "contains", "like", "is", "not", "and", "or", "true",
+        "false",
+    ];
+    let name_like = token.is_keyword() && !CONNECTIVES.contains(&token.text());
+    if name_like && expects("IDENT") && !at_item_start {
+        let keyword = token.text();
+        let help = if expects("STR") {
+            format!(
+                "write the name as a string: `\"{keyword}\"`; a keyword is a bare name only \
+                 where nothing else could stand: an entity type, an attribute or a record key"
+            )
+        } else {
+            "choose another name; a keyword is a name only where nothing else could stand: an \
+             entity type, an attribute or a record key"
+                .to_string()
+        };
+        return SyntaxError::Keyword {
+            keyword: keyword.to_string(),
+            span,
+            expected: expected_text,
+            help,
+        };
+    }
     let help = match token {
+        // A quoted type name: type names are bare, keywords included.
+        Token::Str(text)
+            if expects("IDENT")
+                && !expects("STR")
+                && expects("\"route\"")
+                && crate::syntax::fmt::is_identifier(text) =>
+        {
+            Some(format!(
+                "a type name is written without quotes, even a keyword: `{text}`"
+            ))
+        }
         // Only where an operator could stand: in `let = 1` the `=` is fine, the name is missing.
         Token::Assign if expects("\"==\"") => {
             Some("`=` is not an operator; did you mean `==`?".to_string())
@@ -471,13 +508,16 @@ fn describe_expected(expected: &[String]) -> String {
     // Where any keyword may serve as a name (`x.role`, record keys), lalrpop lists every
     // keyword; the reader only needs to hear "a name".
     let keywords_are_names = has("IDENT") && has("\"entity\"") && has("\"for\"");
+    // After a name that could be an entity type (`subject`, a `let`), the parser also takes
+    // `::`; where an operator may stand, nobody meant an entity literal.
+    let operators = has("\".\"");
     let mut words: Vec<String> = Vec::new();
     for name in expected {
         let is_keyword = name
             .strip_prefix('"')
             .and_then(|n| n.strip_suffix('"'))
             .is_some_and(|n| Token::KEYWORDS.contains(&n));
-        if keywords_are_names && is_keyword {
+        if keywords_are_names && is_keyword || operators && name == "\"::\"" {
             continue;
         }
         let word = match name.as_str() {

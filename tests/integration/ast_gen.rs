@@ -1,7 +1,8 @@
 //! Random syntax trees for property tests: every item, statement, type and expression kind,
 //! bounded in depth, limited to trees the parser can produce.
 //!
-//! What the parser cannot produce is left out: identifiers that are keywords, `i64::MIN` (its
+//! What the parser cannot produce is left out: identifiers that are keywords (but for entity
+//! type names, where keywords are names), `i64::MIN` (its
 //! digits do not fit an `i64` before the minus applies), a unary minus over an integer literal
 //! (the parser folds `-5` into the literal), negative durations, and the `at` test statement
 //! (no grammar rule produces it yet). Spans are all default: they compare equal anyway.
@@ -23,6 +24,21 @@ pub fn ident() -> impl Strategy<Value = Ident> {
             !Token::KEYWORDS.contains(&name.as_str())
         })
         .prop_map(|name| Ident { name, span: span() })
+}
+
+/// An entity type name: an identifier, or any keyword but `properties` (a type name is the
+/// one place every keyword is a name).
+pub fn type_name() -> impl Strategy<Value = Ident> {
+    prop_oneof![
+        3 => ident(),
+        1 => proptest::sample::select(Token::KEYWORDS)
+            .prop_filter("`properties` is never a name", |k| *k != "properties")
+            .prop_map(|name| Ident { name: name.to_string(), span: span() }),
+    ]
+}
+
+fn type_names(max: usize) -> impl Strategy<Value = Vec<Ident>> {
+    proptest::collection::vec(type_name(), 0..=max)
 }
 
 /// Any text: plain words, characters that need escaping, and arbitrary Unicode.
@@ -90,7 +106,7 @@ fn leaf() -> impl Strategy<Value = Expr> {
         prop_oneof![(i64::MIN + 1)..=i64::MAX, -3i64..=3].prop_map(ExprKind::Int),
         text().prop_map(ExprKind::Str),
         prop_oneof![0i64..=i64::MAX, 0i64..=100_000_000].prop_map(ExprKind::Duration),
-        (ident(), text()).prop_map(|(ty, id)| ExprKind::Entity { ty, id }),
+        (type_name(), text()).prop_map(|(ty, id)| ExprKind::Entity { ty, id }),
         var().prop_map(ExprKind::Var),
         ident().prop_map(ExprKind::Let),
     ]
@@ -154,7 +170,7 @@ pub fn expr() -> impl Strategy<Value = Expr> {
                 .prop_map(|(op, lhs, rhs)| ExprKind::Binary { op, lhs, rhs }),
             (boxed.clone(), name()).prop_map(|(base, name)| ExprKind::Has { base, name }),
             (boxed.clone(), str_lit()).prop_map(|(base, pattern)| ExprKind::Like { base, pattern }),
-            (boxed, ident()).prop_map(|(base, ty)| ExprKind::Is { base, ty }),
+            (boxed, type_name()).prop_map(|(base, ty)| ExprKind::Is { base, ty }),
         ]
         .prop_map(expr_of)
     })
@@ -167,7 +183,7 @@ pub fn record_expr() -> impl Strategy<Value = Expr> {
 }
 
 pub fn type_expr() -> impl Strategy<Value = TypeExpr> {
-    ident()
+    type_name()
         .prop_map(TypeExpr::Named)
         .prop_recursive(2, 8, 3, |inner| {
             prop_oneof![
@@ -235,7 +251,7 @@ fn effect() -> impl Strategy<Value = Effect> {
 }
 
 pub fn entity_ref() -> impl Strategy<Value = EntityRef> {
-    (ident(), text()).prop_map(|(ty, id)| EntityRef {
+    (type_name(), text()).prop_map(|(ty, id)| EntityRef {
         ty,
         id,
         span: span(),
@@ -304,7 +320,7 @@ pub fn item() -> impl Strategy<Value = Item> {
     let grant = (
         annotations(),
         actions(),
-        idents(2),
+        type_names(2),
         proptest::option::of(condition()),
     )
         .prop_map(|(annotations, actions, resource_types, condition)| Grant {
@@ -317,8 +333,8 @@ pub fn item() -> impl Strategy<Value = Item> {
     prop_oneof![
         (
             annotations(),
-            ident(),
-            idents(2),
+            type_name(),
+            type_names(2),
             attr_decls(),
             proptest::option::of(attr_decls())
         )
@@ -335,7 +351,7 @@ pub fn item() -> impl Strategy<Value = Item> {
         (
             annotations(),
             proptest::collection::vec(name(), 1..3),
-            idents(2),
+            type_names(2),
             proptest::option::of(attr_decls()),
             proptest::option::of(attr_decls())
         )
@@ -383,7 +399,7 @@ pub fn item() -> impl Strategy<Value = Item> {
             annotations(),
             effect(),
             actions(),
-            idents(2),
+            type_names(2),
             proptest::option::of(condition())
         )
             .prop_map(
@@ -424,7 +440,7 @@ pub fn item() -> impl Strategy<Value = Item> {
             proptest::option::of(ident()),
             str_lit(),
             name(),
-            ident(),
+            type_name(),
             route_part(),
             proptest::collection::vec((name(), route_part()), 0..3)
         )
@@ -451,7 +467,7 @@ pub fn capability() -> impl Strategy<Value = Item> {
     (
         annotations(),
         ident(),
-        proptest::collection::vec(ident(), 1..3),
+        proptest::collection::vec(type_name(), 1..3),
         proptest::collection::vec(name(), 1..3),
         1i64..=i64::MAX,
         proptest::option::of(expr()),

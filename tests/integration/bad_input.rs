@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proptest::prelude::*;
-use warden::ast::{Expr, ExprKind, Item, TestStatement, TypeExpr, WithClause};
+use warden::ast::{Expr, Item, TestStatement, TypeExpr, WithClause};
 use warden::source::{SourceFile, read_source};
 use warden::syntax::{self, lexer::MAX_EXPRESSION_SIZE};
 
@@ -96,26 +96,7 @@ fn item_depth(item: &Item) -> usize {
     let mut stack: Vec<(&Expr, usize)> = exprs.into_iter().map(|e| (e, 1)).collect();
     while let Some((expr, depth)) = stack.pop() {
         deepest = deepest.max(depth);
-        let children: Vec<&Expr> = match &expr.kind {
-            ExprKind::Set(elements) => elements.iter().collect(),
-            ExprKind::Record(entries) => entries.iter().map(|(_, e)| e).collect(),
-            ExprKind::Attr { base, .. }
-            | ExprKind::Properties(base)
-            | ExprKind::Has { base, .. }
-            | ExprKind::Like { base, .. }
-            | ExprKind::Is { base, .. }
-            | ExprKind::Unary { operand: base, .. } => vec![base],
-            ExprKind::Call { args, .. } => args.iter().collect(),
-            ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            ExprKind::Bool(_)
-            | ExprKind::Int(_)
-            | ExprKind::Str(_)
-            | ExprKind::Duration(_)
-            | ExprKind::Entity { .. }
-            | ExprKind::Var(_)
-            | ExprKind::Let(_) => vec![],
-        };
-        stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+        expr.for_each_child(|child| stack.push((child, depth + 1)));
     }
     let mut type_stack: Vec<(&TypeExpr, usize)> = types.into_iter().map(|t| (t, 1)).collect();
     while let Some((ty, depth)) = type_stack.pop() {

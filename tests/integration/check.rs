@@ -140,3 +140,52 @@ fn check_reports_json() {
     assert_eq!(items[1]["code"], "warden::check::unused_let");
     assert!(items[1]["help"].as_str().unwrap().contains("remove it"));
 }
+
+/// The AuthZEN interop's gateway scenario names its types `identity` and `route` (a keyword):
+/// the bundled profile declares them, its tests pass, and the scenario's own requests decide.
+#[test]
+fn the_authzen_profile_takes_the_interop_type_names() {
+    let profile =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway-policies/authzen-profile");
+    let profile = profile.to_str().unwrap();
+    let out = warden(&["check", "--deny-warnings", "-p", profile]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = warden(&["test", "-p", profile]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = warden(&["fmt", "--check", "-p", profile]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Rick (admin) may delete a todo through the gateway; Beth (viewer) may not.
+    let decide = |id: &str, method: &str, route: &str| {
+        let request = format!(
+            r#"{{"subject": {{"type": "identity", "id": "{id}"}}, "action": {{"name": "{method}"}},
+                "resource": {{"type": "route", "id": "{route}"}}}}"#
+        );
+        let dir = policy_dir(&format!("interop-{method}"), "");
+        let file = dir.join("request.json");
+        std::fs::write(&file, request).unwrap();
+        warden(&["eval", "-p", profile, "--request", file.to_str().unwrap()])
+            .status
+            .code()
+    };
+    let rick = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
+    let beth = "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
+    assert_eq!(decide(rick, "DELETE", "/todos/{todoId}"), Some(0));
+    assert_eq!(decide(beth, "DELETE", "/todos/{todoId}"), Some(1));
+    assert_eq!(decide(beth, "GET", "/todos"), Some(0));
+}

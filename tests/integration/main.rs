@@ -16,6 +16,7 @@ mod cli;
 mod cli_eval;
 mod data_files;
 mod decide;
+mod depth;
 mod fmt;
 mod fmt_cli;
 mod fuzz_corpus;

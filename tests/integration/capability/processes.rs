@@ -3,11 +3,11 @@
 //! it takes is printed, not asserted (the watcher polls every 250 ms; the issue asks for under
 //! a second, which the note quotes from these runs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::server::{ServerProcess, spawn_server};
 
 fn warden() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
@@ -19,21 +19,11 @@ fn warden() -> Command {
     command
 }
 
-/// A server process; killed when dropped.
-struct Server {
-    child: Child,
-    http: Http,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Server = ServerProcess;
 
 fn spawn(keys_dir: &KeyDir) -> Server {
-    let mut child = warden()
+    let mut command = warden();
+    command
         .args([
             "serve",
             "--listen",
@@ -47,37 +37,8 @@ fn spawn(keys_dir: &KeyDir) -> Server {
         .arg("--capability-keys")
         .arg(keys_dir.spec("k1"))
         .arg("--capability-revocations")
-        .arg(keys_dir.revocations())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // Owned by a `Server` at once, so a failure below still kills and reaps the process.
-    let mut server = Server {
-        child,
-        http: Http::new("http://127.0.0.1:1"),
-    };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = sender.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = receiver
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the server never said where it serves");
-        let Ok(log) = serde_json::from_str::<JsonValue>(&line) else {
-            continue;
-        };
-        if log["fields"]["message"] == "serving" {
-            let address = log["fields"]["address"].as_str().unwrap().to_string();
-            server.http = Http::new(&format!("http://{address}"));
-            return server;
-        }
-    }
+        .arg(keys_dir.revocations());
+    spawn_server(command)
 }
 
 /// Mints olive's key for nadia with the CLI (the operator's way).

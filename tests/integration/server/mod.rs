@@ -149,6 +149,57 @@ impl TestServer {
     }
 }
 
+/// A `warden serve` process a test started: killed and reaped when dropped, however the test
+/// ends, with a client for the address it logged.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub http: Http,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command`, a `warden serve` listening on `127.0.0.1:0` with JSON logs, and waits (60 s
+/// at most) for the log line that says where it serves.
+pub fn spawn_server(mut command: std::process::Command) -> ServerProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Owned by a `ServerProcess` at once, so a failure below still kills and reaps it.
+    let mut server = ServerProcess {
+        child,
+        http: Http::new("http://127.0.0.1:1"),
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = receiver
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the server never said where it serves");
+        let Ok(log) = serde_json::from_str::<JsonValue>(&line) else {
+            continue;
+        };
+        if log["fields"]["message"] == "serving" {
+            let address = log["fields"]["address"].as_str().unwrap().to_string();
+            server.http = Http::new(&format!("http://{address}"));
+            return server;
+        }
+    }
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
