@@ -143,6 +143,23 @@ pub struct Checked {
     pub schema: Schema,
     /// Errors and warnings, in the order found (callers sort them).
     pub diagnostics: Vec<Diagnostic>,
+    /// The type given to each checked expression, when asked for ([`check_recording_types`]).
+    pub types: Vec<ExprType>,
+}
+
+/// The type the checker gave one expression: what an editor shows on hover and offers after
+/// a `.`.
+#[derive(Clone, Debug)]
+pub struct ExprType {
+    /// The file, by index in the checked files.
+    pub file: usize,
+    pub span: Span,
+    /// As messages write it: `Photo | Album`, `Set<String>`.
+    pub ty: String,
+    /// The entity types the value may have (empty when it is not an entity of declared type).
+    pub entity_types: Vec<String>,
+    /// The attributes or fields that may be read from the value, with their types.
+    pub fields: Vec<(String, String)>,
 }
 
 impl Checked {
@@ -153,7 +170,17 @@ impl Checked {
 
 /// Checks every file of a policy directory together.
 pub fn check(files: &[ParsedFile]) -> Checked {
+    check_with(files, false)
+}
+
+/// [`check`], also keeping the type of every expression (for an editor's hover and completion).
+pub fn check_recording_types(files: &[ParsedFile]) -> Checked {
+    check_with(files, true)
+}
+
+fn check_with(files: &[ParsedFile], record_types: bool) -> Checked {
     let mut ctx = Ctx::new(files);
+    ctx.types = record_types.then(Vec::new);
     let (schema, declared) = declare::declare(&mut ctx);
     let names = resolve::resolve(&mut ctx);
     types::check_types(&mut ctx, &schema, &declared, &names);
@@ -168,6 +195,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     Checked {
         schema,
         diagnostics: ctx.diagnostics,
+        types: ctx.types.unwrap_or_default(),
     }
 }
 
@@ -182,6 +210,8 @@ pub(crate) struct Loc {
 pub(crate) struct Ctx<'a> {
     pub files: &'a [ParsedFile],
     pub diagnostics: Vec<Diagnostic>,
+    /// Where expression types are kept, when they are asked for.
+    pub types: Option<Vec<ExprType>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -189,6 +219,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             files,
             diagnostics: Vec::new(),
+            types: None,
         }
     }
 

@@ -555,6 +555,54 @@ impl<'c, 'f> Typer<'c, 'f> {
     // Expressions
 
     pub(super) fn expr(&mut self, expr: &Expr) -> Ty {
+        let ty = self.expr_kind(expr);
+        if self.ctx.types.is_some() {
+            self.note_type(expr.span, &ty);
+        }
+        ty
+    }
+
+    /// Keeps an expression's type for an editor: the type, and what may be read from it.
+    fn note_type(&mut self, span: Span, ty: &Ty) {
+        let (entity_types, records): (Vec<String>, Vec<Rc<RecordTy>>) = match ty {
+            Ty::Entity(types) => (
+                types.iter().cloned().collect(),
+                types
+                    .iter()
+                    .filter_map(|t| Some(self.entities.get(t)?.attributes.clone()))
+                    .collect(),
+            ),
+            Ty::Props(types) => (
+                Vec::new(),
+                types
+                    .iter()
+                    .filter_map(|t| self.entities.get(t)?.properties.clone())
+                    .collect(),
+            ),
+            Ty::Record(record) => (Vec::new(), vec![record.clone()]),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let mut fields = BTreeMap::new();
+        for record in &records {
+            for (name, field) in &record.fields {
+                fields
+                    .entry(name.clone())
+                    .or_insert_with(|| field.ty.describe());
+            }
+        }
+        let note = crate::check::ExprType {
+            file: self.file,
+            span,
+            ty: ty.describe(),
+            entity_types,
+            fields: fields.into_iter().collect(),
+        };
+        if let Some(types) = self.ctx.types.as_mut() {
+            types.push(note);
+        }
+    }
+
+    fn expr_kind(&mut self, expr: &Expr) -> Ty {
         match &expr.kind {
             ExprKind::Bool(_) => Ty::Bool,
             ExprKind::Int(_) => Ty::Int,

@@ -9,6 +9,7 @@ pub mod capability;
 pub mod check;
 pub mod eval;
 pub mod fmt;
+pub mod lsp;
 pub mod output;
 pub mod serve;
 pub mod test;
@@ -64,6 +65,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Mint, attenuate, inspect and revoke capability tokens.
     Capability(capability::CapabilityArgs),
+    /// Serve editors over the Language Server Protocol on standard input and output.
+    Lsp(lsp::LspArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -111,5 +114,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Serve(args) => serve::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Capability(args) => capability::run(&args),
+        Command::Lsp(args) => lsp::run(&args),
     }
 }

@@ -1,0 +1,469 @@
+//! `warden lsp`: the real binary, spoken to over stdio in LSP's JSON-RPC, on a copy of the
+//! bundled policies.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A generous bound on one answer, so a server that never answers fails the test instead of
+/// hanging it (not a speed requirement).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    messages: Receiver<Value>,
+    /// Notifications read while waiting for something else.
+    queued: VecDeque<Value>,
+    next_id: i64,
+}
+
+impl Client {
+    fn start(workspace: &Path) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warden lsp starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, messages) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut length = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(value) = line.strip_prefix("Content-Length: ") {
+                        length = Some(value.parse::<usize>().unwrap());
+                    }
+                }
+                let mut body = vec![0; length.expect("a Content-Length header")];
+                reader.read_exact(&mut body).unwrap();
+                if sender.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut client = Client {
+            child,
+            stdin,
+            messages,
+            queued: VecDeque::new(),
+            next_id: 1,
+        };
+        let init = client.request(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": uri(workspace),
+                "capabilities": { "general": { "positionEncodings": ["utf-16"] } },
+            }),
+        );
+        assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
+        assert_eq!(init["capabilities"]["hoverProvider"], true);
+        client.notify("initialized", json!({}));
+        client
+    }
+
+    fn send(&mut self, message: Value) {
+        let body = message.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+
+    fn receive(&mut self) -> Value {
+        self.messages
+            .recv_timeout(PATIENCE)
+            .expect("the server sends a message")
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        loop {
+            let message = self.receive();
+            if message["id"] == id {
+                assert!(message.get("error").is_none(), "{message}");
+                return message["result"].clone();
+            }
+            self.queued.push_back(message);
+        }
+    }
+
+    /// The next diagnostics published for `file` (queued ones first).
+    fn diagnostics(&mut self, file: &Path) -> Vec<Value> {
+        let wanted = uri(file);
+        loop {
+            let message = match self.queued.pop_front() {
+                Some(message) => message,
+                None => self.receive(),
+            };
+            if message["method"] == "textDocument/publishDiagnostics"
+                && message["params"]["uri"] == wanted
+            {
+                return message["params"]["diagnostics"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+    }
+
+    fn open(&mut self, file: &Path, text: &str) {
+        self.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": {
+                "uri": uri(file), "languageId": "warden", "version": 1, "text": text,
+            }}),
+        );
+    }
+
+    fn change(&mut self, file: &Path, version: i32, text: &str) {
+        self.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": { "uri": uri(file), "version": version },
+                "contentChanges": [{ "text": text }],
+            }),
+        );
+    }
+
+    fn at(&mut self, method: &str, file: &Path, position: Value) -> Value {
+        let mut params = json!({ "textDocument": { "uri": uri(file) }, "position": position });
+        match method {
+            "textDocument/references" => params["context"] = json!({ "includeDeclaration": true }),
+            "textDocument/completion" => params["context"] = json!({ "triggerKind": 1 }),
+            _ => {}
+        }
+        self.request(method, params)
+    }
+
+    fn shut_down(mut self) {
+        let result = self.request("shutdown", Value::Null);
+        assert_eq!(result, Value::Null);
+        self.notify("exit", Value::Null);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "warden lsp exited with {status}");
+    }
+}
+
+fn uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// The LSP position (line, UTF-16 column) of the `nth` occurrence of `needle` in `text`, plus
+/// `shift` characters.
+fn position(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
+    let offset = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("`{needle}` occurs {} times", nth + 1))
+        .0
+        + shift;
+    let before = &text[..offset];
+    let line = before.matches('\n').count();
+    let column: usize = before
+        .rsplit('\n')
+        .next()
+        .unwrap()
+        .chars()
+        .map(char::len_utf16)
+        .sum();
+    json!({ "line": line, "character": column })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of the bundled policies under `<tmp>/lsp-<name>/policies`.
+fn workspace(name: &str) -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lsp-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    copy_dir(Path::new("policies"), &root.join("policies"));
+    let policies = root.join("policies");
+    (root, policies)
+}
+
+fn messages(diagnostics: &[Value]) -> Vec<String> {
+    diagnostics
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn diagnostics_follow_edits_and_quick_fixes_apply() {
+    let (root, policies) = workspace("diagnostics");
+    let rules_path = policies.join("rules.warden");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let broken = rules.replace("resource.owner == subject", "resource.onwer == subject");
+    let mut client = Client::start(&root);
+
+    client.open(&rules_path, &broken);
+    let diagnostics = client.diagnostics(&rules_path);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    let diagnostic = &diagnostics[0];
+    let start = position(&broken, "onwer", 0, 0);
+    let end = position(&broken, "onwer", 0, "onwer".len());
+    assert_eq!(diagnostic["range"], json!({ "start": start, "end": end }));
+    assert_eq!(diagnostic["severity"], 1);
+    assert_eq!(diagnostic["source"], "warden");
+    let message = diagnostic["message"].as_str().unwrap();
+    assert!(message.contains("`onwer`"), "{message}");
+    assert!(message.contains("help: did you mean `owner`?"), "{message}");
+
+    // The quick fix: the editor sends the diagnostic back and gets the replacement.
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({
+            "textDocument": { "uri": uri(&rules_path) },
+            "range": diagnostic["range"],
+            "context": { "diagnostics": [diagnostic] },
+        }),
+    );
+    let edit = &actions[0]["edit"]["changes"][uri(&rules_path)][0];
+    assert_eq!(edit["newText"], "owner");
+    assert_eq!(edit["range"], diagnostic["range"]);
+    assert_eq!(actions[0]["kind"], "quickfix");
+
+    client.change(&rules_path, 2, &rules);
+    assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
+
+    // A syntax error is reported as `warden check` reports it.
+    client.change(&rules_path, 3, &format!("{rules}\nallow view if x = 1\n"));
+    let diagnostics = client.diagnostics(&rules_path);
+    assert!(
+        messages(&diagnostics)
+            .iter()
+            .any(|m| m.contains("did you mean `==`?")),
+        "{diagnostics:#?}"
+    );
+    client.shut_down();
+}
+
+#[test]
+fn a_schema_change_rechecks_the_rules_that_use_it() {
+    let (root, policies) = workspace("directory");
+    let schema_path = policies.join("schema.warden");
+    let rules_path = policies.join("rules.warden");
+    let schema = std::fs::read_to_string(&schema_path).unwrap();
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let mut client = Client::start(&root);
+    client.open(&rules_path, &rules);
+    assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
+    client.open(&schema_path, &schema);
+    assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
+
+    // Album's `public` renamed in the open (unsaved) schema: the rule reading it breaks.
+    let renamed = schema.replace("  public: Bool,", "  open: Bool,");
+    assert_ne!(renamed, schema);
+    client.change(&schema_path, 2, &renamed);
+    let diagnostics = client.diagnostics(&rules_path);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert_eq!(
+        diagnostics[0]["range"]["start"],
+        position(&rules, "public\n", 0, 0)
+    );
+
+    client.change(&schema_path, 3, &schema);
+    assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
+
+    // A data file beside the policies is checked too, from the editor's text.
+    let data_path = policies.join("data/albums.json");
+    let data = std::fs::read_to_string(&data_path).unwrap();
+    let wrong = data.replacen("\"Album\"", "\"Albm\"", 1);
+    assert_ne!(wrong, data);
+    client.open(&data_path, &wrong);
+    let diagnostics = client.diagnostics(&data_path);
+    assert!(
+        messages(&diagnostics)
+            .iter()
+            .any(|m| m.contains("`Albm`") && m.contains("did you mean `Album`?")),
+        "{diagnostics:#?}"
+    );
+    client.shut_down();
+}
+
+#[test]
+fn hover_definition_references_completion_and_formatting() {
+    let (root, policies) = workspace("features");
+    let rules_path = policies.join("rules.warden");
+    let roles_path = policies.join("roles.warden");
+    let schema_path = policies.join("schema.warden");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let roles = std::fs::read_to_string(&roles_path).unwrap();
+    let schema = std::fs::read_to_string(&schema_path).unwrap();
+    let mut client = Client::start(&root);
+    client.open(&rules_path, &rules);
+    assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
+
+    // Hover: an attribute read's type, a role's inherited permissions, an action's group.
+    let hover = client.at(
+        "textDocument/hover",
+        &rules_path,
+        position(&rules, "resource.owner", 0, "resource.".len() + 1),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("`resource.owner`: `User`"), "{text}");
+    client.open(&roles_path, &roles);
+    let hover = client.at(
+        "textDocument/hover",
+        &roles_path,
+        position(&roles, "role curator", 0, "role ".len()),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("inherits `contributor`, `viewer`"), "{text}");
+    assert!(
+        text.contains("`allow view, list` (from `viewer`)"),
+        "{text}"
+    );
+    assert!(text.contains("`allow delete on Photo`"), "{text}");
+    let hover = client.at(
+        "textDocument/hover",
+        &roles_path,
+        position(&roles, "allow write", 0, "allow ".len()),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("stands for `comment`, `upload`"), "{text}");
+    let hover = client.at(
+        "textDocument/hover",
+        &rules_path,
+        position(&rules, "allow view on Photo", 0, "allow view on ".len()),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("entity Photo in Album {"), "{text}");
+
+    // Definition: a `let`, an entity type, an attribute of two types.
+    let definition = client.at(
+        "textDocument/definition",
+        &rules_path,
+        position(&rules, "if staff", 0, "if ".len()),
+    );
+    assert_eq!(definition[0]["uri"], uri(&rules_path));
+    assert_eq!(
+        definition[0]["range"]["start"],
+        position(&rules, "let staff", 0, "let ".len())
+    );
+    let definition = client.at(
+        "textDocument/definition",
+        &rules_path,
+        position(&rules, "on Photo", 0, "on ".len()),
+    );
+    assert_eq!(definition[0]["uri"], uri(&schema_path));
+    assert_eq!(
+        definition[0]["range"]["start"],
+        position(&schema, "entity Photo", 0, "entity ".len())
+    );
+    let definition = client.at(
+        "textDocument/definition",
+        &rules_path,
+        position(&rules, "resource.owner", 0, "resource.".len()),
+    );
+    let starts: Vec<&Value> = definition
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["range"]["start"])
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            &position(&schema, "owner: User", 0, 0),
+            &position(&schema, "owner: User", 1, 0)
+        ]
+    );
+
+    // References: every use of a role, across files.
+    let references = client.at(
+        "textDocument/references",
+        &roles_path,
+        position(&roles, "role viewer", 0, "role ".len()),
+    );
+    let places: Vec<(&str, &Value)> = references
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["uri"].as_str().unwrap(), &l["range"]["start"]))
+        .collect();
+    assert!(places.len() >= 2, "{places:?}");
+    assert!(places.contains(&(
+        uri(&roles_path).as_str(),
+        &position(&roles, ": viewer", 0, ": ".len())
+    )));
+
+    // Completion after `.`, on a line that does not parse yet.
+    let typing = format!("{rules}\n@id(\"new\")\nallow view on Photo if resource.");
+    client.change(&rules_path, 2, &typing);
+    let last = typing.matches("resource.").count() - 1;
+    let end = position(&typing, "resource.", last, "resource.".len());
+    let completion = client.at("textDocument/completion", &rules_path, end);
+    let labels: Vec<&str> = completion
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["label"].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"owner"), "{labels:?}");
+    assert!(labels.contains(&"properties"), "{labels:?}");
+    // Completion in a rule head: actions and groups.
+    let typing = format!("{rules}\nallow ");
+    client.change(&rules_path, 3, &typing);
+    let completion = client.at(
+        "textDocument/completion",
+        &rules_path,
+        position(&typing, "\nallow ", 0, "\nallow ".len()),
+    );
+    let labels: Vec<&str> = completion
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"archive") && labels.contains(&"write"),
+        "{labels:?}"
+    );
+
+    // Formatting: `warden fmt`'s layout, for a file the editor has not saved yet.
+    let new_path = policies.join("extra.warden");
+    client.open(&new_path, "let   _x=1\n");
+    let edits = client.request(
+        "textDocument/formatting",
+        json!({
+            "textDocument": { "uri": uri(&new_path) },
+            "options": { "tabSize": 2, "insertSpaces": true },
+        }),
+    );
+    assert_eq!(edits[0]["newText"], "let _x = 1\n");
+    client.shut_down();
+}
