@@ -306,6 +306,12 @@ impl Server<'_> {
                 if let Ok(params) = from_params::<DidOpenTextDocumentParams>(notification.params)
                     && let Some(path) = uri_to_path(&params.text_document.uri)
                 {
+                    let root = self.root_of(&path);
+                    let json = path.extension().is_some_and(|ext| ext == "json");
+                    if json && self.policies.as_ref() != Some(&root) && !holds_policies(&root) {
+                        // A JSON file outside any policy directory is not a data file.
+                        return;
+                    }
                     self.documents.insert(
                         path.clone(),
                         Document {
@@ -313,7 +319,6 @@ impl Server<'_> {
                             version: params.text_document.version,
                         },
                     );
-                    let root = self.root_of(&path);
                     self.analyses
                         .entry(root.clone())
                         .or_insert_with(|| Analysis::new(root.clone()));
