@@ -25,6 +25,11 @@ struct Client {
 
 impl Client {
     fn start(workspace: &Path) -> Client {
+        Client::start_with(workspace, "utf-16")
+    }
+
+    /// A server whose client offers only `encoding` for positions.
+    fn start_with(workspace: &Path, encoding: &str) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("lsp")
             .stdin(Stdio::piped())
@@ -71,10 +76,10 @@ impl Client {
             json!({
                 "processId": null,
                 "rootUri": uri(workspace),
-                "capabilities": { "general": { "positionEncodings": ["utf-16"] } },
+                "capabilities": { "general": { "positionEncodings": [encoding] } },
             }),
         );
-        assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
+        assert_eq!(init["capabilities"]["positionEncoding"], encoding);
         assert_eq!(init["capabilities"]["hoverProvider"], true);
         client.notify("initialized", json!({}));
         client
@@ -172,7 +177,7 @@ fn uri(path: &Path) -> String {
 }
 
 /// The LSP position (line, UTF-16 column) of the `nth` occurrence of `needle` in `text`, plus
-/// `shift` characters.
+/// `shift` bytes.
 fn position(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
     let offset = text
         .match_indices(needle)
@@ -256,7 +261,14 @@ fn diagnostics_follow_edits_and_quick_fixes_apply() {
     assert_eq!(edit["range"], diagnostic["range"]);
     assert_eq!(actions[0]["kind"], "quickfix");
 
-    client.change(&rules_path, 2, &rules);
+    // The fix applied as an incremental change: only the range is sent.
+    client.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": { "uri": uri(&rules_path), "version": 2 },
+            "contentChanges": [{ "range": edit["range"], "text": "owner" }],
+        }),
+    );
     assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
 
     // A syntax error is reported as `warden check` reports it.
@@ -454,6 +466,28 @@ fn hover_definition_references_completion_and_formatting() {
         "{labels:?}"
     );
 
+    // A `let`'s type; a test's data file.
+    let hover = client.at(
+        "textDocument/hover",
+        &rules_path,
+        position(&rules, "if staff", 0, "if ".len()),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        text.contains("let staff = subject in Group::\"staff\""),
+        "{text}"
+    );
+    assert!(text.contains("type: `Bool`"), "{text}");
+    let tests_path = policies.join("tests/photos.warden");
+    let tests = std::fs::read_to_string(&tests_path).unwrap();
+    client.open(&tests_path, &tests);
+    let definition = client.at(
+        "textDocument/definition",
+        &tests_path,
+        position(&tests, "data \"photos.json\"", 0, "data \"".len()),
+    );
+    assert_eq!(definition["uri"], uri(&policies.join("tests/photos.json")));
+
     // Formatting: `warden fmt`'s layout, for a file the editor has not saved yet.
     let new_path = policies.join("extra.warden");
     client.open(&new_path, "let   _x=1\n");
@@ -466,4 +500,38 @@ fn hover_definition_references_completion_and_formatting() {
     );
     assert_eq!(edits[0]["newText"], "let _x = 1\n");
     client.shut_down();
+}
+
+#[test]
+fn positions_count_utf16_units_or_utf8_bytes_as_agreed() {
+    let text = "entity Photo { name: String }\naction view on Photo\n\
+                allow view on Photo if \"é☕𝄞\" == resource.nme\n";
+    for (encoding, column) in [("utf-16", 42), ("utf-8", 47)] {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lsp-{encoding}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("p")).unwrap();
+        let file = root.join("p/a.warden");
+        std::fs::write(&file, text).unwrap();
+        let mut client = Client::start_with(&root, encoding);
+        client.open(&file, text);
+        let diagnostics = client.diagnostics(&file);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert_eq!(
+            diagnostics[0]["range"],
+            json!({
+                "start": { "line": 2, "character": column },
+                "end": { "line": 2, "character": column + 3 },
+            }),
+            "{encoding}"
+        );
+        // A position past a multi-unit character lands on the right name.
+        let hover = client.at(
+            "textDocument/hover",
+            &file,
+            json!({ "line": 2, "character": column - 2 }),
+        );
+        let shown = hover["contents"]["value"].as_str().unwrap();
+        assert!(shown.contains("`resource`: `Photo`"), "{encoding}: {shown}");
+        client.shut_down();
+    }
 }
