@@ -15,8 +15,8 @@ use miette::Diagnostic as _;
 
 use crate::ast::{Item, RoleDecl};
 use crate::source::{Diagnostic, SourceFile, Span};
+use crate::syntax::format_source;
 use crate::syntax::token::Token;
-use crate::syntax::{format_file, parse};
 
 use super::symbols::{Occurrence, Symbol};
 use super::text::{LineIndex, path_to_uri};
@@ -136,11 +136,7 @@ pub(crate) fn formatting(
     }
     let text = server.text_of(&path)?;
     let source = SourceFile::new(path.display().to_string(), text.clone());
-    let (parsed, diagnostics) = parse(&source);
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        return None;
-    }
-    let formatted = format_file(&parsed);
+    let formatted = format_source(&source).ok()?;
     if formatted == *text {
         return Some(Vec::new());
     }

@@ -13,6 +13,7 @@ mod bad_input;
 mod capability;
 mod check;
 mod cli;
+mod cli_completions;
 mod cli_eval;
 mod data_files;
 mod decide;
