@@ -533,58 +533,44 @@ fn names_in_place(analysis: &Analysis, line: &str) -> Vec<CompletionItem> {
         .collect();
     let last = words.last().copied().unwrap_or("");
     let first = words.first().copied().unwrap_or("");
-    let declared = |kind: fn(&Symbol) -> Option<&String>| -> Vec<String> {
-        let mut found: Vec<String> = analysis
+    // The declared names of one kind, as completion items.
+    let declared = |wanted: fn(&Symbol) -> bool, kind: CompletionItemKind| {
+        let mut names: Vec<&str> = analysis
             .occurrences
             .iter()
-            .filter(|o| o.declaration.is_some())
-            .filter_map(|o| kind(&o.symbol).cloned())
+            .filter(|o| o.declaration.is_some() && wanted(&o.symbol))
+            .map(|o| o.symbol.name())
             .collect();
-        found.sort();
-        found.dedup();
-        found
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| item(name, kind, None))
+            .collect::<Vec<_>>()
     };
     let entities = || {
-        declared(|s| match s {
-            Symbol::Entity(name) => Some(name),
-            _ => None,
-        })
-    };
-    let actions = || {
-        declared(|s| match s {
-            Symbol::Action(name) => Some(name),
-            _ => None,
-        })
-    };
-    let roles = || {
-        declared(|s| match s {
-            Symbol::Role(name) => Some(name),
-            _ => None,
-        })
-    };
-    let lets = || {
-        declared(|s| match s {
-            Symbol::Let(name) => Some(name),
-            _ => None,
-        })
-    };
-    let of = |names: Vec<String>, kind| -> Vec<CompletionItem> {
-        names.iter().map(|name| item(name, kind, None)).collect()
+        declared(
+            |s| matches!(s, Symbol::Entity(_)),
+            CompletionItemKind::STRUCT,
+        )
     };
     let in_head = words.iter().any(|w| matches!(*w, "allow" | "deny"));
     let after_on = words.iter().rposition(|w| *w == "on");
     if first == "role" && words.contains(&":") {
-        return of(roles(), CompletionItemKind::CLASS);
+        return declared(|s| matches!(s, Symbol::Role(_)), CompletionItemKind::CLASS);
     }
     let in_condition = line.contains(" if ") || line.contains(" unless ");
     if matches!(last, "is" | "in" | "on")
         || last.ends_with(':')
         || (after_on.is_some() && !in_condition)
     {
-        return of(entities(), CompletionItemKind::STRUCT);
+        return entities();
     }
     if (in_head && !in_condition) || line.contains("= [") {
-        let mut items = of(actions(), CompletionItemKind::FUNCTION);
+        let mut items = declared(
+            |s| matches!(s, Symbol::Action(_)),
+            CompletionItemKind::FUNCTION,
+        );
         items.extend(
             ["on", "if", "unless"]
                 .into_iter()
@@ -596,8 +582,11 @@ fn names_in_place(analysis: &Analysis, line: &str) -> Vec<CompletionItem> {
         .iter()
         .map(|keyword| item(keyword, CompletionItemKind::KEYWORD, None))
         .collect();
-    items.extend(of(lets(), CompletionItemKind::VARIABLE));
-    items.extend(of(entities(), CompletionItemKind::STRUCT));
+    items.extend(declared(
+        |s| matches!(s, Symbol::Let(_)),
+        CompletionItemKind::VARIABLE,
+    ));
+    items.extend(entities());
     items
 }
 

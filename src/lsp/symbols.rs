@@ -20,6 +20,20 @@ pub(crate) enum Symbol {
     DataFile(String),
 }
 
+impl Symbol {
+    /// The name as declared (the path as written, for a data file).
+    pub fn name(&self) -> &str {
+        match self {
+            Symbol::Entity(name)
+            | Symbol::Action(name)
+            | Symbol::Role(name)
+            | Symbol::Let(name)
+            | Symbol::Attribute(name)
+            | Symbol::DataFile(name) => name,
+        }
+    }
+}
+
 /// One place a symbol is named.
 #[derive(Clone, Debug)]
 pub(crate) struct Occurrence {

@@ -5,9 +5,8 @@
     reason = "test helpers: a failed unwrap is how a test reports"
 )]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// A fresh directory under the target directory, removed first if a previous run left it.
 fn scratch(name: &str) -> PathBuf {
@@ -28,21 +27,7 @@ fn warden(dir: &Path, args: &[&str]) -> Output {
 
 /// `warden ARGS` with `input` on its standard input.
 fn warden_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .env("NO_COLOR", "1")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the warden binary runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::cli_eval::warden(args, Some(input))
 }
 
 fn stdout(output: &Output) -> String {

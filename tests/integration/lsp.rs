@@ -163,6 +163,12 @@ impl Client {
         self.request(method, params)
     }
 
+    /// The hover text at a position.
+    fn hover(&mut self, file: &Path, position: Value) -> String {
+        let hover = self.at("textDocument/hover", file, position);
+        hover["contents"]["value"].as_str().unwrap().to_string()
+    }
+
     fn shut_down(mut self) {
         let result = self.request("shutdown", Value::Null);
         assert_eq!(result, Value::Null);
@@ -340,80 +346,74 @@ fn hover_definition_references_completion_and_formatting() {
     assert_eq!(client.diagnostics(&rules_path), Vec::<Value>::new());
 
     // Hover: an attribute read's type, a role's inherited permissions, an action's group.
-    let hover = client.at(
-        "textDocument/hover",
+    let text = client.hover(
         &rules_path,
         position(&rules, "resource.owner", 0, "resource.".len() + 1),
     );
-    let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("`resource.owner`: `User`"), "{text}");
     client.open(&roles_path, &roles);
-    let hover = client.at(
-        "textDocument/hover",
+    let text = client.hover(
         &roles_path,
         position(&roles, "role curator", 0, "role ".len()),
     );
-    let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("inherits `contributor`, `viewer`"), "{text}");
     assert!(
         text.contains("`allow view, list` (from `viewer`)"),
         "{text}"
     );
     assert!(text.contains("`allow delete on Photo`"), "{text}");
-    let hover = client.at(
-        "textDocument/hover",
+    let text = client.hover(
         &roles_path,
         position(&roles, "allow write", 0, "allow ".len()),
     );
-    let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("stands for `comment`, `upload`"), "{text}");
-    let hover = client.at(
-        "textDocument/hover",
+    let text = client.hover(
         &rules_path,
         position(&rules, "allow view on Photo", 0, "allow view on ".len()),
     );
-    let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("entity Photo in Album {"), "{text}");
 
     // Definition: a `let`, an entity type, an attribute of two types.
-    let definition = client.at(
-        "textDocument/definition",
-        &rules_path,
-        position(&rules, "if staff", 0, "if ".len()),
-    );
-    assert_eq!(definition[0]["uri"], uri(&rules_path));
-    assert_eq!(
-        definition[0]["range"]["start"],
-        position(&rules, "let staff", 0, "let ".len())
-    );
-    let definition = client.at(
-        "textDocument/definition",
-        &rules_path,
-        position(&rules, "on Photo", 0, "on ".len()),
-    );
-    assert_eq!(definition[0]["uri"], uri(&schema_path));
-    assert_eq!(
-        definition[0]["range"]["start"],
-        position(&schema, "entity Photo", 0, "entity ".len())
-    );
-    let definition = client.at(
-        "textDocument/definition",
-        &rules_path,
-        position(&rules, "resource.owner", 0, "resource.".len()),
-    );
-    let starts: Vec<&Value> = definition
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["range"]["start"])
-        .collect();
-    assert_eq!(
-        starts,
-        [
-            &position(&schema, "owner: User", 0, 0),
-            &position(&schema, "owner: User", 1, 0)
-        ]
-    );
+    let places = |file: &Path, text: &str, needles: &[(&str, usize, usize)]| -> Vec<Value> {
+        needles
+            .iter()
+            .map(|&(needle, nth, shift)| {
+                json!({ "uri": uri(file), "start": position(text, needle, nth, shift) })
+            })
+            .collect()
+    };
+    let cases = [
+        (
+            position(&rules, "if staff", 0, "if ".len()),
+            places(&rules_path, &rules, &[("let staff", 0, "let ".len())]),
+        ),
+        (
+            position(&rules, "on Photo", 0, "on ".len()),
+            places(
+                &schema_path,
+                &schema,
+                &[("entity Photo", 0, "entity ".len())],
+            ),
+        ),
+        (
+            position(&rules, "resource.owner", 0, "resource.".len()),
+            places(
+                &schema_path,
+                &schema,
+                &[("owner: User", 0, 0), ("owner: User", 1, 0)],
+            ),
+        ),
+    ];
+    for (at, expected) in cases {
+        let definition = client.at("textDocument/definition", &rules_path, at);
+        let found: Vec<Value> = definition
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| json!({ "uri": l["uri"], "start": l["range"]["start"] }))
+            .collect();
+        assert_eq!(found, expected);
+    }
 
     // References: every use of a role, across files.
     let references = client.at(
@@ -467,12 +467,7 @@ fn hover_definition_references_completion_and_formatting() {
     );
 
     // A `let`'s type; a test's data file.
-    let hover = client.at(
-        "textDocument/hover",
-        &rules_path,
-        position(&rules, "if staff", 0, "if ".len()),
-    );
-    let text = hover["contents"]["value"].as_str().unwrap();
+    let text = client.hover(&rules_path, position(&rules, "if staff", 0, "if ".len()));
     assert!(
         text.contains("let staff = subject in Group::\"staff\""),
         "{text}"
