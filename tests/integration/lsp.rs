@@ -323,13 +323,47 @@ fn a_schema_change_rechecks_the_rules_that_use_it() {
     assert_ne!(wrong, data);
     client.open(&data_path, &wrong);
     let diagnostics = client.diagnostics(&data_path);
-    assert!(
-        messages(&diagnostics)
-            .iter()
-            .any(|m| m.contains("`Albm`") && m.contains("did you mean `Album`?")),
-        "{diagnostics:#?}"
+    let typo = diagnostics
+        .iter()
+        .find(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("did you mean `Album`?")
+        })
+        .unwrap_or_else(|| panic!("{diagnostics:#?}"));
+    assert!(typo["message"].as_str().unwrap().contains("`Albm`"));
+    // Its quick fix, applied, gives the file back as it was.
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({
+            "textDocument": { "uri": uri(&data_path) },
+            "range": typo["range"],
+            "context": { "diagnostics": [typo] },
+        }),
     );
+    let edit = &actions[0]["edit"]["changes"][uri(&data_path)][0];
+    assert_eq!(apply(&wrong, edit), data);
     client.shut_down();
+}
+
+/// A text edit applied to an ASCII text (where UTF-16 columns are bytes).
+fn apply(text: &str, edit: &Value) -> String {
+    let offset = |at: &Value| {
+        let line = at["line"].as_u64().unwrap() as usize;
+        let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+        start + at["character"].as_u64().unwrap() as usize
+    };
+    let (start, end) = (
+        offset(&edit["range"]["start"]),
+        offset(&edit["range"]["end"]),
+    );
+    format!(
+        "{}{}{}",
+        &text[..start],
+        edit["newText"].as_str().unwrap(),
+        &text[end..]
+    )
 }
 
 #[test]
