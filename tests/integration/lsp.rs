@@ -564,3 +564,26 @@ fn positions_count_utf16_units_or_utf8_bytes_as_agreed() {
         client.shut_down();
     }
 }
+
+#[test]
+fn diagnostics_carry_what_check_prints() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-snapshot");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("p")).unwrap();
+    let file = root.join("p/a.warden");
+    let text = "entity Photo { owner: User, public: Bool }\n\
+                entity User {}\n\
+                entity Photo {}\n\
+                action view on Photo\n\
+                allow view on Photo if resource.onwer == subject\n\
+                let unused = 1 == 1\n";
+    std::fs::write(&file, text).unwrap();
+    let mut client = Client::start(&root);
+    client.open(&file, text);
+    let diagnostics = client.diagnostics(&file);
+    let shown = serde_json::to_string_pretty(&diagnostics)
+        .unwrap()
+        .replace(&uri(&file), "file:///p/a.warden");
+    insta::assert_snapshot!(shown);
+    client.shut_down();
+}
