@@ -131,6 +131,7 @@ pub mod schema;
 mod suggest;
 mod types;
 
+pub use declare::BUILTIN_TYPES;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};

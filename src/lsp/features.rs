@@ -523,9 +523,9 @@ fn fields(analysis: &Analysis, path: &Path, text: &str, receiver: &str) -> Vec<C
     items
 }
 
-/// Names that fit where the cursor is: entity types after `on`, `is` or `:`, actions after
-/// `allow` or `deny` or in a group, roles after `role … :`; elsewhere keywords, `let`s and
-/// entity types.
+/// Names that fit where the cursor is: entity types after `on`, `is` or `in`; types after
+/// `name:` in a declaration; actions after `allow` or `deny` or in a group; roles after
+/// `role name :` or `given role`; elsewhere keywords, `let`s and entity types.
 fn names_in_place(analysis: &Analysis, line: &str) -> Vec<CompletionItem> {
     let words: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == ',')
@@ -556,14 +556,21 @@ fn names_in_place(analysis: &Analysis, line: &str) -> Vec<CompletionItem> {
     };
     let in_head = words.iter().any(|w| matches!(*w, "allow" | "deny"));
     let after_on = words.iter().rposition(|w| *w == "on");
-    if first == "role" && words.contains(&":") {
+    if (first == "role" && line.contains(':')) || last == "role" {
         return declared(|s| matches!(s, Symbol::Role(_)), CompletionItemKind::CLASS);
     }
     let in_condition = line.contains(" if ") || line.contains(" unless ");
-    if matches!(last, "is" | "in" | "on")
-        || last.ends_with(':')
-        || (after_on.is_some() && !in_condition)
-    {
+    if last.ends_with(':') && !in_condition {
+        // A declared attribute's type.
+        let mut items = entities();
+        items.extend(
+            crate::check::BUILTIN_TYPES
+                .iter()
+                .map(|name| item(name, CompletionItemKind::CLASS, None)),
+        );
+        return items;
+    }
+    if matches!(last, "is" | "in" | "on") || (after_on.is_some() && !in_condition) {
         return entities();
     }
     if (in_head && !in_condition) || line.contains("= [") {

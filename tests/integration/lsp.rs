@@ -499,6 +499,28 @@ fn hover_definition_references_completion_and_formatting() {
         labels.contains(&"archive") && labels.contains(&"write"),
         "{labels:?}"
     );
+    // Completion of an attribute's type in a declaration; of a role after `role name :`.
+    for (typing, wanted) in [
+        (
+            format!("{rules}\nentity Tag {{\n  label: "),
+            ["String", "Album"],
+        ),
+        (format!("{rules}\nrole editor : "), ["viewer", "curator"]),
+    ] {
+        client.change(&rules_path, 4, &typing);
+        let line = typing.matches('\n').count();
+        let end = json!({ "line": line, "character": typing.rsplit('\n').next().unwrap().len() });
+        let completion = client.at("textDocument/completion", &rules_path, end);
+        let labels: Vec<&str> = completion
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["label"].as_str().unwrap())
+            .collect();
+        for label in wanted {
+            assert!(labels.contains(&label), "{label} not in {labels:?}");
+        }
+    }
 
     // A `let`'s type; a test's data file.
     let text = client.hover(&rules_path, position(&rules, "if staff", 0, "if ".len()));
