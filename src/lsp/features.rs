@@ -7,9 +7,10 @@ use std::path::Path;
 use lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CompletionItem,
     CompletionItemKind, CompletionParams, CompletionResponse, DiagnosticRelatedInformation,
-    DiagnosticSeverity, DocumentFormattingParams, GotoDefinitionParams, GotoDefinitionResponse,
-    Hover, HoverContents, HoverParams, Location, MarkupContent, MarkupKind, NumberOrString,
-    Position, Range, ReferenceParams, TextEdit, Uri, WorkspaceEdit,
+    DiagnosticSeverity, DiagnosticTag, DocumentFormattingParams, DocumentSymbolParams,
+    DocumentSymbolResponse, GotoDefinitionParams, GotoDefinitionResponse, Hover, HoverContents,
+    HoverParams, Location, MarkupContent, MarkupKind, NumberOrString, Position, Range,
+    ReferenceParams, SymbolInformation, SymbolKind, TextEdit, Uri, WorkspaceEdit,
 };
 use miette::Diagnostic as _;
 
@@ -63,8 +64,13 @@ pub(crate) fn to_lsp_diagnostic(
             .unwrap_or("");
         fix_text(written, suggested)
     });
+    let unused = matches!(
+        diagnostic.code().as_deref(),
+        Some("warden::check::unused_let" | "warden::check::unused_role")
+    );
     lsp_types::Diagnostic {
         range: index.range(primary),
+        tags: unused.then(|| vec![DiagnosticTag::UNNECESSARY]),
         severity: Some(if diagnostic.is_error() {
             DiagnosticSeverity::ERROR
         } else {
@@ -239,6 +245,43 @@ impl Analysis {
             })
         })
     }
+}
+
+/// The outline of a document: what it declares.
+pub(crate) fn document_symbols(
+    server: &Server<'_>,
+    params: DocumentSymbolParams,
+) -> Option<DocumentSymbolResponse> {
+    let (analysis, path) = server.analysis_for(&params.text_document.uri)?;
+    let file = analysis.file_index(&path)?;
+    #[allow(
+        deprecated,
+        reason = "`deprecated` is a required field of the protocol's type"
+    )]
+    let symbols = analysis
+        .occurrences
+        .iter()
+        .filter(|o| o.file == file && o.declaration.is_some())
+        .filter_map(|o| {
+            let kind = match (&o.symbol, &o.owner) {
+                (Symbol::Entity(_), _) => SymbolKind::STRUCT,
+                (Symbol::Action(_), _) => SymbolKind::FUNCTION,
+                (Symbol::Role(_), _) => SymbolKind::CLASS,
+                (Symbol::Let(_), _) => SymbolKind::CONSTANT,
+                (Symbol::Attribute(_), Some(_)) => SymbolKind::FIELD,
+                _ => return None,
+            };
+            Some(SymbolInformation {
+                name: o.symbol.name().to_string(),
+                kind,
+                tags: None,
+                deprecated: None,
+                location: analysis.location(server.encoding, o.file, o.declaration?)?,
+                container_name: o.owner.clone(),
+            })
+        })
+        .collect();
+    Some(DocumentSymbolResponse::Flat(symbols))
 }
 
 pub(crate) fn definition(

@@ -5,7 +5,8 @@
 //! whole directory: a change in `schema.warden` re-checks the rules that use it, and every
 //! diagnostic carries the message, labels and `help` line `warden check` prints. Hover,
 //! go-to-definition, references and completion read the trees that load parsed and the types
-//! the checker gave each expression; formatting is `warden fmt`'s printer. Bursts of edits are
+//! the checker gave each expression (so does the outline of declarations); formatting is
+//! `warden fmt`'s printer. Bursts of edits are
 //! checked once: a check runs when no further message is waiting, or before a request.
 
 mod features;
@@ -107,6 +108,7 @@ pub fn serve(connection: &Connection, options: Options) -> Result<(), LspError> 
         }),
         document_formatting_provider: Some(OneOf::Left(true)),
         code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+        document_symbol_provider: Some(OneOf::Left(true)),
         ..ServerCapabilities::default()
     };
     connection.initialize_finish(
@@ -292,6 +294,9 @@ impl Server<'_> {
             "textDocument/completion" => answer(request, |p| features::completion(self, p)),
             "textDocument/formatting" => answer(request, |p| features::formatting(self, p)),
             "textDocument/codeAction" => answer(request, |p| features::code_actions(self, p)),
+            "textDocument/documentSymbol" => {
+                answer(request, |p| features::document_symbols(self, p))
+            }
             method => Response::new_err(
                 id,
                 ErrorCode::MethodNotFound as i32,

@@ -539,6 +539,22 @@ fn hover_definition_references_completion_and_formatting() {
     );
     assert_eq!(definition["uri"], uri(&policies.join("tests/photos.json")));
 
+    // The outline: what a file declares.
+    client.open(&schema_path, &schema);
+    let outline = client.request(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": uri(&schema_path) } }),
+    );
+    let names: Vec<(&str, u64)> = outline
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["kind"].as_u64().unwrap()))
+        .collect();
+    for wanted in [("User", 23), ("email", 8), ("archive", 12), ("write", 12)] {
+        assert!(names.contains(&wanted), "{wanted:?} not in {names:?}");
+    }
+
     // Formatting: `warden fmt`'s layout, for a file the editor has not saved yet.
     let new_path = policies.join("extra.warden");
     client.open(&new_path, "let   _x=1\n");
