@@ -13,7 +13,7 @@ mod features;
 mod symbols;
 mod text;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -182,6 +182,8 @@ pub(crate) struct Typed {
     paths: Vec<PathBuf>,
     texts: Vec<Arc<str>>,
     types: Vec<ExprType>,
+    /// Each expression's entry in `types`, by file and byte range.
+    by_span: HashMap<(usize, u32, u32), usize>,
 }
 
 impl Analysis {
@@ -218,10 +220,8 @@ impl Analysis {
         let file = typed.paths.iter().position(|p| p == path)?;
         let then = typed.texts.get(file)?;
         if **then == *now {
-            return typed
-                .types
-                .iter()
-                .find(|t| t.file == file && t.span.range() == span.range());
+            let entry = typed.by_span.get(&(file, span.start, span.end))?;
+            return typed.types.get(*entry);
         }
         let wanted = now.get(span.range())?;
         typed
@@ -466,7 +466,14 @@ impl Server<'_> {
             .collect();
         analysis.occurrences = symbols::index(loaded.files.iter().map(|file| &file.ast));
         if let Some(schema) = loaded.schema {
+            let by_span = loaded
+                .types
+                .iter()
+                .enumerate()
+                .map(|(entry, t)| ((t.file, t.span.start, t.span.end), entry))
+                .collect();
             analysis.typed = Some(Typed {
+                by_span,
                 schema,
                 paths: analysis.paths.clone(),
                 texts: loaded
