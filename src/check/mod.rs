@@ -157,9 +157,11 @@ pub struct ExprType {
     pub span: Span,
     /// As messages write it: `Photo | Album`, `Set<String>`.
     pub ty: String,
-    /// The entity types the value may have (empty when it is not an entity of declared type).
+    /// The entity types the value may have (empty when it is not an entity of declared type),
+    /// or, with `properties`, whose caller-sent `properties` it is.
     pub entity_types: Vec<String>,
-    /// The attributes or fields that may be read from the value, with their types.
+    pub properties: bool,
+    /// The fields of a record value, with their types (an entity's are in the schema).
     pub fields: Vec<(String, String)>,
 }
 

@@ -564,38 +564,27 @@ impl<'c, 'f> Typer<'c, 'f> {
 
     /// Keeps an expression's type for an editor: the type, and what may be read from it.
     fn note_type(&mut self, span: Span, ty: &Ty) {
-        let (entity_types, records): (Vec<String>, Vec<Rc<RecordTy>>) = match ty {
-            Ty::Entity(types) => (
-                types.iter().cloned().collect(),
-                types
-                    .iter()
-                    .filter_map(|t| Some(self.entities.get(t)?.attributes.clone()))
-                    .collect(),
-            ),
-            Ty::Props(types) => (
+        let (entity_types, properties, fields) = match ty {
+            Ty::Entity(types) => (types.iter().cloned().collect(), false, Vec::new()),
+            Ty::Props(types) => (types.iter().cloned().collect(), true, Vec::new()),
+            Ty::Record(record) => (
                 Vec::new(),
-                types
+                false,
+                record
+                    .fields
                     .iter()
-                    .filter_map(|t| self.entities.get(t)?.properties.clone())
+                    .map(|(name, field)| (name.clone(), field.ty.describe()))
                     .collect(),
             ),
-            Ty::Record(record) => (Vec::new(), vec![record.clone()]),
-            _ => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), false, Vec::new()),
         };
-        let mut fields = BTreeMap::new();
-        for record in &records {
-            for (name, field) in &record.fields {
-                fields
-                    .entry(name.clone())
-                    .or_insert_with(|| field.ty.describe());
-            }
-        }
         let note = crate::check::ExprType {
             file: self.file,
             span,
             ty: ty.describe(),
             entity_types,
-            fields: fields.into_iter().collect(),
+            properties,
+            fields,
         };
         if let Some(types) = self.ctx.types.as_mut() {
             types.push(note);

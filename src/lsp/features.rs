@@ -537,24 +537,29 @@ fn fields(analysis: &Analysis, path: &Path, text: &str, receiver: &str) -> Vec<C
     if matches!(written, "subject" | "resource" | "action") {
         items.push(item("properties", CompletionItemKind::KEYWORD, None));
     }
-    let known = analysis
-        .type_of_text(path, text, span)
-        .map(|ty| ty.fields.clone());
-    let fields = match known {
-        Some(fields) => fields,
+    let schema = analysis.schema();
+    // The attributes (or declared `properties`) of some entity types, with their types.
+    let of_entities = |types: &mut dyn Iterator<Item = &String>, properties: bool| {
+        let mut all = BTreeMap::new();
+        for entity in types.filter_map(|t| schema?.entity_types.get(t)) {
+            let record = if properties {
+                entity.properties.as_ref()
+            } else {
+                Some(&entity.attributes)
+            };
+            for (name, field) in record.into_iter().flat_map(|r| &r.fields) {
+                all.entry(name.clone())
+                    .or_insert_with(|| field.ty.describe());
+            }
+        }
+        all.into_iter().collect::<Vec<_>>()
+    };
+    let fields = match analysis.type_of_text(path, text, span) {
+        Some(ty) if ty.entity_types.is_empty() => ty.fields.clone(),
+        Some(ty) => of_entities(&mut ty.entity_types.iter(), ty.properties),
         // Not typed yet (a new expression): every attribute of the receiver's possible types.
-        None if matches!(written, "subject" | "resource") => analysis
-            .schema()
-            .map(|schema| {
-                let mut all = BTreeMap::new();
-                for entity in schema.entity_types.values() {
-                    for (name, field) in &entity.attributes.fields {
-                        all.entry(name.clone())
-                            .or_insert_with(|| field.ty.describe());
-                    }
-                }
-                all.into_iter().collect()
-            })
+        None if matches!(written, "subject" | "resource") => schema
+            .map(|schema| of_entities(&mut schema.entity_types.keys(), false))
             .unwrap_or_default(),
         None => Vec::new(),
     };
