@@ -163,6 +163,18 @@ impl Client {
         self.request(method, params)
     }
 
+    /// The code actions for one diagnostic, sent back as an editor does.
+    fn quick_fixes(&mut self, file: &Path, diagnostic: &Value) -> Value {
+        self.request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": uri(file) },
+                "range": diagnostic["range"],
+                "context": { "diagnostics": [diagnostic] },
+            }),
+        )
+    }
+
     /// The hover text at a position.
     fn hover(&mut self, file: &Path, position: Value) -> String {
         let hover = self.at("textDocument/hover", file, position);
@@ -254,14 +266,7 @@ fn diagnostics_follow_edits_and_quick_fixes_apply() {
     assert!(message.contains("help: did you mean `owner`?"), "{message}");
 
     // The quick fix: the editor sends the diagnostic back and gets the replacement.
-    let actions = client.request(
-        "textDocument/codeAction",
-        json!({
-            "textDocument": { "uri": uri(&rules_path) },
-            "range": diagnostic["range"],
-            "context": { "diagnostics": [diagnostic] },
-        }),
-    );
+    let actions = client.quick_fixes(&rules_path, diagnostic);
     let edit = &actions[0]["edit"]["changes"][uri(&rules_path)][0];
     assert_eq!(edit["newText"], "owner");
     assert_eq!(edit["range"], diagnostic["range"]);
@@ -334,14 +339,7 @@ fn a_schema_change_rechecks_the_rules_that_use_it() {
         .unwrap_or_else(|| panic!("{diagnostics:#?}"));
     assert!(typo["message"].as_str().unwrap().contains("`Albm`"));
     // Its quick fix, applied, gives the file back as it was.
-    let actions = client.request(
-        "textDocument/codeAction",
-        json!({
-            "textDocument": { "uri": uri(&data_path) },
-            "range": typo["range"],
-            "context": { "diagnostics": [typo] },
-        }),
-    );
+    let actions = client.quick_fixes(&data_path, typo);
     let edit = &actions[0]["edit"]["changes"][uri(&data_path)][0];
     assert_eq!(apply(&wrong, edit), data);
     client.shut_down();
