@@ -1,5 +1,6 @@
 //! Loading a policy directory: the one entry point that the CLI, the server and the tests use.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +29,18 @@ pub struct Loaded {
     pub schema: Option<Schema>,
     /// Errors and warnings of every stage, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The type of every checked expression, when [`LoadOptions::record_types`] asked for it.
+    pub types: Vec<check::ExprType>,
+}
+
+/// What a caller that looks closer than the CLI (the language server) asks of a load.
+#[derive(Debug, Default)]
+pub struct LoadOptions {
+    /// Texts that stand in for the files at these paths below the directory (an editor's
+    /// unsaved buffers); a path that is not on disk is added to the listing.
+    pub overlay: BTreeMap<PathBuf, Arc<str>>,
+    /// Keep the type of every checked expression in [`Loaded::types`].
+    pub record_types: bool,
 }
 
 impl Loaded {
@@ -167,12 +180,25 @@ pub fn display_name(dir: &Path, relative: &str) -> String {
 /// files. Problems inside files are collected in [`Loaded::diagnostics`]; only an unreadable
 /// directory is an `Err`.
 pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
-    let listing = list_directory(dir)?;
+    load_directory_with(dir, &LoadOptions::default())
+}
+
+/// [`load_directory`], reading the overlay's texts in place of the files on disk.
+pub fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostic> {
+    let mut listing = list_directory(dir)?;
+    add_overlay(dir, &options.overlay, &mut listing);
+    let read = |found: &FoundFile| match options.overlay.get(&found.path) {
+        Some(text) => Ok(SourceFile::new(
+            display_name(dir, &found.relative),
+            text.clone(),
+        )),
+        None => read_source(&found.path, &display_name(dir, &found.relative)),
+    };
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     let mut hasher = Sha256::new();
     for found in &listing.policies {
-        match read_source(&found.path, &display_name(dir, &found.relative)) {
+        match read(found) {
             Ok(source) => {
                 hash_file(&mut hasher, &found.relative, source.text());
                 let (parsed, mut problems) = syntax::parse(&source);
@@ -182,8 +208,14 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
             Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
+    let mut types = Vec::new();
     let schema = if diagnostics.iter().any(Diagnostic::is_error) {
         None
+    } else if options.record_types {
+        let checked = check::check_recording_types(&files);
+        diagnostics.extend(checked.diagnostics);
+        types = checked.types;
+        Some(checked.schema)
     } else {
         let checked = check::check(&files);
         diagnostics.extend(checked.diagnostics);
@@ -191,7 +223,7 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
     };
     let mut data_files = Vec::new();
     for found in &listing.data {
-        match read_source(&found.path, &display_name(dir, &found.relative)) {
+        match read(found) {
             Ok(source) => {
                 hash_file(&mut hasher, &found.relative, source.text());
                 data_files.push(source);
@@ -227,7 +259,45 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
         store,
         diagnostics,
         version: Arc::from(version),
+        types,
     })
+}
+
+/// Adds the overlay's policy and data files below `dir` that the listing lacks (new files an
+/// editor has not saved yet), sorted in as [`list_directory`] sorts.
+fn add_overlay(dir: &Path, overlay: &BTreeMap<PathBuf, Arc<str>>, listing: &mut Listing) {
+    for path in overlay.keys() {
+        let Ok(relative) = path.strip_prefix(dir) else {
+            continue;
+        };
+        let parts: Vec<&str> = relative
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect();
+        if parts.iter().any(|part| part.starts_with('.')) {
+            continue;
+        }
+        let found = FoundFile {
+            relative: parts.join("/"),
+            path: path.clone(),
+        };
+        let in_tests = parts
+            .split_last()
+            .is_some_and(|(_, dirs)| dirs.contains(&"tests"));
+        let list = if found.relative.ends_with(".warden") {
+            &mut listing.policies
+        } else if !found.relative.ends_with(".json") {
+            continue;
+        } else if in_tests {
+            &mut listing.test_data
+        } else {
+            &mut listing.data
+        };
+        if !list.iter().any(|f| f.path == found.path) {
+            list.push(found);
+            list.sort_by(|a, b| a.relative.cmp(&b.relative));
+        }
+    }
 }
 
 fn hash_file(hasher: &mut Sha256, relative: &str, contents: &str) {

@@ -139,6 +139,7 @@ mod suggest;
 mod types;
 
 pub use depth::MAX_DEPTH;
+pub use declare::BUILTIN_TYPES;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};
@@ -151,6 +152,25 @@ pub struct Checked {
     pub schema: Schema,
     /// Errors and warnings, in the order found (callers sort them).
     pub diagnostics: Vec<Diagnostic>,
+    /// The type given to each checked expression, when asked for ([`check_recording_types`]).
+    pub types: Vec<ExprType>,
+}
+
+/// The type the checker gave one expression: what an editor shows on hover and offers after
+/// a `.`.
+#[derive(Clone, Debug)]
+pub struct ExprType {
+    /// The file, by index in the checked files.
+    pub file: usize,
+    pub span: Span,
+    /// As messages write it: `Photo | Album`, `Set<String>`.
+    pub ty: String,
+    /// The entity types the value may have (empty when it is not an entity of declared type),
+    /// or, with `properties`, whose caller-sent `properties` it is.
+    pub entity_types: Vec<String>,
+    pub properties: bool,
+    /// The fields of a record value, with their types (an entity's are in the schema).
+    pub fields: Vec<(String, String)>,
 }
 
 impl Checked {
@@ -161,7 +181,17 @@ impl Checked {
 
 /// Checks every file of a policy directory together.
 pub fn check(files: &[ParsedFile]) -> Checked {
+    check_with(files, false)
+}
+
+/// [`check`], also keeping the type of every expression (for an editor's hover and completion).
+pub fn check_recording_types(files: &[ParsedFile]) -> Checked {
+    check_with(files, true)
+}
+
+fn check_with(files: &[ParsedFile], record_types: bool) -> Checked {
     let mut ctx = Ctx::new(files);
+    ctx.types = record_types.then(Vec::new);
     let (schema, declared) = declare::declare(&mut ctx);
     let names = resolve::resolve(&mut ctx);
     depth::check_depth(&mut ctx, &names);
@@ -177,6 +207,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     Checked {
         schema,
         diagnostics: ctx.diagnostics,
+        types: ctx.types.unwrap_or_default(),
     }
 }
 
@@ -191,6 +222,8 @@ pub(crate) struct Loc {
 pub(crate) struct Ctx<'a> {
     pub files: &'a [ParsedFile],
     pub diagnostics: Vec<Diagnostic>,
+    /// Where expression types are kept, when they are asked for.
+    pub types: Option<Vec<ExprType>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -198,6 +231,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             files,
             diagnostics: Vec::new(),
+            types: None,
         }
     }
 

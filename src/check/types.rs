@@ -555,6 +555,43 @@ impl<'c, 'f> Typer<'c, 'f> {
     // Expressions
 
     pub(super) fn expr(&mut self, expr: &Expr) -> Ty {
+        let ty = self.expr_kind(expr);
+        if self.ctx.types.is_some() {
+            self.note_type(expr.span, &ty);
+        }
+        ty
+    }
+
+    /// Keeps an expression's type for an editor: the type, and what may be read from it.
+    fn note_type(&mut self, span: Span, ty: &Ty) {
+        let (entity_types, properties, fields) = match ty {
+            Ty::Entity(types) => (types.iter().cloned().collect(), false, Vec::new()),
+            Ty::Props(types) => (types.iter().cloned().collect(), true, Vec::new()),
+            Ty::Record(record) => (
+                Vec::new(),
+                false,
+                record
+                    .fields
+                    .iter()
+                    .map(|(name, field)| (name.clone(), field.ty.describe()))
+                    .collect(),
+            ),
+            _ => (Vec::new(), false, Vec::new()),
+        };
+        let note = crate::check::ExprType {
+            file: self.file,
+            span,
+            ty: ty.describe(),
+            entity_types,
+            properties,
+            fields,
+        };
+        if let Some(types) = self.ctx.types.as_mut() {
+            types.push(note);
+        }
+    }
+
+    fn expr_kind(&mut self, expr: &Expr) -> Ty {
         match &expr.kind {
             ExprKind::Bool(_) => Ty::Bool,
             ExprKind::Int(_) => Ty::Int,

@@ -1,14 +1,15 @@
 //! `warden fmt`: rewrite policy files in the canonical layout, or (`--check`) name those that
-//! are not in it.
+//! are not in it, or (`--diff`) show how they would change; `warden fmt -` formats standard
+//! input to standard output, as editors' format-on-save expects.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::output::print_diagnostics;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine;
-use crate::source::{Diagnostic, FileError, read_source};
-use crate::syntax::{format_file, parse};
+use crate::source::{Diagnostic, FileError, SourceFile, read_source};
+use crate::syntax::format_source;
 
 #[derive(Debug, clap::Args)]
 pub struct FmtArgs {
@@ -17,10 +18,23 @@ pub struct FmtArgs {
     /// Write nothing: name each file that would change, and exit 1 if any would.
     #[arg(long)]
     pub check: bool,
+    /// Write nothing: print a unified diff of each change on standard output, and exit 1 if
+    /// any file would change.
+    #[arg(long)]
+    pub diff: bool,
     /// Files and directories to format (every `*.warden` below a directory); default: the
-    /// policy directory.
+    /// policy directory. `-` reads a policy from standard input and writes it, formatted, to
+    /// standard output.
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+}
+
+/// What to do with a file that is not in the canonical layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    Check,
+    Diff,
 }
 
 /// One file to format: where it is, and the name it is shown under.
@@ -39,6 +53,23 @@ struct Outcome {
 }
 
 pub fn run(args: &FmtArgs) -> Exit {
+    let mode = if args.diff {
+        Mode::Diff
+    } else if args.check {
+        Mode::Check
+    } else {
+        Mode::Write
+    };
+    if args.paths.iter().any(|path| path.as_os_str() == "-") {
+        if args.paths.len() > 1 {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: `-` (standard input) cannot be formatted together with other paths"
+            );
+            return Exit::Usage;
+        }
+        return format_stdin(mode);
+    }
     let mut outcome = Outcome::default();
     let roots = if args.paths.is_empty() {
         vec![args.dir.policies.clone()]
@@ -56,14 +87,14 @@ pub fn run(args: &FmtArgs) -> Exit {
         }
     }
     for target in &targets {
-        format_one(target, args.check, &mut outcome);
+        format_one(target, mode, &mut outcome);
     }
-    report(&outcome, args.check);
+    report(&outcome, mode != Mode::Write);
     if outcome.io_failed {
         Exit::Internal
     } else if outcome.invalid {
         Exit::InvalidInput
-    } else if args.check && outcome.changed > 0 {
+    } else if mode != Mode::Write && outcome.changed > 0 {
         Exit::Failure
     } else {
         Exit::Success
@@ -96,7 +127,63 @@ fn collect(root: &Path) -> Result<Vec<Target>, Diagnostic> {
         .collect())
 }
 
-fn format_one(target: &Target, check: bool, outcome: &mut Outcome) {
+/// Standard input to standard output; with `--check` or `--diff`, only the verdict or the diff.
+fn format_stdin(mode: Mode) -> Exit {
+    let mut text = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut text) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: cannot read standard input: {error}"
+        );
+        return if error.kind() == std::io::ErrorKind::InvalidData {
+            Exit::InvalidInput
+        } else {
+            Exit::Internal
+        };
+    }
+    let source = SourceFile::new("<stdin>", text);
+    let formatted = match format_source(&source) {
+        Ok(formatted) => formatted,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, Format::Human);
+            return Exit::InvalidInput;
+        }
+    };
+    let changed = formatted != source.text();
+    let mut stdout = std::io::stdout().lock();
+    let written = match mode {
+        Mode::Write => stdout.write_all(formatted.as_bytes()),
+        Mode::Diff if changed => stdout.write_all(diff(&source, &formatted).as_bytes()),
+        Mode::Check if changed => {
+            let _ = writeln!(std::io::stderr(), "would reformat <stdin>");
+            Ok(())
+        }
+        Mode::Diff | Mode::Check => Ok(()),
+    };
+    if let Err(error) = written.and_then(|()| stdout.flush()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: cannot write standard output: {error}"
+        );
+        return Exit::Internal;
+    }
+    if changed && mode != Mode::Write {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
+}
+
+/// A unified diff from a file to its formatted text, named as shown (`patch -p0` applies it).
+fn diff(source: &SourceFile, formatted: &str) -> String {
+    similar::TextDiff::from_lines(source.text(), formatted)
+        .unified_diff()
+        .context_radius(3)
+        .header(source.name(), source.name())
+        .to_string()
+}
+
+fn format_one(target: &Target, mode: Mode, outcome: &mut Outcome) {
     let source = match read_source(&target.path, &target.shown) {
         Ok(source) => source,
         Err(diagnostic) => {
@@ -105,24 +192,36 @@ fn format_one(target: &Target, check: bool, outcome: &mut Outcome) {
             return;
         }
     };
-    let (parsed, diagnostics) = parse(&source);
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        // A file that does not parse is left as it is: printing a partial tree would drop the
-        // items that did not parse.
-        print_diagnostics(&diagnostics, Format::Human);
-        outcome.invalid = true;
-        return;
-    }
-    let formatted = format_file(&parsed);
+    let formatted = match format_source(&source) {
+        Ok(formatted) => formatted,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, Format::Human);
+            outcome.invalid = true;
+            return;
+        }
+    };
     if formatted == source.text() {
         outcome.unchanged += 1;
         return;
     }
     outcome.changed += 1;
     let mut stderr = std::io::stderr().lock();
-    if check {
-        let _ = writeln!(stderr, "would reformat {}", target.shown);
-        return;
+    match mode {
+        Mode::Check => {
+            let _ = writeln!(stderr, "would reformat {}", target.shown);
+            return;
+        }
+        Mode::Diff => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(diff(&source, &formatted).as_bytes())
+                .is_err()
+            {
+                outcome.io_failed = true;
+            }
+            return;
+        }
+        Mode::Write => {}
     }
     match replace_file(&target.path, &formatted) {
         Ok(()) => {

@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod audit;
 pub mod capability;
 pub mod check;
+pub mod completions;
 pub mod eval;
 pub mod fmt;
+pub mod lsp;
 pub mod output;
 pub mod serve;
 pub mod test;
@@ -19,8 +21,8 @@ pub enum Exit {
     /// Success; `eval`: allow.
     Success = 0,
     /// `eval`: deny; `test`: a test failed, no test ran, or coverage below `--coverage-min`;
-    /// `fmt --check`: a file would change; `check --deny-warnings`: warnings; `audit verify`:
-    /// the log is broken.
+    /// `fmt --check`, `fmt --diff`: a file would change; `check --deny-warnings`: warnings;
+    /// `audit verify`: the log is broken.
     Failure = 1,
     /// Bad flags (clap's own code).
     Usage = 2,
@@ -54,7 +56,7 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Decide one request, optionally explaining why.
     Eval(Box<eval::EvalArgs>),
-    /// Rewrite policy files in the canonical layout (`--check`: only report).
+    /// Rewrite policy files in the canonical layout (`--check`, `--diff`: only report; `-`: stdin).
     Fmt(fmt::FmtArgs),
     /// Run the policy tests, optionally with coverage.
     Test(test::TestArgs),
@@ -64,6 +66,10 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Mint, attenuate, inspect and revoke capability tokens.
     Capability(capability::CapabilityArgs),
+    /// Serve editors over the Language Server Protocol on standard input and output.
+    Lsp(lsp::LspArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -111,5 +117,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Serve(args) => serve::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Capability(args) => capability::run(&args),
+        Command::Lsp(args) => lsp::run(&args),
+        Command::Completions(args) => completions::run(&args),
     }
 }

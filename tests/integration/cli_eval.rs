@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn warden(args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn warden(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(args)
         .env("NO_COLOR", "1")

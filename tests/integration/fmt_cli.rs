@@ -25,6 +25,15 @@ fn warden(dir: &Path, args: &[&str]) -> Output {
         .expect("the warden binary runs")
 }
 
+/// `warden ARGS` with `input` on its standard input.
+fn warden_stdin(args: &[&str], input: &str) -> Output {
+    crate::cli_eval::warden(args, Some(input))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -174,4 +183,74 @@ fn the_bundled_policies_pass_the_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = warden(root, &["fmt", "--check", "policies"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn a_dash_formats_standard_input_to_standard_output() {
+    let output = warden_stdin(&["fmt", "-"], UGLY);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), PRETTY);
+
+    // Already formatted: the same text back.
+    let output = warden_stdin(&["fmt", "-"], PRETTY);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), PRETTY);
+
+    // `--check`: nothing on stdout, exit 1 when it would change.
+    let output = warden_stdin(&["fmt", "--check", "-"], UGLY);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert!(stderr(&output).contains("would reformat <stdin>"));
+
+    // A policy that does not parse: nothing on stdout (an editor keeps its buffer), the
+    // diagnostic on stderr, exit 3.
+    let output = warden_stdin(&["fmt", "-"], BROKEN);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains("did you mean `==`?"),
+        "{}",
+        stderr(&output)
+    );
+
+    // `-` stands alone.
+    let output = warden_stdin(&["fmt", "-", "p"], UGLY);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn diff_prints_the_changes_and_writes_nothing() {
+    let dir = scratch("diff");
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::write(dir.join("p/a.warden"), UGLY).unwrap();
+    std::fs::write(dir.join("p/ok.warden"), PRETTY).unwrap();
+
+    let output = warden(&dir, &["fmt", "--diff", "p"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let diff = stdout(&output);
+    assert!(
+        diff.starts_with("--- p/a.warden\n+++ p/a.warden\n@@ "),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n-allow   view on Photo if (resource.public)\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n+allow view on Photo if resource.public\n"),
+        "{diff}"
+    );
+    assert!(!diff.contains("ok.warden"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("p/a.warden")).unwrap(),
+        UGLY
+    );
+
+    // Standard input too; nothing to show exits 0.
+    let output = warden_stdin(&["fmt", "--diff", "-"], UGLY);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).starts_with("--- <stdin>\n+++ <stdin>\n"));
+    let output = warden(&dir, &["fmt", "--diff", "p/ok.warden"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
 }
