@@ -184,11 +184,7 @@ impl AppState {
         status.version = Some(version);
         status.files = built.files;
         status.loaded_at = Some(Timestamp::now());
-        status.warnings = built
-            .warnings
-            .iter()
-            .map(Problem::from_diagnostic)
-            .collect();
+        status.warnings = built.warnings;
         status.last_error = None;
     }
 

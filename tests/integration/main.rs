@@ -21,6 +21,7 @@ mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
 mod policy_tests;
+mod scale;
 mod server;
 mod sidecar;
 mod syntax;
