@@ -39,7 +39,7 @@ for shape in $shapes; do
         read -r seconds user system kib < <(tail -n 1 "$stats")
         rm -f "$stats"
         [ -n "$outcome" ] || outcome="refused (errors)"
-        cpu=$(echo "$user + $system" | bc)
+        cpu=$(printf '%.2f' "$(echo "$user + $system" | bc)")
         echo "| $shape | $n | $seconds | $cpu | $((kib / 1024)) | ${outcome%% (*} |"
     done
 done

@@ -340,7 +340,10 @@ impl Engine {
         Engine::from_loaded(loaded)
     }
 
-    pub fn from_loaded(loaded: Loaded) -> Result<Engine, LoadFailure> {
+    pub fn from_loaded(mut loaded: Loaded) -> Result<Engine, LoadFailure> {
+        // The data files' text is in the store now; a large one need not stay in memory
+        // while the program is compiled.
+        loaded.data_files = Vec::new();
         let (Some(schema), Some(store)) = (&loaded.schema, loaded.store) else {
             return Err(LoadFailure {
                 diagnostics: loaded.diagnostics,

@@ -13,7 +13,7 @@ pub struct Entity {
     pub uid: EntityUid,
     /// `None` for an entity that is named but not stored: reading its attributes is an error.
     pub attributes: Option<Fields>,
-    pub parents: Vec<EntityId>,
+    pub parents: Box<[EntityId]>,
     /// Every ancestor, transitively, sorted; never the entity itself. `None` for an entity
     /// with more than [`MAX_FLAT_ANCESTORS`] of them, or below one that has: its ancestry is
     /// walked through `parents` when asked ([`Store::is_in`], [`Store::for_each_ancestor`]).
@@ -50,7 +50,9 @@ pub struct Store {
     bindings: Vec<RoleBinding>,
     /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
     bindings_by_subject: HashMap<EntityId, Vec<usize>>,
-    strings: std::collections::HashSet<Arc<str>>,
+    // FxHash, as for the ids: the strings come from the operator's data files and policies,
+    // and SipHash stood out in the profile of loading a large data file.
+    strings: rustc_hash::FxHashSet<Arc<str>>,
 }
 
 impl Store {
@@ -124,7 +126,7 @@ impl Store {
         let mut seen: rustc_hash::FxHashSet<EntityId> = rustc_hash::FxHashSet::default();
         let mut pending: Vec<EntityId> = self
             .entity(entity)
-            .map_or_else(Vec::new, |e| e.parents.clone());
+            .map_or_else(Vec::new, |e| e.parents.to_vec());
         while let Some(next) = pending.pop() {
             if !seen.insert(next) {
                 continue;
@@ -197,7 +199,7 @@ impl Store {
         self.entities.push(Entity {
             uid,
             attributes: None,
-            parents: Vec::new(),
+            parents: Box::new([]),
             ancestors: Some(Box::new([])),
         });
         entity_id
@@ -208,7 +210,7 @@ impl Store {
     pub fn define(&mut self, id: EntityId, attributes: Fields, parents: Vec<EntityId>) {
         if let Some(entity) = self.entities.get_mut(id.index()) {
             entity.attributes = Some(attributes);
-            entity.parents = parents;
+            entity.parents = parents.into_boxed_slice();
         }
     }
 
