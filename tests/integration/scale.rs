@@ -178,3 +178,62 @@ fn the_bundled_policies_load_as_before() {
     let engine = Engine::load(Path::new("policies")).unwrap();
     assert!(engine.warnings.is_empty());
 }
+
+#[test]
+fn grants_inside_a_role_are_indexed_like_rules_and_many_bindings_are_looked_up() {
+    // A hundred grants of one role, each on one document: a request for a document is
+    // offered that document's grant, not all hundred of the role.
+    let mut policy = format!("{SCHEMA}role editor {{\n");
+    for k in 0..100 {
+        writeln!(
+            policy,
+            "  allow read if resource == Doc::\"d{k}\" and {k} >= 0"
+        )
+        .unwrap();
+    }
+    policy.push_str("}\nrole reviewer {\n  allow write if resource == Doc::\"d3\"\n}\n");
+    let mut entities = vec![
+        json!({ "type": "User", "id": "alice", "attributes": { "roles": ["editor"] } }),
+        json!({ "type": "User", "id": "bob", "attributes": { "roles": [] } }),
+    ];
+    for k in 0..100 {
+        entities.push(json!({ "type": "Doc", "id": format!("d{k}") }));
+    }
+    // More bindings than are tested one by one: bob reviews d0 to d19 (d3 among them).
+    let roles: Vec<_> = (0..20)
+        .map(|k| {
+            json!({ "role": "reviewer", "subject": { "type": "User", "id": "bob" },
+                          "on": { "type": "Doc", "id": format!("d{k}") } })
+        })
+        .collect();
+    let dir = write_dir(&[
+        ("policy.warden", &policy),
+        (
+            "data/store.json",
+            &json!({ "entities": entities, "roles": roles }).to_string(),
+        ),
+    ]);
+    let engine = Engine::load(dir.path()).unwrap();
+    let program = &engine.program;
+    let index = &program.index;
+    let bucket = index
+        .bucket(index.type_slot("Doc"), index.action_slot("read"))
+        .unwrap();
+    let grants = &bucket.by_role[&program.role_ids["editor"]];
+    assert!(grants.plain.is_empty());
+    assert_eq!(grants.resource_is.len(), 100);
+
+    let decide_on = |subject: &str, action: &str, doc: &str| {
+        let body = json!({
+            "subject": { "type": "User", "id": subject },
+            "action": { "name": action },
+            "resource": { "type": "Doc", "id": doc },
+        });
+        let req = request::decode_body(program, &body, jiff::Timestamp::now()).unwrap();
+        eval::decide(program, &req).allowed
+    };
+    assert!(decide_on("alice", "read", "d42"));
+    assert!(!decide_on("bob", "read", "d42"));
+    assert!(decide_on("bob", "write", "d3"));
+    assert!(!decide_on("alice", "write", "d3"));
+}
