@@ -27,8 +27,12 @@ pub struct Loaded {
     /// The checked declarations; `None` when the policies did not parse (checking a
     /// directory with syntax errors would only report their consequences).
     pub schema: Option<Schema>,
-    /// Errors and warnings of every stage, sorted by file and position.
+    /// Errors and warnings of every stage, sorted by file and position: the first
+    /// [`MAX_DIAGNOSTICS`], then, when there were more, one that counts the rest (an error when
+    /// the rest holds an error).
     pub diagnostics: Vec<Diagnostic>,
+    /// The problems left out of `diagnostics`.
+    pub omitted: Omitted,
     /// The type of every checked expression, when [`LoadOptions::record_types`] asked for it.
     pub types: Vec<check::ExprType>,
 }
@@ -43,10 +47,66 @@ pub struct LoadOptions {
     pub record_types: bool,
 }
 
+/// The most diagnostics a load keeps. A data file with a mistake on each of 100,000 entities
+/// would otherwise give 100,000 rendered reports (to a terminal, a log, `/v1/status`), and
+/// rendering each one reads its file up to the problem.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// How many problems a load found beyond [`MAX_DIAGNOSTICS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub errors: usize,
+    pub warnings: usize,
+}
+
 impl Loaded {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// The number of errors and of warnings found, the omitted ones included.
+    pub fn counts(&self) -> (usize, usize) {
+        let shown_errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        let shown_warnings = self.diagnostics.len() - shown_errors;
+        // The summary of the omitted problems is one of the shown ones, not a problem.
+        let (summary_errors, summary_warnings) = match self.omitted {
+            Omitted {
+                errors: 0,
+                warnings: 0,
+            } => (0, 0),
+            Omitted { errors: 0, .. } => (0, 1),
+            _ => (1, 0),
+        };
+        (
+            shown_errors - summary_errors + self.omitted.errors,
+            shown_warnings - summary_warnings + self.omitted.warnings,
+        )
+    }
+}
+
+/// Keeps the first [`MAX_DIAGNOSTICS`] of sorted `diagnostics` and appends one counting the
+/// rest.
+fn cap_diagnostics(diagnostics: &mut Vec<Diagnostic>) -> Omitted {
+    if diagnostics.len() <= MAX_DIAGNOSTICS {
+        return Omitted::default();
+    }
+    let rest = diagnostics.split_off(MAX_DIAGNOSTICS);
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    let omitted = Omitted {
+        errors,
+        warnings: rest.len() - errors,
+    };
+    diagnostics.push(Diagnostic::new(if errors > 0 {
+        LoadError::OmittedErrors {
+            errors,
+            warnings: omitted.warnings,
+        }
+    } else {
+        LoadError::OmittedWarnings {
+            warnings: omitted.warnings,
+        }
+    }));
+    omitted
 }
 
 /// A file found below the policy directory.
@@ -80,6 +140,19 @@ pub enum LoadError {
         help("pass the directory that holds your `.warden` files with `--policies DIR`")
     )]
     NotADirectory { dir: String },
+    #[error("{errors} more errors and {warnings} more warnings not shown")]
+    #[diagnostic(
+        code(warden::load::omitted),
+        help("only the first {MAX_DIAGNOSTICS} problems are shown; fix them and check again")
+    )]
+    OmittedErrors { errors: usize, warnings: usize },
+    #[error("{warnings} more warnings not shown")]
+    #[diagnostic(
+        code(warden::load::omitted),
+        severity(Warning),
+        help("only the first {MAX_DIAGNOSTICS} problems are shown; fix them and check again")
+    )]
+    OmittedWarnings { warnings: usize },
 }
 
 /// The deepest directory nesting followed; deeper trees are almost surely symlink loops.
@@ -250,6 +323,7 @@ pub fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, 
         _ => None,
     };
     crate::source::sort_diagnostics(&mut diagnostics);
+    let omitted = cap_diagnostics(&mut diagnostics);
     let digest = hasher.finalize();
     let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(Loaded {
@@ -258,6 +332,7 @@ pub fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, 
         schema,
         store,
         diagnostics,
+        omitted,
         version: Arc::from(version),
         types,
     })
@@ -335,7 +410,10 @@ impl Engine {
         Engine::from_loaded(loaded)
     }
 
-    pub fn from_loaded(loaded: Loaded) -> Result<Engine, LoadFailure> {
+    pub fn from_loaded(mut loaded: Loaded) -> Result<Engine, LoadFailure> {
+        // The data files' text is in the store now; a large one need not stay in memory
+        // while the program is compiled.
+        loaded.data_files = Vec::new();
         let (Some(schema), Some(store)) = (&loaded.schema, loaded.store) else {
             return Err(LoadFailure {
                 diagnostics: loaded.diagnostics,

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, Severity, SourceCode};
 use serde::Serialize;
@@ -75,6 +75,10 @@ impl From<Span> for miette::SourceSpan {
 pub struct SourceFile {
     name: Arc<str>,
     text: Arc<str>,
+    /// The byte offset of each line's start, computed on the first [`SourceFile::line_col`]:
+    /// locating each of many rules or problems by scanning the text from its start would take
+    /// time growing with the square of the file's size.
+    line_starts: Arc<OnceLock<Box<[usize]>>>,
 }
 
 impl SourceFile {
@@ -82,6 +86,7 @@ impl SourceFile {
         SourceFile {
             name: name.into(),
             text: text.into(),
+            line_starts: Arc::default(),
         }
     }
 
@@ -105,11 +110,31 @@ impl SourceFile {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
+        let (line, line_start) = self.line_of(offset);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (line + 1, column)
+    }
+
+    /// The 0-based line of a byte offset, and the offset where that line starts.
+    fn line_of(&self, offset: usize) -> (usize, usize) {
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(
+                    self.text
+                        .bytes()
+                        .enumerate()
+                        .filter(|(_, b)| *b == b'\n')
+                        .map(|(i, _)| i + 1),
+                )
+                .collect()
+        });
+        // The line starts at or before `offset`, less one, are the lines before it.
+        let line = starts.partition_point(|&start| start <= offset).max(1) - 1;
+        (line, starts.get(line).copied().unwrap_or(0))
     }
 }
 
@@ -126,18 +151,46 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let contents = self
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
+        // Only the text near the span is read: miette scans what it is given from its start
+        // to find the context lines, and a data file of one long line would otherwise be
+        // scanned whole, and shown whole, for every problem in it.
+        let text: &'a str = &self.text;
+        let from = char_boundary(text, span.offset().saturating_sub(CONTEXT_BYTES));
+        let to = char_boundary(
+            text,
+            (span.offset() + span.len()).saturating_add(CONTEXT_BYTES),
+        );
+        let window = text.get(from..to).unwrap_or("");
+        let inner = miette::SourceSpan::from((span.offset().saturating_sub(from), span.len()));
+        let contents = window.read_span(&inner, context_lines_before, context_lines_after)?;
+        // Back to positions in the whole file (0-based lines, byte columns, as miette counts).
+        let (from_line, from_line_start) = self.line_of(from);
+        let column = if contents.line() == 0 {
+            from - from_line_start + contents.column()
+        } else {
+            contents.column()
+        };
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.name.to_string(),
             contents.data(),
-            *contents.span(),
-            contents.line(),
-            contents.column(),
+            miette::SourceSpan::from((contents.span().offset() + from, contents.span().len())),
+            from_line + contents.line(),
+            column,
             contents.line_count(),
         )))
     }
+}
+
+/// The most bytes of text around a span that a rendered diagnostic reads on each side.
+const CONTEXT_BYTES: usize = 512;
+
+/// `offset`, or the nearest character boundary before it.
+fn char_boundary(text: &str, offset: usize) -> usize {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// Reads a file as UTF-8 text, naming it as given.
@@ -364,7 +417,9 @@ impl miette::Diagnostic for Diagnostic {
 
 /// Sorts diagnostics by file and position so output is stable whatever order stages ran in.
 pub fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
-    diagnostics.sort_by_key(|d| {
+    // Cached: a diagnostic's span is found by formatting its labels, too slow to redo at each
+    // of the n log n comparisons when a data file has an error on every entity.
+    diagnostics.sort_by_cached_key(|d| {
         (
             d.file().map(|f| f.name().to_string()),
             d.primary_span().map(|s| s.start),

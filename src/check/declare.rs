@@ -597,17 +597,11 @@ fn roles(ctx: &mut Ctx<'_>, declared: &Declared) -> BTreeMap<String, Role> {
     }
     let mut roles = BTreeMap::new();
     for (i, (_, decl)) in decls.iter().enumerate() {
-        let ancestors = graph
-            .reachable(i)
-            .into_iter()
-            .filter_map(|j| decls.get(j).map(|(_, d)| d.name.name.clone()))
-            .collect();
         roles.insert(
             decl.name.name.clone(),
             Role {
                 name: decl.name.name.clone(),
                 inherits: inherits.get(i).cloned().unwrap_or_default(),
-                ancestors,
             },
         );
     }

@@ -35,8 +35,9 @@
 //!   attribute or field name, because `e.properties` always means what the caller sent.
 //! - Action groups are flattened into [`Schema::action_groups`]; a group may contain groups;
 //!   a cycle is an error naming it (`warden::check::group_cycle`).
-//! - Roles: [`schema::Role::ancestors`] is the transitive closure of inheritance; inheriting
-//!   an undeclared role is an error; a cycle is an error naming it (`warden::check::role_cycle`).
+//! - Roles: [`schema::Role::inherits`] lists the direct parents and
+//!   [`Schema::role_closure`] walks the transitive closure; inheriting an undeclared role is an
+//!   error; a cycle is an error naming it (`warden::check::role_cycle`).
 //! - Dynamic mode: a directory without any `entity` declaration accepts every entity type name
 //!   (`User::"x"`, `on Foo`, `is Foo`) and every attribute; one without any `action`
 //!   declaration accepts every action name. Once one entity type (or action) is declared,
@@ -138,8 +139,8 @@ pub mod schema;
 mod suggest;
 mod types;
 
-pub use depth::MAX_DEPTH;
 pub use declare::BUILTIN_TYPES;
+pub use depth::MAX_DEPTH;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};

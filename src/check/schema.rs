@@ -96,10 +96,10 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Role {
     pub name: String,
-    /// Direct parents, as written (`role curator : contributor`).
+    /// Direct parents, as written (`role curator : contributor`), each once. The transitive
+    /// closure is not stored: along a chain of roles it grows with the square of the chain's
+    /// length; [`Schema::role_closure`] walks it when asked.
     pub inherits: Vec<String>,
-    /// Every role this one inherits from, directly or not (never itself: cycles are errors).
-    pub ancestors: BTreeSet<String>,
 }
 
 /// Everything declared in a policy directory.
@@ -132,11 +132,17 @@ impl Schema {
         }
     }
 
-    /// The roles that holding `role` gives: itself and everything it inherits.
+    /// The roles that holding `role` gives: itself and everything it inherits, directly or
+    /// not (a cycle, an error the checker reports, ends the walk instead of looping).
     pub fn role_closure(&self, role: &str) -> BTreeSet<String> {
         let mut roles = BTreeSet::from([role.to_string()]);
-        if let Some(declared) = self.roles.get(role) {
-            roles.extend(declared.ancestors.iter().cloned());
+        let mut pending = vec![role];
+        while let Some(name) = pending.pop() {
+            for parent in self.roles.get(name).into_iter().flat_map(|r| &r.inherits) {
+                if roles.insert(parent.clone()) {
+                    pending.push(parent);
+                }
+            }
         }
         roles
     }

@@ -62,8 +62,12 @@ fn photos_declarations_become_the_schema() {
         BTreeSet::from(["comment".to_string(), "upload".to_string()])
     );
     assert_eq!(
-        schema.roles["curator"].ancestors,
-        BTreeSet::from(["contributor".to_string(), "viewer".to_string()])
+        schema.role_closure("curator"),
+        BTreeSet::from([
+            "contributor".to_string(),
+            "curator".to_string(),
+            "viewer".to_string()
+        ])
     );
 }
 
@@ -106,8 +110,13 @@ fn cycles_are_named() {
         "role inheritance cycle: a → c → b → a"
     );
     assert_eq!(
-        checked.schema.roles["d"].ancestors,
-        BTreeSet::from(["a".to_string(), "b".to_string(), "c".to_string()])
+        checked.schema.role_closure("d"),
+        BTreeSet::from([
+            "a".to_string(),
+            "b".to_string(),
+            "c".to_string(),
+            "d".to_string()
+        ])
     );
 }
 

@@ -52,8 +52,7 @@ pub fn run(args: &CheckArgs) -> Exit {
             ));
         crate::source::sort_diagnostics(&mut loaded.diagnostics);
     }
-    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = loaded.diagnostics.len() - errors;
+    let (errors, warnings) = loaded.counts();
     print_diagnostics(&loaded.diagnostics, args.format);
     if args.format == Format::Human {
         let mut stderr = std::io::stderr().lock();

@@ -16,8 +16,8 @@ use crate::check::schema::Schema;
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value};
 use crate::program::{
-    Bucket, CalendarField, Compare, Effect, Index, Node, NodeId, Party, Program, RoleId, RoleInfo,
-    Rule, RuleId, ValueGroup,
+    Bucket, CalendarField, Compare, Effect, Index, MAX_FLAT_ROLES, Node, NodeId, Party, Program,
+    RoleId, RoleInfo, Rule, RuleId, ValueGroup,
 };
 use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
@@ -167,7 +167,7 @@ pub fn compile(
     if !compiler.errors.is_empty() {
         return Err(compiler.errors);
     }
-    let index = build_index(schema, &rules, &placements, &compiler.nodes, &roles);
+    let index = build_index(schema, &rules, &placements, &compiler.nodes);
     let (bindings, stored_roles) = role_holders(&compiler.store, &role_ids);
     let request_names =
         crate::program::requests::RequestNames::new(schema, &index, &compiler.store);
@@ -712,19 +712,75 @@ fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
             )
         })
         .collect();
+    let parents: Vec<Box<[RoleId]>> = schema
+        .roles
+        .values()
+        .map(|role| {
+            role.inherits
+                .iter()
+                .filter_map(|name| ids.get(name.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let flat = flat_closures(&parents);
     let roles = schema
         .roles
         .keys()
-        .map(|name| RoleInfo {
+        .zip(parents)
+        .zip(flat)
+        .map(|((name, parents), grants_of)| RoleInfo {
             name: Arc::from(name.as_str()),
-            grants_of: schema
-                .role_closure(name)
-                .iter()
-                .filter_map(|r| ids.get(r.as_str()).copied())
-                .collect(),
+            parents,
+            grants_of,
         })
         .collect();
     (roles, ids)
+}
+
+/// Each role's inheritance flattened (itself included), parents before children so each
+/// closure is built from its parents' ones; `None` past [`MAX_FLAT_ROLES`] roles, and for
+/// every role that inherits from such a role (or lies on a cycle, an error the checker
+/// reports). Bounded so, the work and memory grow linearly with the number of roles.
+fn flat_closures(parents: &[Box<[RoleId]>]) -> Vec<Option<Box<[RoleId]>>> {
+    let count = parents.len();
+    let mut waiting: Vec<usize> = parents.iter().map(|p| p.len()).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (child, list) in parents.iter().enumerate() {
+        for parent in list.iter() {
+            if let Some(list) = children.get_mut(parent.0 as usize) {
+                list.push(child);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..count).filter(|&i| waiting.get(i) == Some(&0)).collect();
+    let mut flat: Vec<Option<Box<[RoleId]>>> = vec![None; count];
+    while let Some(index) = ready.pop() {
+        let mut all = vec![RoleId(u32::try_from(index).unwrap_or(u32::MAX))];
+        let mut bounded = true;
+        for parent in parents.get(index).into_iter().flat_map(|p| p.iter()) {
+            match flat.get(parent.0 as usize) {
+                Some(Some(theirs)) if bounded => all.extend_from_slice(theirs),
+                _ => bounded = false,
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        if bounded
+            && all.len() <= MAX_FLAT_ROLES
+            && let Some(slot) = flat.get_mut(index)
+        {
+            *slot = Some(all.into_boxed_slice());
+        }
+        for &child in children.get(index).map_or(&[][..], Vec::as_slice) {
+            if let Some(waits) = waiting.get_mut(child) {
+                *waits -= 1;
+                if *waits == 0 {
+                    ready.push(child);
+                }
+            }
+        }
+    }
+    flat
 }
 
 /// Bindings by entity, and stored global roles by entity.
@@ -763,7 +819,15 @@ fn role_holders(store: &Store, role_ids: &HashMap<Arc<str>, RoleId>) -> RoleHold
         })
         .collect();
     (
-        bindings.into_iter().map(Vec::into_boxed_slice).collect(),
+        bindings
+            .into_iter()
+            .map(|mut list| {
+                // Sorted by `on` (global ones first) for eval's lookup by resource.
+                list.sort_unstable_by_key(|&(role, on)| (on, role));
+                list.dedup();
+                list.into_boxed_slice()
+            })
+            .collect(),
         stored,
     )
 }
@@ -832,7 +896,7 @@ fn key_of(nodes: &[Node], condition: NodeId) -> Option<Key> {
 #[derive(Default)]
 struct BucketBuilder {
     plain: Vec<RuleId>,
-    by_role: HashMap<RoleId, Vec<RuleId>>,
+    by_role: HashMap<RoleId, BucketBuilder>,
     resource_in: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
     resource_is: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
     subject_in: HashMap<crate::data::value::EntityId, Vec<RuleId>>,
@@ -840,128 +904,49 @@ struct BucketBuilder {
     by_value: Vec<(NodeId, HashMap<Value, Vec<RuleId>>)>,
 }
 
-fn build_index(
-    schema: &Schema,
-    rules: &[Rule],
-    placements: &[Placement],
-    nodes: &[Node],
-    roles: &[RoleInfo],
-) -> Index {
-    // Slots: every declared type and action, and every one a rule names.
-    let mut type_names: BTreeSet<String> = schema.entity_types.keys().cloned().collect();
-    let mut action_names: BTreeSet<String> = schema.actions.keys().cloned().collect();
-    for placement in placements {
-        type_names.extend(placement.types.iter().flatten().cloned());
-        action_names.extend(placement.actions.iter().flatten().cloned());
-    }
-    let types: HashMap<Arc<str>, u32> = type_names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect();
-    let actions: HashMap<Arc<str>, u32> = action_names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect();
-    let type_count = types.len() + 1;
-    let action_count = actions.len() + 1;
-    let mut builders: Vec<BucketBuilder> = (0..type_count * action_count)
-        .map(|_| BucketBuilder::default())
-        .collect();
-
-    // Which roles hold each role's grants: the roles whose closure contains it.
-    let mut holders: HashMap<RoleId, Vec<RoleId>> = HashMap::default();
-    for (index, role) in roles.iter().enumerate() {
-        let holder = RoleId(u32::try_from(index).unwrap_or(u32::MAX));
-        for granted in role.grants_of.iter() {
-            holders.entry(*granted).or_default().push(holder);
-        }
-    }
-
-    for (index, (rule, placement)) in rules.iter().zip(placements).enumerate() {
-        let rule_id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
-        let type_slots: Vec<usize> = match &placement.types {
-            None => (0..type_count).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| types.get(n.as_str()).map(|s| *s as usize))
-                .collect(),
-        };
-        let action_slots: Vec<usize> = match &placement.actions {
-            None => (0..action_count).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize))
-                .collect(),
-        };
-        let key = if rule.role.is_some() {
-            None
-        } else {
-            key_of(nodes, rule.condition)
-        };
-        for t in &type_slots {
-            for a in &action_slots {
-                let Some(bucket) = builders.get_mut(t * action_count + a) else {
-                    continue;
+impl BucketBuilder {
+    /// Files a rule under its discriminating key (or with the plain rules).
+    fn place(&mut self, rule_id: RuleId, key: Option<&Key>) {
+        match key {
+            None => self.plain.push(rule_id),
+            Some(Key::ResourceIn(k)) => self.resource_in.entry(*k).or_default().push(rule_id),
+            Some(Key::ResourceIs(k)) => self.resource_is.entry(*k).or_default().push(rule_id),
+            Some(Key::SubjectIn(k)) => self.subject_in.entry(*k).or_default().push(rule_id),
+            Some(Key::SubjectIs(k)) => self.subject_is.entry(*k).or_default().push(rule_id),
+            Some(Key::Value(path, value)) => {
+                let group = match self.by_value.iter().position(|(p, _)| p == path) {
+                    Some(i) => i,
+                    None => {
+                        self.by_value.push((*path, HashMap::default()));
+                        self.by_value.len() - 1
+                    }
                 };
-                if let Some(role) = rule.role {
-                    for holder in holders.get(&role).into_iter().flatten() {
-                        bucket.by_role.entry(*holder).or_default().push(rule_id);
-                    }
-                    continue;
-                }
-                match &key {
-                    None => bucket.plain.push(rule_id),
-                    Some(Key::ResourceIn(k)) => {
-                        bucket.resource_in.entry(*k).or_default().push(rule_id)
-                    }
-                    Some(Key::ResourceIs(k)) => {
-                        bucket.resource_is.entry(*k).or_default().push(rule_id)
-                    }
-                    Some(Key::SubjectIn(k)) => {
-                        bucket.subject_in.entry(*k).or_default().push(rule_id)
-                    }
-                    Some(Key::SubjectIs(k)) => {
-                        bucket.subject_is.entry(*k).or_default().push(rule_id)
-                    }
-                    Some(Key::Value(path, value)) => {
-                        let group = match bucket.by_value.iter_mut().position(|(p, _)| p == path) {
-                            Some(i) => i,
-                            None => {
-                                bucket.by_value.push((*path, HashMap::default()));
-                                bucket.by_value.len() - 1
-                            }
-                        };
-                        if let Some((_, map)) = bucket.by_value.get_mut(group) {
-                            map.entry(value.clone()).or_default().push(rule_id);
-                        }
-                    }
+                if let Some((_, map)) = self.by_value.get_mut(group) {
+                    map.entry(value.clone()).or_default().push(rule_id);
                 }
             }
         }
     }
 
-    let boxed =
-        |map: HashMap<crate::data::value::EntityId, Vec<RuleId>>| -> HashMap<_, Box<[RuleId]>> {
-            map.into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
-                .collect()
-        };
-    let buckets = builders
-        .into_iter()
-        .map(|b| Bucket {
-            plain: b.plain.into_boxed_slice(),
-            by_role: b
+    fn finish(self) -> Bucket {
+        let boxed =
+            |map: HashMap<crate::data::value::EntityId, Vec<RuleId>>| -> HashMap<_, Box<[RuleId]>> {
+                map.into_iter()
+                    .map(|(k, v)| (k, v.into_boxed_slice()))
+                    .collect()
+            };
+        Bucket {
+            plain: self.plain.into_boxed_slice(),
+            by_role: self
                 .by_role
                 .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .map(|(role, builder)| (role, builder.finish()))
                 .collect(),
-            resource_in: boxed(b.resource_in),
-            resource_is: boxed(b.resource_is),
-            subject_in: boxed(b.subject_in),
-            subject_is: boxed(b.subject_is),
-            by_value: b
+            resource_in: boxed(self.resource_in),
+            resource_is: boxed(self.resource_is),
+            subject_in: boxed(self.subject_in),
+            subject_is: boxed(self.subject_is),
+            by_value: self
                 .by_value
                 .into_iter()
                 .map(|(path, map)| {
@@ -989,11 +974,73 @@ fn build_index(
                     }
                 })
                 .collect(),
-        })
+        }
+    }
+}
+
+fn build_index(schema: &Schema, rules: &[Rule], placements: &[Placement], nodes: &[Node]) -> Index {
+    // Slots: every declared type and action, and every one a rule names.
+    let mut type_names: BTreeSet<String> = schema.entity_types.keys().cloned().collect();
+    let mut action_names: BTreeSet<String> = schema.actions.keys().cloned().collect();
+    for placement in placements {
+        type_names.extend(placement.types.iter().flatten().cloned());
+        action_names.extend(placement.actions.iter().flatten().cloned());
+    }
+    let types: HashMap<Arc<str>, u32> = type_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
         .collect();
+    let actions: HashMap<Arc<str>, u32> = action_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (Arc::from(n.as_str()), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let type_count = types.len() + 1;
+    let action_count = actions.len() + 1;
+    let mut builders: Vec<BucketBuilder> = (0..type_count * action_count)
+        .map(|_| BucketBuilder::default())
+        .collect();
+
+    for (index, (rule, placement)) in rules.iter().zip(placements).enumerate() {
+        let rule_id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
+        let type_slots: Vec<usize> = match &placement.types {
+            None => (0..type_count).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| types.get(n.as_str()).map(|s| *s as usize))
+                .collect(),
+        };
+        let action_slots: Vec<usize> = match &placement.actions {
+            None => (0..action_count).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize))
+                .collect(),
+        };
+        // A grant is a candidate only for a subject holding its role; within the role's
+        // bucket its first test discriminates as a rule's does.
+        let key = key_of(nodes, rule.condition);
+        for t in &type_slots {
+            for a in &action_slots {
+                let Some(bucket) = builders.get_mut(t * action_count + a) else {
+                    continue;
+                };
+                match rule.role {
+                    Some(role) => bucket
+                        .by_role
+                        .entry(role)
+                        .or_default()
+                        .place(rule_id, key.as_ref()),
+                    None => bucket.place(rule_id, key.as_ref()),
+                }
+            }
+        }
+    }
+
     Index {
         types,
         actions,
-        buckets,
+        buckets: builders.into_iter().map(BucketBuilder::finish).collect(),
     }
 }

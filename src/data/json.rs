@@ -74,6 +74,58 @@ pub fn parse(text: &str) -> Result<Json, JsonSyntaxError> {
     Ok(value)
 }
 
+/// What [`read_members`] hands over, in document order.
+pub enum Event<'e> {
+    /// The document is not an object: its whole value.
+    NotObject(&'e Json),
+    /// A member of the top-level object; `value` is `None` when it is an array, whose
+    /// elements follow as [`Event::Element`]s.
+    Member {
+        key: &'e str,
+        key_span: Span,
+        value: Option<&'e Json>,
+    },
+    /// The element at `index` of the array of the last [`Event::Member`].
+    Element { index: usize, value: &'e Json },
+}
+
+/// Reads a document as [`parse`] does (the same errors at the same places), but hands the
+/// elements of the top-level object's arrays over one at a time: a data file of a million
+/// entities is never held whole as a tree, which takes several times the file's size.
+pub fn read_members(text: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<(), JsonSyntaxError> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    reader.skip_whitespace();
+    if reader.peek() == Some(b'{') {
+        reader.members(on)?;
+    } else {
+        let value = reader.value(0)?;
+        reader.skip_whitespace();
+        if reader.at >= reader.bytes.len() {
+            on(Event::NotObject(&value));
+        }
+    }
+    reader.skip_whitespace();
+    if reader.at < reader.bytes.len() {
+        return Err(reader.error_here("unexpected text after the JSON value"));
+    }
+    Ok(())
+}
+
+/// Parses the value at byte `offset` of `text`, an element of an array member of the
+/// top-level object that [`read_members`] handed over once (spans stay those of the file).
+pub fn parse_element(text: &str, offset: usize) -> Result<Json, JsonSyntaxError> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: offset,
+    };
+    reader.value(2)
+}
+
 struct Reader<'t> {
     text: &'t str,
     bytes: &'t [u8],
@@ -184,6 +236,17 @@ impl Reader<'_> {
         self.at += 1;
         let mut out = String::new();
         loop {
+            // A run of characters that need no unescaping, copied at once. It ends on a char
+            // boundary: the bytes of a multi-byte character are never a quote, a backslash or
+            // a control character.
+            let run = self.at;
+            while self
+                .peek()
+                .is_some_and(|b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                self.at += 1;
+            }
+            out.push_str(self.text.get(run..self.at).unwrap_or(""));
             let Some(rest) = self.text.get(self.at..) else {
                 return Err(self.error_here("unterminated string"));
             };
@@ -292,6 +355,101 @@ impl Reader<'_> {
         }
     }
 
+    /// The top-level object of [`read_members`], from its `{` to its `}`.
+    fn members(&mut self, on: &mut dyn FnMut(Event<'_>)) -> Result<(), JsonSyntaxError> {
+        self.at += 1;
+        let mut keys: Vec<String> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            let (key, key_span) = self.member_name(|k| keys.iter().any(|seen| seen == k))?;
+            if self.peek() == Some(b'[') {
+                on(Event::Member {
+                    key: &key,
+                    key_span,
+                    value: None,
+                });
+                self.elements(on)?;
+            } else {
+                let value = self.value(1)?;
+                on(Event::Member {
+                    key: &key,
+                    key_span,
+                    value: Some(&value),
+                });
+            }
+            keys.push(key);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error_here("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// The elements of an array member of the top-level object, from its `[` to its `]`.
+    fn elements(&mut self, on: &mut dyn FnMut(Event<'_>)) -> Result<(), JsonSyntaxError> {
+        self.at += 1;
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        let mut index = 0;
+        loop {
+            self.skip_whitespace();
+            let value = self.value(2)?;
+            on(Event::Element {
+                index,
+                value: &value,
+            });
+            index += 1;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error_here("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// A member's name and the `:` after it, refused when `seen` says it came before.
+    fn member_name(
+        &mut self,
+        seen: impl Fn(&str) -> bool,
+    ) -> Result<(String, Span), JsonSyntaxError> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(self.error_here("expected a member name in double quotes"));
+        }
+        let key_start = self.at;
+        let key = self.string()?;
+        let key_span = Span::new(key_start, self.at);
+        if seen(&key) {
+            return Err(JsonSyntaxError {
+                message: format!("duplicate member `{key}`"),
+                span: key_span,
+            });
+        }
+        self.skip_whitespace();
+        if self.peek() != Some(b':') {
+            return Err(self.error_here("expected `:` after the member name"));
+        }
+        self.at += 1;
+        self.skip_whitespace();
+        Ok((key, key_span))
+    }
+
     fn object(&mut self, depth: usize) -> Result<Json, JsonSyntaxError> {
         let start = self.at;
         self.at += 1;
@@ -305,25 +463,7 @@ impl Reader<'_> {
             });
         }
         loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error_here("expected a member name in double quotes"));
-            }
-            let key_start = self.at;
-            let key = self.string()?;
-            let key_span = Span::new(key_start, self.at);
-            if members.iter().any(|(k, _, _)| *k == key) {
-                return Err(JsonSyntaxError {
-                    message: format!("duplicate member `{key}`"),
-                    span: key_span,
-                });
-            }
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.error_here("expected `:` after the member name"));
-            }
-            self.at += 1;
-            self.skip_whitespace();
+            let (key, key_span) = self.member_name(|k| members.iter().any(|(m, _, _)| m == k))?;
             let value = self.value(depth + 1)?;
             members.push((key, key_span, value));
             self.skip_whitespace();

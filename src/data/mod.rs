@@ -143,38 +143,38 @@ impl Resolver for DataResolver<'_> {
     }
 }
 
-/// An entity definition found in pass one, decoded in pass two.
+/// An entity definition being decoded (pass two).
 struct Pending<'j> {
-    file: usize,
     id: EntityId,
     ty: String,
     json: &'j Json,
     path: String,
 }
 
+/// An element of a data document's `entities` or `roles`, remembered by pass one: the tree's
+/// node, or where it starts in the file's text (read again, alone, when it is needed).
+#[derive(Clone, Copy)]
+enum Element<'j> {
+    Tree(&'j Json),
+    At(usize),
+}
+
+/// An entity definition or role binding found in pass one.
+struct Found<'j> {
+    file: usize,
+    /// The entity defined; unused for a binding.
+    id: EntityId,
+    element: Element<'j>,
+    /// Its index in its array, for its JSON path.
+    index: usize,
+}
+
 /// Reads every data file into one store. Problems are returned as diagnostics; the store holds
 /// whatever was valid (callers refuse to serve when there are errors).
 pub fn load_store(files: &[SourceFile], schema: &Schema) -> (Store, Vec<Diagnostic>) {
     let mut store = Store::default();
-    let mut diagnostics = Vec::new();
-    let mut parsed = Vec::new();
-    for file in files {
-        match json::parse(file.text()) {
-            Ok(document) => parsed.push((document, file)),
-            Err(error) => diagnostics.push(Diagnostic::in_file(
-                DataError::Syntax {
-                    message: error.message,
-                    span: error.span,
-                },
-                file,
-            )),
-        }
-    }
-    let documents: Vec<Document<'_>> = parsed
-        .iter()
-        .map(|(json, file)| Document { json, file })
-        .collect();
-    diagnostics.extend(extend_store(&mut store, &documents, schema));
+    let inputs: Vec<(Option<&Json>, &SourceFile)> = files.iter().map(|f| (None, f)).collect();
+    let diagnostics = extend(&mut store, &inputs, schema);
     (store, diagnostics)
 }
 
@@ -193,112 +193,259 @@ pub fn extend_store(
     documents: &[Document<'_>],
     schema: &Schema,
 ) -> Vec<Diagnostic> {
-    let mut diagnostics = Vec::new();
-    let files: Vec<&SourceFile> = documents.iter().map(|d| d.file).collect();
+    let inputs: Vec<(Option<&Json>, &SourceFile)> =
+        documents.iter().map(|d| (Some(d.json), d.file)).collect();
+    extend(store, &inputs, schema)
+}
 
-    // Pass one: learn every entity's name, so references resolve whatever the file order.
-    let mut pending: Vec<Pending<'_>> = Vec::new();
-    let mut bindings: Vec<(usize, &Json, String)> = Vec::new();
-    for (file_index, document) in documents.iter().enumerate() {
-        let file = document.file;
-        let document = document.json;
-        let mut report = |error: DataError| diagnostics.push(Diagnostic::in_file(error, file));
-        let JsonKind::Object(members) = &document.kind else {
-            report(shape(
-                "a data file must be a JSON object",
-                document.span,
-                "$",
-                "write `{\"entities\": [...], \"roles\": [...]}`",
-            ));
-            continue;
-        };
-        for (key, key_span, value) in members {
-            match key.as_str() {
-                "entities" => {
-                    let JsonKind::Array(entities) = &value.kind else {
-                        report(shape(
-                            "`entities` must be an array",
-                            value.span,
-                            "$.entities",
-                            "write `\"entities\": [ {\"type\": …, \"id\": …}, … ]`",
-                        ));
-                        continue;
-                    };
-                    for (index, entity) in entities.iter().enumerate() {
-                        let path = format!("$.entities[{index}]");
-                        match first_pass_entity(entity, &path, schema, store) {
-                            Ok(Some(found)) => pending.push(Pending {
-                                file: file_index,
-                                ..found
-                            }),
-                            Ok(None) => {}
-                            Err(error) => report(error),
-                        }
-                    }
-                }
-                "roles" => {
-                    let JsonKind::Array(list) = &value.kind else {
-                        report(shape(
-                            "`roles` must be an array",
-                            value.span,
-                            "$.roles",
-                            "write `\"roles\": [ {\"role\": …, \"subject\": …, \"on\": …}, … ]`",
-                        ));
-                        continue;
-                    };
-                    for (index, binding) in list.iter().enumerate() {
-                        bindings.push((file_index, binding, format!("$.roles[{index}]")));
-                    }
-                }
-                other => {
-                    let help = match suggest(other, ["entities", "roles"]) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "a data file has only `entities` and `roles`".to_string(),
-                    };
-                    report(shape(
-                        &format!("unknown member `{other}`"),
-                        *key_span,
-                        "$",
-                        &help,
-                    ));
-                }
+/// What pass one gathers from the documents.
+struct FirstPass<'s, 'j> {
+    schema: &'s Schema,
+    store: &'s mut Store,
+    file: usize,
+    /// The array the next elements belong to: `entities`, `roles` or another (refused) one.
+    section: Section,
+    entities: Vec<Found<'j>>,
+    bindings: Vec<Found<'j>>,
+    problems: Vec<(usize, DataError)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Entities,
+    Roles,
+    Other,
+}
+
+impl<'j> FirstPass<'_, 'j> {
+    fn report(&mut self, error: DataError) {
+        self.problems.push((self.file, error));
+    }
+
+    fn not_object(&mut self, span: Span) {
+        self.report(shape(
+            "a data file must be a JSON object",
+            span,
+            "$",
+            "write `{\"entities\": [...], \"roles\": [...]}`",
+        ));
+    }
+
+    /// A member of the document; `value` is `None` for an array, whose elements follow.
+    fn member(&mut self, key: &str, key_span: Span, value: Option<&Json>) {
+        self.section = Section::Other;
+        match (key, value) {
+            ("entities", None) => self.section = Section::Entities,
+            ("roles", None) => self.section = Section::Roles,
+            ("entities", Some(value)) => self.report(shape(
+                "`entities` must be an array",
+                value.span,
+                "$.entities",
+                "write `\"entities\": [ {\"type\": …, \"id\": …}, … ]`",
+            )),
+            ("roles", Some(value)) => self.report(shape(
+                "`roles` must be an array",
+                value.span,
+                "$.roles",
+                "write `\"roles\": [ {\"role\": …, \"subject\": …, \"on\": …}, … ]`",
+            )),
+            (other, _) => {
+                let help = match suggest(other, ["entities", "roles"]) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "a data file has only `entities` and `roles`".to_string(),
+                };
+                self.report(shape(
+                    &format!("unknown member `{other}`"),
+                    key_span,
+                    "$",
+                    &help,
+                ));
             }
         }
     }
 
-    // Pass two: attributes and parents, through the declarations.
+    fn element(&mut self, index: usize, json: &Json, element: Element<'j>) {
+        match self.section {
+            Section::Entities => {
+                let path = format!("$.entities[{index}]");
+                match first_pass_entity(json, &path, self.schema, self.store) {
+                    Ok(id) => self.entities.push(Found {
+                        file: self.file,
+                        id,
+                        element,
+                        index,
+                    }),
+                    Err(error) => self.report(error),
+                }
+            }
+            Section::Roles => self.bindings.push(Found {
+                file: self.file,
+                id: EntityId(0),
+                element,
+                index,
+            }),
+            Section::Other => {}
+        }
+    }
+
+    /// Pass one over a tree.
+    fn document(&mut self, document: &'j Json) {
+        let JsonKind::Object(members) = &document.kind else {
+            self.not_object(document.span);
+            return;
+        };
+        for (key, key_span, value) in members {
+            match &value.kind {
+                JsonKind::Array(items) => {
+                    self.member(key, *key_span, None);
+                    for (index, item) in items.iter().enumerate() {
+                        self.element(index, item, Element::Tree(item));
+                    }
+                }
+                _ => self.member(key, *key_span, Some(value)),
+            }
+        }
+    }
+
+    /// Pass one over a file's text, an element at a time. On a syntax error nothing of the
+    /// file is kept but the error (its entities stay named, which only a directory that does
+    /// not load can see).
+    fn text(&mut self, file: &SourceFile) {
+        let (entities, bindings, problems) = (
+            self.entities.len(),
+            self.bindings.len(),
+            self.problems.len(),
+        );
+        let result = json::read_members(file.text(), &mut |event| match event {
+            json::Event::NotObject(value) => self.not_object(value.span),
+            json::Event::Member {
+                key,
+                key_span,
+                value,
+            } => self.member(key, key_span, value),
+            json::Event::Element { index, value } => {
+                self.element(index, value, Element::At(value.span.start as usize))
+            }
+        });
+        if let Err(error) = result {
+            self.entities.truncate(entities);
+            self.bindings.truncate(bindings);
+            self.problems.truncate(problems);
+            self.report(DataError::Syntax {
+                message: error.message,
+                span: error.span,
+            });
+        }
+    }
+}
+
+/// The tree of an element found in pass one: the tree's own node, or the element parsed
+/// again from the file's text.
+fn element_json<'j>(
+    element: Element<'j>,
+    file: &SourceFile,
+    owned: &'j mut Option<Json>,
+) -> Option<&'j Json> {
+    match element {
+        Element::Tree(json) => Some(json),
+        Element::At(offset) => {
+            *owned = json::parse_element(file.text(), offset).ok();
+            owned.as_ref()
+        }
+    }
+}
+
+/// Pass one learns every entity's name, so references resolve whatever the order of the
+/// files; pass two decodes attributes and parents through the declarations. Documents given
+/// as text (`None`) are read an element at a time, so only one entity's JSON tree is in
+/// memory at once.
+fn extend(
+    store: &mut Store,
+    inputs: &[(Option<&Json>, &SourceFile)],
+    schema: &Schema,
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let files: Vec<&SourceFile> = inputs.iter().map(|(_, file)| *file).collect();
+
+    let mut first = FirstPass {
+        schema,
+        store,
+        file: 0,
+        section: Section::Other,
+        entities: Vec::new(),
+        bindings: Vec::new(),
+        problems: Vec::new(),
+    };
+    for (file_index, (tree, file)) in inputs.iter().enumerate() {
+        first.file = file_index;
+        match tree {
+            Some(document) => first.document(document),
+            None => first.text(file),
+        }
+    }
+    let FirstPass {
+        store,
+        entities,
+        bindings,
+        problems,
+        ..
+    } = first;
+    for (file, error) in problems {
+        if let Some(file) = files.get(file) {
+            diagnostics.push(Diagnostic::in_file(error, file));
+        }
+    }
+
     let mut defined = vec![false; store.len()];
-    for entry in &pending {
-        let Some(file) = files.get(entry.file).copied() else {
+    for found in &entities {
+        let Some(file) = files.get(found.file).copied() else {
             continue;
         };
-        if defined.get(entry.id.index()).copied().unwrap_or(false) {
+        let mut owned = None;
+        let Some(json) = element_json(found.element, file, &mut owned) else {
+            continue;
+        };
+        if defined.get(found.id.index()).copied().unwrap_or(false) {
             let uid = store
-                .entity(entry.id)
+                .entity(found.id)
                 .map(|e| e.uid.to_string())
                 .unwrap_or_default();
             diagnostics.push(Diagnostic::in_file(
                 DataError::Duplicate {
                     uid,
-                    span: entry.json.span,
+                    span: json.span,
                 },
                 file,
             ));
             continue;
         }
-        if let Some(flag) = defined.get_mut(entry.id.index()) {
+        if let Some(flag) = defined.get_mut(found.id.index()) {
             *flag = true;
         }
-        match second_pass_entity(entry, schema, store) {
+        let entry = Pending {
+            id: found.id,
+            ty: store
+                .entity(found.id)
+                .map(|e| e.uid.ty.to_string())
+                .unwrap_or_default(),
+            json,
+            path: format!("$.entities[{}]", found.index),
+        };
+        match second_pass_entity(&entry, schema, store) {
             Ok(()) => {}
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
         }
     }
 
-    for (file_index, json, path) in bindings {
-        let Some(file) = files.get(file_index).copied() else {
+    for found in &bindings {
+        let Some(file) = files.get(found.file).copied() else {
             continue;
         };
+        let mut owned = None;
+        let Some(json) = element_json(found.element, file, &mut owned) else {
+            continue;
+        };
+        let path = format!("$.roles[{}]", found.index);
         match role_binding(json, &path, schema, store) {
             Ok(binding) => store.add_binding(binding),
             Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
@@ -308,8 +455,8 @@ pub fn extend_store(
     let on_cycle = store.compute_ancestors();
     // Report one cycle, at the first of its entities that a file defines.
     if let Some(cycle) = parent_cycle(store, &on_cycle)
-        && let Some(entry) = pending.iter().find(|p| cycle.contains(&p.id))
-        && let Some(file) = files.get(entry.file).copied()
+        && let Some(found) = entities.iter().find(|p| cycle.contains(&p.id))
+        && let Some(file) = files.get(found.file).copied()
     {
         let name = |id: EntityId| {
             store
@@ -318,7 +465,7 @@ pub fn extend_store(
                 .unwrap_or_default()
         };
         // The path starts and ends at the reported entity.
-        let start = cycle.iter().position(|id| *id == entry.id).unwrap_or(0);
+        let start = cycle.iter().position(|id| *id == found.id).unwrap_or(0);
         let path: Vec<String> = cycle
             .iter()
             .cycle()
@@ -326,12 +473,15 @@ pub fn extend_store(
             .take(cycle.len() + 1)
             .map(|id| name(*id))
             .collect();
+        let mut owned = None;
+        let span =
+            element_json(found.element, file, &mut owned).map_or_else(Span::default, |j| j.span);
         let uid = path.first().cloned().unwrap_or_default();
         diagnostics.push(Diagnostic::in_file(
             DataError::Cycle {
                 uid,
                 cycle: path.join(" → "),
-                span: entry.json.span,
+                span,
             },
             file,
         ));
@@ -370,12 +520,12 @@ fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {
     }
 }
 
-fn first_pass_entity<'j>(
-    json: &'j Json,
+fn first_pass_entity(
+    json: &Json,
     path: &str,
     schema: &Schema,
     store: &mut Store,
-) -> Result<Option<Pending<'j>>, DataError> {
+) -> Result<EntityId, DataError> {
     let JsonKind::Object(members) = &json.kind else {
         return Err(shape(
             "an entity must be an object",
@@ -403,14 +553,7 @@ fn first_pass_entity<'j>(
     if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
         return Err(undeclared_type(ty, type_span, schema));
     }
-    let entity_id = store.intern_entity(ty, id);
-    Ok(Some(Pending {
-        file: 0,
-        id: entity_id,
-        ty: ty.to_string(),
-        json,
-        path: path.to_string(),
-    }))
+    Ok(store.intern_entity(ty, id))
 }
 
 fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DataError> {

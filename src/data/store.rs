@@ -13,10 +13,17 @@ pub struct Entity {
     pub uid: EntityUid,
     /// `None` for an entity that is named but not stored: reading its attributes is an error.
     pub attributes: Option<Fields>,
-    pub parents: Vec<EntityId>,
-    /// Every ancestor, transitively, sorted; never the entity itself.
-    pub ancestors: Box<[EntityId]>,
+    pub parents: Box<[EntityId]>,
+    /// Every ancestor, transitively, sorted; never the entity itself. `None` for an entity
+    /// with more than [`MAX_FLAT_ANCESTORS`] of them, or below one that has: its ancestry is
+    /// walked through `parents` when asked ([`Store::is_in`], [`Store::for_each_ancestor`]).
+    ancestors: Option<Box<[EntityId]>>,
 }
+
+/// The most ancestors an entity's flattened set holds. Storing the whole set for every
+/// entity of a hierarchy N deep would take memory growing with N squared; past this bound
+/// the few entities that deep are walked instead.
+pub const MAX_FLAT_ANCESTORS: usize = 256;
 
 /// `role` held by `subject` on `on` (or everywhere, when `on` is `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +50,9 @@ pub struct Store {
     bindings: Vec<RoleBinding>,
     /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
     bindings_by_subject: HashMap<EntityId, Vec<usize>>,
-    strings: std::collections::HashSet<Arc<str>>,
+    // FxHash, as for the ids: the strings come from the operator's data files and policies,
+    // and SipHash stood out in the profile of loading a large data file.
+    strings: rustc_hash::FxHashSet<Arc<str>>,
 }
 
 impl Store {
@@ -82,10 +91,63 @@ impl Store {
 
     /// True when `ancestor` is `entity` itself or one of its ancestors.
     pub fn is_in(&self, entity: EntityId, ancestor: EntityId) -> bool {
-        entity == ancestor
-            || self
-                .entity(entity)
-                .is_some_and(|e| e.ancestors.binary_search(&ancestor).is_ok())
+        if entity == ancestor {
+            return true;
+        }
+        match self.entity(entity).map(|e| &e.ancestors) {
+            Some(Some(flat)) => flat.binary_search(&ancestor).is_ok(),
+            Some(None) => {
+                let mut found = false;
+                self.walk_ancestors(entity, |a| {
+                    found = a == ancestor;
+                    found
+                });
+                found
+            }
+            None => false,
+        }
+    }
+
+    /// Calls `f` with every ancestor of `entity` (never `entity` itself), each once.
+    pub fn for_each_ancestor(&self, entity: EntityId, mut f: impl FnMut(EntityId)) {
+        match self.entity(entity).map(|e| &e.ancestors) {
+            Some(Some(flat)) => flat.iter().for_each(|a| f(*a)),
+            Some(None) => self.walk_ancestors(entity, |a| {
+                f(a);
+                false
+            }),
+            None => {}
+        }
+    }
+
+    /// The walk for an entity whose ancestors are not flattened: each ancestor once, the
+    /// flattened sets of those that have one used as they are; stops when `f` returns true.
+    fn walk_ancestors(&self, entity: EntityId, mut f: impl FnMut(EntityId) -> bool) {
+        let mut seen: rustc_hash::FxHashSet<EntityId> = rustc_hash::FxHashSet::default();
+        let mut pending: Vec<EntityId> = self
+            .entity(entity)
+            .map_or_else(Vec::new, |e| e.parents.to_vec());
+        while let Some(next) = pending.pop() {
+            if !seen.insert(next) {
+                continue;
+            }
+            if f(next) {
+                return;
+            }
+            let Some(stored) = self.entity(next) else {
+                continue;
+            };
+            match &stored.ancestors {
+                Some(flat) => {
+                    for &a in flat.iter() {
+                        if seen.insert(a) && f(a) {
+                            return;
+                        }
+                    }
+                }
+                None => pending.extend_from_slice(&stored.parents),
+            }
+        }
     }
 
     pub fn bindings(&self) -> &[RoleBinding] {
@@ -137,8 +199,8 @@ impl Store {
         self.entities.push(Entity {
             uid,
             attributes: None,
-            parents: Vec::new(),
-            ancestors: Box::new([]),
+            parents: Box::new([]),
+            ancestors: Some(Box::new([])),
         });
         entity_id
     }
@@ -148,7 +210,7 @@ impl Store {
     pub fn define(&mut self, id: EntityId, attributes: Fields, parents: Vec<EntityId>) {
         if let Some(entity) = self.entities.get_mut(id.index()) {
             entity.attributes = Some(attributes);
-            entity.parents = parents;
+            entity.parents = parents.into_boxed_slice();
         }
     }
 
@@ -186,18 +248,22 @@ impl Store {
                 *flag = true;
             }
             let mut ancestors: Vec<EntityId> = Vec::new();
+            let mut bounded = true;
             if let Some(entity) = self.entities.get(index) {
                 for parent in &entity.parents {
                     ancestors.push(*parent);
-                    if let Some(p) = self.entities.get(parent.index()) {
-                        ancestors.extend(p.ancestors.iter().copied());
+                    match self.entities.get(parent.index()).map(|p| &p.ancestors) {
+                        Some(Some(theirs)) if bounded => ancestors.extend(theirs.iter().copied()),
+                        Some(None) => bounded = false,
+                        _ => {}
                     }
                 }
             }
             ancestors.sort_unstable();
             ancestors.dedup();
             if let Some(entity) = self.entities.get_mut(index) {
-                entity.ancestors = ancestors.into_boxed_slice();
+                entity.ancestors = (bounded && ancestors.len() <= MAX_FLAT_ANCESTORS)
+                    .then(|| ancestors.into_boxed_slice());
             }
             for &child in children.get(index).map(Vec::as_slice).unwrap_or(&[]) {
                 if let Some(pending) = pending_parents.get_mut(child) {
@@ -236,5 +302,36 @@ mod tests {
         store.define(root, Arc::from(Vec::new()), vec![photo]);
         let cycle = store.compute_ancestors();
         assert_eq!(cycle.len(), 3);
+    }
+
+    #[test]
+    fn a_hierarchy_deeper_than_the_flat_bound_answers_alike() {
+        // A chain g0 ← g1 ← … plus a diamond at the bottom: `leaf` under two deep groups.
+        let mut store = Store::default();
+        let depth = 3 * MAX_FLAT_ANCESTORS;
+        let groups: Vec<EntityId> = (0..depth)
+            .map(|i| store.intern_entity("Group", &format!("g{i}")))
+            .collect();
+        for (i, group) in groups.iter().enumerate().skip(1) {
+            store.define(*group, Arc::from(Vec::new()), vec![groups[i - 1]]);
+        }
+        let side = store.intern_entity("Group", "side");
+        store.define(side, Arc::from(Vec::new()), vec![groups[depth - 2]]);
+        let leaf = store.intern_entity("User", "leaf");
+        store.define(leaf, Arc::from(Vec::new()), vec![groups[depth - 1], side]);
+        assert!(store.compute_ancestors().is_empty());
+        for &group in &groups {
+            assert!(store.is_in(leaf, group));
+        }
+        assert!(store.is_in(groups[depth - 1], groups[0]));
+        assert!(!store.is_in(groups[0], leaf));
+        assert!(!store.is_in(groups[3], side));
+        let mut seen = Vec::new();
+        store.for_each_ancestor(leaf, |a| seen.push(a));
+        seen.sort_unstable();
+        let mut expected = groups.clone();
+        expected.push(side);
+        expected.sort_unstable();
+        assert_eq!(seen, expected);
     }
 }

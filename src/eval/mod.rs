@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
 use crate::program::ops::{self, ErrorKind};
-use crate::program::{Effect, Node, NodeId, Party, Program, RoleId, RuleId, stack};
+use crate::program::{Bucket, Effect, Node, NodeId, Party, Program, RoleId, RuleId, stack};
 
 pub use request::{Request, RequestError, Verified};
 
@@ -185,6 +185,10 @@ pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Dec
     evaluator.run()
 }
 
+/// Up to this many role bindings of one holder are tested one by one; more are looked up by
+/// the resource and its ancestors.
+const SCANNED_BINDINGS: usize = 8;
+
 struct Evaluator<'a> {
     program: &'a Program,
     request: &'a Request,
@@ -209,7 +213,26 @@ impl<'a> Evaluator<'a> {
         else {
             return;
         };
-        let store = &program.store;
+        self.gather_keyed(bucket);
+        if !bucket.by_role.is_empty() {
+            self.collect_held_roles();
+            for index in 0..self.frame.held_roles.len() {
+                let Some(role) = self.frame.held_roles.get(index) else {
+                    break;
+                };
+                if let Some(grants) = bucket.by_role.get(role) {
+                    self.gather_keyed(grants);
+                }
+            }
+        }
+        self.frame.candidates.sort_unstable();
+        self.frame.candidates.dedup();
+    }
+
+    /// The rules of `bucket` (not its roles' grants) that the request's resource, subject and
+    /// discriminating values select.
+    fn gather_keyed(&mut self, bucket: &'a Bucket) {
+        let store = &self.program.store;
         self.frame.candidates.extend_from_slice(&bucket.plain);
 
         let entity_keys = |entity: &Value,
@@ -228,13 +251,11 @@ impl<'a> Evaluator<'a> {
                 if let Some(rules) = within.get(id) {
                     out.extend_from_slice(rules);
                 }
-                if let Some(stored) = store.entity(*id) {
-                    for ancestor in stored.ancestors.iter() {
-                        if let Some(rules) = within.get(ancestor) {
-                            out.extend_from_slice(rules);
-                        }
+                store.for_each_ancestor(*id, |ancestor| {
+                    if let Some(rules) = within.get(&ancestor) {
+                        out.extend_from_slice(rules);
                     }
-                }
+                });
             }
         };
         entity_keys(
@@ -265,20 +286,6 @@ impl<'a> Evaluator<'a> {
                 Err(_) => self.frame.candidates.extend_from_slice(&group.all),
             }
         }
-
-        if !bucket.by_role.is_empty() {
-            self.collect_held_roles();
-            for index in 0..self.frame.held_roles.len() {
-                let Some(role) = self.frame.held_roles.get(index) else {
-                    break;
-                };
-                if let Some(rules) = bucket.by_role.get(role) {
-                    self.frame.candidates.extend_from_slice(rules);
-                }
-            }
-        }
-        self.frame.candidates.sort_unstable();
-        self.frame.candidates.dedup();
     }
 
     /// The roles the subject holds on the resource: named in its stored `roles`, or bound by
@@ -290,6 +297,7 @@ impl<'a> Evaluator<'a> {
             // Not in the store: only verified roles can be held.
             if let Some(verified) = &self.request.verified {
                 self.frame.held_roles.extend_from_slice(&verified.roles);
+                program.expand_roles(&mut self.frame.held_roles);
             }
             return;
         };
@@ -305,25 +313,43 @@ impl<'a> Evaluator<'a> {
             held.extend_from_slice(stored);
         }
         let consider = |holder: crate::data::value::EntityId, held: &mut Vec<RoleId>| {
-            for (role, on) in program.bindings.get(holder.index()).into_iter().flatten() {
-                let applies = match (on, resource) {
-                    (None, _) => true,
-                    (Some(on), Some(resource)) => store.is_in(resource, *on),
-                    (Some(_), None) => false,
-                };
-                if applies {
-                    held.push(*role);
+            let Some(bindings) = program.bindings.get(holder.index()) else {
+                return;
+            };
+            if bindings.len() <= SCANNED_BINDINGS {
+                for (role, on) in bindings.iter() {
+                    let applies = match (on, resource) {
+                        (None, _) => true,
+                        (Some(on), Some(resource)) => store.is_in(resource, *on),
+                        (Some(_), None) => false,
+                    };
+                    if applies {
+                        held.push(*role);
+                    }
                 }
+                return;
+            }
+            // Many bindings (sorted by `on`, global ones first): look up the resource and
+            // each of its ancestors instead of testing every binding.
+            let mut bound_on = |on: Option<crate::data::value::EntityId>| {
+                let from = bindings.partition_point(|(_, o)| *o < on);
+                let matching = bindings.get(from..).unwrap_or(&[]);
+                held.extend(
+                    matching
+                        .iter()
+                        .take_while(|(_, o)| *o == on)
+                        .map(|(r, _)| *r),
+                );
+            };
+            bound_on(None);
+            if let Some(resource) = resource {
+                bound_on(Some(resource));
+                store.for_each_ancestor(resource, |above| bound_on(Some(above)));
             }
         };
         consider(*subject, held);
-        if let Some(stored) = store.entity(*subject) {
-            for group in stored.ancestors.iter() {
-                consider(*group, held);
-            }
-        }
-        held.sort_unstable();
-        held.dedup();
+        store.for_each_ancestor(*subject, |group| consider(group, held));
+        program.expand_roles(held);
     }
 
     fn run(&mut self) -> Decision {

@@ -325,14 +325,10 @@ impl<'a> Reference<'a> {
         }
         match rule.role {
             None => true,
-            Some(role) => self.held_roles(request).iter().any(|held| {
-                held == role
-                    || self
-                        .schema
-                        .roles
-                        .get(held)
-                        .is_some_and(|r| r.ancestors.contains(role))
-            }),
+            Some(role) => self
+                .held_roles(request)
+                .iter()
+                .any(|held| self.schema.role_closure(held).contains(role)),
         }
     }
 

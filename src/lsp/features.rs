@@ -463,8 +463,11 @@ fn describe_role(analysis: &Analysis, name: &str) -> Option<String> {
     let mut text = code_block(&head);
     let ancestors: Vec<String> = analysis
         .schema()
-        .and_then(|schema| schema.roles.get(name))
-        .map(|declared| declared.ancestors.iter().cloned().collect())
+        .map(|schema| {
+            let mut inherited = schema.role_closure(name);
+            inherited.remove(name);
+            inherited.into_iter().collect()
+        })
         .unwrap_or_default();
     if !ancestors.is_empty() {
         text.push_str(&format!("\n\ninherits {}", names(&ancestors)));

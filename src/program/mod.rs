@@ -168,8 +168,10 @@ pub struct Rule {
 pub struct Bucket {
     /// Rules without a usable discriminator: always evaluated.
     pub plain: Box<[RuleId]>,
-    /// Role grants, by every role that holds them (inheritance flattened).
-    pub by_role: HashMap<RoleId, Box<[RuleId]>>,
+    /// Role grants, by the role that declares them, indexed as the bucket's own rules are
+    /// (their `by_role` is empty). A request gathers the buckets of every role it holds,
+    /// inherited ones included ([`Program::expand_roles`]).
+    pub by_role: HashMap<RoleId, Bucket>,
     /// `resource in K`: rules by K, found through the resource and its ancestors.
     pub resource_in: HashMap<EntityId, Box<[RuleId]>>,
     /// `resource == K`.
@@ -233,15 +235,24 @@ impl Index {
     }
 }
 
+/// The most roles a role's flattened inheritance ([`RoleInfo::grants_of`]) lists. Beyond it
+/// the closure is walked per request: storing it for every role of a long chain would take
+/// memory growing with the square of the chain's length.
+pub const MAX_FLAT_ROLES: usize = 64;
+
 /// A role, with the entity-independent facts eval needs.
 #[derive(Clone, Debug)]
 pub struct RoleInfo {
     pub name: Arc<str>,
-    /// This role and every role whose grants it inherits.
-    pub grants_of: Box<[RoleId]>,
+    /// The roles it inherits from directly.
+    pub parents: Box<[RoleId]>,
+    /// This role and every role whose grants it inherits, when they are at most
+    /// [`MAX_FLAT_ROLES`]; `None` when there are more, and `parents` are walked instead.
+    pub grants_of: Option<Box<[RoleId]>>,
 }
 
-/// Roles the data binds to one entity: `(role, on)`, where `on == None` is global.
+/// Roles the data binds to one entity: `(role, on)`, where `on == None` is global; sorted by
+/// `on`, global ones first.
 pub type Bindings = Box<[(RoleId, Option<EntityId>)]>;
 
 /// The compiled, immutable, versioned program.
@@ -318,6 +329,43 @@ impl Program {
 
     pub fn rule(&self, id: RuleId) -> Option<&Rule> {
         self.rules.get(id.index())
+    }
+
+    /// Adds to the roles in `held` every role they inherit, then sorts and dedups `held`.
+    pub fn expand_roles(&self, held: &mut Vec<RoleId>) {
+        let direct = held.len();
+        let mut deep = false;
+        for index in 0..direct {
+            let flat = held
+                .get(index)
+                .and_then(|role| self.roles.get(role.0 as usize))
+                .map(|info| &info.grants_of);
+            match flat {
+                Some(Some(all)) => held.extend_from_slice(all),
+                Some(None) => deep = true,
+                None => {}
+            }
+        }
+        if deep {
+            // Rare (more than MAX_FLAT_ROLES inherited roles): walk, each role once.
+            let mut seen = vec![false; self.roles.len()];
+            let mut pending: Vec<RoleId> = held.get(..direct).unwrap_or(&[]).to_vec();
+            while let Some(role) = pending.pop() {
+                let Some(mark) = seen.get_mut(role.0 as usize) else {
+                    continue;
+                };
+                if *mark {
+                    continue;
+                }
+                *mark = true;
+                held.push(role);
+                if let Some(info) = self.roles.get(role.0 as usize) {
+                    pending.extend_from_slice(&info.parents);
+                }
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
     }
 
     /// `file:line:column` of a rule, for people.

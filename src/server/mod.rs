@@ -185,11 +185,7 @@ impl AppState {
         status.version = Some(version);
         status.files = built.files;
         status.loaded_at = Some(Timestamp::now());
-        status.warnings = built
-            .warnings
-            .iter()
-            .map(Problem::from_diagnostic)
-            .collect();
+        status.warnings = built.warnings;
         status.last_error = None;
     }
 
@@ -359,7 +355,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
         .map_err(ServeError::Policies)?;
     for warning in &built.warnings {
-        tracing::warn!("{}", warning.render(false));
+        tracing::warn!("{}", warning.rendered);
     }
 
     let mut state = AppState::new(Settings::from(config));

@@ -31,7 +31,8 @@ pub struct Built {
     pub program: Arc<Program>,
     /// Policy and data files, relative to the directory, sorted.
     pub files: Vec<String>,
-    pub warnings: Vec<Diagnostic>,
+    /// Rendered here, off the async runtime: rendering reads each file up to the problem.
+    pub warnings: Vec<Problem>,
 }
 
 /// Loads, checks and compiles a policy directory (blocking: call it off the async runtime).
@@ -65,8 +66,22 @@ pub fn build(
     Ok(Built {
         program: engine.program,
         files,
-        warnings,
+        warnings: warnings.iter().map(Problem::from_diagnostic).collect(),
     })
+}
+
+/// The problems a failed load shows: its errors (its warnings when it has no error).
+fn failures(diagnostics: &[Diagnostic]) -> Vec<Problem> {
+    let errors: Vec<Problem> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(Problem::from_diagnostic)
+        .collect();
+    if errors.is_empty() {
+        diagnostics.iter().map(Problem::from_diagnostic).collect()
+    } else {
+        errors
+    }
 }
 
 /// Asks the reloader to look at the directory again. Requests made while it is busy or
@@ -265,7 +280,11 @@ pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
     let require_tests = state.settings.require_tests;
     let claims = state.settings.gateway.claims.attributes.clone();
-    let result = tokio::task::spawn_blocking(move || build(&dir, require_tests, &claims)).await;
+    // Loading and rendering its problems are blocking work: both stay off the runtime.
+    let result = tokio::task::spawn_blocking(move || {
+        build(&dir, require_tests, &claims).map_err(|d| failures(&d))
+    })
+    .await;
     let serving = state.program.load().as_ref().map(|p| p.version.clone());
     let outcome = match result {
         Ok(Ok(built)) if Some(&built.program.version) == serving.as_ref() => {
@@ -282,20 +301,12 @@ pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
                 "policies reloaded"
             );
             for warning in &built.warnings {
-                tracing::warn!("{}", warning.render(false));
+                tracing::warn!("{}", warning.rendered);
             }
             state.publish(built);
             ReloadOutcome::Success
         }
-        Ok(Err(diagnostics)) => {
-            let mut errors: Vec<Problem> = diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .map(Problem::from_diagnostic)
-                .collect();
-            if errors.is_empty() {
-                errors = diagnostics.iter().map(Problem::from_diagnostic).collect();
-            }
+        Ok(Err(errors)) => {
             for error in &errors {
                 tracing::error!(
                     location = %error.location.as_deref().unwrap_or(""),

@@ -22,14 +22,34 @@ thread_local! {
     // the allocator can use it without re-entering itself.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    // Bytes allocated and not yet freed on this thread while counting, and the most there were.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+    static PEAK: Cell<i64> = const { Cell::new(0) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
 }
 
 fn note_allocation() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
+    if counting() {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+/// Adds `bytes` (negative when freed) to the live bytes while counting.
+fn note_bytes(bytes: i64) {
+    if counting() {
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + bytes;
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+}
+
+fn size(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 // SAFETY: every method forwards to the system allocator unchanged; counting touches only
@@ -37,23 +57,27 @@ fn note_allocation() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_allocation();
+        note_bytes(size(layout.size()));
         // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note_allocation();
+        note_bytes(size(layout.size()));
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note_allocation();
+        note_bytes(size(new_size) - size(layout.size()));
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_bytes(-size(layout.size()));
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -68,10 +92,28 @@ fn allocations_in<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (result, ALLOCATIONS.with(Cell::get))
 }
 
+/// The most bytes `f` held allocated at once on this thread (what it freed before returning
+/// included): a measure of peak memory that does not depend on the machine's speed or load.
+pub fn peak_bytes_in<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    LIVE.with(|live| live.set(0));
+    PEAK.with(|peak| peak.set(0));
+    COUNTING.with(|on| on.set(true));
+    let result = f();
+    COUNTING.with(|on| on.set(false));
+    let peak = PEAK.with(Cell::get);
+    (result, u64::try_from(peak).unwrap_or(0))
+}
+
 #[test]
 fn the_counter_counts() {
     let (_, count) = allocations_in(|| std::hint::black_box(vec![1u8; 64]));
     assert!(count >= 1);
+    let (_, peak) = peak_bytes_in(|| {
+        let held = std::hint::black_box(vec![1u8; 4096]);
+        drop(std::hint::black_box(vec![1u8; 1024]));
+        held
+    });
+    assert!((5120..8192).contains(&peak), "{peak}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod fuzz_corpus;
 mod gateway;
 mod lsp;
 mod policy_tests;
+mod scale;
 mod server;
 mod sidecar;
 mod syntax;

@@ -485,3 +485,33 @@ async fn sighup_reloads_when_not_watching() {
     server.signal("TERM");
     assert_eq!(server.exit_within(Duration::from_secs(30)).await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_file_with_ten_thousand_mistakes_gives_a_bounded_status() {
+    let _one = RELOAD_LOCK.lock().await;
+    let dir = PolicyDir::standard();
+    let server = watched(&dir.path()).await;
+    let good = version_at(&dir.path());
+    // Every user lacks its required `department`.
+    let users: Vec<JsonValue> = (0..10_000)
+        .map(|i| json!({ "type": "User", "id": format!("u{i}") }))
+        .collect();
+    dir.write("data/more.json", &json!({ "entities": users }).to_string());
+    let status = server
+        .wait_for("the reload error", |s| !s["last_reload_error"].is_null())
+        .await;
+    assert_eq!(status["version"], good);
+    let errors = status["last_reload_error"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), warden::engine::MAX_DIAGNOSTICS + 1);
+    assert_eq!(
+        errors.last().unwrap()["message"],
+        format!(
+            "{} more errors and 0 more warnings not shown",
+            10_000 - warden::engine::MAX_DIAGNOSTICS
+        )
+    );
+    let body = server.http.get("/v1/status").await.body;
+    // Bounded by the number of problems shown and the context shown around each, whatever
+    // the size of the file (here a single line of 350 KB).
+    assert!(body.len() < 512 * 1024, "{} bytes", body.len());
+}

@@ -1,0 +1,239 @@
+//! Loading grows linearly with what is loaded: long role chains, deep hierarchies, data files
+//! with a mistake on every entity. Measured in bytes held and problems reported, never in
+//! time (the figures are in BENCHMARKS.md, from benches/load_shapes.sh).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::json;
+use warden::engine::{self, Engine, MAX_DIAGNOSTICS};
+use warden::eval::{self, request};
+
+use crate::alloc::peak_bytes_in;
+
+const SCHEMA: &str = "entity Group in Group\nentity User in Group { roles: Set<String> }\n\
+                      entity Doc\naction read, write on Doc\n";
+
+fn write_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn decide(engine: &Engine, subject: &str, action: &str) -> bool {
+    let body = json!({
+        "subject": { "type": "User", "id": subject },
+        "action": { "name": action },
+        "resource": { "type": "Doc", "id": "d" },
+    });
+    let req = request::decode_body(&engine.program, &body, jiff::Timestamp::now()).unwrap();
+    eval::decide(&engine.program, &req).allowed
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// `role r{i} : r{i-1}`, each granting `read` when a clearance is met; alice holds the last.
+fn role_chain(length: usize) -> tempfile::TempDir {
+    let mut policy = SCHEMA.to_string();
+    policy.push_str("role r0 {\n  allow read\n}\n");
+    for i in 1..length {
+        writeln!(
+            policy,
+            "role r{i} : r{} {{\n  allow write if {i} < 0\n}}",
+            i - 1
+        )
+        .unwrap();
+    }
+    let last = length - 1;
+    let data = json!({ "entities": [
+        { "type": "User", "id": "alice", "attributes": { "roles": [format!("r{last}")] } },
+        { "type": "User", "id": "bob", "attributes": { "roles": ["r1"] } },
+        { "type": "Doc", "id": "d" },
+    ]});
+    write_dir(&[
+        ("roles.warden", &policy),
+        ("data/users.json", &data.to_string()),
+    ])
+}
+
+#[test]
+fn a_long_role_chain_loads_in_memory_linear_in_its_length() {
+    // Flattening every role's inheritance held a set per role as long as the chain before it:
+    // 3,000 roles took 170 MiB that way.
+    let dir = role_chain(3_000);
+    let (engine, peak) = peak_bytes_in(|| Engine::load(dir.path()).unwrap());
+    assert!(peak < 48 * MIB, "loading held {} MiB", peak / MIB);
+    // The top of the chain inherits the bottom's grant, across more roles than are flattened.
+    assert!(decide(&engine, "alice", "read"));
+    assert!(decide(&engine, "bob", "read"));
+    assert!(!decide(&engine, "alice", "write"));
+}
+
+#[test]
+fn a_deep_group_hierarchy_loads_in_memory_linear_in_its_depth() {
+    // Every group's ancestor set held every group above it: 6,000 deep was 70 MiB of them.
+    let depth = 6_000;
+    let mut entities = Vec::new();
+    for i in 0..depth {
+        let mut group = json!({ "type": "Group", "id": format!("g{i}") });
+        if i > 0 {
+            group["parents"] = json!([format!("g{}", i - 1)]);
+        }
+        entities.push(group);
+    }
+    entities.push(
+        json!({ "type": "User", "id": "alice", "attributes": { "roles": [] },
+                          "parents": [format!("g{}", depth - 1)] }),
+    );
+    entities.push(
+        json!({ "type": "User", "id": "bob", "attributes": { "roles": [] },
+                          "parents": ["g3"] }),
+    );
+    entities.push(json!({ "type": "Doc", "id": "d" }));
+    let policy = format!(
+        "{SCHEMA}allow read if subject in Group::\"g0\"\n\
+         allow write if subject in Group::\"g{}\"\n",
+        depth / 2
+    );
+    let dir = write_dir(&[
+        ("policy.warden", &policy),
+        (
+            "data/groups.json",
+            &json!({ "entities": entities }).to_string(),
+        ),
+    ]);
+    let (engine, peak) = peak_bytes_in(|| Engine::load(dir.path()).unwrap());
+    assert!(peak < 48 * MIB, "loading held {} MiB", peak / MIB);
+    assert!(decide(&engine, "alice", "read"));
+    assert!(decide(&engine, "alice", "write"));
+    assert!(decide(&engine, "bob", "read"));
+    assert!(!decide(&engine, "bob", "write"));
+}
+
+/// A data file of `count` users that each name an undeclared role.
+fn bad_roles(count: usize) -> tempfile::TempDir {
+    let entities: Vec<_> = (0..count)
+        .map(|i| json!({ "type": "User", "id": format!("u{i}"), "attributes": { "roles": ["editr"] } }))
+        .collect();
+    let policy = format!("{SCHEMA}role editor {{\n  allow write\n}}\n");
+    write_dir(&[
+        ("policy.warden", &policy),
+        (
+            "data/users.json",
+            &json!({ "entities": entities }).to_string(),
+        ),
+    ])
+}
+
+#[test]
+fn ten_thousand_bad_entities_give_the_first_problems_and_a_count() {
+    let dir = bad_roles(10_000);
+    let loaded = engine::load_directory(dir.path()).unwrap();
+    assert!(loaded.has_errors());
+    assert_eq!(loaded.diagnostics.len(), MAX_DIAGNOSTICS + 1);
+    assert_eq!(loaded.counts(), (10_000, 0));
+    let first = &loaded.diagnostics[0];
+    assert_eq!(first.message(), "undeclared role `editr`");
+    let last = loaded.diagnostics.last().unwrap();
+    assert!(last.is_error());
+    assert_eq!(
+        last.message(),
+        format!(
+            "{} more errors and 0 more warnings not shown",
+            10_000 - MAX_DIAGNOSTICS
+        )
+    );
+    assert!(Engine::from_loaded(loaded).is_err());
+}
+
+#[test]
+fn warden_check_counts_every_problem_but_shows_the_first() {
+    let dir = bad_roles(1_000);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["check", "-p"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.matches("undeclared role `editr`").count(),
+        MAX_DIAGNOSTICS,
+        "{stderr}"
+    );
+    assert!(stderr.contains("900 more errors and 0 more warnings not shown"));
+    assert!(
+        stderr.contains("failed: 1 file checked, 1000 errors"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_bundled_policies_load_as_before() {
+    // The flattening bounds change how roles and ancestors are stored, not what they mean.
+    let engine = Engine::load(Path::new("policies")).unwrap();
+    assert!(engine.warnings.is_empty());
+}
+
+#[test]
+fn grants_inside_a_role_are_indexed_like_rules_and_many_bindings_are_looked_up() {
+    // A hundred grants of one role, each on one document: a request for a document is
+    // offered that document's grant, not all hundred of the role.
+    let mut policy = format!("{SCHEMA}role editor {{\n");
+    for k in 0..100 {
+        writeln!(
+            policy,
+            "  allow read if resource == Doc::\"d{k}\" and {k} >= 0"
+        )
+        .unwrap();
+    }
+    policy.push_str("}\nrole reviewer {\n  allow write if resource == Doc::\"d3\"\n}\n");
+    let mut entities = vec![
+        json!({ "type": "User", "id": "alice", "attributes": { "roles": ["editor"] } }),
+        json!({ "type": "User", "id": "bob", "attributes": { "roles": [] } }),
+    ];
+    for k in 0..100 {
+        entities.push(json!({ "type": "Doc", "id": format!("d{k}") }));
+    }
+    // More bindings than are tested one by one: bob reviews d0 to d19 (d3 among them).
+    let roles: Vec<_> = (0..20)
+        .map(|k| {
+            json!({ "role": "reviewer", "subject": { "type": "User", "id": "bob" },
+                          "on": { "type": "Doc", "id": format!("d{k}") } })
+        })
+        .collect();
+    let dir = write_dir(&[
+        ("policy.warden", &policy),
+        (
+            "data/store.json",
+            &json!({ "entities": entities, "roles": roles }).to_string(),
+        ),
+    ]);
+    let engine = Engine::load(dir.path()).unwrap();
+    let program = &engine.program;
+    let index = &program.index;
+    let bucket = index
+        .bucket(index.type_slot("Doc"), index.action_slot("read"))
+        .unwrap();
+    let grants = &bucket.by_role[&program.role_ids["editor"]];
+    assert!(grants.plain.is_empty());
+    assert_eq!(grants.resource_is.len(), 100);
+
+    let decide_on = |subject: &str, action: &str, doc: &str| {
+        let body = json!({
+            "subject": { "type": "User", "id": subject },
+            "action": { "name": action },
+            "resource": { "type": "Doc", "id": doc },
+        });
+        let req = request::decode_body(program, &body, jiff::Timestamp::now()).unwrap();
+        eval::decide(program, &req).allowed
+    };
+    assert!(decide_on("alice", "read", "d42"));
+    assert!(!decide_on("bob", "read", "d42"));
+    assert!(decide_on("bob", "write", "d3"));
+    assert!(!decide_on("alice", "write", "d3"));
+}
