@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod audit;
+pub mod bundle;
 pub mod capability;
 pub mod check;
 pub mod eval;
@@ -64,6 +65,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Mint, attenuate, inspect and revoke capability tokens.
     Capability(capability::CapabilityArgs),
+    /// Build, sign, verify and inspect signed policy bundles.
+    Bundle(bundle::BundleArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -111,5 +114,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Serve(args) => serve::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Capability(args) => capability::run(&args),
+        Command::Bundle(args) => bundle::run(&args),
     }
 }

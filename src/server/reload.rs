@@ -246,7 +246,12 @@ async fn settle(
 /// Builds the directory now and publishes it if it loads to a new version.
 pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
-    let require_tests = state.settings.require_tests;
+    reload_from(state, dir, state.settings.require_tests).await
+}
+
+/// Builds `dir` (the policy directory, or a bundle freshly unpacked) and publishes it if it
+/// loads to a new version.
+pub async fn reload_from(state: &Arc<AppState>, dir: PathBuf, require_tests: bool) -> ReloadOutcome {
     let claims = state.settings.gateway.claims.attributes.clone();
     let result = tokio::task::spawn_blocking(move || build(&dir, require_tests, &claims)).await;
     let serving = state.program.load().as_ref().map(|p| p.version.clone());
