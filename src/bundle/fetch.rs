@@ -24,7 +24,9 @@ pub enum Source {
 /// Why a fetch failed (the serving version is kept).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FetchError {
-    #[error("`{0}` is not a bundle URL: write `http://HOST[:PORT]/PATH`, `https://...` or a file path")]
+    #[error(
+        "`{0}` is not a bundle URL: write `http://HOST[:PORT]/PATH`, `https://...` or a file path"
+    )]
     #[diagnostic(code(warden::bundle::url))]
     BadUrl(String),
     #[error("cannot connect to `{authority}`: {reason}")]
@@ -52,7 +54,10 @@ pub enum FetchError {
 pub enum Fetched {
     /// The server (or the file) says the bundle did not change since `etag`.
     NotModified,
-    New { bytes: Vec<u8>, etag: Option<String> },
+    New {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
 }
 
 impl Source {
@@ -90,8 +95,8 @@ pub fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, FetchErro
         reason,
     };
     let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| bad(e.to_string()))?;
+    let certs =
+        rustls_pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))?;
     for cert in certs {
         let cert = cert.map_err(|e| bad(e.to_string()))?;
         // One unusable certificate in a system bundle must not lose all the others.
@@ -228,7 +233,9 @@ async fn get(
         .and_then(|v| v.parse::<u64>().ok());
     let body_error = |reason: String| FetchError::Body { limit, reason };
     if expected.is_some_and(|length| length > limit) {
-        return Err(body_error("its Content-Length is over the limit".to_string()));
+        return Err(body_error(
+            "its Content-Length is over the limit".to_string(),
+        ));
     }
     let body = Limited::new(
         response.into_body(),
@@ -299,10 +306,14 @@ mod tests {
         else {
             unreachable!()
         };
-        let again = fetch(&source, etag.as_deref(), None, 1024, wait).await.unwrap();
+        let again = fetch(&source, etag.as_deref(), None, 1024, wait)
+            .await
+            .unwrap();
         assert_eq!(again, Fetched::NotModified);
         std::fs::write(&path, b"two").unwrap();
-        let changed = fetch(&source, etag.as_deref(), None, 1024, wait).await.unwrap();
+        let changed = fetch(&source, etag.as_deref(), None, 1024, wait)
+            .await
+            .unwrap();
         assert!(matches!(changed, Fetched::New { .. }));
     }
 }

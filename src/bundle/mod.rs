@@ -60,7 +60,9 @@ pub enum BundleError {
     #[error("the bundle member name `{name}` is not a plain relative path")]
     #[diagnostic(
         code(warden::bundle::member_name),
-        help("names like `..`, `/etc/passwd` or `a//b` could write outside the bundle's directory")
+        help(
+            "names like `..`, `/etc/passwd` or `a//b` could write outside the bundle's directory"
+        )
     )]
     BadName { name: String },
     #[error("the bundle member `{name}` is there twice")]
@@ -76,7 +78,10 @@ pub enum BundleError {
     #[diagnostic(code(warden::bundle::manifest))]
     BadManifest(String),
     #[error("the bundle's manifest has format {0}; this Warden reads format {FORMAT}")]
-    #[diagnostic(code(warden::bundle::format), help("upgrade Warden, or build the bundle with this version"))]
+    #[diagnostic(
+        code(warden::bundle::format),
+        help("upgrade Warden, or build the bundle with this version")
+    )]
     Format(u32),
     #[error("the bundle is not signed")]
     #[diagnostic(
@@ -87,10 +92,14 @@ pub enum BundleError {
     #[error("the bundle's signature is not readable: {0}")]
     #[diagnostic(code(warden::bundle::signature_format))]
     BadSignatureFormat(String),
-    #[error("the bundle is signed with key `{key_id}`, which is not one of the configured public keys")]
+    #[error(
+        "the bundle is signed with key `{key_id}`, which is not one of the configured public keys"
+    )]
     #[diagnostic(
         code(warden::bundle::unknown_key),
-        help("add its public key to `bundle_public_keys`, or sign the bundle with a configured key")
+        help(
+            "add its public key to `bundle_public_keys`, or sign the bundle with a configured key"
+        )
     )]
     UnknownKey { key_id: String },
     #[error("the bundle's signature does not verify with key `{key_id}`")]
@@ -108,7 +117,9 @@ pub enum BundleError {
     #[error("`{path}` is not an Ed25519 key: {reason}")]
     #[diagnostic(
         code(warden::bundle::key),
-        help("make one with `openssl genpkey -algorithm ed25519 -out bundle.pem` and its public key with `openssl pkey -in bundle.pem -pubout -out bundle.pub.pem`")
+        help(
+            "make one with `openssl genpkey -algorithm ed25519 -out bundle.pem` and its public key with `openssl pkey -in bundle.pem -pubout -out bundle.pub.pem`"
+        )
     )]
     Key { path: PathBuf, reason: String },
     #[error("cannot {action} `{path}`: {source}")]
@@ -234,10 +245,13 @@ impl PublicKey {
 impl SigningKey {
     pub fn from_file(path: &Path) -> Result<SigningKey, BundleError> {
         let file = key_file(path)?;
-        let key = file.ed25519_signing().cloned().ok_or_else(|| BundleError::Key {
-            path: path.to_path_buf(),
-            reason: "it is not an Ed25519 private key".to_string(),
-        })?;
+        let key = file
+            .ed25519_signing()
+            .cloned()
+            .ok_or_else(|| BundleError::Key {
+                path: path.to_path_buf(),
+                reason: "it is not an Ed25519 private key".to_string(),
+            })?;
         Ok(SigningKey { id: file.id, key })
     }
 }
@@ -431,9 +445,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Archive, BundleError> {
     let capped = Capped {
         inner: flate2::read::GzDecoder::new(bytes),
         // The tar headers and padding count too, at most three blocks a member.
-        left: limits
-            .total
-            .saturating_add(3 * 512 * limits.members as u64),
+        left: limits.total.saturating_add(3 * 512 * limits.members as u64),
     };
     let mut archive = tar::Archive::new(capped);
     let too_large = |error: std::io::Error| {
@@ -598,11 +610,10 @@ impl Archive {
         let signature = Signature {
             algorithm: ED25519.to_string(),
             key_id: key.id.clone(),
-            signature: hex(
-                &key.key
-                    .sign(&signed_message(&self.manifest_bytes))
-                    .to_bytes(),
-            ),
+            signature: hex(&key
+                .key
+                .sign(&signed_message(&self.manifest_bytes))
+                .to_bytes()),
         };
         write(&self.manifest_bytes, Some(&signature), &self.files)
     }
@@ -700,7 +711,10 @@ mod tests {
     fn signature_covers_the_manifest_and_the_files() {
         let key = key();
         let bytes = pack(&files(), "v1", "r1", jiff::Timestamp::UNIX_EPOCH).unwrap();
-        let signed = read(&bytes, &Limits::default()).unwrap().sign(&key).unwrap();
+        let signed = read(&bytes, &Limits::default())
+            .unwrap()
+            .sign(&key)
+            .unwrap();
         let archive = read(&signed, &Limits::default()).unwrap();
         assert_eq!(archive.verify(&[public(&key)]).unwrap(), "k1");
 
@@ -746,7 +760,16 @@ mod tests {
 
     #[test]
     fn names_must_be_plain_relative_paths() {
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a\\b", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a/",
+        ] {
             assert!(!safe_name(bad), "{bad:?}");
         }
         for good in ["a.warden", "tests/x.json", "deep/er/file..json"] {

@@ -140,8 +140,7 @@ fn build(args: &BuildArgs) -> Outcome {
     };
     let version = built.program.version.to_string();
     let revision = args.revision.clone().unwrap_or_else(|| version.clone());
-    let mut bytes = bundle::pack(&files, &version, &revision, jiff::Timestamp::now())
-        .map_err(invalid)?;
+    let mut bytes = bundle::pack(&files, &version, &revision, created()).map_err(invalid)?;
     if let Some(key) = &args.key {
         let key = SigningKey::from_file(key).map_err(invalid)?;
         bytes = bundle::read(&bytes, &Limits::default())
@@ -157,6 +156,16 @@ fn build(args: &BuildArgs) -> Outcome {
         if args.key.is_some() { ", signed" } else { "" }
     );
     Ok(Exit::Success)
+}
+
+/// The build time, or `SOURCE_DATE_EPOCH` when set: reproducible builds pin it, and then the
+/// same directory packs to the same bytes.
+fn created() -> jiff::Timestamp {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|seconds| seconds.trim().parse::<i64>().ok())
+        .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok())
+        .unwrap_or_else(jiff::Timestamp::now)
 }
 
 fn read(path: &Path) -> Result<bundle::Archive, (Exit, BundleError)> {

@@ -77,7 +77,11 @@ impl Refusal {
             .find(|d| d.is_error())
             .or(diagnostics.first());
         Refusal::Policies(first.map_or_else(String::new, |d| {
-            format!("{}{}", d.location().map(|l| format!("{l}: ")).unwrap_or_default(), d.message())
+            format!(
+                "{}{}",
+                d.location().map(|l| format!("{l}: ")).unwrap_or_default(),
+                d.message()
+            )
         }))
     }
 }
@@ -93,10 +97,15 @@ struct Current {
     from_cache: bool,
     last_fetch: Option<Timestamp>,
     last_error: Option<(Timestamp, String)>,
+    /// The entity tag of the last bundle fetched, served or refused: a refused bundle is
+    /// not fetched again until it changes.
     etag: Option<String>,
     /// The SHA-256 of the serving bundle's bytes: the same bytes again are not new, whatever
     /// the server's entity tags say.
     digest: Option<String>,
+    /// The SHA-256 of the last refused bundle's bytes, not tried again (a source without
+    /// entity tags).
+    refused_digest: Option<String>,
 }
 
 /// What `/v1/status` and `/metrics` say about the bundle.
@@ -121,8 +130,10 @@ impl BundleState {
         } else {
             &self.refused
         };
+        // Under the lock, so that a status never shows the count without its error.
+        let mut current = self.current();
+        current.last_error = Some((Timestamp::now(), refusal.to_string()));
         counter.fetch_add(1, Relaxed);
-        self.current().last_error = Some((Timestamp::now(), refusal.to_string()));
     }
 
     /// The `bundle` object of `/v1/status`.
@@ -339,9 +350,13 @@ impl Bundler {
     }
 
     /// One fetch: `None` when not modified. Counts and times it.
-    async fn fetch(&self, etag: Option<&str>) -> Result<Option<(Vec<u8>, Option<String>)>, Refusal> {
+    async fn fetch(
+        &self,
+        etag: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, Refusal> {
         let limit = self.limits.total;
-        let result = fetch::fetch(&self.source, etag, self.tls.as_ref(), limit, FETCH_TIMEOUT).await;
+        let result =
+            fetch::fetch(&self.source, etag, self.tls.as_ref(), limit, FETCH_TIMEOUT).await;
         match result {
             Ok(Fetched::NotModified) => {
                 self.state.fetches[1].fetch_add(1, Relaxed);
@@ -400,9 +415,8 @@ impl Bundler {
                 std::fs::write(&temporary, bytes)?;
                 std::fs::rename(&temporary, self.cache.join(name))
             };
-            let kept = keep(LAST_GOOD, &prepared.bytes).and_then(|()| {
-                keep(LAST_ETAG, prepared.etag.as_deref().unwrap_or("").as_bytes())
-            });
+            let kept = keep(LAST_GOOD, &prepared.bytes)
+                .and_then(|()| keep(LAST_ETAG, prepared.etag.as_deref().unwrap_or("").as_bytes()));
             if let Err(error) = kept {
                 tracing::warn!(%error, cache = %self.cache.display(), "cannot keep the bundle in the cache");
             }
@@ -491,15 +505,22 @@ impl Bundler {
         {
             let mut current = self.state.current();
             if current.digest.as_deref() == Some(digest.as_str()) {
-                // The same bytes under a new tag (a copied file): nothing to do.
+                // The serving bytes again (a refused bundle withdrawn): nothing to do.
                 current.etag = etag;
                 current.last_error = None;
+                current.refused_digest = None;
                 return Ok(());
             }
+            current.etag.clone_from(&etag);
+            if current.refused_digest.as_deref() == Some(digest.as_str()) {
+                return Ok(());
+            }
+            current.refused_digest = Some(digest);
         }
         let prepared = self.prepare(bytes, etag).await?;
         match reload::reload_from(app, prepared.dir.clone(), true).await {
             ReloadOutcome::Success | ReloadOutcome::Unchanged => {
+                self.state.current().refused_digest = None;
                 self.activate(prepared, false);
                 Ok(())
             }

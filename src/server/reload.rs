@@ -251,7 +251,11 @@ pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
 
 /// Builds `dir` (the policy directory, or a bundle freshly unpacked) and publishes it if it
 /// loads to a new version.
-pub async fn reload_from(state: &Arc<AppState>, dir: PathBuf, require_tests: bool) -> ReloadOutcome {
+pub async fn reload_from(
+    state: &Arc<AppState>,
+    dir: PathBuf,
+    require_tests: bool,
+) -> ReloadOutcome {
     let claims = state.settings.gateway.claims.attributes.clone();
     let result = tokio::task::spawn_blocking(move || build(&dir, require_tests, &claims)).await;
     let serving = state.program.load().as_ref().map(|p| p.version.clone());

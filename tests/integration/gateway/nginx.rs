@@ -15,7 +15,7 @@ use serde_json::json;
 use super::*;
 use crate::server::{Http, TestServer};
 
-fn nginx_binary() -> Option<String> {
+pub fn nginx_binary() -> Option<String> {
     for candidate in [
         "/usr/sbin/nginx",
         "/usr/local/sbin/nginx",
@@ -41,7 +41,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Nginx(Child);
+pub struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -60,6 +60,17 @@ fn start_nginx(
     warden: &std::net::SocketAddr,
     upstream: &std::net::SocketAddr,
 ) -> (u16, Nginx) {
+    let template = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf")).unwrap();
+    start_nginx_site(binary, dir, |port| {
+        template
+            .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${WARDEN}", &warden.to_string())
+            .replace("${UPSTREAM}", &upstream.to_string())
+    })
+}
+
+/// Starts nginx with the `http` block's site that `site` writes for a port (its `listen`).
+pub fn start_nginx_site(binary: &str, dir: &Path, site: impl Fn(u16) -> String) -> (u16, Nginx) {
     let temp = dir.display();
     let root = Command::new("id")
         .arg("-u")
@@ -76,14 +87,9 @@ fn start_nginx(
         user = if root { "user root;\n" } else { "" },
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let template = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf")).unwrap();
     for _ in 0..5 {
         let port = free_port();
-        let site = template
-            .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
-            .replace("${WARDEN}", &warden.to_string())
-            .replace("${UPSTREAM}", &upstream.to_string());
-        std::fs::write(dir.join("warden.conf"), site).unwrap();
+        std::fs::write(dir.join("warden.conf"), site(port)).unwrap();
         let _ = std::fs::remove_file(dir.join("nginx.pid"));
         let _ = std::fs::remove_file(dir.join("error.log"));
         let child = Command::new(binary)
