@@ -278,7 +278,9 @@ fn build_refuses_a_directory_whose_tests_fail() {
 // Hostile archives: refused before anything is written.
 
 /// A tar.gz whose members are written raw: names and kinds a real bundle never has.
-fn hostile(members: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+type Member<'a> = (&'a str, tar::EntryType, &'a [u8], Option<&'a str>);
+
+fn hostile(members: &[Member<'_>]) -> Vec<u8> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(encoder);
     for (name, kind, bytes, link) in members {
@@ -302,9 +304,8 @@ fn hostile(members: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
 #[test]
 fn hostile_members_are_refused() {
     use tar::EntryType::{Block, Char, Link, Regular, Symlink};
-    let manifest: (&str, tar::EntryType, &[u8], Option<&str>) =
-        ("manifest.json", Regular, b"{}", None);
-    let cases: Vec<(Vec<(&str, tar::EntryType, &[u8], Option<&str>)>, &str)> = vec![
+    let manifest: Member<'_> = ("manifest.json", Regular, b"{}", None);
+    let cases: Vec<(Vec<Member<'_>>, &str)> = vec![
         (
             vec![manifest, ("files/../../etc/x", Regular, b"x", None)],
             "BadName",
@@ -389,6 +390,24 @@ fn unpacking_writes_only_inside_a_fresh_directory() {
     );
     // An existing directory is never written into.
     assert!(archive.unpack(&dir).is_err());
+}
+
+#[test]
+fn the_fuzz_corpus_reads_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(archive) = bundle::read(&bytes, &Limits::default()) {
+            read += 1;
+            archive.check_files().unwrap();
+            archive
+                .verify(&[PublicKey::from_file(&public_key()).unwrap()])
+                .unwrap();
+        }
+    }
+    // The signed seed at least.
+    assert!(read >= 1, "no bundle in {}", dir.display());
 }
 
 // ---------------------------------------------------------------------------------------
