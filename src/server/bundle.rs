@@ -178,27 +178,29 @@ impl BundleState {
                 "warden_bundle_info{{revision=\"{revision}\",version=\"{version}\"}} 1"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP warden_bundle_last_fetch_timestamp_seconds When the bundle source last answered.\n\
-             # TYPE warden_bundle_last_fetch_timestamp_seconds gauge\n\
-             warden_bundle_last_fetch_timestamp_seconds {}",
-            seconds(current.last_fetch)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP warden_bundle_activated_timestamp_seconds When the serving bundle was activated.\n\
-             # TYPE warden_bundle_activated_timestamp_seconds gauge\n\
-             warden_bundle_activated_timestamp_seconds {}",
-            seconds(current.activated_at)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP warden_bundle_failing 1 while the latest fetched bundle was refused or the fetch failed.\n\
-             # TYPE warden_bundle_failing gauge\n\
-             warden_bundle_failing {}",
-            u8::from(current.last_error.is_some())
-        );
+        let gauges = [
+            (
+                "warden_bundle_last_fetch_timestamp_seconds",
+                "When the bundle source last answered.",
+                seconds(current.last_fetch),
+            ),
+            (
+                "warden_bundle_activated_timestamp_seconds",
+                "When the serving bundle was activated.",
+                seconds(current.activated_at),
+            ),
+            (
+                "warden_bundle_failing",
+                "1 while the latest fetched bundle was refused or the fetch failed.",
+                f64::from(u8::from(current.last_error.is_some())),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP warden_bundle_fetches_total Bundle fetches, by outcome.\n\

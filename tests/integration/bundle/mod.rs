@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use warden::bundle::{self, BundleError, Limits, PublicKey, SigningKey};
 use warden::server::config::BundleConfig;
 
-use crate::gateway::nginx::{Nginx, nginx_binary, start_nginx_site};
+use crate::gateway::nginx::{Nginx, nginx_or_skip, start_nginx_site};
 use crate::server::{
     EVALUATION, POLICY, PolicyDir, STORE, TestServer, config, request, version_of,
 };
@@ -40,18 +40,12 @@ fn stranger(dir: &Path) -> SigningKey {
     SigningKey::from_file(&path).unwrap()
 }
 
-/// Bob reads d1 through the `readers` rule; version 2 drops the rule.
-const WITHOUT_READERS: &str = r#"entity Group in [Group]
-entity User in [Group] { department: String }
-entity Folder
-entity Doc in [Folder] { owner: User }
-
-action read, write on Doc
-action admin on Folder
-
-@id("owner")
-allow * on Doc if resource.owner == subject
-"#;
+/// The test policy without its `readers` rule, through which bob reads d1.
+fn without_readers() -> String {
+    let rule = "@id(\"readers\")\nallow read on Doc if subject in Group::\"readers\"\n";
+    assert!(POLICY.contains(rule));
+    POLICY.replace(rule, "")
+}
 
 /// A test that the policy fails: carol may not read d1.
 const FAILING_TEST: &str = "test \"carol reads\" {\n  allow User::\"carol\" read Doc::\"d1\"\n}\n";
@@ -61,6 +55,11 @@ fn files(policy: &str) -> Vec<(&'static str, String)> {
         ("docs.warden", policy.to_string()),
         ("data/store.json", STORE.to_string()),
     ]
+}
+
+/// The version of [`files`] with `policy`.
+fn version(policy: &str) -> String {
+    version_of(&[("docs.warden", policy), ("data/store.json", STORE)])
 }
 
 /// A bundle of `files` with `revision`, signed by `key` (unsigned when `None`).
@@ -119,14 +118,7 @@ async fn bob_reads(server: &TestServer) -> (bool, String) {
 /// nginx serving `root` as static files (ETags on, as by default); `None` when nginx is not
 /// installed, except under `CI=true`.
 fn static_nginx(root: &Path, scratch: &Path) -> Option<(u16, Nginx)> {
-    let Some(binary) = nginx_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is not installed, and CI must run this test (.ci/run installs it)"
-        );
-        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
-        return None;
-    };
+    let binary = nginx_or_skip()?;
     let root = root.display().to_string();
     Some(start_nginx_site(&binary, scratch, |port| {
         format!("server {{\n  listen 127.0.0.1:{port};\n  root {root};\n  etag on;\n}}\n")
@@ -152,6 +144,26 @@ fn stop_nginx(scratch: &Path, port: u16) {
 // ---------------------------------------------------------------------------------------
 // The commands.
 
+/// `warden bundle build -p DIR -o FILE ...`.
+fn build(dir: &Path, file: &Path, more: &[&str]) -> std::process::Output {
+    let dir = dir.display().to_string();
+    let file = file.display().to_string();
+    let mut args = vec!["bundle", "build", "-p", &dir, "-o", &file];
+    args.extend_from_slice(more);
+    warden(&args)
+}
+
+/// `warden bundle verify --public-key KEY FILE`.
+fn verify_with(key: &Path, file: &Path) -> std::process::Output {
+    warden(&[
+        "bundle",
+        "verify",
+        "--public-key",
+        &key.display().to_string(),
+        &file.display().to_string(),
+    ])
+}
+
 fn warden(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(args)
@@ -166,30 +178,14 @@ fn build_sign_verify_and_inspect() {
     let out = tempfile::tempdir().unwrap();
     let one = out.path().join("one.tar.gz");
     let two = out.path().join("two.tar.gz");
-    let policies = dir.path().display().to_string();
     for file in [&one, &two] {
-        let built = warden(&[
-            "bundle",
-            "build",
-            "-p",
-            &policies,
-            "-o",
-            &file.display().to_string(),
-            "--revision",
-            "release-1",
-        ]);
+        let built = build(&dir.path(), file, &["--revision", "release-1"]);
         assert!(built.status.success(), "{built:?}");
     }
     // Deterministic: the same directory at the same SOURCE_DATE_EPOCH packs to the same bytes.
     assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
 
-    let unsigned = warden(&[
-        "bundle",
-        "verify",
-        "--public-key",
-        &public_key().display().to_string(),
-        &one.display().to_string(),
-    ]);
+    let unsigned = verify_with(&public_key(), &one);
     assert_eq!(unsigned.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("not signed"));
 
@@ -201,24 +197,12 @@ fn build_sign_verify_and_inspect() {
         &one.display().to_string(),
     ]);
     assert!(signed.status.success(), "{signed:?}");
-    let verified = warden(&[
-        "bundle",
-        "verify",
-        "--public-key",
-        &public_key().display().to_string(),
-        &one.display().to_string(),
-    ]);
+    let verified = verify_with(&public_key(), &one);
     assert!(verified.status.success(), "{verified:?}");
     let text = String::from_utf8_lossy(&verified.stdout);
     assert!(text.contains("revision release-1"), "{text}");
 
-    let other = warden(&[
-        "bundle",
-        "verify",
-        "--public-key",
-        &data("audit/other-ed25519-public.pem").display().to_string(),
-        &one.display().to_string(),
-    ]);
+    let other = verify_with(&data("audit/other-ed25519-public.pem"), &one);
     assert_eq!(other.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&other.stderr).contains("not one of the configured"));
 
@@ -249,27 +233,13 @@ fn build_refuses_a_directory_whose_tests_fail() {
     ]);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("b.tar.gz");
-    let built = warden(&[
-        "bundle",
-        "build",
-        "-p",
-        &dir.path().display().to_string(),
-        "-o",
-        &file.display().to_string(),
-    ]);
+    let built = build(&dir.path(), &file, &[]);
     assert_eq!(built.status.code(), Some(3), "{built:?}");
     assert!(String::from_utf8_lossy(&built.stderr).contains("no bundle written"));
     assert!(!file.exists());
 
     let broken = PolicyDir::new(&[("docs.warden", "allow read on Nothing if\n")]);
-    let built = warden(&[
-        "bundle",
-        "build",
-        "-p",
-        &broken.path().display().to_string(),
-        "-o",
-        &file.display().to_string(),
-    ]);
+    let built = build(&broken.path(), &file, &[]);
     assert_eq!(built.status.code(), Some(3), "{built:?}");
     assert!(!file.exists());
 }
@@ -422,14 +392,21 @@ async fn wait_bundle(
     server.wait_for(what, |s| done(&s["bundle"])).await["bundle"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_refused() {
+/// A temporary directory with `site/` (nginx's root), `nginx/` (its files) and the path of
+/// Warden's bundle cache.
+fn places() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let site = root.path().join("site");
     std::fs::create_dir(&site).unwrap();
     let scratch = root.path().join("nginx");
     std::fs::create_dir(&scratch).unwrap();
     let cache = root.path().join("cache");
+    (root, site, scratch, cache)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_refused() {
+    let (root, site, scratch, cache) = places();
     let key = signing_key();
     let file = site.join("policies.tar.gz");
     publish(&file, &make_bundle(&files(POLICY), "r1", Some(&key)));
@@ -440,7 +417,7 @@ async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_re
     let server = TestServer::start(bundle_config(&url, &cache)).await;
     let status = server.status().await;
     assert_eq!(status["bundle"]["revision"], "r1");
-    let v1 = version_of(&[("docs.warden", POLICY), ("data/store.json", STORE)]);
+    let v1 = version(POLICY);
     assert_eq!(status["version"], v1.as_str());
     assert_eq!(bob_reads(&server).await, (true, v1.clone()));
 
@@ -451,11 +428,11 @@ async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_re
     .await;
 
     // A new revision: served within the poll interval (plus the test's polling).
-    let v2 = version_of(&[("docs.warden", WITHOUT_READERS), ("data/store.json", STORE)]);
+    let v2 = version(&without_readers());
     let published = Instant::now();
     publish(
         &file,
-        &make_bundle(&files(WITHOUT_READERS), "r2", Some(&key)),
+        &make_bundle(&files(&without_readers()), "r2", Some(&key)),
     );
     server.wait_for_version(&v2).await;
     let took = published.elapsed();
@@ -545,22 +522,17 @@ async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_the_bundle_server_down_serves_the_cached_bundle() {
-    let root = tempfile::tempdir().unwrap();
-    let site = root.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    let scratch = root.path().join("nginx");
-    std::fs::create_dir(&scratch).unwrap();
-    let cache = root.path().join("cache");
+    let (root, site, scratch, cache) = places();
     let key = signing_key();
     publish(
         &site.join("b.tar.gz"),
-        &make_bundle(&files(WITHOUT_READERS), "r1", Some(&key)),
+        &make_bundle(&files(&without_readers()), "r1", Some(&key)),
     );
     let Some((port, nginx)) = static_nginx(&site, &scratch) else {
         return;
     };
     let url = format!("http://127.0.0.1:{port}/b.tar.gz");
-    let v1 = version_of(&[("docs.warden", WITHOUT_READERS), ("data/store.json", STORE)]);
+    let v1 = version(&without_readers());
     let server = TestServer::start(bundle_config(&url, &cache)).await;
     assert_eq!(server.status().await["version"], v1.as_str());
     server.running.shutdown().await;
@@ -602,9 +574,9 @@ async fn a_local_bundle_file_is_polled() {
     assert!(bob_reads(&server).await.0);
     publish(
         &file,
-        &make_bundle(&files(WITHOUT_READERS), "r2", Some(&key)),
+        &make_bundle(&files(&without_readers()), "r2", Some(&key)),
     );
-    let v2 = version_of(&[("docs.warden", WITHOUT_READERS), ("data/store.json", STORE)]);
+    let v2 = version(&without_readers());
     server.wait_for_version(&v2).await;
     assert_eq!(server.status().await["bundle"]["revision"], "r2");
     assert!(!bob_reads(&server).await.0);

@@ -15,7 +15,21 @@ use serde_json::json;
 use super::*;
 use crate::server::{Http, TestServer};
 
-pub fn nginx_binary() -> Option<String> {
+/// The nginx binary; `None` (the test is skipped) when nginx is not installed, except under
+/// `CI=true`, where that is a failure.
+pub fn nginx_or_skip() -> Option<String> {
+    let binary = nginx_binary();
+    if binary.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nginx is not installed, and CI must run this test (.ci/run installs it)"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+    }
+    binary
+}
+
+fn nginx_binary() -> Option<String> {
     for candidate in [
         "/usr/sbin/nginx",
         "/usr/local/sbin/nginx",
@@ -158,14 +172,7 @@ struct Behind {
 /// Starts Warden and nginx; `None` (the test is skipped) when nginx is not installed, except
 /// under `CI=true`.
 async fn behind_nginx(config: warden::server::Config) -> Option<Behind> {
-    let Some(binary) = nginx_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is not installed, and CI must run this test (.ci/run installs it)"
-        );
-        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
-        return None;
-    };
+    let binary = nginx_or_skip()?;
     let warden = TestServer::start(config).await;
     let upstream = upstream().await;
     let dir = tempfile::tempdir().unwrap();
