@@ -362,7 +362,14 @@ impl Bundler {
         match result {
             Ok(Fetched::NotModified) => {
                 self.state.fetches[1].fetch_add(1, Relaxed);
-                self.state.current().last_fetch = Some(Timestamp::now());
+                let mut current = self.state.current();
+                current.last_fetch = Some(Timestamp::now());
+                if current.refused_digest.is_none() {
+                    // The source is back and still has the serving bundle (the one the cache
+                    // held at start-up, say): nothing is failing any more.
+                    current.last_error = None;
+                    current.from_cache = false;
+                }
                 Ok(None)
             }
             Ok(Fetched::New { bytes, etag }) => {
@@ -511,6 +518,7 @@ impl Bundler {
                 current.etag = etag;
                 current.last_error = None;
                 current.refused_digest = None;
+                current.from_cache = false;
                 return Ok(());
             }
             current.etag.clone_from(&etag);

@@ -125,15 +125,9 @@ fn static_nginx(root: &Path, scratch: &Path) -> Option<(u16, Nginx)> {
     }))
 }
 
-/// Stops nginx for good: a graceful stop of the master stops its workers too (killing the
-/// master alone would leave them serving).
-fn stop_nginx(scratch: &Path, port: u16) {
-    let pid = std::fs::read_to_string(scratch.join("nginx.pid")).unwrap();
-    let stopped = Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+/// Stops nginx (its workers too) and waits until its port is closed.
+fn stop_nginx(nginx: Nginx, port: u16) {
+    drop(nginx);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(Instant::now() < deadline, "nginx did not stop");
@@ -537,8 +531,7 @@ async fn a_restart_with_the_bundle_server_down_serves_the_cached_bundle() {
     assert_eq!(server.status().await["version"], v1.as_str());
     server.running.shutdown().await;
 
-    stop_nginx(&scratch, port);
-    drop(nginx);
+    stop_nginx(nginx, port);
     let server = TestServer::start(bundle_config(&url, &cache)).await;
     let status = server.status().await;
     assert_eq!(status["version"], v1.as_str());
@@ -552,7 +545,6 @@ async fn a_restart_with_the_bundle_server_down_serves_the_cached_bundle() {
         "{status:#}"
     );
     assert_eq!(bob_reads(&server).await, (false, v1));
-    server.running.shutdown().await;
 
     // No cache and no server: nothing to serve, and it says so.
     let empty = root.path().join("empty-cache");
@@ -561,6 +553,24 @@ async fn a_restart_with_the_bundle_server_down_serves_the_cached_bundle() {
         .err()
         .unwrap();
     assert!(error.to_string().contains("no bundle to serve"), "{error}");
+
+    // The bundle server comes back with the same file: 304 to the cached entity tag, and the
+    // error clears.
+    let binary = nginx_or_skip().unwrap();
+    let served = site.display().to_string();
+    let (_, _nginx) = start_nginx_site(&binary, &scratch, |_| {
+        format!("server {{\n  listen 127.0.0.1:{port};\n  root {served};\n}}\n")
+    });
+    let bundle = wait_bundle(&server, "the source back", |b| {
+        b["from_cache"] == false && b["last_error"].is_null()
+    })
+    .await;
+    assert!(
+        bundle["fetches"]["not_modified"].as_u64() >= Some(1),
+        "{bundle:#}"
+    );
+    assert_eq!(bundle["revision"], "r1");
+    server.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

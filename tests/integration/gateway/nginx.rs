@@ -58,8 +58,16 @@ fn free_port() -> u16 {
 pub struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// A graceful stop of the master stops its workers too; killing the master alone would
+    /// leave them serving, orphaned.
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
