@@ -634,3 +634,39 @@ fn the_configuration_keys_resolve() {
             .contains("exclude each other")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_over_https_is_fetched_against_the_configured_cas() {
+    let (_root, site, scratch, cache) = places();
+    publish(
+        &site.join("b.tar.gz"),
+        &make_bundle(&files(POLICY), "tls-1", Some(&signing_key())),
+    );
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let pki = crate::sidecar::Pki::new();
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    let served = site.display().to_string();
+    let (port, _nginx) = start_nginx_site(&binary, &scratch, |port| {
+        format!(
+            "server {{\n  listen 127.0.0.1:{port} ssl;\n  ssl_certificate {};\n  ssl_certificate_key {};\n  root {served};\n}}\n",
+            cert.display(),
+            key.display()
+        )
+    });
+    let url = format!("https://localhost:{port}/b.tar.gz");
+
+    let mut trusting = bundle_config(&url, &cache);
+    if let Some(bundle) = &mut trusting.bundle {
+        bundle.ca_file = pki.path("ca.pem");
+    }
+    let server = TestServer::start(trusting).await;
+    assert_eq!(server.status().await["bundle"]["revision"], "tls-1");
+    server.running.shutdown().await;
+
+    // The system's CAs do not know the test CA: no bundle, and no cache to fall back on.
+    let untrusting = bundle_config(&url, &cache.with_file_name("other-cache"));
+    let error = warden::server::start(&untrusting).await.err().unwrap();
+    assert!(error.to_string().contains("no bundle to serve"), "{error}");
+}
