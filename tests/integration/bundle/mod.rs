@@ -670,3 +670,37 @@ async fn a_bundle_over_https_is_fetched_against_the_configured_cas() {
     let error = warden::server::start(&untrusting).await.err().unwrap();
     assert!(error.to_string().contains("no bundle to serve"), "{error}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever a directory holds, its bundle reads back to the same files, verifies once
+    /// signed, and unpacks to exactly those files.
+    #[test]
+    fn every_bundle_round_trips(
+        files in proptest::collection::btree_map(
+            "[a-z]{1,8}(/[a-z]{1,8}){0,2}\\.(warden|json)",
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            0..8,
+        ),
+        revision in "[A-Za-z0-9_.:+-]{1,40}",
+    ) {
+        let bytes = bundle::pack(&files, "v", &revision, jiff::Timestamp::UNIX_EPOCH).unwrap();
+        let signed = bundle::read(&bytes, &Limits::default())
+            .unwrap()
+            .sign(&signing_key())
+            .unwrap();
+        let archive = bundle::read(&signed, &Limits::default()).unwrap();
+        proptest::prop_assert_eq!(&archive.files, &files);
+        proptest::prop_assert_eq!(&archive.manifest.revision, &revision);
+        archive
+            .verify(&[PublicKey::from_file(&public_key()).unwrap()])
+            .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("b");
+        archive.unpack(&dir).unwrap();
+        for (name, contents) in &files {
+            proptest::prop_assert_eq!(&std::fs::read(dir.join(name)).unwrap(), contents);
+        }
+    }
+}
