@@ -3,6 +3,7 @@
 
 pub mod ast;
 pub mod audit;
+pub mod bundle;
 pub mod capability;
 pub mod check;
 pub mod cli;

@@ -288,6 +288,24 @@ impl Key {
         }
     }
 
+    /// The Ed25519 private key, for other signatures made with the same key files (policy
+    /// bundles sign with their own domain tag).
+    pub fn ed25519_signing(&self) -> Option<&ed25519_dalek::SigningKey> {
+        match &self.kind {
+            KeyKind::Ed25519Private(signing) => Some(signing),
+            _ => None,
+        }
+    }
+
+    /// The Ed25519 public key, of a private or a public key file.
+    pub fn ed25519_verifying(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        match &self.kind {
+            KeyKind::Ed25519Private(signing) => Some(signing.verifying_key()),
+            KeyKind::Ed25519Public(verifying) => Some(*verifying),
+            KeyKind::Hmac(_) => None,
+        }
+    }
+
     /// Whether this key can sign: every key but a public one.
     pub fn can_sign(&self) -> bool {
         !matches!(self.kind, KeyKind::Ed25519Public(_))
@@ -354,7 +372,7 @@ fn public_id(verifying: &ed25519_dalek::VerifyingKey) -> String {
     hex(&Sha256::digest(verifying.as_bytes()))[..16].to_string()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

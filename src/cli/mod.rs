@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod audit;
+pub mod bundle;
 pub mod capability;
 pub mod check;
 pub mod completions;
@@ -70,6 +71,8 @@ pub enum Command {
     Lsp(lsp::LspArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Build, sign, verify and inspect signed policy bundles.
+    Bundle(bundle::BundleArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -119,5 +122,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Capability(args) => capability::run(&args),
         Command::Lsp(args) => lsp::run(&args),
         Command::Completions(args) => completions::run(&args),
+        Command::Bundle(args) => bundle::run(&args),
     }
 }

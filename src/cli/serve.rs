@@ -250,6 +250,29 @@ pub struct ServeArgs {
     /// The header a gateway request carries a capability token in [default: Warden-Capability].
     #[arg(long, value_name = "HEADER", env = "WARDEN_CAPABILITY_HEADER")]
     pub capability_header: Option<String>,
+    /// Serve the policies of a signed bundle (`warden bundle build`), fetched from this
+    /// `http(s)://` URL or read from this file and polled for new revisions; excludes
+    /// --policies. Each bundle is verified and its tests run before it serves.
+    #[arg(long, value_name = "URL|PATH", env = "WARDEN_BUNDLE")]
+    pub bundle: Option<String>,
+    /// The Ed25519 public keys (PEM) a bundle must be signed with, comma-separated.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WARDEN_BUNDLE_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub bundle_public_keys: Option<Vec<PathBuf>>,
+    /// How often the bundle is polled, in seconds, give or take a tenth [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "WARDEN_BUNDLE_POLL_INTERVAL_S")]
+    pub bundle_poll_interval_s: Option<u64>,
+    /// Where the last good bundle is kept, so a restart while the bundle server is down still
+    /// serves it [default: ./warden-bundle-cache].
+    #[arg(long, value_name = "DIR", env = "WARDEN_BUNDLE_CACHE_DIR")]
+    pub bundle_cache_dir: Option<PathBuf>,
+    /// CA certificates (PEM) for `https` bundle URLs [default: /etc/ssl/certs/ca-certificates.crt].
+    #[arg(long, value_name = "FILE", env = "WARDEN_BUNDLE_CA_FILE")]
+    pub bundle_ca_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -314,6 +337,11 @@ impl ServeArgs {
             capability_revocations: self.capability_revocations.clone(),
             capability_audience: self.capability_audience.clone(),
             capability_header: self.capability_header.clone(),
+            bundle: self.bundle.clone(),
+            bundle_public_keys: self.bundle_public_keys.clone(),
+            bundle_poll_interval_s: self.bundle_poll_interval_s,
+            bundle_cache_dir: self.bundle_cache_dir.clone(),
+            bundle_ca_file: self.bundle_ca_file.clone(),
         }
     }
 }

@@ -83,6 +83,11 @@ pub struct ConfigLayer {
     pub capability_revocations: Option<PathBuf>,
     pub capability_audience: Option<String>,
     pub capability_header: Option<String>,
+    pub bundle: Option<String>,
+    pub bundle_public_keys: Option<Vec<PathBuf>>,
+    pub bundle_poll_interval_s: Option<u64>,
+    pub bundle_cache_dir: Option<PathBuf>,
+    pub bundle_ca_file: Option<PathBuf>,
 }
 
 impl ConfigLayer {
@@ -177,6 +182,11 @@ impl ConfigLayer {
             capability_revocations: over.capability_revocations.or(self.capability_revocations),
             capability_audience: over.capability_audience.or(self.capability_audience),
             capability_header: over.capability_header.or(self.capability_header),
+            bundle: over.bundle.or(self.bundle),
+            bundle_public_keys: over.bundle_public_keys.or(self.bundle_public_keys),
+            bundle_poll_interval_s: over.bundle_poll_interval_s.or(self.bundle_poll_interval_s),
+            bundle_cache_dir: over.bundle_cache_dir.or(self.bundle_cache_dir),
+            bundle_ca_file: over.bundle_ca_file.or(self.bundle_ca_file),
         }
     }
 }
@@ -256,6 +266,29 @@ pub struct Config {
     pub unix_socket_mode: u32,
     /// Capability tokens: signing keys, revocations, audience, header.
     pub capabilities: CapabilityConfig,
+    /// Policies from a signed bundle (`policies` is then the cache's `current` directory).
+    pub bundle: Option<BundleConfig>,
+}
+
+/// The `bundle*` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleConfig {
+    /// An `http(s)://` URL or a local file.
+    pub source: crate::bundle::fetch::Source,
+    /// Ed25519 public keys (PEM); a bundle must be signed by one of them.
+    pub public_keys: Vec<PathBuf>,
+    /// Between polls, give or take a tenth at random so a fleet does not poll in step.
+    pub poll_interval: Duration,
+    /// The last good bundle and its unpacked directories.
+    pub cache_dir: PathBuf,
+    /// The CA certificates (PEM) that `https` bundle servers are checked against.
+    pub ca_file: PathBuf,
+}
+
+impl BundleConfig {
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_CACHE_DIR: &str = "./warden-bundle-cache";
+    pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 }
 
 /// The `capability_*` keys.
@@ -317,6 +350,7 @@ impl Default for Config {
             tls: None,
             unix_socket_mode: 0o660,
             capabilities: CapabilityConfig::default(),
+            bundle: None,
         }
     }
 }
@@ -328,6 +362,7 @@ impl Config {
         let gateway = gateway_config(&layer, defaults.gateway.clone())?;
         let capabilities = resolve_capabilities(&layer, defaults.capabilities.clone())?;
         let audit = resolve_audit(&layer)?;
+        let bundle = resolve_bundle(&layer)?;
         let address = |key: &str, text: &str| {
             text.parse::<Listen>()
                 .map_err(|message| ConfigError(format!("`{key}`: {message}")))
@@ -403,8 +438,12 @@ impl Config {
             Some(text) => parse_mode(text)?,
             None => defaults.unix_socket_mode,
         };
+        let policies = match &bundle {
+            Some(bundle) => bundle.cache_dir.join("current"),
+            None => layer.policies.clone().unwrap_or(defaults.policies),
+        };
         Ok(Config {
-            policies: layer.policies.unwrap_or(defaults.policies),
+            policies,
             listen,
             admin_listen,
             watch: layer.watch.unwrap_or(defaults.watch),
@@ -444,7 +483,9 @@ impl Config {
                 defaults.reload_max_wait,
             )?,
             explain: layer.explain.unwrap_or(defaults.explain),
-            require_tests: layer.require_tests.unwrap_or(defaults.require_tests),
+            // A bundle's own tests gate it, always.
+            require_tests: bundle.is_some()
+                || layer.require_tests.unwrap_or(defaults.require_tests),
             trust_forwarded: layer.trust_forwarded.unwrap_or(defaults.trust_forwarded),
             public_url,
             api_keys,
@@ -456,8 +497,53 @@ impl Config {
             audit,
             tls,
             unix_socket_mode,
+            bundle,
         })
     }
+}
+
+/// The `bundle*` keys: a source, at least one public key, an interval over zero.
+fn resolve_bundle(layer: &ConfigLayer) -> Result<Option<BundleConfig>, ConfigError> {
+    let Some(text) = &layer.bundle else {
+        return Ok(None);
+    };
+    if layer.policies.is_some() {
+        return Err(ConfigError(
+            "`bundle` and `policies` exclude each other: the policies come from the bundle"
+                .to_string(),
+        ));
+    }
+    let source = crate::bundle::fetch::Source::parse(text)
+        .map_err(|e| ConfigError(format!("`bundle`: {e}")))?;
+    let public_keys = layer.bundle_public_keys.clone().unwrap_or_default();
+    if public_keys.is_empty() {
+        return Err(ConfigError(
+            "`bundle` needs `bundle_public_keys`: the Ed25519 public keys (PEM) bundles are signed with"
+                .to_string(),
+        ));
+    }
+    let poll_interval = match layer.bundle_poll_interval_s {
+        Some(0) => {
+            return Err(ConfigError(
+                "`bundle_poll_interval_s` must be greater than 0".to_string(),
+            ));
+        }
+        Some(seconds) => Duration::from_secs(seconds),
+        None => BundleConfig::DEFAULT_POLL_INTERVAL,
+    };
+    Ok(Some(BundleConfig {
+        source,
+        public_keys,
+        poll_interval,
+        cache_dir: layer
+            .bundle_cache_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BundleConfig::DEFAULT_CACHE_DIR)),
+        ca_file: layer
+            .bundle_ca_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BundleConfig::DEFAULT_CA_FILE)),
+    }))
 }
 
 /// The gateway keys: key sources, claim mapping and upstream headers parsed and checked.

@@ -13,7 +13,8 @@ impl Config {
     /// Every key, as a configuration layer; secrets masked.
     pub fn effective(&self) -> ConfigLayer {
         ConfigLayer {
-            policies: Some(self.policies.clone()),
+            // With a bundle, the policy directory is the bundle cache's, not a setting.
+            policies: self.bundle.is_none().then(|| self.policies.clone()),
             listen: Some(self.listen.to_string()),
             admin_listen: self.admin_listen.as_ref().map(ToString::to_string),
             watch: Some(self.watch),
@@ -81,6 +82,11 @@ impl Config {
             capability_revocations: self.capabilities.revocations.clone(),
             capability_audience: self.capabilities.audience.clone(),
             capability_header: Some(self.capabilities.header.clone()),
+            bundle: self.bundle.as_ref().map(|b| b.source.to_string()),
+            bundle_public_keys: self.bundle.as_ref().map(|b| b.public_keys.clone()),
+            bundle_poll_interval_s: self.bundle.as_ref().map(|b| b.poll_interval.as_secs()),
+            bundle_cache_dir: self.bundle.as_ref().map(|b| b.cache_dir.clone()),
+            bundle_ca_file: self.bundle.as_ref().map(|b| b.ca_file.clone()),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
             // The key itself is secret; the configuration keeps only what it read.
             audit_key_file: self.audit.as_ref().map(|_| MASKED.into()),

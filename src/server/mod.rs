@@ -9,6 +9,7 @@
 //! response header; a reload publishes a new program without disturbing calls in flight.
 
 pub mod authzen;
+pub mod bundle;
 pub mod capabilities;
 pub mod config;
 pub mod connections;
@@ -136,6 +137,8 @@ pub struct AppState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Capability keys and revocations, when `capability_keys` is set.
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
+    /// The bundle's revision, fetches and refusals, when policies come from a bundle.
+    pub bundle: Option<Arc<bundle::BundleState>>,
 }
 
 impl AppState {
@@ -150,6 +153,7 @@ impl AppState {
             gateway: crate::gateway::GatewayState::default(),
             audit: None,
             capabilities: None,
+            bundle: None,
         }
     }
 
@@ -235,6 +239,8 @@ pub enum ServeError {
         address: Listen,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Bundle(#[from] bundle::StartError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -250,7 +256,7 @@ pub struct Running {
     pub reload: reload::Trigger,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<std::io::Result<()>>>,
-    reloader: JoinHandle<()>,
+    reloader: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
     key_watcher: JoinHandle<()>,
     /// Reads revocations other processes append; stops when dropped.
@@ -332,8 +338,13 @@ fn inside(path: &std::path::Path, dir: &std::path::Path) -> bool {
 /// Returns once the server accepts connections.
 pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let trigger = reload::Trigger::default();
+    // A bundle's directory is written by its poller only: there is nothing to watch.
+    let bundler = match &config.bundle {
+        Some(bundle) => Some(bundle::Bundler::open(bundle)?),
+        None => None,
+    };
     // Watch before the first load, so a change made while it loads is not missed.
-    let watcher = if config.watch {
+    let watcher = if config.watch && bundler.is_none() {
         match reload::Watcher::new(&config.policies, trigger.clone()) {
             Ok(watcher) => Some(watcher),
             Err(error) => {
@@ -350,10 +361,13 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let dir = config.policies.clone();
     let require_tests = config.require_tests;
     let claims = config.gateway.claims.attributes.clone();
-    let built = tokio::task::spawn_blocking(move || reload::build(&dir, require_tests, &claims))
-        .await
-        .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
-        .map_err(ServeError::Policies)?;
+    let built = match &bundler {
+        Some(bundler) => bundler.initial(&claims).await?,
+        None => tokio::task::spawn_blocking(move || reload::build(&dir, require_tests, &claims))
+            .await
+            .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
+            .map_err(ServeError::Policies)?,
+    };
     for warning in &built.warnings {
         tracing::warn!("{}", warning.rendered);
     }
@@ -375,6 +389,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         }
         None => None,
     };
+    state.bundle = bundler.as_ref().map(|bundler| bundler.state.clone());
     let state = Arc::new(state);
     state.publish(built);
     let verifier = config.gateway.verifier().map_err(ConfigError)?;
@@ -434,17 +449,24 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let tls_reloader = tls
         .clone()
         .map(|tls| tls::watch(tls, config.debounce, config.watch, receiver.clone()));
-    // Runs without a watcher too: SIGHUP (and `Running::reload`) reloads in every mode.
-    let reloader = tokio::spawn(reload::run(
-        state.clone(),
-        watcher,
-        trigger.clone(),
-        reload::Settle {
-            debounce: config.debounce,
-            max_wait: config.reload_max_wait,
-        },
-        receiver,
-    ));
+    // Runs without a watcher too: SIGHUP (and `Running::reload`) reloads in every mode but a
+    // bundle's, whose poller alone decides what is served.
+    let reloader = bundler.is_none().then(|| {
+        tokio::spawn(reload::run(
+            state.clone(),
+            watcher,
+            trigger.clone(),
+            reload::Settle {
+                debounce: config.debounce,
+                max_wait: config.reload_max_wait,
+            },
+            receiver,
+        ))
+    });
+    if let Some(bundler) = bundler {
+        // It stops at shutdown, like the reloader.
+        tokio::spawn(bundler.poll(state.clone(), shutdown.subscribe()));
+    }
     let key_watcher = tokio::spawn(crate::gateway::watch_keys(
         state.clone(),
         Duration::from_secs(1),
@@ -491,7 +513,9 @@ impl Running {
                 Err(_) => tracing::warn!("requests still in flight at the shutdown timeout"),
             }
         }
-        self.reloader.abort();
+        if let Some(reloader) = &self.reloader {
+            reloader.abort();
+        }
         self.key_watcher.abort();
         drop(self.capability_watcher);
         // Every call has finished, so every record is queued: write them all, then close.

@@ -84,6 +84,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                 "errors": e.errors,
             })),
             "audit": state.audit.as_ref().map(crate::audit::AuditLog::status),
+            "bundle": state.bundle.as_ref().map(|b| b.status()),
         })
     };
     (
@@ -108,6 +109,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     if let Some(audit) = &state.audit {
         audit.render_metrics(&mut text);
+    }
+    if let Some(bundle) = &state.bundle {
+        bundle.render_metrics(&mut text);
     }
     (
         [(

@@ -278,7 +278,16 @@ async fn settle(
 /// Builds the directory now and publishes it if it loads to a new version.
 pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
-    let require_tests = state.settings.require_tests;
+    reload_from(state, dir, state.settings.require_tests).await
+}
+
+/// Builds `dir` (the policy directory, or a bundle freshly unpacked) and publishes it if it
+/// loads to a new version.
+pub async fn reload_from(
+    state: &Arc<AppState>,
+    dir: PathBuf,
+    require_tests: bool,
+) -> ReloadOutcome {
     let claims = state.settings.gateway.claims.attributes.clone();
     // Loading and rendering its problems are blocking work: both stay off the runtime.
     let result = tokio::task::spawn_blocking(move || {

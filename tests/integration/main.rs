@@ -10,6 +10,7 @@ mod alloc;
 mod ast_gen;
 mod audit;
 mod bad_input;
+mod bundle;
 mod capability;
 mod check;
 mod cli;

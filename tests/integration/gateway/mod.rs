@@ -5,7 +5,7 @@
 mod claims;
 mod contracts;
 mod jwt;
-mod nginx;
+pub mod nginx;
 mod routes;
 
 use std::path::{Path, PathBuf};

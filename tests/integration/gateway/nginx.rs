@@ -15,6 +15,20 @@ use serde_json::json;
 use super::*;
 use crate::server::{Http, TestServer};
 
+/// The nginx binary; `None` (the test is skipped) when nginx is not installed, except under
+/// `CI=true`, where that is a failure.
+pub fn nginx_or_skip() -> Option<String> {
+    let binary = nginx_binary();
+    if binary.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nginx is not installed, and CI must run this test (.ci/run installs it)"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+    }
+    binary
+}
+
 fn nginx_binary() -> Option<String> {
     for candidate in [
         "/usr/sbin/nginx",
@@ -41,11 +55,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Nginx(Child);
+pub struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// A graceful stop of the master stops its workers too; killing the master alone would
+    /// leave them serving, orphaned.
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
@@ -60,6 +82,17 @@ fn start_nginx(
     warden: &std::net::SocketAddr,
     upstream: &std::net::SocketAddr,
 ) -> (u16, Nginx) {
+    let template = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf")).unwrap();
+    start_nginx_site(binary, dir, |port| {
+        template
+            .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${WARDEN}", &warden.to_string())
+            .replace("${UPSTREAM}", &upstream.to_string())
+    })
+}
+
+/// Starts nginx with the `http` block's site that `site` writes for a port (its `listen`).
+pub fn start_nginx_site(binary: &str, dir: &Path, site: impl Fn(u16) -> String) -> (u16, Nginx) {
     let temp = dir.display();
     let root = Command::new("id")
         .arg("-u")
@@ -76,14 +109,9 @@ fn start_nginx(
         user = if root { "user root;\n" } else { "" },
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let template = std::fs::read_to_string(repo().join("deploy/nginx/warden.conf")).unwrap();
     for _ in 0..5 {
         let port = free_port();
-        let site = template
-            .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
-            .replace("${WARDEN}", &warden.to_string())
-            .replace("${UPSTREAM}", &upstream.to_string());
-        std::fs::write(dir.join("warden.conf"), site).unwrap();
+        std::fs::write(dir.join("warden.conf"), site(port)).unwrap();
         let _ = std::fs::remove_file(dir.join("nginx.pid"));
         let _ = std::fs::remove_file(dir.join("error.log"));
         let child = Command::new(binary)
@@ -152,14 +180,7 @@ struct Behind {
 /// Starts Warden and nginx; `None` (the test is skipped) when nginx is not installed, except
 /// under `CI=true`.
 async fn behind_nginx(config: warden::server::Config) -> Option<Behind> {
-    let Some(binary) = nginx_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is not installed, and CI must run this test (.ci/run installs it)"
-        );
-        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
-        return None;
-    };
+    let binary = nginx_or_skip()?;
     let warden = TestServer::start(config).await;
     let upstream = upstream().await;
     let dir = tempfile::tempdir().unwrap();
