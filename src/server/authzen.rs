@@ -552,15 +552,64 @@ async fn evaluation(
 ) -> Response {
     let started = started(&body);
     let mut record = None;
-    let result = body.and_then(|body| {
-        if let Some(result) = fast(&state, &headers, &body, false, &mut record) {
-            return result;
-        }
-        let object = body.object()?;
-        single(&state, &headers, &body, &object, &mut record)
-    });
+    let result =
+        body.and_then(|body| respond(&state, &headers, &body, false, Readers::All, &mut record));
     audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluation, started, result)
+}
+
+/// Which readers a call may be read with: all of them (what the server does), or only the
+/// ordinary one ([`crate::eval::strict::parse`]'s tree), which the faster ones must agree
+/// with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    All,
+    Ordinary,
+}
+
+/// Answers an evaluation call (or, with `batch`, an evaluations call).
+fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &AuthzenBody,
+    batch: bool,
+    readers: Readers,
+    record: &mut Option<Record>,
+) -> Result<Response, ApiError> {
+    if readers == Readers::All
+        && let Some(result) = fast(state, headers, body, batch, record)
+    {
+        return result;
+    }
+    if batch {
+        return self::batch(state, headers, body, record);
+    }
+    let object = body.object()?;
+    single(state, headers, body, &object, record)
+}
+
+/// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
+/// as the server does but without HTTP: the status and the body of the answer. The reader
+/// tests and the `decode` fuzz target call it with each of [`Readers`] and compare.
+pub fn answer_body(
+    state: &Arc<AppState>,
+    bytes: &[u8],
+    batch: bool,
+    readers: Readers,
+) -> (u16, Vec<u8>) {
+    let body = AuthzenBody::new(axum::body::Bytes::copy_from_slice(bytes), state);
+    let mut record = None;
+    let response = respond(state, &HeaderMap::new(), &body, batch, readers, &mut record)
+        .unwrap_or_else(IntoResponse::into_response);
+    let status = response.status().as_u16();
+    // Every answer is a whole body in memory: one poll collects it.
+    let mut collect = std::pin::pin!(axum::body::to_bytes(response.into_body(), usize::MAX));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let bytes = match collect.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Ok(bytes)) => bytes.to_vec(),
+        _ => Vec::new(),
+    };
+    (status, bytes)
 }
 
 /// Queues a call's audit record (waiting for room when the queue is full and so configured).
@@ -680,10 +729,8 @@ async fn evaluations(
 ) -> Response {
     let started = started(&body);
     let mut record = None;
-    let result = body.and_then(|body| {
-        fast(&state, &headers, &body, true, &mut record)
-            .unwrap_or_else(|| batch(&state, &headers, &body, &mut record))
-    });
+    let result =
+        body.and_then(|body| respond(&state, &headers, &body, true, Readers::All, &mut record));
     audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluations, started, result)
 }
@@ -849,7 +896,7 @@ fn fast(
     let mut options = None;
     if batch {
         if let Some(given) = read.options {
-            options = Some(serde_json::from_str::<JsonValue>(given.get()).ok()?);
+            options = Some(serde_json::from_str::<JsonValue>(given).ok()?);
         }
         let semantic = match Semantic::parse(options.as_ref()) {
             Ok(semantic) => semantic,

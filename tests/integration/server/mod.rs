@@ -3,6 +3,7 @@
 mod authzen;
 mod cli;
 mod ops;
+mod readers;
 mod reload;
 mod search;
 
