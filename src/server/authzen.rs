@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +52,12 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route(SEARCH_SUBJECT_PATH, post(search::subject))
         .route(SEARCH_RESOURCE_PATH, post(search::resource))
         .route(SEARCH_ACTION_PATH, post(search::action));
-    protect(api, &state).route(DISCOVERY_PATH, get(discovery))
+    protect(api, &state)
+        .route(DISCOVERY_PATH, get(discovery))
+        .route(
+            &format!("{DISCOVERY_PATH}/{{tenant}}"),
+            get(tenant_discovery),
+        )
 }
 
 /// Requires an API key on every route of `api` when keys are configured.
@@ -1066,15 +1071,42 @@ fn fast_batch(
     Some(answer())
 }
 
-/// `GET /.well-known/authzen-configuration`: where the endpoints are, from the base URL the
-/// client used.
+/// `GET /.well-known/authzen-configuration`: where the endpoints are.
 async fn discovery(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let base = match base_url(&state, &headers) {
+    discovery_document(&state, &headers, None)
+}
+
+/// `GET /.well-known/authzen-configuration/{tenant}`: the document of the PDP identified by
+/// the base URL and the tenant path (as RFC 8414 builds the well-known URL). Warden serves
+/// one policy set, so every tenant's endpoints are the same.
+async fn tenant_discovery(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if tenant.is_empty()
+        || !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    discovery_document(&state, &headers, Some(&tenant))
+}
+
+fn discovery_document(state: &AppState, headers: &HeaderMap, tenant: Option<&str>) -> Response {
+    let base = match base_url(state, headers) {
         Ok(base) => base,
         Err(error) => return error.into_response(),
     };
+    let pdp = match tenant {
+        Some(tenant) => format!("{base}/{tenant}"),
+        // Without a configured URL the base is empty: the root, as a relative reference.
+        None if base.is_empty() => "/".to_string(),
+        None => base.clone(),
+    };
     let document = json!({
-        "policy_decision_point": base,
+        "policy_decision_point": pdp,
         "access_evaluation_endpoint": format!("{base}{EVALUATION_PATH}"),
         "access_evaluations_endpoint": format!("{base}{EVALUATIONS_PATH}"),
         "search_subject_endpoint": format!("{base}{SEARCH_SUBJECT_PATH}"),
@@ -1091,12 +1123,15 @@ async fn discovery(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .into_response()
 }
 
-/// The configured public URL; else, behind a trusted proxy, `X-Forwarded-Proto` and
-/// `X-Forwarded-Host`; else `http://` and the `Host` header.
+/// The base of discovery's URLs: the configured public URL; else, behind a trusted proxy,
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`; else empty, so that the document holds paths
+/// relative to where it was fetched. Never the `Host` header: any caller can write it, and
+/// a cache or a client that trusts the document would send decisions (and their bodies)
+/// wherever it points.
 fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let settings = &state.settings;
     if let Some(url) = &settings.public_url {
-        return Ok(url.clone());
+        return Ok(url.trim_end_matches('/').to_string());
     }
     let first = |name: &str| {
         headers
@@ -1117,13 +1152,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
         }
         return Ok(format!("{proto}://{host}"));
     }
-    match first("host") {
-        Some(host) if valid_host(host) => Ok(format!("http://{host}")),
-        Some(_) => Err(ApiError::bad_request(
-            "the `Host` header is not a valid host",
-        )),
-        None => Err(ApiError::bad_request("missing `Host` header")),
-    }
+    Ok(String::new())
 }
 
 /// A host name or address with an optional port: nothing that could smuggle a path, a query

@@ -584,8 +584,11 @@ async fn an_api_key_protects_the_decision_api_only() {
     );
 }
 
+/// Discovery's URLs come from the configuration, never from the caller's `Host`: without
+/// `public_url` (or a trusted proxy's `X-Forwarded-Host`) they are paths, relative to where the
+/// document was fetched. The tenant form names the tenant in `policy_decision_point`.
 #[tokio::test]
-async fn discovery_advertises_the_url_the_client_used() {
+async fn discovery_advertises_the_configured_url_never_the_callers_host() {
     let dir = PolicyDir::standard();
     let server = TestServer::start(Config {
         watch: false,
@@ -593,43 +596,51 @@ async fn discovery_advertises_the_url_the_client_used() {
     })
     .await;
     let path = "/.well-known/authzen-configuration";
+    let relative = json!({
+        "policy_decision_point": "/",
+        "access_evaluation_endpoint": "/access/v1/evaluation",
+        "access_evaluations_endpoint": "/access/v1/evaluations",
+        "search_subject_endpoint": "/access/v1/search/subject",
+        "search_resource_endpoint": "/access/v1/search/resource",
+        "search_action_endpoint": "/access/v1/search/action",
+    });
     let reply = server.http.get(path).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    let base = format!("http://{}", server.running.address);
-    assert_eq!(
-        reply.json(),
-        json!({
-            "policy_decision_point": base,
-            "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
-            "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
-            "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
-            "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
-            "search_action_endpoint": format!("{base}/access/v1/search/action"),
-        })
-    );
+    assert_eq!(reply.json(), relative);
     let forwarded = [
         ("x-forwarded-host", "pdp.example.com"),
         ("x-forwarded-proto", "https"),
     ];
-    // Forwarded headers are ignored unless the proxy is trusted...
-    let reply = server.http.send("GET", path, &forwarded, "").await;
-    assert_eq!(reply.json()["policy_decision_point"], base);
+    // Neither `Host` nor forwarded headers move the URLs unless the proxy is trusted.
+    for headers in [
+        &[("host", "evil.example")][..],
+        &[("host", "evil.com/x?y")][..],
+        &forwarded[..],
+    ] {
+        let reply = server.http.send("GET", path, headers, "").await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (200, relative.clone()),
+            "{headers:?}"
+        );
+    }
     let reply = server
         .http
-        .send("GET", path, &[("host", "pdp.internal:9000")], "")
+        .send(
+            "GET",
+            &format!("{path}/acme"),
+            &[("host", "evil.example")],
+            "",
+        )
         .await;
+    assert_eq!(reply.json()["policy_decision_point"], "/acme");
     assert_eq!(
-        reply.json()["policy_decision_point"],
-        "http://pdp.internal:9000"
+        reply.json()["access_evaluation_endpoint"],
+        "/access/v1/evaluation"
     );
-    let reply = server
-        .http
-        .send("GET", path, &[("host", "evil.com/x?y")], "")
-        .await;
-    assert_eq!(reply.status, 400);
 
-    // ...and used when it is.
+    // A trusted proxy's headers are used.
     let trusting = TestServer::start(Config {
         watch: false,
         trust_forwarded: true,
@@ -643,6 +654,11 @@ async fn discovery_advertises_the_url_the_client_used() {
         document["access_evaluation_endpoint"],
         "https://pdp.example.com/access/v1/evaluation"
     );
+    let reply = trusting
+        .http
+        .send("GET", path, &[("host", "evil.example")], "")
+        .await;
+    assert_eq!(reply.json(), relative);
     // A configured public URL wins over everything.
     let fixed = TestServer::start(Config {
         watch: false,
@@ -653,9 +669,28 @@ async fn discovery_advertises_the_url_the_client_used() {
     .await;
     let reply = fixed.http.send("GET", path, &forwarded, "").await;
     assert_eq!(
+        reply.json()["policy_decision_point"],
+        "https://authz.example.org/pdp"
+    );
+    assert_eq!(
         reply.json()["search_action_endpoint"],
         "https://authz.example.org/pdp/access/v1/search/action"
     );
+    let reply = fixed.http.get(&format!("{path}/tenant-1")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["policy_decision_point"],
+        "https://authz.example.org/pdp/tenant-1"
+    );
+    assert_eq!(
+        reply.json()["access_evaluation_endpoint"],
+        "https://authz.example.org/pdp/access/v1/evaluation"
+    );
+    // Only one path segment of safe characters names a tenant.
+    for tenant in ["a%2Fb", "a/b", "%3Cx%3E"] {
+        let reply = fixed.http.get(&format!("{path}/{tenant}")).await;
+        assert_eq!(reply.status, 404, "{tenant}");
+    }
 }
 
 /// The router in-process: no program yet, or shutting down, is a 503 (never a deny).
