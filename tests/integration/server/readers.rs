@@ -409,3 +409,17 @@ fn bodies_the_fast_readers_once_read_otherwise() {
         check(&body).unwrap();
     }
 }
+
+/// The `decode` fuzz target's corpus (`fuzz/corpus/decode/`, reproducers included), held to the
+/// same property on the stable toolchain.
+#[test]
+fn the_decode_fuzz_corpus_is_read_alike_by_every_reader() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        check(&String::from_utf8_lossy(&bytes)).unwrap();
+        replayed += 1;
+    }
+    assert!(replayed >= 5, "only {replayed} inputs in {}", dir.display());
+}
