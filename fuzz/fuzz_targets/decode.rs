@@ -14,27 +14,8 @@ use warden::eval::{self, RequestError};
 use warden::server::authzen::{Readers, answer_body};
 use warden::server::{AppState, Config, Settings};
 
-/// The policy `tests/integration/server/readers.rs` holds the readers to, with its store.
-const POLICY: &str = r#"
-entity Group in [Group]
-entity User in [Group] { department: String, properties: { mfa?: Bool, level?: Int } }
-entity Folder
-entity Doc in [Folder] { owner: User }
-action read, write on Doc context { ok?: Bool, n?: Int }
-action poke on Doc
-
-allow * on Doc if resource.owner == subject
-allow read on Doc if subject in Group::"readers"
-allow write on Doc if context has ok and context.ok == true
-allow poke on Doc if context has n and context.n == 0
-"#;
-
-const STORE: &str = r#"{"entities": [
-  {"type": "Group", "id": "readers"},
-  {"type": "User", "id": "alice", "attributes": {"department": "eng"}},
-  {"type": "User", "id": "bob", "attributes": {"department": "ops"}, "parents": [{"type": "Group", "id": "readers"}]},
-  {"type": "Doc", "id": "d1", "attributes": {"owner": "alice"}}
-]}"#;
+/// The policy and store `tests/integration/server/readers.rs` holds the readers to.
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/readers");
 
 struct Fixture {
     engine: Engine,
@@ -42,18 +23,14 @@ struct Fixture {
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let dir = std::env::temp_dir().join(format!("warden-fuzz-decode-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("data")).expect("a temporary directory");
-    std::fs::write(dir.join("docs.warden"), POLICY).expect("the policy");
-    std::fs::write(dir.join("data/store.json"), STORE).expect("the store");
-    let engine = Engine::load(&dir).unwrap_or_else(|_| panic!("the policy loads"));
+    let dir = std::path::Path::new(DIR);
+    let engine = Engine::load(dir).unwrap_or_else(|_| panic!("{DIR} loads"));
     let settings = Settings::from(&Config {
-        policies: dir.clone(),
+        policies: dir.to_path_buf(),
         ..Config::default()
     });
     let state = Arc::new(AppState::new(settings));
-    state.publish(warden::server::reload::build(&dir, false).expect("the policy builds"));
-    let _ = std::fs::remove_dir_all(&dir);
+    state.publish(warden::server::reload::build(dir, false).expect("the policy builds"));
     Fixture { engine, state }
 });
 

@@ -15,40 +15,20 @@ use warden::server::{AppState, Settings};
 
 use super::*;
 
-const POLICY: &str = r#"
-entity Group in [Group]
-entity User in [Group] { department: String, properties: { mfa?: Bool, level?: Int } }
-entity Folder
-entity Doc in [Folder] { owner: User }
-action read, write on Doc context { ok?: Bool, n?: Int }
-action poke on Doc
-
-@id("owner")
-allow * on Doc if resource.owner == subject
-@id("readers")
-allow read on Doc if subject in Group::"readers"
-@id("context-write")
-allow write on Doc if context has ok and context.ok == true
-@id("poke")
-allow poke on Doc if context has n and context.n == 0
-"#;
+/// The policy and store (shared with the `decode` fuzz target).
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/readers");
 
 struct Fixture {
-    _dir: PolicyDir,
     engine: Engine,
     state: Arc<AppState>,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let dir = PolicyDir::new(&[("docs.warden", POLICY), ("data/store.json", STORE)]);
-    let engine = Engine::load(&dir.path()).unwrap();
-    let state = Arc::new(AppState::new(Settings::from(&config(&dir.path()))));
-    state.publish(warden::server::reload::build(&dir.path(), false).unwrap());
-    Fixture {
-        _dir: dir,
-        engine,
-        state,
-    }
+    let dir = std::path::Path::new(DIR);
+    let engine = Engine::load(dir).unwrap();
+    let state = Arc::new(AppState::new(Settings::from(&config(dir))));
+    state.publish(warden::server::reload::build(dir, false).unwrap());
+    Fixture { engine, state }
 });
 
 /// A JSON value as text, with what a tree cannot hold.
