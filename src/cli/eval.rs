@@ -240,7 +240,7 @@ fn request_body(args: &EvalArgs) -> Result<JsonValue, Failure> {
             std::fs::read_to_string(path)
                 .map_err(|e| invalid(format!("cannot read `{}`: {e}", path.display())))?
         };
-        return serde_json::from_str(&text)
+        return crate::eval::strict::parse(text.as_bytes())
             .map_err(|e| invalid(format!("the request is not valid JSON: {e}")));
     }
     let (Some(subject), Some(action), Some(resource)) =
@@ -257,7 +257,7 @@ fn request_body(args: &EvalArgs) -> Result<JsonValue, Failure> {
     let object = |flag: &str, text: &Option<String>| -> Result<Option<JsonValue>, Failure> {
         match text {
             None => Ok(None),
-            Some(text) => match serde_json::from_str::<JsonValue>(text) {
+            Some(text) => match crate::eval::strict::parse(text.as_bytes()) {
                 Ok(value @ JsonValue::Object(_)) => Ok(Some(value)),
                 Ok(_) => Err(invalid(format!("{flag} must be a JSON object"))),
                 Err(e) => Err(invalid(format!("{flag} is not valid JSON: {e}"))),

@@ -66,10 +66,13 @@ pub struct ServeArgs {
     /// Refuse a policy change whose own `test` blocks fail, like a broken file [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_REQUIRE_TESTS", num_args = 0..=1, default_missing_value = "true")]
     pub require_tests: Option<bool>,
-    /// Trust `X-Forwarded-Host`/`-Proto` for discovery's URLs [default: false].
+    /// Trust `X-Forwarded-Host`/`-Proto` for discovery's URLs (without it, or them, and
+    /// without `--public-url`, discovery writes relative paths; never the `Host` header)
+    /// [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_TRUST_FORWARDED", num_args = 0..=1, default_missing_value = "true")]
     pub trust_forwarded: Option<bool>,
-    /// The base URL discovery advertises, whatever the request says.
+    /// The base URL discovery advertises, whatever the request says (needed by clients that
+    /// want absolute URLs).
     #[arg(long, value_name = "URL", env = "WARDEN_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Require a bearer API key whose SHA-256 (64 hex digits) is one of these (comma-separated),

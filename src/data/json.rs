@@ -197,19 +197,21 @@ impl Reader<'_> {
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
-        let digits_start = self.at;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.at += 1;
-        }
-        if self.at == digits_start {
+        // JSON's grammar: no leading zero, digits after `.` and after the exponent.
+        let leading_zero = self.peek() == Some(b'0');
+        let digits = self.digits();
+        if digits == 0 {
             return Err(self.error_here("expected a digit"));
+        }
+        if leading_zero && digits > 1 {
+            return Err(self.error_here("a number may not start with `0`"));
         }
         let mut integral = true;
         if self.peek() == Some(b'.') {
             integral = false;
             self.at += 1;
-            while matches!(self.peek(), Some(b'0'..=b'9')) {
-                self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.error_here("expected a digit after `.`"));
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -218,17 +220,28 @@ impl Reader<'_> {
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.at += 1;
             }
-            while matches!(self.peek(), Some(b'0'..=b'9')) {
-                self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.error_here("expected a digit in the exponent"));
             }
         }
         let text = self.text.get(start..self.at).unwrap_or("");
         let span = Span::new(start, self.at);
         let kind = match (integral, text.parse::<i64>()) {
+            // `-0` is not an integer to `serde_json` (it reads a float), nor here: every reader
+            // of a request agrees.
+            (true, Ok(0)) if text.starts_with('-') => JsonKind::OtherNumber(text.to_string()),
             (true, Ok(value)) => JsonKind::Int(value),
             _ => JsonKind::OtherNumber(text.to_string()),
         };
         Ok(Json { kind, span })
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        self.at - start
     }
 
     fn string(&mut self) -> Result<String, JsonSyntaxError> {
@@ -282,10 +295,14 @@ impl Reader<'_> {
                                 {
                                     self.at += 2;
                                     let low = self.hex4()?;
-                                    let combined = 0x10000
-                                        + ((code - 0xD800) << 10)
-                                        + (low.wrapping_sub(0xDC00) & 0x3FF);
-                                    char::from_u32(combined)
+                                    (0xDC00..0xE000)
+                                        .contains(&low)
+                                        .then_some(())
+                                        .and_then(|()| {
+                                            char::from_u32(
+                                                0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00),
+                                            )
+                                        })
                                 } else {
                                     None
                                 }
@@ -294,7 +311,11 @@ impl Reader<'_> {
                             };
                             match c {
                                 Some(c) => out.push(c),
-                                None => return Err(self.error_here("invalid unicode escape")),
+                                None => {
+                                    return Err(self.error_here(
+                                        "invalid unicode escape: a surrogate must be one of a pair",
+                                    ));
+                                }
                             }
                         }
                         _ => {
@@ -317,7 +338,8 @@ impl Reader<'_> {
     fn hex4(&mut self) -> Result<u32, JsonSyntaxError> {
         let hex = self.text.get(self.at..self.at + 4).unwrap_or("");
         match u32::from_str_radix(hex, 16) {
-            Ok(code) if hex.len() == 4 => {
+            // `from_str_radix` also takes a sign.
+            Ok(code) if hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 self.at += 4;
                 Ok(code)
             }
@@ -436,10 +458,7 @@ impl Reader<'_> {
         let key = self.string()?;
         let key_span = Span::new(key_start, self.at);
         if seen(&key) {
-            return Err(JsonSyntaxError {
-                message: format!("duplicate member `{key}`"),
-                span: key_span,
-            });
+            return Err(duplicate(&key, key_span));
         }
         self.skip_whitespace();
         if self.peek() != Some(b':') {
@@ -463,7 +482,11 @@ impl Reader<'_> {
             });
         }
         loop {
-            let (key, key_span) = self.member_name(|k| members.iter().any(|(m, _, _)| m == k))?;
+            // Few members are compared as they come; a large object is checked once, sorted
+            // (comparing every pair grows with the square of its size).
+            let (key, key_span) = self.member_name(|k| {
+                members.len() < LARGE_OBJECT && members.iter().any(|(m, _, _)| m == k)
+            })?;
             let value = self.value(depth + 1)?;
             members.push((key, key_span, value));
             self.skip_whitespace();
@@ -471,6 +494,9 @@ impl Reader<'_> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
+                    if let Some((key, span)) = later_duplicate(&members) {
+                        return Err(duplicate(key, span));
+                    }
                     return Ok(Json {
                         kind: JsonKind::Object(members),
                         span: Span::new(start, self.at),
@@ -480,6 +506,37 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Objects with at least this many members are checked for a name given twice once, sorted.
+const LARGE_OBJECT: usize = 16;
+
+fn duplicate(key: &str, span: Span) -> JsonSyntaxError {
+    JsonSyntaxError {
+        message: format!("duplicate member `{key}`"),
+        span,
+    }
+}
+
+/// In a large object, the first member (in the text) whose name an earlier one has.
+fn later_duplicate(members: &[(String, Span, Json)]) -> Option<(&str, Span)> {
+    if members.len() <= LARGE_OBJECT {
+        return None;
+    }
+    let mut sorted: Vec<(&str, usize, Span)> = members
+        .iter()
+        .enumerate()
+        .map(|(index, (key, span, _))| (key.as_str(), index, *span))
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
+    sorted
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [first, second] if first.0 == second.0 => Some(*second),
+            _ => None,
+        })
+        .min_by_key(|(_, index, _)| *index)
+        .map(|(key, _, span)| (key, span))
 }
 
 #[cfg(test)]

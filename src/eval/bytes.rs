@@ -3,12 +3,13 @@
 //! text into declared-type values, with no JSON tree and no `serde_json` in between.
 //!
 //! It decodes only what it is sure of: a well-formed body whose every part decodes without an
-//! error. Anything else — an escape in a name or in `properties`, a key given twice, a value
-//! that does not fit its declared type, a float, deep nesting, `context.capability`, a part
-//! missing — it leaves (`None`) to the ordinary path, which decodes it, or names what is
-//! wrong, exactly as it always has. So every error a caller sees comes from the ordinary path,
-//! and every request decoded here is the one the ordinary path would have decoded (tests hold
-//! the two to each other).
+//! error. Anything else — an escape in any string, a key given twice, a value that does not
+//! fit its declared type, a float, `-0`, deep nesting, `context.capability`, a part missing —
+//! it leaves (`None`) to the ordinary path, which decodes it, or names what is wrong. Members
+//! the API does not have are held to the same rules (no escape, no name twice), so a body read
+//! here is one the ordinary reader ([`super::strict::parse`]) accepts. So every error a caller
+//! sees comes from the ordinary path, and every request decoded here is the one the ordinary
+//! path would have decoded (tests and the `decode` fuzz target hold the two to each other).
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use crate::check::schema::{RecordType, Type};
 use crate::data::decode::{Resolver, parse_duration, parse_ip, parse_time};
 use crate::data::value::Value;
 use crate::program::requests::Declared;
+
+use super::strict::Names;
 
 /// An entity part: `{"type", "id", "properties"}`, `properties` as its text (`None` when
 /// absent or `null`).
@@ -48,6 +51,7 @@ pub fn read(text: &str) -> Option<Body<'_>> {
     let mut cursor = Cursor::new(text);
     let (mut subject, mut action, mut resource, mut context) = (None, None, None, None);
     let mut seen_context = false;
+    let mut others = Names::default();
     cursor.expect(b'{')?;
     if !cursor.eat(b'}') {
         loop {
@@ -60,10 +64,10 @@ pub fn read(text: &str) -> Option<Body<'_>> {
                 b"\"options\"",
             ];
             match cursor.member(&KNOWN)? {
-                0 if subject.is_none() => subject = Some(cursor.entity()?),
-                1 if resource.is_none() => resource = Some(cursor.entity()?),
-                2 if action.is_none() => action = Some(cursor.action()?),
-                3 if !seen_context => {
+                (0, _) if subject.is_none() => subject = Some(cursor.entity()?),
+                (1, _) if resource.is_none() => resource = Some(cursor.entity()?),
+                (2, _) if action.is_none() => action = Some(cursor.action()?),
+                (3, _) if !seen_context => {
                     seen_context = true;
                     context = cursor.object_text()?;
                     // A capability token, which the ordinary path takes out of `context`
@@ -72,8 +76,8 @@ pub fn read(text: &str) -> Option<Body<'_>> {
                         return None;
                     }
                 }
-                6 => cursor.skip(0)?,
-                // A part given twice, or a batch: the ordinary way.
+                (6, name) if others.insert(name) => cursor.skip(1)?,
+                // A name given twice, or a batch: the ordinary way.
                 _ => return None,
             }
             if !cursor.eat(b',') {
@@ -229,20 +233,19 @@ impl<'a> Cursor<'a> {
 
     /// The next member name and its colon: the index in `known` of the name when it is one
     /// of them (each written with its quotes, compared as written: a name with an escape is
-    /// never read here), else `known.len()`.
+    /// never read here), else `known.len()` and the name.
     #[inline(always)]
-    fn member(&mut self, known: &[&[u8]]) -> Option<usize> {
+    fn member(&mut self, known: &[&[u8]]) -> Option<(usize, &'a str)> {
         self.whitespace();
         let rest = self.bytes.get(self.at..)?;
         for (index, name) in known.iter().enumerate() {
             if rest.starts_with(name) {
                 self.at += name.len();
                 self.expect(b':')?;
-                return Some(index);
+                return Some((index, ""));
             }
         }
-        self.key()?;
-        Some(known.len())
+        Some((known.len(), self.key()?))
     }
 
     /// A member name and its colon.
@@ -317,58 +320,34 @@ impl<'a> Cursor<'a> {
         if !integral {
             return Some(Number::Other);
         }
-        Some(match self.text.get(start..self.at)?.parse::<i64>() {
+        let text = self.text.get(start..self.at)?;
+        Some(match text.parse::<i64>() {
+            // `serde_json` reads `-0` as a float: so does the ordinary path.
+            Ok(0) if text.starts_with('-') => Number::Other,
             Ok(value) => Number::Int(value),
             Err(_) => Number::Other,
         })
     }
 
-    /// A string in JSON's grammar, escapes included (what `serde_json` accepts when it skips a
-    /// string: an escape is one of `"\/bfnrt` or `u` and four hex digits).
-    fn skip_string(&mut self) -> Option<()> {
-        self.expect(b'"')?;
-        loop {
-            match *self.bytes.get(self.at)? {
-                b'"' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                b'\\' => {
-                    self.at += 1;
-                    match *self.bytes.get(self.at)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
-                        b'u' => {
-                            let hex = self.bytes.get(self.at + 1..self.at + 5)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
-                            }
-                            self.at += 5;
-                        }
-                        _ => return None,
-                    }
-                }
-                byte if byte < 0x20 => return None,
-                _ => self.at += 1,
-            }
-        }
-    }
-
-    /// Skips any JSON value, validating it (a member the API does not have).
+    /// Skips a value (a member the API does not have, or one of `properties` or `context`
+    /// outside their declarations), holding it to the ordinary reader's rules: strings
+    /// without escapes (left to that reader), no key given twice.
     fn skip(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         match self.peek()? {
-            b'"' => self.skip_string(),
+            b'"' => self.plain_string().map(|_| ()),
             b'{' => {
                 self.at += 1;
                 if self.eat(b'}') {
                     return Some(());
                 }
+                let mut names = Names::default();
                 loop {
-                    self.whitespace();
-                    self.skip_string()?;
-                    self.expect(b':')?;
+                    if !names.insert(self.key()?) {
+                        return None;
+                    }
                     self.skip(depth + 1)?;
                     if !self.eat(b',') {
                         return self.expect(b'}');
@@ -394,48 +373,6 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips a value inside `properties` or `context`, which the ordinary path parses whole
-    /// (refusing a key given twice anywhere): strings without escapes, keys checked.
-    fn skip_strict(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        match self.peek()? {
-            b'"' => self.plain_string().map(|_| ()),
-            b'{' => {
-                self.at += 1;
-                if self.eat(b'}') {
-                    return Some(());
-                }
-                let mut keys: SmallVec<[&str; 8]> = SmallVec::new();
-                loop {
-                    let key = self.key()?;
-                    if keys.contains(&key) {
-                        return None;
-                    }
-                    keys.push(key);
-                    self.skip_strict(depth + 1)?;
-                    if !self.eat(b',') {
-                        return self.expect(b'}');
-                    }
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                if self.eat(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.skip_strict(depth + 1)?;
-                    if !self.eat(b',') {
-                        return self.expect(b']');
-                    }
-                }
-            }
-            _ => self.skip(depth),
-        }
-    }
-
     /// An object (checked strictly) as its text; `None` inside for `null`.
     fn object_text(&mut self) -> Option<Option<&'a str>> {
         if self.null() {
@@ -445,7 +382,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.at;
-        self.skip_strict(0)?;
+        self.skip(0)?;
         Some(Some(self.text.get(start..self.at)?))
     }
 
@@ -460,18 +397,19 @@ impl<'a> Cursor<'a> {
     fn entity_members(&mut self) -> Option<Entity<'a>> {
         let (mut ty, mut id, mut properties) = (None, None, None);
         let mut seen_properties = false;
+        let mut others = Names::default();
         self.expect(b'{')?;
         if !self.eat(b'}') {
             loop {
                 const KNOWN: [&[u8]; 3] = [b"\"type\"", b"\"id\"", b"\"properties\""];
                 match self.member(&KNOWN)? {
-                    0 if ty.is_none() => ty = Some(self.plain_string()?),
-                    1 if id.is_none() => id = Some(self.plain_string()?),
-                    2 if !seen_properties => {
+                    (0, _) if ty.is_none() => ty = Some(self.plain_string()?),
+                    (1, _) if id.is_none() => id = Some(self.plain_string()?),
+                    (2, _) if !seen_properties => {
                         seen_properties = true;
                         properties = self.object_text()?;
                     }
-                    3 => self.skip(0)?,
+                    (3, name) if others.insert(name) => self.skip(2)?,
                     _ => return None,
                 }
                 if !self.eat(b',') {
@@ -536,17 +474,18 @@ impl<'a> Cursor<'a> {
     fn action(&mut self) -> Option<(&'a str, Option<&'a str>)> {
         let (mut name, mut properties) = (None, None);
         let mut seen_properties = false;
+        let mut others = Names::default();
         self.expect(b'{')?;
         if !self.eat(b'}') {
             loop {
                 const KNOWN: [&[u8]; 2] = [b"\"name\"", b"\"properties\""];
                 match self.member(&KNOWN)? {
-                    0 if name.is_none() => name = Some(self.plain_string()?),
-                    1 if !seen_properties => {
+                    (0, _) if name.is_none() => name = Some(self.plain_string()?),
+                    (1, _) if !seen_properties => {
                         seen_properties = true;
                         properties = self.object_text()?;
                     }
-                    2 => self.skip(0)?,
+                    (2, other) if others.insert(other) => self.skip(2)?,
                     _ => return None,
                 }
                 if !self.eat(b',') {
@@ -574,7 +513,7 @@ impl<'a> Cursor<'a> {
                         required += usize::from(!field.optional);
                         fields.push((name.clone(), value));
                     }
-                    None => self.skip_strict(1)?,
+                    None => self.skip(1)?,
                 }
                 if !self.eat(b',') {
                     self.expect(b'}')?;
@@ -623,7 +562,7 @@ impl<'a> Cursor<'a> {
                         }
                         fields.push((resolver.string(key), value));
                     }
-                    None => self.skip_strict(depth + 1)?,
+                    None => self.skip(depth + 1)?,
                 }
                 if !self.eat(b',') {
                     self.expect(b'}')?;
@@ -701,7 +640,7 @@ impl<'a> Cursor<'a> {
                     // Keys are unique: each is read once.
                     "type" => ty = Some(self.plain_string()?),
                     "id" => id = Some(self.plain_string()?),
-                    _ => self.skip_strict(depth + 1)?,
+                    _ => self.skip(depth + 1)?,
                 }
                 if !self.eat(b',') {
                     self.expect(b'}')?;

@@ -11,6 +11,7 @@ mod bytes;
 pub mod capability;
 pub mod explain;
 pub mod request;
+pub mod strict;
 pub mod wire;
 
 #[cfg(test)]

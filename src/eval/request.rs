@@ -507,15 +507,27 @@ pub fn decode_bytes(
 
 /// The ordinary way from bytes: the skeleton read ([`super::wire`]), `properties` and
 /// `context` parsed, then decoded through the declarations; a body the skeleton reader
-/// cannot read is read by `serde_json`, which names what is wrong with it.
+/// cannot read is read by the ordinary reader, which names what is wrong with it.
 fn decode_bytes_ordinary(
     program: &Program,
     body: &[u8],
     text: Option<&str>,
     now: Timestamp,
 ) -> Result<Request, RequestError> {
-    let read = text.and_then(super::wire::read);
-    let Some(super::wire::Body {
+    match text.and_then(|text| decode_skeleton(program, text, now)) {
+        Some(decoded) => decoded,
+        None => decode_tree(program, body, now),
+    }
+}
+
+/// A body read by the skeleton reader ([`super::wire`]); `None` when it leaves the body to
+/// the ordinary reader.
+fn decode_skeleton(
+    program: &Program,
+    text: &str,
+    now: Timestamp,
+) -> Option<Result<Request, RequestError>> {
+    let super::wire::Body {
         parts:
             super::wire::Parts {
                 subject: Some(subject),
@@ -524,42 +536,75 @@ fn decode_bytes_ordinary(
                 context,
             },
         ..
-    }) = read
+    } = super::wire::read(text)?
     else {
-        let json: JsonValue = serde_json::from_slice(body).map_err(|error| {
-            RequestError::Malformed(format!("the body is not valid JSON: {error}"))
-        })?;
-        return decode_body(program, &json, now);
+        return None;
     };
-    let subject_properties = raw_object(subject.properties, "subject.properties")?;
-    let action_properties = raw_object(action.properties, "action.properties")?;
-    let resource_properties = raw_object(resource.properties, "resource.properties")?;
-    let context = raw_object(context, "context")?;
-    decode_wire(
-        program,
-        &Wire {
-            subject_type: subject.ty,
-            subject_id: subject.id,
-            subject_properties: subject_properties.as_ref(),
-            action: action.name,
-            action_properties: action_properties.as_ref(),
-            resource_type: resource.ty,
-            resource_id: resource.id,
-            resource_properties: resource_properties.as_ref(),
-            context: context.as_ref(),
-        },
-        now,
-    )
+    let decode = || {
+        let subject_properties = raw_object(subject.properties, "subject.properties")?;
+        let action_properties = raw_object(action.properties, "action.properties")?;
+        let resource_properties = raw_object(resource.properties, "resource.properties")?;
+        let context = raw_object(context, "context")?;
+        decode_wire(
+            program,
+            &Wire {
+                subject_type: subject.ty,
+                subject_id: subject.id,
+                subject_properties: subject_properties.as_ref(),
+                action: action.name,
+                action_properties: action_properties.as_ref(),
+                resource_type: resource.ty,
+                resource_id: resource.id,
+                resource_properties: resource_properties.as_ref(),
+                context: context.as_ref(),
+            },
+            now,
+        )
+    };
+    Some(decode())
+}
+
+/// A body read by the ordinary reader ([`super::strict::parse`]): a tree, then decoded.
+fn decode_tree(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
+    let json = super::strict::parse(body)
+        .map_err(|error| RequestError::Malformed(format!("the body is not valid JSON: {error}")))?;
+    decode_body(program, &json, now)
+}
+
+/// The readers of an evaluation body. The ordinary one reads every body; the others, faster,
+/// read what they are sure of and leave the rest to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// [`decode_text`]: one pass, no JSON tree ([`super::bytes`]).
+    OnePass,
+    /// The skeleton reader ([`super::wire`]): names borrowed, objects parsed.
+    Skeleton,
+    /// [`super::strict::parse`]'s tree, then [`decode_body`].
+    Ordinary,
+}
+
+/// Decodes `body` with `reader` alone: `None` when that reader leaves the body to the
+/// ordinary one. What the tests and the `decode` fuzz target use to hold every reader to the
+/// ordinary one: whatever another reader decodes, the ordinary one decodes alike.
+pub fn decode_with(
+    program: &Program,
+    body: &[u8],
+    now: Timestamp,
+    reader: Reader,
+) -> Option<Result<Request, RequestError>> {
+    let text = std::str::from_utf8(body).ok();
+    match reader {
+        Reader::OnePass => decode_one_pass(program, text?, now).map(|(request, _)| Ok(request)),
+        Reader::Skeleton => decode_skeleton(program, text?, now),
+        Reader::Ordinary => Some(decode_tree(program, body, now)),
+    }
 }
 
 /// Reads a request's `properties` or `context` (`what`) from its JSON text: `None` when
 /// absent or `null`, an error when it is not an object.
-pub fn raw_object(
-    raw: Option<&serde_json::value::RawValue>,
-    what: &str,
-) -> Result<Option<Json>, RequestError> {
+pub fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
     let Some(raw) = raw else { return Ok(None) };
-    let json = crate::data::json::parse(raw.get())
+    let json = crate::data::json::parse(raw)
         .map_err(|error| RequestError::Malformed(format!("`{what}`: {}", error.message)))?;
     match json.kind {
         JsonKind::Null => Ok(None),

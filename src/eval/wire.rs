@@ -2,30 +2,31 @@
 //! text, for what the one-pass reader ([`super::bytes`], single evaluations only) leaves — a
 //! batch, a capability token in `context`, an undeclared name, every error: the names
 //! (`type`, `id`, `name`) borrowed, `properties`, `context` and `options` kept as JSON text,
-//! nothing else built. What it cannot read simply — a name with an escape, a key given twice, a
-//! part that is not an object, anything that is not JSON — it does not read (`None`): the
-//! caller then reads the body the ordinary way, which accepts or refuses it exactly as before
-//! and names what is wrong.
+//! nothing else built. What it cannot read simply — a name with an escape, a part that is not
+//! an object, anything that is not JSON — it does not read (`None`): the caller then reads the
+//! body the ordinary way ([`super::strict::parse`]), which accepts or refuses it and names what
+//! is wrong.
 //!
 //! Only the skeleton is read here; every value it does not read itself (`properties`,
-//! `context`, `options`, unknown members) is read by `serde_json` at its place, so what is
-//! accepted is exactly what `serde_json` accepts.
+//! `context`, `options`, unknown members) is validated by [`super::strict::check`] at its
+//! place, and every object's names are checked for one given twice, so what is read here is
+//! exactly what the ordinary reader accepts.
 
-use serde_json::value::RawValue;
+use super::strict::{self, Names};
 
 /// `{"type", "id", "properties"}`.
 #[derive(Clone, Copy, Debug)]
 pub struct Entity<'a> {
     pub ty: &'a str,
     pub id: &'a str,
-    pub properties: Option<&'a RawValue>,
+    pub properties: Option<&'a str>,
 }
 
 /// `{"name", "properties"}`.
 #[derive(Clone, Copy, Debug)]
 pub struct Action<'a> {
     pub name: &'a str,
-    pub properties: Option<&'a RawValue>,
+    pub properties: Option<&'a str>,
 }
 
 /// The parts an evaluation (or an item of a batch) gives; absent and `null` are `None`.
@@ -34,7 +35,7 @@ pub struct Parts<'a> {
     pub subject: Option<Entity<'a>>,
     pub action: Option<Action<'a>>,
     pub resource: Option<Entity<'a>>,
-    pub context: Option<&'a RawValue>,
+    pub context: Option<&'a str>,
 }
 
 /// A whole body.
@@ -44,8 +45,8 @@ pub struct Body<'a> {
     pub parts: Parts<'a>,
     /// `evaluations`, when present and not `null`.
     pub evaluations: Option<Vec<Parts<'a>>>,
-    /// `options`, when present and not `null`.
-    pub options: Option<&'a RawValue>,
+    /// `options` (its text), when present and not `null`.
+    pub options: Option<&'a str>,
     /// Whether any object of the skeleton held a key the API does not have (skipped).
     pub other_keys: bool,
 }
@@ -56,30 +57,20 @@ pub fn read(text: &str) -> Option<Body<'_>> {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        depth: 0,
         other_keys: false,
     };
     let mut body = Body::default();
-    let mut seen = [false; 6];
+    // `object` refuses a name given twice: each part is read once.
     reader.object(|reader, key| {
-        let slot = match key {
-            "subject" => 0,
-            "action" => 1,
-            "resource" => 2,
-            "context" => 3,
-            "evaluations" => 4,
-            "options" => 5,
-            _ => return reader.skip(),
-        };
-        if std::mem::replace(&mut seen[slot], true) {
-            return None;
-        }
-        match slot {
-            0 => body.parts.subject = reader.nullable(Reader::entity)?,
-            1 => body.parts.action = reader.nullable(Reader::action)?,
-            2 => body.parts.resource = reader.nullable(Reader::entity)?,
-            3 => body.parts.context = reader.raw_nullable()?,
-            4 => body.evaluations = reader.nullable(Reader::items)?,
-            _ => body.options = reader.raw_nullable()?,
+        match key {
+            "subject" => body.parts.subject = reader.nullable(Reader::entity)?,
+            "action" => body.parts.action = reader.nullable(Reader::action)?,
+            "resource" => body.parts.resource = reader.nullable(Reader::entity)?,
+            "context" => body.parts.context = reader.raw_nullable()?,
+            "evaluations" => body.evaluations = reader.nullable(Reader::items)?,
+            "options" => body.options = reader.raw_nullable()?,
+            _ => reader.skip()?,
         }
         Some(())
     })?;
@@ -95,6 +86,8 @@ struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// The arrays and objects open at `at`, the body's own braces included.
+    depth: usize,
     other_keys: bool,
 }
 
@@ -135,7 +128,8 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
-    /// Reads `{ "key": value, … }`, calling `member` after each key and its colon.
+    /// Reads `{ "key": value, … }`, calling `member` after each key and its colon; a key
+    /// given twice is not read.
     fn object(
         &mut self,
         mut member: impl FnMut(&mut Reader<'a>, &'a str) -> Option<()>,
@@ -143,20 +137,30 @@ impl<'a> Reader<'a> {
         if !self.eat(b'{') {
             return None;
         }
+        self.enter()?;
         if self.eat(b'}') {
+            self.depth -= 1;
             return Some(());
         }
+        let mut names = Names::default();
         loop {
             let key = self.string()?;
-            if !self.eat(b':') {
+            if !names.insert(key) || !self.eat(b':') {
                 return None;
             }
             member(self, key)?;
             if self.eat(b',') {
                 continue;
             }
+            self.depth -= 1;
             return self.eat(b'}').then_some(());
         }
+    }
+
+    /// One more array or object open, within the ordinary reader's limit.
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= strict::MAX_NESTING).then_some(())
     }
 
     /// `null` (as `None`), or what `read` reads.
@@ -172,53 +176,37 @@ impl<'a> Reader<'a> {
         read(self).map(Some)
     }
 
-    /// Any JSON value, as its text (read by `serde_json`).
-    fn raw(&mut self) -> Option<&'a RawValue> {
+    /// Any JSON value, as its text (validated as the ordinary reader reads it).
+    fn raw(&mut self) -> Option<&'a str> {
         self.whitespace();
-        let rest = self.text.get(self.at..)?;
-        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
-        let raw = stream.next()?.ok()?;
-        self.at += stream.byte_offset();
-        Some(raw)
+        let start = self.at;
+        let length = strict::check(self.text.get(start..)?, self.depth)?;
+        self.at += length;
+        self.text.get(start..self.at)
     }
 
     /// Any JSON value, `None` for `null`.
-    fn raw_nullable(&mut self) -> Option<Option<&'a RawValue>> {
+    fn raw_nullable(&mut self) -> Option<Option<&'a str>> {
         let raw = self.raw()?;
-        Some((raw.get() != "null").then_some(raw))
+        Some((raw != "null").then_some(raw))
     }
 
-    /// Skips a member the API does not have (validated by `serde_json`).
+    /// Skips a member the API does not have (validated as the ordinary reader reads it).
     fn skip(&mut self) -> Option<()> {
         self.other_keys = true;
-        self.whitespace();
-        let rest = self.text.get(self.at..)?;
-        let mut stream =
-            serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
-        stream.next()?.ok()?;
-        self.at += stream.byte_offset();
-        Some(())
+        self.raw().map(|_| ())
     }
 
     fn entity(&mut self) -> Option<Entity<'a>> {
         let (mut ty, mut id, mut properties) = (None, None, None);
-        let mut seen_properties = false;
-        self.object(|reader, key| match key {
-            "type" if ty.is_none() => {
-                ty = Some(reader.string()?);
-                Some(())
+        self.object(|reader, key| {
+            match key {
+                "type" => ty = Some(reader.string()?),
+                "id" => id = Some(reader.string()?),
+                "properties" => properties = reader.raw_nullable()?,
+                _ => reader.skip()?,
             }
-            "id" if id.is_none() => {
-                id = Some(reader.string()?);
-                Some(())
-            }
-            "properties" if !seen_properties => {
-                seen_properties = true;
-                properties = reader.raw_nullable()?;
-                Some(())
-            }
-            "type" | "id" | "properties" => None,
-            _ => reader.skip(),
+            Some(())
         })?;
         Some(Entity {
             ty: ty?,
@@ -229,19 +217,13 @@ impl<'a> Reader<'a> {
 
     fn action(&mut self) -> Option<Action<'a>> {
         let (mut name, mut properties) = (None, None);
-        let mut seen_properties = false;
-        self.object(|reader, key| match key {
-            "name" if name.is_none() => {
-                name = Some(reader.string()?);
-                Some(())
+        self.object(|reader, key| {
+            match key {
+                "name" => name = Some(reader.string()?),
+                "properties" => properties = reader.raw_nullable()?,
+                _ => reader.skip()?,
             }
-            "properties" if !seen_properties => {
-                seen_properties = true;
-                properties = reader.raw_nullable()?;
-                Some(())
-            }
-            "name" | "properties" => None,
-            _ => reader.skip(),
+            Some(())
         })?;
         Some(Action {
             name: name?,
@@ -253,29 +235,21 @@ impl<'a> Reader<'a> {
         if !self.eat(b'[') {
             return None;
         }
+        self.enter()?;
         let mut items = Vec::new();
         if self.eat(b']') {
+            self.depth -= 1;
             return Some(items);
         }
         loop {
             let mut item = Parts::default();
-            let mut seen = [false; 4];
             self.object(|reader, key| {
-                let slot = match key {
-                    "subject" => 0,
-                    "action" => 1,
-                    "resource" => 2,
-                    "context" => 3,
-                    _ => return reader.skip(),
-                };
-                if std::mem::replace(&mut seen[slot], true) {
-                    return None;
-                }
-                match slot {
-                    0 => item.subject = reader.nullable(Reader::entity)?,
-                    1 => item.action = reader.nullable(Reader::action)?,
-                    2 => item.resource = reader.nullable(Reader::entity)?,
-                    _ => item.context = reader.raw_nullable()?,
+                match key {
+                    "subject" => item.subject = reader.nullable(Reader::entity)?,
+                    "action" => item.action = reader.nullable(Reader::action)?,
+                    "resource" => item.resource = reader.nullable(Reader::entity)?,
+                    "context" => item.context = reader.raw_nullable()?,
+                    _ => reader.skip()?,
                 }
                 Some(())
             })?;
@@ -283,6 +257,7 @@ impl<'a> Reader<'a> {
             if self.eat(b',') {
                 continue;
             }
+            self.depth -= 1;
             return self.eat(b']').then_some(items);
         }
     }
@@ -303,9 +278,9 @@ mod tests {
         .unwrap();
         let subject = body.parts.subject.unwrap();
         assert_eq!((subject.ty, subject.id), ("User", "a b"));
-        assert_eq!(subject.properties.unwrap().get(), r#"{"x":[1,{"y":null}]}"#);
+        assert_eq!(subject.properties.unwrap(), r#"{"x":[1,{"y":null}]}"#);
         assert!(body.parts.resource.unwrap().properties.is_none());
-        assert_eq!(body.parts.context.unwrap().get(), r#"{"ip":"10.0.0.1"}"#);
+        assert_eq!(body.parts.context.unwrap(), r#"{"ip":"10.0.0.1"}"#);
         assert!(body.options.is_none());
         let items = body.evaluations.unwrap();
         assert_eq!(items.len(), 2);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +52,12 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route(SEARCH_SUBJECT_PATH, post(search::subject))
         .route(SEARCH_RESOURCE_PATH, post(search::resource))
         .route(SEARCH_ACTION_PATH, post(search::action));
-    protect(api, &state).route(DISCOVERY_PATH, get(discovery))
+    protect(api, &state)
+        .route(DISCOVERY_PATH, get(discovery))
+        .route(
+            &format!("{DISCOVERY_PATH}/{{tenant}}"),
+            get(tenant_discovery),
+        )
 }
 
 /// Requires an API key on every route of `api` when keys are configured.
@@ -552,15 +557,64 @@ async fn evaluation(
 ) -> Response {
     let started = started(&body);
     let mut record = None;
-    let result = body.and_then(|body| {
-        if let Some(result) = fast(&state, &headers, &body, false, &mut record) {
-            return result;
-        }
-        let object = body.object()?;
-        single(&state, &headers, &body, &object, &mut record)
-    });
+    let result =
+        body.and_then(|body| respond(&state, &headers, &body, false, Readers::All, &mut record));
     audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluation, started, result)
+}
+
+/// Which readers a call may be read with: all of them (what the server does), or only the
+/// ordinary one ([`crate::eval::strict::parse`]'s tree), which the faster ones must agree
+/// with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    All,
+    Ordinary,
+}
+
+/// Answers an evaluation call (or, with `batch`, an evaluations call).
+fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &AuthzenBody,
+    batch: bool,
+    readers: Readers,
+    record: &mut Option<Record>,
+) -> Result<Response, ApiError> {
+    if readers == Readers::All
+        && let Some(result) = fast(state, headers, body, batch, record)
+    {
+        return result;
+    }
+    if batch {
+        return self::batch(state, headers, body, record);
+    }
+    let object = body.object()?;
+    single(state, headers, body, &object, record)
+}
+
+/// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
+/// as the server does but without HTTP: the status and the body of the answer. The reader
+/// tests and the `decode` fuzz target call it with each of [`Readers`] and compare.
+pub fn answer_body(
+    state: &Arc<AppState>,
+    bytes: &[u8],
+    batch: bool,
+    readers: Readers,
+) -> (u16, Vec<u8>) {
+    let body = AuthzenBody::new(axum::body::Bytes::copy_from_slice(bytes), state);
+    let mut record = None;
+    let response = respond(state, &HeaderMap::new(), &body, batch, readers, &mut record)
+        .unwrap_or_else(IntoResponse::into_response);
+    let status = response.status().as_u16();
+    // Every answer is a whole body in memory: one poll collects it.
+    let mut collect = std::pin::pin!(axum::body::to_bytes(response.into_body(), usize::MAX));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let bytes = match collect.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Ok(bytes)) => bytes.to_vec(),
+        _ => Vec::new(),
+    };
+    (status, bytes)
 }
 
 /// Queues a call's audit record (waiting for room when the queue is full and so configured).
@@ -680,10 +734,8 @@ async fn evaluations(
 ) -> Response {
     let started = started(&body);
     let mut record = None;
-    let result = body.and_then(|body| {
-        fast(&state, &headers, &body, true, &mut record)
-            .unwrap_or_else(|| batch(&state, &headers, &body, &mut record))
-    });
+    let result =
+        body.and_then(|body| respond(&state, &headers, &body, true, Readers::All, &mut record));
     audit_submit(&state, record).await;
     finish(&state, Endpoint::Evaluations, started, result)
 }
@@ -849,7 +901,7 @@ fn fast(
     let mut options = None;
     if batch {
         if let Some(given) = read.options {
-            options = Some(serde_json::from_str::<JsonValue>(given.get()).ok()?);
+            options = Some(serde_json::from_str::<JsonValue>(given).ok()?);
         }
         let semantic = match Semantic::parse(options.as_ref()) {
             Ok(semantic) => semantic,
@@ -1019,15 +1071,42 @@ fn fast_batch(
     Some(answer())
 }
 
-/// `GET /.well-known/authzen-configuration`: where the endpoints are, from the base URL the
-/// client used.
+/// `GET /.well-known/authzen-configuration`: where the endpoints are.
 async fn discovery(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let base = match base_url(&state, &headers) {
+    discovery_document(&state, &headers, None)
+}
+
+/// `GET /.well-known/authzen-configuration/{tenant}`: the document of the PDP identified by
+/// the base URL and the tenant path (as RFC 8414 builds the well-known URL). Warden serves
+/// one policy set, so every tenant's endpoints are the same.
+async fn tenant_discovery(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if tenant.is_empty()
+        || !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    discovery_document(&state, &headers, Some(&tenant))
+}
+
+fn discovery_document(state: &AppState, headers: &HeaderMap, tenant: Option<&str>) -> Response {
+    let base = match base_url(state, headers) {
         Ok(base) => base,
         Err(error) => return error.into_response(),
     };
+    let pdp = match tenant {
+        Some(tenant) => format!("{base}/{tenant}"),
+        // Without a configured URL the base is empty: the root, as a relative reference.
+        None if base.is_empty() => "/".to_string(),
+        None => base.clone(),
+    };
     let document = json!({
-        "policy_decision_point": base,
+        "policy_decision_point": pdp,
         "access_evaluation_endpoint": format!("{base}{EVALUATION_PATH}"),
         "access_evaluations_endpoint": format!("{base}{EVALUATIONS_PATH}"),
         "search_subject_endpoint": format!("{base}{SEARCH_SUBJECT_PATH}"),
@@ -1044,12 +1123,15 @@ async fn discovery(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .into_response()
 }
 
-/// The configured public URL; else, behind a trusted proxy, `X-Forwarded-Proto` and
-/// `X-Forwarded-Host`; else `http://` and the `Host` header.
+/// The base of discovery's URLs: the configured public URL; else, behind a trusted proxy,
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`; else empty, so that the document holds paths
+/// relative to where it was fetched. Never the `Host` header: any caller can write it, and
+/// a cache or a client that trusts the document would send decisions (and their bodies)
+/// wherever it points.
 fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let settings = &state.settings;
     if let Some(url) = &settings.public_url {
-        return Ok(url.clone());
+        return Ok(url.trim_end_matches('/').to_string());
     }
     let first = |name: &str| {
         headers
@@ -1070,13 +1152,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
         }
         return Ok(format!("{proto}://{host}"));
     }
-    match first("host") {
-        Some(host) if valid_host(host) => Ok(format!("http://{host}")),
-        Some(_) => Err(ApiError::bad_request(
-            "the `Host` header is not a valid host",
-        )),
-        None => Err(ApiError::bad_request("missing `Host` header")),
-    }
+    Ok(String::new())
 }
 
 /// A host name or address with an optional port: nothing that could smuggle a path, a query

@@ -50,6 +50,15 @@ pub struct AuthzenBody {
 }
 
 impl AuthzenBody {
+    /// A body read elsewhere (tests and fuzzing answer calls without HTTP).
+    pub fn new(bytes: axum::body::Bytes, state: &Arc<AppState>) -> AuthzenBody {
+        AuthzenBody {
+            bytes,
+            started: Instant::now(),
+            _in_flight: InFlight::new(state),
+        }
+    }
+
     /// The body as text.
     pub fn text(&self) -> Result<&str, ApiError> {
         std::str::from_utf8(&self.bytes).map_err(|error| {
@@ -64,7 +73,7 @@ impl AuthzenBody {
 }
 
 fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, JsonValue>, ApiError> {
-    match serde_json::from_slice::<JsonValue>(bytes) {
+    match crate::eval::strict::parse(bytes) {
         Ok(JsonValue::Object(body)) => Ok(body),
         Ok(_) => Err(ApiError::bad_request("the request must be a JSON object")),
         Err(error) => Err(ApiError::bad_request(format!(

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +28,36 @@ use crate::server::authzen::{decided_response, finish};
 use crate::server::error::ApiError;
 use crate::server::extract::AuthzenJson;
 use crate::server::metrics::Endpoint;
+
+/// One result, its members in the order the spec's examples write them (`type` before `id`):
+/// interop harnesses compare results as text.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Found {
+    Entity {
+        #[serde(rename = "type")]
+        ty: String,
+        id: String,
+    },
+    Action {
+        name: String,
+    },
+}
+
+/// A search's answer: `results`, then `page` when there is one.
+#[derive(Serialize)]
+struct Answer<'r> {
+    results: &'r [Found],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<Page>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    next_token: String,
+    count: usize,
+    total: usize,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Searched {
@@ -194,21 +225,21 @@ fn search(state: &AppState, searched: Searched, json: &AuthzenJson) -> Result<Re
     };
     let end = start.saturating_add(page.limit).min(total);
     let shown = results.get(start..end).unwrap_or_default();
-    let mut response = json!({ "results": shown });
-    if (page.asked || end < total)
-        && let JsonValue::Object(map) = &mut response
-    {
-        let next_token = if end < total {
+    let page = (page.asked || end < total).then(|| Page {
+        next_token: if end < total {
             token(&program.version, &digest, end)
         } else {
             String::new()
-        };
-        map.insert(
-            "page".to_string(),
-            json!({ "next_token": next_token, "count": shown.len(), "total": total }),
-        );
-    }
-    Ok(decided_response(&program, response.to_string()))
+        },
+        count: shown.len(),
+        total,
+    });
+    let answer = serde_json::to_string(&Answer {
+        results: shown,
+        page,
+    })
+    .map_err(|_| ApiError::Internal)?;
+    Ok(decided_response(&program, answer))
 }
 
 fn required<'j>(body: &'j Map<String, JsonValue>, key: &str) -> Result<&'j JsonValue, ApiError> {
@@ -248,7 +279,7 @@ fn entities(
     searched: Searched,
     body: &Map<String, JsonValue>,
     now: jiff::Timestamp,
-) -> Result<Option<Vec<JsonValue>>, ApiError> {
+) -> Result<Option<Vec<Found>>, ApiError> {
     let key = if searched == Searched::Subject {
         "subject"
     } else {
@@ -317,7 +348,10 @@ fn entities(
             request.resource = entity;
         }
         if eval::decide(program, &request).allowed {
-            results.push(json!({ "type": searched_type, "id": name }));
+            results.push(Found::Entity {
+                ty: searched_type.clone(),
+                id: name.to_string(),
+            });
         }
     }
     Ok(Some(results))
@@ -329,7 +363,7 @@ fn actions(
     program: &Program,
     body: &Map<String, JsonValue>,
     now: jiff::Timestamp,
-) -> Result<Option<Vec<JsonValue>>, ApiError> {
+) -> Result<Option<Vec<Found>>, ApiError> {
     let subject = required(body, "subject")?;
     let resource = required(body, "resource")?;
     let context = body.get("context");
@@ -394,7 +428,9 @@ fn actions(
         if let Some(request) = decoded(request::decode(program, &parts, now))?
             && eval::decide(program, &request).allowed
         {
-            results.push(json!({ "name": name }));
+            results.push(Found::Action {
+                name: name.to_string(),
+            });
         }
     }
     Ok(Some(results))

@@ -129,8 +129,15 @@ fn the_fast_path_decodes_what_it_should() {
     )));
     assert!(check(&body("{}", "edit", DOC, r#"{"any": [1]}"#)));
     assert!(check(&format!(
-        r#"{{"resource": {THING}, "action": {{"properties": {{"soft": true}}, "name": "edit"}}, "subject": {{"id": "ghost", "type": "User"}}, "extra": "\u0041"}}"#
+        r#"{{"resource": {THING}, "action": {{"properties": {{"soft": true}}, "name": "edit"}}, "subject": {{"id": "ghost", "type": "User"}}, "extra": "A"}}"#
     )));
+    // An escape, even in a member the API does not have, is the ordinary path's to validate
+    // (a lone surrogate is not JSON there).
+    for extra in [r#""\u0041""#, r#""\ud800""#] {
+        assert!(!check(&format!(
+            r#"{{"resource": {THING}, "action": {{"name": "edit"}}, "subject": {{"id": "ghost", "type": "User"}}, "extra": {extra}}}"#
+        )));
+    }
 }
 
 #[test]

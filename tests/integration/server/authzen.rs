@@ -584,8 +584,11 @@ async fn an_api_key_protects_the_decision_api_only() {
     );
 }
 
+/// Discovery's URLs come from the configuration, never from the caller's `Host`: without
+/// `public_url` (or a trusted proxy's `X-Forwarded-Host`) they are paths, relative to where the
+/// document was fetched. The tenant form names the tenant in `policy_decision_point`.
 #[tokio::test]
-async fn discovery_advertises_the_url_the_client_used() {
+async fn discovery_advertises_the_configured_url_never_the_callers_host() {
     let dir = PolicyDir::standard();
     let server = TestServer::start(Config {
         watch: false,
@@ -593,43 +596,51 @@ async fn discovery_advertises_the_url_the_client_used() {
     })
     .await;
     let path = "/.well-known/authzen-configuration";
+    let relative = json!({
+        "policy_decision_point": "/",
+        "access_evaluation_endpoint": "/access/v1/evaluation",
+        "access_evaluations_endpoint": "/access/v1/evaluations",
+        "search_subject_endpoint": "/access/v1/search/subject",
+        "search_resource_endpoint": "/access/v1/search/resource",
+        "search_action_endpoint": "/access/v1/search/action",
+    });
     let reply = server.http.get(path).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    let base = format!("http://{}", server.running.address);
-    assert_eq!(
-        reply.json(),
-        json!({
-            "policy_decision_point": base,
-            "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
-            "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
-            "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
-            "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
-            "search_action_endpoint": format!("{base}/access/v1/search/action"),
-        })
-    );
+    assert_eq!(reply.json(), relative);
     let forwarded = [
         ("x-forwarded-host", "pdp.example.com"),
         ("x-forwarded-proto", "https"),
     ];
-    // Forwarded headers are ignored unless the proxy is trusted...
-    let reply = server.http.send("GET", path, &forwarded, "").await;
-    assert_eq!(reply.json()["policy_decision_point"], base);
+    // Neither `Host` nor forwarded headers move the URLs unless the proxy is trusted.
+    for headers in [
+        &[("host", "evil.example")][..],
+        &[("host", "evil.com/x?y")][..],
+        &forwarded[..],
+    ] {
+        let reply = server.http.send("GET", path, headers, "").await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (200, relative.clone()),
+            "{headers:?}"
+        );
+    }
     let reply = server
         .http
-        .send("GET", path, &[("host", "pdp.internal:9000")], "")
+        .send(
+            "GET",
+            &format!("{path}/acme"),
+            &[("host", "evil.example")],
+            "",
+        )
         .await;
+    assert_eq!(reply.json()["policy_decision_point"], "/acme");
     assert_eq!(
-        reply.json()["policy_decision_point"],
-        "http://pdp.internal:9000"
+        reply.json()["access_evaluation_endpoint"],
+        "/access/v1/evaluation"
     );
-    let reply = server
-        .http
-        .send("GET", path, &[("host", "evil.com/x?y")], "")
-        .await;
-    assert_eq!(reply.status, 400);
 
-    // ...and used when it is.
+    // A trusted proxy's headers are used.
     let trusting = TestServer::start(Config {
         watch: false,
         trust_forwarded: true,
@@ -643,6 +654,11 @@ async fn discovery_advertises_the_url_the_client_used() {
         document["access_evaluation_endpoint"],
         "https://pdp.example.com/access/v1/evaluation"
     );
+    let reply = trusting
+        .http
+        .send("GET", path, &[("host", "evil.example")], "")
+        .await;
+    assert_eq!(reply.json(), relative);
     // A configured public URL wins over everything.
     let fixed = TestServer::start(Config {
         watch: false,
@@ -653,9 +669,28 @@ async fn discovery_advertises_the_url_the_client_used() {
     .await;
     let reply = fixed.http.send("GET", path, &forwarded, "").await;
     assert_eq!(
+        reply.json()["policy_decision_point"],
+        "https://authz.example.org/pdp"
+    );
+    assert_eq!(
         reply.json()["search_action_endpoint"],
         "https://authz.example.org/pdp/access/v1/search/action"
     );
+    let reply = fixed.http.get(&format!("{path}/tenant-1")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["policy_decision_point"],
+        "https://authz.example.org/pdp/tenant-1"
+    );
+    assert_eq!(
+        reply.json()["access_evaluation_endpoint"],
+        "https://authz.example.org/pdp/access/v1/evaluation"
+    );
+    // Only one path segment of safe characters names a tenant.
+    for tenant in ["a%2Fb", "a/b", "%3Cx%3E"] {
+        let reply = fixed.http.get(&format!("{path}/{tenant}")).await;
+        assert_eq!(reply.status, 404, "{tenant}");
+    }
 }
 
 /// The router in-process: no program yet, or shutting down, is a 503 (never a deny).
@@ -764,11 +799,11 @@ async fn bodies_read_from_their_bytes_are_answered_as_the_ordinary_way_answers()
         for body in bodies {
             let fast = server.http.post(path, body).await;
             let slow = server.http.post(path, &ordinary(body)).await;
-            assert_eq!(
-                (fast.status, &fast.body),
-                (slow.status, &slow.body),
-                "{path} {body}"
-            );
+            // A refusal names the column, which the added key moves.
+            if fast.status == 200 {
+                assert_eq!(fast.body, slow.body, "{path} {body}");
+            }
+            assert_eq!(fast.status, slow.status, "{path} {body}: {}", fast.body);
         }
     }
     server.running.shutdown().await;
@@ -842,4 +877,139 @@ async fn single_evaluations_are_decided_at_the_time_of_the_call() {
         );
     }
     server.running.shutdown().await;
+}
+
+/// What the ordinary reader refuses is refused wherever it stands, under a member the API does
+/// not have as much as inside `context`: a lone surrogate, nesting past the ordinary reader's
+/// limit (127 arrays and objects, the body's own braces included), an invalid escape.
+#[tokio::test]
+async fn invalid_json_is_refused_under_unknown_members_as_anywhere_else() {
+    let (_dir, server) = standard().await;
+    let deep = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+    let single = |extra: &str| {
+        format!(
+            r#"{{"subject":{{"type":"User","id":"alice"}},"action":{{"name":"read"}},"resource":{{"type":"Doc","id":"d1"}},{extra}}}"#
+        )
+    };
+    let in_subject = |extra: &str| {
+        format!(
+            r#"{{"subject":{{"type":"User","id":"alice",{extra}}},"action":{{"name":"read"}},"resource":{{"type":"Doc","id":"d1"}}}}"#
+        )
+    };
+    let in_item = |extra: &str| {
+        format!(
+            r#"{{"subject":{{"type":"User","id":"alice"}},"resource":{{"type":"Doc","id":"d1"}},"evaluations":[{{"action":{{"name":"read",{extra}}}}}]}}"#
+        )
+    };
+    let refused = [
+        r#""x":"\ud800""#.to_string(),
+        r#""x":{"y":["\udc00"]}"#.to_string(),
+        r#""x":"\ud800\u0041""#.to_string(),
+        r#""x":"\q""#.to_string(),
+        r#""x":01"#.to_string(),
+        format!(r#""x":{}"#, deep(100_000)),
+        // The body's braces and these: one level past the limit.
+        format!(r#""x":{}"#, deep(127)),
+        // The fuzzer's finding: an escape in a name, inside an item of a batch.
+        r#""na\ud800me":"list""#.to_string(),
+    ];
+    for extra in &refused {
+        for (path, body) in [
+            (EVALUATION, single(extra)),
+            (EVALUATIONS, single(extra)),
+            (EVALUATION, in_subject(extra)),
+            (EVALUATIONS, in_subject(extra)),
+            (EVALUATIONS, in_item(extra)),
+        ] {
+            let reply = server.http.post(path, &body).await;
+            assert_eq!(reply.status, 400, "{path} {extra:.60}: {}", reply.body);
+            assert!(reply.body.contains("not valid JSON"), "{}", reply.body);
+        }
+    }
+    // Up to the limit, and valid escapes, are read as anywhere else.
+    for extra in [
+        format!(r#""x":{}"#, deep(126)),
+        r#""x":"\ud83d\ude00 \u00e9 \/ \n""#.to_string(),
+        r#""x":-0"#.to_string(),
+    ] {
+        for (path, body) in [(EVALUATION, single(&extra)), (EVALUATIONS, single(&extra))] {
+            let reply = server.http.post(path, &body).await;
+            assert_eq!(
+                (reply.status, &*reply.body),
+                (200, r#"{"decision":true}"#),
+                "{path} {extra:.60}"
+            );
+        }
+    }
+    let reply = server
+        .http
+        .post(EVALUATIONS, &in_item(&format!(r#""x":{}"#, deep(123))))
+        .await;
+    assert_eq!(
+        (reply.status, &*reply.body),
+        (200, r#"{"evaluations":[{"decision":true}]}"#)
+    );
+}
+
+/// A member name given twice is refused (I-JSON, RFC 7493) at every level of every call, however
+/// it is spelled: a gateway that keeps the first `subject` must never see another request
+/// than Warden decides.
+#[tokio::test]
+async fn a_member_name_given_twice_is_refused_at_every_level() {
+    let (_dir, server) = standard().await;
+    let bob = r#"{"type":"User","id":"bob"}"#;
+    let alice = r#"{"type":"User","id":"alice"}"#;
+    let rest = r#""action":{"name":"write"},"resource":{"type":"Doc","id":"d1"}"#;
+    // Bob may not write d1; alice, its owner, may.
+    let twice = [
+        format!(r#"{{"subject":{bob},"subject":{alice},{rest}}}"#),
+        format!(r#"{{"subject":{bob},"subj\u0065ct":{alice},{rest}}}"#),
+        format!(r#"{{"subject":{{"type":"User","id":"bob","id":"alice"}},{rest}}}"#),
+        format!(r#"{{"subject":{alice},{rest},"context":{{"ok":true,"ok":false}}}}"#),
+        format!(
+            r#"{{"subject":{{"type":"User","id":"alice","properties":{{"a":{{"b":1,"b":2}}}}}},{rest}}}"#
+        ),
+        format!(r#"{{"subject":{alice},{rest},"x":1,"x":2}}"#),
+        format!(r#"{{"subject":{alice},{rest},"x":[{{"y":1,"y":1}}]}}"#),
+        format!(
+            r#"{{"subject":{alice},"action":{{"name":"write","name":"read"}},"resource":{{"type":"Doc","id":"d1"}}}}"#
+        ),
+        format!(
+            r#"{{"subject":{alice},"action":{{"name":"write","x":1,"x":1}},"resource":{{"type":"Doc","id":"d1"}}}}"#
+        ),
+    ];
+    for body in &twice {
+        for path in [EVALUATION, EVALUATIONS] {
+            let reply = server.http.post(path, body).await;
+            assert_eq!(reply.status, 400, "{path} {body}: {}", reply.body);
+            assert!(reply.body.contains("duplicate member"), "{}", reply.body);
+        }
+    }
+    let batches = [
+        format!(
+            r#"{{"subject":{bob},"evaluations":[{{"subject":{bob},"subject":{alice},{rest}}}]}}"#
+        ),
+        format!(r#"{{"subject":{alice},{rest},"evaluations":[{{}}],"evaluations":[]}}"#),
+        format!(r#"{{"subject":{alice},{rest},"evaluations":[{{"context":{{"k":1,"k":2}}}}]}}"#),
+        format!(
+            r#"{{"subject":{alice},{rest},"options":{{"evaluations_semantic":"execute_all","evaluations_semantic":"deny_on_first_deny"}},"evaluations":[{{}}]}}"#
+        ),
+    ];
+    for body in &batches {
+        let reply = server.http.post(EVALUATIONS, body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.body.contains("duplicate member"), "{}", reply.body);
+    }
+    for path in ["/access/v1/search/subject", "/access/v1/search/resource"] {
+        let body = format!(r#"{{"subject":{alice},"subject":{bob},{rest}}}"#);
+        let reply = server.http.post(path, &body).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert!(reply.body.contains("duplicate member"), "{}", reply.body);
+    }
+    // The same names in different objects are no repetition.
+    let body = format!(
+        r#"{{"subject":{alice},{rest},"context":{{"ok":true,"x":{{"ok":1}}}},"x":{{"x":{{"x":1}}}}}}"#
+    );
+    let reply = server.http.post(EVALUATION, &body).await;
+    assert_eq!((reply.status, &*reply.body), (200, r#"{"decision":true}"#));
 }

@@ -4,6 +4,7 @@ mod authzen;
 mod cli;
 mod connections;
 mod ops;
+mod readers;
 mod reload;
 mod search;
 

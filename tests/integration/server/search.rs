@@ -248,3 +248,43 @@ async fn malformed_searches_are_400() {
     let reply = server.http.post(RESOURCE, "not json").await;
     assert_eq!(reply.status, 400);
 }
+
+/// Results are written as the spec's examples write them, `type` before `id`, and `page` after
+/// `results` with `next_token` first: interop harnesses compare the text.
+#[tokio::test]
+async fn results_are_written_type_first_byte_for_byte() {
+    let (_dir, server) = standard().await;
+    let reply = server
+        .http
+        .post(
+            SUBJECT,
+            r#"{"subject":{"type":"User"},"action":{"name":"read"},"resource":{"type":"Doc","id":"d1"}}"#,
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        r#"{"results":[{"type":"User","id":"alice"},{"type":"User","id":"bob"}]}"#
+    );
+    let reply = server
+        .http
+        .post(
+            RESOURCE,
+            r#"{"subject":{"type":"User","id":"carol"},"action":{"name":"read"},"resource":{"type":"Doc"},"page":{"limit":1}}"#,
+        )
+        .await;
+    let (results, page) = reply.body.split_once(r#","page":"#).unwrap();
+    assert_eq!(results, r#"{"results":[{"type":"Doc","id":"d2"}]"#);
+    assert!(page.starts_with(r#"{"next_token":""#), "{page}");
+    assert!(page.ends_with(r#"","count":1,"total":2}}"#), "{page}");
+    let reply = server
+        .http
+        .post(
+            ACTION,
+            r#"{"subject":{"type":"User","id":"alice"},"resource":{"type":"Doc","id":"d1"}}"#,
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        r#"{"results":[{"name":"read"},{"name":"write"}]}"#
+    );
+}
