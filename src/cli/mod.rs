@@ -82,6 +82,7 @@ pub struct PolicyDir {
         short = 'p',
         long = "policies",
         value_name = "DIR",
+        env = "WARDEN_POLICIES",
         default_value = "./policies"
     )]
     pub policies: PathBuf,

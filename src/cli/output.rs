@@ -23,6 +23,20 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
     }
 }
 
+/// Writes diagnostics that stopped a command: to stderr (human), or as one JSON object
+/// `{"diagnostics": [...]}` on stdout, the shape a command's JSON report would have had.
+pub fn print_failure(diagnostics: &[Diagnostic], format: Format) {
+    match format {
+        Format::Human => print_diagnostics(diagnostics, format),
+        Format::Json => {
+            let list: Vec<_> = diagnostics.iter().map(Diagnostic::to_json).collect();
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "diagnostics": list }))
+                .unwrap_or_default();
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        }
+    }
+}
+
 /// `2 errors, 1 warning` — the closing line of a human report.
 pub fn summary(errors: usize, warnings: usize) -> String {
     let plural = |n: usize, word: &str| {

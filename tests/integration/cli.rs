@@ -184,3 +184,62 @@ fn version_and_help_exit_0() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("--policies <DIR>"));
 }
+
+/// An empty directory to run in, so that `./policies` is not there to fall back on.
+fn empty_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn warden_env(args: &[&str], dir: &Path, env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn every_command_that_takes_policies_reads_warden_policies() {
+    let cwd = empty_dir("warden_policies");
+    let policies = manifest_dir().join("policies");
+    let env = [("WARDEN_POLICIES", policies.as_path())];
+    let cases: &[(&[&str], i32)] = &[
+        (&["check"], 0),
+        (&["test"], 0),
+        (&["fmt", "--check"], 0),
+        (
+            &[
+                "eval",
+                "--subject",
+                "User::bob",
+                "--action",
+                "view",
+                "--resource",
+                "Photo::p1",
+                "--time",
+                "2026-03-03T09:00:00Z",
+            ],
+            0,
+        ),
+    ];
+    for (args, code) in cases {
+        let output = warden_env(args, &cwd, &env);
+        assert_eq!(
+            output.status.code(),
+            Some(*code),
+            "{args:?} with WARDEN_POLICIES: {}",
+            stderr(&output)
+        );
+    }
+    // The flag still wins over the variable.
+    let output = warden_env(&["check", "-p", "nowhere"], &cwd, &env);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let help = warden(&["test", "--help"], manifest_dir());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("WARDEN_POLICIES"));
+}
