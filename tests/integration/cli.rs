@@ -243,3 +243,35 @@ fn every_command_that_takes_policies_reads_warden_policies() {
     let help = warden(&["test", "--help"], manifest_dir());
     assert!(String::from_utf8_lossy(&help.stdout).contains("WARDEN_POLICIES"));
 }
+
+#[test]
+fn check_reports_policy_and_data_errors_in_one_run_and_counts_data_files() {
+    let dir = empty_dir("policy_and_data_errors");
+    std::fs::write(
+        dir.join("p.warden"),
+        "entity User { admin: Bool }\nentity Doc\naction read on Doc\nallow read if subject.admin == 1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(
+        dir.join("data/users.json"),
+        r#"{"entities": [{"type": "User", "id": "a", "attributes": {"admin": "yes"}}]}"#,
+    )
+    .unwrap();
+    let output = warden(&["check", "-p", dir.to_str().unwrap()], manifest_dir());
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(text.contains("p.warden:4:"), "the policy error: {text}");
+    assert!(text.contains("users.json:1:"), "the data error: {text}");
+    assert!(
+        text.trim_end()
+            .ends_with("failed: 1 file and 1 data file checked, 2 errors, 0 warnings"),
+        "{text}"
+    );
+    let output = warden(&["check"], manifest_dir());
+    assert!(
+        stderr(&output).contains("ok: 5 files and 3 data files checked"),
+        "{}",
+        stderr(&output)
+    );
+}
