@@ -46,6 +46,9 @@ impl From<Exit> for std::process::ExitCode {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to color diagnostics and logs: `auto` colors a terminal unless `NO_COLOR` is set.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = output::ColorWhen::Auto)]
+    pub color: output::ColorWhen,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +107,7 @@ pub fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), 
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Exit {
+    output::set_color(cli.color);
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),

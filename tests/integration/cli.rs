@@ -275,3 +275,65 @@ fn check_reports_policy_and_data_errors_in_one_run_and_counts_data_files() {
         stderr(&output)
     );
 }
+
+const ESC: &str = "\u{1b}[";
+
+#[test]
+fn color_flag_and_no_color_govern_diagnostics() {
+    let dir = three_mistakes_dir();
+    let dir = dir.to_str().unwrap();
+    let run = |args: &[&str], no_color: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command.args(args).args(["check", "-p", dir]);
+        command.env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        stderr(&output)
+    };
+    assert!(run(&["--color", "always"], None).contains(ESC));
+    // The flag is global: it may follow the subcommand too; it wins over `NO_COLOR`.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    let output = command
+        .args(["check", "-p", dir, "--color", "always"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(stderr(&output).contains(ESC));
+    assert!(!run(&["--color", "never"], None).contains(ESC));
+    // `auto` (the default) into a pipe: no color.
+    assert!(!run(&[], None).contains(ESC));
+    assert!(!run(&["--color", "auto"], Some("1")).contains(ESC));
+}
+
+#[test]
+fn color_flag_governs_server_logs() {
+    use std::io::BufRead;
+    for (when, colored) in [("always", true), ("never", false)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "serve",
+                "--color",
+                when,
+                "--listen",
+                "127.0.0.1:0",
+                "--watch",
+                "false",
+            ])
+            .current_dir(manifest_dir())
+            .env_remove("NO_COLOR")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
+        let _ = child.kill();
+        let _ = child.wait();
+        read.unwrap();
+        assert!(line.contains("serving"), "{line}");
+        assert_eq!(line.contains(ESC), colored, "--color {when}: {line:?}");
+    }
+}
