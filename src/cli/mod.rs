@@ -36,10 +36,13 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
+/// `0.1.0 (1a2b3c4)`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARDEN_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warden",
-    version,
+    version = VERSION,
     about = "A policy-decision service",
     max_term_width = 100
 )]

@@ -176,9 +176,20 @@ fn usage_errors_exit_2() {
 fn version_and_help_exit_0() {
     let output = warden(&["--version"], manifest_dir());
     assert_eq!(output.status.code(), Some(0));
+    // The version, then the commit it was built from (`unknown` outside a git checkout).
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(manifest_dir())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_string(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        format!("warden {}", env!("CARGO_PKG_VERSION"))
+        format!("warden {} ({commit})", env!("CARGO_PKG_VERSION"))
     );
     let output = warden(&["check", "--help"], manifest_dir());
     assert_eq!(output.status.code(), Some(0));
