@@ -823,3 +823,26 @@ test "only denies decide" {
         )
     );
 }
+
+#[test]
+fn a_star_escape_is_kept_as_written_so_like_patterns_take_it_single_or_double() {
+    // docs/language.md: `"\*"` is the two characters `\*` in every string, so in a `like`
+    // pattern `"\*"` and `"\\*"` are the same literal star.
+    let dir = directory(&[
+        (
+            "policy.warden",
+            "entity User\nentity Doc { name: String }\naction read, list on Doc\n\
+             allow read on Doc if resource.name like \"IMG_\\*\"\n\
+             allow list on Doc if resource.name like \"IMG_\\\\*\"\n",
+        ),
+        (
+            "tests/t.warden",
+            "test \"stars\" {\n  given Doc::\"star\" { name: \"IMG_*\" }\n  given Doc::\"x\" { name: \"IMG_x\" }\n\
+             allow User::\"u\" read Doc::\"star\"\n  deny User::\"u\" read Doc::\"x\"\n\
+             allow User::\"u\" list Doc::\"star\"\n  deny User::\"u\" list Doc::\"x\"\n}\n",
+        ),
+    ]);
+    let run = warden_test(&dir, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.last_line(), "1 passed, 0 failed");
+}
