@@ -22,9 +22,7 @@ fn stderr(output: &Output) -> String {
 
 /// A policy directory holding only the three-mistakes file of the syntax corpus.
 fn three_mistakes_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli/three_mistakes");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = empty_dir("three_mistakes");
     std::fs::copy(
         manifest_dir().join("tests/data/syntax/invalid/three_mistakes.warden"),
         dir.join("three_mistakes.warden"),
