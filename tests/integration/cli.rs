@@ -346,3 +346,37 @@ fn color_flag_governs_server_logs() {
         assert_eq!(line.contains(ESC), colored, "--color {when}: {line:?}");
     }
 }
+
+#[test]
+fn print_config_output_is_accepted_back_by_config() {
+    let dir = empty_dir("print_config");
+    let first = dir.join("first.toml");
+    std::fs::write(
+        &first,
+        "listen = \"127.0.0.1:9999\"\ndebounce_ms = 50\njwt_claims = [\"department\"]\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let print = |config: &Path| {
+        let output = warden(
+            &[
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--print-config",
+            ],
+            manifest_dir(),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let printed = print(&first);
+    let second = dir.join("second.toml");
+    std::fs::write(&second, &printed).unwrap();
+    // The same configuration again, and `check` takes it too.
+    assert_eq!(print(&second), printed);
+    let output = warden(
+        &["check", "--config", second.to_str().unwrap()],
+        manifest_dir(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
