@@ -43,6 +43,12 @@ pub fn run(args: &CheckArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    // With errors in the policies the engine stops before the data; a checker reports both in
+    // one run, so decode the data against what did check.
+    if let (None, Some(schema)) = (&loaded.store, &loaded.schema) {
+        let (_, problems) = crate::data::load_store(&loaded.data_files, schema);
+        loaded.diagnostics.extend(problems);
+    }
     if loaded.schema.is_some() {
         loaded
             .diagnostics
@@ -56,13 +62,17 @@ pub fn run(args: &CheckArgs) -> Exit {
     print_diagnostics(&loaded.diagnostics, args.format);
     if args.format == Format::Human {
         let mut stderr = std::io::stderr().lock();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
         let files = loaded.files.len();
+        let data = match loaded.data_files.len() {
+            0 => String::new(),
+            n => format!(" and {n} data file{}", plural(n)),
+        };
         let status = if errors == 0 { "ok" } else { "failed" };
         let _ = writeln!(
             stderr,
-            "{status}: {} file{} checked, {}",
-            files,
-            if files == 1 { "" } else { "s" },
+            "{status}: {files} file{}{data} checked, {}",
+            plural(files),
             summary(errors, warnings)
         );
     }

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use serde_json::{Value as JsonValue, json};
 
-use crate::cli::output::print_diagnostics;
+use crate::cli::output::print_failure;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine::Engine;
 use crate::eval::explain;
 use crate::eval::{self, Frame, RequestError, request};
+use crate::source::Diagnostic;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -79,17 +80,35 @@ pub fn run(args: &EvalArgs) -> Exit {
     let engine = match Engine::load(&args.dir.policies) {
         Ok(engine) => engine,
         Err(failure) => {
-            print_diagnostics(&failure.diagnostics, Format::Human);
+            print_failure(&failure.diagnostics, args.format);
             return Exit::InvalidInput;
         }
     };
     match evaluate(args, &engine) {
         Ok(exit) => exit,
         Err(failure) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+            match args.format {
+                Format::Human => {
+                    let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+                }
+                Format::Json => print_failure(
+                    &[Diagnostic::new(EvalError {
+                        message: failure.message,
+                    })],
+                    Format::Json,
+                ),
+            }
             failure.exit
         }
     }
+}
+
+/// A request or flag `eval` cannot use, as a diagnostic for `--format json`.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(warden::eval::input))]
+struct EvalError {
+    message: String,
 }
 
 fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {

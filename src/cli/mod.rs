@@ -39,16 +39,22 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
+/// `0.1.0 (1a2b3c4)`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARDEN_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warden",
-    version,
+    version = VERSION,
     about = "A policy-decision service",
     max_term_width = 100
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to color diagnostics and logs: `auto` colors a terminal unless `NO_COLOR` is set.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = output::ColorWhen::Auto)]
+    pub color: output::ColorWhen,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +97,7 @@ pub struct PolicyDir {
         short = 'p',
         long = "policies",
         value_name = "DIR",
+        env = "WARDEN_POLICIES",
         default_value = "./policies"
     )]
     pub policies: PathBuf,
@@ -112,6 +119,7 @@ pub fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), 
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Exit {
+    output::set_color(cli.color);
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),

@@ -416,7 +416,7 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::cli::output::color(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // Already set (a test running several servers in one process): keep the first.
     let _ = match config.log_format {

@@ -10,7 +10,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use serde_json::{Value as JsonValue, json};
 
-use crate::cli::output::print_diagnostics;
+use crate::cli::output::print_failure;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine::Engine;
 use crate::source::Diagnostic;
@@ -30,6 +30,10 @@ pub struct TestArgs {
     /// `--coverage`.
     #[arg(long, value_name = "P", value_parser = percent)]
     pub coverage_min: Option<f64>,
+    /// Also write the coverage as LCOV to FILE (a rule or role grant is a function and its
+    /// first line a line, hit when it decided a test), for CI coverage tools.
+    #[arg(long, value_name = "FILE")]
+    pub lcov: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TestFormat::Human)]
     pub format: TestFormat,
@@ -77,6 +81,16 @@ pub fn run(args: &TestArgs) -> Exit {
         }
     };
     let verdict = Verdict::of(args, &report);
+    if let Some(path) = &args.lcov
+        && let Err(error) = std::fs::write(path, lcov(&report.coverage))
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: cannot write `{}`: {error}",
+            path.display()
+        );
+        return Exit::Internal;
+    }
     let text = match args.format {
         TestFormat::Human => human(args, &report, &verdict),
         TestFormat::Json => {
@@ -141,13 +155,15 @@ impl Verdict {
 
 fn not_loaded(diagnostics: &[Diagnostic], format: TestFormat) {
     match format {
-        TestFormat::Json => {
-            let list: Vec<_> = diagnostics.iter().map(Diagnostic::to_json).collect();
-            let text =
-                serde_json::to_string_pretty(&json!({ "diagnostics": list })).unwrap_or_default();
-            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        TestFormat::Json => print_failure(diagnostics, Format::Json),
+        TestFormat::Human => print_failure(diagnostics, Format::Human),
+        TestFormat::Junit => {
+            // CI still gets a report to show: one failing case holding the diagnostics.
+            print_failure(diagnostics, Format::Human);
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(junit_not_loaded(diagnostics).as_bytes());
         }
-        TestFormat::Human | TestFormat::Junit => print_diagnostics(diagnostics, Format::Human),
     }
 }
 
@@ -391,6 +407,93 @@ fn junit(report: &Report) -> String {
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+/// LCOV tracefile: per policy file, each rule or role grant as a function (`FN`/`FNDA`) and
+/// its first line as a line (`DA`), hit once when it decided a test.
+fn lcov(coverage: &Coverage) -> String {
+    struct Entry {
+        name: String,
+        line: usize,
+        covered: bool,
+    }
+    let mut files: Vec<(&str, Vec<Entry>)> = Vec::new();
+    for rule in &coverage.rules {
+        // `file:line:column`; the file may itself hold colons, so split from the right.
+        let mut parts = rule.rule.location.rsplitn(3, ':');
+        let (_, line, file) = (parts.next(), parts.next(), parts.next());
+        let (Some(line), Some(file)) = (line.and_then(|l| l.parse().ok()), file) else {
+            continue;
+        };
+        let name = match &rule.role {
+            Some(role) => format!("role {role}: {}", rule.rule.id),
+            None => rule.rule.id.clone(),
+        };
+        let entry = Entry {
+            name,
+            line,
+            covered: rule.covered,
+        };
+        match files.iter_mut().find(|(f, _)| *f == file) {
+            Some((_, entries)) => entries.push(entry),
+            None => files.push((file, vec![entry])),
+        }
+    }
+    let mut out = String::new();
+    for (file, entries) in files {
+        out.push_str(&format!("TN:\nSF:{file}\n"));
+        for entry in &entries {
+            out.push_str(&format!("FN:{},{}\n", entry.line, entry.name));
+        }
+        for entry in &entries {
+            out.push_str(&format!(
+                "FNDA:{},{}\n",
+                u8::from(entry.covered),
+                entry.name
+            ));
+        }
+        let hit = entries.iter().filter(|e| e.covered).count();
+        out.push_str(&format!("FNF:{}\nFNH:{hit}\n", entries.len()));
+        // Lines in order, one `DA` each: a line is hit when any rule starting on it is.
+        let mut lines: Vec<(usize, bool)> = Vec::new();
+        for entry in &entries {
+            match lines.iter_mut().find(|(line, _)| *line == entry.line) {
+                Some((_, covered)) => *covered |= entry.covered,
+                None => lines.push((entry.line, entry.covered)),
+            }
+        }
+        lines.sort_unstable();
+        for (line, covered) in &lines {
+            out.push_str(&format!("DA:{line},{}\n", u8::from(*covered)));
+        }
+        let lines_hit = lines.iter().filter(|(_, covered)| *covered).count();
+        out.push_str(&format!(
+            "LF:{}\nLH:{lines_hit}\nend_of_record\n",
+            lines.len()
+        ));
+    }
+    out
+}
+
+/// JUnit XML for policies or tests that do not load: one failing case, the diagnostics inside.
+fn junit_not_loaded(diagnostics: &[Diagnostic]) -> String {
+    let body: String = diagnostics
+        .iter()
+        .map(|d| format!("{}\n", d.render(false)))
+        .collect();
+    let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
+        || "the policies do not load".to_string(),
+        Diagnostic::message,
+    );
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <testsuites name=\"warden test\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n  \
+         <testsuite name=\"load\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n    \
+         <testcase name=\"the policies and tests load\" classname=\"load\" time=\"0.000\">\n      \
+         <error message=\"{}\" type=\"load\">{}</error>\n    </testcase>\n  </testsuite>\n</testsuites>\n",
+        xml_escape(&message),
+        xml_escape(&body)
+    )
 }
 
 /// Escapes text for an XML attribute or element, dropping the characters XML 1.0 cannot hold.

@@ -296,6 +296,7 @@ impl Compiler<'_> {
             effect,
             condition: condition_node,
             conjuncts: conjuncts.into_boxed_slice(),
+            unless: condition.is_some_and(|c| matches!(c.kind, ConditionKind::Unless)),
             role,
             file,
             span,

@@ -38,6 +38,9 @@ pub struct CandidateOutcome {
     pub condition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For `false`: the condition is an `unless`, and it was true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unless: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -110,6 +113,7 @@ fn outcome(
             outcome: "error",
             condition,
             message: Some(error_message(program, &failure.error)),
+            unless: false,
         };
     }
     let held = matches!(frame.result(rule.condition), Some(Ok(Value::Bool(true))));
@@ -119,6 +123,7 @@ fn outcome(
             outcome: "held",
             condition: None,
             message: None,
+            unless: false,
         };
     }
     // The first conjunct that was not true is the one that made the rule false.
@@ -132,6 +137,7 @@ fn outcome(
         outcome: "false",
         condition,
         message: None,
+        unless: rule.unless,
     }
 }
 
@@ -264,8 +270,13 @@ pub fn candidate_line(candidate: &CandidateOutcome) -> String {
         "{} {} ({}): {}",
         rule.effect, rule.id, rule.location, candidate.outcome
     );
-    if let Some(condition) = &candidate.condition {
-        line.push_str(&format!(" at `{condition}`"));
+    match &candidate.condition {
+        // `unless c` is false because `c` was true: "false at `c`" would say the opposite.
+        Some(condition) if candidate.unless => {
+            line.push_str(&format!(", as `{condition}` is true (`unless`)"));
+        }
+        Some(condition) => line.push_str(&format!(" at `{condition}`")),
+        None => {}
     }
     if let Some(message) = &candidate.message {
         line.push_str(&format!(": {message}"));

@@ -155,6 +155,9 @@ pub struct Rule {
     pub condition: NodeId,
     /// The top-level conjuncts of the condition with their source spans, for explanations.
     pub conjuncts: Box<[(NodeId, Span)]>,
+    /// True for `unless c`: its one conjunct is `not c`, spanning `c`, so a false rule means
+    /// `c` was true.
+    pub unless: bool,
     /// For a role grant, the role that declares it.
     pub role: Option<RoleId>,
     /// Index into [`Program::sources`] and the span of the rule head in that file.

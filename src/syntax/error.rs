@@ -73,7 +73,9 @@ pub enum SyntaxError {
     #[error("unknown escape `{escape}` in a string")]
     #[diagnostic(
         code(warden::syntax::escape),
-        help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\0` and `\\u{{hex}}`")
+        help(
+            "the escapes are `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\0`, `\\u{{hex}}`, and `\\*` in `like`"
+        )
     )]
     UnknownEscape {
         escape: String,

@@ -272,3 +272,97 @@ fn policies_that_do_not_load_exit_3() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn explain_on_a_false_unless_says_its_condition_was_true() {
+    // `deny delete unless subject.properties has mfa and subject.properties.mfa`, with mfa
+    // given: the deny is false because its `unless` condition is true.
+    let out = warden(
+        &[
+            "eval",
+            "--subject",
+            "User::alice",
+            "--subject-properties",
+            r#"{"mfa": true}"#,
+            "--action",
+            "delete",
+            "--resource",
+            "Photo::p1",
+            "--time",
+            WORKDAY,
+            "--explain",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("deny delete-needs-mfa"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(!line.contains("false at"), "{line}");
+    assert!(
+        line.ends_with(
+            "false, as `subject.properties has mfa and subject.properties.mfa` is true (`unless`)"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn json_format_reports_errors_as_json() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_eval/broken");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.warden"), "allow read if subject.\n").unwrap();
+    let dir = dir.display().to_string();
+    let request = r#"{"subject": {"type": "User", "id": "bob"}, "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#;
+    let cases: &[(&[&str], Option<&str>, i32, &str)] = &[
+        // Policies that do not load.
+        (
+            &["eval", "-p", &dir, "--request", "-", "--format", "json"],
+            Some(request),
+            3,
+            "p.warden",
+        ),
+        // A request that is not JSON.
+        (
+            &["eval", "--request", "-", "--format", "json"],
+            Some("{"),
+            3,
+            "the request is not valid JSON",
+        ),
+        // A bad flag value.
+        (
+            &[
+                "eval",
+                "--subject",
+                "bob",
+                "--action",
+                "view",
+                "--resource",
+                "Photo::p1",
+                "--format",
+                "json",
+            ],
+            None,
+            3,
+            "--subject `bob` is not an entity",
+        ),
+    ];
+    for (args, stdin, code, needle) in cases {
+        let out = warden(args, *stdin);
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", text(&out.stdout)));
+        let diagnostics = json["diagnostics"].as_array().unwrap();
+        assert!(!diagnostics.is_empty(), "{json}");
+        assert_eq!(diagnostics[0]["severity"], "error");
+        assert!(json.to_string().contains(needle), "{args:?}: {json}");
+    }
+}

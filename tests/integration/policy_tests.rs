@@ -770,3 +770,79 @@ fn the_report_api_counts_per_test_block() {
     assert_eq!(report.tests[0].status, Status::Failed);
     assert_eq!(report.summary(), "0 passed, 1 failed");
 }
+
+#[test]
+fn junit_reports_policies_that_do_not_load_as_one_failing_case() {
+    let dir = directory(&[("policy.warden", "allow read if subject.\n")]);
+    let run = warden_test(&dir, &["--format", "junit"]);
+    assert_eq!(run.code, 3);
+    let xml =
+        roxmltree::Document::parse(&run.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", run.stdout));
+    let root = xml.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("1"));
+    let cases: Vec<_> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 1);
+    let error = cases[0]
+        .children()
+        .find(|n| n.has_tag_name("error"))
+        .unwrap();
+    assert!(
+        error.text().unwrap().contains("policy.warden:1:"),
+        "{:?}",
+        error.text()
+    );
+    // The diagnostics still reach the terminal.
+    assert!(run.stderr.contains("policy.warden"), "{}", run.stderr);
+}
+
+#[test]
+fn lcov_maps_every_rule_to_its_file_and_line() {
+    let dir = with_tests(
+        r#"
+test "only denies decide" {
+  data "data.json"
+  deny User::"root" write Doc::"d1" with context { x: 7 } by "big-x"
+}
+"#,
+    );
+    let lcov = dir.join("coverage.lcov");
+    let run = warden_test(&dir, &["--lcov", lcov.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let text = std::fs::read_to_string(&lcov).unwrap();
+    let policy = dir.join("policy.warden").display().to_string();
+    assert_eq!(
+        text,
+        format!(
+            "TN:\nSF:{policy}\nFN:7,owner-read\nFN:10,admin-write\nFN:13,big-x\n\
+             FNDA:0,owner-read\nFNDA:0,admin-write\nFNDA:1,big-x\nFNF:3\nFNH:1\n\
+             DA:7,0\nDA:10,0\nDA:13,1\nLF:3\nLH:1\nend_of_record\n"
+        )
+    );
+}
+
+#[test]
+fn a_star_escape_is_kept_as_written_so_like_patterns_take_it_single_or_double() {
+    // docs/language.md: `"\*"` is the two characters `\*` in every string, so in a `like`
+    // pattern `"\*"` and `"\\*"` are the same literal star.
+    let dir = directory(&[
+        (
+            "policy.warden",
+            "entity User\nentity Doc { name: String }\naction read, list on Doc\n\
+             allow read on Doc if resource.name like \"IMG_\\*\"\n\
+             allow list on Doc if resource.name like \"IMG_\\\\*\"\n",
+        ),
+        (
+            "tests/t.warden",
+            "test \"stars\" {\n  given Doc::\"star\" { name: \"IMG_*\" }\n  given Doc::\"x\" { name: \"IMG_x\" }\n\
+             allow User::\"u\" read Doc::\"star\"\n  deny User::\"u\" read Doc::\"x\"\n\
+             allow User::\"u\" list Doc::\"star\"\n  deny User::\"u\" list Doc::\"x\"\n}\n",
+        ),
+    ]);
+    let run = warden_test(&dir, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.last_line(), "1 passed, 0 failed");
+}
