@@ -412,3 +412,69 @@ async fn grpc_health_follows_policy_readiness() {
     assert_eq!(verdict(&reply), (Code::Unavailable, 503), "{reply:?}");
     server.running.shutdown().await;
 }
+
+/// Over TLS the gRPC listener uses the decision API's certificate and client CA, offering ALPN
+/// `h2`: a client certificate from the CA is served, a client without one is refused, and
+/// cleartext h2c gets nothing.
+#[tokio::test]
+async fn grpc_over_mutual_tls_uses_the_listen_settings() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+    let pki = crate::sidecar::Pki::new();
+    let mut config = gateway_config(&example_policies());
+    config.grpc_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.tls = Some(pki.files(true));
+    let running = warden::server::start(&config).await.unwrap();
+    let address = running.grpc_address.unwrap();
+    let client_cert = pki.client();
+    let tls = |identity: bool| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+            .domain_name("localhost");
+        if identity {
+            tls = tls.identity(Identity::from_pem(&client_cert.cert, &client_cert.key));
+        }
+        tls
+    };
+    let connect = |tls: ClientTlsConfig| async move {
+        Channel::from_shared(format!("https://{address}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+    };
+    let mut client = AuthorizationClient::new(connect(tls(true)).await.unwrap());
+    let alice = sign(Algorithm::ES256, &claims("alice"));
+    let reply = send(
+        &mut client,
+        check("GET", "/albums/a1/photos/p1", Some(&alice)),
+    )
+    .await;
+    assert_eq!(verdict(&reply), (Code::Ok, 200));
+
+    // No client certificate: the handshake (or the first call) fails.
+    let refused = match connect(tls(false)).await {
+        Err(_) => true,
+        Ok(channel) => AuthorizationClient::new(channel)
+            .check(check("GET", "/albums/a1/photos/p1", Some(&alice)))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+
+    // Cleartext HTTP/2 on the TLS port: no answer.
+    let plain = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await;
+    let answered = match plain {
+        Err(_) => false,
+        Ok(channel) => AuthorizationClient::new(channel)
+            .check(check("GET", "/albums/a1/photos/p1", Some(&alice)))
+            .await
+            .is_ok(),
+    };
+    assert!(!answered, "h2c was served on the TLS port");
+    running.shutdown().await;
+}
