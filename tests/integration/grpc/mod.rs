@@ -35,6 +35,12 @@ async fn server(policies: &std::path::Path) -> (TestServer, SocketAddr) {
     (server, address)
 }
 
+/// A server for the example routes policy, and a client of its gRPC listener.
+async fn example() -> (TestServer, AuthorizationClient<Channel>) {
+    let (server, address) = server(&example_policies()).await;
+    (server, AuthorizationClient::new(channel(address).await))
+}
+
 async fn channel(address: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -92,6 +98,16 @@ fn check(method: &str, path: &str, token: Option<&str>) -> CheckRequest {
     }
 }
 
+/// The HTTP request of a check built by [`check`].
+fn http_of(request: &mut CheckRequest) -> &mut HttpRequest {
+    request
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .unwrap()
+}
+
 async fn send(client: &mut AuthorizationClient<Channel>, request: CheckRequest) -> CheckResponse {
     client.check(request).await.unwrap().into_inner()
 }
@@ -134,8 +150,7 @@ fn denied_header(response: &CheckResponse, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn grpc_allows_with_upstream_headers_and_denies_with_403() {
-    let (server, address) = server(&example_policies()).await;
-    let mut client = AuthorizationClient::new(channel(address).await);
+    let (server, mut client) = example().await;
     let alice = sign(Algorithm::ES256, &claims("alice"));
     let bob = sign(Algorithm::ES256, &claims("bob"));
 
@@ -188,8 +203,7 @@ async fn grpc_allows_with_upstream_headers_and_denies_with_403() {
 
 #[tokio::test]
 async fn grpc_missing_expired_and_forged_tokens_get_401() {
-    let (server, address) = server(&example_policies()).await;
-    let mut client = AuthorizationClient::new(channel(address).await);
+    let (server, mut client) = example().await;
     let path = "/albums/a1/photos/p1";
 
     let missing = send(&mut client, check("GET", path, None)).await;
@@ -228,8 +242,7 @@ async fn grpc_missing_expired_and_forged_tokens_get_401() {
 
 #[tokio::test]
 async fn grpc_unmatched_ambiguous_and_malformed_checks_are_denied() {
-    let (server, address) = server(&example_policies()).await;
-    let mut client = AuthorizationClient::new(channel(address).await);
+    let (server, mut client) = example().await;
     let alice = sign(Algorithm::ES256, &claims("alice"));
 
     for path in [
@@ -259,14 +272,7 @@ async fn grpc_unmatched_ambiguous_and_malformed_checks_are_denied() {
     let empty = send(&mut client, CheckRequest::default()).await;
     assert_eq!(verdict(&empty), (Code::PermissionDenied, 403), "{empty:?}");
     let mut no_path = check("GET", "/albums/a1/photos/p1", Some(&alice));
-    if let Some(http) = no_path
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        http.path.clear();
-    }
+    http_of(&mut no_path).path.clear();
     let reply = send(&mut client, no_path).await;
     assert_eq!(verdict(&reply), (Code::PermissionDenied, 403));
     server.running.shutdown().await;
@@ -274,22 +280,15 @@ async fn grpc_unmatched_ambiguous_and_malformed_checks_are_denied() {
 
 #[tokio::test]
 async fn grpc_huge_headers_are_decided_or_refused_never_allowed_by_error() {
-    let (server, address) = server(&example_policies()).await;
-    let mut client = AuthorizationClient::new(channel(address).await);
+    let (server, mut client) = example().await;
     let alice = sign(Algorithm::ES256, &claims("alice"));
 
     // Large but under the body limit: decided as usual.
     let mut big = check("GET", "/albums/a1/photos/p1", Some(&alice));
-    if let Some(http) = big
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        for i in 0..64 {
-            http.headers
-                .insert(format!("x-padding-{i}"), "a".repeat(4096));
-        }
+    for i in 0..64 {
+        http_of(&mut big)
+            .headers
+            .insert(format!("x-padding-{i}"), "a".repeat(4096));
     }
     let reply = send(&mut client, big).await;
     assert_eq!(verdict(&reply), (Code::Ok, 200));
@@ -297,15 +296,9 @@ async fn grpc_huge_headers_are_decided_or_refused_never_allowed_by_error() {
     // Over `body_limit` (1 MiB): the call fails (`OUT_OF_RANGE`), which Envoy treats as a
     // deny unless told `failure_mode_allow`.
     let mut huge = check("GET", "/albums/a1/photos/p1", Some(&alice));
-    if let Some(http) = huge
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        http.headers
-            .insert("x-huge".to_string(), "a".repeat(2 << 20));
-    }
+    http_of(&mut huge)
+        .headers
+        .insert("x-huge".to_string(), "a".repeat(2 << 20));
     let error = client.check(huge).await.unwrap_err();
     assert_eq!(error.code(), Code::OutOfRange, "{error:?}");
     // The connection still serves.
@@ -347,15 +340,9 @@ async fn grpc_context_extensions_and_peers_reach_policies() {
     let reply = send(&mut client, office.clone()).await;
     assert_eq!(verdict(&reply), (Code::Ok, 200));
     let mut spoofed = check("PUT", "/docs/d1", Some(&alice));
-    if let Some(http) = spoofed
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        http.headers
-            .insert("x-forwarded-for".to_string(), "10.0.0.5".to_string());
-    }
+    http_of(&mut spoofed)
+        .headers
+        .insert("x-forwarded-for".to_string(), "10.0.0.5".to_string());
     let reply = send(&mut client, spoofed).await;
     assert_eq!(verdict(&reply), (Code::PermissionDenied, 403));
 
