@@ -2,6 +2,7 @@
 
 Usage: check.py ADDRESS  (the cases come as JSON on standard input; see
 tests/integration/grpc/python.rs). Exits 1 with one line per failed case.
+       check.py frame OUT METHOD PATH [NAME=VALUE ...]  (one framed CheckRequest, for h2load)
 """
 
 import json
@@ -109,7 +110,32 @@ def compare(name, want, got):
     return failures
 
 
+def frame(out_path, method, path, headers):
+    """Writes one CheckRequest as a gRPC message frame, for h2load (benches/grpc.sh)."""
+    out = tempfile.mkdtemp(prefix="warden-grpc-")
+    compile_protos(out)
+    from envoy.config.core.v3 import address_pb2
+    from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
+
+    http = attribute_context_pb2.AttributeContext.HttpRequest(
+        method=method, path=path, host="photos.example", headers=headers
+    )
+    request = external_auth_pb2.CheckRequest(
+        attributes=attribute_context_pb2.AttributeContext(
+            source=peer(address_pb2, attribute_context_pb2, "192.0.2.7", 50123),
+            request=attribute_context_pb2.AttributeContext.Request(http=http),
+        )
+    )
+    body = request.SerializeToString()
+    with open(out_path, "wb") as f:
+        f.write(b"\x00" + len(body).to_bytes(4, "big") + body)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "frame":
+        # check.py frame OUT METHOD PATH [NAME=VALUE ...]
+        frame(sys.argv[2], sys.argv[3], sys.argv[4], dict(h.split("=", 1) for h in sys.argv[5:]))
+        sys.exit(0)
     failures = run(sys.argv[1], json.load(sys.stdin))
     for failure in failures:
         print("FAILED " + failure, file=sys.stderr)
