@@ -2,6 +2,7 @@
 //! client, to a running server's `grpc_listen`; the health service; and (`python`) the same
 //! checks from Python's `grpcio` with Envoy's own protos compiled.
 
+mod http2;
 mod python;
 
 use std::collections::HashMap;
