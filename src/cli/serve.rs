@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// unix:PATH; plain HTTP, no API key: keep it private).
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// Serve Envoy's ext_authz over gRPC (and grpc.health.v1) on this address: IP:PORT; HTTP/2,
+    /// over TLS when --tls-cert is set [default: off].
+    #[arg(long, value_name = "ADDRESS", env = "WARDEN_GRPC_LISTEN")]
+    pub grpc_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
     #[arg(long, value_name = "BOOL", env = "WARDEN_WATCH", num_args = 0..=1, default_missing_value = "true")]
     pub watch: Option<bool>,
@@ -285,6 +289,7 @@ impl ServeArgs {
             policies: self.policies.clone(),
             listen: self.listen.clone(),
             admin_listen: self.admin_listen.clone(),
+            grpc_listen: self.grpc_listen.clone(),
             watch: self.watch,
             debounce_ms: self.debounce_ms,
             body_limit: self.body_limit,

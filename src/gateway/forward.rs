@@ -30,6 +30,7 @@ use crate::eval::{self, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::routes::{self, Case, Matched};
 use crate::program::Program;
+use crate::server::ApiError;
 use crate::server::AppState;
 use crate::server::authzen::POLICY_VERSION;
 use crate::server::metrics::Endpoint;
@@ -43,6 +44,8 @@ pub enum Flavour {
     Nginx,
     Traefik,
     Envoy,
+    /// Envoy's `ext_authz` over gRPC ([`crate::server::grpc`]).
+    EnvoyGrpc,
 }
 
 pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
@@ -86,6 +89,7 @@ impl Flavour {
             Flavour::Nginx => "nginx",
             Flavour::Traefik => "traefik",
             Flavour::Envoy => "envoy",
+            Flavour::EnvoyGrpc => "envoy-grpc",
         }
     }
 }
@@ -97,8 +101,12 @@ pub struct Original<'r> {
     /// The request target: path and query, not yet normalised.
     pub target: &'r str,
     pub host: Option<&'r str>,
-    /// The nearest hop of `X-Forwarded-For`.
+    /// The client's address: the nearest hop of `X-Forwarded-For`, or the peer address Envoy
+    /// reports over gRPC.
     pub ip: Option<IpAddr>,
+    /// More `context` members the gateway reports beside `method`, `path`, `host` and `ip`
+    /// (gRPC: Envoy's `context_extensions` and peers).
+    pub context: Option<&'r Map<String, JsonValue>>,
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -133,12 +141,14 @@ pub fn original<'r>(
                 .ok_or("not under the Envoy prefix")?;
             (request.method().as_str(), target, header(headers, "host"))
         }
+        Flavour::EnvoyGrpc => return Err("a gRPC check is not an HTTP call".to_string()),
     };
     Ok(Original {
         method,
         target,
         host,
         ip: nearest_hop(headers),
+        context: None,
     })
 }
 
@@ -190,24 +200,82 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         .into_response()
 }
 
-fn forbidden(flavour: Flavour, reason: &str) -> Response {
-    tracing::info!(gateway = ?flavour, reason, "forward-auth: denied");
-    plain(StatusCode::FORBIDDEN, "forbidden\n")
-}
+/// The body of a 403.
+pub const FORBIDDEN_BODY: &str = "forbidden\n";
+/// The body of a 401.
+pub const UNAUTHORIZED_BODY: &str = "unauthorized\n";
 
-fn unauthorized(flavour: Flavour, error: &IdentityError) -> Response {
-    tracing::info!(gateway = ?flavour, reason = %error, "forward-auth: no valid identity");
-    let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
-    let challenge = match error.code() {
+/// The `WWW-Authenticate` challenge of a 401 for `error`.
+pub fn challenge(error: &IdentityError) -> String {
+    match error.code() {
         Some(code) => format!("Bearer realm=\"warden\", error=\"{code}\""),
         None => "Bearer realm=\"warden\"".to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
     }
-    response
+}
+
+/// What one forward-auth check answers, whichever door (HTTP or gRPC) it came through.
+#[derive(Debug)]
+pub enum Outcome {
+    /// No program to decide on (before the first load, or shutting down): 503.
+    Unavailable(ApiError),
+    /// No valid identity: 401, with a challenge.
+    Unauthenticated(IdentityError),
+    /// 403: not a well-formed call, a refused or unmatched path, a deny. The version is the
+    /// program's, when a decision was reached.
+    Denied {
+        reason: String,
+        version: Option<Arc<str>>,
+    },
+    /// 200, with the upstream headers.
+    Allowed {
+        headers: Vec<(HeaderName, HeaderValue)>,
+        version: Arc<str>,
+    },
+}
+
+impl Outcome {
+    /// The HTTP status this outcome answers (and is counted under).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Outcome::Unavailable(error) => error.status(),
+            Outcome::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Outcome::Denied { .. } => StatusCode::FORBIDDEN,
+            Outcome::Allowed { .. } => StatusCode::OK,
+        }
+    }
+
+    /// The forward-auth endpoints' HTTP answer.
+    pub fn into_response(self) -> Response {
+        let with_version = |mut response: Response, version: Option<&str>| {
+            if let Some(version) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
+                response.headers_mut().insert(POLICY_VERSION, version);
+            }
+            response
+        };
+        match self {
+            Outcome::Unavailable(error) => error.into_response(),
+            Outcome::Unauthenticated(error) => {
+                let mut response = plain(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY);
+                if let Ok(value) = HeaderValue::from_str(&challenge(&error)) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            Outcome::Denied { version, .. } => with_version(
+                plain(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
+                version.as_deref(),
+            ),
+            Outcome::Allowed { headers, version } => {
+                let mut response = plain(StatusCode::OK, "ok\n");
+                for (name, value) in headers {
+                    response.headers_mut().insert(name, value);
+                }
+                with_version(response, Some(&version))
+            }
+        }
+    }
 }
 
 /// Decides one forward-auth call and counts it in the metrics, for a server without an audit
@@ -223,71 +291,83 @@ pub fn answer_recorded(
     flavour: Flavour,
     request: &Request,
 ) -> (Response, Option<Record>) {
-    let started = Instant::now();
-    let mut record = None;
-    let mut decided = false;
-    let response = respond(state, flavour, request, started, &mut record, &mut decided);
-    let status = response.status();
-    // A decision is a call that named a subject (what the audit log records): not a call
-    // without the gateway's headers, nor one without a valid identity (401).
-    if decided {
-        state.metrics.decision(status == StatusCode::OK);
-    }
-    state
-        .metrics
-        .request(Endpoint::ForwardAuth, status.as_u16(), started.elapsed());
-    (response, record)
-}
-
-fn respond(
-    state: &AppState,
-    flavour: Flavour,
-    request: &Request,
-    started: Instant,
-    record: &mut Option<Record>,
-    decided: &mut bool,
-) -> Response {
-    let program = match state.snapshot(started) {
-        Ok(program) => program,
-        Err(error) => return error.into_response(),
-    };
-    let original = match original(flavour, request, &state.settings.gateway.envoy_path_prefix) {
-        Ok(original) => original,
-        Err(reason) => {
-            tracing::warn!(gateway = ?flavour, reason, "forward-auth: not a forward-auth call");
-            return forbidden(flavour, &reason);
-        }
-    };
-    let identity = match identify(state, request.headers()) {
-        Ok(identity) => identity,
-        Err(error) => return unauthorized(flavour, &error),
-    };
     let call = Call {
         flavour,
         headers: request.headers(),
-        started,
+        started: Instant::now(),
     };
-    let (result, recorded) = decide(state, &program, &original, &identity, &call);
-    *record = recorded;
-    *decided = true;
-    match result {
-        Ok(matched_headers) => {
-            let mut response = plain(StatusCode::OK, "ok\n");
-            let headers = response.headers_mut();
-            for (name, value) in matched_headers {
-                headers.insert(name, value);
-            }
-            if let Ok(version) = HeaderValue::from_str(&program.version) {
-                headers.insert(POLICY_VERSION, version);
-            }
-            response
-        }
+    let original = original(flavour, request, &state.settings.gateway.envoy_path_prefix);
+    let (outcome, record) = check(state, &call, original);
+    (outcome.into_response(), record)
+}
+
+/// The one forward-auth check behind every door: the original request as the gateway
+/// described it (or why it could not be read), the call's headers (token, capability, request
+/// id) -> the outcome, counted in the metrics; with the audit log on, also the call's record.
+pub fn check(
+    state: &AppState,
+    call: &Call<'_>,
+    original: Result<Original<'_>, String>,
+) -> (Outcome, Option<Record>) {
+    let mut record = None;
+    let outcome = checked(state, call, original, &mut record);
+    let status = outcome.status();
+    // A decision is a call that named a subject (what the audit log records): not a call
+    // without the gateway's headers, nor one without a valid identity (401).
+    match &outcome {
+        Outcome::Allowed { .. } => state.metrics.decision(true),
+        Outcome::Denied {
+            version: Some(_), ..
+        } => state.metrics.decision(false),
+        _ => {}
+    }
+    state.metrics.request(
+        Endpoint::ForwardAuth,
+        status.as_u16(),
+        call.started.elapsed(),
+    );
+    (outcome, record)
+}
+
+fn checked(
+    state: &AppState,
+    call: &Call<'_>,
+    original: Result<Original<'_>, String>,
+    record: &mut Option<Record>,
+) -> Outcome {
+    let flavour = call.flavour;
+    let program = match state.snapshot(call.started) {
+        Ok(program) => program,
+        Err(error) => return Outcome::Unavailable(error),
+    };
+    let original = match original {
+        Ok(original) => original,
         Err(reason) => {
-            let mut response = forbidden(flavour, &reason);
-            if let Ok(version) = HeaderValue::from_str(&program.version) {
-                response.headers_mut().insert(POLICY_VERSION, version);
+            tracing::warn!(gateway = ?flavour, reason, "forward-auth: not a forward-auth call");
+            return Outcome::Denied {
+                reason,
+                version: None,
+            };
+        }
+    };
+    let identity = match identify(state, call.headers) {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::info!(gateway = ?flavour, reason = %error, "forward-auth: no valid identity");
+            return Outcome::Unauthenticated(error);
+        }
+    };
+    let (result, recorded) = decide(state, &program, &original, &identity, call);
+    *record = recorded;
+    let version = Arc::clone(&program.version);
+    match result {
+        Ok(headers) => Outcome::Allowed { headers, version },
+        Err(reason) => {
+            tracing::info!(gateway = ?flavour, reason, "forward-auth: denied");
+            Outcome::Denied {
+                reason,
+                version: Some(version),
             }
-            response
         }
     }
 }
@@ -403,7 +483,16 @@ pub fn decide(
         path: routed.as_ref().map(|r| r.path.clone()).ok(),
     });
     let routed = match routed {
-        Ok(routed) => routed,
+        Ok(mut routed) => {
+            if let (Some(extra), Some(JsonValue::Object(context))) =
+                (original.context, routed.request.get_mut("context"))
+            {
+                for (key, value) in extra {
+                    context.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+            routed
+        }
         Err(reason) => {
             let subject = json!({"type": config.subject_type, "id": identity.subject});
             let record = audit.and_then(|audit| {

@@ -28,6 +28,7 @@ pub struct ConfigLayer {
     pub policies: Option<PathBuf>,
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub grpc_listen: Option<String>,
     pub watch: Option<bool>,
     pub debounce_ms: Option<u64>,
     pub body_limit: Option<usize>,
@@ -119,6 +120,7 @@ impl ConfigLayer {
             policies: over.policies.or(self.policies),
             listen: over.listen.or(self.listen),
             admin_listen: over.admin_listen.or(self.admin_listen),
+            grpc_listen: over.grpc_listen.or(self.grpc_listen),
             watch: over.watch.or(self.watch),
             debounce_ms: over.debounce_ms.or(self.debounce_ms),
             body_limit: over.body_limit.or(self.body_limit),
@@ -220,6 +222,9 @@ pub struct Config {
     /// A separate address for `/healthz`, `/readyz`, `/v1/status` and `/metrics` (plain
     /// HTTP, never TLS, no API key).
     pub admin_listen: Option<Listen>,
+    /// Envoy's `ext_authz` over gRPC and the gRPC health service (HTTP/2, TLS as `listen`):
+    /// `IP:PORT`. Unset: no gRPC listener.
+    pub grpc_listen: Option<SocketAddr>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
     /// How long the directory must be quiet before a change is loaded.
@@ -325,6 +330,7 @@ impl Default for Config {
             policies: PathBuf::from("./policies"),
             listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 8181))),
             admin_listen: None,
+            grpc_listen: None,
             watch: true,
             debounce: Duration::from_millis(200),
             body_limit: 1024 * 1024,
@@ -382,6 +388,17 @@ impl Config {
             .admin_listen
             .as_deref()
             .map(|text| address("admin_listen", text))
+            .transpose()?;
+        let grpc_listen = layer
+            .grpc_listen
+            .as_deref()
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError(format!(
+                        "`grpc_listen`: `{text}` is not an address; write IP:PORT, e.g. `127.0.0.1:9191`"
+                    ))
+                })
+            })
             .transpose()?;
         let body_limit = match layer.body_limit {
             Some(limit) => usize::try_from(positive("body_limit", limit as u64)?)
@@ -446,6 +463,7 @@ impl Config {
             policies,
             listen,
             admin_listen,
+            grpc_listen,
             watch: layer.watch.unwrap_or(defaults.watch),
             // A zero debounce is allowed: every event reloads (useful in tests).
             debounce: layer

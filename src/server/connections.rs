@@ -27,7 +27,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use axum::serve::Listener;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -136,6 +136,8 @@ pub struct Conn {
     /// When the phase began, in nanoseconds after `epoch`.
     since: AtomicU64,
     epoch: Instant,
+    /// Requests being answered now: one at most over HTTP/1.1, several over HTTP/2.
+    answering: AtomicU32,
     /// Set when the registry closes the connection to make room.
     closing: AtomicBool,
     /// The task reading the connection, woken when it is closed to make room.
@@ -155,6 +157,7 @@ impl Conn {
             phase: AtomicU8::new(HEAD),
             since: AtomicU64::new(0),
             epoch,
+            answering: AtomicU32::new(0),
             closing: AtomicBool::new(false),
             reader: Mutex::new(None),
         };
@@ -190,7 +193,15 @@ impl Conn {
     /// matter (a busy connection has no deadline here and is never closed to make room), so
     /// the clock is not read.
     fn answering(&self) {
+        self.answering.fetch_add(1, Ordering::Relaxed);
         self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// An answer is made; the connection is idle once no other is being made (HTTP/2).
+    fn answered(&self) {
+        if self.answering.fetch_sub(1, Ordering::Relaxed) <= 1 {
+            self.enter(IDLE);
+        }
     }
 
     /// Whether the connection is being answered now.
@@ -662,7 +673,8 @@ where
     })
 }
 
-/// Serves one connection: HTTP/1.1 with keep-alive, under the header and idle timeouts.
+/// Serves one connection: HTTP/1.1 with keep-alive, or HTTP/2 (prior knowledge, or ALPN `h2`
+/// on TLS), under the header and idle timeouts.
 async fn connection<I>(
     io: I,
     app: Router,
@@ -678,9 +690,8 @@ async fn connection<I>(
         app,
         conn: conn.clone(),
     };
-    let mut http = pin!(
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service)
-    );
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut http = pin!(builder.serve_connection(TokioIo::new(io), service));
     let first = match conn.check(&limits, Instant::now()) {
         Check::At(at) => at,
         Check::Expired(_) => Instant::now(),
@@ -716,6 +727,7 @@ async fn connection<I>(
 }
 
 /// The application, marking when each request is being answered.
+#[derive(Clone)]
 struct Answering {
     app: Router,
     conn: Arc<Conn>,
@@ -752,7 +764,7 @@ impl Future for Answer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answer = std::task::ready!(this.inner.poll(cx));
-        this.conn.enter(IDLE);
+        this.conn.answered();
         Poll::Ready(answer)
     }
 }

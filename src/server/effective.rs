@@ -17,6 +17,7 @@ impl Config {
             policies: self.bundle.is_none().then(|| self.policies.clone()),
             listen: Some(self.listen.to_string()),
             admin_listen: self.admin_listen.as_ref().map(ToString::to_string),
+            grpc_listen: self.grpc_listen.as_ref().map(ToString::to_string),
             watch: Some(self.watch),
             debounce_ms: Some(millis(self.debounce)),
             body_limit: Some(self.body_limit),
@@ -135,6 +136,7 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
         }
     };
     note("admin_listen", layer.admin_listen.is_some());
+    note("grpc_listen", layer.grpc_listen.is_some());
     note("public_url", layer.public_url.is_some());
     note("tls_cert", layer.tls_cert.is_some());
     note("tls_key", layer.tls_key.is_some());

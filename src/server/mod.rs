@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod effective;
 pub mod error;
 pub mod extract;
+pub mod grpc;
 pub mod listen;
 pub mod metrics;
 pub mod ops;
@@ -252,6 +253,8 @@ pub struct Running {
     pub address: SocketAddr,
     /// The operations listener's TCP address, when it is a separate TCP listener.
     pub admin_address: Option<SocketAddr>,
+    /// The gRPC listener's address (`grpc_listen`), when it is on.
+    pub grpc_address: Option<SocketAddr>,
     pub state: Arc<AppState>,
     pub reload: reload::Trigger,
     shutdown: watch::Sender<bool>,
@@ -417,6 +420,17 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let address = endpoint
         .tcp()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let grpc =
+        match config.grpc_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |source| ServeError::Bind {
+                    address: Listen::Tcp(address),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let grpc_address = grpc.as_ref().and_then(|l| l.local_addr().ok());
     let admin_endpoint = admin.as_ref().map(|(_, local)| local.clone());
     let admin_address = admin_endpoint.as_ref().and_then(Listen::tcp);
 
@@ -446,6 +460,15 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         listeners.push(handle);
         socket_files.extend(file);
     }
+    if let Some(listener) = grpc {
+        let handshake = tls.clone().map(|tls| (tls, config.request_timeout));
+        listeners.push(grpc::serve(
+            listener,
+            state.clone(),
+            handshake,
+            receiver.clone(),
+        ));
+    }
     let tls_reloader = tls
         .clone()
         .map(|tls| tls::watch(tls, config.debounce, config.watch, receiver.clone()));
@@ -473,6 +496,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     ));
     tracing::info!(
         address = %endpoint,
+        grpc = %grpc_address.map_or("none".to_string(), |a| a.to_string()),
         admin = %admin_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),
         tls = tls.is_some(),
         policies = %config.policies.display(),
@@ -482,6 +506,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     Ok(Running {
         address,
         admin_address,
+        grpc_address,
         state,
         reload: trigger,
         shutdown,

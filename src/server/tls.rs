@@ -318,7 +318,8 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, ConfigError> {
             format!("cannot be used with the certificate in `tls_cert`: {e}"),
         )
     })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: one client connection then multiplexes its calls.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

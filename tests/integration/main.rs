@@ -23,6 +23,7 @@ mod fmt;
 mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
+mod grpc;
 mod lsp;
 mod policy_tests;
 mod scale;
