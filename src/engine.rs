@@ -27,9 +27,9 @@ pub struct Loaded {
     /// The checked declarations; `None` when the policies did not parse (checking a
     /// directory with syntax errors would only report their consequences).
     pub schema: Option<Schema>,
-    /// Errors and warnings of every stage, sorted by file and position: the first
-    /// [`MAX_DIAGNOSTICS`], then, when there were more, one that counts the rest (an error when
-    /// the rest holds an error).
+    /// Errors and warnings of every stage, sorted by file and position: at most
+    /// [`MAX_DIAGNOSTICS`], errors kept before warnings, then, when there were more, one that
+    /// counts the rest (an error when the rest holds an error).
     pub diagnostics: Vec<Diagnostic>,
     /// The problems left out of `diagnostics`.
     pub omitted: Omitted,
@@ -84,21 +84,38 @@ impl Loaded {
     }
 }
 
-/// Keeps the first [`MAX_DIAGNOSTICS`] of sorted `diagnostics` and appends one counting the
+/// Keeps [`MAX_DIAGNOSTICS`] of sorted `diagnostics`, errors first, and appends one counting the
 /// rest.
 fn cap_diagnostics(diagnostics: &mut Vec<Diagnostic>) -> Omitted {
     if diagnostics.len() <= MAX_DIAGNOSTICS {
         return Omitted::default();
     }
-    let rest = diagnostics.split_off(MAX_DIAGNOSTICS);
-    let errors = rest.iter().filter(|d| d.is_error()).count();
-    let omitted = Omitted {
-        errors,
-        warnings: rest.len() - errors,
-    };
-    diagnostics.push(Diagnostic::new(if errors > 0 {
+    // Errors before warnings: a hundred unused `let`s must not hide the one error that stops
+    // the load. What is shown stays in file and position order.
+    let mut errors_left = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count()
+        .min(MAX_DIAGNOSTICS);
+    let mut warnings_left = MAX_DIAGNOSTICS - errors_left;
+    let mut omitted = Omitted::default();
+    diagnostics.retain(|d| {
+        let (left, count) = if d.is_error() {
+            (&mut errors_left, &mut omitted.errors)
+        } else {
+            (&mut warnings_left, &mut omitted.warnings)
+        };
+        if *left > 0 {
+            *left -= 1;
+            true
+        } else {
+            *count += 1;
+            false
+        }
+    });
+    diagnostics.push(Diagnostic::new(if omitted.errors > 0 {
         LoadError::OmittedErrors {
-            errors,
+            errors: omitted.errors,
             warnings: omitted.warnings,
         }
     } else {

@@ -337,7 +337,8 @@ proptest::proptest! {
         // Each `let` that crosses the limit on its own is reported (with links that skip
         // one, two can); nothing else is wrong with these chains.
         let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-        proptest::prop_assert_eq!(refused, too_deep > 0);
+        let messages: Vec<String> = loaded.diagnostics.iter().map(Diagnostic::message).collect();
+        proptest::prop_assert_eq!(refused, too_deep > 0, "{:?}", messages);
         proptest::prop_assert_eq!(errors, too_deep);
         let loads = std::thread::Builder::new()
             .stack_size(256 * 1024)

@@ -167,7 +167,7 @@ fn warden_check_counts_every_problem_but_shows_the_first() {
     );
     assert!(stderr.contains("900 more errors and 0 more warnings not shown"));
     assert!(
-        stderr.contains("failed: 1 file checked, 1000 errors"),
+        stderr.contains("failed: 1 file and 1 data file checked, 1000 errors"),
         "{stderr}"
     );
 }
