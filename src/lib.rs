@@ -11,6 +11,7 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod gateway;
+pub mod limit;
 pub mod program;
 pub mod server;
 pub mod source;

@@ -128,6 +128,7 @@ mod declare;
 pub mod error;
 mod functions;
 mod graph;
+pub mod limits;
 mod lint;
 mod resolve;
 pub(crate) mod routes;
@@ -162,6 +163,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
     let names = resolve::resolve(&mut ctx);
     types::check_types(&mut ctx, &schema, &declared, &names);
     lint::lint(&mut ctx, &schema, &names);
+    limits::check_limits(&mut ctx);
     let mut route_errors = Vec::new();
     routes::table(files, &schema, &mut |file, error| {
         route_errors.push((file, error))

@@ -195,6 +195,37 @@ fn forbidden(flavour: Flavour, reason: &str) -> Response {
     plain(StatusCode::FORBIDDEN, "forbidden\n")
 }
 
+/// 429 for a call a limit refused: `Retry-After` and the IETF `RateLimit` fields say when
+/// to come back.
+fn too_many(flavour: Flavour, reason: &str, refusal: &crate::limit::Refusal) -> Response {
+    tracing::info!(gateway = ?flavour, reason, "forward-auth: rate limited");
+    let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    if let crate::limit::Refusal::Reached {
+        name,
+        count,
+        window_secs,
+        retry_after_secs,
+        ..
+    } = refusal
+    {
+        let headers = response.headers_mut();
+        let fields = [
+            (header::RETRY_AFTER, retry_after_secs.to_string()),
+            (
+                RATELIMIT_POLICY,
+                format!("\"{name}\";q={count};w={window_secs}"),
+            ),
+            (RATELIMIT, format!("\"{name}\";r=0;t={retry_after_secs}")),
+        ];
+        for (name, value) in fields {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
+}
+
 fn unauthorized(flavour: Flavour, error: &IdentityError) -> Response {
     tracing::info!(gateway = ?flavour, reason = %error, "forward-auth: no valid identity");
     let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -282,7 +313,17 @@ fn respond(
             }
             response
         }
-        Err(reason) => {
+        Err(Refused {
+            reason,
+            limit: Some(refusal),
+        }) => {
+            let mut response = too_many(flavour, &reason, &refusal);
+            if let Ok(version) = HeaderValue::from_str(&program.version) {
+                response.headers_mut().insert(POLICY_VERSION, version);
+            }
+            response
+        }
+        Err(Refused { reason, limit: None }) => {
             let mut response = forbidden(flavour, &reason);
             if let Ok(version) = HeaderValue::from_str(&program.version) {
                 response.headers_mut().insert(POLICY_VERSION, version);
@@ -367,7 +408,46 @@ pub fn route<'p>(
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
-pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, String>;
+pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
+
+/// Why a forward-auth call is refused: by policy (403), or by a limit (429).
+#[derive(Debug)]
+pub struct Refused {
+    pub reason: String,
+    pub limit: Option<crate::limit::Refusal>,
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Refused {
+        Refused {
+            reason,
+            limit: None,
+        }
+    }
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers)
+/// of the limits a call counted against.
+fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, HeaderValue)> {
+    if usages.is_empty() {
+        return Vec::new();
+    }
+    let policy: Vec<String> = usages
+        .iter()
+        .map(|u| format!("\"{}\";q={};w={}", u.name, u.count, u.window_secs))
+        .collect();
+    let state: Vec<String> = usages
+        .iter()
+        .map(|u| format!("\"{}\";r={};t={}", u.name, u.remaining, u.reset_secs))
+        .collect();
+    [(RATELIMIT_POLICY, policy), (RATELIMIT, state)]
+        .into_iter()
+        .filter_map(|(name, items)| Some((name, HeaderValue::from_str(&items.join(", ")).ok()?)))
+        .collect()
+}
+
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Routes and decides. With the audit log on, also the call's record.
 pub fn decide(
@@ -409,7 +489,7 @@ pub fn decide(
             let record = audit.and_then(|audit| {
                 audit.record(program, &json!({ "subject": subject }), Err(&reason))
             });
-            return (Err(reason), record);
+            return (Err(reason.into()), record);
         }
     };
     let decoded = Parts::from_body(&routed.request)
@@ -428,7 +508,7 @@ pub fn decide(
             let record = audit
                 .as_mut()
                 .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
-            return (Err(m), record);
+            return (Err(m.into()), record);
         }
     };
     // A capability token comes in its own header, never in `Authorization` (identity).
@@ -463,19 +543,32 @@ pub fn decide(
                 route.action,
                 route.resource_type,
                 routed.resource_id
-            )),
+            )
+            .into()),
             record,
         );
     }
-    (
-        Ok(upstream_headers(
-            &config.upstream_headers,
-            &routed.matched,
-            identity,
-            &routed.resource_id,
-        )),
-        record,
-    )
+    // Allowed by policy: counted against the limits that apply, all or none.
+    let usages = match crate::limit::consume(program, &decoded, &state.limits) {
+        Ok(usages) => usages,
+        Err(refusal) => {
+            return (
+                Err(Refused {
+                    reason: format!("{} {}: {refusal}", original.method, routed.path),
+                    limit: Some(refusal),
+                }),
+                record,
+            );
+        }
+    };
+    let mut headers = upstream_headers(
+        &config.upstream_headers,
+        &routed.matched,
+        identity,
+        &routed.resource_id,
+    );
+    headers.extend(rate_limit_headers(&usages));
+    (Ok(headers), record)
 }
 
 /// The audit record of one forward-auth call: the AuthZEN request routing made (never the

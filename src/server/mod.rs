@@ -135,6 +135,8 @@ pub struct AppState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Capability keys and revocations, when `capability_keys` is set.
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
+    /// The counts of the program's limits; kept across reloads.
+    pub limits: Arc<crate::limit::LocalStore>,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             gateway: crate::gateway::GatewayState::default(),
             audit: None,
             capabilities: None,
+            limits: Arc::new(crate::limit::LocalStore::new()),
         }
     }
 

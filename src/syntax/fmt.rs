@@ -51,7 +51,7 @@
 //! (`Printer::keyword`).
 
 use crate::ast::{
-    Actions, Annotation, AttrDecl, BinaryOp, CapabilityClause, CapabilityClauseKind, ConditionKind,
+    Actions, Annotation, AttrDecl, BinaryOp, CapabilityClause, CapabilityClauseKind, LimitDecl, PeriodUnit, ConditionKind,
     Effect, EntityDecl, EntityRef, Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item,
     Name, RoutePart, Rule, TestStatement, TypeExpr, UnaryOp, WithClause,
 };
@@ -654,6 +654,7 @@ impl<'a> Printer<'a> {
             Item::Rule(r) if !r.annotations.is_empty() => false,
             Item::Let(l) if !l.annotations.is_empty() => false,
             Item::Route(r) if !r.annotations.is_empty() => false,
+            Item::Limit(l) if !l.annotations.is_empty() => false,
             // Its clauses stand one per line, like a role's grants.
             Item::Capability(_) => false,
             _ => self.measure(|p| p.item(item)) <= MAX_WIDTH,
@@ -828,6 +829,10 @@ impl<'a> Printer<'a> {
                     |p, clause| p.capability_clause(clause),
                 );
             }
+            Item::Limit(limit) => {
+                self.annotations(&limit.annotations);
+                self.limit(limit, block);
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
@@ -905,6 +910,49 @@ impl<'a> Printer<'a> {
             self.idents(resource_types);
         }
         if let Some(condition) = condition {
+            let keyword = match condition.kind {
+                ConditionKind::If => "if",
+                ConditionKind::Unless => "unless",
+            };
+            self.write(" ");
+            self.keyword(keyword);
+            self.write(" ");
+            self.breakable(&condition.expr);
+        }
+        self.indent = block;
+    }
+
+    fn limit(&mut self, limit: &LimitDecl, block: usize) {
+        self.keyword("limit ");
+        self.indent = block + INDENT;
+        self.token(limit.name.span, &limit.name.name);
+        self.write(": ");
+        self.token(limit.count_span, &limit.count.to_string());
+        self.write(" ");
+        match &limit.actions {
+            Actions::Any(span) => self.token(*span, "*"),
+            Actions::List(names) => self.names(names, ", ", action_name_text),
+        }
+        if !limit.resource_types.is_empty() {
+            self.write(" on ");
+            self.idents(&limit.resource_types);
+        }
+        self.write(" ");
+        self.keyword("per");
+        self.write(" ");
+        match &limit.period.unit {
+            PeriodUnit::Duration(millis, span) => self.token(*span, &duration_text(*millis)),
+            PeriodUnit::Word(word) => self.token(word.span, &word.name),
+        }
+        if let Some(zone) = &limit.period.zone {
+            self.write(" in ");
+            self.token(zone.span, &quoted(&zone.value));
+        }
+        self.write(" ");
+        self.keyword("per");
+        self.write(" ");
+        self.breakable(&limit.key);
+        if let Some(condition) = &limit.condition {
             let keyword = match condition.kind {
                 ConditionKind::If => "if",
                 ConditionKind::Unless => "unless",
@@ -1657,6 +1705,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Test(_) => 5,
         Item::Route(_) => 6,
         Item::Capability(_) => 7,
+        Item::Limit(_) => 8,
     };
     kind(a) == kind(b)
 }

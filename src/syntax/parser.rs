@@ -223,6 +223,58 @@ pub fn capability_decl<'s>(
     })))
 }
 
+/// A word the grammar sees as a name where a limit expects `limit` or `per`.
+pub fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResult<'s, ()> {
+    if word == expected {
+        return Ok(());
+    }
+    user_error(
+        format!("expected `{expected}`, found `{word}`"),
+        span,
+        "a limit reads `limit NAME: COUNT actions [on Types] per PERIOD per KEY [if condition]`, \
+         e.g. `limit uploads: 100 upload on Album per hour per subject`"
+            .to_string(),
+    )
+}
+
+/// Builds a `limit` declaration once its words are the expected ones and its count is positive.
+#[allow(clippy::too_many_arguments, reason = "the parts lalrpop hands over")]
+pub fn limit_decl<'s>(
+    word: &'s str,
+    name: ast::Ident,
+    (count, count_span): (i64, Span),
+    actions: ast::Actions,
+    resource_types: Vec<ast::Ident>,
+    period: ast::LimitPeriod,
+    (per, per_span): (&'s str, Span),
+    key: ast::Expr,
+    condition: Option<ast::Condition>,
+    span: Span,
+) -> GrammarResult<'s, Box<ast::Item>> {
+    limit_word(word, "limit", Span::new(span.start as usize, name.span.start as usize))?;
+    limit_word(per, "per", per_span)?;
+    if count <= 0 {
+        return user_error(
+            format!("limit `{}` allows no request", name.name),
+            count_span,
+            "a limit counts at least one request; to refuse every request, write a `deny` rule"
+                .to_string(),
+        );
+    }
+    Ok(Box::new(ast::Item::Limit(ast::LimitDecl {
+        annotations: Vec::new(),
+        name,
+        count,
+        count_span,
+        actions,
+        resource_types,
+        period,
+        key,
+        condition,
+        span,
+    })))
+}
+
 /// Separates an entity body into stored attributes and the declared `properties`.
 #[allow(clippy::type_complexity, reason = "the shape lalrpop hands over")]
 pub fn split_members<'s>(
