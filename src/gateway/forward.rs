@@ -323,7 +323,10 @@ fn respond(
             }
             response
         }
-        Err(Refused { reason, limit: None }) => {
+        Err(Refused {
+            reason,
+            limit: None,
+        }) => {
             let mut response = forbidden(flavour, &reason);
             if let Ok(version) = HeaderValue::from_str(&program.version) {
                 response.headers_mut().insert(POLICY_VERSION, version);

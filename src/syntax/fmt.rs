@@ -51,9 +51,9 @@
 //! (`Printer::keyword`).
 
 use crate::ast::{
-    Actions, Annotation, AttrDecl, BinaryOp, CapabilityClause, CapabilityClauseKind, LimitDecl, PeriodUnit, ConditionKind,
+    Actions, Annotation, AttrDecl, BinaryOp, CapabilityClause, CapabilityClauseKind, ConditionKind,
     Effect, EntityDecl, EntityRef, Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item,
-    Name, RoutePart, Rule, TestStatement, TypeExpr, UnaryOp, WithClause,
+    LimitDecl, Name, PeriodUnit, RoutePart, Rule, TestStatement, TypeExpr, UnaryOp, WithClause,
 };
 use crate::source::Span;
 use crate::syntax::lexer::Comment;

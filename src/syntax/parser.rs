@@ -86,6 +86,15 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let Some(tokens) = lexed.tokens.get_mut(range.clone()) else {
             continue;
         };
+        // The only item that starts with a name is a limit: any other name there (`permit`)
+        // is reported as a missing item keyword, not as a limit gone wrong.
+        if let Some((l, token @ Token::Ident(word), r)) = tokens.first()
+            && *word != "limit"
+        {
+            let error = unexpected(token, Span::new(*l, *r), &[], true);
+            diagnostics.push(Diagnostic::in_file(error, source));
+            continue;
+        }
         // Each token is parsed once, so it is moved into the parser rather than cloned (a
         // clone copies every string literal); a `,` is left in its place.
         let stream = tokens.iter_mut().map(|(l, token, r)| {
@@ -240,7 +249,7 @@ pub fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResul
 /// Builds a `limit` declaration once its words are the expected ones and its count is positive.
 #[allow(clippy::too_many_arguments, reason = "the parts lalrpop hands over")]
 pub fn limit_decl<'s>(
-    word: &'s str,
+    (word, word_span): (&'s str, Span),
     name: ast::Ident,
     (count, count_span): (i64, Span),
     actions: ast::Actions,
@@ -251,7 +260,7 @@ pub fn limit_decl<'s>(
     condition: Option<ast::Condition>,
     span: Span,
 ) -> GrammarResult<'s, Box<ast::Item>> {
-    limit_word(word, "limit", Span::new(span.start as usize, name.span.start as usize))?;
+    limit_word(word, "limit", word_span)?;
     limit_word(per, "per", per_span)?;
     if count <= 0 {
         return user_error(

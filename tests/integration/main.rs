@@ -20,6 +20,7 @@ mod fmt;
 mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
+mod limits;
 mod policy_tests;
 mod server;
 mod sidecar;
