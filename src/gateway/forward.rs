@@ -196,10 +196,16 @@ fn forbidden(flavour: Flavour, reason: &str) -> Response {
 }
 
 /// 429 for a call a limit refused: `Retry-After` and the IETF `RateLimit` fields say when
-/// to come back.
+/// to come back. nginx's `auth_request` takes any answer but 2xx, 401 and 403 for an error
+/// (500), so nginx gets 403 with the same fields, which its configuration can turn into 429.
 fn too_many(flavour: Flavour, reason: &str, refusal: &crate::limit::Refusal) -> Response {
     tracing::info!(gateway = ?flavour, reason, "forward-auth: rate limited");
-    let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    let mut response = match flavour {
+        Flavour::Nginx => plain(StatusCode::FORBIDDEN, "too many requests\n"),
+        Flavour::Traefik | Flavour::Envoy => {
+            plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n")
+        }
+    };
     if let crate::limit::Refusal::Reached {
         name,
         count,

@@ -901,6 +901,13 @@ impl<'a> Printer<'a> {
             Effect::Deny => "deny ",
         });
         self.indent = block + INDENT;
+        self.head(actions, resource_types);
+        self.condition(condition);
+        self.indent = block;
+    }
+
+    /// The actions and `on` types of a rule head or limit.
+    fn head(&mut self, actions: &Actions, resource_types: &[Ident]) {
         match actions {
             Actions::Any(span) => self.token(*span, "*"),
             Actions::List(names) => self.names(names, ", ", action_name_text),
@@ -909,6 +916,10 @@ impl<'a> Printer<'a> {
             self.write(" on ");
             self.idents(resource_types);
         }
+    }
+
+    /// ` if <expr>` or ` unless <expr>`, when there is a condition.
+    fn condition(&mut self, condition: Option<&crate::ast::Condition>) {
         if let Some(condition) = condition {
             let keyword = match condition.kind {
                 ConditionKind::If => "if",
@@ -919,7 +930,6 @@ impl<'a> Printer<'a> {
             self.write(" ");
             self.breakable(&condition.expr);
         }
-        self.indent = block;
     }
 
     fn limit(&mut self, limit: &LimitDecl, block: usize) {
@@ -929,14 +939,7 @@ impl<'a> Printer<'a> {
         self.write(": ");
         self.token(limit.count_span, &limit.count.to_string());
         self.write(" ");
-        match &limit.actions {
-            Actions::Any(span) => self.token(*span, "*"),
-            Actions::List(names) => self.names(names, ", ", action_name_text),
-        }
-        if !limit.resource_types.is_empty() {
-            self.write(" on ");
-            self.idents(&limit.resource_types);
-        }
+        self.head(&limit.actions, &limit.resource_types);
         self.write(" ");
         self.keyword("per");
         self.write(" ");
@@ -952,16 +955,7 @@ impl<'a> Printer<'a> {
         self.keyword("per");
         self.write(" ");
         self.breakable(&limit.key);
-        if let Some(condition) = &limit.condition {
-            let keyword = match condition.kind {
-                ConditionKind::If => "if",
-                ConditionKind::Unless => "unless",
-            };
-            self.write(" ");
-            self.keyword(keyword);
-            self.write(" ");
-            self.breakable(&condition.expr);
-        }
+        self.condition(limit.condition.as_ref());
         self.indent = block;
     }
 

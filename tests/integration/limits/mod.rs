@@ -281,13 +281,16 @@ limit gets: 2 get per hour per subject
     config.watch = false;
     config.gateway.identity_header = Some("x-user".to_string());
     let server = TestServer::start(config).await;
-    let ask = |user: &'static str| {
+    // Traefik's headers; nginx's name the same request.
+    let ask = |endpoint: &'static str, user: &'static str| {
         let http = server.http.clone();
         async move {
             http.send(
                 "GET",
-                "/forward-auth/nginx",
+                endpoint,
                 &[
+                    ("x-forwarded-method", "GET"),
+                    ("x-forwarded-uri", "/items/i1"),
                     ("x-original-method", "GET"),
                     ("x-original-uri", "/items/i1"),
                     ("x-user", user),
@@ -297,15 +300,17 @@ limit gets: 2 get per hour per subject
             .await
         }
     };
-    let first = ask("ana").await;
+    const TRAEFIK: &str = "/forward-auth/traefik";
+    const NGINX: &str = "/forward-auth/nginx";
+    let first = ask(TRAEFIK, "ana").await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(
         first.header("ratelimit-policy"),
         Some("\"gets\";q=2;w=3600")
     );
     assert_eq!(first.header("ratelimit"), Some("\"gets\";r=1;t=1800"));
-    assert_eq!(ask("ana").await.status, 200);
-    let refused = ask("ana").await;
+    assert_eq!(ask(TRAEFIK, "ana").await.status, 200);
+    let refused = ask(TRAEFIK, "ana").await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=1800).contains(&retry), "{retry}");
@@ -317,6 +322,11 @@ limit gets: 2 get per hour per subject
         refused.header("ratelimit"),
         Some(format!("\"gets\";r=0;t={retry}").as_str())
     );
+    // nginx's `auth_request` knows only 2xx, 401 and 403: a 403 with the same fields.
+    let refused = ask(NGINX, "ana").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert!(refused.header("ratelimit").is_some());
     // Someone else is counted apart.
-    assert_eq!(ask("bob").await.status, 200);
+    assert_eq!(ask(NGINX, "bob").await.status, 200);
 }
