@@ -98,10 +98,18 @@ enum State {
 /// and committing them is one step.
 #[derive(Debug, Default)]
 pub struct LocalStore {
-    states: Mutex<HashMap<String, State>>,
+    states: Mutex<States>,
 }
 
-/// How many keys the map holds before expired ones are swept.
+#[derive(Debug, Default)]
+struct States {
+    map: HashMap<String, State>,
+    /// The size at which expired keys are next swept: twice what a sweep left, so that many
+    /// live keys cost one sweep per doubling, not one per request.
+    sweep_at: usize,
+}
+
+/// How many keys the map holds before expired ones are first swept.
 const SWEEP_AT: usize = 65_536;
 
 impl LocalStore {
@@ -116,7 +124,11 @@ impl LocalStore {
         checks: &[Check],
         now: i128,
     ) -> Result<Vec<Usage>, Refusal> {
-        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let States {
+            map: states,
+            sweep_at,
+        } = &mut *guard;
         let mut next = Vec::with_capacity(checks.len());
         let mut usages = Vec::with_capacity(checks.len());
         for check in checks {
@@ -158,11 +170,12 @@ impl LocalStore {
                 }
             }
         }
-        if states.len() >= SWEEP_AT {
+        if states.len() >= (*sweep_at).max(SWEEP_AT) {
             states.retain(|_, state| match state {
                 State::Tat(tat) => *tat > now,
                 State::Count { end, .. } => *end > now,
             });
+            *sweep_at = states.len().saturating_mul(2);
         }
         for (check, state) in checks.iter().zip(next) {
             states.insert(check.key.clone(), state);

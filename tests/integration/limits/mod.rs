@@ -166,6 +166,30 @@ test "all or none" {{
     assert_eq!(code, Some(0), "{output}");
 }
 
+#[test]
+fn capability_holders_are_limited_like_anyone() {
+    let text = format!(
+        r#"{SCHEMA}
+capability view_key on Album {{
+  allow view
+  lifetime 1d
+}}
+
+limit views: 1 view per hour per subject
+
+test "a key grants access, not a larger allowance" {{
+  given User::"kim" {{ plan: "free" }}
+  given User::"ana" {{ plan: "free" }}
+  given Album::"a" {{ owner: User::"ana" }}
+  allow User::"kim" view Album::"a" with capability view_key at time("2026-03-01T10:00:00Z")
+  deny User::"kim" view Album::"a" with capability view_key at time("2026-03-01T10:01:00Z")
+}}
+"#
+    );
+    let (code, output) = warden_test(&text);
+    assert_eq!(code, Some(0), "{output}");
+}
+
 /// The server's test policy (documents) with limits.
 fn limited_server_policy(limits: &str) -> PolicyDir {
     let policy = format!("{}\n{limits}\n", crate::server::POLICY);
