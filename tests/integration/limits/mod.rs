@@ -353,4 +353,10 @@ limit gets: 2 get per hour per subject
     assert!(refused.header("ratelimit").is_some());
     // Someone else is counted apart.
     assert_eq!(ask(NGINX, "bob").await.status, 200);
+    // The metrics count the 429 by its code.
+    let metrics = server.http.get("/metrics").await.body;
+    assert!(
+        metrics.contains("warden_requests_total{endpoint=\"forward_auth\",code=\"429\"} 1"),
+        "{metrics}"
+    );
 }
