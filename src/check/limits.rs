@@ -102,9 +102,17 @@ pub(crate) fn check_limits(ctx: &mut Ctx<'_>) {
     let files = ctx.files;
     for (file, parsed) in files.iter().enumerate() {
         for item in &parsed.ast.items {
-            if let Item::Limit(limit) = item
-                && let Err((message, help)) = period(&limit.period)
+            let Item::Limit(limit) = item else {
+                continue;
+            };
+            // An unknown zone is reported as anywhere else a zone is named.
+            if let Some(zone) = &limit.period.zone
+                && let Some(error) = super::functions::unknown_zone(&zone.value, zone.span)
             {
+                ctx.report(file, error);
+                continue;
+            }
+            if let Err((message, help)) = period(&limit.period) {
                 ctx.report(
                     file,
                     CheckError::Limit {
