@@ -23,6 +23,7 @@ pub enum Item {
     Test(TestBlock),
     Route(RouteDecl),
     Capability(CapabilityDecl),
+    Limit(LimitDecl),
 }
 
 impl Item {
@@ -37,6 +38,7 @@ impl Item {
             Item::Test(i) => i.span,
             Item::Route(i) => i.span,
             Item::Capability(i) => i.span,
+            Item::Limit(i) => i.span,
         }
     }
 }
@@ -519,4 +521,38 @@ pub enum WithClause {
     /// `with capability greenhouse_key { actions: ["water"], holder: User::"nadia" }`: the
     /// request presents a valid token of this capability, with these caveats.
     Capability(Ident, Option<Expr>),
+}
+
+/// `limit uploads: 100 upload on Album per hour per subject if subject.plan == "free"`: how
+/// many allowed requests of the actions (on the types) one key may make in a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitDecl {
+    pub annotations: Vec<Annotation>,
+    pub name: Ident,
+    pub count: i64,
+    pub count_span: Span,
+    pub actions: Actions,
+    /// Resource types the limit applies to; empty means any type.
+    pub resource_types: Vec<Ident>,
+    pub period: LimitPeriod,
+    /// What the requests are counted by: `subject`, `context.ip`, ...
+    pub key: Expr,
+    pub condition: Option<Condition>,
+    pub span: Span,
+}
+
+/// `per hour`, `per 10m`, or a calendar period in a time zone: `per month in "Europe/Paris"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitPeriod {
+    pub unit: PeriodUnit,
+    pub zone: Option<StrLit>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeriodUnit {
+    /// A duration literal, in milliseconds.
+    Duration(i64, Span),
+    /// `second`, `minute`, `hour`, `day`, `week` or `month`.
+    Word(Ident),
 }

@@ -25,6 +25,7 @@ pub struct Declared {
     pub groups: HashMap<String, Loc>,
     pub roles: HashMap<String, Loc>,
     pub capabilities: HashMap<String, Loc>,
+    pub limits: HashMap<String, Loc>,
 }
 
 pub fn declare(ctx: &mut Ctx<'_>) -> (Schema, Declared) {
@@ -159,6 +160,18 @@ fn collect_names(ctx: &mut Ctx<'_>, declared: &mut Declared) {
                         ctx,
                         &mut declared.capabilities,
                         "capability",
+                        &decl.name.name,
+                        Loc {
+                            file,
+                            span: decl.name.span,
+                        },
+                    );
+                }
+                Item::Limit(decl) => {
+                    add(
+                        ctx,
+                        &mut declared.limits,
+                        "limit",
                         &decl.name.name,
                         Loc {
                             file,

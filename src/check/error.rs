@@ -41,6 +41,16 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::limit))]
+    Limit {
+        message: String,
+        #[label("here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("{what} `{name}` is declared twice")]
     #[diagnostic(code(warden::check::duplicate))]
     Duplicate {

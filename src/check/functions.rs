@@ -168,19 +168,8 @@ impl Typer<'_, '_> {
                 })
             }
             _ => {
-                if jiff::tz::db().get(text).is_err() {
-                    let names: Vec<String> = jiff::tz::db()
-                        .available()
-                        .map(|n| n.as_str().to_string())
-                        .collect();
-                    let help = suggest::did_you_mean(text, names.iter().map(String::as_str), || {
-                        "use an IANA time zone name, such as `Europe/Paris`, `America/New_York` or `UTC`".to_string()
-                    });
-                    self.report_here(CheckError::UnknownZone {
-                        zone: text.to_string(),
-                        span,
-                        help,
-                    });
+                if let Some(error) = unknown_zone(text, span) {
+                    self.report_here(error);
                 }
                 None
             }
@@ -211,4 +200,24 @@ fn signature(name: &str) -> &'static str {
         "year" => "year(now(), \"Europe/Paris\")",
         _ => "in_range(x, 1, 10)",
     }
+}
+
+/// The error for a zone name the time zone database does not hold, with the nearest names.
+pub(super) fn unknown_zone(text: &str, span: Span) -> Option<CheckError> {
+    if jiff::tz::db().get(text).is_ok() {
+        return None;
+    }
+    let names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_string())
+        .collect();
+    let help = suggest::did_you_mean(text, names.iter().map(String::as_str), || {
+        "use an IANA time zone name, such as `Europe/Paris`, `America/New_York` or `UTC`"
+            .to_string()
+    });
+    Some(CheckError::UnknownZone {
+        zone: text.to_string(),
+        span,
+        help,
+    })
 }

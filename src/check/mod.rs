@@ -132,6 +132,7 @@ mod depth;
 pub mod error;
 mod functions;
 mod graph;
+pub mod limits;
 mod lint;
 mod resolve;
 pub(crate) mod routes;
@@ -198,6 +199,7 @@ fn check_with(files: &[ParsedFile], record_types: bool) -> Checked {
     depth::check_depth(&mut ctx, &names);
     types::check_types(&mut ctx, &schema, &declared, &names);
     lint::lint(&mut ctx, &schema, &names);
+    limits::check_limits(&mut ctx);
     let mut route_errors = Vec::new();
     routes::table(files, &schema, &mut |file, error| {
         route_errors.push((file, error))

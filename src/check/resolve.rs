@@ -96,6 +96,7 @@ fn item_annotations(item: &Item) -> &[Annotation] {
         Item::Test(i) => &i.annotations,
         Item::Route(i) => &i.annotations,
         Item::Capability(i) => &i.annotations,
+        Item::Limit(i) => &i.annotations,
     }
 }
 
@@ -116,6 +117,7 @@ impl IdAllowed {
             Item::Let(_) => IdAllowed::No("a `let` (its name is its id)"),
             Item::Test(_) => IdAllowed::No("a test (its name is its id)"),
             Item::Route(_) => IdAllowed::No("a route"),
+            Item::Limit(_) => IdAllowed::No("a limit (its name is its id)"),
         }
     }
 }
@@ -257,6 +259,12 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
         Item::Capability(capability) => {
             if let Some(mint) = capability.mint() {
                 f(mint);
+            }
+        }
+        Item::Limit(limit) => {
+            f(&limit.key);
+            if let Some(condition) = &limit.condition {
+                f(&condition.expr);
             }
         }
         Item::Test(test) => {

@@ -335,6 +335,7 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
                 }
                 Item::Test(test) => typer.test(test),
                 Item::Capability(capability) => typer.capability(capability),
+                Item::Limit(limit) => typer.limit(limit),
                 Item::Entity(_)
                 | Item::Action(_)
                 | Item::ActionGroup(_)
@@ -462,6 +463,37 @@ impl<'c, 'f> Typer<'c, 'f> {
                 span: name.span,
                 help: "a presented token grants through its `capability` declaration (and \
                        `deny` rules still apply); name the context field something else"
+                    .to_string(),
+            });
+        }
+    }
+
+    /// A limit: its condition is typed like a rule's, and its key where the condition holds
+    /// (so an `if subject has team` guards `per subject.team`).
+    fn limit(&mut self, limit: &ast::LimitDecl) {
+        self.rule(
+            Effect::Allow,
+            &limit.actions,
+            &limit.resource_types,
+            limit.condition.as_ref(),
+        );
+        if let Some(condition) = &limit.condition
+            && condition.kind == ast::ConditionKind::If
+        {
+            facts_of(&condition.expr, &mut self.facts);
+        }
+        let ty = self.expr(&limit.key);
+        self.facts.clear();
+        if matches!(ty, Ty::Bool | Ty::Record(_) | Ty::Set(_)) {
+            self.report(CheckError::Limit {
+                message: format!(
+                    "limit `{}` is keyed by a value of type `{}`",
+                    limit.name.name,
+                    ty.describe()
+                ),
+                span: limit.key.span,
+                help: "a limit counts per entity, string, number or address: e.g. `per subject`, \
+                       `per context.ip`, `per resource.owner`"
                     .to_string(),
             });
         }

@@ -74,6 +74,7 @@ pub fn compile(
     let mut rules = Vec::new();
     let mut placements = Vec::new();
     let mut capabilities = Vec::new();
+    let mut limits = Vec::new();
     for (file_index, file) in files.iter().enumerate() {
         for item in &file.ast.items {
             match item {
@@ -159,6 +160,11 @@ pub fn compile(
                         delegable: decl.delegable(),
                     });
                 }
+                ast::Item::Limit(decl) => {
+                    if let Some(limit) = compiler.limit(decl, file_index) {
+                        limits.push(limit);
+                    }
+                }
                 _ => {}
             }
         }
@@ -189,6 +195,7 @@ pub fn compile(
         capabilities: capabilities.into_boxed_slice(),
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         request_names,
+        limits: limits.into_boxed_slice(),
     })
 }
 
@@ -674,6 +681,35 @@ impl Compiler<'_> {
                 "see the list of functions in the language reference",
             ),
         }
+    }
+
+    /// A limit's placement, period, key and condition (the checker reported a bad period).
+    fn limit(&mut self, decl: &ast::LimitDecl, file: usize) -> Option<crate::program::Limit> {
+        use crate::check::limits::Period;
+        use crate::program::LimitPeriod;
+        let period = match crate::check::limits::period(&decl.period).ok()? {
+            Period::Rolling(millis) => LimitPeriod::Rolling(millis),
+            Period::Calendar(unit, zone) => LimitPeriod::Calendar(unit, self.zone(&zone)?),
+        };
+        let sorted = |set: Option<BTreeSet<String>>| {
+            set.map(|set| set.iter().map(|n| Arc::from(n.as_str())).collect())
+        };
+        let condition = decl.condition.as_ref().map(|condition| {
+            let whole = self.lower(&condition.expr, file);
+            match condition.kind {
+                ConditionKind::If => whole,
+                ConditionKind::Unless => self.not(whole),
+            }
+        });
+        Some(crate::program::Limit {
+            name: Arc::from(decl.name.name.as_str()),
+            count: u64::try_from(decl.count).unwrap_or(1),
+            period,
+            actions: sorted(self.actions(&decl.actions)),
+            resource_types: sorted(names(&decl.resource_types)),
+            key: self.lower(&decl.key, file),
+            condition,
+        })
     }
 
     fn zone(&mut self, name: &str) -> Option<u32> {

@@ -164,6 +164,30 @@ pub fn condition_holds(
     })
 }
 
+/// Evaluates compiled expressions outside any rule (limits' conditions and keys) for a
+/// request, in this thread's frame so that what they share is evaluated once.
+pub fn evaluate_all(
+    program: &Program,
+    request: &Request,
+    nodes: &[NodeId],
+    out: &mut Vec<Result<Value, EvalError>>,
+) {
+    let mut run = |frame: &mut Frame| {
+        frame.begin(program);
+        let mut evaluator = Evaluator {
+            program,
+            request,
+            frame,
+            depth: 0,
+        };
+        out.extend(nodes.iter().map(|node| evaluator.eval(*node)));
+    };
+    FRAME.with(|frame| match frame.try_borrow_mut() {
+        Ok(mut frame) => run(&mut frame),
+        Err(_) => run(&mut Frame::new()),
+    })
+}
+
 /// Decides with a caller-owned frame (which then holds the candidates and memo for
 /// explanation).
 pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Decision {

@@ -205,6 +205,34 @@ pub const FORBIDDEN_BODY: &str = "forbidden\n";
 /// The body of a 401.
 pub const UNAUTHORIZED_BODY: &str = "unauthorized\n";
 
+/// The `RateLimit-Policy`, `RateLimit` and `Retry-After` fields of a call a limit refused.
+pub fn limit_fields(refusal: &crate::limit::Refusal) -> Vec<(HeaderName, HeaderValue)> {
+    let crate::limit::Refusal::Reached {
+        name,
+        count,
+        window_secs,
+        retry_after_secs,
+        ..
+    } = refusal
+    else {
+        return Vec::new();
+    };
+    [
+        (header::RETRY_AFTER, retry_after_secs.to_string()),
+        (
+            RATELIMIT_POLICY,
+            format!("\"{name}\";q={count};w={window_secs}"),
+        ),
+        (RATELIMIT, format!("\"{name}\";r=0;t={retry_after_secs}")),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, HeaderValue::from_str(&value).ok()?)))
+    .collect()
+}
+
+/// The body of a 429.
+pub const TOO_MANY_BODY: &str = "too many requests\n";
+
 /// The `WWW-Authenticate` challenge of a 401 for `error`.
 pub fn challenge(error: &IdentityError) -> String {
     match error.code() {
@@ -231,6 +259,11 @@ pub enum Outcome {
         headers: Vec<(HeaderName, HeaderValue)>,
         version: Arc<str>,
     },
+    /// 429: the policy allowed the call, a limit refused it.
+    Limited {
+        refusal: crate::limit::Refusal,
+        version: Arc<str>,
+    },
 }
 
 impl Outcome {
@@ -241,11 +274,14 @@ impl Outcome {
             Outcome::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Outcome::Denied { .. } => StatusCode::FORBIDDEN,
             Outcome::Allowed { .. } => StatusCode::OK,
+            Outcome::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
-    /// The forward-auth endpoints' HTTP answer.
-    pub fn into_response(self) -> Response {
+    /// The forward-auth endpoints' HTTP answer. A limit's refusal is a 429, except to nginx:
+    /// its `auth_request` takes any answer but 2xx, 401 and 403 for an error (500), so nginx
+    /// gets 403 with the same fields, which its configuration can turn into 429.
+    pub fn into_response(self, flavour: Flavour) -> Response {
         let with_version = |mut response: Response, version: Option<&str>| {
             if let Some(version) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
                 response.headers_mut().insert(POLICY_VERSION, version);
@@ -274,6 +310,19 @@ impl Outcome {
                 }
                 with_version(response, Some(&version))
             }
+            Outcome::Limited { refusal, version } => {
+                let status = match flavour {
+                    Flavour::Nginx => StatusCode::FORBIDDEN,
+                    Flavour::Traefik | Flavour::Envoy | Flavour::EnvoyGrpc => {
+                        StatusCode::TOO_MANY_REQUESTS
+                    }
+                };
+                let mut response = plain(status, TOO_MANY_BODY);
+                for (name, value) in limit_fields(&refusal) {
+                    response.headers_mut().insert(name, value);
+                }
+                with_version(response, Some(&version))
+            }
         }
     }
 }
@@ -298,7 +347,7 @@ pub fn answer_recorded(
     };
     let original = original(flavour, request, &state.settings.gateway.envoy_path_prefix);
     let (outcome, record) = check(state, &call, original);
-    (outcome.into_response(), record)
+    (outcome.into_response(flavour), record)
 }
 
 /// The one forward-auth check behind every door: the original request as the gateway
@@ -362,7 +411,17 @@ fn checked(
     let version = Arc::clone(&program.version);
     match result {
         Ok(headers) => Outcome::Allowed { headers, version },
-        Err(reason) => {
+        Err(Refused {
+            reason,
+            limit: Some(refusal),
+        }) => {
+            tracing::info!(gateway = ?flavour, reason, "forward-auth: rate limited");
+            Outcome::Limited { refusal, version }
+        }
+        Err(Refused {
+            reason,
+            limit: None,
+        }) => {
             tracing::info!(gateway = ?flavour, reason, "forward-auth: denied");
             Outcome::Denied {
                 reason,
@@ -447,7 +506,46 @@ pub fn route<'p>(
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
-pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, String>;
+pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
+
+/// Why a forward-auth call is refused: by policy (403), or by a limit (429).
+#[derive(Debug)]
+pub struct Refused {
+    pub reason: String,
+    pub limit: Option<crate::limit::Refusal>,
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Refused {
+        Refused {
+            reason,
+            limit: None,
+        }
+    }
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers)
+/// of the limits a call counted against.
+fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, HeaderValue)> {
+    if usages.is_empty() {
+        return Vec::new();
+    }
+    let policy: Vec<String> = usages
+        .iter()
+        .map(|u| format!("\"{}\";q={};w={}", u.name, u.count, u.window_secs))
+        .collect();
+    let state: Vec<String> = usages
+        .iter()
+        .map(|u| format!("\"{}\";r={};t={}", u.name, u.remaining, u.reset_secs))
+        .collect();
+    [(RATELIMIT_POLICY, policy), (RATELIMIT, state)]
+        .into_iter()
+        .filter_map(|(name, items)| Some((name, HeaderValue::from_str(&items.join(", ")).ok()?)))
+        .collect()
+}
+
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Routes and decides. With the audit log on, also the call's record.
 pub fn decide(
@@ -498,7 +596,7 @@ pub fn decide(
             let record = audit.and_then(|audit| {
                 audit.record(program, &json!({ "subject": subject }), Err(&reason))
             });
-            return (Err(reason), record);
+            return (Err(reason.into()), record);
         }
     };
     let decoded = Parts::from_body(&routed.request)
@@ -517,7 +615,7 @@ pub fn decide(
             let record = audit
                 .as_mut()
                 .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
-            return (Err(m), record);
+            return (Err(m.into()), record);
         }
     };
     // A capability token comes in its own header, never in `Authorization` (identity).
@@ -552,19 +650,32 @@ pub fn decide(
                 route.action,
                 route.resource_type,
                 routed.resource_id
-            )),
+            )
+            .into()),
             record,
         );
     }
-    (
-        Ok(upstream_headers(
-            &config.upstream_headers,
-            &routed.matched,
-            identity,
-            &routed.resource_id,
-        )),
-        record,
-    )
+    // Allowed by policy: counted against the limits that apply, all or none.
+    let usages = match crate::limit::consume(program, &decoded, &state.limits) {
+        Ok(usages) => usages,
+        Err(refusal) => {
+            return (
+                Err(Refused {
+                    reason: format!("{} {}: {refusal}", original.method, routed.path),
+                    limit: Some(refusal),
+                }),
+                record,
+            );
+        }
+    };
+    let mut headers = upstream_headers(
+        &config.upstream_headers,
+        &routed.matched,
+        identity,
+        &routed.resource_id,
+    );
+    headers.extend(rate_limit_headers(&usages));
+    (Ok(headers), record)
 }
 
 /// The audit record of one forward-auth call: the AuthZEN request routing made (never the

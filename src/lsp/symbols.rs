@@ -176,6 +176,13 @@ impl Walker {
                     self.test_statement(statement);
                 }
             }
+            Item::Limit(limit) => {
+                self.head(&limit.actions, &limit.resource_types);
+                self.expr(&limit.key);
+                if let Some(condition) = &limit.condition {
+                    self.expr(&condition.expr);
+                }
+            }
             Item::Route(route) => {
                 self.action(&route.action);
                 self.entity(&route.resource_type);

@@ -286,6 +286,47 @@ pub struct Program {
     pub serial: u64,
     /// The declared names a request may carry, each with what decoding it needs.
     pub request_names: requests::RequestNames,
+    /// The `limit` declarations, in source order.
+    pub limits: Box<[Limit]>,
+}
+
+/// A `limit` declaration, as compiled.
+#[derive(Clone, Debug)]
+pub struct Limit {
+    pub name: Arc<str>,
+    /// How many allowed requests one key may make in a period.
+    pub count: u64,
+    pub period: LimitPeriod,
+    /// The actions it counts, groups expanded and sorted; `None` for `*`.
+    pub actions: Option<Box<[Arc<str>]>>,
+    /// The resource types it counts, sorted; `None` for any.
+    pub resource_types: Option<Box<[Arc<str>]>>,
+    /// The key requests are counted by.
+    pub key: NodeId,
+    /// When it applies (`unless` already negated); `None` for always.
+    pub condition: Option<NodeId>,
+}
+
+/// The period of a compiled limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitPeriod {
+    /// A window sliding with each request, in milliseconds.
+    Rolling(i64),
+    /// A calendar day, week or month in a zone of [`Program::zones`].
+    Calendar(crate::check::limits::CalendarUnit, u32),
+}
+
+impl Limit {
+    /// Whether the limit counts this action on a resource of this type (its condition aside).
+    pub fn counts(&self, action: &str, resource_type: &str) -> bool {
+        self.actions
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|n| &**n == action))
+            && self
+                .resource_types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|n| &**n == resource_type))
+    }
 }
 
 /// A `capability` declaration, as compiled: what a token minted under it may carry.

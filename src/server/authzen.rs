@@ -118,6 +118,8 @@ pub struct Call<'s> {
     pub identity: Option<crate::gateway::SubjectIdentity>,
     /// Capability keys and revocations, to honour `context.capability`.
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
+    /// Where allowed requests are counted against the program's limits.
+    pub limits: Option<Arc<crate::limit::LocalStore>>,
 }
 
 /// The audit record of one call, built as it decides and queued when it is answered.
@@ -214,6 +216,7 @@ impl<'s> Call<'s> {
             audit: None,
             identity: None,
             capabilities: None,
+            limits: None,
         }
     }
 
@@ -247,6 +250,7 @@ impl<'s> Call<'s> {
             audit.builder.member("verified_subject", &verified, masking);
         }
         call.capabilities = state.capabilities.clone();
+        call.limits = Some(state.limits.clone());
         Ok(call)
     }
 
@@ -381,6 +385,32 @@ impl<'s> Call<'s> {
         decoded: Result<eval::Request, RequestError>,
         refused: Option<String>,
     ) -> Outcome {
+        let program = self.program.clone();
+        let request = if program.limits.is_empty() {
+            None
+        } else {
+            decoded.as_ref().ok().cloned()
+        };
+        let outcome = self.decide_by_policy(decoded, refused);
+        match (&outcome, request, &self.limits) {
+            (Outcome::Decided { allowed: true, .. }, Some(request), Some(limits)) => {
+                match crate::limit::consume(&program, &request, limits) {
+                    Ok(_) => outcome,
+                    Err(refusal) => Outcome::Decided {
+                        allowed: false,
+                        context: Some(limited_context(&refusal)),
+                    },
+                }
+            }
+            _ => outcome,
+        }
+    }
+
+    fn decide_by_policy(
+        &mut self,
+        decoded: Result<eval::Request, RequestError>,
+        refused: Option<String>,
+    ) -> Outcome {
         let program = &*self.program;
         let request = match decoded {
             Ok(request) => request,
@@ -433,6 +463,19 @@ impl<'s> Call<'s> {
             }
         }
     }
+}
+
+/// The `context` of a decision a limit refused: the reason, and when to retry.
+pub fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
+    let mut limit = json!({ "name": refusal.name() });
+    if let Some(retry) = refusal.retry_after_secs() {
+        limit["retry_after"] = json!(retry);
+    }
+    json!({
+        "reason_admin": { "en": refusal.to_string() },
+        "reason_user": { "en": "too many requests; try again later" },
+        "limit": limit,
+    })
 }
 
 /// [`capability_text`] for a request read from the body's bytes.

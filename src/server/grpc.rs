@@ -295,6 +295,16 @@ pub fn response(outcome: Outcome, configured: &[(String, String)]) -> CheckRespo
             Vec::new(),
             version.as_deref(),
         ),
+        Outcome::Limited { refusal, version } => denied(
+            429,
+            Code::ResourceExhausted,
+            forward::TOO_MANY_BODY,
+            forward::limit_fields(&refusal)
+                .iter()
+                .filter_map(|(name, value)| Some(header(name.as_str(), value.to_str().ok()?)))
+                .collect(),
+            Some(&version),
+        ),
         Outcome::Unauthenticated(error) => denied(
             401,
             Code::Unauthenticated,

@@ -26,7 +26,7 @@ const ENDPOINTS: [&str; 6] = [
 ];
 
 /// The statuses the decision API answers with; anything else is counted as `other`.
-const CODES: [u16; 7] = [200, 400, 401, 403, 413, 500, 503];
+const CODES: [u16; 8] = [200, 400, 401, 403, 413, 429, 500, 503];
 
 /// Upper bounds of the latency buckets, in seconds: decisions take microseconds, so the
 /// buckets are fine at the bottom and coarse above a millisecond.

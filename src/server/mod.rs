@@ -140,6 +140,8 @@ pub struct AppState {
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
     /// The bundle's revision, fetches and refusals, when policies come from a bundle.
     pub bundle: Option<Arc<bundle::BundleState>>,
+    /// The counts of the program's limits; kept across reloads.
+    pub limits: Arc<crate::limit::LocalStore>,
 }
 
 impl AppState {
@@ -155,6 +157,7 @@ impl AppState {
             audit: None,
             capabilities: None,
             bundle: None,
+            limits: Arc::new(crate::limit::LocalStore::new()),
         }
     }
 

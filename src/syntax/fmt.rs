@@ -53,7 +53,7 @@
 use crate::ast::{
     Actions, Annotation, AttrDecl, BinaryOp, CapabilityClause, CapabilityClauseKind, ConditionKind,
     Effect, EntityDecl, EntityRef, Expectation, Expr, ExprKind, File, GivenEntity, Ident, Item,
-    Name, RoutePart, Rule, TestStatement, TypeExpr, UnaryOp, WithClause,
+    LimitDecl, Name, PeriodUnit, RoutePart, Rule, TestStatement, TypeExpr, UnaryOp, WithClause,
 };
 use crate::source::Span;
 use crate::syntax::lexer::Comment;
@@ -654,6 +654,7 @@ impl<'a> Printer<'a> {
             Item::Rule(r) if !r.annotations.is_empty() => false,
             Item::Let(l) if !l.annotations.is_empty() => false,
             Item::Route(r) if !r.annotations.is_empty() => false,
+            Item::Limit(l) if !l.annotations.is_empty() => false,
             // Its clauses stand one per line, like a role's grants.
             Item::Capability(_) => false,
             _ => self.measure(|p| p.item(item)) <= MAX_WIDTH,
@@ -828,6 +829,10 @@ impl<'a> Printer<'a> {
                     |p, clause| p.capability_clause(clause),
                 );
             }
+            Item::Limit(limit) => {
+                self.annotations(&limit.annotations);
+                self.limit(limit, block);
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
@@ -896,6 +901,13 @@ impl<'a> Printer<'a> {
             Effect::Deny => "deny ",
         });
         self.indent = block + INDENT;
+        self.head(actions, resource_types);
+        self.condition(condition);
+        self.indent = block;
+    }
+
+    /// The actions and `on` types of a rule head or limit.
+    fn head(&mut self, actions: &Actions, resource_types: &[Ident]) {
         match actions {
             Actions::Any(span) => self.token(*span, "*"),
             Actions::List(names) => self.names(names, ", ", action_name_text),
@@ -904,6 +916,10 @@ impl<'a> Printer<'a> {
             self.write(" on ");
             self.idents(resource_types);
         }
+    }
+
+    /// ` if <expr>` or ` unless <expr>`, when there is a condition.
+    fn condition(&mut self, condition: Option<&crate::ast::Condition>) {
         if let Some(condition) = condition {
             let keyword = match condition.kind {
                 ConditionKind::If => "if",
@@ -914,6 +930,32 @@ impl<'a> Printer<'a> {
             self.write(" ");
             self.breakable(&condition.expr);
         }
+    }
+
+    fn limit(&mut self, limit: &LimitDecl, block: usize) {
+        self.keyword("limit ");
+        self.indent = block + INDENT;
+        self.token(limit.name.span, &limit.name.name);
+        self.write(": ");
+        self.token(limit.count_span, &limit.count.to_string());
+        self.write(" ");
+        self.head(&limit.actions, &limit.resource_types);
+        self.write(" ");
+        self.keyword("per");
+        self.write(" ");
+        match &limit.period.unit {
+            PeriodUnit::Duration(millis, span) => self.token(*span, &duration_text(*millis)),
+            PeriodUnit::Word(word) => self.token(word.span, &word.name),
+        }
+        if let Some(zone) = &limit.period.zone {
+            self.write(" in ");
+            self.token(zone.span, &quoted(&zone.value));
+        }
+        self.write(" ");
+        self.keyword("per");
+        self.write(" ");
+        self.breakable(&limit.key);
+        self.condition(limit.condition.as_ref());
         self.indent = block;
     }
 
@@ -1657,6 +1699,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Test(_) => 5,
         Item::Route(_) => 6,
         Item::Capability(_) => 7,
+        Item::Limit(_) => 8,
     };
     kind(a) == kind(b)
 }

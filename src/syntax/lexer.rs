@@ -118,9 +118,13 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
             };
         let cedar = matches!(token, Token::Ident("permit" | "forbid"))
             && matches!(next, Some(Token::LParen));
+        // `limit NAME:` starts a limit; `limit` is otherwise a free name.
+        let limit = matches!(token, Token::Ident("limit"))
+            && matches!(next, Some(Token::Ident(_)))
+            && matches!(tokens.get(index + 2), Some((_, Token::Colon, _)));
         let starts_at_top = !as_name
             && braces == 0
-            && (cedar || matches!(token, Token::Allow | Token::Deny | Token::At_));
+            && (cedar || limit || matches!(token, Token::Allow | Token::Deny | Token::At_));
 
         if (starts_anywhere || starts_at_top) && index > start && !only_annotations {
             items.push(start..index);

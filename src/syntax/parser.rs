@@ -86,6 +86,15 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let Some(tokens) = lexed.tokens.get_mut(range.clone()) else {
             continue;
         };
+        // The only item that starts with a name is a limit: any other name there (`permit`)
+        // is reported as a missing item keyword, not as a limit gone wrong.
+        if let Some((l, token @ Token::Ident(word), r)) = tokens.first()
+            && *word != "limit"
+        {
+            let error = unexpected(token, Span::new(*l, *r), &[], true);
+            diagnostics.push(Diagnostic::in_file(error, source));
+            continue;
+        }
         // Each token is parsed once, so it is moved into the parser rather than cloned (a
         // clone copies every string literal); a `,` is left in its place.
         let stream = tokens.iter_mut().map(|(l, token, r)| {
@@ -219,6 +228,58 @@ pub fn capability_decl<'s>(
         name,
         resource_types,
         clauses,
+        span,
+    })))
+}
+
+/// A word the grammar sees as a name where a limit expects `limit` or `per`.
+pub fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResult<'s, ()> {
+    if word == expected {
+        return Ok(());
+    }
+    user_error(
+        format!("expected `{expected}`, found `{word}`"),
+        span,
+        "a limit reads `limit NAME: COUNT actions [on Types] per PERIOD per KEY [if condition]`, \
+         e.g. `limit uploads: 100 upload on Album per hour per subject`"
+            .to_string(),
+    )
+}
+
+/// Builds a `limit` declaration once its words are the expected ones and its count is positive.
+#[allow(clippy::too_many_arguments, reason = "the parts lalrpop hands over")]
+pub fn limit_decl<'s>(
+    (word, word_span): (&'s str, Span),
+    name: ast::Ident,
+    (count, count_span): (i64, Span),
+    actions: ast::Actions,
+    resource_types: Vec<ast::Ident>,
+    period: ast::LimitPeriod,
+    (per, per_span): (&'s str, Span),
+    key: ast::Expr,
+    condition: Option<ast::Condition>,
+    span: Span,
+) -> GrammarResult<'s, Box<ast::Item>> {
+    limit_word(word, "limit", word_span)?;
+    limit_word(per, "per", per_span)?;
+    if count <= 0 {
+        return user_error(
+            format!("limit `{}` allows no request", name.name),
+            count_span,
+            "a limit counts at least one request; to refuse every request, write a `deny` rule"
+                .to_string(),
+        );
+    }
+    Ok(Box::new(ast::Item::Limit(ast::LimitDecl {
+        annotations: Vec::new(),
+        name,
+        count,
+        count_span,
+        actions,
+        resource_types,
+        period,
+        key,
+        condition,
         span,
     })))
 }

@@ -216,6 +216,8 @@ pub struct ExpectationResult {
     pub invalid: Option<String>,
     /// Rules whose condition failed to evaluate, as `id: message`.
     pub errors: Vec<String>,
+    /// Why a limit refused a request the policy allowed.
+    pub limited: Option<String>,
     /// Why the expectation failed; `None` when it passed.
     pub failure: Option<String>,
     /// For a failure: every candidate rule and what became of it.
@@ -236,6 +238,9 @@ impl ExpectationResult {
     pub fn decided(&self) -> String {
         if let Some(invalid) = &self.invalid {
             return format!("{} (the request is invalid: {invalid})", self.actual);
+        }
+        if let Some(limited) = &self.limited {
+            return format!("{} ({limited})", self.actual);
         }
         if self.reasons.is_empty() {
             return format!("{} (no rule held: default deny)", self.actual);
@@ -1037,13 +1042,15 @@ fn run_test(
         |s| Location::of(s, ready.test.span),
     );
     let mut expectations = Vec::new();
+    // Each test counts its limits afresh, in the order of its expectations.
+    let limits = crate::limit::LocalStore::new();
     for case in &ready.cases {
         if let Some(source) = source {
             expectations.push(decide(
                 &ready.program,
                 ready.file,
                 source,
-                case,
+                (case, &limits),
                 frame,
                 covered,
             ));
@@ -1069,7 +1076,7 @@ fn decide(
     program: &Program,
     file: usize,
     source: &SourceFile,
-    case: &Case<'_>,
+    (case, limits): (&Case<'_>, &crate::limit::LocalStore),
     frame: &mut Frame,
     covered: &mut [bool],
 ) -> ExpectationResult {
@@ -1098,6 +1105,7 @@ fn decide(
         reads_clock: !clock_fixed && program.nodes.iter().any(|node| matches!(node, Node::Now)),
         invalid: None,
         errors: Vec::new(),
+        limited: None,
         failure: None,
         explanation: None,
         note: None,
@@ -1130,11 +1138,17 @@ fn decide(
                 request.capability = Some(Arc::new(presented));
             }
             let decision = eval::decide_in(program, &request, frame);
-            result.actual = if decision.allowed {
+            let limited = if decision.allowed {
+                crate::limit::consume(program, &request, limits).err()
+            } else {
+                None
+            };
+            result.actual = if decision.allowed && limited.is_none() {
                 Verdict::Allow
             } else {
                 Verdict::Deny
             };
+            result.limited = limited.map(|refusal| refusal.to_string());
             for id in &decision.reasons {
                 if let Some(flag) = covered.get_mut(id.index()) {
                     *flag = true;

@@ -459,7 +459,50 @@ pub fn item() -> impl Strategy<Value = Item> {
                 }
             ),
         capability(),
+        limit(),
     ]
+}
+
+/// A limit declaration: any count, actions, types, period, key and condition.
+pub fn limit() -> impl Strategy<Value = Item> {
+    let period = prop_oneof![
+        (0i64..=100_000_000).prop_map(|millis| LimitPeriod {
+            unit: PeriodUnit::Duration(millis, span()),
+            zone: None,
+            span: span(),
+        }),
+        (ident(), proptest::option::of(str_lit())).prop_map(|(word, zone)| LimitPeriod {
+            unit: PeriodUnit::Word(word),
+            zone,
+            span: span(),
+        }),
+    ];
+    (
+        annotations(),
+        ident(),
+        prop_oneof![1i64..=i64::MAX, 1i64..=100],
+        actions(),
+        idents(2),
+        period,
+        expr(),
+        proptest::option::of(condition()),
+    )
+        .prop_map(
+            |(annotations, name, count, actions, resource_types, period, key, condition)| {
+                Item::Limit(LimitDecl {
+                    annotations,
+                    name,
+                    count,
+                    count_span: span(),
+                    actions,
+                    resource_types,
+                    period,
+                    key,
+                    condition,
+                    span: span(),
+                })
+            },
+        )
 }
 
 /// A capability declaration: its required clauses, maybe `mint` and `delegable`, in any order.

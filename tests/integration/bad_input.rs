@@ -76,6 +76,10 @@ fn item_depth(item: &Item) -> usize {
         Item::Let(l) => exprs.push(&l.value),
         Item::Route(_) => {}
         Item::Capability(c) => exprs.extend(c.mint()),
+        Item::Limit(l) => {
+            exprs.push(&l.key);
+            exprs.extend(l.condition.as_ref().map(|c| &c.expr));
+        }
         Item::Test(t) => {
             for statement in &t.statements {
                 match statement {

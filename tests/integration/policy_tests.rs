@@ -103,7 +103,7 @@ fn the_examples_pass_with_full_coverage() {
         "{}",
         run.stdout
     );
-    assert_eq!(run.last_line(), "13 passed, 0 failed");
+    assert_eq!(run.last_line(), "14 passed, 0 failed");
 }
 
 #[test]

@@ -177,6 +177,8 @@ fn the_valid_corpus_covers_every_construct() {
         "item:let",
         "item:test",
         "item:capability",
+        "item:limit",
+        "limit:calendar",
         "annotation",
         "annotation-value",
         "entity:parents",
@@ -318,6 +320,17 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
                 visit_expr(mint, seen);
             }
             &c.annotations
+        }
+        Item::Limit(l) => {
+            mark(seen, "item:limit");
+            if l.period.zone.is_some() {
+                mark(seen, "limit:calendar");
+            }
+            visit_expr(&l.key, seen);
+            if let Some(condition) = &l.condition {
+                visit_expr(&condition.expr, seen);
+            }
+            &l.annotations
         }
     };
     visit_annotations(annotations, seen);

@@ -1,0 +1,344 @@
+//! Rate limits and quotas: which `limit` declarations an allowed request counts against, and
+//! the store that counts.
+//!
+//! A request is first decided by policy; only an allowed one is counted, by [`consume`],
+//! atomically across every limit that applies: when one refuses, none is consumed. A rolling
+//! period is a GCRA (generic cell rate algorithm: one "theoretical arrival time" per key, so
+//! `count` requests may come at once and then one per `period / count`); a calendar period is
+//! a counter that starts afresh at the start of each day, week or month in its zone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use jiff::{Timestamp, ToSpan};
+use thiserror::Error;
+
+use crate::check::limits::CalendarUnit;
+use crate::data::value::{EntityRef, Value};
+use crate::eval::{self, Request, explain};
+use crate::program::{LimitPeriod, Program};
+
+/// How one limit stood after a request was counted (for `RateLimit` headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub name: Arc<str>,
+    pub count: u64,
+    /// The limit's period, in seconds (a calendar period: the current one's length).
+    pub window_secs: u64,
+    /// How many more requests the key may make right now.
+    pub remaining: u64,
+    /// Seconds until the key has its whole allowance again.
+    pub reset_secs: u64,
+}
+
+/// Why a request allowed by policy is refused by a limit.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error(
+        "rate limit `{name}` reached: {count} per {window} for {key}; retry in {retry_after_secs}s"
+    )]
+    Reached {
+        name: Arc<str>,
+        count: u64,
+        window: String,
+        window_secs: u64,
+        key: String,
+        retry_after_secs: u64,
+    },
+    /// Its key could not be evaluated for this request (it fails closed).
+    #[error("rate limit `{name}` could not tell whom to count: {why}")]
+    NoKey { name: Arc<str>, why: String },
+}
+
+impl Refusal {
+    pub fn name(&self) -> &str {
+        match self {
+            Refusal::Reached { name, .. } | Refusal::NoKey { name, .. } => name,
+        }
+    }
+
+    /// Seconds until a retry may succeed; `None` when waiting does not help.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Refusal::Reached {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Refusal::NoKey { .. } => None,
+        }
+    }
+}
+
+/// One limit to count a request against: its store key and window.
+#[derive(Clone, Debug)]
+struct Check {
+    limit: usize,
+    key: String,
+    shown: String,
+    window: Window,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Window {
+    /// GCRA: `count` requests per `period` nanoseconds.
+    Rolling { period: i128 },
+    /// A fixed window `[start, end)` in nanoseconds since the epoch.
+    Fixed { start: i128, end: i128 },
+}
+
+/// What the store keeps per key.
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// The theoretical arrival time, in nanoseconds since the epoch.
+    Tat(i128),
+    /// Requests counted in the window that starts at `start` and ends at `end`.
+    Count { start: i128, end: i128, used: u64 },
+}
+
+/// The in-process store: one map under one lock, so that checking every limit of a request
+/// and committing them is one step.
+#[derive(Debug, Default)]
+pub struct LocalStore {
+    states: Mutex<States>,
+}
+
+#[derive(Debug, Default)]
+struct States {
+    map: HashMap<String, State>,
+    /// The size at which expired keys are next swept: twice what a sweep left, so that many
+    /// live keys cost one sweep per doubling, not one per request.
+    sweep_at: usize,
+}
+
+/// How many keys the map holds before expired ones are first swept.
+const SWEEP_AT: usize = 65_536;
+
+impl LocalStore {
+    pub fn new() -> LocalStore {
+        LocalStore::default()
+    }
+
+    /// Counts a request against `checks` at `now`: all of them, or none when one refuses.
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let States {
+            map: states,
+            sweep_at,
+        } = &mut *guard;
+        let mut next = Vec::with_capacity(checks.len());
+        let mut usages = Vec::with_capacity(checks.len());
+        for check in checks {
+            let Some(limit) = program.limits.get(check.limit) else {
+                continue;
+            };
+            let count = limit.count.max(1);
+            let current = states.get(&check.key).copied();
+            match check.window {
+                Window::Rolling { period } => {
+                    let interval = period / i128::from(count);
+                    let tat = match current {
+                        Some(State::Tat(tat)) => tat.max(now),
+                        _ => now,
+                    };
+                    let new_tat = tat + interval;
+                    if new_tat - now > period {
+                        return Err(reached(limit, check, period, new_tat - period - now));
+                    }
+                    next.push(State::Tat(new_tat));
+                    let left = (period - (new_tat - now)) / interval.max(1);
+                    usages.push(usage(limit, period, left, new_tat - now));
+                }
+                Window::Fixed { start, end } => {
+                    let used = match current {
+                        Some(State::Count { start: s, used, .. }) if s == start => used,
+                        _ => 0,
+                    };
+                    if used >= count {
+                        return Err(reached(limit, check, end - start, end - now));
+                    }
+                    next.push(State::Count {
+                        start,
+                        end,
+                        used: used + 1,
+                    });
+                    let left = i128::from(count - used - 1);
+                    usages.push(usage(limit, end - start, left, end - now));
+                }
+            }
+        }
+        if states.len() >= (*sweep_at).max(SWEEP_AT) {
+            states.retain(|_, state| match state {
+                State::Tat(tat) => *tat > now,
+                State::Count { end, .. } => *end > now,
+            });
+            *sweep_at = states.len().saturating_mul(2);
+        }
+        for (check, state) in checks.iter().zip(next) {
+            states.insert(check.key.clone(), state);
+        }
+        Ok(usages)
+    }
+}
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// Whole seconds, rounded up: a client that waits this long is never early.
+fn secs_up(nanos: i128) -> u64 {
+    u64::try_from((nanos.max(0) + NANOS_PER_SEC - 1) / NANOS_PER_SEC).unwrap_or(u64::MAX)
+}
+
+fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -> Usage {
+    Usage {
+        name: limit.name.clone(),
+        count: limit.count,
+        window_secs: secs_up(window),
+        remaining: u64::try_from(left.max(0)).unwrap_or(0),
+        reset_secs: secs_up(reset),
+    }
+}
+
+fn reached(limit: &crate::program::Limit, check: &Check, window: i128, retry: i128) -> Refusal {
+    let window_text = match limit.period {
+        LimitPeriod::Rolling(millis) => crate::syntax::fmt::duration_text(millis),
+        LimitPeriod::Calendar(unit, _) => match unit {
+            CalendarUnit::Day => "calendar day",
+            CalendarUnit::Week => "calendar week",
+            CalendarUnit::Month => "calendar month",
+        }
+        .to_string(),
+    };
+    Refusal::Reached {
+        name: limit.name.clone(),
+        count: limit.count,
+        window: window_text,
+        window_secs: secs_up(window),
+        key: check.shown.clone(),
+        retry_after_secs: secs_up(retry).max(1),
+    }
+}
+
+/// The calendar period containing `now` in `zone`, as `[start, end)` in nanoseconds.
+fn calendar_window(
+    now: Timestamp,
+    unit: CalendarUnit,
+    zone: &jiff::tz::TimeZone,
+) -> Option<(i128, i128)> {
+    let today = zone.to_datetime(now).date();
+    let first = match unit {
+        CalendarUnit::Day => today,
+        CalendarUnit::Week => {
+            let back = i64::from(today.weekday().to_monday_zero_offset());
+            today.checked_sub(back.days()).ok()?
+        }
+        CalendarUnit::Month => today.first_of_month(),
+    };
+    let next = match unit {
+        CalendarUnit::Day => first.checked_add(1.day()).ok()?,
+        CalendarUnit::Week => first.checked_add(1.week()).ok()?,
+        CalendarUnit::Month => first.checked_add(1.month()).ok()?,
+    };
+    // Midnight as the zone's clocks show it (the earlier instant when they show it twice).
+    let instant = |date: jiff::civil::Date| {
+        zone.to_ambiguous_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .compatible()
+            .ok()
+            .map(|t| t.as_nanosecond())
+    };
+    Some((instant(first)?, instant(next)?))
+}
+
+fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
+    match value {
+        Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &*e.uid.ty),
+        Value::Entity(EntityRef::Unknown(uid)) => Some(&uid.ty),
+        _ => None,
+    }
+}
+
+/// Counts an allowed request against every limit of `program` that applies to it: all of
+/// them, or none when one refuses. A limit whose condition cannot be evaluated applies (it
+/// fails closed); one whose key cannot be evaluated refuses.
+pub fn consume(
+    program: &Program,
+    request: &Request,
+    store: &LocalStore,
+) -> Result<Vec<Usage>, Refusal> {
+    if program.limits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let resource_type = type_of(program, &request.resource).unwrap_or("");
+    let placed: Vec<usize> = program
+        .limits
+        .iter()
+        .enumerate()
+        .filter(|(_, limit)| limit.counts(&request.action, resource_type))
+        .map(|(index, _)| index)
+        .collect();
+    if placed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut nodes = Vec::with_capacity(placed.len() * 2);
+    for index in &placed {
+        if let Some(limit) = program.limits.get(*index) {
+            nodes.push(limit.key);
+            nodes.push(limit.condition.unwrap_or(limit.key));
+        }
+    }
+    let mut values = Vec::with_capacity(nodes.len());
+    eval::evaluate_all(program, request, &nodes, &mut values);
+    let now = request.now.as_nanosecond();
+    let mut checks = Vec::with_capacity(placed.len());
+    for (index, pair) in placed.iter().zip(values.chunks(2)) {
+        let Some(limit) = program.limits.get(*index) else {
+            continue;
+        };
+        let (key, condition) = match pair {
+            [key, condition] => (key, condition),
+            _ => continue,
+        };
+        let applies = limit.condition.is_none() || !matches!(condition, Ok(Value::Bool(false)));
+        if !applies {
+            continue;
+        }
+        let key = match key {
+            Ok(value) => explain::render_value(program, value),
+            Err(error) => {
+                return Err(Refusal::NoKey {
+                    name: limit.name.clone(),
+                    why: explain::error_message(program, error),
+                });
+            }
+        };
+        let window = match limit.period {
+            LimitPeriod::Rolling(millis) => Window::Rolling {
+                period: i128::from(millis) * 1_000_000,
+            },
+            LimitPeriod::Calendar(unit, zone) => {
+                let window = program
+                    .zones
+                    .get(zone as usize)
+                    .and_then(|(_, zone)| calendar_window(request.now, unit, zone));
+                match window {
+                    Some((start, end)) => Window::Fixed { start, end },
+                    None => {
+                        return Err(Refusal::NoKey {
+                            name: limit.name.clone(),
+                            why: "the calendar period could not be computed".to_string(),
+                        });
+                    }
+                }
+            }
+        };
+        checks.push(Check {
+            limit: *index,
+            key: format!("{}\u{0}{key}", limit.name),
+            shown: format!("`{key}`"),
+            window,
+        });
+    }
+    store.consume(program, &checks, now)
+}
