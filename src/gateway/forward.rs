@@ -267,9 +267,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The HTTP status this outcome answers (and is counted under).
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status this outcome answers `flavour` with (and is counted under).
+    pub fn status(&self, flavour: Flavour) -> StatusCode {
         match self {
+            Outcome::Limited { .. } if flavour == Flavour::Nginx => StatusCode::FORBIDDEN,
             Outcome::Unavailable(error) => error.status(),
             Outcome::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Outcome::Denied { .. } => StatusCode::FORBIDDEN,
@@ -360,14 +361,15 @@ pub fn check(
 ) -> (Outcome, Option<Record>) {
     let mut record = None;
     let outcome = checked(state, call, original, &mut record);
-    let status = outcome.status();
+    let status = outcome.status(call.flavour);
     // A decision is a call that named a subject (what the audit log records): not a call
     // without the gateway's headers, nor one without a valid identity (401).
     match &outcome {
         Outcome::Allowed { .. } => state.metrics.decision(true),
         Outcome::Denied {
             version: Some(_), ..
-        } => state.metrics.decision(false),
+        }
+        | Outcome::Limited { .. } => state.metrics.decision(false),
         _ => {}
     }
     state.metrics.request(

@@ -233,7 +233,7 @@ fn keyword_used_as_name(
 ///
 /// A keyword followed by a name, a string or `*` starts an item even there (`entity` with its
 /// name missing, then `allow view ...`): no type name is followed by one, but for the words
-/// of a capability's clauses.
+/// of a capability's clauses and the `limit NAME:` that starts a limit.
 fn type_name_position(
     tokens: &[Spanned<'_>],
     index: usize,
@@ -252,8 +252,12 @@ fn type_name_position(
         Some(Token::Capability) => return matches!(next, Some(Token::On)) && at_work(previous),
         _ => {}
     }
-    // (The words of a capability's clauses follow a `mint if` condition: `is route lifetime`.)
-    let clause_word = matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")));
+    // (The words of a capability's clauses follow a `mint if` condition: `is route lifetime`;
+    // `limit NAME:` starts the next item: `on role` then `limit uploads: ...`.)
+    let clause_word = matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")))
+        || (matches!(next, Some(Token::Ident("limit")))
+            && matches!(kind(index + 2), Some(Token::Ident(_)))
+            && matches!(kind(index + 3), Some(Token::Colon)));
     if matches!(next, Some(Token::Ident(_) | Token::Str(_) | Token::Star)) && !clause_word {
         return false;
     }
