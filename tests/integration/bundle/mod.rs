@@ -430,6 +430,8 @@ async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_re
     );
     server.wait_for_version(&v2).await;
     let took = published.elapsed();
+    // The program is published first, then its bundle's record: wait for both.
+    wait_bundle(&server, "r2 recorded", |b| b["revision"] == "r2").await;
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(bob_reads(&server).await, (false, v2.clone()));
     let metrics = server.http.get("/metrics").await.body;
@@ -508,9 +510,9 @@ async fn a_new_signed_bundle_serves_within_the_poll_interval_and_bad_ones_are_re
     let v1_again = make_bundle(&files(POLICY), "r7", Some(&key));
     publish(&file, &v1_again);
     server.wait_for_version(&v1).await;
-    let status = server.status().await;
-    assert_eq!(status["bundle"]["revision"], "r7");
-    assert!(status["bundle"]["last_error"].is_null());
+    // The program is published first, then its bundle's record: wait for both.
+    let bundle = wait_bundle(&server, "r7 recorded", |b| b["revision"] == "r7").await;
+    assert!(bundle["last_error"].is_null(), "{bundle:#}");
     server.running.shutdown().await;
 }
 
@@ -588,7 +590,7 @@ async fn a_local_bundle_file_is_polled() {
     );
     let v2 = version(&without_readers());
     server.wait_for_version(&v2).await;
-    assert_eq!(server.status().await["bundle"]["revision"], "r2");
+    wait_bundle(&server, "r2 recorded", |b| b["revision"] == "r2").await;
     assert!(!bob_reads(&server).await.0);
     server.running.shutdown().await;
 }
