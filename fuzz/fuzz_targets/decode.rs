@@ -30,7 +30,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         ..Config::default()
     });
     let state = Arc::new(AppState::new(settings));
-    state.publish(warden::server::reload::build(dir, false).expect("the policy builds"));
+    state.publish(warden::server::reload::build(dir, false, &[]).expect("the policy builds"));
     Fixture { engine, state }
 });
 
