@@ -26,7 +26,7 @@
 # PIN=1 keeps the client off the servers' core, as a separate load machine would: the ratio
 # is then mostly the servers' own cost per call, not also how much less wrk gets done on a
 # shared core when the server is slower (which roughly doubles any per-call cost; see the
-# README, "Audit log"). Not wholly: a slower server still leaves wrk's core idle more often,
+# docs/audit.md). Not wholly: a slower server still leaves wrk's core idle more often,
 # and waking it costs the server's core an interrupt. The CPU-per-call rows count neither.
 #
 # Both servers and wrk share the machine: on 2 cores, wrk takes a good part of one.

@@ -13,8 +13,8 @@ const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// Before anything allocates (Rust's runtime allocates before `main`), switch off mimalloc's
 /// eager commit of its first arena: on Linux, with transparent huge pages, it makes about
 /// 9 MiB resident before anything is served; committed on demand, a sidecar serving the
-/// examples stays near 10 MiB, at no measurable cost in throughput (README, "Run as a
-/// sidecar"). Runs from `.init_array`, like a C constructor; it must not allocate.
+/// examples stays near 10 MiB, at no measurable cost in throughput (docs/sidecar.md). Runs
+/// from `.init_array`, like a C constructor; it must not allocate.
 #[cfg(target_os = "linux")]
 #[used]
 #[allow(

@@ -140,7 +140,7 @@ pub async fn decide_with(
 pub const GLASSHOUSE: (&str, &str) = ("Greenhouse", "glasshouse");
 pub const HOME: (&str, &str) = ("House", "home");
 
-/// The README's greenhouse, step by step.
+/// The greenhouse of docs/capabilities.md, step by step.
 #[tokio::test]
 async fn the_greenhouse() {
     let keys_dir = KeyDir::new(&["k1"]);
