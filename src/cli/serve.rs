@@ -230,7 +230,8 @@ pub struct ServeArgs {
     /// The permissions of a Unix socket file, in octal [default: 0660].
     #[arg(long, value_name = "MODE", env = "WARDEN_UNIX_SOCKET_MODE")]
     pub unix_socket_mode: Option<String>,
-    /// Print the effective configuration (TOML, secrets masked) and exit.
+    /// Print the effective configuration as TOML that `--config` accepts (API keys as their
+    /// SHA-256 digests, key files by path) and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].

@@ -714,6 +714,7 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
         )));
     }
     let mut audit = AuditConfig::new(path.clone(), key);
+    audit.key_file = Some(key_file.clone());
     let positive = |key: &str, value: u64| {
         if value == 0 {
             Err(ConfigError(format!("`{key}` must be greater than 0")))
