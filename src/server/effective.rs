@@ -77,6 +77,7 @@ impl Config {
             envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
             routes_ignore_case: Some(self.gateway.routes_ignore_case),
             authzen_subject_token: Some(self.gateway.authzen_subject_token),
+            grpc_strip_authorization: Some(self.gateway.grpc_strip_authorization),
             // Key files are named by path only; their contents are never printed.
             capability_keys: Some(self.capabilities.keys.clone()),
             capability_grace_s: Some(self.capabilities.grace.as_secs()),

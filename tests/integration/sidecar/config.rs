@@ -352,7 +352,7 @@ fn every_key(pki: &Pki, source: &str) -> String {
         r#"{source}
 listen = "127.0.0.1:18181"
 admin_listen = "127.0.0.1:18182"
-grpc_listen = "127.0.0.1:18183"
+grpc_listen = "unix:{dir}/grpc.sock"
 watch = false
 debounce_ms = 50
 body_limit = 65536
@@ -390,6 +390,7 @@ upstream_headers = ["X-Subject=subject", "X-Dept=attr:department"]
 envoy_path_prefix = "/check"
 routes_ignore_case = true
 authzen_subject_token = true
+grpc_strip_authorization = true
 capability_keys = ["k1:/etc/warden/cap.key"]
 capability_grace_s = 60
 capability_revocations = "/etc/warden/revoked.json"
