@@ -215,7 +215,7 @@ fn position(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
     json!({ "line": line, "character": column })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
