@@ -10,7 +10,10 @@ pub fn masked(url: &str) -> String {
         Some(at) => {
             let userinfo = rest.get(..at).unwrap_or("");
             let user = userinfo.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:<masked>@{}", rest.get(at + 1..).unwrap_or(""))
+            format!(
+                "{scheme}://{user}:<masked>@{}",
+                rest.get(at + 1..).unwrap_or("")
+            )
         }
         None => url.to_string(),
     }

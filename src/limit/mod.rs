@@ -53,7 +53,9 @@ pub enum Refusal {
     #[error("rate limit `{name}` could not tell whom to count: {why}")]
     NoKey { name: Arc<str>, why: String },
     /// The shared store did not answer in time and `rate_limit_redis_failure` is `closed`.
-    #[error("rate limit `{name}` could not be checked: the shared limit store is unavailable ({why})")]
+    #[error(
+        "rate limit `{name}` could not be checked: the shared limit store is unavailable ({why})"
+    )]
     Unavailable { name: Arc<str>, why: String },
 }
 
@@ -187,8 +189,12 @@ impl LocalStore {
 
 /// Where requests are counted: all of `checks` at `now`, or none when one refuses.
 pub trait Store {
-    fn consume(&self, program: &Program, checks: &[Check], now: i128)
-    -> Result<Vec<Usage>, Refusal>;
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {

@@ -738,7 +738,10 @@ fn resolve_capabilities(
             .capability_grace_s
             .map_or(defaults.grace, Duration::from_secs),
         revocations: layer.capability_revocations.clone(),
-        revocations_redis: layer.revocations_redis.clone().filter(|url| !url.is_empty()),
+        revocations_redis: layer
+            .revocations_redis
+            .clone()
+            .filter(|url| !url.is_empty()),
         audience: layer.capability_audience.clone().filter(|a| !a.is_empty()),
         header,
     })

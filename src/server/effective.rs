@@ -92,10 +92,7 @@ impl Config {
                 .rate_limit_redis
                 .as_ref()
                 .map(|r| crate::redis_url::masked(&r.url)),
-            rate_limit_redis_timeout_ms: self
-                .rate_limit_redis
-                .as_ref()
-                .map(|r| millis(r.timeout)),
+            rate_limit_redis_timeout_ms: self.rate_limit_redis.as_ref().map(|r| millis(r.timeout)),
             rate_limit_redis_failure: self.rate_limit_redis.as_ref().map(|r| r.on_failure),
             revocations_redis: self
                 .capabilities
