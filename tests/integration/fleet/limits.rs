@@ -262,3 +262,89 @@ fn the_configuration_keys_resolve_and_mask_the_password() {
         assert!(error.contains(key), "{error}");
     }
 }
+
+/// The same requests at the same times, counted in Redis and in the process, are decided
+/// alike: both stores share the key, window and usage logic, and the script is the local
+/// store's GCRA and calendar counter (periods here divide evenly into microseconds, Redis's
+/// unit; nanoseconds, the local store's, would otherwise round apart by under a microsecond
+/// per request).
+mod same_semantics {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+    use warden::engine::Engine;
+    use warden::eval::request;
+    use warden::limit::{self, Limiter, LocalStore, OnFailure, RedisConfig, RedisStore};
+
+    use super::super::{shared_redis_or_skip, unique};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        engine: Engine,
+        redis: Limiter,
+    }
+
+    fn fixture() -> Option<&'static Fixture> {
+        static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+        FIXTURE
+            .get_or_init(|| {
+                let url = shared_redis_or_skip("same_semantics")?;
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(
+                    dir.path().join("rules.warden"),
+                    "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n\
+                     limit burst: 4 view per 10s per subject\n\
+                     limit daily: 6 view per day in \"Europe/Paris\" per subject\n",
+                )
+                .unwrap();
+                let engine = Engine::load(dir.path()).unwrap();
+                let redis = Limiter::shared(
+                    RedisStore::connect(&RedisConfig {
+                        url,
+                        timeout: Duration::from_secs(2),
+                        on_failure: OnFailure::Closed,
+                    })
+                    .unwrap(),
+                );
+                Some(Fixture {
+                    _dir: dir,
+                    engine,
+                    redis,
+                })
+            })
+            .as_ref()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn redis_decides_as_the_local_store(
+            calls in proptest::collection::vec((0usize..3, 0u64..4_000), 1..24),
+        ) {
+            let Some(fixture) = fixture() else {
+                return Ok(());
+            };
+            let program = &fixture.engine.program;
+            let local = LocalStore::new();
+            let case = unique("case");
+            // Ten seconds before midnight in Paris: the daily window turns within a case.
+            let mut now: jiff::Timestamp = "2026-03-01T22:59:50Z".parse().unwrap();
+            for (subject, step) in calls {
+                now = now + jiff::SignedDuration::from_millis(step as i64);
+                let body = json!({
+                    "subject": {"type": "User", "id": format!("{case}_u{subject}")},
+                    "action": {"name": "view"},
+                    "resource": {"type": "Photo", "id": "p1"},
+                });
+                let parts = request::Parts::from_body(&body).unwrap();
+                let request = request::decode(program, &parts, now).unwrap();
+                let here = limit::consume(program, &request, &local);
+                let shared = limit::consume(program, &request, &fixture.redis);
+                prop_assert_eq!(here, shared, "at {}", now);
+            }
+        }
+    }
+}
