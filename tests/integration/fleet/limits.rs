@@ -57,6 +57,9 @@ async fn three_processes_sharing_redis_never_allow_more_than_the_limit() {
             command
                 .args(["serve", "--listen", "127.0.0.1:0", "--watch=false"])
                 .args(["--log-format", "json", "--rate-limit-redis", &url])
+                // A busy test machine can stall a round trip past the default 100 ms; this
+                // test counts, so it waits long enough that every call reaches Redis.
+                .args(["--rate-limit-redis-timeout-ms", "10000"])
                 .arg("--policies")
                 .arg(dir.path());
             spawn_server(command)
