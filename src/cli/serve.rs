@@ -285,6 +285,21 @@ pub struct ServeArgs {
     /// CA certificates (PEM) for `https` bundle URLs [default: /etc/ssl/certs/ca-certificates.crt].
     #[arg(long, value_name = "FILE", env = "WARDEN_BUNDLE_CA_FILE")]
     pub bundle_ca_file: Option<PathBuf>,
+    /// Count rate limits in this Redis (`redis://HOST:PORT`), shared by every replica that
+    /// names it, instead of in this process.
+    #[arg(long, value_name = "URL", env = "WARDEN_RATE_LIMIT_REDIS")]
+    pub rate_limit_redis: Option<String>,
+    /// The longest a decision waits for Redis, in milliseconds [default: 100].
+    #[arg(long, value_name = "MS", env = "WARDEN_RATE_LIMIT_REDIS_TIMEOUT_MS")]
+    pub rate_limit_redis_timeout_ms: Option<u64>,
+    /// When Redis fails or times out: `open` counts in this process instead, `closed` denies
+    /// [default: open].
+    #[arg(long, value_name = "MODE", env = "WARDEN_RATE_LIMIT_REDIS_FAILURE")]
+    pub rate_limit_redis_failure: Option<crate::limit::OnFailure>,
+    /// Share capability revocations through this Redis (`redis://HOST:PORT`): a revocation on
+    /// any replica is stored there and published to all of them.
+    #[arg(long, value_name = "URL", env = "WARDEN_REVOCATIONS_REDIS")]
+    pub revocations_redis: Option<String>,
 }
 
 impl ServeArgs {
@@ -356,6 +371,10 @@ impl ServeArgs {
             bundle_poll_interval_s: self.bundle_poll_interval_s,
             bundle_cache_dir: self.bundle_cache_dir.clone(),
             bundle_ca_file: self.bundle_ca_file.clone(),
+            rate_limit_redis: self.rate_limit_redis.clone(),
+            rate_limit_redis_timeout_ms: self.rate_limit_redis_timeout_ms,
+            rate_limit_redis_failure: self.rate_limit_redis_failure,
+            revocations_redis: self.revocations_redis.clone(),
         }
     }
 }

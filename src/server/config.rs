@@ -90,6 +90,10 @@ pub struct ConfigLayer {
     pub bundle_poll_interval_s: Option<u64>,
     pub bundle_cache_dir: Option<PathBuf>,
     pub bundle_ca_file: Option<PathBuf>,
+    pub rate_limit_redis: Option<String>,
+    pub rate_limit_redis_timeout_ms: Option<u64>,
+    pub rate_limit_redis_failure: Option<crate::limit::OnFailure>,
+    pub revocations_redis: Option<String>,
 }
 
 impl ConfigLayer {
@@ -193,6 +197,14 @@ impl ConfigLayer {
             bundle_poll_interval_s: over.bundle_poll_interval_s.or(self.bundle_poll_interval_s),
             bundle_cache_dir: over.bundle_cache_dir.or(self.bundle_cache_dir),
             bundle_ca_file: over.bundle_ca_file.or(self.bundle_ca_file),
+            rate_limit_redis: over.rate_limit_redis.or(self.rate_limit_redis),
+            rate_limit_redis_timeout_ms: over
+                .rate_limit_redis_timeout_ms
+                .or(self.rate_limit_redis_timeout_ms),
+            rate_limit_redis_failure: over
+                .rate_limit_redis_failure
+                .or(self.rate_limit_redis_failure),
+            revocations_redis: over.revocations_redis.or(self.revocations_redis),
         }
     }
 }
@@ -277,6 +289,8 @@ pub struct Config {
     pub capabilities: CapabilityConfig,
     /// Policies from a signed bundle (`policies` is then the cache's `current` directory).
     pub bundle: Option<BundleConfig>,
+    /// Limits counted in Redis, shared by every replica that names the same server.
+    pub rate_limit_redis: Option<crate::limit::RedisConfig>,
 }
 
 /// The `bundle*` keys.
@@ -310,6 +324,8 @@ pub struct CapabilityConfig {
     pub grace: Duration,
     /// The revocation file shared by every Warden that honours the same tokens.
     pub revocations: Option<PathBuf>,
+    /// Redis holding and publishing revocations to every replica (`revocations_redis`).
+    pub revocations_redis: Option<String>,
     /// This Warden's audience name (an `audience` caveat must equal it).
     pub audience: Option<String>,
     /// The header a gateway's request carries a token in.
@@ -322,6 +338,7 @@ impl Default for CapabilityConfig {
             keys: Vec::new(),
             grace: Duration::from_secs(7 * 24 * 3600),
             revocations: None,
+            revocations_redis: None,
             audience: None,
             header: "Warden-Capability".to_string(),
         }
@@ -361,6 +378,7 @@ impl Default for Config {
             unix_socket_mode: 0o660,
             capabilities: CapabilityConfig::default(),
             bundle: None,
+            rate_limit_redis: None,
         }
     }
 }
@@ -373,6 +391,7 @@ impl Config {
         let capabilities = resolve_capabilities(&layer, defaults.capabilities.clone())?;
         let audit = resolve_audit(&layer)?;
         let bundle = resolve_bundle(&layer)?;
+        let rate_limit_redis = resolve_rate_limit_redis(&layer)?;
         let address = |key: &str, text: &str| {
             text.parse::<Listen>()
                 .map_err(|message| ConfigError(format!("`{key}`: {message}")))
@@ -514,6 +533,7 @@ impl Config {
             tls,
             unix_socket_mode,
             bundle,
+            rate_limit_redis,
         })
     }
 }
@@ -663,6 +683,38 @@ fn gateway_config(
     })
 }
 
+/// The `rate_limit_redis*` keys: `None` unless `rate_limit_redis` is set.
+fn resolve_rate_limit_redis(
+    layer: &ConfigLayer,
+) -> Result<Option<crate::limit::RedisConfig>, ConfigError> {
+    let Some(url) = layer.rate_limit_redis.clone().filter(|url| !url.is_empty()) else {
+        return Ok(None);
+    };
+    if !["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        return Err(ConfigError(format!(
+            "`rate_limit_redis`: `{}` is not a Redis URL; write `redis://HOST:PORT`",
+            crate::redis_url::masked(&url)
+        )));
+    }
+    let timeout = match layer.rate_limit_redis_timeout_ms {
+        Some(0) => {
+            return Err(ConfigError(
+                "`rate_limit_redis_timeout_ms` must be greater than 0".to_string(),
+            ));
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => crate::limit::RedisConfig::DEFAULT_TIMEOUT,
+    };
+    Ok(Some(crate::limit::RedisConfig {
+        url,
+        timeout,
+        on_failure: layer.rate_limit_redis_failure.unwrap_or_default(),
+    }))
+}
+
 /// The `capability_*` keys.
 fn resolve_capabilities(
     layer: &ConfigLayer,
@@ -687,6 +739,10 @@ fn resolve_capabilities(
             .capability_grace_s
             .map_or(defaults.grace, Duration::from_secs),
         revocations: layer.capability_revocations.clone(),
+        revocations_redis: layer
+            .revocations_redis
+            .clone()
+            .filter(|url| !url.is_empty()),
         audience: layer.capability_audience.clone().filter(|a| !a.is_empty()),
         header,
     })

@@ -89,6 +89,17 @@ impl Config {
             bundle_poll_interval_s: self.bundle.as_ref().map(|b| b.poll_interval.as_secs()),
             bundle_cache_dir: self.bundle.as_ref().map(|b| b.cache_dir.clone()),
             bundle_ca_file: self.bundle.as_ref().map(|b| b.ca_file.clone()),
+            rate_limit_redis: self
+                .rate_limit_redis
+                .as_ref()
+                .map(|r| crate::redis_url::masked(&r.url)),
+            rate_limit_redis_timeout_ms: self.rate_limit_redis.as_ref().map(|r| millis(r.timeout)),
+            rate_limit_redis_failure: self.rate_limit_redis.as_ref().map(|r| r.on_failure),
+            revocations_redis: self
+                .capabilities
+                .revocations_redis
+                .as_deref()
+                .map(crate::redis_url::masked),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
             audit_key_file: self.audit.as_ref().and_then(|a| a.key_file.clone()),
             audit_mode: self.audit.as_ref().map(|a| a.mode),
@@ -156,6 +167,8 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
         layer.capability_revocations.is_some(),
     );
     note("capability_audience", layer.capability_audience.is_some());
+    note("rate_limit_redis", layer.rate_limit_redis.is_some());
+    note("revocations_redis", layer.revocations_redis.is_some());
     unset
 }
 

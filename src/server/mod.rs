@@ -141,7 +141,7 @@ pub struct AppState {
     /// The bundle's revision, fetches and refusals, when policies come from a bundle.
     pub bundle: Option<Arc<bundle::BundleState>>,
     /// The counts of the program's limits; kept across reloads.
-    pub limits: Arc<crate::limit::LocalStore>,
+    pub limits: Arc<crate::limit::Limiter>,
 }
 
 impl AppState {
@@ -157,7 +157,7 @@ impl AppState {
             audit: None,
             capabilities: None,
             bundle: None,
-            limits: Arc::new(crate::limit::LocalStore::new()),
+            limits: Arc::new(crate::limit::Limiter::local()),
         }
     }
 
@@ -318,6 +318,13 @@ fn capability_verifier(
             crate::capability::Revocations::in_memory()
         }
     };
+    let revocations = match &config.revocations_redis {
+        Some(url) => revocations.with_shared(
+            crate::capability::shared::SharedRevocations::new(url)
+                .map_err(|e| ConfigError(format!("`revocations_redis`: {e}")))?,
+        ),
+        None => revocations,
+    };
     let revocations = Arc::new(revocations);
     let watcher = revocations
         .spawn_watcher(crate::capability::DEFAULT_WATCH_INTERVAL)
@@ -396,6 +403,11 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         None => None,
     };
     state.bundle = bundler.as_ref().map(|bundler| bundler.state.clone());
+    if let Some(redis) = &config.rate_limit_redis {
+        let store = crate::limit::RedisStore::connect(redis)
+            .map_err(|e| ConfigError(format!("`rate_limit_redis`: {e}")))?;
+        state.limits = Arc::new(crate::limit::Limiter::shared(store));
+    }
     let state = Arc::new(state);
     state.publish(built);
     let verifier = config.gateway.verifier().map_err(ConfigError)?;
