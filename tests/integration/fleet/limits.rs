@@ -57,6 +57,10 @@ async fn three_processes_sharing_redis_never_allow_more_than_the_limit() {
             command
                 .args(["serve", "--listen", "127.0.0.1:0", "--watch=false"])
                 .args(["--log-format", "json", "--rate-limit-redis", &url])
+                // Closed, and patient on a busy machine: a call counted locally instead would
+                // not be a fleet-wide count.
+                .args(["--rate-limit-redis-failure", "closed"])
+                .args(["--rate-limit-redis-timeout-ms", "2000"])
                 .arg("--policies")
                 .arg(dir.path());
             spawn_server(command)
@@ -105,7 +109,8 @@ fn redis_config(dir: &PolicyDir, url: &str, on_failure: OnFailure) -> warden::se
     config.watch = false;
     config.rate_limit_redis = Some(warden::limit::RedisConfig {
         url: url.to_string(),
-        timeout: Duration::from_millis(250),
+        // Long enough for a busy machine; a Redis that is down refuses at once anyway.
+        timeout: Duration::from_millis(1000),
         on_failure,
     });
     config
