@@ -27,8 +27,8 @@ pub struct ServeArgs {
     /// unix:PATH; plain HTTP, no API key: keep it private).
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
-    /// Serve Envoy's ext_authz over gRPC (and grpc.health.v1) on this address: IP:PORT; HTTP/2,
-    /// over TLS when --tls-cert is set [default: off].
+    /// Serve Envoy's ext_authz over gRPC (and grpc.health.v1) on this address: IP:PORT or
+    /// unix:PATH; HTTP/2, over TLS when --tls-cert is set [default: off].
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
@@ -230,12 +230,17 @@ pub struct ServeArgs {
     /// The permissions of a Unix socket file, in octal [default: 0660].
     #[arg(long, value_name = "MODE", env = "WARDEN_UNIX_SOCKET_MODE")]
     pub unix_socket_mode: Option<String>,
-    /// Print the effective configuration (TOML, secrets masked) and exit.
+    /// Print the effective configuration as TOML that `--config` accepts (API keys as their
+    /// SHA-256 digests, key files by path) and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_AUTHZEN_SUBJECT_TOKEN", num_args = 0..=1, default_missing_value = "true")]
     pub authzen_subject_token: Option<bool>,
+    /// On an allow over gRPC, remove `Authorization` from the request Envoy passes upstream, so
+    /// the token stays between the client, Envoy and Warden [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_GRPC_STRIP_AUTHORIZATION", num_args = 0..=1, default_missing_value = "true")]
+    pub grpc_strip_authorization: Option<bool>,
     /// Capability signing keys, comma-separated: `ID:PATH` or `ID:PATH:retired=TIME`; tokens
     /// are minted with the first key not retired.
     #[arg(
@@ -355,6 +360,7 @@ impl ServeArgs {
             tls_client_allow: self.tls_client_allow.clone(),
             unix_socket_mode: self.unix_socket_mode.clone(),
             authzen_subject_token: self.authzen_subject_token,
+            grpc_strip_authorization: self.grpc_strip_authorization,
             capability_keys: self.capability_keys.clone(),
             capability_grace_s: self.capability_grace_s,
             capability_revocations: self.capability_revocations.clone(),

@@ -79,6 +79,7 @@ pub struct ConfigLayer {
     pub tls_client_allow: Option<Vec<String>>,
     pub unix_socket_mode: Option<String>,
     pub authzen_subject_token: Option<bool>,
+    pub grpc_strip_authorization: Option<bool>,
     pub capability_keys: Option<Vec<String>>,
     pub capability_grace_s: Option<u64>,
     pub capability_revocations: Option<PathBuf>,
@@ -183,6 +184,9 @@ impl ConfigLayer {
             tls_client_allow: over.tls_client_allow.or(self.tls_client_allow),
             unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
             authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
+            grpc_strip_authorization: over
+                .grpc_strip_authorization
+                .or(self.grpc_strip_authorization),
             capability_keys: over.capability_keys.or(self.capability_keys),
             capability_grace_s: over.capability_grace_s.or(self.capability_grace_s),
             capability_revocations: over.capability_revocations.or(self.capability_revocations),
@@ -235,8 +239,8 @@ pub struct Config {
     /// HTTP, never TLS, no API key).
     pub admin_listen: Option<Listen>,
     /// Envoy's `ext_authz` over gRPC and the gRPC health service (HTTP/2, TLS as `listen`):
-    /// `IP:PORT`. Unset: no gRPC listener.
-    pub grpc_listen: Option<SocketAddr>,
+    /// `IP:PORT` or `unix:PATH`. Unset: no gRPC listener.
+    pub grpc_listen: Option<Listen>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
     /// How long the directory must be quiet before a change is loaded.
@@ -411,13 +415,7 @@ impl Config {
         let grpc_listen = layer
             .grpc_listen
             .as_deref()
-            .map(|text| {
-                text.parse::<SocketAddr>().map_err(|_| {
-                    ConfigError(format!(
-                        "`grpc_listen`: `{text}` is not an address; write IP:PORT, e.g. `127.0.0.1:9191`"
-                    ))
-                })
-            })
+            .map(|text| address("grpc_listen", text))
             .transpose()?;
         let body_limit = match layer.body_limit {
             Some(limit) => usize::try_from(positive("body_limit", limit as u64)?)
@@ -679,6 +677,9 @@ fn gateway_config(
         authzen_subject_token: layer
             .authzen_subject_token
             .unwrap_or(defaults.authzen_subject_token),
+        grpc_strip_authorization: layer
+            .grpc_strip_authorization
+            .unwrap_or(defaults.grpc_strip_authorization),
     })
 }
 
@@ -770,6 +771,7 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
         )));
     }
     let mut audit = AuditConfig::new(path.clone(), key);
+    audit.key_file = Some(key_file.clone());
     let positive = |key: &str, value: u64| {
         if value == 0 {
             Err(ConfigError(format!("`{key}` must be greater than 0")))

@@ -28,6 +28,7 @@ mod grpc;
 mod limits;
 mod lsp;
 mod policy_tests;
+mod readme;
 mod scale;
 mod server;
 mod sidecar;
