@@ -31,7 +31,7 @@ impl Config {
             require_tests: Some(self.require_tests),
             trust_forwarded: Some(self.trust_forwarded),
             public_url: self.public_url.clone(),
-            api_key_sha256: Some(self.api_keys.iter().map(|d| hex(d)).collect()),
+            api_key_sha256: Some(self.api_keys.iter().map(hex).collect()),
             search_page_limit: Some(self.search_page_limit),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
