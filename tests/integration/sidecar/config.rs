@@ -410,7 +410,7 @@ audit_checkpoint_interval_ms = 1000
 audit_rotate_bytes = 1048576
 audit_rotate_interval_ms = 3600000
 rate_limit_redis = "redis://127.0.0.1:6379"
-rate_limit_redis_timeout_ms = 50
+rate_limit_redis_timeout_ms = 250
 rate_limit_redis_failure = "closed"
 revocations_redis = "redis://127.0.0.1:6379/1"
 "#,
