@@ -357,6 +357,8 @@ impl Var {
 pub enum UnaryOp {
     Not,
     Neg,
+    /// `s is empty`: written after its operand.
+    IsEmpty,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -371,6 +373,10 @@ pub enum BinaryOp {
     Ge,
     In,
     Contains,
+    /// `s contains all t`: every element of `t` is in `s`.
+    ContainsAll,
+    /// `s contains any t`: some element of `t` is in `s`.
+    ContainsAny,
     Add,
     Sub,
 }
@@ -388,6 +394,8 @@ impl BinaryOp {
             BinaryOp::Ge => ">=",
             BinaryOp::In => "in",
             BinaryOp::Contains => "contains",
+            BinaryOp::ContainsAll => "contains all",
+            BinaryOp::ContainsAny => "contains any",
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",
         }

@@ -1060,10 +1060,21 @@ impl<'c, 'f> Typer<'c, 'f> {
         let ty = self.expr(operand);
         match (op, &ty) {
             (_, Ty::Dynamic) => match op {
-                UnaryOp::Not => Ty::Bool,
+                UnaryOp::Not | UnaryOp::IsEmpty => Ty::Bool,
                 UnaryOp::Neg => Ty::Dynamic,
             },
             (UnaryOp::Not, Ty::Bool) => Ty::Bool,
+            (UnaryOp::IsEmpty, Ty::Set(_)) => Ty::Bool,
+            (UnaryOp::IsEmpty, _) => {
+                self.operand_error(
+                    "is empty",
+                    &ty,
+                    span,
+                    "`is empty` tests whether a set has no element: `subject.roles is empty`"
+                        .to_string(),
+                );
+                Ty::Bool
+            }
             (UnaryOp::Neg, Ty::Int | Ty::Duration) => ty,
             (UnaryOp::Not, _) => {
                 self.operand_error("not", &ty, span, "`not` negates a `Bool`".to_string());
@@ -1173,8 +1184,40 @@ impl<'c, 'f> Typer<'c, 'f> {
                 }
                 Ty::Bool
             }
+            BinaryOp::ContainsAll | BinaryOp::ContainsAny => {
+                self.set_test(op, &left, &right, span);
+                Ty::Bool
+            }
             BinaryOp::And | BinaryOp::Or => Ty::Bool,
         }
+    }
+
+    /// `s contains all t`, `s contains any t`: two sets whose elements can be equal.
+    fn set_test(&mut self, op: BinaryOp, left: &Ty, right: &Ty, span: Span) {
+        let help = match (left, right) {
+            (Ty::Set(a), Ty::Set(b)) => {
+                if comparable(a, b) != Comparable::No {
+                    return;
+                }
+                format!(
+                    "the sets hold `{}` and `{}` values, which are never equal; compare sets of one type",
+                    a.describe(),
+                    b.describe()
+                )
+            }
+            (Ty::Set(_) | Ty::Dynamic, Ty::Set(_) | Ty::Dynamic) => return,
+            (Ty::Set(_) | Ty::Dynamic, _) => format!(
+                "`{}` compares two sets: `subject.roles {} [\"admin\", \"owner\"]`; to test one value, write `contains`",
+                op.as_str(),
+                op.as_str()
+            ),
+            _ => format!(
+                "`{}` needs a set on the left: `subject.roles {} [\"admin\", \"owner\"]`",
+                op.as_str(),
+                op.as_str()
+            ),
+        };
+        self.operands_error(op, left, right, span, help);
     }
 
     fn expect_bool(&mut self, op: BinaryOp, ty: &Ty, span: Span) {

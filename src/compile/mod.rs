@@ -355,6 +355,18 @@ impl Compiler<'_> {
                 .both(*a, *b)
                 .and_then(|(x, y)| ops::contains(x, y).ok())
                 .map(Value::Bool),
+            Node::ContainsAll(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::contains_all(x, y).ok())
+                .map(Value::Bool),
+            Node::ContainsAny(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::contains_any(x, y).ok())
+                .map(Value::Bool),
+            Node::IsEmpty(a) => self
+                .value_of(*a)
+                .and_then(|v| ops::is_empty(v).ok())
+                .map(Value::Bool),
             Node::Like(a, pattern) => self
                 .value_of(*a)
                 .and_then(|v| ops::like(v, pattern).ok())
@@ -501,6 +513,7 @@ impl Compiler<'_> {
                 match op {
                     UnaryOp::Not => self.not(operand),
                     UnaryOp::Neg => self.fold(Node::Neg(operand)),
+                    UnaryOp::IsEmpty => self.fold(Node::IsEmpty(operand)),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -516,6 +529,8 @@ impl Compiler<'_> {
                     BinaryOp::Ge => self.fold(Node::Compare(Compare::Ge, l, r)),
                     BinaryOp::In => self.fold(Node::In(l, r)),
                     BinaryOp::Contains => self.fold(Node::Contains(l, r)),
+                    BinaryOp::ContainsAll => self.fold(Node::ContainsAll(l, r)),
+                    BinaryOp::ContainsAny => self.fold(Node::ContainsAny(l, r)),
                     BinaryOp::Add => self.fold(Node::Add(l, r)),
                     BinaryOp::Sub => self.fold(Node::Sub(l, r)),
                 }

@@ -577,6 +577,18 @@ impl<'a> Evaluator<'a> {
                 let (a, b) = (self.eval(*a)?, self.eval(*b)?);
                 ops::contains(&a, &b).map(Value::Bool).map_err(fail)
             }
+            Node::ContainsAll(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::contains_all(&a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::ContainsAny(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::contains_any(&a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::IsEmpty(a) => {
+                let a = self.eval(*a)?;
+                ops::is_empty(&a).map(Value::Bool).map_err(fail)
+            }
             Node::Like(a, pattern) => {
                 let a = self.eval(*a)?;
                 ops::like(&a, pattern).map(Value::Bool).map_err(fail)

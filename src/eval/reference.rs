@@ -467,6 +467,9 @@ impl<'a> Reference<'a> {
                         Some(n) => Ok(RValue::Duration(n)),
                         None => err("overflow in -"),
                     },
+                    (UnaryOp::IsEmpty, RValue::Set(members)) => {
+                        Ok(RValue::Bool(members.is_empty()))
+                    }
                     (op, other) => err(format!("{op:?} of {}", other.kind())),
                 }
             }
@@ -620,6 +623,17 @@ impl<'a> Reference<'a> {
             },
             BinaryOp::Contains => match &left {
                 RValue::Set(members) => Ok(Bool(members.contains(&right))),
+                _ => mismatch(&left, &right),
+            },
+            BinaryOp::ContainsAll | BinaryOp::ContainsAny => match (&left, &right) {
+                (RValue::Set(set), RValue::Set(other)) => {
+                    let found = |wanted: &RValue| set.contains(wanted);
+                    Ok(Bool(if op == BinaryOp::ContainsAll {
+                        other.iter().all(found)
+                    } else {
+                        other.iter().any(found)
+                    }))
+                }
                 _ => mismatch(&left, &right),
             },
             BinaryOp::And | BinaryOp::Or => err("and/or reached binary()"),

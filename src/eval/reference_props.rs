@@ -210,6 +210,9 @@ enum C {
     Like,
     Is,
     Contains,
+    ContainsAll,
+    ContainsAny,
+    IsEmpty,
     Properties,
     Context,
     Let,
@@ -242,7 +245,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 52] = [
+const ALL_CONSTRUCTS: [C; 55] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -272,6 +275,9 @@ const ALL_CONSTRUCTS: [C; 52] = [
     C::Like,
     C::Is,
     C::Contains,
+    C::ContainsAll,
+    C::ContainsAny,
+    C::IsEmpty,
     C::Properties,
     C::Context,
     C::Let,
@@ -762,7 +768,7 @@ impl Gen<'_> {
     fn atom(&mut self) -> String {
         let choice = self
             .rng
-            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2]);
+            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1]);
         match choice {
             0 => {
                 self.hit(C::LitBool);
@@ -875,6 +881,20 @@ impl Gen<'_> {
             16 => {
                 let (a, b) = (self.expr(K::Rec, 1), self.expr(K::Rec, 1));
                 self.equality(a, b)
+            }
+            18 => {
+                let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
+                if self.rng.chance(50) {
+                    self.hit(C::ContainsAll);
+                    format!("({a} contains all {b})")
+                } else {
+                    self.hit(C::ContainsAny);
+                    format!("({a} contains any {b})")
+                }
+            }
+            19 => {
+                self.hit(C::IsEmpty);
+                format!("({} is empty)", self.expr(K::Set, 1))
             }
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));

@@ -128,6 +128,9 @@ pub enum Node {
     Sub(NodeId, NodeId),
     In(NodeId, NodeId),
     Contains(NodeId, NodeId),
+    ContainsAll(NodeId, NodeId),
+    ContainsAny(NodeId, NodeId),
+    IsEmpty(NodeId),
     Like(NodeId, Arc<Pattern>),
     Is(NodeId, Arc<str>),
     /// A calendar field of a time in a zone (index into [`Program::zones`]).

@@ -207,6 +207,51 @@ pub fn contains(set: &Value, member: &Value) -> OpResult<bool> {
     }
 }
 
+/// The members of a set, or an error naming the operator.
+fn members<'v>(value: &'v Value, op: &'static str) -> OpResult<&'v [Value]> {
+    match value {
+        Value::Set(members) => Ok(members),
+        other => Err(ErrorKind::Operand {
+            op,
+            expected: "a set",
+            found: other.kind(),
+        }),
+    }
+}
+
+/// `set contains all other`: every member of `other` is in `set` (both sorted, so one walk).
+pub fn contains_all(set: &Value, other: &Value) -> OpResult<bool> {
+    let (set, other) = (
+        members(set, "contains all")?,
+        members(other, "contains all")?,
+    );
+    let mut rest = set;
+    for wanted in other {
+        match rest.binary_search_by(|probe| probe.total_cmp(wanted)) {
+            Ok(at) => rest = rest.get(at + 1..).unwrap_or_default(),
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// `set contains any other`: some member of `other` is in `set`.
+pub fn contains_any(set: &Value, other: &Value) -> OpResult<bool> {
+    let (set, other) = (
+        members(set, "contains any")?,
+        members(other, "contains any")?,
+    );
+    Ok(other.iter().any(|wanted| {
+        set.binary_search_by(|probe| probe.total_cmp(wanted))
+            .is_ok()
+    }))
+}
+
+/// `set is empty`.
+pub fn is_empty(set: &Value) -> OpResult<bool> {
+    members(set, "is empty").map(<[Value]>::is_empty)
+}
+
 pub fn like(value: &Value, pattern: &Pattern) -> OpResult<bool> {
     match value {
         Value::Str(text) => Ok(glob_match(text, pattern)),

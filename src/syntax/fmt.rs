@@ -173,7 +173,13 @@ fn binding(expr: &Expr) -> u8 {
         ExprKind::Unary {
             op: UnaryOp::Not, ..
         } => 3,
-        ExprKind::Has { .. } | ExprKind::Like { .. } | ExprKind::Is { .. } => 4,
+        ExprKind::Has { .. }
+        | ExprKind::Like { .. }
+        | ExprKind::Is { .. }
+        | ExprKind::Unary {
+            op: UnaryOp::IsEmpty,
+            ..
+        } => 4,
         ExprKind::Unary {
             op: UnaryOp::Neg, ..
         } => 6,
@@ -1542,6 +1548,10 @@ impl<'a> Printer<'a> {
                 UnaryOp::Neg => {
                     self.keyword("-");
                     self.expr(operand, 6);
+                }
+                UnaryOp::IsEmpty => {
+                    self.expr(operand, 5);
+                    self.keyword(" is empty");
                 }
             },
             ExprKind::Binary { op, lhs, rhs } => {

@@ -95,6 +95,12 @@ pub enum Token<'s> {
     Given,
     #[token("for")]
     For,
+    // Words that are names everywhere but right after `contains` (`s contains all t`,
+    // `s contains any t`) and `is` (`s is empty`); the lexer adapter gives them these tokens
+    // there (see `lexer::mark_set_words`), logos never does.
+    All,
+    Any,
+    Empty,
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
     Ident(&'s str),
@@ -301,6 +307,9 @@ impl Token<'_> {
             Token::Data => "data",
             Token::Given => "given",
             Token::For => "for",
+            Token::All => "all",
+            Token::Any => "any",
+            Token::Empty => "empty",
             Token::Ident(_) => "name",
             Token::Int(_) => "integer",
             Token::Duration(_) => "duration",

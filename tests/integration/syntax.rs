@@ -223,6 +223,7 @@ fn the_valid_corpus_covers_every_construct() {
         "expr:has",
         "expr:like",
         "expr:is",
+        "expr:is_empty",
         "op:or",
         "op:and",
         "op:==",
@@ -233,6 +234,8 @@ fn the_valid_corpus_covers_every_construct() {
         "op:>=",
         "op:in",
         "op:contains",
+        "op:contains all",
+        "op:contains any",
         "op:+",
         "op:-",
     ];
@@ -466,6 +469,7 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
             match op {
                 UnaryOp::Not => "expr:not".to_string(),
                 UnaryOp::Neg => "expr:neg".to_string(),
+                UnaryOp::IsEmpty => "expr:is_empty".to_string(),
             }
         }
         ExprKind::Binary { op, lhs, rhs } => {

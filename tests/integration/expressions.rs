@@ -1,0 +1,100 @@
+//! Decisions on the expressions that came with Cedar parity: the set tests (`contains all`,
+//! `contains any`, `is empty`), each on typed and dynamic values, with the errors a value of
+//! the wrong kind gives.
+
+use serde_json::json;
+
+use super::decide::{Outcome, WORKDAY, at, decide_at, denied, dynamic_request, held, inline};
+
+#[test]
+fn set_tests_decide_as_written() {
+    let engine = inline(
+        "@id(\"all\") allow read if context.have contains all context.need\n\
+         @id(\"any\") allow write if context.have contains any context.need\n\
+         @id(\"none\") allow list if context.have is empty\n",
+        None,
+    );
+    let now = at(WORKDAY);
+    let ask = |action: &str, have: serde_json::Value, need: serde_json::Value| {
+        decide_at(
+            &engine,
+            dynamic_request(action, json!({}), json!({"have": have, "need": need})),
+            now,
+        )
+    };
+    // Every needed value is held (duplicates and order do not matter); the empty set is
+    // contained in every set.
+    assert_eq!(
+        ask("read", json!(["a", "b", "c"]), json!(["c", "a", "a"])),
+        held(&["all"])
+    );
+    assert_eq!(ask("read", json!(["a"]), json!([])), held(&["all"]));
+    assert_eq!(ask("read", json!([]), json!([])), held(&["all"]));
+    assert_eq!(
+        ask("read", json!(["a", "b"]), json!(["a", "z"])),
+        denied(&[])
+    );
+    // Values of another kind are never equal: no error, just not contained.
+    assert_eq!(ask("read", json!(["1"]), json!([1])), denied(&[]));
+    // One shared value is enough; none is not, and nothing is shared with the empty set.
+    assert_eq!(
+        ask("write", json!(["a", "b"]), json!(["z", "b"])),
+        held(&["any"])
+    );
+    assert_eq!(ask("write", json!(["a", "b"]), json!(["z"])), denied(&[]));
+    assert_eq!(ask("write", json!(["a", "b"]), json!([])), denied(&[]));
+    assert_eq!(ask("list", json!([]), json!(null)), held(&["none"]));
+    assert_eq!(ask("list", json!(["a"]), json!(null)), denied(&[]));
+    // A value that is not a set is an error on either side (an allow that errors does not
+    // apply, and says so).
+    let error = |rule: &str| Outcome {
+        allowed: false,
+        reasons: vec![],
+        errors: vec![rule.to_string()],
+    };
+    assert_eq!(ask("read", json!("a"), json!(["a"])), error("all"));
+    assert_eq!(ask("read", json!(["a"]), json!("a")), error("all"));
+    assert_eq!(ask("write", json!(["a"]), json!(1)), error("any"));
+    assert_eq!(ask("list", json!("abc"), json!(null)), error("none"));
+}
+
+#[test]
+fn set_tests_on_declared_entities_and_constants() {
+    let engine = inline(
+        "entity Group\n\
+         entity User in Group { roles: Set<String>, teams: Set<Group> }\n\
+         entity Doc { editors: Set<Group> }\n\
+         action view, edit, audit on Doc\n\
+         @id(\"view\") allow view if subject.roles contains any [\"viewer\", \"editor\"]\n\
+         @id(\"edit\") allow edit if subject.teams contains all resource.editors \
+             and not (resource.editors is empty)\n\
+         @id(\"constant\") deny audit if [1, 2, 3] contains all [3, 1] and [] is empty\n",
+        Some(json!({"entities": [
+            {"type": "User", "id": "ann", "attributes": {
+                "roles": ["editor"], "teams": ["red", "blue"]}},
+            {"type": "User", "id": "bob", "attributes": {"roles": [], "teams": ["red"]}},
+            {"type": "Doc", "id": "d1", "attributes": {"editors": ["red", "blue"]}},
+            {"type": "Doc", "id": "d2", "attributes": {"editors": []}},
+            {"type": "Group", "id": "red"},
+            {"type": "Group", "id": "blue"},
+        ]})),
+    );
+    let now = at(WORKDAY);
+    let ask = |subject: &str, action: &str, doc: &str| {
+        decide_at(
+            &engine,
+            json!({
+                "subject": {"type": "User", "id": subject},
+                "action": {"name": action},
+                "resource": {"type": "Doc", "id": doc},
+            }),
+            now,
+        )
+    };
+    assert_eq!(ask("ann", "view", "d1"), held(&["view"]));
+    assert_eq!(ask("bob", "view", "d1"), denied(&[]));
+    assert_eq!(ask("ann", "edit", "d1"), held(&["edit"]));
+    assert_eq!(ask("bob", "edit", "d1"), denied(&[]));
+    assert_eq!(ask("ann", "edit", "d2"), denied(&[]));
+    assert_eq!(ask("ann", "audit", "d1"), denied(&["constant"]));
+}
