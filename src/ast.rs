@@ -329,6 +329,15 @@ impl Expr {
                 f(lhs);
                 f(rhs);
             }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
         }
     }
 }
@@ -456,6 +465,13 @@ pub enum ExprKind {
     Is {
         base: Box<Expr>,
         ty: Ident,
+    },
+    /// `if c then a else b`: `a` when `c` is true, `b` when it is false; only the branch taken
+    /// is evaluated.
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
     },
 }
 

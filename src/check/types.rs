@@ -651,6 +651,53 @@ impl<'c, 'f> Typer<'c, 'f> {
             ExprKind::Has { base, name } => self.has(base, name),
             ExprKind::Like { base, pattern } => self.like(base, pattern),
             ExprKind::Is { base, ty } => self.is(base, ty, expr.span),
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => self.if_then_else(cond, then, otherwise),
+        }
+    }
+
+    /// `if c then a else b`: `c` is a `Bool`, and what it establishes (`has`, `is`) holds in
+    /// `a`, as on the right of an `and`; `a` and `b` have one type, the type of the whole.
+    fn if_then_else(&mut self, cond: &Expr, then: &Expr, otherwise: &Expr) -> Ty {
+        let cond_ty = self.expr(cond);
+        if !matches!(cond_ty, Ty::Bool | Ty::Dynamic) {
+            self.operand_error(
+                "if",
+                &cond_ty,
+                cond.span,
+                "the condition of `if … then … else` is a `Bool`".to_string(),
+            );
+        }
+        let depth = self.facts.len();
+        facts_of(cond, &mut self.facts);
+        let then_ty = self.expr(then);
+        self.facts.truncate(depth);
+        let otherwise_ty = self.expr(otherwise);
+        if then_ty == Ty::Action || otherwise_ty == Ty::Action {
+            let span = if then_ty == Ty::Action {
+                then.span
+            } else {
+                otherwise.span
+            };
+            self.report(CheckError::ActionValue { span });
+            return Ty::Dynamic;
+        }
+        match join(&then_ty, &otherwise_ty) {
+            Some(ty) => ty,
+            None => {
+                self.report(CheckError::IfBranches {
+                    then: then_ty.describe(),
+                    otherwise: otherwise_ty.describe(),
+                    then_span: then.span,
+                    otherwise_span: otherwise.span,
+                    help: "both branches give the value of the whole `if`: make them one type"
+                        .to_string(),
+                });
+                Ty::Dynamic
+            }
         }
     }
 

@@ -550,6 +550,21 @@ impl Compiler<'_> {
                 let ty = self.store.intern_str(&ty.name);
                 self.fold(Node::Is(base, ty))
             }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.lower(cond, file);
+                let then = self.lower(then, file);
+                let otherwise = self.lower(otherwise, file);
+                // A constant condition picks its branch; the other is never evaluated.
+                match self.value_of(cond) {
+                    Some(Value::Bool(true)) => then,
+                    Some(Value::Bool(false)) => otherwise,
+                    _ => self.intern(Node::If(cond, then, otherwise)),
+                }
+            }
         }
     }
 

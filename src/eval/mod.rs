@@ -585,6 +585,14 @@ impl<'a> Evaluator<'a> {
                 let (a, b) = (self.eval(*a)?, self.eval(*b)?);
                 ops::contains_any(&a, &b).map(Value::Bool).map_err(fail)
             }
+            Node::If(cond, then, otherwise) => {
+                let cond = self.eval(*cond)?;
+                if ops::truth(&cond, "if").map_err(fail)? {
+                    self.eval(*then)
+                } else {
+                    self.eval(*otherwise)
+                }
+            }
             Node::IsEmpty(a) => {
                 let a = self.eval(*a)?;
                 ops::is_empty(&a).map(Value::Bool).map_err(fail)

@@ -523,6 +523,15 @@ impl<'a> Reference<'a> {
                 RValue::Entity(uid) => Ok(RValue::Bool(uid.ty == ty.name)),
                 other => err(format!("`is` on {}", other.kind())),
             },
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => match eval(cond)? {
+                RValue::Bool(true) => eval(then),
+                RValue::Bool(false) => eval(otherwise),
+                other => err(format!("`if` on {}", other.kind())),
+            },
         }
     }
 

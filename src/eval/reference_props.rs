@@ -213,6 +213,7 @@ enum C {
     ContainsAll,
     ContainsAny,
     IsEmpty,
+    IfThenElse,
     Properties,
     Context,
     Let,
@@ -245,7 +246,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 55] = [
+const ALL_CONSTRUCTS: [C; 56] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -278,6 +279,7 @@ const ALL_CONSTRUCTS: [C; 55] = [
     C::ContainsAll,
     C::ContainsAny,
     C::IsEmpty,
+    C::IfThenElse,
     C::Properties,
     C::Context,
     C::Let,
@@ -549,9 +551,15 @@ impl Gen<'_> {
     }
 
     fn int_expr(&mut self, depth: u32) -> String {
-        let choice = self
-            .rng
-            .weighted(&[4, 4, 1, if depth > 0 { 3 } else { 0 }, 1, 1]);
+        let choice = self.rng.weighted(&[
+            4,
+            4,
+            1,
+            if depth > 0 { 3 } else { 0 },
+            1,
+            1,
+            if depth > 0 { 1 } else { 0 },
+        ]);
         match choice {
             0 => {
                 self.hit(C::LitInt);
@@ -583,6 +591,13 @@ impl Gen<'_> {
                 self.hit(C::Now);
                 let zone = *self.rng.pick(&ZONES);
                 format!("hour(now(), {})", str_lit(zone))
+            }
+            6 => {
+                self.hit(C::IfThenElse);
+                let c = self.expr(K::Bool, depth - 1);
+                let a = self.expr(K::Int, depth - 1);
+                let b = self.expr(K::Int, depth - 1);
+                format!("(if {c} then {a} else {b})")
             }
             _ => {
                 self.hit(C::Calendar);
@@ -712,8 +727,15 @@ impl Gen<'_> {
         if depth == 0 {
             return self.guarded_atom();
         }
-        match self.rng.weighted(&[5, 1, 3, 2, 1]) {
+        match self.rng.weighted(&[5, 1, 3, 2, 1, 1]) {
             0 => self.guarded_atom(),
+            5 => {
+                self.hit(C::IfThenElse);
+                let c = self.expr(K::Bool, depth - 1);
+                let a = self.expr(K::Bool, depth - 1);
+                let b = self.expr(K::Bool, depth - 1);
+                format!("(if {c} then {a} else {b})")
+            }
             1 => {
                 self.hit(C::Not);
                 format!("(not {})", self.expr(K::Bool, depth - 1))

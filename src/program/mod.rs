@@ -131,6 +131,8 @@ pub enum Node {
     ContainsAll(NodeId, NodeId),
     ContainsAny(NodeId, NodeId),
     IsEmpty(NodeId),
+    /// `if c then a else b`: only the branch taken is evaluated.
+    If(NodeId, NodeId, NodeId),
     Like(NodeId, Arc<Pattern>),
     Is(NodeId, Arc<str>),
     /// A calendar field of a time in a zone (index into [`Program::zones`]).

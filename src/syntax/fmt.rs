@@ -164,6 +164,9 @@ pub fn duration_text(millis: i64) -> String {
 /// needs is parenthesised.
 fn binding(expr: &Expr) -> u8 {
     match &expr.kind {
+        // Its `else` branch reaches as far right as it can: parenthesised wherever an
+        // operand stands.
+        ExprKind::If { .. } => 0,
         ExprKind::Binary { op, .. } => match op {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
@@ -1574,6 +1577,18 @@ impl<'a> Printer<'a> {
                 self.expr(base, 5);
                 self.keyword(" is ");
                 self.token(ty.span, &ty.name);
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.keyword("if ");
+                self.expr(cond, 0);
+                self.keyword(" then ");
+                self.expr(then, 0);
+                self.keyword(" else ");
+                self.expr(otherwise, 0);
             }
         }
     }

@@ -358,6 +358,46 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
         match token {
             // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
             _ if names.get(index).copied().unwrap_or(false) => {}
+            // An `if` inside an expression (`x == if c then a else b`) is an operator.
+            Token::If
+                if index.checked_sub(1).is_some_and(|previous| {
+                    matches!(
+                        tokens.get(previous).map(|(_, t, _)| t),
+                        Some(
+                            Token::If
+                                | Token::Unless
+                                | Token::Then
+                                | Token::Else
+                                | Token::LParen
+                                | Token::LBracket
+                                | Token::Comma
+                                | Token::Colon
+                                | Token::Assign
+                                | Token::And
+                                | Token::Or
+                                | Token::Not
+                                | Token::EqEq
+                                | Token::NotEq
+                                | Token::Lt
+                                | Token::Le
+                                | Token::Gt
+                                | Token::Ge
+                                | Token::In
+                                | Token::Contains
+                                | Token::All
+                                | Token::Any
+                                | Token::Plus
+                                | Token::Minus
+                                | Token::At
+                        )
+                    )
+                }) =>
+            {
+                size += 1;
+                if size > MAX_EXPRESSION_SIZE {
+                    return Some(Span::new(*l, *r));
+                }
+            }
             // Tokens that can only stand between expressions start a new count.
             Token::Allow
             | Token::Deny
@@ -394,7 +434,9 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Like
             | Token::Is
             | Token::Plus
-            | Token::Minus => {
+            | Token::Minus
+            | Token::Then
+            | Token::Else => {
                 size += 1;
                 if size > MAX_EXPRESSION_SIZE {
                     return Some(Span::new(*l, *r));

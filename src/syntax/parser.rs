@@ -548,6 +548,23 @@ fn unexpected(
             Some("`=` is not an operator; did you mean `==`?".to_string())
         }
         Token::LParen if cedar_method(before).is_some() => cedar_method(before),
+        // `x == if c then a else b`: the `if` was read as a type name (`if::"id"`).
+        _ if expected.len() == 1
+            && expects("\"::\"")
+            && before.trim_end().ends_with("if")
+            && !before.trim_end().ends_with("_if") =>
+        {
+            Some(
+                "an `if … then … else` that is an operand is written in parentheses: \
+                 `x == (if c then a else b)`"
+                    .to_string(),
+            )
+        }
+        Token::Star if expects("\"==\"") => Some(
+            "Warden has no multiplication: compare with a constant already multiplied \
+             (`x > 20` where Cedar writes `x * 2 > 40`)"
+                .to_string(),
+        ),
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),

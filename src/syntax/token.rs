@@ -53,6 +53,11 @@ pub enum Token<'s> {
     If,
     #[token("unless")]
     Unless,
+    /// `if C then A else B`, an expression.
+    #[token("then")]
+    Then,
+    #[token("else")]
+    Else,
     // Expressions.
     #[token("in")]
     In,
@@ -199,6 +204,8 @@ impl Token<'_> {
                 | Token::On
                 | Token::If
                 | Token::Unless
+                | Token::Then
+                | Token::Else
                 | Token::In
                 | Token::Has
                 | Token::Contains
@@ -237,6 +244,8 @@ impl Token<'_> {
         "on",
         "if",
         "unless",
+        "then",
+        "else",
         "in",
         "has",
         "contains",
@@ -287,6 +296,8 @@ impl Token<'_> {
             Token::On => "on",
             Token::If => "if",
             Token::Unless => "unless",
+            Token::Then => "then",
+            Token::Else => "else",
             Token::In => "in",
             Token::Has => "has",
             Token::Contains => "contains",

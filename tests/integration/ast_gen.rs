@@ -177,9 +177,16 @@ pub fn expr() -> impl Strategy<Value = Expr> {
                 .prop_filter("`is empty` is the emptiness test", |(_, ty)| ty.name
                     != "empty")
                 .prop_map(|(base, ty)| ExprKind::Is { base, ty }),
-            boxed.prop_map(|operand| ExprKind::Unary {
+            boxed.clone().prop_map(|operand| ExprKind::Unary {
                 op: UnaryOp::IsEmpty,
                 operand
+            }),
+            (boxed.clone(), boxed.clone(), boxed).prop_map(|(cond, then, otherwise)| {
+                ExprKind::If {
+                    cond,
+                    then,
+                    otherwise,
+                }
             }),
         ]
         .prop_map(expr_of)

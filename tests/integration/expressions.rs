@@ -1,6 +1,6 @@
 //! Decisions on the expressions that came with Cedar parity: the set tests (`contains all`,
-//! `contains any`, `is empty`), each on typed and dynamic values, with the errors a value of
-//! the wrong kind gives.
+//! `contains any`, `is empty`) and `if … then … else`, each on typed and dynamic values, with
+//! the errors a value of the wrong kind gives.
 
 use serde_json::json;
 
@@ -97,4 +97,75 @@ fn set_tests_on_declared_entities_and_constants() {
     assert_eq!(ask("bob", "edit", "d1"), denied(&[]));
     assert_eq!(ask("ann", "edit", "d2"), denied(&[]));
     assert_eq!(ask("ann", "audit", "d1"), denied(&["constant"]));
+}
+
+#[test]
+fn if_then_else_evaluates_only_the_branch_it_takes() {
+    let engine = inline(
+        "@id(\"pick\") allow read if (if context.vip then context.level else 0) > 2\n\
+         @id(\"guarded\") allow write if if context has level then context.level > 2 else true\n\
+         @id(\"cond-error\") deny list if if context.level then true else false\n",
+        None,
+    );
+    let now = at(WORKDAY);
+    let ask = |action: &str, context: serde_json::Value| {
+        decide_at(&engine, dynamic_request(action, json!({}), context), now)
+    };
+    assert_eq!(
+        ask("read", json!({"vip": true, "level": 3})),
+        held(&["pick"])
+    );
+    assert_eq!(ask("read", json!({"vip": true, "level": 1})), denied(&[]));
+    // The `then` branch would fail (no `level`), but it is not taken.
+    assert_eq!(ask("read", json!({"vip": false})), denied(&[]));
+    // Taken, it fails: an allow that errors does not apply.
+    let outcome = ask("read", json!({"vip": true}));
+    assert_eq!(
+        (outcome.allowed, outcome.errors),
+        (false, vec!["pick".to_string()])
+    );
+    assert_eq!(ask("write", json!({})), held(&["guarded"]));
+    assert_eq!(ask("write", json!({"level": 1})), denied(&[]));
+    // A condition that is not a `Bool` is an error; a deny that errors denies.
+    let outcome = ask("list", json!({"level": 3}));
+    assert_eq!(
+        outcome,
+        Outcome {
+            allowed: false,
+            reasons: vec!["cond-error".into()],
+            errors: vec!["cond-error".into()],
+        }
+    );
+}
+
+#[test]
+fn if_then_else_guards_its_then_branch_in_typed_policies() {
+    let engine = inline(
+        "entity User { nick?: String, level: Int }\n\
+         entity Doc\n\
+         action view on Doc\n\
+         @id(\"nick\") allow view if if subject has nick then subject.nick == \"bob\" \
+             else subject.level > (if true then 5 else 0)\n",
+        Some(json!({"entities": [
+            {"type": "User", "id": "bob", "attributes": {"nick": "bob", "level": 0}},
+            {"type": "User", "id": "al", "attributes": {"level": 9}},
+            {"type": "User", "id": "cy", "attributes": {"level": 1}},
+            {"type": "Doc", "id": "d"},
+        ]})),
+    );
+    let now = at(WORKDAY);
+    let ask = |subject: &str| {
+        decide_at(
+            &engine,
+            json!({
+                "subject": {"type": "User", "id": subject},
+                "action": {"name": "view"},
+                "resource": {"type": "Doc", "id": "d"},
+            }),
+            now,
+        )
+    };
+    assert_eq!(ask("bob"), held(&["nick"]));
+    assert_eq!(ask("al"), held(&["nick"]));
+    assert_eq!(ask("cy"), denied(&[]));
 }

@@ -224,6 +224,7 @@ fn the_valid_corpus_covers_every_construct() {
         "expr:like",
         "expr:is",
         "expr:is_empty",
+        "expr:if",
         "op:or",
         "op:and",
         "op:==",
@@ -488,6 +489,16 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
         ExprKind::Is { base, .. } => {
             visit_expr(base, seen);
             "expr:is".to_string()
+        }
+        ExprKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            visit_expr(cond, seen);
+            visit_expr(then, seen);
+            visit_expr(otherwise, seen);
+            "expr:if".to_string()
         }
     };
     seen.insert(name);
