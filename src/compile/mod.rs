@@ -16,8 +16,8 @@ use crate::check::schema::Schema;
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value};
 use crate::program::{
-    Bucket, CalendarField, Compare, Effect, Index, MAX_FLAT_ROLES, Node, NodeId, Party, Program,
-    RoleId, RoleInfo, Rule, RuleId, ValueGroup,
+    Bucket, CalendarField, Compare, Effect, Index, IpTest, MAX_FLAT_ROLES, Node, NodeId, Party,
+    Program, RoleId, RoleInfo, Rule, RuleId, ValueGroup,
 };
 use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
@@ -382,6 +382,10 @@ impl Compiler<'_> {
             Node::Attr(a, name) => self
                 .value_of(*a)
                 .and_then(|v| ops::attribute(&self.store, v, name).ok()),
+            Node::Ip(test, a) => self
+                .value_of(*a)
+                .and_then(|v| ops::ip_test(*test, v).ok())
+                .map(Value::Bool),
             Node::InRange(a, b, c) => {
                 match (self.value_of(*a), self.value_of(*b), self.value_of(*c)) {
                     (Some(x), Some(y), Some(z)) => ops::in_range(x, y, z).ok().map(Value::Bool),
@@ -693,6 +697,24 @@ impl Compiler<'_> {
                     None => return self.constant(Value::Bool(false)),
                 };
                 self.fold(Node::Calendar(field, time, zone))
+            }
+            "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" => {
+                if !arity(self, 1) {
+                    return self.constant(Value::Bool(false));
+                }
+                let test = match function.name.as_str() {
+                    "is_ipv4" => IpTest::V4,
+                    "is_ipv6" => IpTest::V6,
+                    "is_loopback" => IpTest::Loopback,
+                    _ => IpTest::Multicast,
+                };
+                match args.first() {
+                    Some(arg) => {
+                        let address = self.lower(arg, file);
+                        self.fold(Node::Ip(test, address))
+                    }
+                    None => self.constant(Value::Bool(false)),
+                }
             }
             "in_range" => {
                 if !arity(self, 3) {

@@ -612,6 +612,10 @@ impl<'a> Evaluator<'a> {
                     None => Err(fail(ErrorKind::Request)),
                 }
             }
+            Node::Ip(test, a) => {
+                let a = self.eval(*a)?;
+                ops::ip_test(*test, &a).map(Value::Bool).map_err(fail)
+            }
             Node::InRange(a, b, c) => {
                 let (a, b, c) = (self.eval(*a)?, self.eval(*b)?, self.eval(*c)?);
                 ops::in_range(&a, &b, &c).map(Value::Bool).map_err(fail)

@@ -703,6 +703,27 @@ impl<'a> Reference<'a> {
                     _ => i64::from(dt.weekday().to_monday_one_offset()),
                 }))
             }
+            "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" if args.len() == 1 => {
+                let Some(arg) = args.first() else {
+                    return err("no address");
+                };
+                let RValue::Ip(net) = self.eval(arg, request, depth)? else {
+                    return err(format!("`{function}` of a non-address"));
+                };
+                // Containment in the special ranges, where the evaluator reads the address and
+                // the prefix length.
+                let within = |range: &str| {
+                    range
+                        .parse::<ipnet::IpNet>()
+                        .is_ok_and(|special| special.contains(&net))
+                };
+                Ok(RValue::Bool(match function {
+                    "is_ipv4" => net.addr().is_ipv4(),
+                    "is_ipv6" => net.addr().is_ipv6(),
+                    "is_loopback" => within("127.0.0.0/8") || within("::1/128"),
+                    _ => within("224.0.0.0/4") || within("ff00::/8"),
+                }))
+            }
             "in_range" if args.len() == 3 => {
                 let mut values = Vec::new();
                 for arg in args {

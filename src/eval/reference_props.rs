@@ -214,6 +214,7 @@ enum C {
     ContainsAny,
     IsEmpty,
     IfThenElse,
+    IpTest,
     Properties,
     Context,
     Let,
@@ -246,7 +247,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 56] = [
+const ALL_CONSTRUCTS: [C; 57] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -280,6 +281,7 @@ const ALL_CONSTRUCTS: [C; 56] = [
     C::ContainsAny,
     C::IsEmpty,
     C::IfThenElse,
+    C::IpTest,
     C::Properties,
     C::Context,
     C::Let,
@@ -889,6 +891,32 @@ impl Gen<'_> {
                     str_lit(zone),
                     low + 8
                 )
+            }
+            14 if self.rng.chance(50) => {
+                self.hit(C::IpTest);
+                let test = *self
+                    .rng
+                    .pick(&["is_ipv4", "is_ipv6", "is_loopback", "is_multicast"]);
+                if !self.typed && self.rng.chance(15) {
+                    // Not an address: an error in both.
+                    return format!("{test}({})", self.str_expr());
+                }
+                let address = self.rng.pick(&[
+                    "127.0.0.1",
+                    "127.0.0.0/8",
+                    "127.0.0.0/7",
+                    "::1",
+                    "::1/127",
+                    "224.0.0.1",
+                    "224.0.0.0/4",
+                    "224.0.0.0/3",
+                    "ff02::1",
+                    "ff00::/8",
+                    "ff00::/7",
+                    "10.1.2.3",
+                    "2001:db8::/32",
+                ]);
+                format!("{test}(ip(\"{address}\"))")
             }
             14 => {
                 self.hit(C::Ip);

@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value, field_of};
-use crate::program::{CalendarField, Compare, Pattern};
+use crate::program::{CalendarField, Compare, IpTest, Pattern};
 
 /// Why an expression has no value. Small and allocation-free: messages are made on demand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,6 +250,26 @@ pub fn contains_any(set: &Value, other: &Value) -> OpResult<bool> {
 /// `set is empty`.
 pub fn is_empty(set: &Value) -> OpResult<bool> {
     members(set, "is empty").map(<[Value]>::is_empty)
+}
+
+/// `is_ipv4(a)`, `is_loopback(a)`, …: a range is loopback or multicast when every address in
+/// it is (as Cedar's `isLoopback` and `isMulticast` decide).
+pub fn ip_test(test: IpTest, value: &Value) -> OpResult<bool> {
+    let Value::Ip(net) = value else {
+        return Err(ErrorKind::Operand {
+            op: test.function(),
+            expected: "Ip",
+            found: value.kind(),
+        });
+    };
+    Ok(match (test, net) {
+        (IpTest::V4, net) => matches!(net, ipnet::IpNet::V4(_)),
+        (IpTest::V6, net) => matches!(net, ipnet::IpNet::V6(_)),
+        (IpTest::Loopback, ipnet::IpNet::V4(n)) => n.addr().is_loopback() && n.prefix_len() >= 8,
+        (IpTest::Loopback, ipnet::IpNet::V6(n)) => n.addr().is_loopback() && n.prefix_len() == 128,
+        (IpTest::Multicast, ipnet::IpNet::V4(n)) => n.addr().is_multicast() && n.prefix_len() >= 4,
+        (IpTest::Multicast, ipnet::IpNet::V6(n)) => n.addr().is_multicast() && n.prefix_len() >= 8,
+    })
 }
 
 pub fn like(value: &Value, pattern: &Pattern) -> OpResult<bool> {

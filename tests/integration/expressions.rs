@@ -169,3 +169,37 @@ fn if_then_else_guards_its_then_branch_in_typed_policies() {
     assert_eq!(ask("al"), held(&["nick"]));
     assert_eq!(ask("cy"), denied(&[]));
 }
+
+#[test]
+fn ip_tests_read_the_version_and_the_special_ranges() {
+    let engine = inline(
+        "entity User\n\
+         action view context { ip: Ip }\n\
+         @id(\"v4\") allow view if is_ipv4(context.ip) and not is_loopback(context.ip)\n\
+         @id(\"loopback\") deny view if is_loopback(context.ip)\n\
+         @id(\"v6-multicast\") deny view if is_ipv6(context.ip) and is_multicast(context.ip)\n\
+         @id(\"constant\") deny view if is_multicast(ip(\"224.0.0.0/3\")) or is_loopback(ip(\"::1/127\"))\n",
+        None,
+    );
+    let now = at(WORKDAY);
+    let ask = |ip: &str| {
+        decide_at(
+            &engine,
+            json!({
+                "subject": {"type": "User", "id": "u"},
+                "action": {"name": "view"},
+                "resource": {"type": "User", "id": "u"},
+                "context": {"ip": ip},
+            }),
+            now,
+        )
+    };
+    assert_eq!(ask("10.1.2.3"), held(&["v4"]));
+    assert_eq!(ask("127.0.0.1"), denied(&["loopback"]));
+    // A range is loopback when all of it is.
+    assert_eq!(ask("127.0.0.0/8"), denied(&["loopback"]));
+    assert_eq!(ask("127.0.0.0/7"), held(&["v4"]));
+    assert_eq!(ask("::1"), denied(&["loopback"]));
+    assert_eq!(ask("ff02::1"), denied(&["v6-multicast"]));
+    assert_eq!(ask("2001:db8::1"), denied(&[]));
+}
