@@ -19,6 +19,7 @@ mod cli_eval;
 mod data_files;
 mod decide;
 mod depth;
+mod expressions;
 mod fleet;
 mod fmt;
 mod fmt_cli;
