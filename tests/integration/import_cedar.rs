@@ -1,0 +1,222 @@
+//! `warden import cedar`: Cedar applications imported, checked, and deciding their own requests
+//! as Cedar does (the expected answers are Cedar's, written beside each application and
+//! confirmed with the `cedar-policy` engine by benches/cedar-oracle); and what is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use warden::engine::Engine;
+use warden::eval::{self, request};
+use warden::import::cedar::{Input, import};
+use warden::source::SourceFile;
+
+fn warden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn source(path: &Path) -> SourceFile {
+    SourceFile::new(
+        path.display().to_string(),
+        std::fs::read_to_string(path).unwrap(),
+    )
+}
+
+/// The application's files: `*.cedarschema` or `schema.json`, `*.cedar`, `entities.json`,
+/// `links.json`.
+fn app_files(dir: &Path) -> (Option<PathBuf>, PathBuf, Option<PathBuf>, Option<PathBuf>) {
+    let mut schema = None;
+    let mut policies = None;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with(".cedarschema") || name == "schema.json" {
+            schema = Some(path);
+        } else if name.ends_with(".cedar") {
+            policies = Some(path);
+        }
+    }
+    let optional = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+    (
+        schema,
+        policies.unwrap(),
+        optional("entities.json"),
+        optional("links.json"),
+    )
+}
+
+fn import_app(dir: &Path) -> tempfile::TempDir {
+    let (schema, policies, entities, links) = app_files(dir);
+    let input = Input {
+        schema: schema.as_deref().map(source),
+        policies: source(&policies),
+        entities: entities.as_deref().map(source),
+        links: links.as_deref().map(source),
+    };
+    let imported = match import(&input) {
+        Ok(imported) => imported,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}", p.render(false));
+            }
+            panic!("{} does not import", dir.display());
+        }
+    };
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    out
+}
+
+/// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
+fn authzen(req: &Value) -> Value {
+    let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
+    json!({
+        "subject": entity(&req["principal"]),
+        "action": {"name": req["action"]},
+        "resource": entity(&req["resource"]),
+        "context": req.get("context").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn decide(engine: &Engine, req: &Value) -> bool {
+    let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    match request::decode_body(&engine.program, &authzen(req), now) {
+        Ok(request) => eval::decide(&engine.program, &request).allowed,
+        Err(_) => false,
+    }
+}
+
+/// Imports the application, checks the directory with `warden check`, and compares every
+/// request's decision with Cedar's.
+fn round_trip(app: &str) -> usize {
+    let dir = Path::new("tests/data/cedar").join(app);
+    let out = import_app(&dir);
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "`warden check` refuses the import of {app}:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let engine = Engine::load(out.path()).unwrap_or_else(|f| {
+        for d in &f.diagnostics {
+            eprintln!("{}", d.render(false));
+        }
+        panic!("{app} does not load");
+    });
+    let requests: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("requests.json")).unwrap())
+            .unwrap();
+    let mut wrong = Vec::new();
+    for req in &requests {
+        let expected = req["decision"] == "allow";
+        if decide(&engine, req) != expected {
+            wrong.push(req.to_string());
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{app}: {} of {} requests decided unlike Cedar:\n{}",
+        wrong.len(),
+        requests.len(),
+        wrong.join("\n")
+    );
+    requests.len()
+}
+
+#[test]
+fn tinytodo_imports_and_decides_as_cedar() {
+    assert!(round_trip("tinytodo") >= 20);
+}
+
+#[test]
+fn the_command_writes_a_directory_that_checks() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = "tests/data/cedar/tinytodo";
+    let target = out.path().join("warden");
+    let output = warden(&[
+        "import",
+        "cedar",
+        "--schema",
+        &format!("{dir}/tinytodo.cedarschema"),
+        "--policies",
+        &format!("{dir}/tinytodo.cedar"),
+        "--entities",
+        &format!("{dir}/entities.json"),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The `joblevel` forbid reads `principal.joblevel`: warned about, and guarded.
+    assert!(stderr.contains("forbid `joblevel` errors"), "{stderr}");
+    assert!(stderr.contains("ok: "), "{stderr}");
+    let policies = std::fs::read_to_string(target.join("policies.warden")).unwrap();
+    assert!(policies.contains("subject has joblevel"), "{policies}");
+    let check = warden(&["check", "-p", target.to_str().unwrap()]);
+    assert!(check.status.success());
+}
+
+/// What each refusal says, located in the Cedar text.
+fn refusal(policies: &str, schema: Option<&str>) -> String {
+    let input = Input {
+        schema: schema.map(|s| SourceFile::new("app.cedarschema", s)),
+        policies: SourceFile::new("app.cedar", policies),
+        entities: None,
+        links: None,
+    };
+    match import(&input) {
+        Ok(_) => panic!("imported:\n{policies}"),
+        Err(problems) => problems
+            .iter()
+            .map(|p| p.render(false))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+const SCHEMA: &str = "entity User = { tags: Set<String>, level: Long };\n\
+    entity Doc = { owner: User };\n\
+    action read appliesTo { principal: User, resource: Doc };\n";
+
+#[test]
+fn constructs_warden_cannot_say_are_refused_where_they_stand() {
+    let cases = [
+        (
+            "if_then_else",
+            "permit (principal, action, resource) when { if principal.level > 3 then true else false };",
+        ),
+        (
+            "contains_all",
+            "permit (principal, action, resource) when { principal.tags.containsAll([\"a\"]) };",
+        ),
+        (
+            "action_in_condition",
+            "permit (principal, action, resource) when { action == Action::\"read\" };",
+        ),
+        (
+            "multiplication",
+            "permit (principal, action, resource) when { principal.level * 2 > 3 };",
+        ),
+        (
+            "decimal",
+            "permit (principal, action, resource) when { decimal(\"1.5\").lessThan(decimal(\"2.0\")) };",
+        ),
+        ("syntax", "permit (principal, action resource);"),
+    ];
+    for (name, policy) in cases {
+        insta::assert_snapshot!(format!("import_cedar_{name}"), refusal(policy, Some(SCHEMA)));
+    }
+    insta::assert_snapshot!(
+        "import_cedar_namespace",
+        refusal(
+            "permit (principal, action, resource);",
+            Some("namespace App { entity User; }")
+        )
+    );
+}
