@@ -135,6 +135,26 @@ fn tinytodo_imports_and_decides_as_cedar() {
 }
 
 #[test]
+fn github_from_the_json_schema_form_decides_as_cedar() {
+    assert!(round_trip("github") >= 15);
+}
+
+#[test]
+fn document_cloud_decides_as_cedar() {
+    assert!(round_trip("document_cloud") >= 15);
+}
+
+#[test]
+fn photoflash_with_template_links_decides_as_cedar() {
+    assert!(round_trip("photoflash") >= 15);
+}
+
+#[test]
+fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
+    assert!(round_trip("hotel_chains") >= 15);
+}
+
+#[test]
 fn the_command_writes_a_directory_that_checks() {
     let out = tempfile::tempdir().unwrap();
     let dir = "tests/data/cedar/tinytodo";

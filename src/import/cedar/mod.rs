@@ -196,6 +196,7 @@ fn principal_types(schema: &schema::Schema) -> String {
             None => groups.push((types, vec![action.name.clone()])),
         }
     }
+    let every = groups.len() == 1;
     let mut out = String::new();
     for (n, (types, actions)) in groups.iter().enumerate() {
         let id = if n == 0 {
@@ -203,7 +204,13 @@ fn principal_types(schema: &schema::Schema) -> String {
         } else {
             format!("{PRINCIPAL_TYPES_ID}-{n}")
         };
-        let names: Vec<String> = actions.iter().map(|a| translate::action_name(a)).collect();
+        // One set of types for every action: `*` says so shortly (undeclared actions are
+        // denied anyway).
+        let names: Vec<String> = if every {
+            vec!["*".to_string()]
+        } else {
+            actions.iter().map(|a| translate::action_name(a)).collect()
+        };
         let test: Vec<String> = types.iter().map(|t| format!("subject is {t}")).collect();
         out.push_str(&format!(
             "\n@id(\"{id}\")\ndeny {} unless {}\n",

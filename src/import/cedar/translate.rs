@@ -481,6 +481,27 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
 /// A condition that is true exactly when evaluating `e` reads no attribute the store may lack,
 /// in Warden's left-to-right, short-circuit order (`None`: always true).
 fn defined(e: &Expr) -> Option<Expr> {
+    defined_given(e, &[])
+}
+
+/// The `has` tests among the conjuncts of `e`: true whenever `e` is.
+fn has_facts(e: &Expr, out: &mut Vec<Expr>) {
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            has_facts(lhs, out);
+            has_facts(rhs, out);
+        }
+        ExprKind::Has { .. } => out.push(e.clone()),
+        _ => {}
+    }
+}
+
+/// [`defined`], knowing the `has` tests in `known` hold (a guard on the left of an `and`).
+fn defined_given(e: &Expr, known: &[Expr]) -> Option<Expr> {
     let both = |a: Option<Expr>, b: Option<Expr>| match (a, b) {
         (None, b) => b,
         (a, None) => a,
@@ -493,31 +514,34 @@ fn defined(e: &Expr) -> Option<Expr> {
                 name: n.clone(),
             });
             // A field of `context` is there: the request was checked against its declaration.
-            if matches!(base.kind, ExprKind::Var(WVar::Context)) {
-                return None;
+            if matches!(base.kind, ExprKind::Var(WVar::Context)) || known.contains(&has) {
+                return defined_given(base, known);
             }
-            both(defined(base), Some(has))
+            both(defined_given(base, known), Some(has))
         }
         ExprKind::Binary {
             op: BinaryOp::And,
             lhs,
             rhs,
         } => {
-            let right = defined(rhs).map(|d| bin(BinaryOp::Or, not((**lhs).clone()), d));
-            both(defined(lhs), right)
+            let mut facts = known.to_vec();
+            has_facts(lhs, &mut facts);
+            let right =
+                defined_given(rhs, &facts).map(|d| bin(BinaryOp::Or, not((**lhs).clone()), d));
+            both(defined_given(lhs, known), right)
         }
         ExprKind::Binary {
             op: BinaryOp::Or,
             lhs,
             rhs,
         } => {
-            let right = defined(rhs).map(|d| bin(BinaryOp::Or, (**lhs).clone(), d));
-            both(defined(lhs), right)
+            let right = defined_given(rhs, known).map(|d| bin(BinaryOp::Or, (**lhs).clone(), d));
+            both(defined_given(lhs, known), right)
         }
         _ => {
             let mut out = None;
             e.for_each_child(|child| {
-                let d = defined(child);
+                let d = defined_given(child, known);
                 out = both(out.take(), d);
             });
             out
