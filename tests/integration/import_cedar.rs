@@ -110,8 +110,7 @@ fn round_trip(app: &str) -> usize {
         panic!("{app} does not load");
     });
     let requests: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("requests.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("requests.json")).unwrap()).unwrap();
     let mut wrong = Vec::new();
     for req in &requests {
         let expected = req["decision"] == "allow";
@@ -230,7 +229,10 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
         ("syntax", "permit (principal, action resource);"),
     ];
     for (name, policy) in cases {
-        insta::assert_snapshot!(format!("import_cedar_{name}"), refusal(policy, Some(SCHEMA)));
+        insta::assert_snapshot!(
+            format!("import_cedar_{name}"),
+            refusal(policy, Some(SCHEMA))
+        );
     }
     insta::assert_snapshot!(
         "import_cedar_namespace",

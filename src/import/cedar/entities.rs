@@ -18,9 +18,13 @@ fn json_error(message: String) -> ImportError {
 pub fn datetime(text: &str) -> Option<String> {
     let valid_date = |d: &str| {
         d.len() == 10
-            && d.bytes()
-                .enumerate()
-                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+            && d.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
     };
     if valid_date(text) {
         return Some(format!("{text}T00:00:00Z"));
@@ -155,7 +159,9 @@ fn extension_value(function: &str, arg: &str, at: &str) -> Result<Value, ImportE
             .map(Value::String)
             .ok_or_else(|| json_error(format!("{at}: `{arg}` is not a Cedar datetime"))),
         other => Err(ImportError::UnsupportedJson {
-            message: format!("Warden cannot say the extension value `{other}(\"{arg}\")` yet, at {at}"),
+            message: format!(
+                "Warden cannot say the extension value `{other}(\"{arg}\")` yet, at {at}"
+            ),
             help: "Warden has no decimal type yet; store the value as an integer".to_string(),
         }),
     }
@@ -166,7 +172,9 @@ pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportErr
     let root: Value = serde_json::from_str(text)
         .map_err(|e| json_error(format!("the entities file is not valid JSON: {e}")))?;
     let Value::Array(items) = root else {
-        return Err(json_error("the entities file must be a JSON array".to_string()));
+        return Err(json_error(
+            "the entities file must be a JSON array".to_string(),
+        ));
     };
     let empty = Schema::default();
     let schema = schema.unwrap_or(&empty);
@@ -238,7 +246,9 @@ pub fn links(text: &str) -> Result<Vec<Link>, ImportError> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| json_error(format!("the links file is not valid JSON: {e}")))?;
     let Value::Array(items) = root else {
-        return Err(json_error("the links file must be a JSON array".to_string()));
+        return Err(json_error(
+            "the links file must be a JSON array".to_string(),
+        ));
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -256,7 +266,9 @@ pub fn links(text: &str) -> Result<Vec<Link>, ImportError> {
             item.get("args")
                 .and_then(|a| a.get(slot))
                 .or_else(|| item.get(plain))
-                .map(|v| uid(v).ok_or_else(|| json_error(format!("[{i}]: `{slot}` is not an entity"))))
+                .map(|v| {
+                    uid(v).ok_or_else(|| json_error(format!("[{i}]: `{slot}` is not an entity")))
+                })
                 .transpose()
         };
         out.push(Link {

@@ -56,7 +56,7 @@ pub enum ImportError {
     #[diagnostic(code(warden::import::cedar::forbid_may_error), severity(Warning))]
     ForbidMayError {
         message: String,
-        #[label("this `forbid` reads attributes of entities the store may not hold")]
+        #[label("this `forbid` can error")]
         span: Span,
         #[help]
         help: String,

@@ -127,7 +127,12 @@ pub fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ImportError> {
         match token {
             Ok(token) => out.push((token, span)),
             Err(()) => {
-                let found: String = text.get(range.start..).unwrap_or("").chars().take(1).collect();
+                let found: String = text
+                    .get(range.start..)
+                    .unwrap_or("")
+                    .chars()
+                    .take(1)
+                    .collect();
                 let message = if found == "\"" {
                     "unterminated string".to_string()
                 } else {
@@ -178,7 +183,9 @@ pub fn unescape(raw: &str, at: usize, pattern: bool) -> Result<Vec<PatternElem>,
             '"' => '"',
             '*' if pattern => '*',
             'x' => {
-                let hex: String = (0..2).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
+                let hex: String = (0..2)
+                    .filter_map(|_| chars.next().map(|(_, h)| h))
+                    .collect();
                 u8::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|b| *b < 0x80)

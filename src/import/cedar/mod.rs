@@ -67,7 +67,10 @@ pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
         let mut text = translate::schema_text(schema, &mut schema_errors);
         errors.extend(schema_errors.into_iter().map(|e| in_file(e, file)));
         text.push_str(&principal_types(schema));
-        files.push(("schema.warden".to_string(), canonical("schema.warden", text)));
+        files.push((
+            "schema.warden".to_string(),
+            canonical("schema.warden", text),
+        ));
     }
 
     // Cedar names an unannotated policy by its position (`policy0`, …); Warden ids are unique.
@@ -159,7 +162,10 @@ pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
             Err(es) => errors.extend(es.into_iter().map(|e| in_file(e, &input.policies))),
         }
     }
-    files.push(("policies.warden".to_string(), canonical("policies.warden", rules)));
+    files.push((
+        "policies.warden".to_string(),
+        canonical("policies.warden", rules),
+    ));
 
     if let Some(file) = &input.entities {
         match entities::data_file(schema.as_ref(), file.text()) {

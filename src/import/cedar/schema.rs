@@ -330,7 +330,9 @@ fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError
                     .ok_or_else(|| json_error(format!("{what}: expected a string, found `{v}`")))
             })
             .collect(),
-        Some(other) => Err(json_error(format!("{what}: expected an array, found `{other}`"))),
+        Some(other) => Err(json_error(format!(
+            "{what}: expected an array, found `{other}`"
+        ))),
     }
 }
 
@@ -339,7 +341,9 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| json_error(format!("the schema is not valid JSON: {e}")))?;
     let Value::Object(namespaces) = root else {
-        return Err(json_error("the schema must be a JSON object of namespaces".to_string()));
+        return Err(json_error(
+            "the schema must be a JSON object of namespaces".to_string(),
+        ));
     };
     let mut schema = Schema::default();
     for (namespace, body) in namespaces {
@@ -475,11 +479,12 @@ fn json_type(value: &Value, at: &str) -> Result<Type, ImportError> {
             Some(element) => Type::Set(Box::new(json_type(element, &format!("{at}.element"))?)),
             None => return Err(json_error(format!("{at}: a `Set` needs an `element`"))),
         },
-        "Entity" | "Extension" | "EntityOrCommon" => match value.get("name").and_then(Value::as_str)
-        {
-            Some(name) => named(name),
-            None => return Err(json_error(format!("{at}: `{kind}` needs a `name`"))),
-        },
+        "Entity" | "Extension" | "EntityOrCommon" => {
+            match value.get("name").and_then(Value::as_str) {
+                Some(name) => named(name),
+                None => return Err(json_error(format!("{at}: `{kind}` needs a `name`"))),
+            }
+        }
         other => named(other),
     })
 }

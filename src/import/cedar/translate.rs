@@ -289,7 +289,11 @@ fn entity(uid: &Uid, span: Span) -> Result<Expr, ImportError> {
     }))
 }
 
-fn scope_uid<'u>(r: &'u ScopeRef, slot: Option<&'u Uid>, span: Span) -> Result<&'u Uid, ImportError> {
+fn scope_uid<'u>(
+    r: &'u ScopeRef,
+    slot: Option<&'u Uid>,
+    span: Span,
+) -> Result<&'u Uid, ImportError> {
     match r {
         ScopeRef::Uid(uid) => Ok(uid),
         ScopeRef::Slot => slot.ok_or_else(|| ImportError::Invalid {
@@ -310,11 +314,19 @@ fn scope_condition(
     Ok(match scope {
         Scope::Any => (Vec::new(), None),
         Scope::Eq(r) => (
-            vec![bin(BinaryOp::Eq, v(), entity(scope_uid(r, slot, span)?, span)?)],
+            vec![bin(
+                BinaryOp::Eq,
+                v(),
+                entity(scope_uid(r, slot, span)?, span)?,
+            )],
             None,
         ),
         Scope::In(r) => (
-            vec![bin(BinaryOp::In, v(), entity(scope_uid(r, slot, span)?, span)?)],
+            vec![bin(
+                BinaryOp::In,
+                v(),
+                entity(scope_uid(r, slot, span)?, span)?,
+            )],
             None,
         ),
         Scope::Is(ty, within) => {
@@ -327,7 +339,11 @@ fn scope_condition(
                 }));
             }
             if let Some(r) = within {
-                parts.push(bin(BinaryOp::In, v(), entity(scope_uid(r, slot, span)?, span)?));
+                parts.push(bin(
+                    BinaryOp::In,
+                    v(),
+                    entity(scope_uid(r, slot, span)?, span)?,
+                ));
             }
             let on = (var == WVar::Resource).then(|| ty.clone());
             (parts, on)
@@ -394,11 +410,21 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     let mut warnings = Vec::new();
     let mut conditions = Vec::new();
     let mut on = None;
-    match scope_condition(WVar::Subject, &p.principal, inst.principal.as_ref(), p.principal_span) {
+    match scope_condition(
+        WVar::Subject,
+        &p.principal,
+        inst.principal.as_ref(),
+        p.principal_span,
+    ) {
         Ok((parts, _)) => conditions.extend(parts),
         Err(e) => errors.push(e),
     }
-    match scope_condition(WVar::Resource, &p.resource, inst.resource.as_ref(), p.resource_span) {
+    match scope_condition(
+        WVar::Resource,
+        &p.resource,
+        inst.resource.as_ref(),
+        p.resource_span,
+    ) {
         Ok((parts, ty)) => {
             conditions.extend(parts);
             on = ty;
@@ -423,7 +449,10 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     }
     if acts.as_ref().is_some_and(Vec::is_empty) {
         warnings.push(ImportError::Dropped {
-            message: format!("policy `{}` applies to no action a request can name", inst.id),
+            message: format!(
+                "policy `{}` applies to no action a request can name",
+                inst.id
+            ),
             span: p.action_span,
             help: "its actions have no `appliesTo` (on this resource type) in the schema, so \
                    Cedar never applies it either; it is left out"
@@ -452,6 +481,15 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
             }
         }
     }
+    if p.effect == Effect::Forbid && condition.as_ref().is_some_and(has_arithmetic) {
+        warnings.push(ImportError::ForbidMayError {
+            message: format!("forbid `{}` errors when its arithmetic overflows", inst.id),
+            span: p.span,
+            help: "Cedar skips a `forbid` whose condition errors, Warden's `deny` denies: on an \
+                   overflow the imported rule denies where Cedar's policy does not"
+                .to_string(),
+        });
+    }
     let mut text = String::new();
     let _ = writeln!(text, "@id({})", quoted(&inst.id));
     text.push_str(match p.effect {
@@ -476,6 +514,23 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         text: Some(text),
         warnings,
     })
+}
+
+/// Whether `e` adds, subtracts or negates (each can overflow).
+fn has_arithmetic(e: &Expr) -> bool {
+    let here = matches!(
+        e.kind,
+        ExprKind::Binary {
+            op: BinaryOp::Add | BinaryOp::Sub,
+            ..
+        } | ExprKind::Unary {
+            op: UnaryOp::Neg,
+            ..
+        }
+    );
+    let mut below = false;
+    e.for_each_child(|child| below |= has_arithmetic(child));
+    here || below
 }
 
 /// A condition that is true exactly when evaluating `e` reads no attribute the store may lack,
@@ -673,7 +728,9 @@ pub fn expr(e: &CExpr) -> Result<Expr, ImportError> {
                 return Err(ImportError::Invalid {
                     message: "an attribute named `properties`".to_string(),
                     span: sp,
-                    help: Some("`properties` is reserved in Warden; rename the attribute".to_string()),
+                    help: Some(
+                        "`properties` is reserved in Warden; rename the attribute".to_string(),
+                    ),
                 });
             }
             w(ExprKind::Attr {
@@ -749,9 +806,11 @@ fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<E
 
 fn literal_arg<'a>(function: &str, args: &'a [CExpr], sp: Span) -> Result<&'a str, ImportError> {
     match args {
-        [CExpr {
-            kind: K::Str(s), ..
-        }] => Ok(s),
+        [
+            CExpr {
+                kind: K::Str(s), ..
+            },
+        ] => Ok(s),
         _ => Err(unsupported(
             &format!("`{function}` of a computed value"),
             sp,
