@@ -3,7 +3,7 @@
 //! confirmed with the `cedar-policy` engine by benches/cedar-oracle); and what is refused.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 use warden::engine::Engine;
@@ -12,11 +12,7 @@ use warden::import::cedar::{Input, import};
 use warden::source::SourceFile;
 
 fn warden(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    crate::cli_eval::warden(args, None)
 }
 
 fn source(path: &Path) -> SourceFile {

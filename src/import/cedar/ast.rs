@@ -1,6 +1,7 @@
 //! Cedar policies as read: plain data with spans into the policy file.
 
 use super::lexer::PatternElem;
+use crate::ast::BinaryOp;
 use crate::source::Span;
 
 /// `Type::"id"`; `ty` holds the whole path (`A::B::User`).
@@ -56,10 +57,13 @@ pub struct Policy {
 
 impl Policy {
     pub fn is_template(&self) -> bool {
-        let slot = |s: &Scope| match s {
-            Scope::Eq(ScopeRef::Slot) | Scope::In(ScopeRef::Slot) => true,
-            Scope::Is(_, Some(ScopeRef::Slot)) => true,
-            _ => false,
+        let slot = |s: &Scope| {
+            matches!(
+                s,
+                Scope::Eq(ScopeRef::Slot)
+                    | Scope::In(ScopeRef::Slot)
+                    | Scope::Is(_, Some(ScopeRef::Slot))
+            )
         };
         slot(&self.principal) || slot(&self.resource)
     }
@@ -80,22 +84,6 @@ pub enum Var {
     Context,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinOp {
-    Or,
-    And,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    In,
-    Add,
-    Sub,
-    Mul,
-}
-
 #[derive(Clone, Debug)]
 pub struct Expr {
     pub kind: ExprKind,
@@ -113,7 +101,10 @@ pub enum ExprKind {
     Slot(String),
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// Every binary operator Warden has, with Cedar's meaning (`contains` is a method in Cedar).
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `a * b`: read so that it can be refused at its place.
+    Mul,
     /// `if … then … else …`: read so that it can be refused at its place.
     If,
     /// `e has a.b.c`

@@ -6,13 +6,6 @@ use super::ast::Uid;
 use super::error::ImportError;
 use super::schema::{Schema, Type};
 
-fn json_error(message: String) -> ImportError {
-    ImportError::Json {
-        message,
-        help: None,
-    }
-}
-
 /// A Cedar datetime (`2024-10-15`, `2024-10-15T11:35:00Z`, `…T11:35:00.000+0100`) as the
 /// RFC 3339 text Warden reads.
 pub fn datetime(text: &str) -> Option<String> {
@@ -85,7 +78,7 @@ fn value(schema: &Schema, ty: Option<&Type>, v: &Value, at: &str) -> Result<Valu
         if map.contains_key("__entity") {
             return uid(v)
                 .map(|u| uid_json(&u))
-                .ok_or_else(|| json_error(format!("{at}: a malformed `__entity`")));
+                .ok_or_else(|| ImportError::json(format!("{at}: a malformed `__entity`")));
         }
         let extension = map.get("__extn").unwrap_or(v);
         if let (Some(function), Some(arg)) = (
@@ -131,7 +124,7 @@ fn value(schema: &Schema, ty: Option<&Type>, v: &Value, at: &str) -> Result<Valu
             }
             Ok(Value::Object(out))
         }
-        (_, Value::Number(n)) if !n.is_i64() => Err(json_error(format!(
+        (_, Value::Number(n)) if !n.is_i64() => Err(ImportError::json(format!(
             "{at}: `{n}` is not a Cedar `Long` (Cedar has no floating-point numbers)"
         ))),
         _ => Ok(v.clone()),
@@ -157,7 +150,7 @@ fn extension_value(function: &str, arg: &str, at: &str) -> Result<Value, ImportE
         "ip" | "ipaddr" | "duration" => Ok(Value::String(arg.to_string())),
         "datetime" => datetime(arg)
             .map(Value::String)
-            .ok_or_else(|| json_error(format!("{at}: `{arg}` is not a Cedar datetime"))),
+            .ok_or_else(|| ImportError::json(format!("{at}: `{arg}` is not a Cedar datetime"))),
         other => Err(ImportError::UnsupportedJson {
             message: format!(
                 "Warden cannot say the extension value `{other}(\"{arg}\")` yet, at {at}"
@@ -170,9 +163,9 @@ fn extension_value(function: &str, arg: &str, at: &str) -> Result<Value, ImportE
 /// Cedar's entities file (`[{"uid", "attrs", "parents"}]`) as a Warden data file.
 pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportError> {
     let root: Value = serde_json::from_str(text)
-        .map_err(|e| json_error(format!("the entities file is not valid JSON: {e}")))?;
+        .map_err(|e| ImportError::json(format!("the entities file is not valid JSON: {e}")))?;
     let Value::Array(items) = root else {
-        return Err(json_error(
+        return Err(ImportError::json(
             "the entities file must be a JSON array".to_string(),
         ));
     };
@@ -182,7 +175,7 @@ pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportErr
     for (i, item) in items.iter().enumerate() {
         let at = format!("[{i}]");
         let Some(id) = item.get("uid").and_then(uid) else {
-            return Err(json_error(format!("{at}: an entity needs a `uid`")));
+            return Err(ImportError::json(format!("{at}: an entity needs a `uid`")));
         };
         if id.ty == "Action" {
             continue;
@@ -213,7 +206,9 @@ pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportErr
                 match uid(p) {
                     Some(p) => parents.push(uid_json(&p)),
                     None => {
-                        return Err(json_error(format!("{at}.parents[{j}]: not an entity")));
+                        return Err(ImportError::json(format!(
+                            "{at}.parents[{j}]: not an entity"
+                        )));
                     }
                 }
             }
@@ -244,9 +239,9 @@ pub struct Link {
 /// …}}]`) or `[{"template", "principal", "resource"}]`.
 pub fn links(text: &str) -> Result<Vec<Link>, ImportError> {
     let root: Value = serde_json::from_str(text)
-        .map_err(|e| json_error(format!("the links file is not valid JSON: {e}")))?;
+        .map_err(|e| ImportError::json(format!("the links file is not valid JSON: {e}")))?;
     let Value::Array(items) = root else {
-        return Err(json_error(
+        return Err(ImportError::json(
             "the links file must be a JSON array".to_string(),
         ));
     };
@@ -256,7 +251,7 @@ pub fn links(text: &str) -> Result<Vec<Link>, ImportError> {
             .get("template_id")
             .or_else(|| item.get("template"))
             .and_then(Value::as_str)
-            .ok_or_else(|| json_error(format!("[{i}]: a link needs a `template_id`")))?;
+            .ok_or_else(|| ImportError::json(format!("[{i}]: a link needs a `template_id`")))?;
         let id = item
             .get("link_id")
             .or_else(|| item.get("id"))
@@ -267,7 +262,9 @@ pub fn links(text: &str) -> Result<Vec<Link>, ImportError> {
                 .and_then(|a| a.get(slot))
                 .or_else(|| item.get(plain))
                 .map(|v| {
-                    uid(v).ok_or_else(|| json_error(format!("[{i}]: `{slot}` is not an entity")))
+                    uid(v).ok_or_else(|| {
+                        ImportError::json(format!("[{i}]: `{slot}` is not an entity"))
+                    })
                 })
                 .transpose()
         };

@@ -71,3 +71,13 @@ pub enum ImportError {
         help: String,
     },
 }
+
+impl ImportError {
+    /// A problem in a JSON input (schema, entities, links), located by its JSON path.
+    pub fn json(message: String) -> ImportError {
+        ImportError::Json {
+            message,
+            help: None,
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! A recursive-descent reader of Cedar's policy syntax (the shape of cedar-policy-core's
 //! grammar: policies with annotations, scopes, `when`/`unless`, and expressions by precedence).
 
-use super::ast::{ActionScope, BinOp, Effect, Expr, ExprKind, Policy, Scope, ScopeRef, Uid, Var};
+use super::ast::{ActionScope, Effect, Expr, ExprKind, Policy, Scope, ScopeRef, Uid, Var};
 use super::error::ImportError;
 use super::lexer::{Tok, lex, string_value, unescape};
+use crate::ast::BinaryOp as BinOp;
 use crate::source::Span;
 
 /// Reads tokens left to right; shared by the policy and the schema readers.
@@ -416,7 +417,7 @@ fn mul(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
         let rhs = unary(c)?;
         let span = lhs.span.to(rhs.span);
         lhs = Expr {
-            kind: ExprKind::Binary(BinOp::Mul, boxed(lhs), boxed(rhs)),
+            kind: ExprKind::Mul,
             span,
         };
     }

@@ -312,25 +312,18 @@ fn type_expr(c: &mut Cursor<'_>) -> Result<Type, ImportError> {
 
 // ---- The JSON form --------------------------------------------------------------------------
 
-fn json_error(message: String) -> ImportError {
-    ImportError::Json {
-        message,
-        help: None,
-    }
-}
-
 fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| json_error(format!("{what}: expected a string, found `{v}`")))
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ImportError::json(format!("{what}: expected a string, found `{v}`"))
+                })
             })
             .collect(),
-        Some(other) => Err(json_error(format!(
+        Some(other) => Err(ImportError::json(format!(
             "{what}: expected an array, found `{other}`"
         ))),
     }
@@ -339,9 +332,9 @@ fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError
 /// Reads the JSON schema form (`{"": {"entityTypes": …, "actions": …}}`).
 pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
     let root: Value = serde_json::from_str(text)
-        .map_err(|e| json_error(format!("the schema is not valid JSON: {e}")))?;
+        .map_err(|e| ImportError::json(format!("the schema is not valid JSON: {e}")))?;
     let Value::Object(namespaces) = root else {
-        return Err(json_error(
+        return Err(ImportError::json(
             "the schema must be a JSON object of namespaces".to_string(),
         ));
     };
@@ -384,7 +377,7 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                     Some(shape) => match json_type(shape, &format!("entityTypes.{name}.shape"))? {
                         Type::Record(attrs) => attrs,
                         _ => {
-                            return Err(json_error(format!(
+                            return Err(ImportError::json(format!(
                                 "entityTypes.{name}.shape: an entity's shape must be a record"
                             )));
                         }
@@ -403,17 +396,17 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                 let mut parents = Vec::new();
                 if let Some(Value::Array(members)) = decl.get("memberOf") {
                     for m in members {
-                        if let Some(Value::String(ty)) = m.get("type") {
-                            if ty != "Action" {
-                                return Err(json_error(format!(
-                                    "actions.{name}.memberOf: an action group of type `{ty}`"
-                                )));
-                            }
+                        if let Some(Value::String(ty)) = m.get("type")
+                            && ty != "Action"
+                        {
+                            return Err(ImportError::json(format!(
+                                "actions.{name}.memberOf: an action group of type `{ty}`"
+                            )));
                         }
                         match m.get("id").and_then(Value::as_str) {
                             Some(id) => parents.push(id.to_string()),
                             None => {
-                                return Err(json_error(format!(
+                                return Err(ImportError::json(format!(
                                     "actions.{name}.memberOf: each member needs an `id`"
                                 )));
                             }
@@ -453,7 +446,9 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
 
 fn json_type(value: &Value, at: &str) -> Result<Type, ImportError> {
     let Some(kind) = value.get("type").and_then(Value::as_str) else {
-        return Err(json_error(format!("{at}: a type needs a `type` member")));
+        return Err(ImportError::json(format!(
+            "{at}: a type needs a `type` member"
+        )));
     };
     let named = |name: &str| Type::Named(name.to_string(), Span::default());
     Ok(match kind {
@@ -477,12 +472,16 @@ fn json_type(value: &Value, at: &str) -> Result<Type, ImportError> {
         }
         "Set" => match value.get("element") {
             Some(element) => Type::Set(Box::new(json_type(element, &format!("{at}.element"))?)),
-            None => return Err(json_error(format!("{at}: a `Set` needs an `element`"))),
+            None => {
+                return Err(ImportError::json(format!(
+                    "{at}: a `Set` needs an `element`"
+                )));
+            }
         },
         "Entity" | "Extension" | "EntityOrCommon" => {
             match value.get("name").and_then(Value::as_str) {
                 Some(name) => named(name),
-                None => return Err(json_error(format!("{at}: `{kind}` needs a `name`"))),
+                None => return Err(ImportError::json(format!("{at}: `{kind}` needs a `name`"))),
             }
         }
         other => named(other),

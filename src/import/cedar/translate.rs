@@ -3,15 +3,14 @@
 use std::fmt::Write as _;
 
 use super::ast::{
-    ActionScope, BinOp, Effect, Expr as CExpr, ExprKind as K, Policy, Scope, ScopeRef, Uid, Var,
+    ActionScope, Effect, Expr as CExpr, ExprKind as K, Policy, Scope, ScopeRef, Uid, Var,
 };
 use super::error::ImportError;
 use super::lexer::PatternElem;
 use super::schema::{Attr, Schema, Type};
 use crate::ast::{BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar};
 use crate::source::Span;
-use crate::syntax::fmt::format_expr;
-use crate::syntax::token::escape;
+use crate::syntax::fmt::{action_name_text, format_expr, key_text, quoted};
 
 /// The names Warden gives its own types; an entity type may not take one.
 const BUILT_IN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
@@ -24,31 +23,9 @@ fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
     }
 }
 
-fn quoted(text: &str) -> String {
-    format!("\"{}\"", escape(text))
-}
-
-fn is_identifier(text: &str) -> bool {
-    let mut chars = text.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// An action name: bare when it is a plain identifier and no keyword, quoted otherwise.
+/// An action name as Warden writes it: bare when it is a plain identifier and no keyword.
 pub fn action_name(text: &str) -> String {
-    if is_identifier(text) && !crate::syntax::token::Token::KEYWORDS.contains(&text) {
-        text.to_string()
-    } else {
-        quoted(text)
-    }
-}
-
-fn key(text: &str) -> String {
-    if is_identifier(text) {
-        text.to_string()
-    } else {
-        quoted(text)
-    }
+    action_name_text(text)
 }
 
 // ---- Schema -------------------------------------------------------------------------------
@@ -171,7 +148,7 @@ fn record_type(schema: &Schema, attrs: &[Attr], depth: usize) -> Result<String, 
         let optional = if attr.required { "" } else { "?" };
         parts.push(format!(
             "{}{optional}: {}",
-            key(&attr.name),
+            key_text(&attr.name),
             type_text(schema, &attr.ty, depth)?
         ));
     }
@@ -464,22 +441,21 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         });
     }
     let mut condition = and_all(conditions);
-    if p.effect == Effect::Forbid {
-        if let Some(c) = &condition {
-            if let Some(guard) = defined(c) {
-                warnings.push(ImportError::ForbidMayError {
-                    message: format!(
-                        "forbid `{}` errors when an entity it reads is missing from the store",
-                        inst.id
-                    ),
-                    span: p.span,
-                    help: "Cedar skips a `forbid` whose condition errors, Warden's `deny` denies; \
-                           the imported rule tests with `has` first, so it keeps Cedar's answer"
-                        .to_string(),
-                });
-                condition = Some(bin(BinaryOp::And, guard, c.clone()));
-            }
-        }
+    if p.effect == Effect::Forbid
+        && let Some(c) = &condition
+        && let Some(guard) = defined(c)
+    {
+        warnings.push(ImportError::ForbidMayError {
+            message: format!(
+                "forbid `{}` errors when an entity it reads is missing from the store",
+                inst.id
+            ),
+            span: p.span,
+            help: "Cedar skips a `forbid` whose condition errors, Warden's `deny` denies; \
+                   the imported rule tests with `has` first, so it keeps Cedar's answer"
+                .to_string(),
+        });
+        condition = Some(bin(BinaryOp::And, guard, c.clone()));
     }
     if p.effect == Effect::Forbid && condition.as_ref().is_some_and(has_arithmetic) {
         warnings.push(ImportError::ForbidMayError {
@@ -645,28 +621,13 @@ pub fn expr(e: &CExpr) -> Result<Expr, ImportError> {
             op: UnaryOp::Neg,
             operand: boxed(a)?,
         }),
-        K::Binary(op, a, b) => {
-            let op = match op {
-                BinOp::Or => BinaryOp::Or,
-                BinOp::And => BinaryOp::And,
-                BinOp::Eq => BinaryOp::Eq,
-                BinOp::Ne => BinaryOp::Ne,
-                BinOp::Lt => BinaryOp::Lt,
-                BinOp::Le => BinaryOp::Le,
-                BinOp::Gt => BinaryOp::Gt,
-                BinOp::Ge => BinaryOp::Ge,
-                BinOp::In => BinaryOp::In,
-                BinOp::Add => BinaryOp::Add,
-                BinOp::Sub => BinaryOp::Sub,
-                BinOp::Mul => {
-                    return Err(unsupported(
-                        "multiplication (`*`)",
-                        sp,
-                        "Warden has no multiplication yet; compute the product into an attribute",
-                    ));
-                }
-            };
-            bin(op, expr(a)?, expr(b)?)
+        K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
+        K::Mul => {
+            return Err(unsupported(
+                "multiplication (`*`)",
+                sp,
+                "Warden has no multiplication yet; compute the product into an attribute",
+            ));
         }
         K::If => {
             return Err(unsupported(
