@@ -443,7 +443,7 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     let mut condition = and_all(conditions);
     if p.effect == Effect::Forbid
         && let Some(c) = &condition
-        && let Some(guard) = defined(c)
+        && guards(c, &[]).is_some()
     {
         warnings.push(ImportError::ForbidMayError {
             message: format!(
@@ -455,7 +455,7 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
                    the imported rule tests with `has` first, so it keeps Cedar's answer"
                 .to_string(),
         });
-        condition = Some(bin(BinaryOp::And, guard, c.clone()));
+        condition = Some(holds(c, &[]));
     }
     if p.effect == Effect::Forbid && condition.as_ref().is_some_and(has_arithmetic) {
         warnings.push(ImportError::ForbidMayError {
@@ -509,12 +509,6 @@ fn has_arithmetic(e: &Expr) -> bool {
     here || below
 }
 
-/// A condition that is true exactly when evaluating `e` reads no attribute the store may lack,
-/// in Warden's left-to-right, short-circuit order (`None`: always true).
-fn defined(e: &Expr) -> Option<Expr> {
-    defined_given(e, &[])
-}
-
 /// The `has` tests among the conjuncts of `e`: true whenever `e` is.
 fn has_facts(e: &Expr, out: &mut Vec<Expr>) {
     match &e.kind {
@@ -531,13 +525,17 @@ fn has_facts(e: &Expr, out: &mut Vec<Expr>) {
     }
 }
 
-/// [`defined`], knowing the `has` tests in `known` hold (a guard on the left of an `and`).
-fn defined_given(e: &Expr, known: &[Expr]) -> Option<Expr> {
-    let both = |a: Option<Expr>, b: Option<Expr>| match (a, b) {
+fn and_opt(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
+    match (a, b) {
         (None, b) => b,
         (a, None) => a,
         (Some(a), Some(b)) => Some(bin(BinaryOp::And, a, b)),
-    };
+    }
+}
+
+/// The `has` tests that make every attribute read in `e` safe, base first (`None`: `e` reads
+/// nothing the store may lack), knowing the tests in `known` hold.
+fn guards(e: &Expr, known: &[Expr]) -> Option<Expr> {
     match &e.kind {
         ExprKind::Attr { base, name: n } => {
             let has = w(ExprKind::Has {
@@ -546,10 +544,27 @@ fn defined_given(e: &Expr, known: &[Expr]) -> Option<Expr> {
             });
             // A field of `context` is there: the request was checked against its declaration.
             if matches!(base.kind, ExprKind::Var(WVar::Context)) || known.contains(&has) {
-                return defined_given(base, known);
+                return guards(base, known);
             }
-            both(defined_given(base, known), Some(has))
+            and_opt(guards(base, known), Some(has))
         }
+        _ => {
+            let mut out = None;
+            e.for_each_child(|child| out = and_opt(out.take(), guards(child, known)));
+            out
+        }
+    }
+}
+
+/// True exactly when `e` evaluates, without error, to true, in Cedar's (and Warden's)
+/// left-to-right, short-circuit order: a `forbid` whose condition would error is then false, as
+/// Cedar's skipped policy is. The `has` tests stand on the left of an `and`, where Warden's
+/// checker sees them as guards.
+fn holds(e: &Expr, known: &[Expr]) -> Expr {
+    if guards(e, known).is_none() {
+        return e.clone();
+    }
+    match &e.kind {
         ExprKind::Binary {
             op: BinaryOp::And,
             lhs,
@@ -557,26 +572,68 @@ fn defined_given(e: &Expr, known: &[Expr]) -> Option<Expr> {
         } => {
             let mut facts = known.to_vec();
             has_facts(lhs, &mut facts);
-            let right =
-                defined_given(rhs, &facts).map(|d| bin(BinaryOp::Or, not((**lhs).clone()), d));
-            both(defined_given(lhs, known), right)
+            bin(BinaryOp::And, holds(lhs, known), holds(rhs, &facts))
         }
         ExprKind::Binary {
             op: BinaryOp::Or,
             lhs,
             rhs,
         } => {
-            let right = defined_given(rhs, known).map(|d| bin(BinaryOp::Or, (**lhs).clone(), d));
-            both(defined_given(lhs, known), right)
+            if guards(lhs, known).is_none() {
+                return bin(BinaryOp::Or, (**lhs).clone(), holds(rhs, known));
+            }
+            bin(
+                BinaryOp::Or,
+                holds(lhs, known),
+                bin(BinaryOp::And, fails(lhs, known), holds(rhs, known)),
+            )
         }
-        _ => {
-            let mut out = None;
-            e.for_each_child(|child| {
-                let d = defined_given(child, known);
-                out = both(out.take(), d);
-            });
-            out
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => fails(operand, known),
+        _ => match guards(e, known) {
+            Some(g) => bin(BinaryOp::And, g, e.clone()),
+            None => e.clone(),
+        },
+    }
+}
+
+/// True exactly when `e` evaluates, without error, to false.
+fn fails(e: &Expr, known: &[Expr]) -> Expr {
+    if guards(e, known).is_none() {
+        return not(e.clone());
+    }
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            let mut facts = known.to_vec();
+            has_facts(lhs, &mut facts);
+            if guards(lhs, known).is_none() {
+                return bin(BinaryOp::Or, not((**lhs).clone()), fails(rhs, &facts));
+            }
+            bin(
+                BinaryOp::Or,
+                fails(lhs, known),
+                bin(BinaryOp::And, holds(lhs, known), fails(rhs, &facts)),
+            )
         }
+        ExprKind::Binary {
+            op: BinaryOp::Or,
+            lhs,
+            rhs,
+        } => bin(BinaryOp::And, fails(lhs, known), fails(rhs, known)),
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => holds(operand, known),
+        _ => match guards(e, known) {
+            Some(g) => bin(BinaryOp::And, g, not(e.clone())),
+            None => not(e.clone()),
+        },
     }
 }
 
