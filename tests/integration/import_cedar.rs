@@ -313,3 +313,34 @@ proptest::proptest! {
         let _ = import(&input);
     }
 }
+
+/// A `forbid` that is false when a guarded part is: the guarded form keeps each `has` test on
+/// the left of an `and`, where Warden's checker sees it (a `not has … or …` would not do).
+#[test]
+fn a_guarded_unless_passes_the_check() {
+    let input = Input {
+        schema: Some(SourceFile::new("app.cedarschema", SCHEMA_WITH_MANAGER)),
+        policies: SourceFile::new(
+            "app.cedar",
+            "forbid (principal, action, resource)\n\
+             unless { principal has manager && principal.manager == resource.owner };",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+const SCHEMA_WITH_MANAGER: &str = "entity User = { manager?: User };\n\
+    entity Doc = { owner: User };\n\
+    action read appliesTo { principal: User, resource: Doc };\n";
