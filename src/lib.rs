@@ -16,6 +16,7 @@ pub mod import;
 pub mod limit;
 pub mod lsp;
 pub mod program;
+pub mod redis_url;
 pub mod server;
 pub mod source;
 pub mod syntax;
