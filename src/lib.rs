@@ -12,6 +12,7 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod gateway;
+pub mod import;
 pub mod limit;
 pub mod lsp;
 pub mod program;

@@ -26,6 +26,7 @@ mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
 mod grpc;
+mod import_cedar;
 mod limits;
 mod lsp;
 mod policy_tests;
