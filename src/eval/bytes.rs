@@ -1,4 +1,4 @@
-//! The fast path of [`decode_bytes`](super::request::decode_bytes): an evaluation body read
+//! The one-pass reader of [`read`](super::request::read): an evaluation body read
 //! in one pass over its text, and its `properties` and `context` decoded straight from their
 //! text into declared-type values, with no JSON tree and no `serde_json` in between.
 //!

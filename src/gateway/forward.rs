@@ -25,8 +25,8 @@ use serde_json::{Map, Value as JsonValue, json};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
+use crate::eval;
 use crate::eval::request::{self, Parts, Verified};
-use crate::eval::{self, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::routes::{self, Case, Matched};
 use crate::program::Program;
@@ -602,7 +602,7 @@ pub fn decide(
         }
     };
     let decoded = Parts::from_body(&routed.request)
-        .and_then(|parts| request::decode(program, &parts, now))
+        .and_then(|parts| request::from_parts(program, &parts, now))
         .and_then(|mut decoded| {
             if !identity.attributes.is_empty() {
                 let verified =
@@ -613,7 +613,8 @@ pub fn decide(
         });
     let mut decoded = match decoded {
         Ok(decoded) => decoded,
-        Err(RequestError::Malformed(m) | RequestError::Invalid(m)) => {
+        Err(error) => {
+            let m = error.to_string();
             let record = audit
                 .as_mut()
                 .and_then(|audit| audit.record(program, &routed.request, Err(&m)));

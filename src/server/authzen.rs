@@ -22,7 +22,7 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, Parts, Wire};
+use crate::eval::request::{self, Malformed, Parts, Wire};
 use crate::eval::wire;
 use crate::eval::{self, Frame, RequestError};
 use crate::program::Program;
@@ -204,7 +204,7 @@ pub enum Outcome {
         context: Option<JsonValue>,
     },
     /// Not well-formed: 400 for a single evaluation, an error item in a batch.
-    Failed(String),
+    Failed(Malformed),
 }
 
 impl<'s> Call<'s> {
@@ -303,7 +303,7 @@ impl<'s> Call<'s> {
             Err(message) => return Outcome::Failed(message),
         };
         let mut refused = None;
-        let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
+        let decoded = request::from_parts(program, parts, self.now).and_then(|mut request| {
             let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
             self.lend(program, (subject("type"), subject("id")), &mut request)?;
             refused = self.present(program, token, &mut request);
@@ -320,7 +320,7 @@ impl<'s> Call<'s> {
             Err(message) => return Outcome::Failed(message),
         };
         let mut refused = None;
-        let decoded = request::decode_wire(program, wire, self.now).and_then(|mut request| {
+        let decoded = request::from_wire(program, wire, self.now).and_then(|mut request| {
             let named = (Some(wire.subject_type), Some(wire.subject_id));
             self.lend(program, named, &mut request)?;
             refused = self.present(program, token, &mut request);
@@ -329,7 +329,7 @@ impl<'s> Call<'s> {
         self.decide(decoded, refused)
     }
 
-    /// Decides a request [`request::decode_text`] decoded (`named` is its subject as the body
+    /// Decides a request [`request::one_pass`] decoded (`named` is its subject as the body
     /// wrote it). It holds no capability token: that decoder leaves those bodies alone.
     fn evaluate_decoded(
         &mut self,
@@ -415,7 +415,8 @@ impl<'s> Call<'s> {
         let request = match decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
-            Err(RequestError::Invalid(message)) => {
+            Err(RequestError::Invalid(reason)) => {
+                let message = reason.to_string();
                 if let Some(audit) = &mut self.audit {
                     audit.record(program, Err(&message));
                 }
@@ -479,7 +480,7 @@ pub fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
 }
 
 /// [`capability_text`] for a request read from the body's bytes.
-fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, String> {
+fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, Malformed> {
     use crate::data::json::JsonKind;
     let Some(JsonKind::Object(members)) = wire.context.map(|context| &context.kind) else {
         return Ok(None);
@@ -491,19 +492,19 @@ fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, String> 
     {
         None | Some(JsonKind::Null) => Ok(None),
         Some(JsonKind::String(token)) => Ok(Some(token)),
-        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
+        Some(_) => Err(Malformed::CapabilityNotText),
     }
 }
 
 /// The token in `context.capability`, when there is one (it must be a string).
-fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, String> {
+fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> {
     match parts
         .context
         .and_then(|context| context.get(request::CAPABILITY_KEY))
     {
         None | Some(JsonValue::Null) => Ok(None),
         Some(JsonValue::String(token)) => Ok(Some(token)),
-        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
+        Some(_) => Err(Malformed::CapabilityNotText),
     }
 }
 
@@ -695,7 +696,7 @@ fn answer_single(
     outcome: Outcome,
 ) -> Result<Response, ApiError> {
     match outcome {
-        Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
+        Outcome::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
         Outcome::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             let body: Body = match context {
@@ -841,7 +842,7 @@ fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome
             allowed
         }
         Outcome::Failed(message) => {
-            let context = json!({ "error": { "status": 400, "message": message } });
+            let context = json!({ "error": { "status": 400, "message": message.to_string() } });
             write_item(out, false, Some(&context));
             false
         }
@@ -1001,8 +1002,8 @@ fn fast(
     Some(answer())
 }
 
-/// A single evaluation decoded in one pass from its text ([`request::decode_text`], what
-/// `decode_bytes` and the peer harness use): no skeleton, no JSON tree for `properties` and
+/// A single evaluation decoded in one pass from its text ([`request::one_pass`], what
+/// `request::read` and the peer harness use): no skeleton, no JSON tree for `properties` and
 /// `context`. `None` for every body that decoder leaves alone (anything unusual, every
 /// error, a capability token): the skeleton reader then answers, as it always has.
 fn fast_single(
@@ -1015,7 +1016,7 @@ fn fast_single(
     // A server that cannot answer (no program yet, shutting down) says so on the other paths.
     let program = state.snapshot(body.started).ok()?;
     // The call's own `now` replaces this placeholder below: decoding does not depend on it.
-    let (mut request, named) = request::decode_text(&program, text, Timestamp::UNIX_EPOCH)?;
+    let (mut request, named) = request::one_pass(&program, text, Timestamp::UNIX_EPOCH)?;
     let answer = || {
         // Read whole for what needs masking, as the skeleton path's parsed trees are: a clean
         // request is recorded as sent.
@@ -1099,9 +1100,9 @@ fn fast_batch(
                         resource_properties: rp,
                         context,
                     }),
-                (None, _, _) => Outcome::Failed("missing `subject`".to_string()),
-                (_, None, _) => Outcome::Failed("missing `action`".to_string()),
-                (_, _, None) => Outcome::Failed("missing `resource`".to_string()),
+                (None, _, _) => Outcome::Failed(Malformed::Missing("subject".to_string())),
+                (_, None, _) => Outcome::Failed(Malformed::Missing("action".to_string())),
+                (_, _, None) => Outcome::Failed(Malformed::Missing("resource".to_string())),
             };
             if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
                 break;
