@@ -185,9 +185,9 @@ impl Replayer<'_> {
             let ip = text("ip").and_then(|ip| ip.parse().ok());
             // The recorded path is the normal form the server matched (lower-cased already
             // under `routes_ignore_case`), so it is matched as it stands.
-            let routed = crate::gateway::forward::route(
+            let routed = crate::gateway::route(
                 self.program,
-                crate::gateway::routes::Case::Sensitive,
+                crate::check::route_table::Case::Sensitive,
                 subject,
                 method,
                 path,
@@ -312,7 +312,7 @@ impl Replayer<'_> {
                             (text("type"), text("id"), token.get("attributes"))
                         {
                             let named = (subject("type"), subject("id"));
-                            crate::gateway::lend_attributes(
+                            request::lend_attributes(
                                 program,
                                 named,
                                 (ty, id),

@@ -122,7 +122,7 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
     let program = &engine.program;
     let token = match (
         &args.capability,
-        body["context"].get(request::CAPABILITY_KEY),
+        body["context"].get(crate::check::schema::CAPABILITY_KEY),
     ) {
         (Some(token), _) => Some(token.as_str()),
         (None, None | Some(JsonValue::Null)) => None,

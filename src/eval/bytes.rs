@@ -816,7 +816,7 @@ mod tests {
     fn the_capability_member_is_the_one_the_ordinary_path_strips() {
         assert_eq!(
             CAPABILITY_MEMBER,
-            format!("\"{}\"", super::super::request::CAPABILITY_KEY)
+            format!("\"{}\"", crate::check::schema::CAPABILITY_KEY)
         );
     }
 }

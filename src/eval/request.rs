@@ -10,7 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value as JsonValue;
 
-use crate::check::schema::{Action as ActionDecl, EntityType, RecordType, Type};
+use crate::check::schema::{Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Type};
 use crate::data::decode::{Decoder, Resolver, Unknown};
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
@@ -107,6 +107,24 @@ impl Verified {
             roles: roles.into_boxed_slice(),
         })
     }
+}
+
+/// Lends a subject token's verified attributes to a decoded request: only when the request's
+/// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
+/// token proved attributes. The server and replay both decide this way.
+pub fn lend_attributes(
+    program: &Program,
+    named: (Option<&str>, Option<&str>),
+    proved: (&str, &str),
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    request: &mut Request,
+) -> Result<(), RequestError> {
+    let (subject_type, subject_id) = proved;
+    if named == (Some(subject_type), Some(subject_id)) && !attributes.is_empty() {
+        let verified = Verified::decode(program, subject_type, attributes)?;
+        request.verified = Some(Arc::new(verified));
+    }
+    Ok(())
 }
 
 /// Why a body is not a request, or why a request cannot be allowed.
@@ -304,9 +322,6 @@ pub struct Wire<'a> {
     pub resource_properties: Option<&'a Json>,
     pub context: Option<&'a Json>,
 }
-
-/// The key of `context` that carries a capability token.
-pub const CAPABILITY_KEY: &str = "capability";
 
 /// `context` without its `capability` member, when it has one.
 fn without_capability(context: &Json) -> Option<Json> {

@@ -237,7 +237,7 @@ impl<'s> Call<'s> {
             shape,
             request,
         );
-        call.identity = crate::gateway::authzen_identity(state, headers)?;
+        call.identity = crate::server::identity::authzen_identity(state, headers)?;
         // The token itself is never recorded; what it proved is, so that replay decides
         // with the same attributes.
         if let (Some(audit), Some((identity, subject_type))) = (&mut call.audit, &call.identity) {
@@ -351,7 +351,7 @@ impl<'s> Call<'s> {
         request: &mut eval::Request,
     ) -> Result<(), RequestError> {
         match &self.identity {
-            Some((identity, subject_type)) => crate::gateway::lend_attributes(
+            Some((identity, subject_type)) => request::lend_attributes(
                 program,
                 named,
                 (subject_type, &identity.subject),
@@ -487,7 +487,7 @@ fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, Malforme
     };
     match members
         .iter()
-        .find(|(key, _, _)| key == request::CAPABILITY_KEY)
+        .find(|(key, _, _)| key == crate::check::schema::CAPABILITY_KEY)
         .map(|(_, _, value)| &value.kind)
     {
         None | Some(JsonKind::Null) => Ok(None),
@@ -500,7 +500,7 @@ fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, Malforme
 fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> {
     match parts
         .context
-        .and_then(|context| context.get(request::CAPABILITY_KEY))
+        .and_then(|context| context.get(crate::check::schema::CAPABILITY_KEY))
     {
         None | Some(JsonValue::Null) => Ok(None),
         Some(JsonValue::String(token)) => Ok(Some(token)),

@@ -50,8 +50,8 @@ use tonic::transport::server::Connected;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::ServingStatus;
 
-use crate::gateway::forward::{self, Call, Flavour, Original, Outcome};
 use crate::server::AppState;
+use crate::server::forward::{self, Call, Flavour, Original, Outcome};
 use crate::server::tls::TlsState;
 
 /// The service name health checks ask about, beside the server as a whole (`""`).

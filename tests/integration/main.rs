@@ -24,6 +24,7 @@ mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
 mod grpc;
+mod layers;
 mod limits;
 mod lsp;
 mod policy_tests;

@@ -25,10 +25,11 @@ use serde_json::{Map, Value as JsonValue, json};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
+use crate::check::route_table::{Case, Matched};
 use crate::eval;
 use crate::eval::request::{self, Parts, Verified};
 use crate::gateway::identity::{Identity, IdentityError};
-use crate::gateway::routes::{self, Case, Matched};
+use crate::gateway::route;
 use crate::program::Program;
 use crate::server::ApiError;
 use crate::server::AppState;
@@ -438,73 +439,6 @@ pub struct Call<'h> {
     pub flavour: Flavour,
     pub headers: &'h HeaderMap,
     pub started: Instant,
-}
-
-/// The AuthZEN request a gateway's call makes under a program's routes.
-pub struct Routed<'p> {
-    pub matched: Matched<'p>,
-    /// The normalised path.
-    pub path: String,
-    pub resource_id: String,
-    /// `subject`, `action`, `resource` (with the route's properties) and `context` (`method`,
-    /// `path`, `host`, `ip`).
-    pub request: JsonValue,
-}
-
-/// Routes `method` and `target` (path and query) through `program`'s routes to the AuthZEN
-/// request `subject` makes; `Err` says why none (a refused path, no route).
-pub fn route<'p>(
-    program: &'p Program,
-    case: Case,
-    subject: JsonValue,
-    method: &str,
-    target: &str,
-    host: Option<&str>,
-    ip: Option<IpAddr>,
-) -> Result<Routed<'p>, String> {
-    let path =
-        routes::normalize_in(case, target).map_err(|e| format!("path `{target}` refused: {e}"))?;
-    let matched = program
-        .routes
-        .lookup_in(case, method, &path)
-        .map_err(|e| format!("path `{target}` refused: {e}"))?
-        .ok_or_else(|| format!("no route for {method} {path}"))?;
-    let route = matched.route;
-    let resource_id = matched
-        .fill(&route.resource_id)
-        .ok_or("the route's resource id is not captured")?
-        .to_string();
-    let mut properties = Map::new();
-    for (key, part) in &route.properties {
-        if let Some(value) = matched.fill(part) {
-            properties.insert(key.to_string(), JsonValue::String(value.to_string()));
-        }
-    }
-    let mut context = Map::new();
-    context.insert("method".into(), json!(method));
-    context.insert("path".into(), json!(path));
-    if let Some(host) = host {
-        context.insert("host".into(), json!(host));
-    }
-    if let Some(ip) = ip {
-        context.insert("ip".into(), json!(ip.to_string()));
-    }
-    let request = json!({
-        "subject": subject,
-        "action": {"name": route.action.as_ref()},
-        "resource": {
-            "type": route.resource_type.as_ref(),
-            "id": resource_id,
-            "properties": properties,
-        },
-        "context": context,
-    });
-    Ok(Routed {
-        matched,
-        path,
-        resource_id,
-        request,
-    })
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
