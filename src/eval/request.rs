@@ -610,7 +610,7 @@ fn skeleton(
 ) -> Option<Result<Request, RequestError>> {
     let super::wire::Body {
         parts:
-            super::wire::Parts {
+            super::wire::TextParts {
                 subject: Some(subject),
                 action: Some(action),
                 resource: Some(resource),

@@ -17,7 +17,7 @@ use serde_json::{Map, Value as JsonValue, json};
 use crate::check::route_table::{Case, Matched};
 use crate::program::Program;
 
-use identity::{ClaimMapping, KeySource, Missing, Rules, Verifier};
+use identity::{ClaimMapping, JwtVerifier, KeySource, Missing, Rules};
 
 /// The gateway part of the configuration (`gateway_*`, `jwt_*`, `identity_header`,
 /// `upstream_headers`).
@@ -73,17 +73,17 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Builds the verifier from the key files (none configured: `None`); every file must be
     /// there.
-    pub fn verifier(&self) -> Result<Option<Verifier>, String> {
+    pub fn verifier(&self) -> Result<Option<JwtVerifier>, String> {
         self.load_verifier(Missing::Fail)
     }
 
     /// Builds the verifier again after a key file changed: a file that was deleted is a key
     /// removed on purpose, and tokens it signed stop verifying.
-    pub fn reloaded_verifier(&self) -> Result<Option<Verifier>, String> {
+    pub fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, String> {
         self.load_verifier(Missing::Drop)
     }
 
-    fn load_verifier(&self, missing: Missing) -> Result<Option<Verifier>, String> {
+    fn load_verifier(&self, missing: Missing) -> Result<Option<JwtVerifier>, String> {
         if self.jwt_keys.is_empty() {
             return Ok(None);
         }
@@ -93,7 +93,7 @@ impl GatewayConfig {
             leeway: self.jwt_leeway_s,
             max_lifetime: self.jwt_max_lifetime_s,
         };
-        Verifier::load(
+        JwtVerifier::load(
             &self.jwt_keys,
             rules,
             self.claims.clone(),
@@ -121,7 +121,7 @@ pub const SUBJECT_TOKEN: &str = "warden-subject-token";
 /// The gateway's live state: the verifier of the current key files.
 #[derive(Debug, Default)]
 pub struct GatewayState {
-    pub verifier: ArcSwapOption<Verifier>,
+    pub verifier: ArcSwapOption<JwtVerifier>,
 }
 
 /// The AuthZEN request a gateway's call makes under a program's routes.

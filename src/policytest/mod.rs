@@ -1134,7 +1134,7 @@ fn decide(
                     now,
                 );
                 let presented =
-                    crate::capability::present::present_caveats(program, "test", &caveats, None);
+                    crate::capability::present::resolve_caveats(program, "test", &caveats, None);
                 request.capability = Some(Arc::new(presented));
             }
             let decision = eval::decide_in(program, &request, frame);

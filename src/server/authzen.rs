@@ -338,7 +338,7 @@ impl<'s> Call<'s> {
         let mut refused = None;
         let decoded = decoded.and_then(|mut request| {
             self.lend(program, named, &mut request)?;
-            refused = self.present(program, token, &mut request);
+            refused = self.attach_capability(program, token, &mut request);
             Ok(request)
         });
         self.decide(decoded, refused)
@@ -364,21 +364,22 @@ impl<'s> Call<'s> {
         }
     }
 
-    /// Presents a capability token with the request: why it grants nothing when it does not
+    /// Attaches a capability token to the request: why it grants nothing when it does not
     /// verify (the request is then decided without it).
-    fn present(
+    fn attach_capability(
         &self,
         program: &Program,
         token: Option<&str>,
         request: &mut eval::Request,
     ) -> Option<String> {
         let token = token?;
-        match present(self.capabilities.as_deref(), program, token, self.now) {
+        let verifier = self.capabilities.as_deref();
+        match crate::capability::present::present_to(verifier, program, token, self.now) {
             Ok(presented) => {
                 request.capability = Some(presented);
                 None
             }
-            Err(why) => Some(why),
+            Err(why) => Some(why.to_string()),
         }
     }
 
@@ -508,21 +509,6 @@ fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> 
         Some(JsonValue::String(token)) => Ok(Some(token)),
         Some(_) => Err(Malformed::CapabilityNotText),
     }
-}
-
-/// Verifies a presented token and reads it against `program`; why not, for explanations.
-pub fn present(
-    verifier: Option<&crate::capability::present::Verifier>,
-    program: &Program,
-    token: &str,
-    now: Timestamp,
-) -> Result<Arc<crate::eval::capability::Presented>, String> {
-    let Some(verifier) = verifier else {
-        return Err("capabilities are not configured on this Warden".to_string());
-    };
-    verifier
-        .present(program, token, now)
-        .map_err(|error| error.to_string())
 }
 
 /// What the explanation says about a presented token: granted, or why not.
@@ -901,7 +887,7 @@ struct Objects {
 }
 
 impl Objects {
-    fn read(parts: &wire::Parts<'_>) -> Result<Objects, RequestError> {
+    fn read(parts: &wire::TextParts<'_>) -> Result<Objects, RequestError> {
         Ok(Objects {
             subject: request::raw_object(
                 parts.subject.and_then(|s| s.properties),
@@ -928,7 +914,7 @@ impl Objects {
 }
 
 /// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
-fn names_need_masking(masking: &record::Masking, parts: &wire::Parts<'_>) -> bool {
+fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) -> bool {
     let entity = |e: Option<wire::Entity<'_>>| {
         e.is_some_and(|e| masking.needs_text(e.ty) || masking.needs_text(e.id))
     };
@@ -1083,7 +1069,7 @@ fn fast_batch(
     incoming: Incoming<'_>,
     text: &str,
     read: &wire::Body<'_>,
-    items: &[wire::Parts<'_>],
+    items: &[wire::TextParts<'_>],
     semantic: Semantic,
     options: Option<&JsonValue>,
     record: &mut Option<Record>,

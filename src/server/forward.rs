@@ -561,7 +561,8 @@ pub fn decide(
         .get(state.settings.capability_header.as_str())
         .and_then(|value| value.to_str().ok());
     if let Some(token) = capability {
-        match crate::server::authzen::present(state.capabilities.as_deref(), program, token, now) {
+        let verifier = state.capabilities.as_deref();
+        match crate::capability::present::present_to(verifier, program, token, now) {
             Ok(presented) => decoded.capability = Some(presented),
             Err(why) => {
                 tracing::info!(reason = %why, "forward-auth: capability token not honoured");
