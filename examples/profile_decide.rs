@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Arguments: `decide` (decoded requests decided) or `bytes` (JSON bytes decoded with
-//! `decode_bytes`, then decided), or `todo` (the same as `bytes` on the TinyTodo model of
+//! `request::read`, then decided), or `todo` (the same as `bytes` on the TinyTodo model of
 //! `benches/peers`: its policy, a world of the same shape generated here, requests without
 //! properties, as the peer harness sends them), and how many times the whole set is run. The instructions
 //! of one decision are the difference of two totals divided by the difference in decisions

@@ -57,6 +57,7 @@ pub mod limit;
 pub mod lsp;
 pub mod policytest;
 pub mod program;
+pub mod redis_url;
 pub mod server;
 pub mod source;
 pub mod syntax;

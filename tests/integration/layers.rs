@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first. A module may import its own layer's module and any module of a
 /// lower layer; nothing else.
 const LAYERS: &[&[&str]] = &[
-    &["source"],
+    &["source", "redis_url"],
     &["ast"],
     &["syntax"],
     &["check"],
