@@ -47,8 +47,8 @@ fn requests(engine: &Engine) -> Vec<Request> {
                 "action": {"name": "view"},
                 "resource": {"type": "Photo", "id": "p1"},
             });
-            let parts = request::Parts::from_body(&body).expect("parts");
-            request::decode(program, &parts, jiff::Timestamp::now()).expect("decode")
+            request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now())
+                .expect("decode")
         })
         .collect()
 }

@@ -27,6 +27,7 @@ mod fuzz_corpus;
 mod gateway;
 mod grpc;
 mod import_cedar;
+mod layers;
 mod limits;
 mod lsp;
 mod policy_tests;
