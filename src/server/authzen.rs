@@ -587,18 +587,37 @@ async fn evaluation(
     headers: HeaderMap,
     body: Result<AuthzenBody, ApiError>,
 ) -> Response {
+    endpoint(&state, &headers, body, Endpoint::Evaluation).await
+}
+
+async fn evaluations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<AuthzenBody, ApiError>,
+) -> Response {
+    endpoint(&state, &headers, body, Endpoint::Evaluations).await
+}
+
+/// Answers a call of either evaluation endpoint, queues its audit record and counts it.
+async fn endpoint(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<AuthzenBody, ApiError>,
+    endpoint: Endpoint,
+) -> Response {
     let started = started(&body);
+    let batch = matches!(endpoint, Endpoint::Evaluations);
     let mut record = None;
     let result = body.and_then(|body| {
         respond(
-            incoming(&state, &headers, &body),
-            false,
+            incoming(state, headers, &body),
+            batch,
             Readers::All,
             &mut record,
         )
     });
-    audit_submit(&state, record).await;
-    finish(&state, Endpoint::Evaluation, started, result)
+    audit_submit(state, record).await;
+    finish(state, endpoint, started, result)
 }
 
 /// Which readers a call may be read with: all of them (what the server does), or only the
@@ -790,25 +809,6 @@ impl Semantic {
             Semantic::PermitOnFirstPermit => allowed,
         }
     }
-}
-
-async fn evaluations(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<AuthzenBody, ApiError>,
-) -> Response {
-    let started = started(&body);
-    let mut record = None;
-    let result = body.and_then(|body| {
-        respond(
-            incoming(&state, &headers, &body),
-            true,
-            Readers::All,
-            &mut record,
-        )
-    });
-    audit_submit(&state, record).await;
-    finish(&state, Endpoint::Evaluations, started, result)
 }
 
 fn batch(incoming: Incoming<'_>, record: &mut Option<Record>) -> Result<Response, ApiError> {
