@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first. A module may import its own layer's module and any module of a
 /// lower layer; nothing else.
 const LAYERS: &[&[&str]] = &[
-    &["source", "redis_url"],
+    &["source", "redis_client"],
     &["ast"],
     &["syntax"],
     &["check"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit"],
     &["policytest"],
     &["bundle"],
-    &["server", "lsp"],
+    &["server", "lsp", "import"],
     &["cli"],
 ];
 
