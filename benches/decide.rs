@@ -164,7 +164,7 @@ fn decode_all(engine: &Engine, bodies: &[serde_json::Value]) -> Vec<Request> {
     let now = jiff::Timestamp::now();
     bodies
         .iter()
-        .filter_map(|body| request::decode_body(&engine.program, body, now).ok())
+        .filter_map(|body| request::read(&engine.program, body.to_string().as_bytes(), now).ok())
         .collect()
 }
 
@@ -225,8 +225,12 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % bodies.len();
             let body: serde_json::Value = serde_json::from_slice(&bodies[next]).expect("json");
-            let request = request::decode_body(&examples.program, &body, jiff::Timestamp::now())
-                .expect("request");
+            let request = request::read(
+                &examples.program,
+                body.to_string().as_bytes(),
+                jiff::Timestamp::now(),
+            )
+            .expect("request");
             eval::decide(&examples.program, &request)
         })
     });
@@ -234,9 +238,8 @@ fn bench_decide(c: &mut Criterion) {
     group.bench_function("examples-from-bytes", |b| {
         b.iter(|| {
             next = (next + 1) % bodies.len();
-            let request =
-                request::decode_bytes(&examples.program, &bodies[next], jiff::Timestamp::now())
-                    .expect("request");
+            let request = request::read(&examples.program, &bodies[next], jiff::Timestamp::now())
+                .expect("request");
             eval::decide(&examples.program, &request)
         })
     });

@@ -456,7 +456,7 @@ impl<'c, 'f> Typer<'c, 'f> {
     /// policies see it: reading it would always find nothing.
     fn reserved_context_key(&mut self, base: &Expr, name: &Name) {
         if matches!(base.kind, ExprKind::Var(Var::Context))
-            && name.text == crate::eval::request::CAPABILITY_KEY
+            && name.text == crate::check::schema::CAPABILITY_KEY
         {
             self.report(CheckError::Capability {
                 message: "`context.capability` is never visible to policies".to_string(),

@@ -1816,7 +1816,7 @@ fn graph_outcome(
             .rule(rule)
             .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
     };
-    let request = match request::decode_body(program, body, now) {
+    let request = match request::read(program, body.to_string().as_bytes(), now) {
         Ok(mut request) => {
             if let Some(Json::Object(claims)) = body.get("_verified") {
                 let subject_type = body

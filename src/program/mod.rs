@@ -305,7 +305,7 @@ pub struct Program {
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
     /// The `route` declarations, for gateways' forward-auth requests.
-    pub routes: crate::gateway::routes::RouteTable,
+    pub routes: crate::check::route_table::RouteTable,
     /// The `capability` declarations, by name.
     pub capabilities: Box<[Capability]>,
     /// A number unique to this program in this process, so per-thread evaluation frames can

@@ -91,12 +91,12 @@ fn is_keyword(text: &str) -> bool {
     Token::KEYWORDS.contains(&text)
 }
 
-fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     format!("\"{}\"", escape(text))
 }
 
 /// An action name: bare when it is a plain identifier, quoted otherwise.
-fn action_name_text(text: &str) -> String {
+pub(crate) fn action_name_text(text: &str) -> String {
     if is_identifier(text) && !is_keyword(text) {
         text.to_string()
     } else {
@@ -106,7 +106,7 @@ fn action_name_text(text: &str) -> String {
 
 /// A record key, attribute declaration or `has` target: bare when the grammar takes it bare
 /// (any identifier or keyword but `properties`), quoted otherwise.
-fn key_text(text: &str) -> String {
+pub(crate) fn key_text(text: &str) -> String {
     if is_identifier(text) && text != "properties" {
         text.to_string()
     } else {

@@ -21,7 +21,7 @@ pub(crate) fn at(time: &str) -> jiff::Timestamp {
 
 pub(crate) fn decide_at(engine: &Engine, body: Value, now: jiff::Timestamp) -> Outcome {
     let program = &engine.program;
-    let request = request::decode_body(program, &body, now).unwrap();
+    let request = request::read(program, body.to_string().as_bytes(), now).unwrap();
     let decision = eval::decide(program, &request);
     let id = |rule: warden::program::RuleId| program.rule(rule).unwrap().id.to_string();
     Outcome {
@@ -261,9 +261,9 @@ fn export_needs_the_office_network() {
 fn undeclared_types_actions_and_mistyped_values_are_denied_with_a_reason() {
     let engine = examples();
     let now = at(WORKDAY);
-    let decode = |body: Value| request::decode_body(&engine.program, &body, now);
+    let decode = |body: Value| request::read(&engine.program, body.to_string().as_bytes(), now);
     let invalid = |result: Result<eval::Request, RequestError>| match result {
-        Err(RequestError::Invalid(message)) => message,
+        Err(RequestError::Invalid(message)) => message.to_string(),
         other => panic!("expected an invalid request, got {other:?}"),
     };
     let message = invalid(decode(json!({
@@ -548,9 +548,9 @@ fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
         r#"{"subject": ["User", "bob"], "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
     ];
     for body in bodies {
-        let json: Value = serde_json::from_str(body).unwrap();
-        let slow = request::decode_body(program, &json, now);
-        let fast = request::decode_bytes(program, body.as_bytes(), now);
+        let slow =
+            request::read_with(program, body.as_bytes(), now, request::Reader::Ordinary).unwrap();
+        let fast = request::read(program, body.as_bytes(), now);
         match (slow, fast) {
             (Ok(slow), Ok(fast)) => {
                 let (a, b) = (eval::decide(program, &slow), eval::decide(program, &fast));
@@ -564,7 +564,7 @@ fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
         }
     }
     assert!(matches!(
-        request::decode_bytes(program, b"{not json", now),
+        request::read(program, b"{not json", now),
         Err(RequestError::Malformed(_))
     ));
 }

@@ -26,6 +26,8 @@ mod fmt_cli;
 mod fuzz_corpus;
 mod gateway;
 mod grpc;
+mod import_cedar;
+mod layers;
 mod limits;
 mod lsp;
 mod policy_tests;
