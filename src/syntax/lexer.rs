@@ -355,44 +355,28 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
     let names = keywords_used_as_names(tokens);
     let mut size = 0usize;
     for (index, (l, token, r)) in tokens.iter().enumerate() {
-        match token {
-            // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
-            _ if names.get(index).copied().unwrap_or(false) => {}
-            // An `if` inside an expression (`x == if c then a else b`) is an operator.
-            Token::If
-                if index.checked_sub(1).is_some_and(|previous| {
-                    matches!(
-                        tokens.get(previous).map(|(_, t, _)| t),
-                        Some(
+        // An `if` inside an expression (`x == (if c then a else b)`) is an operator.
+        let expression_if = *token == Token::If
+            && index.checked_sub(1).is_some_and(|previous| {
+                tokens.get(previous).is_some_and(|(_, t, _)| {
+                    counts_in_expression(t)
+                        || matches!(
+                            t,
                             Token::If
                                 | Token::Unless
-                                | Token::Then
-                                | Token::Else
-                                | Token::LParen
-                                | Token::LBracket
                                 | Token::Comma
                                 | Token::Colon
                                 | Token::Assign
-                                | Token::And
-                                | Token::Or
-                                | Token::Not
-                                | Token::EqEq
-                                | Token::NotEq
-                                | Token::Lt
-                                | Token::Le
-                                | Token::Gt
-                                | Token::Ge
-                                | Token::In
-                                | Token::Contains
+                                | Token::At
                                 | Token::All
                                 | Token::Any
-                                | Token::Plus
-                                | Token::Minus
-                                | Token::At
                         )
-                    )
-                }) =>
-            {
+                })
+            });
+        match token {
+            // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
+            _ if names.get(index).copied().unwrap_or(false) => {}
+            token if expression_if || counts_in_expression(token) => {
                 size += 1;
                 if size > MAX_EXPRESSION_SIZE {
                     return Some(Span::new(*l, *r));
@@ -415,7 +399,17 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Route
             | Token::Capability
             | Token::Test => size = 0,
-            Token::LBrace
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The operators and brackets an expression's size counts.
+fn counts_in_expression(token: &Token<'_>) -> bool {
+    matches!(
+        token,
+        Token::LBrace
             | Token::LParen
             | Token::LBracket
             | Token::Dot
@@ -436,16 +430,8 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Plus
             | Token::Minus
             | Token::Then
-            | Token::Else => {
-                size += 1;
-                if size > MAX_EXPRESSION_SIZE {
-                    return Some(Span::new(*l, *r));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+            | Token::Else
+    )
 }
 
 /// Declarations hold only types, and a type is exactly as deep as its open brackets (`{`, `<`):

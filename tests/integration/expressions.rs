@@ -203,3 +203,19 @@ fn ip_tests_read_the_version_and_the_special_ranges() {
     assert_eq!(ask("ff02::1"), denied(&["v6-multicast"]));
     assert_eq!(ask("2001:db8::1"), denied(&[]));
 }
+
+#[test]
+fn nested_ifs_count_toward_the_expression_size_limit() {
+    // `if` also starts a rule's condition, where it resets the count; inside an expression it
+    // is an operator, so a deep nest of them is refused like any oversized expression.
+    let depth = 600;
+    let text = format!(
+        "allow view if {}true{}\n",
+        "if true then ".repeat(depth),
+        " else false".repeat(depth)
+    );
+    let (_, diagnostics) =
+        warden::syntax::parse(&warden::source::SourceFile::new("deep.warden", text));
+    let codes: Vec<String> = diagnostics.iter().filter_map(|d| d.code()).collect();
+    assert_eq!(codes, vec!["warden::syntax::too_large".to_string()]);
+}
