@@ -82,7 +82,7 @@ fn authzen(req: &Value) -> Value {
 
 fn decide(engine: &Engine, req: &Value) -> bool {
     let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
-    match request::decode_body(&engine.program, &authzen(req), now) {
+    match request::read(&engine.program, authzen(req).to_string().as_bytes(), now) {
         Ok(request) => eval::decide(&engine.program, &request).allowed,
         Err(_) => false,
     }

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["source", "redis_url"],
     &["ast"],
     &["syntax"],
-    &["check"],
+    &["check", "import"],
     &["data"],
     &["program"],
     &["compile", "eval"],

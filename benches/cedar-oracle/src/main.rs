@@ -227,7 +227,7 @@ fn warden_decide(engine: &Engine, r: &Req) -> bool {
         "context": r.context,
     });
     let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().expect("time");
-    match request::decode_body(&engine.program, &body, now) {
+    match request::read(&engine.program, body.to_string().as_bytes(), now) {
         Ok(request) => eval::decide(&engine.program, &request).allowed,
         Err(_) => false,
     }
