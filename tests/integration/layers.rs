@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["source", "redis_client"],
     &["ast"],
     &["syntax"],
-    &["check"],
+    &["check", "import"],
     &["data"],
     &["program"],
     &["compile", "eval"],
