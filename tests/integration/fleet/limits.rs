@@ -336,7 +336,7 @@ mod same_semantics {
             // Ten seconds before midnight in Paris: the daily window turns within a case.
             let mut now: jiff::Timestamp = "2026-03-01T22:59:50Z".parse().unwrap();
             for (subject, step) in calls {
-                now = now + jiff::SignedDuration::from_millis(step as i64);
+                now += jiff::SignedDuration::from_millis(step as i64);
                 let body = json!({
                     "subject": {"type": "User", "id": format!("{case}_u{subject}")},
                     "action": {"name": "view"},
