@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit"],
     &["policytest"],
     &["bundle"],
-    &["server", "lsp", "import"],
+    &["server", "lsp"],
     &["cli"],
 ];
 
@@ -205,6 +205,10 @@ fn every_module_of_the_crate_has_a_layer() {
             continue;
         };
         assert!(layer(name).is_some(), "module `{name}` is in no layer");
+    }
+    let mut seen = BTreeSet::new();
+    for module in LAYERS.iter().flat_map(|layer| layer.iter()) {
+        assert!(seen.insert(module), "module `{module}` is in two layers");
     }
 }
 
