@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod limit;
 pub mod lsp;
 pub mod program;
+pub mod redis_url;
 pub mod server;
 pub mod source;
 pub mod syntax;

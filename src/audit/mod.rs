@@ -96,6 +96,8 @@ pub struct AuditConfig {
     pub path: PathBuf,
     /// Signs checkpoints.
     pub key: Key,
+    /// The file `key` was read from, which `--print-config` names (a key made in code has none).
+    pub key_file: Option<PathBuf>,
     pub mode: Mode,
     /// In `sampled` mode, the fraction of allows recorded (0 to 1).
     pub sample_allows: f64,
@@ -118,6 +120,7 @@ impl AuditConfig {
         AuditConfig {
             path,
             key,
+            key_file: None,
             mode: Mode::All,
             sample_allows: 1.0,
             masking: Masking::default(),

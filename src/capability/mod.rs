@@ -10,7 +10,8 @@
 //!   [`Token::check`] (do the caveats hold for a request);
 //! - [`keys`]: the [`Keyring`] (key ids, secrets from files, rotation with a grace period);
 //! - [`revocation`]: [`Revocations`], revoked ids in a concurrent set, persisted to a shared file
-//!   that every process watches.
+//!   that every process watches;
+//! - [`shared`]: revocations shared by a fleet through Redis (stored, published, resynced).
 //!
 //! This module knows nothing of policies: which capability declarations exist, who may mint,
 //! and what a verified token grants in a decision belong to the language and the engine.
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod mint;
 pub mod present;
 pub mod revocation;
+pub mod shared;
 pub mod token;
 
 pub use keys::{Key, KeyError, KeySpec, Keyring};

@@ -52,6 +52,11 @@ pub enum RevocationError {
     },
     #[error("`{0}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)")]
     BadId(String),
+    #[error("shared revocations at `{url}`: {source}")]
+    Redis {
+        url: String,
+        source: redis::RedisError,
+    },
 }
 
 /// One line of the file.
@@ -67,6 +72,8 @@ struct Entry<'a> {
 pub struct Revocations {
     revoked: DashMap<Box<str>, Timestamp>,
     file: Option<Backing>,
+    /// Redis, when revocations are shared through it (`revocations_redis`).
+    shared: Option<super::shared::SharedRevocations>,
 }
 
 #[derive(Debug)]
@@ -92,6 +99,7 @@ impl Revocations {
         Revocations {
             revoked: DashMap::new(),
             file: None,
+            shared: None,
         }
     }
 
@@ -121,9 +129,37 @@ impl Revocations {
                 path,
                 read: Mutex::new(ReadState::default()),
             }),
+            shared: None,
         };
         revocations.read_new(true)?;
         Ok(revocations)
+    }
+
+    /// These revocations, shared through Redis as well: every id stored there is read now,
+    /// when Redis answers (else the watcher reads them once it does, and a replica still starts
+    /// while Redis is down), and [`revoke`](Self::revoke) stores and publishes there.
+    pub fn with_shared(mut self, shared: super::shared::SharedRevocations) -> Revocations {
+        match shared.load() {
+            Ok(all) => {
+                for (id, at) in all {
+                    self.hold(&id, at);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "shared revocations: not read at start; read once Redis answers");
+            }
+        }
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Holds `id` as revoked at `at` (learnt from elsewhere: nothing is written). False when it
+    /// was held already or is not a token id.
+    pub fn hold(&self, id: &str, at: Timestamp) -> bool {
+        if !is_token_id(id) || self.is_revoked(id) {
+            return false;
+        }
+        self.revoked.insert(id.into(), at).is_none()
     }
 
     /// The file, if the revocations have one.
@@ -162,13 +198,19 @@ impl Revocations {
         if !is_token_id(id) {
             return Err(RevocationError::BadId(id.to_string()));
         }
-        if self.is_revoked(id) {
-            return Ok(false);
+        let newly = !self.is_revoked(id);
+        if newly {
+            if let Some(backing) = &self.file {
+                append(&backing.path, id, now)?;
+            }
+            self.revoked.insert(id.into(), now);
         }
-        if let Some(backing) = &self.file {
-            append(&backing.path, id, now)?;
+        // Published even when held already: a revocation whose publication failed is shared
+        // when it is made again.
+        if let Some(shared) = &self.shared {
+            shared.publish(id, now)?;
         }
-        Ok(self.revoked.insert(id.into(), now).is_none())
+        Ok(newly)
     }
 
     /// Reads the lines appended to the file since the last read, or the whole file when it was
@@ -257,18 +299,26 @@ impl Revocations {
     /// returned [`Watcher`] is dropped or stopped, or when the last `Arc` of `self` is.
     pub fn spawn_watcher(self: &Arc<Self>, interval: Duration) -> io::Result<Watcher> {
         let stop = Arc::new(AtomicBool::new(false));
-        if self.file.is_none() {
-            return Ok(Watcher { stop, thread: None });
+        let mut threads = Vec::new();
+        if self.file.is_some() {
+            let weak: Weak<Revocations> = Arc::downgrade(self);
+            let flag = Arc::clone(&stop);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("warden-revocations".to_string())
+                    .spawn(move || watch(&weak, &flag, interval))?,
+            );
         }
-        let weak: Weak<Revocations> = Arc::downgrade(self);
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("warden-revocations".to_string())
-            .spawn(move || watch(&weak, &flag, interval))?;
-        Ok(Watcher {
-            stop,
-            thread: Some(thread),
-        })
+        if let Some(shared) = self.shared.clone() {
+            let weak: Weak<Revocations> = Arc::downgrade(self);
+            let flag = Arc::clone(&stop);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("warden-revocations-redis".to_string())
+                    .spawn(move || shared.follow(&weak, &flag, interval))?,
+            );
+        }
+        Ok(Watcher { stop, threads })
     }
 }
 
@@ -295,11 +345,11 @@ fn watch(revocations: &Weak<Revocations>, stop: &AtomicBool, interval: Duration)
     }
 }
 
-/// The revocation watcher thread; dropping it stops the thread.
+/// The revocation watcher threads (the file's, Redis'); dropping it stops them.
 #[derive(Debug)]
 pub struct Watcher {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Watcher {
@@ -310,7 +360,7 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             thread.thread().unpark();
             // A panic in the watcher has already been reported by the panic hook.
             let _ = thread.join();
@@ -632,8 +682,8 @@ mod tests {
             memory
                 .spawn_watcher(DEFAULT_WATCH_INTERVAL)
                 .unwrap()
-                .thread
-                .is_none()
+                .threads
+                .is_empty()
         );
         assert!(!watched.is_revoked(B));
     }

@@ -33,8 +33,8 @@ pub enum CapabilityCommand {
     Attenuate(AttenuateArgs),
     /// Show what a token grants, to whom, until when, and its caveat chain.
     Inspect(InspectArgs),
-    /// Revoke a token by id: every Warden watching the revocation file refuses it within a
-    /// second.
+    /// Revoke a token by id: every Warden watching the revocation file, or subscribed to the
+    /// Redis named by --revocations-redis, refuses it within a second.
     Revoke(RevokeArgs),
 }
 
@@ -166,8 +166,17 @@ pub struct RevokeArgs {
     #[arg(value_name = "ID")]
     pub id: String,
     /// The revocation file (created `0600` if missing).
-    #[arg(long, value_name = "FILE", env = "WARDEN_CAPABILITY_REVOCATIONS")]
-    pub revocations: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WARDEN_CAPABILITY_REVOCATIONS",
+        required_unless_present = "revocations_redis"
+    )]
+    pub revocations: Option<PathBuf>,
+    /// The Redis the fleet shares revocations through (`redis://HOST:PORT`): the id is stored
+    /// there and published to every Warden subscribed.
+    #[arg(long, value_name = "URL", env = "WARDEN_REVOCATIONS_REDIS")]
+    pub revocations_redis: Option<String>,
 }
 
 /// Why a command stopped, and with which exit code.
@@ -512,8 +521,19 @@ fn run_revoke(args: &RevokeArgs) -> Result<Exit, Failure> {
             "`{id}` is not a token id (`warden capability inspect` shows a token's id)"
         )));
     }
-    let revocations =
-        Revocations::open(&args.revocations).map_err(|e| invalid(format!("--revocations: {e}")))?;
+    let revocations = match &args.revocations {
+        Some(path) => {
+            Revocations::open(path).map_err(|e| invalid(format!("--revocations: {e}")))?
+        }
+        None => Revocations::in_memory(),
+    };
+    let revocations = match &args.revocations_redis {
+        Some(url) => revocations.with_shared(
+            crate::capability::shared::SharedRevocations::new(url)
+                .map_err(|e| invalid(format!("--revocations-redis: {e}")))?,
+        ),
+        None => revocations,
+    };
     let newly = revocations
         .revoke(&id, Timestamp::now())
         .map_err(|e| Failure {

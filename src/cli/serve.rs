@@ -27,8 +27,8 @@ pub struct ServeArgs {
     /// unix:PATH; plain HTTP, no API key: keep it private).
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
-    /// Serve Envoy's ext_authz over gRPC (and grpc.health.v1) on this address: IP:PORT; HTTP/2,
-    /// over TLS when --tls-cert is set [default: off].
+    /// Serve Envoy's ext_authz over gRPC (and grpc.health.v1) on this address: IP:PORT or
+    /// unix:PATH; HTTP/2, over TLS when --tls-cert is set [default: off].
     #[arg(long, value_name = "ADDRESS", env = "WARDEN_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
     /// Watch the policy directory and reload on change [default: true].
@@ -230,12 +230,17 @@ pub struct ServeArgs {
     /// The permissions of a Unix socket file, in octal [default: 0660].
     #[arg(long, value_name = "MODE", env = "WARDEN_UNIX_SOCKET_MODE")]
     pub unix_socket_mode: Option<String>,
-    /// Print the effective configuration (TOML, secrets masked) and exit.
+    /// Print the effective configuration as TOML that `--config` accepts (API keys as their
+    /// SHA-256 digests, key files by path) and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Verify the subject's JWT sent with AuthZEN calls in `Warden-Subject-Token` [default: false].
     #[arg(long, value_name = "BOOL", env = "WARDEN_AUTHZEN_SUBJECT_TOKEN", num_args = 0..=1, default_missing_value = "true")]
     pub authzen_subject_token: Option<bool>,
+    /// On an allow over gRPC, remove `Authorization` from the request Envoy passes upstream, so
+    /// the token stays between the client, Envoy and Warden [default: false].
+    #[arg(long, value_name = "BOOL", env = "WARDEN_GRPC_STRIP_AUTHORIZATION", num_args = 0..=1, default_missing_value = "true")]
+    pub grpc_strip_authorization: Option<bool>,
     /// Capability signing keys, comma-separated: `ID:PATH` or `ID:PATH:retired=TIME`; tokens
     /// are minted with the first key not retired.
     #[arg(
@@ -280,6 +285,21 @@ pub struct ServeArgs {
     /// CA certificates (PEM) for `https` bundle URLs [default: /etc/ssl/certs/ca-certificates.crt].
     #[arg(long, value_name = "FILE", env = "WARDEN_BUNDLE_CA_FILE")]
     pub bundle_ca_file: Option<PathBuf>,
+    /// Count rate limits in this Redis (`redis://HOST:PORT`), shared by every replica that
+    /// names it, instead of in this process.
+    #[arg(long, value_name = "URL", env = "WARDEN_RATE_LIMIT_REDIS")]
+    pub rate_limit_redis: Option<String>,
+    /// The longest a decision waits for Redis, in milliseconds [default: 100].
+    #[arg(long, value_name = "MS", env = "WARDEN_RATE_LIMIT_REDIS_TIMEOUT_MS")]
+    pub rate_limit_redis_timeout_ms: Option<u64>,
+    /// When Redis fails or times out: `open` counts in this process instead, `closed` denies
+    /// [default: open].
+    #[arg(long, value_name = "MODE", env = "WARDEN_RATE_LIMIT_REDIS_FAILURE")]
+    pub rate_limit_redis_failure: Option<crate::limit::OnFailure>,
+    /// Share capability revocations through this Redis (`redis://HOST:PORT`): a revocation on
+    /// any replica is stored there and published to all of them.
+    #[arg(long, value_name = "URL", env = "WARDEN_REVOCATIONS_REDIS")]
+    pub revocations_redis: Option<String>,
 }
 
 impl ServeArgs {
@@ -340,6 +360,7 @@ impl ServeArgs {
             tls_client_allow: self.tls_client_allow.clone(),
             unix_socket_mode: self.unix_socket_mode.clone(),
             authzen_subject_token: self.authzen_subject_token,
+            grpc_strip_authorization: self.grpc_strip_authorization,
             capability_keys: self.capability_keys.clone(),
             capability_grace_s: self.capability_grace_s,
             capability_revocations: self.capability_revocations.clone(),
@@ -350,6 +371,10 @@ impl ServeArgs {
             bundle_poll_interval_s: self.bundle_poll_interval_s,
             bundle_cache_dir: self.bundle_cache_dir.clone(),
             bundle_ca_file: self.bundle_ca_file.clone(),
+            rate_limit_redis: self.rate_limit_redis.clone(),
+            rate_limit_redis_timeout_ms: self.rate_limit_redis_timeout_ms,
+            rate_limit_redis_failure: self.rate_limit_redis_failure,
+            revocations_redis: self.revocations_redis.clone(),
         }
     }
 }

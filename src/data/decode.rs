@@ -62,12 +62,65 @@ impl Path<'_> {
     }
 }
 
+/// Where a decoding error goes: requests stop at the first (`None`); data files gather every
+/// one (`Some`), so an author fixes a whole entity in one round, and decoding goes on past it.
+struct Gather<'e>(Option<&'e mut Vec<DecodeError>>);
+
+impl Gather<'_> {
+    /// `Ok(None)` when the error was gathered and decoding goes on without the value.
+    fn keep(&mut self, result: Result<Value, DecodeError>) -> Result<Option<Value>, DecodeError> {
+        match (result, &mut self.0) {
+            (Ok(value), _) => Ok(Some(value)),
+            (Err(error), Some(errors)) => {
+                errors.push(error);
+                Ok(None)
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+}
+
 impl<R: Resolver> Decoder<'_, R> {
     pub fn decode(&mut self, json: &Json, ty: &Type, path: &str) -> Result<Value, DecodeError> {
-        self.decode_at(json, ty, &Path::Root(path))
+        self.decode_at(json, ty, &Path::Root(path), &mut Gather(None))
     }
 
-    fn decode_at(&mut self, json: &Json, ty: &Type, path: &Path<'_>) -> Result<Value, DecodeError> {
+    /// Like [`Decoder::decode`], but every mistake in `json` is reported, not only the first.
+    pub fn decode_all(
+        &mut self,
+        json: &Json,
+        ty: &Type,
+        path: &str,
+    ) -> Result<Value, Vec<DecodeError>> {
+        let mut errors = Vec::new();
+        let result = self.decode_at(json, ty, &Path::Root(path), &mut Gather(Some(&mut errors)));
+        all_or_first(result, errors)
+    }
+
+    /// Like [`Decoder::record`], but every mistake in `json` is reported, not only the first.
+    pub fn record_all(
+        &mut self,
+        json: &Json,
+        record: &RecordType,
+        path: &str,
+    ) -> Result<Value, Vec<DecodeError>> {
+        let mut errors = Vec::new();
+        let result = self.record_at(
+            json,
+            record,
+            &Path::Root(path),
+            &mut Gather(Some(&mut errors)),
+        );
+        all_or_first(result, errors)
+    }
+
+    fn decode_at(
+        &mut self,
+        json: &Json,
+        ty: &Type,
+        path: &Path<'_>,
+        gather: &mut Gather<'_>,
+    ) -> Result<Value, DecodeError> {
         let fail = |message: String, help: Option<String>| DecodeError {
             path: path.render(),
             message,
@@ -140,14 +193,17 @@ impl<R: Resolver> Decoder<'_, R> {
             (Type::Set(element), JsonKind::Array(items)) => {
                 let mut members = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    members.push(self.decode_at(item, element, &Path::Index(path, index))?);
+                    let member = self.decode_at(item, element, &Path::Index(path, index), gather);
+                    members.extend(gather.keep(member)?);
                 }
                 Ok(Value::set(members))
             }
             (Type::Set(_), _) => Err(mismatch("an array")),
-            (Type::Record(record), JsonKind::Object(_)) => self.record_at(json, record, path),
+            (Type::Record(record), JsonKind::Object(_)) => {
+                self.record_at(json, record, path, gather)
+            }
             (Type::Record(_), _) => Err(mismatch("an object")),
-            (Type::Dynamic, _) => self.dynamic(json, path),
+            (Type::Dynamic, _) => self.dynamic(json, path, gather),
         }
     }
 
@@ -158,7 +214,7 @@ impl<R: Resolver> Decoder<'_, R> {
         record: &RecordType,
         path: &str,
     ) -> Result<Value, DecodeError> {
-        self.record_at(json, record, &Path::Root(path))
+        self.record_at(json, record, &Path::Root(path), &mut Gather(None))
     }
 
     fn record_at(
@@ -166,6 +222,7 @@ impl<R: Resolver> Decoder<'_, R> {
         json: &Json,
         record: &RecordType,
         path: &Path<'_>,
+        gather: &mut Gather<'_>,
     ) -> Result<Value, DecodeError> {
         let JsonKind::Object(members) = &json.kind else {
             return Err(DecodeError {
@@ -181,14 +238,16 @@ impl<R: Resolver> Decoder<'_, R> {
             match record.fields.get(name) {
                 Some(_) if matches!(value.kind, JsonKind::Null) => {}
                 Some(field) => {
-                    let decoded = self.decode_at(value, &field.ty, &member_path)?;
-                    fields.push((self.resolver.string(name), decoded));
+                    let decoded = self.decode_at(value, &field.ty, &member_path, gather);
+                    if let Some(decoded) = gather.keep(decoded)? {
+                        fields.push((self.resolver.string(name), decoded));
+                    }
                 }
                 None if self.unknown == Unknown::Ignore => {}
                 None => {
                     let suggestion =
                         crate::source::suggest(name, record.fields.keys().map(String::as_str));
-                    return Err(DecodeError {
+                    gather.keep(Err(DecodeError {
                         path: member_path.render(),
                         message: format!("unknown attribute `{name}`"),
                         help: Some(match suggestion {
@@ -196,7 +255,7 @@ impl<R: Resolver> Decoder<'_, R> {
                             None => "declare it in the entity type, or remove it".to_string(),
                         }),
                         span: *key_span,
-                    });
+                    }))?;
                 }
             }
         }
@@ -205,7 +264,7 @@ impl<R: Resolver> Decoder<'_, R> {
                 .iter()
                 .any(|(k, _, v)| k == name && !matches!(v.kind, JsonKind::Null));
             if !field.optional && !present {
-                return Err(DecodeError {
+                gather.keep(Err(DecodeError {
                     path: path.render(),
                     message: format!("missing attribute `{name}`"),
                     help: Some(format!(
@@ -213,7 +272,7 @@ impl<R: Resolver> Decoder<'_, R> {
                         field.ty.describe()
                     )),
                     span: json.span,
-                });
+                }))?;
             }
         }
         Ok(Value::record(fields))
@@ -221,7 +280,12 @@ impl<R: Resolver> Decoder<'_, R> {
 
     /// Without a declaration: strings stay strings, `{"type","id"}` is an entity, objects are
     /// records, arrays are sets.
-    fn dynamic(&mut self, json: &Json, path: &Path<'_>) -> Result<Value, DecodeError> {
+    fn dynamic(
+        &mut self,
+        json: &Json,
+        path: &Path<'_>,
+        gather: &mut Gather<'_>,
+    ) -> Result<Value, DecodeError> {
         match &json.kind {
             JsonKind::Null => Err(DecodeError {
                 path: path.render(),
@@ -244,7 +308,8 @@ impl<R: Resolver> Decoder<'_, R> {
             JsonKind::Array(items) => {
                 let mut members = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    members.push(self.dynamic(item, &Path::Index(path, index))?);
+                    let member = self.dynamic(item, &Path::Index(path, index), gather);
+                    members.extend(gather.keep(member)?);
                 }
                 Ok(Value::set(members))
             }
@@ -258,11 +323,28 @@ impl<R: Resolver> Decoder<'_, R> {
                     if matches!(value.kind, JsonKind::Null) {
                         continue;
                     }
-                    let decoded = self.dynamic(value, &Path::Member(path, name))?;
-                    fields.push((self.resolver.string(name), decoded));
+                    let decoded = self.dynamic(value, &Path::Member(path, name), gather);
+                    if let Some(decoded) = gather.keep(decoded)? {
+                        fields.push((self.resolver.string(name), decoded));
+                    }
                 }
                 Ok(Value::record(fields))
             }
+        }
+    }
+}
+
+/// The gathered errors, or the one that stopped decoding (a value of the wrong kind at the top).
+fn all_or_first(
+    result: Result<Value, DecodeError>,
+    mut errors: Vec<DecodeError>,
+) -> Result<Value, Vec<DecodeError>> {
+    match result {
+        Ok(value) if errors.is_empty() => Ok(value),
+        Ok(_) => Err(errors),
+        Err(error) => {
+            errors.push(error);
+            Err(errors)
         }
     }
 }

@@ -268,14 +268,18 @@ impl<'j> FirstPass<'_, 'j> {
         match self.section {
             Section::Entities => {
                 let path = format!("$.entities[{index}]");
-                match first_pass_entity(json, &path, self.schema, self.store) {
-                    Ok(id) => self.entities.push(Found {
+                let mut problems = Vec::new();
+                let named = first_pass_entity(json, &path, self.schema, self.store, &mut problems);
+                for problem in problems {
+                    self.report(problem);
+                }
+                if let Some(id) = named {
+                    self.entities.push(Found {
                         file,
                         id,
                         element,
                         index,
-                    }),
-                    Err(error) => self.report(error),
+                    });
                 }
             }
             Section::Roles => self.bindings.push(Found {
@@ -437,9 +441,8 @@ fn extend(
             json,
             path: format!("$.entities[{}]", found.index),
         };
-        match second_pass_entity(&entry, schema, store) {
-            Ok(()) => {}
-            Err(error) => diagnostics.push(Diagnostic::in_file(error, file)),
+        for error in second_pass_entity(&entry, schema, store) {
+            diagnostics.push(Diagnostic::in_file(error, file));
         }
     }
 
@@ -526,19 +529,23 @@ fn shape(message: &str, span: Span, path: &str, help: &str) -> DataError {
     }
 }
 
+/// Names the entity of `json`; its unknown members are reported in `problems` and do not
+/// stop it (the rest of the entity is still checked in pass two).
 fn first_pass_entity(
     json: &Json,
     path: &str,
     schema: &Schema,
     store: &mut Store,
-) -> Result<EntityId, DataError> {
+    problems: &mut Vec<DataError>,
+) -> Option<EntityId> {
     let JsonKind::Object(members) = &json.kind else {
-        return Err(shape(
+        problems.push(shape(
             "an entity must be an object",
             json.span,
             path,
             "write `{\"type\": \"User\", \"id\": \"alice\", \"attributes\": {…}, \"parents\": […]}`",
         ));
+        return None;
     };
     for (key, key_span, _) in members {
         if !matches!(key.as_str(), "type" | "id" | "attributes" | "parents") {
@@ -546,7 +553,7 @@ fn first_pass_entity(
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "an entity has `type`, `id`, `attributes` and `parents`".to_string(),
             };
-            return Err(shape(
+            problems.push(shape(
                 &format!("unknown member `{key}`"),
                 *key_span,
                 path,
@@ -554,12 +561,19 @@ fn first_pass_entity(
             ));
         }
     }
-    let (ty, id) = entity_object_members(json, path)?;
+    let (ty, id) = match entity_object_members(json, path) {
+        Ok(named) => named,
+        Err(error) => {
+            problems.push(error);
+            return None;
+        }
+    };
     let type_span = json.get("type").map_or(json.span, |t| t.span);
     if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
-        return Err(undeclared_type(ty, type_span, schema));
+        problems.push(undeclared_type(ty, type_span, schema));
+        return None;
     }
-    Ok(store.intern_entity(ty, id))
+    Some(store.intern_entity(ty, id))
 }
 
 fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DataError> {
@@ -593,29 +607,33 @@ fn undeclared_type(ty: &str, span: Span, schema: &Schema) -> DataError {
     }
 }
 
-fn second_pass_entity(
-    entry: &Pending<'_>,
-    schema: &Schema,
-    store: &mut Store,
-) -> Result<(), DataError> {
+/// Decodes an entity's attributes and parents and defines it; returns every mistake found
+/// (an entity with any is not defined).
+fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -> Vec<DataError> {
+    let mut problems = Vec::new();
+    let gathered = |errors: Vec<DecodeError>| errors.into_iter().map(DataError::from);
     let declared = schema.entity_types.get(&entry.ty);
+    let attributes_path = format!("{}.attributes", entry.path);
     let attributes = match (entry.json.get("attributes"), declared) {
+        (Some(json), Some(_)) if json.get("properties").is_some() => {
+            problems.push(shape(
+                "`properties` cannot be stored",
+                json.get("properties").map_or(json.span, |p| p.span),
+                &attributes_path,
+                "`properties` are what a caller sends with a request; store the value as an attribute instead",
+            ));
+            None
+        }
         (Some(json), Some(declared)) => {
             let mut resolver = DataResolver { store };
             let mut decoder = Decoder {
                 resolver: &mut resolver,
                 unknown: Unknown::Reject,
             };
-            let path = format!("{}.attributes", entry.path);
-            if json.get("properties").is_some() {
-                return Err(shape(
-                    "`properties` cannot be stored",
-                    json.get("properties").map_or(json.span, |p| p.span),
-                    &path,
-                    "`properties` are what a caller sends with a request; store the value as an attribute instead",
-                ));
-            }
-            decoder.record(json, &declared.attributes, &path)?
+            decoder
+                .record_all(json, &declared.attributes, &attributes_path)
+                .map_err(|errors| problems.extend(gathered(errors)))
+                .ok()
         }
         (Some(json), None) => {
             let mut resolver = DataResolver { store };
@@ -623,15 +641,20 @@ fn second_pass_entity(
                 resolver: &mut resolver,
                 unknown: Unknown::Ignore,
             };
-            match decoder.decode(json, &Type::Dynamic, &format!("{}.attributes", entry.path))? {
-                record @ Value::Record(_) => record,
-                _ => {
-                    return Err(shape(
+            match decoder.decode_all(json, &Type::Dynamic, &attributes_path) {
+                Ok(record @ Value::Record(_)) => Some(record),
+                Ok(_) => {
+                    problems.push(shape(
                         "`attributes` must be an object",
                         json.span,
                         &entry.path,
                         "write `\"attributes\": {\"name\": value, …}`",
                     ));
+                    None
+                }
+                Err(errors) => {
+                    problems.extend(gathered(errors));
+                    None
                 }
             }
         }
@@ -646,112 +669,119 @@ fn second_pass_entity(
                 resolver: &mut resolver,
                 unknown: Unknown::Reject,
             };
-            decoder.record(
-                &empty,
-                &declared.attributes,
-                &format!("{}.attributes", entry.path),
-            )?
+            decoder
+                .record_all(&empty, &declared.attributes, &attributes_path)
+                .map_err(|errors| problems.extend(gathered(errors)))
+                .ok()
         }
-        (None, None) => Value::empty_record(),
+        (None, None) => Some(Value::empty_record()),
     };
-    if let (Some(roles), Some(json)) = (
-        attributes.field("roles"),
-        entry.json.get("attributes").and_then(|a| a.get("roles")),
-    ) {
-        check_role_names(roles, json, schema)?;
+    // Role names are checked where `roles` is an attribute (an undeclared one is reported above).
+    if let Some(json) = entry.json.get("attributes").and_then(|a| a.get("roles"))
+        && declared.is_none_or(|d| d.attributes.fields.contains_key("roles"))
+    {
+        check_role_names(json, schema, &mut problems);
     }
     let mut parents = Vec::new();
     if let Some(json) = entry.json.get("parents") {
-        let JsonKind::Array(items) = &json.kind else {
-            return Err(shape(
+        match &json.kind {
+            JsonKind::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let path = format!("{}.parents[{index}]", entry.path);
+                    match parent(entry, declared, item, &path, schema) {
+                        Ok((ty, id)) => parents.push(store.intern_entity(ty, id)),
+                        Err(error) => problems.push(error),
+                    }
+                }
+            }
+            _ => problems.push(shape(
                 "`parents` must be an array",
                 json.span,
                 &entry.path,
                 "write `\"parents\": [{\"type\": \"Group\", \"id\": \"staff\"}]`",
-            ));
-        };
-        let allowed: &[String] = declared.map_or(&[], |d| d.parents.as_slice());
-        for (index, item) in items.iter().enumerate() {
-            let path = format!("{}.parents[{index}]", entry.path);
-            let (ty, id) = match &item.kind {
-                JsonKind::String(id) if allowed.len() == 1 => (
-                    allowed.first().map(String::as_str).unwrap_or(""),
-                    id.as_str(),
-                ),
-                JsonKind::String(_) => {
-                    return Err(shape(
-                        "a parent needs its type here",
-                        item.span,
-                        &path,
-                        "write `{\"type\": \"Group\", \"id\": \"staff\"}`; a bare id works only when the entity type has exactly one parent type",
-                    ));
-                }
-                JsonKind::Object(_) => entity_object(item, &path).map_err(DataError::from)?,
-                _ => {
-                    return Err(shape(
-                        "a parent is an entity",
-                        item.span,
-                        &path,
-                        "write `{\"type\": \"Group\", \"id\": \"staff\"}`",
-                    ));
-                }
-            };
-            if declared.is_some() && !allowed.iter().any(|a| a == ty) {
-                let help = if allowed.is_empty() {
-                    format!(
-                        "`{}` declares no parent types; add `in [{ty}]` to `entity {}`",
-                        entry.ty, entry.ty
-                    )
-                } else {
-                    format!(
-                        "a `{}` may have parents of type {}; or add `{ty}` to its `in [...]`",
-                        entry.ty,
-                        list(allowed)
-                    )
-                };
-                return Err(DataError::ParentType {
-                    parent: format!("{ty}::\"{id}\""),
-                    ty: entry.ty.clone(),
-                    span: item.span,
-                    help,
-                });
-            }
-            if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
-                return Err(undeclared_type(ty, item.span, schema));
-            }
-            parents.push(store.intern_entity(ty, id));
+            )),
         }
     }
-    let Value::Record(fields) = attributes else {
-        return Ok(());
-    };
-    store.define(entry.id, fields, parents);
-    Ok(())
+    if let (true, Some(Value::Record(fields))) = (problems.is_empty(), attributes) {
+        store.define(entry.id, fields, parents);
+    }
+    problems
 }
 
-fn check_role_names(roles: &Value, json: &Json, schema: &Schema) -> Result<(), DataError> {
+/// The type and id of one of an entity's parents, if the entity may have it.
+fn parent<'j>(
+    entry: &Pending<'_>,
+    declared: Option<&'j crate::check::schema::EntityType>,
+    item: &'j Json,
+    path: &str,
+    schema: &Schema,
+) -> Result<(&'j str, &'j str), DataError> {
+    let allowed: &[String] = declared.map_or(&[], |d| d.parents.as_slice());
+    let (ty, id) = match &item.kind {
+        JsonKind::String(id) if allowed.len() == 1 => (
+            allowed.first().map(String::as_str).unwrap_or(""),
+            id.as_str(),
+        ),
+        JsonKind::String(_) => {
+            return Err(shape(
+                "a parent needs its type here",
+                item.span,
+                path,
+                "write `{\"type\": \"Group\", \"id\": \"staff\"}`; a bare id works only when the entity type has exactly one parent type",
+            ));
+        }
+        JsonKind::Object(_) => entity_object(item, path).map_err(DataError::from)?,
+        _ => {
+            return Err(shape(
+                "a parent is an entity",
+                item.span,
+                path,
+                "write `{\"type\": \"Group\", \"id\": \"staff\"}`",
+            ));
+        }
+    };
+    if declared.is_some() && !allowed.iter().any(|a| a == ty) {
+        let help = if allowed.is_empty() {
+            format!(
+                "`{}` declares no parent types; add `in [{ty}]` to `entity {}`",
+                entry.ty, entry.ty
+            )
+        } else {
+            format!(
+                "a `{}` may have parents of type {}; or add `{ty}` to its `in [...]`",
+                entry.ty,
+                list(allowed)
+            )
+        };
+        return Err(DataError::ParentType {
+            parent: format!("{ty}::\"{id}\""),
+            ty: entry.ty.clone(),
+            span: item.span,
+            help,
+        });
+    }
+    if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
+        return Err(undeclared_type(ty, item.span, schema));
+    }
+    Ok((ty, id))
+}
+
+/// Reports every name in an entity's `roles` that no `role` declares.
+fn check_role_names(json: &Json, schema: &Schema, problems: &mut Vec<DataError>) {
     // Only directories that declare roles give meaning to role names.
     if schema.roles.is_empty() {
-        return Ok(());
+        return;
     }
-    let Value::Set(members) = roles else {
-        return Ok(());
+    let JsonKind::Array(items) = &json.kind else {
+        return;
     };
-    for member in members.iter() {
-        if let Value::Str(name) = member
-            && !schema.roles.contains_key(name.as_ref())
+    for item in items {
+        if let JsonKind::String(name) = &item.kind
+            && !schema.roles.contains_key(name.as_str())
         {
-            let span = match &json.kind {
-                JsonKind::Array(items) => items
-                    .iter()
-                    .find(|i| matches!(&i.kind, JsonKind::String(s) if s == name.as_ref()))
-                    .map_or(json.span, |i| i.span),
-                _ => json.span,
-            };
-            return Err(unknown_role(name, span, schema));
+            problems.push(unknown_role(name, item.span, schema));
         }
     }
-    Ok(())
 }
 
 fn unknown_role(name: &str, span: Span, schema: &Schema) -> DataError {

@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     /// AuthZEN calls may carry the subject's JWT in `Warden-Subject-Token`: verified like a
     /// forward-auth token, its claims become the verified attributes of the subject it names.
     pub authzen_subject_token: bool,
+    /// On an allow over gRPC, Envoy removes `Authorization` from the upstream request.
+    pub grpc_strip_authorization: bool,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +63,7 @@ impl Default for GatewayConfig {
             envoy_path_prefix: "/ext-authz".to_string(),
             routes_ignore_case: false,
             authzen_subject_token: false,
+            grpc_strip_authorization: false,
         }
     }
 }

@@ -18,6 +18,10 @@ use crate::data::value::{EntityRef, Value};
 use crate::eval::{self, Request, explain};
 use crate::program::{LimitPeriod, Program};
 
+pub mod shared;
+
+pub use shared::{OnFailure, RedisConfig, RedisStore};
+
 /// How one limit stood after a request was counted (for `RateLimit` headers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Usage {
@@ -48,12 +52,19 @@ pub enum Refusal {
     /// Its key could not be evaluated for this request (it fails closed).
     #[error("rate limit `{name}` could not tell whom to count: {why}")]
     NoKey { name: Arc<str>, why: String },
+    /// The shared store did not answer in time and `rate_limit_redis_failure` is `closed`.
+    #[error(
+        "rate limit `{name}` could not be checked: the shared limit store is unavailable ({why})"
+    )]
+    Unavailable { name: Arc<str>, why: String },
 }
 
 impl Refusal {
     pub fn name(&self) -> &str {
         match self {
-            Refusal::Reached { name, .. } | Refusal::NoKey { name, .. } => name,
+            Refusal::Reached { name, .. }
+            | Refusal::NoKey { name, .. }
+            | Refusal::Unavailable { name, .. } => name,
         }
     }
 
@@ -63,14 +74,14 @@ impl Refusal {
             Refusal::Reached {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            Refusal::NoKey { .. } => None,
+            Refusal::NoKey { .. } | Refusal::Unavailable { .. } => None,
         }
     }
 }
 
 /// One limit to count a request against: its store key and window.
 #[derive(Clone, Debug)]
-struct Check {
+pub struct Check {
     limit: usize,
     key: String,
     shown: String,
@@ -118,12 +129,7 @@ impl LocalStore {
     }
 
     /// Counts a request against `checks` at `now`: all of them, or none when one refuses.
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    fn count(&self, program: &Program, checks: &[Check], now: i128) -> Result<Vec<Usage>, Refusal> {
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
@@ -137,20 +143,17 @@ impl LocalStore {
             };
             let count = limit.count.max(1);
             let current = states.get(&check.key).copied();
-            match check.window {
+            let state = match check.window {
                 Window::Rolling { period } => {
-                    let interval = period / i128::from(count);
                     let tat = match current {
                         Some(State::Tat(tat)) => tat.max(now),
                         _ => now,
                     };
-                    let new_tat = tat + interval;
+                    let new_tat = tat + period / i128::from(count);
                     if new_tat - now > period {
-                        return Err(reached(limit, check, period, new_tat - period - now));
+                        return Err(reached(limit, check, new_tat - period - now));
                     }
-                    next.push(State::Tat(new_tat));
-                    let left = (period - (new_tat - now)) / interval.max(1);
-                    usages.push(usage(limit, period, left, new_tat - now));
+                    State::Tat(new_tat)
                 }
                 Window::Fixed { start, end } => {
                     let used = match current {
@@ -158,17 +161,17 @@ impl LocalStore {
                         _ => 0,
                     };
                     if used >= count {
-                        return Err(reached(limit, check, end - start, end - now));
+                        return Err(reached(limit, check, end - now));
                     }
-                    next.push(State::Count {
+                    State::Count {
                         start,
                         end,
                         used: used + 1,
-                    });
-                    let left = i128::from(count - used - 1);
-                    usages.push(usage(limit, end - start, left, end - now));
+                    }
                 }
-            }
+            };
+            next.push(state);
+            usages.push(settled(limit, check, state, now));
         }
         if states.len() >= (*sweep_at).max(SWEEP_AT) {
             states.retain(|_, state| match state {
@@ -181,6 +184,125 @@ impl LocalStore {
             states.insert(check.key.clone(), state);
         }
         Ok(usages)
+    }
+}
+
+/// Where requests are counted: all of `checks` at `now`, or none when one refuses.
+pub trait Store {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal>;
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        (**self).consume(program, checks, now)
+    }
+}
+
+impl Store for LocalStore {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        self.count(program, checks, now)
+    }
+}
+
+/// How a limit stands once a request is counted and its key holds `state`.
+fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128) -> Usage {
+    match (check.window, state) {
+        (Window::Rolling { period }, State::Tat(tat)) => {
+            let interval = period / i128::from(limit.count.max(1));
+            let left = (period - (tat - now)) / interval.max(1);
+            usage(limit, period, left, tat - now)
+        }
+        (Window::Fixed { start, end }, State::Count { used, .. }) => {
+            let left = i128::from(limit.count.saturating_sub(used));
+            usage(limit, end - start, left, end - now)
+        }
+        // A state of the other kind is never stored under a key: the key names the window.
+        (Window::Rolling { period }, State::Count { .. }) => usage(limit, period, 0, period),
+        (Window::Fixed { start, end }, State::Tat(_)) => usage(limit, end - start, 0, end - now),
+    }
+}
+
+/// The in-process store, or Redis shared by a fleet with the in-process store as its fallback.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    local: LocalStore,
+    shared: Option<shared::RedisStore>,
+}
+
+impl Limiter {
+    /// Counts in this process only.
+    pub fn local() -> Limiter {
+        Limiter::default()
+    }
+
+    /// Counts in Redis; the in-process store counts while Redis fails, if `store` fails open.
+    pub fn shared(store: shared::RedisStore) -> Limiter {
+        Limiter {
+            local: LocalStore::new(),
+            shared: Some(store),
+        }
+    }
+
+    /// The shared store's health and counts for `/v1/status`.
+    pub fn status(&self) -> serde_json::Value {
+        match &self.shared {
+            Some(store) => store.status(),
+            None => serde_json::json!({ "store": "local" }),
+        }
+    }
+
+    /// The shared store's counters in Prometheus' text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        if let Some(store) = &self.shared {
+            store.render_metrics(out);
+        }
+    }
+}
+
+impl Store for Limiter {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        let Some(store) = &self.shared else {
+            return self.local.count(program, checks, now);
+        };
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        match store.consume(program, checks, now) {
+            Ok(counted) => counted,
+            Err(failure) => match store.on_failure() {
+                OnFailure::Open => self.local.count(program, checks, now),
+                OnFailure::Closed => {
+                    let name = checks
+                        .first()
+                        .and_then(|check| program.limits.get(check.limit))
+                        .map_or_else(|| Arc::from(""), |limit| limit.name.clone());
+                    Err(Refusal::Unavailable {
+                        name,
+                        why: failure.to_string(),
+                    })
+                }
+            },
+        }
     }
 }
 
@@ -201,7 +323,11 @@ fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -
     }
 }
 
-fn reached(limit: &crate::program::Limit, check: &Check, window: i128, retry: i128) -> Refusal {
+fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal {
+    let window = match check.window {
+        Window::Rolling { period } => period,
+        Window::Fixed { start, end } => end - start,
+    };
     let window_text = match limit.period {
         LimitPeriod::Rolling(millis) => crate::syntax::fmt::duration_text(millis),
         LimitPeriod::Calendar(unit, _) => match unit {
@@ -265,7 +391,7 @@ fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
 pub fn consume(
     program: &Program,
     request: &Request,
-    store: &LocalStore,
+    store: &impl Store,
 ) -> Result<Vec<Usage>, Refusal> {
     if program.limits.is_empty() {
         return Ok(Vec::new());

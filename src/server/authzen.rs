@@ -119,7 +119,7 @@ pub struct Call<'s> {
     /// Capability keys and revocations, to honour `context.capability`.
     pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
     /// Where allowed requests are counted against the program's limits.
-    pub limits: Option<Arc<crate::limit::LocalStore>>,
+    pub limits: Option<Arc<crate::limit::Limiter>>,
 }
 
 /// The audit record of one call, built as it decides and queued when it is answered.

@@ -79,6 +79,7 @@ pub struct ConfigLayer {
     pub tls_client_allow: Option<Vec<String>>,
     pub unix_socket_mode: Option<String>,
     pub authzen_subject_token: Option<bool>,
+    pub grpc_strip_authorization: Option<bool>,
     pub capability_keys: Option<Vec<String>>,
     pub capability_grace_s: Option<u64>,
     pub capability_revocations: Option<PathBuf>,
@@ -89,6 +90,10 @@ pub struct ConfigLayer {
     pub bundle_poll_interval_s: Option<u64>,
     pub bundle_cache_dir: Option<PathBuf>,
     pub bundle_ca_file: Option<PathBuf>,
+    pub rate_limit_redis: Option<String>,
+    pub rate_limit_redis_timeout_ms: Option<u64>,
+    pub rate_limit_redis_failure: Option<crate::limit::OnFailure>,
+    pub revocations_redis: Option<String>,
 }
 
 impl ConfigLayer {
@@ -179,6 +184,9 @@ impl ConfigLayer {
             tls_client_allow: over.tls_client_allow.or(self.tls_client_allow),
             unix_socket_mode: over.unix_socket_mode.or(self.unix_socket_mode),
             authzen_subject_token: over.authzen_subject_token.or(self.authzen_subject_token),
+            grpc_strip_authorization: over
+                .grpc_strip_authorization
+                .or(self.grpc_strip_authorization),
             capability_keys: over.capability_keys.or(self.capability_keys),
             capability_grace_s: over.capability_grace_s.or(self.capability_grace_s),
             capability_revocations: over.capability_revocations.or(self.capability_revocations),
@@ -189,6 +197,14 @@ impl ConfigLayer {
             bundle_poll_interval_s: over.bundle_poll_interval_s.or(self.bundle_poll_interval_s),
             bundle_cache_dir: over.bundle_cache_dir.or(self.bundle_cache_dir),
             bundle_ca_file: over.bundle_ca_file.or(self.bundle_ca_file),
+            rate_limit_redis: over.rate_limit_redis.or(self.rate_limit_redis),
+            rate_limit_redis_timeout_ms: over
+                .rate_limit_redis_timeout_ms
+                .or(self.rate_limit_redis_timeout_ms),
+            rate_limit_redis_failure: over
+                .rate_limit_redis_failure
+                .or(self.rate_limit_redis_failure),
+            revocations_redis: over.revocations_redis.or(self.revocations_redis),
         }
     }
 }
@@ -223,8 +239,8 @@ pub struct Config {
     /// HTTP, never TLS, no API key).
     pub admin_listen: Option<Listen>,
     /// Envoy's `ext_authz` over gRPC and the gRPC health service (HTTP/2, TLS as `listen`):
-    /// `IP:PORT`. Unset: no gRPC listener.
-    pub grpc_listen: Option<SocketAddr>,
+    /// `IP:PORT` or `unix:PATH`. Unset: no gRPC listener.
+    pub grpc_listen: Option<Listen>,
     /// Watch the policy directory and reload on change.
     pub watch: bool,
     /// How long the directory must be quiet before a change is loaded.
@@ -273,6 +289,8 @@ pub struct Config {
     pub capabilities: CapabilityConfig,
     /// Policies from a signed bundle (`policies` is then the cache's `current` directory).
     pub bundle: Option<BundleConfig>,
+    /// Limits counted in Redis, shared by every replica that names the same server.
+    pub rate_limit_redis: Option<crate::limit::RedisConfig>,
 }
 
 /// The `bundle*` keys.
@@ -306,6 +324,8 @@ pub struct CapabilityConfig {
     pub grace: Duration,
     /// The revocation file shared by every Warden that honours the same tokens.
     pub revocations: Option<PathBuf>,
+    /// Redis holding and publishing revocations to every replica (`revocations_redis`).
+    pub revocations_redis: Option<String>,
     /// This Warden's audience name (an `audience` caveat must equal it).
     pub audience: Option<String>,
     /// The header a gateway's request carries a token in.
@@ -318,6 +338,7 @@ impl Default for CapabilityConfig {
             keys: Vec::new(),
             grace: Duration::from_secs(7 * 24 * 3600),
             revocations: None,
+            revocations_redis: None,
             audience: None,
             header: "Warden-Capability".to_string(),
         }
@@ -357,6 +378,7 @@ impl Default for Config {
             unix_socket_mode: 0o660,
             capabilities: CapabilityConfig::default(),
             bundle: None,
+            rate_limit_redis: None,
         }
     }
 }
@@ -369,6 +391,7 @@ impl Config {
         let capabilities = resolve_capabilities(&layer, defaults.capabilities.clone())?;
         let audit = resolve_audit(&layer)?;
         let bundle = resolve_bundle(&layer)?;
+        let rate_limit_redis = resolve_rate_limit_redis(&layer)?;
         let address = |key: &str, text: &str| {
             text.parse::<Listen>()
                 .map_err(|message| ConfigError(format!("`{key}`: {message}")))
@@ -392,13 +415,7 @@ impl Config {
         let grpc_listen = layer
             .grpc_listen
             .as_deref()
-            .map(|text| {
-                text.parse::<SocketAddr>().map_err(|_| {
-                    ConfigError(format!(
-                        "`grpc_listen`: `{text}` is not an address; write IP:PORT, e.g. `127.0.0.1:9191`"
-                    ))
-                })
-            })
+            .map(|text| address("grpc_listen", text))
             .transpose()?;
         let body_limit = match layer.body_limit {
             Some(limit) => usize::try_from(positive("body_limit", limit as u64)?)
@@ -516,6 +533,7 @@ impl Config {
             tls,
             unix_socket_mode,
             bundle,
+            rate_limit_redis,
         })
     }
 }
@@ -659,7 +677,42 @@ fn gateway_config(
         authzen_subject_token: layer
             .authzen_subject_token
             .unwrap_or(defaults.authzen_subject_token),
+        grpc_strip_authorization: layer
+            .grpc_strip_authorization
+            .unwrap_or(defaults.grpc_strip_authorization),
     })
+}
+
+/// The `rate_limit_redis*` keys: `None` unless `rate_limit_redis` is set.
+fn resolve_rate_limit_redis(
+    layer: &ConfigLayer,
+) -> Result<Option<crate::limit::RedisConfig>, ConfigError> {
+    let Some(url) = layer.rate_limit_redis.clone().filter(|url| !url.is_empty()) else {
+        return Ok(None);
+    };
+    if !["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        return Err(ConfigError(format!(
+            "`rate_limit_redis`: `{}` is not a Redis URL; write `redis://HOST:PORT`",
+            crate::redis_url::masked(&url)
+        )));
+    }
+    let timeout = match layer.rate_limit_redis_timeout_ms {
+        Some(0) => {
+            return Err(ConfigError(
+                "`rate_limit_redis_timeout_ms` must be greater than 0".to_string(),
+            ));
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => crate::limit::RedisConfig::DEFAULT_TIMEOUT,
+    };
+    Ok(Some(crate::limit::RedisConfig {
+        url,
+        timeout,
+        on_failure: layer.rate_limit_redis_failure.unwrap_or_default(),
+    }))
 }
 
 /// The `capability_*` keys.
@@ -686,6 +739,10 @@ fn resolve_capabilities(
             .capability_grace_s
             .map_or(defaults.grace, Duration::from_secs),
         revocations: layer.capability_revocations.clone(),
+        revocations_redis: layer
+            .revocations_redis
+            .clone()
+            .filter(|url| !url.is_empty()),
         audience: layer.capability_audience.clone().filter(|a| !a.is_empty()),
         header,
     })
@@ -714,6 +771,7 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
         )));
     }
     let mut audit = AuditConfig::new(path.clone(), key);
+    audit.key_file = Some(key_file.clone());
     let positive = |key: &str, value: u64| {
         if value == 0 {
             Err(ConfigError(format!("`{key}` must be greater than 0")))

@@ -1,16 +1,16 @@
 //! `warden serve --print-config`: the effective configuration, every key with its value (the
-//! defaults included), as a TOML file `--config` accepts — except that secrets are masked.
+//! defaults included), as a TOML file `--config` accepts: printed, loaded and printed again, it
+//! is the same text.
 //!
-//! Masked: the API key digests (a digest is not the key, but it is what lets a key in, so it is
-//! not printed). The TLS files are named by path only; their contents are never printed.
+//! No secret is printed. API keys show as the SHA-256 digests the configuration holds (as
+//! `api_key_sha256` takes them): a digest does not let a caller in, since the server hashes what
+//! a caller presents, and it cannot be turned back into the key. Key files (TLS, JWT, audit,
+//! capability and bundle keys) are named by path only; their contents are never printed.
 
 use crate::server::{Config, ConfigLayer};
 
-/// What a masked value prints as.
-pub const MASKED: &str = "<masked>";
-
 impl Config {
-    /// Every key, as a configuration layer; secrets masked.
+    /// Every key, as a configuration layer; no secret in it.
     pub fn effective(&self) -> ConfigLayer {
         ConfigLayer {
             // With a bundle, the policy directory is the bundle cache's, not a setting.
@@ -31,7 +31,7 @@ impl Config {
             require_tests: Some(self.require_tests),
             trust_forwarded: Some(self.trust_forwarded),
             public_url: self.public_url.clone(),
-            api_key_sha256: Some(self.api_keys.iter().map(|_| MASKED.to_string()).collect()),
+            api_key_sha256: Some(self.api_keys.iter().map(|d| hex(d)).collect()),
             search_page_limit: Some(self.search_page_limit),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
@@ -77,6 +77,7 @@ impl Config {
             envoy_path_prefix: Some(self.gateway.envoy_path_prefix.clone()),
             routes_ignore_case: Some(self.gateway.routes_ignore_case),
             authzen_subject_token: Some(self.gateway.authzen_subject_token),
+            grpc_strip_authorization: Some(self.gateway.grpc_strip_authorization),
             // Key files are named by path only; their contents are never printed.
             capability_keys: Some(self.capabilities.keys.clone()),
             capability_grace_s: Some(self.capabilities.grace.as_secs()),
@@ -88,9 +89,19 @@ impl Config {
             bundle_poll_interval_s: self.bundle.as_ref().map(|b| b.poll_interval.as_secs()),
             bundle_cache_dir: self.bundle.as_ref().map(|b| b.cache_dir.clone()),
             bundle_ca_file: self.bundle.as_ref().map(|b| b.ca_file.clone()),
+            rate_limit_redis: self
+                .rate_limit_redis
+                .as_ref()
+                .map(|r| crate::redis_url::masked(&r.url)),
+            rate_limit_redis_timeout_ms: self.rate_limit_redis.as_ref().map(|r| millis(r.timeout)),
+            rate_limit_redis_failure: self.rate_limit_redis.as_ref().map(|r| r.on_failure),
+            revocations_redis: self
+                .capabilities
+                .revocations_redis
+                .as_deref()
+                .map(crate::redis_url::masked),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
-            // The key itself is secret; the configuration keeps only what it read.
-            audit_key_file: self.audit.as_ref().map(|_| MASKED.into()),
+            audit_key_file: self.audit.as_ref().and_then(|a| a.key_file.clone()),
             audit_mode: self.audit.as_ref().map(|a| a.mode),
             audit_sample_allows: self.audit.as_ref().map(|a| a.sample_allows),
             audit_mask: self.audit.as_ref().map(|a| a.masking.names.clone()),
@@ -123,6 +134,11 @@ impl Config {
     }
 }
 
+/// A digest as `api_key_sha256` writes it: 64 lowercase hexadecimal digits.
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -151,6 +167,8 @@ fn unset_keys(layer: &ConfigLayer) -> Vec<String> {
         layer.capability_revocations.is_some(),
     );
     note("capability_audience", layer.capability_audience.is_some());
+    note("rate_limit_redis", layer.rate_limit_redis.is_some());
+    note("revocations_redis", layer.revocations_redis.is_some());
     unset
 }
 
@@ -160,7 +178,7 @@ mod tests {
     use crate::server::tls::TlsFiles;
 
     #[test]
-    fn prints_every_key_masks_secrets_and_reads_back() {
+    fn prints_every_key_and_reads_back() {
         let config = Config {
             api_keys: vec![[7; 32]],
             tls: Some(TlsFiles {
@@ -174,18 +192,21 @@ mod tests {
         let text = config.effective_toml();
         assert!(text.contains("listen = \"127.0.0.1:8181\""), "{text}");
         assert!(text.contains("unix_socket_mode = \"0660\""), "{text}");
-        assert!(text.contains("api_key_sha256 = [\"<masked>\"]"), "{text}");
-        assert!(!text.contains("0707"), "{text}");
+        assert!(
+            text.contains(&format!("api_key_sha256 = [\"{}\"]", "07".repeat(32))),
+            "{text}"
+        );
         assert!(text.contains("# admin_listen = (not set)"), "{text}");
         assert!(text.contains("# tls_client_ca = (not set)"), "{text}");
-        // Without the masked digests, the output is a configuration file that loads to the
-        // same configuration.
+        // The output is a configuration file that loads to the same configuration (without
+        // the TLS files, which are read when loaded).
         let plain = Config {
-            api_keys: Vec::new(),
+            tls: None,
             ..config
         };
         let layer: ConfigLayer = toml::from_str(&plain.effective_toml()).unwrap();
         let again = Config::resolve(layer).unwrap();
         assert_eq!(again.effective_toml(), plain.effective_toml());
+        assert_eq!(again.api_keys, plain.api_keys);
     }
 }

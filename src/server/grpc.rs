@@ -1,6 +1,6 @@
 //! Envoy's `ext_authz` over gRPC (`envoy.service.auth.v3.Authorization/Check`) and the gRPC
-//! health service (`grpc.health.v1.Health`), on their own listener (`grpc_listen`): HTTP/2,
-//! cleartext (h2c) or TLS with ALPN `h2` under the `tls_*` settings of the decision API.
+//! health service (`grpc.health.v1.Health`), on their own listener (`grpc_listen`, a TCP port or
+//! a Unix socket): HTTP/2, cleartext (h2c) or TLS with ALPN `h2` under the `tls_*` settings of the decision API.
 //!
 //! A check is the forward-auth check ([`forward::check`]): the method, path, host and headers
 //! Envoy reports in `attributes.request.http` are routed, normalised, identified and decided as
@@ -11,7 +11,7 @@
 //!
 //! Answers follow the ext_authz contract: an allow is `OK` with an `OkHttpResponse` carrying the
 //! upstream headers (overwriting what the client sent, and removing the configured upstream
-//! headers that got no value); a deny is `PERMISSION_DENIED` with a `403`, a missing or invalid
+//! headers that got no value, and `Authorization` with `grpc_strip_authorization`); a deny is `PERMISSION_DENIED` with a `403`, a missing or invalid
 //! identity `UNAUTHENTICATED` with a `401` and `WWW-Authenticate`, and no program to decide on
 //! `UNAVAILABLE` with a `503`. Every status but `OK` makes Envoy deny, whatever
 //! `failure_mode_allow` says (that applies only when the call itself fails).
@@ -41,7 +41,6 @@ use envoy_types::pb::google::protobuf::{Struct, Value as ProtoValue};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use serde_json::{Map, Value as JsonValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -50,8 +49,11 @@ use tonic::transport::server::Connected;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::ServingStatus;
 
+use crate::gateway::GatewayConfig;
 use crate::gateway::forward::{self, Call, Flavour, Original, Outcome};
 use crate::server::AppState;
+use crate::server::connections::Accept;
+use crate::server::listen::{Bound, SocketFile};
 use crate::server::tls::TlsState;
 
 /// The service name health checks ask about, beside the server as a whole (`""`).
@@ -197,10 +199,7 @@ pub fn answer(
         started,
     };
     let (outcome, record) = forward::check(state, &call, original);
-    (
-        response(outcome, &state.settings.gateway.upstream_headers),
-        record,
-    )
+    (response(outcome, &state.settings.gateway), record)
 }
 
 fn header(name: &str, value: &str) -> HeaderValueOption {
@@ -259,17 +258,18 @@ fn denied(
     }
 }
 
-/// The ext_authz answer of an outcome. `configured` are the upstream headers Warden sets: those
-/// an allow gives no value are removed from the upstream request, so a client cannot supply
-/// them.
-pub fn response(outcome: Outcome, configured: &[(String, String)]) -> CheckResponse {
+/// The ext_authz answer of an outcome. Of the upstream headers Warden sets, those an allow gives
+/// no value are removed from the upstream request, so a client cannot supply them; and with
+/// `grpc_strip_authorization`, so is `Authorization`.
+pub fn response(outcome: Outcome, gateway: &GatewayConfig) -> CheckResponse {
     match outcome {
         Outcome::Allowed { headers, version } => {
             let set: Vec<HeaderValueOption> = headers
                 .iter()
                 .filter_map(|(name, value)| Some(header(name.as_str(), value.to_str().ok()?)))
                 .collect();
-            let headers_to_remove = configured
+            let mut headers_to_remove: Vec<String> = gateway
+                .upstream_headers
                 .iter()
                 .filter(|(name, _)| {
                     !headers
@@ -278,6 +278,9 @@ pub fn response(outcome: Outcome, configured: &[(String, String)]) -> CheckRespo
                 })
                 .map(|(name, _)| name.to_ascii_lowercase())
                 .collect();
+            if gateway.grpc_strip_authorization {
+                headers_to_remove.push("authorization".to_string());
+            }
             CheckResponse {
                 status: rpc_status(Code::Ok, ""),
                 http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
@@ -322,19 +325,19 @@ pub fn response(outcome: Outcome, configured: &[(String, String)]) -> CheckRespo
     }
 }
 
-/// A gRPC connection: plain TCP (h2c) or TLS.
-pub enum Connection {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// A gRPC connection over a TCP or Unix socket `S`: cleartext (h2c) or TLS.
+pub enum Connection<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
 }
 
-impl Connected for Connection {
+impl<S> Connected for Connection<S> {
     type ConnectInfo = ();
 
     fn connect_info(&self) {}
 }
 
-impl AsyncRead for Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -347,7 +350,7 @@ impl AsyncRead for Connection {
     }
 }
 
-impl AsyncWrite for Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -383,13 +386,14 @@ fn h2_acceptor(tls: &TlsState) -> TlsAcceptor {
 
 /// Accepts connections (and finishes their TLS handshakes, each in its own task, within
 /// `timeout`) into a channel, until the listener's receiver is gone.
-fn accept(
-    listener: TcpListener,
+fn accept<A: Accept>(
+    mut listener: A,
     tls: Option<(Arc<TlsState>, Duration)>,
-) -> mpsc::Receiver<std::io::Result<Connection>> {
+) -> mpsc::Receiver<std::io::Result<Connection<A::Io>>> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
+            // TCP connections come with Nagle off (as on the HTTP listeners).
             let (stream, address) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -402,7 +406,6 @@ fn accept(
                 },
                 () = sender.closed() => return,
             };
-            let _ = stream.set_nodelay(true);
             match &tls {
                 None => {
                     if sender.send(Ok(Connection::Plain(stream))).await.is_err() {
@@ -418,10 +421,10 @@ fn accept(
                                 let _ = sender.send(Ok(Connection::Tls(Box::new(stream)))).await;
                             }
                             Ok(Err(error)) => {
-                                tracing::debug!(%error, %address, "gRPC: TLS handshake refused");
+                                tracing::debug!(%error, ?address, "gRPC: TLS handshake refused");
                             }
                             Err(_) => {
-                                tracing::debug!(%address, "gRPC: TLS handshake timed out");
+                                tracing::debug!(?address, "gRPC: TLS handshake timed out");
                             }
                         }
                     });
@@ -463,10 +466,24 @@ async fn follow_readiness(
     }
 }
 
-/// Serves `Authorization` and `Health` on `listener` (through TLS when `tls` is set) until
-/// `shutdown` turns true, then lets the calls in flight finish.
+/// Serves `Authorization` and `Health` on `listener`, a TCP port or a Unix socket (through TLS
+/// when `tls` is set), until `shutdown` turns true, then lets the calls in flight finish. The
+/// socket file, if any, is returned to be kept (and removed) by the caller.
 pub fn serve(
-    listener: TcpListener,
+    listener: Bound,
+    state: Arc<AppState>,
+    tls: Option<(Arc<TlsState>, Duration)>,
+    shutdown: watch::Receiver<bool>,
+) -> (JoinHandle<std::io::Result<()>>, Option<SocketFile>) {
+    match listener {
+        Bound::Tcp(listener) => (serve_on(listener, state, tls, shutdown), None),
+        #[cfg(unix)]
+        Bound::Unix(listener, file) => (serve_on(listener, state, tls, shutdown), Some(file)),
+    }
+}
+
+fn serve_on<A: Accept>(
+    listener: A,
     state: Arc<AppState>,
     tls: Option<(Arc<TlsState>, Duration)>,
     shutdown: watch::Receiver<bool>,

@@ -141,7 +141,7 @@ pub struct AppState {
     /// The bundle's revision, fetches and refusals, when policies come from a bundle.
     pub bundle: Option<Arc<bundle::BundleState>>,
     /// The counts of the program's limits; kept across reloads.
-    pub limits: Arc<crate::limit::LocalStore>,
+    pub limits: Arc<crate::limit::Limiter>,
 }
 
 impl AppState {
@@ -157,7 +157,7 @@ impl AppState {
             audit: None,
             capabilities: None,
             bundle: None,
-            limits: Arc::new(crate::limit::LocalStore::new()),
+            limits: Arc::new(crate::limit::Limiter::local()),
         }
     }
 
@@ -256,7 +256,7 @@ pub struct Running {
     pub address: SocketAddr,
     /// The operations listener's TCP address, when it is a separate TCP listener.
     pub admin_address: Option<SocketAddr>,
-    /// The gRPC listener's address (`grpc_listen`), when it is on.
+    /// The gRPC listener's TCP address (`grpc_listen`), when it is on and not a Unix socket.
     pub grpc_address: Option<SocketAddr>,
     pub state: Arc<AppState>,
     pub reload: reload::Trigger,
@@ -317,6 +317,13 @@ fn capability_verifier(
             );
             crate::capability::Revocations::in_memory()
         }
+    };
+    let revocations = match &config.revocations_redis {
+        Some(url) => revocations.with_shared(
+            crate::capability::shared::SharedRevocations::new(url)
+                .map_err(|e| ConfigError(format!("`revocations_redis`: {e}")))?,
+        ),
+        None => revocations,
     };
     let revocations = Arc::new(revocations);
     let watcher = revocations
@@ -396,6 +403,11 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         None => None,
     };
     state.bundle = bundler.as_ref().map(|bundler| bundler.state.clone());
+    if let Some(redis) = &config.rate_limit_redis {
+        let store = crate::limit::RedisStore::connect(redis)
+            .map_err(|e| ConfigError(format!("`rate_limit_redis`: {e}")))?;
+        state.limits = Arc::new(crate::limit::Limiter::shared(store));
+    }
     let state = Arc::new(state);
     state.publish(built);
     let verifier = config.gateway.verifier().map_err(ConfigError)?;
@@ -423,17 +435,12 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let address = endpoint
         .tcp()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let grpc =
-        match config.grpc_listen {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
-                |source| ServeError::Bind {
-                    address: Listen::Tcp(address),
-                    source,
-                },
-            )?),
-            None => None,
-        };
-    let grpc_address = grpc.as_ref().and_then(|l| l.local_addr().ok());
+    let grpc = match &config.grpc_listen {
+        Some(address) => Some(bind(address.clone()).await?),
+        None => None,
+    };
+    let grpc_endpoint = grpc.as_ref().map(|(_, local)| local.clone());
+    let grpc_address = grpc_endpoint.as_ref().and_then(Listen::tcp);
     let admin_endpoint = admin.as_ref().map(|(_, local)| local.clone());
     let admin_address = admin_endpoint.as_ref().and_then(Listen::tcp);
 
@@ -463,14 +470,11 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         listeners.push(handle);
         socket_files.extend(file);
     }
-    if let Some(listener) = grpc {
+    if let Some((listener, _)) = grpc {
         let handshake = tls.clone().map(|tls| (tls, config.request_timeout));
-        listeners.push(grpc::serve(
-            listener,
-            state.clone(),
-            handshake,
-            receiver.clone(),
-        ));
+        let (handle, file) = grpc::serve(listener, state.clone(), handshake, receiver.clone());
+        listeners.push(handle);
+        socket_files.extend(file);
     }
     let tls_reloader = tls
         .clone()
@@ -499,7 +503,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     ));
     tracing::info!(
         address = %endpoint,
-        grpc = %grpc_address.map_or("none".to_string(), |a| a.to_string()),
+        grpc = %grpc_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),
         admin = %admin_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),
         tls = tls.is_some(),
         policies = %config.policies.display(),

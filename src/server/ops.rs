@@ -85,6 +85,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
             })),
             "audit": state.audit.as_ref().map(crate::audit::AuditLog::status),
             "bundle": state.bundle.as_ref().map(|b| b.status()),
+            "rate_limits": state.limits.status(),
         })
     };
     (
@@ -113,6 +114,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Some(bundle) = &state.bundle {
         bundle.render_metrics(&mut text);
     }
+    state.limits.render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,

@@ -43,7 +43,10 @@ def run(address, cases):
     from envoy.config.core.v3 import address_pb2
     from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 
-    channel = grpc.insecure_channel(address)
+    # Over a Unix socket grpcio sends the socket's path as `:authority`, which is no authority
+    # an HTTP/2 server accepts (the stream is reset); name one, as a client of any such server must.
+    options = [("grpc.default_authority", "localhost")] if address.startswith("unix:") else []
+    channel = grpc.insecure_channel(address, options=options)
     stub = external_auth_pb2_grpc.AuthorizationStub(channel)
     failures = []
     for case in cases:
@@ -83,6 +86,7 @@ def run(address, cases):
             if kind == "ok_response":
                 got["http"] = 200
                 got["upstream"] = {h.header.key.lower(): h.header.value for h in response.ok_response.headers}
+                got["removed"] = sorted(response.ok_response.headers_to_remove)
             elif kind == "denied_response":
                 got["http"] = response.denied_response.status.code
                 got["denied_headers"] = {

@@ -215,7 +215,7 @@ fn position(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
     json!({ "line": line, "character": column })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -342,6 +342,26 @@ fn a_schema_change_rechecks_the_rules_that_use_it() {
     let actions = client.quick_fixes(&data_path, typo);
     let edit = &actions[0]["edit"]["changes"][uri(&data_path)][0];
     assert_eq!(apply(&wrong, edit), data);
+
+    // Every mistake in one entity is shown, not only the first.
+    let archive = r#"{ "owner": "dave", "public": false }"#;
+    assert!(data.contains(archive));
+    let two = data.replacen(archive, r#"{ "owner": 7, "public": "no" }"#, 1);
+    client.change(&data_path, 2, &two);
+    let messages: Vec<String> = client
+        .diagnostics(&data_path)
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(
+        messages[0].contains("found the number `7`"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[1].contains("found the string `\"no\"`"),
+        "{messages:#?}"
+    );
     client.shut_down();
 }
 

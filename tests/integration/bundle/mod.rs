@@ -24,12 +24,12 @@ fn private_key() -> PathBuf {
     data("audit/ed25519-private.pem")
 }
 
-fn public_key() -> PathBuf {
+pub(crate) fn public_key() -> PathBuf {
     data("audit/ed25519-public.pem")
 }
 
 /// A second Ed25519 key pair, made for the test: one the servers do not know.
-fn stranger(dir: &Path) -> SigningKey {
+pub(crate) fn stranger(dir: &Path) -> SigningKey {
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let pem = key
@@ -63,7 +63,11 @@ fn version(policy: &str) -> String {
 }
 
 /// A bundle of `files` with `revision`, signed by `key` (unsigned when `None`).
-fn make_bundle(files: &[(&str, String)], revision: &str, key: Option<&SigningKey>) -> Vec<u8> {
+pub(crate) fn make_bundle(
+    files: &[(&str, String)],
+    revision: &str,
+    key: Option<&SigningKey>,
+) -> Vec<u8> {
     let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let version = version_of(&borrowed);
     let map: BTreeMap<String, Vec<u8>> = files
@@ -80,12 +84,12 @@ fn make_bundle(files: &[(&str, String)], revision: &str, key: Option<&SigningKey
     }
 }
 
-fn signing_key() -> SigningKey {
+pub(crate) fn signing_key() -> SigningKey {
     SigningKey::from_file(&private_key()).unwrap()
 }
 
 /// Replaces `path` whole (write, then rename), as a publisher should.
-fn publish(path: &Path, bytes: &[u8]) {
+pub(crate) fn publish(path: &Path, bytes: &[u8]) {
     let temporary = path.with_extension("partial");
     std::fs::write(&temporary, bytes).unwrap();
     std::fs::rename(&temporary, path).unwrap();
@@ -117,7 +121,7 @@ async fn bob_reads(server: &TestServer) -> (bool, String) {
 
 /// nginx serving `root` as static files (ETags on, as by default); `None` when nginx is not
 /// installed, except under `CI=true`.
-fn static_nginx(root: &Path, scratch: &Path) -> Option<(u16, Nginx)> {
+pub(crate) fn static_nginx(root: &Path, scratch: &Path) -> Option<(u16, Nginx)> {
     let binary = nginx_or_skip()?;
     let root = root.display().to_string();
     Some(start_nginx_site(&binary, scratch, |port| {
@@ -126,7 +130,7 @@ fn static_nginx(root: &Path, scratch: &Path) -> Option<(u16, Nginx)> {
 }
 
 /// Stops nginx (its workers too) and waits until its port is closed.
-fn stop_nginx(nginx: Nginx, port: u16) {
+pub(crate) fn stop_nginx(nginx: Nginx, port: u16) {
     drop(nginx);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

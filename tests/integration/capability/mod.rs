@@ -6,7 +6,7 @@
 mod attacks;
 mod cli;
 mod narrowing;
-mod processes;
+pub(crate) mod processes;
 mod review;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::server::{ServerProcess, spawn_server};
 
-fn warden() -> Command {
+pub(crate) fn warden() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
     for (key, _) in std::env::vars() {
         if key.starts_with("WARDEN_") {
@@ -19,7 +19,7 @@ fn warden() -> Command {
     command
 }
 
-type Server = ServerProcess;
+pub(crate) type Server = ServerProcess;
 
 fn spawn(keys_dir: &KeyDir) -> Server {
     let mut command = warden();
@@ -42,7 +42,7 @@ fn spawn(keys_dir: &KeyDir) -> Server {
 }
 
 /// Mints olive's key for nadia with the CLI (the operator's way).
-fn mint_with_cli(keys_dir: &KeyDir) -> String {
+pub(crate) fn mint_with_cli(keys_dir: &KeyDir) -> String {
     let output = warden()
         .args(["capability", "mint", "--policies"])
         .arg(greenhouse())

@@ -466,3 +466,56 @@ async fn grpc_over_mutual_tls_uses_the_listen_settings() {
     assert!(!answered, "h2c was served on the TLS port");
     running.shutdown().await;
 }
+
+/// `grpc_listen = "unix:PATH"` serves the same services on a Unix socket (removed at shutdown),
+/// and `grpc_strip_authorization` has Envoy drop the token from the upstream request on allow.
+#[tokio::test]
+async fn grpc_on_a_unix_socket_removes_authorization_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("grpc.sock");
+    let mut config = gateway_config(&example_policies());
+    config.grpc_listen = Some(warden::server::listen::Listen::Unix(socket.clone()));
+    config.gateway.grpc_strip_authorization = true;
+    let running = warden::server::start(&config).await.unwrap();
+    assert_eq!(running.grpc_address, None);
+    let path = socket.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut client = AuthorizationClient::new(channel.clone());
+    let alice = sign(Algorithm::ES256, &claims("alice"));
+    let allowed = send(
+        &mut client,
+        check("GET", "/albums/a1/photos/p1", Some(&alice)),
+    )
+    .await;
+    assert_eq!(verdict(&allowed), (Code::Ok, 200), "{allowed:?}");
+    let Some(HttpResponse::OkResponse(ok)) = &allowed.http_response else {
+        panic!("{allowed:?}")
+    };
+    assert_eq!(
+        ok.headers_to_remove,
+        vec!["x-warden-roles".to_string(), "authorization".to_string()]
+    );
+    // Identity still comes from the token: without one, 401.
+    let anonymous = send(&mut client, check("GET", "/albums/a1/photos/p1", None)).await;
+    assert_eq!(verdict(&anonymous), (Code::Unauthenticated, 401));
+
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+    running.shutdown().await;
+    assert!(!socket.exists(), "the socket file outlived the server");
+}

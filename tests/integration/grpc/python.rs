@@ -41,7 +41,8 @@ async fn grpcio_client_gets_envoys_answers() {
     let photo = "/albums/a1/photos/p1";
     let cases = json!([
         {"name": "allow", "method": "GET", "path": photo, "headers": {"authorization": alice},
-         "expect": {"code": 0, "http": 200, "upstream": {"x-warden-subject": "alice"}}},
+         "expect": {"code": 0, "http": 200, "upstream": {"x-warden-subject": "alice"},
+                    "removed": ["x-warden-roles"]}},
         {"name": "allow-with-query", "method": "DELETE", "path": format!("{photo}?force=1"),
          "headers": {"authorization": alice}, "extensions": {"tenant": "acme"},
          "expect": {"code": 0, "http": 200}},
@@ -72,10 +73,48 @@ async fn grpcio_client_gets_envoys_answers() {
         {"name": "after-the-deadline", "method": "GET", "path": photo,
          "headers": {"authorization": alice}, "expect": {"code": 0, "http": 200}},
     ]);
+    let stdout = run(&python, &address.to_string(), &cases).await;
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
+    server.running.shutdown().await;
+}
+
+/// `grpc_listen` on a Unix socket (grpcio's `unix:PATH` target), with
+/// `grpc_strip_authorization`: an allow removes `Authorization` upstream, a deny is a deny.
+#[tokio::test]
+async fn grpcio_client_over_a_unix_socket_sees_authorization_removed() {
+    let Some(python) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("grpc.sock");
+    let mut config = crate::gateway::gateway_config(&example_policies());
+    config.grpc_listen = Some(warden::server::listen::Listen::Unix(socket.clone()));
+    config.gateway.grpc_strip_authorization = true;
+    let running = warden::server::start(&config).await.unwrap();
+    let alice = bearer(&sign(Algorithm::ES256, &claims("alice")));
+    let bob = bearer(&sign(Algorithm::ES256, &claims("bob")));
+    let photo = "/albums/a1/photos/p1";
+    let cases = json!([
+        {"name": "allow", "method": "GET", "path": photo, "headers": {"authorization": alice},
+         "expect": {"code": 0, "http": 200, "upstream": {"x-warden-subject": "alice"},
+                    "removed": ["authorization", "x-warden-roles"]}},
+        {"name": "deny", "method": "GET", "path": photo, "headers": {"authorization": bob},
+         "expect": {"code": 7, "http": 403}},
+        {"name": "missing-token", "method": "GET", "path": photo,
+         "expect": {"code": 16, "http": 401}},
+    ]);
+    let stdout = run(&python, &format!("unix:{}", socket.display()), &cases).await;
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    running.shutdown().await;
+}
+
+/// Runs `tests/grpc/check.py` against `target` (`HOST:PORT` or `unix:PATH`) with `cases`;
+/// returns its standard output (a line per case) once every case got what it expects.
+async fn run(python: &str, target: &str, cases: &serde_json::Value) -> String {
     let script = crate::gateway::repo().join("tests/grpc/check.py");
-    let mut child = Command::new(&python)
+    let mut child = Command::new(python)
         .arg(&script)
-        .arg(address.to_string())
+        .arg(target)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,13 +130,12 @@ async fn grpcio_client_gets_envoys_answers() {
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "check.py failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert_eq!(stdout.lines().count(), 12, "{stdout}");
-    server.running.shutdown().await;
+    stdout
 }

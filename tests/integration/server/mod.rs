@@ -155,6 +155,8 @@ impl TestServer {
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub http: Http,
+    /// `IP:PORT`, as the server logged it.
+    pub address: String,
 }
 
 impl Drop for ServerProcess {
@@ -177,6 +179,7 @@ pub fn spawn_server(mut command: std::process::Command) -> ServerProcess {
     let mut server = ServerProcess {
         child,
         http: Http::new("http://127.0.0.1:1"),
+        address: String::new(),
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -196,6 +199,7 @@ pub fn spawn_server(mut command: std::process::Command) -> ServerProcess {
         if log["fields"]["message"] == "serving" {
             let address = log["fields"]["address"].as_str().unwrap().to_string();
             server.http = Http::new(&format!("http://{address}"));
+            server.address = address;
             return server;
         }
     }

@@ -66,11 +66,13 @@ fn print_config_shows_every_key_with_file_then_environment_then_flags() {
     // Flags over both.
     assert_eq!(value["log_level"].as_str(), Some("error"));
     assert_eq!(value["unix_socket_mode"].as_str(), Some("0600"));
-    // Defaults for the rest; the digest masked.
+    // Defaults for the rest; the API key as its digest.
     assert_eq!(value["request_timeout_ms"].as_integer(), Some(10000));
     assert_eq!(value["policies"].as_str(), Some("./policies"));
-    assert!(!text.contains(&"ab".repeat(32)), "{text}");
-    assert_eq!(value["api_key_sha256"][0].as_str(), Some("<masked>"));
+    assert_eq!(
+        value["api_key_sha256"][0].as_str(),
+        Some("ab".repeat(32).as_str())
+    );
     assert!(text.contains("# tls_client_ca = (not set)"), "{text}");
     // Every key the file may hold is shown, set or not.
     for key in [
@@ -333,4 +335,114 @@ fn the_first_answer_after_start_up_is_ready() {
     child.wait().unwrap();
     assert_eq!(status_line, "HTTP/1.1 200 OK");
     eprintln!("ready after {elapsed:?} (debug build)");
+}
+
+/// A configuration file setting every key, with each value written as `--print-config` writes
+/// it; `source` is either `policies` or the `bundle*` keys (they exclude each other).
+fn every_key(pki: &Pki, source: &str) -> String {
+    let dir = pki.dir.path();
+    std::fs::write(
+        dir.join("audit.key"),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .unwrap();
+    let client = pki.client();
+    pki.write("client", &client);
+    format!(
+        r#"{source}
+listen = "127.0.0.1:18181"
+admin_listen = "127.0.0.1:18182"
+grpc_listen = "unix:{dir}/grpc.sock"
+watch = false
+debounce_ms = 50
+body_limit = 65536
+request_timeout_ms = 5000
+shutdown_timeout_ms = 3000
+header_timeout_ms = 4000
+idle_timeout_ms = 60000
+max_connections = 1000
+reload_max_wait_ms = 2000
+explain = true
+require_tests = true
+trust_forwarded = true
+public_url = "https://warden.example.com"
+api_key_sha256 = ["{digest}"]
+search_page_limit = 50
+log_format = "json"
+log_level = "debug"
+tls_cert = "{dir}/server.crt"
+tls_key = "{dir}/server.key"
+tls_client_ca = "{dir}/ca.pem"
+tls_client_allow = ["dns:client.example.com", "cn:client"]
+unix_socket_mode = "0600"
+gateway_subject_type = "Person"
+jwt_keys = ["ES256:/etc/warden/jwt.pem", "jwks:/etc/warden/jwks.json"]
+jwt_issuer = "https://issuer.example.com"
+jwt_audience = "warden"
+jwt_leeway_s = 30
+jwt_max_lifetime_s = 3600
+jwt_subject_claim = "uid"
+jwt_roles_claim = "groups"
+jwt_claims = ["dept=department"]
+jwt_cache = 1000
+identity_header = "X-User"
+upstream_headers = ["X-Subject=subject", "X-Dept=attr:department"]
+envoy_path_prefix = "/check"
+routes_ignore_case = true
+authzen_subject_token = true
+grpc_strip_authorization = true
+capability_keys = ["k1:/etc/warden/cap.key"]
+capability_grace_s = 60
+capability_revocations = "/etc/warden/revoked.json"
+capability_audience = "photos"
+capability_header = "X-Capability"
+audit_path = "{dir}/audit.log"
+audit_key_file = "{dir}/audit.key"
+audit_mode = "denies"
+audit_sample_allows = 0.5
+audit_mask = ["password"]
+audit_queue = 1024
+audit_when_full = "drop"
+audit_fsync = "batch"
+audit_fsync_interval_ms = 500
+audit_checkpoint_records = 100
+audit_checkpoint_interval_ms = 1000
+audit_rotate_bytes = 1048576
+audit_rotate_interval_ms = 3600000
+rate_limit_redis = "redis://127.0.0.1:6379"
+rate_limit_redis_timeout_ms = 250
+rate_limit_redis_failure = "closed"
+revocations_redis = "redis://127.0.0.1:6379/1"
+"#,
+        digest = "c0".repeat(32),
+        dir = dir.display(),
+    )
+}
+
+#[test]
+fn print_config_of_every_key_loads_back_to_the_same_text() {
+    let pki = Pki::new();
+    let bundle = "bundle = \"https://bundles.example.com/policies.tar.gz\"\n\
+                  bundle_public_keys = [\"/etc/warden/bundle.pub\"]\n\
+                  bundle_poll_interval_s = 60\n\
+                  bundle_cache_dir = \"/var/cache/warden\"\n\
+                  bundle_ca_file = \"/etc/ssl/certs/ca.pem\"";
+    let policies = format!("policies = \"{}\"", bundled_policies().display());
+    for source in [policies.as_str(), bundle] {
+        let first = pki.dir.path().join("first.toml");
+        let written = every_key(&pki, source);
+        std::fs::write(&first, &written).unwrap();
+        let printed = print_config(Some(&first), &[], &[]);
+        // Every key as written (values in their printed form), and nothing left unset.
+        let expected: toml::Table = written.parse().unwrap();
+        let actual: toml::Table = printed.parse().unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        for (key, value) in &expected {
+            assert_eq!(actual.get(key), Some(value), "{key}:\n{printed}");
+        }
+        assert!(!printed.contains("(not set)"), "{printed}");
+        // Loaded back, the same text.
+        let second = pki.dir.path().join("second.toml");
+        std::fs::write(&second, &printed).unwrap();
+        assert_eq!(print_config(Some(&second), &[], &[]), printed);
+    }
 }

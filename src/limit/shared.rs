@@ -1,0 +1,412 @@
+//! The limit store a fleet shares: Redis, counted by one Lua script per decision.
+//!
+//! The script checks every limit that applies to a request and, only when none refuses,
+//! stores them all (GCRA for a rolling period, a counter per calendar window): Redis runs a
+//! script atomically, so replicas counting the same key at once never overshoot. Times are
+//! microseconds since the epoch (Lua's numbers are doubles, exact to 2^53), read from the
+//! replica's clock, so replicas must keep their clocks in step (NTP).
+//!
+//! The decision path is synchronous: a request's round trip runs on a client thread of its
+//! own (one multiplexed connection, so calls in flight at once share it as a pipeline), and
+//! the caller waits at most `rate_limit_redis_timeout_ms`, off the async workers
+//! (`block_in_place`) when it runs on them. Then it fails open (counted in this process
+//! instead) or closed (refused), as configured.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Refusal, State, Usage, Window, reached, settled};
+use crate::program::Program;
+
+/// What a decision does when Redis does not answer in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Counted in this process instead: each replica enforces the limit on its own share.
+    #[default]
+    Open,
+    /// Refused: nothing passes a limit that cannot be checked.
+    Closed,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Open => "open",
+            OnFailure::Closed => "closed",
+        }
+    }
+}
+
+/// The `rate_limit_redis*` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `unix://`).
+    pub url: String,
+    /// The longest a decision waits for Redis.
+    pub timeout: Duration,
+    pub on_failure: OnFailure,
+}
+
+impl RedisConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+}
+
+/// Why Redis did not count a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("no answer from Redis within {0} ms")]
+    Timeout(u128),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the Redis client has stopped")]
+    Stopped,
+    #[error("the limit script answered `{0:?}`")]
+    Reply(Vec<i64>),
+}
+
+/// Why the store could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    #[error("`{url}` is not a Redis URL: {source}")]
+    Url {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("cannot start the Redis client: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Checks every limit of a request (KEYS, one each) and stores them all when none refuses.
+/// ARGV[1] is now; then four per key: kind (0 rolling, 1 calendar), the period (rolling) or
+/// the window's start and end (calendar), and the count. Answers `{1, state...}` (the new
+/// theoretical arrival time, or the window's count) or `{0, index, retry}` (all in µs).
+const SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local states = {}
+for i = 1, #KEYS do
+  local at = 2 + (i - 1) * 4
+  local kind = tonumber(ARGV[at])
+  local a = tonumber(ARGV[at + 1])
+  local b = tonumber(ARGV[at + 2])
+  local count = tonumber(ARGV[at + 3])
+  if kind == 0 then
+    local tat = tonumber(redis.call('GET', KEYS[i])) or now
+    if tat < now then tat = now end
+    local new_tat = tat + math.floor(a / count)
+    if new_tat - now > a then return {0, i, new_tat - a - now} end
+    states[i] = new_tat
+  else
+    local used = tonumber(redis.call('GET', KEYS[i])) or 0
+    if used >= count then return {0, i, b - now} end
+    states[i] = used + 1
+  end
+end
+local reply = {1}
+for i = 1, #KEYS do
+  local at = 2 + (i - 1) * 4
+  local ttl
+  if tonumber(ARGV[at]) == 0 then
+    ttl = math.floor((states[i] - now) / 1000) + 1
+  else
+    ttl = math.floor((tonumber(ARGV[at + 2]) - now) / 1000) + 1000
+  end
+  redis.call('SET', KEYS[i], string.format('%d', states[i]), 'PX', ttl)
+  reply[i + 1] = states[i]
+end
+return reply
+";
+
+/// One script call for the client thread, and where its answer goes.
+struct Job {
+    keys: Vec<String>,
+    args: Vec<i64>,
+    reply: std::sync::mpsc::SyncSender<Result<Vec<i64>, redis::RedisError>>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    fallbacks: AtomicU64,
+    denied: AtomicU64,
+    /// The last call was answered.
+    up: AtomicBool,
+    last_error: Mutex<Option<(Timestamp, String)>>,
+}
+
+/// Limits counted in Redis.
+#[derive(Debug)]
+pub struct RedisStore {
+    shown: String,
+    timeout: Duration,
+    on_failure: OnFailure,
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    stats: Stats,
+}
+
+/// The key prefix of every limit in Redis.
+pub const KEY_PREFIX: &str = "warden:limit:";
+
+impl RedisStore {
+    /// Starts the client thread; connects on the first request (and again after a failure),
+    /// so a Redis that is down at start-up is picked up when it comes.
+    pub fn connect(config: &RedisConfig) -> Result<RedisStore, RedisSetupError> {
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|source| RedisSetupError::Url {
+                url: crate::redis_url::masked(&config.url),
+                source,
+            })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (jobs, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let timeout = config.timeout;
+        std::thread::Builder::new()
+            .name("warden-limits-redis".to_string())
+            .spawn(move || runtime.block_on(run(client, timeout, receiver)))?;
+        Ok(RedisStore {
+            shown: crate::redis_url::masked(&config.url),
+            timeout: config.timeout,
+            on_failure: config.on_failure,
+            jobs,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn on_failure(&self) -> OnFailure {
+        self.on_failure
+    }
+
+    /// Counts a request against `checks` in one script call. The outer error is Redis
+    /// failing (the caller then falls back or refuses); the inner one a limit refusing.
+    pub(super) fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Result<Vec<Usage>, Refusal>, RedisFailure> {
+        let now_us = micros(now);
+        let counted: Vec<(&Check, &crate::program::Limit)> = checks
+            .iter()
+            .filter_map(|check| Some((check, program.limits.get(check.limit)?)))
+            .collect();
+        let mut keys = Vec::with_capacity(counted.len());
+        let mut args = Vec::with_capacity(1 + 4 * counted.len());
+        args.push(now_us);
+        for (check, limit) in &counted {
+            let base = format!("{KEY_PREFIX}{}", check.key.replacen('\u{0}', ":", 1));
+            let count = i64::try_from(limit.count.max(1)).unwrap_or(i64::MAX);
+            match check.window {
+                Window::Rolling { period } => {
+                    keys.push(base);
+                    args.extend([0, micros(period), 0, count]);
+                }
+                Window::Fixed { start, end } => {
+                    keys.push(format!("{base}:{}", micros(start)));
+                    args.extend([1, micros(start), micros(end), count]);
+                }
+            }
+        }
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let reply = self
+            .call(keys, args)
+            .inspect_err(|failure| self.record(failure))?;
+        self.stats.up.store(true, Ordering::Relaxed);
+        match reply.as_slice() {
+            [1, states @ ..] if states.len() == counted.len() => Ok(Ok(counted
+                .iter()
+                .zip(states)
+                .map(|((check, limit), state)| {
+                    let state = match check.window {
+                        Window::Rolling { .. } => State::Tat(i128::from(*state) * 1000),
+                        Window::Fixed { start, end } => State::Count {
+                            start,
+                            end,
+                            used: u64::try_from(*state).unwrap_or(0),
+                        },
+                    };
+                    settled(limit, check, state, now)
+                })
+                .collect())),
+            [0, index, retry] => {
+                let at = usize::try_from(*index).unwrap_or(0).wrapping_sub(1);
+                match counted.get(at) {
+                    Some((check, limit)) => {
+                        Ok(Err(reached(limit, check, i128::from(*retry) * 1000)))
+                    }
+                    None => Err(self.unexpected(reply.clone())),
+                }
+            }
+            _ => Err(self.unexpected(reply.clone())),
+        }
+    }
+
+    /// One script call, waited for at most the configured timeout.
+    fn call(&self, keys: Vec<String>, args: Vec<i64>) -> Result<Vec<i64>, RedisFailure> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.jobs
+            .send(Job { keys, args, reply })
+            .map_err(|_| RedisFailure::Stopped)?;
+        let wait = || answer.recv_timeout(self.timeout);
+        // On the server's workers, the wait hands the worker's other tasks to another thread.
+        let on_workers = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        let answered = if on_workers {
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        };
+        match answered {
+            Ok(result) => Ok(result?),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(RedisFailure::Timeout(self.timeout.as_millis()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(RedisFailure::Stopped),
+        }
+    }
+
+    fn unexpected(&self, reply: Vec<i64>) -> RedisFailure {
+        let failure = RedisFailure::Reply(reply);
+        self.record(&failure);
+        failure
+    }
+
+    /// Counts a failure and logs the first of a run of them.
+    fn record(&self, failure: &RedisFailure) {
+        let stats = &self.stats;
+        match failure {
+            RedisFailure::Timeout(_) => stats.timeouts.fetch_add(1, Ordering::Relaxed),
+            _ => stats.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        match self.on_failure {
+            OnFailure::Open => stats.fallbacks.fetch_add(1, Ordering::Relaxed),
+            OnFailure::Closed => stats.denied.fetch_add(1, Ordering::Relaxed),
+        };
+        let message = failure.to_string();
+        let was_up = stats.up.swap(false, Ordering::Relaxed);
+        let mut last = stats
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if was_up || last.is_none() {
+            tracing::warn!(
+                error = %message,
+                on_failure = self.on_failure.as_str(),
+                "rate limits: Redis failed"
+            );
+        }
+        *last = Some((Timestamp::now(), message));
+    }
+
+    /// For `/v1/status`: where, how it fails, and how it has done.
+    pub fn status(&self) -> serde_json::Value {
+        let stats = &self.stats;
+        let last = stats
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        serde_json::json!({
+            "store": "redis",
+            "url": self.shown,
+            "timeout_ms": u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            "on_failure": self.on_failure.as_str(),
+            "up": stats.up.load(Ordering::Relaxed),
+            "calls": stats.calls.load(Ordering::Relaxed),
+            "errors": stats.errors.load(Ordering::Relaxed),
+            "timeouts": stats.timeouts.load(Ordering::Relaxed),
+            "fallbacks": stats.fallbacks.load(Ordering::Relaxed),
+            "denied": stats.denied.load(Ordering::Relaxed),
+            "last_error": last.map(|(at, message)| serde_json::json!({
+                "at": at.to_string(),
+                "message": message,
+            })),
+        })
+    }
+
+    /// The counters in Prometheus' text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let stats = &self.stats;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP warden_rate_limit_redis_calls_total Decisions counted by the Redis limit script.\n\
+             # TYPE warden_rate_limit_redis_calls_total counter\n\
+             warden_rate_limit_redis_calls_total {}\n\
+             # HELP warden_rate_limit_redis_failures_total Script calls that failed, by reason.\n\
+             # TYPE warden_rate_limit_redis_failures_total counter\n\
+             warden_rate_limit_redis_failures_total{{reason=\"error\"}} {}\n\
+             warden_rate_limit_redis_failures_total{{reason=\"timeout\"}} {}\n\
+             # HELP warden_rate_limit_redis_failed_decisions_total Decisions made without Redis: counted locally (open) or denied (closed).\n\
+             # TYPE warden_rate_limit_redis_failed_decisions_total counter\n\
+             warden_rate_limit_redis_failed_decisions_total{{outcome=\"local\"}} {}\n\
+             warden_rate_limit_redis_failed_decisions_total{{outcome=\"denied\"}} {}\n\
+             # HELP warden_rate_limit_redis_up Whether the last call to Redis was answered.\n\
+             # TYPE warden_rate_limit_redis_up gauge\n\
+             warden_rate_limit_redis_up {}\n",
+            load(&stats.calls),
+            load(&stats.errors),
+            load(&stats.timeouts),
+            load(&stats.fallbacks),
+            load(&stats.denied),
+            u8::from(stats.up.load(Ordering::Relaxed)),
+        );
+    }
+}
+
+/// The client thread: one connection manager (reconnecting after failures), a task per call.
+async fn run(
+    client: redis::Client,
+    timeout: Duration,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    let manager = match redis::aio::ConnectionManager::new_lazy_with_config(client, config) {
+        Ok(manager) => manager,
+        Err(error) => {
+            let message = error.to_string();
+            while let Some(job) = jobs.recv().await {
+                let failure = redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no Redis client",
+                    message.clone(),
+                ));
+                let _ = job.reply.try_send(Err(failure));
+            }
+            return;
+        }
+    };
+    let script = Arc::new(redis::Script::new(SCRIPT));
+    while let Some(job) = jobs.recv().await {
+        let mut connection = manager.clone();
+        let script = script.clone();
+        tokio::spawn(async move {
+            let mut invocation = script.prepare_invoke();
+            for key in &job.keys {
+                invocation.key(key);
+            }
+            for arg in &job.args {
+                invocation.arg(*arg);
+            }
+            let result = invocation.invoke_async::<Vec<i64>>(&mut connection).await;
+            // The caller may have stopped waiting.
+            let _ = job.reply.try_send(result);
+        });
+    }
+}
+
+fn micros(nanos: i128) -> i64 {
+    i64::try_from(nanos.div_euclid(1000)).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,353 @@
+//! Limits counted in Redis: three processes under concurrent load never let more than the
+//! count through; a Redis killed mid-run fails closed or open as configured, and a restarted
+//! one is used again.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as JsonValue, json};
+use warden::limit::OnFailure;
+
+use super::{RedisProcess, redis_server_or_skip, shared_redis_or_skip, unique};
+use crate::capability::processes::warden;
+use crate::server::{
+    EVALUATION, Http, POLICY, PolicyDir, STORE, ServerProcess, TestServer, config, spawn_server,
+};
+
+/// The test policy with `limit NAME: COUNT read on Doc per day per subject` (rolling: one
+/// comes back every 86400 / COUNT seconds, so none within a test's run).
+fn limited(name: &str, count: u32) -> PolicyDir {
+    let policy = format!("{POLICY}\nlimit {name}: {count} read on Doc per day per subject\n");
+    PolicyDir::new(&[("docs.warden", &policy), ("data/store.json", STORE)])
+}
+
+/// bob reads d1 (the policy allows it): the decision and the answer's context.
+async fn bob_reads(http: &Http) -> (bool, JsonValue) {
+    let reply = http
+        .post_json(
+            EVALUATION,
+            &json!({
+                "subject": { "type": "User", "id": "bob" },
+                "action": { "name": "read" },
+                "resource": { "type": "Doc", "id": "d1" },
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let json = reply.json();
+    (json["decision"].as_bool().unwrap(), json["context"].clone())
+}
+
+fn reason(context: &JsonValue) -> String {
+    context["reason_admin"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_sharing_redis_never_allow_more_than_the_limit() {
+    let test = "three_processes_sharing_redis_never_allow_more_than_the_limit";
+    let Some(url) = shared_redis_or_skip(test) else {
+        return;
+    };
+    // A fresh limit name: the shared Redis keeps counts from earlier runs.
+    let name = unique("reads");
+    const COUNT: usize = 50;
+    let dir = limited(&name, COUNT as u32);
+    let replicas: Vec<ServerProcess> = (0..3)
+        .map(|_| {
+            let mut command = warden();
+            command
+                .args(["serve", "--listen", "127.0.0.1:0", "--watch=false"])
+                .args(["--log-format", "json", "--rate-limit-redis", &url])
+                // A busy test machine can stall a round trip past the default 100 ms; this
+                // test counts, so it waits long enough that every call reaches Redis.
+                .args(["--rate-limit-redis-timeout-ms", "10000"])
+                .arg("--policies")
+                .arg(dir.path());
+            spawn_server(command)
+        })
+        .collect();
+    // 240 calls, 24 at a time, spread round robin over the replicas.
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..24 {
+        let http = replicas[worker % 3].http.clone();
+        let name = name.clone();
+        tasks.spawn(async move {
+            let mut allowed = 0;
+            for _ in 0..10 {
+                let (decision, context) = bob_reads(&http).await;
+                if decision {
+                    allowed += 1;
+                } else {
+                    let reason = reason(&context);
+                    assert!(
+                        reason.contains(&format!("rate limit `{name}` reached")),
+                        "{context}"
+                    );
+                }
+            }
+            allowed
+        });
+    }
+    let mut allowed = 0;
+    while let Some(counted) = tasks.join_next().await {
+        allowed += counted.unwrap();
+    }
+    // The script checks and stores in one atomic step, so the bound on overshoot is zero.
+    assert_eq!(allowed, COUNT, "allowed across the fleet");
+    for replica in &replicas {
+        let status = replica.http.get("/v1/status").await.json();
+        let limits = &status["rate_limits"];
+        assert_eq!(limits["store"], "redis", "{status:#}");
+        assert_eq!(limits["errors"], 0, "{limits:#}");
+        assert_eq!(limits["timeouts"], 0, "{limits:#}");
+        assert!(limits["calls"].as_u64() >= Some(50), "{limits:#}");
+    }
+}
+
+fn redis_config(dir: &PolicyDir, url: &str, on_failure: OnFailure) -> warden::server::Config {
+    let mut config = config(&dir.path());
+    config.watch = false;
+    config.rate_limit_redis = Some(warden::limit::RedisConfig {
+        url: url.to_string(),
+        timeout: Duration::from_millis(250),
+        on_failure,
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up() {
+    let test = "redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up";
+    let Some(binary) = redis_server_or_skip(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&binary, scratch.path());
+    let dir = limited("reads", 3);
+    let closed = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
+    let open = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Open)).await;
+
+    // Shared: three in all, whichever replica counts them.
+    assert!(bob_reads(&closed.http).await.0);
+    assert!(bob_reads(&open.http).await.0);
+    assert!(bob_reads(&closed.http).await.0);
+    for server in [&closed, &open] {
+        let (decision, context) = bob_reads(&server.http).await;
+        assert!(!decision);
+        assert!(
+            reason(&context).contains("rate limit `reads` reached"),
+            "{context}"
+        );
+    }
+
+    let (binary, data, port) = redis.kill();
+    // Closed: refused, saying why; never a hung request.
+    let started = Instant::now();
+    let (decision, context) = bob_reads(&closed.http).await;
+    assert!(!decision);
+    assert!(
+        reason(&context).contains("shared limit store is unavailable"),
+        "{context}"
+    );
+    eprintln!("closed, Redis down: refused after {:?}", started.elapsed());
+    let status = closed.status().await;
+    let limits = &status["rate_limits"];
+    assert_eq!(limits["up"], false, "{limits:#}");
+    assert!(limits["denied"].as_u64() >= Some(1), "{limits:#}");
+    assert!(limits["last_error"]["message"].is_string(), "{limits:#}");
+    // Open: counted in the process instead, which enforces the limit on its own.
+    for _ in 0..3 {
+        let (decision, context) = bob_reads(&open.http).await;
+        assert!(decision, "{context}");
+    }
+    let (decision, context) = bob_reads(&open.http).await;
+    assert!(!decision);
+    assert!(
+        reason(&context).contains("rate limit `reads` reached"),
+        "{context}"
+    );
+    let metrics = open.http.get("/metrics").await.body;
+    assert!(
+        metrics.contains("warden_rate_limit_redis_up 0"),
+        "{metrics}"
+    );
+    let fallbacks = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("warden_rate_limit_redis_failed_decisions_total{outcome=\"local\"} ")
+        })
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(fallbacks >= Some(4), "{metrics}");
+
+    // Restarted (empty): both replicas use it again, and count there.
+    let _redis = RedisProcess::start_on(&binary, &data, port).expect("redis-server restarts");
+    let restarted = Instant::now();
+    loop {
+        if bob_reads(&closed.http).await.0 {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "Redis not used again 20 s after its restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "Redis restarted: used again after {:?}",
+        restarted.elapsed()
+    );
+    let status = closed.status().await;
+    assert_eq!(status["rate_limits"]["up"], true, "{status:#}");
+    // The open replica counts in Redis again too: the two share the three calls.
+    let mut allowed = 1;
+    for server in [&open, &closed, &open, &closed] {
+        allowed += usize::from(bob_reads(&server.http).await.0);
+    }
+    assert_eq!(allowed, 3);
+    closed.running.shutdown().await;
+    open.running.shutdown().await;
+}
+
+#[test]
+fn the_configuration_keys_resolve_and_mask_the_password() {
+    use warden::server::{Config, ConfigLayer};
+    let layer = ConfigLayer {
+        rate_limit_redis: Some("redis://warden:s3cret@redis.internal:6379/0".to_string()),
+        rate_limit_redis_timeout_ms: Some(40),
+        rate_limit_redis_failure: Some(OnFailure::Closed),
+        revocations_redis: Some("redis://redis.internal:6379".to_string()),
+        ..ConfigLayer::default()
+    };
+    let config = Config::resolve(layer.clone()).unwrap();
+    let redis = config.rate_limit_redis.as_ref().unwrap();
+    assert_eq!(redis.timeout, Duration::from_millis(40));
+    assert_eq!(redis.on_failure, OnFailure::Closed);
+    assert_eq!(
+        config.capabilities.revocations_redis.as_deref(),
+        Some("redis://redis.internal:6379")
+    );
+    let text = config.effective_toml();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(
+        text.contains("rate_limit_redis = \"redis://warden:<masked>@redis.internal:6379/0\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("rate_limit_redis_failure = \"closed\""),
+        "{text}"
+    );
+    // Unset: open, 100 ms.
+    let defaults = Config::resolve(ConfigLayer {
+        rate_limit_redis: Some("redis://127.0.0.1:6379".to_string()),
+        ..ConfigLayer::default()
+    })
+    .unwrap();
+    let redis = defaults.rate_limit_redis.unwrap();
+    assert_eq!(redis.on_failure, OnFailure::Open);
+    assert_eq!(redis.timeout, Duration::from_millis(100));
+    for (bad, key) in [
+        (
+            ConfigLayer {
+                rate_limit_redis: Some("http://127.0.0.1:6379".to_string()),
+                ..ConfigLayer::default()
+            },
+            "not a Redis URL",
+        ),
+        (
+            ConfigLayer {
+                rate_limit_redis: Some("redis://127.0.0.1:6379".to_string()),
+                rate_limit_redis_timeout_ms: Some(0),
+                ..ConfigLayer::default()
+            },
+            "rate_limit_redis_timeout_ms",
+        ),
+    ] {
+        let error = Config::resolve(bad).unwrap_err().0;
+        assert!(error.contains(key), "{error}");
+    }
+}
+
+/// The same requests at the same times, counted in Redis and in the process, are decided
+/// alike: both stores share the key, window and usage logic, and the script is the local
+/// store's GCRA and calendar counter (periods here divide evenly into microseconds, Redis's
+/// unit; nanoseconds, the local store's, would otherwise round apart by under a microsecond
+/// per request).
+mod same_semantics {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+    use warden::engine::Engine;
+    use warden::eval::request;
+    use warden::limit::{self, Limiter, LocalStore, OnFailure, RedisConfig, RedisStore};
+
+    use super::super::{shared_redis_or_skip, unique};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        engine: Engine,
+        redis: Limiter,
+    }
+
+    fn fixture() -> Option<&'static Fixture> {
+        static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+        FIXTURE
+            .get_or_init(|| {
+                let url = shared_redis_or_skip("same_semantics")?;
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(
+                    dir.path().join("rules.warden"),
+                    "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n\
+                     limit burst: 4 view per 10s per subject\n\
+                     limit daily: 6 view per day in \"Europe/Paris\" per subject\n",
+                )
+                .unwrap();
+                let engine = Engine::load(dir.path()).unwrap();
+                let redis = Limiter::shared(
+                    RedisStore::connect(&RedisConfig {
+                        url,
+                        timeout: Duration::from_secs(2),
+                        on_failure: OnFailure::Closed,
+                    })
+                    .unwrap(),
+                );
+                Some(Fixture {
+                    _dir: dir,
+                    engine,
+                    redis,
+                })
+            })
+            .as_ref()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn redis_decides_as_the_local_store(
+            calls in proptest::collection::vec((0usize..3, 0u64..4_000), 1..24),
+        ) {
+            let Some(fixture) = fixture() else {
+                return Ok(());
+            };
+            let program = &fixture.engine.program;
+            let local = LocalStore::new();
+            let case = unique("case");
+            // Ten seconds before midnight in Paris: the daily window turns within a case.
+            let mut now: jiff::Timestamp = "2026-03-01T22:59:50Z".parse().unwrap();
+            for (subject, step) in calls {
+                now = now + jiff::SignedDuration::from_millis(step as i64);
+                let body = json!({
+                    "subject": {"type": "User", "id": format!("{case}_u{subject}")},
+                    "action": {"name": "view"},
+                    "resource": {"type": "Photo", "id": "p1"},
+                });
+                let parts = request::Parts::from_body(&body).unwrap();
+                let request = request::decode(program, &parts, now).unwrap();
+                let here = limit::consume(program, &request, &local);
+                let shared = limit::consume(program, &request, &fixture.redis);
+                prop_assert_eq!(here, shared, "at {}", now);
+            }
+        }
+    }
+}
