@@ -100,7 +100,8 @@ fn decide_with_capability(c: &mut Criterion) {
         "action": { "name": "water" },
         "resource": { "type": "Greenhouse", "id": "glasshouse" },
     });
-    let bare = warden::eval::request::decode_body(program, &body, now).expect("decodes");
+    let bare =
+        warden::eval::request::read(program, body.to_string().as_bytes(), now).expect("decodes");
     let mut with = bare.clone();
     with.capability = Some(verifier.present(program, &token, now).expect("verifies"));
     assert!(warden::eval::decide(program, &with).allowed);

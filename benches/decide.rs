@@ -2,8 +2,8 @@
     clippy::expect_used,
     reason = "a benchmark that cannot set up has nothing to measure"
 )]
-//! Decision speed: the examples, generated per-album rule sets of 10 to 10,000 rules, and the
-//! whole path from JSON bytes to decision. Programs are built outside the timed loop; each
+//! Decision speed: the examples, generated per-album rule sets of 10 to 10,000 rules, rules
+//! that test sets against sets, and the whole path from JSON bytes to decision. Programs are built outside the timed loop; each
 //! iteration decides the next of thousands of distinct requests, never one request repeated.
 //!
 //! Run: `cargo bench --bench decide`
@@ -117,11 +117,54 @@ fn example_requests(engine: &Engine) -> Vec<serde_json::Value> {
     requests
 }
 
+/// A policy whose rules test sets against sets (`contains all`, `contains any`, `is empty`),
+/// 500 users holding one to five of 20 roles, 500 documents needing none to three.
+fn set_tests_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warden-bench-{}-sets", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = "entity User { roles: Set<String> }\nentity Doc { needs: Set<String> }\n\
+        action view, edit on Doc context { tags: Set<String> }\n\
+        @id(\"all\") allow view on Doc if subject.roles contains all resource.needs\n\
+        @id(\"any\") allow edit on Doc if not (context.tags is empty) \
+        and subject.roles contains any resource.needs\n";
+    std::fs::write(dir.join("sets.warden"), policy).expect("write policy");
+    let role = |n: usize| format!("r{}", n % 20);
+    let mut entities = Vec::new();
+    for u in 0..500 {
+        let roles: Vec<String> = (0..1 + u % 5).map(|k| role(u * 7 + k * 3)).collect();
+        entities
+            .push(json!({"type": "User", "id": format!("u{u}"), "attributes": {"roles": roles}}));
+    }
+    for d in 0..500 {
+        let needs: Vec<String> = (0..d % 4).map(|k| role(d * 11 + k)).collect();
+        entities
+            .push(json!({"type": "Doc", "id": format!("d{d}"), "attributes": {"needs": needs}}));
+    }
+    let data = json!({ "entities": entities });
+    std::fs::write(dir.join("data.json"), data.to_string()).expect("write data");
+    dir
+}
+
+fn set_tests_requests(count: usize) -> Vec<serde_json::Value> {
+    (0..count)
+        .map(|i| {
+            let tags: Vec<String> = (0..i % 3).map(|k| format!("t{k}")).collect();
+            json!({
+                "subject": {"type": "User", "id": format!("u{}", (i * 31) % 500)},
+                "action": {"name": if i % 2 == 0 { "edit" } else { "view" }},
+                "resource": {"type": "Doc", "id": format!("d{}", (i * 17) % 500)},
+                "context": {"tags": tags},
+            })
+        })
+        .collect()
+}
+
 fn decode_all(engine: &Engine, bodies: &[serde_json::Value]) -> Vec<Request> {
     let now = jiff::Timestamp::now();
     bodies
         .iter()
-        .filter_map(|body| request::decode_body(&engine.program, body, now).ok())
+        .filter_map(|body| request::read(&engine.program, body.to_string().as_bytes(), now).ok())
         .collect()
 }
 
@@ -156,6 +199,19 @@ fn bench_decide(c: &mut Criterion) {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    let dir = set_tests_dir();
+    let sets = Engine::load(&dir).expect("the set-test policy loads");
+    let requests = decode_all(&sets, &set_tests_requests(4_096));
+    assert!(!requests.is_empty());
+    let mut next = 0usize;
+    group.bench_function("set-tests", |b| {
+        b.iter(|| {
+            next = (next + 1) % requests.len();
+            eval::decide(&sets.program, &requests[next])
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
     group.finish();
 
     // The server's path: JSON bytes → parsed → decoded → decided.
@@ -169,8 +225,12 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % bodies.len();
             let body: serde_json::Value = serde_json::from_slice(&bodies[next]).expect("json");
-            let request = request::decode_body(&examples.program, &body, jiff::Timestamp::now())
-                .expect("request");
+            let request = request::read(
+                &examples.program,
+                body.to_string().as_bytes(),
+                jiff::Timestamp::now(),
+            )
+            .expect("request");
             eval::decide(&examples.program, &request)
         })
     });
@@ -178,9 +238,8 @@ fn bench_decide(c: &mut Criterion) {
     group.bench_function("examples-from-bytes", |b| {
         b.iter(|| {
             next = (next + 1) % bodies.len();
-            let request =
-                request::decode_bytes(&examples.program, &bodies[next], jiff::Timestamp::now())
-                    .expect("request");
+            let request = request::read(&examples.program, &bodies[next], jiff::Timestamp::now())
+                .expect("request");
             eval::decide(&examples.program, &request)
         })
     });

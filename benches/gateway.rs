@@ -17,9 +17,9 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use warden::gateway::forward::{self, Flavour};
+use warden::check::route_table::{Part, Route, RouteTable, normalize};
 use warden::gateway::identity::KeySource;
-use warden::gateway::routes::{Part, Route, RouteTable, normalize};
+use warden::server::forward::{self, Flavour};
 use warden::server::{AppState, Config, Settings, reload};
 
 fn repo() -> PathBuf {

@@ -6,6 +6,11 @@
 //! decided then counted against one rolling limit per subject (never reached, so every
 //! iteration takes the whole path: evaluate the key, check and commit the GCRA state).
 //!
+//! With `WARDEN_BENCH_REDIS=redis://127.0.0.1:PORT` set, the same limit counted in Redis too:
+//! one decision at a time (a round trip each), then as many decisions/s as 1, 8 and 32 callers
+//! at once get through one replica's multiplexed connection (calls in flight share it as a
+//! pipeline).
+//!
 //! Run: `cargo bench --bench limits`
 
 use std::path::PathBuf;
@@ -14,7 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use warden::engine::Engine;
 use warden::eval::{self, Request, request};
-use warden::limit::{self, LocalStore};
+use warden::limit::{self, Limiter, LocalStore, OnFailure, RedisConfig, RedisStore};
 
 const USERS: usize = 1_000;
 
@@ -42,8 +47,8 @@ fn requests(engine: &Engine) -> Vec<Request> {
                 "action": {"name": "view"},
                 "resource": {"type": "Photo", "id": "p1"},
             });
-            let parts = request::Parts::from_body(&body).expect("parts");
-            request::decode(program, &parts, jiff::Timestamp::now()).expect("decode")
+            request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now())
+                .expect("decode")
         })
         .collect()
 }
@@ -67,9 +72,75 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let redis = std::env::var("WARDEN_BENCH_REDIS").ok().map(|url| {
+        Limiter::shared(
+            RedisStore::connect(&RedisConfig {
+                url,
+                timeout: std::time::Duration::from_secs(1),
+                on_failure: OnFailure::Closed,
+            })
+            .expect("a Redis URL"),
+        )
+    });
+    if let Some(store) = &redis {
+        let program = &limited.program;
+        let requests = requests(&limited);
+        let mut next = 0usize;
+        group.bench_function("with_redis_limit", |b| {
+            b.iter(|| {
+                next = (next + 1) % requests.len();
+                let request = &requests[next];
+                let allowed = eval::decide(program, request).allowed
+                    && limit::consume(program, request, store).is_ok();
+                std::hint::black_box(allowed)
+            })
+        });
+    }
     group.finish();
+    if let Some(store) = &redis {
+        throughput(&limited, store);
+    }
     let _ = std::fs::remove_dir_all(plain_dir);
     let _ = std::fs::remove_dir_all(limited_dir);
+}
+
+/// Limited decisions per second through Redis with `callers` threads deciding at once.
+fn throughput(engine: &Engine, store: &Limiter) {
+    let program = &engine.program;
+    let requests = requests(engine);
+    for callers in [1usize, 8, 32] {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let seconds = 3;
+        let total: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..callers)
+                .map(|caller| {
+                    let (stop, requests) = (&stop, &requests);
+                    scope.spawn(move || {
+                        let mut done = 0usize;
+                        let mut next = caller;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            next = (next + callers) % requests.len();
+                            let request = &requests[next];
+                            let allowed = eval::decide(program, request).allowed
+                                && limit::consume(program, request, store).is_ok();
+                            done += usize::from(allowed);
+                        }
+                        done
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a caller"))
+                .sum()
+        });
+        println!(
+            "limit/redis_throughput/{callers}_callers: {} limited decisions/s",
+            total / seconds as usize
+        );
+    }
 }
 
 criterion_group!(benches, bench);

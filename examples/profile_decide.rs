@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Arguments: `decide` (decoded requests decided) or `bytes` (JSON bytes decoded with
-//! `decode_bytes`, then decided), or `todo` (the same as `bytes` on the TinyTodo model of
+//! `request::read`, then decided), or `todo` (the same as `bytes` on the TinyTodo model of
 //! `benches/peers`: its policy, a world of the same shape generated here, requests without
 //! properties, as the peer harness sends them), and how many times the whole set is run. The instructions
 //! of one decision are the difference of two totals divided by the difference in decisions
@@ -73,7 +73,7 @@ fn main() {
             let bytes: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_string().into_bytes()).collect();
             for _ in 0..rounds {
                 for body in &bytes {
-                    let request = request::decode_bytes(&engine.program, body, now).unwrap();
+                    let request = request::read(&engine.program, body, now).unwrap();
                     allowed += usize::from(eval::decide(&engine.program, &request).allowed);
                 }
             }
@@ -81,7 +81,9 @@ fn main() {
         _ => {
             let requests: Vec<_> = bodies
                 .iter()
-                .map(|body| request::decode_body(&engine.program, body, now).unwrap())
+                .map(|body| {
+                    request::read(&engine.program, body.to_string().as_bytes(), now).unwrap()
+                })
                 .collect();
             for _ in 0..rounds {
                 for request in &requests {
@@ -195,7 +197,7 @@ fn todo(rounds: usize) {
     let mut allowed = 0usize;
     for _ in 0..rounds {
         for body in &bodies {
-            let request = request::decode_bytes(&engine.program, body, now).unwrap();
+            let request = request::read(&engine.program, body, now).unwrap();
             allowed += usize::from(eval::decide(&engine.program, &request).allowed);
         }
     }

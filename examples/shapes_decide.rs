@@ -35,7 +35,8 @@ fn main() {
                     "action": { "name": actions[i % 5] },
                     "resource": { "type": "Photo", "id": format!("p{}", (i * 13) % photos) },
                 });
-                request::decode_body(program, &body, now).expect("the request decodes")
+                request::read(program, body.to_string().as_bytes(), now)
+                    .expect("the request decodes")
             })
             .collect();
         let mut allowed = 0usize;

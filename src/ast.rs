@@ -329,6 +329,15 @@ impl Expr {
                 f(lhs);
                 f(rhs);
             }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
         }
     }
 }
@@ -357,6 +366,8 @@ impl Var {
 pub enum UnaryOp {
     Not,
     Neg,
+    /// `s is empty`: written after its operand.
+    IsEmpty,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -371,6 +382,10 @@ pub enum BinaryOp {
     Ge,
     In,
     Contains,
+    /// `s contains all t`: every element of `t` is in `s`.
+    ContainsAll,
+    /// `s contains any t`: some element of `t` is in `s`.
+    ContainsAny,
     Add,
     Sub,
 }
@@ -388,6 +403,8 @@ impl BinaryOp {
             BinaryOp::Ge => ">=",
             BinaryOp::In => "in",
             BinaryOp::Contains => "contains",
+            BinaryOp::ContainsAll => "contains all",
+            BinaryOp::ContainsAny => "contains any",
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",
         }
@@ -448,6 +465,13 @@ pub enum ExprKind {
     Is {
         base: Box<Expr>,
         ty: Ident,
+    },
+    /// `if c then a else b`: `a` when `c` is true, `b` when it is false; only the branch taken
+    /// is evaluated.
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
     },
 }
 

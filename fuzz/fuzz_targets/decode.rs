@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
 use warden::engine::Engine;
-use warden::eval::request::{Reader, decode_with};
+use warden::eval::request::{Reader, read_with};
 use warden::eval::{self, RequestError};
 use warden::server::authzen::{Readers, answer_body};
 use warden::server::{AppState, Config, Settings};
@@ -63,9 +63,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let program = &fixture.engine.program;
     let now = jiff::Timestamp::UNIX_EPOCH;
-    let reference = decode_with(program, data, now, Reader::Ordinary).map(outcome);
+    let reference = read_with(program, data, now, Reader::Ordinary).map(outcome);
     for reader in [Reader::OnePass, Reader::Skeleton] {
-        if let Some(decoded) = decode_with(program, data, now, reader) {
+        if let Some(decoded) = read_with(program, data, now, reader) {
             assert_eq!(Some(outcome(decoded)), reference, "{reader:?}");
         }
     }

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value as JsonValue;
 
-use crate::eval::{self, RequestError, request};
+use crate::eval::{self, request};
 use crate::program::Program;
 
 /// One decision that would change.
@@ -185,9 +185,9 @@ impl Replayer<'_> {
             let ip = text("ip").and_then(|ip| ip.parse().ok());
             // The recorded path is the normal form the server matched (lower-cased already
             // under `routes_ignore_case`), so it is matched as it stands.
-            let routed = crate::gateway::forward::route(
+            let routed = crate::gateway::route(
                 self.program,
-                crate::gateway::routes::Case::Sensitive,
+                crate::check::route_table::Case::Sensitive,
                 subject,
                 method,
                 path,
@@ -294,35 +294,37 @@ impl Replayer<'_> {
         };
         let was_allowed = verdict == "allow";
         let decoded = match &recorded.parts {
-            Ok(parts) => request::decode(program, parts, recorded.time).and_then(|mut decoded| {
-                let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
-                // Forward-auth records carry the verified attributes of the subject.
-                if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
-                    let ty = subject("type").unwrap_or_default();
-                    let verified = request::Verified::decode(program, ty, claims)?;
-                    decoded.verified = Some(std::sync::Arc::new(verified));
-                }
-                // AuthZEN calls with a `Warden-Subject-Token` carry what it proved: its
-                // attributes are the subject's when a decision names that subject, as in the
-                // server.
-                if let Some(token) = recorded.record.get("verified_subject") {
-                    let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
-                    if let (Some(ty), Some(id), Some(JsonValue::Object(claims))) =
-                        (text("type"), text("id"), token.get("attributes"))
-                    {
-                        let named = (subject("type"), subject("id"));
-                        crate::gateway::lend_attributes(
-                            program,
-                            named,
-                            (ty, id),
-                            claims,
-                            &mut decoded,
-                        )?;
+            Ok(parts) => {
+                request::from_parts(program, parts, recorded.time).and_then(|mut decoded| {
+                    let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
+                    // Forward-auth records carry the verified attributes of the subject.
+                    if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
+                        let ty = subject("type").unwrap_or_default();
+                        let verified = request::Verified::decode(program, ty, claims)?;
+                        decoded.verified = Some(std::sync::Arc::new(verified));
                     }
-                }
-                Ok(decoded)
-            }),
-            Err(reason) => Err(RequestError::Invalid(reason.clone())),
+                    // AuthZEN calls with a `Warden-Subject-Token` carry what it proved: its
+                    // attributes are the subject's when a decision names that subject, as in the
+                    // server.
+                    if let Some(token) = recorded.record.get("verified_subject") {
+                        let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
+                        if let (Some(ty), Some(id), Some(JsonValue::Object(claims))) =
+                            (text("type"), text("id"), token.get("attributes"))
+                        {
+                            let named = (subject("type"), subject("id"));
+                            request::lend_attributes(
+                                program,
+                                named,
+                                (ty, id),
+                                claims,
+                                &mut decoded,
+                            )?;
+                        }
+                    }
+                    Ok(decoded)
+                })
+            }
+            Err(reason) => Err(request::Invalid::Unreadable(reason.clone()).into()),
         };
         let (allowed, now_rules, invalid) = match decoded {
             Ok(decoded) => {
@@ -335,9 +337,7 @@ impl Replayer<'_> {
                     .collect::<Vec<_>>();
                 (decision.allowed, rules, None)
             }
-            Err(RequestError::Invalid(message)) | Err(RequestError::Malformed(message)) => {
-                (false, Vec::new(), Some(message))
-            }
+            Err(error) => (false, Vec::new(), Some(error.to_string())),
         };
         let report = &mut self.report;
         report.replayed += 1;

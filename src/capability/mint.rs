@@ -275,7 +275,7 @@ fn decision_request(
     });
     let parts = Parts::from_body(&body).map_err(|e| MintError::Request(e.to_string()))?;
     let mut request =
-        request::decode(program, &parts, now).map_err(|e| MintError::Request(e.to_string()))?;
+        request::from_parts(program, &parts, now).map_err(|e| MintError::Request(e.to_string()))?;
     request.verified = ask.verified.clone();
     Ok(request)
 }

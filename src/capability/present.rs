@@ -20,6 +20,8 @@ pub enum Rejected {
     Revoked(String),
     #[error("the token is {0} bytes long; tokens longer than {MAX_TOKEN_LEN} bytes are refused")]
     TooLong(usize),
+    #[error("capabilities are not configured on this Warden")]
+    NotConfigured,
 }
 
 /// The longest token honoured: far more than any real token (a minted one is about 400 bytes,
@@ -92,7 +94,7 @@ impl Verifier {
         if let Some(revoked) = self.revocations.revoked_lineage(&token) {
             return Err(Rejected::Revoked(revoked.to_string()));
         }
-        let presented = Arc::new(present(program, &token, self.audience.as_deref()));
+        let presented = Arc::new(resolve(program, &token, self.audience.as_deref()));
         let usable_until = self
             .keyring
             .keys()
@@ -116,16 +118,28 @@ impl Verifier {
     }
 }
 
+/// [`Verifier::present`] on a Warden that may have no capability keys configured.
+pub fn present_to(
+    verifier: Option<&Verifier>,
+    program: &Program,
+    text: &str,
+    now: Timestamp,
+) -> Result<Arc<Presented>, Rejected> {
+    verifier
+        .ok_or(Rejected::NotConfigured)?
+        .present(program, text, now)
+}
+
 /// Resolves a verified token's caveats against `program`'s entities. Caveats that can never
 /// hold here (an audience this Warden is not, two different capability names) make the token
 /// unusable, with the reason.
-pub fn present(program: &Program, token: &Token, audience: Option<&str>) -> Presented {
-    present_caveats(program, token.id(), token.caveats(), audience)
+pub fn resolve(program: &Program, token: &Token, audience: Option<&str>) -> Presented {
+    resolve_caveats(program, token.id(), token.caveats(), audience)
 }
 
-/// [`present`] for caveats that come from elsewhere than a verified token (the test runner's
+/// [`resolve`] for caveats that come from elsewhere than a verified token (the test runner's
 /// `with capability`).
-pub fn present_caveats(
+pub fn resolve_caveats(
     program: &Program,
     token_id: &str,
     caveats: &[Caveat],

@@ -32,7 +32,7 @@ pub struct SharedRevocations {
 impl SharedRevocations {
     /// Checks the URL; connects only when used.
     pub fn new(url: &str) -> Result<SharedRevocations, RevocationError> {
-        let shown = crate::redis_url::masked(url);
+        let shown = crate::redis_client::masked(url);
         let client = redis::Client::open(url).map_err(|source| RevocationError::Redis {
             url: shown.clone(),
             source,
@@ -61,6 +61,10 @@ impl SharedRevocations {
 
     /// Stores `id` (keeping the first time it was revoked) and publishes it.
     pub fn publish(&self, id: &str, at: Timestamp) -> Result<(), RevocationError> {
+        crate::redis_client::blocking(|| self.store(id, at))
+    }
+
+    fn store(&self, id: &str, at: Timestamp) -> Result<(), RevocationError> {
         let mut connection = self.connection()?;
         let line = serde_json::json!({ "id": id, "revoked_at": at.to_string() }).to_string();
         redis::pipe()

@@ -413,7 +413,7 @@ fn action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, decl: &ast::Actio
         }
     }
     for field in decl.context.iter().flatten() {
-        if field.name.text == crate::eval::request::CAPABILITY_KEY {
+        if field.name.text == crate::check::schema::CAPABILITY_KEY {
             ctx.report(
                 file,
                 CheckError::Capability {

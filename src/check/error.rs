@@ -363,6 +363,19 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("the branches of this `if` have different types, `{then}` and `{otherwise}`")]
+    #[diagnostic(code(warden::check::if_branches))]
+    IfBranches {
+        then: String,
+        otherwise: String,
+        #[label("`{then}`")]
+        then_span: Span,
+        #[label("`{otherwise}`")]
+        otherwise_span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("`.properties` is only on `subject`, `action` and `resource`")]
     #[diagnostic(code(warden::check::properties))]
     Properties {

@@ -14,6 +14,8 @@
 //! | `month(t, zone)` | `Int` | 1–12 |
 //! | `year(t, zone)` | `Int` | e.g. 2026 |
 //! | `in_range(x, lo, hi)` | `Bool` | `lo <= x and x <= hi`, on `Int`s |
+//! | `is_ipv4(a)`, `is_ipv6(a)` | `Bool` | the address or range is of that version |
+//! | `is_loopback(a)`, `is_multicast(a)` | `Bool` | every address of `a` is loopback / multicast |
 //!
 //! The literal arguments of `time`, `duration` and `ip`, and the zone of the calendar
 //! functions, must be string literals: a mistake in them is a check error, never a run-time one.
@@ -27,9 +29,22 @@ use crate::check::types::{Ty, Typer};
 use crate::source::Span;
 
 const CALENDAR: [&str; 6] = ["hour", "minute", "weekday", "day", "month", "year"];
-const FUNCTIONS: [&str; 11] = [
-    "now", "time", "duration", "ip", "hour", "minute", "weekday", "day", "month", "year",
+const FUNCTIONS: [&str; 15] = [
+    "now",
+    "time",
+    "duration",
+    "ip",
+    "hour",
+    "minute",
+    "weekday",
+    "day",
+    "month",
+    "year",
     "in_range",
+    "is_ipv4",
+    "is_ipv6",
+    "is_loopback",
+    "is_multicast",
 ];
 
 pub fn is_function(name: &str) -> bool {
@@ -68,6 +83,7 @@ impl Typer<'_, '_> {
             "duration" => (&[Ty::Str], Ty::Duration),
             "ip" => (&[Ty::Str], Ty::Ip),
             "in_range" => (&[Ty::Int, Ty::Int, Ty::Int], Ty::Bool),
+            "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" => (&[Ty::Ip], Ty::Bool),
             _ => (&[Ty::Time, Ty::Str], Ty::Int),
         };
         if args.len() != params.len() {
@@ -198,6 +214,10 @@ fn signature(name: &str) -> &'static str {
         "day" => "day(now(), \"Europe/Paris\")",
         "month" => "month(now(), \"Europe/Paris\")",
         "year" => "year(now(), \"Europe/Paris\")",
+        "is_ipv4" => "is_ipv4(context.ip)",
+        "is_ipv6" => "is_ipv6(context.ip)",
+        "is_loopback" => "is_loopback(context.ip)",
+        "is_multicast" => "is_multicast(context.ip)",
         _ => "in_range(x, 1, 10)",
     }
 }

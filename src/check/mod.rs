@@ -135,6 +135,7 @@ mod graph;
 pub mod limits;
 mod lint;
 mod resolve;
+pub mod route_table;
 pub(crate) mod routes;
 pub mod schema;
 mod suggest;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::ast::{Item, RouteDecl, RoutePart};
 use crate::check::error::CheckError;
+use crate::check::route_table::{Part, Route, RouteTable, Segment, is_method, parse_template};
 use crate::check::schema::Schema;
 use crate::check::suggest::{did_you_mean, list};
-use crate::gateway::routes::{Part, Route, RouteTable, Segment, is_method, parse_template};
 use crate::syntax::ParsedFile;
 
 /// Checks every route and builds the table of the valid ones. `report` receives each error

@@ -6,6 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The key of a request's `context` that carries a capability token: the caller reads it,
+/// policies never do (the checker refuses to declare or read it).
+pub const CAPABILITY_KEY: &str = "capability";
+
 /// A static type. `Dynamic` is "not known before run time": what undeclared `context`,
 /// undeclared `properties`, and every value of a policy set without declarations have.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -456,7 +456,7 @@ impl<'c, 'f> Typer<'c, 'f> {
     /// policies see it: reading it would always find nothing.
     fn reserved_context_key(&mut self, base: &Expr, name: &Name) {
         if matches!(base.kind, ExprKind::Var(Var::Context))
-            && name.text == crate::eval::request::CAPABILITY_KEY
+            && name.text == crate::check::schema::CAPABILITY_KEY
         {
             self.report(CheckError::Capability {
                 message: "`context.capability` is never visible to policies".to_string(),
@@ -651,6 +651,53 @@ impl<'c, 'f> Typer<'c, 'f> {
             ExprKind::Has { base, name } => self.has(base, name),
             ExprKind::Like { base, pattern } => self.like(base, pattern),
             ExprKind::Is { base, ty } => self.is(base, ty, expr.span),
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => self.if_then_else(cond, then, otherwise),
+        }
+    }
+
+    /// `if c then a else b`: `c` is a `Bool`, and what it establishes (`has`, `is`) holds in
+    /// `a`, as on the right of an `and`; `a` and `b` have one type, the type of the whole.
+    fn if_then_else(&mut self, cond: &Expr, then: &Expr, otherwise: &Expr) -> Ty {
+        let cond_ty = self.expr(cond);
+        if !matches!(cond_ty, Ty::Bool | Ty::Dynamic) {
+            self.operand_error(
+                "if",
+                &cond_ty,
+                cond.span,
+                "the condition of `if … then … else` is a `Bool`".to_string(),
+            );
+        }
+        let depth = self.facts.len();
+        facts_of(cond, &mut self.facts);
+        let then_ty = self.expr(then);
+        self.facts.truncate(depth);
+        let otherwise_ty = self.expr(otherwise);
+        if then_ty == Ty::Action || otherwise_ty == Ty::Action {
+            let span = if then_ty == Ty::Action {
+                then.span
+            } else {
+                otherwise.span
+            };
+            self.report(CheckError::ActionValue { span });
+            return Ty::Dynamic;
+        }
+        match join(&then_ty, &otherwise_ty) {
+            Some(ty) => ty,
+            None => {
+                self.report(CheckError::IfBranches {
+                    then: then_ty.describe(),
+                    otherwise: otherwise_ty.describe(),
+                    then_span: then.span,
+                    otherwise_span: otherwise.span,
+                    help: "both branches give the value of the whole `if`: make them one type"
+                        .to_string(),
+                });
+                Ty::Dynamic
+            }
         }
     }
 
@@ -1060,10 +1107,21 @@ impl<'c, 'f> Typer<'c, 'f> {
         let ty = self.expr(operand);
         match (op, &ty) {
             (_, Ty::Dynamic) => match op {
-                UnaryOp::Not => Ty::Bool,
+                UnaryOp::Not | UnaryOp::IsEmpty => Ty::Bool,
                 UnaryOp::Neg => Ty::Dynamic,
             },
             (UnaryOp::Not, Ty::Bool) => Ty::Bool,
+            (UnaryOp::IsEmpty, Ty::Set(_)) => Ty::Bool,
+            (UnaryOp::IsEmpty, _) => {
+                self.operand_error(
+                    "is empty",
+                    &ty,
+                    span,
+                    "`is empty` tests whether a set has no element: `subject.roles is empty`"
+                        .to_string(),
+                );
+                Ty::Bool
+            }
             (UnaryOp::Neg, Ty::Int | Ty::Duration) => ty,
             (UnaryOp::Not, _) => {
                 self.operand_error("not", &ty, span, "`not` negates a `Bool`".to_string());
@@ -1173,8 +1231,40 @@ impl<'c, 'f> Typer<'c, 'f> {
                 }
                 Ty::Bool
             }
+            BinaryOp::ContainsAll | BinaryOp::ContainsAny => {
+                self.set_test(op, &left, &right, span);
+                Ty::Bool
+            }
             BinaryOp::And | BinaryOp::Or => Ty::Bool,
         }
+    }
+
+    /// `s contains all t`, `s contains any t`: two sets whose elements can be equal.
+    fn set_test(&mut self, op: BinaryOp, left: &Ty, right: &Ty, span: Span) {
+        let help = match (left, right) {
+            (Ty::Set(a), Ty::Set(b)) => {
+                if comparable(a, b) != Comparable::No {
+                    return;
+                }
+                format!(
+                    "the sets hold `{}` and `{}` values, which are never equal; compare sets of one type",
+                    a.describe(),
+                    b.describe()
+                )
+            }
+            (Ty::Set(_) | Ty::Dynamic, Ty::Set(_) | Ty::Dynamic) => return,
+            (Ty::Set(_) | Ty::Dynamic, _) => format!(
+                "`{}` compares two sets: `subject.roles {} [\"admin\", \"owner\"]`; to test one value, write `contains`",
+                op.as_str(),
+                op.as_str()
+            ),
+            _ => format!(
+                "`{}` needs a set on the left: `subject.roles {} [\"admin\", \"owner\"]`",
+                op.as_str(),
+                op.as_str()
+            ),
+        };
+        self.operands_error(op, left, right, span, help);
     }
 
     fn expect_bool(&mut self, op: BinaryOp, ty: &Ty, span: Span) {

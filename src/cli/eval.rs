@@ -122,7 +122,7 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
     let program = &engine.program;
     let token = match (
         &args.capability,
-        body["context"].get(request::CAPABILITY_KEY),
+        body["context"].get(crate::check::schema::CAPABILITY_KEY),
     ) {
         (Some(token), _) => Some(token.as_str()),
         (None, None | Some(JsonValue::Null)) => None,
@@ -134,7 +134,7 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
         }
     };
     let mut capability_note = None;
-    let request = match request::decode_body(program, &body, now) {
+    let request = match request::read(program, body.to_string().as_bytes(), now) {
         Ok(mut request) => {
             if let Some(token) = token {
                 let revocations = match &args.revocations {
@@ -166,8 +166,9 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
                 "the request is not well-formed: {message}"
             )));
         }
-        Err(RequestError::Invalid(message)) => {
+        Err(RequestError::Invalid(reason)) => {
             // Well-formed but not decidable: a deny, explained.
+            let message = reason.to_string();
             print_outcome(args, false, &[], std::slice::from_ref(&message), None);
             return Ok(Exit::Failure);
         }

@@ -11,6 +11,7 @@ pub mod check;
 pub mod completions;
 pub mod eval;
 pub mod fmt;
+pub mod import;
 pub mod lsp;
 pub mod output;
 pub mod serve;
@@ -79,6 +80,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Build, sign, verify and inspect signed policy bundles.
     Bundle(bundle::BundleArgs),
+    /// Write a Warden policy directory from another engine's policies (`import cedar`).
+    Import(import::ImportArgs),
 }
 
 /// How a command reports: for people, or for tools.
@@ -131,5 +134,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Lsp(args) => lsp::run(&args),
         Command::Completions(args) => completions::run(&args),
         Command::Bundle(args) => bundle::run(&args),
+        Command::Import(args) => import::run(&args),
     }
 }

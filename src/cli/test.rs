@@ -13,8 +13,8 @@ use serde_json::{Value as JsonValue, json};
 use crate::cli::output::print_failure;
 use crate::cli::{Exit, Format, PolicyDir};
 use crate::engine::Engine;
+use crate::policytest::{self, Coverage, ExpectationResult, Options, Report, Status, TestResult};
 use crate::source::Diagnostic;
-use crate::testing::{self, Coverage, ExpectationResult, Options, Report, Status, TestResult};
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
@@ -73,7 +73,7 @@ pub fn run(args: &TestArgs) -> Exit {
     let options = Options {
         filter: args.filter.clone(),
     };
-    let report = match testing::run(&args.dir.policies, &engine, &options) {
+    let report = match policytest::run(&args.dir.policies, &engine, &options) {
         Ok(report) => report,
         Err(diagnostics) => {
             not_loaded(&diagnostics, args.format);
@@ -187,7 +187,7 @@ fn human(args: &TestArgs, report: &Report, verdict: &Verdict) -> String {
         for test in failed {
             out.push_str(&format!("\n\"{}\" ({})\n", test.name, test.location));
             for expectation in test.expectations.iter().filter(|e| !e.passed()) {
-                out.push_str(&testing::render_failure(expectation));
+                out.push_str(&policytest::render_failure(expectation));
             }
         }
     }
@@ -394,7 +394,10 @@ fn junit(report: &Report) -> String {
                         .first()
                         .and_then(|e| e.failure.as_deref())
                         .unwrap_or("failed");
-                    let body: String = failed.iter().map(|e| testing::render_failure(e)).collect();
+                    let body: String = failed
+                        .iter()
+                        .map(|e| policytest::render_failure(e))
+                        .collect();
                     out.push_str(&format!(
                         ">\n      <failure message=\"{}\" type=\"expectation\">{}</failure>\n    </testcase>\n",
                         xml_escape(message),

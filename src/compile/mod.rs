@@ -16,8 +16,8 @@ use crate::check::schema::Schema;
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value};
 use crate::program::{
-    Bucket, CalendarField, Compare, Effect, Index, MAX_FLAT_ROLES, Node, NodeId, Party, Program,
-    RoleId, RoleInfo, Rule, RuleId, ValueGroup,
+    Bucket, CalendarField, Compare, Effect, Index, IpTest, MAX_FLAT_ROLES, Node, NodeId, Party,
+    Program, RoleId, RoleInfo, Rule, RuleId, ValueGroup,
 };
 use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
@@ -378,6 +378,18 @@ impl Compiler<'_> {
                 .both(*a, *b)
                 .and_then(|(x, y)| ops::contains(x, y).ok())
                 .map(Value::Bool),
+            Node::ContainsAll(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::contains_all(x, y).ok())
+                .map(Value::Bool),
+            Node::ContainsAny(a, b) => self
+                .both(*a, *b)
+                .and_then(|(x, y)| ops::contains_any(x, y).ok())
+                .map(Value::Bool),
+            Node::IsEmpty(a) => self
+                .value_of(*a)
+                .and_then(|v| ops::is_empty(v).ok())
+                .map(Value::Bool),
             Node::Like(a, pattern) => self
                 .value_of(*a)
                 .and_then(|v| ops::like(v, pattern).ok())
@@ -393,6 +405,10 @@ impl Compiler<'_> {
             Node::Attr(a, name) => self
                 .value_of(*a)
                 .and_then(|v| ops::attribute(&self.store, v, name).ok()),
+            Node::Ip(test, a) => self
+                .value_of(*a)
+                .and_then(|v| ops::ip_test(*test, v).ok())
+                .map(Value::Bool),
             Node::InRange(a, b, c) => {
                 match (self.value_of(*a), self.value_of(*b), self.value_of(*c)) {
                     (Some(x), Some(y), Some(z)) => ops::in_range(x, y, z).ok().map(Value::Bool),
@@ -524,6 +540,7 @@ impl Compiler<'_> {
                 match op {
                     UnaryOp::Not => self.not(operand),
                     UnaryOp::Neg => self.fold(Node::Neg(operand)),
+                    UnaryOp::IsEmpty => self.fold(Node::IsEmpty(operand)),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -539,6 +556,8 @@ impl Compiler<'_> {
                     BinaryOp::Ge => self.fold(Node::Compare(Compare::Ge, l, r)),
                     BinaryOp::In => self.fold(Node::In(l, r)),
                     BinaryOp::Contains => self.fold(Node::Contains(l, r)),
+                    BinaryOp::ContainsAll => self.fold(Node::ContainsAll(l, r)),
+                    BinaryOp::ContainsAny => self.fold(Node::ContainsAny(l, r)),
                     BinaryOp::Add => self.fold(Node::Add(l, r)),
                     BinaryOp::Sub => self.fold(Node::Sub(l, r)),
                 }
@@ -557,6 +576,21 @@ impl Compiler<'_> {
                 let base = self.lower(base, file);
                 let ty = self.store.intern_str(&ty.name);
                 self.fold(Node::Is(base, ty))
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.lower(cond, file);
+                let then = self.lower(then, file);
+                let otherwise = self.lower(otherwise, file);
+                // A constant condition picks its branch; the other is never evaluated.
+                match self.value_of(cond) {
+                    Some(Value::Bool(true)) => then,
+                    Some(Value::Bool(false)) => otherwise,
+                    _ => self.intern(Node::If(cond, then, otherwise)),
+                }
             }
         }
     }
@@ -686,6 +720,24 @@ impl Compiler<'_> {
                     None => return self.constant(Value::Bool(false)),
                 };
                 self.fold(Node::Calendar(field, time, zone))
+            }
+            "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" => {
+                if !arity(self, 1) {
+                    return self.constant(Value::Bool(false));
+                }
+                let test = match function.name.as_str() {
+                    "is_ipv4" => IpTest::V4,
+                    "is_ipv6" => IpTest::V6,
+                    "is_loopback" => IpTest::Loopback,
+                    _ => IpTest::Multicast,
+                };
+                match args.first() {
+                    Some(arg) => {
+                        let address = self.lower(arg, file);
+                        self.fold(Node::Ip(test, address))
+                    }
+                    None => self.constant(Value::Bool(false)),
+                }
             }
             "in_range" => {
                 if !arity(self, 3) {

@@ -1,4 +1,4 @@
-//! The fast path of [`decode_bytes`](super::request::decode_bytes): an evaluation body read
+//! The one-pass reader of [`read`](super::request::read): an evaluation body read
 //! in one pass over its text, and its `properties` and `context` decoded straight from their
 //! text into declared-type values, with no JSON tree and no `serde_json` in between.
 //!
@@ -21,19 +21,11 @@ use crate::data::value::Value;
 use crate::program::requests::Declared;
 
 use super::strict::Names;
-
-/// An entity part: `{"type", "id", "properties"}`, `properties` as its text (`None` when
-/// absent or `null`).
-#[derive(Clone, Copy, Debug)]
-pub struct Entity<'a> {
-    pub ty: &'a str,
-    pub id: &'a str,
-    pub properties: Option<&'a str>,
-}
+use super::wire::Entity;
 
 /// The parts of one evaluation.
 #[derive(Clone, Copy, Debug)]
-pub struct Body<'a> {
+pub struct Evaluation<'a> {
     pub subject: Entity<'a>,
     pub action: &'a str,
     pub action_properties: Option<&'a str>,
@@ -47,7 +39,7 @@ const CAPABILITY_MEMBER: &str = "\"capability\"";
 const MAX_DEPTH: usize = 32;
 
 /// Reads an evaluation body; `None` when it must be read the ordinary way.
-pub fn read(text: &str) -> Option<Body<'_>> {
+pub fn read(text: &str) -> Option<Evaluation<'_>> {
     let mut cursor = Cursor::new(text);
     let (mut subject, mut action, mut resource, mut context) = (None, None, None, None);
     let mut seen_context = false;
@@ -91,7 +83,7 @@ pub fn read(text: &str) -> Option<Body<'_>> {
         return None;
     }
     let (action, action_properties) = action?;
-    Some(Body {
+    Some(Evaluation {
         subject: subject?,
         action,
         action_properties,
@@ -816,7 +808,7 @@ mod tests {
     fn the_capability_member_is_the_one_the_ordinary_path_strips() {
         assert_eq!(
             CAPABILITY_MEMBER,
-            format!("\"{}\"", super::super::request::CAPABILITY_KEY)
+            format!("\"{}\"", crate::check::schema::CAPABILITY_KEY)
         );
     }
 }

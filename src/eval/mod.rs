@@ -602,6 +602,26 @@ impl<'a> Evaluator<'a> {
                 let (a, b) = (self.eval(*a)?, self.eval(*b)?);
                 ops::contains(&a, &b).map(Value::Bool).map_err(fail)
             }
+            Node::ContainsAll(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::contains_all(&a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::ContainsAny(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::contains_any(&a, &b).map(Value::Bool).map_err(fail)
+            }
+            Node::If(cond, then, otherwise) => {
+                let cond = self.eval(*cond)?;
+                if ops::truth(&cond, "if").map_err(fail)? {
+                    self.eval(*then)
+                } else {
+                    self.eval(*otherwise)
+                }
+            }
+            Node::IsEmpty(a) => {
+                let a = self.eval(*a)?;
+                ops::is_empty(&a).map(Value::Bool).map_err(fail)
+            }
             Node::Like(a, pattern) => {
                 let a = self.eval(*a)?;
                 ops::like(&a, pattern).map(Value::Bool).map_err(fail)
@@ -616,6 +636,10 @@ impl<'a> Evaluator<'a> {
                     Some((_, tz)) => ops::calendar(*field, &a, tz).map_err(fail),
                     None => Err(fail(ErrorKind::Request)),
                 }
+            }
+            Node::Ip(test, a) => {
+                let a = self.eval(*a)?;
+                ops::ip_test(*test, &a).map(Value::Bool).map_err(fail)
             }
             Node::InRange(a, b, c) => {
                 let (a, b, c) = (self.eval(*a)?, self.eval(*b)?, self.eval(*c)?);

@@ -467,6 +467,9 @@ impl<'a> Reference<'a> {
                         Some(n) => Ok(RValue::Duration(n)),
                         None => err("overflow in -"),
                     },
+                    (UnaryOp::IsEmpty, RValue::Set(members)) => {
+                        Ok(RValue::Bool(members.is_empty()))
+                    }
                     (op, other) => err(format!("{op:?} of {}", other.kind())),
                 }
             }
@@ -519,6 +522,15 @@ impl<'a> Reference<'a> {
             ExprKind::Is { base, ty } => match eval(base)? {
                 RValue::Entity(uid) => Ok(RValue::Bool(uid.ty == ty.name)),
                 other => err(format!("`is` on {}", other.kind())),
+            },
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => match eval(cond)? {
+                RValue::Bool(true) => eval(then),
+                RValue::Bool(false) => eval(otherwise),
+                other => err(format!("`if` on {}", other.kind())),
             },
         }
     }
@@ -622,6 +634,17 @@ impl<'a> Reference<'a> {
                 RValue::Set(members) => Ok(Bool(members.contains(&right))),
                 _ => mismatch(&left, &right),
             },
+            BinaryOp::ContainsAll | BinaryOp::ContainsAny => match (&left, &right) {
+                (RValue::Set(set), RValue::Set(other)) => {
+                    let found = |wanted: &RValue| set.contains(wanted);
+                    Ok(Bool(if op == BinaryOp::ContainsAll {
+                        other.iter().all(found)
+                    } else {
+                        other.iter().any(found)
+                    }))
+                }
+                _ => mismatch(&left, &right),
+            },
             BinaryOp::And | BinaryOp::Or => err("and/or reached binary()"),
         }
     }
@@ -678,6 +701,27 @@ impl<'a> Reference<'a> {
                     "hour" => i64::from(dt.hour()),
                     "minute" => i64::from(dt.minute()),
                     _ => i64::from(dt.weekday().to_monday_one_offset()),
+                }))
+            }
+            "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" if args.len() == 1 => {
+                let Some(arg) = args.first() else {
+                    return err("no address");
+                };
+                let RValue::Ip(net) = self.eval(arg, request, depth)? else {
+                    return err(format!("`{function}` of a non-address"));
+                };
+                // Containment in the special ranges, where the evaluator reads the address and
+                // the prefix length.
+                let within = |range: &str| {
+                    range
+                        .parse::<ipnet::IpNet>()
+                        .is_ok_and(|special| special.contains(&net))
+                };
+                Ok(RValue::Bool(match function {
+                    "is_ipv4" => net.addr().is_ipv4(),
+                    "is_ipv6" => net.addr().is_ipv6(),
+                    "is_loopback" => within("127.0.0.0/8") || within("::1/128"),
+                    _ => within("224.0.0.0/4") || within("ff00::/8"),
                 }))
             }
             "in_range" if args.len() == 3 => {

@@ -210,6 +210,11 @@ enum C {
     Like,
     Is,
     Contains,
+    ContainsAll,
+    ContainsAny,
+    IsEmpty,
+    IfThenElse,
+    IpTest,
     Properties,
     Context,
     Let,
@@ -242,7 +247,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 52] = [
+const ALL_CONSTRUCTS: [C; 57] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -272,6 +277,11 @@ const ALL_CONSTRUCTS: [C; 52] = [
     C::Like,
     C::Is,
     C::Contains,
+    C::ContainsAll,
+    C::ContainsAny,
+    C::IsEmpty,
+    C::IfThenElse,
+    C::IpTest,
     C::Properties,
     C::Context,
     C::Let,
@@ -543,9 +553,15 @@ impl Gen<'_> {
     }
 
     fn int_expr(&mut self, depth: u32) -> String {
-        let choice = self
-            .rng
-            .weighted(&[4, 4, 1, if depth > 0 { 3 } else { 0 }, 1, 1]);
+        let choice = self.rng.weighted(&[
+            4,
+            4,
+            1,
+            if depth > 0 { 3 } else { 0 },
+            1,
+            1,
+            if depth > 0 { 1 } else { 0 },
+        ]);
         match choice {
             0 => {
                 self.hit(C::LitInt);
@@ -577,6 +593,13 @@ impl Gen<'_> {
                 self.hit(C::Now);
                 let zone = *self.rng.pick(&ZONES);
                 format!("hour(now(), {})", str_lit(zone))
+            }
+            6 => {
+                self.hit(C::IfThenElse);
+                let c = self.expr(K::Bool, depth - 1);
+                let a = self.expr(K::Int, depth - 1);
+                let b = self.expr(K::Int, depth - 1);
+                format!("(if {c} then {a} else {b})")
             }
             _ => {
                 self.hit(C::Calendar);
@@ -706,8 +729,15 @@ impl Gen<'_> {
         if depth == 0 {
             return self.guarded_atom();
         }
-        match self.rng.weighted(&[5, 1, 3, 2, 1]) {
+        match self.rng.weighted(&[5, 1, 3, 2, 1, 1]) {
             0 => self.guarded_atom(),
+            5 => {
+                self.hit(C::IfThenElse);
+                let c = self.expr(K::Bool, depth - 1);
+                let a = self.expr(K::Bool, depth - 1);
+                let b = self.expr(K::Bool, depth - 1);
+                format!("(if {c} then {a} else {b})")
+            }
             1 => {
                 self.hit(C::Not);
                 format!("(not {})", self.expr(K::Bool, depth - 1))
@@ -762,7 +792,7 @@ impl Gen<'_> {
     fn atom(&mut self) -> String {
         let choice = self
             .rng
-            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2]);
+            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1]);
         match choice {
             0 => {
                 self.hit(C::LitBool);
@@ -862,6 +892,32 @@ impl Gen<'_> {
                     low + 8
                 )
             }
+            14 if self.rng.chance(50) => {
+                self.hit(C::IpTest);
+                let test = *self
+                    .rng
+                    .pick(&["is_ipv4", "is_ipv6", "is_loopback", "is_multicast"]);
+                if !self.typed && self.rng.chance(15) {
+                    // Not an address: an error in both.
+                    return format!("{test}({})", self.str_expr());
+                }
+                let address = self.rng.pick(&[
+                    "127.0.0.1",
+                    "127.0.0.0/8",
+                    "127.0.0.0/7",
+                    "::1",
+                    "::1/127",
+                    "224.0.0.1",
+                    "224.0.0.0/4",
+                    "224.0.0.0/3",
+                    "ff02::1",
+                    "ff00::/8",
+                    "ff00::/7",
+                    "10.1.2.3",
+                    "2001:db8::/32",
+                ]);
+                format!("{test}(ip(\"{address}\"))")
+            }
             14 => {
                 self.hit(C::Ip);
                 let address = self.rng.pick(&["10.1.2.3", "192.168.0.1", "::1"]);
@@ -875,6 +931,20 @@ impl Gen<'_> {
             16 => {
                 let (a, b) = (self.expr(K::Rec, 1), self.expr(K::Rec, 1));
                 self.equality(a, b)
+            }
+            18 => {
+                let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
+                if self.rng.chance(50) {
+                    self.hit(C::ContainsAll);
+                    format!("({a} contains all {b})")
+                } else {
+                    self.hit(C::ContainsAny);
+                    format!("({a} contains any {b})")
+                }
+            }
+            19 => {
+                self.hit(C::IsEmpty);
+                format!("({} is empty)", self.expr(K::Set, 1))
             }
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
@@ -1746,7 +1816,7 @@ fn graph_outcome(
             .rule(rule)
             .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
     };
-    let request = match request::decode_body(program, body, now) {
+    let request = match request::read(program, body.to_string().as_bytes(), now) {
         Ok(mut request) => {
             if let Some(Json::Object(claims)) = body.get("_verified") {
                 let subject_type = body

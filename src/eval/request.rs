@@ -10,7 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value as JsonValue;
 
-use crate::check::schema::{Action as ActionDecl, EntityType, RecordType, Type};
+use crate::check::schema::{Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Type};
 use crate::data::decode::{Decoder, Resolver, Unknown};
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
@@ -85,8 +85,10 @@ impl Verified {
             let path = format!("verified claim `{name}`");
             let value = decoder
                 .decode(&from_serde(json), ty, &path)
-                .map_err(|error| {
-                    RequestError::Invalid(format!("{}: {}", error.path, error.message))
+                .map_err(|error| Invalid::Value {
+                    path: error.path,
+                    message: error.message,
+                    help: None,
                 })?;
             fields.push((Arc::from(name.as_str()), value));
         }
@@ -107,14 +109,107 @@ impl Verified {
     }
 }
 
+/// Lends a subject token's verified attributes to a decoded request: only when the request's
+/// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
+/// token proved attributes. The server and replay both decide this way.
+pub fn lend_attributes(
+    program: &Program,
+    named: (Option<&str>, Option<&str>),
+    proved: (&str, &str),
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    request: &mut Request,
+) -> Result<(), RequestError> {
+    let (subject_type, subject_id) = proved;
+    if named == (Some(subject_type), Some(subject_id)) && !attributes.is_empty() {
+        let verified = Verified::decode(program, subject_type, attributes)?;
+        request.verified = Some(Arc::new(verified));
+    }
+    Ok(())
+}
+
+/// Why a body is not a request, or why a request cannot be allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// Not a request at all: the server answers 400.
-    #[error("{0}")]
-    Malformed(String),
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
     /// A request Warden understands but cannot allow: decided deny, with this reason.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+/// What makes a body not a request (the server answers 400).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("the request must be a JSON object")]
+    NotAnObject,
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    /// A required member (`subject`, `subject.type`, …) is absent.
+    #[error("missing `{0}`")]
+    Missing(String),
+    /// `properties` or `context` (named by its path) is not an object.
+    #[error("`{0}` must be an object")]
+    NotObject(String),
+    /// `subject`, `resource` or `action` is not an object; `keys` are the members it needs.
+    #[error("`{what}` must be an object with {keys}")]
+    NotNamed { what: String, keys: &'static str },
+    /// A name (`subject.type`, `action.name`, …) is not a string.
+    #[error("`{0}` must be a string")]
+    NotString(String),
+    /// `properties` or `context` (named by its path) is not JSON Warden reads.
+    #[error("`{what}`: {message}")]
+    BadJson { what: String, message: String },
+    #[error("`context.capability` must be a capability token (a string)")]
+    CapabilityNotText,
+    #[error("each item of `evaluations` must be an object")]
+    ItemNotObject,
+}
+
+/// Why a well-formed request cannot be allowed (it is decided deny, with this reason).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("undeclared entity type `{name}`{}", did_you_mean(.suggestion))]
+    UndeclaredType {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("undeclared action `{name}`{}", did_you_mean(.suggestion))]
+    UndeclaredAction {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("action `{action}` does not apply to `{resource_type}` (it applies to {})", quoted(.applies))]
+    NotApplicable {
+        action: String,
+        resource_type: String,
+        applies: Vec<String>,
+    },
+    /// A value of `properties`, `context` or a verified claim that does not decode.
+    #[error("{path}: {message}{}", .help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Value {
+        path: String,
+        message: String,
+        help: Option<String>,
+    },
+    /// A recorded request that cannot be read back (replay), with why.
     #[error("{0}")]
-    Invalid(String),
+    Unreadable(String),
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The parts of a request, borrowed from wherever they came from.
@@ -129,14 +224,12 @@ impl<'j> Parts<'j> {
     /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
     pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, RequestError> {
         let JsonValue::Object(members) = body else {
-            return Err(RequestError::Malformed(
-                "the request must be a JSON object".to_string(),
-            ));
+            return Err(Malformed::NotAnObject.into());
         };
         let required = |key: &str| {
             members
                 .get(key)
-                .ok_or_else(|| RequestError::Malformed(format!("missing `{key}`")))
+                .ok_or_else(|| RequestError::from(Malformed::Missing(key.to_string())))
         };
         Ok(Parts {
             subject: required("subject")?,
@@ -154,9 +247,9 @@ impl<'j> Parts<'j> {
     pub fn batch_item(
         body: &'j serde_json::Map<String, JsonValue>,
         entry: &'j JsonValue,
-    ) -> Result<Parts<'j>, String> {
+    ) -> Result<Parts<'j>, Malformed> {
         let JsonValue::Object(entry) = entry else {
-            return Err("each item of `evaluations` must be an object".to_string());
+            return Err(Malformed::ItemNotObject);
         };
         let pick = |key: &str| {
             entry
@@ -171,23 +264,16 @@ impl<'j> Parts<'j> {
                 resource,
                 context: pick("context"),
             }),
-            (None, _, _) => Err("missing `subject`".to_string()),
-            (_, None, _) => Err("missing `action`".to_string()),
-            (_, _, None) => Err("missing `resource`".to_string()),
+            (None, _, _) => Err(Malformed::Missing("subject".to_string())),
+            (_, None, _) => Err(Malformed::Missing("action".to_string())),
+            (_, _, None) => Err(Malformed::Missing("resource".to_string())),
         }
     }
 }
 
-/// Decodes an AuthZEN evaluation body.
-pub fn decode_body(
-    program: &Program,
-    body: &JsonValue,
-    now: Timestamp,
-) -> Result<Request, RequestError> {
-    decode(program, &Parts::from_body(body)?, now)
-}
-
-pub fn decode(
+/// Decodes the parts of a request read as a JSON tree (the ordinary reader's, a batch
+/// item's, a forward-auth route's, a policy test's) through the declarations.
+pub(crate) fn from_parts(
     program: &Program,
     parts: &Parts<'_>,
     now: Timestamp,
@@ -199,16 +285,14 @@ pub fn decode(
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
         Some(_) => {
-            return Err(RequestError::Malformed(
-                "`context` must be an object".to_string(),
-            ));
+            return Err(Malformed::NotObject("context".to_string()).into());
         }
     };
     let subject_properties = subject_props.map(from_serde);
     let action_properties = action_props.map(from_serde);
     let resource_properties = resource_props.map(from_serde);
     let context = context.map(from_serde);
-    decode_wire(
+    from_wire(
         program,
         &Wire {
             subject_type,
@@ -225,8 +309,8 @@ pub fn decode(
     )
 }
 
-/// A well-formed request, its names borrowed from wherever they were read: what every decoder
-/// hands to [`decode_wire`].
+/// A well-formed request, its names borrowed from wherever they were read: what every reader
+/// hands to [`from_wire`].
 pub struct Wire<'a> {
     pub subject_type: &'a str,
     pub subject_id: &'a str,
@@ -238,9 +322,6 @@ pub struct Wire<'a> {
     pub resource_properties: Option<&'a Json>,
     pub context: Option<&'a Json>,
 }
-
-/// The key of `context` that carries a capability token.
-pub const CAPABILITY_KEY: &str = "capability";
 
 /// `context` without its `capability` member, when it has one.
 fn without_capability(context: &Json) -> Option<Json> {
@@ -281,36 +362,33 @@ fn declarations<'p>(
     let resource_decl = schema.entity_types.get(resource_type);
     for (ty, declared) in [(subject_type, subject_decl), (resource_type, resource_decl)] {
         if schema.declares_entities() && declared.is_none() {
-            let hint = suggest(ty, schema.entity_types.keys().map(String::as_str))
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            return Err(RequestError::Invalid(format!(
-                "undeclared entity type `{ty}`{hint}"
-            )));
+            return Err(Invalid::UndeclaredType {
+                name: ty.to_string(),
+                suggestion: suggest(ty, schema.entity_types.keys().map(String::as_str))
+                    .map(str::to_string),
+            }
+            .into());
         }
     }
     let declared_action = schema.actions.get(action);
     if schema.declares_actions() && declared_action.is_none() {
-        let hint = suggest(action, schema.actions.keys().map(String::as_str))
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        return Err(RequestError::Invalid(format!(
-            "undeclared action `{action}`{hint}"
-        )));
+        return Err(Invalid::UndeclaredAction {
+            name: action.to_string(),
+            suggestion: suggest(action, schema.actions.keys().map(String::as_str))
+                .map(str::to_string),
+        }
+        .into());
     }
     if let Some(declared) = declared_action
         && !declared.resource_types.is_empty()
         && !declared.resource_types.iter().any(|t| t == resource_type)
     {
-        return Err(RequestError::Invalid(format!(
-            "action `{action}` does not apply to `{resource_type}` (it applies to {})",
-            declared
-                .resource_types
-                .iter()
-                .map(|t| format!("`{t}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(Invalid::NotApplicable {
+            action: action.to_string(),
+            resource_type: resource_type.to_string(),
+            applies: declared.resource_types.to_vec(),
+        }
+        .into());
     }
     Ok(Declarations {
         subject: subject_decl,
@@ -361,7 +439,7 @@ fn assemble(
 }
 
 /// Decodes a well-formed request through the declarations: what remains are reasons to deny.
-pub fn decode_wire(
+pub(crate) fn from_wire(
     program: &Program,
     wire: &Wire<'_>,
     now: Timestamp,
@@ -414,25 +492,62 @@ pub fn decode_wire(
 /// The subject a request names, as the body wrote it: `(type, id)`.
 pub type NamedSubject<'t> = (&'t str, &'t str);
 
-/// The fast path of [`decode_bytes`] (and of the server's single evaluations): the body read
-/// in one pass, its names found with one lookup each
-/// ([`RequestNames`](crate::program::requests::RequestNames)), its objects decoded from their
-/// text ([`super::bytes`]). `None` for anything that path leaves to the ordinary one — names
-/// not declared, `context.capability`, errors included: errors are always named by the
-/// ordinary path. With the request, the subject as the body named it.
-pub fn decode_text<'t>(
-    program: &Program,
-    text: &'t str,
-    now: Timestamp,
-) -> Option<(Request, NamedSubject<'t>)> {
-    decode_one_pass(program, text, now)
+/// Reads an AuthZEN evaluation body: the one way from bytes to a request. The readers of
+/// [`Reader`] are tried in order; each of the faster ones reads what it is sure of and leaves
+/// the rest — anything unusual, and every error — to the next, down to the ordinary reader,
+/// which reads every body and names exactly what is wrong with it. The `readers` test and
+/// the `decode` fuzz target hold every reader to the ordinary one.
+pub fn read(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
+    // Valid UTF-8 once for the whole body.
+    let text = std::str::from_utf8(body).ok();
+    if let Some(text) = text {
+        if let Some((request, _)) = one_pass(program, text, now) {
+            return Ok(request);
+        }
+        if let Some(read) = skeleton(program, text, now) {
+            return read;
+        }
+    }
+    tree(program, body, now)
 }
 
-/// [`decode_text`], inlined into each caller: `decode_bytes`, which has no use for the named
-/// subject, then builds its request in place (returning the pair through a call costs a copy
-/// of the request, 2% of a TinyTodo decision under callgrind).
+/// The readers of an evaluation body, fastest first, in the order [`read`] tries them. The
+/// ordinary one reads every body; the others read what they are sure of and leave the rest to
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// One pass, no JSON tree ([`super::bytes`]): names found with one lookup each
+    /// ([`RequestNames`](crate::program::requests::RequestNames)), objects decoded from their
+    /// text. Leaves undeclared names, `context.capability` and every error to the others.
+    OnePass,
+    /// The skeleton reader ([`super::wire`]): names borrowed, objects parsed.
+    Skeleton,
+    /// [`super::strict::parse`]'s tree, then decoded through the declarations.
+    Ordinary,
+}
+
+/// Reads `body` with `reader` alone: `None` when that reader leaves the body to the ordinary
+/// one. What the tests and the `decode` fuzz target use to hold every reader to the ordinary
+/// one: whatever another reader decodes, the ordinary one decodes alike.
+pub fn read_with(
+    program: &Program,
+    body: &[u8],
+    now: Timestamp,
+    reader: Reader,
+) -> Option<Result<Request, RequestError>> {
+    let text = std::str::from_utf8(body).ok();
+    match reader {
+        Reader::OnePass => one_pass(program, text?, now).map(|(request, _)| Ok(request)),
+        Reader::Skeleton => skeleton(program, text?, now),
+        Reader::Ordinary => Some(tree(program, body, now)),
+    }
+}
+
+/// [`Reader::OnePass`], with the subject as the body named it (the server lends it a subject
+/// token's attributes). Inlined into each caller: [`read`], which has no use for the named
+/// subject, then builds its request in place rather than copying it out of the pair.
 #[inline(always)]
-fn decode_one_pass<'t>(
+pub(crate) fn one_pass<'t>(
     program: &Program,
     text: &'t str,
     now: Timestamp,
@@ -486,50 +601,16 @@ fn decode_one_pass<'t>(
     Some((request, (body.subject.ty, body.subject.id)))
 }
 
-/// Decodes an AuthZEN evaluation body straight from its bytes, in one pass: names are
-/// borrowed from the body and found with one lookup each, `properties` and `context` are
-/// decoded from their text into declared-type values ([`super::bytes`]), and the entities are
-/// looked up without copying. A body this fast path does not decode — anything unusual, and
-/// every error — is read again the ordinary way, which decodes it alike or names exactly what
-/// is wrong with it.
-pub fn decode_bytes(
-    program: &Program,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Request, RequestError> {
-    // Valid UTF-8 once for the whole body.
-    let text = std::str::from_utf8(body).ok();
-    if let Some((request, _)) = text.and_then(|text| decode_one_pass(program, text, now)) {
-        return Ok(request);
-    }
-    decode_bytes_ordinary(program, body, text, now)
-}
-
-/// The ordinary way from bytes: the skeleton read ([`super::wire`]), `properties` and
-/// `context` parsed, then decoded through the declarations; a body the skeleton reader
-/// cannot read is read by the ordinary reader, which names what is wrong with it.
-fn decode_bytes_ordinary(
-    program: &Program,
-    body: &[u8],
-    text: Option<&str>,
-    now: Timestamp,
-) -> Result<Request, RequestError> {
-    match text.and_then(|text| decode_skeleton(program, text, now)) {
-        Some(decoded) => decoded,
-        None => decode_tree(program, body, now),
-    }
-}
-
 /// A body read by the skeleton reader ([`super::wire`]); `None` when it leaves the body to
 /// the ordinary reader.
-fn decode_skeleton(
+fn skeleton(
     program: &Program,
     text: &str,
     now: Timestamp,
 ) -> Option<Result<Request, RequestError>> {
     let super::wire::Body {
         parts:
-            super::wire::Parts {
+            super::wire::TextParts {
                 subject: Some(subject),
                 action: Some(action),
                 resource: Some(resource),
@@ -545,7 +626,7 @@ fn decode_skeleton(
         let action_properties = raw_object(action.properties, "action.properties")?;
         let resource_properties = raw_object(resource.properties, "resource.properties")?;
         let context = raw_object(context, "context")?;
-        decode_wire(
+        from_wire(
             program,
             &Wire {
                 subject_type: subject.ty,
@@ -565,53 +646,23 @@ fn decode_skeleton(
 }
 
 /// A body read by the ordinary reader ([`super::strict::parse`]): a tree, then decoded.
-fn decode_tree(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
-    let json = super::strict::parse(body)
-        .map_err(|error| RequestError::Malformed(format!("the body is not valid JSON: {error}")))?;
-    decode_body(program, &json, now)
-}
-
-/// The readers of an evaluation body. The ordinary one reads every body; the others, faster,
-/// read what they are sure of and leave the rest to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reader {
-    /// [`decode_text`]: one pass, no JSON tree ([`super::bytes`]).
-    OnePass,
-    /// The skeleton reader ([`super::wire`]): names borrowed, objects parsed.
-    Skeleton,
-    /// [`super::strict::parse`]'s tree, then [`decode_body`].
-    Ordinary,
-}
-
-/// Decodes `body` with `reader` alone: `None` when that reader leaves the body to the
-/// ordinary one. What the tests and the `decode` fuzz target use to hold every reader to the
-/// ordinary one: whatever another reader decodes, the ordinary one decodes alike.
-pub fn decode_with(
-    program: &Program,
-    body: &[u8],
-    now: Timestamp,
-    reader: Reader,
-) -> Option<Result<Request, RequestError>> {
-    let text = std::str::from_utf8(body).ok();
-    match reader {
-        Reader::OnePass => decode_one_pass(program, text?, now).map(|(request, _)| Ok(request)),
-        Reader::Skeleton => decode_skeleton(program, text?, now),
-        Reader::Ordinary => Some(decode_tree(program, body, now)),
-    }
+fn tree(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
+    let json = super::strict::parse(body).map_err(|error| Malformed::NotJson(error.to_string()))?;
+    from_parts(program, &Parts::from_body(&json)?, now)
 }
 
 /// Reads a request's `properties` or `context` (`what`) from its JSON text: `None` when
 /// absent or `null`, an error when it is not an object.
 pub fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
     let Some(raw) = raw else { return Ok(None) };
-    let json = crate::data::json::parse(raw)
-        .map_err(|error| RequestError::Malformed(format!("`{what}`: {}", error.message)))?;
+    let json = crate::data::json::parse(raw).map_err(|error| Malformed::BadJson {
+        what: what.to_string(),
+        message: error.message,
+    })?;
     match json.kind {
         JsonKind::Null => Ok(None),
         JsonKind::Object(_) => Ok(Some(json)),
-        _ => Err(RequestError::Malformed(format!(
-            "`{what}` must be an object"
-        ))),
+        _ => Err(Malformed::NotObject(what.to_string()).into()),
     }
 }
 
@@ -620,24 +671,22 @@ fn entity_part<'j>(
     what: &str,
 ) -> Result<(&'j str, &'j str, Option<&'j JsonValue>), RequestError> {
     let JsonValue::Object(members) = json else {
-        return Err(RequestError::Malformed(format!(
-            "`{what}` must be an object with `type` and `id`"
-        )));
+        return Err(Malformed::NotNamed {
+            what: what.to_string(),
+            keys: "`type` and `id`",
+        }
+        .into());
     };
     let string = |key: &str| match members.get(key) {
         Some(JsonValue::String(s)) => Ok(s.as_str()),
-        Some(_) => Err(RequestError::Malformed(format!(
-            "`{what}.{key}` must be a string"
-        ))),
-        None => Err(RequestError::Malformed(format!("missing `{what}.{key}`"))),
+        Some(_) => Err(Malformed::NotString(format!("{what}.{key}"))),
+        None => Err(Malformed::Missing(format!("{what}.{key}"))),
     };
     let properties = match members.get("properties") {
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
         Some(_) => {
-            return Err(RequestError::Malformed(format!(
-                "`{what}.properties` must be an object"
-            )));
+            return Err(Malformed::NotObject(format!("{what}.properties")).into());
         }
     };
     Ok((string("type")?, string("id")?, properties))
@@ -645,26 +694,24 @@ fn entity_part<'j>(
 
 fn action_part(json: &JsonValue) -> Result<(&str, Option<&JsonValue>), RequestError> {
     let JsonValue::Object(members) = json else {
-        return Err(RequestError::Malformed(
-            "`action` must be an object with `name`".to_string(),
-        ));
+        return Err(Malformed::NotNamed {
+            what: "action".to_string(),
+            keys: "`name`",
+        }
+        .into());
     };
     let name = match members.get("name") {
         Some(JsonValue::String(s)) => s.as_str(),
         Some(_) => {
-            return Err(RequestError::Malformed(
-                "`action.name` must be a string".to_string(),
-            ));
+            return Err(Malformed::NotString("action.name".to_string()).into());
         }
-        None => return Err(RequestError::Malformed("missing `action.name`".to_string())),
+        None => return Err(Malformed::Missing("action.name".to_string()).into()),
     };
     let properties = match members.get("properties") {
         None | Some(JsonValue::Null) => None,
         Some(object @ JsonValue::Object(_)) => Some(object),
         Some(_) => {
-            return Err(RequestError::Malformed(
-                "`action.properties` must be an object".to_string(),
-            ));
+            return Err(Malformed::NotObject("action.properties".to_string()).into());
         }
     };
     Ok((name, properties))
@@ -697,8 +744,12 @@ fn properties(
         None => decoder.decode(json, &Type::Dynamic, path),
     };
     result.map_err(|error| {
-        let help = error.help.map(|h| format!(" ({h})")).unwrap_or_default();
-        RequestError::Invalid(format!("{}: {}{help}", error.path, error.message))
+        Invalid::Value {
+            path: error.path,
+            message: error.message,
+            help: error.help,
+        }
+        .into()
     })
 }
 

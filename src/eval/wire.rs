@@ -14,7 +14,8 @@
 
 use super::strict::{self, Names};
 
-/// `{"type", "id", "properties"}`.
+/// An entity part: `{"type", "id", "properties"}`, `properties` as its text (`None` when
+/// absent or `null`).
 #[derive(Clone, Copy, Debug)]
 pub struct Entity<'a> {
     pub ty: &'a str,
@@ -31,7 +32,7 @@ pub struct Action<'a> {
 
 /// The parts an evaluation (or an item of a batch) gives; absent and `null` are `None`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Parts<'a> {
+pub struct TextParts<'a> {
     pub subject: Option<Entity<'a>>,
     pub action: Option<Action<'a>>,
     pub resource: Option<Entity<'a>>,
@@ -42,9 +43,9 @@ pub struct Parts<'a> {
 #[derive(Debug, Default)]
 pub struct Body<'a> {
     /// The parts at the top: the request, or a batch's defaults.
-    pub parts: Parts<'a>,
+    pub parts: TextParts<'a>,
     /// `evaluations`, when present and not `null`.
-    pub evaluations: Option<Vec<Parts<'a>>>,
+    pub evaluations: Option<Vec<TextParts<'a>>>,
     /// `options` (its text), when present and not `null`.
     pub options: Option<&'a str>,
     /// Whether any object of the skeleton held a key the API does not have (skipped).
@@ -231,7 +232,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn items(&mut self) -> Option<Vec<Parts<'a>>> {
+    fn items(&mut self) -> Option<Vec<TextParts<'a>>> {
         if !self.eat(b'[') {
             return None;
         }
@@ -242,7 +243,7 @@ impl<'a> Reader<'a> {
             return Some(items);
         }
         loop {
-            let mut item = Parts::default();
+            let mut item = TextParts::default();
             self.object(|reader, key| {
                 match key {
                     "subject" => item.subject = reader.nullable(Reader::entity)?,

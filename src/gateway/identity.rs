@@ -154,7 +154,7 @@ impl KeySource {
 
 /// The keys and rules a token is verified against, with the cache of tokens verified.
 #[derive(Debug)]
-pub struct Verifier {
+pub struct JwtVerifier {
     keys: Vec<Key>,
     rules: Rules,
     mapping: ClaimMapping,
@@ -183,7 +183,7 @@ pub enum Missing {
     Drop,
 }
 
-impl Verifier {
+impl JwtVerifier {
     /// Reads every key file. Any unreadable or invalid key is an error naming the file, except
     /// a file that does not exist under [`Missing::Drop`], whose keys are left out.
     pub fn load(
@@ -192,7 +192,7 @@ impl Verifier {
         mapping: ClaimMapping,
         cache_capacity: usize,
         missing: Missing,
-    ) -> Result<Verifier, String> {
+    ) -> Result<JwtVerifier, String> {
         let mut keys = Vec::new();
         for source in sources {
             let path = source.path();
@@ -247,7 +247,7 @@ impl Verifier {
                 }
             }
         }
-        Ok(Verifier {
+        Ok(JwtVerifier {
             keys,
             rules,
             mapping,
@@ -522,7 +522,7 @@ mod tests {
 
     #[test]
     fn claims_map_to_subject_roles_and_attributes() {
-        let verifier = Verifier {
+        let verifier = JwtVerifier {
             keys: Vec::new(),
             rules: Rules {
                 issuer: None,

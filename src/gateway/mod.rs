@@ -1,18 +1,23 @@
-//! Gateways: `route` declarations compiled to a router ([`routes`]), verified identity from
-//! bearer JWTs ([`identity`]), and the forward-auth endpoints that nginx `auth_request`, Envoy
-//! `ext_authz` (HTTP) and Traefik `forwardAuth` call ([`forward`]).
+//! Gateways: verified identity from bearer JWTs ([`identity`]), its configuration and live
+//! keys, and the AuthZEN request a gateway's call makes under the program's routes
+//! ([`route`]). The forward-auth endpoints that serve them are in
+//! [`crate::server::forward`]; the route table itself is the checked program's
+//! ([`crate::check::route_table`]).
 
-pub mod forward;
 pub mod identity;
-pub mod routes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+
+use std::net::IpAddr;
 
 use arc_swap::ArcSwapOption;
+use serde_json::{Map, Value as JsonValue, json};
 
-use identity::{ClaimMapping, KeySource, Missing, Rules, Verifier};
+use crate::check::route_table::{Case, Matched};
+use crate::program::Program;
+
+use identity::{ClaimMapping, JwtVerifier, KeySource, Missing, Rules};
 
 /// The gateway part of the configuration (`gateway_*`, `jwt_*`, `identity_header`,
 /// `upstream_headers`).
@@ -71,17 +76,17 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Builds the verifier from the key files (none configured: `None`); every file must be
     /// there.
-    pub fn verifier(&self) -> Result<Option<Verifier>, String> {
+    pub fn verifier(&self) -> Result<Option<JwtVerifier>, String> {
         self.load_verifier(Missing::Fail)
     }
 
     /// Builds the verifier again after a key file changed: a file that was deleted is a key
     /// removed on purpose, and tokens it signed stop verifying.
-    pub fn reloaded_verifier(&self) -> Result<Option<Verifier>, String> {
+    pub fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, String> {
         self.load_verifier(Missing::Drop)
     }
 
-    fn load_verifier(&self, missing: Missing) -> Result<Option<Verifier>, String> {
+    fn load_verifier(&self, missing: Missing) -> Result<Option<JwtVerifier>, String> {
         if self.jwt_keys.is_empty() {
             return Ok(None);
         }
@@ -91,7 +96,7 @@ impl GatewayConfig {
             leeway: self.jwt_leeway_s,
             max_lifetime: self.jwt_max_lifetime_s,
         };
-        Verifier::load(
+        JwtVerifier::load(
             &self.jwt_keys,
             rules,
             self.claims.clone(),
@@ -101,7 +106,7 @@ impl GatewayConfig {
         .map(Some)
     }
 
-    fn key_files(&self) -> Vec<PathBuf> {
+    pub fn key_files(&self) -> Vec<PathBuf> {
         self.jwt_keys
             .iter()
             .map(|k| k.path().to_path_buf())
@@ -116,105 +121,75 @@ pub type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
 /// API key's).
 pub const SUBJECT_TOKEN: &str = "warden-subject-token";
 
-/// The verified identity an AuthZEN call carries, when `authzen_subject_token` is on and the
-/// call sends `Warden-Subject-Token`; an invalid token is an error (401).
-pub fn authzen_identity(
-    state: &crate::server::AppState,
-    headers: &axum::http::HeaderMap,
-) -> Result<Option<SubjectIdentity>, crate::server::ApiError> {
-    if !state.settings.gateway.authzen_subject_token {
-        return Ok(None);
-    }
-    subject_token_identity(state, headers)
-}
-
-/// The verified identity of `Warden-Subject-Token`, whenever the call sends one (minting a
-/// capability needs it whatever `authzen_subject_token` says); an invalid token is an error.
-pub fn subject_token_identity(
-    state: &crate::server::AppState,
-    headers: &axum::http::HeaderMap,
-) -> Result<Option<SubjectIdentity>, crate::server::ApiError> {
-    let config = &state.settings.gateway;
-    let Some(token) = headers.get(SUBJECT_TOKEN) else {
-        return Ok(None);
-    };
-    let invalid = |reason: String| {
-        tracing::info!(reason, "AuthZEN: invalid Warden-Subject-Token");
-        crate::server::ApiError::InvalidSubjectToken(reason)
-    };
-    let verifier = state.gateway.verifier.load();
-    let Some(verifier) = verifier.as_ref() else {
-        return Err(invalid("no JWT keys are configured".to_string()));
-    };
-    let token = token
-        .to_str()
-        .map_err(|_| invalid("not text".to_string()))?;
-    let identity = verifier
-        .verify(token.trim())
-        .map_err(|e| invalid(e.to_string()))?;
-    Ok(Some((identity, Arc::from(config.subject_type.as_str()))))
-}
-
-/// Lends a subject token's verified attributes to a decoded request: only when the request's
-/// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
-/// token proved attributes. The server and replay both decide this way.
-pub fn lend_attributes(
-    program: &crate::program::Program,
-    named: (Option<&str>, Option<&str>),
-    proved: (&str, &str),
-    attributes: &serde_json::Map<String, serde_json::Value>,
-    request: &mut crate::eval::Request,
-) -> Result<(), crate::eval::RequestError> {
-    let (subject_type, subject_id) = proved;
-    if named == (Some(subject_type), Some(subject_id)) && !attributes.is_empty() {
-        let verified = crate::eval::Verified::decode(program, subject_type, attributes)?;
-        request.verified = Some(Arc::new(verified));
-    }
-    Ok(())
-}
-
 /// The gateway's live state: the verifier of the current key files.
 #[derive(Debug, Default)]
 pub struct GatewayState {
-    pub verifier: ArcSwapOption<Verifier>,
+    pub verifier: ArcSwapOption<JwtVerifier>,
 }
 
-/// Polls the key files and rebuilds the verifier when one changes. A key file that was
-/// deleted takes its keys with it (as does a JWKS entry removed from a file that loads); a
-/// change that does not load (unreadable, corrupt, a secret too short) leaves the previous
-/// keys in force (logged), as a broken policy change does.
-pub async fn watch_keys(state: Arc<crate::server::AppState>, interval: Duration) {
-    let config = state.settings.gateway.clone();
-    let files = config.key_files();
-    if files.is_empty() {
-        return;
-    }
-    let stamp = |files: &[PathBuf]| -> Vec<Option<(SystemTime, u64)>> {
-        files
-            .iter()
-            .map(|f| {
-                std::fs::metadata(f)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-            })
-            .collect()
-    };
-    let mut last = stamp(&files);
-    loop {
-        tokio::time::sleep(interval).await;
-        let now = stamp(&files);
-        if now == last {
-            continue;
+/// The AuthZEN request a gateway's call makes under a program's routes.
+pub struct Routed<'p> {
+    pub matched: Matched<'p>,
+    /// The normalised path.
+    pub path: String,
+    pub resource_id: String,
+    /// `subject`, `action`, `resource` (with the route's properties) and `context` (`method`,
+    /// `path`, `host`, `ip`).
+    pub request: JsonValue,
+}
+
+/// Routes `method` and `target` (path and query) through `program`'s routes to the AuthZEN
+/// request `subject` makes; `Err` says why none (a refused path, no route).
+pub fn route<'p>(
+    program: &'p Program,
+    case: Case,
+    subject: JsonValue,
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<Routed<'p>, String> {
+    let path = crate::check::route_table::normalize_in(case, target)
+        .map_err(|e| format!("path `{target}` refused: {e}"))?;
+    let matched = program
+        .routes
+        .lookup_in(case, method, &path)
+        .map_err(|e| format!("path `{target}` refused: {e}"))?
+        .ok_or_else(|| format!("no route for {method} {path}"))?;
+    let route = matched.route;
+    let resource_id = matched
+        .fill(&route.resource_id)
+        .ok_or("the route's resource id is not captured")?
+        .to_string();
+    let mut properties = Map::new();
+    for (key, part) in &route.properties {
+        if let Some(value) = matched.fill(part) {
+            properties.insert(key.to_string(), JsonValue::String(value.to_string()));
         }
-        last = now;
-        match config.reloaded_verifier() {
-            Ok(verifier) => {
-                state.gateway.verifier.store(verifier.map(Arc::new));
-                tracing::info!("JWT keys reloaded");
-            }
-            Err(error) => {
-                tracing::error!(%error, "JWT keys do not load; the previous keys stay in force");
-            }
-        }
     }
+    let mut context = Map::new();
+    context.insert("method".into(), json!(method));
+    context.insert("path".into(), json!(path));
+    if let Some(host) = host {
+        context.insert("host".into(), json!(host));
+    }
+    if let Some(ip) = ip {
+        context.insert("ip".into(), json!(ip.to_string()));
+    }
+    let request = json!({
+        "subject": subject,
+        "action": {"name": route.action.as_ref()},
+        "resource": {
+            "type": route.resource_type.as_ref(),
+            "id": resource_id,
+            "properties": properties,
+        },
+        "context": context,
+    });
+    Ok(Routed {
+        matched,
+        path,
+        resource_id,
+        request,
+    })
 }

@@ -127,9 +127,37 @@ impl LocalStore {
     pub fn new() -> LocalStore {
         LocalStore::default()
     }
+}
 
-    /// Counts a request against `checks` at `now`: all of them, or none when one refuses.
-    fn count(&self, program: &Program, checks: &[Check], now: i128) -> Result<Vec<Usage>, Refusal> {
+/// Where requests are counted: all of `checks` at `now`, or none when one refuses.
+pub trait Store {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal>;
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        (**self).consume(program, checks, now)
+    }
+}
+
+/// One map under one lock: checking every limit of a request and committing them is one step.
+impl Store for LocalStore {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
@@ -184,38 +212,6 @@ impl LocalStore {
             states.insert(check.key.clone(), state);
         }
         Ok(usages)
-    }
-}
-
-/// Where requests are counted: all of `checks` at `now`, or none when one refuses.
-pub trait Store {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal>;
-}
-
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
-        (**self).consume(program, checks, now)
-    }
-}
-
-impl Store for LocalStore {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
-        self.count(program, checks, now)
     }
 }
 
@@ -282,7 +278,7 @@ impl Store for Limiter {
         now: i128,
     ) -> Result<Vec<Usage>, Refusal> {
         let Some(store) = &self.shared else {
-            return self.local.count(program, checks, now);
+            return self.local.consume(program, checks, now);
         };
         if checks.is_empty() {
             return Ok(Vec::new());
@@ -290,7 +286,7 @@ impl Store for Limiter {
         match store.consume(program, checks, now) {
             Ok(counted) => counted,
             Err(failure) => match store.on_failure() {
-                OnFailure::Open => self.local.count(program, checks, now),
+                OnFailure::Open => self.local.consume(program, checks, now),
                 OnFailure::Closed => {
                     let name = checks
                         .first()

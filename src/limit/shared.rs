@@ -159,7 +159,7 @@ impl RedisStore {
     pub fn connect(config: &RedisConfig) -> Result<RedisStore, RedisSetupError> {
         let client =
             redis::Client::open(config.url.as_str()).map_err(|source| RedisSetupError::Url {
-                url: crate::redis_url::masked(&config.url),
+                url: crate::redis_client::masked(&config.url),
                 source,
             })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -171,7 +171,7 @@ impl RedisStore {
             .name("warden-limits-redis".to_string())
             .spawn(move || runtime.block_on(run(client, timeout, receiver)))?;
         Ok(RedisStore {
-            shown: crate::redis_url::masked(&config.url),
+            shown: crate::redis_client::masked(&config.url),
             timeout: config.timeout,
             on_failure: config.on_failure,
             jobs,
@@ -253,16 +253,7 @@ impl RedisStore {
         self.jobs
             .send(Job { keys, args, reply })
             .map_err(|_| RedisFailure::Stopped)?;
-        let wait = || answer.recv_timeout(self.timeout);
-        // On the server's workers, the wait hands the worker's other tasks to another thread.
-        let on_workers = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
-        let answered = if on_workers {
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        };
+        let answered = crate::redis_client::blocking(|| answer.recv_timeout(self.timeout));
         match answered {
             Ok(result) => Ok(result?),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {

@@ -320,6 +320,7 @@ impl Walker {
                 self.expr(base);
                 self.entity(ty);
             }
+            ExprKind::If { .. } => expr.for_each_child(|child| self.expr(child)),
         }
     }
 }

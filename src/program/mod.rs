@@ -74,6 +74,27 @@ impl Compare {
     }
 }
 
+/// The tests on an IP address or range (`is_loopback(context.ip)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IpTest {
+    V4,
+    V6,
+    Loopback,
+    Multicast,
+}
+
+impl IpTest {
+    /// The function that makes this test, as the policy names it.
+    pub fn function(self) -> &'static str {
+        match self {
+            IpTest::V4 => "is_ipv4",
+            IpTest::V6 => "is_ipv6",
+            IpTest::Loopback => "is_loopback",
+            IpTest::Multicast => "is_multicast",
+        }
+    }
+}
+
 /// Calendar fields read in a time zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CalendarField {
@@ -128,11 +149,17 @@ pub enum Node {
     Sub(NodeId, NodeId),
     In(NodeId, NodeId),
     Contains(NodeId, NodeId),
+    ContainsAll(NodeId, NodeId),
+    ContainsAny(NodeId, NodeId),
+    IsEmpty(NodeId),
+    /// `if c then a else b`: only the branch taken is evaluated.
+    If(NodeId, NodeId, NodeId),
     Like(NodeId, Arc<Pattern>),
     Is(NodeId, Arc<str>),
     /// A calendar field of a time in a zone (index into [`Program::zones`]).
     Calendar(CalendarField, NodeId, u32),
     InRange(NodeId, NodeId, NodeId),
+    Ip(IpTest, NodeId),
     SetOf(Box<[NodeId]>),
     RecordOf(Box<[(Arc<str>, NodeId)]>),
 }
@@ -280,7 +307,7 @@ pub struct Program {
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
     /// The `route` declarations, for gateways' forward-auth requests.
-    pub routes: crate::gateway::routes::RouteTable,
+    pub routes: crate::check::route_table::RouteTable,
     /// The `capability` declarations, by name.
     pub capabilities: Box<[Capability]>,
     /// A number unique to this program in this process, so per-thread evaluation frames can

@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::data::store::Store;
 use crate::data::value::{EntityRef, Kind, Value, field_of};
-use crate::program::{CalendarField, Compare, Pattern};
+use crate::program::{CalendarField, Compare, IpTest, Pattern};
 
 /// Why an expression has no value. Small and allocation-free: messages are made on demand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,6 +205,71 @@ pub fn contains(set: &Value, member: &Value) -> OpResult<bool> {
             found: other.kind(),
         }),
     }
+}
+
+/// The members of a set, or an error naming the operator.
+fn members<'v>(value: &'v Value, op: &'static str) -> OpResult<&'v [Value]> {
+    match value {
+        Value::Set(members) => Ok(members),
+        other => Err(ErrorKind::Operand {
+            op,
+            expected: "a set",
+            found: other.kind(),
+        }),
+    }
+}
+
+/// `set contains all other`: every member of `other` is in `set` (both sorted, so one walk).
+pub fn contains_all(set: &Value, other: &Value) -> OpResult<bool> {
+    let (set, other) = (
+        members(set, "contains all")?,
+        members(other, "contains all")?,
+    );
+    let mut rest = set;
+    for wanted in other {
+        match rest.binary_search_by(|probe| probe.total_cmp(wanted)) {
+            Ok(at) => rest = rest.get(at + 1..).unwrap_or_default(),
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// `set contains any other`: some member of `other` is in `set`.
+pub fn contains_any(set: &Value, other: &Value) -> OpResult<bool> {
+    let (set, other) = (
+        members(set, "contains any")?,
+        members(other, "contains any")?,
+    );
+    Ok(other.iter().any(|wanted| {
+        set.binary_search_by(|probe| probe.total_cmp(wanted))
+            .is_ok()
+    }))
+}
+
+/// `set is empty`.
+pub fn is_empty(set: &Value) -> OpResult<bool> {
+    members(set, "is empty").map(<[Value]>::is_empty)
+}
+
+/// `is_ipv4(a)`, `is_loopback(a)`, …: a range is loopback or multicast when every address in
+/// it is (as Cedar's `isLoopback` and `isMulticast` decide).
+pub fn ip_test(test: IpTest, value: &Value) -> OpResult<bool> {
+    let Value::Ip(net) = value else {
+        return Err(ErrorKind::Operand {
+            op: test.function(),
+            expected: "Ip",
+            found: value.kind(),
+        });
+    };
+    Ok(match (test, net) {
+        (IpTest::V4, net) => matches!(net, ipnet::IpNet::V4(_)),
+        (IpTest::V6, net) => matches!(net, ipnet::IpNet::V6(_)),
+        (IpTest::Loopback, ipnet::IpNet::V4(n)) => n.addr().is_loopback() && n.prefix_len() >= 8,
+        (IpTest::Loopback, ipnet::IpNet::V6(n)) => n.addr().is_loopback() && n.prefix_len() == 128,
+        (IpTest::Multicast, ipnet::IpNet::V4(n)) => n.addr().is_multicast() && n.prefix_len() >= 4,
+        (IpTest::Multicast, ipnet::IpNet::V6(n)) => n.addr().is_multicast() && n.prefix_len() >= 8,
+    })
 }
 
 pub fn like(value: &Value, pattern: &Pattern) -> OpResult<bool> {

@@ -22,7 +22,7 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
 use crate::eval::explain;
-use crate::eval::request::{self, Parts, Wire};
+use crate::eval::request::{self, Malformed, Parts, Wire};
 use crate::eval::wire;
 use crate::eval::{self, Frame, RequestError};
 use crate::program::Program;
@@ -196,6 +196,21 @@ pub fn request_id(headers: &HeaderMap) -> record::RequestId<'_> {
     record::RequestId::Made { prefix, number }
 }
 
+/// A request as one of the readers left it, for [`Call::evaluate`].
+#[allow(
+    clippy::large_enum_variant,
+    reason = "passed once by value, never stored; boxing would allocate on the hot path"
+)]
+pub enum Read<'r> {
+    /// Parts of a JSON tree: the ordinary reader's, a batch item's.
+    Parts(&'r Parts<'r>),
+    /// The skeleton reader's: names borrowed, objects parsed.
+    Wire(&'r Wire<'r>),
+    /// Decoded in one pass ([`request::one_pass`]), with the subject as the body named it. It
+    /// holds no capability token: that reader leaves those bodies to the others.
+    Decoded(eval::Request, request::NamedSubject<'r>),
+}
+
 /// What became of one evaluation.
 pub enum Outcome {
     Decided {
@@ -204,7 +219,7 @@ pub enum Outcome {
         context: Option<JsonValue>,
     },
     /// Not well-formed: 400 for a single evaluation, an error item in a batch.
-    Failed(String),
+    Failed(Malformed),
 }
 
 impl<'s> Call<'s> {
@@ -237,7 +252,7 @@ impl<'s> Call<'s> {
             shape,
             request,
         );
-        call.identity = crate::gateway::authzen_identity(state, headers)?;
+        call.identity = crate::server::identity::authzen_identity(state, headers)?;
         // The token itself is never recorded; what it proved is, so that replay decides
         // with the same attributes.
         if let (Some(audit), Some((identity, subject_type))) = (&mut call.audit, &call.identity) {
@@ -295,51 +310,38 @@ impl<'s> Call<'s> {
         audit.builder.finish(&self.program.version, latency_us)
     }
 
-    /// Decides a request read the ordinary way (serde's JSON).
-    pub fn evaluate(&mut self, parts: &Parts<'_>) -> Outcome {
+    /// Decides a request as a reader left it: decoded through the program's declarations,
+    /// lent the subject token's attributes, presented with its capability token, decided,
+    /// counted against the limits and recorded.
+    pub fn evaluate(&mut self, read: Read<'_>) -> Outcome {
         let program = &*self.program;
-        let token = match capability_text(parts) {
-            Ok(token) => token,
-            Err(message) => return Outcome::Failed(message),
+        let (decoded, named, token) = match read {
+            Read::Parts(parts) => {
+                let token = match capability_text(parts) {
+                    Ok(token) => token,
+                    Err(malformed) => return Outcome::Failed(malformed),
+                };
+                let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
+                let named = (subject("type"), subject("id"));
+                (request::from_parts(program, parts, self.now), named, token)
+            }
+            Read::Wire(wire) => {
+                let token = match wire_capability_text(wire) {
+                    Ok(token) => token,
+                    Err(malformed) => return Outcome::Failed(malformed),
+                };
+                let named = (Some(wire.subject_type), Some(wire.subject_id));
+                (request::from_wire(program, wire, self.now), named, token)
+            }
+            Read::Decoded(request, (ty, id)) => (Ok(request), (Some(ty), Some(id)), None),
         };
         let mut refused = None;
-        let decoded = request::decode(program, parts, self.now).and_then(|mut request| {
-            let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
-            self.lend(program, (subject("type"), subject("id")), &mut request)?;
-            refused = self.present(program, token, &mut request);
-            Ok(request)
-        });
-        self.decide(decoded, refused)
-    }
-
-    /// Decides a request read straight from the body's bytes.
-    pub fn evaluate_wire(&mut self, wire: &Wire<'_>) -> Outcome {
-        let program = &*self.program;
-        let token = match wire_capability_text(wire) {
-            Ok(token) => token,
-            Err(message) => return Outcome::Failed(message),
-        };
-        let mut refused = None;
-        let decoded = request::decode_wire(program, wire, self.now).and_then(|mut request| {
-            let named = (Some(wire.subject_type), Some(wire.subject_id));
+        let decoded = decoded.and_then(|mut request| {
             self.lend(program, named, &mut request)?;
-            refused = self.present(program, token, &mut request);
+            refused = self.attach_capability(program, token, &mut request);
             Ok(request)
         });
         self.decide(decoded, refused)
-    }
-
-    /// Decides a request [`request::decode_text`] decoded (`named` is its subject as the body
-    /// wrote it). It holds no capability token: that decoder leaves those bodies alone.
-    fn evaluate_decoded(
-        &mut self,
-        mut request: eval::Request,
-        named: request::NamedSubject<'_>,
-    ) -> Outcome {
-        let program = &*self.program;
-        let named = (Some(named.0), Some(named.1));
-        let decoded = self.lend(program, named, &mut request).map(|()| request);
-        self.decide(decoded, None)
     }
 
     /// The subject token's verified attributes, for the subject it proved (`named` is the
@@ -351,7 +353,7 @@ impl<'s> Call<'s> {
         request: &mut eval::Request,
     ) -> Result<(), RequestError> {
         match &self.identity {
-            Some((identity, subject_type)) => crate::gateway::lend_attributes(
+            Some((identity, subject_type)) => request::lend_attributes(
                 program,
                 named,
                 (subject_type, &identity.subject),
@@ -362,21 +364,22 @@ impl<'s> Call<'s> {
         }
     }
 
-    /// Presents a capability token with the request: why it grants nothing when it does not
+    /// Attaches a capability token to the request: why it grants nothing when it does not
     /// verify (the request is then decided without it).
-    fn present(
+    fn attach_capability(
         &self,
         program: &Program,
         token: Option<&str>,
         request: &mut eval::Request,
     ) -> Option<String> {
         let token = token?;
-        match present(self.capabilities.as_deref(), program, token, self.now) {
+        let verifier = self.capabilities.as_deref();
+        match crate::capability::present::present_to(verifier, program, token, self.now) {
             Ok(presented) => {
                 request.capability = Some(presented);
                 None
             }
-            Err(why) => Some(why),
+            Err(why) => Some(why.to_string()),
         }
     }
 
@@ -415,7 +418,8 @@ impl<'s> Call<'s> {
         let request = match decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
-            Err(RequestError::Invalid(message)) => {
+            Err(RequestError::Invalid(reason)) => {
+                let message = reason.to_string();
                 if let Some(audit) = &mut self.audit {
                     audit.record(program, Err(&message));
                 }
@@ -479,47 +483,32 @@ pub fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
 }
 
 /// [`capability_text`] for a request read from the body's bytes.
-fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, String> {
+fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, Malformed> {
     use crate::data::json::JsonKind;
     let Some(JsonKind::Object(members)) = wire.context.map(|context| &context.kind) else {
         return Ok(None);
     };
     match members
         .iter()
-        .find(|(key, _, _)| key == request::CAPABILITY_KEY)
+        .find(|(key, _, _)| key == crate::check::schema::CAPABILITY_KEY)
         .map(|(_, _, value)| &value.kind)
     {
         None | Some(JsonKind::Null) => Ok(None),
         Some(JsonKind::String(token)) => Ok(Some(token)),
-        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
+        Some(_) => Err(Malformed::CapabilityNotText),
     }
 }
 
 /// The token in `context.capability`, when there is one (it must be a string).
-fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, String> {
+fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> {
     match parts
         .context
-        .and_then(|context| context.get(request::CAPABILITY_KEY))
+        .and_then(|context| context.get(crate::check::schema::CAPABILITY_KEY))
     {
         None | Some(JsonValue::Null) => Ok(None),
         Some(JsonValue::String(token)) => Ok(Some(token)),
-        Some(_) => Err("`context.capability` must be a capability token (a string)".to_string()),
+        Some(_) => Err(Malformed::CapabilityNotText),
     }
-}
-
-/// Verifies a presented token and reads it against `program`; why not, for explanations.
-pub fn present(
-    verifier: Option<&crate::capability::present::Verifier>,
-    program: &Program,
-    token: &str,
-    now: Timestamp,
-) -> Result<Arc<crate::eval::capability::Presented>, String> {
-    let Some(verifier) = verifier else {
-        return Err("capabilities are not configured on this Warden".to_string());
-    };
-    verifier
-        .present(program, token, now)
-        .map_err(|error| error.to_string())
 }
 
 /// What the explanation says about a presented token: granted, or why not.
@@ -598,12 +587,37 @@ async fn evaluation(
     headers: HeaderMap,
     body: Result<AuthzenBody, ApiError>,
 ) -> Response {
+    endpoint(&state, &headers, body, Endpoint::Evaluation).await
+}
+
+async fn evaluations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<AuthzenBody, ApiError>,
+) -> Response {
+    endpoint(&state, &headers, body, Endpoint::Evaluations).await
+}
+
+/// Answers a call of either evaluation endpoint, queues its audit record and counts it.
+async fn endpoint(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<AuthzenBody, ApiError>,
+    endpoint: Endpoint,
+) -> Response {
     let started = started(&body);
+    let batch = matches!(endpoint, Endpoint::Evaluations);
     let mut record = None;
-    let result =
-        body.and_then(|body| respond(&state, &headers, &body, false, Readers::All, &mut record));
-    audit_submit(&state, record).await;
-    finish(&state, Endpoint::Evaluation, started, result)
+    let result = body.and_then(|body| {
+        respond(
+            incoming(state, headers, &body),
+            batch,
+            Readers::All,
+            &mut record,
+        )
+    });
+    audit_submit(state, record).await;
+    finish(state, endpoint, started, result)
 }
 
 /// Which readers a call may be read with: all of them (what the server does), or only the
@@ -615,25 +629,31 @@ pub enum Readers {
     Ordinary,
 }
 
+/// One call to an evaluation endpoint, as every reader of it sees it.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    body: &'a AuthzenBody,
+}
+
 /// Answers an evaluation call (or, with `batch`, an evaluations call).
 fn respond(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &AuthzenBody,
+    incoming: Incoming<'_>,
     batch: bool,
     readers: Readers,
     record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
     if readers == Readers::All
-        && let Some(result) = fast(state, headers, body, batch, record)
+        && let Some(result) = fast(incoming, batch, record)
     {
         return result;
     }
     if batch {
-        return self::batch(state, headers, body, record);
+        return self::batch(incoming, record);
     }
-    let object = body.object()?;
-    single(state, headers, body, &object, record)
+    let object = incoming.body.object()?;
+    single(incoming, &object, record)
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
@@ -647,8 +667,14 @@ pub fn answer_body(
 ) -> (u16, Vec<u8>) {
     let body = AuthzenBody::new(axum::body::Bytes::copy_from_slice(bytes), state);
     let mut record = None;
-    let response = respond(state, &HeaderMap::new(), &body, batch, readers, &mut record)
-        .unwrap_or_else(IntoResponse::into_response);
+    let headers = HeaderMap::new();
+    let response = respond(
+        incoming(state, &headers, &body),
+        batch,
+        readers,
+        &mut record,
+    )
+    .unwrap_or_else(IntoResponse::into_response);
     let status = response.status().as_u16();
     // Every answer is a whole body in memory: one poll collects it.
     let mut collect = std::pin::pin!(axum::body::to_bytes(response.into_body(), usize::MAX));
@@ -667,13 +693,28 @@ pub async fn audit_submit(state: &AppState, record: Option<Record>) {
     }
 }
 
+fn incoming<'a>(
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    body: &'a AuthzenBody,
+) -> Incoming<'a> {
+    Incoming {
+        state,
+        headers,
+        body,
+    }
+}
+
 fn single(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &AuthzenBody,
+    incoming: Incoming<'_>,
     object: &Map<String, JsonValue>,
     record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
+    let Incoming {
+        state,
+        headers,
+        body,
+    } = incoming;
     let parts = parts(object)?;
     let program = state.snapshot(body.started)?;
     let mut call = Call::for_request(
@@ -684,7 +725,7 @@ fn single(
         Shape::Single,
         RequestText::Unchecked(body.text()?),
     )?;
-    let outcome = call.evaluate(&parts);
+    let outcome = call.evaluate(Read::Parts(&parts));
     *record = call.take_record();
     answer_single(state, &call.program, outcome)
 }
@@ -695,7 +736,7 @@ fn answer_single(
     outcome: Outcome,
 ) -> Result<Response, ApiError> {
     match outcome {
-        Outcome::Failed(message) => Err(ApiError::BadRequest(message)),
+        Outcome::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
         Outcome::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             let body: Body = match context {
@@ -770,25 +811,12 @@ impl Semantic {
     }
 }
 
-async fn evaluations(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<AuthzenBody, ApiError>,
-) -> Response {
-    let started = started(&body);
-    let mut record = None;
-    let result =
-        body.and_then(|body| respond(&state, &headers, &body, true, Readers::All, &mut record));
-    audit_submit(&state, record).await;
-    finish(&state, Endpoint::Evaluations, started, result)
-}
-
-fn batch(
-    state: &AppState,
-    headers: &HeaderMap,
-    raw: &AuthzenBody,
-    record: &mut Option<Record>,
-) -> Result<Response, ApiError> {
+fn batch(incoming: Incoming<'_>, record: &mut Option<Record>) -> Result<Response, ApiError> {
+    let Incoming {
+        state,
+        headers,
+        body: raw,
+    } = incoming;
     let object = raw.object()?;
     let body = &object;
     let items = match body.get("evaluations") {
@@ -800,7 +828,7 @@ fn batch(
     let semantic = Semantic::parse(body.get("options"))?;
     // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
     let Some(items) = items else {
-        return single(state, headers, raw, body, record);
+        return single(incoming, body, record);
     };
     let program = state.snapshot(raw.started)?;
     let mut call = Call::for_request(
@@ -817,7 +845,7 @@ fn batch(
         call.at_item(index);
         // An item's key replaces the default whole; `null` counts as absent.
         let outcome = match Parts::batch_item(body, entry) {
-            Ok(parts) => call.evaluate(&parts),
+            Ok(parts) => call.evaluate(Read::Parts(&parts)),
             Err(message) => Outcome::Failed(message),
         };
         if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
@@ -841,7 +869,7 @@ fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome
             allowed
         }
         Outcome::Failed(message) => {
-            let context = json!({ "error": { "status": 400, "message": message } });
+            let context = json!({ "error": { "status": 400, "message": message.to_string() } });
             write_item(out, false, Some(&context));
             false
         }
@@ -859,7 +887,7 @@ struct Objects {
 }
 
 impl Objects {
-    fn read(parts: &wire::Parts<'_>) -> Result<Objects, RequestError> {
+    fn read(parts: &wire::TextParts<'_>) -> Result<Objects, RequestError> {
         Ok(Objects {
             subject: request::raw_object(
                 parts.subject.and_then(|s| s.properties),
@@ -886,7 +914,7 @@ impl Objects {
 }
 
 /// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
-fn names_need_masking(masking: &record::Masking, parts: &wire::Parts<'_>) -> bool {
+fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) -> bool {
     let entity = |e: Option<wire::Entity<'_>>| {
         e.is_some_and(|e| masking.needs_text(e.ty) || masking.needs_text(e.id))
     };
@@ -930,14 +958,17 @@ fn request_text<'t>(
 /// part missing or not well-formed — decided nothing yet, so that path answers exactly as it
 /// always has (naming what is wrong).
 fn fast(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &AuthzenBody,
+    incoming: Incoming<'_>,
     batch: bool,
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
+    let Incoming {
+        state,
+        headers,
+        body,
+    } = incoming;
     let text = std::str::from_utf8(&body.bytes).ok()?;
-    if !batch && let Some(answered) = fast_single(state, headers, body, text, record) {
+    if !batch && let Some(answered) = fast_single(incoming, text, record) {
         return Some(answered);
     }
     let read = wire::read(text)?;
@@ -952,9 +983,7 @@ fn fast(
         };
         if let Some(items) = read.evaluations.as_ref().filter(|items| !items.is_empty()) {
             return fast_batch(
-                state,
-                headers,
-                body,
+                incoming,
                 text,
                 &read,
                 items,
@@ -994,28 +1023,31 @@ fn fast(
             Shape::Single,
             request,
         )?;
-        let outcome = call.evaluate_wire(&wire);
+        let outcome = call.evaluate(Read::Wire(&wire));
         *record = call.take_record();
         answer_single(state, &call.program, outcome)
     };
     Some(answer())
 }
 
-/// A single evaluation decoded in one pass from its text ([`request::decode_text`], what
-/// `decode_bytes` and the peer harness use): no skeleton, no JSON tree for `properties` and
+/// A single evaluation decoded in one pass from its text ([`request::one_pass`], what
+/// `request::read` and the peer harness use): no skeleton, no JSON tree for `properties` and
 /// `context`. `None` for every body that decoder leaves alone (anything unusual, every
 /// error, a capability token): the skeleton reader then answers, as it always has.
 fn fast_single(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &AuthzenBody,
+    incoming: Incoming<'_>,
     text: &str,
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
+    let Incoming {
+        state,
+        headers,
+        body,
+    } = incoming;
     // A server that cannot answer (no program yet, shutting down) says so on the other paths.
     let program = state.snapshot(body.started).ok()?;
     // The call's own `now` replaces this placeholder below: decoding does not depend on it.
-    let (mut request, named) = request::decode_text(&program, text, Timestamp::UNIX_EPOCH)?;
+    let (mut request, named) = request::one_pass(&program, text, Timestamp::UNIX_EPOCH)?;
     let answer = || {
         // Read whole for what needs masking, as the skeleton path's parsed trees are: a clean
         // request is recorded as sent.
@@ -1026,25 +1058,27 @@ fn fast_single(
         let mut call =
             Call::for_request(state, headers, program, body.started, Shape::Single, text)?;
         request.now = call.now;
-        let outcome = call.evaluate_decoded(request, named);
+        let outcome = call.evaluate(Read::Decoded(request, named));
         *record = call.take_record();
         answer_single(state, &call.program, outcome)
     };
     Some(answer())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fast_batch(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &AuthzenBody,
+    incoming: Incoming<'_>,
     text: &str,
     read: &wire::Body<'_>,
-    items: &[wire::Parts<'_>],
+    items: &[wire::TextParts<'_>],
     semantic: Semantic,
     options: Option<&JsonValue>,
     record: &mut Option<Record>,
 ) -> Option<Result<Response, ApiError>> {
+    let Incoming {
+        state,
+        headers,
+        body,
+    } = incoming;
     // Every `properties` and `context` read before anything is decided.
     let defaults = Objects::read(&read.parts).ok()?;
     let mut own = Vec::with_capacity(items.len());
@@ -1087,8 +1121,8 @@ fn fast_batch(
                 None => defaults.context.as_ref(),
             };
             let outcome = match (subject, action, resource) {
-                (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => call
-                    .evaluate_wire(&Wire {
+                (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => {
+                    call.evaluate(Read::Wire(&Wire {
                         subject_type: subject.ty,
                         subject_id: subject.id,
                         subject_properties: sp,
@@ -1098,10 +1132,11 @@ fn fast_batch(
                         resource_id: resource.id,
                         resource_properties: rp,
                         context,
-                    }),
-                (None, _, _) => Outcome::Failed("missing `subject`".to_string()),
-                (_, None, _) => Outcome::Failed("missing `action`".to_string()),
-                (_, _, None) => Outcome::Failed("missing `resource`".to_string()),
+                    }))
+                }
+                (None, _, _) => Outcome::Failed(Malformed::Missing("subject".to_string())),
+                (_, None, _) => Outcome::Failed(Malformed::Missing("action".to_string())),
+                (_, _, None) => Outcome::Failed(Malformed::Missing("resource".to_string())),
             };
             if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
                 break;

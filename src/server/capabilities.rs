@@ -116,7 +116,8 @@ fn mint_call(
 ) -> Result<Response, ApiError> {
     let verifier = verifier(state)?;
     let program = state.snapshot(started)?;
-    let Some((identity, subject_type)) = crate::gateway::subject_token_identity(state, headers)?
+    let Some((identity, subject_type)) =
+        crate::server::identity::subject_token_identity(state, headers)?
     else {
         return Err(ApiError::InvalidSubjectToken(format!(
             "minting needs the minter's verified token in `{}`",

@@ -696,7 +696,7 @@ fn resolve_rate_limit_redis(
     {
         return Err(ConfigError(format!(
             "`rate_limit_redis`: `{}` is not a Redis URL; write `redis://HOST:PORT`",
-            crate::redis_url::masked(&url)
+            crate::redis_client::masked(&url)
         )));
     }
     let timeout = match layer.rate_limit_redis_timeout_ms {

@@ -31,7 +31,7 @@ impl Config {
             require_tests: Some(self.require_tests),
             trust_forwarded: Some(self.trust_forwarded),
             public_url: self.public_url.clone(),
-            api_key_sha256: Some(self.api_keys.iter().map(|d| hex(d)).collect()),
+            api_key_sha256: Some(self.api_keys.iter().map(hex).collect()),
             search_page_limit: Some(self.search_page_limit),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
@@ -92,14 +92,14 @@ impl Config {
             rate_limit_redis: self
                 .rate_limit_redis
                 .as_ref()
-                .map(|r| crate::redis_url::masked(&r.url)),
+                .map(|r| crate::redis_client::masked(&r.url)),
             rate_limit_redis_timeout_ms: self.rate_limit_redis.as_ref().map(|r| millis(r.timeout)),
             rate_limit_redis_failure: self.rate_limit_redis.as_ref().map(|r| r.on_failure),
             revocations_redis: self
                 .capabilities
                 .revocations_redis
                 .as_deref()
-                .map(crate::redis_url::masked),
+                .map(crate::redis_client::masked),
             audit_path: self.audit.as_ref().map(|a| a.path.clone()),
             audit_key_file: self.audit.as_ref().and_then(|a| a.key_file.clone()),
             audit_mode: self.audit.as_ref().map(|a| a.mode),

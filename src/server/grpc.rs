@@ -50,9 +50,9 @@ use tonic::{Code, Request, Response, Status};
 use tonic_health::ServingStatus;
 
 use crate::gateway::GatewayConfig;
-use crate::gateway::forward::{self, Call, Flavour, Original, Outcome};
 use crate::server::AppState;
 use crate::server::connections::Accept;
+use crate::server::forward::{self, Call, Flavour, Original, Outcome};
 use crate::server::listen::{Bound, SocketFile};
 use crate::server::tls::TlsState;
 

@@ -17,7 +17,9 @@ pub mod deadline;
 pub mod effective;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod grpc;
+pub mod identity;
 pub mod listen;
 pub mod metrics;
 pub mod ops;
@@ -206,7 +208,7 @@ impl AppState {
 pub fn api_router(state: Arc<AppState>) -> Router {
     authzen::routes(state.clone())
         .merge(capabilities::routes(&state))
-        .merge(crate::gateway::forward::routes(&state))
+        .merge(forward::routes(&state))
         .with_state(state)
 }
 
@@ -497,10 +499,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         // It stops at shutdown, like the reloader.
         tokio::spawn(bundler.poll(state.clone(), shutdown.subscribe()));
     }
-    let key_watcher = tokio::spawn(crate::gateway::watch_keys(
-        state.clone(),
-        Duration::from_secs(1),
-    ));
+    let key_watcher = tokio::spawn(identity::watch_keys(state.clone(), Duration::from_secs(1)));
     tracing::info!(
         address = %endpoint,
         grpc = %grpc_endpoint.as_ref().map_or("none".to_string(), ToString::to_string),

@@ -56,7 +56,7 @@ pub fn build(
     files.sort();
     let engine = Engine::from_loaded(loaded).map_err(|failure| failure.diagnostics)?;
     if require_tests {
-        crate::testing::gate(dir, &engine)?;
+        crate::policytest::gate(dir, &engine)?;
     }
     let mut warnings = engine.warnings;
     warnings.extend(crate::check::claims::mapped_claims_in_denies(

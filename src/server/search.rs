@@ -253,7 +253,7 @@ fn required<'j>(body: &'j Map<String, JsonValue>, key: &str) -> Result<&'j JsonV
 fn decoded(result: Result<Request, RequestError>) -> Result<Option<Request>, ApiError> {
     match result {
         Ok(request) => Ok(Some(request)),
-        Err(RequestError::Malformed(message)) => Err(ApiError::BadRequest(message)),
+        Err(RequestError::Malformed(message)) => Err(ApiError::BadRequest(message.to_string())),
         Err(RequestError::Invalid(_)) => Ok(None),
     }
 }
@@ -321,7 +321,7 @@ fn entities(
             context: body.get("context"),
         }
     };
-    let Some(mut request) = decoded(request::decode(program, &parts, now))? else {
+    let Some(mut request) = decoded(request::from_parts(program, &parts, now))? else {
         return Ok(None);
     };
     let fixed = if searched == Searched::Subject {
@@ -370,7 +370,7 @@ fn actions(
     // A probe with no action name finds malformed subjects and resources (they are read
     // first), and whether the two are stored.
     let no_action = json!({ "name": "" });
-    let probe = request::decode(
+    let probe = request::from_parts(
         program,
         &Parts {
             subject,
@@ -381,7 +381,7 @@ fn actions(
         now,
     );
     if let Err(RequestError::Malformed(message)) = probe {
-        return Err(ApiError::BadRequest(message));
+        return Err(ApiError::BadRequest(message.to_string()));
     }
     let known = |entity: &JsonValue| {
         let text = |key: &str| entity.get(key).and_then(JsonValue::as_str);
@@ -425,7 +425,7 @@ fn actions(
             context,
         };
         // Invalid for this action (e.g. context not what it declares): not allowed.
-        if let Some(request) = decoded(request::decode(program, &parts, now))?
+        if let Some(request) = decoded(request::from_parts(program, &parts, now))?
             && eval::decide(program, &request).allowed
         {
             results.push(Found::Action {

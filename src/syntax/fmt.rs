@@ -91,12 +91,12 @@ fn is_keyword(text: &str) -> bool {
     Token::KEYWORDS.contains(&text)
 }
 
-fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     format!("\"{}\"", escape(text))
 }
 
 /// An action name: bare when it is a plain identifier, quoted otherwise.
-fn action_name_text(text: &str) -> String {
+pub(crate) fn action_name_text(text: &str) -> String {
     if is_identifier(text) && !is_keyword(text) {
         text.to_string()
     } else {
@@ -106,7 +106,7 @@ fn action_name_text(text: &str) -> String {
 
 /// A record key, attribute declaration or `has` target: bare when the grammar takes it bare
 /// (any identifier or keyword but `properties`), quoted otherwise.
-fn key_text(text: &str) -> String {
+pub(crate) fn key_text(text: &str) -> String {
     if is_identifier(text) && text != "properties" {
         text.to_string()
     } else {
@@ -164,6 +164,9 @@ pub fn duration_text(millis: i64) -> String {
 /// needs is parenthesised.
 fn binding(expr: &Expr) -> u8 {
     match &expr.kind {
+        // Its `else` branch reaches as far right as it can: parenthesised wherever an
+        // operand stands.
+        ExprKind::If { .. } => 0,
         ExprKind::Binary { op, .. } => match op {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
@@ -173,7 +176,13 @@ fn binding(expr: &Expr) -> u8 {
         ExprKind::Unary {
             op: UnaryOp::Not, ..
         } => 3,
-        ExprKind::Has { .. } | ExprKind::Like { .. } | ExprKind::Is { .. } => 4,
+        ExprKind::Has { .. }
+        | ExprKind::Like { .. }
+        | ExprKind::Is { .. }
+        | ExprKind::Unary {
+            op: UnaryOp::IsEmpty,
+            ..
+        } => 4,
         ExprKind::Unary {
             op: UnaryOp::Neg, ..
         } => 6,
@@ -1543,6 +1552,10 @@ impl<'a> Printer<'a> {
                     self.keyword("-");
                     self.expr(operand, 6);
                 }
+                UnaryOp::IsEmpty => {
+                    self.expr(operand, 5);
+                    self.keyword(" is empty");
+                }
             },
             ExprKind::Binary { op, lhs, rhs } => {
                 let (left, right) = operand_bindings(*op);
@@ -1564,6 +1577,18 @@ impl<'a> Printer<'a> {
                 self.expr(base, 5);
                 self.keyword(" is ");
                 self.token(ty.span, &ty.name);
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.keyword("if ");
+                self.expr(cond, 0);
+                self.keyword(" then ");
+                self.expr(then, 0);
+                self.keyword(" else ");
+                self.expr(otherwise, 0);
             }
         }
     }

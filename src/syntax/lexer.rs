@@ -58,10 +58,75 @@ pub fn lex(text: &str) -> Lexed<'_> {
             Err(error) => errors.push((error, span)),
         }
     }
+    mark_set_words(&mut tokens);
     Lexed {
         tokens,
         comments,
         errors,
+    }
+}
+
+/// Gives `all` and `any` after `contains`, and `empty` after `is`, the tokens of the set
+/// tests (`s contains all t`, `s contains any t`, `s is empty`). They stay names everywhere
+/// else, so a role, a group or an action may still be called `all` or `empty`.
+///
+/// `all` or `any` after `contains` is a `let` only when no operand follows it
+/// (`s contains all and x`); where an operand follows (`[`, `(`, a name, a variable, a
+/// literal), it is the set test. `is empty` is always the emptiness test, so an entity type named `empty` is
+/// not tested with `is`.
+fn mark_set_words(tokens: &mut [Spanned<'_>]) {
+    for index in 1..tokens.len() {
+        let after_contains = matches!(tokens.get(index - 1), Some((_, Token::Contains, _)));
+        let after_is = matches!(tokens.get(index - 1), Some((_, Token::Is, _)));
+        if !after_contains && !after_is {
+            continue;
+        }
+        // (A name that starts the next item or clause, `limit` or `lifetime`, is no operand.)
+        let next_starts_an_operand = match tokens.get(index + 1).map(|(_, t, _)| t) {
+            Some(Token::Ident(name)) => {
+                !matches!(*name, "limit" | "lifetime" | "mint" | "delegable")
+            }
+            // An entity literal whose type is a keyword: `route::"r1"`.
+            Some(keyword) if keyword.is_keyword() && !matches!(keyword, Token::Not) => {
+                matches!(tokens.get(index + 2), Some((_, Token::ColonColon, _)))
+                    || matches!(
+                        keyword,
+                        Token::Subject
+                            | Token::Resource
+                            | Token::Context
+                            | Token::True
+                            | Token::False
+                    )
+                    || *keyword == Token::Action
+                // (`action view on Photo` declares the next item.)
+                && !matches!(
+                    tokens.get(index + 2),
+                    Some((_, Token::Ident(_) | Token::Str(_) | Token::Group, _))
+                )
+            }
+            next => matches!(
+                next,
+                Some(
+                    Token::LBracket
+                        | Token::LParen
+                        | Token::LBrace
+                        | Token::Str(_)
+                        | Token::Int(_)
+                        | Token::Duration(_)
+                        | Token::Minus
+                )
+            ),
+        };
+        let Some((_, token, _)) = tokens.get_mut(index) else {
+            continue;
+        };
+        let word = match &*token {
+            Token::Ident("all") if after_contains && next_starts_an_operand => Token::All,
+            Token::Ident("any") if after_contains && next_starts_an_operand => Token::Any,
+            Token::Ident("empty") if after_is => Token::Empty,
+            _ => continue,
+        };
+        *token = word;
     }
 }
 
@@ -293,6 +358,46 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
         match token {
             // A keyword used as a name (`x.if`) is inside an expression: it resets nothing.
             _ if names.get(index).copied().unwrap_or(false) => {}
+            // An `if` inside an expression (`x == if c then a else b`) is an operator.
+            Token::If
+                if index.checked_sub(1).is_some_and(|previous| {
+                    matches!(
+                        tokens.get(previous).map(|(_, t, _)| t),
+                        Some(
+                            Token::If
+                                | Token::Unless
+                                | Token::Then
+                                | Token::Else
+                                | Token::LParen
+                                | Token::LBracket
+                                | Token::Comma
+                                | Token::Colon
+                                | Token::Assign
+                                | Token::And
+                                | Token::Or
+                                | Token::Not
+                                | Token::EqEq
+                                | Token::NotEq
+                                | Token::Lt
+                                | Token::Le
+                                | Token::Gt
+                                | Token::Ge
+                                | Token::In
+                                | Token::Contains
+                                | Token::All
+                                | Token::Any
+                                | Token::Plus
+                                | Token::Minus
+                                | Token::At
+                        )
+                    )
+                }) =>
+            {
+                size += 1;
+                if size > MAX_EXPRESSION_SIZE {
+                    return Some(Span::new(*l, *r));
+                }
+            }
             // Tokens that can only stand between expressions start a new count.
             Token::Allow
             | Token::Deny
@@ -329,7 +434,9 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             | Token::Like
             | Token::Is
             | Token::Plus
-            | Token::Minus => {
+            | Token::Minus
+            | Token::Then
+            | Token::Else => {
                 size += 1;
                 if size > MAX_EXPRESSION_SIZE {
                     return Some(Span::new(*l, *r));

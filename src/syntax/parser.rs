@@ -91,7 +91,7 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         if let Some((l, token @ Token::Ident(word), r)) = tokens.first()
             && *word != "limit"
         {
-            let error = unexpected(token, Span::new(*l, *r), &[], true);
+            let error = unexpected(token, Span::new(*l, *r), &[], true, "");
             diagnostics.push(Diagnostic::in_file(error, source));
             continue;
         }
@@ -102,9 +102,10 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         });
         match parser.parse(stream) {
             Ok(item) => items.push(*item),
-            Err(error) => {
-                diagnostics.push(Diagnostic::in_file(parse_error(error, item_span), source))
-            }
+            Err(error) => diagnostics.push(Diagnostic::in_file(
+                parse_error(error, item_span, text),
+                source,
+            )),
         }
     }
 
@@ -414,7 +415,13 @@ fn lex_error(error: &LexError, span: Span, source: &SourceFile) -> SyntaxError {
     }
 }
 
-fn parse_error(error: ParseError<usize, Token<'_>, ItemError>, item_span: Span) -> SyntaxError {
+/// `text` is the whole file: what stands before a token the parser refused can name the Cedar
+/// construct the author had in mind (`s.containsAll(` before a `(`).
+fn parse_error(
+    error: ParseError<usize, Token<'_>, ItemError>,
+    item_span: Span,
+    text: &str,
+) -> SyntaxError {
     match error {
         ParseError::User { error } => SyntaxError::Invalid {
             message: error.message,
@@ -426,11 +433,15 @@ fn parse_error(error: ParseError<usize, Token<'_>, ItemError>, item_span: Span) 
             expected,
         } => {
             let at_item_start = item_span.start as usize == l;
-            unexpected(&token, Span::new(l, r), &expected, at_item_start)
+            let before = text.get(item_span.start as usize..l).unwrap_or("");
+            unexpected(&token, Span::new(l, r), &expected, at_item_start, before)
         }
         ParseError::ExtraToken {
             token: (l, token, r),
-        } => unexpected(&token, Span::new(l, r), &[], false),
+        } => {
+            let before = text.get(item_span.start as usize..l).unwrap_or("");
+            unexpected(&token, Span::new(l, r), &[], false, before)
+        }
         ParseError::UnrecognizedEof { expected, .. } => {
             let end = item_span.end as usize;
             let expected_text = describe_expected(&expected);
@@ -457,11 +468,35 @@ fn parse_error(error: ParseError<usize, Token<'_>, ItemError>, item_span: Span) 
     }
 }
 
+/// A Cedar method call (`.containsAll(`, `.isEmpty(`) ending `before`, the text of the item up
+/// to a `(` the parser refused: Warden's spelling of it.
+fn cedar_method(before: &str) -> Option<String> {
+    let trimmed = before.trim_end();
+    let word_start = trimmed
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |at| at + 1);
+    let word = trimmed.get(word_start..)?;
+    if !trimmed.get(..word_start)?.trim_end().ends_with('.') {
+        return None;
+    }
+    let (warden, cedar) = match word {
+        "containsAll" => ("s contains all t", "s.containsAll(t)"),
+        "containsAny" => ("s contains any t", "s.containsAny(t)"),
+        "isEmpty" => ("s is empty", "s.isEmpty()"),
+        "contains" => ("s contains v", "s.contains(v)"),
+        _ => return None,
+    };
+    Some(format!(
+        "Warden writes `{warden}` where Cedar writes `{cedar}`"
+    ))
+}
+
 fn unexpected(
     token: &Token<'_>,
     span: Span,
     expected: &[String],
     at_item_start: bool,
+    before: &str,
 ) -> SyntaxError {
     let found = token.describe();
     let expected_text = if at_item_start {
@@ -512,6 +547,24 @@ fn unexpected(
         Token::Assign if expects("\"==\"") => {
             Some("`=` is not an operator; did you mean `==`?".to_string())
         }
+        Token::LParen if cedar_method(before).is_some() => cedar_method(before),
+        // `x == if c then a else b`: the `if` was read as a type name (`if::"id"`).
+        _ if expected.len() == 1
+            && expects("\"::\"")
+            && before.trim_end().ends_with("if")
+            && !before.trim_end().ends_with("_if") =>
+        {
+            Some(
+                "an `if … then … else` that is an operand is written in parentheses: \
+                 `x == (if c then a else b)`"
+                    .to_string(),
+            )
+        }
+        Token::Star if expects("\"==\"") => Some(
+            "Warden has no multiplication: compare with a constant already multiplied \
+             (`x > 20` where Cedar writes `x * 2 > 40`)"
+                .to_string(),
+        ),
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),

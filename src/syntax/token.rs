@@ -53,6 +53,11 @@ pub enum Token<'s> {
     If,
     #[token("unless")]
     Unless,
+    /// `if C then A else B`, an expression.
+    #[token("then")]
+    Then,
+    #[token("else")]
+    Else,
     // Expressions.
     #[token("in")]
     In,
@@ -95,6 +100,12 @@ pub enum Token<'s> {
     Given,
     #[token("for")]
     For,
+    // Words that are names everywhere but right after `contains` (`s contains all t`,
+    // `s contains any t`) and `is` (`s is empty`); the lexer adapter gives them these tokens
+    // there (see `lexer::mark_set_words`), logos never does.
+    All,
+    Any,
+    Empty,
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice())]
     Ident(&'s str),
@@ -193,6 +204,8 @@ impl Token<'_> {
                 | Token::On
                 | Token::If
                 | Token::Unless
+                | Token::Then
+                | Token::Else
                 | Token::In
                 | Token::Has
                 | Token::Contains
@@ -231,6 +244,8 @@ impl Token<'_> {
         "on",
         "if",
         "unless",
+        "then",
+        "else",
         "in",
         "has",
         "contains",
@@ -281,6 +296,8 @@ impl Token<'_> {
             Token::On => "on",
             Token::If => "if",
             Token::Unless => "unless",
+            Token::Then => "then",
+            Token::Else => "else",
             Token::In => "in",
             Token::Has => "has",
             Token::Contains => "contains",
@@ -301,6 +318,9 @@ impl Token<'_> {
             Token::Data => "data",
             Token::Given => "given",
             Token::For => "for",
+            Token::All => "all",
+            Token::Any => "any",
+            Token::Empty => "empty",
             Token::Ident(_) => "name",
             Token::Int(_) => "integer",
             Token::Duration(_) => "duration",

@@ -136,7 +136,7 @@ fn deciding_the_examples_allocates_nothing_after_decoding() {
                 "action": {"name": action},
                 "resource": {"type": ty, "id": id},
             });
-            requests.push(request::decode_body(program, &body, now).unwrap());
+            requests.push(request::read(program, body.to_string().as_bytes(), now).unwrap());
         }
         let archive = json!({
             "subject": {"type": "User", "id": user},
@@ -144,7 +144,7 @@ fn deciding_the_examples_allocates_nothing_after_decoding() {
             "resource": {"type": "Album", "id": "trips"},
             "context": {"reason": "tidy"},
         });
-        requests.push(request::decode_body(program, &archive, now).unwrap());
+        requests.push(request::read(program, archive.to_string().as_bytes(), now).unwrap());
     }
     // The first pass sizes this thread's frame; from then on nothing may allocate.
     let first: Vec<bool> = requests
@@ -206,7 +206,7 @@ fn deciding_with_a_capability_allocates_nothing_after_decoding() {
                 "action": {"name": action},
                 "resource": {"type": ty, "id": id},
             });
-            let mut request = request::decode_body(program, &body, now).unwrap();
+            let mut request = request::read(program, body.to_string().as_bytes(), now).unwrap();
             request.capability = Some(verifier.present(program, token, now).unwrap());
             requests.push(request);
         }

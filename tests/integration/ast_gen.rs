@@ -17,11 +17,12 @@ fn span() -> Span {
     Span::default()
 }
 
-/// An identifier that is not a keyword.
+/// An identifier that is not a keyword (nor `all`, `any`: after `contains` they read as the
+/// set tests).
 pub fn ident() -> impl Strategy<Value = Ident> {
     "[A-Za-z_][A-Za-z0-9_]{0,6}"
         .prop_filter("keywords are not identifiers", |name| {
-            !Token::KEYWORDS.contains(&name.as_str())
+            !Token::KEYWORDS.contains(&name.as_str()) && name != "all" && name != "any"
         })
         .prop_map(|name| Ident { name, span: span() })
 }
@@ -137,6 +138,8 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
         BinaryOp::Ge,
         BinaryOp::In,
         BinaryOp::Contains,
+        BinaryOp::ContainsAll,
+        BinaryOp::ContainsAny,
         BinaryOp::Add,
         BinaryOp::Sub,
     ])
@@ -170,7 +173,21 @@ pub fn expr() -> impl Strategy<Value = Expr> {
                 .prop_map(|(op, lhs, rhs)| ExprKind::Binary { op, lhs, rhs }),
             (boxed.clone(), name()).prop_map(|(base, name)| ExprKind::Has { base, name }),
             (boxed.clone(), str_lit()).prop_map(|(base, pattern)| ExprKind::Like { base, pattern }),
-            (boxed, type_name()).prop_map(|(base, ty)| ExprKind::Is { base, ty }),
+            (boxed.clone(), type_name())
+                .prop_filter("`is empty` is the emptiness test", |(_, ty)| ty.name
+                    != "empty")
+                .prop_map(|(base, ty)| ExprKind::Is { base, ty }),
+            boxed.clone().prop_map(|operand| ExprKind::Unary {
+                op: UnaryOp::IsEmpty,
+                operand
+            }),
+            (boxed.clone(), boxed.clone(), boxed).prop_map(|(cond, then, otherwise)| {
+                ExprKind::If {
+                    cond,
+                    then,
+                    otherwise,
+                }
+            }),
         ]
         .prop_map(expr_of)
     })

@@ -9,19 +9,19 @@ use warden::eval::{self, RequestError, request};
 
 /// What a test checks about one decision.
 #[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    allowed: bool,
-    reasons: Vec<String>,
-    errors: Vec<String>,
+pub(crate) struct Outcome {
+    pub(crate) allowed: bool,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
-fn at(time: &str) -> jiff::Timestamp {
+pub(crate) fn at(time: &str) -> jiff::Timestamp {
     time.parse().unwrap()
 }
 
-fn decide_at(engine: &Engine, body: Value, now: jiff::Timestamp) -> Outcome {
+pub(crate) fn decide_at(engine: &Engine, body: Value, now: jiff::Timestamp) -> Outcome {
     let program = &engine.program;
-    let request = request::decode_body(program, &body, now).unwrap();
+    let request = request::read(program, body.to_string().as_bytes(), now).unwrap();
     let decision = eval::decide(program, &request);
     let id = |rule: warden::program::RuleId| program.rule(rule).unwrap().id.to_string();
     Outcome {
@@ -32,7 +32,7 @@ fn decide_at(engine: &Engine, body: Value, now: jiff::Timestamp) -> Outcome {
 }
 
 /// A Tuesday at 10:00 in Paris, before every ticket in the examples expires.
-const WORKDAY: &str = "2026-03-03T09:00:00Z";
+pub(crate) const WORKDAY: &str = "2026-03-03T09:00:00Z";
 
 fn examples() -> Engine {
     Engine::load(Path::new("policies")).unwrap()
@@ -50,7 +50,7 @@ fn ask(engine: &Engine, subject: &str, action: &str, resource: (&str, &str)) -> 
     )
 }
 
-fn held(reasons: &[&str]) -> Outcome {
+pub(crate) fn held(reasons: &[&str]) -> Outcome {
     Outcome {
         allowed: true,
         reasons: reasons.iter().map(|s| s.to_string()).collect(),
@@ -58,7 +58,7 @@ fn held(reasons: &[&str]) -> Outcome {
     }
 }
 
-fn denied(reasons: &[&str]) -> Outcome {
+pub(crate) fn denied(reasons: &[&str]) -> Outcome {
     Outcome {
         allowed: false,
         reasons: reasons.iter().map(|s| s.to_string()).collect(),
@@ -261,9 +261,9 @@ fn export_needs_the_office_network() {
 fn undeclared_types_actions_and_mistyped_values_are_denied_with_a_reason() {
     let engine = examples();
     let now = at(WORKDAY);
-    let decode = |body: Value| request::decode_body(&engine.program, &body, now);
+    let decode = |body: Value| request::read(&engine.program, body.to_string().as_bytes(), now);
     let invalid = |result: Result<eval::Request, RequestError>| match result {
-        Err(RequestError::Invalid(message)) => message,
+        Err(RequestError::Invalid(message)) => message.to_string(),
         other => panic!("expected an invalid request, got {other:?}"),
     };
     let message = invalid(decode(json!({
@@ -311,7 +311,7 @@ fn undeclared_types_actions_and_mistyped_values_are_denied_with_a_reason() {
 }
 
 /// Writes a one-file policy directory (plus data) and loads it.
-fn inline(policy: &str, data: Option<Value>) -> Engine {
+pub(crate) fn inline(policy: &str, data: Option<Value>) -> Engine {
     let dir = tempdir();
     std::fs::write(dir.join("policy.warden"), policy).unwrap();
     if let Some(data) = data {
@@ -336,7 +336,7 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-fn dynamic_request(action: &str, subject_props: Value, context: Value) -> Value {
+pub(crate) fn dynamic_request(action: &str, subject_props: Value, context: Value) -> Value {
     json!({
         "subject": {"type": "User", "id": "u", "properties": subject_props},
         "action": {"name": action},
@@ -548,9 +548,9 @@ fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
         r#"{"subject": ["User", "bob"], "action": {"name": "view"}, "resource": {"type": "Photo", "id": "p1"}}"#,
     ];
     for body in bodies {
-        let json: Value = serde_json::from_str(body).unwrap();
-        let slow = request::decode_body(program, &json, now);
-        let fast = request::decode_bytes(program, body.as_bytes(), now);
+        let slow =
+            request::read_with(program, body.as_bytes(), now, request::Reader::Ordinary).unwrap();
+        let fast = request::read(program, body.as_bytes(), now);
         match (slow, fast) {
             (Ok(slow), Ok(fast)) => {
                 let (a, b) = (eval::decide(program, &slow), eval::decide(program, &fast));
@@ -564,7 +564,7 @@ fn decoding_from_bytes_agrees_with_decoding_from_json_values() {
         }
     }
     assert!(matches!(
-        request::decode_bytes(program, b"{not json", now),
+        request::read(program, b"{not json", now),
         Err(RequestError::Malformed(_))
     ));
 }

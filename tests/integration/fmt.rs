@@ -82,7 +82,7 @@ fn corpus_snapshots() {
     });
 }
 
-fn warden_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+pub fn warden_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use warden::engine::Engine;
-use warden::testing::{self, Options, Status};
+use warden::policytest::{self, Options, Status};
 
 /// A small typed policy: owners read, admins write, a deny that errors on a string `x`.
 const POLICY: &str = r#"
@@ -642,7 +642,7 @@ test "a role given on one document, through a group" {
     assert_eq!(run.last_line(), "3 passed, 0 failed");
 
     let engine = Engine::load(&dir).unwrap();
-    let report = testing::run(&dir, &engine, &Options::default()).unwrap();
+    let report = policytest::run(&dir, &engine, &Options::default()).unwrap();
     // Two test stores; the test on production data runs on the production program.
     assert_eq!(report.compiled, 2);
     assert!(engine.program.store.lookup("User", "bob").is_none());
@@ -673,7 +673,7 @@ fn programs_are_compiled_once_per_distinct_store() {
     }
     let dir = with_tests(&tests);
     let engine = Engine::load(&dir).unwrap();
-    let report = testing::run(&dir, &engine, &Options::default()).unwrap();
+    let report = policytest::run(&dir, &engine, &Options::default()).unwrap();
     assert_eq!(report.passed(), 40);
     assert_eq!(report.compiled, 1);
 }
@@ -710,19 +710,19 @@ fn the_gate_passes_good_tests_and_locates_failures() {
         "test \"ok\" {\n  data \"data.json\"\n  allow User::\"alice\" read Doc::\"d1\"\n}\n",
     );
     let engine = Engine::load(&good).unwrap();
-    assert!(testing::gate(&good, &engine).is_ok());
+    assert!(policytest::gate(&good, &engine).is_ok());
 
     // No tests: nothing to refuse.
     let untested = directory(&[("policy.warden", POLICY)]);
     let engine = Engine::load(&untested).unwrap();
-    assert!(testing::gate(&untested, &engine).is_ok());
+    assert!(policytest::gate(&untested, &engine).is_ok());
 
     let bad = with_tests(
         "test \"ok\" {\n  data \"data.json\"\n  allow User::\"alice\" read Doc::\"d1\"\n}\n\
          test \"not ok\" {\n  data \"data.json\"\n  allow User::\"root\" read Doc::\"d1\"\n  deny User::\"alice\" read Doc::\"d1\"\n}\n",
     );
     let engine = Engine::load(&bad).unwrap();
-    let diagnostics = testing::gate(&bad, &engine).unwrap_err();
+    let diagnostics = policytest::gate(&bad, &engine).unwrap_err();
     assert_eq!(diagnostics.len(), 2);
     let t = bad.join("tests/t.warden").display().to_string();
     assert_eq!(diagnostics[0].location(), Some(format!("{t}:7:3")));
@@ -746,7 +746,7 @@ fn the_gate_passes_good_tests_and_locates_failures() {
         "test \"t\" {\n  data \"gone.json\"\n  allow User::\"alice\" read Doc::\"d1\"\n}\n",
     );
     let engine = Engine::load(&missing).unwrap();
-    let diagnostics = testing::gate(&missing, &engine).unwrap_err();
+    let diagnostics = policytest::gate(&missing, &engine).unwrap_err();
     assert_eq!(diagnostics[0].code().as_deref(), Some("warden::test::data"));
 }
 
@@ -757,7 +757,7 @@ fn the_report_api_counts_per_test_block() {
          test \"b\" {\n  data \"data.json\"\n  deny User::\"alice\" read Doc::\"d1\"\n}\n",
     );
     let engine = Engine::load(&dir).unwrap();
-    let report = testing::run(
+    let report = policytest::run(
         &dir,
         &engine,
         &Options {

@@ -12,7 +12,6 @@
 //! - The `warden check` transcript is replayed: the slips it shows are added to a copy of
 //!   `policies/rules.warden` at the lines shown, and `warden check` must print the transcript.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value as JsonValue;
@@ -63,21 +62,10 @@ fn is_content(line: &str) -> bool {
     !trimmed.is_empty() && !trimmed.starts_with("//")
 }
 
-fn warden_files(dir: &Path, files: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            warden_files(&path, files);
-        } else if path.extension().is_some_and(|e| e == "warden") {
-            files.push(path);
-        }
-    }
-}
-
 #[test]
 fn readme_policy_excerpts_are_the_bundled_policies() {
     let mut paths = Vec::new();
-    warden_files(&repo().join("policies"), &mut paths);
+    crate::fmt::warden_files(&repo().join("policies"), &mut paths);
     let files: Vec<Vec<String>> = paths
         .iter()
         .map(|p| {

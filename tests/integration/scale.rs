@@ -30,7 +30,12 @@ fn decide(engine: &Engine, subject: &str, action: &str) -> bool {
         "action": { "name": action },
         "resource": { "type": "Doc", "id": "d" },
     });
-    let req = request::decode_body(&engine.program, &body, jiff::Timestamp::now()).unwrap();
+    let req = request::read(
+        &engine.program,
+        body.to_string().as_bytes(),
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
     eval::decide(&engine.program, &req).allowed
 }
 
@@ -229,7 +234,8 @@ fn grants_inside_a_role_are_indexed_like_rules_and_many_bindings_are_looked_up()
             "action": { "name": action },
             "resource": { "type": "Doc", "id": doc },
         });
-        let req = request::decode_body(program, &body, jiff::Timestamp::now()).unwrap();
+        let req =
+            request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now()).unwrap();
         eval::decide(program, &req).allowed
     };
     assert!(decide_on("alice", "read", "d42"));

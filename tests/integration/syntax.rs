@@ -223,6 +223,8 @@ fn the_valid_corpus_covers_every_construct() {
         "expr:has",
         "expr:like",
         "expr:is",
+        "expr:is_empty",
+        "expr:if",
         "op:or",
         "op:and",
         "op:==",
@@ -233,6 +235,8 @@ fn the_valid_corpus_covers_every_construct() {
         "op:>=",
         "op:in",
         "op:contains",
+        "op:contains all",
+        "op:contains any",
         "op:+",
         "op:-",
     ];
@@ -466,6 +470,7 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
             match op {
                 UnaryOp::Not => "expr:not".to_string(),
                 UnaryOp::Neg => "expr:neg".to_string(),
+                UnaryOp::IsEmpty => "expr:is_empty".to_string(),
             }
         }
         ExprKind::Binary { op, lhs, rhs } => {
@@ -484,6 +489,16 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
         ExprKind::Is { base, .. } => {
             visit_expr(base, seen);
             "expr:is".to_string()
+        }
+        ExprKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            visit_expr(cond, seen);
+            visit_expr(then, seen);
+            visit_expr(otherwise, seen);
+            "expr:if".to_string()
         }
     };
     seen.insert(name);

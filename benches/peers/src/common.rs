@@ -165,7 +165,7 @@ impl WardenDecider {
 impl Decider for WardenDecider {
     fn decide(&mut self, req: &Req) -> bool {
         // The server's path: the body's bytes decoded without a JSON tree.
-        match request::decode_bytes(&self.engine.program, &req.body, req.now) {
+        match request::read(&self.engine.program, &req.body, req.now) {
             Ok(request) => eval::decide(&self.engine.program, &request).allowed,
             Err(_) => false,
         }

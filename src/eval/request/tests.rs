@@ -1,4 +1,4 @@
-//! The fast path of `decode_bytes` held to the ordinary one: whatever it decodes, the
+//! The one-pass reader of `read` held to the ordinary one: whatever it decodes, the
 //! ordinary path decodes alike; whatever it leaves, the ordinary path decodes or refuses.
 
 use std::sync::LazyLock;
@@ -71,16 +71,17 @@ fn same(a: &Request, b: &Request) -> bool {
 /// Decodes `body` both ways; `true` when the fast path decoded it.
 fn check(body: &str) -> bool {
     let program = &ENGINE.program;
-    let ordinary = decode_bytes_ordinary(program, body.as_bytes(), Some(body), now());
-    let fast = decode_text(program, body, now()).map(|(request, _)| request);
+    let ordinary =
+        skeleton(program, body, now()).unwrap_or_else(|| tree(program, body.as_bytes(), now()));
+    let fast = one_pass(program, body, now()).map(|(request, _)| request);
     if let Some(fast) = &fast {
         match &ordinary {
             Ok(ordinary) => assert!(same(fast, ordinary), "{body}:\n{fast:?}\n{ordinary:?}"),
             Err(error) => panic!("{body}: decoded fast, but the ordinary path says {error:?}"),
         }
     }
-    // And decode_bytes as a whole is the ordinary path's answer.
-    match (decode_bytes(program, body.as_bytes(), now()), ordinary) {
+    // And `read` as a whole is the ordinary path's answer.
+    match (read(program, body.as_bytes(), now()), ordinary) {
         (Ok(a), Ok(b)) => assert!(same(&a, &b), "{body}"),
         (Err(a), Err(b)) => assert_eq!(a, b, "{body}"),
         (a, b) => panic!("{body}: {a:?} but {b:?}"),

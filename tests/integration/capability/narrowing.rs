@@ -66,7 +66,11 @@ fn decisions(engine: &Engine, verifier: &Verifier, token: &str) -> Vec<bool> {
                         "action": { "name": action },
                         "resource": { "type": ty, "id": id },
                     });
-                    let allowed = match warden::eval::request::decode_body(program, &body, now) {
+                    let allowed = match warden::eval::request::read(
+                        program,
+                        body.to_string().as_bytes(),
+                        now,
+                    ) {
                         Ok(mut request) => {
                             if let Ok(presented) = verifier.present(program, token, now) {
                                 request.capability = Some(presented);

@@ -56,13 +56,18 @@ pub(crate) fn mint_with_cli(keys_dir: &KeyDir) -> String {
         ])
         .output()
         .unwrap();
+    succeeded(&output)
+}
+
+/// The standard output of a command that must have exited 0, trimmed.
+pub(crate) fn succeeded(output: &std::process::Output) -> String {
     assert_eq!(
         output.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// Polls `server` until it refuses `token`; how long that took.

@@ -209,7 +209,8 @@ fn a_subtree_token_grants_no_more_than_its_minter_holds() {
             "action": { "name": "view" },
             "resource": { "type": ty, "id": id },
         });
-        let mut request = warden::eval::request::decode_body(program, &body, now).unwrap();
+        let mut request =
+            warden::eval::request::read(program, body.to_string().as_bytes(), now).unwrap();
         if let Some(token) = token {
             request.capability = Some(verifier.present(program, token, now).unwrap());
         }

@@ -135,7 +135,7 @@ async fn a_catch_all_route_lets_the_policy_decide_the_rest() {
 
 mod normal_form {
     use proptest::prelude::*;
-    use warden::gateway::routes::{Case, normalize, normalize_in};
+    use warden::check::route_table::{Case, normalize, normalize_in};
 
     /// Paths made of the pieces that normalisation treats specially.
     fn path() -> impl Strategy<Value = String> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use proptest::prelude::*;
 use warden::engine::Engine;
-use warden::eval::request::{Reader, decode_with};
+use warden::eval::request::{Reader, read_with};
 use warden::eval::{self, RequestError};
 use warden::server::authzen::{Readers, answer_body};
 use warden::server::{AppState, Settings};
@@ -348,17 +348,17 @@ fn check(body: &str) -> Result<(), TestCaseError> {
     }
     let program = &FIXTURE.engine.program;
     let now = jiff::Timestamp::UNIX_EPOCH;
-    let reference = decode_with(program, body.as_bytes(), now, Reader::Ordinary)
+    let reference = read_with(program, body.as_bytes(), now, Reader::Ordinary)
         .map(outcome)
         .unwrap();
     for reader in [Reader::OnePass, Reader::Skeleton] {
-        if let Some(decoded) = decode_with(program, body.as_bytes(), now, reader) {
+        if let Some(decoded) = read_with(program, body.as_bytes(), now, reader) {
             prop_assert_eq!(&outcome(decoded), &reference, "{:?}", reader);
         }
     }
-    let bytes = eval::request::decode_bytes(program, body.as_bytes(), now)
+    let bytes = eval::request::read(program, body.as_bytes(), now)
         .map_or_else(|error| outcome(Err(error)), |request| outcome(Ok(request)));
-    prop_assert_eq!(bytes, reference, "decode_bytes");
+    prop_assert_eq!(bytes, reference, "read");
     Ok(())
 }
 

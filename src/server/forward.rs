@@ -25,10 +25,11 @@ use serde_json::{Map, Value as JsonValue, json};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
+use crate::check::route_table::{Case, Matched};
+use crate::eval;
 use crate::eval::request::{self, Parts, Verified};
-use crate::eval::{self, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
-use crate::gateway::routes::{self, Case, Matched};
+use crate::gateway::route;
 use crate::program::Program;
 use crate::server::ApiError;
 use crate::server::AppState;
@@ -440,73 +441,6 @@ pub struct Call<'h> {
     pub started: Instant,
 }
 
-/// The AuthZEN request a gateway's call makes under a program's routes.
-pub struct Routed<'p> {
-    pub matched: Matched<'p>,
-    /// The normalised path.
-    pub path: String,
-    pub resource_id: String,
-    /// `subject`, `action`, `resource` (with the route's properties) and `context` (`method`,
-    /// `path`, `host`, `ip`).
-    pub request: JsonValue,
-}
-
-/// Routes `method` and `target` (path and query) through `program`'s routes to the AuthZEN
-/// request `subject` makes; `Err` says why none (a refused path, no route).
-pub fn route<'p>(
-    program: &'p Program,
-    case: Case,
-    subject: JsonValue,
-    method: &str,
-    target: &str,
-    host: Option<&str>,
-    ip: Option<IpAddr>,
-) -> Result<Routed<'p>, String> {
-    let path =
-        routes::normalize_in(case, target).map_err(|e| format!("path `{target}` refused: {e}"))?;
-    let matched = program
-        .routes
-        .lookup_in(case, method, &path)
-        .map_err(|e| format!("path `{target}` refused: {e}"))?
-        .ok_or_else(|| format!("no route for {method} {path}"))?;
-    let route = matched.route;
-    let resource_id = matched
-        .fill(&route.resource_id)
-        .ok_or("the route's resource id is not captured")?
-        .to_string();
-    let mut properties = Map::new();
-    for (key, part) in &route.properties {
-        if let Some(value) = matched.fill(part) {
-            properties.insert(key.to_string(), JsonValue::String(value.to_string()));
-        }
-    }
-    let mut context = Map::new();
-    context.insert("method".into(), json!(method));
-    context.insert("path".into(), json!(path));
-    if let Some(host) = host {
-        context.insert("host".into(), json!(host));
-    }
-    if let Some(ip) = ip {
-        context.insert("ip".into(), json!(ip.to_string()));
-    }
-    let request = json!({
-        "subject": subject,
-        "action": {"name": route.action.as_ref()},
-        "resource": {
-            "type": route.resource_type.as_ref(),
-            "id": resource_id,
-            "properties": properties,
-        },
-        "context": context,
-    });
-    Ok(Routed {
-        matched,
-        path,
-        resource_id,
-        request,
-    })
-}
-
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
 pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
 
@@ -602,7 +536,7 @@ pub fn decide(
         }
     };
     let decoded = Parts::from_body(&routed.request)
-        .and_then(|parts| request::decode(program, &parts, now))
+        .and_then(|parts| request::from_parts(program, &parts, now))
         .and_then(|mut decoded| {
             if !identity.attributes.is_empty() {
                 let verified =
@@ -613,7 +547,8 @@ pub fn decide(
         });
     let mut decoded = match decoded {
         Ok(decoded) => decoded,
-        Err(RequestError::Malformed(m) | RequestError::Invalid(m)) => {
+        Err(error) => {
+            let m = error.to_string();
             let record = audit
                 .as_mut()
                 .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
@@ -626,7 +561,8 @@ pub fn decide(
         .get(state.settings.capability_header.as_str())
         .and_then(|value| value.to_str().ok());
     if let Some(token) = capability {
-        match crate::server::authzen::present(state.capabilities.as_deref(), program, token, now) {
+        let verifier = state.capabilities.as_deref();
+        match crate::capability::present::present_to(verifier, program, token, now) {
             Ok(presented) => decoded.capability = Some(presented),
             Err(why) => {
                 tracing::info!(reason = %why, "forward-auth: capability token not honoured");

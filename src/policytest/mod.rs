@@ -57,7 +57,7 @@ use crate::data::{self, Document};
 use crate::engine::{self, Engine};
 use crate::eval::explain::{self, Explanation, RuleSummary};
 use crate::eval::request::{self, Parts};
-use crate::eval::{self, Frame, RequestError};
+use crate::eval::{self, Frame};
 use crate::program::{Node, Program};
 use crate::source::{Diagnostic, SourceFile, Span};
 
@@ -1119,9 +1119,9 @@ fn decide(
         context: case.context.as_ref(),
     };
     let mut by_held = false;
-    match request::decode(program, &parts, now) {
-        Err(RequestError::Invalid(message) | RequestError::Malformed(message)) => {
-            result.invalid = Some(message);
+    match request::from_parts(program, &parts, now) {
+        Err(error) => {
+            result.invalid = Some(error.to_string());
         }
         Ok(mut request) => {
             if let Some((name, record)) = &case.capability {
@@ -1134,7 +1134,7 @@ fn decide(
                     now,
                 );
                 let presented =
-                    crate::capability::present::present_caveats(program, "test", &caveats, None);
+                    crate::capability::present::resolve_caveats(program, "test", &caveats, None);
                 request.capability = Some(Arc::new(presented));
             }
             let decision = eval::decide_in(program, &request, frame);

@@ -1,0 +1,489 @@
+//! Cedar schemas, in the human form (`entity User in [Team] { … };`) and the JSON form, read
+//! into one model.
+
+use serde_json::Value;
+
+use super::error::ImportError;
+use super::lexer::Tok;
+use super::parser::Cursor;
+use crate::source::Span;
+
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    pub entities: Vec<EntityType>,
+    pub actions: Vec<Action>,
+    /// `type Name = …;`
+    pub common: Vec<(String, Type)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EntityType {
+    pub name: String,
+    pub parents: Vec<String>,
+    pub attrs: Vec<Attr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attr {
+    pub name: String,
+    pub required: bool,
+    pub ty: Type,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum Type {
+    /// A name: a primitive, an extension type, a common type or an entity type.
+    Named(String, Span),
+    Set(Box<Type>),
+    Record(Vec<Attr>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Action {
+    pub name: String,
+    /// The action groups it is `in` (their ids).
+    pub parents: Vec<String>,
+    /// `None`: no `appliesTo`, so no request can name it.
+    pub applies: Option<AppliesTo>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AppliesTo {
+    pub principals: Vec<String>,
+    pub resources: Vec<String>,
+    pub context: Option<Type>,
+}
+
+impl Schema {
+    pub fn entity(&self, name: &str) -> Option<&EntityType> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+
+    pub fn action(&self, name: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.name == name)
+    }
+
+    pub fn common(&self, name: &str) -> Option<&Type> {
+        self.common.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Whether action `name` is `group` or in it, through any chain of parents.
+    pub fn action_in(&self, name: &str, group: &str) -> bool {
+        let mut stack = vec![name.to_string()];
+        let mut seen = Vec::new();
+        while let Some(a) = stack.pop() {
+            if a == group {
+                return true;
+            }
+            if seen.contains(&a) {
+                continue;
+            }
+            if let Some(action) = self.action(&a) {
+                stack.extend(action.parents.iter().cloned());
+            }
+            seen.push(a);
+        }
+        false
+    }
+}
+
+fn namespace_refused(span: Span) -> ImportError {
+    ImportError::Unsupported {
+        construct: "a namespace".to_string(),
+        span,
+        help: "Warden has no namespaces yet; move the declarations out of the namespace (and drop \
+               the prefix from type names in policies and entities)"
+            .to_string(),
+    }
+}
+
+/// Reads the human schema form.
+pub fn parse_human(text: &str) -> Result<Schema, ImportError> {
+    let mut c = Cursor::new(text)?;
+    let mut schema = Schema::default();
+    while !c.at_end() {
+        let annotations_start = c.span();
+        c.annotations()?;
+        let start = c.span();
+        if c.eat_word("namespace") {
+            return Err(namespace_refused(annotations_start.to(start)));
+        } else if c.eat_word("entity") {
+            entity_decl(&mut c, &mut schema, start)?;
+        } else if c.eat_word("action") {
+            action_decl(&mut c, &mut schema, start)?;
+        } else if c.eat_word("type") {
+            let name = c.ident("a type name")?.to_string();
+            c.expect(Tok::Eq, "`=`")?;
+            let ty = type_expr(&mut c)?;
+            c.expect(Tok::Semi, "`;`")?;
+            schema.common.push((name, ty));
+        } else {
+            return Err(c.error("`entity`, `action`, `type` or `namespace`"));
+        }
+    }
+    Ok(schema)
+}
+
+fn names(c: &mut Cursor<'_>, quoted: bool) -> Result<Vec<(String, Span)>, ImportError> {
+    let mut out = Vec::new();
+    loop {
+        let span = c.span();
+        let name = match c.peek() {
+            Some(Tok::Str(_)) if quoted => c.string("a name")?,
+            _ => c.ident("a name")?.to_string(),
+        };
+        out.push((name, span));
+        if !c.eat(Tok::Comma) {
+            return Ok(out);
+        }
+    }
+}
+
+fn type_list(c: &mut Cursor<'_>) -> Result<Vec<String>, ImportError> {
+    if c.eat(Tok::LBracket) {
+        let mut out = Vec::new();
+        while !c.eat(Tok::RBracket) {
+            out.push(c.path("an entity type")?);
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBracket, "`,` or `]`")?;
+                break;
+            }
+        }
+        Ok(out)
+    } else {
+        Ok(vec![c.path("an entity type")?])
+    }
+}
+
+fn entity_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(), ImportError> {
+    let declared = names(c, false)?;
+    if c.peek() == Some(Tok::Ident("enum")) {
+        return Err(ImportError::Unsupported {
+            construct: "an enumerated entity type (`enum`)".to_string(),
+            span: c.span(),
+            help: "declare the type as a plain entity type and list its entities in the data"
+                .to_string(),
+        });
+    }
+    let parents = if c.eat_word("in") {
+        type_list(c)?
+    } else {
+        Vec::new()
+    };
+    c.eat(Tok::Eq);
+    let attrs = if c.peek() == Some(Tok::LBrace) {
+        match type_expr(c)? {
+            Type::Record(attrs) => attrs,
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    if c.peek() == Some(Tok::Ident("tags")) {
+        return Err(ImportError::Unsupported {
+            construct: "entity tags".to_string(),
+            span: c.span(),
+            help: "store the tags as a record attribute".to_string(),
+        });
+    }
+    c.expect(Tok::Semi, "`;`")?;
+    let span = start.to(c.prev_span());
+    for (name, _) in declared {
+        schema.entities.push(EntityType {
+            name,
+            parents: parents.clone(),
+            attrs: attrs.clone(),
+            span,
+        });
+    }
+    Ok(())
+}
+
+fn action_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(), ImportError> {
+    let declared = names(c, true)?;
+    let mut parents = Vec::new();
+    if c.eat_word("in") {
+        let bracket = c.eat(Tok::LBracket);
+        loop {
+            if bracket && c.eat(Tok::RBracket) {
+                break;
+            }
+            // `"name"`, `name` or `Action::"name"`.
+            let name = match c.peek() {
+                Some(Tok::Str(_)) => c.string("an action")?,
+                _ => {
+                    let path = c.path("an action")?;
+                    if c.eat(Tok::ColonColon) {
+                        c.string("an action id")?
+                    } else {
+                        path
+                    }
+                }
+            };
+            parents.push(name);
+            if !bracket {
+                break;
+            }
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBracket, "`,` or `]`")?;
+                break;
+            }
+        }
+    }
+    let mut applies = None;
+    if c.eat_word("appliesTo") {
+        let mut a = AppliesTo::default();
+        c.expect(Tok::LBrace, "`{`")?;
+        while !c.eat(Tok::RBrace) {
+            let key_span = c.span();
+            let key = c.ident("`principal`, `resource` or `context`")?;
+            c.expect(Tok::Colon, "`:`")?;
+            match key {
+                "principal" => a.principals = type_list(c)?,
+                "resource" => a.resources = type_list(c)?,
+                "context" => a.context = Some(type_expr(c)?),
+                other => {
+                    return Err(ImportError::Invalid {
+                        message: format!("unknown `appliesTo` member `{other}`"),
+                        span: key_span,
+                        help: Some("write `principal`, `resource` or `context`".to_string()),
+                    });
+                }
+            }
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBrace, "`,` or `}`")?;
+                break;
+            }
+        }
+        applies = Some(a);
+    }
+    c.expect(Tok::Semi, "`;`")?;
+    let span = start.to(c.prev_span());
+    for (name, _) in declared {
+        schema.actions.push(Action {
+            name,
+            parents: parents.clone(),
+            applies: applies.clone(),
+            span,
+        });
+    }
+    Ok(())
+}
+
+fn type_expr(c: &mut Cursor<'_>) -> Result<Type, ImportError> {
+    if c.eat(Tok::LBrace) {
+        let mut attrs = Vec::new();
+        while !c.eat(Tok::RBrace) {
+            c.annotations()?;
+            let span = c.span();
+            let name = match c.peek() {
+                Some(Tok::Str(_)) => c.string("an attribute name")?,
+                _ => c.ident("an attribute name")?.to_string(),
+            };
+            let required = !c.eat(Tok::Question);
+            c.expect(Tok::Colon, "`:`")?;
+            let ty = type_expr(c)?;
+            attrs.push(Attr {
+                name,
+                required,
+                ty,
+                span,
+            });
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBrace, "`,` or `}`")?;
+                break;
+            }
+        }
+        return Ok(Type::Record(attrs));
+    }
+    let span = c.span();
+    let path = c.path("a type")?;
+    if path == "Set" {
+        c.expect(Tok::Lt, "`<`")?;
+        let inner = type_expr(c)?;
+        c.expect(Tok::Gt, "`>`")?;
+        return Ok(Type::Set(Box::new(inner)));
+    }
+    Ok(Type::Named(path, span.to(c.prev_span())))
+}
+
+// ---- The JSON form --------------------------------------------------------------------------
+
+fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ImportError::json(format!("{what}: expected a string, found `{v}`"))
+                })
+            })
+            .collect(),
+        Some(other) => Err(ImportError::json(format!(
+            "{what}: expected an array, found `{other}`"
+        ))),
+    }
+}
+
+/// Reads the JSON schema form (`{"": {"entityTypes": …, "actions": …}}`).
+pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| ImportError::json(format!("the schema is not valid JSON: {e}")))?;
+    let Value::Object(namespaces) = root else {
+        return Err(ImportError::json(
+            "the schema must be a JSON object of namespaces".to_string(),
+        ));
+    };
+    let mut schema = Schema::default();
+    for (namespace, body) in namespaces {
+        if !namespace.is_empty() {
+            return Err(ImportError::UnsupportedJson {
+                message: format!("Warden cannot say a namespace yet: `{namespace}`"),
+                help: "Warden has no namespaces yet; put the declarations under the `\"\"` \
+                       namespace (and drop the prefix from type names)"
+                    .to_string(),
+            });
+        }
+        if let Some(Value::Object(common)) = body.get("commonTypes") {
+            for (name, ty) in common {
+                schema
+                    .common
+                    .push((name.clone(), json_type(ty, &format!("commonTypes.{name}"))?));
+            }
+        }
+        if let Some(Value::Object(types)) = body.get("entityTypes") {
+            for (name, decl) in types {
+                if decl.get("enum").is_some() {
+                    return Err(ImportError::UnsupportedJson {
+                        message: format!(
+                            "Warden cannot say an enumerated entity type (`enum`) yet: `{name}`"
+                        ),
+                        help: "declare the type as a plain entity type".to_string(),
+                    });
+                }
+                if decl.get("tags").is_some() {
+                    return Err(ImportError::UnsupportedJson {
+                        message: format!("Warden cannot say entity tags yet: `{name}`"),
+                        help: "store the tags as a record attribute".to_string(),
+                    });
+                }
+                let parents = strings(decl.get("memberOfTypes"), &format!("{name}.memberOfTypes"))?;
+                let attrs = match decl.get("shape") {
+                    None => Vec::new(),
+                    Some(shape) => match json_type(shape, &format!("entityTypes.{name}.shape"))? {
+                        Type::Record(attrs) => attrs,
+                        _ => {
+                            return Err(ImportError::json(format!(
+                                "entityTypes.{name}.shape: an entity's shape must be a record"
+                            )));
+                        }
+                    },
+                };
+                schema.entities.push(EntityType {
+                    name: name.clone(),
+                    parents,
+                    attrs,
+                    span: Span::default(),
+                });
+            }
+        }
+        if let Some(Value::Object(actions)) = body.get("actions") {
+            for (name, decl) in actions {
+                let mut parents = Vec::new();
+                if let Some(Value::Array(members)) = decl.get("memberOf") {
+                    for m in members {
+                        if let Some(Value::String(ty)) = m.get("type")
+                            && ty != "Action"
+                        {
+                            return Err(ImportError::json(format!(
+                                "actions.{name}.memberOf: an action group of type `{ty}`"
+                            )));
+                        }
+                        match m.get("id").and_then(Value::as_str) {
+                            Some(id) => parents.push(id.to_string()),
+                            None => {
+                                return Err(ImportError::json(format!(
+                                    "actions.{name}.memberOf: each member needs an `id`"
+                                )));
+                            }
+                        }
+                    }
+                }
+                let applies = match decl.get("appliesTo") {
+                    None | Some(Value::Null) => None,
+                    Some(a) => Some(AppliesTo {
+                        principals: strings(
+                            a.get("principalTypes"),
+                            &format!("actions.{name}.appliesTo.principalTypes"),
+                        )?,
+                        resources: strings(
+                            a.get("resourceTypes"),
+                            &format!("actions.{name}.appliesTo.resourceTypes"),
+                        )?,
+                        context: match a.get("context") {
+                            None => None,
+                            Some(t) => {
+                                Some(json_type(t, &format!("actions.{name}.appliesTo.context"))?)
+                            }
+                        },
+                    }),
+                };
+                schema.actions.push(Action {
+                    name: name.clone(),
+                    parents,
+                    applies,
+                    span: Span::default(),
+                });
+            }
+        }
+    }
+    Ok(schema)
+}
+
+fn json_type(value: &Value, at: &str) -> Result<Type, ImportError> {
+    let Some(kind) = value.get("type").and_then(Value::as_str) else {
+        return Err(ImportError::json(format!(
+            "{at}: a type needs a `type` member"
+        )));
+    };
+    let named = |name: &str| Type::Named(name.to_string(), Span::default());
+    Ok(match kind {
+        "Record" => {
+            let mut attrs = Vec::new();
+            if let Some(Value::Object(members)) = value.get("attributes") {
+                for (name, member) in members {
+                    let required = member
+                        .get("required")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true);
+                    attrs.push(Attr {
+                        name: name.clone(),
+                        required,
+                        ty: json_type(member, &format!("{at}.{name}"))?,
+                        span: Span::default(),
+                    });
+                }
+            }
+            Type::Record(attrs)
+        }
+        "Set" => match value.get("element") {
+            Some(element) => Type::Set(Box::new(json_type(element, &format!("{at}.element"))?)),
+            None => {
+                return Err(ImportError::json(format!(
+                    "{at}: a `Set` needs an `element`"
+                )));
+            }
+        },
+        "Entity" | "Extension" | "EntityOrCommon" => {
+            match value.get("name").and_then(Value::as_str) {
+                Some(name) => named(name),
+                None => return Err(ImportError::json(format!("{at}: `{kind}` needs a `name`"))),
+            }
+        }
+        other => named(other),
+    })
+}

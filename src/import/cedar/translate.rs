@@ -1,0 +1,877 @@
+//! Cedar policies and schema → Warden text.
+
+use std::fmt::Write as _;
+
+use super::ast::{
+    ActionScope, Effect, Expr as CExpr, ExprKind as K, Policy, Scope, ScopeRef, Uid, Var,
+};
+use super::error::ImportError;
+use super::lexer::PatternElem;
+use super::schema::{Attr, Schema, Type};
+use crate::ast::{BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar};
+use crate::source::Span;
+use crate::syntax::fmt::{action_name_text, format_expr, key_text, quoted};
+
+/// The names Warden gives its own types; an entity type may not take one.
+const BUILT_IN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
+
+fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
+    ImportError::Unsupported {
+        construct: construct.to_string(),
+        span,
+        help: help.to_string(),
+    }
+}
+
+/// An action name as Warden writes it: bare when it is a plain identifier and no keyword.
+pub fn action_name(text: &str) -> String {
+    action_name_text(text)
+}
+
+// ---- Schema -------------------------------------------------------------------------------
+
+/// The Warden declarations for a Cedar schema.
+pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
+    let mut out = String::new();
+    for entity in &schema.entities {
+        if let Err(e) = entity_name(&entity.name, entity.span) {
+            errors.push(e);
+            continue;
+        }
+        let _ = write!(out, "entity {}", entity.name);
+        match entity.parents.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = write!(out, " in {one}");
+            }
+            many => {
+                let _ = write!(out, " in [{}]", many.join(", "));
+            }
+        }
+        if !entity.attrs.is_empty() {
+            match record_type(schema, &entity.attrs, 0) {
+                Ok(text) => out.push_str(&format!(" {text}")),
+                Err(e) => errors.push(e),
+            }
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    // Actions that apply alike are declared together, as Cedar's schema usually lists them.
+    let mut declared: Vec<(String, Vec<String>)> = Vec::new();
+    for action in &schema.actions {
+        let Some(applies) = &action.applies else {
+            continue;
+        };
+        if applies.resources.is_empty() || applies.principals.is_empty() {
+            continue;
+        }
+        let mut tail = format!(" on {}", applies.resources.join(", "));
+        if let Some(context) = &applies.context {
+            match resolve(schema, context, 0).and_then(|t| match t {
+                Type::Record(attrs) => record_type(schema, &attrs, 0),
+                _ => Err(ImportError::Invalid {
+                    message: format!("the context of action `{}` is not a record", action.name),
+                    span: action.span,
+                    help: None,
+                }),
+            }) {
+                Ok(text) => {
+                    let _ = write!(tail, " context {text}");
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        match declared.iter_mut().find(|(t, _)| *t == tail) {
+            Some((_, names)) => names.push(action_name(&action.name)),
+            None => declared.push((tail, vec![action_name(&action.name)])),
+        }
+    }
+    for (tail, names) in declared {
+        let _ = writeln!(out, "action {}{tail}", names.join(", "));
+    }
+    out
+}
+
+fn entity_name(name: &str, span: Span) -> Result<(), ImportError> {
+    if name.contains("::") {
+        return Err(unsupported(
+            "a namespaced type name",
+            span,
+            "Warden has no namespaces yet; drop the namespace from the type name",
+        ));
+    }
+    if BUILT_IN_TYPES.contains(&name) || name == "properties" {
+        return Err(ImportError::Invalid {
+            message: format!("entity type `{name}` has the name of a Warden type"),
+            span,
+            help: Some("rename the entity type".to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// Follows common type names (a chain longer than the schema is a cycle).
+fn resolve(schema: &Schema, ty: &Type, depth: usize) -> Result<Type, ImportError> {
+    match ty {
+        Type::Named(name, span) => {
+            if depth > schema.common.len() {
+                return Err(ImportError::Invalid {
+                    message: format!("common type `{name}` refers to itself"),
+                    span: *span,
+                    help: None,
+                });
+            }
+            match schema.common(name) {
+                Some(inner) => resolve(schema, inner, depth + 1),
+                None => Ok(ty.clone()),
+            }
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+fn record_type(schema: &Schema, attrs: &[Attr], depth: usize) -> Result<String, ImportError> {
+    let mut parts = Vec::new();
+    for attr in attrs {
+        if attr.name == "properties" {
+            return Err(ImportError::Invalid {
+                message: "an attribute named `properties`".to_string(),
+                span: attr.span,
+                help: Some(
+                    "`properties` is reserved in Warden for what the caller sends; rename the \
+                     attribute"
+                        .to_string(),
+                ),
+            });
+        }
+        let optional = if attr.required { "" } else { "?" };
+        parts.push(format!(
+            "{}{optional}: {}",
+            key_text(&attr.name),
+            type_text(schema, &attr.ty, depth)?
+        ));
+    }
+    Ok(format!("{{ {} }}", parts.join(", ")))
+}
+
+fn type_text(schema: &Schema, ty: &Type, depth: usize) -> Result<String, ImportError> {
+    match resolve(schema, ty, depth)? {
+        Type::Set(inner) => Ok(format!("Set<{}>", type_text(schema, &inner, depth)?)),
+        Type::Record(attrs) => record_type(schema, &attrs, depth),
+        Type::Named(name, span) => {
+            let bare = name.strip_prefix("__cedar::").unwrap_or(&name);
+            if schema.entity(&name).is_some() {
+                return Ok(name);
+            }
+            Ok(match bare {
+                "Long" => "Int".to_string(),
+                "String" => "String".to_string(),
+                "Bool" | "Boolean" => "Bool".to_string(),
+                "ipaddr" => "Ip".to_string(),
+                "datetime" => "Time".to_string(),
+                "duration" => "Duration".to_string(),
+                "decimal" => {
+                    return Err(unsupported(
+                        "the `decimal` type",
+                        span,
+                        "Warden has no decimal type yet; store the value as an integer of \
+                         hundredths or thousandths",
+                    ));
+                }
+                _ => {
+                    return Err(ImportError::Invalid {
+                        message: format!("unknown type `{name}`"),
+                        span,
+                        help: Some(
+                            "declare it as an entity type or a common type (`type Name = …;`)"
+                                .to_string(),
+                        ),
+                    });
+                }
+            })
+        }
+    }
+}
+
+// ---- Policies -----------------------------------------------------------------------------
+
+/// A policy ready to print: its id and its slots filled.
+pub struct Instance<'p> {
+    pub policy: &'p Policy,
+    pub id: String,
+    pub principal: Option<Uid>,
+    pub resource: Option<Uid>,
+}
+
+/// One Warden rule's text, and the warning that goes with it.
+pub struct Translated {
+    pub text: Option<String>,
+    pub warnings: Vec<ImportError>,
+}
+
+fn w(kind: ExprKind) -> Expr {
+    Expr {
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn ident(name: &str) -> Ident {
+    Ident {
+        name: name.to_string(),
+        span: Span::default(),
+    }
+}
+
+fn name(text: &str) -> Name {
+    Name {
+        text: text.to_string(),
+        span: Span::default(),
+    }
+}
+
+fn bin(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
+    w(ExprKind::Binary {
+        op,
+        lhs: Box::new(lhs),
+        rhs: Box::new(rhs),
+    })
+}
+
+fn not(e: Expr) -> Expr {
+    w(ExprKind::Unary {
+        op: UnaryOp::Not,
+        operand: Box::new(e),
+    })
+}
+
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|a, b| bin(BinaryOp::And, a, b))
+}
+
+fn entity(uid: &Uid, span: Span) -> Result<Expr, ImportError> {
+    if uid.ty == "Action" {
+        return Err(unsupported(
+            "an action entity in a condition",
+            span,
+            "Warden selects actions in the rule's head; move the test on `action` into the \
+             policy's scope",
+        ));
+    }
+    entity_name(&uid.ty, span)?;
+    Ok(w(ExprKind::Entity {
+        ty: ident(&uid.ty),
+        id: uid.id.clone(),
+    }))
+}
+
+fn scope_uid<'u>(
+    r: &'u ScopeRef,
+    slot: Option<&'u Uid>,
+    span: Span,
+) -> Result<&'u Uid, ImportError> {
+    match r {
+        ScopeRef::Uid(uid) => Ok(uid),
+        ScopeRef::Slot => slot.ok_or_else(|| ImportError::Invalid {
+            message: "a template slot without a link".to_string(),
+            span,
+            help: None,
+        }),
+    }
+}
+
+fn scope_condition(
+    var: WVar,
+    scope: &Scope,
+    slot: Option<&Uid>,
+    span: Span,
+) -> Result<(Vec<Expr>, Option<String>), ImportError> {
+    let v = || w(ExprKind::Var(var));
+    Ok(match scope {
+        Scope::Any => (Vec::new(), None),
+        Scope::Eq(r) => (
+            vec![bin(
+                BinaryOp::Eq,
+                v(),
+                entity(scope_uid(r, slot, span)?, span)?,
+            )],
+            None,
+        ),
+        Scope::In(r) => (
+            vec![bin(
+                BinaryOp::In,
+                v(),
+                entity(scope_uid(r, slot, span)?, span)?,
+            )],
+            None,
+        ),
+        Scope::Is(ty, within) => {
+            entity_name(ty, span)?;
+            let mut parts = Vec::new();
+            if var == WVar::Subject {
+                parts.push(w(ExprKind::Is {
+                    base: Box::new(v()),
+                    ty: ident(ty),
+                }));
+            }
+            if let Some(r) = within {
+                parts.push(bin(
+                    BinaryOp::In,
+                    v(),
+                    entity(scope_uid(r, slot, span)?, span)?,
+                ));
+            }
+            let on = (var == WVar::Resource).then(|| ty.clone());
+            (parts, on)
+        }
+    })
+}
+
+/// The actions a scope names, as Warden writes them (`None`: every action).
+fn actions(
+    schema: Option<&Schema>,
+    scope: &ActionScope,
+    on: Option<&str>,
+    span: Span,
+) -> Result<Option<Vec<String>>, ImportError> {
+    let uids: Vec<&Uid> = match scope {
+        ActionScope::Any => return Ok(None),
+        ActionScope::Eq(uid) => vec![uid],
+        ActionScope::In(list) => list.iter().collect(),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for uid in uids {
+        if uid.ty != "Action" {
+            return Err(unsupported(
+                "a namespaced action",
+                span,
+                "Warden has no namespaces yet; name actions `Action::\"…\"`",
+            ));
+        }
+        match (schema, scope) {
+            (Some(schema), ActionScope::In(_)) if !schema.actions.is_empty() => {
+                for action in &schema.actions {
+                    if schema.action_in(&action.name, &uid.id) && !names.contains(&action.name) {
+                        names.push(action.name.clone());
+                    }
+                }
+            }
+            _ => {
+                if !names.contains(&uid.id) {
+                    names.push(uid.id.clone());
+                }
+            }
+        }
+    }
+    // Only actions a request can name (those with `appliesTo`, on the scope's type) stay.
+    if let Some(schema) = schema.filter(|s| !s.actions.is_empty()) {
+        names.retain(|n| {
+            schema
+                .action(n)
+                .and_then(|a| a.applies.as_ref())
+                .is_some_and(|a| {
+                    !a.principals.is_empty()
+                        && on.is_none_or(|t| a.resources.iter().any(|r| r == t))
+                        && !a.resources.is_empty()
+                })
+        });
+    }
+    Ok(Some(names))
+}
+
+/// Translates one policy (or one link of a template) into a Warden rule.
+pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, Vec<ImportError>> {
+    let p = inst.policy;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut conditions = Vec::new();
+    let mut on = None;
+    match scope_condition(
+        WVar::Subject,
+        &p.principal,
+        inst.principal.as_ref(),
+        p.principal_span,
+    ) {
+        Ok((parts, _)) => conditions.extend(parts),
+        Err(e) => errors.push(e),
+    }
+    match scope_condition(
+        WVar::Resource,
+        &p.resource,
+        inst.resource.as_ref(),
+        p.resource_span,
+    ) {
+        Ok((parts, ty)) => {
+            conditions.extend(parts);
+            on = ty;
+        }
+        Err(e) => errors.push(e),
+    }
+    let acts = match actions(schema, &p.action, on.as_deref(), p.action_span) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    for (when, c) in &p.conditions {
+        match expr(c) {
+            Ok(e) => conditions.push(if *when { e } else { not(e) }),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if acts.as_ref().is_some_and(Vec::is_empty) {
+        warnings.push(ImportError::Dropped {
+            message: format!(
+                "policy `{}` applies to no action a request can name",
+                inst.id
+            ),
+            span: p.action_span,
+            help: "its actions have no `appliesTo` (on this resource type) in the schema, so \
+                   Cedar never applies it either; it is left out"
+                .to_string(),
+        });
+        return Ok(Translated {
+            text: None,
+            warnings,
+        });
+    }
+    let mut condition = and_all(conditions);
+    if p.effect == Effect::Forbid
+        && let Some(c) = &condition
+        && guards(c, &[]).is_some()
+    {
+        warnings.push(ImportError::ForbidMayError {
+            message: format!(
+                "forbid `{}` errors when an entity it reads is missing from the store",
+                inst.id
+            ),
+            span: p.span,
+            help: "Cedar skips a `forbid` whose condition errors, Warden's `deny` denies; \
+                   the imported rule tests with `has` first, so it keeps Cedar's answer"
+                .to_string(),
+        });
+        condition = Some(holds(c, &[]));
+    }
+    if p.effect == Effect::Forbid && condition.as_ref().is_some_and(has_arithmetic) {
+        warnings.push(ImportError::ForbidMayError {
+            message: format!("forbid `{}` errors when its arithmetic overflows", inst.id),
+            span: p.span,
+            help: "Cedar skips a `forbid` whose condition errors, Warden's `deny` denies: on an \
+                   overflow the imported rule denies where Cedar's policy does not"
+                .to_string(),
+        });
+    }
+    let mut text = String::new();
+    let _ = writeln!(text, "@id({})", quoted(&inst.id));
+    text.push_str(match p.effect {
+        Effect::Permit => "allow ",
+        Effect::Forbid => "deny ",
+    });
+    match &acts {
+        None => text.push('*'),
+        Some(list) => {
+            let names: Vec<String> = list.iter().map(|a| action_name(a)).collect();
+            text.push_str(&names.join(", "));
+        }
+    }
+    if let Some(ty) = &on {
+        let _ = write!(text, " on {ty}");
+    }
+    if let Some(c) = &condition {
+        let _ = write!(text, " if {}", format_expr(c));
+    }
+    text.push('\n');
+    Ok(Translated {
+        text: Some(text),
+        warnings,
+    })
+}
+
+/// Whether `e` adds, subtracts or negates (each can overflow).
+fn has_arithmetic(e: &Expr) -> bool {
+    let here = matches!(
+        e.kind,
+        ExprKind::Binary {
+            op: BinaryOp::Add | BinaryOp::Sub,
+            ..
+        } | ExprKind::Unary {
+            op: UnaryOp::Neg,
+            ..
+        }
+    );
+    let mut below = false;
+    e.for_each_child(|child| below |= has_arithmetic(child));
+    here || below
+}
+
+/// The `has` tests among the conjuncts of `e`: true whenever `e` is.
+fn has_facts(e: &Expr, out: &mut Vec<Expr>) {
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            has_facts(lhs, out);
+            has_facts(rhs, out);
+        }
+        ExprKind::Has { .. } => out.push(e.clone()),
+        _ => {}
+    }
+}
+
+fn and_opt(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(a), Some(b)) => Some(bin(BinaryOp::And, a, b)),
+    }
+}
+
+/// The `has` tests that make every attribute read in `e` safe, base first (`None`: `e` reads
+/// nothing the store may lack), knowing the tests in `known` hold.
+fn guards(e: &Expr, known: &[Expr]) -> Option<Expr> {
+    match &e.kind {
+        ExprKind::Attr { base, name: n } => {
+            let has = w(ExprKind::Has {
+                base: base.clone(),
+                name: n.clone(),
+            });
+            // A field of `context` is there: the request was checked against its declaration.
+            if matches!(base.kind, ExprKind::Var(WVar::Context)) || known.contains(&has) {
+                return guards(base, known);
+            }
+            and_opt(guards(base, known), Some(has))
+        }
+        _ => {
+            let mut out = None;
+            e.for_each_child(|child| out = and_opt(out.take(), guards(child, known)));
+            out
+        }
+    }
+}
+
+/// True exactly when `e` evaluates, without error, to true, in Cedar's (and Warden's)
+/// left-to-right, short-circuit order: a `forbid` whose condition would error is then false, as
+/// Cedar's skipped policy is. The `has` tests stand on the left of an `and`, where Warden's
+/// checker sees them as guards.
+fn holds(e: &Expr, known: &[Expr]) -> Expr {
+    if guards(e, known).is_none() {
+        return e.clone();
+    }
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            let mut facts = known.to_vec();
+            has_facts(lhs, &mut facts);
+            bin(BinaryOp::And, holds(lhs, known), holds(rhs, &facts))
+        }
+        ExprKind::Binary {
+            op: BinaryOp::Or,
+            lhs,
+            rhs,
+        } => {
+            if guards(lhs, known).is_none() {
+                return bin(BinaryOp::Or, (**lhs).clone(), holds(rhs, known));
+            }
+            bin(
+                BinaryOp::Or,
+                holds(lhs, known),
+                bin(BinaryOp::And, fails(lhs, known), holds(rhs, known)),
+            )
+        }
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => fails(operand, known),
+        _ => match guards(e, known) {
+            Some(g) => bin(BinaryOp::And, g, e.clone()),
+            None => e.clone(),
+        },
+    }
+}
+
+/// True exactly when `e` evaluates, without error, to false.
+fn fails(e: &Expr, known: &[Expr]) -> Expr {
+    if guards(e, known).is_none() {
+        return not(e.clone());
+    }
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            let mut facts = known.to_vec();
+            has_facts(lhs, &mut facts);
+            // `not a or (a and …)`: the right side repeats `a`, so that the `has` tests in it
+            // guard what follows for Warden's checker.
+            bin(
+                BinaryOp::Or,
+                fails(lhs, known),
+                bin(BinaryOp::And, holds(lhs, known), fails(rhs, &facts)),
+            )
+        }
+        ExprKind::Binary {
+            op: BinaryOp::Or,
+            lhs,
+            rhs,
+        } => bin(BinaryOp::And, fails(lhs, known), fails(rhs, known)),
+        ExprKind::Unary {
+            op: UnaryOp::Not,
+            operand,
+        } => holds(operand, known),
+        _ => match guards(e, known) {
+            Some(g) => bin(BinaryOp::And, g, not(e.clone())),
+            None => not(e.clone()),
+        },
+    }
+}
+
+/// Translates an expression of a condition.
+pub fn expr(e: &CExpr) -> Result<Expr, ImportError> {
+    let sp = e.span;
+    let boxed = |e: &CExpr| expr(e).map(Box::new);
+    Ok(match &e.kind {
+        K::Bool(b) => w(ExprKind::Bool(*b)),
+        K::Long(n) => match i64::try_from(*n) {
+            Ok(n) => w(ExprKind::Int(n)),
+            Err(_) => {
+                return Err(ImportError::Invalid {
+                    message: format!("integer `{n}` does not fit in 64 bits"),
+                    span: sp,
+                    help: None,
+                });
+            }
+        },
+        K::Str(s) => w(ExprKind::Str(s.clone())),
+        K::Entity(uid) => entity(uid, sp)?,
+        K::Var(Var::Principal) => w(ExprKind::Var(WVar::Subject)),
+        K::Var(Var::Resource) => w(ExprKind::Var(WVar::Resource)),
+        K::Var(Var::Context) => w(ExprKind::Var(WVar::Context)),
+        K::Var(Var::Action) => {
+            return Err(unsupported(
+                "`action` in a condition",
+                sp,
+                "Warden selects actions in the rule's head; move the test on `action` into the \
+                 policy's scope (`action in [...]`)",
+            ));
+        }
+        K::Slot(s) => {
+            return Err(unsupported(
+                &format!("slot `{s}` in a condition"),
+                sp,
+                "slots may stand only in the scope",
+            ));
+        }
+        K::Not(a) => not(expr(a)?),
+        K::Neg(a) => w(ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand: boxed(a)?,
+        }),
+        K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
+        K::Mul => {
+            return Err(unsupported(
+                "multiplication (`*`)",
+                sp,
+                "Warden has no multiplication yet; compute the product into an attribute",
+            ));
+        }
+        K::If => {
+            return Err(unsupported(
+                "`if … then … else …`",
+                sp,
+                "write the condition with `&&` and `||`: `(c && a) || (!c && b)`",
+            ));
+        }
+        K::Has(base, path) => {
+            let mut current = expr(base)?;
+            let mut parts = Vec::new();
+            for attr in path {
+                parts.push(w(ExprKind::Has {
+                    base: Box::new(current.clone()),
+                    name: name(attr),
+                }));
+                current = w(ExprKind::Attr {
+                    base: Box::new(current),
+                    name: name(attr),
+                });
+            }
+            match and_all(parts) {
+                Some(e) => e,
+                None => w(ExprKind::Bool(true)),
+            }
+        }
+        K::Like(base, pattern) => {
+            let mut text = String::new();
+            for elem in pattern {
+                match elem {
+                    PatternElem::Wildcard => text.push('*'),
+                    PatternElem::Char('*') => text.push_str("\\*"),
+                    PatternElem::Char('\\') => text.push_str("\\\\"),
+                    PatternElem::Char(c) => text.push(*c),
+                }
+            }
+            w(ExprKind::Like {
+                base: boxed(base)?,
+                pattern: StrLit {
+                    value: text,
+                    span: Span::default(),
+                },
+            })
+        }
+        K::Is(base, ty, within) => {
+            entity_name(ty, sp)?;
+            let b = expr(base)?;
+            let is = w(ExprKind::Is {
+                base: Box::new(b.clone()),
+                ty: ident(ty),
+            });
+            match within {
+                None => is,
+                Some(g) => bin(BinaryOp::And, is, bin(BinaryOp::In, b, expr(g)?)),
+            }
+        }
+        K::Attr(base, attr) => {
+            if attr == "properties" {
+                return Err(ImportError::Invalid {
+                    message: "an attribute named `properties`".to_string(),
+                    span: sp,
+                    help: Some(
+                        "`properties` is reserved in Warden; rename the attribute".to_string(),
+                    ),
+                });
+            }
+            w(ExprKind::Attr {
+                base: boxed(base)?,
+                name: name(attr),
+            })
+        }
+        K::Method(base, method, args) => method_call(base, method, args, sp)?,
+        K::Call(function, args) => call(function, args, sp)?,
+        K::Set(items) => w(ExprKind::Set(
+            items.iter().map(expr).collect::<Result<_, _>>()?,
+        )),
+        K::Record(fields) => w(ExprKind::Record(
+            fields
+                .iter()
+                .map(|(k, v)| Ok((name(k), expr(v)?)))
+                .collect::<Result<_, ImportError>>()?,
+        )),
+    })
+}
+
+fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
+    let one = || match args {
+        [a] => expr(a),
+        _ => Err(ImportError::Invalid {
+            message: format!("`{method}` takes one argument"),
+            span: sp,
+            help: None,
+        }),
+    };
+    Ok(match method {
+        "contains" => bin(BinaryOp::Contains, expr(base)?, one()?),
+        "isInRange" => bin(BinaryOp::In, expr(base)?, one()?),
+        "offset" => bin(BinaryOp::Add, expr(base)?, one()?),
+        "durationSince" => bin(BinaryOp::Sub, expr(base)?, one()?),
+        "containsAll" | "containsAny" | "isEmpty" => {
+            return Err(unsupported(
+                &format!("the set method `{method}`"),
+                sp,
+                "Warden's set tests are `contains` for now; write one `contains` per element",
+            ));
+        }
+        "lessThan" | "lessThanOrEqual" | "greaterThan" | "greaterThanOrEqual" => {
+            return Err(unsupported(
+                &format!("the decimal method `{method}`"),
+                sp,
+                "Warden has no decimal type yet",
+            ));
+        }
+        "isIpv4" | "isIpv6" | "isLoopback" | "isMulticast" => {
+            return Err(unsupported(
+                &format!("the IP address test `{method}`"),
+                sp,
+                "test with `isInRange` and the range instead (`127.0.0.0/8`, `224.0.0.0/4`, …)",
+            ));
+        }
+        "getTag" | "hasTag" => {
+            return Err(unsupported(
+                &format!("the tag method `{method}`"),
+                sp,
+                "Warden has no entity tags; store them as a record attribute",
+            ));
+        }
+        other => {
+            return Err(unsupported(
+                &format!("the method `{other}`"),
+                sp,
+                "Warden has no function for it yet",
+            ));
+        }
+    })
+}
+
+fn literal_arg<'a>(function: &str, args: &'a [CExpr], sp: Span) -> Result<&'a str, ImportError> {
+    match args {
+        [
+            CExpr {
+                kind: K::Str(s), ..
+            },
+        ] => Ok(s),
+        _ => Err(unsupported(
+            &format!("`{function}` of a computed value"),
+            sp,
+            "Warden's `ip`, `time` and `duration` take a string literal",
+        )),
+    }
+}
+
+fn call(function: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
+    let warden_call = |f: &str, s: String| {
+        w(ExprKind::Call {
+            function: ident(f),
+            args: vec![w(ExprKind::Str(s))],
+        })
+    };
+    Ok(match function {
+        "ip" => warden_call("ip", literal_arg(function, args, sp)?.to_string()),
+        "datetime" => {
+            let text = literal_arg(function, args, sp)?;
+            match super::entities::datetime(text) {
+                Some(t) => warden_call("time", t),
+                None => {
+                    return Err(ImportError::Invalid {
+                        message: format!("`{text}` is not a Cedar datetime"),
+                        span: sp,
+                        help: None,
+                    });
+                }
+            }
+        }
+        "duration" => warden_call("duration", literal_arg(function, args, sp)?.to_string()),
+        "decimal" => {
+            return Err(unsupported(
+                "the `decimal` type",
+                sp,
+                "Warden has no decimal type yet",
+            ));
+        }
+        other => {
+            return Err(unsupported(
+                &format!("the function `{other}`"),
+                sp,
+                "Warden has no function for it yet",
+            ));
+        }
+    })
+}

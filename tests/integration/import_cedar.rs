@@ -1,0 +1,346 @@
+//! `warden import cedar`: Cedar applications imported, checked, and deciding their own requests
+//! as Cedar does (the expected answers are Cedar's, written beside each application and
+//! confirmed with the `cedar-policy` engine by benches/cedar-oracle); and what is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+use warden::engine::Engine;
+use warden::eval::{self, request};
+use warden::import::cedar::{Input, import};
+use warden::source::SourceFile;
+
+fn warden(args: &[&str]) -> Output {
+    crate::cli_eval::warden(args, None)
+}
+
+fn source(path: &Path) -> SourceFile {
+    SourceFile::new(
+        path.display().to_string(),
+        std::fs::read_to_string(path).unwrap(),
+    )
+}
+
+/// The application's files: `*.cedarschema` or `schema.json`, `*.cedar`, `entities.json`,
+/// `links.json`.
+fn app_files(dir: &Path) -> (Option<PathBuf>, PathBuf, Option<PathBuf>, Option<PathBuf>) {
+    let mut schema = None;
+    let mut policies = None;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with(".cedarschema") || name == "schema.json" {
+            schema = Some(path);
+        } else if name.ends_with(".cedar") {
+            policies = Some(path);
+        }
+    }
+    let optional = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+    (
+        schema,
+        policies.unwrap(),
+        optional("entities.json"),
+        optional("links.json"),
+    )
+}
+
+fn import_app(dir: &Path) -> tempfile::TempDir {
+    let (schema, policies, entities, links) = app_files(dir);
+    let input = Input {
+        schema: schema.as_deref().map(source),
+        policies: source(&policies),
+        entities: entities.as_deref().map(source),
+        links: links.as_deref().map(source),
+    };
+    let imported = match import(&input) {
+        Ok(imported) => imported,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}", p.render(false));
+            }
+            panic!("{} does not import", dir.display());
+        }
+    };
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    out
+}
+
+/// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
+fn authzen(req: &Value) -> Value {
+    let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
+    json!({
+        "subject": entity(&req["principal"]),
+        "action": {"name": req["action"]},
+        "resource": entity(&req["resource"]),
+        "context": req.get("context").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn decide(engine: &Engine, req: &Value) -> bool {
+    let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    match request::read(&engine.program, authzen(req).to_string().as_bytes(), now) {
+        Ok(request) => eval::decide(&engine.program, &request).allowed,
+        Err(_) => false,
+    }
+}
+
+/// Imports the application, checks the directory with `warden check`, and compares every
+/// request's decision with Cedar's.
+fn round_trip(app: &str) -> usize {
+    let dir = Path::new("tests/data/cedar").join(app);
+    let out = import_app(&dir);
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "`warden check` refuses the import of {app}:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let engine = Engine::load(out.path()).unwrap_or_else(|f| {
+        for d in &f.diagnostics {
+            eprintln!("{}", d.render(false));
+        }
+        panic!("{app} does not load");
+    });
+    let requests: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("requests.json")).unwrap()).unwrap();
+    let mut wrong = Vec::new();
+    for req in &requests {
+        let expected = req["decision"] == "allow";
+        if decide(&engine, req) != expected {
+            wrong.push(req.to_string());
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{app}: {} of {} requests decided unlike Cedar:\n{}",
+        wrong.len(),
+        requests.len(),
+        wrong.join("\n")
+    );
+    requests.len()
+}
+
+#[test]
+fn tinytodo_imports_and_decides_as_cedar() {
+    assert!(round_trip("tinytodo") >= 20);
+}
+
+#[test]
+fn github_from_the_json_schema_form_decides_as_cedar() {
+    assert!(round_trip("github") >= 15);
+}
+
+#[test]
+fn document_cloud_decides_as_cedar() {
+    assert!(round_trip("document_cloud") >= 15);
+}
+
+#[test]
+fn photoflash_with_template_links_decides_as_cedar() {
+    assert!(round_trip("photoflash") >= 15);
+}
+
+#[test]
+fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
+    assert!(round_trip("hotel_chains") >= 15);
+}
+
+#[test]
+fn the_command_writes_a_directory_that_checks() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = "tests/data/cedar/tinytodo";
+    let target = out.path().join("warden");
+    let output = warden(&[
+        "import",
+        "cedar",
+        "--schema",
+        &format!("{dir}/tinytodo.cedarschema"),
+        "--policies",
+        &format!("{dir}/tinytodo.cedar"),
+        "--entities",
+        &format!("{dir}/entities.json"),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The `joblevel` forbid reads `principal.joblevel`: warned about, and guarded.
+    assert!(stderr.contains("forbid `joblevel` errors"), "{stderr}");
+    assert!(stderr.contains("ok: "), "{stderr}");
+    let policies = std::fs::read_to_string(target.join("policies.warden")).unwrap();
+    assert!(policies.contains("subject has joblevel"), "{policies}");
+    let check = warden(&["check", "-p", target.to_str().unwrap()]);
+    assert!(check.status.success());
+}
+
+/// What each refusal says, located in the Cedar text.
+fn refusal(policies: &str, schema: Option<&str>) -> String {
+    let input = Input {
+        schema: schema.map(|s| SourceFile::new("app.cedarschema", s)),
+        policies: SourceFile::new("app.cedar", policies),
+        entities: None,
+        links: None,
+    };
+    match import(&input) {
+        Ok(_) => panic!("imported:\n{policies}"),
+        Err(problems) => problems
+            .iter()
+            .map(|p| p.render(false))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+const SCHEMA: &str = "entity User = { tags: Set<String>, level: Long };\n\
+    entity Doc = { owner: User };\n\
+    action read appliesTo { principal: User, resource: Doc };\n";
+
+#[test]
+fn constructs_warden_cannot_say_are_refused_where_they_stand() {
+    let cases = [
+        (
+            "if_then_else",
+            "permit (principal, action, resource) when { if principal.level > 3 then true else false };",
+        ),
+        (
+            "contains_all",
+            "permit (principal, action, resource) when { principal.tags.containsAll([\"a\"]) };",
+        ),
+        (
+            "action_in_condition",
+            "permit (principal, action, resource) when { action == Action::\"read\" };",
+        ),
+        (
+            "multiplication",
+            "permit (principal, action, resource) when { principal.level * 2 > 3 };",
+        ),
+        (
+            "decimal",
+            "permit (principal, action, resource) when { decimal(\"1.5\").lessThan(decimal(\"2.0\")) };",
+        ),
+        ("syntax", "permit (principal, action resource);"),
+    ];
+    for (name, policy) in cases {
+        insta::assert_snapshot!(
+            format!("import_cedar_{name}"),
+            refusal(policy, Some(SCHEMA))
+        );
+    }
+    insta::assert_snapshot!(
+        "import_cedar_namespace",
+        refusal(
+            "permit (principal, action, resource);",
+            Some("namespace App { entity User; }")
+        )
+    );
+}
+
+/// The Warden text of each kind of Cedar construct the import translates.
+#[test]
+fn each_construct_is_translated() {
+    let schema = "entity Group in [Group];\n\
+        entity User in [Group] = { level: Long, name: String, tags: Set<String>, \
+        boss?: User, home?: { ip: ipaddr, since: datetime } };\n\
+        entity Doc in [Group] = { owner: User, \"x-y\": Long };\n\
+        type Ctx = { ip: ipaddr, now: datetime, ttl: duration };\n\
+        action \"read-doc\", write appliesTo { principal: [User], resource: [Doc], context: Ctx };\n\
+        action view in [\"read-doc\"] appliesTo { principal: User, resource: Doc, context: Ctx };";
+    let policies = r#"
+permit (principal is User in Group::"g", action in Action::"read-doc", resource is Doc in Group::"h")
+when { principal has home.ip && principal.home.ip.isInRange(ip("10.0.0.0/8")) }
+unless { principal.name like "adm\*n*" || -principal.level < -3 };
+
+permit (principal == User::"a", action == Action::"write", resource == Doc::"d")
+when { context.now.offset(duration("1h")) < datetime("2026-03-01T10:00:00+0100")
+       && context.now.durationSince(datetime("2026-01-01")) > context.ttl
+       && resource["x-y"] == 1 && principal.tags.contains("t") && [1, 2] == [2, 1] && {a: 1}["a"] == 1 };
+
+forbid (principal, action, resource)
+when { principal has boss && principal.boss.level > principal.level && resource.owner.level > 2 };
+"#;
+    let input = Input {
+        schema: Some(SourceFile::new("app.cedarschema", schema)),
+        policies: SourceFile::new("app.cedar", policies),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|ds| {
+        panic!(
+            "{}",
+            ds.iter()
+                .map(|d| d.render(false))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let text: Vec<String> = imported
+        .files
+        .iter()
+        .map(|(name, text)| format!("// {name}\n{text}"))
+        .collect();
+    insta::assert_snapshot!("import_cedar_constructs", text.join("\n"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the text, the reader answers with a translation or diagnostics, never a panic.
+    #[test]
+    fn any_text_is_read_without_panicking(
+        policies in "(permit|forbid|\\(|\\)|principal|action|resource|when|unless|\\{|\\}|;|,|==|in|is|has|like|&&|\\|\\||!|-|\\*|\\.|\\[|\\]|\"a\\\\*\"|User::\"u\"|Action::\"a\"|\\?principal|if|then|else|1|9223372036854775808| )*",
+        schema in "(entity|action|type|User|in|\\[|\\]|\\{|\\}|=|;|,|:|\\?|appliesTo|principal|resource|context|Set|<|>|Long|namespace| )*",
+    ) {
+        let input = Input {
+            schema: Some(SourceFile::new("s.cedarschema", schema)),
+            policies: SourceFile::new("p.cedar", policies),
+            entities: None,
+            links: None,
+        };
+        let _ = import(&input);
+    }
+}
+
+/// A `forbid` that is false when a guarded part is: the guarded form keeps each `has` test on
+/// the left of an `and`, where Warden's checker sees it (a `not has … or …` would not do).
+#[test]
+fn a_guarded_unless_passes_the_check() {
+    let input = Input {
+        schema: Some(SourceFile::new("app.cedarschema", SCHEMA_WITH_MANAGER)),
+        policies: SourceFile::new(
+            "app.cedar",
+            "forbid (principal, action, resource)\n\
+             unless { principal has manager && principal.manager == resource.owner };",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+const SCHEMA_WITH_MANAGER: &str = "entity User = { manager?: User };\n\
+    entity Doc = { owner: User };\n\
+    action read appliesTo { principal: User, resource: Doc };\n";
