@@ -321,7 +321,8 @@ fn a_rule_of_several_conjuncts_is_decided_without_walking_its_own_and_nodes() {
             "action": { "name": action },
             "resource": { "type": "Doc", "id": "d" },
         });
-        let req = request::decode_body(program, &body, jiff::Timestamp::now()).unwrap();
+        let req =
+            request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now()).unwrap();
         let mut frame = eval::Frame::new();
         let decision = eval::decide_in(program, &req, &mut frame);
         assert_eq!(decision.allowed, allowed, "{action}");
