@@ -278,24 +278,18 @@ impl Compiler<'_> {
         };
         let (condition_node, conjuncts) = match condition {
             None => (self.constant(Value::Bool(true)), Vec::new()),
-            Some(condition) => {
-                let whole = self.lower(&condition.expr, file);
-                match condition.kind {
-                    ConditionKind::If => {
-                        let mut parts = Vec::new();
-                        flatten_and(&condition.expr, &mut parts);
-                        let conjuncts = parts
-                            .into_iter()
-                            .map(|part| (self.lower(part, file), part.span))
-                            .collect();
-                        (whole, conjuncts)
-                    }
-                    ConditionKind::Unless => {
-                        let negated = self.not(whole);
-                        (negated, vec![(negated, condition.expr.span)])
-                    }
+            Some(condition) => match condition.kind {
+                ConditionKind::If => {
+                    let mut conjuncts = Vec::new();
+                    let whole = self.lower_conjunction(&condition.expr, file, &mut conjuncts);
+                    (whole, conjuncts)
                 }
-            }
+                ConditionKind::Unless => {
+                    let whole = self.lower(&condition.expr, file);
+                    let negated = self.not(whole);
+                    (negated, vec![(negated, condition.expr.span)])
+                }
+            },
         };
         Rule {
             id: Arc::from(id),
@@ -307,6 +301,35 @@ impl Compiler<'_> {
             role,
             file,
             span,
+        }
+    }
+
+    /// Lowers an `if` condition as [`Compiler::lower`] does (the same nodes, made in the same
+    /// order) and collects its conjuncts (the operands of its top-level `and`s), lowering each
+    /// subexpression once: lowering the whole and then each conjunct again took a third of
+    /// compiling a large policy.
+    fn lower_conjunction(
+        &mut self,
+        expr: &ast::Expr,
+        file: usize,
+        conjuncts: &mut Vec<(NodeId, Span)>,
+    ) -> NodeId {
+        match &expr.kind {
+            ExprKind::Binary {
+                op: BinaryOp::And,
+                lhs,
+                rhs,
+            } => {
+                let l = self.lower_conjunction(lhs, file, conjuncts);
+                let r = self.lower(rhs, file);
+                conjuncts.push((r, rhs.span));
+                self.logical(BinaryOp::And, l, r)
+            }
+            _ => {
+                let node = self.lower(expr, file);
+                conjuncts.push((node, expr.span));
+                node
+            }
         }
     }
 
@@ -774,21 +797,6 @@ impl Compiler<'_> {
     }
 }
 
-/// The operands of a `a and b and c` chain, left to right.
-fn flatten_and<'e>(expr: &'e ast::Expr, out: &mut Vec<&'e ast::Expr>) {
-    match &expr.kind {
-        ExprKind::Binary {
-            op: BinaryOp::And,
-            lhs,
-            rhs,
-        } => {
-            flatten_and(lhs, out);
-            out.push(rhs);
-        }
-        _ => out.push(expr),
-    }
-}
-
 fn role_table(schema: &Schema) -> (Box<[RoleInfo]>, HashMap<Arc<str>, RoleId>) {
     let ids: HashMap<Arc<str>, RoleId> = schema
         .roles
@@ -872,49 +880,58 @@ fn flat_closures(parents: &[Box<[RoleId]>]) -> Vec<Option<Box<[RoleId]>>> {
     flat
 }
 
-/// Bindings by entity, and stored global roles by entity.
-type RoleHolders = (Box<[crate::program::Bindings]>, Box<[Box<[RoleId]>]>);
+/// Bindings by entity, and stored global roles by entity (only the entities that have some).
+type RoleHolders = (
+    HashMap<crate::data::value::EntityId, crate::program::Bindings>,
+    HashMap<crate::data::value::EntityId, Box<[RoleId]>>,
+);
 
 /// Per entity: the roles the data binds to it, and the declared roles its stored `roles`
 /// attribute names — resolved now so that deciding never looks a role up by name.
 fn role_holders(store: &Store, role_ids: &HashMap<Arc<str>, RoleId>) -> RoleHolders {
-    let mut bindings: Vec<Vec<(RoleId, Option<crate::data::value::EntityId>)>> =
-        vec![Vec::new(); store.len()];
+    if role_ids.is_empty() {
+        return (HashMap::default(), HashMap::default());
+    }
+    let mut bindings: HashMap<
+        crate::data::value::EntityId,
+        Vec<(RoleId, Option<crate::data::value::EntityId>)>,
+    > = HashMap::default();
     for binding in store.bindings() {
-        if let (Some(role), Some(list)) = (
-            role_ids.get(binding.role.as_ref()),
-            bindings.get_mut(binding.subject.index()),
-        ) {
-            list.push((*role, binding.on));
+        if let Some(role) = role_ids.get(binding.role.as_ref()) {
+            bindings
+                .entry(binding.subject)
+                .or_default()
+                .push((*role, binding.on));
         }
     }
     let stored = store
         .entities()
-        .map(|(_, entity)| {
+        .filter_map(|(id, entity)| {
             let names = entity
                 .attributes
                 .as_ref()
                 .and_then(|fields| crate::data::value::field_of(fields, "roles"));
-            match names {
-                Some(Value::Set(names)) => names
-                    .iter()
-                    .filter_map(|name| match name {
-                        Value::Str(name) => role_ids.get(name.as_ref()).copied(),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Box::default(),
-            }
+            let Some(Value::Set(names)) = names else {
+                return None;
+            };
+            let held: Box<[RoleId]> = names
+                .iter()
+                .filter_map(|name| match name {
+                    Value::Str(name) => role_ids.get(name.as_ref()).copied(),
+                    _ => None,
+                })
+                .collect();
+            (!held.is_empty()).then_some((id, held))
         })
         .collect();
     (
         bindings
             .into_iter()
-            .map(|mut list| {
+            .map(|(subject, mut list)| {
                 // Sorted by `on` (global ones first) for eval's lookup by resource.
                 list.sort_unstable_by_key(|&(role, on)| (on, role));
                 list.dedup();
-                list.into_boxed_slice()
+                (subject, list.into_boxed_slice())
             })
             .collect(),
         stored,

@@ -151,22 +151,19 @@ struct Pending<'j> {
     path: String,
 }
 
-/// An element of a data document's `entities` or `roles`, remembered by pass one: the tree's
-/// node, or where it starts in the file's text (read again, alone, when it is needed).
+/// An entity definition or role binding found in pass one. Sixteen bytes: a data file of a
+/// million entities keeps one per entity until pass two.
 #[derive(Clone, Copy)]
-enum Element<'j> {
-    Tree(&'j Json),
-    At(usize),
-}
-
-/// An entity definition or role binding found in pass one.
-struct Found<'j> {
-    file: usize,
+struct Found {
+    file: u32,
     /// The entity defined; unused for a binding.
     id: EntityId,
-    element: Element<'j>,
+    /// Where the element is: for a document given as text, the offset its text starts at
+    /// (read again, alone, when it is needed); for one given as a tree, its node's index in
+    /// [`FirstPass::trees`].
+    element: u32,
     /// Its index in its array, for its JSON path.
-    index: usize,
+    index: u32,
 }
 
 /// Reads every data file into one store. Problems are returned as diagnostics; the store holds
@@ -205,8 +202,10 @@ struct FirstPass<'s, 'j> {
     file: usize,
     /// The array the next elements belong to: `entities`, `roles` or another (refused) one.
     section: Section,
-    entities: Vec<Found<'j>>,
-    bindings: Vec<Found<'j>>,
+    entities: Vec<Found>,
+    bindings: Vec<Found>,
+    /// The elements of the documents given as trees, in the order found.
+    trees: Vec<&'j Json>,
     problems: Vec<(usize, DataError)>,
 }
 
@@ -264,7 +263,8 @@ impl<'j> FirstPass<'_, 'j> {
         }
     }
 
-    fn element(&mut self, index: usize, json: &Json, element: Element<'j>) {
+    fn element(&mut self, index: usize, json: &Json, element: u32) {
+        let (file, index) = (to_u32(self.file), to_u32(index));
         match self.section {
             Section::Entities => {
                 let path = format!("$.entities[{index}]");
@@ -275,7 +275,7 @@ impl<'j> FirstPass<'_, 'j> {
                 }
                 if let Some(id) = named {
                     self.entities.push(Found {
-                        file: self.file,
+                        file,
                         id,
                         element,
                         index,
@@ -283,7 +283,7 @@ impl<'j> FirstPass<'_, 'j> {
                 }
             }
             Section::Roles => self.bindings.push(Found {
-                file: self.file,
+                file,
                 id: EntityId(0),
                 element,
                 index,
@@ -303,7 +303,8 @@ impl<'j> FirstPass<'_, 'j> {
                 JsonKind::Array(items) => {
                     self.member(key, *key_span, None);
                     for (index, item) in items.iter().enumerate() {
-                        self.element(index, item, Element::Tree(item));
+                        self.trees.push(item);
+                        self.element(index, item, to_u32(self.trees.len() - 1));
                     }
                 }
                 _ => self.member(key, *key_span, Some(value)),
@@ -327,9 +328,7 @@ impl<'j> FirstPass<'_, 'j> {
                 key_span,
                 value,
             } => self.member(key, key_span, value),
-            json::Event::Element { index, value } => {
-                self.element(index, value, Element::At(value.span.start as usize))
-            }
+            json::Event::Element { index, value } => self.element(index, value, value.span.start),
         });
         if let Err(error) = result {
             self.entities.truncate(entities);
@@ -343,17 +342,22 @@ impl<'j> FirstPass<'_, 'j> {
     }
 }
 
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// The tree of an element found in pass one: the tree's own node, or the element parsed
 /// again from the file's text.
 fn element_json<'j>(
-    element: Element<'j>,
-    file: &SourceFile,
+    found: &Found,
+    inputs: &[(Option<&Json>, &SourceFile)],
+    trees: &[&'j Json],
     owned: &'j mut Option<Json>,
 ) -> Option<&'j Json> {
-    match element {
-        Element::Tree(json) => Some(json),
-        Element::At(offset) => {
-            *owned = json::parse_element(file.text(), offset).ok();
+    match inputs.get(found.file as usize)? {
+        (Some(_), _) => trees.get(found.element as usize).copied(),
+        (None, file) => {
+            *owned = json::parse_element(file.text(), found.element as usize).ok();
             owned.as_ref()
         }
     }
@@ -378,6 +382,7 @@ fn extend(
         section: Section::Other,
         entities: Vec::new(),
         bindings: Vec::new(),
+        trees: Vec::new(),
         problems: Vec::new(),
     };
     for (file_index, (tree, file)) in inputs.iter().enumerate() {
@@ -391,6 +396,7 @@ fn extend(
         store,
         entities,
         bindings,
+        trees,
         problems,
         ..
     } = first;
@@ -402,11 +408,11 @@ fn extend(
 
     let mut defined = vec![false; store.len()];
     for found in &entities {
-        let Some(file) = files.get(found.file).copied() else {
+        let Some(file) = files.get(found.file as usize).copied() else {
             continue;
         };
         let mut owned = None;
-        let Some(json) = element_json(found.element, file, &mut owned) else {
+        let Some(json) = element_json(found, inputs, &trees, &mut owned) else {
             continue;
         };
         if defined.get(found.id.index()).copied().unwrap_or(false) {
@@ -441,11 +447,11 @@ fn extend(
     }
 
     for found in &bindings {
-        let Some(file) = files.get(found.file).copied() else {
+        let Some(file) = files.get(found.file as usize).copied() else {
             continue;
         };
         let mut owned = None;
-        let Some(json) = element_json(found.element, file, &mut owned) else {
+        let Some(json) = element_json(found, inputs, &trees, &mut owned) else {
             continue;
         };
         let path = format!("$.roles[{}]", found.index);
@@ -459,7 +465,7 @@ fn extend(
     // Report one cycle, at the first of its entities that a file defines.
     if let Some(cycle) = parent_cycle(store, &on_cycle)
         && let Some(found) = entities.iter().find(|p| cycle.contains(&p.id))
-        && let Some(file) = files.get(found.file).copied()
+        && let Some(file) = files.get(found.file as usize).copied()
     {
         let name = |id: EntityId| {
             store
@@ -478,7 +484,7 @@ fn extend(
             .collect();
         let mut owned = None;
         let span =
-            element_json(found.element, file, &mut owned).map_or_else(Span::default, |j| j.span);
+            element_json(found, inputs, &trees, &mut owned).map_or_else(Span::default, |j| j.span);
         let uid = path.first().cloned().unwrap_or_default();
         diagnostics.push(Diagnostic::in_file(
             DataError::Cycle {

@@ -45,14 +45,22 @@ pub struct Store {
     entities: Vec<Entity>,
     /// Each entity type's index in `ids`.
     types: HashMap<Arc<str>, u32>,
-    /// The ids of each type's entities, by the entity's id.
-    ids: Vec<HashMap<Arc<str>, EntityId>>,
+    /// The ids of each type's entities, by the entity's id: a table of entity indices
+    /// hashed by the id they name (four bytes a slot where a map from the id string took
+    /// twenty-four; the string itself is the entity's).
+    ids: Vec<hashbrown::HashTable<EntityId>>,
     bindings: Vec<RoleBinding>,
     /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
     bindings_by_subject: HashMap<EntityId, Vec<usize>>,
     // FxHash, as for the ids: the strings come from the operator's data files and policies,
     // and SipHash stood out in the profile of loading a large data file.
     strings: rustc_hash::FxHashSet<Arc<str>>,
+}
+
+/// The hash an entity id is filed under in [`Store`]'s id tables.
+fn hash_id(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(id)
 }
 
 impl Store {
@@ -86,7 +94,13 @@ impl Store {
 
     /// The entity `id` of the type at `type_index`.
     pub fn lookup_in(&self, type_index: u32, id: &str) -> Option<EntityId> {
-        self.ids.get(type_index as usize)?.get(id).copied()
+        let entities = &self.entities;
+        self.ids
+            .get(type_index as usize)?
+            .find(hash_id(id), |e| {
+                entities.get(e.index()).is_some_and(|e| &*e.uid.id == id)
+            })
+            .copied()
     }
 
     /// True when `ancestor` is `entity` itself or one of its ancestors.
@@ -183,18 +197,24 @@ impl Store {
         if let Some(existing) = self.lookup(ty, id) {
             return existing;
         }
+        // The id is kept once, by the type's id map; only the type name is interned (ids are
+        // nearly all distinct, and a million of them in the shared string set cost more
+        // than they share).
         let uid = EntityUid {
             ty: self.intern_str(ty),
-            id: self.intern_str(id),
+            id: Arc::from(id),
         };
         let entity_id = EntityId(u32::try_from(self.entities.len()).unwrap_or(u32::MAX));
         let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
         let type_index = *self.types.entry(uid.ty.clone()).or_insert(next);
         if type_index == next {
-            self.ids.push(HashMap::default());
+            self.ids.push(hashbrown::HashTable::new());
         }
         if let Some(ids) = self.ids.get_mut(type_index as usize) {
-            ids.insert(uid.id.clone(), entity_id);
+            let entities = &self.entities;
+            ids.insert_unique(hash_id(&uid.id), entity_id, |e| {
+                entities.get(e.index()).map_or(0, |e| hash_id(&e.uid.id))
+            });
         }
         self.entities.push(Entity {
             uid,
@@ -228,22 +248,50 @@ impl Store {
         // Kahn's algorithm over child → parent edges, parents first, so an entity's ancestors
         // are complete before its children's are built from them. Iterative: deep hierarchies
         // cannot overflow the stack.
+        // Indices are u32 (entity ids are) and the children lists one flat array with an
+        // offset per entity: with a million entities, a `Vec` per entity and `usize` counters
+        // took several times the memory the ancestor sets themselves do.
         let count = self.entities.len();
-        let mut pending_parents: Vec<usize> =
-            self.entities.iter().map(|e| e.parents.len()).collect();
-        let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
-        for (child, entity) in self.entities.iter().enumerate() {
+        let index_of = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let mut pending_parents: Vec<u32> = self
+            .entities
+            .iter()
+            .map(|e| index_of(e.parents.len()))
+            .collect();
+        let mut child_starts: Vec<u32> = vec![0; count + 1];
+        for entity in &self.entities {
             for parent in &entity.parents {
-                if let Some(list) = children.get_mut(parent.index()) {
-                    list.push(child);
+                if let Some(start) = child_starts.get_mut(parent.index() + 1) {
+                    *start += 1;
                 }
             }
         }
-        let mut ready: Vec<usize> = (0..count)
+        for i in 1..child_starts.len() {
+            let before = child_starts.get(i - 1).copied().unwrap_or(0);
+            if let Some(start) = child_starts.get_mut(i) {
+                *start += before;
+            }
+        }
+        let mut next_child = child_starts.clone();
+        let mut children: Vec<u32> = vec![0; child_starts.last().copied().unwrap_or(0) as usize];
+        for (child, entity) in self.entities.iter().enumerate() {
+            for parent in &entity.parents {
+                if let Some(at) = next_child.get_mut(parent.index()) {
+                    if let Some(slot) = children.get_mut(*at as usize) {
+                        *slot = index_of(child);
+                    }
+                    *at += 1;
+                }
+            }
+        }
+        drop(next_child);
+        let mut ready: Vec<u32> = (0..count)
             .filter(|&i| pending_parents.get(i) == Some(&0))
+            .map(index_of)
             .collect();
         let mut done = vec![false; count];
         while let Some(index) = ready.pop() {
+            let index = index as usize;
             if let Some(flag) = done.get_mut(index) {
                 *flag = true;
             }
@@ -265,8 +313,12 @@ impl Store {
                 entity.ancestors = (bounded && ancestors.len() <= MAX_FLAT_ANCESTORS)
                     .then(|| ancestors.into_boxed_slice());
             }
-            for &child in children.get(index).map(Vec::as_slice).unwrap_or(&[]) {
-                if let Some(pending) = pending_parents.get_mut(child) {
+            let (from, to) = (
+                child_starts.get(index).copied().unwrap_or(0) as usize,
+                child_starts.get(index + 1).copied().unwrap_or(0) as usize,
+            );
+            for &child in children.get(from..to).unwrap_or(&[]) {
+                if let Some(pending) = pending_parents.get_mut(child as usize) {
                     *pending -= 1;
                     if *pending == 0 {
                         ready.push(child);

@@ -112,6 +112,13 @@ impl Value {
 
     /// Builds a set: sorts and removes duplicates.
     pub fn set(mut members: Vec<Value>) -> Value {
+        if members.is_empty() {
+            // Shared: a million entities with an empty `roles` hold one allocation, not a
+            // million.
+            static EMPTY: std::sync::LazyLock<Arc<[Value]>> =
+                std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+            return Value::Set(EMPTY.clone());
+        }
         members.sort_by(Value::total_cmp);
         members.dedup_by(|a, b| a.total_cmp(b) == Ordering::Equal);
         Value::Set(members.into())

@@ -116,7 +116,12 @@ fn outcome(
             unless: false,
         };
     }
-    let held = matches!(frame.result(rule.condition), Some(Ok(Value::Bool(true))));
+    // A condition of several conjuncts is decided from them (the `and`s joining them are not
+    // evaluated): it held when every conjunct was true.
+    let true_in_frame = |node| matches!(frame.result(node), Some(Ok(Value::Bool(true))));
+    let held = true_in_frame(rule.condition)
+        || (rule.conjuncts.len() > 1
+            && rule.conjuncts.iter().all(|(node, _)| true_in_frame(*node)));
     if held {
         return CandidateOutcome {
             rule: summary(program, rule),

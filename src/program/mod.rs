@@ -297,11 +297,13 @@ pub struct Program {
     pub index: Index,
     pub roles: Box<[RoleInfo]>,
     pub role_ids: HashMap<Arc<str>, RoleId>,
-    /// Roles bound to each entity by the data: `(role, on)`; `on == None` is global. Indexed
-    /// by entity id.
-    pub bindings: Box<[Bindings]>,
-    /// The declared roles named in each entity's stored `roles` attribute, by entity id.
-    pub stored_roles: Box<[Box<[RoleId]>]>,
+    /// Roles bound to entities by the data: `(role, on)`; `on == None` is global. Only the
+    /// entities that hold one are in the map: a table with a slot per entity would cost a
+    /// million slots for a million users, most of them empty.
+    pub bindings: HashMap<EntityId, Bindings>,
+    /// The declared roles named in an entity's stored `roles` attribute, for the entities
+    /// whose attribute names one.
+    pub stored_roles: HashMap<EntityId, Box<[RoleId]>>,
     pub zones: Box<[(Arc<str>, jiff::tz::TimeZone)]>,
     pub sources: Box<[SourceFile]>,
     /// The `route` declarations, for gateways' forward-auth requests.
