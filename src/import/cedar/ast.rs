@@ -105,8 +105,8 @@ pub enum ExprKind {
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `a * b`: read so that it can be refused at its place.
     Mul,
-    /// `if … then … else …`: read so that it can be refused at its place.
-    If,
+    /// `if c then a else b`
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `e has a.b.c`
     Has(Box<Expr>, Vec<String>),
     Like(Box<Expr>, Vec<PatternElem>),

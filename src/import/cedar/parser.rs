@@ -285,14 +285,14 @@ fn boxed(e: Expr) -> Box<Expr> {
 pub fn expr(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
     let start = c.span();
     if c.eat_word("if") {
-        expr(c)?;
+        let cond = expr(c)?;
         c.expect_word("then")?;
-        expr(c)?;
+        let then = expr(c)?;
         c.expect_word("else")?;
         let other = expr(c)?;
         let span = start.to(other.span);
         return Ok(Expr {
-            kind: ExprKind::If,
+            kind: ExprKind::If(boxed(cond), boxed(then), boxed(other)),
             span,
         });
     }

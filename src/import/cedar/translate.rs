@@ -592,6 +592,20 @@ fn holds(e: &Expr, known: &[Expr]) -> Expr {
             op: UnaryOp::Not,
             operand,
         } => fails(operand, known),
+        // Only the branch taken is read: `c` holds and `a` does, or `c` fails and `b` holds.
+        ExprKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            let mut facts = known.to_vec();
+            has_facts(cond, &mut facts);
+            bin(
+                BinaryOp::Or,
+                bin(BinaryOp::And, holds(cond, known), holds(then, &facts)),
+                bin(BinaryOp::And, fails(cond, known), holds(otherwise, known)),
+            )
+        }
         _ => match guards(e, known) {
             Some(g) => bin(BinaryOp::And, g, e.clone()),
             None => e.clone(),
@@ -629,6 +643,19 @@ fn fails(e: &Expr, known: &[Expr]) -> Expr {
             op: UnaryOp::Not,
             operand,
         } => holds(operand, known),
+        ExprKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            let mut facts = known.to_vec();
+            has_facts(cond, &mut facts);
+            bin(
+                BinaryOp::Or,
+                bin(BinaryOp::And, holds(cond, known), fails(then, &facts)),
+                bin(BinaryOp::And, fails(cond, known), fails(otherwise, known)),
+            )
+        }
         _ => match guards(e, known) {
             Some(g) => bin(BinaryOp::And, g, not(e.clone())),
             None => not(e.clone()),
@@ -685,13 +712,11 @@ pub fn expr(e: &CExpr) -> Result<Expr, ImportError> {
                 "Warden has no multiplication yet; compute the product into an attribute",
             ));
         }
-        K::If => {
-            return Err(unsupported(
-                "`if … then … else …`",
-                sp,
-                "write the condition with `&&` and `||`: `(c && a) || (!c && b)`",
-            ));
-        }
+        K::If(cond, then, otherwise) => w(ExprKind::If {
+            cond: boxed(cond)?,
+            then: boxed(then)?,
+            otherwise: boxed(otherwise)?,
+        }),
         K::Has(base, path) => {
             let mut current = expr(base)?;
             let mut parts = Vec::new();
@@ -783,13 +808,12 @@ fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<E
         "isInRange" => bin(BinaryOp::In, expr(base)?, one()?),
         "offset" => bin(BinaryOp::Add, expr(base)?, one()?),
         "durationSince" => bin(BinaryOp::Sub, expr(base)?, one()?),
-        "containsAll" | "containsAny" | "isEmpty" => {
-            return Err(unsupported(
-                &format!("the set method `{method}`"),
-                sp,
-                "Warden's set tests are `contains` for now; write one `contains` per element",
-            ));
-        }
+        "containsAll" => bin(BinaryOp::ContainsAll, expr(base)?, one()?),
+        "containsAny" => bin(BinaryOp::ContainsAny, expr(base)?, one()?),
+        "isEmpty" if args.is_empty() => w(ExprKind::Unary {
+            op: UnaryOp::IsEmpty,
+            operand: Box::new(expr(base)?),
+        }),
         "lessThan" | "lessThanOrEqual" | "greaterThan" | "greaterThanOrEqual" => {
             return Err(unsupported(
                 &format!("the decimal method `{method}`"),
@@ -797,12 +821,17 @@ fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<E
                 "Warden has no decimal type yet",
             ));
         }
-        "isIpv4" | "isIpv6" | "isLoopback" | "isMulticast" => {
-            return Err(unsupported(
-                &format!("the IP address test `{method}`"),
-                sp,
-                "test with `isInRange` and the range instead (`127.0.0.0/8`, `224.0.0.0/4`, …)",
-            ));
+        "isIpv4" | "isIpv6" | "isLoopback" | "isMulticast" if args.is_empty() => {
+            let function = match method {
+                "isIpv4" => "is_ipv4",
+                "isIpv6" => "is_ipv6",
+                "isLoopback" => "is_loopback",
+                _ => "is_multicast",
+            };
+            w(ExprKind::Call {
+                function: ident(function),
+                args: vec![expr(base)?],
+            })
         }
         "getTag" | "hasTag" => {
             return Err(unsupported(
