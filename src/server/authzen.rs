@@ -388,16 +388,13 @@ impl<'s> Call<'s> {
         decoded: Result<eval::Request, RequestError>,
         refused: Option<String>,
     ) -> Outcome {
-        let program = self.program.clone();
-        let request = if program.limits.is_empty() {
-            None
-        } else {
-            decoded.as_ref().ok().cloned()
-        };
-        let outcome = self.decide_by_policy(decoded, refused);
-        match (&outcome, request, &self.limits) {
-            (Outcome::Decided { allowed: true, .. }, Some(request), Some(limits)) => {
-                match crate::limit::consume(&program, &request, limits) {
+        let outcome = self.decide_by_policy(&decoded, refused);
+        // Only an allowed request counts against the limits that apply to it.
+        match (&outcome, decoded.as_ref(), &self.limits) {
+            (Outcome::Decided { allowed: true, .. }, Ok(request), Some(limits))
+                if !self.program.limits.is_empty() =>
+            {
+                match crate::limit::consume(&self.program, request, limits) {
                     Ok(_) => outcome,
                     Err(refusal) => Outcome::Decided {
                         allowed: false,
@@ -411,13 +408,13 @@ impl<'s> Call<'s> {
 
     fn decide_by_policy(
         &mut self,
-        decoded: Result<eval::Request, RequestError>,
+        decoded: &Result<eval::Request, RequestError>,
         refused: Option<String>,
     ) -> Outcome {
         let program = &*self.program;
         let request = match decoded {
             Ok(request) => request,
-            Err(RequestError::Malformed(message)) => return Outcome::Failed(message),
+            Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
             Err(RequestError::Invalid(reason)) => {
                 let message = reason.to_string();
                 if let Some(audit) = &mut self.audit {
@@ -435,11 +432,11 @@ impl<'s> Call<'s> {
         };
         match (&mut self.frame, &mut self.audit) {
             (None, None) => Outcome::Decided {
-                allowed: eval::decide(program, &request).allowed,
+                allowed: eval::decide(program, request).allowed,
                 context: None,
             },
             (None, Some(audit)) => with_audit_frame(|frame| {
-                let decision = eval::decide_in(program, &request, frame);
+                let decision = eval::decide_in(program, request, frame);
                 audit.record(program, Ok((&decision, frame)));
                 Outcome::Decided {
                     allowed: decision.allowed,
@@ -447,7 +444,7 @@ impl<'s> Call<'s> {
                 }
             }),
             (Some(frame), audit) => {
-                let decision = eval::decide_in(program, &request, frame);
+                let decision = eval::decide_in(program, request, frame);
                 if let Some(audit) = audit {
                     audit.record(program, Ok((&decision, frame)));
                 }
@@ -457,7 +454,7 @@ impl<'s> Call<'s> {
                     "reason_admin": { "en": explain::verdict_line(program, &decision) },
                     "explanation": explanation,
                 });
-                if let Some(capability) = capability_outcome(program, &request, refused) {
+                if let Some(capability) = capability_outcome(program, request, refused) {
                     context["capability"] = capability;
                 }
                 Outcome::Decided {
