@@ -343,3 +343,43 @@ fn a_guarded_unless_passes_the_check() {
 const SCHEMA_WITH_MANAGER: &str = "entity User = { manager?: User };\n\
     entity Doc = { owner: User };\n\
     action read appliesTo { principal: User, resource: Doc };\n";
+
+/// Deep input is refused with a located error, never a stack overflow: parentheses, `!`
+/// chains, nested `if`s and nested schema types far past Warden's depth limit.
+#[test]
+fn deep_input_is_refused_not_overflowed() {
+    let deep = 100_000;
+    let policies = [
+        format!(
+            "permit (principal, action, resource) when {{ {}true{} }};",
+            "(".repeat(deep),
+            ")".repeat(deep)
+        ),
+        format!(
+            "permit (principal, action, resource) when {{ {}true }};",
+            "!".repeat(deep)
+        ),
+        format!(
+            "permit (principal, action, resource) when {{ {}true{} }};",
+            "if true then ".repeat(deep),
+            " else false".repeat(deep)
+        ),
+    ];
+    for policy in &policies {
+        let refused = refusal(policy, None);
+        assert!(
+            refused.contains("nested more than 1024 levels deep"),
+            "{refused}"
+        );
+    }
+    let schema = format!(
+        "entity User = {{ a: {}Long{} }};",
+        "Set<".repeat(deep),
+        ">".repeat(deep)
+    );
+    let refused = refusal("permit (principal, action, resource);", Some(&schema));
+    assert!(
+        refused.contains("nested more than 1024 levels deep"),
+        "{refused}"
+    );
+}

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["source", "redis_client"],
     &["ast"],
     &["syntax"],
-    &["check", "import"],
+    &["check"],
     &["data"],
     &["program"],
     &["compile", "eval"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit"],
     &["policytest"],
     &["bundle"],
-    &["server", "lsp"],
+    &["server", "lsp", "import"],
     &["cli"],
 ];
 

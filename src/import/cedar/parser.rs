@@ -5,6 +5,7 @@ use super::ast::{ActionScope, Effect, Expr, ExprKind, Policy, Scope, ScopeRef, U
 use super::error::ImportError;
 use super::lexer::{Tok, lex, string_value, unescape};
 use crate::ast::BinaryOp as BinOp;
+use crate::check::MAX_DEPTH;
 use crate::source::Span;
 
 /// Reads tokens left to right; shared by the policy and the schema readers.
@@ -12,6 +13,9 @@ pub struct Cursor<'s> {
     tokens: Vec<(Tok<'s>, Span)>,
     at: usize,
     end: Span,
+    /// How many nested expressions or types are open: bounded, so that deep input is refused
+    /// before the recursive reader can overflow its stack.
+    depth: usize,
 }
 
 impl<'s> Cursor<'s> {
@@ -21,7 +25,29 @@ impl<'s> Cursor<'s> {
             tokens: lex(text)?,
             at: 0,
             end,
+            depth: 0,
         })
+    }
+
+    /// Reads one nested level with `read`, refusing input nested deeper than Warden's own
+    /// limit (which the written policy must meet anyway).
+    pub fn nested<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, ImportError>,
+    ) -> Result<T, ImportError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ImportError::Invalid {
+                message: format!("nested more than {MAX_DEPTH} levels deep"),
+                span: self.span(),
+                help: Some("split the expression with intermediate conditions".to_string()),
+            });
+        }
+        self.depth += 1;
+        // Frames of the recursive reader are large in unoptimised builds: a level may move to
+        // a fresh stack segment, as the compiler's and evaluator's walks do.
+        let read = crate::program::stack::grow(|| read(self));
+        self.depth -= 1;
+        read
     }
 
     pub fn peek(&self) -> Option<Tok<'s>> {
@@ -283,6 +309,10 @@ fn boxed(e: Expr) -> Box<Expr> {
 
 /// `if … then … else …` or an `||` chain.
 pub fn expr(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
+    c.nested(expr_unbounded)
+}
+
+fn expr_unbounded(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
     let start = c.span();
     if c.eat_word("if") {
         let cond = expr(c)?;
@@ -425,6 +455,10 @@ fn mul(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
 }
 
 fn unary(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
+    c.nested(unary_unbounded)
+}
+
+fn unary_unbounded(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
     let start = c.span();
     if c.eat(Tok::Bang) {
         let e = unary(c)?;

@@ -274,6 +274,10 @@ fn action_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(
 }
 
 fn type_expr(c: &mut Cursor<'_>) -> Result<Type, ImportError> {
+    c.nested(type_expr_unbounded)
+}
+
+fn type_expr_unbounded(c: &mut Cursor<'_>) -> Result<Type, ImportError> {
     if c.eat(Tok::LBrace) {
         let mut attrs = Vec::new();
         while !c.eat(Tok::RBrace) {

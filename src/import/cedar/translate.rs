@@ -665,6 +665,11 @@ fn fails(e: &Expr, known: &[Expr]) -> Expr {
 
 /// Translates an expression of a condition.
 pub fn expr(e: &CExpr) -> Result<Expr, ImportError> {
+    // One level per nested Cedar expression, up to the reader's depth limit.
+    crate::program::stack::grow(|| expr_at(e))
+}
+
+fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
     let sp = e.span;
     let boxed = |e: &CExpr| expr(e).map(Box::new);
     Ok(match &e.kind {
