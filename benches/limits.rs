@@ -11,6 +11,10 @@
 //! at once get through one replica's multiplexed connection (calls in flight share it as a
 //! pipeline).
 //!
+//! The bench allocates with mimalloc, as the `warden` binary does: counting allocates a key
+//! and the usages it reports, and the system allocator would weigh on that more than the
+//! server's does.
+//!
 //! Run: `cargo bench --bench limits`
 
 use std::path::PathBuf;
@@ -20,6 +24,9 @@ use serde_json::json;
 use warden::engine::Engine;
 use warden::eval::{self, Request, request};
 use warden::limit::{self, Limiter, LocalStore, OnFailure, RedisConfig, RedisStore};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USERS: usize = 1_000;
 

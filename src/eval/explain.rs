@@ -222,14 +222,57 @@ pub fn entity_name(program: &Program, entity: &EntityRef) -> String {
 
 /// A value as a policy would write it.
 pub fn render_value(program: &Program, value: &Value) -> String {
+    let mut out = String::new();
+    push_value(&mut out, program, value);
+    out
+}
+
+/// Appends a value as a policy would write it ([`render_value`]); entities and strings
+/// without anything to escape are written without an allocation of their own (a rate limit
+/// renders its key on every counted request).
+pub fn push_value(out: &mut String, program: &Program, value: &Value) {
+    /// Text that the policy's escaping leaves as it is.
+    fn plain(text: &str) -> bool {
+        text.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    }
+    let push_quoted = |out: &mut String, text: &str| {
+        out.push('"');
+        if plain(text) {
+            out.push_str(text);
+        } else {
+            out.push_str(&crate::syntax::token::escape(text));
+        }
+        out.push('"');
+    };
+    match value {
+        Value::Str(s) => push_quoted(out, s),
+        Value::Entity(entity) => {
+            let uid = match entity {
+                EntityRef::Known(id) => program.store.entity(*id).map(|e| &e.uid),
+                EntityRef::Unknown(uid) => Some(&**uid),
+            };
+            match uid {
+                Some(uid) => {
+                    out.push_str(&uid.ty);
+                    out.push_str("::");
+                    push_quoted(out, &uid.id);
+                }
+                None => out.push_str("an entity"),
+            }
+        }
+        other => out.push_str(&render_other(program, other)),
+    }
+}
+
+fn render_other(program: &Program, value: &Value) -> String {
     match value {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::Str(s) => format!("\"{}\"", crate::syntax::token::escape(s)),
         Value::Time(t) => format!("time(\"{t}\")"),
         Value::Duration(d) => format_duration(*d),
         Value::Ip(ip) => format!("ip(\"{}\")", format_ip(ip)),
-        Value::Entity(e) => entity_name(program, e).trim_matches('`').to_string(),
+        Value::Str(_) | Value::Entity(_) => render_value(program, value),
         Value::Set(members) => {
             let inner: Vec<String> = members.iter().map(|m| render_value(program, m)).collect();
             format!("[{}]", inner.join(", "))

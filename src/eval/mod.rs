@@ -170,7 +170,7 @@ pub fn evaluate_all(
     program: &Program,
     request: &Request,
     nodes: &[NodeId],
-    out: &mut Vec<Result<Value, EvalError>>,
+    out: &mut impl Extend<Result<Value, EvalError>>,
 ) {
     let mut run = |frame: &mut Frame| {
         frame.begin(program);

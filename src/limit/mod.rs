@@ -7,10 +7,10 @@
 //! `count` requests may come at once and then one per `period / count`); a calendar period is
 //! a counter that starts afresh at the start of each day, week or month in its zone.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{Timestamp, ToSpan};
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::check::limits::CalendarUnit;
@@ -79,13 +79,24 @@ impl Refusal {
     }
 }
 
-/// One limit to count a request against: its store key and window.
+/// One limit to count a request against: its store key (the limit's name, a NUL, the key's
+/// value as a policy would write it) and window.
 #[derive(Clone, Debug)]
 pub struct Check {
     limit: usize,
     key: String,
-    shown: String,
     window: Window,
+}
+
+impl Check {
+    /// The key's value, as a refusal names it.
+    fn shown(&self) -> String {
+        let value = self
+            .key
+            .split_once('\0')
+            .map_or(&*self.key, |(_, value)| value);
+        format!("`{value}`")
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +125,7 @@ pub struct LocalStore {
 
 #[derive(Debug, Default)]
 struct States {
-    map: HashMap<String, State>,
+    map: rustc_hash::FxHashMap<String, State>,
     /// The size at which expired keys are next swept: twice what a sweep left, so that many
     /// live keys cost one sweep per doubling, not one per request.
     sweep_at: usize,
@@ -163,7 +174,7 @@ impl Store for LocalStore {
             map: states,
             sweep_at,
         } = &mut *guard;
-        let mut next = Vec::with_capacity(checks.len());
+        let mut next: SmallVec<[State; 4]> = SmallVec::with_capacity(checks.len());
         let mut usages = Vec::with_capacity(checks.len());
         for check in checks {
             let Some(limit) = program.limits.get(check.limit) else {
@@ -177,7 +188,7 @@ impl Store for LocalStore {
                         Some(State::Tat(tat)) => tat.max(now),
                         _ => now,
                     };
-                    let new_tat = tat + period / i128::from(count);
+                    let new_tat = tat + div(period, i128::from(count));
                     if new_tat - now > period {
                         return Err(reached(limit, check, new_tat - period - now));
                     }
@@ -209,7 +220,13 @@ impl Store for LocalStore {
             *sweep_at = states.len().saturating_mul(2);
         }
         for (check, state) in checks.iter().zip(next) {
-            states.insert(check.key.clone(), state);
+            // A key seen before is updated in place: its string is not copied again.
+            match states.get_mut(&check.key) {
+                Some(slot) => *slot = state,
+                None => {
+                    states.insert(check.key.clone(), state);
+                }
+            }
         }
         Ok(usages)
     }
@@ -219,8 +236,8 @@ impl Store for LocalStore {
 fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128) -> Usage {
     match (check.window, state) {
         (Window::Rolling { period }, State::Tat(tat)) => {
-            let interval = period / i128::from(limit.count.max(1));
-            let left = (period - (tat - now)) / interval.max(1);
+            let interval = div(period, i128::from(limit.count.max(1)));
+            let left = div(period - (tat - now), interval.max(1));
             usage(limit, period, left, tat - now)
         }
         (Window::Fixed { start, end }, State::Count { used, .. }) => {
@@ -306,7 +323,16 @@ const NANOS_PER_SEC: i128 = 1_000_000_000;
 
 /// Whole seconds, rounded up: a client that waits this long is never early.
 fn secs_up(nanos: i128) -> u64 {
-    u64::try_from((nanos.max(0) + NANOS_PER_SEC - 1) / NANOS_PER_SEC).unwrap_or(u64::MAX)
+    u64::try_from(div(nanos.max(0) + NANOS_PER_SEC - 1, NANOS_PER_SEC)).unwrap_or(u64::MAX)
+}
+
+/// `a / b` (`b` positive): in 64 bits when both fit, as periods and times to come always do;
+/// a 128-bit division costs several times more, on every counted request.
+fn div(a: i128, b: i128) -> i128 {
+    match (i64::try_from(a), i64::try_from(b)) {
+        (Ok(a), Ok(b)) if b > 0 => i128::from(a / b),
+        _ => a / b.max(1),
+    }
 }
 
 fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -> Usage {
@@ -338,7 +364,7 @@ fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal
         count: limit.count,
         window: window_text,
         window_secs: secs_up(window),
-        key: check.shown.clone(),
+        key: check.shown(),
         retry_after_secs: secs_up(retry).max(1),
     }
 }
@@ -393,7 +419,7 @@ pub fn consume(
         return Ok(Vec::new());
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
-    let placed: Vec<usize> = program
+    let placed: SmallVec<[usize; 4]> = program
         .limits
         .iter()
         .enumerate()
@@ -403,17 +429,18 @@ pub fn consume(
     if placed.is_empty() {
         return Ok(Vec::new());
     }
-    let mut nodes = Vec::with_capacity(placed.len() * 2);
+    let mut nodes: SmallVec<[crate::program::NodeId; 8]> =
+        SmallVec::with_capacity(placed.len() * 2);
     for index in &placed {
         if let Some(limit) = program.limits.get(*index) {
             nodes.push(limit.key);
             nodes.push(limit.condition.unwrap_or(limit.key));
         }
     }
-    let mut values = Vec::with_capacity(nodes.len());
+    let mut values: SmallVec<[_; 8]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
     let now = request.now.as_nanosecond();
-    let mut checks = Vec::with_capacity(placed.len());
+    let mut checks: SmallVec<[Check; 4]> = SmallVec::with_capacity(placed.len());
     for (index, pair) in placed.iter().zip(values.chunks(2)) {
         let Some(limit) = program.limits.get(*index) else {
             continue;
@@ -427,7 +454,13 @@ pub fn consume(
             continue;
         }
         let key = match key {
-            Ok(value) => explain::render_value(program, value),
+            Ok(value) => {
+                let mut text = String::with_capacity(limit.name.len() + 32);
+                text.push_str(&limit.name);
+                text.push('\0');
+                explain::push_value(&mut text, program, value);
+                text
+            }
             Err(error) => {
                 return Err(Refusal::NoKey {
                     name: limit.name.clone(),
@@ -457,8 +490,7 @@ pub fn consume(
         };
         checks.push(Check {
             limit: *index,
-            key: format!("{}\u{0}{key}", limit.name),
-            shown: format!("`{key}`"),
+            key,
             window,
         });
     }
