@@ -1199,6 +1199,7 @@ impl<'c, 'f> Typer<'c, 'f> {
                 Ty::Bool
             }
             BinaryOp::Add | BinaryOp::Sub => self.arithmetic(op, &left, &right, span),
+            BinaryOp::Mul => self.multiply(&left, &right, span),
             BinaryOp::In => {
                 self.in_op(&left, &right, span);
                 Ty::Bool
@@ -1335,6 +1336,23 @@ impl<'c, 'f> Typer<'c, 'f> {
             self.operands_error(op, left, right, span, help.to_string());
             Ty::Dynamic
         })
+    }
+
+    /// `a * b`: two `Int`s (what Cedar multiplies); the product is an `Int` even when an operand
+    /// is only known at run time, since nothing else multiplies.
+    fn multiply(&mut self, left: &Ty, right: &Ty, span: Span) -> Ty {
+        let factor = |t: &Ty| matches!(t, Ty::Int | Ty::Dynamic);
+        if factor(left) && factor(right) {
+            return Ty::Int;
+        }
+        self.operands_error(
+            BinaryOp::Mul,
+            left,
+            right,
+            span,
+            "`*` multiplies two `Int`s".to_string(),
+        );
+        Ty::Dynamic
     }
 
     fn in_op(&mut self, left: &Ty, right: &Ty, span: Span) {

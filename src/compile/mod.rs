@@ -370,6 +370,7 @@ impl Compiler<'_> {
                 .map(Value::Bool),
             Node::Add(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::add(x, y).ok()),
             Node::Sub(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::sub(x, y).ok()),
+            Node::Mul(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::mul(x, y).ok()),
             Node::In(a, b) => self
                 .both(*a, *b)
                 .and_then(|(x, y)| ops::is_in(&self.store, x, y).ok())
@@ -560,6 +561,7 @@ impl Compiler<'_> {
                     BinaryOp::ContainsAny => self.fold(Node::ContainsAny(l, r)),
                     BinaryOp::Add => self.fold(Node::Add(l, r)),
                     BinaryOp::Sub => self.fold(Node::Sub(l, r)),
+                    BinaryOp::Mul => self.fold(Node::Mul(l, r)),
                 }
             }
             ExprKind::Has { base, name } => {

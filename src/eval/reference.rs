@@ -613,6 +613,10 @@ impl<'a> Reference<'a> {
                     .ok_or(RError("overflow".into())),
                 _ => mismatch(&left, &right),
             },
+            BinaryOp::Mul => match (&left, &right) {
+                (Int(a), Int(b)) => a.checked_mul(*b).map(Int).ok_or(RError("overflow".into())),
+                _ => mismatch(&left, &right),
+            },
             BinaryOp::In => match (&left, &right) {
                 (RValue::Entity(e), RValue::Entity(g)) => Ok(Bool(self.reaches(e, g))),
                 (RValue::Entity(e), RValue::Set(members)) => {

@@ -202,6 +202,7 @@ enum C {
     Order,
     Add,
     Sub,
+    Mul,
     Neg,
     And,
     Or,
@@ -247,7 +248,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 57] = [
+const ALL_CONSTRUCTS: [C; 58] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -269,6 +270,7 @@ const ALL_CONSTRUCTS: [C; 57] = [
     C::Order,
     C::Add,
     C::Sub,
+    C::Mul,
     C::Neg,
     C::And,
     C::Or,
@@ -570,10 +572,14 @@ impl Gen<'_> {
             1 => self.path(K::Int).unwrap_or_else(|| "1".to_string()),
             2 => self.let_of(K::Int).unwrap_or_else(|| "2".to_string()),
             3 => {
-                let op = self.rng.below(3);
+                let op = self.rng.below(4);
                 let a = self.expr(K::Int, depth - 1);
                 let b = self.expr(K::Int, depth - 1);
                 match op {
+                    3 => {
+                        self.hit(C::Mul);
+                        format!("({a} * {b})")
+                    }
                     0 => {
                         self.hit(C::Add);
                         format!("({a} + {b})")

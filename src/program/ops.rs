@@ -118,6 +118,20 @@ pub fn sub(left: &Value, right: &Value) -> OpResult<Value> {
     }
 }
 
+pub fn mul(left: &Value, right: &Value) -> OpResult<Value> {
+    match (left, right) {
+        (Value::Int(a), Value::Int(b)) => a
+            .checked_mul(*b)
+            .map(Value::Int)
+            .ok_or(ErrorKind::Overflow { op: "*" }),
+        _ => Err(ErrorKind::Mismatch {
+            op: "*",
+            left: left.kind(),
+            right: right.kind(),
+        }),
+    }
+}
+
 pub fn neg(value: &Value) -> OpResult<Value> {
     match value {
         Value::Int(i) => i

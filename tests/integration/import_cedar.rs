@@ -214,10 +214,6 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
             "permit (principal, action, resource) when { action == Action::\"read\" };",
         ),
         (
-            "multiplication",
-            "permit (principal, action, resource) when { principal.level * 2 > 3 };",
-        ),
-        (
             "decimal",
             "permit (principal, action, resource) when { decimal(\"1.5\").lessThan(decimal(\"2.0\")) };",
         ),
@@ -251,7 +247,7 @@ fn each_construct_is_translated() {
     let policies = r#"
 permit (principal is User in Group::"g", action in Action::"read-doc", resource is Doc in Group::"h")
 when { principal has home.ip && principal.home.ip.isInRange(ip("10.0.0.0/8")) }
-unless { principal.name like "adm\*n*" || -principal.level < -3 };
+unless { principal.name like "adm\*n*" || -principal.level * 2 < -3 + principal.level * principal.level };
 
 permit (principal == User::"a", action == Action::"write", resource == Doc::"d")
 when { context.now.offset(duration("1h")) < datetime("2026-03-01T10:00:00+0100")

@@ -492,12 +492,12 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     })
 }
 
-/// Whether `e` adds, subtracts or negates (each can overflow).
+/// Whether `e` adds, subtracts, multiplies or negates (each can overflow).
 fn has_arithmetic(e: &Expr) -> bool {
     let here = matches!(
         e.kind,
         ExprKind::Binary {
-            op: BinaryOp::Add | BinaryOp::Sub,
+            op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul,
             ..
         } | ExprKind::Unary {
             op: UnaryOp::Neg,
@@ -710,13 +710,6 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
             operand: boxed(a)?,
         }),
         K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
-        K::Mul => {
-            return Err(unsupported(
-                "multiplication (`*`)",
-                sp,
-                "Warden has no multiplication yet; compute the product into an attribute",
-            ));
-        }
         K::If(cond, then, otherwise) => w(ExprKind::If {
             cond: boxed(cond)?,
             then: boxed(then)?,
