@@ -69,6 +69,7 @@ pub fn compare(op: Compare, left: &Value, right: &Value) -> OpResult<bool> {
                 (Value::Int(a), Value::Int(b)) => a.cmp(b),
                 (Value::Time(a), Value::Time(b)) => a.cmp(b),
                 (Value::Duration(a), Value::Duration(b)) => a.cmp(b),
+                (Value::Decimal(a), Value::Decimal(b)) => a.cmp(b),
                 _ => return Err(mismatch()),
             };
             Ok(match op {

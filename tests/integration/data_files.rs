@@ -79,5 +79,20 @@ fn a_valid_file_loads_with_typed_values_and_a_hierarchy() {
     let bob_attributes = store.entity(bob).unwrap().attributes.clone().unwrap();
     assert!(!bob_attributes.iter().any(|(k, _)| k.as_ref() == "age"));
     assert_eq!(store.bindings().len(), 1);
+    // Decimals, as strings or as Cedar writes them, in ten-thousandths; `1.5` and `1.50` are
+    // one value, so the set holds two.
+    let album = store.lookup("Album", "a1").unwrap();
+    let album_attributes = store.entity(album).unwrap().attributes.clone().unwrap();
+    let album_field = |name: &str| {
+        album_attributes
+            .iter()
+            .find(|(k, _)| k.as_ref() == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(album_field("rating"), Some(Value::Decimal(42_500)));
+    assert_eq!(
+        album_field("scores"),
+        Some(Value::set(vec![Value::Decimal(15_000), Value::Decimal(-1)]))
+    );
     assert!(Path::new(DIR).join("valid.json").exists());
 }
