@@ -229,6 +229,8 @@ enum C {
     NoCondition,
     AnyAction,
     ActionGroup,
+    ActionIn,
+    ActionHierarchy,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -247,7 +249,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 57] = [
+const ALL_CONSTRUCTS: [C; 59] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -296,6 +298,8 @@ const ALL_CONSTRUCTS: [C; 57] = [
     C::NoCondition,
     C::AnyAction,
     C::ActionGroup,
+    C::ActionIn,
+    C::ActionHierarchy,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -790,9 +794,9 @@ impl Gen<'_> {
     }
 
     fn atom(&mut self) -> String {
-        let choice = self
-            .rng
-            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1]);
+        let choice = self.rng.weighted(&[
+            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2,
+        ]);
         match choice {
             0 => {
                 self.hit(C::LitBool);
@@ -946,6 +950,7 @@ impl Gen<'_> {
                 self.hit(C::IsEmpty);
                 format!("({} is empty)", self.expr(K::Set, 1))
             }
+            20 => self.action_test(),
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
                 self.equality(a, b)
@@ -1023,6 +1028,31 @@ impl Gen<'_> {
                     format!("({path} == {constant})")
                 }
             }
+        }
+    }
+
+    /// `action in write`, `action in [edit, comment]`, `action == view`, `action != view`.
+    fn action_test(&mut self) -> String {
+        self.hit(C::ActionIn);
+        let name = |g: &mut Self, group: bool| -> String {
+            let name = match g.group {
+                Some(group_name) if group && g.rng.chance(40) => group_name,
+                _ => *g.rng.pick(&g.actions),
+            };
+            if name.contains('-') {
+                str_lit(name)
+            } else {
+                name.to_string()
+            }
+        };
+        match self.rng.below(4) {
+            0 => format!("(action in {})", name(self, true)),
+            1 => {
+                let (a, b) = (name(self, true), name(self, true));
+                format!("(action in [{a}, {b}])")
+            }
+            2 => format!("(action == {})", name(self, false)),
+            _ => format!("(action != {})", name(self, false)),
         }
     }
 
@@ -1296,6 +1326,7 @@ fn generate(seed: u64) -> Case {
         }
     }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
+    let mut hierarchy = false;
     if declare_actions {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
@@ -1306,7 +1337,13 @@ fn generate(seed: u64) -> Case {
         policy.push('\n');
         cuts.push(policy.len());
         if rng.chance(50) {
-            policy.push_str("action comment on Photo\n");
+            // Beneath `edit` or not: a rule naming `edit` then covers `comment` too.
+            if rng.chance(60) {
+                hierarchy = true;
+                policy.push_str("action comment in edit on Photo\n");
+            } else {
+                policy.push_str("action comment on Photo\n");
+            }
             cuts.push(policy.len());
             actions.push("comment");
         }
@@ -1320,6 +1357,18 @@ fn generate(seed: u64) -> Case {
     } else {
         None
     };
+    if declare_actions && rng.chance(30) {
+        // An action beneath an action and, when there is one, a group.
+        hierarchy = true;
+        let parents = if group.is_some() {
+            "[write, delete]"
+        } else {
+            "delete"
+        };
+        let _ = writeln!(policy, "action approve in {parents} on Album");
+        cuts.push(policy.len());
+        actions.push("approve");
+    }
     let role_count = rng.below(4);
     let roles: Vec<&'static str> = ROLES[..role_count].to_vec();
 
@@ -1419,6 +1468,9 @@ fn generate(seed: u64) -> Case {
         }
         _ => vec![("a.warden".to_string(), policy)],
     };
+    if hierarchy {
+        generator.hit(C::ActionHierarchy);
+    }
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);
 
