@@ -157,6 +157,11 @@ fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
 }
 
 #[test]
+fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
+    assert!(round_trip("github_levels") >= 25);
+}
+
+#[test]
 fn the_command_writes_a_directory_that_checks() {
     let out = tempfile::tempdir().unwrap();
     let dir = "tests/data/cedar/tinytodo";
@@ -210,8 +215,8 @@ const SCHEMA: &str = "entity User = { tags: Set<String>, level: Long };\n\
 fn constructs_warden_cannot_say_are_refused_where_they_stand() {
     let cases = [
         (
-            "action_in_condition",
-            "permit (principal, action, resource) when { action == Action::\"read\" };",
+            "action_test_form",
+            "permit (principal, action, resource) when { action == principal };",
         ),
         (
             "multiplication",
@@ -260,6 +265,12 @@ when { context.now.offset(duration("1h")) < datetime("2026-03-01T10:00:00+0100")
 
 forbid (principal, action, resource)
 when { principal has boss && principal.boss.level > principal.level && resource.owner.level > 2 };
+
+permit (principal, action == Action::"read-doc", resource);
+
+permit (principal, action in [Action::"write", Action::"read-doc"], resource)
+when { action != Action::"view" && (action in Action::"read-doc" || action == Action::"write")
+       && action in [Action::"view"] };
 "#;
     let input = Input {
         schema: Some(SourceFile::new("app.cedarschema", schema)),
