@@ -194,6 +194,17 @@ pub enum CheckError {
         span: Span,
     },
 
+    #[error("`subject` may be a {lacking}, which has no attribute `{name}`")]
+    #[diagnostic(code(warden::check::subject_attribute))]
+    SubjectAttribute {
+        name: String,
+        lacking: String,
+        #[label("not on every subject type these actions accept")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("`Action::{id}` is Cedar's spelling of an action")]
     #[diagnostic(code(warden::check::cedar_action))]
     CedarAction {

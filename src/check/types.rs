@@ -207,8 +207,14 @@ pub struct Typer<'c, 'f> {
     declared: &'c Declared,
     names: &'c Names<'f>,
     entities: HashMap<String, EntityTy>,
-    /// The type of `subject`: any declared entity type.
+    /// Any declared entity type: what `subject` is, unless the actions say otherwise.
     all: Ty,
+    /// The type of `subject` where it is read: the types a rule's actions accept (`by`), else
+    /// [`Typer::all`].
+    subject: Ty,
+    /// True when `subject` is typed by the rule's actions' `by` clauses: an attribute read on it
+    /// must then be declared on every one of them.
+    subject_by: bool,
     let_types: HashMap<String, Ty>,
     pub(super) file: usize,
     scope: Scope,
@@ -313,6 +319,8 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
         names,
         entities,
         all: all.clone(),
+        subject: all.clone(),
+        subject_by: false,
         let_types: HashMap::new(),
         file: 0,
         scope: Scope::Let,
@@ -379,6 +387,8 @@ impl<'c, 'f> Typer<'c, 'f> {
     fn set_let_scope(&mut self) {
         self.scope = Scope::Let;
         self.resource = self.all.clone();
+        self.subject = self.all.clone();
+        self.subject_by = false;
         self.context = Ty::Dynamic;
         self.action_props = Ty::Dynamic;
         self.facts.clear();
@@ -427,18 +437,27 @@ impl<'c, 'f> Typer<'c, 'f> {
             if on_types.is_empty() {
                 Ty::Dynamic
             } else {
-                Ty::Entity(Rc::new(on_types))
+                Ty::Entity(Rc::new(on_types.clone()))
             }
         } else {
             self.resource_of_actions(expanded.as_ref())
         };
+        // A request for an action on a type it does not apply to is refused before any rule
+        // sees it: with `on`, only the actions that apply to one of its types count.
         let declared_actions: Option<Vec<&crate::check::schema::Action>> =
             expanded.as_ref().and_then(|names| {
-                if names.is_empty() {
-                    return None;
+                let actions: Option<Vec<&crate::check::schema::Action>> =
+                    names.iter().map(|n| self.schema.actions.get(n)).collect();
+                let mut actions = actions?;
+                if !on_types.is_empty() {
+                    actions.retain(|a| {
+                        a.resource_types.is_empty()
+                            || a.resource_types.iter().any(|t| on_types.contains(t))
+                    });
                 }
-                names.iter().map(|n| self.schema.actions.get(n)).collect()
+                (!actions.is_empty()).then_some(actions)
             });
+        (self.subject, self.subject_by) = self.subject_of_actions(declared_actions.as_deref());
         self.context = match &declared_actions {
             Some(actions) => {
                 let records: Option<Vec<(&str, &RecordType)>> = actions
@@ -566,6 +585,22 @@ impl<'c, 'f> Typer<'c, 'f> {
                 }
             }
         }
+    }
+
+    /// `subject` of a rule: the types its actions accept, when every one of them says (`by`);
+    /// otherwise any declared type.
+    fn subject_of_actions(&self, actions: Option<&[&crate::check::schema::Action]>) -> (Ty, bool) {
+        let Some(actions) = actions.filter(|a| !a.is_empty()) else {
+            return (self.all.clone(), false);
+        };
+        if actions.iter().any(|a| a.subject_types.is_empty()) || !self.schema.declares_entities() {
+            return (self.all.clone(), false);
+        }
+        let types: BTreeSet<String> = actions
+            .iter()
+            .flat_map(|a| a.subject_types.iter().cloned())
+            .collect();
+        (Ty::Entity(Rc::new(types)), true)
     }
 
     /// `resource` of a rule without `on`: the types its actions apply to, when every action is
@@ -788,7 +823,7 @@ impl<'c, 'f> Typer<'c, 'f> {
             return Ty::Dynamic;
         }
         match var {
-            Var::Subject => self.all.clone(),
+            Var::Subject => self.subject.clone(),
             Var::Resource => self.resource.clone(),
             Var::Context => self.context.clone(),
             Var::Action => Ty::Action,
@@ -974,6 +1009,35 @@ impl<'c, 'f> Typer<'c, 'f> {
             });
             return None;
         };
+        if self.subject_by
+            && !props
+            && base.kind == ExprKind::Var(Var::Subject)
+            && found.len() < types.len()
+        {
+            let lacking: Vec<&String> = types
+                .iter()
+                .filter(|t| !found.iter().any(|(f, _)| f == t))
+                .collect();
+            let having: Vec<&str> = found.iter().map(|(t, _)| *t).collect();
+            let read = self.text(name.span);
+            let test = match having.as_slice() {
+                [one] => format!("`subject is {one} and subject.{read} …`"),
+                _ => format!(
+                    "`subject is T and subject.{read} …` with T one of {}",
+                    suggest::list(&having)
+                ),
+            };
+            self.report(CheckError::SubjectAttribute {
+                name: name.text.clone(),
+                lacking: suggest::list_with(&lacking, "or"),
+                span: name.span,
+                help: format!(
+                    "these actions accept {} as the subject; test the type first: {test}",
+                    suggest::list_with(types.iter(), "and")
+                ),
+            });
+            return None;
+        }
         if found.iter().any(|(_, f)| f.ty != first.ty) {
             let types = found
                 .iter()

@@ -246,6 +246,7 @@ enum C {
     ActionGroup,
     ActionIn,
     ActionHierarchy,
+    ActionSubjects,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -264,7 +265,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 61] = [
+const ALL_CONSTRUCTS: [C; 62] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -317,6 +318,7 @@ const ALL_CONSTRUCTS: [C; 61] = [
     C::ActionGroup,
     C::ActionIn,
     C::ActionHierarchy,
+    C::ActionSubjects,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -1384,6 +1386,7 @@ fn generate(seed: u64) -> Case {
     }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
     let mut hierarchy = false;
+    let mut subjects = false;
     if declare_actions {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
@@ -1397,10 +1400,16 @@ fn generate(seed: u64) -> Case {
             // Beneath `edit` or not: a rule naming `edit` then covers `comment` too.
             if rng.chance(60) {
                 hierarchy = true;
-                policy.push_str("action comment in edit on Photo\n");
+                policy.push_str("action comment in edit on Photo");
             } else {
-                policy.push_str("action comment on Photo\n");
+                policy.push_str("action comment on Photo");
             }
+            // Only users may comment: a group asking is refused, and `subject` is a `User`.
+            if rng.chance(50) {
+                subjects = true;
+                policy.push_str(" by User");
+            }
+            policy.push('\n');
             cuts.push(policy.len());
             actions.push("comment");
         }
@@ -1527,6 +1536,9 @@ fn generate(seed: u64) -> Case {
     };
     if hierarchy {
         generator.hit(C::ActionHierarchy);
+    }
+    if subjects {
+        generator.hit(C::ActionSubjects);
     }
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);

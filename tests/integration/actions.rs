@@ -1,5 +1,6 @@
 //! Decisions on what an action declaration says beyond its resource types: the action
-//! hierarchy (`action read in triage`) with `action in …` tests in conditions.
+//! hierarchy (`action read in triage`) with `action in …` tests in conditions, and the subject
+//! types an action accepts (`by User, Team`).
 
 use serde_json::{Value, json};
 
@@ -129,4 +130,67 @@ fn a_false_action_test_is_explained() {
         .unwrap();
     assert_eq!(candidate.outcome, "false");
     assert_eq!(candidate.condition.as_deref(), Some("action in triage"));
+}
+
+/// Which subject types may ask for an action (`by`): others are refused before any rule, with
+/// the reason, as an undeclared action is.
+const SUBJECTS: &str = r#"
+entity Team
+entity User in Team { joblevel: Int }
+entity Repo
+
+action read on Repo by User, Team
+action delete on Repo by User
+action audit on Repo
+
+@id("read") allow read on Repo
+@id("seniors") allow delete on Repo if subject.joblevel >= 7
+@id("teams") allow * on Repo if subject is Team
+"#;
+
+#[test]
+fn a_subject_of_a_type_the_action_does_not_accept_is_refused_with_the_reason() {
+    use warden::eval::{RequestError, request::Invalid};
+    let engine = inline(
+        SUBJECTS,
+        Some(json!({"entities": [
+            {"type": "User", "id": "ana", "attributes": {"joblevel": 8}},
+            {"type": "Team", "id": "core"},
+        ]})),
+    );
+    let ask = |ty: &str, id: &str, action: &str| {
+        json!({
+            "subject": {"type": ty, "id": id},
+            "action": {"name": action},
+            "resource": {"type": "Repo", "id": "warden"},
+        })
+    };
+    assert_eq!(
+        decide_at(&engine, ask("User", "ana", "read"), at(WORKDAY)),
+        held(&["read"])
+    );
+    assert_eq!(
+        decide_at(&engine, ask("Team", "core", "read"), at(WORKDAY)),
+        held(&["read", "teams"])
+    );
+    assert_eq!(
+        decide_at(&engine, ask("User", "ana", "delete"), at(WORKDAY)),
+        held(&["seniors"])
+    );
+    // Without `by`, every subject type may ask.
+    assert_eq!(
+        decide_at(&engine, ask("Team", "core", "audit"), at(WORKDAY)),
+        held(&["teams"])
+    );
+    // A team asking to delete is refused: `teams` (a `*` rule) would otherwise allow it.
+    let body = ask("Team", "core", "delete").to_string();
+    match warden::eval::request::read(&engine.program, body.as_bytes(), at(WORKDAY)) {
+        Err(RequestError::Invalid(invalid @ Invalid::SubjectNotAccepted { .. })) => {
+            assert_eq!(
+                invalid.to_string(),
+                "action `delete` is not asked for by a `Team` (it accepts `User`)"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
