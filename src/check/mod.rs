@@ -134,6 +134,7 @@ mod functions;
 mod graph;
 pub mod limits;
 mod lint;
+mod namespace;
 mod resolve;
 pub mod route_table;
 pub(crate) mod routes;
@@ -143,6 +144,7 @@ mod types;
 
 pub use declare::BUILTIN_TYPES;
 pub use depth::MAX_DEPTH;
+pub use namespace::qualify_names;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};
