@@ -70,11 +70,18 @@ fn import_app(dir: &Path) -> tempfile::TempDir {
 }
 
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
+/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`);
+/// Warden's actions are not namespaced, so the request names `buy`.
 fn authzen(req: &Value) -> Value {
     let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
+    let action = req["action"].as_str().unwrap();
+    let action = match action.split_once("::Action::") {
+        Some((_, quoted)) => quoted.trim_matches('"'),
+        None => action,
+    };
     json!({
         "subject": entity(&req["principal"]),
-        "action": {"name": req["action"]},
+        "action": {"name": action},
         "resource": entity(&req["resource"]),
         "context": req.get("context").cloned().unwrap_or_else(|| json!({})),
     })
@@ -146,6 +153,13 @@ fn conditionals_set_methods_and_ip_tests_decide_as_cedar() {
 #[test]
 fn multiplication_and_decimals_decide_as_cedar() {
     assert!(round_trip("numbers") >= 14);
+}
+
+/// Two namespaces, each with its own `User`: the schema becomes a file per namespace, and the
+/// policies and entities keep their qualified names.
+#[test]
+fn namespaced_applications_decide_as_cedar() {
+    assert!(round_trip("namespaces") >= 12);
 }
 
 #[test]
@@ -236,7 +250,10 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
         "import_cedar_namespace",
         refusal(
             "permit (principal, action, resource);",
-            Some("namespace App { entity User; }")
+            Some(
+                "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
+                 namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }"
+            )
         )
     );
 }
