@@ -407,3 +407,48 @@ fn deep_input_is_refused_not_overflowed() {
         "{refused}"
     );
 }
+
+/// A namespace in the JSON schema form: its types get their namespace's file, the names they
+/// use resolve in their namespace first, and policies name them in full.
+#[test]
+fn a_namespace_in_the_json_schema_form_becomes_a_file() {
+    let schema = r#"{"App": {
+        "entityTypes": {"User": {"shape": {"type": "Record", "attributes": {
+            "boss": {"type": "Entity", "name": "User", "required": false}}}}},
+        "actions": {"read": {"appliesTo": {"principalTypes": ["User"], "resourceTypes": ["User"]}}}
+    }}"#;
+    let input = Input {
+        schema: Some(SourceFile::new("schema.json", schema)),
+        policies: SourceFile::new(
+            "app.cedar",
+            "permit (principal, action == App::Action::\"read\", resource is App::User)\n\
+             when { principal has boss && principal.boss == resource };",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let file = |name: &str| {
+        imported
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let app = file("schema.App.warden");
+    assert!(app.starts_with("namespace App\n"), "{app}");
+    assert!(app.contains("boss?: App::User"), "{app}");
+    assert!(file("schema.warden").contains("action read on App::User"));
+    assert!(file("policies.warden").contains("allow read on App::User"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
