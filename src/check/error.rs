@@ -225,13 +225,23 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::group_cycle),
         help(
-            "a group cannot contain itself, directly or through other groups; remove one of these members"
+            "a group or action cannot be beneath itself, directly or through other groups and actions; remove one of these members or parents"
         )
     )]
     GroupCycle {
         cycle: String,
-        #[label("this member closes the cycle")]
+        #[label("this link closes the cycle")]
         span: Span,
+    },
+
+    #[error("`Action::{id}` is Cedar's spelling of an action")]
+    #[diagnostic(code(warden::check::cedar_action))]
+    CedarAction {
+        id: String,
+        #[label("the requested action is tested by name")]
+        span: Span,
+        #[help]
+        help: String,
     },
 
     #[error("`let` cycle: {cycle}")]
@@ -430,7 +440,7 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::action_value),
         help(
-            "name the actions a rule covers in its head (`allow view, list on Album`); read what the caller sent with `action.properties`"
+            "name the actions a rule covers in its head (`allow view, list on Album`), test the requested one with `action in write` or `action == view`; read what the caller sent with `action.properties`"
         )
     )]
     ActionValue {

@@ -150,6 +150,20 @@ fn path_of(expr: &Expr) -> Option<Path> {
     }
 }
 
+/// The ids of Cedar's `Action::"read"` or `[Action::"read", Action::"write"]`.
+fn cedar_actions(expr: &Expr) -> Option<Vec<&str>> {
+    fn id(e: &Expr) -> Option<&str> {
+        match &e.kind {
+            ExprKind::Entity { ty, id } if ty.name == "Action" => Some(id.as_str()),
+            _ => None,
+        }
+    }
+    match &expr.kind {
+        ExprKind::Set(elements) if !elements.is_empty() => elements.iter().map(id).collect(),
+        _ => id(expr).map(|id| vec![id]),
+    }
+}
+
 /// What is known to hold on the right of an `and`.
 #[derive(Clone, Debug)]
 enum Fact {
@@ -660,7 +674,39 @@ impl<'c, 'f> Typer<'c, 'f> {
                 then,
                 otherwise,
             } => self.if_then_else(cond, then, otherwise),
+            ExprKind::ActionTest(test) => self.action_test(test, expr.span),
         }
+    }
+
+    /// `action in write`, `action == read`: each name is a declared action or group (`==`
+    /// takes an action only, since a request never names a group).
+    fn action_test(&mut self, test: &ast::ActionTest, span: Span) -> Ty {
+        if self.scope == Scope::Test {
+            self.report(CheckError::TestVariable {
+                name: "action".to_string(),
+                span,
+            });
+            return Ty::Dynamic;
+        }
+        for name in &test.names {
+            let group = self.schema.action_groups.contains_key(&name.text);
+            if group && test.op != ast::ActionOp::In {
+                self.report(CheckError::NotAnAction {
+                    name: name.text.clone(),
+                    span: name.span,
+                    help: format!(
+                        "a request names one action: `action in {}` tests membership of the group",
+                        crate::syntax::fmt::action_name_text(&name.text)
+                    ),
+                });
+            } else if !group
+                && self.schema.declares_actions()
+                && !self.schema.actions.contains_key(&name.text)
+            {
+                declare::unknown_action(self.ctx, self.declared, self.file, name);
+            }
+        }
+        Ty::Bool
     }
 
     /// `if c then a else b`: `c` is a `Bool`, and what it establishes (`has`, `is`) holds in
@@ -1183,6 +1229,31 @@ impl<'c, 'f> Typer<'c, 'f> {
             let right = self.expr(rhs);
             self.facts.truncate(depth);
             self.expect_bool(op, &right, rhs.span);
+            return Ty::Bool;
+        }
+        if lhs.kind == ExprKind::Var(Var::Action)
+            && !self.schema.entity_types.contains_key("Action")
+            && let Some(ids) = cedar_actions(rhs)
+        {
+            let names: Vec<String> = ids
+                .iter()
+                .map(|id| crate::syntax::fmt::action_name_text(id))
+                .collect();
+            let written = match (op, &rhs.kind) {
+                (BinaryOp::Eq | BinaryOp::Ne, _) => {
+                    format!("action {} {}", op.as_str(), names.join(", "))
+                }
+                (_, ExprKind::Set(_)) => format!("action in [{}]", names.join(", ")),
+                _ => format!("action in {}", names.join(", ")),
+            };
+            self.report(CheckError::CedarAction {
+                id: ids
+                    .first()
+                    .map(|id| crate::syntax::fmt::quoted(id))
+                    .unwrap_or_default(),
+                span: rhs.span,
+                help: format!("name the action or group itself: `{written}`"),
+            });
             return Ty::Bool;
         }
         let left = self.expr(lhs);

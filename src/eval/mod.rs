@@ -523,6 +523,9 @@ impl<'a> Evaluator<'a> {
             Node::Subject => Ok(self.request.subject.clone()),
             Node::Resource => Ok(self.request.resource.clone()),
             Node::Action => Err(fail(ErrorKind::ActionValue)),
+            Node::ActionIn(set) => Ok(Value::Bool(
+                program.action_in(self.request.action_slot, *set),
+            )),
             Node::Context => {
                 self.frame.reads.push(id);
                 Ok(self.request.context.clone())

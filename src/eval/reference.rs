@@ -313,14 +313,9 @@ impl<'a> Reference<'a> {
     fn applies(&self, rule: &RuleRef<'_>, request: &RRequest) -> bool {
         let action = match rule.actions {
             ast::Actions::Any(_) => true,
-            ast::Actions::List(names) => {
-                names
-                    .iter()
-                    .any(|name| match self.schema.action_groups.get(&name.text) {
-                        Some(members) => members.contains(&request.action),
-                        None => name.text == request.action,
-                    })
-            }
+            ast::Actions::List(names) => names
+                .iter()
+                .any(|name| self.schema.covers(&name.text, &request.action)),
         };
         let ty = rule.types.is_empty() || rule.types.iter().any(|t| t.name == request.resource.ty);
         if !(action && ty) {
@@ -427,6 +422,14 @@ impl<'a> Reference<'a> {
                 Var::Context => Ok(RValue::Record(request.context.clone())),
                 Var::Action => err("bare `action` has no value"),
             },
+            ExprKind::ActionTest(test) => Ok(RValue::Bool(match test.op {
+                ast::ActionOp::In => test
+                    .names
+                    .iter()
+                    .any(|name| self.schema.covers(&name.text, &request.action)),
+                ast::ActionOp::Eq => test.names.iter().any(|n| n.text == request.action),
+                ast::ActionOp::Ne => !test.names.iter().any(|n| n.text == request.action),
+            })),
             ExprKind::Let(name) => {
                 if depth > MAX_LET_DEPTH {
                     return err("`let`s refer to each other too deeply");

@@ -244,6 +244,8 @@ enum C {
     NoCondition,
     AnyAction,
     ActionGroup,
+    ActionIn,
+    ActionHierarchy,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -262,7 +264,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 59] = [
+const ALL_CONSTRUCTS: [C; 61] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -313,6 +315,8 @@ const ALL_CONSTRUCTS: [C; 59] = [
     C::NoCondition,
     C::AnyAction,
     C::ActionGroup,
+    C::ActionIn,
+    C::ActionHierarchy,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -832,7 +836,7 @@ impl Gen<'_> {
 
     fn atom(&mut self) -> String {
         let choice = self.rng.weighted(&[
-            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2,
+            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2, 2,
         ]);
         match choice {
             0 => {
@@ -991,6 +995,7 @@ impl Gen<'_> {
                 let (a, b) = (self.expr(K::Dec, 1), self.expr(K::Dec, 1));
                 self.order(a, b)
             }
+            21 => self.action_test(),
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
                 self.equality(a, b)
@@ -1068,6 +1073,31 @@ impl Gen<'_> {
                     format!("({path} == {constant})")
                 }
             }
+        }
+    }
+
+    /// `action in write`, `action in [edit, comment]`, `action == view`, `action != view`.
+    fn action_test(&mut self) -> String {
+        self.hit(C::ActionIn);
+        let name = |g: &mut Self, group: bool| -> String {
+            let name = match g.group {
+                Some(group_name) if group && g.rng.chance(40) => group_name,
+                _ => *g.rng.pick(&g.actions),
+            };
+            if name.contains('-') {
+                str_lit(name)
+            } else {
+                name.to_string()
+            }
+        };
+        match self.rng.below(4) {
+            0 => format!("(action in {})", name(self, true)),
+            1 => {
+                let (a, b) = (name(self, true), name(self, true));
+                format!("(action in [{a}, {b}])")
+            }
+            2 => format!("(action == {})", name(self, false)),
+            _ => format!("(action != {})", name(self, false)),
         }
     }
 
@@ -1353,6 +1383,7 @@ fn generate(seed: u64) -> Case {
         }
     }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
+    let mut hierarchy = false;
     if declare_actions {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
@@ -1363,7 +1394,13 @@ fn generate(seed: u64) -> Case {
         policy.push('\n');
         cuts.push(policy.len());
         if rng.chance(50) {
-            policy.push_str("action comment on Photo\n");
+            // Beneath `edit` or not: a rule naming `edit` then covers `comment` too.
+            if rng.chance(60) {
+                hierarchy = true;
+                policy.push_str("action comment in edit on Photo\n");
+            } else {
+                policy.push_str("action comment on Photo\n");
+            }
             cuts.push(policy.len());
             actions.push("comment");
         }
@@ -1377,6 +1414,18 @@ fn generate(seed: u64) -> Case {
     } else {
         None
     };
+    if declare_actions && rng.chance(30) {
+        // An action beneath an action and, when there is one, a group.
+        hierarchy = true;
+        let parents = if group.is_some() {
+            "[write, delete]"
+        } else {
+            "delete"
+        };
+        let _ = writeln!(policy, "action approve in {parents} on Album");
+        cuts.push(policy.len());
+        actions.push("approve");
+    }
     let role_count = rng.below(4);
     let roles: Vec<&'static str> = ROLES[..role_count].to_vec();
 
@@ -1476,6 +1525,9 @@ fn generate(seed: u64) -> Case {
         }
         _ => vec![("a.warden".to_string(), policy)],
     };
+    if hierarchy {
+        generator.hit(C::ActionHierarchy);
+    }
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);
 

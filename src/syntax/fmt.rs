@@ -180,6 +180,7 @@ fn binding(expr: &Expr) -> u8 {
         ExprKind::Has { .. }
         | ExprKind::Like { .. }
         | ExprKind::Is { .. }
+        | ExprKind::ActionTest(_)
         | ExprKind::Unary {
             op: UnaryOp::IsEmpty,
             ..
@@ -700,9 +701,14 @@ impl<'a> Printer<'a> {
                 self.keyword("action ");
                 self.indent = block + INDENT;
                 self.names(&action.names, ", ", action_name_text);
+                self.action_parents(&action.parents);
                 if !action.resource_types.is_empty() {
                     self.write(" on ");
                     self.idents(&action.resource_types);
+                }
+                if !action.subject_types.is_empty() {
+                    self.write(" by ");
+                    self.idents(&action.subject_types);
                 }
                 // `properties` before `context`, unless the author wrote them the other way
                 // round: comments inside them then stay inside the same one.
@@ -981,6 +987,23 @@ impl<'a> Printer<'a> {
                 self.write(separator);
             }
             self.token(name.span, &text(&name.text));
+        }
+    }
+
+    /// `in triage` after declared actions; several parents in brackets.
+    fn action_parents(&mut self, parents: &[Name]) {
+        match parents {
+            [] => {}
+            [one] => {
+                self.write(" in ");
+                self.token(one.span, &action_name_text(&one.text));
+                self.pass_over("]");
+            }
+            _ => {
+                self.write(" in [");
+                self.names(parents, ", ", action_name_text);
+                self.keyword("]");
+            }
         }
     }
 
@@ -1596,6 +1619,17 @@ impl<'a> Printer<'a> {
                 self.expr(then, 0);
                 self.keyword(" else ");
                 self.expr(otherwise, 0);
+            }
+            ExprKind::ActionTest(test) => {
+                self.keyword("action");
+                self.keyword(&format!(" {} ", test.op.as_str()));
+                if test.list {
+                    self.keyword("[");
+                }
+                self.names(&test.names, ", ", action_name_text);
+                if test.list {
+                    self.keyword("]");
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
     reason = "a failed assertion is how a test reports; helpers outside #[test] fns are tests too"
 )]
 
+mod actions;
 mod alloc;
 mod ast_gen;
 mod audit;
