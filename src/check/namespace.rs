@@ -169,6 +169,7 @@ impl Scope<'_> {
             }
             Item::Action(decl) => {
                 decl.resource_types.iter_mut().for_each(&mut name);
+                decl.subject_types.iter_mut().for_each(&mut name);
                 for fields in [&mut decl.properties, &mut decl.context]
                     .into_iter()
                     .flatten()
@@ -378,7 +379,8 @@ fn expr(e: &mut Expr, name: &mut impl FnMut(&mut Ident)) {
         | ExprKind::Str(_)
         | ExprKind::Duration(_)
         | ExprKind::Var(_)
-        | ExprKind::Let(_) => {}
+        | ExprKind::Let(_)
+        | ExprKind::ActionTest(_) => {}
         ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
             elements.iter_mut().for_each(|element| expr(element, name));
         }

@@ -44,6 +44,15 @@ fn each_team_decides_on_its_own_types() {
         ask(("beta::User", "alice"), "view", ("beta::Doc", "memo")),
         denied(&[])
     );
+    // `approve` is declared `by User` in acme's file: acme's users only.
+    assert_eq!(
+        ask(("acme::User", "carol"), "approve", ("acme::Doc", "plan")),
+        denied(&[])
+    );
+    assert_eq!(
+        ask(("acme::User", "bob"), "approve", ("acme::Doc", "plan")),
+        held(&["approvers"])
+    );
     // Same id, other namespace: another entity, owning nothing of acme's.
     assert_eq!(
         ask(("beta::User", "alice"), "view", ("acme::Doc", "plan")),
