@@ -94,18 +94,9 @@ fn a_short_name_on_the_wire_is_an_undeclared_type() {
 
 #[test]
 fn policy_tests_use_the_short_names_of_their_namespace() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["test", "--policies", DIR])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(stdout.lines().last(), Some("1 passed, 0 failed"));
+    let run = super::policy_tests::warden_test(Path::new(DIR), &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.last_line(), "1 passed, 0 failed");
 }
 
 #[test]
