@@ -24,6 +24,7 @@ pub enum Item {
     Route(RouteDecl),
     Capability(CapabilityDecl),
     Limit(LimitDecl),
+    Namespace(NamespaceDecl),
 }
 
 impl Item {
@@ -39,11 +40,23 @@ impl Item {
             Item::Route(i) => i.span,
             Item::Capability(i) => i.span,
             Item::Limit(i) => i.span,
+            Item::Namespace(i) => i.span,
         }
     }
 }
 
-/// A plain identifier: a type, role, `let` or function name.
+/// `namespace acme`: the entity types the file declares are `acme::…`, and its short type names
+/// are looked up in `acme` first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceDecl {
+    pub annotations: Vec<Annotation>,
+    /// The namespace, `acme` or `acme::billing`.
+    pub name: Ident,
+    pub span: Span,
+}
+
+/// A plain identifier: a type, role, `let` or function name. A type name may be qualified by
+/// its namespace (`acme::User`): the whole path is the name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ident {
     pub name: String,

@@ -183,7 +183,11 @@ fn collect_names(ctx: &mut Ctx<'_>, declared: &mut Declared) {
                         },
                     );
                 }
-                Item::Rule(_) | Item::Let(_) | Item::Test(_) | Item::Route(_) => {}
+                Item::Rule(_)
+                | Item::Let(_)
+                | Item::Test(_)
+                | Item::Route(_)
+                | Item::Namespace(_) => {}
             }
         }
     }

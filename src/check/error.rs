@@ -86,6 +86,46 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::namespace))]
+    Namespace {
+        message: String,
+        #[label("here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown namespace `{name}`")]
+    #[diagnostic(code(warden::check::unknown_namespace))]
+    UnknownNamespace {
+        name: String,
+        #[label("no file declares this namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("type `{name}` is not in scope")]
+    #[diagnostic(code(warden::check::type_not_in_scope))]
+    TypeNotInScope {
+        name: String,
+        #[label("declared in another namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("type `{name}` is ambiguous")]
+    #[diagnostic(code(warden::check::ambiguous_type))]
+    AmbiguousType {
+        name: String,
+        #[label("declared in several namespaces")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("unknown action `{name}`")]
     #[diagnostic(code(warden::check::unknown_action))]
     UnknownAction {

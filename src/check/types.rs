@@ -365,7 +365,8 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
                 | Item::Action(_)
                 | Item::ActionGroup(_)
                 | Item::Let(_)
-                | Item::Route(_) => {}
+                | Item::Route(_)
+                | Item::Namespace(_) => {}
             }
         }
     }

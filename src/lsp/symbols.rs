@@ -189,6 +189,8 @@ impl Walker {
                 self.action(&route.action);
                 self.entity(&route.resource_type);
             }
+            // Its name qualifies the file's types; it is no symbol of its own.
+            Item::Namespace(_) => {}
             Item::Capability(capability) => {
                 capability
                     .resource_types

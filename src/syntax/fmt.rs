@@ -850,6 +850,11 @@ impl<'a> Printer<'a> {
                 self.annotations(&limit.annotations);
                 self.limit(limit, block);
             }
+            Item::Namespace(namespace) => {
+                self.annotations(&namespace.annotations);
+                self.keyword("namespace ");
+                self.token(namespace.name.span, &namespace.name.name);
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
@@ -1761,6 +1766,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Route(_) => 6,
         Item::Capability(_) => 7,
         Item::Limit(_) => 8,
+        Item::Namespace(_) => 9,
     };
     kind(a) == kind(b)
 }

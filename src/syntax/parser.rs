@@ -86,10 +86,11 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let Some(tokens) = lexed.tokens.get_mut(range.clone()) else {
             continue;
         };
-        // The only item that starts with a name is a limit: any other name there (`permit`)
-        // is reported as a missing item keyword, not as a limit gone wrong.
+        // The only items that start with a name are a limit and a namespace: any other name
+        // there (`permit`) is reported as a missing item keyword, not as either gone wrong.
         if let Some((l, token @ Token::Ident(word), r)) = tokens.first()
             && *word != "limit"
+            && *word != "namespace"
         {
             let error = unexpected(token, Span::new(*l, *r), &[], true, "");
             diagnostics.push(Diagnostic::in_file(error, source));
@@ -229,6 +230,27 @@ pub fn capability_decl<'s>(
         name,
         resource_types,
         clauses,
+        span,
+    })))
+}
+
+/// Builds `namespace NAME` once its word is `namespace`.
+pub fn namespace_decl<'s>(
+    (word, word_span): (&'s str, Span),
+    name: ast::Ident,
+    span: Span,
+) -> GrammarResult<'s, Box<ast::Item>> {
+    if word != "namespace" {
+        return user_error(
+            format!("expected an item, found `{word}`"),
+            word_span,
+            "a file may start with `namespace NAME`; every other item starts with a keyword"
+                .to_string(),
+        );
+    }
+    Ok(Box::new(ast::Item::Namespace(ast::NamespaceDecl {
+        annotations: Vec::new(),
+        name,
         span,
     })))
 }

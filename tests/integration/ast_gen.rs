@@ -30,12 +30,31 @@ pub fn ident() -> impl Strategy<Value = Ident> {
 /// An entity type name: an identifier, or any keyword but `properties` (a type name is the
 /// one place every keyword is a name).
 pub fn type_name() -> impl Strategy<Value = Ident> {
-    prop_oneof![
+    let bare = prop_oneof![
         3 => ident(),
         1 => proptest::sample::select(Token::KEYWORDS)
             .prop_filter("`properties` is never a name", |k| *k != "properties")
             .prop_map(|name| Ident { name: name.to_string(), span: span() }),
+    ];
+    prop_oneof![
+        4 => bare.clone(),
+        1 => (namespace_name(), bare).prop_map(|(namespace, name)| Ident {
+            name: format!("{}::{}", namespace.name, name.name),
+            span: span(),
+        }),
     ]
+}
+
+/// A namespace: one or two identifiers (`acme`, `acme::billing`).
+pub fn namespace_name() -> impl Strategy<Value = Ident> {
+    proptest::collection::vec(ident(), 1..=2).prop_map(|parts| Ident {
+        name: parts
+            .iter()
+            .map(|part| part.name.as_str())
+            .collect::<Vec<_>>()
+            .join("::"),
+        span: span(),
+    })
 }
 
 fn type_names(max: usize) -> impl Strategy<Value = Vec<Ident>> {
@@ -388,6 +407,11 @@ pub fn item() -> impl Strategy<Value = Item> {
             span: span(),
         });
     prop_oneof![
+        namespace_name().prop_map(|name| Item::Namespace(NamespaceDecl {
+            annotations: Vec::new(),
+            name,
+            span: span(),
+        })),
         (
             annotations(),
             type_name(),

@@ -70,11 +70,18 @@ fn import_app(dir: &Path) -> tempfile::TempDir {
 }
 
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
+/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`);
+/// Warden's actions are not namespaced, so the request names `buy`.
 fn authzen(req: &Value) -> Value {
     let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
+    let action = req["action"].as_str().unwrap();
+    let action = match action.split_once("::Action::") {
+        Some((_, quoted)) => quoted.trim_matches('"'),
+        None => action,
+    };
     json!({
         "subject": entity(&req["principal"]),
-        "action": {"name": req["action"]},
+        "action": {"name": action},
         "resource": entity(&req["resource"]),
         "context": req.get("context").cloned().unwrap_or_else(|| json!({})),
     })
@@ -146,6 +153,13 @@ fn conditionals_set_methods_and_ip_tests_decide_as_cedar() {
 #[test]
 fn multiplication_and_decimals_decide_as_cedar() {
     assert!(round_trip("numbers") >= 14);
+}
+
+/// Two namespaces, each with its own `User`: the schema becomes a file per namespace, and the
+/// policies and entities keep their qualified names.
+#[test]
+fn namespaced_applications_decide_as_cedar() {
+    assert!(round_trip("namespaces") >= 12);
 }
 
 #[test]
@@ -241,7 +255,10 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
         "import_cedar_namespace",
         refusal(
             "permit (principal, action, resource);",
-            Some("namespace App { entity User; }")
+            Some(
+                "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
+                 namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }"
+            )
         )
     );
 }
@@ -399,5 +416,50 @@ fn deep_input_is_refused_not_overflowed() {
     assert!(
         refused.contains("nested more than 1024 levels deep"),
         "{refused}"
+    );
+}
+
+/// A namespace in the JSON schema form: its types get their namespace's file, the names they
+/// use resolve in their namespace first, and policies name them in full.
+#[test]
+fn a_namespace_in_the_json_schema_form_becomes_a_file() {
+    let schema = r#"{"App": {
+        "entityTypes": {"User": {"shape": {"type": "Record", "attributes": {
+            "boss": {"type": "Entity", "name": "User", "required": false}}}}},
+        "actions": {"read": {"appliesTo": {"principalTypes": ["User"], "resourceTypes": ["User"]}}}
+    }}"#;
+    let input = Input {
+        schema: Some(SourceFile::new("schema.json", schema)),
+        policies: SourceFile::new(
+            "app.cedar",
+            "permit (principal, action == App::Action::\"read\", resource is App::User)\n\
+             when { principal has boss && principal.boss == resource };",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let file = |name: &str| {
+        imported
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let app = file("schema.App.warden");
+    assert!(app.starts_with("namespace App\n"), "{app}");
+    assert!(app.contains("boss?: App::User"), "{app}");
+    assert!(file("schema.warden").contains("action read on App::User"));
+    assert!(file("policies.warden").contains("allow read on App::User"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
     );
 }

@@ -202,17 +202,7 @@ fn policy_tests_write_decimals_and_products_as_literals() {
         ),
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["test", "--policies"])
-        .arg(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(stdout.lines().last(), Some("1 passed, 0 failed"));
+    let run = super::policy_tests::warden_test(dir.path(), &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.last_line(), "1 passed, 0 failed");
 }

@@ -178,6 +178,8 @@ fn the_valid_corpus_covers_every_construct() {
         "item:test",
         "item:capability",
         "item:limit",
+        "item:namespace",
+        "type:qualified",
         "limit:calendar",
         "annotation",
         "annotation-value",
@@ -241,6 +243,7 @@ fn the_valid_corpus_covers_every_construct() {
         "op:contains all",
         "op:contains any",
         "op:+",
+        "op:*",
         "op:-",
     ];
     let missing: Vec<&str> = all.iter().copied().filter(|c| !seen.contains(*c)).collect();
@@ -334,6 +337,10 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             &c.annotations
         }
+        Item::Namespace(n) => {
+            mark(seen, "item:namespace");
+            &n.annotations
+        }
         Item::Limit(l) => {
             mark(seen, "item:limit");
             if l.period.zone.is_some() {
@@ -381,8 +388,11 @@ fn visit_condition(kind: ConditionKind, expr: &Expr, seen: &mut BTreeSet<String>
 
 fn visit_type(ty: &TypeExpr, seen: &mut BTreeSet<String>) {
     match ty {
-        TypeExpr::Named(_) => {
+        TypeExpr::Named(name) => {
             seen.insert("type:named".into());
+            if name.name.contains("::") {
+                seen.insert("type:qualified".into());
+            }
         }
         TypeExpr::Set(element, _) => {
             seen.insert("type:set".into());

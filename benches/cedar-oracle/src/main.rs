@@ -1,7 +1,7 @@
 //! Cedar's engine as a differential oracle for `warden import cedar`.
 //!
 //! 1. The example applications under tests/data/cedar/ (TinyTodo, GitHub, document cloud,
-//!    PhotoFlash, hotel chains, the expressions and numbers apps): each is imported into Warden, and every request of its
+//!    PhotoFlash, hotel chains, the expressions, numbers and namespaces apps): each is imported into Warden, and every request of its
 //!    `requests.json` is decided by `cedar-policy` and by Warden, and checked against the
 //!    answer written there.
 //! 2. Random applications in the subset Warden can say: a schema, policies (scopes of every
@@ -183,12 +183,22 @@ struct Req {
     context: Value,
 }
 
+/// An action as a request names it: `read`, or in a namespaced application Cedar's
+/// `App::Action::"read"`; Warden's actions are not namespaced, so Warden's request says `read`.
+fn action_parts(action: &str) -> (String, &str) {
+    match action.split_once("::Action::") {
+        Some((namespace, quoted)) => (format!("{namespace}::Action"), quoted.trim_matches('"')),
+        None => ("Action".to_string(), action),
+    }
+}
+
 /// Cedar's decision, whether any policy errored, and whether a `forbid` overflowed (the one
 /// documented difference the importer cannot guard: Cedar skips it, Warden denies).
 fn cedar_decide(c: &Cedar, r: &Req, ip_fields: &[&str]) -> (bool, bool, bool) {
     let uid =
         |(t, i): &(String, String)| EntityUid::from_json(json!({"type": t, "id": i})).expect("uid");
-    let action = EntityUid::from_json(json!({"type": "Action", "id": r.action})).expect("uid");
+    let (action_type, action_id) = action_parts(&r.action);
+    let action = EntityUid::from_json(json!({"type": action_type, "id": action_id})).expect("uid");
     let mut ctx = r.context.clone();
     for f in ip_fields {
         if let Some(v) = ctx.get(*f).cloned() {
@@ -223,7 +233,7 @@ fn cedar_decide(c: &Cedar, r: &Req, ip_fields: &[&str]) -> (bool, bool, bool) {
 fn warden_decide(engine: &Engine, r: &Req) -> bool {
     let body = json!({
         "subject": {"type": r.principal.0, "id": r.principal.1},
-        "action": {"name": r.action},
+        "action": {"name": action_parts(&r.action).1},
         "resource": {"type": r.resource.0, "id": r.resource.1},
         "context": r.context,
     });

@@ -186,7 +186,7 @@ pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportErr
         let Some(id) = item.get("uid").and_then(uid) else {
             return Err(ImportError::json(format!("{at}: an entity needs a `uid`")));
         };
-        if id.ty == "Action" {
+        if super::schema::is_action_type(&id.ty) {
             continue;
         }
         if item

@@ -67,6 +67,12 @@ pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
             "schema.warden".to_string(),
             canonical("schema.warden", text),
         ));
+        let mut namespace_errors = Vec::new();
+        for (name, text) in translate::namespace_files(schema, &mut namespace_errors) {
+            let text = canonical(&name, text);
+            files.push((name, text));
+        }
+        errors.extend(namespace_errors.into_iter().map(|e| in_file(e, file)));
     }
 
     // Cedar names an unannotated policy by its position (`policy0`, …); Warden ids are unique.

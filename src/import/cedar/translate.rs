@@ -7,7 +7,7 @@ use super::ast::{
 };
 use super::error::ImportError;
 use super::lexer::PatternElem;
-use super::schema::{Attr, Schema, Type};
+use super::schema::{Attr, Schema, Type, is_action_type};
 use crate::ast::{
     ActionOp, ActionTest, BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar,
 };
@@ -30,36 +30,98 @@ pub fn action_name(text: &str) -> String {
 
 // ---- Schema -------------------------------------------------------------------------------
 
-/// The Warden declarations for a Cedar schema.
+/// The entity types each Cedar namespace declares, as a Warden file that starts with
+/// `namespace App` (named `schema.App.warden`); the names they use are written in full.
+pub fn namespace_files(schema: &Schema, errors: &mut Vec<ImportError>) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String, String)> = Vec::new();
+    for entity in &schema.entities {
+        let Some((namespace, short)) = entity.name.rsplit_once("::") else {
+            continue;
+        };
+        let at = match files.iter().position(|(n, _, _)| n == namespace) {
+            Some(at) => at,
+            None => {
+                let file = format!("schema.{}.warden", namespace.replace("::", "."));
+                files.push((
+                    namespace.to_string(),
+                    file,
+                    format!("namespace {namespace}\n\n"),
+                ));
+                files.len() - 1
+            }
+        };
+        if let Some((_, _, out)) = files.get_mut(at) {
+            entity_text(schema, entity, short, out, errors);
+        }
+    }
+    files
+        .into_iter()
+        .map(|(_, file, text)| (file, text))
+        .collect()
+}
+
+/// `entity Short in [Parents] { attributes }`.
+fn entity_text(
+    schema: &Schema,
+    entity: &super::schema::EntityType,
+    short: &str,
+    out: &mut String,
+    errors: &mut Vec<ImportError>,
+) {
+    if let Err(e) = entity_name(&entity.name, entity.span) {
+        errors.push(e);
+        return;
+    }
+    let _ = write!(out, "entity {short}");
+    match entity.parents.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = write!(out, " in {one}");
+        }
+        many => {
+            let _ = write!(out, " in [{}]", many.join(", "));
+        }
+    }
+    if !entity.attrs.is_empty() {
+        match record_type(schema, &entity.attrs, 0) {
+            Ok(text) => out.push_str(&format!(" {text}")),
+            Err(e) => errors.push(e),
+        }
+    }
+    out.push('\n');
+}
+
+/// The Warden declarations for a Cedar schema: the entity types outside every namespace (see
+/// [`namespace_files`] for the others) and every action.
 pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
     let mut out = String::new();
     for entity in &schema.entities {
-        if let Err(e) = entity_name(&entity.name, entity.span) {
-            errors.push(e);
-            continue;
+        if !entity.name.contains("::") {
+            entity_text(schema, entity, &entity.name, &mut out, errors);
         }
-        let _ = write!(out, "entity {}", entity.name);
-        match entity.parents.as_slice() {
-            [] => {}
-            [one] => {
-                let _ = write!(out, " in {one}");
-            }
-            many => {
-                let _ = write!(out, " in [{}]", many.join(", "));
-            }
-        }
-        if !entity.attrs.is_empty() {
-            match record_type(schema, &entity.attrs, 0) {
-                Ok(text) => out.push_str(&format!(" {text}")),
-                Err(e) => errors.push(e),
-            }
-        }
-        out.push('\n');
     }
     out.push('\n');
     // Actions that apply alike are declared together, as Cedar's schema usually lists them.
     let mut declared: Vec<(String, Vec<String>)> = Vec::new();
+    let mut named: Vec<&super::schema::Action> = Vec::new();
     for action in &schema.actions {
+        if let Some(first) = named.iter().find(|a| a.name == action.name) {
+            errors.push(ImportError::Unsupported {
+                construct: format!(
+                    "action `{}` declared in two namespaces (`{}` and `{}`)",
+                    action.name,
+                    first.namespace.as_deref().unwrap_or("none"),
+                    action.namespace.as_deref().unwrap_or("none"),
+                ),
+                span: action.span,
+                help: "Warden's actions are shared by the whole directory; rename one of them"
+                    .to_string(),
+            });
+            continue;
+        }
+        named.push(action);
+    }
+    for action in named {
         let Some(applies) = requestable(action) else {
             continue;
         };
@@ -160,15 +222,10 @@ fn action_groups(schema: &Schema) -> String {
     out
 }
 
+/// A type name Warden can declare: its last part (`User` of `App::User`) is no Warden type.
 fn entity_name(name: &str, span: Span) -> Result<(), ImportError> {
-    if name.contains("::") {
-        return Err(unsupported(
-            "a namespaced type name",
-            span,
-            "Warden has no namespaces yet; drop the namespace from the type name",
-        ));
-    }
-    if BUILTIN_TYPES.contains(&name) || name == "properties" {
+    let short = name.rsplit("::").next().unwrap_or(name);
+    if BUILTIN_TYPES.contains(&short) || short == "properties" {
         return Err(ImportError::Invalid {
             message: format!("entity type `{name}` has the name of a Warden type"),
             span,
@@ -311,7 +368,7 @@ fn and_all(parts: Vec<Expr>) -> Option<Expr> {
 }
 
 fn entity(uid: &Uid, span: Span) -> Result<Expr, ImportError> {
-    if uid.ty == "Action" {
+    if is_action_type(&uid.ty) {
         return Err(unsupported(
             "an action entity in a condition",
             span,
@@ -405,12 +462,13 @@ fn actions(
         ActionScope::Eq(uid) => vec![uid],
         ActionScope::In(list) => list.iter().collect(),
     };
-    if uids.iter().any(|uid| uid.ty != "Action") {
-        return Err(unsupported(
-            "a namespaced action",
+    // Warden's actions are shared by the directory: `App::Action::"read"` is `read`.
+    if let Some(uid) = uids.iter().find(|uid| !is_action_type(&uid.ty)) {
+        return Err(ImportError::Invalid {
+            message: format!("`{}` is no action type", uid.ty),
             span,
-            "Warden has no namespaces yet; name actions `Action::\"…\"`",
-        ));
+            help: Some("name actions `Action::\"…\"` or `App::Action::\"…\"`".to_string()),
+        });
     }
     let mut names: Vec<String> = Vec::new();
     let Some(schema) = schema.filter(|s| !s.actions.is_empty()) else {
