@@ -41,6 +41,11 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
             continue;
         }
         let _ = write!(out, "entity {}", entity.name);
+        if let Some(ids) = &entity.ids {
+            let ids: Vec<String> = ids.iter().map(|id| quoted(id)).collect();
+            let _ = writeln!(out, " enum [{}]", ids.join(", "));
+            continue;
+        }
         match entity.parents.as_slice() {
             [] => {}
             [one] => {
