@@ -245,6 +245,17 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("`{ty}` has no entity {id}")]
+    #[diagnostic(code(warden::check::unknown_enum_id))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        #[label("not one of the ids `{ty}` lists")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("`Action::{id}` is Cedar's spelling of an action")]
     #[diagnostic(code(warden::check::cedar_action))]
     CedarAction {

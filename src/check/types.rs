@@ -682,7 +682,13 @@ impl<'c, 'f> Typer<'c, 'f> {
             ExprKind::Int(_) => Ty::Int,
             ExprKind::Str(_) => Ty::Str,
             ExprKind::Duration(_) => Ty::Duration,
-            ExprKind::Entity { ty, .. } => self.entity_type(ty),
+            ExprKind::Entity { ty, id } => {
+                let entity = self.entity_type(ty);
+                if matches!(entity, Ty::Entity(_)) {
+                    self.enum_id(&ty.name, id, expr.span);
+                }
+                entity
+            }
             ExprKind::Set(elements) => self.set(elements),
             ExprKind::Record(entries) => self.record_literal(entries),
             ExprKind::Var(var) => {
@@ -1636,8 +1642,36 @@ impl<'c, 'f> Typer<'c, 'f> {
     }
 
     fn entity_ref(&mut self, entity: &ast::EntityRef) -> bool {
-        self.schema.declares_entities()
-            && declare::entity_name(self.ctx, self.declared, self.file, &entity.ty)
+        let declared = self.schema.declares_entities()
+            && declare::entity_name(self.ctx, self.declared, self.file, &entity.ty);
+        if declared {
+            self.enum_id(&entity.ty.name, &entity.id, entity.span);
+        }
+        declared
+    }
+
+    /// An entity of an enumerated type (`entity Color enum [...]`) has one of its ids.
+    fn enum_id(&mut self, ty: &str, id: &str, span: Span) {
+        let Some(ids) = self
+            .schema
+            .entity_types
+            .get(ty)
+            .and_then(|declared| declared.ids.as_ref())
+        else {
+            return;
+        };
+        if ids.contains(id) {
+            return;
+        }
+        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
+            format!("the ids of `{ty}` are {}", suggest::list(ids))
+        });
+        self.report(CheckError::UnknownEnumId {
+            ty: ty.to_string(),
+            id: crate::syntax::fmt::quoted(id),
+            span,
+            help,
+        });
     }
 
     fn expect_time(&mut self, expr: &Expr) {

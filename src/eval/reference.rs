@@ -213,6 +213,15 @@ impl<'a> Reference<'a> {
         {
             return false;
         }
+        let listed = |uid: &Uid| {
+            schema
+                .entity_types
+                .get(&uid.ty)
+                .is_none_or(|declared| declared.allows_id(&uid.id))
+        };
+        if !(listed(&request.subject) && listed(&request.resource)) {
+            return false;
+        }
         match schema.actions.get(&request.action) {
             None => !schema.declares_actions(),
             Some(action) => {

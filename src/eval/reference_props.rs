@@ -247,6 +247,7 @@ enum C {
     ActionIn,
     ActionHierarchy,
     ActionSubjects,
+    Enum,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -265,7 +266,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 62] = [
+const ALL_CONSTRUCTS: [C; 63] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -319,6 +320,7 @@ const ALL_CONSTRUCTS: [C; 62] = [
     C::ActionIn,
     C::ActionHierarchy,
     C::ActionSubjects,
+    C::Enum,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -394,6 +396,8 @@ struct Gen<'r> {
     actions: Vec<&'static str>,
     group: Option<&'static str>,
     roles: Vec<&'static str>,
+    /// `entity Tier enum ["gold", "silver"]` is declared.
+    tiers: bool,
 }
 
 fn int_lit(i: i64) -> String {
@@ -431,6 +435,10 @@ impl Gen<'_> {
     }
 
     fn entity_literal(&mut self) -> String {
+        if self.tiers && self.rng.chance(15) {
+            self.hit(C::Enum);
+            return uid_lit("Tier", self.rng.pick(&["gold", "silver"]));
+        }
         self.hit(C::EntityRef);
         let (ty, id) = self.random_uid();
         uid_lit(&ty, &id)
@@ -1384,6 +1392,12 @@ fn generate(seed: u64) -> Case {
             cuts.push(policy.len());
         }
     }
+    // An enumerated type: requests may name its listed ids or another (refused).
+    let tiers = typed && rng.chance(50);
+    if tiers {
+        policy.push_str("entity Tier enum [\"gold\", \"silver\"]\n");
+        cuts.push(policy.len());
+    }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
     let mut hierarchy = false;
     let mut subjects = false;
@@ -1454,6 +1468,7 @@ fn generate(seed: u64) -> Case {
         actions: actions.clone(),
         group,
         roles: roles.clone(),
+        tiers,
     };
 
     // Lets.
@@ -1672,6 +1687,7 @@ fn generate(seed: u64) -> Case {
             _ => Uid::new("User", rng.pick(&USERS)),
         };
         let resource = match rng.below(20) {
+            0 if tiers => Uid::new("Tier", rng.pick(&["gold", "silver", "bronze"])),
             0 => Uid::new("Photo", "nope"),
             1 => Uid::new("User", rng.pick(&USERS)),
             2..=9 => Uid::new("Album", rng.pick(&ALBUMS)),

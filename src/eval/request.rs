@@ -185,6 +185,12 @@ pub enum Invalid {
         resource_type: String,
         applies: Vec<String>,
     },
+    #[error("`{ty}` has no entity `{id}`: it is an enumeration{}", did_you_mean(.suggestion))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        suggestion: Option<String>,
+    },
     #[error("action `{action}` is not asked for by a `{subject_type}` (it accepts {})", quoted(.accepts))]
     SubjectNotAccepted {
         action: String,
@@ -462,6 +468,21 @@ pub(crate) fn from_wire(
     now: Timestamp,
 ) -> Result<Request, RequestError> {
     let declared = declarations(program, wire.subject_type, wire.resource_type, wire.action)?;
+    for (ty, id, decl) in [
+        (wire.subject_type, wire.subject_id, declared.subject),
+        (wire.resource_type, wire.resource_id, declared.resource),
+    ] {
+        if let Some(ids) = decl.and_then(|d| d.ids.as_ref())
+            && !ids.contains(id)
+        {
+            return Err(Invalid::UnknownEnumId {
+                ty: ty.to_string(),
+                id: id.to_string(),
+                suggestion: suggest(id, ids.iter().map(String::as_str)).map(str::to_string),
+            }
+            .into());
+        }
+    }
     let store = &program.store;
     let mut resolver = RequestResolver { store };
     let subject_properties = properties(
@@ -574,7 +595,11 @@ pub(crate) fn one_pass<'t>(
     let subject = names.types.get(body.subject.ty)?;
     let resource = names.types.get(body.resource.ty)?;
     let action = names.actions.get(body.action)?;
-    if !action.applies_to(resource) || !action.accepts(subject) {
+    if !action.applies_to(resource)
+        || !action.accepts(subject)
+        || subject.enumerated
+        || resource.enumerated
+    {
         return None;
     }
     let store = &program.store;

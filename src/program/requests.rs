@@ -32,6 +32,8 @@ pub struct TypeNames {
     pub store: Option<u32>,
     /// The declared `properties`; `None` leaves them dynamic.
     pub properties: Option<Declared>,
+    /// An enumeration (`entity Color enum [...]`): its ids are checked by the full reader.
+    pub enumerated: bool,
 }
 
 /// A declared record type of `properties` or `context`, its members' names shared: with the
@@ -122,6 +124,7 @@ impl RequestNames {
                         .properties
                         .as_ref()
                         .map(|r| Declared::new(r, store)),
+                    enumerated: declared.ids.is_some(),
                 };
                 (Box::from(name.as_str()), names)
             })

@@ -179,7 +179,7 @@ fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
 
 #[test]
 fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
-    assert!(round_trip("github_levels") >= 25);
+    assert!(round_trip("github_levels") >= 29);
 }
 
 #[test]

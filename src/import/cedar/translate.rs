@@ -73,6 +73,11 @@ fn entity_text(
         return;
     }
     let _ = write!(out, "entity {short}");
+    if let Some(ids) = &entity.ids {
+        let ids: Vec<String> = ids.iter().map(|id| quoted(id)).collect();
+        let _ = writeln!(out, " enum [{}]", ids.join(", "));
+        return;
+    }
     match entity.parents.as_slice() {
         [] => {}
         [one] => {
