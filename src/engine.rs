@@ -298,6 +298,10 @@ pub fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, 
             Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
+    // Entity type names become full names (`acme::User`) before anything reads them.
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.extend(check::qualify_names(&mut files));
+    }
     let mut types = Vec::new();
     let schema = if diagnostics.iter().any(Diagnostic::is_error) {
         None

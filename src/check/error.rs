@@ -86,6 +86,46 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{message}")]
+    #[diagnostic(code(warden::check::namespace))]
+    Namespace {
+        message: String,
+        #[label("here")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown namespace `{name}`")]
+    #[diagnostic(code(warden::check::unknown_namespace))]
+    UnknownNamespace {
+        name: String,
+        #[label("no file declares this namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("type `{name}` is not in scope")]
+    #[diagnostic(code(warden::check::type_not_in_scope))]
+    TypeNotInScope {
+        name: String,
+        #[label("declared in another namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("type `{name}` is ambiguous")]
+    #[diagnostic(code(warden::check::ambiguous_type))]
+    AmbiguousType {
+        name: String,
+        #[label("declared in several namespaces")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("unknown action `{name}`")]
     #[diagnostic(code(warden::check::unknown_action))]
     UnknownAction {
@@ -185,13 +225,45 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::group_cycle),
         help(
-            "a group cannot contain itself, directly or through other groups; remove one of these members"
+            "a group or action cannot be beneath itself, directly or through other groups and actions; remove one of these members or parents"
         )
     )]
     GroupCycle {
         cycle: String,
-        #[label("this member closes the cycle")]
+        #[label("this link closes the cycle")]
         span: Span,
+    },
+
+    #[error("`subject` may be a {lacking}, which has no attribute `{name}`")]
+    #[diagnostic(code(warden::check::subject_attribute))]
+    SubjectAttribute {
+        name: String,
+        lacking: String,
+        #[label("not on every subject type these actions accept")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{ty}` has no entity {id}")]
+    #[diagnostic(code(warden::check::unknown_enum_id))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        #[label("not one of the ids `{ty}` lists")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`Action::{id}` is Cedar's spelling of an action")]
+    #[diagnostic(code(warden::check::cedar_action))]
+    CedarAction {
+        id: String,
+        #[label("the requested action is tested by name")]
+        span: Span,
+        #[help]
+        help: String,
     },
 
     #[error("`let` cycle: {cycle}")]
@@ -390,7 +462,7 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::action_value),
         help(
-            "name the actions a rule covers in its head (`allow view, list on Album`); read what the caller sent with `action.properties`"
+            "name the actions a rule covers in its head (`allow view, list on Album`), test the requested one with `action in write` or `action == view`; read what the caller sent with `action.properties`"
         )
     )]
     ActionValue {

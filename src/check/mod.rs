@@ -30,8 +30,10 @@
 //!   declaration of a name is an error (`warden::check::duplicate`) and only the first is used.
 //!   An action and an action group may not share a name. An entity type may not take a built-in
 //!   type's name (`warden::check::reserved`).
-//! - Types: `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Set<T>`, records
-//!   `{ a: T, b?: U }` and declared entity type names. `properties` is reserved: it is never an
+//! - Types: `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Decimal`, `Set<T>`, records
+//!   `{ a: T, b?: U }` and declared entity type names. Before any pass reads them, entity type
+//!   names are made full (`acme::User`) by the `namespace` module, from each file's
+//!   `namespace` and the directory's declarations. `properties` is reserved: it is never an
 //!   attribute or field name, because `e.properties` always means what the caller sent.
 //! - Action groups are flattened into [`Schema::action_groups`]; a group may contain groups;
 //!   a cycle is an error naming it (`warden::check::group_cycle`).
@@ -93,7 +95,8 @@
 //! # Operators
 //!
 //! `==`/`!=`: one type on both sides (two entity types that cannot be the same are an error:
-//! "always false"); `<` `<=` `>` `>=`: two `Int`s, `Time`s or `Duration`s; `+`/`-`: `Int ± Int`,
+//! "always false"); `<` `<=` `>` `>=`: two `Int`s, `Time`s, `Duration`s or `Decimal`s; `*`:
+//! `Int * Int`; `+`/`-`: `Int ± Int`,
 //! `Duration ± Duration`, `Time ± Duration → Time`, `Duration + Time → Time`,
 //! `Time - Time → Duration`; unary `-`: `Int`, `Duration`; `and`/`or`/`not`: `Bool`; `in`:
 //! entity in entity, entity in `Set<entity>`, `Ip in Ip` (range); `contains`: `Set<T>`
@@ -134,6 +137,7 @@ mod functions;
 mod graph;
 pub mod limits;
 mod lint;
+mod namespace;
 mod resolve;
 pub mod route_table;
 pub(crate) mod routes;
@@ -143,6 +147,7 @@ mod types;
 
 pub use declare::BUILTIN_TYPES;
 pub use depth::MAX_DEPTH;
+pub use namespace::qualify_names;
 pub use schema::Schema;
 
 use crate::source::{Diagnostic, Span};

@@ -97,6 +97,7 @@ fn item_annotations(item: &Item) -> &[Annotation] {
         Item::Route(i) => &i.annotations,
         Item::Capability(i) => &i.annotations,
         Item::Limit(i) => &i.annotations,
+        Item::Namespace(i) => &i.annotations,
     }
 }
 
@@ -118,6 +119,7 @@ impl IdAllowed {
             Item::Test(_) => IdAllowed::No("a test (its name is its id)"),
             Item::Route(_) => IdAllowed::No("a route"),
             Item::Limit(_) => IdAllowed::No("a limit (its name is its id)"),
+            Item::Namespace(_) => IdAllowed::No("a namespace"),
         }
     }
 }
@@ -290,7 +292,11 @@ pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
                 }
             }
         }
-        Item::Entity(_) | Item::Action(_) | Item::ActionGroup(_) | Item::Route(_) => {}
+        Item::Entity(_)
+        | Item::Action(_)
+        | Item::ActionGroup(_)
+        | Item::Route(_)
+        | Item::Namespace(_) => {}
     }
 }
 

@@ -171,6 +171,7 @@ fn binding(expr: &Expr) -> u8 {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
             BinaryOp::Add | BinaryOp::Sub => 5,
+            BinaryOp::Mul => 6,
             _ => 4,
         },
         ExprKind::Unary {
@@ -179,16 +180,17 @@ fn binding(expr: &Expr) -> u8 {
         ExprKind::Has { .. }
         | ExprKind::Like { .. }
         | ExprKind::Is { .. }
+        | ExprKind::ActionTest(_)
         | ExprKind::Unary {
             op: UnaryOp::IsEmpty,
             ..
         } => 4,
         ExprKind::Unary {
             op: UnaryOp::Neg, ..
-        } => 6,
-        ExprKind::Int(value) if *value < 0 => 6,
-        ExprKind::Attr { .. } | ExprKind::Properties(_) => 7,
-        _ => 8,
+        } => 7,
+        ExprKind::Int(value) if *value < 0 => 7,
+        ExprKind::Attr { .. } | ExprKind::Properties(_) => 8,
+        _ => 9,
     }
 }
 
@@ -198,6 +200,7 @@ fn operand_bindings(op: BinaryOp) -> (u8, u8) {
         BinaryOp::Or => (1, 2),
         BinaryOp::And => (2, 3),
         BinaryOp::Add | BinaryOp::Sub => (5, 6),
+        BinaryOp::Mul => (6, 7),
         // Comparisons do not chain: both sides are sums.
         _ => (5, 5),
     }
@@ -698,9 +701,14 @@ impl<'a> Printer<'a> {
                 self.keyword("action ");
                 self.indent = block + INDENT;
                 self.names(&action.names, ", ", action_name_text);
+                self.action_parents(&action.parents);
                 if !action.resource_types.is_empty() {
                     self.write(" on ");
                     self.idents(&action.resource_types);
+                }
+                if !action.subject_types.is_empty() {
+                    self.write(" by ");
+                    self.idents(&action.subject_types);
                 }
                 // `properties` before `context`, unless the author wrote them the other way
                 // round: comments inside them then stay inside the same one.
@@ -842,6 +850,11 @@ impl<'a> Printer<'a> {
                 self.annotations(&limit.annotations);
                 self.limit(limit, block);
             }
+            Item::Namespace(namespace) => {
+                self.annotations(&namespace.annotations);
+                self.keyword("namespace ");
+                self.token(namespace.name.span, &namespace.name.name);
+            }
         }
         self.indent = block;
         self.touch(item.span().end);
@@ -977,6 +990,23 @@ impl<'a> Printer<'a> {
         }
     }
 
+    /// `in triage` after declared actions; several parents in brackets.
+    fn action_parents(&mut self, parents: &[Name]) {
+        match parents {
+            [] => {}
+            [one] => {
+                self.write(" in ");
+                self.token(one.span, &action_name_text(&one.text));
+                self.pass_over("]");
+            }
+            _ => {
+                self.write(" in [");
+                self.names(parents, ", ", action_name_text);
+                self.keyword("]");
+            }
+        }
+    }
+
     fn idents(&mut self, idents: &[Ident]) {
         for (index, ident) in idents.iter().enumerate() {
             if index > 0 {
@@ -1071,6 +1101,18 @@ impl<'a> Printer<'a> {
         self.keyword("entity ");
         self.indent = block + INDENT;
         self.token(entity.name.span, &entity.name.name);
+        if let Some(ids) = &entity.ids {
+            self.keyword(" enum ");
+            let open = self.next_code(self.last_code_end);
+            self.list(
+                Brackets::SET,
+                ids,
+                (open, entity.span.end as usize),
+                |id| id.span,
+                |p, id| p.token(id.span, &quoted(&id.value)),
+            );
+            return;
+        }
         self.parent_types(&entity.parents);
         let mut members: Vec<EntityMember<'_>> = entity
             .attributes
@@ -1517,7 +1559,7 @@ impl<'a> Printer<'a> {
                 self.record(entries, span.start as usize, span.end as usize);
             }
             ExprKind::Attr { base, name } => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 if attribute_is_bare(&name.text) {
                     self.keyword(".");
                     self.token(name.span, &name.text);
@@ -1528,7 +1570,7 @@ impl<'a> Printer<'a> {
                 }
             }
             ExprKind::Properties(base) => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 self.keyword(".");
                 self.keyword("properties");
             }
@@ -1550,7 +1592,7 @@ impl<'a> Printer<'a> {
                 }
                 UnaryOp::Neg => {
                     self.keyword("-");
-                    self.expr(operand, 6);
+                    self.expr(operand, 7);
                 }
                 UnaryOp::IsEmpty => {
                     self.expr(operand, 5);
@@ -1589,6 +1631,17 @@ impl<'a> Printer<'a> {
                 self.expr(then, 0);
                 self.keyword(" else ");
                 self.expr(otherwise, 0);
+            }
+            ExprKind::ActionTest(test) => {
+                self.keyword("action");
+                self.keyword(&format!(" {} ", test.op.as_str()));
+                if test.list {
+                    self.keyword("[");
+                }
+                self.names(&test.names, ", ", action_name_text);
+                if test.list {
+                    self.keyword("]");
+                }
             }
         }
     }
@@ -1725,6 +1778,7 @@ fn same_kind(a: &Item, b: &Item) -> bool {
         Item::Route(_) => 6,
         Item::Capability(_) => 7,
         Item::Limit(_) => 8,
+        Item::Namespace(_) => 9,
     };
     kind(a) == kind(b)
 }

@@ -187,9 +187,19 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
         let limit = matches!(token, Token::Ident("limit"))
             && matches!(next, Some(Token::Ident(_)))
             && matches!(tokens.get(index + 2), Some((_, Token::Colon, _)));
+        // `namespace NAME` starts the item that names the file's namespace, unless it is an
+        // attribute (`e.namespace`).
+        let namespace = matches!(token, Token::Ident("namespace"))
+            && matches!(next, Some(Token::Ident(_)))
+            && !index
+                .checked_sub(1)
+                .is_some_and(|previous| matches!(tokens.get(previous), Some((_, Token::Dot, _))));
         let starts_at_top = !as_name
             && braces == 0
-            && (cedar || limit || matches!(token, Token::Allow | Token::Deny | Token::At_));
+            && (cedar
+                || limit
+                || namespace
+                || matches!(token, Token::Allow | Token::Deny | Token::At_));
 
         if (starts_anywhere || starts_at_top) && index > start && !only_annotations {
             items.push(start..index);
@@ -232,11 +242,12 @@ fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
         // `,` that follows a name of such a list.
         let in_list = match index.checked_sub(1) {
             Some(previous) => match kind(previous) {
-                Some(Token::On | Token::In) => at_work(previous),
+                Some(Token::On | Token::In | Token::By) => at_work(previous),
                 Some(Token::LBracket) => previous
                     .checked_sub(1)
                     .is_some_and(|i| matches!(kind(i), Some(Token::In)) && at_work(i)),
-                Some(Token::Comma) => previous
+                // A `,` after a name of the list, or the `::` of a qualified one (`on acme::role`).
+                Some(Token::Comma | Token::ColonColon) => previous
                     .checked_sub(1)
                     .is_some_and(|i| listed.get(i).copied().unwrap_or(false)),
                 _ => false,
@@ -284,7 +295,8 @@ fn keyword_used_as_name(
     };
     let at_work = |i: usize| !names.get(i).copied().unwrap_or(false);
     match tokens.get(previous_index).map(|(_, t, _)| t) {
-        Some(Token::Dot) => true,
+        // An attribute, or the last part of a qualified type name (`acme::role`).
+        Some(Token::Dot | Token::ColonColon) => true,
         Some(Token::Has) => at_work(previous_index),
         Some(Token::Given) => matches!(token, Some(Token::Role)) && at_work(previous_index),
         _ => type_name_position(tokens, index, &at_work, in_type_list),
@@ -298,7 +310,8 @@ fn keyword_used_as_name(
 ///
 /// A keyword followed by a name, a string or `*` starts an item even there (`entity` with its
 /// name missing, then `allow view ...`): no type name is followed by one, but for the words
-/// of a capability's clauses and the `limit NAME:` that starts a limit.
+/// of a capability's clauses, an enumeration's `enum [` and the `limit NAME:` that starts a
+/// limit.
 fn type_name_position(
     tokens: &[Spanned<'_>],
     index: usize,
@@ -318,11 +331,17 @@ fn type_name_position(
         _ => {}
     }
     // (The words of a capability's clauses follow a `mint if` condition: `is route lifetime`;
-    // `limit NAME:` starts the next item: `on role` then `limit uploads: ...`.)
+    // `limit NAME:` and `namespace NAME` start the next item: `on role` then
+    // `limit uploads: ...`.)
+    // (`entity route enum [...]`: an enumerated type's name is followed by `enum [`.)
     let clause_word = matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")))
+        || (matches!(next, Some(Token::Ident("enum")))
+            && matches!(kind(index + 2), Some(Token::LBracket)))
         || (matches!(next, Some(Token::Ident("limit")))
             && matches!(kind(index + 2), Some(Token::Ident(_)))
-            && matches!(kind(index + 3), Some(Token::Colon)));
+            && matches!(kind(index + 3), Some(Token::Colon)))
+        || (matches!(next, Some(Token::Ident("namespace")))
+            && matches!(kind(index + 2), Some(Token::Ident(_))));
     if matches!(next, Some(Token::Ident(_) | Token::Str(_) | Token::Star)) && !clause_word {
         return false;
     }

@@ -86,10 +86,11 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let Some(tokens) = lexed.tokens.get_mut(range.clone()) else {
             continue;
         };
-        // The only item that starts with a name is a limit: any other name there (`permit`)
-        // is reported as a missing item keyword, not as a limit gone wrong.
+        // The only items that start with a name are a limit and a namespace: any other name
+        // there (`permit`) is reported as a missing item keyword, not as either gone wrong.
         if let Some((l, token @ Token::Ident(word), r)) = tokens.first()
             && *word != "limit"
+            && *word != "namespace"
         {
             let error = unexpected(token, Span::new(*l, *r), &[], true, "");
             diagnostics.push(Diagnostic::in_file(error, source));
@@ -142,6 +143,30 @@ fn user_error<'s, T>(message: String, span: Span, help: String) -> GrammarResult
     Err(ParseError::User {
         error: ItemError::custom(message, span, help),
     })
+}
+
+/// `entity Color enum [...]`: the grammar sees a name before the list, this checks it is `enum`.
+pub fn enum_ids<'s>(
+    word: &'s str,
+    span: Span,
+    ids: Vec<ast::StrLit>,
+    list: Span,
+) -> GrammarResult<'s, Vec<ast::StrLit>> {
+    if word == "enum" && ids.is_empty() {
+        return user_error(
+            "an enumerated type without ids".to_string(),
+            list,
+            "list the ids its entities may have: `enum [\"red\", \"green\"]`".to_string(),
+        );
+    }
+    if word == "enum" {
+        return Ok(ids);
+    }
+    user_error(
+        format!("unexpected `{word}` after the entity type's name"),
+        span,
+        "an enumerated type lists its ids: `entity Color enum [\"red\", \"green\"]`".to_string(),
+    )
 }
 
 /// A clause of a capability declaration that starts with a word (`lifetime 14d`, `mint if`,
@@ -229,6 +254,27 @@ pub fn capability_decl<'s>(
         name,
         resource_types,
         clauses,
+        span,
+    })))
+}
+
+/// Builds `namespace NAME` once its word is `namespace`.
+pub fn namespace_decl<'s>(
+    (word, word_span): (&'s str, Span),
+    name: ast::Ident,
+    span: Span,
+) -> GrammarResult<'s, Box<ast::Item>> {
+    if word != "namespace" {
+        return user_error(
+            format!("expected an item, found `{word}`"),
+            word_span,
+            "a file may start with `namespace NAME`; every other item starts with a keyword"
+                .to_string(),
+        );
+    }
+    Ok(Box::new(ast::Item::Namespace(ast::NamespaceDecl {
+        annotations: Vec::new(),
+        name,
         span,
     })))
 }
@@ -349,6 +395,12 @@ pub fn negate(operand: Expr, span: Span) -> Expr {
 }
 
 pub fn binary(op: ast::BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Expr {
+    if let Some(test) = action_test(op, &lhs, &rhs) {
+        return Expr {
+            kind: ExprKind::ActionTest(test),
+            span: Span::new(l, r),
+        };
+    }
     Expr {
         kind: ExprKind::Binary {
             op,
@@ -356,6 +408,47 @@ pub fn binary(op: ast::BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Ex
             rhs: Box::new(rhs),
         },
         span: Span::new(l, r),
+    }
+}
+
+/// `action in write`, `action in [read, "read-todo"]`, `action == read`: names on the right of
+/// the bare `action` are action and group names, not `let`s. Anything else stays a binary
+/// expression, for the checker to explain.
+fn action_test(op: ast::BinaryOp, lhs: &Expr, rhs: &Expr) -> Option<ast::ActionTest> {
+    if lhs.kind != ExprKind::Var(ast::Var::Action) {
+        return None;
+    }
+    let op = match op {
+        ast::BinaryOp::In => ast::ActionOp::In,
+        ast::BinaryOp::Eq => ast::ActionOp::Eq,
+        ast::BinaryOp::Ne => ast::ActionOp::Ne,
+        _ => return None,
+    };
+    let name = |e: &Expr| match &e.kind {
+        ExprKind::Let(ident) => Some(ast::Name {
+            text: ident.name.clone(),
+            span: ident.span,
+        }),
+        ExprKind::Str(text) => Some(ast::Name {
+            text: text.clone(),
+            span: e.span,
+        }),
+        _ => None,
+    };
+    match &rhs.kind {
+        ExprKind::Set(elements) if op == ast::ActionOp::In => {
+            let names = elements.iter().map(name).collect::<Option<Vec<_>>>()?;
+            Some(ast::ActionTest {
+                op,
+                names,
+                list: true,
+            })
+        }
+        _ => Some(ast::ActionTest {
+            op,
+            names: vec![name(rhs)?],
+            list: false,
+        }),
     }
 }
 
@@ -560,11 +653,6 @@ fn unexpected(
                     .to_string(),
             )
         }
-        Token::Star if expects("\"==\"") => Some(
-            "Warden has no multiplication: compare with a constant already multiplied \
-             (`x > 20` where Cedar writes `x * 2 > 40`)"
-                .to_string(),
-        ),
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),

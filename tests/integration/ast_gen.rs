@@ -30,12 +30,31 @@ pub fn ident() -> impl Strategy<Value = Ident> {
 /// An entity type name: an identifier, or any keyword but `properties` (a type name is the
 /// one place every keyword is a name).
 pub fn type_name() -> impl Strategy<Value = Ident> {
-    prop_oneof![
+    let bare = prop_oneof![
         3 => ident(),
         1 => proptest::sample::select(Token::KEYWORDS)
             .prop_filter("`properties` is never a name", |k| *k != "properties")
             .prop_map(|name| Ident { name: name.to_string(), span: span() }),
+    ];
+    prop_oneof![
+        4 => bare.clone(),
+        1 => (namespace_name(), bare).prop_map(|(namespace, name)| Ident {
+            name: format!("{}::{}", namespace.name, name.name),
+            span: span(),
+        }),
     ]
+}
+
+/// A namespace: one or two identifiers (`acme`, `acme::billing`).
+pub fn namespace_name() -> impl Strategy<Value = Ident> {
+    proptest::collection::vec(ident(), 1..=2).prop_map(|parts| Ident {
+        name: parts
+            .iter()
+            .map(|part| part.name.as_str())
+            .collect::<Vec<_>>()
+            .join("::"),
+        span: span(),
+    })
 }
 
 fn type_names(max: usize) -> impl Strategy<Value = Vec<Ident>> {
@@ -142,6 +161,7 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
         BinaryOp::ContainsAny,
         BinaryOp::Add,
         BinaryOp::Sub,
+        BinaryOp::Mul,
     ])
 }
 
@@ -170,7 +190,12 @@ pub fn expr() -> impl Strategy<Value = Expr> {
                     operand
                 }),
             (binary_op(), boxed.clone(), boxed.clone())
+                .prop_filter(
+                    "the parser reads `action in name` as an action test",
+                    |(op, lhs, rhs)| !reads_as_action_test(*op, lhs, rhs)
+                )
                 .prop_map(|(op, lhs, rhs)| ExprKind::Binary { op, lhs, rhs }),
+            action_test().prop_map(ExprKind::ActionTest),
             (boxed.clone(), name()).prop_map(|(base, name)| ExprKind::Has { base, name }),
             (boxed.clone(), str_lit()).prop_map(|(base, pattern)| ExprKind::Like { base, pattern }),
             (boxed.clone(), type_name())
@@ -191,6 +216,40 @@ pub fn expr() -> impl Strategy<Value = Expr> {
         ]
         .prop_map(expr_of)
     })
+}
+
+/// `action in write`, `action in [read, "x"]`, `action == read`, `action != read`.
+pub fn action_test() -> impl Strategy<Value = ActionTest> {
+    prop_oneof![
+        name().prop_map(|n| ActionTest {
+            op: ActionOp::In,
+            names: vec![n],
+            list: false
+        }),
+        proptest::collection::vec(name(), 0..3).prop_map(|names| ActionTest {
+            op: ActionOp::In,
+            names,
+            list: true
+        }),
+        (any::<bool>(), name()).prop_map(|(eq, n)| ActionTest {
+            op: if eq { ActionOp::Eq } else { ActionOp::Ne },
+            names: vec![n],
+            list: false
+        }),
+    ]
+}
+
+/// Whether `lhs op rhs` is what the parser reads as an [`ActionTest`].
+fn reads_as_action_test(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> bool {
+    let named = |e: &Expr| matches!(e.kind, ExprKind::Let(_) | ExprKind::Str(_));
+    lhs.kind == ExprKind::Var(Var::Action)
+        && match op {
+            BinaryOp::In => {
+                named(rhs) || matches!(&rhs.kind, ExprKind::Set(es) if es.iter().all(named))
+            }
+            BinaryOp::Eq | BinaryOp::Ne => named(rhs),
+            _ => false,
+        }
 }
 
 /// A record literal, as `with` clauses take.
@@ -348,6 +407,11 @@ pub fn item() -> impl Strategy<Value = Item> {
             span: span(),
         });
     prop_oneof![
+        namespace_name().prop_map(|name| Item::Namespace(NamespaceDecl {
+            annotations: Vec::new(),
+            name,
+            span: span(),
+        })),
         (
             annotations(),
             type_name(),
@@ -362,22 +426,51 @@ pub fn item() -> impl Strategy<Value = Item> {
                     parents,
                     attributes,
                     properties,
+                    ids: None,
+                    span: span(),
+                })
+            }),
+        (
+            annotations(),
+            type_name(),
+            proptest::collection::vec(str_lit(), 1..3)
+        )
+            .prop_map(|(annotations, name, ids)| {
+                Item::Entity(EntityDecl {
+                    annotations,
+                    name,
+                    parents: Vec::new(),
+                    attributes: Vec::new(),
+                    properties: None,
+                    ids: Some(ids),
                     span: span(),
                 })
             }),
         (
             annotations(),
             proptest::collection::vec(name(), 1..3),
+            proptest::collection::vec(name(), 0..3),
+            type_names(2),
             type_names(2),
             proptest::option::of(attr_decls()),
             proptest::option::of(attr_decls())
         )
             .prop_map(
-                |(annotations, names, resource_types, properties, context)| {
+                |(
+                    annotations,
+                    names,
+                    parents,
+                    resource_types,
+                    subject_types,
+                    properties,
+                    context,
+                )| {
                     Item::Action(ActionDecl {
                         annotations,
                         names,
+                        parents,
                         resource_types,
+                        subject_types,
                         properties,
                         context,
                         span: span(),

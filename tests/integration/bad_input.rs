@@ -74,7 +74,7 @@ fn item_depth(item: &Item) -> usize {
         ),
         Item::Rule(r) => exprs.extend(r.condition.as_ref().map(|c| &c.expr)),
         Item::Let(l) => exprs.push(&l.value),
-        Item::Route(_) => {}
+        Item::Route(_) | Item::Namespace(_) => {}
         Item::Capability(c) => exprs.extend(c.mint()),
         Item::Limit(l) => {
             exprs.push(&l.key);

@@ -70,11 +70,18 @@ fn import_app(dir: &Path) -> tempfile::TempDir {
 }
 
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
+/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`);
+/// Warden's actions are not namespaced, so the request names `buy`.
 fn authzen(req: &Value) -> Value {
     let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
+    let action = req["action"].as_str().unwrap();
+    let action = match action.split_once("::Action::") {
+        Some((_, quoted)) => quoted.trim_matches('"'),
+        None => action,
+    };
     json!({
         "subject": entity(&req["principal"]),
-        "action": {"name": req["action"]},
+        "action": {"name": action},
         "resource": entity(&req["resource"]),
         "context": req.get("context").cloned().unwrap_or_else(|| json!({})),
     })
@@ -141,6 +148,20 @@ fn conditionals_set_methods_and_ip_tests_decide_as_cedar() {
     assert!(round_trip("expressions") >= 9);
 }
 
+/// Multiplication (one that overflows among them) and decimals: literals, entity attributes and
+/// context values written as Cedar's `__extn`, and the four comparison methods.
+#[test]
+fn multiplication_and_decimals_decide_as_cedar() {
+    assert!(round_trip("numbers") >= 14);
+}
+
+/// Two namespaces, each with its own `User`: the schema becomes a file per namespace, and the
+/// policies and entities keep their qualified names.
+#[test]
+fn namespaced_applications_decide_as_cedar() {
+    assert!(round_trip("namespaces") >= 12);
+}
+
 #[test]
 fn document_cloud_decides_as_cedar() {
     assert!(round_trip("document_cloud") >= 15);
@@ -154,6 +175,11 @@ fn photoflash_with_template_links_decides_as_cedar() {
 #[test]
 fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
     assert!(round_trip("hotel_chains") >= 15);
+}
+
+#[test]
+fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
+    assert!(round_trip("github_levels") >= 29);
 }
 
 #[test]
@@ -210,16 +236,12 @@ const SCHEMA: &str = "entity User = { tags: Set<String>, level: Long };\n\
 fn constructs_warden_cannot_say_are_refused_where_they_stand() {
     let cases = [
         (
-            "action_in_condition",
-            "permit (principal, action, resource) when { action == Action::\"read\" };",
+            "action_test_form",
+            "permit (principal, action, resource) when { action == principal };",
         ),
         (
-            "multiplication",
-            "permit (principal, action, resource) when { principal.level * 2 > 3 };",
-        ),
-        (
-            "decimal",
-            "permit (principal, action, resource) when { decimal(\"1.5\").lessThan(decimal(\"2.0\")) };",
+            "tag",
+            "permit (principal, action, resource) when { principal.hasTag(\"team\") };",
         ),
         ("syntax", "permit (principal, action resource);"),
     ];
@@ -233,7 +255,10 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
         "import_cedar_namespace",
         refusal(
             "permit (principal, action, resource);",
-            Some("namespace App { entity User; }")
+            Some(
+                "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
+                 namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }"
+            )
         )
     );
 }
@@ -245,13 +270,13 @@ fn each_construct_is_translated() {
         entity User in [Group] = { level: Long, name: String, tags: Set<String>, \
         boss?: User, home?: { ip: ipaddr, since: datetime } };\n\
         entity Doc in [Group] = { owner: User, \"x-y\": Long };\n\
-        type Ctx = { ip: ipaddr, now: datetime, ttl: duration };\n\
+        type Ctx = { ip: ipaddr, now: datetime, ttl: duration, price: decimal };\n\
         action \"read-doc\", write appliesTo { principal: [User], resource: [Doc], context: Ctx };\n\
         action view in [\"read-doc\"] appliesTo { principal: User, resource: Doc, context: Ctx };";
     let policies = r#"
 permit (principal is User in Group::"g", action in Action::"read-doc", resource is Doc in Group::"h")
 when { principal has home.ip && principal.home.ip.isInRange(ip("10.0.0.0/8")) }
-unless { principal.name like "adm\*n*" || -principal.level < -3 };
+unless { principal.name like "adm\*n*" || -principal.level * 2 < -3 + principal.level * principal.level };
 
 permit (principal == User::"a", action == Action::"write", resource == Doc::"d")
 when { context.now.offset(duration("1h")) < datetime("2026-03-01T10:00:00+0100")
@@ -260,6 +285,16 @@ when { context.now.offset(duration("1h")) < datetime("2026-03-01T10:00:00+0100")
 
 forbid (principal, action, resource)
 when { principal has boss && principal.boss.level > principal.level && resource.owner.level > 2 };
+
+permit (principal, action == Action::"write", resource)
+when { context.price.lessThan(decimal("9.99")) && context.price.lessThanOrEqual(decimal("-0.5"))
+       || context.price.greaterThan(decimal("1.0")) && context.price.greaterThanOrEqual(decimal("1.0")) };
+
+permit (principal, action == Action::"read-doc", resource);
+
+permit (principal, action in [Action::"write", Action::"read-doc"], resource)
+when { action != Action::"view" && (action in Action::"read-doc" || action == Action::"write")
+       && action in [Action::"view"] };
 "#;
     let input = Input {
         schema: Some(SourceFile::new("app.cedarschema", schema)),
@@ -381,5 +416,50 @@ fn deep_input_is_refused_not_overflowed() {
     assert!(
         refused.contains("nested more than 1024 levels deep"),
         "{refused}"
+    );
+}
+
+/// A namespace in the JSON schema form: its types get their namespace's file, the names they
+/// use resolve in their namespace first, and policies name them in full.
+#[test]
+fn a_namespace_in_the_json_schema_form_becomes_a_file() {
+    let schema = r#"{"App": {
+        "entityTypes": {"User": {"shape": {"type": "Record", "attributes": {
+            "boss": {"type": "Entity", "name": "User", "required": false}}}}},
+        "actions": {"read": {"appliesTo": {"principalTypes": ["User"], "resourceTypes": ["User"]}}}
+    }}"#;
+    let input = Input {
+        schema: Some(SourceFile::new("schema.json", schema)),
+        policies: SourceFile::new(
+            "app.cedar",
+            "permit (principal, action == App::Action::\"read\", resource is App::User)\n\
+             when { principal has boss && principal.boss == resource };",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let file = |name: &str| {
+        imported
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let app = file("schema.App.warden");
+    assert!(app.starts_with("namespace App\n"), "{app}");
+    assert!(app.contains("boss?: App::User"), "{app}");
+    assert!(file("schema.warden").contains("action read on App::User"));
+    assert!(file("policies.warden").contains("allow read on App::User"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
     );
 }

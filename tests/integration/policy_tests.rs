@@ -64,19 +64,19 @@ fn with_tests(tests: &str) -> PathBuf {
     ])
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn last_line(&self) -> &str {
+    pub(crate) fn last_line(&self) -> &str {
         self.stdout.lines().last().unwrap_or("")
     }
 }
 
-fn warden_test(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn warden_test(dir: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_warden"))
         .arg("test")
         .arg("--policies")

@@ -178,15 +178,20 @@ fn the_valid_corpus_covers_every_construct() {
         "item:test",
         "item:capability",
         "item:limit",
+        "item:namespace",
+        "type:qualified",
         "limit:calendar",
         "annotation",
         "annotation-value",
         "entity:parents",
         "entity:properties",
+        "entity:enum",
         "attr:optional",
         "action:context",
         "action:properties",
         "action:on",
+        "action:in",
+        "action:by",
         "role:inherits",
         "grant:condition",
         "actions:any",
@@ -225,6 +230,7 @@ fn the_valid_corpus_covers_every_construct() {
         "expr:is",
         "expr:is_empty",
         "expr:if",
+        "expr:action-test",
         "op:or",
         "op:and",
         "op:==",
@@ -238,6 +244,7 @@ fn the_valid_corpus_covers_every_construct() {
         "op:contains all",
         "op:contains any",
         "op:+",
+        "op:*",
         "op:-",
     ];
     let missing: Vec<&str> = all.iter().copied().filter(|c| !seen.contains(*c)).collect();
@@ -253,6 +260,9 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             if e.properties.is_some() {
                 mark(seen, "entity:properties");
+            }
+            if e.ids.is_some() {
+                mark(seen, "entity:enum");
             }
             for attr in e.attributes.iter().chain(e.properties.iter().flatten()) {
                 visit_type(&attr.ty, seen);
@@ -272,6 +282,12 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             if !a.resource_types.is_empty() {
                 mark(seen, "action:on");
+            }
+            if !a.parents.is_empty() {
+                mark(seen, "action:in");
+            }
+            if !a.subject_types.is_empty() {
+                mark(seen, "action:by");
             }
             &a.annotations
         }
@@ -325,6 +341,10 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             &c.annotations
         }
+        Item::Namespace(n) => {
+            mark(seen, "item:namespace");
+            &n.annotations
+        }
         Item::Limit(l) => {
             mark(seen, "item:limit");
             if l.period.zone.is_some() {
@@ -372,8 +392,11 @@ fn visit_condition(kind: ConditionKind, expr: &Expr, seen: &mut BTreeSet<String>
 
 fn visit_type(ty: &TypeExpr, seen: &mut BTreeSet<String>) {
     match ty {
-        TypeExpr::Named(_) => {
+        TypeExpr::Named(name) => {
             seen.insert("type:named".into());
+            if name.name.contains("::") {
+                seen.insert("type:qualified".into());
+            }
         }
         TypeExpr::Set(element, _) => {
             seen.insert("type:set".into());
@@ -453,6 +476,7 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
         }
         ExprKind::Var(_) => "expr:var".to_string(),
         ExprKind::Let(_) => "expr:let".to_string(),
+        ExprKind::ActionTest(_) => "expr:action-test".to_string(),
         ExprKind::Attr { base, .. } => {
             visit_expr(base, seen);
             "expr:attr".to_string()

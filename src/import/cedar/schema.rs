@@ -8,6 +8,9 @@ use super::lexer::Tok;
 use super::parser::Cursor;
 use crate::source::Span;
 
+/// Every name is full: a type declared in `namespace App` is `App::User`, and the names its
+/// declarations use are resolved as Cedar does (the namespace's own type first, then the one
+/// outside every namespace). Actions keep their ids: Warden's actions are not namespaced.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     pub entities: Vec<EntityType>,
@@ -18,9 +21,12 @@ pub struct Schema {
 
 #[derive(Clone, Debug)]
 pub struct EntityType {
+    /// The full name: `App::User`.
     pub name: String,
     pub parents: Vec<String>,
     pub attrs: Vec<Attr>,
+    /// `enum ["a", "b"]`: the only ids its entities may have.
+    pub ids: Option<Vec<String>>,
     pub span: Span,
 }
 
@@ -43,6 +49,8 @@ pub enum Type {
 #[derive(Clone, Debug)]
 pub struct Action {
     pub name: String,
+    /// The namespace that declares it (`App` for `App::Action::"read"`).
+    pub namespace: Option<String>,
     /// The action groups it is `in` (their ids).
     pub parents: Vec<String>,
     /// `None`: no `appliesTo`, so no request can name it.
@@ -90,13 +98,16 @@ impl Schema {
     }
 }
 
-fn namespace_refused(span: Span) -> ImportError {
-    ImportError::Unsupported {
-        construct: "a namespace".to_string(),
-        span,
-        help: "Warden has no namespaces yet; move the declarations out of the namespace (and drop \
-               the prefix from type names in policies and entities)"
-            .to_string(),
+/// `Action`, or a namespace's `App::Action`: the type of Cedar's action entities.
+pub fn is_action_type(ty: &str) -> bool {
+    ty == "Action" || ty.ends_with("::Action")
+}
+
+/// `name` in `namespace`: `App::name`, or `name` outside every namespace.
+fn qualified(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("{namespace}::{name}"),
+        None => name.to_string(),
     }
 }
 
@@ -104,27 +115,139 @@ fn namespace_refused(span: Span) -> ImportError {
 pub fn parse_human(text: &str) -> Result<Schema, ImportError> {
     let mut c = Cursor::new(text)?;
     let mut schema = Schema::default();
+    let mut scopes = Scopes::default();
     while !c.at_end() {
-        let annotations_start = c.span();
         c.annotations()?;
-        let start = c.span();
         if c.eat_word("namespace") {
-            return Err(namespace_refused(annotations_start.to(start)));
-        } else if c.eat_word("entity") {
-            entity_decl(&mut c, &mut schema, start)?;
-        } else if c.eat_word("action") {
-            action_decl(&mut c, &mut schema, start)?;
-        } else if c.eat_word("type") {
-            let name = c.ident("a type name")?.to_string();
-            c.expect(Tok::Eq, "`=`")?;
-            let ty = type_expr(&mut c)?;
-            c.expect(Tok::Semi, "`;`")?;
-            schema.common.push((name, ty));
+            let namespace = c.path("a namespace")?;
+            c.expect(Tok::LBrace, "`{`")?;
+            while !c.eat(Tok::RBrace) {
+                c.annotations()?;
+                declaration(&mut c, &mut schema, &mut scopes, Some(&namespace))?;
+            }
         } else {
-            return Err(c.error("`entity`, `action`, `type` or `namespace`"));
+            declaration(&mut c, &mut schema, &mut scopes, None)?;
         }
     }
+    scopes.resolve(&mut schema);
     Ok(schema)
+}
+
+fn declaration(
+    c: &mut Cursor<'_>,
+    schema: &mut Schema,
+    scopes: &mut Scopes,
+    namespace: Option<&str>,
+) -> Result<(), ImportError> {
+    let start = c.span();
+    let (entities, actions, common) = (
+        schema.entities.len(),
+        schema.actions.len(),
+        schema.common.len(),
+    );
+    if c.eat_word("entity") {
+        entity_decl(c, schema, start)?;
+    } else if c.eat_word("action") {
+        action_decl(c, schema, start)?;
+    } else if c.eat_word("type") {
+        let name = c.ident("a type name")?.to_string();
+        c.expect(Tok::Eq, "`=`")?;
+        let ty = type_expr(c)?;
+        c.expect(Tok::Semi, "`;`")?;
+        schema.common.push((name, ty));
+    } else if namespace.is_none() {
+        return Err(c.error("`entity`, `action`, `type` or `namespace`"));
+    } else {
+        return Err(c.error("`entity`, `action`, `type` or `}`"));
+    }
+    scopes.declared(schema, namespace, (entities, actions, common));
+    Ok(())
+}
+
+/// Which namespace declared what, so that the names the declarations use can be resolved once
+/// every declaration is known.
+#[derive(Default)]
+struct Scopes {
+    entities: Vec<Option<String>>,
+    common: Vec<Option<String>>,
+}
+
+impl Scopes {
+    /// Qualifies the declarations added since `before` with `namespace`.
+    fn declared(
+        &mut self,
+        schema: &mut Schema,
+        namespace: Option<&str>,
+        (entities, actions, common): (usize, usize, usize),
+    ) {
+        for entity in schema.entities.iter_mut().skip(entities) {
+            entity.name = qualified(namespace, &entity.name);
+            self.entities.push(namespace.map(str::to_string));
+        }
+        for action in schema.actions.iter_mut().skip(actions) {
+            action.namespace = namespace.map(str::to_string);
+        }
+        for (name, _) in schema.common.iter_mut().skip(common) {
+            *name = qualified(namespace, name);
+            self.common.push(namespace.map(str::to_string));
+        }
+    }
+
+    /// Rewrites every type name a declaration uses to the full name it means.
+    fn resolve(&self, schema: &mut Schema) {
+        let known: Vec<String> = schema
+            .entities
+            .iter()
+            .map(|e| e.name.clone())
+            .chain(schema.common.iter().map(|(n, _)| n.clone()))
+            .collect();
+        let full = |namespace: Option<&str>, name: &mut String| {
+            if let Some(namespace) = namespace
+                && !name.contains("::")
+            {
+                let inner = qualified(Some(namespace), name);
+                if known.contains(&inner) {
+                    *name = inner;
+                }
+            }
+        };
+        for (entity, namespace) in schema.entities.iter_mut().zip(&self.entities) {
+            let namespace = namespace.as_deref();
+            entity.parents.iter_mut().for_each(|p| full(namespace, p));
+            entity
+                .attrs
+                .iter_mut()
+                .for_each(|a| resolve_type(&mut a.ty, &mut |n| full(namespace, n)));
+        }
+        for ((_, ty), namespace) in schema.common.iter_mut().zip(&self.common) {
+            resolve_type(ty, &mut |n| full(namespace.as_deref(), n));
+        }
+        for action in &mut schema.actions {
+            let namespace = action.namespace.clone();
+            if let Some(applies) = &mut action.applies {
+                let namespace = namespace.as_deref();
+                applies
+                    .principals
+                    .iter_mut()
+                    .for_each(|p| full(namespace, p));
+                applies
+                    .resources
+                    .iter_mut()
+                    .for_each(|r| full(namespace, r));
+                if let Some(context) = &mut applies.context {
+                    resolve_type(context, &mut |n| full(namespace, n));
+                }
+            }
+        }
+    }
+}
+
+fn resolve_type(ty: &mut Type, full: &mut impl FnMut(&mut String)) {
+    match ty {
+        Type::Named(name, _) => full(name),
+        Type::Set(inner) => resolve_type(inner, full),
+        Type::Record(attrs) => attrs.iter_mut().for_each(|a| resolve_type(&mut a.ty, full)),
+    }
 }
 
 fn names(c: &mut Cursor<'_>, quoted: bool) -> Result<Vec<(String, Span)>, ImportError> {
@@ -160,13 +283,28 @@ fn type_list(c: &mut Cursor<'_>) -> Result<Vec<String>, ImportError> {
 
 fn entity_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(), ImportError> {
     let declared = names(c, false)?;
-    if c.peek() == Some(Tok::Ident("enum")) {
-        return Err(ImportError::Unsupported {
-            construct: "an enumerated entity type (`enum`)".to_string(),
-            span: c.span(),
-            help: "declare the type as a plain entity type and list its entities in the data"
-                .to_string(),
-        });
+    if c.eat_word("enum") {
+        c.expect(Tok::LBracket, "`[`")?;
+        let mut ids = Vec::new();
+        while !c.eat(Tok::RBracket) {
+            ids.push(c.string("an entity id")?);
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBracket, "`,` or `]`")?;
+                break;
+            }
+        }
+        c.expect(Tok::Semi, "`;`")?;
+        let span = start.to(c.prev_span());
+        for (name, _) in declared {
+            schema.entities.push(EntityType {
+                name,
+                parents: Vec::new(),
+                attrs: Vec::new(),
+                ids: Some(ids.clone()),
+                span,
+            });
+        }
+        return Ok(());
     }
     let parents = if c.eat_word("in") {
         type_list(c)?
@@ -196,6 +334,7 @@ fn entity_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(
             name,
             parents: parents.clone(),
             attrs: attrs.clone(),
+            ids: None,
             span,
         });
     }
@@ -265,6 +404,7 @@ fn action_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(
     for (name, _) in declared {
         schema.actions.push(Action {
             name,
+            namespace: None,
             parents: parents.clone(),
             applies: applies.clone(),
             span,
@@ -343,15 +483,13 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
         ));
     };
     let mut schema = Schema::default();
+    let mut scopes = Scopes::default();
     for (namespace, body) in namespaces {
-        if !namespace.is_empty() {
-            return Err(ImportError::UnsupportedJson {
-                message: format!("Warden cannot say a namespace yet: `{namespace}`"),
-                help: "Warden has no namespaces yet; put the declarations under the `\"\"` \
-                       namespace (and drop the prefix from type names)"
-                    .to_string(),
-            });
-        }
+        let before = (
+            schema.entities.len(),
+            schema.actions.len(),
+            schema.common.len(),
+        );
         if let Some(Value::Object(common)) = body.get("commonTypes") {
             for (name, ty) in common {
                 schema
@@ -361,14 +499,10 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
         }
         if let Some(Value::Object(types)) = body.get("entityTypes") {
             for (name, decl) in types {
-                if decl.get("enum").is_some() {
-                    return Err(ImportError::UnsupportedJson {
-                        message: format!(
-                            "Warden cannot say an enumerated entity type (`enum`) yet: `{name}`"
-                        ),
-                        help: "declare the type as a plain entity type".to_string(),
-                    });
-                }
+                let ids = match decl.get("enum") {
+                    None => None,
+                    Some(ids) => Some(strings(Some(ids), &format!("{name}.enum"))?),
+                };
                 if decl.get("tags").is_some() {
                     return Err(ImportError::UnsupportedJson {
                         message: format!("Warden cannot say entity tags yet: `{name}`"),
@@ -391,6 +525,7 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                     name: name.clone(),
                     parents,
                     attrs,
+                    ids,
                     span: Span::default(),
                 });
             }
@@ -401,7 +536,7 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                 if let Some(Value::Array(members)) = decl.get("memberOf") {
                     for m in members {
                         if let Some(Value::String(ty)) = m.get("type")
-                            && ty != "Action"
+                            && !is_action_type(ty)
                         {
                             return Err(ImportError::json(format!(
                                 "actions.{name}.memberOf: an action group of type `{ty}`"
@@ -438,13 +573,17 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                 };
                 schema.actions.push(Action {
                     name: name.clone(),
+                    namespace: None,
                     parents,
                     applies,
                     span: Span::default(),
                 });
             }
         }
+        let namespace = (!namespace.is_empty()).then_some(namespace.as_str());
+        scopes.declared(&mut schema, namespace, before);
     }
+    scopes.resolve(&mut schema);
     Ok(schema)
 }
 
