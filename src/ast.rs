@@ -97,6 +97,8 @@ pub struct EntityDecl {
     pub attributes: Vec<AttrDecl>,
     /// The caller-sent `properties`, typed when declared; `None` leaves them dynamic.
     pub properties: Option<Vec<AttrDecl>>,
+    /// `entity Color enum ["red", "green"]`: the only ids an entity of this type may have.
+    pub ids: Option<Vec<StrLit>>,
     pub span: Span,
 }
 

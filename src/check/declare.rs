@@ -410,6 +410,10 @@ fn entity_type(
             .properties
             .as_ref()
             .map(|fields| record(ctx, declared, file, fields, "property")),
+        ids: decl
+            .ids
+            .as_ref()
+            .map(|ids| ids.iter().map(|id| id.value.clone()).collect()),
     }
 }
 

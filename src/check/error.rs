@@ -234,6 +234,28 @@ pub enum CheckError {
         span: Span,
     },
 
+    #[error("`subject` may be a {lacking}, which has no attribute `{name}`")]
+    #[diagnostic(code(warden::check::subject_attribute))]
+    SubjectAttribute {
+        name: String,
+        lacking: String,
+        #[label("not on every subject type these actions accept")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{ty}` has no entity {id}")]
+    #[diagnostic(code(warden::check::unknown_enum_id))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        #[label("not one of the ids `{ty}` lists")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("`Action::{id}` is Cedar's spelling of an action")]
     #[diagnostic(code(warden::check::cedar_action))]
     CedarAction {

@@ -85,6 +85,16 @@ pub struct EntityType {
     pub attributes: RecordType,
     /// The caller-sent `properties`; `None` leaves them dynamic.
     pub properties: Option<RecordType>,
+    /// `entity Color enum ["red", "green"]`: the only ids its entities may have.
+    pub ids: Option<BTreeSet<String>>,
+}
+
+impl EntityType {
+    /// Whether an entity of this type may have the id `id`: any, unless the type is an
+    /// enumeration.
+    pub fn allows_id(&self, id: &str) -> bool {
+        self.ids.as_ref().is_none_or(|ids| ids.contains(id))
+    }
 }
 
 /// An `action` declaration (one per action name).

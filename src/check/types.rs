@@ -207,8 +207,14 @@ pub struct Typer<'c, 'f> {
     declared: &'c Declared,
     names: &'c Names<'f>,
     entities: HashMap<String, EntityTy>,
-    /// The type of `subject`: any declared entity type.
+    /// Any declared entity type: what `subject` is, unless the actions say otherwise.
     all: Ty,
+    /// The type of `subject` where it is read: the types a rule's actions accept (`by`), else
+    /// [`Typer::all`].
+    subject: Ty,
+    /// True when `subject` is typed by the rule's actions' `by` clauses: an attribute read on it
+    /// must then be declared on every one of them.
+    subject_by: bool,
     let_types: HashMap<String, Ty>,
     pub(super) file: usize,
     scope: Scope,
@@ -313,6 +319,8 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
         names,
         entities,
         all: all.clone(),
+        subject: all.clone(),
+        subject_by: false,
         let_types: HashMap::new(),
         file: 0,
         scope: Scope::Let,
@@ -380,6 +388,8 @@ impl<'c, 'f> Typer<'c, 'f> {
     fn set_let_scope(&mut self) {
         self.scope = Scope::Let;
         self.resource = self.all.clone();
+        self.subject = self.all.clone();
+        self.subject_by = false;
         self.context = Ty::Dynamic;
         self.action_props = Ty::Dynamic;
         self.facts.clear();
@@ -428,18 +438,27 @@ impl<'c, 'f> Typer<'c, 'f> {
             if on_types.is_empty() {
                 Ty::Dynamic
             } else {
-                Ty::Entity(Rc::new(on_types))
+                Ty::Entity(Rc::new(on_types.clone()))
             }
         } else {
             self.resource_of_actions(expanded.as_ref())
         };
+        // A request for an action on a type it does not apply to is refused before any rule
+        // sees it: with `on`, only the actions that apply to one of its types count.
         let declared_actions: Option<Vec<&crate::check::schema::Action>> =
             expanded.as_ref().and_then(|names| {
-                if names.is_empty() {
-                    return None;
+                let actions: Option<Vec<&crate::check::schema::Action>> =
+                    names.iter().map(|n| self.schema.actions.get(n)).collect();
+                let mut actions = actions?;
+                if !on_types.is_empty() {
+                    actions.retain(|a| {
+                        a.resource_types.is_empty()
+                            || a.resource_types.iter().any(|t| on_types.contains(t))
+                    });
                 }
-                names.iter().map(|n| self.schema.actions.get(n)).collect()
+                (!actions.is_empty()).then_some(actions)
             });
+        (self.subject, self.subject_by) = self.subject_of_actions(declared_actions.as_deref());
         self.context = match &declared_actions {
             Some(actions) => {
                 let records: Option<Vec<(&str, &RecordType)>> = actions
@@ -569,6 +588,22 @@ impl<'c, 'f> Typer<'c, 'f> {
         }
     }
 
+    /// `subject` of a rule: the types its actions accept, when every one of them says (`by`);
+    /// otherwise any declared type.
+    fn subject_of_actions(&self, actions: Option<&[&crate::check::schema::Action]>) -> (Ty, bool) {
+        let Some(actions) = actions.filter(|a| !a.is_empty()) else {
+            return (self.all.clone(), false);
+        };
+        if actions.iter().any(|a| a.subject_types.is_empty()) || !self.schema.declares_entities() {
+            return (self.all.clone(), false);
+        }
+        let types: BTreeSet<String> = actions
+            .iter()
+            .flat_map(|a| a.subject_types.iter().cloned())
+            .collect();
+        (Ty::Entity(Rc::new(types)), true)
+    }
+
     /// `resource` of a rule without `on`: the types its actions apply to, when every action is
     /// declared with resource types; otherwise any declared type.
     fn resource_of_actions(&self, actions: Option<&BTreeSet<String>>) -> Ty {
@@ -647,7 +682,13 @@ impl<'c, 'f> Typer<'c, 'f> {
             ExprKind::Int(_) => Ty::Int,
             ExprKind::Str(_) => Ty::Str,
             ExprKind::Duration(_) => Ty::Duration,
-            ExprKind::Entity { ty, .. } => self.entity_type(ty),
+            ExprKind::Entity { ty, id } => {
+                let entity = self.entity_type(ty);
+                if matches!(entity, Ty::Entity(_)) {
+                    self.enum_id(&ty.name, id, expr.span);
+                }
+                entity
+            }
             ExprKind::Set(elements) => self.set(elements),
             ExprKind::Record(entries) => self.record_literal(entries),
             ExprKind::Var(var) => {
@@ -789,7 +830,7 @@ impl<'c, 'f> Typer<'c, 'f> {
             return Ty::Dynamic;
         }
         match var {
-            Var::Subject => self.all.clone(),
+            Var::Subject => self.subject.clone(),
             Var::Resource => self.resource.clone(),
             Var::Context => self.context.clone(),
             Var::Action => Ty::Action,
@@ -975,6 +1016,35 @@ impl<'c, 'f> Typer<'c, 'f> {
             });
             return None;
         };
+        if self.subject_by
+            && !props
+            && base.kind == ExprKind::Var(Var::Subject)
+            && found.len() < types.len()
+        {
+            let lacking: Vec<&String> = types
+                .iter()
+                .filter(|t| !found.iter().any(|(f, _)| f == t))
+                .collect();
+            let having: Vec<&str> = found.iter().map(|(t, _)| *t).collect();
+            let read = self.text(name.span);
+            let test = match having.as_slice() {
+                [one] => format!("`subject is {one} and subject.{read} …`"),
+                _ => format!(
+                    "`subject is T and subject.{read} …` with T one of {}",
+                    suggest::list(&having)
+                ),
+            };
+            self.report(CheckError::SubjectAttribute {
+                name: name.text.clone(),
+                lacking: suggest::list_with(&lacking, "or"),
+                span: name.span,
+                help: format!(
+                    "these actions accept {} as the subject; test the type first: {test}",
+                    suggest::list_with(types.iter(), "and")
+                ),
+            });
+            return None;
+        }
         if found.iter().any(|(_, f)| f.ty != first.ty) {
             let types = found
                 .iter()
@@ -1572,8 +1642,36 @@ impl<'c, 'f> Typer<'c, 'f> {
     }
 
     fn entity_ref(&mut self, entity: &ast::EntityRef) -> bool {
-        self.schema.declares_entities()
-            && declare::entity_name(self.ctx, self.declared, self.file, &entity.ty)
+        let declared = self.schema.declares_entities()
+            && declare::entity_name(self.ctx, self.declared, self.file, &entity.ty);
+        if declared {
+            self.enum_id(&entity.ty.name, &entity.id, entity.span);
+        }
+        declared
+    }
+
+    /// An entity of an enumerated type (`entity Color enum [...]`) has one of its ids.
+    fn enum_id(&mut self, ty: &str, id: &str, span: Span) {
+        let Some(ids) = self
+            .schema
+            .entity_types
+            .get(ty)
+            .and_then(|declared| declared.ids.as_ref())
+        else {
+            return;
+        };
+        if ids.contains(id) {
+            return;
+        }
+        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
+            format!("the ids of `{ty}` are {}", suggest::list(ids))
+        });
+        self.report(CheckError::UnknownEnumId {
+            ty: ty.to_string(),
+            id: crate::syntax::fmt::quoted(id),
+            span,
+            help,
+        });
     }
 
     fn expect_time(&mut self, expr: &Expr) {

@@ -76,6 +76,16 @@ pub enum DataError {
         #[help]
         help: String,
     },
+    #[error("`{ty}` has no entity {id}")]
+    #[diagnostic(code(warden::data::unknown_enum_id))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        #[label("not one of the ids `{ty}` lists")]
+        span: Span,
+        #[help]
+        help: String,
+    },
     #[error("entity `{uid}` is defined twice")]
     #[diagnostic(
         code(warden::data::duplicate),
@@ -573,6 +583,12 @@ fn first_pass_entity(
         problems.push(undeclared_type(ty, type_span, schema));
         return None;
     }
+    if let Some(error) =
+        unknown_enum_id(ty, id, json.get("id").map_or(json.span, |i| i.span), schema)
+    {
+        problems.push(error);
+        return None;
+    }
     Some(store.intern_entity(ty, id))
 }
 
@@ -593,6 +609,24 @@ fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j
         )),
     };
     Ok((member("type")?, member("id")?))
+}
+
+/// An entity of an enumerated type (`entity Color enum [...]`) whose id it does not list.
+fn unknown_enum_id(ty: &str, id: &str, span: Span, schema: &Schema) -> Option<DataError> {
+    let ids = schema.entity_types.get(ty)?.ids.as_ref()?;
+    if ids.contains(id) {
+        return None;
+    }
+    let help = match suggest(id, ids.iter().map(String::as_str)) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("`{ty}` is an enumeration: its entities are {}", list(ids)),
+    };
+    Some(DataError::UnknownEnumId {
+        ty: ty.to_string(),
+        id: format!("{id:?}"),
+        span,
+        help,
+    })
 }
 
 fn undeclared_type(ty: &str, span: Span, schema: &Schema) -> DataError {
@@ -763,6 +797,9 @@ fn parent<'j>(
     if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
         return Err(undeclared_type(ty, item.span, schema));
     }
+    if let Some(error) = unknown_enum_id(ty, id, item.span, schema) {
+        return Err(error);
+    }
     Ok((ty, id))
 }
 
@@ -879,6 +916,9 @@ fn role_binding(
         let (ty, id) = entity_object(value, &member_path).map_err(DataError::from)?;
         if schema.declares_entities() && !schema.entity_types.contains_key(ty) {
             return Err(undeclared_type(ty, value.span, schema));
+        }
+        if let Some(error) = unknown_enum_id(ty, id, value.span, schema) {
+            return Err(error);
         }
         Ok(Some(store.intern_entity(ty, id)))
     };

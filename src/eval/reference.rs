@@ -120,7 +120,8 @@ pub struct RRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ROutcome {
     /// The request names an undeclared type or action (or an action on a type it does not
-    /// apply to): denied before any rule is looked at.
+    /// apply to, or asked for by a subject type it does not accept): denied before any rule is
+    /// looked at.
     pub invalid: bool,
     pub allowed: bool,
     pub reasons: BTreeSet<String>,
@@ -212,11 +213,22 @@ impl<'a> Reference<'a> {
         {
             return false;
         }
+        let listed = |uid: &Uid| {
+            schema
+                .entity_types
+                .get(&uid.ty)
+                .is_none_or(|declared| declared.allows_id(&uid.id))
+        };
+        if !(listed(&request.subject) && listed(&request.resource)) {
+            return false;
+        }
         match schema.actions.get(&request.action) {
             None => !schema.declares_actions(),
             Some(action) => {
-                action.resource_types.is_empty()
-                    || action.resource_types.contains(&request.resource.ty)
+                (action.resource_types.is_empty()
+                    || action.resource_types.contains(&request.resource.ty))
+                    && (action.subject_types.is_empty()
+                        || action.subject_types.contains(&request.subject.ty))
             }
         }
     }

@@ -246,6 +246,8 @@ enum C {
     ActionGroup,
     ActionIn,
     ActionHierarchy,
+    ActionSubjects,
+    Enum,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -264,7 +266,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 61] = [
+const ALL_CONSTRUCTS: [C; 63] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -317,6 +319,8 @@ const ALL_CONSTRUCTS: [C; 61] = [
     C::ActionGroup,
     C::ActionIn,
     C::ActionHierarchy,
+    C::ActionSubjects,
+    C::Enum,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -392,6 +396,8 @@ struct Gen<'r> {
     actions: Vec<&'static str>,
     group: Option<&'static str>,
     roles: Vec<&'static str>,
+    /// `entity Tier enum ["gold", "silver"]` is declared.
+    tiers: bool,
 }
 
 fn int_lit(i: i64) -> String {
@@ -429,6 +435,10 @@ impl Gen<'_> {
     }
 
     fn entity_literal(&mut self) -> String {
+        if self.tiers && self.rng.chance(15) {
+            self.hit(C::Enum);
+            return uid_lit("Tier", self.rng.pick(&["gold", "silver"]));
+        }
         self.hit(C::EntityRef);
         let (ty, id) = self.random_uid();
         uid_lit(&ty, &id)
@@ -1382,8 +1392,15 @@ fn generate(seed: u64) -> Case {
             cuts.push(policy.len());
         }
     }
+    // An enumerated type: requests may name its listed ids or another (refused).
+    let tiers = typed && rng.chance(50);
+    if tiers {
+        policy.push_str("entity Tier enum [\"gold\", \"silver\"]\n");
+        cuts.push(policy.len());
+    }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
     let mut hierarchy = false;
+    let mut subjects = false;
     if declare_actions {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
@@ -1397,10 +1414,16 @@ fn generate(seed: u64) -> Case {
             // Beneath `edit` or not: a rule naming `edit` then covers `comment` too.
             if rng.chance(60) {
                 hierarchy = true;
-                policy.push_str("action comment in edit on Photo\n");
+                policy.push_str("action comment in edit on Photo");
             } else {
-                policy.push_str("action comment on Photo\n");
+                policy.push_str("action comment on Photo");
             }
+            // Only users may comment: a group asking is refused, and `subject` is a `User`.
+            if rng.chance(50) {
+                subjects = true;
+                policy.push_str(" by User");
+            }
+            policy.push('\n');
             cuts.push(policy.len());
             actions.push("comment");
         }
@@ -1445,6 +1468,7 @@ fn generate(seed: u64) -> Case {
         actions: actions.clone(),
         group,
         roles: roles.clone(),
+        tiers,
     };
 
     // Lets.
@@ -1527,6 +1551,9 @@ fn generate(seed: u64) -> Case {
     };
     if hierarchy {
         generator.hit(C::ActionHierarchy);
+    }
+    if subjects {
+        generator.hit(C::ActionSubjects);
     }
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);
@@ -1660,6 +1687,7 @@ fn generate(seed: u64) -> Case {
             _ => Uid::new("User", rng.pick(&USERS)),
         };
         let resource = match rng.below(20) {
+            0 if tiers => Uid::new("Tier", rng.pick(&["gold", "silver", "bronze"])),
             0 => Uid::new("Photo", "nope"),
             1 => Uid::new("User", rng.pick(&USERS)),
             2..=9 => Uid::new("Album", rng.pick(&ALBUMS)),

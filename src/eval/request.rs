@@ -185,6 +185,18 @@ pub enum Invalid {
         resource_type: String,
         applies: Vec<String>,
     },
+    #[error("`{ty}` has no entity `{id}`: it is an enumeration{}", did_you_mean(.suggestion))]
+    UnknownEnumId {
+        ty: String,
+        id: String,
+        suggestion: Option<String>,
+    },
+    #[error("action `{action}` is not asked for by a `{subject_type}` (it accepts {})", quoted(.accepts))]
+    SubjectNotAccepted {
+        action: String,
+        subject_type: String,
+        accepts: Vec<String>,
+    },
     /// A value of `properties`, `context` or a verified claim that does not decode.
     #[error("{path}: {message}{}", .help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Value {
@@ -390,6 +402,17 @@ fn declarations<'p>(
         }
         .into());
     }
+    if let Some(declared) = declared_action
+        && !declared.subject_types.is_empty()
+        && !declared.subject_types.iter().any(|t| t == subject_type)
+    {
+        return Err(Invalid::SubjectNotAccepted {
+            action: action.to_string(),
+            subject_type: subject_type.to_string(),
+            accepts: declared.subject_types.to_vec(),
+        }
+        .into());
+    }
     Ok(Declarations {
         subject: subject_decl,
         resource: resource_decl,
@@ -445,6 +468,21 @@ pub(crate) fn from_wire(
     now: Timestamp,
 ) -> Result<Request, RequestError> {
     let declared = declarations(program, wire.subject_type, wire.resource_type, wire.action)?;
+    for (ty, id, decl) in [
+        (wire.subject_type, wire.subject_id, declared.subject),
+        (wire.resource_type, wire.resource_id, declared.resource),
+    ] {
+        if let Some(ids) = decl.and_then(|d| d.ids.as_ref())
+            && !ids.contains(id)
+        {
+            return Err(Invalid::UnknownEnumId {
+                ty: ty.to_string(),
+                id: id.to_string(),
+                suggestion: suggest(id, ids.iter().map(String::as_str)).map(str::to_string),
+            }
+            .into());
+        }
+    }
     let store = &program.store;
     let mut resolver = RequestResolver { store };
     let subject_properties = properties(
@@ -557,7 +595,11 @@ pub(crate) fn one_pass<'t>(
     let subject = names.types.get(body.subject.ty)?;
     let resource = names.types.get(body.resource.ty)?;
     let action = names.actions.get(body.action)?;
-    if !action.applies_to(resource) {
+    if !action.applies_to(resource)
+        || !action.accepts(subject)
+        || subject.enumerated
+        || resource.enumerated
+    {
         return None;
     }
     let store = &program.store;

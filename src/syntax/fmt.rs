@@ -1101,6 +1101,18 @@ impl<'a> Printer<'a> {
         self.keyword("entity ");
         self.indent = block + INDENT;
         self.token(entity.name.span, &entity.name.name);
+        if let Some(ids) = &entity.ids {
+            self.keyword(" enum ");
+            let open = self.next_code(self.last_code_end);
+            self.list(
+                Brackets::SET,
+                ids,
+                (open, entity.span.end as usize),
+                |id| id.span,
+                |p, id| p.token(id.span, &quoted(&id.value)),
+            );
+            return;
+        }
         self.parent_types(&entity.parents);
         let mut members: Vec<EntityMember<'_>> = entity
             .attributes

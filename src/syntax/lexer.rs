@@ -310,7 +310,8 @@ fn keyword_used_as_name(
 ///
 /// A keyword followed by a name, a string or `*` starts an item even there (`entity` with its
 /// name missing, then `allow view ...`): no type name is followed by one, but for the words
-/// of a capability's clauses and the `limit NAME:` that starts a limit.
+/// of a capability's clauses, an enumeration's `enum [` and the `limit NAME:` that starts a
+/// limit.
 fn type_name_position(
     tokens: &[Spanned<'_>],
     index: usize,
@@ -332,7 +333,10 @@ fn type_name_position(
     // (The words of a capability's clauses follow a `mint if` condition: `is route lifetime`;
     // `limit NAME:` and `namespace NAME` start the next item: `on role` then
     // `limit uploads: ...`.)
+    // (`entity route enum [...]`: an enumerated type's name is followed by `enum [`.)
     let clause_word = matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")))
+        || (matches!(next, Some(Token::Ident("enum")))
+            && matches!(kind(index + 2), Some(Token::LBracket)))
         || (matches!(next, Some(Token::Ident("limit")))
             && matches!(kind(index + 2), Some(Token::Ident(_)))
             && matches!(kind(index + 3), Some(Token::Colon)))

@@ -145,6 +145,30 @@ fn user_error<'s, T>(message: String, span: Span, help: String) -> GrammarResult
     })
 }
 
+/// `entity Color enum [...]`: the grammar sees a name before the list, this checks it is `enum`.
+pub fn enum_ids<'s>(
+    word: &'s str,
+    span: Span,
+    ids: Vec<ast::StrLit>,
+    list: Span,
+) -> GrammarResult<'s, Vec<ast::StrLit>> {
+    if word == "enum" && ids.is_empty() {
+        return user_error(
+            "an enumerated type without ids".to_string(),
+            list,
+            "list the ids its entities may have: `enum [\"red\", \"green\"]`".to_string(),
+        );
+    }
+    if word == "enum" {
+        return Ok(ids);
+    }
+    user_error(
+        format!("unexpected `{word}` after the entity type's name"),
+        span,
+        "an enumerated type lists its ids: `entity Color enum [\"red\", \"green\"]`".to_string(),
+    )
+}
+
 /// A clause of a capability declaration that starts with a word (`lifetime 14d`, `mint if`,
 /// `delegable`): the grammar sees a name, this checks it is the expected one.
 pub fn capability_word<'s>(

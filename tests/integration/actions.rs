@@ -1,5 +1,7 @@
 //! Decisions on what an action declaration says beyond its resource types: the action
-//! hierarchy (`action read in triage`) with `action in …` tests in conditions.
+//! hierarchy (`action read in triage`) with `action in …` tests in conditions, and the subject
+//! types an action accepts (`by User, Team`); and enumerated entity types
+//! (`entity Color enum [...]`).
 
 use serde_json::{Value, json};
 
@@ -129,4 +131,156 @@ fn a_false_action_test_is_explained() {
         .unwrap();
     assert_eq!(candidate.outcome, "false");
     assert_eq!(candidate.condition.as_deref(), Some("action in triage"));
+}
+
+/// Which subject types may ask for an action (`by`): others are refused before any rule, with
+/// the reason, as an undeclared action is.
+const SUBJECTS: &str = r#"
+entity Team
+entity User in Team { joblevel: Int }
+entity Repo
+
+action read on Repo by User, Team
+action delete on Repo by User
+action audit on Repo
+
+@id("read") allow read on Repo
+@id("seniors") allow delete on Repo if subject.joblevel >= 7
+@id("teams") allow * on Repo if subject is Team
+"#;
+
+#[test]
+fn a_subject_of_a_type_the_action_does_not_accept_is_refused_with_the_reason() {
+    use warden::eval::{RequestError, request::Invalid};
+    let engine = inline(
+        SUBJECTS,
+        Some(json!({"entities": [
+            {"type": "User", "id": "ana", "attributes": {"joblevel": 8}},
+            {"type": "Team", "id": "core"},
+        ]})),
+    );
+    let ask = |ty: &str, id: &str, action: &str| {
+        json!({
+            "subject": {"type": ty, "id": id},
+            "action": {"name": action},
+            "resource": {"type": "Repo", "id": "warden"},
+        })
+    };
+    assert_eq!(
+        decide_at(&engine, ask("User", "ana", "read"), at(WORKDAY)),
+        held(&["read"])
+    );
+    assert_eq!(
+        decide_at(&engine, ask("Team", "core", "read"), at(WORKDAY)),
+        held(&["read", "teams"])
+    );
+    assert_eq!(
+        decide_at(&engine, ask("User", "ana", "delete"), at(WORKDAY)),
+        held(&["seniors"])
+    );
+    // Without `by`, every subject type may ask.
+    assert_eq!(
+        decide_at(&engine, ask("Team", "core", "audit"), at(WORKDAY)),
+        held(&["teams"])
+    );
+    // A team asking to delete is refused: `teams` (a `*` rule) would otherwise allow it.
+    let body = ask("Team", "core", "delete").to_string();
+    match warden::eval::request::read(&engine.program, body.as_bytes(), at(WORKDAY)) {
+        Err(RequestError::Invalid(invalid @ Invalid::SubjectNotAccepted { .. })) => {
+            assert_eq!(
+                invalid.to_string(),
+                "action `delete` is not asked for by a `Team` (it accepts `User`)"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// An enumerated entity type: only the ids it lists exist, in requests and in data.
+const COLORS: &str = r#"
+entity User
+entity Color enum ["red", "green"]
+action paint on Color
+@id("paint") allow paint on Color if resource != Color::"green"
+"#;
+
+#[test]
+fn a_request_naming_an_id_an_enumeration_does_not_list_is_refused() {
+    use warden::eval::{RequestError, request::Invalid};
+    let engine = inline(COLORS, None);
+    let paint = |id: &str| {
+        json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "paint"},
+            "resource": {"type": "Color", "id": id},
+        })
+    };
+    assert_eq!(
+        decide_at(&engine, paint("red"), at(WORKDAY)),
+        held(&["paint"])
+    );
+    assert_eq!(decide_at(&engine, paint("green"), at(WORKDAY)), denied(&[]));
+    let body = paint("blue").to_string();
+    match warden::eval::request::read(&engine.program, body.as_bytes(), at(WORKDAY)) {
+        Err(RequestError::Invalid(invalid @ Invalid::UnknownEnumId { .. })) => {
+            assert_eq!(
+                invalid.to_string(),
+                "`Color` has no entity `blue`: it is an enumeration"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let body = paint("gren").to_string();
+    let refused = warden::eval::request::read(&engine.program, body.as_bytes(), at(WORKDAY));
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("did you mean `green`?")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn data_files_may_not_define_or_name_an_id_an_enumeration_does_not_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.warden"),
+        "entity Color enum [\"red\", \"green\"]\nentity User in Color\naction paint on Color\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("data.json"),
+        json!({"entities": [
+            {"type": "Color", "id": "red"},
+            {"type": "Color", "id": "blue"},
+            {"type": "User", "id": "ana", "parents": [{"type": "Color", "id": "gren"}]},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let failure = match warden::engine::Engine::load(dir.path()) {
+        Ok(_) => panic!("the data loaded"),
+        Err(failure) => failure,
+    };
+    let codes: Vec<String> = failure
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.code())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "warden::data::unknown_enum_id",
+            "warden::data::unknown_enum_id"
+        ],
+        "{:#?}",
+        failure.diagnostics
+    );
+    let text: Vec<String> = failure
+        .diagnostics
+        .iter()
+        .map(|d| d.render(false))
+        .collect();
+    assert!(
+        text.join("\n").contains("did you mean `green`?"),
+        "{text:?}"
+    );
 }

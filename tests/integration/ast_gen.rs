@@ -426,6 +426,23 @@ pub fn item() -> impl Strategy<Value = Item> {
                     parents,
                     attributes,
                     properties,
+                    ids: None,
+                    span: span(),
+                })
+            }),
+        (
+            annotations(),
+            type_name(),
+            proptest::collection::vec(str_lit(), 1..3)
+        )
+            .prop_map(|(annotations, name, ids)| {
+                Item::Entity(EntityDecl {
+                    annotations,
+                    name,
+                    parents: Vec::new(),
+                    attributes: Vec::new(),
+                    properties: None,
+                    ids: Some(ids),
                     span: span(),
                 })
             }),

@@ -178,6 +178,11 @@ fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
 }
 
 #[test]
+fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
+    assert!(round_trip("github_levels") >= 29);
+}
+
+#[test]
 fn the_command_writes_a_directory_that_checks() {
     let out = tempfile::tempdir().unwrap();
     let dir = "tests/data/cedar/tinytodo";
@@ -231,8 +236,8 @@ const SCHEMA: &str = "entity User = { tags: Set<String>, level: Long };\n\
 fn constructs_warden_cannot_say_are_refused_where_they_stand() {
     let cases = [
         (
-            "action_in_condition",
-            "permit (principal, action, resource) when { action == Action::\"read\" };",
+            "action_test_form",
+            "permit (principal, action, resource) when { action == principal };",
         ),
         (
             "tag",
@@ -284,6 +289,12 @@ when { principal has boss && principal.boss.level > principal.level && resource.
 permit (principal, action == Action::"write", resource)
 when { context.price.lessThan(decimal("9.99")) && context.price.lessThanOrEqual(decimal("-0.5"))
        || context.price.greaterThan(decimal("1.0")) && context.price.greaterThanOrEqual(decimal("1.0")) };
+
+permit (principal, action == Action::"read-doc", resource);
+
+permit (principal, action in [Action::"write", Action::"read-doc"], resource)
+when { action != Action::"view" && (action in Action::"read-doc" || action == Action::"write")
+       && action in [Action::"view"] };
 "#;
     let input = Input {
         schema: Some(SourceFile::new("app.cedarschema", schema)),

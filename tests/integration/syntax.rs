@@ -185,6 +185,7 @@ fn the_valid_corpus_covers_every_construct() {
         "annotation-value",
         "entity:parents",
         "entity:properties",
+        "entity:enum",
         "attr:optional",
         "action:context",
         "action:properties",
@@ -259,6 +260,9 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             if e.properties.is_some() {
                 mark(seen, "entity:properties");
+            }
+            if e.ids.is_some() {
+                mark(seen, "entity:enum");
             }
             for attr in e.attributes.iter().chain(e.properties.iter().flatten()) {
                 visit_type(&attr.ty, seen);

@@ -25,6 +25,8 @@ pub struct EntityType {
     pub name: String,
     pub parents: Vec<String>,
     pub attrs: Vec<Attr>,
+    /// `enum ["a", "b"]`: the only ids its entities may have.
+    pub ids: Option<Vec<String>>,
     pub span: Span,
 }
 
@@ -281,13 +283,28 @@ fn type_list(c: &mut Cursor<'_>) -> Result<Vec<String>, ImportError> {
 
 fn entity_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(), ImportError> {
     let declared = names(c, false)?;
-    if c.peek() == Some(Tok::Ident("enum")) {
-        return Err(ImportError::Unsupported {
-            construct: "an enumerated entity type (`enum`)".to_string(),
-            span: c.span(),
-            help: "declare the type as a plain entity type and list its entities in the data"
-                .to_string(),
-        });
+    if c.eat_word("enum") {
+        c.expect(Tok::LBracket, "`[`")?;
+        let mut ids = Vec::new();
+        while !c.eat(Tok::RBracket) {
+            ids.push(c.string("an entity id")?);
+            if !c.eat(Tok::Comma) {
+                c.expect(Tok::RBracket, "`,` or `]`")?;
+                break;
+            }
+        }
+        c.expect(Tok::Semi, "`;`")?;
+        let span = start.to(c.prev_span());
+        for (name, _) in declared {
+            schema.entities.push(EntityType {
+                name,
+                parents: Vec::new(),
+                attrs: Vec::new(),
+                ids: Some(ids.clone()),
+                span,
+            });
+        }
+        return Ok(());
     }
     let parents = if c.eat_word("in") {
         type_list(c)?
@@ -317,6 +334,7 @@ fn entity_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(
             name,
             parents: parents.clone(),
             attrs: attrs.clone(),
+            ids: None,
             span,
         });
     }
@@ -481,14 +499,10 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
         }
         if let Some(Value::Object(types)) = body.get("entityTypes") {
             for (name, decl) in types {
-                if decl.get("enum").is_some() {
-                    return Err(ImportError::UnsupportedJson {
-                        message: format!(
-                            "Warden cannot say an enumerated entity type (`enum`) yet: `{name}`"
-                        ),
-                        help: "declare the type as a plain entity type".to_string(),
-                    });
-                }
+                let ids = match decl.get("enum") {
+                    None => None,
+                    Some(ids) => Some(strings(Some(ids), &format!("{name}.enum"))?),
+                };
                 if decl.get("tags").is_some() {
                     return Err(ImportError::UnsupportedJson {
                         message: format!("Warden cannot say entity tags yet: `{name}`"),
@@ -511,6 +525,7 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                     name: name.clone(),
                     parents,
                     attrs,
+                    ids,
                     span: Span::default(),
                 });
             }

@@ -8,7 +8,9 @@ use super::ast::{
 use super::error::ImportError;
 use super::lexer::PatternElem;
 use super::schema::{Attr, Schema, Type, is_action_type};
-use crate::ast::{BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar};
+use crate::ast::{
+    ActionOp, ActionTest, BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar,
+};
 use crate::check::BUILTIN_TYPES;
 use crate::source::Span;
 use crate::syntax::fmt::{action_name_text, format_expr, key_text, quoted};
@@ -71,6 +73,11 @@ fn entity_text(
         return;
     }
     let _ = write!(out, "entity {short}");
+    if let Some(ids) = &entity.ids {
+        let ids: Vec<String> = ids.iter().map(|id| quoted(id)).collect();
+        let _ = writeln!(out, " enum [{}]", ids.join(", "));
+        return;
+    }
     match entity.parents.as_slice() {
         [] => {}
         [one] => {
@@ -120,13 +127,25 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
         named.push(action);
     }
     for action in named {
-        let Some(applies) = &action.applies else {
+        let Some(applies) = requestable(action) else {
             continue;
         };
-        if applies.resources.is_empty() || applies.principals.is_empty() {
-            continue;
-        }
-        let mut tail = format!(" on {}", applies.resources.join(", "));
+        let mut tail = match action_parents(schema, action).as_slice() {
+            [] => String::new(),
+            [one] => format!(" in {}", action_name(one)),
+            many => {
+                let names: Vec<String> = many.iter().map(|n| action_name(n)).collect();
+                format!(" in [{}]", names.join(", "))
+            }
+        };
+        // Cedar's principal types: Warden refuses a request from a subject of another type, as
+        // Cedar does, and types `subject` by them.
+        let _ = write!(
+            tail,
+            " on {} by {}",
+            applies.resources.join(", "),
+            applies.principals.join(", ")
+        );
         if let Some(context) = &applies.context {
             match resolve(schema, context, 0).and_then(|t| match t {
                 Type::Record(attrs) => record_type(schema, &attrs, 0),
@@ -149,6 +168,61 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
     }
     for (tail, names) in declared {
         let _ = writeln!(out, "action {}{tail}", names.join(", "));
+    }
+    out.push_str(&action_groups(schema));
+    out
+}
+
+/// The `appliesTo` of an action a request can name: one that lists principal and resource
+/// types. The others are Cedar's pure action groups.
+fn requestable(action: &super::schema::Action) -> Option<&super::schema::AppliesTo> {
+    action
+        .applies
+        .as_ref()
+        .filter(|a| !a.resources.is_empty() && !a.principals.is_empty())
+}
+
+/// The actions a requestable action sits beneath in Warden: its nearest requestable ancestors.
+/// A pure group between them is a Warden group, which lists its members itself and cannot
+/// itself sit beneath an action, so the walk goes through it.
+fn action_parents(schema: &Schema, action: &super::schema::Action) -> Vec<String> {
+    let mut parents = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut pending: Vec<&str> = action.parents.iter().map(String::as_str).collect();
+    while let Some(name) = pending.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        match schema.action(name) {
+            Some(parent) if requestable(parent).is_some() => parents.push(name.to_string()),
+            Some(group) => pending.extend(group.parents.iter().map(String::as_str)),
+            None => {}
+        }
+    }
+    parents.sort();
+    parents.dedup();
+    parents
+}
+
+/// Cedar's pure action groups (actions no request can name) as Warden groups, each listing the
+/// actions and groups declared `in` it.
+fn action_groups(schema: &Schema) -> String {
+    let mut out = String::new();
+    for group in schema.actions.iter().filter(|a| requestable(a).is_none()) {
+        let mut members: Vec<String> = Vec::new();
+        for member in &schema.actions {
+            if member.parents.contains(&group.name) && !members.contains(&member.name) {
+                members.push(member.name.clone());
+            }
+        }
+        let members: Vec<String> = members.iter().map(|n| action_name(n)).collect();
+        let _ = writeln!(
+            out,
+            "action group {} = [{}]",
+            action_name(&group.name),
+            members.join(", ")
+        );
     }
     out
 }
@@ -376,57 +450,73 @@ fn scope_condition(
     })
 }
 
-/// The actions a scope names, as Warden writes them (`None`: every action).
+/// The names a rule's head lists, and the test its condition adds (`action == x`).
+type HeadActions = (Vec<String>, Option<Expr>);
+
+/// The actions a scope names, as Warden writes them (`None`: every action), with the test that
+/// keeps `action == Action::"x"` to `x` alone when actions sit beneath `x` (Warden's `allow x`
+/// covers them too).
 fn actions(
     schema: Option<&Schema>,
     scope: &ActionScope,
     on: Option<&str>,
     span: Span,
-) -> Result<Option<Vec<String>>, ImportError> {
+) -> Result<Option<HeadActions>, ImportError> {
     let uids: Vec<&Uid> = match scope {
         ActionScope::Any => return Ok(None),
         ActionScope::Eq(uid) => vec![uid],
         ActionScope::In(list) => list.iter().collect(),
     };
-    let mut names: Vec<String> = Vec::new();
-    for uid in uids {
-        // Warden's actions are shared by the directory: `App::Action::"read"` is `read`.
-        if !is_action_type(&uid.ty) {
-            return Err(ImportError::Invalid {
-                message: format!("`{}` is no action type", uid.ty),
-                span,
-                help: Some("name actions `Action::\"…\"` or `App::Action::\"…\"`".to_string()),
-            });
-        }
-        match (schema, scope) {
-            (Some(schema), ActionScope::In(_)) if !schema.actions.is_empty() => {
-                for action in &schema.actions {
-                    if schema.action_in(&action.name, &uid.id) && !names.contains(&action.name) {
-                        names.push(action.name.clone());
-                    }
-                }
-            }
-            _ => {
-                if !names.contains(&uid.id) {
-                    names.push(uid.id.clone());
-                }
-            }
-        }
-    }
-    // Only actions a request can name (those with `appliesTo`, on the scope's type) stay.
-    if let Some(schema) = schema.filter(|s| !s.actions.is_empty()) {
-        names.retain(|n| {
-            schema
-                .action(n)
-                .and_then(|a| a.applies.as_ref())
-                .is_some_and(|a| {
-                    !a.principals.is_empty()
-                        && on.is_none_or(|t| a.resources.iter().any(|r| r == t))
-                        && !a.resources.is_empty()
-                })
+    // Warden's actions are shared by the directory: `App::Action::"read"` is `read`.
+    if let Some(uid) = uids.iter().find(|uid| !is_action_type(&uid.ty)) {
+        return Err(ImportError::Invalid {
+            message: format!("`{}` is no action type", uid.ty),
+            span,
+            help: Some("name actions `Action::\"…\"` or `App::Action::\"…\"`".to_string()),
         });
     }
-    Ok(Some(names))
+    let mut names: Vec<String> = Vec::new();
+    let Some(schema) = schema.filter(|s| !s.actions.is_empty()) else {
+        for uid in uids {
+            if !names.contains(&uid.id) {
+                names.push(uid.id.clone());
+            }
+        }
+        return Ok(Some((names, None)));
+    };
+    // Only actions a request can name (on the scope's type) count.
+    let applies = |a: &super::schema::Action| {
+        requestable(a).is_some_and(|to| on.is_none_or(|t| to.resources.iter().any(|r| r == t)))
+    };
+    let mut exact = None;
+    for uid in uids {
+        let beneath = |applying: bool| {
+            schema.actions.iter().any(|a| {
+                a.name != uid.id
+                    && (!applying || applies(a))
+                    && requestable(a).is_some()
+                    && schema.action_in(&a.name, &uid.id)
+            })
+        };
+        let named = match scope {
+            ActionScope::Eq(_) => {
+                let named = schema.action(&uid.id).is_some_and(applies);
+                if named && beneath(false) {
+                    exact = Some(w(ExprKind::ActionTest(ActionTest {
+                        op: ActionOp::Eq,
+                        names: vec![name(&uid.id)],
+                        list: false,
+                    })));
+                }
+                named
+            }
+            _ => schema.action(&uid.id).is_some_and(applies) || beneath(true),
+        };
+        if named && !names.contains(&uid.id) {
+            names.push(uid.id.clone());
+        }
+    }
+    Ok(Some((names, exact)))
 }
 
 /// Translates one policy (or one link of a template) into a Warden rule.
@@ -458,7 +548,11 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         Err(e) => errors.push(e),
     }
     let acts = match actions(schema, &p.action, on.as_deref(), p.action_span) {
-        Ok(a) => a,
+        Ok(Some((names, exact))) => {
+            conditions.extend(exact);
+            Some(names)
+        }
+        Ok(None) => None,
         Err(e) => {
             errors.push(e);
             None
@@ -758,6 +852,7 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
             op: UnaryOp::Neg,
             operand: boxed(a)?,
         }),
+        K::Binary(op, a, b) if matches!(a.kind, K::Var(Var::Action)) => action_test(*op, b, sp)?,
         K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
         K::If(cond, then, otherwise) => w(ExprKind::If {
             cond: boxed(cond)?,
@@ -839,6 +934,38 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
                 .collect::<Result<_, ImportError>>()?,
         )),
     })
+}
+
+/// `action in Action::"g"`, `action in [Action::"a", …]`, `action == Action::"a"` (and `!=`).
+fn action_test(op: BinaryOp, rhs: &CExpr, sp: Span) -> Result<Expr, ImportError> {
+    let refused = || {
+        unsupported(
+            "a test of `action` other than `in`, `==` or `!=` with action entities",
+            sp,
+            "compare `action` with `Action::\"…\"` entities, or a set of them after `in`",
+        )
+    };
+    let uid = |e: &CExpr| match &e.kind {
+        K::Entity(uid) if uid.ty == "Action" => Ok(name(&uid.id)),
+        K::Entity(uid) if uid.ty.ends_with("::Action") => Err(unsupported(
+            "a namespaced action",
+            e.span,
+            "Warden has no namespaces yet; name actions `Action::\"…\"`",
+        )),
+        _ => Err(refused()),
+    };
+    let (op, names, list) = match (op, &rhs.kind) {
+        (BinaryOp::In, K::Set(elements)) => (
+            ActionOp::In,
+            elements.iter().map(uid).collect::<Result<Vec<_>, _>>()?,
+            true,
+        ),
+        (BinaryOp::In, _) => (ActionOp::In, vec![uid(rhs)?], false),
+        (BinaryOp::Eq, _) => (ActionOp::Eq, vec![uid(rhs)?], false),
+        (BinaryOp::Ne, _) => (ActionOp::Ne, vec![uid(rhs)?], false),
+        _ => return Err(refused()),
+    };
+    Ok(w(ExprKind::ActionTest(ActionTest { op, names, list })))
 }
 
 fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
