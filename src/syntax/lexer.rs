@@ -169,15 +169,23 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
                 }),
                 // `action` is also the request variable: inside a capability's braces, a
                 // `mint if ... action` followed by the next clause's word is not a declaration.
+                // So is an expression ending in `action` before a `limit NAME:` item, which
+                // no declaration can be (`action limit` is followed by `,`, `on`, ... there).
                 Token::Action => {
                     matches!(
                         next,
                         Some(Token::Ident(_)) | Some(Token::Str(_)) | Some(Token::Group)
-                    ) && !(braces > 0
-                        && matches!(next, Some(Token::Ident("lifetime" | "mint" | "delegable")))
-                        && tokens.get(start..index).is_some_and(|item| {
-                            item.iter().any(|(_, t, _)| *t == Token::Capability)
-                        }))
+                    ) && !(matches!(next, Some(Token::Ident("limit")))
+                        && matches!(tokens.get(index + 2), Some((_, Token::Ident(_), _)))
+                        && matches!(tokens.get(index + 3), Some((_, Token::Colon, _))))
+                        && !(braces > 0
+                            && matches!(
+                                next,
+                                Some(Token::Ident("lifetime" | "mint" | "delegable"))
+                            )
+                            && tokens.get(start..index).is_some_and(|item| {
+                                item.iter().any(|(_, t, _)| *t == Token::Capability)
+                            }))
                 }
                 _ => false,
             };
@@ -501,6 +509,18 @@ mod tests {
                 "allow view if action.x == 1",
                 "deny *",
                 "@id(\"x\") @doc allow view"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_expression_ending_in_action_is_not_a_declaration_before_a_limit() {
+        assert_eq!(
+            items("let a = -action limit l: 1 * per 1s per true action limit on P"),
+            vec![
+                "let a = -action",
+                "limit l: 1 * per 1s per true",
+                "action limit on P"
             ]
         );
     }
