@@ -195,6 +195,9 @@ pub enum Invalid {
     /// A recorded request that cannot be read back (replay), with why.
     #[error("{0}")]
     Unreadable(String),
+    /// A gateway's call that no route takes (a refused path, no route), with why.
+    #[error("{0}")]
+    Unrouted(String),
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

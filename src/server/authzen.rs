@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
 use crate::data::json::Json;
+use crate::decide::{CapabilityUse, Decider, Presenting, Proved, Recorder, Verdict};
 use crate::eval::explain;
 use crate::eval::request::{self, Malformed, Parts, Wire};
 use crate::eval::wire;
@@ -131,7 +132,7 @@ pub struct Recording<'s> {
     builder: record::Builder,
 }
 
-impl Recording<'_> {
+impl Recorder for Recording<'_> {
     fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
         let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
         if !self.log.wants(allowed) {
@@ -140,25 +141,6 @@ impl Recording<'_> {
         self.builder
             .outcome(self.item, program, outcome, &self.log.config().masking);
     }
-}
-
-thread_local! {
-    /// The frame audited decisions are made in (its reads go into the record).
-    static AUDIT_FRAME: std::cell::RefCell<Frame> = std::cell::RefCell::new(Frame::new());
-}
-
-/// Runs `f` with this thread's frame for audited decisions (whose reads go into the record).
-pub fn with_audit_frame<T>(f: impl FnOnce(&mut Frame) -> T) -> T {
-    AUDIT_FRAME.with(|cell| {
-        let mut own = None;
-        let mut borrowed = cell.try_borrow_mut();
-        let frame = match &mut borrowed {
-            Ok(frame) => &mut **frame,
-            // Only if deciding re-entered itself; a fresh frame keeps it correct.
-            Err(_) => own.insert(Frame::new()),
-        };
-        f(frame)
-    })
 }
 
 /// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<number>`.
@@ -311,8 +293,8 @@ impl<'s> Call<'s> {
     }
 
     /// Decides a request as a reader left it: decoded through the program's declarations,
-    /// lent the subject token's attributes, presented with its capability token, decided,
-    /// counted against the limits and recorded.
+    /// then handed to the decision service with the call's identity, capability token,
+    /// limits and audit record.
     pub fn evaluate(&mut self, read: Read<'_>) -> Outcome {
         let program = &*self.program;
         let (decoded, named, token) = match read {
@@ -335,134 +317,78 @@ impl<'s> Call<'s> {
             }
             Read::Decoded(request, (ty, id)) => (Ok(request), (Some(ty), Some(id)), None),
         };
-        let mut refused = None;
-        let decoded = decoded.and_then(|mut request| {
-            self.lend(program, named, &mut request)?;
-            refused = self.attach_capability(program, token, &mut request);
-            Ok(request)
-        });
-        self.decide(decoded, refused)
-    }
-
-    /// The subject token's verified attributes, for the subject it proved (`named` is the
-    /// request's subject).
-    fn lend(
-        &self,
-        program: &Program,
-        named: (Option<&str>, Option<&str>),
-        request: &mut eval::Request,
-    ) -> Result<(), RequestError> {
-        match &self.identity {
-            Some((identity, subject_type)) => request::lend_attributes(
-                program,
-                named,
-                (subject_type, &identity.subject),
-                &identity.attributes,
-                request,
-            ),
-            None => Ok(()),
-        }
-    }
-
-    /// Attaches a capability token to the request: why it grants nothing when it does not
-    /// verify (the request is then decided without it).
-    fn attach_capability(
-        &self,
-        program: &Program,
-        token: Option<&str>,
-        request: &mut eval::Request,
-    ) -> Option<String> {
-        let token = token?;
-        let verifier = self.capabilities.as_deref();
-        match crate::capability::present::present_to(verifier, program, token, self.now) {
-            Ok(presented) => {
-                request.capability = Some(presented);
-                None
-            }
-            Err(why) => Some(why.to_string()),
-        }
-    }
-
-    fn decide(
-        &mut self,
-        decoded: Result<eval::Request, RequestError>,
-        refused: Option<String>,
-    ) -> Outcome {
-        let outcome = self.decide_by_policy(&decoded, refused);
-        // Only an allowed request counts against the limits that apply to it.
-        match (&outcome, decoded.as_ref(), &self.limits) {
-            (Outcome::Decided { allowed: true, .. }, Ok(request), Some(limits))
-                if !self.program.limits.is_empty() =>
-            {
-                match crate::limit::consume(&self.program, request, limits) {
-                    Ok(_) => outcome,
-                    Err(refusal) => Outcome::Decided {
-                        allowed: false,
-                        context: Some(limited_context(&refusal)),
-                    },
-                }
-            }
-            _ => outcome,
-        }
-    }
-
-    fn decide_by_policy(
-        &mut self,
-        decoded: &Result<eval::Request, RequestError>,
-        refused: Option<String>,
-    ) -> Outcome {
-        let program = &*self.program;
-        let request = match decoded {
-            Ok(request) => request,
-            Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
-            Err(RequestError::Invalid(reason)) => {
-                let message = reason.to_string();
-                if let Some(audit) = &mut self.audit {
-                    audit.record(program, Err(&message));
-                }
-                // Well-formed but not decidable: a deny, never an error.
-                return Outcome::Decided {
-                    allowed: false,
-                    context: self
-                        .frame
-                        .is_some()
-                        .then(|| json!({ "reason_admin": { "en": message } })),
-                };
-            }
+        let decider = Decider {
+            program,
+            identity: self
+                .identity
+                .as_ref()
+                .map(|(identity, subject_type)| Proved {
+                    subject_type,
+                    subject_id: &identity.subject,
+                    attributes: &identity.attributes,
+                }),
+            capabilities: self.capabilities.as_deref(),
+            limits: self.limits.as_deref(),
         };
-        match (&mut self.frame, &mut self.audit) {
-            (None, None) => Outcome::Decided {
-                allowed: eval::decide(program, request).allowed,
-                context: None,
-            },
-            (None, Some(audit)) => with_audit_frame(|frame| {
-                let decision = eval::decide_in(program, request, frame);
-                audit.record(program, Ok((&decision, frame)));
-                Outcome::Decided {
-                    allowed: decision.allowed,
-                    context: None,
-                }
-            }),
-            (Some(frame), audit) => {
-                let decision = eval::decide_in(program, request, frame);
-                if let Some(audit) = audit {
-                    audit.record(program, Ok((&decision, frame)));
-                }
-                let explanation = explain::explain(program, frame, &decision);
-                let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
-                let mut context = json!({
-                    "reason_admin": { "en": explain::verdict_line(program, &decision) },
-                    "explanation": explanation,
-                });
-                if let Some(capability) = capability_outcome(program, request, refused) {
-                    context["capability"] = capability;
-                }
-                Outcome::Decided {
-                    allowed: decision.allowed,
-                    context: Some(context),
-                }
-            }
+        let token = token.map(Presenting::Token);
+        let frame = self.frame.as_mut();
+        let recorder = self.audit.as_mut().map(|audit| audit as &mut dyn Recorder);
+        let (verdict, request) = match decoded {
+            Ok(mut request) => (
+                decider.decide(Ok(&mut request), named, token, frame, recorder),
+                Some(request),
+            ),
+            Err(error) => (
+                decider.decide(Err(error), named, token, frame, recorder),
+                None,
+            ),
+        };
+        let explained = self.frame.as_ref().map(|frame| (frame, request.as_ref()));
+        answer(program, &verdict, explained)
+    }
+}
+
+/// The answer to one evaluation: its verdict, explained in `context` when the call is
+/// (`explained`: the frame it was decided in, and the request).
+fn answer(
+    program: &Program,
+    verdict: &Verdict,
+    explained: Option<(&Frame, Option<&eval::Request>)>,
+) -> Outcome {
+    let decision = match &verdict.decision {
+        Ok(decision) => decision,
+        Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
+        // Well-formed but not decidable: a deny, never an error.
+        Err(RequestError::Invalid(reason)) => {
+            return Outcome::Decided {
+                allowed: false,
+                context: explained.map(|_| json!({ "reason_admin": { "en": reason.to_string() } })),
+            };
         }
+    };
+    if let Some(refusal) = verdict.limited() {
+        return Outcome::Decided {
+            allowed: false,
+            context: Some(limited_context(refusal)),
+        };
+    }
+    let context = explained.map(|(frame, request)| {
+        let explanation = explain::explain(program, frame, decision);
+        let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
+        let mut context = json!({
+            "reason_admin": { "en": explain::verdict_line(program, decision) },
+            "explanation": explanation,
+        });
+        if let Some(capability) =
+            request.and_then(|request| crate::decide::capability_use(program, request, verdict))
+        {
+            context["capability"] = capability_context(&capability);
+        }
+        context
+    });
+    Outcome::Decided {
+        allowed: verdict.allowed,
+        context,
     }
 }
 
@@ -509,25 +435,22 @@ fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> 
 }
 
 /// What the explanation says about a presented token: granted, or why not.
-fn capability_outcome(
-    program: &Program,
-    request: &request::Request,
-    refused: Option<String>,
-) -> Option<JsonValue> {
-    if let Some(why) = refused {
-        return Some(json!({ "granted": false, "reason": why }));
+fn capability_context(capability: &CapabilityUse<'_>) -> JsonValue {
+    match capability {
+        CapabilityUse::Rejected(why) => json!({ "granted": false, "reason": why.to_string() }),
+        CapabilityUse::Presented {
+            token_id,
+            grant: Ok(()),
+        } => json!({ "id": token_id, "granted": true }),
+        CapabilityUse::Presented {
+            token_id,
+            grant: Err(refusal),
+        } => json!({
+            "id": token_id,
+            "granted": false,
+            "reason": refusal.to_string(),
+        }),
     }
-    let presented = request.capability.as_deref()?;
-    Some(
-        match crate::eval::capability::grants(program, request, presented) {
-            Ok(_) => json!({ "id": &*presented.token_id, "granted": true }),
-            Err(refusal) => json!({
-                "id": &*presented.token_id,
-                "granted": false,
-                "reason": refusal.to_string(),
-            }),
-        },
-    )
 }
 
 /// Reads `subject`, `action`, `resource` and `context` of a single evaluation.

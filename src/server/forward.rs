@@ -26,8 +26,8 @@ use serde_json::{Map, Value as JsonValue, json};
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
 use crate::check::route_table::{Case, Matched};
-use crate::eval;
-use crate::eval::request::{self, Parts, Verified};
+use crate::decide::{Decider, Presenting, Proved, Recorder};
+use crate::eval::request::{self, Invalid, Parts};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::route;
 use crate::program::Program;
@@ -483,7 +483,8 @@ fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, Header
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// Routes and decides. With the audit log on, also the call's record.
+/// Routes the call, and hands the request it makes to the decision service. With the audit
+/// log on, also the call's record.
 pub fn decide(
     state: &AppState,
     program: &Program,
@@ -507,79 +508,79 @@ pub fn decide(
         original.target,
         original.host,
         original.ip,
-    );
+    )
+    .map(|mut routed| {
+        if let (Some(extra), Some(JsonValue::Object(context))) =
+            (original.context, routed.request.get_mut("context"))
+        {
+            for (key, value) in extra {
+                context.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        routed
+    });
+    // A call no route takes is recorded with the subject it named.
+    let unrouted;
+    let recorded = match &routed {
+        Ok(routed) => &routed.request,
+        Err(_) => {
+            unrouted = json!({ "subject": {"type": config.subject_type, "id": identity.subject} });
+            &unrouted
+        }
+    };
     let mut audit = state.audit.as_ref().map(|log| Audit {
         log,
         call,
         original,
         identity,
         now,
-        path: routed.as_ref().map(|r| r.path.clone()).ok(),
+        path: routed.as_ref().map(|r| r.path.as_str()).ok(),
+        request: recorded,
+        record: None,
     });
-    let routed = match routed {
-        Ok(mut routed) => {
-            if let (Some(extra), Some(JsonValue::Object(context))) =
-                (original.context, routed.request.get_mut("context"))
-            {
-                for (key, value) in extra {
-                    context.entry(key.clone()).or_insert_with(|| value.clone());
-                }
-            }
-            routed
-        }
-        Err(reason) => {
-            let subject = json!({"type": config.subject_type, "id": identity.subject});
-            let record = audit.and_then(|audit| {
-                audit.record(program, &json!({ "subject": subject }), Err(&reason))
-            });
-            return (Err(reason.into()), record);
-        }
+    let decider = Decider {
+        program,
+        identity: Some(Proved {
+            subject_type: &config.subject_type,
+            subject_id: &identity.subject,
+            attributes: &identity.attributes,
+        }),
+        capabilities: state.capabilities.as_deref(),
+        limits: Some(&state.limits),
     };
-    let decoded = Parts::from_body(&routed.request)
-        .and_then(|parts| request::from_parts(program, &parts, now))
-        .and_then(|mut decoded| {
-            if !identity.attributes.is_empty() {
-                let verified =
-                    Verified::decode(program, &config.subject_type, &identity.attributes)?;
-                decoded.verified = Some(Arc::new(verified));
-            }
-            Ok(decoded)
-        });
-    let mut decoded = match decoded {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            let m = error.to_string();
-            let record = audit
-                .as_mut()
-                .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
-            return (Err(m.into()), record);
-        }
-    };
+    let named = (
+        Some(config.subject_type.as_str()),
+        Some(identity.subject.as_str()),
+    );
     // A capability token comes in its own header, never in `Authorization` (identity).
-    let capability = call
+    let token = call
         .headers
         .get(state.settings.capability_header.as_str())
-        .and_then(|value| value.to_str().ok());
-    if let Some(token) = capability {
-        let verifier = state.capabilities.as_deref();
-        match crate::capability::present::present_to(verifier, program, token, now) {
-            Ok(presented) => decoded.capability = Some(presented),
-            Err(why) => {
-                tracing::info!(reason = %why, "forward-auth: capability token not honoured");
-            }
-        }
-    }
-    let (allowed, record) = match &mut audit {
-        None => (eval::decide(program, &decoded).allowed, None),
-        Some(audit) => crate::server::authzen::with_audit_frame(|frame| {
-            let decision = eval::decide_in(program, &decoded, frame);
-            let record = audit.record(program, &routed.request, Ok((&decision, frame)));
-            (decision.allowed, record)
-        }),
+        .and_then(|value| value.to_str().ok())
+        .map(Presenting::Token);
+    let recorder = audit.as_mut().map(|audit| audit as &mut dyn Recorder);
+    let decoded = match &routed {
+        Ok(routed) => Parts::from_body(&routed.request)
+            .and_then(|parts| request::from_parts(program, &parts, now)),
+        Err(reason) => Err(Invalid::Unrouted(reason.clone()).into()),
     };
+    let verdict = match decoded {
+        Ok(mut request) => decider.decide(Ok(&mut request), named, token, None, recorder),
+        Err(error) => decider.decide(Err(error), named, token, None, recorder),
+    };
+    let record = audit.and_then(|audit| audit.record);
+    let routed = match (&verdict.decision, routed) {
+        (Ok(_), Ok(routed)) => routed,
+        (Err(error), _) => return (Err(error.to_string().into()), record),
+        // Decided only what was routed.
+        (Ok(_), Err(reason)) => return (Err(reason.into()), record),
+    };
+    if let Some(Err(why)) = &verdict.capability {
+        tracing::info!(reason = %why, "forward-auth: capability token not honoured");
+    }
     let route = routed.matched.route;
-    if !allowed {
-        return (
+    match verdict.limits {
+        _ if !verdict.decision.as_ref().is_ok_and(|d| d.allowed) => (
             Err(format!(
                 "{} {} ({}) → {} on {}::{:?}: denied by policy",
                 original.method,
@@ -591,29 +592,25 @@ pub fn decide(
             )
             .into()),
             record,
-        );
-    }
-    // Allowed by policy: counted against the limits that apply, all or none.
-    let usages = match crate::limit::consume(program, &decoded, &state.limits) {
-        Ok(usages) => usages,
-        Err(refusal) => {
-            return (
-                Err(Refused {
-                    reason: format!("{} {}: {refusal}", original.method, routed.path),
-                    limit: Some(refusal),
-                }),
-                record,
+        ),
+        Err(refusal) => (
+            Err(Refused {
+                reason: format!("{} {}: {refusal}", original.method, routed.path),
+                limit: Some(refusal),
+            }),
+            record,
+        ),
+        Ok(usages) => {
+            let mut headers = upstream_headers(
+                &config.upstream_headers,
+                &routed.matched,
+                identity,
+                &routed.resource_id,
             );
+            headers.extend(rate_limit_headers(&usages));
+            (Ok(headers), record)
         }
-    };
-    let mut headers = upstream_headers(
-        &config.upstream_headers,
-        &routed.matched,
-        identity,
-        &routed.resource_id,
-    );
-    headers.extend(rate_limit_headers(&usages));
-    (Ok(headers), record)
+    }
 }
 
 /// The audit record of one forward-auth call: the AuthZEN request routing made (never the
@@ -626,26 +623,24 @@ struct Audit<'a> {
     identity: &'a Identity,
     now: Timestamp,
     /// The normalised path, when it could be normalised.
-    path: Option<String>,
+    path: Option<&'a str>,
+    /// The request as routing made it.
+    request: &'a JsonValue,
+    record: Option<Record>,
 }
 
-impl Audit<'_> {
-    fn record(
-        &self,
-        program: &Program,
-        request: &JsonValue,
-        outcome: record::Outcome<'_>,
-    ) -> Option<Record> {
+impl Recorder for Audit<'_> {
+    fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
         let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
         if !self.log.wants(allowed) {
-            return None;
+            return;
         }
         let masking = &self.log.config().masking;
         let original = self.original;
         let mut http = Map::new();
         http.insert("method".into(), json!(original.method));
-        let path = match &self.path {
-            Some(path) => path.as_str(),
+        let path = match self.path {
+            Some(path) => path,
             // Refused: as sent, without its query (which may hold credentials).
             None => original.target.split(['?', '#']).next().unwrap_or_default(),
         };
@@ -661,7 +656,7 @@ impl Audit<'_> {
             self.now,
             crate::server::authzen::request_id(self.call.headers),
             Some(self.call.flavour.name()),
-            record::RequestText::Unchecked(&request.to_string()),
+            record::RequestText::Unchecked(&self.request.to_string()),
             masking,
         );
         builder.member("http", &JsonValue::Object(http), masking);
@@ -674,7 +669,7 @@ impl Audit<'_> {
         }
         builder.outcome(None, program, outcome, masking);
         let latency_us = u64::try_from(self.call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        builder.finish(&program.version, latency_us)
+        self.record = builder.finish(&program.version, latency_us);
     }
 }
 

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["compile", "eval"],
     &["engine"],
     &["limit", "capability"],
+    &["decide"],
     &["gateway"],
     &["audit"],
     &["policytest"],
