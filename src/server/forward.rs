@@ -27,7 +27,7 @@ use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
 use crate::check::route_table::{Case, Matched};
 use crate::decide::{Decider, Presenting, Proved, Recorder};
-use crate::eval::request::{self, Invalid, Parts};
+use crate::eval::request::{self, Invalid, Parts, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::route;
 use crate::program::Program;
@@ -561,6 +561,7 @@ pub fn decide(
     let recorder = audit.as_mut().map(|audit| audit as &mut dyn Recorder);
     let decoded = match &routed {
         Ok(routed) => Parts::from_body(&routed.request)
+            .map_err(RequestError::from)
             .and_then(|parts| request::from_parts(program, &parts, now)),
         Err(reason) => Err(Invalid::Unrouted(reason.clone()).into()),
     };
