@@ -10,8 +10,6 @@ use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::token::{TokenError, is_key_id};
-
 /// The shortest secret a key file may hold, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -56,6 +54,30 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret(<{} bytes redacted>)", self.0.len())
     }
+}
+
+/// Whether `text` is a key id: 1 to 64 ASCII letters, digits, `_`, `.` or `-` (a token's
+/// header names its key by it).
+pub fn is_key_id(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// Why no key of a keyring mints or verifies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUnusable {
+    #[error("unknown key id `{0}`")]
+    UnknownKey(String),
+    #[error("key `{key}` retired at {retired} and its grace ended at {grace_end}")]
+    KeyRetired {
+        key: String,
+        retired: Timestamp,
+        grace_end: Timestamp,
+    },
+    #[error("no key to mint with: every key of the keyring is retired")]
+    NoSigningKey,
 }
 
 /// One key: an id, a secret, and when it was retired, if it was.
@@ -225,24 +247,24 @@ impl Keyring {
     }
 
     /// The key that mints: the first not retired.
-    pub fn signing_key(&self) -> Result<&Key, TokenError> {
+    pub fn signing_key(&self) -> Result<&Key, KeyUnusable> {
         self.keys
             .iter()
             .find(|key| key.retired.is_none())
-            .ok_or(TokenError::NoSigningKey)
+            .ok_or(KeyUnusable::NoSigningKey)
     }
 
     /// The key that verifies tokens under `id` at `now`: known, and not past its grace.
-    pub fn verifying_key(&self, id: &str, now: Timestamp) -> Result<&Key, TokenError> {
+    pub fn verifying_key(&self, id: &str, now: Timestamp) -> Result<&Key, KeyUnusable> {
         let key = self
             .keys
             .iter()
             .find(|key| key.id == id)
-            .ok_or_else(|| TokenError::UnknownKey(id.to_string()))?;
+            .ok_or_else(|| KeyUnusable::UnknownKey(id.to_string()))?;
         if let Some(retired) = key.retired {
             let grace_end = retired.checked_add(self.grace).unwrap_or(Timestamp::MAX);
             if now >= grace_end {
-                return Err(TokenError::KeyRetired {
+                return Err(KeyUnusable::KeyRetired {
                     key: key.id.clone(),
                     retired,
                     grace_end,
@@ -392,11 +414,11 @@ mod tests {
         );
         assert!(matches!(
             keyring.verifying_key("old", at("2026-06-01T02:00:00Z")),
-            Err(TokenError::KeyRetired { .. })
+            Err(KeyUnusable::KeyRetired { .. })
         ));
         assert_eq!(
             keyring.verifying_key("gone", retired).unwrap_err(),
-            TokenError::UnknownKey("gone".into())
+            KeyUnusable::UnknownKey("gone".into())
         );
         // A grace that reaches past the end of time never ends.
         let forever = Keyring::new(

@@ -22,7 +22,7 @@ use hmac::{KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::Sha256;
 
-use super::keys::Keyring;
+use super::keys::{KeyUnusable, Keyring, is_key_id};
 use crate::data::value::EntityUid;
 use crate::syntax::token::{escape, unescape};
 
@@ -57,20 +57,13 @@ pub enum TokenError {
     /// A caveat given to `mint` or `attenuate` that has no valid line.
     #[error("cannot add the caveat `{line}`: {reason}")]
     InvalidCaveat { line: String, reason: String },
-    #[error("unknown key id `{0}`")]
-    UnknownKey(String),
-    #[error("key `{key}` retired at {retired} and its grace ended at {grace_end}")]
-    KeyRetired {
-        key: String,
-        retired: Timestamp,
-        grace_end: Timestamp,
-    },
+    /// No key of the keyring mints, or verifies this token.
+    #[error(transparent)]
+    Key(#[from] KeyUnusable),
     #[error(
         "signature mismatch: the token was altered: a byte changed, or a caveat was removed, reordered or added without the chain"
     )]
     SignatureMismatch,
-    #[error("no key to mint with: every key of the keyring is retired")]
-    NoSigningKey,
     #[error("no random bytes for a token id: {0}")]
     Random(String),
 }
@@ -479,14 +472,6 @@ fn base32(bytes: &[u8]) -> String {
         out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
     }
     out
-}
-
-/// True for a key id: `[A-Za-z0-9_.-]{1,64}`.
-pub fn is_key_id(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// A token's content: verified by [`verify`], or only parsed by [`parse`].
@@ -1012,7 +997,7 @@ mod tests {
         let (text, _) = mint(&keyring(), &minted()).unwrap();
         assert_eq!(
             verify(&keyring_with("k9", 7), &text, now()),
-            Err(TokenError::UnknownKey("k1".into()))
+            Err(TokenError::Key(KeyUnusable::UnknownKey("k1".into())))
         );
         assert_eq!(
             verify(&keyring_with("k1", 8), &text, now()),
@@ -1035,11 +1020,11 @@ mod tests {
         let error = verify(&rotated, &text, at("2026-06-02T00:00:00Z")).unwrap_err();
         assert_eq!(
             error,
-            TokenError::KeyRetired {
+            TokenError::Key(KeyUnusable::KeyRetired {
                 key: "k1".into(),
                 retired,
                 grace_end: at("2026-06-02T00:00:00Z"),
-            }
+            })
         );
         assert_eq!(
             error.to_string(),
@@ -1050,7 +1035,10 @@ mod tests {
             SignedDuration::ZERO,
         )
         .unwrap();
-        assert_eq!(mint(&all_retired, &[]), Err(TokenError::NoSigningKey));
+        assert_eq!(
+            mint(&all_retired, &[]),
+            Err(TokenError::Key(KeyUnusable::NoSigningKey))
+        );
     }
 
     #[test]
