@@ -23,12 +23,12 @@ use crate::program::Program;
 
 /// What became of one decision, for its audit record: the decision with the frame it was
 /// decided in, or why the request was not decidable (a deny).
-pub type Outcome<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
+pub type Decided<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
 
 /// Where a decision's audit record is written (the audit log's callers implement it). Only
 /// requests that could be read are recorded: a malformed one is the caller's error.
 pub trait Recorder {
-    fn record(&mut self, program: &Program, outcome: Outcome<'_>);
+    fn record(&mut self, program: &Program, outcome: Decided<'_>);
 }
 
 /// A subject the call proved (a verified token, or a trusted gateway's header), with its

@@ -39,6 +39,7 @@ use serde_json::Value as JsonValue;
 use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
+use crate::decide::Decided;
 use crate::eval::{Decision, Frame, explain};
 use crate::program::{Node, NodeId, Party, Program};
 
@@ -217,10 +218,6 @@ impl Masking {
         }
     }
 }
-
-/// What became of one evaluation: the decision with the frame it was decided in, or why the
-/// request was not decidable (a deny).
-pub type Outcome<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
 
 /// A record's request id: the caller's, or one the server made up (written straight into the
 /// record, without a string of its own).
@@ -414,7 +411,7 @@ impl Builder {
         &mut self,
         item: Option<usize>,
         program: &Program,
-        outcome: Outcome<'_>,
+        outcome: Decided<'_>,
         masking: &Masking,
     ) {
         let index = match (self.shape, item) {
@@ -435,7 +432,7 @@ impl Builder {
         self.decisions += 1;
     }
 
-    fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+    fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Decided<'_>) {
         let out = &mut self.out;
         if self.entries == 0 {
             out.push_str(",\"items\":[");
@@ -531,7 +528,7 @@ impl Builder {
         push_u64(out, u64::from(id));
     }
 
-    fn single(&mut self, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+    fn single(&mut self, cache: &mut Cache, program: &Program, outcome: Decided<'_>) {
         let out = &mut self.out;
         out.push_str(",\"read\":{");
         if let Ok((_, frame)) = outcome {
@@ -612,7 +609,7 @@ fn write_verdict(
     out: &mut String,
     cache: &Cache,
     program: &Program,
-    outcome: Outcome<'_>,
+    outcome: Decided<'_>,
     item: bool,
 ) {
     out.push_str(if item { "{" } else { "," });

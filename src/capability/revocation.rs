@@ -296,8 +296,8 @@ impl Revocations {
 
     /// Starts a thread that calls [`refresh`](Self::refresh) every `interval`, logging errors
     /// (once each, until the next success) and keeping the ids already read. It ends when the
-    /// returned [`Watcher`] is dropped or stopped, or when the last `Arc` of `self` is.
-    pub fn spawn_watcher(self: &Arc<Self>, interval: Duration) -> io::Result<Watcher> {
+    /// returned [`RevocationWatcher`] is dropped or stopped, or when the last `Arc` of `self` is.
+    pub fn spawn_watcher(self: &Arc<Self>, interval: Duration) -> io::Result<RevocationWatcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if self.file.is_some() {
@@ -318,7 +318,7 @@ impl Revocations {
                     .spawn(move || shared.follow(&weak, &flag, interval))?,
             );
         }
-        Ok(Watcher { stop, threads })
+        Ok(RevocationWatcher { stop, threads })
     }
 }
 
@@ -347,17 +347,17 @@ fn watch(revocations: &Weak<Revocations>, stop: &AtomicBool, interval: Duration)
 
 /// The revocation watcher threads (the file's, Redis'); dropping it stops them.
 #[derive(Debug)]
-pub struct Watcher {
+pub struct RevocationWatcher {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Watcher {
+impl RevocationWatcher {
     /// Stops the thread and waits for it (at most one refresh).
     pub fn stop(self) {}
 }
 
-impl Drop for Watcher {
+impl Drop for RevocationWatcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         for thread in self.threads.drain(..) {

@@ -619,7 +619,7 @@ pub enum Seen<'r> {
     /// level (the call's parts first, then each item's).
     Skeleton {
         text: &'r str,
-        skeleton: &'r super::wire::Body<'r>,
+        skeleton: &'r super::wire::Skeleton<'r>,
         levels: &'r [Parsed],
     },
     /// Parsed as a tree: the text was not looked into.
@@ -629,9 +629,9 @@ pub enum Seen<'r> {
 /// An evaluation built from the parts the skeleton reader found and their parsed objects;
 /// `None` when a part is missing.
 fn wire_of<'r>(
-    subject: Option<(super::wire::Entity<'r>, Option<&'r Json>)>,
+    subject: Option<(super::wire::EntityPart<'r>, Option<&'r Json>)>,
     action: Option<(super::wire::Action<'r>, Option<&'r Json>)>,
-    resource: Option<(super::wire::Entity<'r>, Option<&'r Json>)>,
+    resource: Option<(super::wire::EntityPart<'r>, Option<&'r Json>)>,
     context: Option<&'r Json>,
 ) -> Result<Wire<'r>, Malformed> {
     match (subject, action, resource) {
@@ -695,7 +695,7 @@ pub fn read_evaluation<T>(
 /// A body's skeleton ([`super::wire`]), with its parts' objects parsed; `None` when the
 /// skeleton reader leaves the body to the ordinary one (an object that is not well-formed,
 /// anything it does not read simply).
-fn skeleton_of(text: &str) -> Option<(super::wire::Body<'_>, Parsed)> {
+fn skeleton_of(text: &str) -> Option<(super::wire::Skeleton<'_>, Parsed)> {
     let skeleton = super::wire::read(text)?;
     let parsed = Parsed::read(&skeleton.parts).ok()?;
     Some((skeleton, parsed))
@@ -703,7 +703,7 @@ fn skeleton_of(text: &str) -> Option<(super::wire::Body<'_>, Parsed)> {
 
 /// The single evaluation a skeleton holds; `None` when a part is missing (the ordinary
 /// reader then names it).
-fn wire_in<'r>(skeleton: &'r super::wire::Body<'r>, parsed: &'r Parsed) -> Option<Wire<'r>> {
+fn wire_in<'r>(skeleton: &'r super::wire::Skeleton<'r>, parsed: &'r Parsed) -> Option<Wire<'r>> {
     let parts = &skeleton.parts;
     wire_of(
         parts.subject.map(|s| (s, parsed.subject.as_ref())),
@@ -902,7 +902,7 @@ pub fn read_evaluations<T>(
 /// The objects the skeleton reader found at each level of a body, parsed (the call's parts
 /// first, then each item's); `None` when one is not well-formed (the ordinary reader then
 /// names it).
-fn skeleton_levels(skeleton: &super::wire::Body<'_>) -> Option<Vec<Parsed>> {
+fn skeleton_levels(skeleton: &super::wire::Skeleton<'_>) -> Option<Vec<Parsed>> {
     let items = skeleton.evaluations.as_deref().unwrap_or_default();
     let mut levels = Vec::with_capacity(items.len() + 1);
     levels.push(Parsed::read(&skeleton.parts).ok()?);

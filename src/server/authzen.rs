@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
-use crate::decide::{CapabilityUse, Decider, Presenting, Proved, Recorder, Verdict};
+use crate::decide::{CapabilityUse, Decided, Decider, Presenting, Proved, Recorder, Verdict};
 use crate::eval::explain;
 use crate::eval::request::{self, Malformed};
 use crate::eval::wire;
@@ -132,7 +132,7 @@ pub struct Recording<'s> {
 }
 
 impl Recorder for Recording<'_> {
-    fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
+    fn record(&mut self, program: &Program, outcome: Decided<'_>) {
         let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
         if !self.log.wants(allowed) {
             return;
@@ -178,7 +178,7 @@ pub fn request_id(headers: &HeaderMap) -> record::RequestId<'_> {
 }
 
 /// What became of one evaluation.
-pub enum Outcome {
+pub enum Evaluated {
     Decided {
         allowed: bool,
         /// The explanation, when asked for.
@@ -253,11 +253,11 @@ impl<'s> Call<'s> {
     /// Decides a request as a reader left it: decoded through the program's declarations,
     /// then handed to the decision service with the call's identity, capability token,
     /// limits and audit record.
-    pub fn evaluate(&mut self, read: request::Read<'_>) -> Outcome {
+    pub fn evaluate(&mut self, read: request::Read<'_>) -> Evaluated {
         let program = self.program;
         let token = match read.capability() {
             Ok(token) => token,
-            Err(malformed) => return Outcome::Failed(malformed),
+            Err(malformed) => return Evaluated::Failed(malformed),
         };
         let named = read.named();
         let decoded = read.decode(program, self.now);
@@ -298,20 +298,20 @@ fn answer(
     program: &Program,
     verdict: &Verdict,
     explained: Option<(&Frame, Option<&eval::Request>)>,
-) -> Outcome {
+) -> Evaluated {
     let decision = match &verdict.decision {
         Ok(decision) => decision,
-        Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
+        Err(RequestError::Malformed(message)) => return Evaluated::Failed(message.clone()),
         // Well-formed but not decidable: a deny, never an error.
         Err(RequestError::Invalid(reason)) => {
-            return Outcome::Decided {
+            return Evaluated::Decided {
                 allowed: false,
                 context: explained.map(|_| json!({ "reason_admin": { "en": reason.to_string() } })),
             };
         }
     };
     if let Some(refusal) = verdict.limited() {
-        return Outcome::Decided {
+        return Evaluated::Decided {
             allowed: false,
             context: Some(limited_context(refusal)),
         };
@@ -330,7 +330,7 @@ fn answer(
         }
         context
     });
-    Outcome::Decided {
+    Evaluated::Decided {
         allowed: verdict.allowed,
         context,
     }
@@ -556,11 +556,11 @@ fn single(
 fn answer_single(
     state: &AppState,
     program: &Program,
-    outcome: Outcome,
+    outcome: Evaluated,
 ) -> Result<Response, ApiError> {
     match outcome {
-        Outcome::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
-        Outcome::Decided { allowed, context } => {
+        Evaluated::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
+        Evaluated::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             let body: Body = match context {
                 None if allowed => Body::from(&br#"{"decision":true}"#[..]),
@@ -665,7 +665,7 @@ fn batch(
         call.at_item(index);
         let outcome = match items.item(index) {
             Ok(read) => call.evaluate(read),
-            Err(message) => Outcome::Failed(message),
+            Err(message) => Evaluated::Failed(message),
         };
         if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
             break;
@@ -677,17 +677,17 @@ fn batch(
 }
 
 /// Writes item `index` of a batch's answer; returns whether it was allowed.
-fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome) -> bool {
+fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Evaluated) -> bool {
     if index > 0 {
         out.push(',');
     }
     match outcome {
-        Outcome::Decided { allowed, context } => {
+        Evaluated::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             write_item(out, allowed, context.as_ref());
             allowed
         }
-        Outcome::Failed(message) => {
+        Evaluated::Failed(message) => {
             let context = json!({ "error": { "status": 400, "message": message.to_string() } });
             write_item(out, false, Some(&context));
             false
@@ -710,7 +710,7 @@ fn parsed_needs_masking(masking: &record::Masking, parsed: &request::Parsed) -> 
 
 /// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
 fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) -> bool {
-    let entity = |e: Option<wire::Entity<'_>>| {
+    let entity = |e: Option<wire::EntityPart<'_>>| {
         e.is_some_and(|e| masking.needs_text(e.ty) || masking.needs_text(e.id))
     };
     entity(parts.subject)

@@ -26,7 +26,7 @@ use serde_json::{Map, Value as JsonValue, json};
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
 use crate::check::route_table::{Case, Matched};
-use crate::decide::{Decider, Presenting, Proved, Recorder};
+use crate::decide::{Decided, Decider, Presenting, Proved, Recorder};
 use crate::eval::request::{self, Invalid, Parts, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::route;
@@ -244,7 +244,7 @@ pub fn challenge(error: &IdentityError) -> String {
 
 /// What one forward-auth check answers, whichever door (HTTP or gRPC) it came through.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Answer {
     /// No program to decide on (before the first load, or shutting down): 503.
     Unavailable(ApiError),
     /// No valid identity: 401, with a challenge.
@@ -267,16 +267,16 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl Answer {
     /// The HTTP status this outcome answers `flavour` with (and is counted under).
     pub fn status(&self, flavour: Flavour) -> StatusCode {
         match self {
-            Outcome::Limited { .. } if flavour == Flavour::Nginx => StatusCode::FORBIDDEN,
-            Outcome::Unavailable(error) => error.status(),
-            Outcome::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Outcome::Denied { .. } => StatusCode::FORBIDDEN,
-            Outcome::Allowed { .. } => StatusCode::OK,
-            Outcome::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Answer::Limited { .. } if flavour == Flavour::Nginx => StatusCode::FORBIDDEN,
+            Answer::Unavailable(error) => error.status(),
+            Answer::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Answer::Denied { .. } => StatusCode::FORBIDDEN,
+            Answer::Allowed { .. } => StatusCode::OK,
+            Answer::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -291,8 +291,8 @@ impl Outcome {
             response
         };
         match self {
-            Outcome::Unavailable(error) => error.into_response(),
-            Outcome::Unauthenticated(error) => {
+            Answer::Unavailable(error) => error.into_response(),
+            Answer::Unauthenticated(error) => {
                 let mut response = plain(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY);
                 if let Ok(value) = HeaderValue::from_str(&challenge(&error)) {
                     response
@@ -301,18 +301,18 @@ impl Outcome {
                 }
                 response
             }
-            Outcome::Denied { version, .. } => with_version(
+            Answer::Denied { version, .. } => with_version(
                 plain(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
                 version.as_deref(),
             ),
-            Outcome::Allowed { headers, version } => {
+            Answer::Allowed { headers, version } => {
                 let mut response = plain(StatusCode::OK, "ok\n");
                 for (name, value) in headers {
                     response.headers_mut().insert(name, value);
                 }
                 with_version(response, Some(&version))
             }
-            Outcome::Limited { refusal, version } => {
+            Answer::Limited { refusal, version } => {
                 let status = match flavour {
                     Flavour::Nginx => StatusCode::FORBIDDEN,
                     Flavour::Traefik | Flavour::Envoy | Flavour::EnvoyGrpc => {
@@ -342,7 +342,7 @@ pub fn answer_recorded(
     flavour: Flavour,
     request: &Request,
 ) -> (Response, Option<Record>) {
-    let call = Call {
+    let call = Arrival {
         flavour,
         headers: request.headers(),
         started: Instant::now(),
@@ -357,20 +357,20 @@ pub fn answer_recorded(
 /// id) -> the outcome, counted in the metrics; with the audit log on, also the call's record.
 pub fn check(
     state: &AppState,
-    call: &Call<'_>,
+    call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
-) -> (Outcome, Option<Record>) {
+) -> (Answer, Option<Record>) {
     let mut record = None;
     let outcome = checked(state, call, original, &mut record);
     let status = outcome.status(call.flavour);
     // A decision is a call that named a subject (what the audit log records): not a call
     // without the gateway's headers, nor one without a valid identity (401).
     match &outcome {
-        Outcome::Allowed { .. } => state.metrics.decision(true),
-        Outcome::Denied {
+        Answer::Allowed { .. } => state.metrics.decision(true),
+        Answer::Denied {
             version: Some(_), ..
         }
-        | Outcome::Limited { .. } => state.metrics.decision(false),
+        | Answer::Limited { .. } => state.metrics.decision(false),
         _ => {}
     }
     state.metrics.request(
@@ -383,20 +383,20 @@ pub fn check(
 
 fn checked(
     state: &AppState,
-    call: &Call<'_>,
+    call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
     record: &mut Option<Record>,
-) -> Outcome {
+) -> Answer {
     let flavour = call.flavour;
     let program = match state.snapshot(call.started) {
         Ok(program) => program,
-        Err(error) => return Outcome::Unavailable(error),
+        Err(error) => return Answer::Unavailable(error),
     };
     let original = match original {
         Ok(original) => original,
         Err(reason) => {
             tracing::warn!(gateway = ?flavour, reason, "forward-auth: not a forward-auth call");
-            return Outcome::Denied {
+            return Answer::Denied {
                 reason,
                 version: None,
             };
@@ -406,27 +406,27 @@ fn checked(
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(gateway = ?flavour, reason = %error, "forward-auth: no valid identity");
-            return Outcome::Unauthenticated(error);
+            return Answer::Unauthenticated(error);
         }
     };
     let (result, recorded) = decide(state, &program, &original, &identity, call);
     *record = recorded;
     let version = Arc::clone(&program.version);
     match result {
-        Ok(headers) => Outcome::Allowed { headers, version },
+        Ok(headers) => Answer::Allowed { headers, version },
         Err(Refused {
             reason,
             limit: Some(refusal),
         }) => {
             tracing::info!(gateway = ?flavour, reason, "forward-auth: rate limited");
-            Outcome::Limited { refusal, version }
+            Answer::Limited { refusal, version }
         }
         Err(Refused {
             reason,
             limit: None,
         }) => {
             tracing::info!(gateway = ?flavour, reason, "forward-auth: denied");
-            Outcome::Denied {
+            Answer::Denied {
                 reason,
                 version: Some(version),
             }
@@ -435,14 +435,14 @@ fn checked(
 }
 
 /// What the audit record of a call needs beyond the decision.
-pub struct Call<'h> {
+pub struct Arrival<'h> {
     pub flavour: Flavour,
     pub headers: &'h HeaderMap,
     pub started: Instant,
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
-pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
+pub type Admission = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
 
 /// Why a forward-auth call is refused: by policy (403), or by a limit (429).
 #[derive(Debug)]
@@ -490,8 +490,8 @@ pub fn decide(
     program: &Program,
     original: &Original<'_>,
     identity: &Identity,
-    call: &Call<'_>,
-) -> (Verdict, Option<Record>) {
+    call: &Arrival<'_>,
+) -> (Admission, Option<Record>) {
     let config = &state.settings.gateway;
     let now = Timestamp::now();
     let subject = json!({"type": config.subject_type, "id": identity.subject});
@@ -619,7 +619,7 @@ pub fn decide(
 /// (`http`), the outcome.
 struct Audit<'a> {
     log: &'a AuditLog,
-    call: &'a Call<'a>,
+    call: &'a Arrival<'a>,
     original: &'a Original<'a>,
     identity: &'a Identity,
     now: Timestamp,
@@ -631,7 +631,7 @@ struct Audit<'a> {
 }
 
 impl Recorder for Audit<'_> {
-    fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
+    fn record(&mut self, program: &Program, outcome: Decided<'_>) {
         let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
         if !self.log.wants(allowed) {
             return;
