@@ -28,7 +28,9 @@ pub type Decided<'a> = Result<(&'a Decision, &'a Frame), &'a str>;
 /// Where a decision's audit record is written (the audit log's callers implement it). Only
 /// requests that could be read are recorded: a malformed one is the caller's error.
 pub trait Recorder {
-    fn record(&mut self, program: &Program, outcome: Decided<'_>);
+    /// Records an outcome; `limited`: the limit that refused what the policy allowed (the
+    /// decision is then a deny).
+    fn record(&mut self, program: &Program, outcome: Decided<'_>, limited: Option<&Refusal>);
 }
 
 /// A subject the call proved (a verified token, or a trusted gateway's header), with its
@@ -133,14 +135,14 @@ impl Decider<'_> {
                 let decision = eval::decide_in(program, request, frame);
                 let limits = self.count(&decision, request);
                 if let Some(recorder) = recorder {
-                    recorder.record(program, Ok((&decision, frame)));
+                    recorder.record(program, Ok((&decision, frame)), limits.as_ref().err());
                 }
                 (decision, limits)
             }
             (None, Some(recorder)) => with_audit_frame(|frame| {
                 let decision = eval::decide_in(program, request, frame);
                 let limits = self.count(&decision, request);
-                recorder.record(program, Ok((&decision, frame)));
+                recorder.record(program, Ok((&decision, frame)), limits.as_ref().err());
                 (decision, limits)
             }),
         };
@@ -155,7 +157,7 @@ impl Decider<'_> {
     /// A request that cannot be decided: recorded as a deny when it is invalid.
     fn undecidable(&self, error: RequestError, recorder: Option<&mut dyn Recorder>) -> Verdict {
         if let (RequestError::Invalid(reason), Some(recorder)) = (&error, recorder) {
-            recorder.record(self.program, Err(&reason.to_string()));
+            recorder.record(self.program, Err(&reason.to_string()), None);
         }
         Verdict {
             allowed: false,

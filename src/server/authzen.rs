@@ -132,13 +132,19 @@ pub struct Recording<'s> {
 }
 
 impl Recorder for Recording<'_> {
-    fn record(&mut self, program: &Program, outcome: Decided<'_>) {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+    fn record(
+        &mut self,
+        program: &Program,
+        outcome: Decided<'_>,
+        limited: Option<&crate::limit::Refusal>,
+    ) {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
         if !self.log.wants(allowed) {
             return;
         }
+        let masking = &self.log.config().masking;
         self.builder
-            .outcome(self.item, program, outcome, &self.log.config().masking);
+            .counted_outcome(self.item, program, outcome, limited, masking);
     }
 }
 

@@ -631,8 +631,13 @@ struct Audit<'a> {
 }
 
 impl Recorder for Audit<'_> {
-    fn record(&mut self, program: &Program, outcome: Decided<'_>) {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+    fn record(
+        &mut self,
+        program: &Program,
+        outcome: Decided<'_>,
+        limited: Option<&crate::limit::Refusal>,
+    ) {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
         if !self.log.wants(allowed) {
             return;
         }
@@ -668,7 +673,7 @@ impl Recorder for Audit<'_> {
                 masking,
             );
         }
-        builder.outcome(None, program, outcome, masking);
+        builder.counted_outcome(None, program, outcome, limited, masking);
         let latency_us = u64::try_from(self.call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.record = builder.finish(&program.version, latency_us);
     }

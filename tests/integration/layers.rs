@@ -242,5 +242,8 @@ fn capability_keys_stand_below_the_token_format() {
         .collect();
     assert!(named.is_empty(), "keys.rs names token.rs: {named:?}");
     let token = std::fs::read_to_string(src.join("token.rs")).unwrap();
-    assert!(token.contains("use super::keys::"), "token.rs reads its keys from keys.rs");
+    assert!(
+        token.contains("use super::keys::"),
+        "token.rs reads its keys from keys.rs"
+    );
 }
