@@ -34,6 +34,8 @@ mod lsp;
 mod numbers;
 mod policy_tests;
 mod readme;
+mod reference;
+mod reference_props;
 mod scale;
 mod server;
 mod sidecar;
