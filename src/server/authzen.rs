@@ -138,8 +138,7 @@ impl Recorder for Recording<'_> {
         outcome: Decided<'_>,
         limited: Option<&crate::limit::Refusal>,
     ) {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
-        if !self.log.wants(allowed) {
+        if !self.log.wants_outcome(outcome, limited) {
             return;
         }
         let masking = &self.log.config().masking;

@@ -165,14 +165,15 @@ fn deciding_the_examples_allocates_nothing_after_decoding() {
     assert_eq!(count, 0, "deciding allocated {count} times");
 }
 
-/// A presented capability — granting, out of scope, for another holder, expired — adds no
-/// allocation to deciding.
-#[test]
-fn deciding_with_a_capability_allocates_nothing_after_decoding() {
-    use warden::capability::{Caveat, EntityText, Key, Keyring, Revocations, present::Verifier};
+/// The greenhouse example, a verifier of capability tokens with one key, and a time.
+fn greenhouse() -> (
+    Engine,
+    warden::capability::present::Verifier,
+    jiff::Timestamp,
+) {
+    use warden::capability::{Key, Keyring, Revocations, present::Verifier};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse");
     let engine = Engine::load(&dir).unwrap();
-    let program = &engine.program;
     let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
     let keyring = Keyring::new(
         vec![Key::new("k1", vec![9; 32], None).unwrap()],
@@ -180,6 +181,16 @@ fn deciding_with_a_capability_allocates_nothing_after_decoding() {
     )
     .unwrap();
     let verifier = Verifier::new(keyring, std::sync::Arc::new(Revocations::in_memory()), None);
+    (engine, verifier, now)
+}
+
+/// A presented capability — granting, out of scope, for another holder, expired — adds no
+/// allocation to deciding.
+#[test]
+fn deciding_with_a_capability_allocates_nothing_after_decoding() {
+    use warden::capability::{Caveat, EntityText};
+    let (engine, verifier, now) = greenhouse();
+    let program = &engine.program;
     let caveats = |expires: &str| {
         vec![
             Caveat::Capability("greenhouse_key".into()),
@@ -231,18 +242,10 @@ fn deciding_with_a_capability_allocates_nothing_after_decoding() {
 /// evaluator does.
 #[test]
 fn the_decision_service_allocates_nothing_after_decoding() {
-    use warden::capability::{Caveat, EntityText, Key, Keyring, Revocations, present::Verifier};
+    use warden::capability::{Caveat, EntityText};
     use warden::decide::{Decider, Presenting};
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse");
-    let engine = Engine::load(&dir).unwrap();
+    let (engine, verifier, now) = greenhouse();
     let program = &engine.program;
-    let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
-    let keyring = Keyring::new(
-        vec![Key::new("k1", vec![9; 32], None).unwrap()],
-        jiff::SignedDuration::ZERO,
-    )
-    .unwrap();
-    let verifier = Verifier::new(keyring, std::sync::Arc::new(Revocations::in_memory()), None);
     let (token, _) = warden::capability::mint(
         &verifier.keyring,
         &[
