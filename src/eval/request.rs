@@ -112,7 +112,7 @@ impl Verified {
 /// Lends a subject token's verified attributes to a decoded request: only when the request's
 /// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
 /// token proved attributes. The server and replay both decide this way.
-pub fn lend_attributes(
+pub(crate) fn lend_attributes(
     program: &Program,
     named: (Option<&str>, Option<&str>),
     proved: (&str, &str),
@@ -537,7 +537,7 @@ pub enum Readers {
     clippy::large_enum_variant,
     reason = "passed once by value, never stored; boxing would allocate on the hot path"
 )]
-pub enum Read<'r> {
+pub(crate) enum Read<'r> {
     /// Parts of a JSON tree: the ordinary reader's, a batch item's.
     Parts(Parts<'r>),
     /// The skeleton reader's: names borrowed, objects parsed.
@@ -604,7 +604,7 @@ impl<'r> Read<'r> {
 /// The `properties` and `context` given at one level of a body (a call's parts, or a batch
 /// item's), parsed by the skeleton reader.
 #[derive(Debug, Default)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     pub subject: Option<Json>,
     pub action: Option<Json>,
     pub resource: Option<Json>,
@@ -629,7 +629,7 @@ impl Parsed {
 }
 
 /// How a body was read: what the audit log looks into to record it as sent.
-pub enum Seen<'r> {
+pub(crate) enum Seen<'r> {
     /// Read whole by the one-pass reader: only its text was looked at.
     Text(&'r str),
     /// Read by the skeleton reader: the text, its skeleton, and the objects parsed at each
@@ -677,7 +677,7 @@ fn wire_of<'r>(
 /// skipped). The `readers` test and the `decode` fuzz target hold every reader to the
 /// ordinary one.
 #[inline]
-pub fn read_evaluation<T>(
+pub(crate) fn read_evaluation<T>(
     program: Option<&Program>,
     body: &[u8],
     now: Timestamp,
@@ -751,7 +751,7 @@ fn text_of(body: &[u8]) -> &str {
 
 /// An `/access/v1/evaluations` body as the first reader that takes it read it: its
 /// `options`, and its evaluations.
-pub struct Evaluations<'r> {
+pub(crate) struct Evaluations<'r> {
     /// `options`, when present.
     pub options: Option<&'r JsonValue>,
     pub seen: Seen<'r>,
@@ -760,13 +760,13 @@ pub struct Evaluations<'r> {
 
 /// What an evaluations body holds: one evaluation (`evaluations` absent, `null` or empty),
 /// or a batch.
-pub enum Shape<'r> {
+pub(crate) enum Shape<'r> {
     Single(Result<Read<'r>, Malformed>),
     Batch(Batch<'r>),
 }
 
 /// The items of a batch, read on demand.
-pub enum Batch<'r> {
+pub(crate) enum Batch<'r> {
     /// The skeleton's items, each with its parsed objects (`parsed[0]` is the call's).
     Skeleton {
         top: &'r super::wire::TextParts<'r>,
@@ -786,10 +786,6 @@ impl<'r> Batch<'r> {
             Batch::Skeleton { items, .. } => items.len(),
             Batch::Tree { entries, .. } => entries.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Item `index`: each of its `subject`, `action`, `resource` and `context` replaces the
@@ -832,7 +828,7 @@ impl<'r> Batch<'r> {
 /// Reads an `/access/v1/evaluations` body with the readers in their order (as
 /// [`read_evaluation`] does, without the one-pass reader, which reads no batch), and hands
 /// what the first that takes it read to `then`.
-pub fn read_evaluations<T>(
+pub(crate) fn read_evaluations<T>(
     body: &[u8],
     readers: Readers,
     then: impl FnOnce(Result<Evaluations<'_>, Malformed>) -> T,
@@ -1037,7 +1033,7 @@ fn tree(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, Reque
 
 /// Reads a request's `properties` or `context` (`what`) from its JSON text: `None` when
 /// absent or `null`, an error when it is not an object.
-pub fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
+pub(crate) fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
     let Some(raw) = raw else { return Ok(None) };
     let json = crate::data::json::parse(raw).map_err(|error| Malformed::BadJson {
         what: what.to_string(),

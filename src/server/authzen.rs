@@ -107,7 +107,7 @@ pub fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// One decision API call: one program snapshot, one clock reading, one frame.
-pub struct Call<'s> {
+pub(crate) struct Call<'s> {
     pub program: &'s Program,
     pub now: Timestamp,
     /// Present when the call is explained (decisions then use it, to explain from its memo).
@@ -123,7 +123,7 @@ pub struct Call<'s> {
 }
 
 /// The audit record of one call, built as it decides and queued when it is answered.
-pub struct Recording<'s> {
+pub(crate) struct Recording<'s> {
     log: &'s AuditLog,
     started: Instant,
     /// The index of the batch item being decided.
@@ -183,7 +183,7 @@ pub fn request_id(headers: &HeaderMap) -> record::RequestId<'_> {
 }
 
 /// What became of one evaluation.
-pub enum Evaluated {
+pub(crate) enum Evaluated {
     Decided {
         allowed: bool,
         /// The explanation, when asked for.
