@@ -50,6 +50,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod data;
+pub mod decide;
 pub mod engine;
 pub mod eval;
 pub mod gateway;

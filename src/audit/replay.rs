@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value as JsonValue;
 
+use crate::decide::{Decider, Proved};
 use crate::eval::{self, request};
 use crate::program::Program;
 
@@ -310,51 +311,39 @@ impl Replayer<'_> {
             .and_then(|limited| limited.get("name"))
             .and_then(JsonValue::as_str);
         let was_allowed = verdict == "allow" || limited.is_some();
+        let subject = |key: &str| {
+            let parts = recorded.parts.as_ref().ok()?;
+            parts.subject.get(key).and_then(JsonValue::as_str)
+        };
+        let named = (subject("type"), subject("id"));
+        let decider = Decider {
+            program,
+            identity: proved(recorded.record, named),
+            capabilities: None,
+            limits: None,
+        };
         let decoded = match &recorded.parts {
-            Ok(parts) => {
-                request::from_parts(program, parts, recorded.time).and_then(|mut decoded| {
-                    let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
-                    // Forward-auth records carry the verified attributes of the subject.
-                    if let Some(JsonValue::Object(claims)) = recorded.record.get("verified") {
-                        let ty = subject("type").unwrap_or_default();
-                        let verified = request::Verified::decode(program, ty, claims)?;
-                        decoded.verified = Some(std::sync::Arc::new(verified));
-                    }
-                    // AuthZEN calls with a `Warden-Subject-Token` carry what it proved: its
-                    // attributes are the subject's when a decision names that subject, as in the
-                    // server.
-                    if let Some(token) = recorded.record.get("verified_subject") {
-                        let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
-                        if let (Some(ty), Some(id), Some(JsonValue::Object(claims))) =
-                            (text("type"), text("id"), token.get("attributes"))
-                        {
-                            let named = (subject("type"), subject("id"));
-                            request::lend_attributes(
-                                program,
-                                named,
-                                (ty, id),
-                                claims,
-                                &mut decoded,
-                            )?;
-                        }
-                    }
-                    Ok(decoded)
-                })
-            }
+            Ok(parts) => request::from_parts(program, parts, recorded.time),
             Err(reason) => Err(request::Invalid::Unreadable(reason.clone()).into()),
         };
-        let (allowed, now_rules, invalid) = match decoded {
-            Ok(decoded) => {
-                let decision = eval::decide_in(program, &decoded, &mut self.frame);
+        let verdict = match decoded {
+            Ok(mut request) => {
+                decider.decide(Ok(&mut request), named, None, Some(&mut self.frame), None)
+            }
+            Err(error) => decider.decide(Err(error), named, None, None, None),
+        };
+        let allowed = verdict.allowed;
+        let (now_rules, invalid) = match &verdict.decision {
+            Ok(decision) => {
                 let rules = decision
                     .reasons
                     .iter()
                     .filter_map(|id| program.rule(*id))
                     .map(|rule| rule.id.to_string())
                     .collect::<Vec<_>>();
-                (decision.allowed, rules, None)
+                (rules, None)
             }
-            Err(error) => (false, Vec::new(), Some(error.to_string())),
+            Err(error) => (Vec::new(), Some(error.to_string())),
         };
         let report = &mut self.report;
         report.replayed += 1;
@@ -422,6 +411,34 @@ impl Replayer<'_> {
             now: now_rules,
             limited: limited.map(str::to_string),
         });
+    }
+}
+
+/// The subject a record's call proved, with its verified attributes: a forward-auth record's
+/// `verified` (of the subject it names, `named`), or what an AuthZEN call's
+/// `Warden-Subject-Token` proved (`verified_subject`), lent when a decision names that subject.
+fn proved<'r>(
+    record: &'r JsonValue,
+    named: (Option<&'r str>, Option<&'r str>),
+) -> Option<Proved<'r>> {
+    if let Some(JsonValue::Object(attributes)) = record.get("verified") {
+        return Some(Proved {
+            subject_type: named.0.unwrap_or_default(),
+            subject_id: named.1.unwrap_or_default(),
+            attributes,
+        });
+    }
+    let token = record.get("verified_subject")?;
+    let text = |key: &str| token.get(key).and_then(JsonValue::as_str);
+    match (text("type"), text("id"), token.get("attributes")) {
+        (Some(subject_type), Some(subject_id), Some(JsonValue::Object(attributes))) => {
+            Some(Proved {
+                subject_type,
+                subject_id,
+                attributes,
+            })
+        }
+        _ => None,
     }
 }
 

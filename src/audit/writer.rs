@@ -159,6 +159,17 @@ impl AuditLog {
         &self.config
     }
 
+    /// Whether this outcome is recorded: allowed by policy and not refused by a limit
+    /// (`limited`) counts as an allow.
+    pub fn wants_outcome(
+        &self,
+        outcome: crate::decide::Decided<'_>,
+        limited: Option<&crate::limit::Refusal>,
+    ) -> bool {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+        self.wants(allowed && limited.is_none())
+    }
+
     /// Whether a decision with this verdict is recorded (`sampled` mode counts allows).
     pub fn wants(&self, allowed: bool) -> bool {
         match self.config.mode {

@@ -23,8 +23,8 @@ pub mod revocation;
 pub mod shared;
 pub mod token;
 
-pub use keys::{Key, KeyError, KeySpec, Keyring};
-pub use revocation::{DEFAULT_WATCH_INTERVAL, RevocationError, Revocations, Watcher};
+pub use keys::{Key, KeyError, KeySpec, KeyUnusable, Keyring};
+pub use revocation::{DEFAULT_WATCH_INTERVAL, RevocationError, RevocationWatcher, Revocations};
 pub use token::{
     Caveat, CaveatError, EntityText, Request, Token, TokenError, Unmet, attenuate, mint, parse,
     verify,

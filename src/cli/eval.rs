@@ -7,9 +7,10 @@ use serde_json::{Value as JsonValue, json};
 
 use crate::cli::output::print_failure;
 use crate::cli::{Exit, Format, PolicyDir};
+use crate::decide::{CapabilityUse, Decider, Presenting, capability_use};
 use crate::engine::Engine;
 use crate::eval::explain;
-use crate::eval::{self, Frame, RequestError, request};
+use crate::eval::{Frame, RequestError, request};
 use crate::source::Diagnostic;
 
 #[derive(Debug, clap::Args)]
@@ -133,34 +134,48 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
             ));
         }
     };
-    let mut capability_note = None;
-    let request = match request::read(program, body.to_string().as_bytes(), now) {
-        Ok(mut request) => {
-            if let Some(token) = token {
-                let revocations = match &args.revocations {
-                    Some(path) => crate::capability::Revocations::open(path)
-                        .map_err(|e| invalid(format!("--revocations: {e}")))?,
-                    None => crate::capability::Revocations::in_memory(),
-                };
-                let verifier = crate::capability::present::Verifier::new(
-                    args.keys.keyring().map_err(|f| invalid(f.message))?,
-                    std::sync::Arc::new(revocations),
-                    args.audience.clone(),
-                );
-                match verifier.present(program, token, now) {
-                    Ok(presented) => {
-                        if let Err(refusal) =
-                            eval::capability::grants(program, &request, &presented)
-                        {
-                            capability_note = Some(format!("capability: {refusal}"));
-                        }
-                        request.capability = Some(presented);
-                    }
-                    Err(error) => capability_note = Some(format!("capability: {error}")),
-                }
-            }
-            request
+    let decoded = request::read(program, body.to_string().as_bytes(), now);
+    let verifier = match (&decoded, token) {
+        (Ok(_), Some(_)) => {
+            let revocations = match &args.revocations {
+                Some(path) => crate::capability::Revocations::open(path)
+                    .map_err(|e| invalid(format!("--revocations: {e}")))?,
+                None => crate::capability::Revocations::in_memory(),
+            };
+            Some(crate::capability::present::Verifier::new(
+                args.keys.keyring().map_err(|f| invalid(f.message))?,
+                std::sync::Arc::new(revocations),
+                args.audience.clone(),
+            ))
         }
+        _ => None,
+    };
+    let decider = Decider {
+        program,
+        identity: None,
+        capabilities: verifier.as_ref(),
+        limits: None,
+    };
+    let mut frame = Frame::new();
+    let token = token.map(Presenting::Token);
+    let (verdict, request) = match decoded {
+        Ok(mut request) => (
+            decider.decide(
+                Ok(&mut request),
+                (None, None),
+                token,
+                Some(&mut frame),
+                None,
+            ),
+            Some(request),
+        ),
+        Err(error) => (
+            decider.decide(Err(error), (None, None), None, None, None),
+            None,
+        ),
+    };
+    let decision = match &verdict.decision {
+        Ok(decision) => decision,
         Err(RequestError::Malformed(message)) => {
             return Err(invalid(format!(
                 "the request is not well-formed: {message}"
@@ -173,27 +188,36 @@ fn evaluate(args: &EvalArgs, engine: &Engine) -> Result<Exit, Failure> {
             return Ok(Exit::Failure);
         }
     };
-    let mut frame = Frame::new();
-    let decision = eval::decide_in(program, &request, &mut frame);
+    let capability_note = request
+        .as_ref()
+        .and_then(|request| capability_use(program, request, &verdict))
+        .and_then(|capability| match capability {
+            CapabilityUse::Rejected(error) => Some(format!("capability: {error}")),
+            CapabilityUse::Presented {
+                grant: Err(refusal),
+                ..
+            } => Some(format!("capability: {refusal}")),
+            CapabilityUse::Presented { grant: Ok(()), .. } => None,
+        });
     let reasons: Vec<String> = decision
         .reasons
         .iter()
         .filter_map(|id| program.rule(*id))
         .map(|rule| rule.id.to_string())
         .collect();
-    let mut errors = explain::error_lines(program, &decision);
+    let mut errors = explain::error_lines(program, decision);
     errors.extend(capability_note);
     let explanation = args
         .explain
-        .then(|| explain::explain(program, &frame, &decision));
+        .then(|| explain::explain(program, &frame, decision));
     print_outcome(
         args,
-        decision.allowed,
+        verdict.allowed,
         &reasons,
         &errors,
         explanation.as_ref(),
     );
-    Ok(if decision.allowed {
+    Ok(if verdict.allowed {
         Exit::Success
     } else {
         Exit::Failure

@@ -22,15 +22,15 @@ use crate::program::requests::Declared;
 use crate::syntax::decimal::parse_decimal;
 
 use super::strict::Names;
-use super::wire::Entity;
+use super::wire::EntityPart;
 
 /// The parts of one evaluation.
 #[derive(Clone, Copy, Debug)]
 pub struct Evaluation<'a> {
-    pub subject: Entity<'a>,
+    pub subject: EntityPart<'a>,
     pub action: &'a str,
     pub action_properties: Option<&'a str>,
-    pub resource: Entity<'a>,
+    pub resource: EntityPart<'a>,
     pub context: Option<&'a str>,
 }
 
@@ -379,7 +379,7 @@ impl<'a> Cursor<'a> {
         Some(Some(self.text.get(start..self.at)?))
     }
 
-    fn entity(&mut self) -> Option<Entity<'a>> {
+    fn entity(&mut self) -> Option<EntityPart<'a>> {
         match self.compact_entity() {
             Some(entity) => Some(entity),
             None => self.entity_members(),
@@ -387,7 +387,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An entity part read member by member, in any order and spacing.
-    fn entity_members(&mut self) -> Option<Entity<'a>> {
+    fn entity_members(&mut self) -> Option<EntityPart<'a>> {
         let (mut ty, mut id, mut properties) = (None, None, None);
         let mut seen_properties = false;
         let mut others = Names::default();
@@ -411,7 +411,7 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        Some(Entity {
+        Some(EntityPart {
             ty: ty?,
             id: id?,
             properties,
@@ -422,7 +422,7 @@ impl<'a> Cursor<'a> {
     /// sorted keys) `{"id":"I","type":"T"}`, read with three comparisons and two string scans;
     /// `None`, with nothing consumed, for anything else (the general reader then reads it).
     #[inline(always)]
-    fn compact_entity(&mut self) -> Option<Entity<'a>> {
+    fn compact_entity(&mut self) -> Option<EntityPart<'a>> {
         let rest = self.bytes.get(self.at..)?;
         let (ty, id) = if rest.starts_with(b"{\"type\":\"") {
             self.compact_pair(b"{\"type\":\"".len(), b"\",\"id\":\"")?
@@ -432,7 +432,7 @@ impl<'a> Cursor<'a> {
         } else {
             return None;
         };
-        Some(Entity {
+        Some(EntityPart {
             ty,
             id,
             properties: None,

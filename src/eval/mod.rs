@@ -14,11 +14,6 @@ pub mod request;
 pub mod strict;
 pub mod wire;
 
-#[cfg(test)]
-mod reference;
-#[cfg(test)]
-mod reference_props;
-
 use std::borrow::Cow;
 
 use smallvec::SmallVec;

@@ -112,7 +112,7 @@ impl Verified {
 /// Lends a subject token's verified attributes to a decoded request: only when the request's
 /// subject (`named`: its type and id) is the one the token proved (`proved`), and only when the
 /// token proved attributes. The server and replay both decide this way.
-pub fn lend_attributes(
+pub(crate) fn lend_attributes(
     program: &Program,
     named: (Option<&str>, Option<&str>),
     proved: (&str, &str),
@@ -143,7 +143,7 @@ pub enum RequestError {
 pub enum Malformed {
     #[error("the request must be a JSON object")]
     NotAnObject,
-    #[error("the body is not valid JSON: {0}")]
+    #[error("the request body is not valid JSON: {0}")]
     NotJson(String),
     /// A required member (`subject`, `subject.type`, …) is absent.
     #[error("missing `{0}`")]
@@ -164,6 +164,8 @@ pub enum Malformed {
     CapabilityNotText,
     #[error("each item of `evaluations` must be an object")]
     ItemNotObject,
+    #[error("`evaluations` must be an array")]
+    EvaluationsNotArray,
 }
 
 /// Why a well-formed request cannot be allowed (it is decided deny, with this reason).
@@ -207,6 +209,9 @@ pub enum Invalid {
     /// A recorded request that cannot be read back (replay), with why.
     #[error("{0}")]
     Unreadable(String),
+    /// A gateway's call that no route takes (a refused path, no route), with why.
+    #[error("{0}")]
+    Unrouted(String),
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
@@ -234,14 +239,14 @@ pub struct Parts<'j> {
 
 impl<'j> Parts<'j> {
     /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
-    pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, RequestError> {
+    pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, Malformed> {
         let JsonValue::Object(members) = body else {
-            return Err(Malformed::NotAnObject.into());
+            return Err(Malformed::NotAnObject);
         };
         let required = |key: &str| {
             members
                 .get(key)
-                .ok_or_else(|| RequestError::from(Malformed::Missing(key.to_string())))
+                .ok_or_else(|| Malformed::Missing(key.to_string()))
         };
         Ok(Parts {
             subject: required("subject")?,
@@ -530,23 +535,415 @@ pub(crate) fn from_wire(
 /// The subject a request names, as the body wrote it: `(type, id)`.
 pub type NamedSubject<'t> = (&'t str, &'t str);
 
-/// Reads an AuthZEN evaluation body: the one way from bytes to a request. The readers of
-/// [`Reader`] are tried in order; each of the faster ones reads what it is sure of and leaves
-/// the rest — anything unusual, and every error — to the next, down to the ordinary reader,
-/// which reads every body and names exactly what is wrong with it. The `readers` test and
-/// the `decode` fuzz target hold every reader to the ordinary one.
+/// Reads an AuthZEN evaluation body: the one way from bytes to a request, by
+/// [`read_evaluation`] (the readers in their order), then decoded through the declarations.
 pub fn read(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
-    // Valid UTF-8 once for the whole body.
-    let text = std::str::from_utf8(body).ok();
-    if let Some(text) = text {
-        if let Some((request, _)) = one_pass(program, text, now) {
-            return Ok(request);
-        }
-        if let Some(read) = skeleton(program, text, now) {
-            return read;
+    read_evaluation(Some(program), body, now, Readers::All, |read| {
+        let (read, _) = read?;
+        read.decode(program, now)
+    })
+}
+
+/// Which readers a body may be read with: all of them, fastest first (what the server and
+/// [`read`] do), or only the ordinary one ([`super::strict::parse`]'s tree), which the faster
+/// ones must agree with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    All,
+    Ordinary,
+}
+
+/// One evaluation as a reader left it, not yet decoded through the declarations.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "passed once by value, never stored; boxing would allocate on the hot path"
+)]
+pub(crate) enum Read<'r> {
+    /// Parts of a JSON tree: the ordinary reader's, a batch item's.
+    Parts(Parts<'r>),
+    /// The skeleton reader's: names borrowed, objects parsed.
+    Wire(Wire<'r>),
+    /// Decoded in one pass ([`Reader::OnePass`]), with the subject as the body named it. It
+    /// holds no capability token: that reader leaves those bodies to the others.
+    Decoded(Request, NamedSubject<'r>),
+}
+
+impl<'r> Read<'r> {
+    /// The subject as the body named it: `(type, id)`, each when it is a string.
+    pub fn named(&self) -> (Option<&'r str>, Option<&'r str>) {
+        match self {
+            Read::Parts(parts) => {
+                let subject = parts.subject;
+                let text = |key: &str| subject.get(key).and_then(JsonValue::as_str);
+                (text("type"), text("id"))
+            }
+            Read::Wire(wire) => (Some(wire.subject_type), Some(wire.subject_id)),
+            Read::Decoded(_, (ty, id)) => (Some(ty), Some(id)),
         }
     }
-    tree(program, body, now)
+
+    /// The token in `context.capability`, when there is one (it must be a string).
+    pub fn capability(&self) -> Result<Option<&'r str>, Malformed> {
+        match self {
+            Read::Parts(parts) => match parts
+                .context
+                .and_then(|context| context.get(CAPABILITY_KEY))
+            {
+                None | Some(JsonValue::Null) => Ok(None),
+                Some(JsonValue::String(token)) => Ok(Some(token)),
+                Some(_) => Err(Malformed::CapabilityNotText),
+            },
+            Read::Wire(wire) => {
+                let Some(JsonKind::Object(members)) = wire.context.map(|context| &context.kind)
+                else {
+                    return Ok(None);
+                };
+                match members
+                    .iter()
+                    .find(|(key, _, _)| key == CAPABILITY_KEY)
+                    .map(|(_, _, value)| &value.kind)
+                {
+                    None | Some(JsonKind::Null) => Ok(None),
+                    Some(JsonKind::String(token)) => Ok(Some(token)),
+                    Some(_) => Err(Malformed::CapabilityNotText),
+                }
+            }
+            Read::Decoded(..) => Ok(None),
+        }
+    }
+
+    /// Decodes what was read through the program's declarations.
+    pub fn decode(self, program: &Program, now: Timestamp) -> Result<Request, RequestError> {
+        match self {
+            Read::Parts(parts) => from_parts(program, &parts, now),
+            Read::Wire(wire) => from_wire(program, &wire, now),
+            Read::Decoded(request, _) => Ok(request),
+        }
+    }
+}
+
+/// The `properties` and `context` given at one level of a body (a call's parts, or a batch
+/// item's), parsed by the skeleton reader.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub subject: Option<Json>,
+    pub action: Option<Json>,
+    pub resource: Option<Json>,
+    pub context: Option<Json>,
+}
+
+impl Parsed {
+    fn read(parts: &super::wire::TextParts<'_>) -> Result<Parsed, RequestError> {
+        Ok(Parsed {
+            subject: raw_object(
+                parts.subject.and_then(|s| s.properties),
+                "subject.properties",
+            )?,
+            action: raw_object(parts.action.and_then(|a| a.properties), "action.properties")?,
+            resource: raw_object(
+                parts.resource.and_then(|r| r.properties),
+                "resource.properties",
+            )?,
+            context: raw_object(parts.context, "context")?,
+        })
+    }
+}
+
+/// How a body was read: what the audit log looks into to record it as sent.
+pub(crate) enum Seen<'r> {
+    /// Read whole by the one-pass reader: only its text was looked at.
+    Text(&'r str),
+    /// Read by the skeleton reader: the text, its skeleton, and the objects parsed at each
+    /// level (the call's parts first, then each item's).
+    Skeleton {
+        text: &'r str,
+        skeleton: &'r super::wire::Skeleton<'r>,
+        levels: &'r [Parsed],
+    },
+    /// Parsed as a tree: the text was not looked into.
+    Tree(&'r str),
+}
+
+/// An evaluation built from the parts the skeleton reader found and their parsed objects;
+/// `None` when a part is missing.
+fn wire_of<'r>(
+    subject: Option<(super::wire::EntityPart<'r>, Option<&'r Json>)>,
+    action: Option<(super::wire::Action<'r>, Option<&'r Json>)>,
+    resource: Option<(super::wire::EntityPart<'r>, Option<&'r Json>)>,
+    context: Option<&'r Json>,
+) -> Result<Wire<'r>, Malformed> {
+    match (subject, action, resource) {
+        (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => Ok(Wire {
+            subject_type: subject.ty,
+            subject_id: subject.id,
+            subject_properties: sp,
+            action: action.name,
+            action_properties: ap,
+            resource_type: resource.ty,
+            resource_id: resource.id,
+            resource_properties: rp,
+            context,
+        }),
+        (None, _, _) => Err(Malformed::Missing("subject".to_string())),
+        (_, None, _) => Err(Malformed::Missing("action".to_string())),
+        (_, _, None) => Err(Malformed::Missing("resource".to_string())),
+    }
+}
+
+/// Reads a single evaluation body with the readers in their order, and hands what the first
+/// that takes it read (and how it saw the body) to `then`. Each of the faster readers reads
+/// what it is sure of and leaves the rest — anything unusual, and every error — to the next,
+/// down to the ordinary reader, which reads every body and names exactly what is wrong with
+/// it. The one-pass reader decodes as it reads, so it needs the program (without one it is
+/// skipped). The `readers` test and the `decode` fuzz target hold every reader to the
+/// ordinary one.
+#[inline]
+pub(crate) fn read_evaluation<T>(
+    program: Option<&Program>,
+    body: &[u8],
+    now: Timestamp,
+    readers: Readers,
+    then: impl FnOnce(Result<(Read<'_>, Seen<'_>), Malformed>) -> T,
+) -> T {
+    // Valid UTF-8 once for the whole body.
+    let text = match readers {
+        Readers::All => std::str::from_utf8(body).ok(),
+        Readers::Ordinary => None,
+    };
+    if let Some(text) = text {
+        if let Some(program) = program
+            && let Some((request, named)) = one_pass(program, text, now)
+        {
+            return then(Ok((Read::Decoded(request, named), Seen::Text(text))));
+        }
+        if let Some((skeleton, parsed)) = skeleton_of(text)
+            && let Some(wire) = wire_in(&skeleton, &parsed)
+        {
+            let seen = Seen::Skeleton {
+                text,
+                skeleton: &skeleton,
+                levels: std::slice::from_ref(&parsed),
+            };
+            return then(Ok((Read::Wire(wire), seen)));
+        }
+    }
+    by_tree(body, then)
+}
+
+/// A body's skeleton ([`super::wire`]), with its parts' objects parsed; `None` when the
+/// skeleton reader leaves the body to the ordinary one (an object that is not well-formed,
+/// anything it does not read simply).
+fn skeleton_of(text: &str) -> Option<(super::wire::Skeleton<'_>, Parsed)> {
+    let skeleton = super::wire::read(text)?;
+    let parsed = Parsed::read(&skeleton.parts).ok()?;
+    Some((skeleton, parsed))
+}
+
+/// The single evaluation a skeleton holds; `None` when a part is missing (the ordinary
+/// reader then names it).
+fn wire_in<'r>(skeleton: &'r super::wire::Skeleton<'r>, parsed: &'r Parsed) -> Option<Wire<'r>> {
+    let parts = &skeleton.parts;
+    wire_of(
+        parts.subject.map(|s| (s, parsed.subject.as_ref())),
+        parts.action.map(|a| (a, parsed.action.as_ref())),
+        parts.resource.map(|r| (r, parsed.resource.as_ref())),
+        parsed.context.as_ref(),
+    )
+    .ok()
+}
+
+/// Reads a single evaluation with the ordinary reader, and hands it (or what is wrong with
+/// it) to `then`.
+fn by_tree<T>(body: &[u8], then: impl FnOnce(Result<(Read<'_>, Seen<'_>), Malformed>) -> T) -> T {
+    let json = match super::strict::parse(body) {
+        Ok(json) => json,
+        Err(error) => return then(Err(Malformed::NotJson(error.to_string()))),
+    };
+    match Parts::from_body(&json) {
+        Ok(parts) => then(Ok((Read::Parts(parts), Seen::Tree(text_of(body))))),
+        Err(malformed) => then(Err(malformed)),
+    }
+}
+
+/// The text of a body the ordinary reader parsed (JSON text is UTF-8).
+fn text_of(body: &[u8]) -> &str {
+    std::str::from_utf8(body).unwrap_or_default()
+}
+
+/// An `/access/v1/evaluations` body as the first reader that takes it read it: its
+/// `options`, and its evaluations.
+pub(crate) struct Evaluations<'r> {
+    /// `options`, when present.
+    pub options: Option<&'r JsonValue>,
+    pub seen: Seen<'r>,
+    pub shape: Shape<'r>,
+}
+
+/// What an evaluations body holds: one evaluation (`evaluations` absent, `null` or empty),
+/// or a batch.
+pub(crate) enum Shape<'r> {
+    Single(Result<Read<'r>, Malformed>),
+    Batch(Batch<'r>),
+}
+
+/// The items of a batch, read on demand.
+pub(crate) enum Batch<'r> {
+    /// The skeleton's items, each with its parsed objects (`parsed[0]` is the call's).
+    Skeleton {
+        top: &'r super::wire::TextParts<'r>,
+        items: &'r [super::wire::TextParts<'r>],
+        parsed: &'r [Parsed],
+    },
+    /// The tree's items.
+    Tree {
+        body: &'r serde_json::Map<String, JsonValue>,
+        entries: &'r [JsonValue],
+    },
+}
+
+impl<'r> Batch<'r> {
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Skeleton { items, .. } => items.len(),
+            Batch::Tree { entries, .. } => entries.len(),
+        }
+    }
+
+    /// Item `index`: each of its `subject`, `action`, `resource` and `context` replaces the
+    /// call's default whole; `null` counts as absent. `Err` says what is wrong with it (the
+    /// item is answered as an error).
+    pub fn item(&self, index: usize) -> Result<Read<'r>, Malformed> {
+        match *self {
+            Batch::Skeleton { top, items, parsed } => {
+                let (Some(item), Some(defaults), Some(own)) =
+                    (items.get(index), parsed.first(), parsed.get(index + 1))
+                else {
+                    return Err(Malformed::ItemNotObject);
+                };
+                let subject = match item.subject {
+                    Some(subject) => Some((subject, own.subject.as_ref())),
+                    None => top.subject.map(|s| (s, defaults.subject.as_ref())),
+                };
+                let action = match item.action {
+                    Some(action) => Some((action, own.action.as_ref())),
+                    None => top.action.map(|a| (a, defaults.action.as_ref())),
+                };
+                let resource = match item.resource {
+                    Some(resource) => Some((resource, own.resource.as_ref())),
+                    None => top.resource.map(|r| (r, defaults.resource.as_ref())),
+                };
+                let context = match item.context {
+                    Some(_) => own.context.as_ref(),
+                    None => defaults.context.as_ref(),
+                };
+                wire_of(subject, action, resource, context).map(Read::Wire)
+            }
+            Batch::Tree { body, entries } => {
+                let entry = entries.get(index).ok_or(Malformed::ItemNotObject)?;
+                Parts::batch_item(body, entry).map(Read::Parts)
+            }
+        }
+    }
+}
+
+/// Reads an `/access/v1/evaluations` body with the readers in their order (as
+/// [`read_evaluation`] does, without the one-pass reader, which reads no batch), and hands
+/// what the first that takes it read to `then`.
+pub(crate) fn read_evaluations<T>(
+    body: &[u8],
+    readers: Readers,
+    then: impl FnOnce(Result<Evaluations<'_>, Malformed>) -> T,
+) -> T {
+    let text = match readers {
+        Readers::All => std::str::from_utf8(body).ok(),
+        Readers::Ordinary => None,
+    };
+    if let Some(text) = text
+        && let Some(skeleton) = super::wire::read(text)
+        && let Some(parsed) = skeleton_levels(&skeleton)
+    {
+        let options = match skeleton.options.map(serde_json::from_str::<JsonValue>) {
+            None => Some(None),
+            Some(Ok(options)) => Some(Some(options)),
+            Some(Err(_)) => None,
+        };
+        if let Some(options) = options {
+            let shape = match skeleton.evaluations.as_deref() {
+                Some(items) if !items.is_empty() => Some(Shape::Batch(Batch::Skeleton {
+                    top: &skeleton.parts,
+                    items,
+                    parsed: &parsed,
+                })),
+                // A single evaluation missing a part is left to the ordinary reader, which
+                // names what is missing.
+                _ => parsed
+                    .first()
+                    .and_then(|top| wire_in(&skeleton, top))
+                    .map(|wire| Shape::Single(Ok(Read::Wire(wire)))),
+            };
+            if let Some(shape) = shape {
+                return then(Ok(Evaluations {
+                    options: options.as_ref(),
+                    seen: Seen::Skeleton {
+                        text,
+                        skeleton: &skeleton,
+                        levels: &parsed,
+                    },
+                    shape,
+                }));
+            }
+        }
+    }
+    let json = match super::strict::parse(body) {
+        Ok(JsonValue::Object(body)) => body,
+        Ok(_) => return then(Err(Malformed::NotAnObject)),
+        Err(error) => return then(Err(Malformed::NotJson(error.to_string()))),
+    };
+    let entries = match json.get("evaluations") {
+        None | Some(JsonValue::Null) => None,
+        Some(JsonValue::Array(entries)) if entries.is_empty() => None,
+        Some(JsonValue::Array(entries)) => Some(entries.as_slice()),
+        Some(_) => return then(Err(Malformed::EvaluationsNotArray)),
+    };
+    let shape = match entries {
+        Some(entries) => Shape::Batch(Batch::Tree {
+            body: &json,
+            entries,
+        }),
+        None => {
+            let required = |key: &str| {
+                json.get(key)
+                    .ok_or_else(|| Malformed::Missing(key.to_string()))
+            };
+            let parts = (|| {
+                Ok(Parts {
+                    subject: required("subject")?,
+                    action: required("action")?,
+                    resource: required("resource")?,
+                    context: json.get("context"),
+                })
+            })();
+            Shape::Single(parts.map(Read::Parts))
+        }
+    };
+    then(Ok(Evaluations {
+        options: json.get("options"),
+        seen: Seen::Tree(text_of(body)),
+        shape,
+    }))
+}
+
+/// The objects the skeleton reader found at each level of a body, parsed (the call's parts
+/// first, then each item's); `None` when one is not well-formed (the ordinary reader then
+/// names it).
+fn skeleton_levels(skeleton: &super::wire::Skeleton<'_>) -> Option<Vec<Parsed>> {
+    let items = skeleton.evaluations.as_deref().unwrap_or_default();
+    let mut levels = Vec::with_capacity(items.len() + 1);
+    levels.push(Parsed::read(&skeleton.parts).ok()?);
+    for item in items {
+        levels.push(Parsed::read(item).ok()?);
+    }
+    Some(levels)
 }
 
 /// The readers of an evaluation body, fastest first, in the order [`read`] tries them. The
@@ -650,52 +1047,18 @@ fn skeleton(
     text: &str,
     now: Timestamp,
 ) -> Option<Result<Request, RequestError>> {
-    let super::wire::Body {
-        parts:
-            super::wire::TextParts {
-                subject: Some(subject),
-                action: Some(action),
-                resource: Some(resource),
-                context,
-            },
-        ..
-    } = super::wire::read(text)?
-    else {
-        return None;
-    };
-    let decode = || {
-        let subject_properties = raw_object(subject.properties, "subject.properties")?;
-        let action_properties = raw_object(action.properties, "action.properties")?;
-        let resource_properties = raw_object(resource.properties, "resource.properties")?;
-        let context = raw_object(context, "context")?;
-        from_wire(
-            program,
-            &Wire {
-                subject_type: subject.ty,
-                subject_id: subject.id,
-                subject_properties: subject_properties.as_ref(),
-                action: action.name,
-                action_properties: action_properties.as_ref(),
-                resource_type: resource.ty,
-                resource_id: resource.id,
-                resource_properties: resource_properties.as_ref(),
-                context: context.as_ref(),
-            },
-            now,
-        )
-    };
-    Some(decode())
+    let (skeleton, parsed) = skeleton_of(text)?;
+    Some(from_wire(program, &wire_in(&skeleton, &parsed)?, now))
 }
 
 /// A body read by the ordinary reader ([`super::strict::parse`]): a tree, then decoded.
 fn tree(program: &Program, body: &[u8], now: Timestamp) -> Result<Request, RequestError> {
-    let json = super::strict::parse(body).map_err(|error| Malformed::NotJson(error.to_string()))?;
-    from_parts(program, &Parts::from_body(&json)?, now)
+    by_tree(body, |read| read?.0.decode(program, now))
 }
 
 /// Reads a request's `properties` or `context` (`what`) from its JSON text: `None` when
 /// absent or `null`, an error when it is not an object.
-pub fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
+pub(crate) fn raw_object(raw: Option<&str>, what: &str) -> Result<Option<Json>, RequestError> {
     let Some(raw) = raw else { return Ok(None) };
     let json = crate::data::json::parse(raw).map_err(|error| Malformed::BadJson {
         what: what.to_string(),

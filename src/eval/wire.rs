@@ -17,7 +17,7 @@ use super::strict::{self, Names};
 /// An entity part: `{"type", "id", "properties"}`, `properties` as its text (`None` when
 /// absent or `null`).
 #[derive(Clone, Copy, Debug)]
-pub struct Entity<'a> {
+pub struct EntityPart<'a> {
     pub ty: &'a str,
     pub id: &'a str,
     pub properties: Option<&'a str>,
@@ -33,15 +33,15 @@ pub struct Action<'a> {
 /// The parts an evaluation (or an item of a batch) gives; absent and `null` are `None`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TextParts<'a> {
-    pub subject: Option<Entity<'a>>,
+    pub subject: Option<EntityPart<'a>>,
     pub action: Option<Action<'a>>,
-    pub resource: Option<Entity<'a>>,
+    pub resource: Option<EntityPart<'a>>,
     pub context: Option<&'a str>,
 }
 
 /// A whole body.
 #[derive(Debug, Default)]
-pub struct Body<'a> {
+pub struct Skeleton<'a> {
     /// The parts at the top: the request, or a batch's defaults.
     pub parts: TextParts<'a>,
     /// `evaluations`, when present and not `null`.
@@ -53,7 +53,7 @@ pub struct Body<'a> {
 }
 
 /// Reads a body; `None` when it must be read the ordinary way.
-pub fn read(text: &str) -> Option<Body<'_>> {
+pub fn read(text: &str) -> Option<Skeleton<'_>> {
     let mut reader = Reader {
         text,
         bytes: text.as_bytes(),
@@ -61,7 +61,7 @@ pub fn read(text: &str) -> Option<Body<'_>> {
         depth: 0,
         other_keys: false,
     };
-    let mut body = Body::default();
+    let mut body = Skeleton::default();
     // `object` refuses a name given twice: each part is read once.
     reader.object(|reader, key| {
         match key {
@@ -198,7 +198,7 @@ impl<'a> Reader<'a> {
         self.raw().map(|_| ())
     }
 
-    fn entity(&mut self) -> Option<Entity<'a>> {
+    fn entity(&mut self) -> Option<EntityPart<'a>> {
         let (mut ty, mut id, mut properties) = (None, None, None);
         self.object(|reader, key| {
             match key {
@@ -209,7 +209,7 @@ impl<'a> Reader<'a> {
             }
             Some(())
         })?;
-        Some(Entity {
+        Some(EntityPart {
             ty: ty?,
             id: id?,
             properties,

@@ -54,10 +54,11 @@ use crate::compile;
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
 use crate::data::{self, Document};
+use crate::decide::{Decider, Presenting};
 use crate::engine::{self, Engine};
+use crate::eval::Frame;
 use crate::eval::explain::{self, Explanation, RuleSummary};
 use crate::eval::request::{self, Parts};
-use crate::eval::{self, Frame};
 use crate::program::{Node, Program};
 use crate::source::{Diagnostic, SourceFile, Span};
 
@@ -1043,7 +1044,7 @@ fn run_test(
     );
     let mut expectations = Vec::new();
     // Each test counts its limits afresh, in the order of its expectations.
-    let limits = crate::limit::LocalStore::new();
+    let limits = crate::limit::Limiter::local();
     for case in &ready.cases {
         if let Some(source) = source {
             expectations.push(decide(
@@ -1076,7 +1077,7 @@ fn decide(
     program: &Program,
     file: usize,
     source: &SourceFile,
-    (case, limits): (&Case<'_>, &crate::limit::LocalStore),
+    (case, limits): (&Case<'_>, &crate::limit::Limiter),
     frame: &mut Frame,
     covered: &mut [bool],
 ) -> ExpectationResult {
@@ -1119,69 +1120,77 @@ fn decide(
         context: case.context.as_ref(),
     };
     let mut by_held = false;
-    match request::from_parts(program, &parts, now) {
+    let capability = case.capability.as_ref().map(|(name, record)| {
+        let caveats = test_caveats(
+            program,
+            name,
+            record.as_ref(),
+            &case.subject,
+            &case.resource,
+            now,
+        );
+        Presenting::Resolved(Arc::new(crate::capability::present::resolve_caveats(
+            program, "test", &caveats, None,
+        )))
+    });
+    let decider = Decider {
+        program,
+        identity: None,
+        capabilities: None,
+        limits: Some(limits),
+    };
+    let verdict = match request::from_parts(program, &parts, now) {
+        Ok(mut request) => decider.decide(
+            Ok(&mut request),
+            (None, None),
+            capability,
+            Some(frame),
+            None,
+        ),
+        Err(error) => decider.decide(Err(error), (None, None), None, None, None),
+    };
+    let decision = match &verdict.decision {
+        Ok(decision) => decision,
         Err(error) => {
             result.invalid = Some(error.to_string());
-        }
-        Ok(mut request) => {
-            if let Some((name, record)) = &case.capability {
-                let caveats = test_caveats(
-                    program,
-                    name,
-                    record.as_ref(),
-                    &case.subject,
-                    &case.resource,
-                    now,
-                );
-                let presented =
-                    crate::capability::present::resolve_caveats(program, "test", &caveats, None);
-                request.capability = Some(Arc::new(presented));
-            }
-            let decision = eval::decide_in(program, &request, frame);
-            let limited = if decision.allowed {
-                crate::limit::consume(program, &request, limits).err()
-            } else {
-                None
-            };
-            result.actual = if decision.allowed && limited.is_none() {
-                Verdict::Allow
-            } else {
-                Verdict::Deny
-            };
-            result.limited = limited.map(|refusal| refusal.to_string());
-            for id in &decision.reasons {
-                if let Some(flag) = covered.get_mut(id.index()) {
-                    *flag = true;
-                }
-                if let Some(rule) = program.rule(*id) {
-                    by_held |=
-                        rule.named && expect.by.as_ref().is_some_and(|by| *rule.id == *by.value);
-                    result.reasons.push(explain::summary(program, rule));
-                }
-            }
-            result.errors = explain::error_lines(program, &decision);
             result.failure = failure(&result, by_held);
-            if result.failure.is_some() {
-                result.explanation = Some(explain::explain(program, frame, &decision));
-                result.note = expect.by.as_ref().and_then(|by| {
-                    let (id, rule) = program
-                        .rules
-                        .iter()
-                        .enumerate()
-                        .find(|(_, rule)| rule.named && *rule.id == *by.value)?;
-                    let candidate = frame.candidates().iter().any(|c| c.index() == id);
-                    (!candidate).then(|| {
-                        format!(
-                            "{} was not a candidate: its actions, resource types or role, or the constant its first test compares with, rule this request out",
-                            rule_name(program, rule)
-                        )
-                    })
-                });
-            }
             return result;
         }
+    };
+    result.actual = if verdict.allowed {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
+    };
+    result.limited = verdict.limited().map(ToString::to_string);
+    for id in &decision.reasons {
+        if let Some(flag) = covered.get_mut(id.index()) {
+            *flag = true;
+        }
+        if let Some(rule) = program.rule(*id) {
+            by_held |= rule.named && expect.by.as_ref().is_some_and(|by| *rule.id == *by.value);
+            result.reasons.push(explain::summary(program, rule));
+        }
     }
+    result.errors = explain::error_lines(program, decision);
     result.failure = failure(&result, by_held);
+    if result.failure.is_some() {
+        result.explanation = Some(explain::explain(program, frame, decision));
+        result.note = expect.by.as_ref().and_then(|by| {
+            let (id, rule) = program
+                .rules
+                .iter()
+                .enumerate()
+                .find(|(_, rule)| rule.named && *rule.id == *by.value)?;
+            let candidate = frame.candidates().iter().any(|c| c.index() == id);
+            (!candidate).then(|| {
+                format!(
+                    "{} was not a candidate: its actions, resource types or role, or the constant its first test compares with, rule this request out",
+                    rule_name(program, rule)
+                )
+            })
+        });
+    }
     result
 }
 

@@ -15,14 +15,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
-use serde_json::{Map, Value as JsonValue, json};
+use serde_json::{Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
-use crate::data::json::Json;
+use crate::decide::{CapabilityUse, Decided, Decider, Presenting, Proved, Recorder, Verdict};
 use crate::eval::explain;
-use crate::eval::request::{self, Malformed, Parts, Wire};
+use crate::eval::request::{self, Malformed};
 use crate::eval::wire;
 use crate::eval::{self, Frame, RequestError};
 use crate::program::Program;
@@ -107,8 +107,8 @@ pub fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// One decision API call: one program snapshot, one clock reading, one frame.
-pub struct Call<'s> {
-    pub program: Arc<Program>,
+pub(crate) struct Call<'s> {
+    pub program: &'s Program,
     pub now: Timestamp,
     /// Present when the call is explained (decisions then use it, to explain from its memo).
     frame: Option<Frame>,
@@ -117,13 +117,13 @@ pub struct Call<'s> {
     /// The verified identity of `Warden-Subject-Token` (with the subject type it applies to).
     pub identity: Option<crate::gateway::SubjectIdentity>,
     /// Capability keys and revocations, to honour `context.capability`.
-    pub capabilities: Option<Arc<crate::capability::present::Verifier>>,
+    pub capabilities: Option<&'s crate::capability::present::Verifier>,
     /// Where allowed requests are counted against the program's limits.
-    pub limits: Option<Arc<crate::limit::Limiter>>,
+    pub limits: Option<&'s crate::limit::Limiter>,
 }
 
 /// The audit record of one call, built as it decides and queued when it is answered.
-pub struct Recording<'s> {
+pub(crate) struct Recording<'s> {
     log: &'s AuditLog,
     started: Instant,
     /// The index of the batch item being decided.
@@ -131,41 +131,20 @@ pub struct Recording<'s> {
     builder: record::Builder,
 }
 
-impl Recording<'_> {
-    /// Records an outcome; `limited`: the limit that refused what the policy allowed.
+impl Recorder for Recording<'_> {
     fn record(
         &mut self,
         program: &Program,
-        outcome: record::Outcome<'_>,
+        outcome: Decided<'_>,
         limited: Option<&crate::limit::Refusal>,
     ) {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
-        if !self.log.wants(allowed) {
+        if !self.log.wants_outcome(outcome, limited) {
             return;
         }
         let masking = &self.log.config().masking;
         self.builder
             .counted_outcome(self.item, program, outcome, limited, masking);
     }
-}
-
-thread_local! {
-    /// The frame audited decisions are made in (its reads go into the record).
-    static AUDIT_FRAME: std::cell::RefCell<Frame> = std::cell::RefCell::new(Frame::new());
-}
-
-/// Runs `f` with this thread's frame for audited decisions (whose reads go into the record).
-pub fn with_audit_frame<T>(f: impl FnOnce(&mut Frame) -> T) -> T {
-    AUDIT_FRAME.with(|cell| {
-        let mut own = None;
-        let mut borrowed = cell.try_borrow_mut();
-        let frame = match &mut borrowed {
-            Ok(frame) => &mut **frame,
-            // Only if deciding re-entered itself; a fresh frame keeps it correct.
-            Err(_) => own.insert(Frame::new()),
-        };
-        f(frame)
-    })
 }
 
 /// The caller's `X-Request-ID`, else one made up: `w<process start, hex>-<number>`.
@@ -203,23 +182,8 @@ pub fn request_id(headers: &HeaderMap) -> record::RequestId<'_> {
     record::RequestId::Made { prefix, number }
 }
 
-/// A request as one of the readers left it, for [`Call::evaluate`].
-#[allow(
-    clippy::large_enum_variant,
-    reason = "passed once by value, never stored; boxing would allocate on the hot path"
-)]
-pub enum Read<'r> {
-    /// Parts of a JSON tree: the ordinary reader's, a batch item's.
-    Parts(&'r Parts<'r>),
-    /// The skeleton reader's: names borrowed, objects parsed.
-    Wire(&'r Wire<'r>),
-    /// Decoded in one pass ([`request::one_pass`]), with the subject as the body named it. It
-    /// holds no capability token: that reader leaves those bodies to the others.
-    Decoded(eval::Request, request::NamedSubject<'r>),
-}
-
 /// What became of one evaluation.
-pub enum Outcome {
+pub(crate) enum Evaluated {
     Decided {
         allowed: bool,
         /// The explanation, when asked for.
@@ -230,64 +194,18 @@ pub enum Outcome {
 }
 
 impl<'s> Call<'s> {
-    pub fn new(program: Arc<Program>, explain: bool) -> Call<'s> {
-        Call {
-            program,
-            now: Timestamp::now(),
-            frame: explain.then(Frame::new),
-            audit: None,
-            identity: None,
-            capabilities: None,
-            limits: None,
-        }
-    }
-
-    /// A call of the decision API: explained when asked, audited when the log is on, with the
-    /// caller's verified identity and the capability keys.
+    /// A call of the decision API, decided at `now`: explained when asked, audited when the
+    /// log is on (`request` is the call's body, recorded once as the caller sent it), with
+    /// the caller's verified identity and the capability keys.
     pub fn for_request(
         state: &'s AppState,
         headers: &HeaderMap,
-        program: Arc<Program>,
-        started: Instant,
+        program: &'s Program,
+        (started, now): (Instant, Timestamp),
         shape: Shape,
         request: RequestText<'_>,
     ) -> Result<Call<'s>, ApiError> {
-        let mut call = Call::new(program, wants_explanation(state, headers)).audited(
-            state.audit.as_ref(),
-            headers,
-            started,
-            shape,
-            request,
-        );
-        call.identity = crate::server::identity::authzen_identity(state, headers)?;
-        // The token itself is never recorded; what it proved is, so that replay decides
-        // with the same attributes.
-        if let (Some(audit), Some((identity, subject_type))) = (&mut call.audit, &call.identity) {
-            let verified = serde_json::json!({
-                "type": &**subject_type,
-                "id": identity.subject,
-                "attributes": identity.attributes,
-            });
-            let masking = &audit.log.config().masking;
-            audit.builder.member("verified_subject", &verified, masking);
-        }
-        call.capabilities = state.capabilities.clone();
-        call.limits = Some(state.limits.clone());
-        Ok(call)
-    }
-
-    /// Records this call's decisions in `log` (when there is one): `request` is the call's
-    /// body, recorded once as the caller sent it.
-    pub fn audited(
-        mut self,
-        log: Option<&'s AuditLog>,
-        headers: &HeaderMap,
-        started: Instant,
-        shape: Shape,
-        request: RequestText<'_>,
-    ) -> Call<'s> {
-        let now = self.now;
-        self.audit = log.map(|log| Recording {
+        let mut audit = state.audit.as_ref().map(|log| Recording {
             log,
             started,
             item: None,
@@ -300,7 +218,27 @@ impl<'s> Call<'s> {
                 &log.config().masking,
             ),
         });
-        self
+        let identity = crate::server::identity::authzen_identity(state, headers)?;
+        // The token itself is never recorded; what it proved is, so that replay decides
+        // with the same attributes.
+        if let (Some(audit), Some((identity, subject_type))) = (&mut audit, &identity) {
+            let verified = serde_json::json!({
+                "type": &**subject_type,
+                "id": identity.subject,
+                "attributes": identity.attributes,
+            });
+            let masking = &audit.log.config().masking;
+            audit.builder.member("verified_subject", &verified, masking);
+        }
+        Ok(Call {
+            program,
+            now,
+            frame: wants_explanation(state, headers).then(Frame::new),
+            audit,
+            identity,
+            capabilities: state.capabilities.as_deref(),
+            limits: Some(&state.limits),
+        })
     }
 
     /// The next decisions are of batch item `index`.
@@ -318,162 +256,88 @@ impl<'s> Call<'s> {
     }
 
     /// Decides a request as a reader left it: decoded through the program's declarations,
-    /// lent the subject token's attributes, presented with its capability token, decided,
-    /// counted against the limits and recorded.
-    pub fn evaluate(&mut self, read: Read<'_>) -> Outcome {
-        let program = &*self.program;
-        let (decoded, named, token) = match read {
-            Read::Parts(parts) => {
-                let token = match capability_text(parts) {
-                    Ok(token) => token,
-                    Err(malformed) => return Outcome::Failed(malformed),
-                };
-                let subject = |key: &str| parts.subject.get(key).and_then(JsonValue::as_str);
-                let named = (subject("type"), subject("id"));
-                (request::from_parts(program, parts, self.now), named, token)
-            }
-            Read::Wire(wire) => {
-                let token = match wire_capability_text(wire) {
-                    Ok(token) => token,
-                    Err(malformed) => return Outcome::Failed(malformed),
-                };
-                let named = (Some(wire.subject_type), Some(wire.subject_id));
-                (request::from_wire(program, wire, self.now), named, token)
-            }
-            Read::Decoded(request, (ty, id)) => (Ok(request), (Some(ty), Some(id)), None),
+    /// then handed to the decision service with the call's identity, capability token,
+    /// limits and audit record.
+    pub fn evaluate(&mut self, read: request::Read<'_>) -> Evaluated {
+        let program = self.program;
+        let token = match read.capability() {
+            Ok(token) => token,
+            Err(malformed) => return Evaluated::Failed(malformed),
         };
-        let mut refused = None;
-        let decoded = decoded.and_then(|mut request| {
-            self.lend(program, named, &mut request)?;
-            refused = self.attach_capability(program, token, &mut request);
-            Ok(request)
-        });
-        self.decide(decoded, refused)
-    }
-
-    /// The subject token's verified attributes, for the subject it proved (`named` is the
-    /// request's subject).
-    fn lend(
-        &self,
-        program: &Program,
-        named: (Option<&str>, Option<&str>),
-        request: &mut eval::Request,
-    ) -> Result<(), RequestError> {
-        match &self.identity {
-            Some((identity, subject_type)) => request::lend_attributes(
-                program,
-                named,
-                (subject_type, &identity.subject),
-                &identity.attributes,
-                request,
+        let named = read.named();
+        let decoded = read.decode(program, self.now);
+        let decider = Decider {
+            program,
+            identity: self
+                .identity
+                .as_ref()
+                .map(|(identity, subject_type)| Proved {
+                    subject_type,
+                    subject_id: &identity.subject,
+                    attributes: &identity.attributes,
+                }),
+            capabilities: self.capabilities,
+            limits: self.limits,
+        };
+        let token = token.map(Presenting::Token);
+        let frame = self.frame.as_mut();
+        let recorder = self.audit.as_mut().map(|audit| audit as &mut dyn Recorder);
+        let (verdict, request) = match decoded {
+            Ok(mut request) => (
+                decider.decide(Ok(&mut request), named, token, frame, recorder),
+                Some(request),
             ),
-            None => Ok(()),
-        }
-    }
-
-    /// Attaches a capability token to the request: why it grants nothing when it does not
-    /// verify (the request is then decided without it).
-    fn attach_capability(
-        &self,
-        program: &Program,
-        token: Option<&str>,
-        request: &mut eval::Request,
-    ) -> Option<String> {
-        let token = token?;
-        let verifier = self.capabilities.as_deref();
-        match crate::capability::present::present_to(verifier, program, token, self.now) {
-            Ok(presented) => {
-                request.capability = Some(presented);
-                None
-            }
-            Err(why) => Some(why.to_string()),
-        }
-    }
-
-    /// Decides by policy, then counts an allowed request against the limits that apply to it;
-    /// the audit record, written once both are known, says which limit refused.
-    fn decide(
-        &mut self,
-        decoded: Result<eval::Request, RequestError>,
-        refused: Option<String>,
-    ) -> Outcome {
-        let program = &*self.program;
-        let request = match &decoded {
-            Ok(request) => request,
-            Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
-            Err(RequestError::Invalid(reason)) => {
-                let message = reason.to_string();
-                if let Some(audit) = &mut self.audit {
-                    audit.record(program, Err(&message), None);
-                }
-                // Well-formed but not decidable: a deny, never an error.
-                return Outcome::Decided {
-                    allowed: false,
-                    context: self
-                        .frame
-                        .is_some()
-                        .then(|| json!({ "reason_admin": { "en": message } })),
-                };
-            }
+            Err(error) => (
+                decider.decide(Err(error), named, token, frame, recorder),
+                None,
+            ),
         };
-        let limits = self.limits.as_deref();
-        let count = |allowed: bool| match limits {
-            Some(limits) if allowed && !program.limits.is_empty() => {
-                crate::limit::consume(program, request, limits).err()
-            }
-            _ => None,
-        };
-        let limited = |refusal: crate::limit::Refusal| Outcome::Decided {
+        let explained = self.frame.as_ref().map(|frame| (frame, request.as_ref()));
+        answer(program, &verdict, explained)
+    }
+}
+
+/// The answer to one evaluation: its verdict, explained in `context` when the call is
+/// (`explained`: the frame it was decided in, and the request).
+fn answer(
+    program: &Program,
+    verdict: &Verdict,
+    explained: Option<(&Frame, Option<&eval::Request>)>,
+) -> Evaluated {
+    let decision = match &verdict.decision {
+        Ok(decision) => decision,
+        Err(RequestError::Malformed(message)) => return Evaluated::Failed(message.clone()),
+        // Well-formed but not decidable: a deny, never an error.
+        Err(RequestError::Invalid(reason)) => {
+            return Evaluated::Decided {
+                allowed: false,
+                context: explained.map(|_| json!({ "reason_admin": { "en": reason.to_string() } })),
+            };
+        }
+    };
+    if let Some(refusal) = verdict.limited() {
+        return Evaluated::Decided {
             allowed: false,
-            context: Some(limited_context(&refusal)),
+            context: Some(limited_context(refusal)),
         };
-        match (&mut self.frame, &mut self.audit) {
-            (None, None) => {
-                let allowed = eval::decide(program, request).allowed;
-                match count(allowed) {
-                    Some(refusal) => limited(refusal),
-                    None => Outcome::Decided {
-                        allowed,
-                        context: None,
-                    },
-                }
-            }
-            (None, Some(audit)) => with_audit_frame(|frame| {
-                let decision = eval::decide_in(program, request, frame);
-                let refusal = count(decision.allowed);
-                audit.record(program, Ok((&decision, frame)), refusal.as_ref());
-                match refusal {
-                    Some(refusal) => limited(refusal),
-                    None => Outcome::Decided {
-                        allowed: decision.allowed,
-                        context: None,
-                    },
-                }
-            }),
-            (Some(frame), audit) => {
-                let decision = eval::decide_in(program, request, frame);
-                let refusal = count(decision.allowed);
-                if let Some(audit) = audit {
-                    audit.record(program, Ok((&decision, frame)), refusal.as_ref());
-                }
-                if let Some(refusal) = refusal {
-                    return limited(refusal);
-                }
-                let explanation = explain::explain(program, frame, &decision);
-                let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
-                let mut context = json!({
-                    "reason_admin": { "en": explain::verdict_line(program, &decision) },
-                    "explanation": explanation,
-                });
-                if let Some(capability) = capability_outcome(program, request, refused) {
-                    context["capability"] = capability;
-                }
-                Outcome::Decided {
-                    allowed: decision.allowed,
-                    context: Some(context),
-                }
-            }
+    }
+    let context = explained.map(|(frame, request)| {
+        let explanation = explain::explain(program, frame, decision);
+        let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);
+        let mut context = json!({
+            "reason_admin": { "en": explain::verdict_line(program, decision) },
+            "explanation": explanation,
+        });
+        if let Some(capability) =
+            request.and_then(|request| crate::decide::capability_use(program, request, verdict))
+        {
+            context["capability"] = capability_context(&capability);
         }
+        context
+    });
+    Evaluated::Decided {
+        allowed: verdict.allowed,
+        context,
     }
 }
 
@@ -490,69 +354,23 @@ pub fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
     })
 }
 
-/// [`capability_text`] for a request read from the body's bytes.
-fn wire_capability_text<'w>(wire: &Wire<'w>) -> Result<Option<&'w str>, Malformed> {
-    use crate::data::json::JsonKind;
-    let Some(JsonKind::Object(members)) = wire.context.map(|context| &context.kind) else {
-        return Ok(None);
-    };
-    match members
-        .iter()
-        .find(|(key, _, _)| key == crate::check::schema::CAPABILITY_KEY)
-        .map(|(_, _, value)| &value.kind)
-    {
-        None | Some(JsonKind::Null) => Ok(None),
-        Some(JsonKind::String(token)) => Ok(Some(token)),
-        Some(_) => Err(Malformed::CapabilityNotText),
-    }
-}
-
-/// The token in `context.capability`, when there is one (it must be a string).
-fn capability_text<'p>(parts: &Parts<'p>) -> Result<Option<&'p str>, Malformed> {
-    match parts
-        .context
-        .and_then(|context| context.get(crate::check::schema::CAPABILITY_KEY))
-    {
-        None | Some(JsonValue::Null) => Ok(None),
-        Some(JsonValue::String(token)) => Ok(Some(token)),
-        Some(_) => Err(Malformed::CapabilityNotText),
-    }
-}
-
 /// What the explanation says about a presented token: granted, or why not.
-fn capability_outcome(
-    program: &Program,
-    request: &request::Request,
-    refused: Option<String>,
-) -> Option<JsonValue> {
-    if let Some(why) = refused {
-        return Some(json!({ "granted": false, "reason": why }));
+fn capability_context(capability: &CapabilityUse<'_>) -> JsonValue {
+    match capability {
+        CapabilityUse::Rejected(why) => json!({ "granted": false, "reason": why.to_string() }),
+        CapabilityUse::Presented {
+            token_id,
+            grant: Ok(()),
+        } => json!({ "id": token_id, "granted": true }),
+        CapabilityUse::Presented {
+            token_id,
+            grant: Err(refusal),
+        } => json!({
+            "id": token_id,
+            "granted": false,
+            "reason": refusal.to_string(),
+        }),
     }
-    let presented = request.capability.as_deref()?;
-    Some(
-        match crate::eval::capability::grants(program, request, presented) {
-            Ok(_) => json!({ "id": &*presented.token_id, "granted": true }),
-            Err(refusal) => json!({
-                "id": &*presented.token_id,
-                "granted": false,
-                "reason": refusal.to_string(),
-            }),
-        },
-    )
-}
-
-/// Reads `subject`, `action`, `resource` and `context` of a single evaluation.
-fn parts(body: &Map<String, JsonValue>) -> Result<Parts<'_>, ApiError> {
-    let required = |key: &str| {
-        body.get(key)
-            .ok_or_else(|| ApiError::bad_request(format!("missing `{key}`")))
-    };
-    Ok(Parts {
-        subject: required("subject")?,
-        action: required("action")?,
-        resource: required("resource")?,
-        context: body.get("context"),
-    })
 }
 
 /// A decision API response: JSON, with the policy version it was decided on.
@@ -628,14 +446,7 @@ async fn endpoint(
     finish(state, endpoint, started, result)
 }
 
-/// Which readers a call may be read with: all of them (what the server does), or only the
-/// ordinary one ([`crate::eval::strict::parse`]'s tree), which the faster ones must agree
-/// with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readers {
-    All,
-    Ordinary,
-}
+pub use crate::eval::request::Readers;
 
 /// One call to an evaluation endpoint, as every reader of it sees it.
 #[derive(Clone, Copy)]
@@ -645,23 +456,36 @@ struct Incoming<'a> {
     body: &'a AuthzenBody,
 }
 
-/// Answers an evaluation call (or, with `batch`, an evaluations call).
+/// Answers an evaluation call (or, with `batch`, an evaluations call), read by
+/// [`request::read_evaluation`] (or [`request::read_evaluations`]).
 fn respond(
     incoming: Incoming<'_>,
     batch: bool,
     readers: Readers,
     record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
-    if readers == Readers::All
-        && let Some(result) = fast(incoming, batch, record)
-    {
-        return result;
-    }
+    let Incoming { state, body, .. } = incoming;
     if batch {
-        return self::batch(incoming, record);
+        return request::read_evaluations(&body.bytes, readers, |read| {
+            self::batch(incoming, read?, record)
+        });
     }
-    let object = incoming.body.object()?;
-    single(incoming, &object, record)
+    let now = Timestamp::now();
+    // A server that cannot answer (no program yet, shutting down) says so once the body is
+    // read: a malformed one is still the caller's error.
+    let snapshot = state.snapshot(body.started);
+    request::read_evaluation(
+        snapshot.as_deref().ok(),
+        &body.bytes,
+        now,
+        readers,
+        |read| {
+            let (read, seen) = read?;
+            let program = snapshot.as_deref().map_err(Clone::clone)?;
+            let text = request_text(state, &seen, None);
+            single(incoming, program, now, read, text, record)
+        },
+    )
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
@@ -713,9 +537,13 @@ fn incoming<'a>(
     }
 }
 
+/// Answers a single evaluation, as a reader read it (`text`: the body, for the audit log).
 fn single(
     incoming: Incoming<'_>,
-    object: &Map<String, JsonValue>,
+    program: &Program,
+    now: Timestamp,
+    read: request::Read<'_>,
+    text: RequestText<'_>,
     record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
     let Incoming {
@@ -723,29 +551,21 @@ fn single(
         headers,
         body,
     } = incoming;
-    let parts = parts(object)?;
-    let program = state.snapshot(body.started)?;
-    let mut call = Call::for_request(
-        state,
-        headers,
-        program,
-        body.started,
-        Shape::Single,
-        RequestText::Unchecked(body.text()?),
-    )?;
-    let outcome = call.evaluate(Read::Parts(&parts));
+    let when = (body.started, now);
+    let mut call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
+    let outcome = call.evaluate(read);
     *record = call.take_record();
-    answer_single(state, &call.program, outcome)
+    answer_single(state, call.program, outcome)
 }
 
 fn answer_single(
     state: &AppState,
     program: &Program,
-    outcome: Outcome,
+    outcome: Evaluated,
 ) -> Result<Response, ApiError> {
     match outcome {
-        Outcome::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
-        Outcome::Decided { allowed, context } => {
+        Evaluated::Failed(message) => Err(ApiError::BadRequest(message.to_string())),
+        Evaluated::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             let body: Body = match context {
                 None if allowed => Body::from(&br#"{"decision":true}"#[..]),
@@ -819,42 +639,38 @@ impl Semantic {
     }
 }
 
-fn batch(incoming: Incoming<'_>, record: &mut Option<Record>) -> Result<Response, ApiError> {
+/// Answers an evaluations call, as a reader read it.
+fn batch(
+    incoming: Incoming<'_>,
+    read: request::Evaluations<'_>,
+    record: &mut Option<Record>,
+) -> Result<Response, ApiError> {
     let Incoming {
         state,
         headers,
-        body: raw,
+        body,
     } = incoming;
-    let object = raw.object()?;
-    let body = &object;
-    let items = match body.get("evaluations") {
-        None | Some(JsonValue::Null) => None,
-        Some(JsonValue::Array(items)) if items.is_empty() => None,
-        Some(JsonValue::Array(items)) => Some(items),
-        Some(_) => return Err(ApiError::bad_request("`evaluations` must be an array")),
+    let semantic = Semantic::parse(read.options)?;
+    let text = request_text(state, &read.seen, read.options);
+    let items = match read.shape {
+        // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
+        request::Shape::Single(single) => {
+            let single = single?;
+            let program = state.snapshot(body.started)?;
+            return self::single(incoming, &program, Timestamp::now(), single, text, record);
+        }
+        request::Shape::Batch(items) => items,
     };
-    let semantic = Semantic::parse(body.get("options"))?;
-    // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
-    let Some(items) = items else {
-        return single(incoming, body, record);
-    };
-    let program = state.snapshot(raw.started)?;
-    let mut call = Call::for_request(
-        state,
-        headers,
-        program,
-        raw.started,
-        Shape::Batch,
-        RequestText::Unchecked(raw.text()?),
-    )?;
+    let program = state.snapshot(body.started)?;
+    let when = (body.started, Timestamp::now());
+    let mut call = Call::for_request(state, headers, &program, when, Shape::Batch, text)?;
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
-    for (index, entry) in items.iter().enumerate() {
+    for index in 0..items.len() {
         call.at_item(index);
-        // An item's key replaces the default whole; `null` counts as absent.
-        let outcome = match Parts::batch_item(body, entry) {
-            Ok(parts) => call.evaluate(Read::Parts(&parts)),
-            Err(message) => Outcome::Failed(message),
+        let outcome = match items.item(index) {
+            Ok(read) => call.evaluate(read),
+            Err(message) => Evaluated::Failed(message),
         };
         if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
             break;
@@ -862,21 +678,21 @@ fn batch(incoming: Incoming<'_>, record: &mut Option<Record>) -> Result<Response
     }
     out.push_str("]}");
     *record = call.take_record();
-    Ok(decided_response(&call.program, out))
+    Ok(decided_response(call.program, out))
 }
 
 /// Writes item `index` of a batch's answer; returns whether it was allowed.
-fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome) -> bool {
+fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Evaluated) -> bool {
     if index > 0 {
         out.push(',');
     }
     match outcome {
-        Outcome::Decided { allowed, context } => {
+        Evaluated::Decided { allowed, context } => {
             state.metrics.decision(allowed);
             write_item(out, allowed, context.as_ref());
             allowed
         }
-        Outcome::Failed(message) => {
+        Evaluated::Failed(message) => {
             let context = json!({ "error": { "status": 400, "message": message.to_string() } });
             write_item(out, false, Some(&context));
             false
@@ -884,46 +700,22 @@ fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Outcome
     }
 }
 
-/// The `properties` and `context` given at one level of a call (its defaults, or an item),
-/// parsed.
-#[derive(Default)]
-struct Objects {
-    subject: Option<Json>,
-    action: Option<Json>,
-    resource: Option<Json>,
-    context: Option<Json>,
-}
-
-impl Objects {
-    fn read(parts: &wire::TextParts<'_>) -> Result<Objects, RequestError> {
-        Ok(Objects {
-            subject: request::raw_object(
-                parts.subject.and_then(|s| s.properties),
-                "subject.properties",
-            )?,
-            action: request::raw_object(
-                parts.action.and_then(|a| a.properties),
-                "action.properties",
-            )?,
-            resource: request::raw_object(
-                parts.resource.and_then(|r| r.properties),
-                "resource.properties",
-            )?,
-            context: request::raw_object(parts.context, "context")?,
-        })
-    }
-
-    fn need_masking(&self, masking: &record::Masking) -> bool {
-        [&self.subject, &self.action, &self.resource, &self.context]
-            .into_iter()
-            .flatten()
-            .any(|json| masking.needs_json(json))
-    }
+/// Whether anything in the objects read at one level of a call needs masking.
+fn parsed_needs_masking(masking: &record::Masking, parsed: &request::Parsed) -> bool {
+    [
+        &parsed.subject,
+        &parsed.action,
+        &parsed.resource,
+        &parsed.context,
+    ]
+    .into_iter()
+    .flatten()
+    .any(|json| masking.needs_json(json))
 }
 
 /// Whether names read from the body need masking (a `type`, `id` or `name` that is a token).
 fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) -> bool {
-    let entity = |e: Option<wire::Entity<'_>>| {
+    let entity = |e: Option<wire::EntityPart<'_>>| {
         e.is_some_and(|e| masking.needs_text(e.ty) || masking.needs_text(e.id))
     };
     entity(parts.subject)
@@ -931,17 +723,34 @@ fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) ->
         || parts.action.is_some_and(|a| masking.needs_text(a.name))
 }
 
-/// The body for the audit log: checked when every key of it was the API's, and nothing in it
-/// needs masking, so the record copies it as it is.
+/// The body for the audit log, by how the reader saw it: checked when nothing in it needs
+/// masking (read whole by the one-pass reader; or every key of it the API's, and no value
+/// that needs masking, by the skeleton reader), so the record copies it as it is.
 fn request_text<'t>(
     state: &AppState,
-    text: &'t str,
-    body: &wire::Body<'_>,
-    levels: &[&Objects],
+    seen: &request::Seen<'t>,
     options: Option<&JsonValue>,
 ) -> RequestText<'t> {
-    let Some(log) = &state.audit else {
-        return RequestText::Unchecked(text);
+    let (log, text, body, levels) = match (&state.audit, seen) {
+        (_, request::Seen::Tree(text))
+        | (None, request::Seen::Text(text) | request::Seen::Skeleton { text, .. }) => {
+            return RequestText::Unchecked(text);
+        }
+        (Some(log), request::Seen::Text(text)) => {
+            return if log.config().masking.spares_text(text) {
+                RequestText::Checked(text)
+            } else {
+                RequestText::Unchecked(text)
+            };
+        }
+        (
+            Some(log),
+            request::Seen::Skeleton {
+                text,
+                skeleton,
+                levels,
+            },
+        ) => (log, *text, *skeleton, *levels),
     };
     let masking = &log.config().masking;
     let clean = !body.other_keys
@@ -952,209 +761,15 @@ fn request_text<'t>(
             .iter()
             .flatten()
             .all(|item| !names_need_masking(masking, item))
-        && !levels.iter().any(|objects| objects.need_masking(masking))
+        && !levels
+            .iter()
+            .any(|parsed| parsed_needs_masking(masking, parsed))
         && !options.is_some_and(|options| masking.needs_value(options));
     if clean {
         RequestText::Checked(text)
     } else {
         RequestText::Unchecked(text)
     }
-}
-
-/// The fast path of both evaluation endpoints: the body decoded without a JSON tree
-/// ([`wire::read`]). `None` when the body needs the ordinary path — not readable this way, a
-/// part missing or not well-formed — decided nothing yet, so that path answers exactly as it
-/// always has (naming what is wrong).
-fn fast(
-    incoming: Incoming<'_>,
-    batch: bool,
-    record: &mut Option<Record>,
-) -> Option<Result<Response, ApiError>> {
-    let Incoming {
-        state,
-        headers,
-        body,
-    } = incoming;
-    let text = std::str::from_utf8(&body.bytes).ok()?;
-    if !batch && let Some(answered) = fast_single(incoming, text, record) {
-        return Some(answered);
-    }
-    let read = wire::read(text)?;
-    let mut options = None;
-    if batch {
-        if let Some(given) = read.options {
-            options = Some(serde_json::from_str::<JsonValue>(given).ok()?);
-        }
-        let semantic = match Semantic::parse(options.as_ref()) {
-            Ok(semantic) => semantic,
-            Err(error) => return Some(Err(error)),
-        };
-        if let Some(items) = read.evaluations.as_ref().filter(|items| !items.is_empty()) {
-            return fast_batch(
-                incoming,
-                text,
-                &read,
-                items,
-                semantic,
-                options.as_ref(),
-                record,
-            );
-        }
-    }
-    // A single evaluation.
-    let parts = &read.parts;
-    let (Some(subject), Some(action), Some(resource)) =
-        (parts.subject, parts.action, parts.resource)
-    else {
-        return None;
-    };
-    let objects = Objects::read(parts).ok()?;
-    let wire = Wire {
-        subject_type: subject.ty,
-        subject_id: subject.id,
-        subject_properties: objects.subject.as_ref(),
-        action: action.name,
-        action_properties: objects.action.as_ref(),
-        resource_type: resource.ty,
-        resource_id: resource.id,
-        resource_properties: objects.resource.as_ref(),
-        context: objects.context.as_ref(),
-    };
-    let mut answer = || {
-        let program = state.snapshot(body.started)?;
-        let request = request_text(state, text, &read, &[&objects], options.as_ref());
-        let mut call = Call::for_request(
-            state,
-            headers,
-            program,
-            body.started,
-            Shape::Single,
-            request,
-        )?;
-        let outcome = call.evaluate(Read::Wire(&wire));
-        *record = call.take_record();
-        answer_single(state, &call.program, outcome)
-    };
-    Some(answer())
-}
-
-/// A single evaluation decoded in one pass from its text ([`request::one_pass`], what
-/// `request::read` and the peer harness use): no skeleton, no JSON tree for `properties` and
-/// `context`. `None` for every body that decoder leaves alone (anything unusual, every
-/// error, a capability token): the skeleton reader then answers, as it always has.
-fn fast_single(
-    incoming: Incoming<'_>,
-    text: &str,
-    record: &mut Option<Record>,
-) -> Option<Result<Response, ApiError>> {
-    let Incoming {
-        state,
-        headers,
-        body,
-    } = incoming;
-    // A server that cannot answer (no program yet, shutting down) says so on the other paths.
-    let program = state.snapshot(body.started).ok()?;
-    // The call's own `now` replaces this placeholder below: decoding does not depend on it.
-    let (mut request, named) = request::one_pass(&program, text, Timestamp::UNIX_EPOCH)?;
-    let answer = || {
-        // Read whole for what needs masking, as the skeleton path's parsed trees are: a clean
-        // request is recorded as sent.
-        let text = match &state.audit {
-            Some(log) if log.config().masking.spares_text(text) => RequestText::Checked(text),
-            _ => RequestText::Unchecked(text),
-        };
-        let mut call =
-            Call::for_request(state, headers, program, body.started, Shape::Single, text)?;
-        request.now = call.now;
-        let outcome = call.evaluate(Read::Decoded(request, named));
-        *record = call.take_record();
-        answer_single(state, &call.program, outcome)
-    };
-    Some(answer())
-}
-
-fn fast_batch(
-    incoming: Incoming<'_>,
-    text: &str,
-    read: &wire::Body<'_>,
-    items: &[wire::TextParts<'_>],
-    semantic: Semantic,
-    options: Option<&JsonValue>,
-    record: &mut Option<Record>,
-) -> Option<Result<Response, ApiError>> {
-    let Incoming {
-        state,
-        headers,
-        body,
-    } = incoming;
-    // Every `properties` and `context` read before anything is decided.
-    let defaults = Objects::read(&read.parts).ok()?;
-    let mut own = Vec::with_capacity(items.len());
-    for item in items {
-        own.push(Objects::read(item).ok()?);
-    }
-    let mut answer = || {
-        let program = state.snapshot(body.started)?;
-        let request = match state.audit {
-            Some(_) => {
-                let mut levels: Vec<&Objects> = Vec::with_capacity(own.len() + 1);
-                levels.push(&defaults);
-                levels.extend(own.iter());
-                request_text(state, text, read, &levels, options)
-            }
-            None => RequestText::Unchecked(text),
-        };
-        let mut call =
-            Call::for_request(state, headers, program, body.started, Shape::Batch, request)?;
-        let top = &read.parts;
-        let mut out = String::with_capacity(16 + items.len() * 20);
-        out.push_str(r#"{"evaluations":["#);
-        for (index, (item, own)) in items.iter().zip(&own).enumerate() {
-            call.at_item(index);
-            // An item's part replaces the default whole; `null` counts as absent.
-            let subject = match item.subject {
-                Some(subject) => Some((subject, own.subject.as_ref())),
-                None => top.subject.map(|s| (s, defaults.subject.as_ref())),
-            };
-            let action = match item.action {
-                Some(action) => Some((action, own.action.as_ref())),
-                None => top.action.map(|a| (a, defaults.action.as_ref())),
-            };
-            let resource = match item.resource {
-                Some(resource) => Some((resource, own.resource.as_ref())),
-                None => top.resource.map(|r| (r, defaults.resource.as_ref())),
-            };
-            let context = match item.context {
-                Some(_) => own.context.as_ref(),
-                None => defaults.context.as_ref(),
-            };
-            let outcome = match (subject, action, resource) {
-                (Some((subject, sp)), Some((action, ap)), Some((resource, rp))) => {
-                    call.evaluate(Read::Wire(&Wire {
-                        subject_type: subject.ty,
-                        subject_id: subject.id,
-                        subject_properties: sp,
-                        action: action.name,
-                        action_properties: ap,
-                        resource_type: resource.ty,
-                        resource_id: resource.id,
-                        resource_properties: rp,
-                        context,
-                    }))
-                }
-                (None, _, _) => Outcome::Failed(Malformed::Missing("subject".to_string())),
-                (_, None, _) => Outcome::Failed(Malformed::Missing("action".to_string())),
-                (_, _, None) => Outcome::Failed(Malformed::Missing("resource".to_string())),
-            };
-            if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
-                break;
-            }
-        }
-        out.push_str("]}");
-        *record = call.take_record();
-        Ok(decided_response(&call.program, out))
-    };
-    Some(answer())
 }
 
 /// `GET /.well-known/authzen-configuration`: where the endpoints are.

@@ -34,6 +34,13 @@ pub enum ApiError {
     Internal,
 }
 
+impl From<crate::eval::request::Malformed> for ApiError {
+    /// A body that is not a request: 400, saying what is wrong with it.
+    fn from(malformed: crate::eval::request::Malformed) -> ApiError {
+        ApiError::BadRequest(malformed.to_string())
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

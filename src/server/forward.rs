@@ -26,8 +26,8 @@ use serde_json::{Map, Value as JsonValue, json};
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
 use crate::check::route_table::{Case, Matched};
-use crate::eval;
-use crate::eval::request::{self, Parts, Verified};
+use crate::decide::{Decided, Decider, Presenting, Proved, Recorder};
+use crate::eval::request::{self, Invalid, Parts, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::route;
 use crate::program::Program;
@@ -244,7 +244,7 @@ pub fn challenge(error: &IdentityError) -> String {
 
 /// What one forward-auth check answers, whichever door (HTTP or gRPC) it came through.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Answer {
     /// No program to decide on (before the first load, or shutting down): 503.
     Unavailable(ApiError),
     /// No valid identity: 401, with a challenge.
@@ -267,16 +267,16 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl Answer {
     /// The HTTP status this outcome answers `flavour` with (and is counted under).
     pub fn status(&self, flavour: Flavour) -> StatusCode {
         match self {
-            Outcome::Limited { .. } if flavour == Flavour::Nginx => StatusCode::FORBIDDEN,
-            Outcome::Unavailable(error) => error.status(),
-            Outcome::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Outcome::Denied { .. } => StatusCode::FORBIDDEN,
-            Outcome::Allowed { .. } => StatusCode::OK,
-            Outcome::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Answer::Limited { .. } if flavour == Flavour::Nginx => StatusCode::FORBIDDEN,
+            Answer::Unavailable(error) => error.status(),
+            Answer::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Answer::Denied { .. } => StatusCode::FORBIDDEN,
+            Answer::Allowed { .. } => StatusCode::OK,
+            Answer::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -291,8 +291,8 @@ impl Outcome {
             response
         };
         match self {
-            Outcome::Unavailable(error) => error.into_response(),
-            Outcome::Unauthenticated(error) => {
+            Answer::Unavailable(error) => error.into_response(),
+            Answer::Unauthenticated(error) => {
                 let mut response = plain(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY);
                 if let Ok(value) = HeaderValue::from_str(&challenge(&error)) {
                     response
@@ -301,18 +301,18 @@ impl Outcome {
                 }
                 response
             }
-            Outcome::Denied { version, .. } => with_version(
+            Answer::Denied { version, .. } => with_version(
                 plain(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
                 version.as_deref(),
             ),
-            Outcome::Allowed { headers, version } => {
+            Answer::Allowed { headers, version } => {
                 let mut response = plain(StatusCode::OK, "ok\n");
                 for (name, value) in headers {
                     response.headers_mut().insert(name, value);
                 }
                 with_version(response, Some(&version))
             }
-            Outcome::Limited { refusal, version } => {
+            Answer::Limited { refusal, version } => {
                 let status = match flavour {
                     Flavour::Nginx => StatusCode::FORBIDDEN,
                     Flavour::Traefik | Flavour::Envoy | Flavour::EnvoyGrpc => {
@@ -342,7 +342,7 @@ pub fn answer_recorded(
     flavour: Flavour,
     request: &Request,
 ) -> (Response, Option<Record>) {
-    let call = Call {
+    let call = Arrival {
         flavour,
         headers: request.headers(),
         started: Instant::now(),
@@ -357,20 +357,20 @@ pub fn answer_recorded(
 /// id) -> the outcome, counted in the metrics; with the audit log on, also the call's record.
 pub fn check(
     state: &AppState,
-    call: &Call<'_>,
+    call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
-) -> (Outcome, Option<Record>) {
+) -> (Answer, Option<Record>) {
     let mut record = None;
     let outcome = checked(state, call, original, &mut record);
     let status = outcome.status(call.flavour);
     // A decision is a call that named a subject (what the audit log records): not a call
     // without the gateway's headers, nor one without a valid identity (401).
     match &outcome {
-        Outcome::Allowed { .. } => state.metrics.decision(true),
-        Outcome::Denied {
+        Answer::Allowed { .. } => state.metrics.decision(true),
+        Answer::Denied {
             version: Some(_), ..
         }
-        | Outcome::Limited { .. } => state.metrics.decision(false),
+        | Answer::Limited { .. } => state.metrics.decision(false),
         _ => {}
     }
     state.metrics.request(
@@ -383,20 +383,20 @@ pub fn check(
 
 fn checked(
     state: &AppState,
-    call: &Call<'_>,
+    call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
     record: &mut Option<Record>,
-) -> Outcome {
+) -> Answer {
     let flavour = call.flavour;
     let program = match state.snapshot(call.started) {
         Ok(program) => program,
-        Err(error) => return Outcome::Unavailable(error),
+        Err(error) => return Answer::Unavailable(error),
     };
     let original = match original {
         Ok(original) => original,
         Err(reason) => {
             tracing::warn!(gateway = ?flavour, reason, "forward-auth: not a forward-auth call");
-            return Outcome::Denied {
+            return Answer::Denied {
                 reason,
                 version: None,
             };
@@ -406,27 +406,27 @@ fn checked(
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(gateway = ?flavour, reason = %error, "forward-auth: no valid identity");
-            return Outcome::Unauthenticated(error);
+            return Answer::Unauthenticated(error);
         }
     };
     let (result, recorded) = decide(state, &program, &original, &identity, call);
     *record = recorded;
     let version = Arc::clone(&program.version);
     match result {
-        Ok(headers) => Outcome::Allowed { headers, version },
+        Ok(headers) => Answer::Allowed { headers, version },
         Err(Refused {
             reason,
             limit: Some(refusal),
         }) => {
             tracing::info!(gateway = ?flavour, reason, "forward-auth: rate limited");
-            Outcome::Limited { refusal, version }
+            Answer::Limited { refusal, version }
         }
         Err(Refused {
             reason,
             limit: None,
         }) => {
             tracing::info!(gateway = ?flavour, reason, "forward-auth: denied");
-            Outcome::Denied {
+            Answer::Denied {
                 reason,
                 version: Some(version),
             }
@@ -435,14 +435,14 @@ fn checked(
 }
 
 /// What the audit record of a call needs beyond the decision.
-pub struct Call<'h> {
+pub struct Arrival<'h> {
     pub flavour: Flavour,
     pub headers: &'h HeaderMap,
     pub started: Instant,
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
-pub type Verdict = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
+pub type Admission = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
 
 /// Why a forward-auth call is refused: by policy (403), or by a limit (429).
 #[derive(Debug)]
@@ -483,14 +483,15 @@ fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, Header
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// Routes and decides. With the audit log on, also the call's record.
+/// Routes the call, and hands the request it makes to the decision service. With the audit
+/// log on, also the call's record.
 pub fn decide(
     state: &AppState,
     program: &Program,
     original: &Original<'_>,
     identity: &Identity,
-    call: &Call<'_>,
-) -> (Verdict, Option<Record>) {
+    call: &Arrival<'_>,
+) -> (Admission, Option<Record>) {
     let config = &state.settings.gateway;
     let now = Timestamp::now();
     let subject = json!({"type": config.subject_type, "id": identity.subject});
@@ -507,118 +508,110 @@ pub fn decide(
         original.target,
         original.host,
         original.ip,
-    );
+    )
+    .map(|mut routed| {
+        if let (Some(extra), Some(JsonValue::Object(context))) =
+            (original.context, routed.request.get_mut("context"))
+        {
+            for (key, value) in extra {
+                context.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        routed
+    });
+    // A call no route takes is recorded with the subject it named.
+    let unrouted;
+    let recorded = match &routed {
+        Ok(routed) => &routed.request,
+        Err(_) => {
+            unrouted = json!({ "subject": {"type": config.subject_type, "id": identity.subject} });
+            &unrouted
+        }
+    };
     let mut audit = state.audit.as_ref().map(|log| Audit {
         log,
         call,
         original,
         identity,
         now,
-        path: routed.as_ref().map(|r| r.path.clone()).ok(),
+        path: routed.as_ref().map(|r| r.path.as_str()).ok(),
+        request: recorded,
+        record: None,
     });
-    let routed = match routed {
-        Ok(mut routed) => {
-            if let (Some(extra), Some(JsonValue::Object(context))) =
-                (original.context, routed.request.get_mut("context"))
-            {
-                for (key, value) in extra {
-                    context.entry(key.clone()).or_insert_with(|| value.clone());
-                }
-            }
-            routed
-        }
-        Err(reason) => {
-            let subject = json!({"type": config.subject_type, "id": identity.subject});
-            let record = audit.and_then(|audit| {
-                audit.record(program, &json!({ "subject": subject }), Err(&reason), None)
-            });
-            return (Err(reason.into()), record);
-        }
+    let decider = Decider {
+        program,
+        identity: Some(Proved {
+            subject_type: &config.subject_type,
+            subject_id: &identity.subject,
+            attributes: &identity.attributes,
+        }),
+        capabilities: state.capabilities.as_deref(),
+        limits: Some(&state.limits),
     };
-    let decoded = Parts::from_body(&routed.request)
-        .and_then(|parts| request::from_parts(program, &parts, now))
-        .and_then(|mut decoded| {
-            if !identity.attributes.is_empty() {
-                let verified =
-                    Verified::decode(program, &config.subject_type, &identity.attributes)?;
-                decoded.verified = Some(Arc::new(verified));
-            }
-            Ok(decoded)
-        });
-    let mut decoded = match decoded {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            let m = error.to_string();
-            let record = audit
-                .as_mut()
-                .and_then(|audit| audit.record(program, &routed.request, Err(&m), None));
-            return (Err(m.into()), record);
-        }
-    };
+    let named = (
+        Some(config.subject_type.as_str()),
+        Some(identity.subject.as_str()),
+    );
     // A capability token comes in its own header, never in `Authorization` (identity).
-    let capability = call
+    let token = call
         .headers
         .get(state.settings.capability_header.as_str())
-        .and_then(|value| value.to_str().ok());
-    if let Some(token) = capability {
-        let verifier = state.capabilities.as_deref();
-        match crate::capability::present::present_to(verifier, program, token, now) {
-            Ok(presented) => decoded.capability = Some(presented),
-            Err(why) => {
-                tracing::info!(reason = %why, "forward-auth: capability token not honoured");
-            }
+        .and_then(|value| value.to_str().ok())
+        .map(Presenting::Token);
+    let recorder = audit.as_mut().map(|audit| audit as &mut dyn Recorder);
+    let decoded = match &routed {
+        Ok(routed) => Parts::from_body(&routed.request)
+            .map_err(RequestError::from)
+            .and_then(|parts| request::from_parts(program, &parts, now)),
+        Err(reason) => Err(Invalid::Unrouted(reason.clone()).into()),
+    };
+    let verdict = match decoded {
+        Ok(mut request) => decider.decide(Ok(&mut request), named, token, None, recorder),
+        Err(error) => decider.decide(Err(error), named, token, None, recorder),
+    };
+    let record = audit.and_then(|audit| audit.record);
+    let routed = match (&verdict.decision, routed) {
+        (Ok(_), Ok(routed)) => routed,
+        (Err(error), _) => return (Err(error.to_string().into()), record),
+        // Decided only what was routed.
+        (Ok(_), Err(reason)) => return (Err(reason.into()), record),
+    };
+    if let Some(Err(why)) = &verdict.capability {
+        tracing::info!(reason = %why, "forward-auth: capability token not honoured");
+    }
+    let route = routed.matched.route;
+    match verdict.limits {
+        _ if !verdict.decision.as_ref().is_ok_and(|d| d.allowed) => (
+            Err(format!(
+                "{} {} ({}) → {} on {}::{:?}: denied by policy",
+                original.method,
+                routed.path,
+                route.location,
+                route.action,
+                route.resource_type,
+                routed.resource_id
+            )
+            .into()),
+            record,
+        ),
+        Err(refusal) => (
+            Err(Refused {
+                reason: format!("{} {}: {refusal}", original.method, routed.path),
+                limit: Some(refusal),
+            }),
+            record,
+        ),
+        Ok(usages) => {
+            let mut headers = upstream_headers(
+                &config.upstream_headers,
+                &routed.matched,
+                identity,
+                &routed.resource_id,
+            );
+            headers.extend(rate_limit_headers(&usages));
+            (Ok(headers), record)
         }
     }
-    // Allowed by policy: counted against the limits that apply, all or none; the record,
-    // written once both are known, says which limit refused.
-    let count =
-        |allowed: bool| allowed.then(|| crate::limit::consume(program, &decoded, &state.limits));
-    let (counted, record) = match &mut audit {
-        None => (count(eval::decide(program, &decoded).allowed), None),
-        Some(audit) => crate::server::authzen::with_audit_frame(|frame| {
-            let decision = eval::decide_in(program, &decoded, frame);
-            let counted = count(decision.allowed);
-            let refusal = counted.as_ref().and_then(|counted| counted.as_ref().err());
-            let record = audit.record(program, &routed.request, Ok((&decision, frame)), refusal);
-            (counted, record)
-        }),
-    };
-    let route = routed.matched.route;
-    let usages = match counted {
-        Some(Ok(usages)) => usages,
-        Some(Err(refusal)) => {
-            return (
-                Err(Refused {
-                    reason: format!("{} {}: {refusal}", original.method, routed.path),
-                    limit: Some(refusal),
-                }),
-                record,
-            );
-        }
-        None => {
-            return (
-                Err(format!(
-                    "{} {} ({}) → {} on {}::{:?}: denied by policy",
-                    original.method,
-                    routed.path,
-                    route.location,
-                    route.action,
-                    route.resource_type,
-                    routed.resource_id
-                )
-                .into()),
-                record,
-            );
-        }
-    };
-    let mut headers = upstream_headers(
-        &config.upstream_headers,
-        &routed.matched,
-        identity,
-        &routed.resource_id,
-    );
-    headers.extend(rate_limit_headers(&usages));
-    (Ok(headers), record)
 }
 
 /// The audit record of one forward-auth call: the AuthZEN request routing made (never the
@@ -626,32 +619,33 @@ pub fn decide(
 /// (`http`), the outcome.
 struct Audit<'a> {
     log: &'a AuditLog,
-    call: &'a Call<'a>,
+    call: &'a Arrival<'a>,
     original: &'a Original<'a>,
     identity: &'a Identity,
     now: Timestamp,
     /// The normalised path, when it could be normalised.
-    path: Option<String>,
+    path: Option<&'a str>,
+    /// The request as routing made it.
+    request: &'a JsonValue,
+    record: Option<Record>,
 }
 
-impl Audit<'_> {
+impl Recorder for Audit<'_> {
     fn record(
-        &self,
+        &mut self,
         program: &Program,
-        request: &JsonValue,
-        outcome: record::Outcome<'_>,
+        outcome: Decided<'_>,
         limited: Option<&crate::limit::Refusal>,
-    ) -> Option<Record> {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
-        if !self.log.wants(allowed) {
-            return None;
+    ) {
+        if !self.log.wants_outcome(outcome, limited) {
+            return;
         }
         let masking = &self.log.config().masking;
         let original = self.original;
         let mut http = Map::new();
         http.insert("method".into(), json!(original.method));
-        let path = match &self.path {
-            Some(path) => path.as_str(),
+        let path = match self.path {
+            Some(path) => path,
             // Refused: as sent, without its query (which may hold credentials).
             None => original.target.split(['?', '#']).next().unwrap_or_default(),
         };
@@ -667,7 +661,7 @@ impl Audit<'_> {
             self.now,
             crate::server::authzen::request_id(self.call.headers),
             Some(self.call.flavour.name()),
-            record::RequestText::Unchecked(&request.to_string()),
+            record::RequestText::Unchecked(&self.request.to_string()),
             masking,
         );
         builder.member("http", &JsonValue::Object(http), masking);
@@ -680,7 +674,7 @@ impl Audit<'_> {
         }
         builder.counted_outcome(None, program, outcome, limited, masking);
         let latency_us = u64::try_from(self.call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        builder.finish(&program.version, latency_us)
+        self.record = builder.finish(&program.version, latency_us);
     }
 }
 

@@ -52,7 +52,7 @@ use tonic_health::ServingStatus;
 use crate::gateway::GatewayConfig;
 use crate::server::AppState;
 use crate::server::connections::Accept;
-use crate::server::forward::{self, Call, Flavour, Original, Outcome};
+use crate::server::forward::{self, Answer, Arrival, Flavour, Original};
 use crate::server::listen::{Bound, SocketFile};
 use crate::server::tls::TlsState;
 
@@ -193,7 +193,7 @@ pub fn answer(
         Some(_) => Err("the check names no method or path".to_string()),
         None => Err("the check carries no HTTP request".to_string()),
     };
-    let call = Call {
+    let call = Arrival {
         flavour: Flavour::EnvoyGrpc,
         headers: &described.headers,
         started,
@@ -261,9 +261,9 @@ fn denied(
 /// The ext_authz answer of an outcome. Of the upstream headers Warden sets, those an allow gives
 /// no value are removed from the upstream request, so a client cannot supply them; and with
 /// `grpc_strip_authorization`, so is `Authorization`.
-pub fn response(outcome: Outcome, gateway: &GatewayConfig) -> CheckResponse {
+pub fn response(outcome: Answer, gateway: &GatewayConfig) -> CheckResponse {
     match outcome {
-        Outcome::Allowed { headers, version } => {
+        Answer::Allowed { headers, version } => {
             let set: Vec<HeaderValueOption> = headers
                 .iter()
                 .filter_map(|(name, value)| Some(header(name.as_str(), value.to_str().ok()?)))
@@ -291,14 +291,14 @@ pub fn response(outcome: Outcome, gateway: &GatewayConfig) -> CheckResponse {
                 dynamic_metadata: metadata(Some(&version)),
             }
         }
-        Outcome::Denied { version, .. } => denied(
+        Answer::Denied { version, .. } => denied(
             403,
             Code::PermissionDenied,
             forward::FORBIDDEN_BODY,
             Vec::new(),
             version.as_deref(),
         ),
-        Outcome::Limited { refusal, version } => denied(
+        Answer::Limited { refusal, version } => denied(
             429,
             Code::ResourceExhausted,
             forward::TOO_MANY_BODY,
@@ -308,14 +308,14 @@ pub fn response(outcome: Outcome, gateway: &GatewayConfig) -> CheckResponse {
                 .collect(),
             Some(&version),
         ),
-        Outcome::Unauthenticated(error) => denied(
+        Answer::Unauthenticated(error) => denied(
             401,
             Code::Unauthenticated,
             forward::UNAUTHORIZED_BODY,
             vec![header("www-authenticate", &forward::challenge(&error))],
             None,
         ),
-        Outcome::Unavailable(error) => denied(
+        Answer::Unavailable(error) => denied(
             error.status().as_u16(),
             Code::Unavailable,
             "unavailable\n",

@@ -268,7 +268,7 @@ pub struct Running {
     shutdown_timeout: Duration,
     key_watcher: JoinHandle<()>,
     /// Reads revocations other processes append; stops when dropped.
-    capability_watcher: Option<crate::capability::Watcher>,
+    capability_watcher: Option<crate::capability::RevocationWatcher>,
     /// Where the decision API listens (the port chosen for `:0` filled in).
     pub endpoint: Listen,
     pub admin_endpoint: Option<Listen>,
@@ -287,7 +287,7 @@ fn capability_verifier(
 ) -> Result<
     Option<(
         Arc<crate::capability::present::Verifier>,
-        crate::capability::Watcher,
+        crate::capability::RevocationWatcher,
     )>,
     ServeError,
 > {
@@ -360,7 +360,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     };
     // Watch before the first load, so a change made while it loads is not missed.
     let watcher = if config.watch && bundler.is_none() {
-        match reload::Watcher::new(&config.policies, trigger.clone()) {
+        match reload::PolicyWatcher::new(&config.policies, trigger.clone()) {
             Ok(watcher) => Some(watcher),
             Err(error) => {
                 tracing::error!(

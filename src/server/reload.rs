@@ -129,15 +129,15 @@ fn identity(dir: &Path) -> Option<Identity> {
 }
 
 /// The file-system watcher of a policy directory and its parent.
-pub struct Watcher {
+pub struct PolicyWatcher {
     inner: notify::RecommendedWatcher,
     /// The directory as configured (made absolute, symlinks not resolved).
     dir: PathBuf,
     watched: Option<Identity>,
 }
 
-impl Watcher {
-    pub fn new(dir: &Path, trigger: Trigger) -> notify::Result<Watcher> {
+impl PolicyWatcher {
+    pub fn new(dir: &Path, trigger: Trigger) -> notify::Result<PolicyWatcher> {
         let dir = std::path::absolute(dir).map_err(notify::Error::io)?;
         let parent = dir.parent().map(Path::to_path_buf);
         let name: Option<OsString> = dir.file_name().map(OsString::from);
@@ -162,7 +162,7 @@ impl Watcher {
                 "cannot watch the policy directory's parent; a swap of the directory itself will not be seen"
             );
         }
-        let mut watcher = Watcher {
+        let mut watcher = PolicyWatcher {
             inner,
             dir,
             watched: None,
@@ -229,7 +229,7 @@ pub struct Settle {
 /// through `trigger`: SIGHUP), let the directory settle, rebuild, publish.
 pub async fn run(
     state: Arc<AppState>,
-    mut watcher: Option<Watcher>,
+    mut watcher: Option<PolicyWatcher>,
     trigger: Trigger,
     settle_for: Settle,
     mut shutdown: watch::Receiver<bool>,

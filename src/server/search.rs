@@ -20,8 +20,9 @@ use serde_json::{Map, Value as JsonValue, json};
 use sha2::{Digest, Sha256};
 
 use crate::data::value::{EntityId, EntityRef, Value};
+use crate::decide::Decider;
+use crate::eval::RequestError;
 use crate::eval::request::{self, Parts, Request};
-use crate::eval::{self, RequestError};
 use crate::program::Program;
 use crate::server::AppState;
 use crate::server::authzen::{decided_response, finish};
@@ -258,6 +259,20 @@ fn decoded(result: Result<Request, RequestError>) -> Result<Option<Request>, Api
     }
 }
 
+/// Whether the decision service allows a search's candidate request: a search carries no
+/// identity, capability or limits, and is not audited.
+fn allowed(program: &Program, request: &mut Request) -> bool {
+    let decider = Decider {
+        program,
+        identity: None,
+        capabilities: None,
+        limits: None,
+    };
+    decider
+        .decide(Ok(request), (None, None), None, None, None)
+        .allowed
+}
+
 /// A stored entity (a data file gave its attributes), not one merely named by a policy.
 fn stored(program: &Program, entity: &Value) -> Option<EntityId> {
     match entity {
@@ -347,7 +362,7 @@ fn entities(
         } else {
             request.resource = entity;
         }
-        if eval::decide(program, &request).allowed {
+        if allowed(program, &mut request) {
             results.push(Found::Entity {
                 ty: searched_type.clone(),
                 id: name.to_string(),
@@ -425,8 +440,8 @@ fn actions(
             context,
         };
         // Invalid for this action (e.g. context not what it declares): not allowed.
-        if let Some(request) = decoded(request::from_parts(program, &parts, now))?
-            && eval::decide(program, &request).allowed
+        if let Some(mut request) = decoded(request::from_parts(program, &parts, now))?
+            && allowed(program, &mut request)
         {
             results.push(Found::Action {
                 name: name.to_string(),

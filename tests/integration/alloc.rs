@@ -165,14 +165,15 @@ fn deciding_the_examples_allocates_nothing_after_decoding() {
     assert_eq!(count, 0, "deciding allocated {count} times");
 }
 
-/// A presented capability — granting, out of scope, for another holder, expired — adds no
-/// allocation to deciding.
-#[test]
-fn deciding_with_a_capability_allocates_nothing_after_decoding() {
-    use warden::capability::{Caveat, EntityText, Key, Keyring, Revocations, present::Verifier};
+/// The greenhouse example, a verifier of capability tokens with one key, and a time.
+fn greenhouse() -> (
+    Engine,
+    warden::capability::present::Verifier,
+    jiff::Timestamp,
+) {
+    use warden::capability::{Key, Keyring, Revocations, present::Verifier};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/greenhouse");
     let engine = Engine::load(&dir).unwrap();
-    let program = &engine.program;
     let now: jiff::Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
     let keyring = Keyring::new(
         vec![Key::new("k1", vec![9; 32], None).unwrap()],
@@ -180,6 +181,16 @@ fn deciding_with_a_capability_allocates_nothing_after_decoding() {
     )
     .unwrap();
     let verifier = Verifier::new(keyring, std::sync::Arc::new(Revocations::in_memory()), None);
+    (engine, verifier, now)
+}
+
+/// A presented capability — granting, out of scope, for another holder, expired — adds no
+/// allocation to deciding.
+#[test]
+fn deciding_with_a_capability_allocates_nothing_after_decoding() {
+    use warden::capability::{Caveat, EntityText};
+    let (engine, verifier, now) = greenhouse();
+    let program = &engine.program;
     let caveats = |expires: &str| {
         vec![
             Caveat::Capability("greenhouse_key".into()),
@@ -223,5 +234,70 @@ fn deciding_with_a_capability_allocates_nothing_after_decoding() {
             .count()
     });
     assert_eq!(allowed, 1);
+    assert_eq!(count, 0, "deciding allocated {count} times");
+}
+
+/// The decision service adds no allocation to deciding: a request decided through it, with
+/// a capability token it verified once before (then cached), allocates nothing more than the
+/// evaluator does.
+#[test]
+fn the_decision_service_allocates_nothing_after_decoding() {
+    use warden::capability::{Caveat, EntityText};
+    use warden::decide::{Decider, Presenting};
+    let (engine, verifier, now) = greenhouse();
+    let program = &engine.program;
+    let (token, _) = warden::capability::mint(
+        &verifier.keyring,
+        &[
+            Caveat::Capability("greenhouse_key".into()),
+            Caveat::Resource(EntityText::new("Greenhouse", "glasshouse")),
+            Caveat::Actions(vec!["water".into()]),
+            Caveat::Expires("2027-01-01T00:00:00Z".parse().unwrap()),
+            Caveat::Holder(EntityText::new("User", "nadia")),
+        ],
+    )
+    .unwrap();
+    let decider = Decider {
+        program,
+        identity: None,
+        capabilities: Some(&verifier),
+        limits: None,
+    };
+    let mut requests = Vec::new();
+    for (user, action, ty, id) in [
+        ("nadia", "water", "Greenhouse", "glasshouse"),
+        ("nadia", "enter", "Greenhouse", "glasshouse"),
+        ("kai", "water", "Greenhouse", "glasshouse"),
+    ] {
+        let body = json!({
+            "subject": {"type": "User", "id": user},
+            "action": {"name": action},
+            "resource": {"type": ty, "id": id},
+        });
+        requests.push(request::read(program, body.to_string().as_bytes(), now).unwrap());
+    }
+    let decide_all = |requests: &mut [request::Request]| {
+        requests
+            .iter_mut()
+            .map(|request| {
+                let token = Some(Presenting::Token(&token));
+                let verdict = decider.decide(Ok(request), (None, None), token, None, None);
+                verdict.allowed
+            })
+            .collect::<Vec<bool>>()
+    };
+    // The first pass verifies the token and sizes this thread's frame.
+    let first = decide_all(&mut requests);
+    assert_eq!(first, [true, false, false]);
+    let mut allowed = [false; 3];
+    let ((), count) = allocations_in(|| {
+        for (request, allowed) in requests.iter_mut().zip(&mut allowed) {
+            let token = Some(Presenting::Token(&token));
+            *allowed = decider
+                .decide(Ok(request), (None, None), token, None, None)
+                .allowed;
+        }
+    });
+    assert_eq!(allowed, [true, false, false]);
     assert_eq!(count, 0, "deciding allocated {count} times");
 }

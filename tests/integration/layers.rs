@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["compile", "eval"],
     &["engine"],
     &["limit", "capability"],
+    &["decide"],
     &["gateway"],
     &["audit"],
     &["policytest"],
@@ -224,4 +225,25 @@ fn paths_are_read_from_uses_and_groups() {
         ["program", "source"]
     );
     assert!(named("use warden_core::x;").is_empty());
+}
+
+/// Inside `capability`, the token format stands on the keys: `keys.rs` names nothing of
+/// `token.rs` (key ids and the errors of finding a key are the keys' own), so the two do not
+/// import each other.
+#[test]
+fn capability_keys_stand_below_the_token_format() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/capability");
+    let keys = std::fs::read_to_string(src.join("keys.rs")).unwrap();
+    let runtime = keys.split("#[cfg(test)]").next().unwrap_or_default();
+    let named: Vec<&str> = runtime
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .filter(|line| line.contains("token::"))
+        .collect();
+    assert!(named.is_empty(), "keys.rs names token.rs: {named:?}");
+    let token = std::fs::read_to_string(src.join("token.rs")).unwrap();
+    assert!(
+        token.contains("use super::keys::"),
+        "token.rs reads its keys from keys.rs"
+    );
 }

@@ -35,6 +35,8 @@ mod namespaces;
 mod numbers;
 mod policy_tests;
 mod readme;
+mod reference;
+mod reference_props;
 mod scale;
 mod server;
 mod sidecar;

@@ -4,7 +4,7 @@
 //!
 //! It shares nothing with the compiler, the evaluator or the entity store on purpose: its own
 //! values ([`RValue`], entities by type and id), its own entity data (what the data files say,
-//! not the decoded [`Store`](crate::data::store::Store)), its own operations (equality, order,
+//! not the decoded [`Store`](warden::data::store::Store)), its own operations (equality, order,
 //! checked arithmetic, `in` by walking parents, `like` by backtracking), no index, no
 //! discrimination, no memo, no constant folding; `let`s are looked up by name and evaluated
 //! every time they are read. It reads the [`Schema`] only for action groups, role inheritance
@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::ast::{self, BinaryOp, ConditionKind, Expr, ExprKind, UnaryOp, Var};
-use crate::check::schema::Schema;
-use crate::syntax::ParsedFile;
+use warden::ast::{self, BinaryOp, ConditionKind, Expr, ExprKind, UnaryOp, Var};
+use warden::check::schema::Schema;
+use warden::syntax::ParsedFile;
 
 /// An entity by type and id, as the data files and policies name it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -165,7 +165,7 @@ impl<'a> Reference<'a> {
     fn rules(&self) -> Vec<RuleRef<'a>> {
         let mut rules = Vec::new();
         for file in self.files {
-            let id_of = |annotations: &[ast::Annotation], span: crate::source::Span| {
+            let id_of = |annotations: &[ast::Annotation], span: warden::source::Span| {
                 annotations
                     .iter()
                     .find(|a| a.name.name == "id")

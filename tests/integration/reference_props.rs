@@ -19,13 +19,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value as Json, json};
 
-use super::reference::{RBinding, RData, REntity, ROutcome, RRequest, RValue, Reference, Uid};
-use crate::check;
-use crate::compile;
-use crate::data::load_store;
-use crate::eval::{Frame, decide_in, request};
-use crate::source::SourceFile;
-use crate::syntax;
+use crate::reference::{RBinding, RData, REntity, ROutcome, RRequest, RValue, Reference, Uid};
+use warden::check;
+use warden::compile;
+use warden::data::load_store;
+use warden::eval::{Frame, decide_in, request};
+use warden::source::SourceFile;
+use warden::syntax;
 
 /// Cases per run unless `PROPTEST_CASES` says otherwise (about 12 decisions each).
 const DEFAULT_CASES: u32 = 1000;
@@ -411,7 +411,7 @@ fn int_lit(i: i64) -> String {
 }
 
 fn str_lit(s: impl AsRef<str>) -> String {
-    format!("\"{}\"", crate::syntax::token::escape(s.as_ref()))
+    format!("\"{}\"", warden::syntax::token::escape(s.as_ref()))
 }
 
 fn uid_lit(ty: &str, id: impl AsRef<str>) -> String {
@@ -1222,7 +1222,7 @@ fn json_of(value: &RValue) -> Json {
         RValue::Time(t) => json!(t.to_string()),
         RValue::Duration(d) => json!(format!("{}ms", d.as_millis())),
         RValue::Ip(ip) => json!(ip.to_string()),
-        RValue::Decimal(d) => json!(crate::syntax::decimal::decimal_text(*d)),
+        RValue::Decimal(d) => json!(warden::syntax::decimal::decimal_text(*d)),
     }
 }
 
@@ -1895,18 +1895,18 @@ struct Stats {
 /// can assert each shape met matching, non-matching and (for `path == constant`) other-kind
 /// requests.
 fn tally_first_tests(reference: &Reference<'_>, request: &RRequest, stats: &mut Stats) {
-    use crate::ast::{BinaryOp, ExprKind, Var};
+    use warden::ast::{BinaryOp, ExprKind, Var};
     for (_, test, outcome) in reference.first_tests(request) {
         let ExprKind::Binary { op, lhs, rhs } = &test.kind else {
             continue;
         };
-        let var = |e: &crate::ast::Expr| match e.kind {
+        let var = |e: &warden::ast::Expr| match e.kind {
             ExprKind::Var(Var::Subject) => Some("subject"),
             ExprKind::Var(Var::Resource) => Some("resource"),
             _ => None,
         };
-        let is_entity = |e: &crate::ast::Expr| matches!(e.kind, ExprKind::Entity { .. });
-        let literal_kind = |e: &crate::ast::Expr| match e.kind {
+        let is_entity = |e: &warden::ast::Expr| matches!(e.kind, ExprKind::Entity { .. });
+        let literal_kind = |e: &warden::ast::Expr| match e.kind {
             ExprKind::Str(_) => Some("String"),
             ExprKind::Int(_) => Some("Int"),
             ExprKind::Bool(_) => Some("Bool"),
@@ -1955,12 +1955,12 @@ fn tally_first_tests(reference: &Reference<'_>, request: &RRequest, stats: &mut 
 
 /// What the graph decided, in the reference's terms.
 fn graph_outcome(
-    program: &crate::program::Program,
+    program: &warden::program::Program,
     body: &Json,
     now: Timestamp,
     frame: &mut Frame,
 ) -> Result<ROutcome, String> {
-    let id = |rule: crate::program::RuleId| {
+    let id = |rule: warden::program::RuleId| {
         program
             .rule(rule)
             .map_or_else(|| format!("#{}", rule.0), |r| r.id.to_string())
