@@ -106,10 +106,19 @@ pub struct PolicyDir {
     pub policies: PathBuf,
 }
 
-/// `User::"alice"` or `User::alice` → `("User", "alice")`, for flags that name an entity.
+/// `User::"alice"` or `User::alice` → `("User", "alice")`, for flags that name an entity; the
+/// type may be qualified by its namespace (`acme::User::"alice"`).
 pub fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), String> {
     let not_entity = || format!("{flag} `{text}` is not an entity: write `Type::\"id\"`");
-    let (ty, id) = text.split_once("::").ok_or_else(not_entity)?;
+    // A quoted id starts at the first `::"` (it may hold `::` itself); a bare one follows the
+    // last `::`.
+    let (ty, id) = match text.find("::\"") {
+        Some(at) => {
+            let (ty, rest) = text.split_at(at);
+            (ty, rest.strip_prefix("::").unwrap_or(rest))
+        }
+        None => text.rsplit_once("::").ok_or_else(not_entity)?,
+    };
     let id = id
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))

@@ -115,3 +115,33 @@ fn the_directory_checks_clean_and_is_formatted() {
         );
     }
 }
+
+/// `warden eval` names entities of a namespace in full, quoted or not.
+#[test]
+fn eval_flags_take_qualified_types() {
+    for (subject, resource) in [
+        ("acme::User::\"alice\"", "acme::Doc::\"plan\""),
+        ("acme::User::alice", "acme::Doc::plan"),
+    ] {
+        let out = super::cli_eval::warden(
+            &[
+                "eval",
+                "-p",
+                DIR,
+                "--subject",
+                subject,
+                "--action",
+                "edit",
+                "--resource",
+                resource,
+            ],
+            None,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "allow (by acme-owner)",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
