@@ -174,7 +174,7 @@ impl Store for LocalStore {
             map: states,
             sweep_at,
         } = &mut *guard;
-        let mut next: SmallVec<[State; 4]> = SmallVec::with_capacity(checks.len());
+        let mut next: SmallVec<[State; 2]> = SmallVec::with_capacity(checks.len());
         let mut usages = Vec::with_capacity(checks.len());
         for check in checks {
             let Some(limit) = program.limits.get(check.limit) else {
@@ -419,7 +419,7 @@ pub fn consume(
         return Ok(Vec::new());
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
-    let placed: SmallVec<[usize; 4]> = program
+    let placed: SmallVec<[usize; 2]> = program
         .limits
         .iter()
         .enumerate()
@@ -429,7 +429,7 @@ pub fn consume(
     if placed.is_empty() {
         return Ok(Vec::new());
     }
-    let mut nodes: SmallVec<[crate::program::NodeId; 8]> =
+    let mut nodes: SmallVec<[crate::program::NodeId; 4]> =
         SmallVec::with_capacity(placed.len() * 2);
     for index in &placed {
         if let Some(limit) = program.limits.get(*index) {
@@ -437,10 +437,10 @@ pub fn consume(
             nodes.push(limit.condition.unwrap_or(limit.key));
         }
     }
-    let mut values: SmallVec<[_; 8]> = SmallVec::with_capacity(nodes.len());
+    let mut values: SmallVec<[_; 2]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
     let now = request.now.as_nanosecond();
-    let mut checks: SmallVec<[Check; 4]> = SmallVec::with_capacity(placed.len());
+    let mut checks: SmallVec<[Check; 2]> = SmallVec::with_capacity(placed.len());
     for (index, pair) in placed.iter().zip(values.chunks(2)) {
         let Some(limit) = program.limits.get(*index) else {
             continue;
