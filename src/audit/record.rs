@@ -741,7 +741,8 @@ fn write_read(
 #[derive(Debug)]
 struct NodeValues {
     node: NodeId,
-    entries: rustc_hash::FxHashMap<Value, u32>,
+    /// Values a caller sent (a randomly keyed hash: see `LocalStore`'s map).
+    entries: std::collections::HashMap<Value, u32>,
     last: Option<(Value, u32)>,
 }
 
@@ -757,7 +758,7 @@ struct ReadTable {
     /// the node's last entry (consecutive items mostly read the same).
     by_value: Vec<NodeValues>,
     /// Entries of everything else (errors, masked values) by node and text.
-    by_text: rustc_hash::FxHashMap<(NodeId, String), u32>,
+    by_text: std::collections::HashMap<(NodeId, String), u32>,
 }
 
 impl ReadTable {

@@ -125,7 +125,10 @@ pub struct LocalStore {
 
 #[derive(Debug, Default)]
 struct States {
-    map: rustc_hash::FxHashMap<String, State>,
+    /// Keyed by what callers send (subject ids, addresses), so hashed with a per-process
+    /// random key: a hash without one lets a caller choose colliding keys that turn every
+    /// lookup into a scan.
+    map: std::collections::HashMap<String, State>,
     /// The size at which expired keys are next swept: twice what a sweep left, so that many
     /// live keys cost one sweep per doubling, not one per request.
     sweep_at: usize,
