@@ -395,6 +395,8 @@ pub enum BinaryOp {
     ContainsAny,
     Add,
     Sub,
+    /// `a * b`: the product of two `Int`s (an overflow is an error, as for `+` and `-`).
+    Mul,
 }
 
 impl BinaryOp {
@@ -414,6 +416,7 @@ impl BinaryOp {
             BinaryOp::ContainsAny => "contains any",
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
         }
     }
 }

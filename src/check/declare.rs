@@ -15,7 +15,9 @@ use crate::check::{Ctx, Loc};
 use crate::source::Span;
 
 /// The built-in type names; no entity type may take one.
-pub const BUILTIN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
+pub const BUILTIN_TYPES: [&str; 8] = [
+    "Bool", "Int", "String", "Time", "Duration", "Ip", "Decimal", "Set",
+];
 
 /// Where each declared name is written, for "first declared here" and for later stages.
 #[derive(Debug, Default)]
@@ -293,6 +295,7 @@ pub fn resolve_type(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, ty: &Ty
             "Time" => Type::Time,
             "Duration" => Type::Duration,
             "Ip" => Type::Ip,
+            "Decimal" => Type::Decimal,
             "Set" => {
                 ctx.report(
                     file,
@@ -313,7 +316,7 @@ pub fn resolve_type(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, ty: &Ty
                     .copied()
                     .chain(declared.entities.keys().map(String::as_str));
                 let help = suggest::did_you_mean(name, candidates, || {
-                    "the types are `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Set<T>`, records `{ a: T }` and the declared entity types".to_string()
+                    "the types are `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Decimal`, `Set<T>`, records `{ a: T }` and the declared entity types".to_string()
                 });
                 ctx.report(
                     file,

@@ -21,6 +21,8 @@ pub enum Type {
     Duration,
     /// An IP address or a CIDR range (`ip("10.0.0.0/8")`); one type, as in Cedar.
     Ip,
+    /// A fixed-point number with four decimal places (`decimal("1.25")`), as Cedar's.
+    Decimal,
     /// An entity of the named type.
     Entity(String),
     /// An entity of a type not known statically (e.g. `subject` when several types may ask).
@@ -40,6 +42,7 @@ impl Type {
             Type::Time => "Time".to_string(),
             Type::Duration => "Duration".to_string(),
             Type::Ip => "Ip".to_string(),
+            Type::Decimal => "Decimal".to_string(),
             Type::Entity(name) => name.clone(),
             Type::AnyEntity => "an entity".to_string(),
             Type::Set(element) => format!("Set<{}>", element.describe()),

@@ -25,6 +25,7 @@ pub enum Ty {
     Time,
     Duration,
     Ip,
+    Decimal,
     /// An entity of one of these declared types (never empty).
     Entity(Rc<BTreeSet<String>>),
     /// An entity whose type is not known before run time (no `entity` declarations).
@@ -65,6 +66,7 @@ impl Ty {
             Ty::Time => "Time".to_string(),
             Ty::Duration => "Duration".to_string(),
             Ty::Ip => "Ip".to_string(),
+            Ty::Decimal => "Decimal".to_string(),
             Ty::Entity(types) => types.iter().cloned().collect::<Vec<_>>().join(" | "),
             Ty::AnyEntity => "entity".to_string(),
             Ty::Action => "action".to_string(),
@@ -230,6 +232,7 @@ fn convert(ty: &Type) -> Ty {
         Type::Time => Ty::Time,
         Type::Duration => Ty::Duration,
         Type::Ip => Ty::Ip,
+        Type::Decimal => Ty::Decimal,
         Type::Entity(name) => Ty::entity(name),
         Type::AnyEntity => Ty::AnyEntity,
         Type::Set(element) => Ty::Set(Rc::new(convert(element))),
@@ -1330,16 +1333,22 @@ impl<'c, 'f> Typer<'c, 'f> {
                 Ty::Bool
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let ordered = |t: &Ty| matches!(t, Ty::Int | Ty::Time | Ty::Duration | Ty::Dynamic);
+                let ordered = |t: &Ty| {
+                    matches!(
+                        t,
+                        Ty::Int | Ty::Time | Ty::Duration | Ty::Decimal | Ty::Dynamic
+                    )
+                };
                 let ok = ordered(&left)
                     && ordered(&right)
                     && (left == right || left == Ty::Dynamic || right == Ty::Dynamic);
                 if !ok {
-                    self.operands_error(op, &left, &right, span, "`<`, `<=`, `>` and `>=` compare two `Int`s, two `Time`s or two `Duration`s".to_string());
+                    self.operands_error(op, &left, &right, span, "`<`, `<=`, `>` and `>=` compare two `Int`s, `Time`s, `Duration`s or `Decimal`s".to_string());
                 }
                 Ty::Bool
             }
             BinaryOp::Add | BinaryOp::Sub => self.arithmetic(op, &left, &right, span),
+            BinaryOp::Mul => self.multiply(&left, &right, span),
             BinaryOp::In => {
                 self.in_op(&left, &right, span);
                 Ty::Bool
@@ -1476,6 +1485,23 @@ impl<'c, 'f> Typer<'c, 'f> {
             self.operands_error(op, left, right, span, help.to_string());
             Ty::Dynamic
         })
+    }
+
+    /// `a * b`: two `Int`s (what Cedar multiplies); the product is an `Int` even when an operand
+    /// is only known at run time, since nothing else multiplies.
+    fn multiply(&mut self, left: &Ty, right: &Ty, span: Span) -> Ty {
+        let factor = |t: &Ty| matches!(t, Ty::Int | Ty::Dynamic);
+        if factor(left) && factor(right) {
+            return Ty::Int;
+        }
+        self.operands_error(
+            BinaryOp::Mul,
+            left,
+            right,
+            span,
+            "`*` multiplies two `Int`s".to_string(),
+        );
+        Ty::Dynamic
     }
 
     fn in_op(&mut self, left: &Ty, right: &Ty, span: Span) {
@@ -1943,7 +1969,8 @@ fn comparable(a: &Ty, b: &Ty) -> Comparable {
         | (Ty::Str, Ty::Str)
         | (Ty::Time, Ty::Time)
         | (Ty::Duration, Ty::Duration)
-        | (Ty::Ip, Ty::Ip) => Comparable::Yes,
+        | (Ty::Ip, Ty::Ip)
+        | (Ty::Decimal, Ty::Decimal) => Comparable::Yes,
         _ => Comparable::No,
     }
 }

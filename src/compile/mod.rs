@@ -22,6 +22,7 @@ use crate::program::{
 use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
 use crate::syntax::ParsedFile;
+use crate::syntax::decimal::parse_decimal;
 
 /// Something the checker lets through but the compiler cannot build. A directory that checks
 /// clean never produces one; they exist so that the compiler never has to panic.
@@ -430,6 +431,7 @@ impl Compiler<'_> {
                 .map(Value::Bool),
             Node::Add(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::add(x, y).ok()),
             Node::Sub(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::sub(x, y).ok()),
+            Node::Mul(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::mul(x, y).ok()),
             Node::In(a, b) => self
                 .both(*a, *b)
                 .and_then(|(x, y)| ops::is_in(&self.store, x, y).ok())
@@ -621,6 +623,7 @@ impl Compiler<'_> {
                     BinaryOp::ContainsAny => self.fold(Node::ContainsAny(l, r)),
                     BinaryOp::Add => self.fold(Node::Add(l, r)),
                     BinaryOp::Sub => self.fold(Node::Sub(l, r)),
+                    BinaryOp::Mul => self.fold(Node::Mul(l, r)),
                 }
             }
             ExprKind::Has { base, name } => {
@@ -718,7 +721,7 @@ impl Compiler<'_> {
                 }
                 self.intern(Node::Now)
             }
-            "time" | "duration" | "ip" => {
+            "time" | "duration" | "ip" | "decimal" => {
                 if !arity(self, 1) {
                     return self.constant(Value::Bool(false));
                 }
@@ -733,6 +736,7 @@ impl Compiler<'_> {
                 let value = match function.name.as_str() {
                     "time" => ops::time_literal(text).map(Value::Time),
                     "duration" => ops::duration_literal(text).map(Value::Duration),
+                    "decimal" => parse_decimal(text).ok().map(Value::Decimal),
                     _ => ops::ip_literal(text).map(Value::Ip),
                 };
                 match value {

@@ -597,6 +597,10 @@ impl<'a> Evaluator<'a> {
                 let (a, b) = (self.eval(*a)?, self.eval(*b)?);
                 ops::sub(&a, &b).map_err(fail)
             }
+            Node::Mul(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::mul(&a, &b).map_err(fail)
+            }
             Node::In(a, b) => {
                 let (a, b) = (self.operand(*a)?, self.operand(*b)?);
                 ops::is_in(store, &a, &b).map(Value::Bool).map_err(fail)

@@ -103,6 +103,16 @@ const DURATIONS: [(&str, i64); 6] = [
     ("1h30m", 5_400_000),
     ("15s", 15_000),
 ];
+/// Decimals as written, with their value in ten-thousandths.
+const DECIMALS: [(&str, i64); 7] = [
+    ("1.5", 15_000),
+    ("1.5000", 15_000),
+    ("-0.25", -2_500),
+    ("0.0", 0),
+    ("2.0001", 20_001),
+    ("922337203685477.5807", i64::MAX),
+    ("-922337203685477.5808", i64::MIN),
+];
 const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +125,7 @@ enum ATy {
     Roles,
     Time,
     Dur,
+    Dec,
     Info,
 }
 
@@ -128,6 +139,7 @@ impl ATy {
             ATy::StrSet | ATy::Roles => "Set<String>",
             ATy::Time => "Time",
             ATy::Dur => "Duration",
+            ATy::Dec => "Decimal",
             ATy::Info => "{ score: Int, team: String }",
         }
     }
@@ -156,6 +168,7 @@ fn attribute_pool(ty: &str) -> &'static [(&'static str, ATy, bool)] {
             ("public", ATy::Bool, false),
             ("owner", ATy::User, false),
             ("tags", ATy::StrSet, false),
+            ("rating", ATy::Dec, true),
         ],
         _ => &[
             ("level", ATy::Int, false),
@@ -202,6 +215,7 @@ enum C {
     Order,
     Add,
     Sub,
+    Mul,
     Neg,
     And,
     Or,
@@ -224,6 +238,7 @@ enum C {
     InRange,
     Time,
     Ip,
+    Decimal,
     ActionValue,
     Unless,
     NoCondition,
@@ -251,7 +266,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 61] = [
+const ALL_CONSTRUCTS: [C; 63] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -273,6 +288,7 @@ const ALL_CONSTRUCTS: [C; 61] = [
     C::Order,
     C::Add,
     C::Sub,
+    C::Mul,
     C::Neg,
     C::And,
     C::Or,
@@ -295,6 +311,7 @@ const ALL_CONSTRUCTS: [C; 61] = [
     C::InRange,
     C::Time,
     C::Ip,
+    C::Decimal,
     C::ActionValue,
     C::Unless,
     C::NoCondition,
@@ -327,10 +344,11 @@ enum K {
     Set,
     Time,
     Dur,
+    Dec,
     Rec,
 }
 
-const KINDS: [K; 8] = [
+const KINDS: [K; 9] = [
     K::Bool,
     K::Int,
     K::Str,
@@ -338,6 +356,7 @@ const KINDS: [K; 8] = [
     K::Set,
     K::Time,
     K::Dur,
+    K::Dec,
     K::Rec,
 ];
 
@@ -350,6 +369,7 @@ fn kind_of(ty: ATy) -> K {
         ATy::StrSet | ATy::Roles => K::Set,
         ATy::Time => K::Time,
         ATy::Dur => K::Dur,
+        ATy::Dec => K::Dec,
         ATy::Info => K::Rec,
     }
 }
@@ -499,6 +519,7 @@ impl Gen<'_> {
                 ("context", "x-y"),
             ],
             K::Time => &[("context", "when")],
+            K::Dec => &[("context", "rate")],
             K::Ent => &[("context", "who")],
             K::Set => &[("context", "list")],
             K::Rec => &[("context", "rec")],
@@ -562,6 +583,7 @@ impl Gen<'_> {
             K::Set => self.set_expr(depth),
             K::Time => self.time_expr(depth),
             K::Dur => self.dur_expr(depth),
+            K::Dec => self.dec_expr(),
             K::Rec => self.rec_expr(depth),
         }
     }
@@ -584,10 +606,14 @@ impl Gen<'_> {
             1 => self.path(K::Int).unwrap_or_else(|| "1".to_string()),
             2 => self.let_of(K::Int).unwrap_or_else(|| "2".to_string()),
             3 => {
-                let op = self.rng.below(3);
+                let op = self.rng.below(4);
                 let a = self.expr(K::Int, depth - 1);
                 let b = self.expr(K::Int, depth - 1);
                 match op {
+                    3 => {
+                        self.hit(C::Mul);
+                        format!("({a} * {b})")
+                    }
                     0 => {
                         self.hit(C::Add);
                         format!("({a} + {b})")
@@ -719,6 +745,21 @@ impl Gen<'_> {
         }
     }
 
+    fn dec_expr(&mut self) -> String {
+        match self.rng.weighted(&[3, 3, 1]) {
+            0 => {
+                self.hit(C::Decimal);
+                format!("decimal({})", str_lit(self.rng.pick(&DECIMALS).0))
+            }
+            1 => self
+                .path(K::Dec)
+                .unwrap_or_else(|| "decimal(\"1.0\")".to_string()),
+            _ => self
+                .let_of(K::Dec)
+                .unwrap_or_else(|| "decimal(\"-1.0\")".to_string()),
+        }
+    }
+
     fn rec_expr(&mut self, depth: u32) -> String {
         match self.rng.below(4) {
             0 => {
@@ -805,7 +846,7 @@ impl Gen<'_> {
 
     fn atom(&mut self) -> String {
         let choice = self.rng.weighted(&[
-            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2,
+            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2, 2,
         ]);
         match choice {
             0 => {
@@ -960,7 +1001,11 @@ impl Gen<'_> {
                 self.hit(C::IsEmpty);
                 format!("({} is empty)", self.expr(K::Set, 1))
             }
-            20 => self.action_test(),
+            20 => {
+                let (a, b) = (self.expr(K::Dec, 1), self.expr(K::Dec, 1));
+                self.order(a, b)
+            }
+            21 => self.action_test(),
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
                 self.equality(a, b)
@@ -1177,6 +1222,7 @@ fn json_of(value: &RValue) -> Json {
         RValue::Time(t) => json!(t.to_string()),
         RValue::Duration(d) => json!(format!("{}ms", d.as_millis())),
         RValue::Ip(ip) => json!(ip.to_string()),
+        RValue::Decimal(d) => json!(crate::syntax::decimal::decimal_text(*d)),
     }
 }
 
@@ -1234,6 +1280,16 @@ fn data_value(rng: &mut Rng, ty: ATy, roles: &[&str]) -> (RValue, Json) {
                 json!(text),
             )
         }
+        ATy::Dec => {
+            let (text, value) = *rng.pick(&DECIMALS);
+            // Both of the ways a data file may write one.
+            let written = if rng.chance(50) {
+                json!(text)
+            } else {
+                json!({"__extn": {"fn": "decimal", "arg": text}})
+            };
+            (RValue::Decimal(value), written)
+        }
         ATy::Info => {
             let score = *rng.pick(&INTS);
             let team = *rng.pick(&STRINGS);
@@ -1273,6 +1329,7 @@ fn dynamic_value(rng: &mut Rng, ty: ATy, roles: &[&str]) -> RValue {
     match ty {
         // No typed decoding without declarations: times and durations cannot be stored.
         ATy::Time | ATy::Dur => RValue::str(rng.pick(&TIMES)),
+        ATy::Dec => RValue::str(rng.pick(&DECIMALS).0),
         ATy::Roles => {
             let pool: Vec<&str> = if roles.is_empty() {
                 vec!["viewer", "nobody"]
@@ -1348,7 +1405,7 @@ fn generate(seed: u64) -> Case {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
             policy.push_str(
-                " context { mfa?: Bool, n?: Int, dept?: String, who?: User, when?: Time, \"x-y\"?: Int }",
+                " context { mfa?: Bool, n?: Int, dept?: String, who?: User, when?: Time, \"x-y\"?: Int, rate?: Decimal }",
             );
         }
         policy.push('\n');
@@ -1674,6 +1731,7 @@ fn generate(seed: u64) -> Case {
             ("list", 4),
             ("when", 5),
             ("x-y", 2),
+            ("rate", 6),
         ];
         for (name, kind) in members {
             if !rng.chance(50) {
@@ -1713,6 +1771,17 @@ fn generate(seed: u64) -> Case {
                         ]);
                         let written = json_of(&value);
                         (value, written)
+                    }
+                    6 => {
+                        let (text, value) = *rng.pick(&DECIMALS);
+                        if !typed_context {
+                            (RValue::str(text), json!(text))
+                        } else if rng.chance(50) {
+                            (RValue::Decimal(value), json!(text))
+                        } else {
+                            let written = json!({"__extn": {"fn": "decimal", "arg": text}});
+                            (RValue::Decimal(value), written)
+                        }
                     }
                     _ => {
                         let text = *rng.pick(&TIMES);

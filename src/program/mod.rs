@@ -147,6 +147,7 @@ pub enum Node {
     Compare(Compare, NodeId, NodeId),
     Add(NodeId, NodeId),
     Sub(NodeId, NodeId),
+    Mul(NodeId, NodeId),
     In(NodeId, NodeId),
     Contains(NodeId, NodeId),
     ContainsAll(NodeId, NodeId),

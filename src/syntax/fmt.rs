@@ -171,6 +171,7 @@ fn binding(expr: &Expr) -> u8 {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
             BinaryOp::Add | BinaryOp::Sub => 5,
+            BinaryOp::Mul => 6,
             _ => 4,
         },
         ExprKind::Unary {
@@ -186,10 +187,10 @@ fn binding(expr: &Expr) -> u8 {
         } => 4,
         ExprKind::Unary {
             op: UnaryOp::Neg, ..
-        } => 6,
-        ExprKind::Int(value) if *value < 0 => 6,
-        ExprKind::Attr { .. } | ExprKind::Properties(_) => 7,
-        _ => 8,
+        } => 7,
+        ExprKind::Int(value) if *value < 0 => 7,
+        ExprKind::Attr { .. } | ExprKind::Properties(_) => 8,
+        _ => 9,
     }
 }
 
@@ -199,6 +200,7 @@ fn operand_bindings(op: BinaryOp) -> (u8, u8) {
         BinaryOp::Or => (1, 2),
         BinaryOp::And => (2, 3),
         BinaryOp::Add | BinaryOp::Sub => (5, 6),
+        BinaryOp::Mul => (6, 7),
         // Comparisons do not chain: both sides are sums.
         _ => (5, 5),
     }
@@ -1552,7 +1554,7 @@ impl<'a> Printer<'a> {
                 self.record(entries, span.start as usize, span.end as usize);
             }
             ExprKind::Attr { base, name } => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 if attribute_is_bare(&name.text) {
                     self.keyword(".");
                     self.token(name.span, &name.text);
@@ -1563,7 +1565,7 @@ impl<'a> Printer<'a> {
                 }
             }
             ExprKind::Properties(base) => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 self.keyword(".");
                 self.keyword("properties");
             }
@@ -1585,7 +1587,7 @@ impl<'a> Printer<'a> {
                 }
                 UnaryOp::Neg => {
                     self.keyword("-");
-                    self.expr(operand, 6);
+                    self.expr(operand, 7);
                 }
                 UnaryOp::IsEmpty => {
                     self.expr(operand, 5);

@@ -631,11 +631,6 @@ fn unexpected(
                     .to_string(),
             )
         }
-        Token::Star if expects("\"==\"") => Some(
-            "Warden has no multiplication: compare with a constant already multiplied \
-             (`x > 20` where Cedar writes `x * 2 > 40`)"
-                .to_string(),
-        ),
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),

@@ -142,6 +142,7 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
         BinaryOp::ContainsAny,
         BinaryOp::Add,
         BinaryOp::Sub,
+        BinaryOp::Mul,
     ])
 }
 

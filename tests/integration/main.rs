@@ -31,6 +31,7 @@ mod import_cedar;
 mod layers;
 mod limits;
 mod lsp;
+mod numbers;
 mod policy_tests;
 mod readme;
 mod scale;

@@ -11,11 +11,9 @@ use super::schema::{Attr, Schema, Type};
 use crate::ast::{
     ActionOp, ActionTest, BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar,
 };
+use crate::check::BUILTIN_TYPES;
 use crate::source::Span;
 use crate::syntax::fmt::{action_name_text, format_expr, key_text, quoted};
-
-/// The names Warden gives its own types; an entity type may not take one.
-const BUILT_IN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
 
 fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
     ImportError::Unsupported {
@@ -175,7 +173,7 @@ fn entity_name(name: &str, span: Span) -> Result<(), ImportError> {
             "Warden has no namespaces yet; drop the namespace from the type name",
         ));
     }
-    if BUILT_IN_TYPES.contains(&name) || name == "properties" {
+    if BUILTIN_TYPES.contains(&name) || name == "properties" {
         return Err(ImportError::Invalid {
             message: format!("entity type `{name}` has the name of a Warden type"),
             span,
@@ -245,14 +243,7 @@ fn type_text(schema: &Schema, ty: &Type, depth: usize) -> Result<String, ImportE
                 "ipaddr" => "Ip".to_string(),
                 "datetime" => "Time".to_string(),
                 "duration" => "Duration".to_string(),
-                "decimal" => {
-                    return Err(unsupported(
-                        "the `decimal` type",
-                        span,
-                        "Warden has no decimal type yet; store the value as an integer of \
-                         hundredths or thousandths",
-                    ));
-                }
+                "decimal" => "Decimal".to_string(),
                 _ => {
                     return Err(ImportError::Invalid {
                         message: format!("unknown type `{name}`"),
@@ -586,12 +577,12 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     })
 }
 
-/// Whether `e` adds, subtracts or negates (each can overflow).
+/// Whether `e` adds, subtracts, multiplies or negates (each can overflow).
 fn has_arithmetic(e: &Expr) -> bool {
     let here = matches!(
         e.kind,
         ExprKind::Binary {
-            op: BinaryOp::Add | BinaryOp::Sub,
+            op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul,
             ..
         } | ExprKind::Unary {
             op: UnaryOp::Neg,
@@ -805,13 +796,6 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
         }),
         K::Binary(op, a, b) if matches!(a.kind, K::Var(Var::Action)) => action_test(*op, b, sp)?,
         K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
-        K::Mul => {
-            return Err(unsupported(
-                "multiplication (`*`)",
-                sp,
-                "Warden has no multiplication yet; compute the product into an attribute",
-            ));
-        }
         K::If(cond, then, otherwise) => w(ExprKind::If {
             cond: boxed(cond)?,
             then: boxed(then)?,
@@ -946,13 +930,10 @@ fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<E
             op: UnaryOp::IsEmpty,
             operand: Box::new(expr(base)?),
         }),
-        "lessThan" | "lessThanOrEqual" | "greaterThan" | "greaterThanOrEqual" => {
-            return Err(unsupported(
-                &format!("the decimal method `{method}`"),
-                sp,
-                "Warden has no decimal type yet",
-            ));
-        }
+        "lessThan" => bin(BinaryOp::Lt, expr(base)?, one()?),
+        "lessThanOrEqual" => bin(BinaryOp::Le, expr(base)?, one()?),
+        "greaterThan" => bin(BinaryOp::Gt, expr(base)?, one()?),
+        "greaterThanOrEqual" => bin(BinaryOp::Ge, expr(base)?, one()?),
         "isIpv4" | "isIpv6" | "isLoopback" | "isMulticast" if args.is_empty() => {
             let function = match method {
                 "isIpv4" => "is_ipv4",
@@ -992,7 +973,7 @@ fn literal_arg<'a>(function: &str, args: &'a [CExpr], sp: Span) -> Result<&'a st
         _ => Err(unsupported(
             &format!("`{function}` of a computed value"),
             sp,
-            "Warden's `ip`, `time` and `duration` take a string literal",
+            "Warden's `ip`, `time`, `duration` and `decimal` take a string literal",
         )),
     }
 }
@@ -1020,13 +1001,7 @@ fn call(function: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
             }
         }
         "duration" => warden_call("duration", literal_arg(function, args, sp)?.to_string()),
-        "decimal" => {
-            return Err(unsupported(
-                "the `decimal` type",
-                sp,
-                "Warden has no decimal type yet",
-            ));
-        }
+        "decimal" => warden_call("decimal", literal_arg(function, args, sp)?.to_string()),
         other => {
             return Err(unsupported(
                 &format!("the function `{other}`"),
