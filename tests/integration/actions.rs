@@ -284,3 +284,24 @@ fn data_files_may_not_define_or_name_an_id_an_enumeration_does_not_list() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_rule_with_on_is_typed_by_the_actions_that_apply_to_its_types() {
+    // `list` never sends `mfa`, but it never applies to a `Doc` either: on `Doc`, `g` is `read`
+    // alone, whose `context.mfa` is always there.
+    let engine = inline(
+        "entity Doc\nentity Folder\n\
+         action read on Doc context { mfa: Bool }\n\
+         action list on Folder context {}\n\
+         action group g = [read, list]\n\
+         @id(\"mfa\") allow g on Doc if context.mfa\n",
+        None,
+    );
+    let body = json!({
+        "subject": {"type": "Doc", "id": "someone"},
+        "action": {"name": "read"},
+        "resource": {"type": "Doc", "id": "d"},
+        "context": {"mfa": true},
+    });
+    assert_eq!(decide_at(&engine, body, at(WORKDAY)), held(&["mfa"]));
+}

@@ -1,14 +1,16 @@
 //! Cedar's engine as a differential oracle for `warden import cedar`.
 //!
 //! 1. The example applications under tests/data/cedar/ (TinyTodo, GitHub, document cloud,
-//!    PhotoFlash, hotel chains, the expressions, numbers and namespaces apps): each is imported into Warden, and every request of its
-//!    `requests.json` is decided by `cedar-policy` and by Warden, and checked against the
-//!    answer written there.
-//! 2. Random applications in the subset Warden can say: a schema, policies (scopes of every
-//!    kind, `when`/`unless`, `has`, `like`, `in`, `is`, attribute chains, sets, arithmetic and
-//!    multiplication that overflow, decimals and their comparisons, entities missing from the
-//!    store), entities and requests, from a seed. Every
-//!    request is decided by both; every disagreement is printed. The allow, deny and error
+//!    PhotoFlash, hotel chains, GitHub's permission levels, the expressions, numbers and
+//!    namespaces apps):
+//!    each is imported into Warden, and every request of its `requests.json` is decided by
+//!    `cedar-policy` and by Warden, and checked against the answer written there.
+//! 2. Random applications in the subset Warden can say: a schema with an action hierarchy of
+//!    its own (actions in actions and in pure groups), policies (scopes of every kind, `when`/
+//!    `unless`, `has`, `like`, `in`, `is`, `action in`/`==`/`!=`, attribute chains, sets,
+//!    arithmetic and multiplication that overflow, decimals and their comparisons, entities
+//!    missing from the store), entities and requests, from a seed. Every request is decided by
+//!    both; every disagreement is printed. The allow, deny and error
 //!    shares are asserted, so that a generator that only ever denies fails.
 //!
 //!   cargo run --manifest-path benches/cedar-oracle/Cargo.toml -- [--rounds N] [--seed S]
@@ -342,10 +344,77 @@ entity Doc in [Folder] = {
   owner: User, folder: Folder, level: Long, name: String, readers?: Group, price: decimal,
 };
 type Ctx = { mfa: Bool, n: Long, ip?: ipaddr, rate: decimal };
-action all;
-action read, write in [all] appliesTo { principal: User, resource: [Doc, Folder], context: Ctx };
-action share, delete in [all] appliesTo { principal: User, resource: Doc, context: Ctx };
 "#;
+
+/// The actions a request names, and the resource types each applies to.
+const ACTIONS: [(&str, &str); 4] = [
+    ("read", "[Doc, Folder]"),
+    ("write", "[Doc, Folder]"),
+    ("share", "Doc"),
+    ("delete", "Doc"),
+];
+/// Actions no request names: Cedar's pure groups.
+const GROUPS_OF_ACTIONS: [&str; 2] = ["all", "edit"];
+
+/// A random action hierarchy, as the schema's action declarations: the requestable actions in
+/// a random order, each `in` some of the ones before it and some pure groups (`edit` itself
+/// maybe `in` `all`).
+fn gen_actions(rng: &mut Rng) -> String {
+    let mut order: Vec<usize> = (0..ACTIONS.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut text = String::from("action all;\n");
+    text.push_str(if rng.chance(50) { "action edit in [all];\n" } else { "action edit;\n" });
+    for (place, &a) in order.iter().enumerate() {
+        let (name, resources) = ACTIONS[a];
+        let mut mine: Vec<String> = Vec::new();
+        for &earlier in &order[..place] {
+            if rng.chance(35) {
+                mine.push(ACTIONS[earlier].0.to_string());
+            }
+        }
+        for group in GROUPS_OF_ACTIONS {
+            if rng.chance(40) {
+                mine.push(group.to_string());
+            }
+        }
+        let listed: Vec<String> = mine.iter().map(|p| format!("Action::\"{p}\"")).collect();
+        let within = if listed.is_empty() {
+            String::new()
+        } else {
+            format!(" in [{}]", listed.join(", "))
+        };
+        text.push_str(&format!(
+            "action {name}{within} appliesTo {{ principal: User, resource: {resources}, context: Ctx }};\n"
+        ));
+    }
+    text
+}
+
+/// Any action or group name of the hierarchy.
+fn any_action(rng: &mut Rng) -> &'static str {
+    match rng.below(6) {
+        4 => "all",
+        5 => "edit",
+        i => ACTIONS[i].0,
+    }
+}
+
+/// A test of `action` in a condition: `in` a name or a list, `==`, `!=`.
+fn gen_action_cond(rng: &mut Rng) -> String {
+    let a = any_action(rng);
+    let r = ACTIONS[rng.below(ACTIONS.len())].0;
+    match rng.below(4) {
+        0 => format!("action in Action::\"{a}\""),
+        1 => format!(
+            "action in [Action::\"{a}\", Action::\"{}\"]",
+            any_action(rng)
+        ),
+        2 => format!("action == Action::\"{r}\""),
+        _ => format!("action != Action::\"{r}\""),
+    }
+}
 
 const USERS: usize = 10;
 const GROUPS: usize = 5;
@@ -370,17 +439,24 @@ fn gen_scope(rng: &mut Rng) -> (String, Res) {
         3 => format!("principal is User in Group::\"g{}\"", rng.below(GROUPS)),
         _ => "principal".to_string(),
     };
-    let (action, doc_only) = match rng.below(5) {
-        0 => ("action == Action::\"read\"".to_string(), false),
-        1 => (
-            "action in [Action::\"write\", Action::\"read\"]".to_string(),
-            false,
-        ),
-        2 => (
-            "action in [Action::\"share\", Action::\"delete\"]".to_string(),
-            true,
-        ),
-        3 => ("action in Action::\"all\"".to_string(), false),
+    // A scope naming only `share` or `delete` keeps to `Doc`; one naming a group may cover
+    // either (Cedar's validator drops what cannot apply).
+    let (action, doc_only) = match rng.below(6) {
+        0 => {
+            let a = ACTIONS[rng.below(ACTIONS.len())].0;
+            (
+                format!("action == Action::\"{a}\""),
+                a == "share" || a == "delete",
+            )
+        }
+        1 | 2 => {
+            let (a, b) = (any_action(rng), any_action(rng));
+            (format!("action in [Action::\"{a}\", Action::\"{b}\"]"), false)
+        }
+        3 | 4 => {
+            let a = any_action(rng);
+            (format!("action in Action::\"{a}\""), false)
+        }
         _ => ("action".to_string(), false),
     };
     let (resource, mut res) = match rng.below(6) {
@@ -457,6 +533,9 @@ fn gen_cond(rng: &mut Rng, res: Res, depth: usize) -> String {
     let doc = res == Res::Doc;
     if rng.chance(20) {
         return gen_number_cond(rng, doc);
+    }
+    if rng.chance(12) {
+        return gen_action_cond(rng);
     }
     let n = rng.below(6);
     let g = rng.below(GROUPS);
@@ -604,10 +683,12 @@ fn gen_request(rng: &mut Rng) -> Req {
 
 fn random(tally: &mut Tally, rounds: usize, seed: u64, scratch: &Path) -> (usize, usize) {
     let mut rng = Rng(seed);
-    let schema = cedar_schema(SCHEMA);
-    let validator = Validator::new(schema.clone());
     let (mut kept, mut dropped) = (0, 0);
     for round in 0..rounds {
+        // A hierarchy of actions of its own in each round.
+        let actions = gen_actions(&mut rng);
+        let schema_text = format!("{SCHEMA}{actions}");
+        let validator = Validator::new(cedar_schema(&schema_text));
         // Only policies Cedar's strict validator accepts: the importer's promise is for those.
         let mut policies = String::new();
         for i in 0..(2 + rng.below(6)) {
@@ -632,7 +713,7 @@ fn random(tally: &mut Tally, rounds: usize, seed: u64, scratch: &Path) -> (usize
             }
         }
         let app = App {
-            schema: SCHEMA.to_string(),
+            schema: schema_text,
             policies,
             entities: gen_entities(&mut rng),
             links: None,
