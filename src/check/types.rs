@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
+use rustc_hash::FxHashMap;
+
 use crate::ast::{self, BinaryOp, Effect, Expr, ExprKind, Item, Name, UnaryOp, Var};
 use crate::check::Ctx;
 use crate::check::declare::{self, Declared};
@@ -190,7 +192,8 @@ pub struct Typer<'c, 'f> {
     schema: &'c Schema,
     declared: &'c Declared,
     names: &'c Names<'f>,
-    entities: HashMap<String, EntityTy>,
+    /// Fx, not SipHash: the keys are the policy author's type names, never request data.
+    entities: FxHashMap<String, EntityTy>,
     /// The type of `subject`: any declared entity type.
     all: Ty,
     let_types: HashMap<String, Ty>,
@@ -271,7 +274,7 @@ fn merge_records(records: &[(&str, &RecordType)]) -> RecordTy {
 
 /// Type-checks every rule, grant, `let` and test of the directory.
 pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, names: &Names<'f>) {
-    let entities: HashMap<String, EntityTy> = schema
+    let entities: FxHashMap<String, EntityTy> = schema
         .entity_types
         .iter()
         .map(|(name, e)| {
