@@ -118,8 +118,12 @@ impl TypeExpr {
 pub struct ActionDecl {
     pub annotations: Vec<Annotation>,
     pub names: Vec<Name>,
+    /// `in triage` / `in [triage, audit]`: the actions or groups these actions sit beneath.
+    pub parents: Vec<Name>,
     /// Resource types the actions apply to; empty means any type.
     pub resource_types: Vec<Ident>,
+    /// `by User, Team`: the subject types that may ask; empty means any type.
+    pub subject_types: Vec<Ident>,
     /// The caller-sent `action.properties`, typed when declared.
     pub properties: Option<Vec<AttrDecl>>,
     /// The `context` the actions expect; `None` leaves context dynamic.
@@ -314,7 +318,8 @@ impl Expr {
             | ExprKind::Duration(_)
             | ExprKind::Entity { .. }
             | ExprKind::Var(_)
-            | ExprKind::Let(_) => {}
+            | ExprKind::Let(_)
+            | ExprKind::ActionTest(_) => {}
             ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
                 elements.iter().for_each(f)
             }
@@ -388,6 +393,8 @@ pub enum BinaryOp {
     ContainsAny,
     Add,
     Sub,
+    /// `a * b`: the product of two `Int`s (an overflow is an error, as for `+` and `-`).
+    Mul,
 }
 
 impl BinaryOp {
@@ -407,6 +414,7 @@ impl BinaryOp {
             BinaryOp::ContainsAny => "contains any",
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
         }
     }
 }
@@ -473,6 +481,38 @@ pub enum ExprKind {
         then: Box<Expr>,
         otherwise: Box<Expr>,
     },
+    /// `action in write`, `action in [read, write]`, `action == read`: the requested action
+    /// tested against declared action and group names (never `let`s).
+    ActionTest(ActionTest),
+}
+
+/// A test of the requested action; see [`ExprKind::ActionTest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionTest {
+    pub op: ActionOp,
+    pub names: Vec<Name>,
+    /// The names were written in brackets (`action in [read]`); only with `in`.
+    pub list: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionOp {
+    /// The action is the named one or beneath it (through groups and `action … in …`).
+    In,
+    /// The action is exactly the named one.
+    Eq,
+    /// The action is not exactly the named one.
+    Ne,
+}
+
+impl ActionOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOp::In => "in",
+            ActionOp::Eq => "==",
+            ActionOp::Ne => "!=",
+        }
+    }
 }
 
 /// `test "name" { ... }`: expectations about decisions, run by `warden test`.

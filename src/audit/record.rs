@@ -18,6 +18,7 @@
 //! | `decision` | `"allow"` or `"deny"` |
 //! | `rules` | the ids of the deciding rules |
 //! | `errors` | one `rule-id: message` per rule that failed, or why the request was not decidable |
+//! | `limited` | when the policy allowed (by `rules`) and a limit refused, so the decision is `deny`: `{"policy": "allow", "name", "refusal", "retry_after"}` |
 //! | `policy_version` | the version of the program that decided |
 //! | `latency_us` | microseconds from the call's arrival to the decision |
 //! | `masked` | the paths of masked values, when there are any: such records are not replayable |
@@ -27,7 +28,8 @@
 //! in `outcomes`, or `null` for an item that was not recorded (not well-formed, or left out by
 //! `audit_mode`); items after a batch stopped (`deny_on_first_deny`, `permit_on_first_permit`)
 //! are absent. `outcomes` holds each distinct outcome once, `{"decision", "rules", "read",
-//! "errors"}` (`errors` only when there are some; such an outcome is never shared), its `read`
+//! "errors", "limited"}` (`errors` and `limited` only when there are some; such an outcome is
+//! never shared), its `read`
 //! a list of indexes into `reads`: the distinct `["path", "value"]` pairs the items read, each
 //! written once. Then `policy_version`, `latency_us` (to the last item decided) and `masked`
 //! (request paths such as `evaluations[3].context.token`, read paths as
@@ -40,6 +42,7 @@ use smallvec::SmallVec;
 
 use crate::data::value::{EntityRef, Value};
 use crate::eval::{Decision, Frame, explain};
+use crate::limit::Refusal;
 use crate::program::{Node, NodeId, Party, Program};
 
 /// What a masked value is replaced by.
@@ -417,6 +420,19 @@ impl Builder {
         outcome: Outcome<'_>,
         masking: &Masking,
     ) {
+        self.counted_outcome(item, program, outcome, None, masking);
+    }
+
+    /// Records an outcome as [`Builder::outcome`] does, and, for a request the policy allowed
+    /// that a limit then refused, that refusal (`limited`): the decision is then `deny`.
+    pub fn counted_outcome(
+        &mut self,
+        item: Option<usize>,
+        program: &Program,
+        outcome: Outcome<'_>,
+        limited: Option<&Refusal>,
+        masking: &Masking,
+    ) {
         let index = match (self.shape, item) {
             (Shape::Batch, Some(index)) if index >= self.entries => Some(index),
             (Shape::Single, _) if self.decisions == 0 => None,
@@ -427,15 +443,24 @@ impl Builder {
         // The thread's cache, held from the first outcome to the end of the record.
         let mut cache = self.cache.take().unwrap_or_else(take_cache);
         cache.prepare(program, masking);
+        // Only a request the policy allowed is counted against limits.
+        let limited = limited.filter(|_| matches!(outcome, Ok((decision, _)) if decision.allowed));
         match index {
-            Some(index) => self.item(index, &mut cache, program, outcome),
-            None => self.single(&mut cache, program, outcome),
+            Some(index) => self.item(index, &mut cache, program, outcome, limited),
+            None => self.single(&mut cache, program, outcome, limited),
         }
         self.cache = Some(cache);
         self.decisions += 1;
     }
 
-    fn item(&mut self, index: usize, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+    fn item(
+        &mut self,
+        index: usize,
+        cache: &mut Cache,
+        program: &Program,
+        outcome: Outcome<'_>,
+        limited: Option<&Refusal>,
+    ) {
         let out = &mut self.out;
         if self.entries == 0 {
             out.push_str(",\"items\":[");
@@ -452,8 +477,11 @@ impl Builder {
             out.push(',');
         }
         self.entries += 1;
-        if let Ok((decision, frame)) = outcome
-            && decision.errors.is_empty()
+        // An outcome with errors or a limit's refusal is never shared: its messages are its own.
+        let shared =
+            limited.is_none() && matches!(outcome, Ok((decision, _)) if decision.errors.is_empty());
+        if shared
+            && let Ok((decision, frame)) = outcome
             && let Some(found) = self.outcomes.recent.find(decision, frame)
         {
             push_u64(out, u64::from(found));
@@ -487,7 +515,6 @@ impl Builder {
                 key.push(self.reads.index(program, path, value, hidden));
             }
         }
-        let shared = matches!(outcome, Ok((decision, _)) if decision.errors.is_empty());
         let outcomes = &mut self.outcomes;
         let known = if shared {
             outcomes.by_key.get(&**key).copied()
@@ -496,14 +523,13 @@ impl Builder {
         };
         let id = match known {
             Some(id) => id,
-            // A new outcome (one with errors is never shared: its messages are its own).
             None => {
                 let id = outcomes.len;
                 outcomes.len += 1;
                 if id > 0 {
                     outcomes.text.push(',');
                 }
-                write_verdict(&mut outcomes.text, cache, program, outcome, true);
+                write_verdict(&mut outcomes.text, cache, program, outcome, limited, true);
                 outcomes.text.push_str(",\"read\":[");
                 let reads = match outcome {
                     Ok((decision, _)) => key.get(2 + decision.reasons.len()..).unwrap_or_default(),
@@ -531,7 +557,13 @@ impl Builder {
         push_u64(out, u64::from(id));
     }
 
-    fn single(&mut self, cache: &mut Cache, program: &Program, outcome: Outcome<'_>) {
+    fn single(
+        &mut self,
+        cache: &mut Cache,
+        program: &Program,
+        outcome: Outcome<'_>,
+        limited: Option<&Refusal>,
+    ) {
         let out = &mut self.out;
         out.push_str(",\"read\":{");
         if let Ok((_, frame)) = outcome {
@@ -555,7 +587,7 @@ impl Builder {
             }
         }
         out.push('}');
-        write_verdict(out, cache, program, outcome, false);
+        write_verdict(out, cache, program, outcome, limited, false);
     }
 
     /// Decisions recorded so far.
@@ -606,19 +638,20 @@ impl Builder {
     }
 }
 
-/// Writes `decision`, `rules` and `errors` (in a batch item, opening it, and `errors` only
-/// when there are some).
+/// Writes `decision`, `rules`, `errors` (in a batch item, opening it, and `errors` only
+/// when there are some) and `limited` when a limit refused what the policy allowed.
 fn write_verdict(
     out: &mut String,
     cache: &Cache,
     program: &Program,
     outcome: Outcome<'_>,
+    limited: Option<&Refusal>,
     item: bool,
 ) {
     out.push_str(if item { "{" } else { "," });
     match outcome {
         Ok((decision, _)) => {
-            out.push_str(if decision.allowed {
+            out.push_str(if decision.allowed && limited.is_none() {
                 "\"decision\":\"allow\",\"rules\":["
             } else {
                 "\"decision\":\"deny\",\"rules\":["
@@ -643,6 +676,9 @@ fn write_verdict(
                 }
                 out.push(']');
             }
+            if let Some(refusal) = limited {
+                write_limited(out, refusal);
+            }
         }
         Err(message) => {
             out.push_str("\"decision\":\"deny\",\"rules\":[],\"errors\":[");
@@ -650,6 +686,26 @@ fn write_verdict(
             out.push(']');
         }
     }
+}
+
+/// Writes `limited`: the policy allowed, limit `name` refused (`reached`, `no key` or
+/// `unavailable`), and when to retry (when waiting helps). The refusal's message is left out:
+/// it renders the limit's key, which may be a value the record masks.
+fn write_limited(out: &mut String, refusal: &Refusal) {
+    out.push_str(",\"limited\":{\"policy\":\"allow\",\"name\":");
+    json_string(out, refusal.name());
+    out.push_str(",\"refusal\":\"");
+    out.push_str(match refusal {
+        Refusal::Reached { .. } => "reached",
+        Refusal::NoKey { .. } => "no key",
+        Refusal::Unavailable { .. } => "unavailable",
+    });
+    out.push('"');
+    if let Some(retry) = refusal.retry_after_secs() {
+        out.push_str(",\"retry_after\":");
+        push_u64(out, retry);
+    }
+    out.push('}');
 }
 
 /// The result of a read, as the frame holds it.

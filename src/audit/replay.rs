@@ -2,6 +2,9 @@
 //! another program, and lists the decisions that would flip, grouped by the rule that makes
 //! the difference.
 //!
+//! A decision a limit refused (`limited`) was allowed by the policy: replay compares that, and
+//! counts those the policy still allows apart, as limit-denied, neither flips nor unchanged.
+//!
 //! A record with masked values (`masked`) is not replayed: its request is not what the caller
 //! sent, and guessing would be worse than saying so. In a batch record, only the items a
 //! masked value touches are left out.
@@ -35,6 +38,9 @@ pub struct Flip {
     pub was: Vec<String>,
     /// The rules that decide now.
     pub now: Vec<String>,
+    /// The limit that refused the call when it was recorded (the policy allowed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limited: Option<String>,
 }
 
 /// Flips that share a direction and a cause.
@@ -66,6 +72,11 @@ pub struct Report {
     /// Records that could not be read back (bad JSON, no request or time).
     pub unreadable: u64,
     pub unchanged: u64,
+    /// Decisions a limit refused when recorded that the policy still allows: neither flips
+    /// nor unchanged (replay decides by policy; what a limit had counted is not in the log).
+    pub limited: u64,
+    /// [`Report::limited`] by the limit that refused them.
+    pub limited_by: BTreeMap<String, u64>,
     pub allow_to_deny: u64,
     pub deny_to_allow: u64,
     pub groups: Vec<Group>,
@@ -292,7 +303,13 @@ impl Replayer<'_> {
             self.report.unreadable += 1;
             return;
         };
-        let was_allowed = verdict == "allow";
+        // A call a limit refused was allowed by the policy: that is what replay compares.
+        let limited = recorded
+            .outcome
+            .get("limited")
+            .and_then(|limited| limited.get("name"))
+            .and_then(JsonValue::as_str);
+        let was_allowed = verdict == "allow" || limited.is_some();
         let decoded = match &recorded.parts {
             Ok(parts) => {
                 request::from_parts(program, parts, recorded.time).and_then(|mut decoded| {
@@ -342,7 +359,13 @@ impl Replayer<'_> {
         let report = &mut self.report;
         report.replayed += 1;
         if allowed == was_allowed {
-            report.unchanged += 1;
+            match limited {
+                Some(name) => {
+                    report.limited += 1;
+                    *report.limited_by.entry(name.to_string()).or_default() += 1;
+                }
+                None => report.unchanged += 1,
+            }
             return;
         }
         let was_rules: Vec<String> = recorded
@@ -397,6 +420,7 @@ impl Replayer<'_> {
             to: if allowed { "allow" } else { "deny" },
             was: was_rules,
             now: now_rules,
+            limited: limited.map(str::to_string),
         });
     }
 }
@@ -488,6 +512,18 @@ pub fn render(report: &Report) -> String {
         report.deny_to_allow,
         report.unchanged
     ));
+    if report.limited > 0 {
+        let by: Vec<String> = report
+            .limited_by
+            .iter()
+            .map(|(name, count)| format!("`{name}` {count}"))
+            .collect();
+        out.push_str(&format!(
+            "limit-denied: {} (the policy allows them, as when recorded; a limit refused them: {})\n",
+            report.limited,
+            by.join(", ")
+        ));
+    }
     let mut direction = "";
     for group in &report.groups {
         if group.direction != direction {
@@ -505,8 +541,13 @@ pub fn render(report: &Report) -> String {
                 .item
                 .map(|item| format!(" item {item}"))
                 .unwrap_or_default();
+            let limited = flip
+                .limited
+                .as_ref()
+                .map(|name| format!(", refused by limit `{name}`"))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "      seq {}{item} at {}: {} (was {} by {})\n",
+                "      seq {}{item} at {}: {} (was {} by {}{limited})\n",
                 flip.seq, flip.time, flip.request, flip.from, was
             ));
         }

@@ -15,7 +15,9 @@ use crate::check::{Ctx, Loc};
 use crate::source::Span;
 
 /// The built-in type names; no entity type may take one.
-pub const BUILTIN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
+pub const BUILTIN_TYPES: [&str; 8] = [
+    "Bool", "Int", "String", "Time", "Duration", "Ip", "Decimal", "Set",
+];
 
 /// Where each declared name is written, for "first declared here" and for later stages.
 #[derive(Debug, Default)]
@@ -61,7 +63,9 @@ pub fn declare(ctx: &mut Ctx<'_>) -> (Schema, Declared) {
             }
         }
     }
-    schema.action_groups = action_groups(ctx, &declared);
+    let hierarchy = action_hierarchy(ctx, &declared);
+    schema.action_groups = hierarchy.groups;
+    schema.action_descendants = hierarchy.actions;
     schema.roles = roles(ctx, &declared);
     (schema, declared)
 }
@@ -291,6 +295,7 @@ pub fn resolve_type(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, ty: &Ty
             "Time" => Type::Time,
             "Duration" => Type::Duration,
             "Ip" => Type::Ip,
+            "Decimal" => Type::Decimal,
             "Set" => {
                 ctx.report(
                     file,
@@ -311,7 +316,7 @@ pub fn resolve_type(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, ty: &Ty
                     .copied()
                     .chain(declared.entities.keys().map(String::as_str));
                 let help = suggest::did_you_mean(name, candidates, || {
-                    "the types are `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Set<T>`, records `{ a: T }` and the declared entity types".to_string()
+                    "the types are `Bool`, `Int`, `String`, `Time`, `Duration`, `Ip`, `Decimal`, `Set<T>`, records `{ a: T }` and the declared entity types".to_string()
                 });
                 ctx.report(
                     file,
@@ -426,6 +431,12 @@ fn action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, decl: &ast::Actio
             );
         }
     }
+    let mut subject_types = Vec::new();
+    for ty in &decl.subject_types {
+        if entity_name(ctx, declared, file, ty) && !subject_types.contains(&ty.name) {
+            subject_types.push(ty.name.clone());
+        }
+    }
     Action {
         name: decl
             .names
@@ -433,6 +444,7 @@ fn action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, decl: &ast::Actio
             .map(|n| n.text.clone())
             .unwrap_or_default(),
         resource_types,
+        subject_types,
         properties: decl
             .properties
             .as_ref()
@@ -444,36 +456,62 @@ fn action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, decl: &ast::Actio
     }
 }
 
-/// Action groups, flattened: a group may name actions and other groups; cycles are errors.
-fn action_groups(ctx: &mut Ctx<'_>, declared: &Declared) -> BTreeMap<String, BTreeSet<String>> {
+/// The action hierarchy, flattened: what each group, and each action that others are declared
+/// `in`, stands for. A group names actions and other groups; `action read in triage` puts
+/// `read` beneath an action or group. Cycles through either kind of link are errors.
+fn action_hierarchy(ctx: &mut Ctx<'_>, declared: &Declared) -> ActionHierarchy {
     let files = ctx.files;
-    let mut decls: Vec<(usize, &ast::ActionGroupDecl)> = Vec::new();
+    let mut groups: Vec<(usize, &ast::ActionGroupDecl)> = Vec::new();
+    // Every action declared in a first declaration, with the parents that declaration names.
+    let mut actions: Vec<(usize, &ast::Name, &[ast::Name])> = Vec::new();
     for (file, parsed) in files.iter().enumerate() {
         for item in &parsed.ast.items {
-            if let Item::ActionGroup(decl) = item
-                && is_first(&declared.groups, &decl.name.text, file, decl.name.span)
-            {
-                decls.push((file, decl));
+            match item {
+                Item::ActionGroup(decl)
+                    if is_first(&declared.groups, &decl.name.text, file, decl.name.span) =>
+                {
+                    groups.push((file, decl));
+                }
+                Item::Action(decl) => {
+                    for name in &decl.names {
+                        if is_first(&declared.actions, &name.text, file, name.span) {
+                            actions.push((file, name, &decl.parents));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
-    let index: HashMap<&str, usize> = decls
-        .iter()
-        .enumerate()
-        .map(|(i, (_, decl))| (decl.name.text.as_str(), i))
-        .collect();
-    let mut graph = Graph::new(decls.len());
-    let mut direct: Vec<BTreeSet<String>> = vec![BTreeSet::new(); decls.len()];
-    for (i, (file, decl)) in decls.iter().enumerate() {
+    // Nodes: the groups, then the actions.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, (_, decl)) in groups.iter().enumerate() {
+        index.insert(decl.name.text.as_str(), i);
+    }
+    for (i, (_, name, _)) in actions.iter().enumerate() {
+        index.insert(name.text.as_str(), groups.len() + i);
+    }
+    let node_name = |i: usize| -> &str {
+        match groups.get(i) {
+            Some((_, decl)) => decl.name.text.as_str(),
+            None => actions
+                .get(i - groups.len())
+                .map_or("", |(_, name, _)| name.text.as_str()),
+        }
+    };
+    let mut graph = Graph::new(groups.len() + actions.len());
+    // Members of groups that no declaration names (a directory without `action` declarations).
+    let mut undeclared: Vec<BTreeSet<String>> = vec![BTreeSet::new(); groups.len()];
+    for (i, (file, decl)) in groups.iter().enumerate() {
         for member in &decl.members {
             let at = Loc {
                 file: *file,
                 span: member.span,
             };
-            if let Some(&group) = index.get(member.text.as_str()) {
-                graph.add_edge(i, group, at);
-            } else if declared.actions.is_empty() || declared.actions.contains_key(&member.text) {
-                if let Some(set) = direct.get_mut(i) {
+            if let Some(&node) = index.get(member.text.as_str()) {
+                graph.add_edge(i, node, at);
+            } else if declared.actions.is_empty() {
+                if let Some(set) = undeclared.get_mut(i) {
                     set.insert(member.text.clone());
                 }
             } else {
@@ -481,12 +519,23 @@ fn action_groups(ctx: &mut Ctx<'_>, declared: &Declared) -> BTreeMap<String, BTr
             }
         }
     }
-    let walk = graph.walk();
-    for (cycle, at) in &walk.cycles {
-        let names: Vec<&str> = cycle
-            .iter()
-            .filter_map(|&i| decls.get(i).map(|(_, d)| d.name.text.as_str()))
-            .collect();
+    for (i, (file, _, parents)) in actions.iter().enumerate() {
+        for parent in *parents {
+            match index.get(parent.text.as_str()) {
+                Some(&node) => graph.add_edge(
+                    node,
+                    groups.len() + i,
+                    Loc {
+                        file: *file,
+                        span: parent.span,
+                    },
+                ),
+                None => unknown_action(ctx, declared, *file, parent),
+            }
+        }
+    }
+    for (cycle, at) in &graph.walk().cycles {
+        let names: Vec<&str> = cycle.iter().map(|&i| node_name(i)).collect();
         ctx.report(
             at.file,
             CheckError::GroupCycle {
@@ -495,15 +544,35 @@ fn action_groups(ctx: &mut Ctx<'_>, declared: &Declared) -> BTreeMap<String, BTr
             },
         );
     }
-    let mut groups = BTreeMap::new();
-    for (i, (_, decl)) in decls.iter().enumerate() {
-        let mut actions = direct.get(i).cloned().unwrap_or_default();
-        for member in graph.reachable(i) {
-            actions.extend(direct.get(member).into_iter().flatten().cloned());
+    let covered = |i: usize| -> BTreeSet<String> {
+        let mut below = BTreeSet::new();
+        for node in std::iter::once(i).chain(graph.reachable(i)) {
+            if node >= groups.len() {
+                below.insert(node_name(node).to_string());
+            } else if let Some(set) = undeclared.get(node) {
+                below.extend(set.iter().cloned());
+            }
         }
-        groups.insert(decl.name.text.clone(), actions);
+        below
+    };
+    let mut hierarchy = ActionHierarchy::default();
+    for (i, (_, decl)) in groups.iter().enumerate() {
+        hierarchy.groups.insert(decl.name.text.clone(), covered(i));
     }
-    groups
+    for i in groups.len()..groups.len() + actions.len() {
+        if graph.edges.get(i).is_some_and(|edges| !edges.is_empty()) {
+            hierarchy
+                .actions
+                .insert(node_name(i).to_string(), covered(i));
+        }
+    }
+    hierarchy
+}
+
+#[derive(Default)]
+struct ActionHierarchy {
+    groups: BTreeMap<String, BTreeSet<String>>,
+    actions: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Reports an undeclared action (or action group) name.

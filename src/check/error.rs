@@ -185,13 +185,34 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::group_cycle),
         help(
-            "a group cannot contain itself, directly or through other groups; remove one of these members"
+            "a group or action cannot be beneath itself, directly or through other groups and actions; remove one of these members or parents"
         )
     )]
     GroupCycle {
         cycle: String,
-        #[label("this member closes the cycle")]
+        #[label("this link closes the cycle")]
         span: Span,
+    },
+
+    #[error("`subject` may be a {lacking}, which has no attribute `{name}`")]
+    #[diagnostic(code(warden::check::subject_attribute))]
+    SubjectAttribute {
+        name: String,
+        lacking: String,
+        #[label("not on every subject type these actions accept")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("`Action::{id}` is Cedar's spelling of an action")]
+    #[diagnostic(code(warden::check::cedar_action))]
+    CedarAction {
+        id: String,
+        #[label("the requested action is tested by name")]
+        span: Span,
+        #[help]
+        help: String,
     },
 
     #[error("`let` cycle: {cycle}")]
@@ -390,7 +411,7 @@ pub enum CheckError {
     #[diagnostic(
         code(warden::check::action_value),
         help(
-            "name the actions a rule covers in its head (`allow view, list on Album`); read what the caller sent with `action.properties`"
+            "name the actions a rule covers in its head (`allow view, list on Album`), test the requested one with `action in write` or `action == view`; read what the caller sent with `action.properties`"
         )
     )]
     ActionValue {

@@ -7,6 +7,7 @@
 //! | `time("2026-03-02T10:00:00Z")` | `Time` | an RFC 3339 instant; the offset (`Z`, `+01:00`) is required |
 //! | `duration("1h30m")` | `Duration` | units `d`, `h`, `m`, `s`, `ms`, as duration literals |
 //! | `ip("10.0.0.1")`, `ip("10.0.0.0/8")` | `Ip` | an IPv4 or IPv6 address, or a CIDR range |
+//! | `decimal("1.25")` | `Decimal` | up to four digits after the point, as Cedar's `decimal` |
 //! | `hour(t, "Europe/Paris")` | `Int` | 0–23, in the named IANA time zone |
 //! | `minute(t, zone)` | `Int` | 0–59 |
 //! | `weekday(t, zone)` | `Int` | 1 = Monday … 7 = Sunday (ISO 8601) |
@@ -17,7 +18,7 @@
 //! | `is_ipv4(a)`, `is_ipv6(a)` | `Bool` | the address or range is of that version |
 //! | `is_loopback(a)`, `is_multicast(a)` | `Bool` | every address of `a` is loopback / multicast |
 //!
-//! The literal arguments of `time`, `duration` and `ip`, and the zone of the calendar
+//! The literal arguments of `time`, `duration`, `ip` and `decimal`, and the zone of the calendar
 //! functions, must be string literals: a mistake in them is a check error, never a run-time one.
 
 use std::str::FromStr;
@@ -29,11 +30,12 @@ use crate::check::types::{Ty, Typer};
 use crate::source::Span;
 
 const CALENDAR: [&str; 6] = ["hour", "minute", "weekday", "day", "month", "year"];
-const FUNCTIONS: [&str; 15] = [
+const FUNCTIONS: [&str; 16] = [
     "now",
     "time",
     "duration",
     "ip",
+    "decimal",
     "hour",
     "minute",
     "weekday",
@@ -82,6 +84,7 @@ impl Typer<'_, '_> {
             "time" => (&[Ty::Str], Ty::Time),
             "duration" => (&[Ty::Str], Ty::Duration),
             "ip" => (&[Ty::Str], Ty::Ip),
+            "decimal" => (&[Ty::Str], Ty::Decimal),
             "in_range" => (&[Ty::Int, Ty::Int, Ty::Int], Ty::Bool),
             "is_ipv4" | "is_ipv6" | "is_loopback" | "is_multicast" => (&[Ty::Ip], Ty::Bool),
             _ => (&[Ty::Time, Ty::Str], Ty::Int),
@@ -122,7 +125,7 @@ impl Typer<'_, '_> {
                 continue;
             }
             let literal_arg = match name {
-                "time" | "duration" | "ip" => true,
+                "time" | "duration" | "ip" | "decimal" => true,
                 _ => CALENDAR.contains(&name) && index == 1,
             };
             if !literal_arg || *param != Ty::Str {
@@ -183,6 +186,14 @@ impl Typer<'_, '_> {
                     )
                 })
             }
+            "decimal" => crate::syntax::decimal::parse_decimal(text).err().map(|error| {
+                (
+                    "decimal",
+                    error.to_string(),
+                    "write digits, a point and one to four digits: `1.5`, `-0.25`, `100.0`"
+                        .to_string(),
+                )
+            }),
             _ => {
                 if let Some(error) = unknown_zone(text, span) {
                     self.report_here(error);
@@ -208,6 +219,7 @@ fn signature(name: &str) -> &'static str {
         "time" => "time(\"2026-03-02T10:00:00Z\")",
         "duration" => "duration(\"1h30m\")",
         "ip" => "ip(\"10.0.0.0/8\")",
+        "decimal" => "decimal(\"1.25\")",
         "hour" => "hour(now(), \"Europe/Paris\")",
         "minute" => "minute(now(), \"Europe/Paris\")",
         "weekday" => "weekday(now(), \"Europe/Paris\")",

@@ -21,6 +21,8 @@ pub enum Type {
     Duration,
     /// An IP address or a CIDR range (`ip("10.0.0.0/8")`); one type, as in Cedar.
     Ip,
+    /// A fixed-point number with four decimal places (`decimal("1.25")`), as Cedar's.
+    Decimal,
     /// An entity of the named type.
     Entity(String),
     /// An entity of a type not known statically (e.g. `subject` when several types may ask).
@@ -40,6 +42,7 @@ impl Type {
             Type::Time => "Time".to_string(),
             Type::Duration => "Duration".to_string(),
             Type::Ip => "Ip".to_string(),
+            Type::Decimal => "Decimal".to_string(),
             Type::Entity(name) => name.clone(),
             Type::AnyEntity => "an entity".to_string(),
             Type::Set(element) => format!("Set<{}>", element.describe()),
@@ -90,6 +93,8 @@ pub struct Action {
     pub name: String,
     /// Resource types the action applies to; empty means any type.
     pub resource_types: Vec<String>,
+    /// Subject types that may ask for the action (`by User, Team`); empty means any type.
+    pub subject_types: Vec<String>,
     /// The caller-sent `action.properties`; `None` leaves them dynamic.
     pub properties: Option<RecordType>,
     /// The `context` the action expects; `None` leaves context dynamic.
@@ -113,6 +118,9 @@ pub struct Schema {
     pub actions: BTreeMap<String, Action>,
     /// Action groups, flattened to the action names they stand for.
     pub action_groups: BTreeMap<String, BTreeSet<String>>,
+    /// Actions that others are declared `in` (directly or not), flattened to the action names
+    /// they stand for: themselves and every action beneath them.
+    pub action_descendants: BTreeMap<String, BTreeSet<String>>,
     pub roles: BTreeMap<String, Role>,
 }
 
@@ -128,12 +136,27 @@ impl Schema {
         !self.actions.is_empty()
     }
 
-    /// The actions an action-or-group name stands for.
+    /// The actions an action-or-group name stands for: a group's, an action and those beneath
+    /// it, or the name alone.
     pub fn expand_action(&self, name: &str) -> BTreeSet<String> {
-        match self.action_groups.get(name) {
+        match self.covered_by(name) {
             Some(members) => members.clone(),
             None => BTreeSet::from([name.to_string()]),
         }
+    }
+
+    /// Whether naming `name` (an action or a group) covers the requested `action`.
+    pub fn covers(&self, name: &str, action: &str) -> bool {
+        match self.covered_by(name) {
+            Some(members) => members.contains(action),
+            None => name == action,
+        }
+    }
+
+    fn covered_by(&self, name: &str) -> Option<&BTreeSet<String>> {
+        self.action_groups
+            .get(name)
+            .or_else(|| self.action_descendants.get(name))
     }
 
     /// The roles that holding `role` gives: itself and everything it inherits, directly or

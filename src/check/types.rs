@@ -27,6 +27,7 @@ pub enum Ty {
     Time,
     Duration,
     Ip,
+    Decimal,
     /// An entity of one of these declared types (never empty).
     Entity(Rc<BTreeSet<String>>),
     /// An entity whose type is not known before run time (no `entity` declarations).
@@ -67,6 +68,7 @@ impl Ty {
             Ty::Time => "Time".to_string(),
             Ty::Duration => "Duration".to_string(),
             Ty::Ip => "Ip".to_string(),
+            Ty::Decimal => "Decimal".to_string(),
             Ty::Entity(types) => types.iter().cloned().collect::<Vec<_>>().join(" | "),
             Ty::AnyEntity => "entity".to_string(),
             Ty::Action => "action".to_string(),
@@ -150,6 +152,20 @@ fn path_of(expr: &Expr) -> Option<Path> {
     }
 }
 
+/// The ids of Cedar's `Action::"read"` or `[Action::"read", Action::"write"]`.
+fn cedar_actions(expr: &Expr) -> Option<Vec<&str>> {
+    fn id(e: &Expr) -> Option<&str> {
+        match &e.kind {
+            ExprKind::Entity { ty, id } if ty.name == "Action" => Some(id.as_str()),
+            _ => None,
+        }
+    }
+    match &expr.kind {
+        ExprKind::Set(elements) if !elements.is_empty() => elements.iter().map(id).collect(),
+        _ => id(expr).map(|id| vec![id]),
+    }
+}
+
 /// What is known to hold on the right of an `and`.
 #[derive(Clone, Debug)]
 enum Fact {
@@ -194,8 +210,14 @@ pub struct Typer<'c, 'f> {
     names: &'c Names<'f>,
     /// Fx, not SipHash: the keys are the policy author's type names, never request data.
     entities: FxHashMap<String, EntityTy>,
-    /// The type of `subject`: any declared entity type.
+    /// Any declared entity type: what `subject` is, unless the actions say otherwise.
     all: Ty,
+    /// The type of `subject` where it is read: the types a rule's actions accept (`by`), else
+    /// [`Typer::all`].
+    subject: Ty,
+    /// True when `subject` is typed by the rule's actions' `by` clauses: an attribute read on it
+    /// must then be declared on every one of them.
+    subject_by: bool,
     let_types: HashMap<String, Ty>,
     pub(super) file: usize,
     scope: Scope,
@@ -213,6 +235,7 @@ fn convert(ty: &Type) -> Ty {
         Type::Time => Ty::Time,
         Type::Duration => Ty::Duration,
         Type::Ip => Ty::Ip,
+        Type::Decimal => Ty::Decimal,
         Type::Entity(name) => Ty::entity(name),
         Type::AnyEntity => Ty::AnyEntity,
         Type::Set(element) => Ty::Set(Rc::new(convert(element))),
@@ -299,6 +322,8 @@ pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, 
         names,
         entities,
         all: all.clone(),
+        subject: all.clone(),
+        subject_by: false,
         let_types: HashMap::new(),
         file: 0,
         scope: Scope::Let,
@@ -365,6 +390,8 @@ impl<'c, 'f> Typer<'c, 'f> {
     fn set_let_scope(&mut self) {
         self.scope = Scope::Let;
         self.resource = self.all.clone();
+        self.subject = self.all.clone();
+        self.subject_by = false;
         self.context = Ty::Dynamic;
         self.action_props = Ty::Dynamic;
         self.facts.clear();
@@ -413,18 +440,27 @@ impl<'c, 'f> Typer<'c, 'f> {
             if on_types.is_empty() {
                 Ty::Dynamic
             } else {
-                Ty::Entity(Rc::new(on_types))
+                Ty::Entity(Rc::new(on_types.clone()))
             }
         } else {
             self.resource_of_actions(expanded.as_ref())
         };
+        // A request for an action on a type it does not apply to is refused before any rule
+        // sees it: with `on`, only the actions that apply to one of its types count.
         let declared_actions: Option<Vec<&crate::check::schema::Action>> =
             expanded.as_ref().and_then(|names| {
-                if names.is_empty() {
-                    return None;
+                let actions: Option<Vec<&crate::check::schema::Action>> =
+                    names.iter().map(|n| self.schema.actions.get(n)).collect();
+                let mut actions = actions?;
+                if !on_types.is_empty() {
+                    actions.retain(|a| {
+                        a.resource_types.is_empty()
+                            || a.resource_types.iter().any(|t| on_types.contains(t))
+                    });
                 }
-                names.iter().map(|n| self.schema.actions.get(n)).collect()
+                (!actions.is_empty()).then_some(actions)
             });
+        (self.subject, self.subject_by) = self.subject_of_actions(declared_actions.as_deref());
         self.context = match &declared_actions {
             Some(actions) => {
                 let records: Option<Vec<(&str, &RecordType)>> = actions
@@ -554,6 +590,22 @@ impl<'c, 'f> Typer<'c, 'f> {
         }
     }
 
+    /// `subject` of a rule: the types its actions accept, when every one of them says (`by`);
+    /// otherwise any declared type.
+    fn subject_of_actions(&self, actions: Option<&[&crate::check::schema::Action]>) -> (Ty, bool) {
+        let Some(actions) = actions.filter(|a| !a.is_empty()) else {
+            return (self.all.clone(), false);
+        };
+        if actions.iter().any(|a| a.subject_types.is_empty()) || !self.schema.declares_entities() {
+            return (self.all.clone(), false);
+        }
+        let types: BTreeSet<String> = actions
+            .iter()
+            .flat_map(|a| a.subject_types.iter().cloned())
+            .collect();
+        (Ty::Entity(Rc::new(types)), true)
+    }
+
     /// `resource` of a rule without `on`: the types its actions apply to, when every action is
     /// declared with resource types; otherwise any declared type.
     fn resource_of_actions(&self, actions: Option<&BTreeSet<String>>) -> Ty {
@@ -659,7 +711,39 @@ impl<'c, 'f> Typer<'c, 'f> {
                 then,
                 otherwise,
             } => self.if_then_else(cond, then, otherwise),
+            ExprKind::ActionTest(test) => self.action_test(test, expr.span),
         }
+    }
+
+    /// `action in write`, `action == read`: each name is a declared action or group (`==`
+    /// takes an action only, since a request never names a group).
+    fn action_test(&mut self, test: &ast::ActionTest, span: Span) -> Ty {
+        if self.scope == Scope::Test {
+            self.report(CheckError::TestVariable {
+                name: "action".to_string(),
+                span,
+            });
+            return Ty::Dynamic;
+        }
+        for name in &test.names {
+            let group = self.schema.action_groups.contains_key(&name.text);
+            if group && test.op != ast::ActionOp::In {
+                self.report(CheckError::NotAnAction {
+                    name: name.text.clone(),
+                    span: name.span,
+                    help: format!(
+                        "a request names one action: `action in {}` tests membership of the group",
+                        crate::syntax::fmt::action_name_text(&name.text)
+                    ),
+                });
+            } else if !group
+                && self.schema.declares_actions()
+                && !self.schema.actions.contains_key(&name.text)
+            {
+                declare::unknown_action(self.ctx, self.declared, self.file, name);
+            }
+        }
+        Ty::Bool
     }
 
     /// `if c then a else b`: `c` is a `Bool`, and what it establishes (`has`, `is`) holds in
@@ -742,7 +826,7 @@ impl<'c, 'f> Typer<'c, 'f> {
             return Ty::Dynamic;
         }
         match var {
-            Var::Subject => self.all.clone(),
+            Var::Subject => self.subject.clone(),
             Var::Resource => self.resource.clone(),
             Var::Context => self.context.clone(),
             Var::Action => Ty::Action,
@@ -928,6 +1012,35 @@ impl<'c, 'f> Typer<'c, 'f> {
             });
             return None;
         };
+        if self.subject_by
+            && !props
+            && base.kind == ExprKind::Var(Var::Subject)
+            && found.len() < types.len()
+        {
+            let lacking: Vec<&String> = types
+                .iter()
+                .filter(|t| !found.iter().any(|(f, _)| f == t))
+                .collect();
+            let having: Vec<&str> = found.iter().map(|(t, _)| *t).collect();
+            let read = self.text(name.span);
+            let test = match having.as_slice() {
+                [one] => format!("`subject is {one} and subject.{read} …`"),
+                _ => format!(
+                    "`subject is T and subject.{read} …` with T one of {}",
+                    suggest::list(&having)
+                ),
+            };
+            self.report(CheckError::SubjectAttribute {
+                name: name.text.clone(),
+                lacking: suggest::list_with(&lacking, "or"),
+                span: name.span,
+                help: format!(
+                    "these actions accept {} as the subject; test the type first: {test}",
+                    suggest::list_with(types.iter(), "and")
+                ),
+            });
+            return None;
+        }
         if found.iter().any(|(_, f)| f.ty != first.ty) {
             let types = found
                 .iter()
@@ -1184,6 +1297,31 @@ impl<'c, 'f> Typer<'c, 'f> {
             self.expect_bool(op, &right, rhs.span);
             return Ty::Bool;
         }
+        if lhs.kind == ExprKind::Var(Var::Action)
+            && !self.schema.entity_types.contains_key("Action")
+            && let Some(ids) = cedar_actions(rhs)
+        {
+            let names: Vec<String> = ids
+                .iter()
+                .map(|id| crate::syntax::fmt::action_name_text(id))
+                .collect();
+            let written = match (op, &rhs.kind) {
+                (BinaryOp::Eq | BinaryOp::Ne, _) => {
+                    format!("action {} {}", op.as_str(), names.join(", "))
+                }
+                (_, ExprKind::Set(_)) => format!("action in [{}]", names.join(", ")),
+                _ => format!("action in {}", names.join(", ")),
+            };
+            self.report(CheckError::CedarAction {
+                id: ids
+                    .first()
+                    .map(|id| crate::syntax::fmt::quoted(id))
+                    .unwrap_or_default(),
+                span: rhs.span,
+                help: format!("name the action or group itself: `{written}`"),
+            });
+            return Ty::Bool;
+        }
         let left = self.expr(lhs);
         let right = self.expr(rhs);
         match op {
@@ -1192,16 +1330,22 @@ impl<'c, 'f> Typer<'c, 'f> {
                 Ty::Bool
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let ordered = |t: &Ty| matches!(t, Ty::Int | Ty::Time | Ty::Duration | Ty::Dynamic);
+                let ordered = |t: &Ty| {
+                    matches!(
+                        t,
+                        Ty::Int | Ty::Time | Ty::Duration | Ty::Decimal | Ty::Dynamic
+                    )
+                };
                 let ok = ordered(&left)
                     && ordered(&right)
                     && (left == right || left == Ty::Dynamic || right == Ty::Dynamic);
                 if !ok {
-                    self.operands_error(op, &left, &right, span, "`<`, `<=`, `>` and `>=` compare two `Int`s, two `Time`s or two `Duration`s".to_string());
+                    self.operands_error(op, &left, &right, span, "`<`, `<=`, `>` and `>=` compare two `Int`s, `Time`s, `Duration`s or `Decimal`s".to_string());
                 }
                 Ty::Bool
             }
             BinaryOp::Add | BinaryOp::Sub => self.arithmetic(op, &left, &right, span),
+            BinaryOp::Mul => self.multiply(&left, &right, span),
             BinaryOp::In => {
                 self.in_op(&left, &right, span);
                 Ty::Bool
@@ -1338,6 +1482,23 @@ impl<'c, 'f> Typer<'c, 'f> {
             self.operands_error(op, left, right, span, help.to_string());
             Ty::Dynamic
         })
+    }
+
+    /// `a * b`: two `Int`s (what Cedar multiplies); the product is an `Int` even when an operand
+    /// is only known at run time, since nothing else multiplies.
+    fn multiply(&mut self, left: &Ty, right: &Ty, span: Span) -> Ty {
+        let factor = |t: &Ty| matches!(t, Ty::Int | Ty::Dynamic);
+        if factor(left) && factor(right) {
+            return Ty::Int;
+        }
+        self.operands_error(
+            BinaryOp::Mul,
+            left,
+            right,
+            span,
+            "`*` multiplies two `Int`s".to_string(),
+        );
+        Ty::Dynamic
     }
 
     fn in_op(&mut self, left: &Ty, right: &Ty, span: Span) {
@@ -1777,7 +1938,8 @@ fn comparable(a: &Ty, b: &Ty) -> Comparable {
         | (Ty::Str, Ty::Str)
         | (Ty::Time, Ty::Time)
         | (Ty::Duration, Ty::Duration)
-        | (Ty::Ip, Ty::Ip) => Comparable::Yes,
+        | (Ty::Ip, Ty::Ip)
+        | (Ty::Decimal, Ty::Decimal) => Comparable::Yes,
         _ => Comparable::No,
     }
 }

@@ -22,7 +22,8 @@ pub enum AuditCommand {
     /// its signed closing checkpoint (or be checked --live). Exit 0: intact; 1: broken.
     Verify(VerifyArgs),
     /// Re-decide every recorded request, at its recorded time, under other policies; list the
-    /// decisions that would flip, grouped by rule.
+    /// decisions that would flip, grouped by rule. Decisions a rate limit refused are compared
+    /// by what the policy decided and counted apart as limit-denied.
     Replay(ReplayArgs),
 }
 

@@ -23,6 +23,7 @@ use crate::program::{
 use crate::program::{ops, stack};
 use crate::source::{Diagnostic, Span};
 use crate::syntax::ParsedFile;
+use crate::syntax::decimal::parse_decimal;
 
 /// Something the checker lets through but the compiler cannot build. A directory that checks
 /// clean never produces one; they exist so that the compiler never has to panic.
@@ -60,6 +61,8 @@ pub fn compile(
         zones: Vec::new(),
         errors: Vec::new(),
         files,
+        action_sets: Vec::new(),
+        action_set_ids: HashMap::default(),
     };
     for (file_index, file) in files.iter().enumerate() {
         for item in &file.ast.items {
@@ -174,7 +177,14 @@ pub fn compile(
     if !compiler.errors.is_empty() {
         return Err(compiler.errors);
     }
-    let index = build_index(schema, &rules, &placements, &compiler.nodes);
+    let index = build_index(
+        schema,
+        &rules,
+        &placements,
+        &compiler.nodes,
+        &compiler.action_sets,
+    );
+    let action_sets = action_set_bits(&index, &compiler.action_sets);
     let (bindings, stored_roles) = role_holders(&compiler.store, &role_ids);
     let request_names =
         crate::program::requests::RequestNames::new(schema, &index, &compiler.store);
@@ -197,7 +207,30 @@ pub fn compile(
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         request_names,
         limits: limits.into_boxed_slice(),
+        action_sets,
     })
+}
+
+/// For each action slot, the `action in` sets holding its action, as bits.
+fn action_set_bits(index: &Index, sets: &[BTreeSet<String>]) -> Box<[Box<[u64]>]> {
+    let words = sets.len().div_ceil(64);
+    let mut bits: Vec<Box<[u64]>> = (0..=index.actions.len())
+        .map(|_| vec![0u64; words].into_boxed_slice())
+        .collect();
+    for (set, actions) in sets.iter().enumerate() {
+        for action in actions {
+            let Some(&slot) = index.actions.get(action.as_str()) else {
+                continue;
+            };
+            if let Some(word) = bits
+                .get_mut(slot as usize)
+                .and_then(|b| b.get_mut(set / 64))
+            {
+                *word |= 1u64 << (set % 64);
+            }
+        }
+    }
+    bits.into_boxed_slice()
 }
 
 /// Which buckets a rule goes into: `None` means every action (`*`) or every type (no `on`).
@@ -226,6 +259,9 @@ struct Compiler<'a> {
     zones: Vec<(Arc<str>, jiff::tz::TimeZone)>,
     errors: Vec<Diagnostic>,
     files: &'a [ParsedFile],
+    /// The action sets `action in …` tests name, each once ([`Node::ActionIn`]).
+    action_sets: Vec<BTreeSet<String>>,
+    action_set_ids: HashMap<BTreeSet<String>, u32>,
 }
 
 impl Compiler<'_> {
@@ -241,6 +277,31 @@ impl Compiler<'_> {
             ));
         }
         self.constant(Value::Bool(false))
+    }
+
+    /// `action in write` is the set of actions beneath `write`; `action == read` the set of
+    /// `read` alone. Either is a lookup of the request's action slot at run time.
+    fn action_test(&mut self, test: &ast::ActionTest) -> NodeId {
+        let set: BTreeSet<String> = match test.op {
+            ast::ActionOp::In => test
+                .names
+                .iter()
+                .flat_map(|name| self.schema.expand_action(&name.text))
+                .collect(),
+            ast::ActionOp::Eq | ast::ActionOp::Ne => {
+                test.names.iter().map(|name| name.text.clone()).collect()
+            }
+        };
+        let next = u32::try_from(self.action_sets.len()).unwrap_or(u32::MAX);
+        let id = *self.action_set_ids.entry(set.clone()).or_insert(next);
+        if id == next {
+            self.action_sets.push(set);
+        }
+        let test_node = self.intern(Node::ActionIn(id));
+        match test.op {
+            ast::ActionOp::Ne => self.fold(Node::Not(test_node)),
+            ast::ActionOp::In | ast::ActionOp::Eq => test_node,
+        }
     }
 
     fn actions(&self, actions: &ast::Actions) -> Option<BTreeSet<String>> {
@@ -383,6 +444,7 @@ impl Compiler<'_> {
                 .map(Value::Bool),
             Node::Add(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::add(x, y).ok()),
             Node::Sub(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::sub(x, y).ok()),
+            Node::Mul(a, b) => self.both(*a, *b).and_then(|(x, y)| ops::mul(x, y).ok()),
             Node::In(a, b) => self
                 .both(*a, *b)
                 .and_then(|(x, y)| ops::is_in(&self.store, x, y).ok())
@@ -525,6 +587,7 @@ impl Compiler<'_> {
                 ast::Var::Context => Node::Context,
             }),
             ExprKind::Let(name) => self.lower_let(name, file),
+            ExprKind::ActionTest(test) => self.action_test(test),
             ExprKind::Attr { base, name } => {
                 let base = self.lower(base, file);
                 let name = self.store.intern_str(&name.text);
@@ -573,6 +636,7 @@ impl Compiler<'_> {
                     BinaryOp::ContainsAny => self.fold(Node::ContainsAny(l, r)),
                     BinaryOp::Add => self.fold(Node::Add(l, r)),
                     BinaryOp::Sub => self.fold(Node::Sub(l, r)),
+                    BinaryOp::Mul => self.fold(Node::Mul(l, r)),
                 }
             }
             ExprKind::Has { base, name } => {
@@ -670,7 +734,7 @@ impl Compiler<'_> {
                 }
                 self.intern(Node::Now)
             }
-            "time" | "duration" | "ip" => {
+            "time" | "duration" | "ip" | "decimal" => {
                 if !arity(self, 1) {
                     return self.constant(Value::Bool(false));
                 }
@@ -685,6 +749,7 @@ impl Compiler<'_> {
                 let value = match function.name.as_str() {
                     "time" => ops::time_literal(text).map(Value::Time),
                     "duration" => ops::duration_literal(text).map(Value::Duration),
+                    "decimal" => parse_decimal(text).ok().map(Value::Decimal),
                     _ => ops::ip_literal(text).map(Value::Ip),
                 };
                 match value {
@@ -1097,10 +1162,17 @@ impl BucketBuilder {
     }
 }
 
-fn build_index(schema: &Schema, rules: &[Rule], placements: &[Placement], nodes: &[Node]) -> Index {
-    // Slots: every declared type and action, and every one a rule names.
+fn build_index(
+    schema: &Schema,
+    rules: &[Rule],
+    placements: &[Placement],
+    nodes: &[Node],
+    action_sets: &[BTreeSet<String>],
+) -> Index {
+    // Slots: every declared type and action, and every one a rule or `action in` names.
     let mut type_names: BTreeSet<String> = schema.entity_types.keys().cloned().collect();
     let mut action_names: BTreeSet<String> = schema.actions.keys().cloned().collect();
+    action_names.extend(action_sets.iter().flatten().cloned());
     for placement in placements {
         type_names.extend(placement.types.iter().flatten().cloned());
         action_names.extend(placement.actions.iter().flatten().cloned());

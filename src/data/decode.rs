@@ -10,6 +10,7 @@ use crate::check::schema::{RecordType, Type};
 use crate::data::json::{Json, JsonKind};
 use crate::data::value::{EntityRef, Value};
 use crate::source::Span;
+use crate::syntax::decimal::parse_decimal;
 
 /// Turns entity names and strings into values; data files and requests resolve differently.
 pub trait Resolver {
@@ -169,6 +170,22 @@ impl<R: Resolver> Decoder<'_, R> {
                 )
             }),
             (Type::Ip, _) => Err(mismatch("an IP address (a string)")),
+            (Type::Decimal, JsonKind::String(_) | JsonKind::Object(_)) => {
+                let text = match &json.kind {
+                    JsonKind::String(s) => Some(s.as_str()),
+                    _ => decimal_extension(json),
+                };
+                let Some(text) = text else {
+                    return Err(mismatch(DECIMAL_FORMS));
+                };
+                parse_decimal(text).map(Value::Decimal).map_err(|error| {
+                    fail(
+                        format!("`{text}` is not a decimal: {error}"),
+                        Some("write digits, a point and one to four digits: `\"1.5\"`, `\"-0.25\"`".to_string()),
+                    )
+                })
+            }
+            (Type::Decimal, _) => Err(mismatch(DECIMAL_FORMS)),
             (Type::Entity(expected), JsonKind::String(id)) => {
                 Ok(Value::Entity(self.resolver.entity(expected, id)))
             }
@@ -347,6 +364,29 @@ fn all_or_first(
             Err(errors)
         }
     }
+}
+
+/// What a decimal is written as, for messages.
+const DECIMAL_FORMS: &str = "a decimal (a string such as `\"1.25\"`, or Cedar's `{\"__extn\": {\"fn\": \"decimal\", \"arg\": \"1.25\"}}`)";
+
+/// The text of Cedar's `{"__extn": {"fn": "decimal", "arg": "1.25"}}`, nothing else beside it.
+fn decimal_extension(json: &Json) -> Option<&str> {
+    let JsonKind::Object(members) = &json.kind else {
+        return None;
+    };
+    let [(key, _, extension)] = members.as_slice() else {
+        return None;
+    };
+    let JsonKind::Object(parts) = &extension.kind else {
+        return None;
+    };
+    let string = |name: &str| match extension.get(name).map(|v| &v.kind) {
+        Some(JsonKind::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    (key == "__extn" && parts.len() == 2 && string("fn") == Some("decimal"))
+        .then(|| string("arg"))
+        .flatten()
 }
 
 fn is_entity_object(members: &[(String, Span, Json)]) -> bool {

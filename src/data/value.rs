@@ -59,6 +59,8 @@ pub enum Value {
     Duration(SignedDuration),
     /// An address, or a range in CIDR notation (an address is a range of one).
     Ip(ipnet::IpNet),
+    /// A fixed-point decimal, in ten-thousandths (`decimal("1.5")` is 15000).
+    Decimal(i64),
     Entity(EntityRef),
     /// Members sorted by [`Value::total_cmp`] and without duplicates.
     Set(Arc<[Value]>),
@@ -74,6 +76,7 @@ pub enum Kind {
     Time,
     Duration,
     Ip,
+    Decimal,
     Entity,
     Set,
     Record,
@@ -88,6 +91,7 @@ impl Kind {
             Kind::Time => "Time",
             Kind::Duration => "Duration",
             Kind::Ip => "Ip",
+            Kind::Decimal => "Decimal",
             Kind::Entity => "an entity",
             Kind::Set => "a set",
             Kind::Record => "a record",
@@ -104,6 +108,7 @@ impl Value {
             Value::Time(_) => Kind::Time,
             Value::Duration(_) => Kind::Duration,
             Value::Ip(_) => Kind::Ip,
+            Value::Decimal(_) => Kind::Decimal,
             Value::Entity(_) => Kind::Entity,
             Value::Set(_) => Kind::Set,
             Value::Record(_) => Kind::Record,
@@ -161,6 +166,7 @@ impl Value {
             (Value::Time(a), Value::Time(b)) => a.cmp(b),
             (Value::Duration(a), Value::Duration(b)) => a.cmp(b),
             (Value::Ip(a), Value::Ip(b)) => a.cmp(b),
+            (Value::Decimal(a), Value::Decimal(b)) => a.cmp(b),
             (Value::Entity(a), Value::Entity(b)) => a.cmp(b),
             (Value::Set(a), Value::Set(b)) => cmp_slices(a, b, Value::total_cmp),
             (Value::Record(a), Value::Record(b)) => cmp_slices(a, b, |(ka, va), (kb, vb)| {
@@ -221,6 +227,7 @@ impl Hash for Value {
             Value::Time(v) => v.hash(state),
             Value::Duration(v) => v.hash(state),
             Value::Ip(v) => v.hash(state),
+            Value::Decimal(v) => v.hash(state),
             Value::Entity(v) => v.hash(state),
             Value::Set(members) => {
                 for member in members.iter() {

@@ -19,6 +19,7 @@ use crate::check::schema::{RecordType, Type};
 use crate::data::decode::{Resolver, parse_duration, parse_ip, parse_time};
 use crate::data::value::Value;
 use crate::program::requests::Declared;
+use crate::syntax::decimal::parse_decimal;
 
 use super::strict::Names;
 use super::wire::Entity;
@@ -585,6 +586,8 @@ impl<'a> Cursor<'a> {
             Type::Time => parse_time(self.plain_string()?).ok().map(Value::Time),
             Type::Duration => parse_duration(self.plain_string()?).map(Value::Duration),
             Type::Ip => parse_ip(self.plain_string()?).map(Value::Ip),
+            // Cedar's `{"__extn": …}` form is left to the ordinary path.
+            Type::Decimal => parse_decimal(self.plain_string()?).ok().map(Value::Decimal),
             Type::Entity(expected) => match self.peek()? {
                 b'"' => {
                     let id = self.plain_string()?;

@@ -8,6 +8,7 @@ use crate::data::value::{EntityRef, Kind, Value, format_duration, format_ip};
 use crate::eval::{Decision, EvalError, Frame};
 use crate::program::ops::ErrorKind;
 use crate::program::{Effect, Program, Rule, RuleId};
+use crate::syntax::decimal::decimal_text;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Explanation {
@@ -205,6 +206,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Time => "a Time",
         Kind::Duration => "a Duration",
         Kind::Ip => "an Ip",
+        Kind::Decimal => "a Decimal",
         other => other.name(),
     }
 }
@@ -229,6 +231,7 @@ pub fn render_value(program: &Program, value: &Value) -> String {
         Value::Time(t) => format!("time(\"{t}\")"),
         Value::Duration(d) => format_duration(*d),
         Value::Ip(ip) => format!("ip(\"{}\")", format_ip(ip)),
+        Value::Decimal(d) => format!("decimal(\"{}\")", decimal_text(*d)),
         Value::Entity(e) => entity_name(program, e).trim_matches('`').to_string(),
         Value::Set(members) => {
             let inner: Vec<String> = members.iter().map(|m| render_value(program, m)).collect();

@@ -523,6 +523,9 @@ impl<'a> Evaluator<'a> {
             Node::Subject => Ok(self.request.subject.clone()),
             Node::Resource => Ok(self.request.resource.clone()),
             Node::Action => Err(fail(ErrorKind::ActionValue)),
+            Node::ActionIn(set) => Ok(Value::Bool(
+                program.action_in(self.request.action_slot, *set),
+            )),
             Node::Context => {
                 self.frame.reads.push(id);
                 Ok(self.request.context.clone())
@@ -593,6 +596,10 @@ impl<'a> Evaluator<'a> {
             Node::Sub(a, b) => {
                 let (a, b) = (self.eval(*a)?, self.eval(*b)?);
                 ops::sub(&a, &b).map_err(fail)
+            }
+            Node::Mul(a, b) => {
+                let (a, b) = (self.eval(*a)?, self.eval(*b)?);
+                ops::mul(&a, &b).map_err(fail)
             }
             Node::In(a, b) => {
                 let (a, b) = (self.operand(*a)?, self.operand(*b)?);

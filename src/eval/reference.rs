@@ -46,6 +46,8 @@ pub enum RValue {
     Time(Timestamp),
     Duration(SignedDuration),
     Ip(ipnet::IpNet),
+    /// Ten-thousandths.
+    Decimal(i64),
     Entity(Uid),
     Set(Vec<RValue>),
     Record(BTreeMap<String, RValue>),
@@ -70,6 +72,7 @@ impl RValue {
             RValue::Time(_) => "Time",
             RValue::Duration(_) => "Duration",
             RValue::Ip(_) => "Ip",
+            RValue::Decimal(_) => "Decimal",
             RValue::Entity(_) => "Entity",
             RValue::Set(_) => "Set",
             RValue::Record(_) => "Record",
@@ -117,7 +120,8 @@ pub struct RRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ROutcome {
     /// The request names an undeclared type or action (or an action on a type it does not
-    /// apply to): denied before any rule is looked at.
+    /// apply to, or asked for by a subject type it does not accept): denied before any rule is
+    /// looked at.
     pub invalid: bool,
     pub allowed: bool,
     pub reasons: BTreeSet<String>,
@@ -212,8 +216,10 @@ impl<'a> Reference<'a> {
         match schema.actions.get(&request.action) {
             None => !schema.declares_actions(),
             Some(action) => {
-                action.resource_types.is_empty()
-                    || action.resource_types.contains(&request.resource.ty)
+                (action.resource_types.is_empty()
+                    || action.resource_types.contains(&request.resource.ty))
+                    && (action.subject_types.is_empty()
+                        || action.subject_types.contains(&request.subject.ty))
             }
         }
     }
@@ -310,14 +316,9 @@ impl<'a> Reference<'a> {
     fn applies(&self, rule: &RuleRef<'_>, request: &RRequest) -> bool {
         let action = match rule.actions {
             ast::Actions::Any(_) => true,
-            ast::Actions::List(names) => {
-                names
-                    .iter()
-                    .any(|name| match self.schema.action_groups.get(&name.text) {
-                        Some(members) => members.contains(&request.action),
-                        None => name.text == request.action,
-                    })
-            }
+            ast::Actions::List(names) => names
+                .iter()
+                .any(|name| self.schema.covers(&name.text, &request.action)),
         };
         let ty = rule.types.is_empty() || rule.types.iter().any(|t| t.name == request.resource.ty);
         if !(action && ty) {
@@ -424,6 +425,14 @@ impl<'a> Reference<'a> {
                 Var::Context => Ok(RValue::Record(request.context.clone())),
                 Var::Action => err("bare `action` has no value"),
             },
+            ExprKind::ActionTest(test) => Ok(RValue::Bool(match test.op {
+                ast::ActionOp::In => test
+                    .names
+                    .iter()
+                    .any(|name| self.schema.covers(&name.text, &request.action)),
+                ast::ActionOp::Eq => test.names.iter().any(|n| n.text == request.action),
+                ast::ActionOp::Ne => !test.names.iter().any(|n| n.text == request.action),
+            })),
             ExprKind::Let(name) => {
                 if depth > MAX_LET_DEPTH {
                     return err("`let`s refer to each other too deeply");
@@ -563,7 +572,7 @@ impl<'a> Reference<'a> {
     }
 
     fn binary(&self, op: BinaryOp, left: RValue, right: RValue) -> R<RValue> {
-        use RValue::{Bool, Duration, Int, Time};
+        use RValue::{Bool, Decimal, Duration, Int, Time};
         let mismatch = |l: &RValue, r: &RValue| {
             err::<RValue>(format!("{} {} {}", l.kind(), op.as_str(), r.kind()))
         };
@@ -579,6 +588,7 @@ impl<'a> Reference<'a> {
                     (Int(a), Int(b)) => a.cmp(b),
                     (Time(a), Time(b)) => a.cmp(b),
                     (Duration(a), Duration(b)) => a.cmp(b),
+                    (Decimal(a), Decimal(b)) => a.cmp(b),
                     _ => return mismatch(&left, &right),
                 };
                 Ok(Bool(match op {
@@ -611,6 +621,10 @@ impl<'a> Reference<'a> {
                     .checked_sub(*b)
                     .map(Duration)
                     .ok_or(RError("overflow".into())),
+                _ => mismatch(&left, &right),
+            },
+            BinaryOp::Mul => match (&left, &right) {
+                (Int(a), Int(b)) => a.checked_mul(*b).map(Int).ok_or(RError("overflow".into())),
                 _ => mismatch(&left, &right),
             },
             BinaryOp::In => match (&left, &right) {
@@ -670,6 +684,10 @@ impl<'a> Reference<'a> {
                         .map(ipnet::IpNet::from)
                 };
                 net.map(RValue::Ip).ok_or(RError(format!("bad ip {text}")))
+            }
+            "decimal" => {
+                let text = literal(0)?;
+                decimal_reference(text).ok_or(RError(format!("bad decimal {text}")))
             }
             "year" | "month" | "day" | "hour" | "minute" | "weekday" if args.len() == 2 => {
                 let zone = literal(1)?;
@@ -766,6 +784,28 @@ pub fn glob(text: &str, pattern: &str) -> bool {
         }
     }
     go(&text, &parts)
+}
+
+/// Cedar's decimal, read independently of the engine's reader (in 128 bits, so that the range
+/// check is one comparison): `-?digits.digits`, at most four after the point.
+pub fn decimal_reference(text: &str) -> Option<RValue> {
+    let (sign, rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1_i128, rest),
+        None => (1, text),
+    };
+    let mut parts = rest.split('.');
+    let (whole, fraction) = (parts.next()?, parts.next()?);
+    let is_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if parts.next().is_some() || !is_digits(whole) || !is_digits(fraction) || fraction.len() > 4 {
+        return None;
+    }
+    // More digits than any in-range value has: out of range without parsing.
+    if whole.trim_start_matches('0').len() > 16 {
+        return None;
+    }
+    let padded = format!("{fraction:0<4}");
+    let value = sign * (whole.parse::<i128>().ok()? * 10_000 + padded.parse::<i128>().ok()?);
+    i64::try_from(value).ok().map(RValue::Decimal)
 }
 
 #[cfg(test)]

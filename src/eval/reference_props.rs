@@ -103,6 +103,16 @@ const DURATIONS: [(&str, i64); 6] = [
     ("1h30m", 5_400_000),
     ("15s", 15_000),
 ];
+/// Decimals as written, with their value in ten-thousandths.
+const DECIMALS: [(&str, i64); 7] = [
+    ("1.5", 15_000),
+    ("1.5000", 15_000),
+    ("-0.25", -2_500),
+    ("0.0", 0),
+    ("2.0001", 20_001),
+    ("922337203685477.5807", i64::MAX),
+    ("-922337203685477.5808", i64::MIN),
+];
 const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +125,7 @@ enum ATy {
     Roles,
     Time,
     Dur,
+    Dec,
     Info,
 }
 
@@ -128,6 +139,7 @@ impl ATy {
             ATy::StrSet | ATy::Roles => "Set<String>",
             ATy::Time => "Time",
             ATy::Dur => "Duration",
+            ATy::Dec => "Decimal",
             ATy::Info => "{ score: Int, team: String }",
         }
     }
@@ -156,6 +168,7 @@ fn attribute_pool(ty: &str) -> &'static [(&'static str, ATy, bool)] {
             ("public", ATy::Bool, false),
             ("owner", ATy::User, false),
             ("tags", ATy::StrSet, false),
+            ("rating", ATy::Dec, true),
         ],
         _ => &[
             ("level", ATy::Int, false),
@@ -202,6 +215,7 @@ enum C {
     Order,
     Add,
     Sub,
+    Mul,
     Neg,
     And,
     Or,
@@ -224,11 +238,15 @@ enum C {
     InRange,
     Time,
     Ip,
+    Decimal,
     ActionValue,
     Unless,
     NoCondition,
     AnyAction,
     ActionGroup,
+    ActionIn,
+    ActionHierarchy,
+    ActionSubjects,
     OnTypes,
     RoleGrant,
     GrantCondition,
@@ -247,7 +265,7 @@ enum C {
     Deep,
 }
 
-const ALL_CONSTRUCTS: [C; 57] = [
+const ALL_CONSTRUCTS: [C; 62] = [
     C::Shared,
     C::Deep,
     C::LiteralAttr,
@@ -269,6 +287,7 @@ const ALL_CONSTRUCTS: [C; 57] = [
     C::Order,
     C::Add,
     C::Sub,
+    C::Mul,
     C::Neg,
     C::And,
     C::Or,
@@ -291,11 +310,15 @@ const ALL_CONSTRUCTS: [C; 57] = [
     C::InRange,
     C::Time,
     C::Ip,
+    C::Decimal,
     C::ActionValue,
     C::Unless,
     C::NoCondition,
     C::AnyAction,
     C::ActionGroup,
+    C::ActionIn,
+    C::ActionHierarchy,
+    C::ActionSubjects,
     C::OnTypes,
     C::RoleGrant,
     C::GrantCondition,
@@ -319,10 +342,11 @@ enum K {
     Set,
     Time,
     Dur,
+    Dec,
     Rec,
 }
 
-const KINDS: [K; 8] = [
+const KINDS: [K; 9] = [
     K::Bool,
     K::Int,
     K::Str,
@@ -330,6 +354,7 @@ const KINDS: [K; 8] = [
     K::Set,
     K::Time,
     K::Dur,
+    K::Dec,
     K::Rec,
 ];
 
@@ -342,6 +367,7 @@ fn kind_of(ty: ATy) -> K {
         ATy::StrSet | ATy::Roles => K::Set,
         ATy::Time => K::Time,
         ATy::Dur => K::Dur,
+        ATy::Dec => K::Dec,
         ATy::Info => K::Rec,
     }
 }
@@ -485,6 +511,7 @@ impl Gen<'_> {
                 ("context", "x-y"),
             ],
             K::Time => &[("context", "when")],
+            K::Dec => &[("context", "rate")],
             K::Ent => &[("context", "who")],
             K::Set => &[("context", "list")],
             K::Rec => &[("context", "rec")],
@@ -548,6 +575,7 @@ impl Gen<'_> {
             K::Set => self.set_expr(depth),
             K::Time => self.time_expr(depth),
             K::Dur => self.dur_expr(depth),
+            K::Dec => self.dec_expr(),
             K::Rec => self.rec_expr(depth),
         }
     }
@@ -570,10 +598,14 @@ impl Gen<'_> {
             1 => self.path(K::Int).unwrap_or_else(|| "1".to_string()),
             2 => self.let_of(K::Int).unwrap_or_else(|| "2".to_string()),
             3 => {
-                let op = self.rng.below(3);
+                let op = self.rng.below(4);
                 let a = self.expr(K::Int, depth - 1);
                 let b = self.expr(K::Int, depth - 1);
                 match op {
+                    3 => {
+                        self.hit(C::Mul);
+                        format!("({a} * {b})")
+                    }
                     0 => {
                         self.hit(C::Add);
                         format!("({a} + {b})")
@@ -705,6 +737,21 @@ impl Gen<'_> {
         }
     }
 
+    fn dec_expr(&mut self) -> String {
+        match self.rng.weighted(&[3, 3, 1]) {
+            0 => {
+                self.hit(C::Decimal);
+                format!("decimal({})", str_lit(self.rng.pick(&DECIMALS).0))
+            }
+            1 => self
+                .path(K::Dec)
+                .unwrap_or_else(|| "decimal(\"1.0\")".to_string()),
+            _ => self
+                .let_of(K::Dec)
+                .unwrap_or_else(|| "decimal(\"-1.0\")".to_string()),
+        }
+    }
+
     fn rec_expr(&mut self, depth: u32) -> String {
         match self.rng.below(4) {
             0 => {
@@ -790,9 +837,9 @@ impl Gen<'_> {
     }
 
     fn atom(&mut self) -> String {
-        let choice = self
-            .rng
-            .weighted(&[2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1]);
+        let choice = self.rng.weighted(&[
+            2, 4, 4, 2, 3, 3, 2, 2, 2, 2, 3, 2, 2, 1, 1, 1, 1, 2, 2, 1, 2, 2,
+        ]);
         match choice {
             0 => {
                 self.hit(C::LitBool);
@@ -946,6 +993,11 @@ impl Gen<'_> {
                 self.hit(C::IsEmpty);
                 format!("({} is empty)", self.expr(K::Set, 1))
             }
+            20 => {
+                let (a, b) = (self.expr(K::Dec, 1), self.expr(K::Dec, 1));
+                self.order(a, b)
+            }
+            21 => self.action_test(),
             _ => {
                 let (a, b) = (self.expr(K::Set, 1), self.expr(K::Set, 1));
                 self.equality(a, b)
@@ -1023,6 +1075,31 @@ impl Gen<'_> {
                     format!("({path} == {constant})")
                 }
             }
+        }
+    }
+
+    /// `action in write`, `action in [edit, comment]`, `action == view`, `action != view`.
+    fn action_test(&mut self) -> String {
+        self.hit(C::ActionIn);
+        let name = |g: &mut Self, group: bool| -> String {
+            let name = match g.group {
+                Some(group_name) if group && g.rng.chance(40) => group_name,
+                _ => *g.rng.pick(&g.actions),
+            };
+            if name.contains('-') {
+                str_lit(name)
+            } else {
+                name.to_string()
+            }
+        };
+        match self.rng.below(4) {
+            0 => format!("(action in {})", name(self, true)),
+            1 => {
+                let (a, b) = (name(self, true), name(self, true));
+                format!("(action in [{a}, {b}])")
+            }
+            2 => format!("(action == {})", name(self, false)),
+            _ => format!("(action != {})", name(self, false)),
         }
     }
 
@@ -1137,6 +1214,7 @@ fn json_of(value: &RValue) -> Json {
         RValue::Time(t) => json!(t.to_string()),
         RValue::Duration(d) => json!(format!("{}ms", d.as_millis())),
         RValue::Ip(ip) => json!(ip.to_string()),
+        RValue::Decimal(d) => json!(crate::syntax::decimal::decimal_text(*d)),
     }
 }
 
@@ -1194,6 +1272,16 @@ fn data_value(rng: &mut Rng, ty: ATy, roles: &[&str]) -> (RValue, Json) {
                 json!(text),
             )
         }
+        ATy::Dec => {
+            let (text, value) = *rng.pick(&DECIMALS);
+            // Both of the ways a data file may write one.
+            let written = if rng.chance(50) {
+                json!(text)
+            } else {
+                json!({"__extn": {"fn": "decimal", "arg": text}})
+            };
+            (RValue::Decimal(value), written)
+        }
         ATy::Info => {
             let score = *rng.pick(&INTS);
             let team = *rng.pick(&STRINGS);
@@ -1233,6 +1321,7 @@ fn dynamic_value(rng: &mut Rng, ty: ATy, roles: &[&str]) -> RValue {
     match ty {
         // No typed decoding without declarations: times and durations cannot be stored.
         ATy::Time | ATy::Dur => RValue::str(rng.pick(&TIMES)),
+        ATy::Dec => RValue::str(rng.pick(&DECIMALS).0),
         ATy::Roles => {
             let pool: Vec<&str> = if roles.is_empty() {
                 vec!["viewer", "nobody"]
@@ -1296,17 +1385,31 @@ fn generate(seed: u64) -> Case {
         }
     }
     let mut actions: Vec<&'static str> = vec!["view", "edit", "delete", "share"];
+    let mut hierarchy = false;
+    let mut subjects = false;
     if declare_actions {
         policy.push_str("action view, edit, delete, share");
         if typed_caller {
             policy.push_str(
-                " context { mfa?: Bool, n?: Int, dept?: String, who?: User, when?: Time, \"x-y\"?: Int }",
+                " context { mfa?: Bool, n?: Int, dept?: String, who?: User, when?: Time, \"x-y\"?: Int, rate?: Decimal }",
             );
         }
         policy.push('\n');
         cuts.push(policy.len());
         if rng.chance(50) {
-            policy.push_str("action comment on Photo\n");
+            // Beneath `edit` or not: a rule naming `edit` then covers `comment` too.
+            if rng.chance(60) {
+                hierarchy = true;
+                policy.push_str("action comment in edit on Photo");
+            } else {
+                policy.push_str("action comment on Photo");
+            }
+            // Only users may comment: a group asking is refused, and `subject` is a `User`.
+            if rng.chance(50) {
+                subjects = true;
+                policy.push_str(" by User");
+            }
+            policy.push('\n');
             cuts.push(policy.len());
             actions.push("comment");
         }
@@ -1320,6 +1423,18 @@ fn generate(seed: u64) -> Case {
     } else {
         None
     };
+    if declare_actions && rng.chance(30) {
+        // An action beneath an action and, when there is one, a group.
+        hierarchy = true;
+        let parents = if group.is_some() {
+            "[write, delete]"
+        } else {
+            "delete"
+        };
+        let _ = writeln!(policy, "action approve in {parents} on Album");
+        cuts.push(policy.len());
+        actions.push("approve");
+    }
     let role_count = rng.below(4);
     let roles: Vec<&'static str> = ROLES[..role_count].to_vec();
 
@@ -1419,6 +1534,12 @@ fn generate(seed: u64) -> Case {
         }
         _ => vec![("a.warden".to_string(), policy)],
     };
+    if hierarchy {
+        generator.hit(C::ActionHierarchy);
+    }
+    if subjects {
+        generator.hit(C::ActionSubjects);
+    }
     let hits = std::mem::take(&mut generator.hits);
     drop(generator);
 
@@ -1594,6 +1715,7 @@ fn generate(seed: u64) -> Case {
             ("list", 4),
             ("when", 5),
             ("x-y", 2),
+            ("rate", 6),
         ];
         for (name, kind) in members {
             if !rng.chance(50) {
@@ -1633,6 +1755,17 @@ fn generate(seed: u64) -> Case {
                         ]);
                         let written = json_of(&value);
                         (value, written)
+                    }
+                    6 => {
+                        let (text, value) = *rng.pick(&DECIMALS);
+                        if !typed_context {
+                            (RValue::str(text), json!(text))
+                        } else if rng.chance(50) {
+                            (RValue::Decimal(value), json!(text))
+                        } else {
+                            let written = json!({"__extn": {"fn": "decimal", "arg": text}});
+                            (RValue::Decimal(value), written)
+                        }
                     }
                     _ => {
                         let text = *rng.pick(&TIMES);

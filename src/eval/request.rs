@@ -185,6 +185,12 @@ pub enum Invalid {
         resource_type: String,
         applies: Vec<String>,
     },
+    #[error("action `{action}` is not asked for by a `{subject_type}` (it accepts {})", quoted(.accepts))]
+    SubjectNotAccepted {
+        action: String,
+        subject_type: String,
+        accepts: Vec<String>,
+    },
     /// A value of `properties`, `context` or a verified claim that does not decode.
     #[error("{path}: {message}{}", .help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Value {
@@ -390,6 +396,17 @@ fn declarations<'p>(
         }
         .into());
     }
+    if let Some(declared) = declared_action
+        && !declared.subject_types.is_empty()
+        && !declared.subject_types.iter().any(|t| t == subject_type)
+    {
+        return Err(Invalid::SubjectNotAccepted {
+            action: action.to_string(),
+            subject_type: subject_type.to_string(),
+            accepts: declared.subject_types.to_vec(),
+        }
+        .into());
+    }
     Ok(Declarations {
         subject: subject_decl,
         resource: resource_decl,
@@ -557,7 +574,7 @@ pub(crate) fn one_pass<'t>(
     let subject = names.types.get(body.subject.ty)?;
     let resource = names.types.get(body.resource.ty)?;
     let action = names.actions.get(body.action)?;
-    if !action.applies_to(resource) {
+    if !action.applies_to(resource) || !action.accepts(subject) {
         return None;
     }
     let store = &program.store;

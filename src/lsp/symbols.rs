@@ -128,7 +128,9 @@ impl Walker {
                 for name in &decl.names {
                     self.declare(name.span, Symbol::Action(name.text.clone()), decl.span);
                 }
+                decl.parents.iter().for_each(|p| self.action(p));
                 decl.resource_types.iter().for_each(|t| self.entity(t));
+                decl.subject_types.iter().for_each(|t| self.entity(t));
                 for fields in [&decl.properties, &decl.context].into_iter().flatten() {
                     self.attr_decls(fields, None);
                 }
@@ -297,6 +299,7 @@ impl Walker {
             | ExprKind::Str(_)
             | ExprKind::Duration(_)
             | ExprKind::Var(_) => {}
+            ExprKind::ActionTest(test) => test.names.iter().for_each(|n| self.action(n)),
             ExprKind::Entity { ty, .. } => self.entity(ty),
             ExprKind::Set(elements) => elements.iter().for_each(|e| self.expr(e)),
             ExprKind::Record(entries) => entries.iter().for_each(|(_, e)| self.expr(e)),

@@ -4,9 +4,9 @@
 //!
 //! A test value is a literal: a boolean, an integer (`-3` included), a string, a duration
 //! literal (`24h`), an entity (`User::"alice"`), a set, a record, or `time("…")`,
-//! `duration("…")` and `ip("…")` of a string. They become JSON booleans, integers, strings,
-//! `{"type", "id"}` objects, arrays, objects and (for the three functions and durations)
-//! strings: a `Time` attribute reads `"2026-03-02T10:00:00Z"` like a data file's, and where a
+//! `duration("…")`, `ip("…")` and `decimal("…")` of a string. They become JSON booleans,
+//! integers, strings, `{"type", "id"}` objects, arrays, objects and (for the four functions and
+//! durations) strings: a `Time` attribute reads `"2026-03-02T10:00:00Z"` like a data file's, and where a
 //! caller's value is dynamically typed (undeclared `context`), `ip("10.0.0.1")` arrives as the
 //! string `"10.0.0.1"`, as it would from a real caller.
 
@@ -37,7 +37,10 @@ pub fn to_json(expr: &Expr) -> Result<Json, Span> {
                 .collect::<Result<_, Span>>()?,
         ),
         ExprKind::Call { function, args }
-            if matches!(function.name.as_str(), "time" | "duration" | "ip") =>
+            if matches!(
+                function.name.as_str(),
+                "time" | "duration" | "ip" | "decimal"
+            ) =>
         {
             match args.as_slice() {
                 [

@@ -147,6 +147,7 @@ pub enum Node {
     Compare(Compare, NodeId, NodeId),
     Add(NodeId, NodeId),
     Sub(NodeId, NodeId),
+    Mul(NodeId, NodeId),
     In(NodeId, NodeId),
     Contains(NodeId, NodeId),
     ContainsAll(NodeId, NodeId),
@@ -156,6 +157,9 @@ pub enum Node {
     If(NodeId, NodeId, NodeId),
     Like(NodeId, Arc<Pattern>),
     Is(NodeId, Arc<str>),
+    /// `action in write`, `action == read`: whether the requested action is in the set of
+    /// this number (a bit of [`Program::action_sets`]).
+    ActionIn(u32),
     /// A calendar field of a time in a zone (index into [`Program::zones`]).
     Calendar(CalendarField, NodeId, u32),
     InRange(NodeId, NodeId, NodeId),
@@ -317,6 +321,10 @@ pub struct Program {
     pub request_names: requests::RequestNames,
     /// The `limit` declarations, in source order.
     pub limits: Box<[Limit]>,
+    /// For each action slot ([`Index::action_slot`]), the sets of [`Node::ActionIn`] that hold
+    /// the action, as bits: `action in write` costs one lookup whatever the hierarchy's depth.
+    /// The slot of every other action holds none.
+    pub action_sets: Box<[Box<[u64]>]>,
 }
 
 /// A `limit` declaration, as compiled.
@@ -388,6 +396,14 @@ impl Capability {
 }
 
 impl Program {
+    /// Whether the action of `slot` is in the `action in` set `set`.
+    pub fn action_in(&self, slot: u32, set: u32) -> bool {
+        self.action_sets
+            .get(slot as usize)
+            .and_then(|bits| bits.get(set as usize / 64))
+            .is_some_and(|word| word & (1u64 << (set % 64)) != 0)
+    }
+
     /// The capability declared as `name`.
     pub fn capability(&self, name: &str) -> Option<(usize, &Capability)> {
         self.capabilities

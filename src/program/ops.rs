@@ -69,6 +69,7 @@ pub fn compare(op: Compare, left: &Value, right: &Value) -> OpResult<bool> {
                 (Value::Int(a), Value::Int(b)) => a.cmp(b),
                 (Value::Time(a), Value::Time(b)) => a.cmp(b),
                 (Value::Duration(a), Value::Duration(b)) => a.cmp(b),
+                (Value::Decimal(a), Value::Decimal(b)) => a.cmp(b),
                 _ => return Err(mismatch()),
             };
             Ok(match op {
@@ -112,6 +113,20 @@ pub fn sub(left: &Value, right: &Value) -> OpResult<Value> {
         }
         _ => Err(ErrorKind::Mismatch {
             op: "-",
+            left: left.kind(),
+            right: right.kind(),
+        }),
+    }
+}
+
+pub fn mul(left: &Value, right: &Value) -> OpResult<Value> {
+    match (left, right) {
+        (Value::Int(a), Value::Int(b)) => a
+            .checked_mul(*b)
+            .map(Value::Int)
+            .ok_or(ErrorKind::Overflow { op: "*" }),
+        _ => Err(ErrorKind::Mismatch {
+            op: "*",
             left: left.kind(),
             right: right.kind(),
         }),

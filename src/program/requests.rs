@@ -80,6 +80,9 @@ pub struct ActionNames {
     pub slot: u32,
     /// Whether it applies to each declared type (by [`TypeNames::declared`]).
     pub applies: Box<[bool]>,
+    /// Whether a subject of each declared type may ask for it (`by`; by
+    /// [`TypeNames::declared`]).
+    pub accepts: Box<[bool]>,
     /// The declared `action.properties`; `None` leaves them dynamic.
     pub properties: Option<Declared>,
     /// The declared `context`; `None` leaves it dynamic.
@@ -90,6 +93,14 @@ impl ActionNames {
     /// Whether the action applies to a resource of the declared type `ty`.
     pub fn applies_to(&self, ty: &TypeNames) -> bool {
         self.applies
+            .get(ty.declared as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Whether a subject of the declared type `ty` may ask for the action.
+    pub fn accepts(&self, ty: &TypeNames) -> bool {
+        self.accepts
             .get(ty.declared as usize)
             .copied()
             .unwrap_or(false)
@@ -132,6 +143,14 @@ impl RequestNames {
                         .map(|ty| {
                             declared.resource_types.is_empty()
                                 || declared.resource_types.iter().any(|t| t == ty)
+                        })
+                        .collect(),
+                    accepts: schema
+                        .entity_types
+                        .keys()
+                        .map(|ty| {
+                            declared.subject_types.is_empty()
+                                || declared.subject_types.iter().any(|t| t == ty)
                         })
                         .collect(),
                     properties: declared

@@ -132,13 +132,20 @@ pub struct Recording<'s> {
 }
 
 impl Recording<'_> {
-    fn record(&mut self, program: &Program, outcome: record::Outcome<'_>) {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+    /// Records an outcome; `limited`: the limit that refused what the policy allowed.
+    fn record(
+        &mut self,
+        program: &Program,
+        outcome: record::Outcome<'_>,
+        limited: Option<&crate::limit::Refusal>,
+    ) {
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
         if !self.log.wants(allowed) {
             return;
         }
+        let masking = &self.log.config().masking;
         self.builder
-            .outcome(self.item, program, outcome, &self.log.config().masking);
+            .counted_outcome(self.item, program, outcome, limited, masking);
     }
 }
 
@@ -383,42 +390,21 @@ impl<'s> Call<'s> {
         }
     }
 
+    /// Decides by policy, then counts an allowed request against the limits that apply to it;
+    /// the audit record, written once both are known, says which limit refused.
     fn decide(
         &mut self,
         decoded: Result<eval::Request, RequestError>,
         refused: Option<String>,
     ) -> Outcome {
-        let outcome = self.decide_by_policy(&decoded, refused);
-        // Only an allowed request counts against the limits that apply to it.
-        match (&outcome, decoded.as_ref(), &self.limits) {
-            (Outcome::Decided { allowed: true, .. }, Ok(request), Some(limits))
-                if !self.program.limits.is_empty() =>
-            {
-                match crate::limit::consume(&self.program, request, limits) {
-                    Ok(_) => outcome,
-                    Err(refusal) => Outcome::Decided {
-                        allowed: false,
-                        context: Some(limited_context(&refusal)),
-                    },
-                }
-            }
-            _ => outcome,
-        }
-    }
-
-    fn decide_by_policy(
-        &mut self,
-        decoded: &Result<eval::Request, RequestError>,
-        refused: Option<String>,
-    ) -> Outcome {
         let program = &*self.program;
-        let request = match decoded {
+        let request = match &decoded {
             Ok(request) => request,
             Err(RequestError::Malformed(message)) => return Outcome::Failed(message.clone()),
             Err(RequestError::Invalid(reason)) => {
                 let message = reason.to_string();
                 if let Some(audit) = &mut self.audit {
-                    audit.record(program, Err(&message));
+                    audit.record(program, Err(&message), None);
                 }
                 // Well-formed but not decidable: a deny, never an error.
                 return Outcome::Decided {
@@ -430,23 +416,48 @@ impl<'s> Call<'s> {
                 };
             }
         };
+        let limits = self.limits.as_deref();
+        let count = |allowed: bool| match limits {
+            Some(limits) if allowed && !program.limits.is_empty() => {
+                crate::limit::consume(program, request, limits).err()
+            }
+            _ => None,
+        };
+        let limited = |refusal: crate::limit::Refusal| Outcome::Decided {
+            allowed: false,
+            context: Some(limited_context(&refusal)),
+        };
         match (&mut self.frame, &mut self.audit) {
-            (None, None) => Outcome::Decided {
-                allowed: eval::decide(program, request).allowed,
-                context: None,
-            },
+            (None, None) => {
+                let allowed = eval::decide(program, request).allowed;
+                match count(allowed) {
+                    Some(refusal) => limited(refusal),
+                    None => Outcome::Decided {
+                        allowed,
+                        context: None,
+                    },
+                }
+            }
             (None, Some(audit)) => with_audit_frame(|frame| {
                 let decision = eval::decide_in(program, request, frame);
-                audit.record(program, Ok((&decision, frame)));
-                Outcome::Decided {
-                    allowed: decision.allowed,
-                    context: None,
+                let refusal = count(decision.allowed);
+                audit.record(program, Ok((&decision, frame)), refusal.as_ref());
+                match refusal {
+                    Some(refusal) => limited(refusal),
+                    None => Outcome::Decided {
+                        allowed: decision.allowed,
+                        context: None,
+                    },
                 }
             }),
             (Some(frame), audit) => {
                 let decision = eval::decide_in(program, request, frame);
+                let refusal = count(decision.allowed);
                 if let Some(audit) = audit {
-                    audit.record(program, Ok((&decision, frame)));
+                    audit.record(program, Ok((&decision, frame)), refusal.as_ref());
+                }
+                if let Some(refusal) = refusal {
+                    return limited(refusal);
                 }
                 let explanation = explain::explain(program, frame, &decision);
                 let explanation = serde_json::to_value(&explanation).unwrap_or(JsonValue::Null);

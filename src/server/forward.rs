@@ -530,7 +530,7 @@ pub fn decide(
         Err(reason) => {
             let subject = json!({"type": config.subject_type, "id": identity.subject});
             let record = audit.and_then(|audit| {
-                audit.record(program, &json!({ "subject": subject }), Err(&reason))
+                audit.record(program, &json!({ "subject": subject }), Err(&reason), None)
             });
             return (Err(reason.into()), record);
         }
@@ -551,7 +551,7 @@ pub fn decide(
             let m = error.to_string();
             let record = audit
                 .as_mut()
-                .and_then(|audit| audit.record(program, &routed.request, Err(&m)));
+                .and_then(|audit| audit.record(program, &routed.request, Err(&m), None));
             return (Err(m.into()), record);
         }
     };
@@ -569,39 +569,44 @@ pub fn decide(
             }
         }
     }
-    let (allowed, record) = match &mut audit {
-        None => (eval::decide(program, &decoded).allowed, None),
+    // Allowed by policy: counted against the limits that apply, all or none; the record,
+    // written once both are known, says which limit refused.
+    let count =
+        |allowed: bool| allowed.then(|| crate::limit::consume(program, &decoded, &state.limits));
+    let (counted, record) = match &mut audit {
+        None => (count(eval::decide(program, &decoded).allowed), None),
         Some(audit) => crate::server::authzen::with_audit_frame(|frame| {
             let decision = eval::decide_in(program, &decoded, frame);
-            let record = audit.record(program, &routed.request, Ok((&decision, frame)));
-            (decision.allowed, record)
+            let counted = count(decision.allowed);
+            let refusal = counted.as_ref().and_then(|counted| counted.as_ref().err());
+            let record = audit.record(program, &routed.request, Ok((&decision, frame)), refusal);
+            (counted, record)
         }),
     };
     let route = routed.matched.route;
-    if !allowed {
-        return (
-            Err(format!(
-                "{} {} ({}) → {} on {}::{:?}: denied by policy",
-                original.method,
-                routed.path,
-                route.location,
-                route.action,
-                route.resource_type,
-                routed.resource_id
-            )
-            .into()),
-            record,
-        );
-    }
-    // Allowed by policy: counted against the limits that apply, all or none.
-    let usages = match crate::limit::consume(program, &decoded, &state.limits) {
-        Ok(usages) => usages,
-        Err(refusal) => {
+    let usages = match counted {
+        Some(Ok(usages)) => usages,
+        Some(Err(refusal)) => {
             return (
                 Err(Refused {
                     reason: format!("{} {}: {refusal}", original.method, routed.path),
                     limit: Some(refusal),
                 }),
+                record,
+            );
+        }
+        None => {
+            return (
+                Err(format!(
+                    "{} {} ({}) → {} on {}::{:?}: denied by policy",
+                    original.method,
+                    routed.path,
+                    route.location,
+                    route.action,
+                    route.resource_type,
+                    routed.resource_id
+                )
+                .into()),
                 record,
             );
         }
@@ -635,8 +640,9 @@ impl Audit<'_> {
         program: &Program,
         request: &JsonValue,
         outcome: record::Outcome<'_>,
+        limited: Option<&crate::limit::Refusal>,
     ) -> Option<Record> {
-        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed);
+        let allowed = matches!(outcome, Ok((decision, _)) if decision.allowed) && limited.is_none();
         if !self.log.wants(allowed) {
             return None;
         }
@@ -672,7 +678,7 @@ impl Audit<'_> {
                 masking,
             );
         }
-        builder.outcome(None, program, outcome, masking);
+        builder.counted_outcome(None, program, outcome, limited, masking);
         let latency_us = u64::try_from(self.call.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         builder.finish(&program.version, latency_us)
     }

@@ -171,6 +171,7 @@ fn binding(expr: &Expr) -> u8 {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
             BinaryOp::Add | BinaryOp::Sub => 5,
+            BinaryOp::Mul => 6,
             _ => 4,
         },
         ExprKind::Unary {
@@ -179,16 +180,17 @@ fn binding(expr: &Expr) -> u8 {
         ExprKind::Has { .. }
         | ExprKind::Like { .. }
         | ExprKind::Is { .. }
+        | ExprKind::ActionTest(_)
         | ExprKind::Unary {
             op: UnaryOp::IsEmpty,
             ..
         } => 4,
         ExprKind::Unary {
             op: UnaryOp::Neg, ..
-        } => 6,
-        ExprKind::Int(value) if *value < 0 => 6,
-        ExprKind::Attr { .. } | ExprKind::Properties(_) => 7,
-        _ => 8,
+        } => 7,
+        ExprKind::Int(value) if *value < 0 => 7,
+        ExprKind::Attr { .. } | ExprKind::Properties(_) => 8,
+        _ => 9,
     }
 }
 
@@ -198,6 +200,7 @@ fn operand_bindings(op: BinaryOp) -> (u8, u8) {
         BinaryOp::Or => (1, 2),
         BinaryOp::And => (2, 3),
         BinaryOp::Add | BinaryOp::Sub => (5, 6),
+        BinaryOp::Mul => (6, 7),
         // Comparisons do not chain: both sides are sums.
         _ => (5, 5),
     }
@@ -698,9 +701,14 @@ impl<'a> Printer<'a> {
                 self.keyword("action ");
                 self.indent = block + INDENT;
                 self.names(&action.names, ", ", action_name_text);
+                self.action_parents(&action.parents);
                 if !action.resource_types.is_empty() {
                     self.write(" on ");
                     self.idents(&action.resource_types);
+                }
+                if !action.subject_types.is_empty() {
+                    self.write(" by ");
+                    self.idents(&action.subject_types);
                 }
                 // `properties` before `context`, unless the author wrote them the other way
                 // round: comments inside them then stay inside the same one.
@@ -974,6 +982,23 @@ impl<'a> Printer<'a> {
                 self.write(separator);
             }
             self.token(name.span, &text(&name.text));
+        }
+    }
+
+    /// `in triage` after declared actions; several parents in brackets.
+    fn action_parents(&mut self, parents: &[Name]) {
+        match parents {
+            [] => {}
+            [one] => {
+                self.write(" in ");
+                self.token(one.span, &action_name_text(&one.text));
+                self.pass_over("]");
+            }
+            _ => {
+                self.write(" in [");
+                self.names(parents, ", ", action_name_text);
+                self.keyword("]");
+            }
         }
     }
 
@@ -1517,7 +1542,7 @@ impl<'a> Printer<'a> {
                 self.record(entries, span.start as usize, span.end as usize);
             }
             ExprKind::Attr { base, name } => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 if attribute_is_bare(&name.text) {
                     self.keyword(".");
                     self.token(name.span, &name.text);
@@ -1528,7 +1553,7 @@ impl<'a> Printer<'a> {
                 }
             }
             ExprKind::Properties(base) => {
-                self.expr(base, 7);
+                self.expr(base, 8);
                 self.keyword(".");
                 self.keyword("properties");
             }
@@ -1550,7 +1575,7 @@ impl<'a> Printer<'a> {
                 }
                 UnaryOp::Neg => {
                     self.keyword("-");
-                    self.expr(operand, 6);
+                    self.expr(operand, 7);
                 }
                 UnaryOp::IsEmpty => {
                     self.expr(operand, 5);
@@ -1589,6 +1614,17 @@ impl<'a> Printer<'a> {
                 self.expr(then, 0);
                 self.keyword(" else ");
                 self.expr(otherwise, 0);
+            }
+            ExprKind::ActionTest(test) => {
+                self.keyword("action");
+                self.keyword(&format!(" {} ", test.op.as_str()));
+                if test.list {
+                    self.keyword("[");
+                }
+                self.names(&test.names, ", ", action_name_text);
+                if test.list {
+                    self.keyword("]");
+                }
             }
         }
     }

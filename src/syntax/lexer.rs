@@ -234,7 +234,7 @@ fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
         // `,` that follows a name of such a list.
         let in_list = match index.checked_sub(1) {
             Some(previous) => match kind(previous) {
-                Some(Token::On | Token::In) => at_work(previous),
+                Some(Token::On | Token::In | Token::By) => at_work(previous),
                 Some(Token::LBracket) => previous
                     .checked_sub(1)
                     .is_some_and(|i| matches!(kind(i), Some(Token::In)) && at_work(i)),

@@ -1,5 +1,6 @@
 //! Text → syntax tree, and back: the logos lexer, the lalrpop parser, and the formatter.
 
+pub mod decimal;
 pub mod error;
 pub mod fmt;
 pub mod lexer;

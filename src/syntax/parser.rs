@@ -349,6 +349,12 @@ pub fn negate(operand: Expr, span: Span) -> Expr {
 }
 
 pub fn binary(op: ast::BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Expr {
+    if let Some(test) = action_test(op, &lhs, &rhs) {
+        return Expr {
+            kind: ExprKind::ActionTest(test),
+            span: Span::new(l, r),
+        };
+    }
     Expr {
         kind: ExprKind::Binary {
             op,
@@ -356,6 +362,47 @@ pub fn binary(op: ast::BinaryOp, lhs: Expr, rhs: Expr, l: usize, r: usize) -> Ex
             rhs: Box::new(rhs),
         },
         span: Span::new(l, r),
+    }
+}
+
+/// `action in write`, `action in [read, "read-todo"]`, `action == read`: names on the right of
+/// the bare `action` are action and group names, not `let`s. Anything else stays a binary
+/// expression, for the checker to explain.
+fn action_test(op: ast::BinaryOp, lhs: &Expr, rhs: &Expr) -> Option<ast::ActionTest> {
+    if lhs.kind != ExprKind::Var(ast::Var::Action) {
+        return None;
+    }
+    let op = match op {
+        ast::BinaryOp::In => ast::ActionOp::In,
+        ast::BinaryOp::Eq => ast::ActionOp::Eq,
+        ast::BinaryOp::Ne => ast::ActionOp::Ne,
+        _ => return None,
+    };
+    let name = |e: &Expr| match &e.kind {
+        ExprKind::Let(ident) => Some(ast::Name {
+            text: ident.name.clone(),
+            span: ident.span,
+        }),
+        ExprKind::Str(text) => Some(ast::Name {
+            text: text.clone(),
+            span: e.span,
+        }),
+        _ => None,
+    };
+    match &rhs.kind {
+        ExprKind::Set(elements) if op == ast::ActionOp::In => {
+            let names = elements.iter().map(name).collect::<Option<Vec<_>>>()?;
+            Some(ast::ActionTest {
+                op,
+                names,
+                list: true,
+            })
+        }
+        _ => Some(ast::ActionTest {
+            op,
+            names: vec![name(rhs)?],
+            list: false,
+        }),
     }
 }
 
@@ -560,11 +607,6 @@ fn unexpected(
                     .to_string(),
             )
         }
-        Token::Star if expects("\"==\"") => Some(
-            "Warden has no multiplication: compare with a constant already multiplied \
-             (`x > 20` where Cedar writes `x * 2 > 40`)"
-                .to_string(),
-        ),
         Token::AmpAmp => Some("write `and` instead of `&&`".to_string()),
         Token::PipePipe => Some("write `or` instead of `||`".to_string()),
         Token::Bang => Some("write `not` instead of `!`".to_string()),

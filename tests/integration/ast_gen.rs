@@ -142,6 +142,7 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
         BinaryOp::ContainsAny,
         BinaryOp::Add,
         BinaryOp::Sub,
+        BinaryOp::Mul,
     ])
 }
 
@@ -170,7 +171,12 @@ pub fn expr() -> impl Strategy<Value = Expr> {
                     operand
                 }),
             (binary_op(), boxed.clone(), boxed.clone())
+                .prop_filter(
+                    "the parser reads `action in name` as an action test",
+                    |(op, lhs, rhs)| !reads_as_action_test(*op, lhs, rhs)
+                )
                 .prop_map(|(op, lhs, rhs)| ExprKind::Binary { op, lhs, rhs }),
+            action_test().prop_map(ExprKind::ActionTest),
             (boxed.clone(), name()).prop_map(|(base, name)| ExprKind::Has { base, name }),
             (boxed.clone(), str_lit()).prop_map(|(base, pattern)| ExprKind::Like { base, pattern }),
             (boxed.clone(), type_name())
@@ -191,6 +197,40 @@ pub fn expr() -> impl Strategy<Value = Expr> {
         ]
         .prop_map(expr_of)
     })
+}
+
+/// `action in write`, `action in [read, "x"]`, `action == read`, `action != read`.
+pub fn action_test() -> impl Strategy<Value = ActionTest> {
+    prop_oneof![
+        name().prop_map(|n| ActionTest {
+            op: ActionOp::In,
+            names: vec![n],
+            list: false
+        }),
+        proptest::collection::vec(name(), 0..3).prop_map(|names| ActionTest {
+            op: ActionOp::In,
+            names,
+            list: true
+        }),
+        (any::<bool>(), name()).prop_map(|(eq, n)| ActionTest {
+            op: if eq { ActionOp::Eq } else { ActionOp::Ne },
+            names: vec![n],
+            list: false
+        }),
+    ]
+}
+
+/// Whether `lhs op rhs` is what the parser reads as an [`ActionTest`].
+fn reads_as_action_test(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> bool {
+    let named = |e: &Expr| matches!(e.kind, ExprKind::Let(_) | ExprKind::Str(_));
+    lhs.kind == ExprKind::Var(Var::Action)
+        && match op {
+            BinaryOp::In => {
+                named(rhs) || matches!(&rhs.kind, ExprKind::Set(es) if es.iter().all(named))
+            }
+            BinaryOp::Eq | BinaryOp::Ne => named(rhs),
+            _ => false,
+        }
 }
 
 /// A record literal, as `with` clauses take.
@@ -368,16 +408,28 @@ pub fn item() -> impl Strategy<Value = Item> {
         (
             annotations(),
             proptest::collection::vec(name(), 1..3),
+            proptest::collection::vec(name(), 0..3),
+            type_names(2),
             type_names(2),
             proptest::option::of(attr_decls()),
             proptest::option::of(attr_decls())
         )
             .prop_map(
-                |(annotations, names, resource_types, properties, context)| {
+                |(
+                    annotations,
+                    names,
+                    parents,
+                    resource_types,
+                    subject_types,
+                    properties,
+                    context,
+                )| {
                     Item::Action(ActionDecl {
                         annotations,
                         names,
+                        parents,
                         resource_types,
+                        subject_types,
                         properties,
                         context,
                         span: span(),

@@ -29,6 +29,23 @@ impl Setup {
         Setup { dir, key_file, log }
     }
 
+    /// The test policy with a route for forward-auth and `limits`.
+    fn limited(limits: &str) -> Setup {
+        let policy = format!(
+            "{}\nroute GET \"/docs/{{doc}}\" => read on Doc::{{doc}}\n{limits}\n",
+            crate::server::POLICY
+        );
+        let mut setup = Setup::new();
+        setup.dir = PolicyDir::new(&[
+            ("docs.warden", &policy),
+            ("data/store.json", crate::server::STORE),
+        ]);
+        setup.key_file = setup.dir.root.path().join("audit.key");
+        std::fs::write(&setup.key_file, KEY).unwrap();
+        setup.log = setup.dir.root.path().join("audit").join("audit.jsonl");
+        setup
+    }
+
     fn audit(&self) -> AuditConfig {
         AuditConfig::new(self.log.clone(), Key::new(KEY).unwrap())
     }
@@ -2321,4 +2338,232 @@ async fn a_restart_after_a_crash_continues_the_log() {
         out.contains(&format!("log {}", close["log"].as_str().unwrap())),
         "{out}"
     );
+}
+
+/// A server with a limit of two reads an hour per subject, and the calls that exhaust it: by
+/// AuthZEN (single and batch) and by forward-auth. Returns the log's decisions.
+async fn exhaust_a_limit(setup: &Setup, audit: AuditConfig) -> Vec<JsonValue> {
+    let mut config = setup.config(audit);
+    config.gateway.identity_header = Some("x-user".to_string());
+    let server = TestServer::start(config).await;
+    // alice reads her own d1 three times: the third is refused by the limit.
+    for expected in [true, true, false] {
+        let reply = server
+            .http
+            .post_json("/access/v1/evaluation", &request("alice", "read", "d1"))
+            .await;
+        assert_eq!(reply.json()["decision"], expected, "{}", reply.body);
+    }
+    // bob reads as one of the readers, three items in one batch: the third is refused.
+    let item = |doc: &str| json!({"resource": {"type": "Doc", "id": doc}});
+    let batch = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "read"},
+        "evaluations": [item("d2"), item("d3"), item("d2")],
+    });
+    let reply = server
+        .http
+        .post_json("/access/v1/evaluations", &batch)
+        .await;
+    let answered: Vec<JsonValue> = reply.json()["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["decision"].clone())
+        .collect();
+    assert_eq!(answered, [true, true, false], "{}", reply.body);
+    // carol reads her own d2 through Traefik: the third is a 429.
+    for expected in [200, 200, 429] {
+        let reply = server
+            .http
+            .send(
+                "GET",
+                "/forward-auth/traefik",
+                &[
+                    ("x-forwarded-method", "GET"),
+                    ("x-forwarded-uri", "/docs/d2"),
+                    ("x-user", "carol"),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, expected, "{}", reply.body);
+    }
+    // carol may not write d1: denied by policy, and never counted.
+    let reply = server
+        .http
+        .post_json("/access/v1/evaluation", &request("carol", "write", "d1"))
+        .await;
+    assert_eq!(reply.json()["decision"], false);
+    server.running.shutdown().await;
+    decisions(&setup.files())
+}
+
+/// Runs `warden audit replay` on the log under `policies`: (exit code, stdout).
+fn replay_cli(setup: &Setup, policies: &Path, json: bool) -> (i32, String) {
+    let mut command = warden();
+    command.args(["audit", "replay", "-p"]).arg(policies);
+    if json {
+        command.args(["--format", "json"]);
+    }
+    let output = command.arg(&setup.log).output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// A decision a limit refused is recorded as the deny the caller got, with what the policy
+/// decided (`rules`) and the limit that refused (`limited`); the log verifies; replay under the
+/// same policy counts such decisions apart, not as flips; and a policy change that denies them
+/// is a flip like any other, saying the limit had refused.
+#[tokio::test]
+async fn limit_denied_decisions_are_recorded_and_replayed_apart() {
+    let setup = Setup::limited("limit reads: 2 read on Doc per hour per subject");
+    let all = exhaust_a_limit(&setup, setup.audit()).await;
+    assert_eq!(all.len(), 10, "{all:#?}");
+    let limited: Vec<&JsonValue> = all.iter().filter(|d| !d["limited"].is_null()).collect();
+    assert_eq!(limited.len(), 3, "{all:#?}");
+    // The AuthZEN single call, the batch item, the forward-auth call.
+    assert_eq!(limited[0]["request"]["subject"]["id"], "alice");
+    assert_eq!(limited[1]["item"], 2);
+    assert_eq!(limited[2]["gateway"], "traefik");
+    for (decision, rule) in limited.iter().zip(["owner", "readers", "owner"]) {
+        assert_eq!(decision["decision"], "deny", "{decision}");
+        assert_eq!(decision["rules"], json!([rule]), "{decision}");
+        let refusal = &decision["limited"];
+        assert_eq!(refusal["policy"], "allow", "{decision}");
+        assert_eq!(refusal["name"], "reads", "{decision}");
+        assert_eq!(refusal["refusal"], "reached", "{decision}");
+        let retry = refusal["retry_after"].as_u64().unwrap();
+        assert!((1..=1800).contains(&retry), "{decision}");
+    }
+    // The allowed reads before them, and the policy's deny, hold no `limited`.
+    assert_eq!(
+        all.iter()
+            .filter(|d| d["decision"] == "allow" && d["limited"].is_null())
+            .count(),
+        6
+    );
+
+    let (code, out) = verify_cli(std::slice::from_ref(&setup.log), &setup.key_file);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("intact:"), "{out}");
+
+    // Under the same policy: nothing flips, the limit-denied are counted apart.
+    let (code, out) = replay_cli(&setup, &setup.dir.path(), false);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replayed 10 of 10 decision(s)"), "{out}");
+    assert!(
+        out.contains("flips: 0 (allow → deny: 0, deny → allow: 0); unchanged: 7"),
+        "{out}"
+    );
+    assert!(out.contains("limit-denied: 3 ("), "{out}");
+    assert!(out.contains("`reads` 3"), "{out}");
+    let (code, out) = replay_cli(&setup, &setup.dir.path(), true);
+    assert_eq!(code, 0, "{out}");
+    let report: JsonValue = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["limited"], 3);
+    assert_eq!(report["limited_by"], json!({"reads": 3}));
+    assert_eq!(report["unchanged"], 7);
+
+    // Readers lose access: bob's three reads flip, the one the limit refused among them.
+    let new = PolicyDir::new(&[
+        (
+            "docs.warden",
+            &std::fs::read_to_string(setup.dir.path().join("docs.warden"))
+                .unwrap()
+                .replace(
+                    "@id(\"readers\")\nallow read on Doc if subject in Group::\"readers\"\n",
+                    "",
+                ),
+        ),
+        ("data/store.json", crate::server::STORE),
+    ]);
+    let (code, out) = replay_cli(&setup, &new.path(), false);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("flips: 3 (allow → deny: 3, deny → allow: 0); unchanged: 5"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 × no rule allows (was allowed by readers)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("item 2 at ")
+            && out.contains("(was allow by readers, refused by limit `reads`)"),
+        "{out}"
+    );
+    assert!(out.contains("limit-denied: 2 ("), "{out}");
+}
+
+/// `audit_mode = "denies"` records the decisions a limit refused: the caller was denied.
+#[tokio::test]
+async fn denies_mode_records_limit_denied_decisions() {
+    let setup = Setup::limited("limit reads: 2 read on Doc per hour per subject");
+    let mut audit = setup.audit();
+    audit.mode = warden::audit::Mode::Denies;
+    let all = exhaust_a_limit(&setup, audit).await;
+    let names: Vec<&JsonValue> = all.iter().map(|d| &d["limited"]["name"]).collect();
+    assert_eq!(
+        names,
+        [
+            &json!("reads"),
+            &json!("reads"),
+            &json!("reads"),
+            &JsonValue::Null
+        ],
+        "{all:#?}"
+    );
+    assert!(all.iter().all(|d| d["decision"] == "deny"), "{all:#?}");
+}
+
+/// A limit's refusal is covered by the chain like the rest of a record: hiding it (the
+/// decision turned back into the policy's allow, `limited` removed) or renaming the limit is
+/// an edit verify names, and resealing the chain after it breaks the next signed checkpoint.
+#[tokio::test]
+async fn an_edited_limit_refusal_fails_verification() {
+    let setup = Setup::limited("limit reads: 2 read on Doc per hour per subject");
+    exhaust_a_limit(&setup, setup.audit()).await;
+    let all = lines(&setup.log);
+    let at = all
+        .iter()
+        .position(|line| line.contains("\"limited\":{"))
+        .unwrap();
+    let seq = serde_json::from_str::<JsonValue>(&all[at]).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let hide = |line: &mut String| {
+        let start = line.find(",\"limited\":{").unwrap();
+        let end = start + line[start..].find('}').unwrap() + 1;
+        line.replace_range(start..end, "");
+        *line = line.replacen("\"decision\":\"deny\"", "\"decision\":\"allow\"", 1);
+    };
+    let hidden = tampered(&setup, "hidden.jsonl", |lines| hide(&mut lines[at]));
+    let (code, out) = verify_cli(&[hidden], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken: edited: record seq {seq} (")),
+        "{out}"
+    );
+    let renamed = tampered(&setup, "renamed.jsonl", |lines| {
+        lines[at] = lines[at].replacen("\"name\":\"reads\"", "\"name\":\"other\"", 1);
+    });
+    let (code, out) = verify_cli(&[renamed], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken: edited: record seq {seq} (")),
+        "{out}"
+    );
+    // Resealed after the edit (hashes recomputed, without the key): the closing checkpoint's
+    // signature no longer covers the chain.
+    let resealed = tampered(&setup, "resealed.jsonl", |lines| {
+        hide(&mut lines[at]);
+        reseal(lines, at, None);
+    });
+    let (code, out) = verify_cli(&[resealed], &setup.key_file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("broken: bad signature: checkpoint"), "{out}");
 }

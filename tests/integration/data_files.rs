@@ -65,19 +65,30 @@ fn a_valid_file_loads_with_typed_values_and_a_hierarchy() {
     let alice = store.lookup("User", "alice").unwrap();
     let staff = store.lookup("Group", "staff").unwrap();
     assert!(store.is_in(alice, staff));
-    let attributes = store.entity(alice).unwrap().attributes.clone().unwrap();
-    let field = |name: &str| {
+    let field = |ty: &str, id: &str, name: &str| {
+        let entity = store.lookup(ty, id).unwrap();
+        let attributes = store.entity(entity).unwrap().attributes.clone().unwrap();
         attributes
             .iter()
             .find(|(k, _)| k.as_ref() == name)
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(field("age"), Some(Value::Int(40)));
-    assert!(matches!(field("manager"), Some(Value::Entity(_))));
+    assert_eq!(field("User", "alice", "age"), Some(Value::Int(40)));
+    assert!(matches!(
+        field("User", "alice", "manager"),
+        Some(Value::Entity(_))
+    ));
     // `null` means absent.
     let bob = store.lookup("User", "bob").unwrap();
     let bob_attributes = store.entity(bob).unwrap().attributes.clone().unwrap();
     assert!(!bob_attributes.iter().any(|(k, _)| k.as_ref() == "age"));
     assert_eq!(store.bindings().len(), 1);
+    // Decimals, as strings or as Cedar writes them, in ten-thousandths; `1.5` and `1.50` are
+    // one value, so the set holds two.
+    assert_eq!(field("Album", "a1", "rating"), Some(Value::Decimal(42_500)));
+    assert_eq!(
+        field("Album", "a1", "scores"),
+        Some(Value::set(vec![Value::Decimal(15_000), Value::Decimal(-1)]))
+    );
     assert!(Path::new(DIR).join("valid.json").exists());
 }

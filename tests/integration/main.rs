@@ -6,6 +6,7 @@
     reason = "a failed assertion is how a test reports; helpers outside #[test] fns are tests too"
 )]
 
+mod actions;
 mod alloc;
 mod ast_gen;
 mod audit;
@@ -30,6 +31,7 @@ mod import_cedar;
 mod layers;
 mod limits;
 mod lsp;
+mod numbers;
 mod policy_tests;
 mod readme;
 mod scale;

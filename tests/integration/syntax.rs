@@ -187,6 +187,8 @@ fn the_valid_corpus_covers_every_construct() {
         "action:context",
         "action:properties",
         "action:on",
+        "action:in",
+        "action:by",
         "role:inherits",
         "grant:condition",
         "actions:any",
@@ -225,6 +227,7 @@ fn the_valid_corpus_covers_every_construct() {
         "expr:is",
         "expr:is_empty",
         "expr:if",
+        "expr:action-test",
         "op:or",
         "op:and",
         "op:==",
@@ -272,6 +275,12 @@ fn visit_item(item: &Item, seen: &mut BTreeSet<String>) {
             }
             if !a.resource_types.is_empty() {
                 mark(seen, "action:on");
+            }
+            if !a.parents.is_empty() {
+                mark(seen, "action:in");
+            }
+            if !a.subject_types.is_empty() {
+                mark(seen, "action:by");
             }
             &a.annotations
         }
@@ -453,6 +462,7 @@ fn visit_expr(expr: &Expr, seen: &mut BTreeSet<String>) {
         }
         ExprKind::Var(_) => "expr:var".to_string(),
         ExprKind::Let(_) => "expr:let".to_string(),
+        ExprKind::ActionTest(_) => "expr:action-test".to_string(),
         ExprKind::Attr { base, .. } => {
             visit_expr(base, seen);
             "expr:attr".to_string()

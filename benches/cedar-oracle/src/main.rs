@@ -1,12 +1,13 @@
 //! Cedar's engine as a differential oracle for `warden import cedar`.
 //!
 //! 1. The example applications under tests/data/cedar/ (TinyTodo, GitHub, document cloud,
-//!    PhotoFlash, hotel chains): each is imported into Warden, and every request of its
+//!    PhotoFlash, hotel chains, the expressions and numbers apps): each is imported into Warden, and every request of its
 //!    `requests.json` is decided by `cedar-policy` and by Warden, and checked against the
 //!    answer written there.
 //! 2. Random applications in the subset Warden can say: a schema, policies (scopes of every
-//!    kind, `when`/`unless`, `has`, `like`, `in`, `is`, attribute chains, sets, arithmetic that
-//!    overflows, entities missing from the store), entities and requests, from a seed. Every
+//!    kind, `when`/`unless`, `has`, `like`, `in`, `is`, attribute chains, sets, arithmetic and
+//!    multiplication that overflow, decimals and their comparisons, entities missing from the
+//!    store), entities and requests, from a seed. Every
 //!    request is decided by both; every disagreement is printed. The allow, deny and error
 //!    shares are asserted, so that a generator that only ever denies fails.
 //!
@@ -328,9 +329,9 @@ entity User in [Group] = {
 };
 entity Folder in [Folder] = { owner: User, public: Bool };
 entity Doc in [Folder] = {
-  owner: User, folder: Folder, level: Long, name: String, readers?: Group,
+  owner: User, folder: Folder, level: Long, name: String, readers?: Group, price: decimal,
 };
-type Ctx = { mfa: Bool, n: Long, ip?: ipaddr };
+type Ctx = { mfa: Bool, n: Long, ip?: ipaddr, rate: decimal };
 action all;
 action read, write in [all] appliesTo { principal: User, resource: [Doc, Folder], context: Ctx };
 action share, delete in [all] appliesTo { principal: User, resource: Doc, context: Ctx };
@@ -395,6 +396,44 @@ fn gen_scope(rng: &mut Rng) -> (String, Res) {
     (format!("{principal}, {action}, {resource}"), res)
 }
 
+/// Decimals as Cedar writes them: equal values written two ways, the extremes of the range.
+const DECIMALS: [&str; 7] = [
+    "0.0",
+    "1.5",
+    "1.5000",
+    "-2.25",
+    "0.0001",
+    "922337203685477.5807",
+    "-922337203685477.5808",
+];
+const DECIMAL_METHODS: [&str; 4] = [
+    "lessThan",
+    "lessThanOrEqual",
+    "greaterThan",
+    "greaterThanOrEqual",
+];
+
+fn decimal_json(rng: &mut Rng) -> Value {
+    json!({"__extn": {"fn": "decimal", "arg": *rng.pick(&DECIMALS)}})
+}
+
+/// Multiplication (which overflows with the request's largest `n`) and decimal comparisons.
+fn gen_number_cond(rng: &mut Rng, doc: bool) -> String {
+    let n = rng.below(6);
+    let d = *rng.pick(&DECIMALS);
+    let method = *rng.pick(&DECIMAL_METHODS);
+    match rng.below(if doc { 8 } else { 5 }) {
+        0 => format!("principal.level * {n} >= {}", rng.below(12)),
+        1 => format!("context.n * principal.level > {n}"),
+        2 => format!("context.rate.{method}(decimal(\"{d}\"))"),
+        3 => format!("decimal(\"{d}\").{method}(context.rate)"),
+        4 => format!("context.rate == decimal(\"{d}\")"),
+        5 => format!("resource.price.{method}(context.rate)"),
+        6 => format!("resource.level * -{n} * principal.level < {n}"),
+        _ => format!("resource.price == decimal(\"{d}\")"),
+    }
+}
+
 fn gen_cond(rng: &mut Rng, res: Res, depth: usize) -> String {
     if depth > 0 && rng.chance(45) {
         let a = gen_cond(rng, res, depth - 1);
@@ -405,9 +444,12 @@ fn gen_cond(rng: &mut Rng, res: Res, depth: usize) -> String {
             _ => format!("!({a})"),
         };
     }
+    let doc = res == Res::Doc;
+    if rng.chance(20) {
+        return gen_number_cond(rng, doc);
+    }
     let n = rng.below(6);
     let g = rng.below(GROUPS);
-    let doc = res == Res::Doc;
     match rng.below(if doc { 22 } else { 17 }) {
         0 => format!("principal.level >= {n}"),
         1 => "resource.owner == principal".to_string(),
@@ -511,6 +553,7 @@ fn gen_entities(rng: &mut Rng) -> String {
             "folder": uid("Folder", folder.clone()),
             "level": rng.below(6),
             "name": *rng.pick(&["notes.md", "plan.txt", "notes-2026.md"]),
+            "price": decimal_json(rng),
         });
         if rng.chance(50) {
             attrs["readers"] = uid("Group", format!("g{}", rng.below(GROUPS)));
@@ -533,7 +576,8 @@ fn gen_request(rng: &mut Rng) -> Req {
         1 => -3,
         _ => rng.below(6) as i64,
     };
-    let mut context = json!({"mfa": rng.chance(50), "n": n});
+    // Cedar's `__extn` form, which Warden reads where the context declares a `Decimal`.
+    let mut context = json!({"mfa": rng.chance(50), "n": n, "rate": decimal_json(rng)});
     if rng.chance(50) {
         context["ip"] = json!(*rng.pick(&["10.1.2.3", "192.168.0.1"]));
     }

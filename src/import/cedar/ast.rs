@@ -103,8 +103,6 @@ pub enum ExprKind {
     Neg(Box<Expr>),
     /// Every binary operator Warden has, with Cedar's meaning (`contains` is a method in Cedar).
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-    /// `a * b`: read so that it can be refused at its place.
-    Mul,
     /// `if c then a else b`
     If(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `e has a.b.c`

@@ -151,11 +151,20 @@ fn extension_value(function: &str, arg: &str, at: &str) -> Result<Value, ImportE
         "datetime" => datetime(arg)
             .map(Value::String)
             .ok_or_else(|| ImportError::json(format!("{at}: `{arg}` is not a Cedar datetime"))),
+        // Written as the string a Warden data file holds where the schema says `Decimal`.
+        "decimal" => match crate::syntax::decimal::parse_decimal(arg) {
+            Ok(_) => Ok(Value::String(arg.to_string())),
+            Err(error) => Err(ImportError::json(format!(
+                "{at}: `{arg}` is not a Cedar decimal: {error}"
+            ))),
+        },
         other => Err(ImportError::UnsupportedJson {
             message: format!(
                 "Warden cannot say the extension value `{other}(\"{arg}\")` yet, at {at}"
             ),
-            help: "Warden has no decimal type yet; store the value as an integer".to_string(),
+            help: "the extensions Warden reads are `ip`, `ipaddr`, `datetime`, `duration` and \
+                   `decimal`"
+                .to_string(),
         }),
     }
 }

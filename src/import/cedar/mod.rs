@@ -35,9 +35,6 @@ pub struct Imported {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// The name of the rule that keeps Cedar's principal types of the actions (`appliesTo`).
-pub const PRINCIPAL_TYPES_ID: &str = "cedar-principal-types";
-
 /// Imports a Cedar application; on failure, every problem found.
 pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
     let mut errors: Vec<Diagnostic> = Vec::new();
@@ -64,9 +61,8 @@ pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
     let mut files = Vec::new();
     if let (Some(schema), Some(file)) = (&schema, &input.schema) {
         let mut schema_errors = Vec::new();
-        let mut text = translate::schema_text(schema, &mut schema_errors);
+        let text = translate::schema_text(schema, &mut schema_errors);
         errors.extend(schema_errors.into_iter().map(|e| in_file(e, file)));
-        text.push_str(&principal_types(schema));
         files.push((
             "schema.warden".to_string(),
             canonical("schema.warden", text),
@@ -181,50 +177,6 @@ pub fn import(input: &Input) -> Result<Imported, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
-}
-
-/// Cedar refuses a request whose principal is not of a type the action's `appliesTo` lists;
-/// Warden lets any subject ask, so one `deny` per set of principal types keeps Cedar's answer.
-fn principal_types(schema: &schema::Schema) -> String {
-    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
-    for action in &schema.actions {
-        let Some(applies) = &action.applies else {
-            continue;
-        };
-        if applies.principals.is_empty() || applies.resources.is_empty() {
-            continue;
-        }
-        let mut types = applies.principals.clone();
-        types.sort();
-        types.dedup();
-        match groups.iter_mut().find(|(t, _)| *t == types) {
-            Some((_, actions)) => actions.push(action.name.clone()),
-            None => groups.push((types, vec![action.name.clone()])),
-        }
-    }
-    let every = groups.len() == 1;
-    let mut out = String::new();
-    for (n, (types, actions)) in groups.iter().enumerate() {
-        let id = if n == 0 {
-            PRINCIPAL_TYPES_ID.to_string()
-        } else {
-            format!("{PRINCIPAL_TYPES_ID}-{n}")
-        };
-        // One set of types for every action: `*` says so shortly (undeclared actions are
-        // denied anyway).
-        let names: Vec<String> = if every {
-            vec!["*".to_string()]
-        } else {
-            actions.iter().map(|a| translate::action_name(a)).collect()
-        };
-        let test: Vec<String> = types.iter().map(|t| format!("subject is {t}")).collect();
-        out.push_str(&format!(
-            "\n@id(\"{id}\")\ndeny {} unless {}\n",
-            names.join(", "),
-            test.join(" or ")
-        ));
-    }
-    out
 }
 
 /// The text in Warden's canonical layout (as `warden fmt` writes it), or as generated when it

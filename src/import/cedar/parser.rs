@@ -447,7 +447,7 @@ fn mul(c: &mut Cursor<'_>) -> Result<Expr, ImportError> {
         let rhs = unary(c)?;
         let span = lhs.span.to(rhs.span);
         lhs = Expr {
-            kind: ExprKind::Mul,
+            kind: ExprKind::Binary(BinOp::Mul, boxed(lhs), boxed(rhs)),
             span,
         };
     }

@@ -8,12 +8,12 @@ use super::ast::{
 use super::error::ImportError;
 use super::lexer::PatternElem;
 use super::schema::{Attr, Schema, Type};
-use crate::ast::{BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar};
+use crate::ast::{
+    ActionOp, ActionTest, BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar,
+};
+use crate::check::BUILTIN_TYPES;
 use crate::source::Span;
 use crate::syntax::fmt::{action_name_text, format_expr, key_text, quoted};
-
-/// The names Warden gives its own types; an entity type may not take one.
-const BUILT_IN_TYPES: [&str; 7] = ["Bool", "Int", "String", "Time", "Duration", "Ip", "Set"];
 
 fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
     ImportError::Unsupported {
@@ -60,13 +60,25 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
     // Actions that apply alike are declared together, as Cedar's schema usually lists them.
     let mut declared: Vec<(String, Vec<String>)> = Vec::new();
     for action in &schema.actions {
-        let Some(applies) = &action.applies else {
+        let Some(applies) = requestable(action) else {
             continue;
         };
-        if applies.resources.is_empty() || applies.principals.is_empty() {
-            continue;
-        }
-        let mut tail = format!(" on {}", applies.resources.join(", "));
+        let mut tail = match action_parents(schema, action).as_slice() {
+            [] => String::new(),
+            [one] => format!(" in {}", action_name(one)),
+            many => {
+                let names: Vec<String> = many.iter().map(|n| action_name(n)).collect();
+                format!(" in [{}]", names.join(", "))
+            }
+        };
+        // Cedar's principal types: Warden refuses a request from a subject of another type, as
+        // Cedar does, and types `subject` by them.
+        let _ = write!(
+            tail,
+            " on {} by {}",
+            applies.resources.join(", "),
+            applies.principals.join(", ")
+        );
         if let Some(context) = &applies.context {
             match resolve(schema, context, 0).and_then(|t| match t {
                 Type::Record(attrs) => record_type(schema, &attrs, 0),
@@ -90,6 +102,61 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
     for (tail, names) in declared {
         let _ = writeln!(out, "action {}{tail}", names.join(", "));
     }
+    out.push_str(&action_groups(schema));
+    out
+}
+
+/// The `appliesTo` of an action a request can name: one that lists principal and resource
+/// types. The others are Cedar's pure action groups.
+fn requestable(action: &super::schema::Action) -> Option<&super::schema::AppliesTo> {
+    action
+        .applies
+        .as_ref()
+        .filter(|a| !a.resources.is_empty() && !a.principals.is_empty())
+}
+
+/// The actions a requestable action sits beneath in Warden: its nearest requestable ancestors.
+/// A pure group between them is a Warden group, which lists its members itself and cannot
+/// itself sit beneath an action, so the walk goes through it.
+fn action_parents(schema: &Schema, action: &super::schema::Action) -> Vec<String> {
+    let mut parents = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut pending: Vec<&str> = action.parents.iter().map(String::as_str).collect();
+    while let Some(name) = pending.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        match schema.action(name) {
+            Some(parent) if requestable(parent).is_some() => parents.push(name.to_string()),
+            Some(group) => pending.extend(group.parents.iter().map(String::as_str)),
+            None => {}
+        }
+    }
+    parents.sort();
+    parents.dedup();
+    parents
+}
+
+/// Cedar's pure action groups (actions no request can name) as Warden groups, each listing the
+/// actions and groups declared `in` it.
+fn action_groups(schema: &Schema) -> String {
+    let mut out = String::new();
+    for group in schema.actions.iter().filter(|a| requestable(a).is_none()) {
+        let mut members: Vec<String> = Vec::new();
+        for member in &schema.actions {
+            if member.parents.contains(&group.name) && !members.contains(&member.name) {
+                members.push(member.name.clone());
+            }
+        }
+        let members: Vec<String> = members.iter().map(|n| action_name(n)).collect();
+        let _ = writeln!(
+            out,
+            "action group {} = [{}]",
+            action_name(&group.name),
+            members.join(", ")
+        );
+    }
     out
 }
 
@@ -101,7 +168,7 @@ fn entity_name(name: &str, span: Span) -> Result<(), ImportError> {
             "Warden has no namespaces yet; drop the namespace from the type name",
         ));
     }
-    if BUILT_IN_TYPES.contains(&name) || name == "properties" {
+    if BUILTIN_TYPES.contains(&name) || name == "properties" {
         return Err(ImportError::Invalid {
             message: format!("entity type `{name}` has the name of a Warden type"),
             span,
@@ -171,14 +238,7 @@ fn type_text(schema: &Schema, ty: &Type, depth: usize) -> Result<String, ImportE
                 "ipaddr" => "Ip".to_string(),
                 "datetime" => "Time".to_string(),
                 "duration" => "Duration".to_string(),
-                "decimal" => {
-                    return Err(unsupported(
-                        "the `decimal` type",
-                        span,
-                        "Warden has no decimal type yet; store the value as an integer of \
-                         hundredths or thousandths",
-                    ));
-                }
+                "decimal" => "Decimal".to_string(),
                 _ => {
                     return Err(ImportError::Invalid {
                         message: format!("unknown type `{name}`"),
@@ -328,56 +388,72 @@ fn scope_condition(
     })
 }
 
-/// The actions a scope names, as Warden writes them (`None`: every action).
+/// The names a rule's head lists, and the test its condition adds (`action == x`).
+type HeadActions = (Vec<String>, Option<Expr>);
+
+/// The actions a scope names, as Warden writes them (`None`: every action), with the test that
+/// keeps `action == Action::"x"` to `x` alone when actions sit beneath `x` (Warden's `allow x`
+/// covers them too).
 fn actions(
     schema: Option<&Schema>,
     scope: &ActionScope,
     on: Option<&str>,
     span: Span,
-) -> Result<Option<Vec<String>>, ImportError> {
+) -> Result<Option<HeadActions>, ImportError> {
     let uids: Vec<&Uid> = match scope {
         ActionScope::Any => return Ok(None),
         ActionScope::Eq(uid) => vec![uid],
         ActionScope::In(list) => list.iter().collect(),
     };
+    if uids.iter().any(|uid| uid.ty != "Action") {
+        return Err(unsupported(
+            "a namespaced action",
+            span,
+            "Warden has no namespaces yet; name actions `Action::\"…\"`",
+        ));
+    }
     let mut names: Vec<String> = Vec::new();
+    let Some(schema) = schema.filter(|s| !s.actions.is_empty()) else {
+        for uid in uids {
+            if !names.contains(&uid.id) {
+                names.push(uid.id.clone());
+            }
+        }
+        return Ok(Some((names, None)));
+    };
+    // Only actions a request can name (on the scope's type) count.
+    let applies = |a: &super::schema::Action| {
+        requestable(a).is_some_and(|to| on.is_none_or(|t| to.resources.iter().any(|r| r == t)))
+    };
+    let mut exact = None;
     for uid in uids {
-        if uid.ty != "Action" {
-            return Err(unsupported(
-                "a namespaced action",
-                span,
-                "Warden has no namespaces yet; name actions `Action::\"…\"`",
-            ));
-        }
-        match (schema, scope) {
-            (Some(schema), ActionScope::In(_)) if !schema.actions.is_empty() => {
-                for action in &schema.actions {
-                    if schema.action_in(&action.name, &uid.id) && !names.contains(&action.name) {
-                        names.push(action.name.clone());
-                    }
+        let beneath = |applying: bool| {
+            schema.actions.iter().any(|a| {
+                a.name != uid.id
+                    && (!applying || applies(a))
+                    && requestable(a).is_some()
+                    && schema.action_in(&a.name, &uid.id)
+            })
+        };
+        let named = match scope {
+            ActionScope::Eq(_) => {
+                let named = schema.action(&uid.id).is_some_and(applies);
+                if named && beneath(false) {
+                    exact = Some(w(ExprKind::ActionTest(ActionTest {
+                        op: ActionOp::Eq,
+                        names: vec![name(&uid.id)],
+                        list: false,
+                    })));
                 }
+                named
             }
-            _ => {
-                if !names.contains(&uid.id) {
-                    names.push(uid.id.clone());
-                }
-            }
+            _ => schema.action(&uid.id).is_some_and(applies) || beneath(true),
+        };
+        if named && !names.contains(&uid.id) {
+            names.push(uid.id.clone());
         }
     }
-    // Only actions a request can name (those with `appliesTo`, on the scope's type) stay.
-    if let Some(schema) = schema.filter(|s| !s.actions.is_empty()) {
-        names.retain(|n| {
-            schema
-                .action(n)
-                .and_then(|a| a.applies.as_ref())
-                .is_some_and(|a| {
-                    !a.principals.is_empty()
-                        && on.is_none_or(|t| a.resources.iter().any(|r| r == t))
-                        && !a.resources.is_empty()
-                })
-        });
-    }
-    Ok(Some(names))
+    Ok(Some((names, exact)))
 }
 
 /// Translates one policy (or one link of a template) into a Warden rule.
@@ -409,7 +485,11 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         Err(e) => errors.push(e),
     }
     let acts = match actions(schema, &p.action, on.as_deref(), p.action_span) {
-        Ok(a) => a,
+        Ok(Some((names, exact))) => {
+            conditions.extend(exact);
+            Some(names)
+        }
+        Ok(None) => None,
         Err(e) => {
             errors.push(e);
             None
@@ -492,12 +572,12 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     })
 }
 
-/// Whether `e` adds, subtracts or negates (each can overflow).
+/// Whether `e` adds, subtracts, multiplies or negates (each can overflow).
 fn has_arithmetic(e: &Expr) -> bool {
     let here = matches!(
         e.kind,
         ExprKind::Binary {
-            op: BinaryOp::Add | BinaryOp::Sub,
+            op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul,
             ..
         } | ExprKind::Unary {
             op: UnaryOp::Neg,
@@ -709,14 +789,8 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
             op: UnaryOp::Neg,
             operand: boxed(a)?,
         }),
+        K::Binary(op, a, b) if matches!(a.kind, K::Var(Var::Action)) => action_test(*op, b, sp)?,
         K::Binary(op, a, b) => bin(*op, expr(a)?, expr(b)?),
-        K::Mul => {
-            return Err(unsupported(
-                "multiplication (`*`)",
-                sp,
-                "Warden has no multiplication yet; compute the product into an attribute",
-            ));
-        }
         K::If(cond, then, otherwise) => w(ExprKind::If {
             cond: boxed(cond)?,
             then: boxed(then)?,
@@ -799,6 +873,38 @@ fn expr_at(e: &CExpr) -> Result<Expr, ImportError> {
     })
 }
 
+/// `action in Action::"g"`, `action in [Action::"a", …]`, `action == Action::"a"` (and `!=`).
+fn action_test(op: BinaryOp, rhs: &CExpr, sp: Span) -> Result<Expr, ImportError> {
+    let refused = || {
+        unsupported(
+            "a test of `action` other than `in`, `==` or `!=` with action entities",
+            sp,
+            "compare `action` with `Action::\"…\"` entities, or a set of them after `in`",
+        )
+    };
+    let uid = |e: &CExpr| match &e.kind {
+        K::Entity(uid) if uid.ty == "Action" => Ok(name(&uid.id)),
+        K::Entity(uid) if uid.ty.ends_with("::Action") => Err(unsupported(
+            "a namespaced action",
+            e.span,
+            "Warden has no namespaces yet; name actions `Action::\"…\"`",
+        )),
+        _ => Err(refused()),
+    };
+    let (op, names, list) = match (op, &rhs.kind) {
+        (BinaryOp::In, K::Set(elements)) => (
+            ActionOp::In,
+            elements.iter().map(uid).collect::<Result<Vec<_>, _>>()?,
+            true,
+        ),
+        (BinaryOp::In, _) => (ActionOp::In, vec![uid(rhs)?], false),
+        (BinaryOp::Eq, _) => (ActionOp::Eq, vec![uid(rhs)?], false),
+        (BinaryOp::Ne, _) => (ActionOp::Ne, vec![uid(rhs)?], false),
+        _ => return Err(refused()),
+    };
+    Ok(w(ExprKind::ActionTest(ActionTest { op, names, list })))
+}
+
 fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
     let one = || match args {
         [a] => expr(a),
@@ -819,13 +925,10 @@ fn method_call(base: &CExpr, method: &str, args: &[CExpr], sp: Span) -> Result<E
             op: UnaryOp::IsEmpty,
             operand: Box::new(expr(base)?),
         }),
-        "lessThan" | "lessThanOrEqual" | "greaterThan" | "greaterThanOrEqual" => {
-            return Err(unsupported(
-                &format!("the decimal method `{method}`"),
-                sp,
-                "Warden has no decimal type yet",
-            ));
-        }
+        "lessThan" => bin(BinaryOp::Lt, expr(base)?, one()?),
+        "lessThanOrEqual" => bin(BinaryOp::Le, expr(base)?, one()?),
+        "greaterThan" => bin(BinaryOp::Gt, expr(base)?, one()?),
+        "greaterThanOrEqual" => bin(BinaryOp::Ge, expr(base)?, one()?),
         "isIpv4" | "isIpv6" | "isLoopback" | "isMulticast" if args.is_empty() => {
             let function = match method {
                 "isIpv4" => "is_ipv4",
@@ -865,7 +968,7 @@ fn literal_arg<'a>(function: &str, args: &'a [CExpr], sp: Span) -> Result<&'a st
         _ => Err(unsupported(
             &format!("`{function}` of a computed value"),
             sp,
-            "Warden's `ip`, `time` and `duration` take a string literal",
+            "Warden's `ip`, `time`, `duration` and `decimal` take a string literal",
         )),
     }
 }
@@ -893,13 +996,7 @@ fn call(function: &str, args: &[CExpr], sp: Span) -> Result<Expr, ImportError> {
             }
         }
         "duration" => warden_call("duration", literal_arg(function, args, sp)?.to_string()),
-        "decimal" => {
-            return Err(unsupported(
-                "the `decimal` type",
-                sp,
-                "Warden has no decimal type yet",
-            ));
-        }
+        "decimal" => warden_call("decimal", literal_arg(function, args, sp)?.to_string()),
         other => {
             return Err(unsupported(
                 &format!("the function `{other}`"),
