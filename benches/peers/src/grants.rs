@@ -165,7 +165,7 @@ pub struct Texts {
     /// static policies to a set of its own).
     cedar_sliced_policies: String,
     cedar_entities: String,
-    rego_policy: &'static str,
+    rego_policy: String,
     rego_data: String,
     casbin_model: &'static str,
     casbin_policy: String,
@@ -179,7 +179,7 @@ entity Photo in [Album];
 action view, edit, share, delete, admin appliesTo { principal: User, resource: Photo };
 "#;
 
-const REGO_SCOPED: &str = r#"package grants
+const REGO_HEAD: &str = r#"package grants
 
 import rego.v1
 
@@ -191,7 +191,9 @@ photo := data.photos[input.resource.id]
 
 level := data.action_levels[input.action.name]
 
-allow if {
+"#;
+
+const REGO_SCOPED: &str = r#"allow if {
 	user.clearance >= 0
 	some g in data.grants[photo.album]
 	g.level <= user.level
@@ -201,19 +203,7 @@ allow if {
 }
 "#;
 
-const REGO_BINDINGS: &str = r#"package grants
-
-import rego.v1
-
-default allow := false
-
-user := data.users[input.subject.id]
-
-photo := data.photos[input.resource.id]
-
-level := data.action_levels[input.action.name]
-
-allow if {
+const REGO_BINDINGS: &str = r#"allow if {
 	user.clearance >= 0
 	some b in data.bindings[photo.album]
 	b.user == input.subject.id
@@ -259,6 +249,14 @@ e = some(where (p.eft == allow))
 [matchers]
 m = r.sub.clearance >= 0 && r.sub.id == p.sub && g2(r.obj, p.album) && g3(r.act, p.act)
 "#;
+
+fn rego_policy(style: Style) -> String {
+    let rule = match style {
+        Style::RoleScoped => REGO_SCOPED,
+        Style::Bindings => REGO_BINDINGS,
+    };
+    format!("{REGO_HEAD}{rule}")
+}
 
 fn actions_upto(level: usize) -> String {
     ACTIONS[..=level].join(", ")
@@ -449,10 +447,7 @@ pub fn texts(style: Style, n: usize) -> Texts {
         cedar_links: Value::Array(cedar_links).to_string(),
         cedar_sliced_policies,
         cedar_entities: Value::Array(cedar_entities).to_string(),
-        rego_policy: match style {
-            Style::RoleScoped => REGO_SCOPED,
-            Style::Bindings => REGO_BINDINGS,
-        },
+        rego_policy: rego_policy(style),
         rego_data: rego_data.to_string(),
         casbin_model: match style {
             Style::RoleScoped => CASBIN_SCOPED,
@@ -597,7 +592,7 @@ impl Decider for CasbinGrants {
 
 fn rego(t: &Texts) -> RegoDecider {
     RegoDecider::new(
-        &[("grants.rego", t.rego_policy)],
+        &[("grants.rego", &t.rego_policy)],
         &t.rego_data,
         "data.grants.allow",
     )
@@ -705,10 +700,7 @@ impl Texts {
             cedar_links: read("cedar.links.json", &["cedar"]),
             cedar_sliced_policies: read("cedar.sliced.cedar", &["cedar-sliced"]),
             cedar_entities: read("cedar.entities.json", &cedar),
-            rego_policy: match style {
-                Style::RoleScoped => REGO_SCOPED,
-                Style::Bindings => REGO_BINDINGS,
-            },
+            rego_policy: rego_policy(style),
             rego_data: read("rego-data.json", &["rego"]),
             casbin_model: match style {
                 Style::RoleScoped => CASBIN_SCOPED,
