@@ -43,7 +43,7 @@ pub enum Style {
 }
 
 impl Style {
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Style::RoleScoped => "role-scoped",
             Style::Bindings => "bindings",
@@ -240,6 +240,7 @@ r = sub, obj, act
 p = sub, album, act
 
 [role_definition]
+g = _, _
 g2 = _, _
 g3 = _, _
 
