@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
+use rustc_hash::FxHashMap;
+
 use crate::ast::{self, BinaryOp, Effect, Expr, ExprKind, Item, Name, UnaryOp, Var};
 use crate::check::Ctx;
 use crate::check::declare::{self, Declared};
@@ -206,7 +208,8 @@ pub struct Typer<'c, 'f> {
     schema: &'c Schema,
     declared: &'c Declared,
     names: &'c Names<'f>,
-    entities: HashMap<String, EntityTy>,
+    /// Fx, not SipHash: the keys are the policy author's type names, never request data.
+    entities: FxHashMap<String, EntityTy>,
     /// Any declared entity type: what `subject` is, unless the actions say otherwise.
     all: Ty,
     /// The type of `subject` where it is read: the types a rule's actions accept (`by`), else
@@ -294,7 +297,7 @@ fn merge_records(records: &[(&str, &RecordType)]) -> RecordTy {
 
 /// Type-checks every rule, grant, `let` and test of the directory.
 pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, names: &Names<'f>) {
-    let entities: HashMap<String, EntityTy> = schema
+    let entities: FxHashMap<String, EntityTy> = schema
         .entity_types
         .iter()
         .map(|(name, e)| {

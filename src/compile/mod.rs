@@ -6,10 +6,11 @@
 //! (resource type, action) and by the constant its first test compares against.
 
 use std::collections::BTreeSet;
-
-use rustc_hash::FxHashMap as HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use crate::ast::{self, BinaryOp, ConditionKind, ExprKind, UnaryOp};
 use crate::check::schema::Schema;
@@ -53,7 +54,7 @@ pub fn compile(
         schema,
         store,
         nodes: Vec::new(),
-        interned: HashMap::default(),
+        interned: hashbrown::HashTable::new(),
         lets: HashMap::default(),
         let_nodes: HashMap::default(),
         lowering_lets: BTreeSet::new(),
@@ -250,7 +251,8 @@ struct Compiler<'a> {
     schema: &'a Schema,
     store: Store,
     nodes: Vec<Node>,
-    interned: HashMap<Node, NodeId>,
+    /// The ids of `nodes`, hashed by the node they name: each node is held once, in `nodes`.
+    interned: hashbrown::HashTable<NodeId>,
     lets: HashMap<String, (usize, &'a ast::LetDecl)>,
     let_nodes: HashMap<String, NodeId>,
     lowering_lets: BTreeSet<String>,
@@ -407,12 +409,23 @@ impl Compiler<'_> {
 
     /// Adds a node, or returns the existing identical one.
     fn intern(&mut self, node: Node) -> NodeId {
-        if let Some(existing) = self.interned.get(&node) {
+        // Node keys are the policy author's expressions, not request data: Fx needs no key.
+        let hash = FxBuildHasher.hash_one(&node);
+        let nodes = &self.nodes;
+        if let Some(existing) = self
+            .interned
+            .find(hash, |id| nodes.get(id.index()) == Some(&node))
+        {
             return *existing;
         }
         let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
-        self.nodes.push(node.clone());
-        self.interned.insert(node, id);
+        self.nodes.push(node);
+        let nodes = &self.nodes;
+        self.interned.insert_unique(hash, id, |id| {
+            nodes
+                .get(id.index())
+                .map_or(0, |node| FxBuildHasher.hash_one(node))
+        });
         id
     }
 

@@ -340,3 +340,63 @@ fn a_rule_of_several_conjuncts_is_decided_without_walking_its_own_and_nodes() {
         assert_eq!(explained.candidates[0].outcome, outcome, "{action}");
     }
 }
+
+/// `count` per-album grants as top-level rules, ten per album, written as
+/// `benches/gen_shapes.py rules` writes them.
+fn many_rules(count: usize) -> tempfile::TempDir {
+    const LEVELS: [&str; 5] = ["viewer", "editor", "sharer", "deleter", "admin"];
+    const ACTIONS: [&str; 5] = ["view", "edit", "share", "delete", "admin"];
+    let mut policy = String::from(
+        "entity User { department: String, clearance: Int, roles: Set<String> }\n\
+         entity Album in Album\nentity Photo in Album\n\
+         action view, edit, share, delete, admin on Photo\n\
+         deny * if subject.clearance < 0\n",
+    );
+    for k in 0..count {
+        let level = k % 5;
+        writeln!(
+            policy,
+            "allow {} if resource in Album::\"a{}\" and subject.roles contains \"{}\" and subject.department == \"d{}\" and subject.clearance >= {}",
+            ACTIONS[..=level].join(", "),
+            k / 10,
+            LEVELS[level],
+            k % 10,
+            k % 4
+        )
+        .unwrap();
+    }
+    let data = json!({ "entities": [
+        { "type": "User", "id": "u1", "attributes": { "department": "d1", "clearance": 3, "roles": ["editor"] } },
+        { "type": "Album", "id": "a0" },
+        { "type": "Photo", "id": "p0", "parents": ["a0"] },
+    ]});
+    write_dir(&[
+        ("policy.warden", &policy),
+        ("data/entities.json", &data.to_string()),
+    ])
+}
+
+#[test]
+fn many_rules_compile_in_bounded_bytes_each() {
+    // Compiling holds each node of the decision graph once: the table that finds an identical
+    // node keeps node ids, not a second copy of every node beside its id.
+    const LIMIT_PER_RULE: u64 = 1_020;
+    let count = 10_000;
+    let dir = many_rules(count);
+    let loaded = engine::load_directory(dir.path()).unwrap();
+    let (engine, peak) = peak_bytes_in(|| Engine::from_loaded(loaded).unwrap());
+    let per_rule = peak / count as u64;
+    assert!(
+        per_rule < LIMIT_PER_RULE,
+        "compiling held {per_rule} bytes per rule at its peak"
+    );
+    let body = json!({
+        "subject": { "type": "User", "id": "u1" },
+        "action": { "name": "edit" },
+        "resource": { "type": "Photo", "id": "p0" },
+    });
+    let program = &engine.program;
+    let req = request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now()).unwrap();
+    // Grant 1 (`editor`, department d1, clearance at least 1) on album a0.
+    assert!(eval::decide(program, &req).allowed);
+}

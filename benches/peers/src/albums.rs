@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use casbin::{CoreApi, Enforcer};
-use cedar_policy::{PolicySet, ResourceConstraint};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -326,27 +325,7 @@ fn cedar_sliced(t: &Texts) -> CedarDecider {
     let schema = cedar::schema(t.cedar_schema);
     let all = cedar::policies(&t.cedar_policies);
     cedar::validate(&schema, &all);
-    let mut base = PolicySet::new();
-    let mut by_album_policies: HashMap<String, Vec<cedar_policy::Policy>> = HashMap::new();
-    for policy in all.policies() {
-        match policy.resource_constraint() {
-            ResourceConstraint::In(uid) => by_album_policies
-                .entry(uid.id().unescaped().to_string())
-                .or_default()
-                .push(policy.clone()),
-            _ => base.add(policy.clone()).expect("unique ids"),
-        }
-    }
-    let by_album = by_album_policies
-        .into_iter()
-        .map(|(album, policies)| {
-            let mut set = base.clone();
-            for p in policies {
-                set.add(p).expect("unique ids");
-            }
-            (album, set)
-        })
-        .collect();
+    let (base, by_album) = cedar::slice_by_resource_in(&all);
     // The application's own index of which album each photo is in.
     let resource_albums = (0..PHOTOS)
         .map(|p| (format!("p{p}"), vec![format!("a{}", p % ALBUMS)]))

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityId, EntityTypeName, EntityUid, PolicyId,
-    PolicySet, Request, Schema, SlotId, ValidationMode, Validator,
+    PolicySet, Request, ResourceConstraint, Schema, SlotId, ValidationMode, Validator,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -25,6 +25,34 @@ pub struct Slices {
     pub resource_albums: HashMap<String, Vec<String>>,
     /// The policies that mention no album.
     pub base: PolicySet,
+}
+
+/// Splits a policy set the way an application pre-slices it: the policies whose resource
+/// constraint is `resource in E` go to E's set (with every other policy); the rest form the
+/// base set.
+pub fn slice_by_resource_in(all: &PolicySet) -> (PolicySet, HashMap<String, PolicySet>) {
+    let mut base = PolicySet::new();
+    let mut by_entity: HashMap<String, Vec<cedar_policy::Policy>> = HashMap::new();
+    for policy in all.policies() {
+        match policy.resource_constraint() {
+            ResourceConstraint::In(uid) => by_entity
+                .entry(uid.id().unescaped().to_string())
+                .or_default()
+                .push(policy.clone()),
+            _ => base.add(policy.clone()).expect("unique ids"),
+        }
+    }
+    let sliced = by_entity
+        .into_iter()
+        .map(|(entity, policies)| {
+            let mut set = base.clone();
+            for p in policies {
+                set.add(p).expect("unique ids");
+            }
+            (entity, set)
+        })
+        .collect();
+    (base, sliced)
 }
 
 pub struct CedarDecider {

@@ -8,15 +8,22 @@
 //!   (no argument)          equivalence, then timing, then peak RSS; prints a markdown report
 //!   equiv                  equivalence only
 //!   rss                    peak RSS only
+//!   entities               entity loading only: Warden and Cedar at 250,000 and 1,000,000 users
 //!   load-only KEY DIR      load the 10,000-rule per-album model from DIR (written by the full
 //!                          run) in one engine and exit, for `/usr/bin/time -v` (KEY: none,
 //!                          warden, cedar, cedar-sliced, rego-rules, rego-data, casbin)
+//!   load-only grants STYLE N KEY DIR
+//!                          the same for the grants model (STYLE: role-scoped, bindings)
+//!   load-only entities ENGINE DIR
+//!                          the same for the entities (ENGINE: warden, cedar)
 //! Options: --only SUBSTRING (models whose name contains it), --budget-ms N (per timed cell)
 
 mod albums;
 mod cedar;
 mod common;
+mod entities;
 mod github;
+mod grants;
 mod photos;
 mod rego;
 mod tinytodo;
@@ -48,21 +55,33 @@ struct Options {
     budget: Duration,
 }
 
-fn models(options: &Options) -> Vec<Model> {
+/// The models wanted, each built only when its turn comes (the 100,000-grant models hold
+/// gigabytes in the engines that scan, so they are never all loaded at once).
+fn models(options: &Options) -> Vec<(String, Box<dyn FnOnce() -> Model>)> {
     let wanted = |name: &str| options.only.as_deref().is_none_or(|o| name.contains(o));
-    let mut out = Vec::new();
-    if wanted("photo archive") {
-        out.push(photos::model());
-    }
-    if wanted("todo lists") {
-        out.push(tinytodo::model());
-    }
-    if wanted("code hosting") {
-        out.push(github::model());
+    let mut out: Vec<(String, Box<dyn FnOnce() -> Model>)> = Vec::new();
+    let fixed: [(&str, fn() -> Model); 3] = [
+        ("photo archive", photos::model),
+        ("todo lists (TinyTodo)", tinytodo::model),
+        ("code hosting (GitHub)", github::model),
+    ];
+    for (name, build) in fixed {
+        if wanted(name) {
+            out.push((name.to_string(), Box::new(build)));
+        }
     }
     for rules in albums::RULE_COUNTS {
-        if wanted(&albums::model_name(rules)) {
-            out.push(albums::model(rules));
+        let name = albums::model_name(rules);
+        if wanted(&name) {
+            out.push((name, Box::new(move || albums::model(rules))));
+        }
+    }
+    for style in grants::STYLES {
+        for n in grants::SIZES {
+            let name = grants::model_name(style, n);
+            if wanted(&name) {
+                out.push((name, Box::new(move || grants::model(style, n))));
+            }
         }
     }
     out
@@ -204,12 +223,14 @@ fn fmt_ms(d: Duration) -> String {
     }
 }
 
-fn rss_kib(key: &str, dir: &std::path::Path) -> Option<u64> {
+fn rss_kib(args: &[&str], dir: &std::path::Path) -> Option<u64> {
+    let key = args.join(" ");
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new("/usr/bin/time")
         .arg("-v")
         .arg(exe)
-        .args(["load-only", key])
+        .arg("load-only")
+        .args(args)
         .arg(dir)
         .output()
         .ok()?;
@@ -239,12 +260,65 @@ fn peak_rss() -> Vec<(&'static str, u64)> {
     let dir = common::ScratchDir::new("rss");
     albums::texts(10_000).write(&dir.0);
     for key in albums::LOAD_KEYS {
-        if let Some(kib) = rss_kib(key, &dir.0) {
+        if let Some(kib) = rss_kib(&[key], &dir.0) {
             eprintln!("peak RSS, 10,000 rules, {key}: {} MiB", kib / 1024);
             rss.push((key, kib));
         }
     }
     rss
+}
+
+/// Peak RSS (KiB) per style and engine key, at the largest size of the grants model.
+fn peak_rss_grants() -> Vec<(grants::Style, &'static str, u64)> {
+    let mut rss = Vec::new();
+    if !std::path::Path::new("/usr/bin/time").exists() {
+        return rss;
+    }
+    let n = grants::SIZES[grants::SIZES.len() - 1];
+    for style in grants::STYLES {
+        let dir = common::ScratchDir::new("rss-grants");
+        grants::texts(style, n).write(&dir.0);
+        let n_text = n.to_string();
+        for key in grants::LOAD_KEYS {
+            if let Some(kib) = rss_kib(&["grants", style.key(), &n_text, key], &dir.0) {
+                eprintln!(
+                    "peak RSS, {}: {key}: {} MiB",
+                    grants::model_name(style, n),
+                    kib / 1024
+                );
+                rss.push((style, key, kib));
+            }
+        }
+    }
+    rss
+}
+
+fn print_rss_grants(rss: &[(grants::Style, &'static str, u64)]) {
+    let n = grants::SIZES[grants::SIZES.len() - 1];
+    for style in grants::STYLES {
+        let rows: Vec<_> = rss.iter().filter(|(s, _, _)| *s == style).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let base = rows
+            .iter()
+            .find(|(_, k, _)| *k == "none")
+            .map_or(0, |(_, _, v)| *v);
+        println!();
+        println!(
+            "| peak RSS of a process loading {} | MiB | MiB above the bare process |",
+            grants::model_name(style, n)
+        );
+        println!("|---|---:|---:|");
+        for (_, key, kib) in rows {
+            println!(
+                "| {} | {:.1} | {:.1} |",
+                grants::load_key_label(key),
+                *kib as f64 / 1024.0,
+                kib.saturating_sub(base) as f64 / 1024.0
+            );
+        }
+    }
 }
 
 fn print_rss(rss: &[(&'static str, u64)]) {
@@ -312,6 +386,23 @@ fn versions() -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("load-only") {
+        let arg = |i: usize| args.get(i).map_or("", String::as_str);
+        if arg(1) == "grants" {
+            let (Some(style), Ok(n)) = (grants::Style::parse(arg(2)), arg(3).parse()) else {
+                eprintln!("usage: load-only grants STYLE N KEY DIR");
+                return ExitCode::from(2);
+            };
+            let held = grants::load_only(style, n, arg(4), std::path::Path::new(arg(5)));
+            println!("loaded {}", arg(4));
+            drop(std::hint::black_box(held));
+            return ExitCode::SUCCESS;
+        }
+        if arg(1) == "entities" {
+            let held = entities::load_only(arg(2), std::path::Path::new(arg(3)));
+            println!("loaded {}", arg(2));
+            drop(std::hint::black_box(held));
+            return ExitCode::SUCCESS;
+        }
         let key = args.get(1).map(String::as_str).unwrap_or("none");
         let Some(dir) = args.get(2) else {
             eprintln!("usage: load-only KEY DIR (DIR written by the full run)");
@@ -328,6 +419,11 @@ fn main() -> ExitCode {
     };
     if args.first().map(String::as_str) == Some("rss") {
         print_rss(&peak_rss());
+        print_rss_grants(&peak_rss_grants());
+        return ExitCode::SUCCESS;
+    }
+    if args.first().map(String::as_str) == Some("entities") {
+        entities::report();
         return ExitCode::SUCCESS;
     }
     let mut equiv_only = false;
@@ -348,28 +444,25 @@ fn main() -> ExitCode {
     }
 
     let load_before = loadavg();
-    eprintln!("loading the models…");
-    let mut models = models(&options);
+    let models = models(&options);
 
-    // 1. Equivalence first: nothing is timed unless every engine agrees on every request.
-    let mut disagreements = 0;
-    for model in &mut models {
-        disagreements += equivalence(model);
-    }
-    if disagreements > 0 {
-        eprintln!(
-            "FAILED: {disagreements} disagreements (the first are listed above); nothing timed"
-        );
-        return ExitCode::FAILURE;
-    }
-    if equiv_only {
-        return ExitCode::SUCCESS;
-    }
-
-    // 2. Timing.
+    // Per model: equivalence first (nothing of a model is timed unless every engine agrees on
+    // every request), then timing; then the model is dropped before the next one is built.
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for model in &mut models {
+    for (name, build) in models {
+        eprintln!("loading {name}…");
+        let mut model = build();
+        let disagreements = equivalence(&mut model);
+        if disagreements > 0 {
+            eprintln!(
+                "FAILED: {disagreements} disagreements (the first are listed above); {name} and what follows not timed"
+            );
+            return ExitCode::FAILURE;
+        }
+        if equiv_only {
+            continue;
+        }
         let mut warden_median = 0.0;
         for (i, c) in model.contenders.iter_mut().enumerate() {
             let taken: Vec<&Req> = model.requests.iter().filter(|r| c.takes(r)).collect();
@@ -397,13 +490,15 @@ fn main() -> ExitCode {
             });
         }
     }
-    drop(models);
+    if equiv_only {
+        return ExitCode::SUCCESS;
+    }
 
     // 3. Peak RSS of a process holding the 10,000-rule set, per engine.
-    let rss = if options.only.is_none() {
-        peak_rss()
+    let (rss, rss_grants) = if options.only.is_none() {
+        (peak_rss(), peak_rss_grants())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
 
     // 4. The report.
@@ -422,6 +517,10 @@ fn main() -> ExitCode {
         );
     }
     print_rss(&rss);
+    print_rss_grants(&rss_grants);
+    if options.only.is_none() {
+        entities::report();
+    }
     notes.sort();
     notes.dedup();
     println!();
