@@ -1,4 +1,4 @@
-//! Entity loading at scale (issue #21): N ordinary users in 1,000 groups, the `entities` shape
+//! Entity loading at scale: N ordinary users in 1,000 groups, the `entities` shape
 //! of `benches/gen_shapes.py`, loaded by Warden (a policy directory: parse, check, data,
 //! compile) and by Cedar (`Entities::from_json_str` through the schema), each in its own
 //! process under `/usr/bin/time`: wall-clock and CPU time, peak RSS.

@@ -1,4 +1,4 @@
-//! (e) The photo-sharing grants of issue #28, in the two styles that used to grow with N: five
+//! (e) The photo-sharing grants, in the two styles that used to grow with N: five
 //! nested roles (viewer < editor < sharer < deleter < admin), five nested actions (view < edit <
 //! share < delete < admin; the role of level L may do the actions of levels 0..=L), N grants,
 //! and one deny (a subject with a negative clearance is refused everything).
