@@ -144,7 +144,10 @@ pub const MAX_EXPRESSION_SIZE: usize = 512;
 /// A `(` or `[` left open does not hide the next rule: `allow` and `deny` never stand inside
 /// them. A Cedar policy (`permit (` or `forbid (`) outside a block is an item of its own too, so
 /// that each one pasted from Cedar is reported. Annotations stay with the item they precede.
-pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
+///
+/// `names` is [`keywords_used_as_names`] of `tokens`, computed once for the file: the parse
+/// driver hands the same classification to [`oversized_expression`].
+pub fn split_items(tokens: &[Spanned<'_>], names: &[bool]) -> Vec<std::ops::Range<usize>> {
     let mut items = Vec::new();
     let mut start = 0;
     // How many `{` blocks are open in the current item.
@@ -153,7 +156,6 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
     // the item keyword that follows them.
     let mut only_annotations = false;
 
-    let names = keywords_used_as_names(tokens);
     let is_name = |index: usize| names.get(index).copied().unwrap_or(false);
     for (index, (_, token, _)) in tokens.iter().enumerate() {
         let next = tokens.get(index + 1).map(|(_, t, _)| t);
@@ -242,7 +244,7 @@ pub fn split_items(tokens: &[Spanned<'_>]) -> Vec<std::ops::Range<usize>> {
 /// [`keyword_used_as_name`]). One pass, left to right: whether a keyword is a name depends on
 /// whether the keyword before it is one, and on whether it continues a list of type names
 /// (`on A, B, route`), which is carried along rather than looked for (a long list stays linear).
-fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
+pub fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
     let mut names: Vec<bool> = Vec::with_capacity(tokens.len());
     let mut listed: Vec<bool> = Vec::with_capacity(tokens.len());
     for (index, (_, token, _)) in tokens.iter().enumerate() {
@@ -363,9 +365,20 @@ fn type_name_position(
         }
 }
 
+/// How far [`keyword_used_as_name`] looks ahead: the classification of a token depends on
+/// the tokens up to three places after it.
+const NAME_LOOKAHEAD: usize = 3;
+
 /// Finds an expression larger than [`MAX_EXPRESSION_SIZE`] in one item, returning the span of
 /// the token that crossed the limit.
-pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
+///
+/// `names` is the file's [`keywords_used_as_names`] for these tokens. The item is measured as
+/// if it stood alone: the file's classification equals the item's own except on its last
+/// [`NAME_LOOKAHEAD`] tokens, whose lookahead runs past the item's end (an item starts where
+/// no keyword is a name, so what comes before it changes nothing). Those few tokens can decide
+/// only when the count is within their reach of the limit; then the item's own classification
+/// is computed.
+pub fn oversized_expression(tokens: &[Spanned<'_>], names: &[bool]) -> Option<Span> {
     let keyword = tokens.iter().map(|(_, t, _)| t).find(|t| {
         matches!(
             t,
@@ -381,7 +394,22 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
     if matches!(keyword, Some(Token::Entity | Token::Action)) {
         return oversized_type(tokens);
     }
-    let names = keywords_used_as_names(tokens);
+    // Each token adds one at most.
+    if tokens.len() <= MAX_EXPRESSION_SIZE {
+        return None;
+    }
+    let settled = tokens.len().saturating_sub(NAME_LOOKAHEAD);
+    match expression_size(tokens.get(..settled).unwrap_or(&[]), names) {
+        Err(span) => Some(span),
+        Ok(size) if size + NAME_LOOKAHEAD <= MAX_EXPRESSION_SIZE => None,
+        Ok(_) => expression_size(tokens, &keywords_used_as_names(tokens)).err(),
+    }
+}
+
+/// The size of the expression `tokens` end in, or the span of the token that made an
+/// expression cross [`MAX_EXPRESSION_SIZE`]. `names[i]` tells whether token `i` is a keyword
+/// used as a name.
+fn expression_size(tokens: &[Spanned<'_>], names: &[bool]) -> Result<usize, Span> {
     let mut size = 0usize;
     for (index, (l, token, r)) in tokens.iter().enumerate() {
         // An `if` inside an expression (`x == (if c then a else b)`) is an operator.
@@ -408,7 +436,7 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             token if expression_if || counts_in_expression(token) => {
                 size += 1;
                 if size > MAX_EXPRESSION_SIZE {
-                    return Some(Span::new(*l, *r));
+                    return Err(Span::new(*l, *r));
                 }
             }
             // Tokens that can only stand between expressions start a new count.
@@ -431,7 +459,7 @@ pub fn oversized_expression(tokens: &[Spanned<'_>]) -> Option<Span> {
             _ => {}
         }
     }
-    None
+    Ok(size)
 }
 
 /// The operators and brackets an expression's size counts.
@@ -492,7 +520,7 @@ mod tests {
     fn items(text: &str) -> Vec<String> {
         let lexed = lex(text);
         assert!(lexed.errors.is_empty());
-        split_items(&lexed.tokens)
+        split_items(&lexed.tokens, &keywords_used_as_names(&lexed.tokens))
             .into_iter()
             .map(|range| {
                 let (start, _, _) = lexed.tokens[range.start];
@@ -587,7 +615,7 @@ mod tests {
     fn oversized(text: &str) -> bool {
         let lexed = lex(text);
         assert!(lexed.errors.is_empty());
-        oversized_expression(&lexed.tokens).is_some()
+        oversized_expression(&lexed.tokens, &keywords_used_as_names(&lexed.tokens)).is_some()
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         .collect();
 
     let parser = generated::ItemParser::new();
-    let ranges = lexer::split_items(&lexed.tokens);
+    // Which keywords stand as names, worked out once for the file: both the split into items
+    // and the expression-size limit need it.
+    let names = lexer::keywords_used_as_names(&lexed.tokens);
+    let ranges = lexer::split_items(&lexed.tokens, &names);
     let mut items = Vec::with_capacity(ranges.len());
     for (index, range) in ranges.iter().enumerate() {
         let Some(tokens) = lexed.tokens.get(range.clone()) else {
@@ -73,7 +76,8 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         {
             continue;
         }
-        if let Some(span) = lexer::oversized_expression(tokens) {
+        let item_names = names.get(range.clone()).unwrap_or(&[]);
+        if let Some(span) = lexer::oversized_expression(tokens, item_names) {
             diagnostics.push(Diagnostic::in_file(
                 SyntaxError::TooLarge {
                     span,
