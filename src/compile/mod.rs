@@ -77,6 +77,8 @@ pub fn compile(
     let (roles, role_ids) = role_table(schema);
     let mut rules = Vec::new();
     let mut placements = Vec::new();
+    let mut action_heads = HeadSets::default();
+    let mut type_heads = HeadSets::default();
     let mut capabilities = Vec::new();
     let mut limits = Vec::new();
     for (file_index, file) in files.iter().enumerate() {
@@ -96,8 +98,8 @@ pub fn compile(
                         None,
                     );
                     placements.push(Placement {
-                        actions: compiler.actions(&rule.actions),
-                        types: names(&rule.resource_types),
+                        actions: action_heads.actions(&compiler, &rule.actions),
+                        types: type_heads.types(&rule.resource_types),
                     });
                     rules.push(compiled);
                 }
@@ -113,8 +115,8 @@ pub fn compile(
                             role_id,
                         );
                         placements.push(Placement {
-                            actions: compiler.actions(&grant.actions),
-                            types: names(&grant.resource_types),
+                            actions: action_heads.actions(&compiler, &grant.actions),
+                            types: type_heads.types(&grant.resource_types),
                         });
                         rules.push(compiled);
                     }
@@ -133,8 +135,8 @@ pub fn compile(
                     }
                     // Placed in no bucket: only a presented token makes it a candidate.
                     placements.push(Placement {
-                        actions: Some(BTreeSet::new()),
-                        types: Some(BTreeSet::new()),
+                        actions: Some(action_heads.id(&[], BTreeSet::new)),
+                        types: Some(type_heads.id(&[], BTreeSet::new)),
                     });
                     let rule = RuleId(u32::try_from(rules.len()).unwrap_or(u32::MAX));
                     rules.push(compiled);
@@ -181,6 +183,7 @@ pub fn compile(
         schema,
         &rules,
         &placements,
+        (&action_heads.sets, &type_heads.sets),
         &compiler.nodes,
         &compiler.action_sets,
     );
@@ -233,10 +236,72 @@ fn action_set_bits(index: &Index, sets: &[BTreeSet<String>]) -> Box<[Box<[u64]>]
     bits.into_boxed_slice()
 }
 
-/// Which buckets a rule goes into: `None` means every action (`*`) or every type (no `on`).
+/// Which buckets a rule goes into: `None` means every action (`*`) or every type (no `on`);
+/// otherwise the index of its set of names in [`HeadSets::sets`].
 struct Placement {
-    actions: Option<BTreeSet<String>>,
-    types: Option<BTreeSet<String>>,
+    actions: Option<u32>,
+    types: Option<u32>,
+}
+
+/// The distinct sets of names that rule heads give (the actions after `allow`, the types after
+/// `on`), each held once: thousands of rules share a handful of lists, and a set per rule
+/// cost an allocation per name and a tree, built, then read and dropped again by the index.
+#[derive(Default)]
+struct HeadSets<'a> {
+    sets: Vec<BTreeSet<String>>,
+    /// By the names as written: the same list always gives the same set.
+    ids: HashMap<Vec<&'a str>, u32>,
+    written: Vec<&'a str>,
+}
+
+impl<'a> HeadSets<'a> {
+    fn id(&mut self, written: &[&'a str], set: impl FnOnce() -> BTreeSet<String>) -> u32 {
+        if let Some(id) = self.ids.get(written) {
+            return *id;
+        }
+        let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+        self.sets.push(set());
+        self.ids.insert(written.to_vec(), id);
+        id
+    }
+
+    fn of(
+        &mut self,
+        names: impl Iterator<Item = &'a str>,
+        set: impl FnOnce(&[&'a str]) -> BTreeSet<String>,
+    ) -> u32 {
+        let mut written = std::mem::take(&mut self.written);
+        written.clear();
+        written.extend(names);
+        let id = self.id(&written, || set(&written));
+        self.written = written;
+        id
+    }
+
+    /// A rule's actions, each group expanded to its actions.
+    fn actions(&mut self, compiler: &Compiler<'_>, actions: &'a ast::Actions) -> Option<u32> {
+        match actions {
+            ast::Actions::Any(_) => None,
+            ast::Actions::List(list) => Some(self.of(
+                list.iter().map(|name| name.text.as_str()),
+                |written| {
+                    written
+                        .iter()
+                        .flat_map(|name| compiler.schema.expand_action(name))
+                        .collect()
+                },
+            )),
+        }
+    }
+
+    fn types(&mut self, idents: &'a [ast::Ident]) -> Option<u32> {
+        if idents.is_empty() {
+            return None;
+        }
+        Some(self.of(idents.iter().map(|i| i.name.as_str()), |written| {
+            written.iter().map(|name| (*name).to_string()).collect()
+        }))
+    }
 }
 
 fn names(idents: &[ast::Ident]) -> Option<BTreeSet<String>> {
@@ -1162,10 +1227,19 @@ impl BucketBuilder {
     }
 }
 
+/// The slots of a rule's head: every slot, or those of its set.
+fn head_slots<'s>(id: Option<u32>, every: &'s [usize], of: &'s [Vec<usize>]) -> &'s [usize] {
+    match id {
+        None => every,
+        Some(id) => of.get(id as usize).map_or(&[], Vec::as_slice),
+    }
+}
+
 fn build_index(
     schema: &Schema,
     rules: &[Rule],
     placements: &[Placement],
+    (action_heads, type_heads): (&[BTreeSet<String>], &[BTreeSet<String>]),
     nodes: &[Node],
     action_sets: &[BTreeSet<String>],
 ) -> Index {
@@ -1173,10 +1247,8 @@ fn build_index(
     let mut type_names: BTreeSet<String> = schema.entity_types.keys().cloned().collect();
     let mut action_names: BTreeSet<String> = schema.actions.keys().cloned().collect();
     action_names.extend(action_sets.iter().flatten().cloned());
-    for placement in placements {
-        type_names.extend(placement.types.iter().flatten().cloned());
-        action_names.extend(placement.actions.iter().flatten().cloned());
-    }
+    type_names.extend(type_heads.iter().flatten().cloned());
+    action_names.extend(action_heads.iter().flatten().cloned());
     let types: HashMap<Arc<str>, u32> = type_names
         .iter()
         .enumerate()
@@ -1193,27 +1265,31 @@ fn build_index(
         .map(|_| BucketBuilder::default())
         .collect();
 
+    // The slots of each head set, worked out once per set rather than once per rule.
+    let slots = |heads: &[BTreeSet<String>], slot: &HashMap<Arc<str>, u32>| -> Vec<Vec<usize>> {
+        heads
+            .iter()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| slot.get(n.as_str()).map(|s| *s as usize))
+                    .collect()
+            })
+            .collect()
+    };
+    let every_type: Vec<usize> = (0..type_count).collect();
+    let every_action: Vec<usize> = (0..action_count).collect();
+    let type_head_slots = slots(type_heads, &types);
+    let action_head_slots = slots(action_heads, &actions);
     for (index, (rule, placement)) in rules.iter().zip(placements).enumerate() {
         let rule_id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
-        let type_slots: Vec<usize> = match &placement.types {
-            None => (0..type_count).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| types.get(n.as_str()).map(|s| *s as usize))
-                .collect(),
-        };
-        let action_slots: Vec<usize> = match &placement.actions {
-            None => (0..action_count).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| actions.get(n.as_str()).map(|s| *s as usize))
-                .collect(),
-        };
+        let type_slots = head_slots(placement.types, &every_type, &type_head_slots);
+        let action_slots = head_slots(placement.actions, &every_action, &action_head_slots);
         // A grant is a candidate only for a subject holding its role; within the role's
         // bucket its first test discriminates as a rule's does.
         let key = key_of(nodes, rule.condition);
-        for t in &type_slots {
-            for a in &action_slots {
+        for t in type_slots {
+            for a in action_slots {
                 let Some(bucket) = builders.get_mut(t * action_count + a) else {
                     continue;
                 };
