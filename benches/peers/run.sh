@@ -4,6 +4,7 @@
 #
 #   benches/peers/run.sh                 # everything (several minutes on 2 cores)
 #   benches/peers/run.sh equiv           # equivalence only
+#   benches/peers/run.sh grants          # the photo-sharing grants, every style and size, with RSS
 #   benches/peers/run.sh --only todo     # one model (no RSS table)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,8 +1,12 @@
-//! (e) The photo-sharing grants, in the two styles that used to grow with N: five
+//! (e) The photo-sharing grants, in three styles of writing the same grants: five
 //! nested roles (viewer < editor < sharer < deleter < admin), five nested actions (view < edit <
 //! share < delete < admin; the role of level L may do the actions of levels 0..=L), N grants,
 //! and one deny (a subject with a negative clearance is refused everything).
 //!
+//! - **top-level**: the role-scoped grants as top-level rules, each testing the subject's
+//!   levels (`subject.levels contains any ["editor", …]`: the grant's level or higher); users
+//!   hold their level and the ones below it in a `levels` attribute, and no role is declared.
+//!   The peers read the same texts as for role-scoped.
 //! - **role-scoped**: grant k says "role `LEVELS[k % 5]` or higher, in department `d{k % 10}`,
 //!   with clearance at least `k % 4`, may do that role's actions on the photos of album
 //!   `a{k / 10}`". Warden writes each grant inside its `role` block; users hold one stored role.
@@ -26,7 +30,7 @@ use crate::common::{Contender, Decider, Model, Req, Rng, ScratchDir, timed, ts, 
 use crate::rego::RegoDecider;
 
 pub const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
-pub const STYLES: [Style; 2] = [Style::RoleScoped, Style::Bindings];
+pub const STYLES: [Style; 3] = [Style::TopLevel, Style::RoleScoped, Style::Bindings];
 /// The engines of the peak-RSS table, each loading one style at one size in its own process.
 pub const LOAD_KEYS: [&str; 6] = ["none", "warden", "cedar", "cedar-sliced", "rego", "casbin"];
 
@@ -40,13 +44,22 @@ const REQUESTS: usize = 2_000;
 pub enum Style {
     RoleScoped,
     Bindings,
+    /// Last, so that the others keep their request seeds.
+    TopLevel,
 }
 
 impl Style {
+    /// The role-scoped grants, whether in role blocks or top-level rules: every engine but
+    /// Warden reads the same texts for both.
+    fn scoped(self) -> bool {
+        matches!(self, Style::RoleScoped | Style::TopLevel)
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Style::RoleScoped => "role-scoped",
             Style::Bindings => "bindings",
+            Style::TopLevel => "top-level",
         }
     }
 
@@ -59,6 +72,7 @@ pub fn model_name(style: Style, n: usize) -> String {
     match style {
         Style::RoleScoped => format!("grants in role blocks, {n} rules"),
         Style::Bindings => format!("grants as role bindings, {n} bindings"),
+        Style::TopLevel => format!("grants as top-level rules, {n} rules"),
     }
 }
 
@@ -137,7 +151,7 @@ impl Oracle {
             .get(&photo_album(photo))
             .map_or(&[][..], Vec::as_slice);
         grants.iter().any(|&k| match self.style {
-            Style::RoleScoped => {
+            Style::RoleScoped | Style::TopLevel => {
                 let (level, _, department, clearance) = scoped_grant(k);
                 level <= who.level
                     && action <= level
@@ -252,11 +266,20 @@ m = r.sub.clearance >= 0 && r.sub.id == p.sub && g2(r.obj, p.album) && g3(r.act,
 "#;
 
 fn rego_policy(style: Style) -> String {
-    let rule = match style {
-        Style::RoleScoped => REGO_SCOPED,
-        Style::Bindings => REGO_BINDINGS,
+    let rule = if style.scoped() {
+        REGO_SCOPED
+    } else {
+        REGO_BINDINGS
     };
     format!("{REGO_HEAD}{rule}")
+}
+
+fn casbin_model(style: Style) -> &'static str {
+    if style.scoped() {
+        CASBIN_SCOPED
+    } else {
+        CASBIN_BINDINGS
+    }
 }
 
 fn actions_upto(level: usize) -> String {
@@ -272,8 +295,13 @@ fn cedar_actions_upto(level: usize) -> String {
 }
 
 pub fn texts(style: Style, n: usize) -> Texts {
-    let mut warden_policy = String::from(
-        "entity User { department: String, clearance: Int, roles: Set<String> }\n\
+    let held = if style == Style::TopLevel {
+        "levels"
+    } else {
+        "roles"
+    };
+    let mut warden_policy = format!(
+        "entity User {{ department: String, clearance: Int, {held}: Set<String> }}\n\
          entity Album\nentity Photo in Album\naction view, edit, share, delete, admin on Photo\n\
          @id(\"suspended\") deny * if subject.clearance < 0\n",
     );
@@ -286,15 +314,26 @@ pub fn texts(style: Style, n: usize) -> Texts {
     let mut rego_grants: HashMap<String, Vec<Value>> = HashMap::new();
     let mut roles = Vec::new();
     match style {
-        Style::RoleScoped => {
+        Style::RoleScoped | Style::TopLevel => {
             let mut blocks = vec![String::new(); 5];
             for k in 0..n {
                 let (level, album, department, clearance) = scoped_grant(k);
-                let _ = writeln!(
-                    blocks[level],
-                    "  allow {} if resource in Album::\"a{album}\" and subject.department == \"d{department}\" and subject.clearance >= {clearance}",
-                    actions_upto(level)
-                );
+                if style == Style::TopLevel {
+                    let levels: Vec<String> =
+                        LEVELS[level..].iter().map(|l| format!("\"{l}\"")).collect();
+                    let _ = writeln!(
+                        warden_policy,
+                        "allow {} if resource in Album::\"a{album}\" and subject.levels contains any [{}] and subject.department == \"d{department}\" and subject.clearance >= {clearance}",
+                        actions_upto(level),
+                        levels.join(", ")
+                    );
+                } else {
+                    let _ = writeln!(
+                        blocks[level],
+                        "  allow {} if resource in Album::\"a{album}\" and subject.department == \"d{department}\" and subject.clearance >= {clearance}",
+                        actions_upto(level)
+                    );
+                }
                 let _ = writeln!(
                     cedar_policies,
                     "@id(\"g{k}\")\npermit (principal in Role::\"{}\", action in {}, resource in Album::\"a{album}\")\nwhen {{ principal.department == \"d{department}\" && principal.clearance >= {clearance} }};",
@@ -311,6 +350,9 @@ pub fn texts(style: Style, n: usize) -> Texts {
                 );
             }
             for (level, block) in blocks.iter().enumerate() {
+                if style == Style::TopLevel {
+                    break;
+                }
                 let parent = if level > 0 {
                     format!(" : {}", LEVELS[level - 1])
                 } else {
@@ -387,12 +429,19 @@ pub fn texts(style: Style, n: usize) -> Texts {
         let who = user(u);
         let (id, department) = (format!("u{u}"), format!("d{}", who.department));
         // In the bindings style users hold no stored role: only their bindings.
+        // In the top-level style they hold their level and those below it, and Cedar's users
+        // are in their one role as in the role-scoped style.
         let stored: Vec<&str> = match style {
-            Style::RoleScoped => vec![LEVELS[who.level]],
+            Style::RoleScoped | Style::TopLevel => vec![LEVELS[who.level]],
             Style::Bindings => vec![],
         };
-        warden_entities.push(json!({"type": "User", "id": id, "attributes":
-            {"department": department, "clearance": who.clearance, "roles": stored}}));
+        let attributes = if style == Style::TopLevel {
+            json!({"department": department, "clearance": who.clearance,
+                "levels": LEVELS[..=who.level]})
+        } else {
+            json!({"department": department, "clearance": who.clearance, "roles": stored})
+        };
+        warden_entities.push(json!({"type": "User", "id": id, "attributes": attributes}));
         let parents: Vec<Value> = stored
             .iter()
             .map(|r| json!({"type": "Role", "id": r}))
@@ -403,7 +452,7 @@ pub fn texts(style: Style, n: usize) -> Texts {
             id.clone(),
             json!({"level": who.level, "department": department, "clearance": who.clearance}),
         );
-        if style == Style::RoleScoped {
+        if style.scoped() {
             let _ = writeln!(
                 casbin_policy,
                 "g, {id}, {}\ng, {id}, {department}",
@@ -433,10 +482,7 @@ pub fn texts(style: Style, n: usize) -> Texts {
         .enumerate()
         .map(|(i, a)| (a.to_string(), json!(i)))
         .collect();
-    let grants_key = match style {
-        Style::RoleScoped => "grants",
-        Style::Bindings => "bindings",
-    };
+    let grants_key = if style.scoped() { "grants" } else { "bindings" };
     let rego_data = json!({"users": rego_users, "photos": rego_photos,
         "action_levels": action_levels, grants_key: rego_grants});
     Texts {
@@ -450,10 +496,7 @@ pub fn texts(style: Style, n: usize) -> Texts {
         cedar_entities: Value::Array(cedar_entities).to_string(),
         rego_policy: rego_policy(style),
         rego_data: rego_data.to_string(),
-        casbin_model: match style {
-            Style::RoleScoped => CASBIN_SCOPED,
-            Style::Bindings => CASBIN_BINDINGS,
-        },
+        casbin_model: casbin_model(style),
         casbin_policy,
     }
 }
@@ -481,7 +524,7 @@ fn requests(style: Style, n: usize) -> Vec<(usize, usize, usize)> {
         let granted = album * 10 + rng.below(10);
         let u = if rng.chance(50) && granted < n {
             match style {
-                Style::RoleScoped => {
+                Style::RoleScoped | Style::TopLevel => {
                     let (_, _, department, _) = scoped_grant(granted);
                     // Users of department d are 5 * (10 j + d) + r.
                     5 * (10 * rng.below(USERS / 50) + department) + rng.below(5)
@@ -508,7 +551,7 @@ fn outside_sample(req: &Req) -> bool {
     hash % 20 != 0
 }
 
-const SAMPLE_NOTE: &str = "grants in role blocks and as role bindings, 10,000 and 100,000: plain Cedar and Casbin read every grant at every request, so they decide (and are timed on) the one request in 20 of the set picked by a hash of its body; the pre-sliced Cedar, Rego and Warden decide all of them";
+const SAMPLE_NOTE: &str = "grants as top-level rules, in role blocks and as role bindings, 10,000 and 100,000: plain Cedar and Casbin read every grant at every request, so they decide (and are timed on) the one request in 20 of the set picked by a hash of its body; the pre-sliced Cedar, Rego and Warden decide all of them";
 
 fn no_context(_body: &Value, _now: jiff::Timestamp) -> Value {
     json!({})
@@ -703,10 +746,7 @@ impl Texts {
             cedar_entities: read("cedar.entities.json", &cedar),
             rego_policy: rego_policy(style),
             rego_data: read("rego-data.json", &["rego"]),
-            casbin_model: match style {
-                Style::RoleScoped => CASBIN_SCOPED,
-                Style::Bindings => CASBIN_BINDINGS,
-            },
+            casbin_model: casbin_model(style),
             casbin_policy: read("casbin.csv", &["casbin"]),
         }
     }
