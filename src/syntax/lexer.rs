@@ -631,6 +631,47 @@ mod tests {
     }
 
     #[test]
+    fn an_item_is_measured_as_if_it_stood_alone() {
+        // The file's classification of keywords looks past an item's end; near the limit the
+        // item is measured with its own, as the parser sees it.
+        let endings = [
+            "x",
+            "x in",
+            "x.if",
+            "context has data",
+            "resource is route",
+            "x contains all",
+            "subject in role",
+        ];
+        let nexts = [
+            "allow v",
+            "limit l: 1 * per 1s per true",
+            "entity E",
+            "permit (principal)",
+            "namespace n",
+            "@id(\"a\") deny v",
+        ];
+        for ending in endings {
+            for next in nexts {
+                for short in 0..6 {
+                    let opens = "(".repeat(MAX_EXPRESSION_SIZE - short);
+                    let text = format!("allow v if {opens}{ending} {next}");
+                    let lexed = lex(&text);
+                    let names = keywords_used_as_names(&lexed.tokens);
+                    for range in split_items(&lexed.tokens, &names) {
+                        let tokens = &lexed.tokens[range.clone()];
+                        assert_eq!(
+                            oversized_expression(tokens, &names[range]),
+                            oversized_expression(tokens, &keywords_used_as_names(tokens)),
+                            "{ending} | {next} | {short}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn declarations_are_measured_by_depth() {
         let many = "a: Set<String>, b: { c: Set<Int> }, ".repeat(MAX_EXPRESSION_SIZE);
         assert!(!oversized(&format!("@doc(\"x\") entity E {{ {many} }}")));

@@ -84,7 +84,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Counts the allocations `f` makes on this thread.
-fn allocations_in<T>(f: impl FnOnce() -> T) -> (T, u64) {
+pub fn allocations_in<T>(f: impl FnOnce() -> T) -> (T, u64) {
     ALLOCATIONS.with(|n| n.set(0));
     COUNTING.with(|on| on.set(true));
     let result = f();

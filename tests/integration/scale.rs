@@ -9,7 +9,7 @@ use serde_json::json;
 use warden::engine::{self, Engine, MAX_DIAGNOSTICS};
 use warden::eval::{self, request};
 
-use crate::alloc::peak_bytes_in;
+use crate::alloc::{allocations_in, peak_bytes_in};
 
 const SCHEMA: &str = "entity Group in Group\nentity User in Group { roles: Set<String> }\n\
                       entity Doc\naction read, write on Doc\n";
@@ -399,4 +399,33 @@ fn many_rules_compile_in_bounded_bytes_each() {
     let req = request::read(program, body.to_string().as_bytes(), jiff::Timestamp::now()).unwrap();
     // Grant 1 (`editor`, department d1, clearance at least 1) on album a0.
     assert!(eval::decide(program, &req).allowed);
+}
+
+#[test]
+fn many_rules_parse_and_compile_with_few_allocations_each() {
+    // Allocations counted, not time: parsing classifies the file's keywords once (the split
+    // into items and the expression-size limit share it), and compiling holds each distinct
+    // rule head once rather than a set of owned names and two slot lists per rule.
+    const PARSE_LIMIT_PER_RULE: u64 = 37;
+    const COMPILE_LIMIT_PER_RULE: u64 = 12;
+    let count = 10_000;
+    let dir = many_rules(count);
+    let text = std::fs::read_to_string(dir.path().join("policy.warden")).unwrap();
+    let source = warden::source::SourceFile::new("policy.warden", text);
+    let ((parsed, diagnostics), parsing) = allocations_in(|| warden::syntax::parse(&source));
+    assert!(diagnostics.is_empty());
+    assert_eq!(parsed.ast.items.len(), count + 5);
+    let loaded = engine::load_directory(dir.path()).unwrap();
+    let (engine, compiling) = allocations_in(|| Engine::from_loaded(loaded).unwrap());
+    let (parsing, compiling) = (parsing / count as u64, compiling / count as u64);
+    eprintln!("allocations per rule: parsing {parsing}, compiling {compiling}");
+    assert!(
+        parsing <= PARSE_LIMIT_PER_RULE,
+        "parsing made {parsing} allocations per rule"
+    );
+    assert!(
+        compiling <= COMPILE_LIMIT_PER_RULE,
+        "compiling made {compiling} allocations per rule"
+    );
+    assert!(!engine.program.rules.is_empty());
 }
