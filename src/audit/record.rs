@@ -208,18 +208,6 @@ impl Masking {
         }
         true
     }
-
-    /// [`Masking::needs_json`] for serde's JSON.
-    pub fn needs_value(&self, value: &JsonValue) -> bool {
-        match value {
-            JsonValue::String(text) => looks_like_token(text),
-            JsonValue::Array(items) => items.iter().any(|item| self.needs_value(item)),
-            JsonValue::Object(members) => members.iter().any(|(key, value)| {
-                self.masks(key) || Masking::is_token_name(key) || self.needs_value(value)
-            }),
-            _ => false,
-        }
-    }
 }
 
 /// A record's request id: the caller's, or one the server made up (written straight into the
