@@ -9,6 +9,10 @@
 //! percentile of batches of them, per decision.
 //!
 //!     cargo run --release --example shapes_decide -- /tmp/warden-shapes/rules-1000 ...
+//!
+//! `SHAPES_ROUNDS` (default 200) sets how many times the requests are decided, the first tenth
+//! as warm-up: fewer keep a run under callgrind short, where the instructions per decision are
+//! the inclusive count of `warden::eval::decide` divided by 4,096 × the rounds.
 
 use std::time::Instant;
 
@@ -17,6 +21,11 @@ use warden::engine::Engine;
 use warden::eval::{self, request};
 
 fn main() {
+    let rounds: usize = std::env::var("SHAPES_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200)
+        .max(2);
     for dir in std::env::args().skip(1) {
         let engine = Engine::load(std::path::Path::new(&dir)).expect("the directory loads");
         let program = &engine.program;
@@ -41,12 +50,12 @@ fn main() {
             .collect();
         let mut allowed = 0usize;
         let mut batches = Vec::new();
-        for round in 0..200 {
+        for round in 0..rounds {
             let start = Instant::now();
             for req in &requests {
                 allowed += usize::from(eval::decide(program, req).allowed);
             }
-            if round >= 20 {
+            if round >= rounds / 10 {
                 batches.push(start.elapsed().as_secs_f64() * 1e6 / requests.len() as f64);
             }
         }
@@ -55,7 +64,7 @@ fn main() {
         let p99 = batches[batches.len() * 99 / 100];
         println!(
             "{dir}: p50 {p50:.3} µs, p99 {p99:.3} µs per decision ({} allowed of {})",
-            allowed / 200,
+            allowed / rounds,
             requests.len()
         );
     }
