@@ -276,7 +276,7 @@ fn peak_rss_grants() -> Vec<(grants::Style, &'static str, u64)> {
     if !std::path::Path::new("/usr/bin/time").exists() {
         return rss;
     }
-    let n = grants::SIZES[grants::SIZES.len() - 1];
+    let n = grants::RSS_SIZE;
     for style in grants::STYLES {
         let dir = common::ScratchDir::new("rss-grants");
         grants::texts(style, n).write(&dir.0);
@@ -296,7 +296,7 @@ fn peak_rss_grants() -> Vec<(grants::Style, &'static str, u64)> {
 }
 
 fn print_rss_grants(rss: &[(grants::Style, &'static str, u64)]) {
-    let n = grants::SIZES[grants::SIZES.len() - 1];
+    let n = grants::RSS_SIZE;
     for style in grants::STYLES {
         let rows: Vec<_> = rss.iter().filter(|(s, _, _)| *s == style).collect();
         if rows.is_empty() {
