@@ -248,6 +248,13 @@ pub fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
     let mut names: Vec<bool> = Vec::with_capacity(tokens.len());
     let mut listed: Vec<bool> = Vec::with_capacity(tokens.len());
     for (index, (_, token, _)) in tokens.iter().enumerate() {
+        // Only a keyword can be a name, and only a keyword or a name can be listed: the rest
+        // (most tokens) need no look around.
+        if !matches!(token, Token::Ident(_)) && !token.is_keyword() {
+            names.push(false);
+            listed.push(false);
+            continue;
+        }
         let at_work = |i: usize| !names.get(i).copied().unwrap_or(false);
         let kind = |i: usize| tokens.get(i).map(|(_, t, _)| t);
         // Where a list of type names goes on: after `on`, `in` or `in [` at work, or after a
