@@ -360,6 +360,43 @@ impl Expr {
             }
         }
     }
+
+    /// [`Expr::for_each_child`], for rewriting the children in place.
+    pub fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+        match &mut self.kind {
+            ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Entity { .. }
+            | ExprKind::Var(_)
+            | ExprKind::Let(_)
+            | ExprKind::ActionTest(_) => {}
+            ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
+                elements.iter_mut().for_each(f)
+            }
+            ExprKind::Record(entries) => entries.iter_mut().for_each(|(_, e)| f(e)),
+            ExprKind::Attr { base, .. }
+            | ExprKind::Has { base, .. }
+            | ExprKind::Like { base, .. }
+            | ExprKind::Is { base, .. }
+            | ExprKind::Properties(base)
+            | ExprKind::Unary { operand: base, .. } => f(base),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                f(lhs);
+                f(rhs);
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
+        }
+    }
 }
 
 /// The four request variables of the AuthZEN information model.

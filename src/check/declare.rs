@@ -544,9 +544,16 @@ fn action_hierarchy(ctx: &mut Ctx<'_>, declared: &Declared) -> ActionHierarchy {
     }
     for (cycle, at) in &graph.walk().cycles {
         let names: Vec<&str> = cycle.iter().map(|&i| node_name(i)).collect();
+        // Nodes below `groups.len()` are groups, the rest actions. A group never sits beneath
+        // an action, so a cycle is made of groups alone or of actions alone.
+        let kind = match cycle.iter().all(|&i| i >= groups.len()) {
+            true => "action",
+            false => "action group",
+        };
         ctx.report(
             at.file,
             CheckError::GroupCycle {
+                kind,
                 cycle: names.join(" → "),
                 span: at.span,
             },

@@ -221,7 +221,7 @@ pub enum CheckError {
         span: Span,
     },
 
-    #[error("action group cycle: {cycle}")]
+    #[error("{kind} cycle: {cycle}")]
     #[diagnostic(
         code(warden::check::group_cycle),
         help(
@@ -229,6 +229,8 @@ pub enum CheckError {
         )
     )]
     GroupCycle {
+        /// What the loop is made of: `action group` (groups' members) or `action` (`in`).
+        kind: &'static str,
         cycle: String,
         #[label("this link closes the cycle")]
         span: Span,

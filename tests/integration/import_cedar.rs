@@ -182,6 +182,28 @@ fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
     assert!(round_trip("github_levels") >= 29);
 }
 
+/// `action == Action::"g"` where `g` is a pure group is never true in Cedar (no request names
+/// a group as its action): the import says `false` (`true` for `!=`), checks, and warns.
+#[test]
+fn comparing_action_with_a_pure_group_is_false_as_in_cedar() {
+    assert!(round_trip("pure_groups") >= 8);
+    let dir = Path::new("tests/data/cedar/pure_groups");
+    let (schema, policies, entities, links) = app_files(dir);
+    let input = Input {
+        schema: schema.as_deref().map(source),
+        policies: source(&policies),
+        entities: entities.as_deref().map(source),
+        links: links.as_deref().map(source),
+    };
+    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let warnings: Vec<String> = imported
+        .warnings
+        .iter()
+        .map(|w| w.render(false).replace("tests/data/cedar/pure_groups/", ""))
+        .collect();
+    insta::assert_snapshot!(warnings.join("\n"));
+}
+
 #[test]
 fn the_command_writes_a_directory_that_checks() {
     let out = tempfile::tempdir().unwrap();

@@ -567,6 +567,19 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     if !errors.is_empty() {
         return Err(errors);
     }
+    if let Some(schema) = schema {
+        for condition in &mut conditions {
+            pure_group_tests(schema, condition, &mut |op, group, value| {
+                warnings.push(ImportError::PureGroupCompared {
+                    op,
+                    group: group.to_string(),
+                    policy: inst.id.clone(),
+                    value,
+                    span: p.span,
+                });
+            });
+        }
+    }
     if acts.as_ref().is_some_and(Vec::is_empty) {
         warnings.push(ImportError::Dropped {
             message: format!(
@@ -633,6 +646,24 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         text: Some(text),
         warnings,
     })
+}
+
+/// Rewrites `action == g` to `false` (and `!=` to `true`) where `g` is a pure group of the
+/// schema: no request names a group as its action, so Cedar's comparison never holds, while
+/// Warden refuses comparing `action` with a group outright.
+fn pure_group_tests(schema: &Schema, e: &mut Expr, found: &mut impl FnMut(&'static str, &str, bool)) {
+    if let ExprKind::ActionTest(test) = &e.kind
+        && let (op @ (ActionOp::Eq | ActionOp::Ne), [group]) = (test.op, test.names.as_slice())
+        && schema
+            .action(&group.text)
+            .is_some_and(|action| requestable(action).is_none())
+    {
+        let value = op == ActionOp::Ne;
+        found(op.as_str(), &group.text, value);
+        e.kind = ExprKind::Bool(value);
+        return;
+    }
+    e.for_each_child_mut(|child| pure_group_tests(schema, child, found));
 }
 
 /// Whether `e` adds, subtracts, multiplies or negates (each can overflow).
