@@ -6,6 +6,24 @@
 
 use crate::source::Span;
 
+/// An entity of an enumerated type (`entity Color enum [...]`) named with an id the type does
+/// not list: in a policy, a test, a data file or a value a data file or request decodes. One
+/// mistake wherever it is made, so one error; [`Schema::unknown_enum_id`] finds it.
+///
+/// [`Schema::unknown_enum_id`]: crate::check::schema::Schema::unknown_enum_id
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("`{ty}` has no entity {id}")]
+#[diagnostic(code(warden::unknown_enum_id))]
+pub struct UnknownEnumId {
+    pub ty: String,
+    /// The id as a string literal (`"gren"`).
+    pub id: String,
+    #[label("not one of the ids `{ty}` lists")]
+    pub span: Span,
+    #[help]
+    pub help: String,
+}
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CheckError {
     #[error("{message}")]
@@ -247,16 +265,9 @@ pub enum CheckError {
         help: String,
     },
 
-    #[error("`{ty}` has no entity {id}")]
-    #[diagnostic(code(warden::check::unknown_enum_id))]
-    UnknownEnumId {
-        ty: String,
-        id: String,
-        #[label("not one of the ids `{ty}` lists")]
-        span: Span,
-        #[help]
-        help: String,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownEnumId(#[from] UnknownEnumId),
 
     #[error("`Action::{id}` is Cedar's spelling of an action")]
     #[diagnostic(code(warden::check::cedar_action))]

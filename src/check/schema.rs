@@ -6,6 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::check::error::UnknownEnumId;
+use crate::check::suggest;
+use crate::source::Span;
+
 /// The key of a request's `context` that carries a capability token: the caller reads it,
 /// policies never do (the checker refuses to declare or read it).
 pub const CAPABILITY_KEY: &str = "capability";
@@ -167,6 +171,24 @@ impl Schema {
         self.action_groups
             .get(name)
             .or_else(|| self.action_descendants.get(name))
+    }
+
+    /// The mistake of naming the entity `ty::id` when `ty` is an enumeration that does not
+    /// list `id`; `None` when the entity may exist.
+    pub fn unknown_enum_id(&self, ty: &str, id: &str, span: Span) -> Option<UnknownEnumId> {
+        let ids = self.entity_types.get(ty)?.ids.as_ref()?;
+        if ids.contains(id) {
+            return None;
+        }
+        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
+            format!("the ids of `{ty}` are {}", suggest::list(ids))
+        });
+        Some(UnknownEnumId {
+            ty: ty.to_string(),
+            id: crate::syntax::fmt::quoted(id),
+            span,
+            help,
+        })
     }
 
     /// The roles that holding `role` gives: itself and everything it inherits, directly or

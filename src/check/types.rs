@@ -1655,26 +1655,9 @@ impl<'c, 'f> Typer<'c, 'f> {
 
     /// An entity of an enumerated type (`entity Color enum [...]`) has one of its ids.
     fn enum_id(&mut self, ty: &str, id: &str, span: Span) {
-        let Some(ids) = self
-            .schema
-            .entity_types
-            .get(ty)
-            .and_then(|declared| declared.ids.as_ref())
-        else {
-            return;
-        };
-        if ids.contains(id) {
-            return;
+        if let Some(error) = self.schema.unknown_enum_id(ty, id, span) {
+            self.report(error.into());
         }
-        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
-            format!("the ids of `{ty}` are {}", suggest::list(ids))
-        });
-        self.report(CheckError::UnknownEnumId {
-            ty: ty.to_string(),
-            id: crate::syntax::fmt::quoted(id),
-            span,
-            help,
-        });
     }
 
     fn expect_time(&mut self, expr: &Expr) {

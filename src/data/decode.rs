@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::check::schema::{RecordType, Type};
+use crate::check::error::UnknownEnumId;
+use crate::check::schema::{RecordType, Schema, Type};
 use crate::data::json::{Json, JsonKind};
 use crate::data::value::{EntityRef, Value};
 use crate::source::Span;
@@ -18,6 +19,18 @@ pub trait Resolver {
     fn entity(&mut self, ty: &str, id: &str) -> EntityRef;
     /// A shared string.
     fn string(&mut self, text: &str) -> Arc<str>;
+    /// The declarations the values are read through: what every reader that holds a resolver
+    /// checks an entity against (an enumeration's ids).
+    fn schema(&self) -> &Schema;
+
+    /// The entity `ty::id` of an entity-typed value, unless `ty` is an enumeration that does
+    /// not list `id`. Both request readers and the data files read entities through it.
+    fn typed_entity(&mut self, ty: &str, id: &str, span: Span) -> Result<EntityRef, UnknownEnumId> {
+        match self.schema().unknown_enum_id(ty, id, span) {
+            Some(error) => Err(error),
+            None => Ok(self.entity(ty, id)),
+        }
+    }
 }
 
 /// A value that does not match its declared type.
@@ -186,9 +199,11 @@ impl<R: Resolver> Decoder<'_, R> {
                 })
             }
             (Type::Decimal, _) => Err(mismatch(DECIMAL_FORMS)),
-            (Type::Entity(expected), JsonKind::String(id)) => {
-                Ok(Value::Entity(self.resolver.entity(expected, id)))
-            }
+            (Type::Entity(expected), JsonKind::String(id)) => self
+                .resolver
+                .typed_entity(expected, id, json.span)
+                .map(Value::Entity)
+                .map_err(|error| fail(error.to_string(), Some(error.help))),
             (Type::Entity(expected), JsonKind::Object(_)) => {
                 let (ty, id) = entity_object_at(json, path)?;
                 if ty != expected.as_str() {
@@ -197,7 +212,10 @@ impl<R: Resolver> Decoder<'_, R> {
                         None,
                     ));
                 }
-                Ok(Value::Entity(self.resolver.entity(ty, id)))
+                self.resolver
+                    .typed_entity(ty, id, json.span)
+                    .map(Value::Entity)
+                    .map_err(|error| fail(error.to_string(), Some(error.help)))
             }
             (Type::Entity(expected), _) => Err(mismatch(&format!(
                 "an entity of type `{expected}` (`\"id\"` or `{{\"type\": \"{expected}\", \"id\": …}}`)"

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value as JsonValue;
 
-use crate::check::schema::{Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Type};
+use crate::check::schema::{
+    Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Schema, Type,
+};
 use crate::data::decode::{Decoder, Resolver, Unknown};
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
@@ -63,9 +65,7 @@ impl Verified {
         let schema = &program.schema;
         let declared = schema.entity_types.get(subject_type).map(|t| &t.attributes);
         let mut fields = Vec::with_capacity(claims.len());
-        let mut resolver = RequestResolver {
-            store: &program.store,
-        };
+        let mut resolver = RequestResolver::new(program);
         for (name, json) in claims {
             if json.is_null() {
                 continue;
@@ -488,8 +488,7 @@ pub(crate) fn from_wire(
             .into());
         }
     }
-    let store = &program.store;
-    let mut resolver = RequestResolver { store };
+    let mut resolver = RequestResolver::new(program);
     let subject_properties = properties(
         &mut resolver,
         wire.subject_properties,
@@ -1000,7 +999,7 @@ pub(crate) fn one_pass<'t>(
         return None;
     }
     let store = &program.store;
-    let mut resolver = RequestResolver { store };
+    let mut resolver = RequestResolver::new(program);
     let empty = Value::empty_record();
     let mut object = |text: Option<&str>, declared: Option<&Declared>| match text {
         Some(text) => super::bytes::decode_object(text, declared, &mut resolver),
@@ -1162,6 +1161,16 @@ fn properties(
 /// `Unknown` (it has no attributes and no ancestors).
 pub struct RequestResolver<'s> {
     pub store: &'s Store,
+    pub schema: &'s Schema,
+}
+
+impl<'s> RequestResolver<'s> {
+    pub fn new(program: &'s Program) -> RequestResolver<'s> {
+        RequestResolver {
+            store: &program.store,
+            schema: &program.schema,
+        }
+    }
 }
 
 impl Resolver for RequestResolver<'_> {
@@ -1176,6 +1185,9 @@ impl Resolver for RequestResolver<'_> {
     }
     fn string(&mut self, text: &str) -> Arc<str> {
         Arc::from(text)
+    }
+    fn schema(&self) -> &Schema {
+        self.schema
     }
 }
 

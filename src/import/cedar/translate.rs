@@ -651,7 +651,11 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
 /// Rewrites `action == g` to `false` (and `!=` to `true`) where `g` is a pure group of the
 /// schema: no request names a group as its action, so Cedar's comparison never holds, while
 /// Warden refuses comparing `action` with a group outright.
-fn pure_group_tests(schema: &Schema, e: &mut Expr, found: &mut impl FnMut(&'static str, &str, bool)) {
+fn pure_group_tests(
+    schema: &Schema,
+    e: &mut Expr,
+    found: &mut impl FnMut(&'static str, &str, bool),
+) {
     if let ExprKind::ActionTest(test) = &e.kind
         && let (op @ (ActionOp::Eq | ActionOp::Ne), [group]) = (test.op, test.names.as_slice())
         && schema
