@@ -144,6 +144,28 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{what} `{name}` is not in scope")]
+    #[diagnostic(code(warden::check::not_in_scope))]
+    NotInScope {
+        what: &'static str,
+        name: String,
+        #[label("declared in another namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("{what} `{name}` is ambiguous")]
+    #[diagnostic(code(warden::check::ambiguous_name))]
+    AmbiguousName {
+        what: &'static str,
+        name: String,
+        #[label("declared in several namespaces")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("unknown action `{name}`")]
     #[diagnostic(code(warden::check::unknown_action))]
     UnknownAction {
