@@ -70,14 +70,14 @@ fn import_app(dir: &Path) -> tempfile::TempDir {
 }
 
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
-/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`);
-/// Warden's actions are not namespaced, so the request names `buy`.
+/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`),
+/// and Warden's request names it `App::buy`.
 fn authzen(req: &Value) -> Value {
     let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
     let action = req["action"].as_str().unwrap();
     let action = match action.split_once("::Action::") {
-        Some((_, quoted)) => quoted.trim_matches('"'),
-        None => action,
+        Some((namespace, quoted)) => format!("{namespace}::{}", quoted.trim_matches('"')),
+        None => action.to_string(),
     };
     json!({
         "subject": entity(&req["principal"]),
@@ -155,11 +155,12 @@ fn multiplication_and_decimals_decide_as_cedar() {
     assert!(round_trip("numbers") >= 14);
 }
 
-/// Two namespaces, each with its own `User`: the schema becomes a file per namespace, and the
-/// policies and entities keep their qualified names.
+/// Two namespaces, each with its own `User` and its own `view`: the schema becomes a file per
+/// namespace, and the policies, entities and requests keep their qualified names
+/// (`Audit::Action::"view"` is Warden's `Audit::view`).
 #[test]
 fn namespaced_applications_decide_as_cedar() {
-    assert!(round_trip("namespaces") >= 12);
+    assert!(round_trip("namespaces") >= 15);
 }
 
 #[test]
@@ -273,16 +274,57 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
             refusal(policy, Some(SCHEMA))
         );
     }
-    insta::assert_snapshot!(
-        "import_cedar_namespace",
-        refusal(
-            "permit (principal, action, resource);",
-            Some(
-                "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
-                 namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }"
-            )
+}
+
+/// Two Cedar namespaces may declare the same action id: each is its namespace's action
+/// (`App::read`, `Other::read`), declared in its namespace's file.
+#[test]
+fn two_namespaces_may_declare_the_same_action_id() {
+    let input = Input {
+        schema: Some(SourceFile::new(
+            "app.cedarschema",
+            "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
+             namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }",
+        )),
+        policies: SourceFile::new(
+            "app.cedar",
+            "permit (principal, action == Other::Action::\"read\", resource);",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = import(&input).unwrap_or_else(|problems| {
+        panic!(
+            "refused: {}",
+            problems.iter().map(|p| p.render(false)).collect::<String>()
         )
-    );
+    });
+    let file = |name: &str| {
+        imported
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert!(file("schema.App.warden").contains("action read on App::User by App::User"));
+    assert!(file("schema.Other.warden").contains("action read on Other::User by Other::User"));
+    assert!(file("policies.warden").contains("allow Other::read"));
+    let out = tempfile::tempdir().unwrap();
+    for (name, text) in &imported.files {
+        std::fs::write(out.path().join(name), text).unwrap();
+    }
+    let engine = Engine::load(out.path()).unwrap_or_else(|f| panic!("{:#?}", f.diagnostics));
+    let ask = |ns: &str| {
+        let req = json!({
+            "principal": [format!("{ns}::User"), "u"],
+            "action": format!("{ns}::Action::\"read\""),
+            "resource": [format!("{ns}::User"), "v"],
+        });
+        decide(&engine, &req)
+    };
+    assert!(ask("Other"));
+    assert!(!ask("App"));
 }
 
 /// The Warden text of each kind of Cedar construct the import translates.
@@ -472,8 +514,8 @@ fn a_namespace_in_the_json_schema_form_becomes_a_file() {
     let app = file("schema.App.warden");
     assert!(app.starts_with("namespace App\n"), "{app}");
     assert!(app.contains("boss?: App::User"), "{app}");
-    assert!(file("schema.warden").contains("action read on App::User"));
-    assert!(file("policies.warden").contains("allow read on App::User"));
+    assert!(app.contains("action read on App::User"), "{app}");
+    assert!(file("policies.warden").contains("allow App::read on App::User"));
     let out = tempfile::tempdir().unwrap();
     for (name, text) in &imported.files {
         std::fs::write(out.path().join(name), text).unwrap();

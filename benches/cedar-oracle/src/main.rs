@@ -186,11 +186,19 @@ struct Req {
 }
 
 /// An action as a request names it: `read`, or in a namespaced application Cedar's
-/// `App::Action::"read"`; Warden's actions are not namespaced, so Warden's request says `read`.
+/// `App::Action::"read"`: Cedar's action type and id.
 fn action_parts(action: &str) -> (String, &str) {
     match action.split_once("::Action::") {
         Some((namespace, quoted)) => (format!("{namespace}::Action"), quoted.trim_matches('"')),
         None => ("Action".to_string(), action),
+    }
+}
+
+/// The action as Warden's request names it: `App::read` for Cedar's `App::Action::"read"`.
+fn warden_action(action: &str) -> String {
+    match action.split_once("::Action::") {
+        Some((namespace, quoted)) => format!("{namespace}::{}", quoted.trim_matches('"')),
+        None => action.to_string(),
     }
 }
 
@@ -235,7 +243,7 @@ fn cedar_decide(c: &Cedar, r: &Req, ip_fields: &[&str]) -> (bool, bool, bool) {
 fn warden_decide(engine: &Engine, r: &Req) -> bool {
     let body = json!({
         "subject": {"type": r.principal.0, "id": r.principal.1},
-        "action": {"name": action_parts(&r.action).1},
+        "action": {"name": warden_action(&r.action)},
         "resource": {"type": r.resource.0, "id": r.resource.1},
         "context": r.context,
     });
