@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::{Value, json};
 use warden::engine::Engine;
 use warden::eval::{self, request};
-use warden::import::cedar::{Input, import};
+use warden::import::cedar::{Imported, Input, import};
 use warden::source::SourceFile;
 
 fn warden(args: &[&str]) -> Output {
@@ -45,28 +45,47 @@ fn app_files(dir: &Path) -> (Option<PathBuf>, PathBuf, Option<PathBuf>, Option<P
     )
 }
 
-fn import_app(dir: &Path) -> tempfile::TempDir {
+fn app_input(dir: &Path) -> Input {
     let (schema, policies, entities, links) = app_files(dir);
-    let input = Input {
+    Input {
         schema: schema.as_deref().map(source),
         policies: source(&policies),
         entities: entities.as_deref().map(source),
         links: links.as_deref().map(source),
-    };
-    let imported = match import(&input) {
-        Ok(imported) => imported,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{}", p.render(false));
-            }
-            panic!("{} does not import", dir.display());
+    }
+}
+
+/// The import, or a panic that shows every problem.
+fn imported(input: &Input) -> Imported {
+    import(input).unwrap_or_else(|problems| {
+        for p in &problems {
+            eprintln!("{}", p.render(false));
         }
-    };
+        panic!("{} does not import", input.policies.name());
+    })
+}
+
+/// The text of one imported file.
+fn file_of(imported: &Imported, name: &str) -> String {
+    imported
+        .files
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, text)| text.clone())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// The imported files, written to a directory of their own.
+fn written(imported: &Imported) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     for (name, text) in &imported.files {
         std::fs::write(out.path().join(name), text).unwrap();
     }
     out
+}
+
+fn import_app(dir: &Path) -> tempfile::TempDir {
+    written(&imported(&app_input(dir)))
 }
 
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
@@ -188,15 +207,7 @@ fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
 #[test]
 fn comparing_action_with_a_pure_group_is_false_as_in_cedar() {
     assert!(round_trip("pure_groups") >= 8);
-    let dir = Path::new("tests/data/cedar/pure_groups");
-    let (schema, policies, entities, links) = app_files(dir);
-    let input = Input {
-        schema: schema.as_deref().map(source),
-        policies: source(&policies),
-        entities: entities.as_deref().map(source),
-        links: links.as_deref().map(source),
-    };
-    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
+    let imported = imported(&app_input(Path::new("tests/data/cedar/pure_groups")));
     let warnings: Vec<String> = imported
         .warnings
         .iter()
@@ -293,27 +304,12 @@ fn two_namespaces_may_declare_the_same_action_id() {
         entities: None,
         links: None,
     };
-    let imported = import(&input).unwrap_or_else(|problems| {
-        panic!(
-            "refused: {}",
-            problems.iter().map(|p| p.render(false)).collect::<String>()
-        )
-    });
-    let file = |name: &str| {
-        imported
-            .files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, text)| text.clone())
-            .unwrap_or_else(|| panic!("no {name}"))
-    };
+    let imported = imported(&input);
+    let file = |name: &str| file_of(&imported, name);
     assert!(file("schema.App.warden").contains("action read on App::User by App::User"));
     assert!(file("schema.Other.warden").contains("action read on Other::User by Other::User"));
     assert!(file("policies.warden").contains("allow Other::read"));
-    let out = tempfile::tempdir().unwrap();
-    for (name, text) in &imported.files {
-        std::fs::write(out.path().join(name), text).unwrap();
-    }
+    let out = written(&imported);
     let engine = Engine::load(out.path()).unwrap_or_else(|f| panic!("{:#?}", f.diagnostics));
     let ask = |ns: &str| {
         let req = json!({
@@ -502,24 +498,14 @@ fn a_namespace_in_the_json_schema_form_becomes_a_file() {
         entities: None,
         links: None,
     };
-    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
-    let file = |name: &str| {
-        imported
-            .files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, text)| text.clone())
-            .unwrap_or_else(|| panic!("no {name}"))
-    };
+    let imported = imported(&input);
+    let file = |name: &str| file_of(&imported, name);
     let app = file("schema.App.warden");
     assert!(app.starts_with("namespace App\n"), "{app}");
     assert!(app.contains("boss?: App::User"), "{app}");
     assert!(app.contains("action read on App::User"), "{app}");
     assert!(file("policies.warden").contains("allow App::read on App::User"));
-    let out = tempfile::tempdir().unwrap();
-    for (name, text) in &imported.files {
-        std::fs::write(out.path().join(name), text).unwrap();
-    }
+    let out = written(&imported);
     let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
     assert!(
         check.status.success(),
