@@ -587,6 +587,71 @@ fn hover_definition_references_completion_and_formatting() {
     client.shut_down();
 }
 
+/// In a directory with namespaces, a short action or role name goes to its own namespace's
+/// declaration, and a qualified one to the namespace it names.
+#[test]
+fn definitions_follow_namespaces() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-namespaces");
+    let _ = std::fs::remove_dir_all(&root);
+    let policies = root.join("policies");
+    copy_dir(Path::new("tests/data/namespaces"), &policies);
+    let read = |name: &str| std::fs::read_to_string(policies.join(name)).unwrap();
+    let (acme, beta, shared) = (
+        read("acme.warden"),
+        read("beta.warden"),
+        read("shared.warden"),
+    );
+    let mut client = Client::start(&root);
+    let definition = |client: &mut Client, file: &str, at: Value| -> Vec<Value> {
+        let found = client.at("textDocument/definition", &policies.join(file), at);
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| json!({ "uri": l["uri"], "start": l["range"]["start"] }))
+            .collect()
+    };
+    let declared = |file: &str, text: &str, needle: &str, shift: usize| {
+        vec![json!({ "uri": uri(&policies.join(file)), "start": position(text, needle, 0, shift) })]
+    };
+    client.open(&policies.join("beta.warden"), &beta);
+    client.open(&policies.join("shared.warden"), &shared);
+    // beta's `publish` and `editor` are beta's own.
+    assert_eq!(
+        definition(
+            &mut client,
+            "beta.warden",
+            position(&beta, "allow publish on Doc", 0, "allow ".len())
+        ),
+        declared("beta.warden", &beta, "action publish", "action ".len())
+    );
+    assert_eq!(
+        definition(
+            &mut client,
+            "beta.warden",
+            position(&beta, "given role editor", 0, "given role ".len())
+        ),
+        declared("beta.warden", &beta, "role editor", "role ".len())
+    );
+    // The shared file's `acme::publish` and `acme::auditor` are acme's.
+    assert_eq!(
+        definition(
+            &mut client,
+            "shared.warden",
+            position(&shared, "allow acme::publish", 0, "allow ".len())
+        ),
+        declared("acme.warden", &acme, "action publish", "action ".len())
+    );
+    assert_eq!(
+        definition(
+            &mut client,
+            "shared.warden",
+            position(&shared, "if acme::auditor", 0, "if ".len())
+        ),
+        declared("acme.warden", &acme, "let auditor", "let ".len())
+    );
+}
+
 #[test]
 fn positions_count_utf16_units_or_utf8_bytes_as_agreed() {
     let text = "entity Photo { name: String }\naction view on Photo\n\
