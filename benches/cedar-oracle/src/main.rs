@@ -8,10 +8,9 @@
 //! 2. Random applications in the subset Warden can say: a schema with an action hierarchy of
 //!    its own (actions in actions and in pure groups), policies (scopes of every kind, `when`/
 //!    `unless`, `has`, `like`, `in`, `is`, `action in`/`==`/`!=` (with pure groups too),
-//!    attribute chains, sets,
-//!    arithmetic and multiplication that overflow, decimals and their comparisons, entities
-//!    missing from the store), entities and requests, from a seed. Every request is decided by
-//!    both; every disagreement is printed. The allow, deny and error
+//!    attribute chains, sets, arithmetic and multiplication that overflow, decimals and their
+//!    comparisons, entities missing from the store), entities and requests, from a seed. Every
+//!    request is decided by both; every disagreement is printed. The allow, deny and error
 //!    shares are asserted, so that a generator that only ever denies fails.
 //!
 //!   cargo run --manifest-path benches/cedar-oracle/Cargo.toml -- [--rounds N] [--seed S]
