@@ -616,40 +616,59 @@ fn definitions_follow_namespaces() {
     };
     client.open(&policies.join("beta.warden"), &beta);
     client.open(&policies.join("shared.warden"), &shared);
-    // beta's `publish` and `editor` are beta's own.
-    assert_eq!(
-        definition(
-            &mut client,
+    // (file used in, its text, the use, where the name starts in it; file declared in, its
+    // text, the declaration, where the name starts in it)
+    let cases = [
+        // beta's `publish` and `editor` are beta's own.
+        (
             "beta.warden",
-            position(&beta, "allow publish on Doc", 0, "allow ".len())
-        ),
-        declared("beta.warden", &beta, "action publish", "action ".len())
-    );
-    assert_eq!(
-        definition(
-            &mut client,
+            &beta,
+            "allow publish on Doc",
+            "allow ",
             "beta.warden",
-            position(&beta, "given role editor", 0, "given role ".len())
+            &beta,
+            "action publish",
+            "action ",
         ),
-        declared("beta.warden", &beta, "role editor", "role ".len())
-    );
-    // The shared file's `acme::publish` and `acme::auditor` are acme's.
-    assert_eq!(
-        definition(
-            &mut client,
+        (
+            "beta.warden",
+            &beta,
+            "given role editor",
+            "given role ",
+            "beta.warden",
+            &beta,
+            "role editor",
+            "role ",
+        ),
+        // The shared file's `acme::publish` and `acme::auditor` are acme's.
+        (
             "shared.warden",
-            position(&shared, "allow acme::publish", 0, "allow ".len())
+            &shared,
+            "allow acme::publish",
+            "allow ",
+            "acme.warden",
+            &acme,
+            "action publish",
+            "action ",
         ),
-        declared("acme.warden", &acme, "action publish", "action ".len())
-    );
-    assert_eq!(
-        definition(
-            &mut client,
+        (
             "shared.warden",
-            position(&shared, "if acme::auditor", 0, "if ".len())
+            &shared,
+            "if acme::auditor",
+            "if ",
+            "acme.warden",
+            &acme,
+            "let auditor",
+            "let ",
         ),
-        declared("acme.warden", &acme, "let auditor", "let ".len())
-    );
+    ];
+    for (file, text, used, before, home, home_text, declaration, keyword) in cases {
+        assert_eq!(
+            definition(&mut client, file, position(text, used, 0, before.len())),
+            declared(home, home_text, declaration, keyword.len()),
+            "{used}"
+        );
+    }
 }
 
 #[test]
