@@ -371,7 +371,7 @@ impl Expr {
     }
 
     /// [`Expr::for_each_child`], for rewriting the children in place.
-    pub fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+    pub(crate) fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
         for_each_child!(&mut self.kind, f, iter_mut)
     }
 }

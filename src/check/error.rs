@@ -25,7 +25,7 @@ pub struct UnknownEnumId {
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     #[error("{message}")]
     #[diagnostic(code(warden::check::route))]
     Route {
@@ -565,7 +565,7 @@ pub enum CheckError {
 
 /// Warnings: each a decidable rule, documented in the module doc of [`crate::check`].
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum Lint {
+pub(crate) enum Lint {
     #[error("`{action}` never applies to {types}")]
     #[diagnostic(code(warden::check::never_fires), severity(Warning))]
     NeverFires {

@@ -12,7 +12,7 @@ use crate::source::Span;
 
 /// The key of a request's `context` that carries a capability token: the caller reads it,
 /// policies never do (the checker refuses to declare or read it).
-pub const CAPABILITY_KEY: &str = "capability";
+pub(crate) const CAPABILITY_KEY: &str = "capability";
 
 /// A static type. `Dynamic` is "not known before run time": what undeclared `context`,
 /// undeclared `properties`, and every value of a policy set without declarations have.
@@ -38,7 +38,7 @@ pub enum Type {
 
 impl Type {
     /// How the type is written in a policy: `Set<String>`, `Album`, `{ a: Int }`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Type::Bool => "Bool".to_string(),
             Type::Int => "Int".to_string(),
@@ -152,7 +152,7 @@ impl Schema {
 
     /// The actions an action-or-group name stands for: a group's, an action and those beneath
     /// it, or the name alone.
-    pub fn expand_action(&self, name: &str) -> BTreeSet<String> {
+    pub(crate) fn expand_action(&self, name: &str) -> BTreeSet<String> {
         match self.covered_by(name) {
             Some(members) => members.clone(),
             None => BTreeSet::from([name.to_string()]),

@@ -37,7 +37,7 @@ pub use value::EntityUid;
 
 /// A problem in a data file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum DataError {
+pub(crate) enum DataError {
     #[error("invalid JSON: {message}")]
     #[diagnostic(
         code(warden::data::syntax),
@@ -193,7 +193,7 @@ pub struct Document<'a> {
 /// Adds the entities and role bindings of `documents` to `store` and recomputes every
 /// ancestor set. An entity that `store` already defines and a document defines again is
 /// replaced (attributes and parents); defining one entity twice within `documents` is an error.
-pub fn extend_store(
+pub(crate) fn extend_store(
     store: &mut Store,
     documents: &[Document<'_>],
     schema: &Schema,

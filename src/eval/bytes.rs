@@ -27,7 +27,7 @@ use super::wire::EntityPart;
 
 /// The parts of one evaluation.
 #[derive(Clone, Copy, Debug)]
-pub struct Evaluation<'a> {
+pub(crate) struct Evaluation<'a> {
     pub subject: EntityPart<'a>,
     pub action: &'a str,
     pub action_properties: Option<&'a str>,
@@ -97,7 +97,7 @@ pub fn read(text: &str) -> Option<Evaluation<'_>> {
 /// Decodes the text of a `properties` or `context` object, as [`read`] found it (valid, no
 /// escapes, no key given twice), through its declared record type, or dynamically without
 /// one; `None` for anything the ordinary path must decode (or refuse).
-pub fn decode_object(
+pub(crate) fn decode_object(
     text: &str,
     declared: Option<&Declared>,
     resolver: &mut impl Resolver,

@@ -239,7 +239,7 @@ pub struct Parts<'j> {
 
 impl<'j> Parts<'j> {
     /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
-    pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, Malformed> {
+    pub(crate) fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, Malformed> {
         let JsonValue::Object(members) = body else {
             return Err(Malformed::NotAnObject);
         };
@@ -328,7 +328,7 @@ pub(crate) fn from_parts(
 
 /// A well-formed request, its names borrowed from wherever they were read: what every reader
 /// hands to [`from_wire`].
-pub struct Wire<'a> {
+pub(crate) struct Wire<'a> {
     pub subject_type: &'a str,
     pub subject_id: &'a str,
     pub subject_properties: Option<&'a Json>,
@@ -532,7 +532,7 @@ pub(crate) fn from_wire(
 }
 
 /// The subject a request names, as the body wrote it: `(type, id)`.
-pub type NamedSubject<'t> = (&'t str, &'t str);
+pub(crate) type NamedSubject<'t> = (&'t str, &'t str);
 
 /// Reads an AuthZEN evaluation body: the one way from bytes to a request, by
 /// [`read_evaluation`] (the readers in their order), then decoded through the declarations.
@@ -1159,7 +1159,7 @@ fn properties(
 
 /// Resolves a request's entities against the store: an entity the program does not know is
 /// `Unknown` (it has no attributes and no ancestors).
-pub struct RequestResolver<'s> {
+pub(crate) struct RequestResolver<'s> {
     pub store: &'s Store,
     pub schema: &'s Schema,
 }
@@ -1192,7 +1192,7 @@ impl Resolver for RequestResolver<'_> {
 }
 
 /// Converts serde's JSON into the span-carrying form the decoder reads.
-pub fn from_serde(json: &JsonValue) -> Json {
+pub(crate) fn from_serde(json: &JsonValue) -> Json {
     let kind = match json {
         JsonValue::Null => JsonKind::Null,
         JsonValue::Bool(b) => JsonKind::Bool(*b),

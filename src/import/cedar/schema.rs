@@ -62,7 +62,7 @@ pub struct Action {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct AppliesTo {
+pub(crate) struct AppliesTo {
     pub principals: Vec<String>,
     pub resources: Vec<String>,
     pub context: Option<Type>,
@@ -82,7 +82,7 @@ impl Schema {
     }
 
     /// Whether action `name` is `group` or in it, through any chain of parents.
-    pub fn action_in(&self, name: &str, group: &str) -> bool {
+    pub(crate) fn action_in(&self, name: &str, group: &str) -> bool {
         let mut stack = vec![name.to_string()];
         let mut seen = Vec::new();
         while let Some(a) = stack.pop() {
@@ -102,13 +102,13 @@ impl Schema {
 }
 
 /// `Action`, or a namespace's `App::Action`: the type of Cedar's action entities.
-pub fn is_action_type(ty: &str) -> bool {
+pub(crate) fn is_action_type(ty: &str) -> bool {
     ty == "Action" || ty.ends_with("::Action")
 }
 
 /// The Warden name of Cedar's action `ty::"id"`: `App::read` for `App::Action::"read"`, `read`
 /// for `Action::"read"`. `None` when `ty` is no action type.
-pub fn action_name(ty: &str, id: &str) -> Option<String> {
+pub(crate) fn action_name(ty: &str, id: &str) -> Option<String> {
     if ty == "Action" {
         return Some(id.to_string());
     }
@@ -125,7 +125,7 @@ fn qualified(namespace: Option<&str>, name: &str) -> String {
 }
 
 /// Reads the human schema form.
-pub fn parse_human(text: &str) -> Result<Schema, ImportError> {
+pub(crate) fn parse_human(text: &str) -> Result<Schema, ImportError> {
     let mut c = Cursor::new(text)?;
     let mut schema = Schema::default();
     let mut scopes = Scopes::default();
@@ -506,7 +506,7 @@ fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError
 }
 
 /// Reads the JSON schema form (`{"": {"entityTypes": …, "actions": …}}`).
-pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
+pub(crate) fn parse_json(text: &str) -> Result<Schema, ImportError> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| ImportError::json(format!("the schema is not valid JSON: {e}")))?;
     let Value::Object(namespaces) = root else {

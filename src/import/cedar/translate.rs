@@ -24,7 +24,7 @@ fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
 }
 
 /// An action name as Warden writes it: bare when it is a plain identifier and no keyword.
-pub fn action_name(text: &str) -> String {
+pub(crate) fn action_name(text: &str) -> String {
     action_name_text(text)
 }
 
@@ -33,7 +33,10 @@ pub fn action_name(text: &str) -> String {
 /// What each Cedar namespace declares (entity types, actions, action groups), as a Warden file
 /// that starts with `namespace App` (named `schema.App.warden`); the names its declarations
 /// use are written in full.
-pub fn namespace_files(schema: &Schema, errors: &mut Vec<ImportError>) -> Vec<(String, String)> {
+pub(crate) fn namespace_files(
+    schema: &Schema,
+    errors: &mut Vec<ImportError>,
+) -> Vec<(String, String)> {
     let mut namespaces: Vec<&str> = Vec::new();
     let named = schema
         .entities
@@ -338,7 +341,7 @@ fn type_text(schema: &Schema, ty: &Type, depth: usize) -> Result<String, ImportE
 // ---- Policies -----------------------------------------------------------------------------
 
 /// A policy ready to print: its id and its slots filled.
-pub struct Instance<'p> {
+pub(crate) struct Instance<'p> {
     pub policy: &'p Policy,
     pub id: String,
     pub principal: Option<Uid>,
@@ -346,7 +349,7 @@ pub struct Instance<'p> {
 }
 
 /// One Warden rule's text, and the warning that goes with it.
-pub struct Translated {
+pub(crate) struct Translated {
     pub text: Option<String>,
     pub warnings: Vec<ImportError>,
 }
