@@ -290,20 +290,42 @@ impl Limiter {
     }
 }
 
-impl Store for Limiter {
-    fn consume(
+impl Limiter {
+    /// True when requests are counted in Redis: counting then waits for a round trip, which
+    /// the server's doors await ([`Limiter::count`]) rather than block on.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts a request against `checks` at `now` (nanoseconds since the epoch), awaiting
+    /// Redis when the limits are shared: at most the configured timeout, then the configured
+    /// failure behaviour. The server's doors call this from the request's own task.
+    pub async fn count(
         &self,
         program: &Program,
         checks: &[Check],
         now: i128,
     ) -> Result<Vec<Usage>, Refusal> {
-        let Some(store) = &self.shared else {
-            return self.local.consume(program, checks, now);
-        };
-        if checks.is_empty() {
-            return Ok(Vec::new());
+        match &self.shared {
+            Some(store) if !checks.is_empty() => {
+                let counted = store.consume(program, checks, now).await;
+                self.settle(store, counted, program, checks, now)
+            }
+            _ => self.local.consume(program, checks, now),
         }
-        match store.consume(program, checks, now) {
+    }
+
+    /// What Redis answered, or on a failure the local store's count (open) or a refusal
+    /// (closed).
+    fn settle(
+        &self,
+        store: &shared::RedisStore,
+        counted: Result<Result<Vec<Usage>, Refusal>, shared::RedisFailure>,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        match counted {
             Ok(counted) => counted,
             Err(failure) => match store.on_failure() {
                 OnFailure::Open => self.local.consume(program, checks, now),
@@ -318,6 +340,25 @@ impl Store for Limiter {
                     })
                 }
             },
+        }
+    }
+}
+
+/// Counts from synchronous code: with Redis, the calling thread waits for the round trip
+/// (the CLI and the benches; the server awaits [`Limiter::count`] instead).
+impl Store for Limiter {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Vec<Usage>, Refusal> {
+        match &self.shared {
+            Some(store) if !checks.is_empty() => {
+                let counted = store.consume_blocking(program, checks, now);
+                self.settle(store, counted, program, checks, now)
+            }
+            _ => self.local.consume(program, checks, now),
         }
     }
 }
@@ -410,6 +451,9 @@ fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
     }
 }
 
+/// The limits of `program` that apply to a request, each with its key and window.
+pub type Checks = SmallVec<[Check; 2]>;
+
 /// Counts an allowed request against every limit of `program` that applies to it: all of
 /// them, or none when one refuses. A limit whose condition cannot be evaluated applies (it
 /// fails closed); one whose key cannot be evaluated refuses.
@@ -418,8 +462,19 @@ pub fn consume(
     request: &Request,
     store: &impl Store,
 ) -> Result<Vec<Usage>, Refusal> {
-    if program.limits.is_empty() {
+    let checks = checks(program, request)?;
+    if checks.is_empty() {
         return Ok(Vec::new());
+    }
+    store.consume(program, &checks, request.now.as_nanosecond())
+}
+
+/// What an allowed request is counted against: every limit of `program` that applies to it,
+/// with its key evaluated (a key that cannot be evaluated refuses the request).
+pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
+    let mut checks = Checks::new();
+    if program.limits.is_empty() {
+        return Ok(checks);
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
     let placed: SmallVec<[usize; 2]> = program
@@ -430,7 +485,7 @@ pub fn consume(
         .map(|(index, _)| index)
         .collect();
     if placed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(checks);
     }
     let mut nodes: SmallVec<[crate::program::NodeId; 4]> =
         SmallVec::with_capacity(placed.len() * 2);
@@ -442,8 +497,6 @@ pub fn consume(
     }
     let mut values: SmallVec<[_; 2]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
-    let now = request.now.as_nanosecond();
-    let mut checks: SmallVec<[Check; 2]> = SmallVec::with_capacity(placed.len());
     for (index, pair) in placed.iter().zip(values.chunks(2)) {
         let Some(limit) = program.limits.get(*index) else {
             continue;
@@ -497,5 +550,5 @@ pub fn consume(
             window,
         });
     }
-    store.consume(program, &checks, now)
+    Ok(checks)
 }
