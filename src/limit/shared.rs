@@ -284,9 +284,10 @@ impl RedisStore {
         if let Some(connection) = self.connection.get() {
             return Ok(connection.clone());
         }
+        // No response timeout of its own: `call` cuts a late answer, and says so.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let made = redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
