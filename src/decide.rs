@@ -26,7 +26,7 @@ use crate::capability::present::{Rejected, Verifier};
 use crate::eval::capability::Presented;
 use crate::eval::request::{self, Request, RequestError};
 use crate::eval::{self, Decision, Frame};
-use crate::limit::{Checks, Limiter, Refusal, Store, Usage};
+use crate::limit::{Checks, Limiter, Refusal, Store, Usages};
 use crate::program::Program;
 
 /// What became of one decision, for its audit record: the decision with the frame it was
@@ -80,7 +80,7 @@ pub struct Verdict {
     pub capability: Option<Result<(), Rejected>>,
     /// How the limits stood after counting an allowed request (none counted: empty), or why
     /// a limit refused it.
-    pub limits: Result<Vec<Usage>, Refusal>,
+    pub limits: Result<Usages, Refusal>,
 }
 
 /// A decision the policy allowed that is still to be counted against limits kept in Redis:
@@ -108,7 +108,7 @@ pub enum Step {
 
 /// How an allowed request is counted: at once (in the process), or later (in Redis).
 enum Counting {
-    Now(Result<Vec<Usage>, Refusal>),
+    Now(Result<Usages, Refusal>),
     Later(Checks),
 }
 
@@ -170,7 +170,7 @@ impl Decider<'_> {
             Step::Pending(pending) => {
                 let counted = match self.limits {
                     Some(limits) => limits.consume(self.program, &pending.checks, pending.now),
-                    None => Ok(Vec::new()),
+                    None => Ok(Usages::new()),
                 };
                 self.conclude(pending, counted, frame, recorder)
             }
@@ -248,7 +248,7 @@ impl Decider<'_> {
                     .count(self.program, &pending.checks, pending.now)
                     .await
             }
-            None => Ok(Vec::new()),
+            None => Ok(Usages::new()),
         };
         let recorder = recorder.map(|recorder| recorder as &mut dyn Recorder);
         self.conclude(pending, counted, frame, recorder)
@@ -259,7 +259,7 @@ impl Decider<'_> {
     fn conclude(
         &self,
         decided: Pending,
-        limits: Result<Vec<Usage>, Refusal>,
+        limits: Result<Usages, Refusal>,
         frame: Option<&mut Frame>,
         recorder: Option<&mut dyn Recorder>,
     ) -> Verdict {
@@ -298,7 +298,7 @@ impl Decider<'_> {
             allowed: false,
             decision: Err(error),
             capability: None,
-            limits: Ok(Vec::new()),
+            limits: Ok(Usages::new()),
         }
     }
 
@@ -345,12 +345,12 @@ impl Decider<'_> {
                     return Counting::Now(crate::limit::consume(self.program, request, limits));
                 }
                 match crate::limit::checks(self.program, request) {
-                    Ok(checks) if checks.is_empty() => Counting::Now(Ok(Vec::new())),
+                    Ok(checks) if checks.is_empty() => Counting::Now(Ok(Usages::new())),
                     Ok(checks) => Counting::Later(checks),
                     Err(refusal) => Counting::Now(Err(refusal)),
                 }
             }
-            _ => Counting::Now(Ok(Vec::new())),
+            _ => Counting::Now(Ok(Usages::new())),
         }
     }
 }

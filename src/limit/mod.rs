@@ -35,6 +35,9 @@ pub struct Usage {
     pub reset_secs: u64,
 }
 
+/// How the limits a request counted against stood (most requests count against one or two).
+pub type Usages = SmallVec<[Usage; 2]>;
+
 /// Why a request allowed by policy is refused by a limit.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum Refusal {
@@ -79,23 +82,110 @@ impl Refusal {
     }
 }
 
-/// One limit to count a request against: its store key (the limit's name, a NUL, the key's
-/// value as a policy would write it) and window.
+/// One limit to count a request against: the key's value, and the window.
 #[derive(Clone, Debug)]
 pub struct Check {
     limit: usize,
-    key: String,
+    value: Value,
+    /// The limit's name and the key's value under this process's secret hash key: what the
+    /// in-process store keys its map by.
+    hash: u128,
     window: Window,
 }
 
 impl Check {
     /// The key's value, as a refusal names it.
-    fn shown(&self) -> String {
-        let value = self
-            .key
-            .split_once('\0')
-            .map_or(&*self.key, |(_, value)| value);
-        format!("`{value}`")
+    fn shown(&self, program: &Program) -> String {
+        let mut text = String::from("`");
+        explain::push_value(&mut text, program, &self.value);
+        text.push('`');
+        text
+    }
+
+    /// The key's value as a policy would write it, after `prefix`.
+    fn key_text(&self, program: &Program, prefix: &str) -> String {
+        let mut text = String::with_capacity(prefix.len() + 32);
+        text.push_str(prefix);
+        explain::push_value(&mut text, program, &self.value);
+        text
+    }
+}
+
+/// The key of a limit's count in the in-process map: the limit's name and the key's value
+/// (as a policy writes it) hashed into 128 bits by SipHash-1-3 under a key drawn at random
+/// once per process. The map holds the hash, not the text: no string is built, copied or
+/// compared per request. Callers choose the values (subject ids, addresses), but without the
+/// process's key they cannot compute a hash, so they cannot aim two values at one count; by
+/// chance, two of `n` live keys share a hash with probability about `n² / 2^129`, nil for any
+/// map that fits in memory. A map hash of 64 bits, unkeyed, would let a caller collide keys
+/// into one bucket chain.
+fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    let (k0, k1) = *KEYS.get_or_init(|| {
+        let random = || {
+            getrandom::u64().unwrap_or_else(|_| {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0u8)
+            })
+        };
+        (random(), random())
+    });
+    let mut hasher = SipHasher13::new_with_keys(k0, k1);
+    // Each part's length first: the parts can be told apart in the hashed bytes.
+    let mut part = |bytes: &[u8]| {
+        hasher.write(&(bytes.len() as u64).to_le_bytes());
+        hasher.write(bytes);
+    };
+    part(name.as_bytes());
+    let entity = match value {
+        Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &e.uid),
+        Value::Entity(EntityRef::Unknown(uid)) => Some(&**uid),
+        _ => None,
+    };
+    match (value, entity) {
+        // What the text `TYPE::"ID"` says, whether the store holds the entity or not.
+        (_, Some(uid)) => {
+            part(b"entity");
+            part(uid.ty.as_bytes());
+            part(uid.id.as_bytes());
+        }
+        (Value::Str(text), _) => {
+            part(b"string");
+            part(text.as_bytes());
+        }
+        (other, _) => {
+            let mut text = String::new();
+            explain::push_value(&mut text, program, other);
+            part(b"text");
+            part(text.as_bytes());
+        }
+    }
+    hasher.finish128().as_u128()
+}
+
+/// A map keyed by [`key_hash`]: already uniform, so the map takes its low bits as they are.
+type HashedMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<Hashed>>;
+
+/// The map hasher of [`HashedMap`]: the key is a keyed hash already.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl std::hash::Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys reach it (`write_u128`); any other bytes are folded in.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, hash: u128) {
+        self.0 = hash as u64;
     }
 }
 
@@ -125,10 +215,8 @@ pub struct LocalStore {
 
 #[derive(Debug, Default)]
 struct States {
-    /// Keyed by what callers send (subject ids, addresses), so hashed with a per-process
-    /// random key: a hash without one lets a caller choose colliding keys that turn every
-    /// lookup into a scan.
-    map: std::collections::HashMap<String, State>,
+    /// Keyed by what callers send (subject ids, addresses), through [`key_hash`].
+    map: HashedMap<State>,
     /// The size at which expired keys are next swept: twice what a sweep left, so that many
     /// live keys cost one sweep per doubling, not one per request.
     sweep_at: usize,
@@ -150,7 +238,7 @@ pub trait Store {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal>;
+    ) -> Result<Usages, Refusal>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -159,7 +247,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    ) -> Result<Usages, Refusal> {
         (**self).consume(program, checks, now)
     }
 }
@@ -171,20 +259,20 @@ impl Store for LocalStore {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    ) -> Result<Usages, Refusal> {
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
             sweep_at,
         } = &mut *guard;
         let mut next: SmallVec<[State; 2]> = SmallVec::with_capacity(checks.len());
-        let mut usages = Vec::with_capacity(checks.len());
+        let mut usages = Usages::with_capacity(checks.len());
         for check in checks {
             let Some(limit) = program.limits.get(check.limit) else {
                 continue;
             };
             let count = limit.count.max(1);
-            let current = states.get(&check.key).copied();
+            let current = states.get(&check.hash).copied();
             let state = match check.window {
                 Window::Rolling { period } => {
                     let tat = match current {
@@ -193,7 +281,7 @@ impl Store for LocalStore {
                     };
                     let new_tat = tat + div(period, i128::from(count));
                     if new_tat - now > period {
-                        return Err(reached(limit, check, new_tat - period - now));
+                        return Err(reached(program, limit, check, new_tat - period - now));
                     }
                     State::Tat(new_tat)
                 }
@@ -203,7 +291,7 @@ impl Store for LocalStore {
                         _ => 0,
                     };
                     if used >= count {
-                        return Err(reached(limit, check, end - now));
+                        return Err(reached(program, limit, check, end - now));
                     }
                     State::Count {
                         start,
@@ -223,13 +311,7 @@ impl Store for LocalStore {
             *sweep_at = states.len().saturating_mul(2);
         }
         for (check, state) in checks.iter().zip(next) {
-            // A key seen before is updated in place: its string is not copied again.
-            match states.get_mut(&check.key) {
-                Some(slot) => *slot = state,
-                None => {
-                    states.insert(check.key.clone(), state);
-                }
-            }
+            states.insert(check.hash, state);
         }
         Ok(usages)
     }
@@ -305,7 +387,7 @@ impl Limiter {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    ) -> Result<Usages, Refusal> {
         match &self.shared {
             Some(store) if !checks.is_empty() => {
                 let counted = store.consume(program, checks, now).await;
@@ -320,11 +402,11 @@ impl Limiter {
     fn settle(
         &self,
         store: &shared::RedisStore,
-        counted: Result<Result<Vec<Usage>, Refusal>, shared::RedisFailure>,
+        counted: Result<Result<Usages, Refusal>, shared::RedisFailure>,
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    ) -> Result<Usages, Refusal> {
         match counted {
             Ok(counted) => counted,
             Err(failure) => match store.on_failure() {
@@ -352,7 +434,7 @@ impl Store for Limiter {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    ) -> Result<Usages, Refusal> {
         match &self.shared {
             Some(store) if !checks.is_empty() => {
                 let counted = store.consume_blocking(program, checks, now);
@@ -389,7 +471,12 @@ fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -
     }
 }
 
-fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal {
+fn reached(
+    program: &Program,
+    limit: &crate::program::Limit,
+    check: &Check,
+    retry: i128,
+) -> Refusal {
     let window = match check.window {
         Window::Rolling { period } => period,
         Window::Fixed { start, end } => end - start,
@@ -408,7 +495,7 @@ fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal
         count: limit.count,
         window: window_text,
         window_secs: secs_up(window),
-        key: check.shown(),
+        key: check.shown(program),
         retry_after_secs: secs_up(retry).max(1),
     }
 }
@@ -461,10 +548,10 @@ pub fn consume(
     program: &Program,
     request: &Request,
     store: &impl Store,
-) -> Result<Vec<Usage>, Refusal> {
+) -> Result<Usages, Refusal> {
     let checks = checks(program, request)?;
     if checks.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Usages::new());
     }
     store.consume(program, &checks, request.now.as_nanosecond())
 }
@@ -495,32 +582,25 @@ pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
             nodes.push(limit.condition.unwrap_or(limit.key));
         }
     }
-    let mut values: SmallVec<[_; 2]> = SmallVec::with_capacity(nodes.len());
+    let mut values: SmallVec<[_; 4]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
-    for (index, pair) in placed.iter().zip(values.chunks(2)) {
-        let Some(limit) = program.limits.get(*index) else {
+    let mut values = values.into_iter();
+    for index in &placed {
+        let (Some(limit), Some(key), Some(condition)) =
+            (program.limits.get(*index), values.next(), values.next())
+        else {
             continue;
-        };
-        let (key, condition) = match pair {
-            [key, condition] => (key, condition),
-            _ => continue,
         };
         let applies = limit.condition.is_none() || !matches!(condition, Ok(Value::Bool(false)));
         if !applies {
             continue;
         }
-        let key = match key {
-            Ok(value) => {
-                let mut text = String::with_capacity(limit.name.len() + 32);
-                text.push_str(&limit.name);
-                text.push('\0');
-                explain::push_value(&mut text, program, value);
-                text
-            }
+        let value = match key {
+            Ok(value) => value,
             Err(error) => {
                 return Err(Refusal::NoKey {
                     name: limit.name.clone(),
-                    why: explain::error_message(program, error),
+                    why: explain::error_message(program, &error),
                 });
             }
         };
@@ -546,7 +626,8 @@ pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
         };
         checks.push(Check {
             limit: *index,
-            key,
+            hash: key_hash(program, &limit.name, &value),
+            value,
             window,
         });
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Refusal, State, Usage, Window, reached, settled};
+use super::{Check, Refusal, State, Usages, Window, reached, settled};
 use crate::program::Program;
 
 /// What a decision does when Redis does not answer in time.
@@ -183,7 +183,7 @@ impl RedisStore {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Result<Vec<Usage>, Refusal>, RedisFailure> {
+    ) -> Result<Result<Usages, Refusal>, RedisFailure> {
         let now_us = micros(now);
         let counted: Vec<(&Check, &crate::program::Limit)> = checks
             .iter()
@@ -193,7 +193,11 @@ impl RedisStore {
         let mut args = Vec::with_capacity(1 + 4 * counted.len());
         args.push(now_us);
         for (check, limit) in &counted {
-            let base = format!("{KEY_PREFIX}{}", check.key.replacen('\u{0}', ":", 1));
+            let mut prefix = String::with_capacity(KEY_PREFIX.len() + limit.name.len() + 1);
+            prefix.push_str(KEY_PREFIX);
+            prefix.push_str(&limit.name);
+            prefix.push(':');
+            let base = check.key_text(program, &prefix);
             let count = i64::try_from(limit.count.max(1)).unwrap_or(i64::MAX);
             match check.window {
                 Window::Rolling { period } => {
@@ -232,7 +236,7 @@ impl RedisStore {
                 let at = usize::try_from(*index).unwrap_or(0).wrapping_sub(1);
                 match counted.get(at) {
                     Some((check, limit)) => {
-                        Ok(Err(reached(limit, check, i128::from(*retry) * 1000)))
+                        Ok(Err(reached(program, limit, check, i128::from(*retry) * 1000)))
                     }
                     None => Err(self.unexpected(reply.clone())),
                 }
@@ -248,7 +252,7 @@ impl RedisStore {
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Result<Vec<Usage>, Refusal>, RedisFailure> {
+    ) -> Result<Result<Usages, Refusal>, RedisFailure> {
         let runtime = match self.blocking.get() {
             Some(runtime) => runtime,
             None => {
