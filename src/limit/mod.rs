@@ -132,13 +132,11 @@ fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
         };
         (random(), random())
     });
-    let mut hasher = SipHasher13::new_with_keys(k0, k1);
-    // Each part's length first: the parts can be told apart in the hashed bytes.
-    let mut part = |bytes: &[u8]| {
-        hasher.write(&(bytes.len() as u64).to_le_bytes());
-        hasher.write(bytes);
-    };
-    part(name.as_bytes());
+    // One write of `NAME 0xFF KIND VALUE`, the value's parts apart by 0xFF: a byte no UTF-8
+    // text holds, so distinct names and values never run into the same bytes.
+    let mut bytes: SmallVec<[u8; 64]> = SmallVec::new();
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(0xff);
     let entity = match value {
         Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &e.uid),
         Value::Entity(EntityRef::Unknown(uid)) => Some(&**uid),
@@ -147,21 +145,24 @@ fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
     match (value, entity) {
         // What the text `TYPE::"ID"` says, whether the store holds the entity or not.
         (_, Some(uid)) => {
-            part(b"entity");
-            part(uid.ty.as_bytes());
-            part(uid.id.as_bytes());
+            bytes.push(b'e');
+            bytes.extend_from_slice(uid.ty.as_bytes());
+            bytes.push(0xff);
+            bytes.extend_from_slice(uid.id.as_bytes());
         }
         (Value::Str(text), _) => {
-            part(b"string");
-            part(text.as_bytes());
+            bytes.push(b's');
+            bytes.extend_from_slice(text.as_bytes());
         }
         (other, _) => {
             let mut text = String::new();
             explain::push_value(&mut text, program, other);
-            part(b"text");
-            part(text.as_bytes());
+            bytes.push(b't');
+            bytes.extend_from_slice(text.as_bytes());
         }
     }
+    let mut hasher = SipHasher13::new_with_keys(k0, k1);
+    hasher.write(&bytes);
     hasher.finish128().as_u128()
 }
 
@@ -191,8 +192,8 @@ impl std::hash::Hasher for Hashed {
 
 #[derive(Clone, Copy, Debug)]
 enum Window {
-    /// GCRA: `count` requests per `period` nanoseconds.
-    Rolling { period: i128 },
+    /// GCRA: `count` requests per `period` nanoseconds, one per `interval` (`period / count`).
+    Rolling { period: i128, interval: i128 },
     /// A fixed window `[start, end)` in nanoseconds since the epoch.
     Fixed { start: i128, end: i128 },
 }
@@ -233,33 +234,18 @@ impl LocalStore {
 
 /// Where requests are counted: all of `checks` at `now`, or none when one refuses.
 pub trait Store {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Usages, Refusal>;
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Usages, Refusal> {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
         (**self).consume(program, checks, now)
     }
 }
 
 /// One map under one lock: checking every limit of a request and committing them is one step.
 impl Store for LocalStore {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Usages, Refusal> {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
@@ -274,12 +260,12 @@ impl Store for LocalStore {
             let count = limit.count.max(1);
             let current = states.get(&check.hash).copied();
             let state = match check.window {
-                Window::Rolling { period } => {
+                Window::Rolling { period, interval } => {
                     let tat = match current {
                         Some(State::Tat(tat)) => tat.max(now),
                         _ => now,
                     };
-                    let new_tat = tat + div(period, i128::from(count));
+                    let new_tat = tat + interval;
                     if new_tat - now > period {
                         return Err(reached(program, limit, check, new_tat - period - now));
                     }
@@ -320,8 +306,7 @@ impl Store for LocalStore {
 /// How a limit stands once a request is counted and its key holds `state`.
 fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128) -> Usage {
     match (check.window, state) {
-        (Window::Rolling { period }, State::Tat(tat)) => {
-            let interval = div(period, i128::from(limit.count.max(1)));
+        (Window::Rolling { period, interval }, State::Tat(tat)) => {
             let left = div(period - (tat - now), interval.max(1));
             usage(limit, period, left, tat - now)
         }
@@ -330,7 +315,7 @@ fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128
             usage(limit, end - start, left, end - now)
         }
         // A state of the other kind is never stored under a key: the key names the window.
-        (Window::Rolling { period }, State::Count { .. }) => usage(limit, period, 0, period),
+        (Window::Rolling { period, .. }, State::Count { .. }) => usage(limit, period, 0, period),
         (Window::Fixed { start, end }, State::Tat(_)) => usage(limit, end - start, 0, end - now),
     }
 }
@@ -429,12 +414,7 @@ impl Limiter {
 /// Counts from synchronous code: with Redis, the calling thread waits for the round trip
 /// (the CLI and the benches; the server awaits [`Limiter::count`] instead).
 impl Store for Limiter {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Usages, Refusal> {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
         match &self.shared {
             Some(store) if !checks.is_empty() => {
                 let counted = store.consume_blocking(program, checks, now);
@@ -478,7 +458,7 @@ fn reached(
     retry: i128,
 ) -> Refusal {
     let window = match check.window {
-        Window::Rolling { period } => period,
+        Window::Rolling { period, .. } => period,
         Window::Fixed { start, end } => end - start,
     };
     let window_text = match limit.period {
@@ -574,24 +554,31 @@ pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
     if placed.is_empty() {
         return Ok(checks);
     }
+    // Each limit's key, then its condition when it has one.
     let mut nodes: SmallVec<[crate::program::NodeId; 4]> =
         SmallVec::with_capacity(placed.len() * 2);
     for index in &placed {
         if let Some(limit) = program.limits.get(*index) {
             nodes.push(limit.key);
-            nodes.push(limit.condition.unwrap_or(limit.key));
+            nodes.extend(limit.condition);
         }
     }
     let mut values: SmallVec<[_; 4]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
     let mut values = values.into_iter();
     for index in &placed {
-        let (Some(limit), Some(key), Some(condition)) =
-            (program.limits.get(*index), values.next(), values.next())
-        else {
+        let Some(limit) = program.limits.get(*index) else {
             continue;
         };
-        let applies = limit.condition.is_none() || !matches!(condition, Ok(Value::Bool(false)));
+        let Some(key) = values.next() else {
+            continue;
+        };
+        let condition = match limit.condition {
+            Some(_) => values.next(),
+            None => None,
+        };
+        // A condition that cannot be evaluated applies the limit (it fails closed).
+        let applies = !matches!(condition, Some(Ok(Value::Bool(false))));
         if !applies {
             continue;
         }
@@ -605,9 +592,13 @@ pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
             }
         };
         let window = match limit.period {
-            LimitPeriod::Rolling(millis) => Window::Rolling {
-                period: i128::from(millis) * 1_000_000,
-            },
+            LimitPeriod::Rolling(millis) => {
+                let period = i128::from(millis) * 1_000_000;
+                Window::Rolling {
+                    period,
+                    interval: div(period, i128::from(limit.count.max(1))),
+                }
+            }
             LimitPeriod::Calendar(unit, zone) => {
                 let window = program
                     .zones

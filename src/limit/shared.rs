@@ -200,7 +200,7 @@ impl RedisStore {
             let base = check.key_text(program, &prefix);
             let count = i64::try_from(limit.count.max(1)).unwrap_or(i64::MAX);
             match check.window {
-                Window::Rolling { period } => {
+                Window::Rolling { period, .. } => {
                     keys.push(base);
                     args.extend([0, micros(period), 0, count]);
                 }
@@ -235,9 +235,12 @@ impl RedisStore {
             [0, index, retry] => {
                 let at = usize::try_from(*index).unwrap_or(0).wrapping_sub(1);
                 match counted.get(at) {
-                    Some((check, limit)) => {
-                        Ok(Err(reached(program, limit, check, i128::from(*retry) * 1000)))
-                    }
+                    Some((check, limit)) => Ok(Err(reached(
+                        program,
+                        limit,
+                        check,
+                        i128::from(*retry) * 1000,
+                    ))),
                     None => Err(self.unexpected(reply.clone())),
                 }
             }
