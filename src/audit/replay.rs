@@ -59,7 +59,7 @@ pub struct Group {
 
 /// The flips a group keeps by default: enough to see what changes, few enough that a day's
 /// log in which a change flips millions of decisions replays in bounded memory.
-pub const EXAMPLES: usize = 10;
+pub(crate) const EXAMPLES: usize = 10;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {

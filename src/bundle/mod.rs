@@ -24,13 +24,13 @@ use sha2::{Digest, Sha256};
 use crate::audit::chain::{hex, unhex};
 
 /// The manifest's member name.
-pub const MANIFEST: &str = "manifest.json";
+pub(crate) const MANIFEST: &str = "manifest.json";
 /// The signature's member name.
-pub const SIGNATURE: &str = "manifest.sig";
+pub(crate) const SIGNATURE: &str = "manifest.sig";
 /// The folder of the policy files inside the archive.
 const FILES: &str = "files/";
 /// The manifest format this build writes and reads.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// Separates bundle signatures from anything else a key signs (audit checkpoints).
 const SIGNED_TAG: &[u8] = b"warden-bundle-manifest-v1\n";
 /// The signature algorithm named in `manifest.sig`.
@@ -268,7 +268,7 @@ fn signed_message(manifest: &[u8]) -> Vec<u8> {
 }
 
 /// Whether `revision` is a revision: short, printable, safe in a metric label and a file name.
-pub fn valid_revision(revision: &str) -> bool {
+pub(crate) fn valid_revision(revision: &str) -> bool {
     !revision.is_empty()
         && revision.len() <= 128
         && revision
@@ -278,7 +278,7 @@ pub fn valid_revision(revision: &str) -> bool {
 
 /// Whether `name` is a plain relative path: `/`-separated components, none empty, `.` or
 /// `..`, no backslash or NUL (which some systems read as separators or ends).
-pub fn safe_name(name: &str) -> bool {
+pub(crate) fn safe_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 4096
         && !name.contains(['\\', '\0'])
@@ -652,7 +652,7 @@ impl Archive {
 }
 
 /// Reads a bundle file from disk, at most `limits.total` compressed bytes.
-pub fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+pub(crate) fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
     let file = std::fs::File::open(path).map_err(BundleError::io("open", path))?;
     let mut bytes = Vec::new();
     file.take(limits.total.saturating_add(1))

@@ -29,13 +29,13 @@ use crate::syntax::token::{escape, unescape};
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// What every token's text begins with.
-pub const PREFIX: &str = "wcap1.";
+pub(crate) const PREFIX: &str = "wcap1.";
 
 /// What every header line begins with; `key=<KEYID> id=<TOKENID>` follows.
-pub const HEADER: &str = "warden-capability v1 ";
+pub(crate) const HEADER: &str = "warden-capability v1 ";
 
 /// The length of a token id: 16 random bytes in lower-case base32 (RFC 4648 alphabet, no padding).
-pub const TOKEN_ID_LEN: usize = 26;
+pub(crate) const TOKEN_ID_LEN: usize = 26;
 
 const TAG_LEN: usize = 32;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -437,7 +437,7 @@ fn names(text: &str) -> Result<Vec<String>, CaveatError> {
 
 /// True for a token id as Warden makes them: 26 characters of lower-case base32 that decode to
 /// exactly 16 bytes (the last character carries 3 bits, the other 2 zero).
-pub fn is_token_id(text: &str) -> bool {
+pub(crate) fn is_token_id(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.len() == TOKEN_ID_LEN
         && bytes

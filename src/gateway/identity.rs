@@ -117,7 +117,7 @@ pub enum KeySource {
 
 impl KeySource {
     /// The source as configuration writes it: `ES256:ec.pem`, `jwks:keys.json`.
-    pub fn to_config(&self) -> String {
+    pub(crate) fn to_config(&self) -> String {
         match self {
             KeySource::Pem(algorithm, path) | KeySource::Secret(algorithm, path) => {
                 format!("{algorithm:?}:{}", path.display())
@@ -255,12 +255,8 @@ impl JwtVerifier {
         })
     }
 
-    pub fn has_keys(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
     /// Verifies the token of an `Authorization` header value.
-    pub fn verify_header(
+    pub(crate) fn verify_header(
         &self,
         authorization: Option<&[u8]>,
     ) -> Result<Arc<Identity>, IdentityError> {

@@ -82,7 +82,7 @@ impl GatewayConfig {
 
     /// Builds the verifier again after a key file changed: a file that was deleted is a key
     /// removed on purpose, and tokens it signed stop verifying.
-    pub fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, String> {
+    pub(crate) fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, String> {
         self.load_verifier(Missing::Drop)
     }
 
@@ -115,11 +115,11 @@ impl GatewayConfig {
 }
 
 /// A verified identity, with the subject type it applies to.
-pub type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
+pub(crate) type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
 
 /// The header of an AuthZEN call that carries the subject's token (`Authorization` is the
 /// API key's).
-pub const SUBJECT_TOKEN: &str = "warden-subject-token";
+pub(crate) const SUBJECT_TOKEN: &str = "warden-subject-token";
 
 /// The gateway's live state: the verifier of the current key files.
 #[derive(Debug, Default)]
