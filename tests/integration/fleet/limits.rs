@@ -12,7 +12,8 @@ use warden::limit::OnFailure;
 use super::{RedisProcess, redis_server_or_skip, shared_redis_or_skip, unique};
 use crate::capability::processes::warden;
 use crate::server::{
-    EVALUATION, Http, POLICY, PolicyDir, STORE, ServerProcess, TestServer, config, spawn_server,
+    EVALUATION, EVALUATIONS, Http, POLICY, PolicyDir, STORE, ServerProcess, TestServer, config,
+    spawn_server,
 };
 
 /// The test policy with `limit NAME: COUNT read on Doc per day per subject` (rolling: one
@@ -209,6 +210,52 @@ async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked
     assert_eq!(allowed, 3);
     closed.running.shutdown().await;
     open.running.shutdown().await;
+}
+
+/// A batch counted in Redis counts its items in order, each before the next is decided, and
+/// an item the batch never reaches (it stopped at a deny) is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop() {
+    let test = "a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop";
+    let Some(binary) = redis_server_or_skip(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&binary, scratch.path());
+    let dir = limited("reads", 3);
+    let server = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
+    let item = |action: &str, doc: &str| json!({"action": {"name": action}, "resource": {"type": "Doc", "id": doc}});
+    let batch = |items: Vec<JsonValue>, semantic: &str| {
+        json!({
+            "subject": {"type": "User", "id": "bob"},
+            "action": {"name": "read"},
+            "evaluations": items,
+            "options": {"evaluations_semantic": semantic},
+        })
+    };
+    let decisions = |reply: crate::server::Reply| -> Vec<bool> {
+        reply.json()["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["decision"].as_bool().unwrap())
+            .collect()
+    };
+    // The policy denies the second item: the batch stops there, and the third is not counted.
+    let stopped = batch(
+        vec![item("read", "d1"), item("write", "d2"), item("read", "d1")],
+        "deny_on_first_deny",
+    );
+    let reply = server.http.post_json(EVALUATIONS, &stopped).await;
+    assert_eq!(decisions(reply), [true, false]);
+    // Two of three left: the limit refuses the third of these, in order.
+    let all = batch(vec![item("read", "d1"); 4], "execute_all");
+    let reply = server.http.post_json(EVALUATIONS, &all).await;
+    assert_eq!(decisions(reply), [true, true, false, false]);
+    let status = server.status().await;
+    assert_eq!(status["rate_limits"]["errors"], 0, "{status:#}");
+    assert_eq!(status["rate_limits"]["calls"], 5, "{status:#}");
+    server.running.shutdown().await;
 }
 
 /// A Redis that answers a connection's set-up (`+OK` to anything) but never a script: every
