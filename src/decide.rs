@@ -1,7 +1,7 @@
 //! The decision service: the one place where a decoded request, with what the call proved
 //! (a verified subject, a capability), becomes a verdict: decided by policy, counted against
-//! the limits, recorded for the audit log. Every front door hands its request to
-//! the decision service: the AuthZEN endpoints and search, forward-auth (nginx, Traefik, Envoy
+//! the limits, recorded for the audit log. Every front door hands its request to a
+//! [`Decider`]: the AuthZEN endpoints and search, forward-auth (nginx, Traefik, Envoy
 //! over HTTP and gRPC), `warden eval`, `warden test` and `audit replay`. What each door
 //! answers (a status, headers, an explanation in its own format) it builds from the
 //! [`Verdict`].
@@ -11,8 +11,8 @@
 //! request must still be counted in Redis, leaves a [`Pending`] step that the server's doors
 //! complete with [`Decider::settle`], awaited in the request's own task.
 //! [`Decider::decide`] takes both steps at once, for synchronous callers (the CLI, whose
-//! limits are counted in the process). Either way the outcome is recorded once, by
-//! [`Decider::conclude`].
+//! limits are counted in the process). Either way the outcome is recorded once, in one
+//! place.
 //!
 //! The service sits below the audit log: it records through [`Recorder`], which the audit
 //! log's callers implement, so that replay (part of the audit log) decides through it too.
