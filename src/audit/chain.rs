@@ -222,13 +222,44 @@ pub(crate) const MIN_KEY_LEN: usize = 16;
 const PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----";
 const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----";
 
+/// Why a key file (the audit log's, a bundle's) cannot be read as a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "the key must be at least {MIN_KEY_LEN} bytes (e.g. `head -c 32 /dev/urandom | base64 > audit.key`)"
+    )]
+    Short,
+    #[error("cannot read the key `{}`: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` is not an Ed25519 key in PEM ({reason}); make one with `openssl genpkey -algorithm ed25519`",
+        path.display()
+    )]
+    NotEd25519 {
+        path: std::path::PathBuf,
+        reason: PemProblem,
+    },
+}
+
+/// What is wrong with a PEM key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemProblem {
+    #[error("{0}")]
+    Private(#[from] ed25519_dalek::pkcs8::Error),
+    #[error("{0}")]
+    Public(#[from] ed25519_dalek::pkcs8::spki::Error),
+    #[error("only Ed25519 keys are taken in PEM")]
+    OtherAlgorithm,
+}
+
 impl Key {
     /// A shared secret, for HMAC-SHA256 signatures.
-    pub fn new(secret: &[u8]) -> Result<Key, String> {
+    pub fn new(secret: &[u8]) -> Result<Key, KeyFileError> {
         if secret.len() < MIN_KEY_LEN {
-            return Err(format!(
-                "the audit key must be at least {MIN_KEY_LEN} bytes (e.g. `head -c 32 /dev/urandom | base64 > audit.key`)"
-            ));
+            return Err(KeyFileError::Short);
         }
         let id = hex(&Sha256::digest(secret))[..16].to_string();
         Ok(Key {
@@ -240,20 +271,20 @@ impl Key {
     /// Reads a key file: an Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm
     /// ed25519` writes it), an Ed25519 public key (SPKI PEM, `openssl pkey -pubout`), or else a
     /// shared secret: the file's bytes, without surrounding whitespace.
-    pub fn from_file(path: &std::path::Path) -> Result<Key, String> {
+    pub fn from_file(path: &std::path::Path) -> Result<Key, KeyFileError> {
         use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the audit key `{}`: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|source| KeyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let text = std::str::from_utf8(bytes.trim_ascii()).unwrap_or("");
-        let not_ed25519 = |e: &dyn std::fmt::Display| {
-            format!(
-                "`{}` is not an Ed25519 key in PEM ({e}); make one with `openssl genpkey -algorithm ed25519`",
-                path.display()
-            )
+        let not_ed25519 = |reason: PemProblem| KeyFileError::NotEd25519 {
+            path: path.to_path_buf(),
+            reason,
         };
         if text.starts_with(PRIVATE_PEM) {
-            let signing =
-                ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| not_ed25519(&e))?;
+            let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+                .map_err(|e| not_ed25519(e.into()))?;
             return Ok(Key {
                 id: public_id(&signing.verifying_key()),
                 kind: KeyKind::Ed25519Private(Box::new(signing)),
@@ -261,14 +292,14 @@ impl Key {
         }
         if text.starts_with(PUBLIC_PEM) {
             let verifying = ed25519_dalek::VerifyingKey::from_public_key_pem(text)
-                .map_err(|e| not_ed25519(&e))?;
+                .map_err(|e| not_ed25519(e.into()))?;
             return Ok(Key {
                 id: public_id(&verifying),
                 kind: KeyKind::Ed25519Public(verifying),
             });
         }
         if text.starts_with("-----BEGIN") {
-            return Err(not_ed25519(&"only Ed25519 keys are taken in PEM"));
+            return Err(not_ed25519(PemProblem::OtherAlgorithm));
         }
         Key::new(bytes.trim_ascii())
     }
@@ -475,7 +506,9 @@ mod tests {
     fn key_files_are_told_apart() {
         let error = Key::from_file(&fixture("gateway/rsa.pem")).unwrap_err();
         assert!(
-            error.contains("openssl genpkey -algorithm ed25519"),
+            error
+                .to_string()
+                .contains("openssl genpkey -algorithm ed25519"),
             "{error}"
         );
         let dir = tempfile::tempdir().unwrap();

@@ -121,7 +121,7 @@ pub enum BundleError {
             "make one with `openssl genpkey -algorithm ed25519 -out bundle.pem` and its public key with `openssl pkey -in bundle.pem -pubout -out bundle.pub.pem`"
         )
     )]
-    Key { path: PathBuf, reason: String },
+    Key { path: PathBuf, reason: KeyProblem },
     #[error("cannot {action} `{path}`: {source}")]
     #[diagnostic(code(warden::bundle::io))]
     Io {
@@ -222,11 +222,22 @@ pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
 }
 
+/// Why a key file cannot sign or verify bundles.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("{0}")]
+    File(#[from] crate::audit::KeyFileError),
+    #[error("it is a shared secret, and bundles are signed with Ed25519")]
+    SharedSecret,
+    #[error("it is not an Ed25519 private key")]
+    NotPrivate,
+}
+
 /// Reads an Ed25519 key file (PKCS#8 or SPKI PEM) with the audit log's key reader.
 fn key_file(path: &Path) -> Result<crate::audit::Key, BundleError> {
     crate::audit::Key::from_file(path).map_err(|reason| BundleError::Key {
         path: path.to_path_buf(),
-        reason,
+        reason: reason.into(),
     })
 }
 
@@ -236,7 +247,7 @@ impl PublicKey {
         let file = key_file(path)?;
         let key = file.ed25519_verifying().ok_or_else(|| BundleError::Key {
             path: path.to_path_buf(),
-            reason: "it is a shared secret, and bundles are signed with Ed25519".to_string(),
+            reason: KeyProblem::SharedSecret,
         })?;
         Ok(PublicKey { id: file.id, key })
     }
@@ -250,7 +261,7 @@ impl SigningKey {
             .cloned()
             .ok_or_else(|| BundleError::Key {
                 path: path.to_path_buf(),
-                reason: "it is not an Ed25519 private key".to_string(),
+                reason: KeyProblem::NotPrivate,
             })?;
         Ok(SigningKey { id: file.id, key })
     }

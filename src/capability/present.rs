@@ -35,7 +35,7 @@ pub struct Verifier {
     pub keyring: Keyring,
     pub revocations: Arc<Revocations>,
     pub audience: Option<String>,
-    /// Verified tokens by text. Verifying costs about 0.35 µs a caveat (benches/capability.rs);
+    /// Verified tokens by text: verifying costs time per caveat (benches/capability.rs), and
     /// a client presents the same token many times. Revocation is looked up on every use.
     cache: DashMap<Box<str>, Cached>,
 }

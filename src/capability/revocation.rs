@@ -48,7 +48,7 @@ pub enum RevocationError {
     Malformed {
         path: PathBuf,
         line: usize,
-        reason: String,
+        reason: LineProblem,
     },
     #[error("`{0}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)")]
     BadId(String),
@@ -377,20 +377,31 @@ fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// What is wrong with one line of a revocation file.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the id is empty")]
+    EmptyId,
+    #[error("`{0}` is not an RFC 3339 time")]
+    Time(String),
+}
+
 /// A line's id and time; `None` for a blank line.
-fn parse_line(line: &[u8]) -> Result<Option<(String, Timestamp)>, String> {
+fn parse_line(line: &[u8]) -> Result<Option<(String, Timestamp)>, LineProblem> {
     let line = line.trim_ascii();
     if line.is_empty() {
         return Ok(None);
     }
-    let entry: Entry<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let entry: Entry<'_> = serde_json::from_slice(line)?;
     if entry.id.is_empty() {
-        return Err("the id is empty".to_string());
+        return Err(LineProblem::EmptyId);
     }
     let at = entry
         .revoked_at
         .parse::<Timestamp>()
-        .map_err(|_| format!("`{}` is not an RFC 3339 time", entry.revoked_at))?;
+        .map_err(|_| LineProblem::Time(entry.revoked_at.to_string()))?;
     Ok(Some((entry.id.into_owned(), at)))
 }
 

@@ -640,10 +640,10 @@ impl<'e> Runner<'e> {
         };
         match data::decode::parse_time(&text) {
             Ok(time) => Some(time),
-            Err(message) => {
+            Err(bad) => {
                 self.report(
                     TestError::BadTime {
-                        message,
+                        message: bad.to_string(),
                         span: expr.span,
                     },
                     source,
