@@ -64,8 +64,10 @@ pub enum RedisFailure {
     Timeout(u128),
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("the Redis client could not start: {0}")]
-    Client(String),
+    #[error("the Redis client's runtime could not start: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the Redis client's thread stopped")]
+    Stopped,
     #[error("the limit script answered `{0:?}`")]
     Reply(Vec<i64>),
 }
@@ -264,12 +266,10 @@ impl RedisStore {
                     .thread_name("warden-limits-redis")
                     .enable_all()
                     .build()
-                    .map_err(|error| RedisFailure::Client(error.to_string()))?;
+                    .map_err(RedisFailure::Runtime)?;
                 // Another caller may have set one meanwhile: then this one is dropped unused.
                 let _ = self.blocking.set(runtime);
-                self.blocking
-                    .get()
-                    .ok_or_else(|| RedisFailure::Client("no runtime".to_string()))?
+                self.blocking.get().ok_or(RedisFailure::Stopped)?
             }
         };
         let call = self.consume(program, checks, now);
@@ -279,7 +279,7 @@ impl RedisStore {
                 scope
                     .spawn(|| runtime.block_on(call))
                     .join()
-                    .unwrap_or_else(|_| Err(RedisFailure::Client("the call failed".to_string())))
+                    .unwrap_or(Err(RedisFailure::Stopped))
             })
         } else {
             runtime.block_on(call)

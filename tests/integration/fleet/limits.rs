@@ -366,15 +366,16 @@ async fn calls_waiting_on_redis_hold_no_thread_and_end_at_the_timeout() {
             tokio::spawn(async move { bob_reads(&http).await })
         })
         .collect();
-    let waiting = Instant::now();
-    while scripts.load(Ordering::SeqCst) < CALLS {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "{} of {CALLS} scripts reached Redis",
-            scripts.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::poll(
+        "every call's script to reach Redis",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        async || match scripts.load(Ordering::SeqCst) {
+            CALLS.. => Ok(()),
+            seen => Err(seen),
+        },
+    )
+    .await;
     let during = threads(pid);
     // A call that blocked a thread while it waited would take one each.
     assert!(
