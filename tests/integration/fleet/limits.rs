@@ -119,14 +119,21 @@ fn redis_config(dir: &PolicyDir, url: &str, on_failure: OnFailure) -> warden::se
     config
 }
 
+/// A Redis of the test's own (`redis-server`'s path, its directory, the process); `None`,
+/// after printing SKIPPED, when it is not installed outside CI.
+fn own_redis(test: &str) -> Option<(String, tempfile::TempDir, RedisProcess)> {
+    let binary = redis_server_or_skip(test)?;
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&binary, scratch.path());
+    Some((binary, scratch, redis))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up() {
     let test = "redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up";
-    let Some(binary) = redis_server_or_skip(test) else {
+    let Some((_, _scratch, redis)) = own_redis(test) else {
         return;
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let redis = RedisProcess::start(&binary, scratch.path());
     let dir = limited("reads", 3);
     let closed = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
     let open = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Open)).await;
@@ -217,11 +224,9 @@ async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop() {
     let test = "a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop";
-    let Some(binary) = redis_server_or_skip(test) else {
+    let Some((_, _scratch, redis)) = own_redis(test) else {
         return;
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let redis = RedisProcess::start(&binary, scratch.path());
     let dir = limited("reads", 3);
     let server = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
     let item = |action: &str, doc: &str| json!({"action": {"name": action}, "resource": {"type": "Doc", "id": doc}});
