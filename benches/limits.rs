@@ -6,9 +6,10 @@
 //! decided then counted against one rolling limit per subject (never reached, so every
 //! iteration takes the whole path: evaluate the key, check and commit the GCRA state).
 //!
-//! With `WARDEN_BENCH_REDIS=redis://127.0.0.1:PORT` set, the same limit counted in Redis too:
-//! one decision at a time (a round trip each), then as many decisions/s as 1, 8 and 32 callers
-//! at once get through one replica's multiplexed connection (calls in flight share it as a
+//! With `WARDEN_BENCH_REDIS=redis://127.0.0.1:PORT` set, the same limit counted in Redis too,
+//! awaited as the server's doors await it ([`Limiter::count`] on a two-worker runtime): one
+//! decision at a time (a round trip each), then as many decisions/s as 1, 8 and 32 tasks at
+//! once get through one replica's multiplexed connection (calls in flight share it as a
 //! pipeline).
 //!
 //! The bench allocates with mimalloc, as the `warden` binary does: counting allocates a key
@@ -89,6 +90,11 @@ fn bench(c: &mut Criterion) {
             .expect("a Redis URL"),
         )
     });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
     if let Some(store) = &redis {
         let program = &limited.program;
         let requests = requests(&limited);
@@ -97,54 +103,68 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 next = (next + 1) % requests.len();
                 let request = &requests[next];
-                let allowed = eval::decide(program, request).allowed
-                    && limit::consume(program, request, store).is_ok();
+                let allowed = runtime.block_on(decide_counted(program, request, store));
                 std::hint::black_box(allowed)
             })
         });
     }
     group.finish();
-    if let Some(store) = &redis {
-        throughput(&limited, store);
+    if let Some(store) = redis {
+        throughput(&runtime, limited, store);
     }
     let _ = std::fs::remove_dir_all(plain_dir);
     let _ = std::fs::remove_dir_all(limited_dir);
 }
 
-/// Limited decisions per second through Redis with `callers` threads deciding at once.
-fn throughput(engine: &Engine, store: &Limiter) {
-    let program = &engine.program;
-    let requests = requests(engine);
+/// Decides a request and, when allowed, awaits its count in the store: what a door does.
+async fn decide_counted(
+    program: &warden::program::Program,
+    request: &Request,
+    store: &Limiter,
+) -> bool {
+    if !eval::decide(program, request).allowed {
+        return false;
+    }
+    match limit::checks(program, request) {
+        Ok(checks) => store
+            .count(program, &checks, request.now.as_nanosecond())
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Limited decisions per second through Redis with `callers` tasks deciding at once.
+fn throughput(runtime: &tokio::runtime::Runtime, engine: Engine, store: Limiter) {
+    let shared = std::sync::Arc::new((engine, store));
+    let requests = std::sync::Arc::new(requests(&shared.0));
     for callers in [1usize, 8, 32] {
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seconds = 3;
-        let total: usize = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..callers)
-                .map(|caller| {
-                    let (stop, requests) = (&stop, &requests);
-                    scope.spawn(move || {
-                        let mut done = 0usize;
-                        let mut next = caller;
-                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                            next = (next + callers) % requests.len();
-                            let request = &requests[next];
-                            let allowed = eval::decide(program, request).allowed
-                                && limit::consume(program, request, store).is_ok();
-                            done += usize::from(allowed);
-                        }
-                        done
-                    })
+        let tasks: Vec<_> = (0..callers)
+            .map(|caller| {
+                let (shared, requests, stop) = (shared.clone(), requests.clone(), stop.clone());
+                runtime.spawn(async move {
+                    let (engine, store) = &*shared;
+                    let mut done = 0usize;
+                    let mut next = caller;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        next = (next + callers) % requests.len();
+                        let allowed = decide_counted(&engine.program, &requests[next], store).await;
+                        done += usize::from(allowed);
+                    }
+                    done
                 })
-                .collect();
-            std::thread::sleep(std::time::Duration::from_secs(seconds));
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a caller"))
-                .sum()
-        });
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let total: usize = tasks
+            .into_iter()
+            .map(|task| runtime.block_on(task).expect("a caller"))
+            .sum();
         println!(
-            "limit/redis_throughput/{callers}_callers: {} limited decisions/s",
+            "limit/redis_throughput/{callers}_tasks: {} limited decisions/s",
             total / seconds as usize
         );
     }

@@ -11,8 +11,10 @@
 # so every decision waits out its own round trip (no pipelining): its p50 is the single-decision
 # latency. Reports calls/s and p50/p99 per server and load, the median over ROUNDS, and Redis's
 # count of script calls and Warden's of Redis failures (which must stay 0: a failure is counted
-# locally instead, and the figure would not be Redis's). The load average is printed before and
-# after: quote it with the figures. wrk and Redis share the 2 cores with the server.
+# locally instead, and the figure would not be Redis's), and per server and load the context
+# switches per call and the server's threads at the end (from /proc, on Linux). The load
+# average is printed before and after: quote it with the figures. wrk and Redis share the 2
+# cores with the server.
 #
 #   benches/limits.sh                            # starts its own redis-server on REDIS_PORT
 #   ROUNDS=5 DURATION=5s benches/limits.sh
@@ -63,12 +65,14 @@ policy limited "limit views: 1000000000 view per 1s per subject"
 
 names=(none local redis)
 ports=()
+servers=()
 start() { # name, directory, options...
     local name=$1 dir=$2 port=$((PORT + ${#ports[@]}))
     shift 2
     "$warden" serve --policies "$work/$dir" --listen "127.0.0.1:$port" --watch=false \
         --log-level warn "$@" &
     pids+=($!)
+    servers+=($!)
     ports+=("$port")
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
     echo "$name did not start" >&2
@@ -106,6 +110,12 @@ redis_failures() {
     curl -sf "http://127.0.0.1:${ports[2]}/metrics" |
         awk '/^warden_rate_limit_redis_failures_total/ { n += $NF } END { print n + 0 }'
 }
+# Context switches of a process so far, all its threads (0 without /proc).
+switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+threads() { ls /proc/"$1"/task 2>/dev/null | wc -l; }
 script_calls() {
     redis_cli info commandstats | tr -d '\r' |
         awk -F'[:=,]' '/^cmdstat_evalsha:/ { print $3; found = 1 } END { if (!found) print 0 }'
@@ -117,28 +127,34 @@ for round in $(seq 1 "$ROUNDS"); do
     for load in "c$CONNECTIONS" c1; do
         connections=${load#c}
         for i in 0 1 2; do
+            before=$(switches "${servers[$i]}")
             wrk -t1 -c"$connections" -d"$DURATION" --latency -s "$work/calls.lua" \
                 "http://127.0.0.1:${ports[$i]}" >"$work/wrk.txt"
+            after=$(switches "${servers[$i]}")
+            calls=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
+            per_call=$(awk -v a="$after" -v b="$before" -v n="$calls" 'BEGIN { printf "%.2f", n ? (a - b) / n : 0 }')
             rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk.txt")
             p50=$(awk '$1 == "50%" { print $2 }' "$work/wrk.txt" | to_ms)
             p99=$(awk '$1 == "99%" { print $2 }' "$work/wrk.txt" | to_ms)
             non2xx=$(awk '/Non-2xx/ { print $NF }' "$work/wrk.txt")
             [ -z "$non2xx" ] || { echo "${names[$i]}: $non2xx answers were not 200" >&2; exit 1; }
-            echo "${names[$i]} $load $rps $p50 $p99" >>"$work/results.txt"
-            echo "round $round ${names[$i]} $load: $rps calls/s, p50 $p50 ms, p99 $p99 ms" >&2
+            echo "${names[$i]} $load $rps $p50 $p99 $per_call $(threads "${servers[$i]}")" >>"$work/results.txt"
+            echo "round $round ${names[$i]} $load: $rps calls/s, p50 $p50 ms, p99 $p99 ms, $per_call switches/call" >&2
         done
     done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Redis script calls: $(( $(script_calls) - scripts_before )); Warden's Redis failures: $(redis_failures)"
 
-printf '%-8s %-5s %12s %10s %10s\n' limit load 'calls/s' 'p50 ms' 'p99 ms'
+printf '%-8s %-5s %12s %10s %10s %10s %8s\n' limit load 'calls/s' 'p50 ms' 'p99 ms' 'cs/call' threads
 for load in "c$CONNECTIONS" c1; do
     for name in "${names[@]}"; do
         rows=$(awk -v n="$name" -v l="$load" '$1 == n && $2 == l' "$work/results.txt")
-        printf '%-8s %-5s %12s %10s %10s\n' "$name" "$load" \
+        printf '%-8s %-5s %12s %10s %10s %10s %8s\n' "$name" "$load" \
             "$(awk '{ print $3 }' <<<"$rows" | median)" \
             "$(awk '{ print $4 }' <<<"$rows" | median)" \
-            "$(awk '{ print $5 }' <<<"$rows" | median)"
+            "$(awk '{ print $5 }' <<<"$rows" | median)" \
+            "$(awk '{ print $6 }' <<<"$rows" | median)" \
+            "$(awk '{ print $7 }' <<<"$rows" | median)"
     done
 done

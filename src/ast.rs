@@ -323,10 +323,12 @@ pub struct Expr {
     pub span: Span,
 }
 
-impl Expr {
-    /// Calls `f` on each expression directly inside this one, in source order.
-    pub fn for_each_child<'e>(&'e self, mut f: impl FnMut(&'e Expr)) {
-        match &self.kind {
+/// The expressions directly inside `$kind` (an `&ExprKind` or an `&mut ExprKind`), each passed
+/// to `$f` in source order; `$iter` is `iter` or `iter_mut`. One list of children for both
+/// walks, so a new kind of expression cannot be forgotten in one of them.
+macro_rules! for_each_child {
+    ($kind:expr, $f:ident, $iter:ident) => {
+        match $kind {
             ExprKind::Bool(_)
             | ExprKind::Int(_)
             | ExprKind::Str(_)
@@ -336,29 +338,41 @@ impl Expr {
             | ExprKind::Let(_)
             | ExprKind::ActionTest(_) => {}
             ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
-                elements.iter().for_each(f)
+                elements.$iter().for_each($f)
             }
-            ExprKind::Record(entries) => entries.iter().for_each(|(_, e)| f(e)),
+            ExprKind::Record(entries) => entries.$iter().for_each(|(_, e)| $f(e)),
             ExprKind::Attr { base, .. }
             | ExprKind::Has { base, .. }
             | ExprKind::Like { base, .. }
             | ExprKind::Is { base, .. }
             | ExprKind::Properties(base)
-            | ExprKind::Unary { operand: base, .. } => f(base),
+            | ExprKind::Unary { operand: base, .. } => $f(base),
             ExprKind::Binary { lhs, rhs, .. } => {
-                f(lhs);
-                f(rhs);
+                $f(lhs);
+                $f(rhs);
             }
             ExprKind::If {
                 cond,
                 then,
                 otherwise,
             } => {
-                f(cond);
-                f(then);
-                f(otherwise);
+                $f(cond);
+                $f(then);
+                $f(otherwise);
             }
         }
+    };
+}
+
+impl Expr {
+    /// Calls `f` on each expression directly inside this one, in source order.
+    pub fn for_each_child<'e>(&'e self, mut f: impl FnMut(&'e Expr)) {
+        for_each_child!(&self.kind, f, iter)
+    }
+
+    /// [`Expr::for_each_child`], for rewriting the children in place.
+    pub(crate) fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+        for_each_child!(&mut self.kind, f, iter_mut)
     }
 }
 

@@ -1,10 +1,18 @@
 //! The decision service: the one place where a decoded request, with what the call proved
 //! (a verified subject, a capability), becomes a verdict: decided by policy, counted against
-//! the limits, recorded for the audit log. Every front door hands its request to
-//! [`Decider::decide`]: the AuthZEN endpoints and search, forward-auth (nginx, Traefik, Envoy
+//! the limits, recorded for the audit log. Every front door hands its request to a
+//! [`Decider`]: the AuthZEN endpoints and search, forward-auth (nginx, Traefik, Envoy
 //! over HTTP and gRPC), `warden eval`, `warden test` and `audit replay`. What each door
 //! answers (a status, headers, an explanation in its own format) it builds from the
 //! [`Verdict`].
+//!
+//! Counting against limits kept in Redis waits for a round trip. So that no thread waits on
+//! it, a decision is made in two steps: [`Decider::begin`] decides by policy and, when the
+//! request must still be counted in Redis, leaves a [`Pending`] step that the server's doors
+//! complete with [`Decider::settle`], awaited in the request's own task.
+//! [`Decider::decide`] takes both steps at once, for synchronous callers (the CLI, whose
+//! limits are counted in the process). Either way the outcome is recorded once, in one
+//! place.
 //!
 //! The service sits below the audit log: it records through [`Recorder`], which the audit
 //! log's callers implement, so that replay (part of the audit log) decides through it too.
@@ -18,7 +26,7 @@ use crate::capability::present::{Rejected, Verifier};
 use crate::eval::capability::Presented;
 use crate::eval::request::{self, Request, RequestError};
 use crate::eval::{self, Decision, Frame};
-use crate::limit::{Limiter, Refusal, Usage};
+use crate::limit::{Checks, Limiter, Refusal, Store, Usages};
 use crate::program::Program;
 
 /// What became of one decision, for its audit record: the decision with the frame it was
@@ -72,7 +80,36 @@ pub struct Verdict {
     pub capability: Option<Result<(), Rejected>>,
     /// How the limits stood after counting an allowed request (none counted: empty), or why
     /// a limit refused it.
-    pub limits: Result<Vec<Usage>, Refusal>,
+    pub limits: Result<Usages, Refusal>,
+}
+
+/// A decision the policy allowed that is still to be counted against limits kept in Redis:
+/// [`Decider::settle`] counts it and records the outcome.
+pub struct Pending {
+    decision: Decision,
+    capability: Option<Result<(), Rejected>>,
+    checks: Checks,
+    /// When the request was made, in nanoseconds since the epoch.
+    now: i128,
+    /// The frame the decision was made in, when it was this thread's audit frame: the record
+    /// reads it once the request is counted, maybe on another thread.
+    frame: Option<Frame>,
+}
+
+/// The first step of a decision: finished, or still to be counted.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once and matched at once: boxing either would cost an allocation"
+)]
+pub enum Step {
+    Done(Verdict),
+    Pending(Pending),
+}
+
+/// How an allowed request is counted: at once (in the process), or later (in Redis).
+enum Counting {
+    Now(Result<Usages, Refusal>),
+    Later(Checks),
 }
 
 impl Verdict {
@@ -107,45 +144,143 @@ impl Decider<'_> {
     /// request wrote them), attaches the capability, decides by policy, counts an allowed
     /// request against the limits, and records the outcome. `frame`, when given, is where
     /// the decision is made (the caller then explains from it); otherwise a recorded decision
-    /// uses this thread's audit frame and an unrecorded one the evaluator's.
+    /// uses this thread's audit frame and an unrecorded one the evaluator's. Limits kept in
+    /// Redis are counted with this thread waiting: the server's doors use
+    /// [`Decider::begin`] and [`Decider::settle`] instead.
     pub fn decide(
+        &self,
+        decoded: Result<&mut Request, RequestError>,
+        named: (Option<&str>, Option<&str>),
+        capability: Option<Presenting<'_>>,
+        mut frame: Option<&mut Frame>,
+        mut recorder: Option<&mut dyn Recorder>,
+    ) -> Verdict {
+        let step = self.begin(
+            decoded,
+            named,
+            capability,
+            frame.as_deref_mut(),
+            // A shorter borrow, for the recorder to be used again below.
+            recorder
+                .as_mut()
+                .map(|recorder| &mut **recorder as &mut dyn Recorder),
+        );
+        match step {
+            Step::Done(verdict) => verdict,
+            Step::Pending(pending) => {
+                let counted = match self.limits {
+                    Some(limits) => limits.consume(self.program, &pending.checks, pending.now),
+                    None => Ok(Usages::new()),
+                };
+                self.conclude(pending, counted, frame, recorder)
+            }
+        }
+    }
+
+    /// The first step of [`Decider::decide`]: everything but counting against limits kept in
+    /// Redis, which is left pending when the policy allows the request and a limit applies.
+    /// A finished step is recorded; a pending one is recorded by [`Decider::settle`], which
+    /// then takes the same `frame` and `recorder`.
+    pub fn begin(
         &self,
         decoded: Result<&mut Request, RequestError>,
         named: (Option<&str>, Option<&str>),
         capability: Option<Presenting<'_>>,
         frame: Option<&mut Frame>,
         recorder: Option<&mut dyn Recorder>,
-    ) -> Verdict {
+    ) -> Step {
         let request = match decoded {
             Ok(request) => request,
-            Err(error) => return self.undecidable(error, recorder),
+            Err(error) => return Step::Done(self.undecidable(error, recorder)),
         };
         if let Err(error) = self.lend(named, request) {
-            return self.undecidable(error, recorder);
+            return Step::Done(self.undecidable(error, recorder));
         }
         let capability = capability.map(|capability| self.attach(capability, request));
         let program = self.program;
-        let (decision, limits) = match (frame, recorder) {
-            (None, None) => {
-                let decision = eval::decide(program, request);
-                let limits = self.count(&decision, request);
-                (decision, limits)
+        let now = request.now.as_nanosecond();
+        let step = |decision: Decision, frame: Option<&mut Frame>, recorder, own: bool| {
+            match self.counting(&decision, request) {
+                Counting::Now(limits) => {
+                    let pending = Pending {
+                        decision,
+                        capability,
+                        checks: Checks::new(),
+                        now,
+                        frame: None,
+                    };
+                    Step::Done(self.conclude(pending, limits, frame, recorder))
+                }
+                Counting::Later(checks) => Step::Pending(Pending {
+                    decision,
+                    capability,
+                    checks,
+                    now,
+                    // This thread's frame is for its next decision: the record keeps its own.
+                    frame: if own { frame.map(std::mem::take) } else { None },
+                }),
             }
+        };
+        match (frame, recorder) {
+            (None, None) => step(eval::decide(program, request), None, None, false),
             (Some(frame), recorder) => {
                 let decision = eval::decide_in(program, request, frame);
-                let limits = self.count(&decision, request);
-                if let Some(recorder) = recorder {
-                    recorder.record(program, Ok((&decision, frame)), limits.as_ref().err());
-                }
-                (decision, limits)
+                step(decision, Some(frame), recorder, false)
             }
             (None, Some(recorder)) => with_audit_frame(|frame| {
                 let decision = eval::decide_in(program, request, frame);
-                let limits = self.count(&decision, request);
-                recorder.record(program, Ok((&decision, frame)), limits.as_ref().err());
-                (decision, limits)
+                step(decision, Some(frame), Some(recorder), true)
             }),
+        }
+    }
+
+    /// Completes a pending decision: counts it against the limits, awaiting Redis, and
+    /// records the outcome. `frame` and `recorder` are those [`Decider::begin`] was given.
+    pub async fn settle(
+        &self,
+        pending: Pending,
+        frame: Option<&mut Frame>,
+        recorder: Option<&mut (dyn Recorder + Send)>,
+    ) -> Verdict {
+        let counted = match self.limits {
+            Some(limits) => {
+                limits
+                    .count(self.program, &pending.checks, pending.now)
+                    .await
+            }
+            None => Ok(Usages::new()),
         };
+        let recorder = recorder.map(|recorder| recorder as &mut dyn Recorder);
+        self.conclude(pending, counted, frame, recorder)
+    }
+
+    /// The verdict on a decided request, recorded: the one place every decided outcome is
+    /// recorded (`frame`: where it was decided, when not kept in `decided`).
+    fn conclude(
+        &self,
+        decided: Pending,
+        limits: Result<Usages, Refusal>,
+        frame: Option<&mut Frame>,
+        recorder: Option<&mut dyn Recorder>,
+    ) -> Verdict {
+        let Pending {
+            decision,
+            capability,
+            frame: own,
+            ..
+        } = decided;
+        if let Some(recorder) = recorder {
+            let unread;
+            let frame: &Frame = match (frame, &own) {
+                (Some(frame), _) => frame,
+                (None, Some(own)) => own,
+                (None, None) => {
+                    unread = Frame::new();
+                    &unread
+                }
+            };
+            recorder.record(self.program, Ok((&decision, frame)), limits.as_ref().err());
+        }
         Verdict {
             allowed: decision.allowed && limits.is_ok(),
             decision: Ok(decision),
@@ -163,7 +298,7 @@ impl Decider<'_> {
             allowed: false,
             decision: Err(error),
             capability: None,
-            limits: Ok(Vec::new()),
+            limits: Ok(Usages::new()),
         }
     }
 
@@ -201,13 +336,21 @@ impl Decider<'_> {
         Ok(())
     }
 
-    /// Counts a request the policy allowed against the limits that apply to it.
-    fn count(&self, decision: &Decision, request: &Request) -> Result<Vec<Usage>, Refusal> {
+    /// How a request the policy allowed is counted against the limits that apply to it: in
+    /// the process at once, or later in Redis.
+    fn counting(&self, decision: &Decision, request: &Request) -> Counting {
         match self.limits {
             Some(limits) if decision.allowed => {
-                crate::limit::consume(self.program, request, limits)
+                if !limits.is_shared() {
+                    return Counting::Now(crate::limit::consume(self.program, request, limits));
+                }
+                match crate::limit::checks(self.program, request) {
+                    Ok(checks) if checks.is_empty() => Counting::Now(Ok(Usages::new())),
+                    Ok(checks) => Counting::Later(checks),
+                    Err(refusal) => Counting::Now(Err(refusal)),
+                }
             }
-            _ => Ok(Vec::new()),
+            _ => Counting::Now(Ok(Usages::new())),
         }
     }
 }

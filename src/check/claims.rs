@@ -15,7 +15,7 @@ use crate::syntax::ParsedFile;
 /// Warnings for every read of `subject.ATTR` (or `subject has ATTR`) in a `deny` rule's
 /// condition, or in a `let` it uses, where `ATTR` is the attribute of one of the `mapped`
 /// `(claim, attribute)` pairs.
-pub fn mapped_claims_in_denies(
+pub(crate) fn mapped_claims_in_denies(
     files: &[ParsedFile],
     mapped: &[(String, String)],
 ) -> Vec<Diagnostic> {

@@ -248,7 +248,7 @@ pub fn duplicate(
 
 /// Resolves an entity type name. In a directory without `entity` declarations every name is
 /// accepted (dynamic mode); otherwise an undeclared one is reported and `false` returned.
-pub fn entity_name(
+pub(crate) fn entity_name(
     ctx: &mut Ctx<'_>,
     declared: &Declared,
     file: usize,
@@ -290,7 +290,12 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
 }
 
 /// A written type → its meaning; unknown names are reported and become `Dynamic`.
-pub fn resolve_type(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, ty: &TypeExpr) -> Type {
+pub(crate) fn resolve_type(
+    ctx: &mut Ctx<'_>,
+    declared: &Declared,
+    file: usize,
+    ty: &TypeExpr,
+) -> Type {
     match ty {
         TypeExpr::Named(ident) => match ident.name.as_str() {
             "Bool" => Type::Bool,
@@ -544,9 +549,16 @@ fn action_hierarchy(ctx: &mut Ctx<'_>, declared: &Declared) -> ActionHierarchy {
     }
     for (cycle, at) in &graph.walk().cycles {
         let names: Vec<&str> = cycle.iter().map(|&i| node_name(i)).collect();
+        // Nodes below `groups.len()` are groups, the rest actions. A group never sits beneath
+        // an action, so a cycle is made of groups alone or of actions alone.
+        let kind = match cycle.iter().all(|&i| i >= groups.len()) {
+            true => "action",
+            false => "action group",
+        };
         ctx.report(
             at.file,
             CheckError::GroupCycle {
+                kind,
                 cycle: names.join(" → "),
                 span: at.span,
             },
@@ -584,7 +596,12 @@ struct ActionHierarchy {
 }
 
 /// Reports an undeclared action (or action group) name.
-pub fn unknown_action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, name: &ast::Name) {
+pub(crate) fn unknown_action(
+    ctx: &mut Ctx<'_>,
+    declared: &Declared,
+    file: usize,
+    name: &ast::Name,
+) {
     let candidates = declared
         .actions
         .keys()
@@ -608,7 +625,7 @@ pub fn unknown_action(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, name:
 }
 
 /// Reports an undeclared role name.
-pub fn unknown_role(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, name: &ast::Ident) {
+pub(crate) fn unknown_role(ctx: &mut Ctx<'_>, declared: &Declared, file: usize, name: &ast::Ident) {
     let help = suggest::did_you_mean(
         &name.name,
         declared.roles.keys().map(String::as_str),

@@ -27,7 +27,7 @@ struct Measured<'f> {
 /// Reports every expression deeper than [`MAX_DEPTH`] where it first crosses the limit: a
 /// `let` or condition that builds on `let`s within the limit. What builds on an expression
 /// already reported is not reported again (a chain of thousands of `let`s is one error).
-pub fn check_depth(ctx: &mut Ctx<'_>, names: &Names<'_>) {
+pub(crate) fn check_depth(ctx: &mut Ctx<'_>, names: &Names<'_>) {
     let mut lets: HashMap<&str, Measured<'_>> = HashMap::with_capacity(names.lets.len());
     for name in &names.let_order {
         if let Some(def) = names.lets.get(name) {

@@ -6,8 +6,26 @@
 
 use crate::source::Span;
 
+/// An entity of an enumerated type (`entity Color enum [...]`) named with an id the type does
+/// not list: in a policy, a test, a data file or a value a data file or request decodes. One
+/// mistake wherever it is made, so one error; [`Schema::unknown_enum_id`] finds it.
+///
+/// [`Schema::unknown_enum_id`]: crate::check::schema::Schema::unknown_enum_id
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("`{ty}` has no entity {id}")]
+#[diagnostic(code(warden::unknown_enum_id))]
+pub struct UnknownEnumId {
+    pub ty: String,
+    /// The id as a string literal (`"gren"`).
+    pub id: String,
+    #[label("not one of the ids `{ty}` lists")]
+    pub span: Span,
+    #[help]
+    pub help: String,
+}
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     #[error("{message}")]
     #[diagnostic(code(warden::check::route))]
     Route {
@@ -126,6 +144,28 @@ pub enum CheckError {
         help: String,
     },
 
+    #[error("{what} `{name}` is not in scope")]
+    #[diagnostic(code(warden::check::not_in_scope))]
+    NotInScope {
+        what: &'static str,
+        name: String,
+        #[label("declared in another namespace")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
+    #[error("{what} `{name}` is ambiguous")]
+    #[diagnostic(code(warden::check::ambiguous_name))]
+    AmbiguousName {
+        what: &'static str,
+        name: String,
+        #[label("declared in several namespaces")]
+        span: Span,
+        #[help]
+        help: String,
+    },
+
     #[error("unknown action `{name}`")]
     #[diagnostic(code(warden::check::unknown_action))]
     UnknownAction {
@@ -221,7 +261,7 @@ pub enum CheckError {
         span: Span,
     },
 
-    #[error("action group cycle: {cycle}")]
+    #[error("{kind} cycle: {cycle}")]
     #[diagnostic(
         code(warden::check::group_cycle),
         help(
@@ -229,6 +269,8 @@ pub enum CheckError {
         )
     )]
     GroupCycle {
+        /// What the loop is made of: `action group` (groups' members) or `action` (`in`).
+        kind: &'static str,
         cycle: String,
         #[label("this link closes the cycle")]
         span: Span,
@@ -245,16 +287,9 @@ pub enum CheckError {
         help: String,
     },
 
-    #[error("`{ty}` has no entity {id}")]
-    #[diagnostic(code(warden::check::unknown_enum_id))]
-    UnknownEnumId {
-        ty: String,
-        id: String,
-        #[label("not one of the ids `{ty}` lists")]
-        span: Span,
-        #[help]
-        help: String,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownEnumId(#[from] UnknownEnumId),
 
     #[error("`Action::{id}` is Cedar's spelling of an action")]
     #[diagnostic(code(warden::check::cedar_action))]
@@ -530,7 +565,7 @@ pub enum CheckError {
 
 /// Warnings: each a decidable rule, documented in the module doc of [`crate::check`].
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum Lint {
+pub(crate) enum Lint {
     #[error("`{action}` never applies to {types}")]
     #[diagnostic(code(warden::check::never_fires), severity(Warning))]
     NeverFires {

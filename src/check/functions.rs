@@ -49,7 +49,7 @@ const FUNCTIONS: [&str; 16] = [
     "is_multicast",
 ];
 
-pub fn is_function(name: &str) -> bool {
+pub(crate) fn is_function(name: &str) -> bool {
     FUNCTIONS.contains(&name)
 }
 

@@ -6,7 +6,7 @@
 use super::Loc;
 
 /// A directed graph whose nodes are `0..edges.len()`; each edge remembers where it is written.
-pub struct Graph {
+pub(crate) struct Graph {
     pub edges: Vec<Vec<(usize, Loc)>>,
 }
 
@@ -15,7 +15,7 @@ pub struct Graph {
     dead_code,
     reason = "post_order orders `let`s for typing, in the next commit"
 )]
-pub struct Walk {
+pub(crate) struct Walk {
     /// Every cycle, once: the nodes in order (the first repeated at the end) and the edge that
     /// closes it.
     pub cycles: Vec<(Vec<usize>, Loc)>,
@@ -30,7 +30,7 @@ impl Graph {
         }
     }
 
-    pub fn add_edge(&mut self, from: usize, to: usize, at: Loc) {
+    pub(crate) fn add_edge(&mut self, from: usize, to: usize, at: Loc) {
         if let Some(edges) = self.edges.get_mut(from) {
             edges.push((to, at));
         }
@@ -93,7 +93,7 @@ impl Graph {
     }
 
     /// Every node reachable from `from` by one edge or more, `from` itself excluded.
-    pub fn reachable(&self, from: usize) -> Vec<usize> {
+    pub(crate) fn reachable(&self, from: usize) -> Vec<usize> {
         let mut seen = vec![false; self.edges.len()];
         let mut queue = vec![from];
         let mut found = Vec::new();

@@ -11,7 +11,7 @@ use crate::check::schema::Schema;
 use crate::check::suggest;
 use crate::check::{Ctx, Loc};
 
-pub fn lint(ctx: &mut Ctx<'_>, schema: &Schema, names: &Names<'_>) {
+pub(crate) fn lint(ctx: &mut Ctx<'_>, schema: &Schema, names: &Names<'_>) {
     let files = ctx.files;
     let mut denies: Vec<Cover> = Vec::new();
     // What each allow covers is worked out only when some unconditional deny could shadow it:

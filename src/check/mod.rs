@@ -193,7 +193,7 @@ pub fn check(files: &[ParsedFile]) -> Checked {
 }
 
 /// [`check`], also keeping the type of every expression (for an editor's hover and completion).
-pub fn check_recording_types(files: &[ParsedFile]) -> Checked {
+pub(crate) fn check_recording_types(files: &[ParsedFile]) -> Checked {
     check_with(files, true)
 }
 
@@ -265,7 +265,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// `other`'s span, when it is in file `here` and so can be a second label.
-    pub fn same_file(&self, here: usize, other: Loc) -> Option<Span> {
+    pub(crate) fn same_file(&self, here: usize, other: Loc) -> Option<Span> {
         (other.file == here).then_some(other.span)
     }
 }

@@ -1,33 +1,39 @@
-//! Namespaces: `namespace acme` at the top of a file puts the entity types it declares in
-//! `acme`, so that several teams' files can each declare a `User`.
+//! Namespaces: `namespace acme` at the top of a file puts the entity types, actions, action
+//! groups, roles and `let`s it declares in `acme`, so that several teams' files can each
+//! declare a `User`, a `read` and a `viewer`.
 //!
-//! Before anything else reads the files, every entity type name in them is rewritten to the
-//! full name every later stage, the data files and the wire use (`acme::User`):
+//! Before anything else reads the files, every such name in them is rewritten to the full name
+//! every later stage, the data files and the wire use (`acme::User`, `acme::read`):
 //!
 //! - a declaration in a namespaced file: `entity User` in `namespace acme` is `acme::User`;
 //! - a qualified name (`acme::User`) stays as written; a namespace no file declares is an error;
-//! - a short name (`User`) means the type of the file's own namespace when it declares one,
-//!   else the type declared outside every namespace; a short name that only other namespaces
+//! - a short name (`User`) means the one of the file's own namespace when it declares one,
+//!   else the one declared outside every namespace; a short name that only other namespaces
 //!   declare is an error that says how to qualify it (and, when several do, that it is
-//!   ambiguous). A name declared nowhere is left for the type checker to report, qualified
+//!   ambiguous). A type declared nowhere is left for the type checker to report, qualified
 //!   with the file's namespace (in a directory without declarations, where any type may be
-//!   named, that is the type it means).
+//!   named, that is the type it means); an action, role or `let` declared nowhere is left as
+//!   written, for the checker to report (or, without action declarations, to accept).
 //!
-//! Actions, roles, `let`s and rule ids are shared by the whole directory, namespaced or not.
+//! In a directory where no file declares a namespace, actions, roles and `let`s are left as
+//! written: a quoted action name may hold `::` there, as it always could. Rule ids are shared
+//! by the whole directory, namespaced or not.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast::{
-    AttrDecl, EntityRef, Expr, ExprKind, Ident, Item, TestStatement, TypeExpr, WithClause,
+    Actions, AttrDecl, CapabilityClauseKind, EntityRef, Expr, ExprKind, Ident, Item, Name,
+    TestStatement, TypeExpr, WithClause,
 };
 use crate::check::declare::BUILTIN_TYPES;
 use crate::check::error::CheckError;
 use crate::check::{Ctx, suggest};
 use crate::source::Diagnostic;
+use crate::source::Span;
 use crate::syntax::ParsedFile;
 
-/// Rewrites every entity type name of `files` to its full name; the diagnostics are the
-/// namespace mistakes found (the names they concern are left as written).
+/// Rewrites every entity type, action, role and `let` name of `files` to its full name; the
+/// diagnostics are the namespace mistakes found (the names they concern are left as written).
 pub fn qualify_names(files: &mut [ParsedFile]) -> Vec<Diagnostic> {
     let mut ctx = Ctx::new(files);
     let namespaces: Vec<Option<String>> = (0..files.len())
@@ -91,11 +97,33 @@ fn file_namespace(ctx: &mut Ctx<'_>, file: usize) -> Option<String> {
     found
 }
 
-/// The entity types each namespace declares (`None`: outside every namespace), by short name.
+/// What a namespaced name names. Actions and action groups share one kind: a group may not
+/// share an action's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Type,
+    Action,
+    Role,
+    Let,
+}
+
+impl Kind {
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Type => "type",
+            Kind::Action => "action",
+            Kind::Role => "role",
+            Kind::Let => "let",
+        }
+    }
+}
+
+/// The names each namespace declares (`None`: outside every namespace), by kind and short name.
 struct Declared {
-    /// Short name → the namespaces that declare it.
-    by_short_name: BTreeMap<String, BTreeSet<Option<String>>>,
+    /// (kind, short name) → the namespaces that declare it.
+    by_short_name: BTreeMap<(Kind, String), BTreeSet<Option<String>>>,
     namespaces: BTreeSet<String>,
+    /// Whether any entity type is declared.
     any: bool,
 }
 
@@ -107,29 +135,48 @@ impl Declared {
             any: false,
         };
         for (file, namespace) in files.iter().zip(namespaces) {
+            let mut add = |kind: Kind, name: &str| {
+                let (prefix, short) = split(name);
+                // A qualified declaration is refused in `scope.item`; it declares nothing here.
+                if prefix.is_none() {
+                    declared
+                        .by_short_name
+                        .entry((kind, short.to_string()))
+                        .or_default()
+                        .insert(namespace.clone());
+                }
+            };
             for item in &file.ast.items {
-                if let Item::Entity(decl) = item {
-                    declared.any = true;
-                    let (prefix, short) = split(&decl.name.name);
-                    // `entity acme::User` is refused in `scope.item`; outside a namespace it
-                    // declares nothing here either.
-                    if prefix.is_none() {
-                        declared
-                            .by_short_name
-                            .entry(short.to_string())
-                            .or_default()
-                            .insert(namespace.clone());
+                match item {
+                    Item::Entity(decl) => add(Kind::Type, &decl.name.name),
+                    Item::Action(decl) => {
+                        decl.names.iter().for_each(|n| add(Kind::Action, &n.text));
                     }
+                    Item::ActionGroup(decl) => add(Kind::Action, &decl.name.text),
+                    Item::Role(decl) => add(Kind::Role, &decl.name.name),
+                    Item::Let(decl) => add(Kind::Let, &decl.name.name),
+                    _ => {}
                 }
             }
+            declared.any |= file
+                .ast
+                .items
+                .iter()
+                .any(|item| matches!(item, Item::Entity(_)));
         }
         declared
     }
 
-    fn declares(&self, namespace: Option<&str>, short: &str) -> bool {
+    fn declares(&self, kind: Kind, namespace: Option<&str>, short: &str) -> bool {
         self.by_short_name
-            .get(short)
+            .get(&(kind, short.to_string()))
             .is_some_and(|found| found.contains(&namespace.map(str::to_string)))
+    }
+
+    /// Whether names of this kind are namespaced here: types always, the others only in a
+    /// directory where a file declares a namespace.
+    fn namespaced(&self, kind: Kind) -> bool {
+        kind == Kind::Type || !self.namespaces.is_empty()
     }
 }
 
@@ -156,20 +203,27 @@ struct Scope<'d> {
 
 impl Scope<'_> {
     fn item(&self, item: &mut Item, report: &mut impl FnMut(CheckError)) {
-        let mut name = |ident: &mut Ident| self.reference(ident, report);
+        let mut name = |kind: Kind, text: &mut String, span: Span| {
+            self.reference(kind, text, span, report);
+        };
+        // Each declared name, with the words that declare it (for the help).
+        let mut declared: Vec<(Kind, &'static str, &mut String, Span)> = Vec::new();
         match item {
             Item::Entity(decl) => {
-                self.declaration(&mut decl.name, report);
-                let mut name = |ident: &mut Ident| self.reference(ident, report);
-                decl.parents.iter_mut().for_each(&mut name);
+                declared.push((Kind::Type, "entity", &mut decl.name.name, decl.name.span));
+                types(&mut decl.parents, &mut name);
                 attrs(&mut decl.attributes, &mut name);
                 if let Some(properties) = &mut decl.properties {
                     attrs(properties, &mut name);
                 }
             }
             Item::Action(decl) => {
-                decl.resource_types.iter_mut().for_each(&mut name);
-                decl.subject_types.iter_mut().for_each(&mut name);
+                for n in &mut decl.names {
+                    declared.push((Kind::Action, "action", &mut n.text, n.span));
+                }
+                actions(&mut decl.parents, &mut name);
+                types(&mut decl.resource_types, &mut name);
+                types(&mut decl.subject_types, &mut name);
                 for fields in [&mut decl.properties, &mut decl.context]
                     .into_iter()
                     .flatten()
@@ -177,74 +231,121 @@ impl Scope<'_> {
                     attrs(fields, &mut name);
                 }
             }
+            Item::ActionGroup(decl) => {
+                let group = &mut decl.name;
+                declared.push((Kind::Action, "action group", &mut group.text, group.span));
+                actions(&mut decl.members, &mut name);
+            }
             Item::Role(role) => {
+                declared.push((Kind::Role, "role", &mut role.name.name, role.name.span));
+                for parent in &mut role.inherits {
+                    name(Kind::Role, &mut parent.name, parent.span);
+                }
                 for grant in &mut role.grants {
-                    grant.resource_types.iter_mut().for_each(&mut name);
+                    head(&mut grant.actions, &mut name);
+                    types(&mut grant.resource_types, &mut name);
                     if let Some(condition) = &mut grant.condition {
                         expr(&mut condition.expr, &mut name);
                     }
                 }
             }
             Item::Rule(rule) => {
-                rule.resource_types.iter_mut().for_each(&mut name);
+                head(&mut rule.actions, &mut name);
+                types(&mut rule.resource_types, &mut name);
                 if let Some(condition) = &mut rule.condition {
                     expr(&mut condition.expr, &mut name);
                 }
             }
-            Item::Let(decl) => expr(&mut decl.value, &mut name),
+            Item::Let(decl) => {
+                declared.push((Kind::Let, "let", &mut decl.name.name, decl.name.span));
+                expr(&mut decl.value, &mut name);
+            }
             Item::Test(test) => {
                 for statement in &mut test.statements {
                     test_statement(statement, &mut name);
                 }
             }
-            Item::Route(route) => name(&mut route.resource_type),
+            Item::Route(route) => {
+                name(Kind::Action, &mut route.action.text, route.action.span);
+                name(
+                    Kind::Type,
+                    &mut route.resource_type.name,
+                    route.resource_type.span,
+                );
+            }
             Item::Capability(capability) => {
-                capability.resource_types.iter_mut().for_each(&mut name);
+                types(&mut capability.resource_types, &mut name);
                 for clause in &mut capability.clauses {
-                    if let crate::ast::CapabilityClauseKind::Mint(mint) = &mut clause.kind {
-                        expr(mint, &mut name);
+                    match &mut clause.kind {
+                        CapabilityClauseKind::Mint(mint) => expr(mint, &mut name),
+                        CapabilityClauseKind::Allow(names) => actions(names, &mut name),
+                        CapabilityClauseKind::Lifetime(_) | CapabilityClauseKind::Delegable => {}
                     }
                 }
             }
             Item::Limit(limit) => {
-                limit.resource_types.iter_mut().for_each(&mut name);
+                head(&mut limit.actions, &mut name);
+                types(&mut limit.resource_types, &mut name);
                 expr(&mut limit.key, &mut name);
                 if let Some(condition) = &mut limit.condition {
                     expr(&mut condition.expr, &mut name);
                 }
             }
-            Item::ActionGroup(_) | Item::Namespace(_) => {}
+            Item::Namespace(_) => {}
+        }
+        for (kind, keyword, text, span) in declared {
+            self.declaration(kind, keyword, text, span, report);
         }
     }
 
-    /// The name an `entity` declaration gives: its short name in the file's namespace.
-    fn declaration(&self, ident: &mut Ident, report: &mut impl FnMut(CheckError)) {
-        let (prefix, short) = split(&ident.name);
+    /// The name a declaration gives: its short name in the file's namespace.
+    fn declaration(
+        &self,
+        kind: Kind,
+        keyword: &str,
+        text: &mut String,
+        span: Span,
+        report: &mut impl FnMut(CheckError),
+    ) {
+        if !self.declared.namespaced(kind) {
+            return;
+        }
+        let (prefix, short) = split(text);
         if let Some(prefix) = prefix {
             let help = match self.namespace {
                 Some(own) if own == prefix => {
-                    format!("this file's namespace is `{own}` already: write `entity {short}`")
+                    format!("this file's namespace is `{own}` already: write `{keyword} {short}`")
                 }
                 _ => format!(
-                    "declare it as `entity {short}` in a file that starts with `namespace {prefix}`"
+                    "declare it as `{keyword} {short}` in a file that starts with `namespace {prefix}`"
                 ),
             };
+            let what = kind.what();
             report(CheckError::Namespace {
-                message: format!("a declaration names the qualified type `{}`", ident.name),
-                span: ident.span,
+                message: format!("a declaration names the qualified {what} `{text}`"),
+                span,
                 help,
             });
             return;
         }
-        ident.name = full(self.namespace, short);
+        *text = full(self.namespace, short);
     }
 
-    /// A type named where one is used.
-    fn reference(&self, ident: &mut Ident, report: &mut impl FnMut(CheckError)) {
+    /// A name where it is used.
+    fn reference(
+        &self,
+        kind: Kind,
+        text: &mut String,
+        span: Span,
+        report: &mut impl FnMut(CheckError),
+    ) {
         let declared = self.declared;
-        let (prefix, short) = split(&ident.name);
+        if !declared.namespaced(kind) {
+            return;
+        }
+        let (prefix, short) = split(text);
         if let Some(prefix) = prefix {
-            if !declared.namespaces.contains(prefix) && declared.any {
+            if !declared.namespaces.contains(prefix) && (declared.any || kind != Kind::Type) {
                 let help = suggest::did_you_mean(
                     prefix,
                     declared.namespaces.iter().map(String::as_str),
@@ -259,25 +360,25 @@ impl Scope<'_> {
                 );
                 report(CheckError::UnknownNamespace {
                     name: prefix.to_string(),
-                    span: ident.span,
+                    span,
                     help,
                 });
             }
             return;
         }
-        if BUILTIN_TYPES.contains(&short) {
+        if kind == Kind::Type && BUILTIN_TYPES.contains(&short) {
             return;
         }
-        if self.namespace.is_some() && declared.declares(self.namespace, short) {
-            ident.name = full(self.namespace, short);
+        if self.namespace.is_some() && declared.declares(kind, self.namespace, short) {
+            *text = full(self.namespace, short);
             return;
         }
-        if declared.declares(None, short) {
+        if declared.declares(kind, None, short) {
             return;
         }
         let elsewhere: Vec<String> = declared
             .by_short_name
-            .get(short)
+            .get(&(kind, short.to_string()))
             .map(|found| {
                 found
                     .iter()
@@ -290,45 +391,84 @@ impl Scope<'_> {
             Some(own) => format!("namespace `{own}`"),
             None => "this file's scope (outside every namespace)".to_string(),
         };
-        match elsewhere.as_slice() {
-            [] => ident.name = full(self.namespace, short),
-            [only] => report(CheckError::TypeNotInScope {
-                name: short.to_string(),
-                span: ident.span,
+        let name = short.to_string();
+        let what = kind.what();
+        match (elsewhere.as_slice(), kind) {
+            ([], Kind::Type) => *text = full(self.namespace, short),
+            ([], _) => {}
+            ([only], Kind::Type) => report(CheckError::TypeNotInScope {
+                name,
+                span,
                 help: format!("`{short}` is not declared in {here}; write `{only}`"),
             }),
-            several => report(CheckError::AmbiguousType {
-                name: short.to_string(),
-                span: ident.span,
-                help: format!(
+            ([only], _) => report(CheckError::NotInScope {
+                what,
+                name,
+                span,
+                help: format!("`{short}` is not declared in {here}; write `{only}`"),
+            }),
+            (several, kind) => {
+                let help = format!(
                     "`{short}` is not declared in {here}, and several namespaces declare it: \
                      write {}",
                     suggest::list_with(several, "or")
-                ),
-            }),
+                );
+                report(match kind {
+                    Kind::Type => CheckError::AmbiguousType { name, span, help },
+                    _ => CheckError::AmbiguousName {
+                        what,
+                        name,
+                        span,
+                        help,
+                    },
+                });
+            }
         }
     }
 }
 
-fn attrs(fields: &mut [AttrDecl], name: &mut impl FnMut(&mut Ident)) {
+/// The callback every walk below reports a name to.
+trait Visit: FnMut(Kind, &mut String, Span) {}
+impl<F: FnMut(Kind, &mut String, Span)> Visit for F {}
+
+fn types(idents: &mut [Ident], name: &mut impl Visit) {
+    for ident in idents {
+        name(Kind::Type, &mut ident.name, ident.span);
+    }
+}
+
+fn actions(names: &mut [Name], name: &mut impl Visit) {
+    for action in names {
+        name(Kind::Action, &mut action.text, action.span);
+    }
+}
+
+fn head(head: &mut Actions, name: &mut impl Visit) {
+    match head {
+        Actions::Any(_) => {}
+        Actions::List(names) => actions(names, name),
+    }
+}
+
+fn attrs(fields: &mut [AttrDecl], name: &mut impl Visit) {
     for field in fields {
         type_expr(&mut field.ty, name);
     }
 }
 
-fn type_expr(ty: &mut TypeExpr, name: &mut impl FnMut(&mut Ident)) {
+fn type_expr(ty: &mut TypeExpr, name: &mut impl Visit) {
     match ty {
-        TypeExpr::Named(ident) => name(ident),
+        TypeExpr::Named(ident) => name(Kind::Type, &mut ident.name, ident.span),
         TypeExpr::Set(element, _) => type_expr(element, name),
         TypeExpr::Record(fields, _) => attrs(fields, name),
     }
 }
 
-fn entity_ref(entity: &mut EntityRef, name: &mut impl FnMut(&mut Ident)) {
-    name(&mut entity.ty);
+fn entity_ref(entity: &mut EntityRef, name: &mut impl Visit) {
+    name(Kind::Type, &mut entity.ty.name, entity.ty.span);
 }
 
-fn test_statement(statement: &mut TestStatement, name: &mut impl FnMut(&mut Ident)) {
+fn test_statement(statement: &mut TestStatement, name: &mut impl Visit) {
     match statement {
         TestStatement::Data(_) => {}
         TestStatement::Given(given) => {
@@ -342,6 +482,7 @@ fn test_statement(statement: &mut TestStatement, name: &mut impl FnMut(&mut Iden
             }
         }
         TestStatement::GivenRole(given) => {
+            name(Kind::Role, &mut given.role.name, given.role.span);
             entity_ref(&mut given.subject, name);
             if let Some(on) = &mut given.on {
                 entity_ref(on, name);
@@ -349,6 +490,7 @@ fn test_statement(statement: &mut TestStatement, name: &mut impl FnMut(&mut Iden
         }
         TestStatement::Expect(expect) => {
             entity_ref(&mut expect.subject, name);
+            name(Kind::Action, &mut expect.action.text, expect.action.span);
             entity_ref(&mut expect.resource, name);
             for with in &mut expect.with {
                 match with {
@@ -365,43 +507,16 @@ fn test_statement(statement: &mut TestStatement, name: &mut impl FnMut(&mut Iden
     }
 }
 
-/// Every type an expression names: entity literals and `is` tests. The parser bounds an
-/// expression's size, so the recursion is bounded too.
-fn expr(e: &mut Expr, name: &mut impl FnMut(&mut Ident)) {
+/// Every name an expression uses: entity literals' and `is` tests' types, `let`s, and the
+/// actions of action tests. The parser bounds an expression's size, so the recursion is
+/// bounded too.
+fn expr(e: &mut Expr, name: &mut impl Visit) {
     match &mut e.kind {
-        ExprKind::Entity { ty, .. } => name(ty),
-        ExprKind::Is { base, ty } => {
-            expr(base, name);
-            name(ty);
-        }
-        ExprKind::Bool(_)
-        | ExprKind::Int(_)
-        | ExprKind::Str(_)
-        | ExprKind::Duration(_)
-        | ExprKind::Var(_)
-        | ExprKind::Let(_)
-        | ExprKind::ActionTest(_) => {}
-        ExprKind::Set(elements) | ExprKind::Call { args: elements, .. } => {
-            elements.iter_mut().for_each(|element| expr(element, name));
-        }
-        ExprKind::Record(entries) => entries.iter_mut().for_each(|(_, value)| expr(value, name)),
-        ExprKind::Attr { base, .. }
-        | ExprKind::Has { base, .. }
-        | ExprKind::Like { base, .. }
-        | ExprKind::Properties(base)
-        | ExprKind::Unary { operand: base, .. } => expr(base, name),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            expr(lhs, name);
-            expr(rhs, name);
-        }
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            expr(cond, name);
-            expr(then, name);
-            expr(otherwise, name);
-        }
+        ExprKind::Entity { ty, .. } => name(Kind::Type, &mut ty.name, ty.span),
+        ExprKind::Is { ty, .. } => name(Kind::Type, &mut ty.name, ty.span),
+        ExprKind::Let(ident) => name(Kind::Let, &mut ident.name, ident.span),
+        ExprKind::ActionTest(test) => actions(&mut test.names, name),
+        _ => {}
     }
+    e.for_each_child_mut(|child| expr(child, name));
 }

@@ -15,7 +15,7 @@ const ANNOTATIONS: [&str; 2] = ["id", "doc"];
 
 /// A `let` by name: where it is and how often other items use it.
 #[derive(Debug)]
-pub struct LetDef<'f> {
+pub(crate) struct LetDef<'f> {
     pub file: usize,
     pub decl: &'f ast::LetDecl,
     pub uses: usize,
@@ -237,13 +237,13 @@ fn annotations(
 
 /// Calls `f` on `expr` and every expression inside it. The recursion is as deep as one
 /// expression, which the parser bounds; `let`s are not followed.
-pub fn visit<'e>(expr: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
+pub(crate) fn visit<'e>(expr: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
     f(expr);
     expr.for_each_child(|child| visit(child, f));
 }
 
 /// Every expression written in an item (conditions, `let` values, test values).
-pub fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
+pub(crate) fn item_exprs<'f>(item: &'f Item, f: &mut impl FnMut(&'f Expr)) {
     match item {
         Item::Rule(rule) => {
             if let Some(condition) = &rule.condition {

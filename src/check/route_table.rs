@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 /// One segment of a path template.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     Literal(String),
     /// `{name}`: exactly one segment.
     Param(String),
@@ -37,7 +37,7 @@ pub enum Segment {
 
 /// Why a path template is not one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("a route path starts with `/`")]
     NotAbsolute,
     #[error("a route path does not end with `/`")]
@@ -65,7 +65,7 @@ pub enum TemplateError {
 }
 
 /// Parses a path template: `/albums/{album}/photos/{*rest}`.
-pub fn parse_template(template: &str) -> Result<Vec<Segment>, TemplateError> {
+pub(crate) fn parse_template(template: &str) -> Result<Vec<Segment>, TemplateError> {
     let Some(body) = template.strip_prefix('/') else {
         return Err(TemplateError::NotAbsolute);
     };
@@ -136,7 +136,7 @@ fn is_param_name(name: &str) -> bool {
 }
 
 /// True for a method name the route table accepts: an HTTP token (`GET`, `PROPFIND`).
-pub fn is_method(method: &str) -> bool {
+pub(crate) fn is_method(method: &str) -> bool {
     !method.is_empty()
         && method
             .bytes()
@@ -326,7 +326,7 @@ impl RouteTable {
     }
 
     /// Finds the route for a method and a path that [`normalize`] returned (with `case`).
-    pub fn lookup_in(
+    pub(crate) fn lookup_in(
         &self,
         case: Case,
         method: &str,
@@ -390,7 +390,7 @@ fn is_unreserved(b: u8) -> bool {
 
 /// ASCII letters lower-cased, except the hex digits of percent-escapes (which stay as
 /// [`normalize`] writes them).
-pub fn fold_case(path: &str) -> String {
+pub(crate) fn fold_case(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut escape = 0;
     for c in path.chars() {

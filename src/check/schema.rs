@@ -6,9 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::check::error::UnknownEnumId;
+use crate::check::suggest;
+use crate::source::Span;
+
 /// The key of a request's `context` that carries a capability token: the caller reads it,
 /// policies never do (the checker refuses to declare or read it).
-pub const CAPABILITY_KEY: &str = "capability";
+pub(crate) const CAPABILITY_KEY: &str = "capability";
 
 /// A static type. `Dynamic` is "not known before run time": what undeclared `context`,
 /// undeclared `properties`, and every value of a policy set without declarations have.
@@ -34,7 +38,7 @@ pub enum Type {
 
 impl Type {
     /// How the type is written in a policy: `Set<String>`, `Album`, `{ a: Int }`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Type::Bool => "Bool".to_string(),
             Type::Int => "Int".to_string(),
@@ -148,7 +152,7 @@ impl Schema {
 
     /// The actions an action-or-group name stands for: a group's, an action and those beneath
     /// it, or the name alone.
-    pub fn expand_action(&self, name: &str) -> BTreeSet<String> {
+    pub(crate) fn expand_action(&self, name: &str) -> BTreeSet<String> {
         match self.covered_by(name) {
             Some(members) => members.clone(),
             None => BTreeSet::from([name.to_string()]),
@@ -167,6 +171,24 @@ impl Schema {
         self.action_groups
             .get(name)
             .or_else(|| self.action_descendants.get(name))
+    }
+
+    /// The mistake of naming the entity `ty::id` when `ty` is an enumeration that does not
+    /// list `id`; `None` when the entity may exist.
+    pub fn unknown_enum_id(&self, ty: &str, id: &str, span: Span) -> Option<UnknownEnumId> {
+        let ids = self.entity_types.get(ty)?.ids.as_ref()?;
+        if ids.contains(id) {
+            return None;
+        }
+        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
+            format!("the ids of `{ty}` are {}", suggest::list(ids))
+        });
+        Some(UnknownEnumId {
+            ty: ty.to_string(),
+            id: crate::syntax::fmt::quoted(id),
+            span,
+            help,
+        })
     }
 
     /// The roles that holding `role` gives: itself and everything it inherits, directly or

@@ -7,7 +7,7 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// A help line: the suggestion when there is one, else `otherwise`.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     otherwise: impl FnOnce() -> String,
@@ -24,7 +24,7 @@ pub fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
 }
 
 /// Like [`list`], joining the last two with `word` ("and", "or").
-pub fn list_with(names: impl IntoIterator<Item = impl AsRef<str>>, word: &str) -> String {
+pub(crate) fn list_with(names: impl IntoIterator<Item = impl AsRef<str>>, word: &str) -> String {
     let names: Vec<String> = names
         .into_iter()
         .map(|n| format!("`{}`", n.as_ref()))

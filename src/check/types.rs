@@ -20,7 +20,7 @@ use crate::source::Span;
 
 /// A static type as the checker sees it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Ty {
+pub(crate) enum Ty {
     Bool,
     Int,
     Str,
@@ -42,12 +42,12 @@ pub enum Ty {
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RecordTy {
+pub(crate) struct RecordTy {
     pub fields: BTreeMap<String, FieldTy>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct FieldTy {
+pub(crate) struct FieldTy {
     pub ty: Ty,
     pub optional: bool,
     /// Set when the actions of one rule declare this `context` field with different types.
@@ -60,7 +60,7 @@ impl Ty {
     }
 
     /// How the type is written in a policy, for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Ty::Bool => "Bool".to_string(),
             Ty::Int => "Int".to_string(),
@@ -203,7 +203,7 @@ struct EntityTy {
     properties: Option<Rc<RecordTy>>,
 }
 
-pub struct Typer<'c, 'f> {
+pub(crate) struct Typer<'c, 'f> {
     pub(super) ctx: &'c mut Ctx<'f>,
     schema: &'c Schema,
     declared: &'c Declared,
@@ -296,7 +296,12 @@ fn merge_records(records: &[(&str, &RecordType)]) -> RecordTy {
 }
 
 /// Type-checks every rule, grant, `let` and test of the directory.
-pub fn check_types<'f>(ctx: &mut Ctx<'f>, schema: &Schema, declared: &Declared, names: &Names<'f>) {
+pub(crate) fn check_types<'f>(
+    ctx: &mut Ctx<'f>,
+    schema: &Schema,
+    declared: &Declared,
+    names: &Names<'f>,
+) {
     let entities: FxHashMap<String, EntityTy> = schema
         .entity_types
         .iter()
@@ -1655,26 +1660,9 @@ impl<'c, 'f> Typer<'c, 'f> {
 
     /// An entity of an enumerated type (`entity Color enum [...]`) has one of its ids.
     fn enum_id(&mut self, ty: &str, id: &str, span: Span) {
-        let Some(ids) = self
-            .schema
-            .entity_types
-            .get(ty)
-            .and_then(|declared| declared.ids.as_ref())
-        else {
-            return;
-        };
-        if ids.contains(id) {
-            return;
+        if let Some(error) = self.schema.unknown_enum_id(ty, id, span) {
+            self.report(error.into());
         }
-        let help = suggest::did_you_mean(id, ids.iter().map(String::as_str), || {
-            format!("the ids of `{ty}` are {}", suggest::list(ids))
-        });
-        self.report(CheckError::UnknownEnumId {
-            ty: ty.to_string(),
-            id: crate::syntax::fmt::quoted(id),
-            span,
-            help,
-        });
     }
 
     fn expect_time(&mut self, expr: &Expr) {

@@ -24,7 +24,7 @@ pub struct EvalArgs {
     /// The subject, as `Type::"id"` (or `Type::id`).
     #[arg(long, value_name = "ENTITY", requires_all = ["action", "resource"])]
     pub subject: Option<String>,
-    /// The action name.
+    /// The action name; an action declared in a namespace in full (`acme::read`).
     #[arg(long, value_name = "NAME")]
     pub action: Option<String>,
     /// The resource, as `Type::"id"` (or `Type::id`).

@@ -6,23 +6,36 @@
 
 use std::sync::Arc;
 
-use crate::check::schema::{RecordType, Type};
+use crate::check::error::UnknownEnumId;
+use crate::check::schema::{RecordType, Schema, Type};
 use crate::data::json::{Json, JsonKind};
 use crate::data::value::{EntityRef, Value};
 use crate::source::Span;
 use crate::syntax::decimal::parse_decimal;
 
 /// Turns entity names and strings into values; data files and requests resolve differently.
-pub trait Resolver {
+pub(crate) trait Resolver {
     /// The entity `ty::id`, as a value.
     fn entity(&mut self, ty: &str, id: &str) -> EntityRef;
     /// A shared string.
     fn string(&mut self, text: &str) -> Arc<str>;
+    /// The declarations the values are read through: what every reader that holds a resolver
+    /// checks an entity against (an enumeration's ids).
+    fn schema(&self) -> &Schema;
+
+    /// The entity `ty::id` of an entity-typed value, unless `ty` is an enumeration that does
+    /// not list `id`. Both request readers and the data files read entities through it.
+    fn typed_entity(&mut self, ty: &str, id: &str, span: Span) -> Result<EntityRef, UnknownEnumId> {
+        match self.schema().unknown_enum_id(ty, id, span) {
+            Some(error) => Err(error),
+            None => Ok(self.entity(ty, id)),
+        }
+    }
 }
 
 /// A value that does not match its declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError {
+pub(crate) struct DecodeError {
     /// Where in the document, as a JSON path (`$.entities[2].attributes.email`).
     pub path: String,
     pub message: String,
@@ -32,14 +45,14 @@ pub struct DecodeError {
 
 /// What to do with members a record type does not declare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unknown {
+pub(crate) enum Unknown {
     /// Data files: an undeclared attribute is a mistake (probably a typo).
     Reject,
     /// Requests: callers may send more than the policy reads.
     Ignore,
 }
 
-pub struct Decoder<'r, R: Resolver> {
+pub(crate) struct Decoder<'r, R: Resolver> {
     pub resolver: &'r mut R,
     pub unknown: Unknown,
 }
@@ -99,7 +112,7 @@ impl<R: Resolver> Decoder<'_, R> {
     }
 
     /// Like [`Decoder::record`], but every mistake in `json` is reported, not only the first.
-    pub fn record_all(
+    pub(crate) fn record_all(
         &mut self,
         json: &Json,
         record: &RecordType,
@@ -186,9 +199,11 @@ impl<R: Resolver> Decoder<'_, R> {
                 })
             }
             (Type::Decimal, _) => Err(mismatch(DECIMAL_FORMS)),
-            (Type::Entity(expected), JsonKind::String(id)) => {
-                Ok(Value::Entity(self.resolver.entity(expected, id)))
-            }
+            (Type::Entity(expected), JsonKind::String(id)) => self
+                .resolver
+                .typed_entity(expected, id, json.span)
+                .map(Value::Entity)
+                .map_err(|error| fail(error.to_string(), Some(error.help))),
             (Type::Entity(expected), JsonKind::Object(_)) => {
                 let (ty, id) = entity_object_at(json, path)?;
                 if ty != expected.as_str() {
@@ -197,7 +212,10 @@ impl<R: Resolver> Decoder<'_, R> {
                         None,
                     ));
                 }
-                Ok(Value::Entity(self.resolver.entity(ty, id)))
+                self.resolver
+                    .typed_entity(ty, id, json.span)
+                    .map(Value::Entity)
+                    .map_err(|error| fail(error.to_string(), Some(error.help)))
             }
             (Type::Entity(expected), _) => Err(mismatch(&format!(
                 "an entity of type `{expected}` (`\"id\"` or `{{\"type\": \"{expected}\", \"id\": …}}`)"
@@ -397,7 +415,10 @@ fn is_entity_object(members: &[(String, Span, Json)]) -> bool {
 }
 
 /// Reads `{"type": "...", "id": "..."}`.
-pub fn entity_object<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j str), DecodeError> {
+pub(crate) fn entity_object<'j>(
+    json: &'j Json,
+    path: &str,
+) -> Result<(&'j str, &'j str), DecodeError> {
     entity_object_at(json, &Path::Root(path))
 }
 
@@ -420,7 +441,7 @@ fn entity_object_at<'j>(
     }
 }
 
-pub fn describe(json: &Json) -> String {
+pub(crate) fn describe(json: &Json) -> String {
     match &json.kind {
         JsonKind::String(s) => format!("the string `\"{}\"`", truncate(s)),
         JsonKind::Int(i) => format!("the number `{i}`"),
@@ -439,7 +460,7 @@ fn truncate(text: &str) -> String {
     }
 }
 
-pub fn join_path(path: &str, name: &str) -> String {
+pub(crate) fn join_path(path: &str, name: &str) -> String {
     if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.is_empty() {
         format!("{path}.{name}")
     } else {
@@ -450,13 +471,13 @@ pub fn join_path(path: &str, name: &str) -> String {
 /// A text that is not an RFC 3339 time with an offset.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("`{text}` is not a time with an offset: {reason}")]
-pub struct BadTime {
+pub(crate) struct BadTime {
     text: String,
     reason: jiff::Error,
 }
 
 /// RFC 3339 with an offset (`Z` or `+01:00`); a time without one is ambiguous and refused.
-pub fn parse_time(text: &str) -> Result<jiff::Timestamp, BadTime> {
+pub(crate) fn parse_time(text: &str) -> Result<jiff::Timestamp, BadTime> {
     text.parse::<jiff::Timestamp>().map_err(|reason| BadTime {
         text: text.to_string(),
         reason,
@@ -464,7 +485,7 @@ pub fn parse_time(text: &str) -> Result<jiff::Timestamp, BadTime> {
 }
 
 /// `24h`, `1h30m`, `500ms`, `-2d` (the policy literal syntax, optionally negative).
-pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
+pub(crate) fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -479,7 +500,7 @@ pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
 }
 
 /// An address (a range of one) or a CIDR range.
-pub fn parse_ip(text: &str) -> Option<ipnet::IpNet> {
+pub(crate) fn parse_ip(text: &str) -> Option<ipnet::IpNet> {
     if text.contains('/') {
         text.parse::<ipnet::IpNet>().ok()
     } else {

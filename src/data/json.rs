@@ -25,7 +25,7 @@ pub enum JsonKind {
 }
 
 impl JsonKind {
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match self {
             JsonKind::Null => "null",
             JsonKind::Bool(_) => "a boolean",
@@ -75,7 +75,7 @@ pub fn parse(text: &str) -> Result<Json, JsonSyntaxError> {
 }
 
 /// What [`read_members`] hands over, in document order.
-pub enum Event<'e> {
+pub(crate) enum Event<'e> {
     /// The document is not an object: its whole value.
     NotObject(&'e Json),
     /// A member of the top-level object; `value` is `None` when it is an array, whose
@@ -92,7 +92,10 @@ pub enum Event<'e> {
 /// Reads a document as [`parse`] does (the same errors at the same places), but hands the
 /// elements of the top-level object's arrays over one at a time: a data file of a million
 /// entities is never held whole as a tree, which takes several times the file's size.
-pub fn read_members(text: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<(), JsonSyntaxError> {
+pub(crate) fn read_members(
+    text: &str,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(), JsonSyntaxError> {
     let mut reader = Reader {
         text,
         bytes: text.as_bytes(),
@@ -117,7 +120,7 @@ pub fn read_members(text: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<(), Jso
 
 /// Parses the value at byte `offset` of `text`, an element of an array member of the
 /// top-level object that [`read_members`] handed over once (spans stay those of the file).
-pub fn parse_element(text: &str, offset: usize) -> Result<Json, JsonSyntaxError> {
+pub(crate) fn parse_element(text: &str, offset: usize) -> Result<Json, JsonSyntaxError> {
     let mut reader = Reader {
         text,
         bytes: text.as_bytes(),

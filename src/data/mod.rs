@@ -24,6 +24,7 @@ pub mod value;
 
 use std::sync::Arc;
 
+use crate::check::error::UnknownEnumId;
 use crate::check::schema::{Schema, Type};
 use crate::data::decode::{DecodeError, Decoder, Resolver, Unknown, entity_object};
 use crate::data::json::{Json, JsonKind};
@@ -36,7 +37,7 @@ pub use value::EntityUid;
 
 /// A problem in a data file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum DataError {
+pub(crate) enum DataError {
     #[error("invalid JSON: {message}")]
     #[diagnostic(
         code(warden::data::syntax),
@@ -76,16 +77,9 @@ pub enum DataError {
         #[help]
         help: String,
     },
-    #[error("`{ty}` has no entity {id}")]
-    #[diagnostic(code(warden::data::unknown_enum_id))]
-    UnknownEnumId {
-        ty: String,
-        id: String,
-        #[label("not one of the ids `{ty}` lists")]
-        span: Span,
-        #[help]
-        help: String,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownEnumId(#[from] UnknownEnumId),
     #[error("entity `{uid}` is defined twice")]
     #[diagnostic(
         code(warden::data::duplicate),
@@ -142,6 +136,7 @@ impl From<DecodeError> for DataError {
 /// Resolves entity references in data files: every named entity gets an id, stored or not.
 struct DataResolver<'s> {
     store: &'s mut Store,
+    schema: &'s Schema,
 }
 
 impl Resolver for DataResolver<'_> {
@@ -150,6 +145,9 @@ impl Resolver for DataResolver<'_> {
     }
     fn string(&mut self, text: &str) -> Arc<str> {
         self.store.intern_str(text)
+    }
+    fn schema(&self) -> &Schema {
+        self.schema
     }
 }
 
@@ -195,7 +193,7 @@ pub struct Document<'a> {
 /// Adds the entities and role bindings of `documents` to `store` and recomputes every
 /// ancestor set. An entity that `store` already defines and a document defines again is
 /// replaced (attributes and parents); defining one entity twice within `documents` is an error.
-pub fn extend_store(
+pub(crate) fn extend_store(
     store: &mut Store,
     documents: &[Document<'_>],
     schema: &Schema,
@@ -613,20 +611,7 @@ fn entity_object_members<'j>(json: &'j Json, path: &str) -> Result<(&'j str, &'j
 
 /// An entity of an enumerated type (`entity Color enum [...]`) whose id it does not list.
 fn unknown_enum_id(ty: &str, id: &str, span: Span, schema: &Schema) -> Option<DataError> {
-    let ids = schema.entity_types.get(ty)?.ids.as_ref()?;
-    if ids.contains(id) {
-        return None;
-    }
-    let help = match suggest(id, ids.iter().map(String::as_str)) {
-        Some(s) => format!("did you mean `{s}`?"),
-        None => format!("`{ty}` is an enumeration: its entities are {}", list(ids)),
-    };
-    Some(DataError::UnknownEnumId {
-        ty: ty.to_string(),
-        id: format!("{id:?}"),
-        span,
-        help,
-    })
+    schema.unknown_enum_id(ty, id, span).map(DataError::from)
 }
 
 fn undeclared_type(ty: &str, span: Span, schema: &Schema) -> DataError {
@@ -659,7 +644,7 @@ fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -
             None
         }
         (Some(json), Some(declared)) => {
-            let mut resolver = DataResolver { store };
+            let mut resolver = DataResolver { store, schema };
             let mut decoder = Decoder {
                 resolver: &mut resolver,
                 unknown: Unknown::Reject,
@@ -670,7 +655,7 @@ fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -
                 .ok()
         }
         (Some(json), None) => {
-            let mut resolver = DataResolver { store };
+            let mut resolver = DataResolver { store, schema };
             let mut decoder = Decoder {
                 resolver: &mut resolver,
                 unknown: Unknown::Ignore,
@@ -698,7 +683,7 @@ fn second_pass_entity(entry: &Pending<'_>, schema: &Schema, store: &mut Store) -
                 kind: JsonKind::Object(Vec::new()),
                 span: entry.json.span,
             };
-            let mut resolver = DataResolver { store };
+            let mut resolver = DataResolver { store, schema };
             let mut decoder = Decoder {
                 resolver: &mut resolver,
                 unknown: Unknown::Reject,

@@ -5,7 +5,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::data::value::{EntityId, EntityUid, Fields};
-use crate::source::Span;
 
 /// One entity: stored in a data file, or only named (by a policy, an attribute or a binding).
 #[derive(Clone, Debug)]
@@ -23,7 +22,7 @@ pub struct Entity {
 /// The most ancestors an entity's flattened set holds. Storing the whole set for every
 /// entity of a hierarchy N deep would take memory growing with N squared; past this bound
 /// the few entities that deep are walked instead.
-pub const MAX_FLAT_ANCESTORS: usize = 256;
+pub(crate) const MAX_FLAT_ANCESTORS: usize = 256;
 
 /// `role` held by `subject` on `on` (or everywhere, when `on` is `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,13 +30,6 @@ pub struct RoleBinding {
     pub role: Arc<str>,
     pub subject: EntityId,
     pub on: Option<EntityId>,
-}
-
-/// Where an entity was defined, for diagnostics about it.
-#[derive(Clone, Debug)]
-pub struct Origin {
-    pub file: usize,
-    pub span: Span,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -50,8 +42,6 @@ pub struct Store {
     /// twenty-four; the string itself is the entity's).
     ids: Vec<hashbrown::HashTable<EntityId>>,
     bindings: Vec<RoleBinding>,
-    /// Bindings by subject, for "which roles does this subject (or its groups) hold?".
-    bindings_by_subject: HashMap<EntityId, Vec<usize>>,
     // FxHash, as for the ids: the strings come from the operator's data files and policies,
     // and SipHash stood out in the profile of loading a large data file.
     strings: rustc_hash::FxHashSet<Arc<str>>,
@@ -88,12 +78,12 @@ impl Store {
     }
 
     /// The index of an entity type the store knows, for [`Store::lookup_in`].
-    pub fn type_index(&self, ty: &str) -> Option<u32> {
+    pub(crate) fn type_index(&self, ty: &str) -> Option<u32> {
         self.types.get(ty).copied()
     }
 
     /// The entity `id` of the type at `type_index`.
-    pub fn lookup_in(&self, type_index: u32, id: &str) -> Option<EntityId> {
+    pub(crate) fn lookup_in(&self, type_index: u32, id: &str) -> Option<EntityId> {
         let entities = &self.entities;
         self.ids
             .get(type_index as usize)?
@@ -123,7 +113,7 @@ impl Store {
     }
 
     /// Calls `f` with every ancestor of `entity` (never `entity` itself), each once.
-    pub fn for_each_ancestor(&self, entity: EntityId, mut f: impl FnMut(EntityId)) {
+    pub(crate) fn for_each_ancestor(&self, entity: EntityId, mut f: impl FnMut(EntityId)) {
         match self.entity(entity).map(|e| &e.ancestors) {
             Some(Some(flat)) => flat.iter().for_each(|a| f(*a)),
             Some(None) => self.walk_ancestors(entity, |a| {
@@ -168,22 +158,13 @@ impl Store {
         &self.bindings
     }
 
-    /// The bindings whose subject is exactly `subject`.
-    pub fn bindings_of(&self, subject: EntityId) -> impl Iterator<Item = &RoleBinding> {
-        self.bindings_by_subject
-            .get(&subject)
-            .into_iter()
-            .flatten()
-            .filter_map(|&i| self.bindings.get(i))
-    }
-
     /// The shared copy of `text`, when the store has one.
-    pub fn interned(&self, text: &str) -> Option<Arc<str>> {
+    pub(crate) fn interned(&self, text: &str) -> Option<Arc<str>> {
         self.strings.get(text).cloned()
     }
 
     /// Shares one allocation among equal strings.
-    pub fn intern_str(&mut self, text: &str) -> Arc<str> {
+    pub(crate) fn intern_str(&mut self, text: &str) -> Arc<str> {
         if let Some(existing) = self.strings.get(text) {
             return existing.clone();
         }
@@ -193,7 +174,7 @@ impl Store {
     }
 
     /// The id of `ty::id`, adding it as a named-but-not-stored entity if it is new.
-    pub fn intern_entity(&mut self, ty: &str, id: &str) -> EntityId {
+    pub(crate) fn intern_entity(&mut self, ty: &str, id: &str) -> EntityId {
         if let Some(existing) = self.lookup(ty, id) {
             return existing;
         }
@@ -227,24 +208,20 @@ impl Store {
 
     /// Stores attributes and parents for an entity (interned first). Ancestors are computed by
     /// [`Store::compute_ancestors`] once every entity is in.
-    pub fn define(&mut self, id: EntityId, attributes: Fields, parents: Vec<EntityId>) {
+    pub(crate) fn define(&mut self, id: EntityId, attributes: Fields, parents: Vec<EntityId>) {
         if let Some(entity) = self.entities.get_mut(id.index()) {
             entity.attributes = Some(attributes);
             entity.parents = parents.into_boxed_slice();
         }
     }
 
-    pub fn add_binding(&mut self, binding: RoleBinding) {
-        self.bindings_by_subject
-            .entry(binding.subject)
-            .or_default()
-            .push(self.bindings.len());
+    pub(crate) fn add_binding(&mut self, binding: RoleBinding) {
         self.bindings.push(binding);
     }
 
     /// Computes every entity's ancestor set. Returns the entities that lie on a cycle of the
     /// parent relation (their ancestor sets are left as far as they could be computed).
-    pub fn compute_ancestors(&mut self) -> Vec<EntityId> {
+    pub(crate) fn compute_ancestors(&mut self) -> Vec<EntityId> {
         // Kahn's algorithm over child → parent edges, parents first, so an entity's ancestors
         // are complete before its children's are built from them. Iterative: deep hierarchies
         // cannot overflow the stack.

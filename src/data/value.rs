@@ -48,7 +48,7 @@ pub enum EntityRef {
 }
 
 /// A record's fields, sorted by name.
-pub type Fields = Arc<[(Arc<str>, Value)]>;
+pub(crate) type Fields = Arc<[(Arc<str>, Value)]>;
 
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -141,7 +141,7 @@ impl Value {
     }
 
     /// The record with no fields (shared: making one allocates nothing).
-    pub fn empty_record() -> Value {
+    pub(crate) fn empty_record() -> Value {
         static EMPTY: std::sync::LazyLock<Fields> =
             std::sync::LazyLock::new(|| Arc::from(Vec::new()));
         Value::Record(EMPTY.clone())
@@ -191,7 +191,7 @@ fn cmp_slices<T>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> Ordering
 /// shared by every record of the store and by the policy that reads it (the same text at the
 /// same address), so it is found without comparing text, and other names are compared only
 /// with names of their length. A large record is searched by halves.
-pub fn field_of<'v>(fields: &'v [(Arc<str>, Value)], name: &str) -> Option<&'v Value> {
+pub(crate) fn field_of<'v>(fields: &'v [(Arc<str>, Value)], name: &str) -> Option<&'v Value> {
     if fields.len() <= 16 {
         return fields
             .iter()
@@ -246,14 +246,14 @@ impl Hash for Value {
 
 /// Formats a duration the way policies write it: `1h30m`, `500ms`, `-2d` (the formatter's
 /// spelling, so a value prints as its literal would).
-pub fn format_duration(duration: SignedDuration) -> String {
+pub(crate) fn format_duration(duration: SignedDuration) -> String {
     let millis = duration.as_millis();
     let millis = i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX });
     crate::syntax::fmt::duration_text(millis)
 }
 
 /// Formats an address without its prefix when it is a single host.
-pub fn format_ip(ip: &ipnet::IpNet) -> String {
+pub(crate) fn format_ip(ip: &ipnet::IpNet) -> String {
     if ip.prefix_len() == ip.max_prefix_len() {
         ip.addr().to_string()
     } else {

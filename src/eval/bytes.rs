@@ -19,6 +19,7 @@ use crate::check::schema::{RecordType, Type};
 use crate::data::decode::{Resolver, parse_duration, parse_ip, parse_time};
 use crate::data::value::Value;
 use crate::program::requests::Declared;
+use crate::source::Span;
 use crate::syntax::decimal::parse_decimal;
 
 use super::strict::Names;
@@ -26,7 +27,7 @@ use super::wire::EntityPart;
 
 /// The parts of one evaluation.
 #[derive(Clone, Copy, Debug)]
-pub struct Evaluation<'a> {
+pub(crate) struct Evaluation<'a> {
     pub subject: EntityPart<'a>,
     pub action: &'a str,
     pub action_properties: Option<&'a str>,
@@ -96,7 +97,7 @@ pub fn read(text: &str) -> Option<Evaluation<'_>> {
 /// Decodes the text of a `properties` or `context` object, as [`read`] found it (valid, no
 /// escapes, no key given twice), through its declared record type, or dynamically without
 /// one; `None` for anything the ordinary path must decode (or refuse).
-pub fn decode_object(
+pub(crate) fn decode_object(
     text: &str,
     declared: Option<&Declared>,
     resolver: &mut impl Resolver,
@@ -588,14 +589,20 @@ impl<'a> Cursor<'a> {
             Type::Ip => parse_ip(self.plain_string()?).map(Value::Ip),
             // Cedar's `{"__extn": …}` form is left to the ordinary path.
             Type::Decimal => parse_decimal(self.plain_string()?).ok().map(Value::Decimal),
+            // An id an enumeration does not list is the ordinary path's to refuse.
             Type::Entity(expected) => match self.peek()? {
                 b'"' => {
                     let id = self.plain_string()?;
-                    Some(Value::Entity(resolver.entity(expected, id)))
+                    let entity = resolver.typed_entity(expected, id, Span::default()).ok()?;
+                    Some(Value::Entity(entity))
                 }
                 b'{' => {
                     let (ty, id) = self.entity_object(depth)?;
-                    (ty == expected.as_str()).then(|| Value::Entity(resolver.entity(ty, id)))
+                    if ty != expected.as_str() {
+                        return None;
+                    }
+                    let entity = resolver.typed_entity(ty, id, Span::default()).ok()?;
+                    Some(Value::Entity(entity))
                 }
                 _ => None,
             },

@@ -149,7 +149,7 @@ fn outcome(
 
 /// A sentence for a runtime error.
 /// One line for people: which rules decided (`allowed by owner`, `denied: no rule allows ...`).
-pub fn verdict_line(program: &Program, decision: &Decision) -> String {
+pub(crate) fn verdict_line(program: &Program, decision: &Decision) -> String {
     let ids: Vec<&str> = decision
         .reasons
         .iter()
@@ -165,7 +165,7 @@ pub fn verdict_line(program: &Program, decision: &Decision) -> String {
     }
 }
 
-pub fn error_message(program: &Program, error: &EvalError) -> String {
+pub(crate) fn error_message(program: &Program, error: &EvalError) -> String {
     match &error.kind {
         ErrorKind::Mismatch { op, left, right } => {
             format!(
@@ -212,7 +212,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// `User::"alice"`.
-pub fn entity_name(program: &Program, entity: &EntityRef) -> String {
+pub(crate) fn entity_name(program: &Program, entity: &EntityRef) -> String {
     match entity {
         EntityRef::Known(id) => program
             .store
@@ -223,7 +223,7 @@ pub fn entity_name(program: &Program, entity: &EntityRef) -> String {
 }
 
 /// A value as a policy would write it.
-pub fn render_value(program: &Program, value: &Value) -> String {
+pub(crate) fn render_value(program: &Program, value: &Value) -> String {
     let mut out = String::new();
     push_value(&mut out, program, value);
     out
@@ -232,7 +232,7 @@ pub fn render_value(program: &Program, value: &Value) -> String {
 /// Appends a value as a policy would write it ([`render_value`]); entities and strings
 /// without anything to escape are written without an allocation of their own (a rate limit
 /// renders its key on every counted request).
-pub fn push_value(out: &mut String, program: &Program, value: &Value) {
+pub(crate) fn push_value(out: &mut String, program: &Program, value: &Value) {
     /// Text that the policy's escaping leaves as it is.
     fn plain(text: &str) -> bool {
         text.bytes()
@@ -291,7 +291,7 @@ fn render_other(program: &Program, value: &Value) -> String {
 }
 
 /// Human-readable lines for `warden eval --explain`.
-pub fn render_human(explanation: &Explanation) -> String {
+pub(crate) fn render_human(explanation: &Explanation) -> String {
     let mut out = String::new();
     out.push_str(&format!("decision: {}\n", explanation.decision));
     if explanation.reasons.is_empty() {
@@ -315,7 +315,7 @@ pub fn render_human(explanation: &Explanation) -> String {
 }
 
 /// `allow owner (policies/rules.warden:9:1): false at `resource.owner == subject``.
-pub fn candidate_line(candidate: &CandidateOutcome) -> String {
+pub(crate) fn candidate_line(candidate: &CandidateOutcome) -> String {
     let rule = &candidate.rule;
     let mut line = format!(
         "{} {} ({}): {}",
@@ -336,7 +336,7 @@ pub fn candidate_line(candidate: &CandidateOutcome) -> String {
 }
 
 /// One `rule-id: message` line per rule whose condition failed.
-pub fn error_lines(program: &Program, decision: &Decision) -> Vec<String> {
+pub(crate) fn error_lines(program: &Program, decision: &Decision) -> Vec<String> {
     decision
         .errors
         .iter()

@@ -139,7 +139,7 @@ pub fn decide(program: &Program, request: &Request) -> Decision {
 /// Evaluates one compiled condition for a request: a capability's `mint if`, with `subject`
 /// the minter. An error (or a value that is not a `Bool`) is returned as such: the caller
 /// refuses.
-pub fn condition_holds(
+pub(crate) fn condition_holds(
     program: &Program,
     request: &Request,
     condition: NodeId,
@@ -161,7 +161,7 @@ pub fn condition_holds(
 
 /// Evaluates compiled expressions outside any rule (limits' conditions and keys) for a
 /// request, in this thread's frame so that what they share is evaluated once.
-pub fn evaluate_all(
+pub(crate) fn evaluate_all(
     program: &Program,
     request: &Request,
     nodes: &[NodeId],

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value as JsonValue;
 
-use crate::check::schema::{Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Type};
+use crate::check::schema::{
+    Action as ActionDecl, CAPABILITY_KEY, EntityType, RecordType, Schema, Type,
+};
 use crate::data::decode::{Decoder, Resolver, Unknown};
 use crate::data::json::{Json, JsonKind};
 use crate::data::store::Store;
@@ -63,9 +65,7 @@ impl Verified {
         let schema = &program.schema;
         let declared = schema.entity_types.get(subject_type).map(|t| &t.attributes);
         let mut fields = Vec::with_capacity(claims.len());
-        let mut resolver = RequestResolver {
-            store: &program.store,
-        };
+        let mut resolver = RequestResolver::new(program);
         for (name, json) in claims {
             if json.is_null() {
                 continue;
@@ -239,7 +239,7 @@ pub struct Parts<'j> {
 
 impl<'j> Parts<'j> {
     /// Reads `subject`, `action`, `resource` and `context` from an AuthZEN evaluation body.
-    pub fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, Malformed> {
+    pub(crate) fn from_body(body: &'j JsonValue) -> Result<Parts<'j>, Malformed> {
         let JsonValue::Object(members) = body else {
             return Err(Malformed::NotAnObject);
         };
@@ -328,7 +328,7 @@ pub(crate) fn from_parts(
 
 /// A well-formed request, its names borrowed from wherever they were read: what every reader
 /// hands to [`from_wire`].
-pub struct Wire<'a> {
+pub(crate) struct Wire<'a> {
     pub subject_type: &'a str,
     pub subject_id: &'a str,
     pub subject_properties: Option<&'a Json>,
@@ -488,8 +488,7 @@ pub(crate) fn from_wire(
             .into());
         }
     }
-    let store = &program.store;
-    let mut resolver = RequestResolver { store };
+    let mut resolver = RequestResolver::new(program);
     let subject_properties = properties(
         &mut resolver,
         wire.subject_properties,
@@ -533,7 +532,7 @@ pub(crate) fn from_wire(
 }
 
 /// The subject a request names, as the body wrote it: `(type, id)`.
-pub type NamedSubject<'t> = (&'t str, &'t str);
+pub(crate) type NamedSubject<'t> = (&'t str, &'t str);
 
 /// Reads an AuthZEN evaluation body: the one way from bytes to a request, by
 /// [`read_evaluation`] (the readers in their order), then decoded through the declarations.
@@ -1000,7 +999,7 @@ pub(crate) fn one_pass<'t>(
         return None;
     }
     let store = &program.store;
-    let mut resolver = RequestResolver { store };
+    let mut resolver = RequestResolver::new(program);
     let empty = Value::empty_record();
     let mut object = |text: Option<&str>, declared: Option<&Declared>| match text {
         Some(text) => super::bytes::decode_object(text, declared, &mut resolver),
@@ -1160,8 +1159,18 @@ fn properties(
 
 /// Resolves a request's entities against the store: an entity the program does not know is
 /// `Unknown` (it has no attributes and no ancestors).
-pub struct RequestResolver<'s> {
+pub(crate) struct RequestResolver<'s> {
     pub store: &'s Store,
+    pub schema: &'s Schema,
+}
+
+impl<'s> RequestResolver<'s> {
+    pub fn new(program: &'s Program) -> RequestResolver<'s> {
+        RequestResolver {
+            store: &program.store,
+            schema: &program.schema,
+        }
+    }
 }
 
 impl Resolver for RequestResolver<'_> {
@@ -1177,10 +1186,13 @@ impl Resolver for RequestResolver<'_> {
     fn string(&mut self, text: &str) -> Arc<str> {
         Arc::from(text)
     }
+    fn schema(&self) -> &Schema {
+        self.schema
+    }
 }
 
 /// Converts serde's JSON into the span-carrying form the decoder reads.
-pub fn from_serde(json: &JsonValue) -> Json {
+pub(crate) fn from_serde(json: &JsonValue) -> Json {
     let kind = match json {
         JsonValue::Null => JsonKind::Null,
         JsonValue::Bool(b) => JsonKind::Bool(*b),

@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 /// The most arrays and objects `serde_json` reads one inside another (a body's own braces
 /// included): one more is refused.
-pub const MAX_NESTING: usize = 127;
+pub(crate) const MAX_NESTING: usize = 127;
 
 /// The member names of one object, to find one given twice: compared one by one while there
 /// are few (most objects), hashed beyond.

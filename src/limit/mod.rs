@@ -35,6 +35,9 @@ pub struct Usage {
     pub reset_secs: u64,
 }
 
+/// How the limits a request counted against stood (most requests count against one or two).
+pub type Usages = SmallVec<[Usage; 2]>;
+
 /// Why a request allowed by policy is refused by a limit.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum Refusal {
@@ -79,30 +82,118 @@ impl Refusal {
     }
 }
 
-/// One limit to count a request against: its store key (the limit's name, a NUL, the key's
-/// value as a policy would write it) and window.
+/// One limit to count a request against: the key's value, and the window.
 #[derive(Clone, Debug)]
 pub struct Check {
     limit: usize,
-    key: String,
+    value: Value,
+    /// The limit's name and the key's value under this process's secret hash key: what the
+    /// in-process store keys its map by.
+    hash: u128,
     window: Window,
 }
 
 impl Check {
     /// The key's value, as a refusal names it.
-    fn shown(&self) -> String {
-        let value = self
-            .key
-            .split_once('\0')
-            .map_or(&*self.key, |(_, value)| value);
-        format!("`{value}`")
+    fn shown(&self, program: &Program) -> String {
+        let mut text = String::from("`");
+        explain::push_value(&mut text, program, &self.value);
+        text.push('`');
+        text
+    }
+
+    /// The key's value as a policy would write it, after `prefix`.
+    fn key_text(&self, program: &Program, prefix: &str) -> String {
+        let mut text = String::with_capacity(prefix.len() + 32);
+        text.push_str(prefix);
+        explain::push_value(&mut text, program, &self.value);
+        text
+    }
+}
+
+/// The key of a limit's count in the in-process map: the limit's name and the key's value
+/// (as a policy writes it) hashed into 128 bits by SipHash-1-3 under a key drawn at random
+/// once per process. The map holds the hash, not the text: no string is built, copied or
+/// compared per request. Callers choose the values (subject ids, addresses), but without the
+/// process's key they cannot compute a hash, so they cannot aim two values at one count; by
+/// chance, two of `n` live keys share a hash with probability about `n² / 2^129`, nil for any
+/// map that fits in memory. A map hash of 64 bits, unkeyed, would let a caller collide keys
+/// into one bucket chain.
+fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    let (k0, k1) = *KEYS.get_or_init(|| {
+        let random = || {
+            getrandom::u64().unwrap_or_else(|_| {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0u8)
+            })
+        };
+        (random(), random())
+    });
+    // One write of `NAME 0xFF KIND VALUE`, the value's parts apart by 0xFF: a byte no UTF-8
+    // text holds, so distinct names and values never run into the same bytes.
+    let mut bytes: SmallVec<[u8; 64]> = SmallVec::new();
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(0xff);
+    let entity = match value {
+        Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &e.uid),
+        Value::Entity(EntityRef::Unknown(uid)) => Some(&**uid),
+        _ => None,
+    };
+    match (value, entity) {
+        // What the text `TYPE::"ID"` says, whether the store holds the entity or not.
+        (_, Some(uid)) => {
+            bytes.push(b'e');
+            bytes.extend_from_slice(uid.ty.as_bytes());
+            bytes.push(0xff);
+            bytes.extend_from_slice(uid.id.as_bytes());
+        }
+        (Value::Str(text), _) => {
+            bytes.push(b's');
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        (other, _) => {
+            let mut text = String::new();
+            explain::push_value(&mut text, program, other);
+            bytes.push(b't');
+            bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+    let mut hasher = SipHasher13::new_with_keys(k0, k1);
+    hasher.write(&bytes);
+    hasher.finish128().as_u128()
+}
+
+/// A map keyed by [`key_hash`]: already uniform, so the map takes its low bits as they are.
+type HashedMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<Hashed>>;
+
+/// The map hasher of [`HashedMap`]: the key is a keyed hash already.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl std::hash::Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys reach it (`write_u128`); any other bytes are folded in.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, hash: u128) {
+        self.0 = hash as u64;
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Window {
-    /// GCRA: `count` requests per `period` nanoseconds.
-    Rolling { period: i128 },
+    /// GCRA: `count` requests per `period` nanoseconds, one per `interval` (`period / count`).
+    Rolling { period: i128, interval: i128 },
     /// A fixed window `[start, end)` in nanoseconds since the epoch.
     Fixed { start: i128, end: i128 },
 }
@@ -125,10 +216,8 @@ pub struct LocalStore {
 
 #[derive(Debug, Default)]
 struct States {
-    /// Keyed by what callers send (subject ids, addresses), so hashed with a per-process
-    /// random key: a hash without one lets a caller choose colliding keys that turn every
-    /// lookup into a scan.
-    map: std::collections::HashMap<String, State>,
+    /// Keyed by what callers send (subject ids, addresses), through [`key_hash`].
+    map: HashedMap<State>,
     /// The size at which expired keys are next swept: twice what a sweep left, so that many
     /// live keys cost one sweep per doubling, not one per request.
     sweep_at: usize,
@@ -145,55 +234,40 @@ impl LocalStore {
 
 /// Where requests are counted: all of `checks` at `now`, or none when one refuses.
 pub trait Store {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal>;
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
         (**self).consume(program, checks, now)
     }
 }
 
 /// One map under one lock: checking every limit of a request and committing them is one step.
 impl Store for LocalStore {
-    fn consume(
-        &self,
-        program: &Program,
-        checks: &[Check],
-        now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
             sweep_at,
         } = &mut *guard;
         let mut next: SmallVec<[State; 2]> = SmallVec::with_capacity(checks.len());
-        let mut usages = Vec::with_capacity(checks.len());
+        let mut usages = Usages::with_capacity(checks.len());
         for check in checks {
             let Some(limit) = program.limits.get(check.limit) else {
                 continue;
             };
             let count = limit.count.max(1);
-            let current = states.get(&check.key).copied();
+            let current = states.get(&check.hash).copied();
             let state = match check.window {
-                Window::Rolling { period } => {
+                Window::Rolling { period, interval } => {
                     let tat = match current {
                         Some(State::Tat(tat)) => tat.max(now),
                         _ => now,
                     };
-                    let new_tat = tat + div(period, i128::from(count));
+                    let new_tat = tat + interval;
                     if new_tat - now > period {
-                        return Err(reached(limit, check, new_tat - period - now));
+                        return Err(reached(program, limit, check, new_tat - period - now));
                     }
                     State::Tat(new_tat)
                 }
@@ -203,7 +277,7 @@ impl Store for LocalStore {
                         _ => 0,
                     };
                     if used >= count {
-                        return Err(reached(limit, check, end - now));
+                        return Err(reached(program, limit, check, end - now));
                     }
                     State::Count {
                         start,
@@ -223,13 +297,7 @@ impl Store for LocalStore {
             *sweep_at = states.len().saturating_mul(2);
         }
         for (check, state) in checks.iter().zip(next) {
-            // A key seen before is updated in place: its string is not copied again.
-            match states.get_mut(&check.key) {
-                Some(slot) => *slot = state,
-                None => {
-                    states.insert(check.key.clone(), state);
-                }
-            }
+            states.insert(check.hash, state);
         }
         Ok(usages)
     }
@@ -238,8 +306,7 @@ impl Store for LocalStore {
 /// How a limit stands once a request is counted and its key holds `state`.
 fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128) -> Usage {
     match (check.window, state) {
-        (Window::Rolling { period }, State::Tat(tat)) => {
-            let interval = div(period, i128::from(limit.count.max(1)));
+        (Window::Rolling { period, interval }, State::Tat(tat)) => {
             let left = div(period - (tat - now), interval.max(1));
             usage(limit, period, left, tat - now)
         }
@@ -248,7 +315,7 @@ fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128
             usage(limit, end - start, left, end - now)
         }
         // A state of the other kind is never stored under a key: the key names the window.
-        (Window::Rolling { period }, State::Count { .. }) => usage(limit, period, 0, period),
+        (Window::Rolling { period, .. }, State::Count { .. }) => usage(limit, period, 0, period),
         (Window::Fixed { start, end }, State::Tat(_)) => usage(limit, end - start, 0, end - now),
     }
 }
@@ -290,20 +357,42 @@ impl Limiter {
     }
 }
 
-impl Store for Limiter {
-    fn consume(
+impl Limiter {
+    /// True when requests are counted in Redis: counting then waits for a round trip, which
+    /// the server's doors await ([`Limiter::count`]) rather than block on.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts a request against `checks` at `now` (nanoseconds since the epoch), awaiting
+    /// Redis when the limits are shared: at most the configured timeout, then the configured
+    /// failure behaviour. The server's doors call this from the request's own task.
+    pub async fn count(
         &self,
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Vec<Usage>, Refusal> {
-        let Some(store) = &self.shared else {
-            return self.local.consume(program, checks, now);
-        };
-        if checks.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<Usages, Refusal> {
+        match &self.shared {
+            Some(store) if !checks.is_empty() => {
+                let counted = store.consume(program, checks, now).await;
+                self.settle(store, counted, program, checks, now)
+            }
+            _ => self.local.consume(program, checks, now),
         }
-        match store.consume(program, checks, now) {
+    }
+
+    /// What Redis answered, or on a failure the local store's count (open) or a refusal
+    /// (closed).
+    fn settle(
+        &self,
+        store: &shared::RedisStore,
+        counted: Result<Result<Usages, Refusal>, shared::RedisFailure>,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Usages, Refusal> {
+        match counted {
             Ok(counted) => counted,
             Err(failure) => match store.on_failure() {
                 OnFailure::Open => self.local.consume(program, checks, now),
@@ -318,6 +407,20 @@ impl Store for Limiter {
                     })
                 }
             },
+        }
+    }
+}
+
+/// Counts from synchronous code: with Redis, the calling thread waits for the round trip
+/// (the CLI and the benches; the server awaits [`Limiter::count`] instead).
+impl Store for Limiter {
+    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
+        match &self.shared {
+            Some(store) if !checks.is_empty() => {
+                let counted = store.consume_blocking(program, checks, now);
+                self.settle(store, counted, program, checks, now)
+            }
+            _ => self.local.consume(program, checks, now),
         }
     }
 }
@@ -348,9 +451,14 @@ fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -
     }
 }
 
-fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal {
+fn reached(
+    program: &Program,
+    limit: &crate::program::Limit,
+    check: &Check,
+    retry: i128,
+) -> Refusal {
     let window = match check.window {
-        Window::Rolling { period } => period,
+        Window::Rolling { period, .. } => period,
         Window::Fixed { start, end } => end - start,
     };
     let window_text = match limit.period {
@@ -367,7 +475,7 @@ fn reached(limit: &crate::program::Limit, check: &Check, retry: i128) -> Refusal
         count: limit.count,
         window: window_text,
         window_secs: secs_up(window),
-        key: check.shown(),
+        key: check.shown(program),
         retry_after_secs: secs_up(retry).max(1),
     }
 }
@@ -410,6 +518,9 @@ fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
     }
 }
 
+/// The limits of `program` that apply to a request, each with its key and window.
+pub type Checks = SmallVec<[Check; 2]>;
+
 /// Counts an allowed request against every limit of `program` that applies to it: all of
 /// them, or none when one refuses. A limit whose condition cannot be evaluated applies (it
 /// fails closed); one whose key cannot be evaluated refuses.
@@ -417,9 +528,20 @@ pub fn consume(
     program: &Program,
     request: &Request,
     store: &impl Store,
-) -> Result<Vec<Usage>, Refusal> {
+) -> Result<Usages, Refusal> {
+    let checks = checks(program, request)?;
+    if checks.is_empty() {
+        return Ok(Usages::new());
+    }
+    store.consume(program, &checks, request.now.as_nanosecond())
+}
+
+/// What an allowed request is counted against: every limit of `program` that applies to it,
+/// with its key evaluated (a key that cannot be evaluated refuses the request).
+pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
+    let mut checks = Checks::new();
     if program.limits.is_empty() {
-        return Ok(Vec::new());
+        return Ok(checks);
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
     let placed: SmallVec<[usize; 2]> = program
@@ -430,51 +552,53 @@ pub fn consume(
         .map(|(index, _)| index)
         .collect();
     if placed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(checks);
     }
+    // Each limit's key, then its condition when it has one.
     let mut nodes: SmallVec<[crate::program::NodeId; 4]> =
         SmallVec::with_capacity(placed.len() * 2);
     for index in &placed {
         if let Some(limit) = program.limits.get(*index) {
             nodes.push(limit.key);
-            nodes.push(limit.condition.unwrap_or(limit.key));
+            nodes.extend(limit.condition);
         }
     }
-    let mut values: SmallVec<[_; 2]> = SmallVec::with_capacity(nodes.len());
+    let mut values: SmallVec<[_; 4]> = SmallVec::with_capacity(nodes.len());
     eval::evaluate_all(program, request, &nodes, &mut values);
-    let now = request.now.as_nanosecond();
-    let mut checks: SmallVec<[Check; 2]> = SmallVec::with_capacity(placed.len());
-    for (index, pair) in placed.iter().zip(values.chunks(2)) {
+    let mut values = values.into_iter();
+    for index in &placed {
         let Some(limit) = program.limits.get(*index) else {
             continue;
         };
-        let (key, condition) = match pair {
-            [key, condition] => (key, condition),
-            _ => continue,
+        let Some(key) = values.next() else {
+            continue;
         };
-        let applies = limit.condition.is_none() || !matches!(condition, Ok(Value::Bool(false)));
+        let condition = match limit.condition {
+            Some(_) => values.next(),
+            None => None,
+        };
+        // A condition that cannot be evaluated applies the limit (it fails closed).
+        let applies = !matches!(condition, Some(Ok(Value::Bool(false))));
         if !applies {
             continue;
         }
-        let key = match key {
-            Ok(value) => {
-                let mut text = String::with_capacity(limit.name.len() + 32);
-                text.push_str(&limit.name);
-                text.push('\0');
-                explain::push_value(&mut text, program, value);
-                text
-            }
+        let value = match key {
+            Ok(value) => value,
             Err(error) => {
                 return Err(Refusal::NoKey {
                     name: limit.name.clone(),
-                    why: explain::error_message(program, error),
+                    why: explain::error_message(program, &error),
                 });
             }
         };
         let window = match limit.period {
-            LimitPeriod::Rolling(millis) => Window::Rolling {
-                period: i128::from(millis) * 1_000_000,
-            },
+            LimitPeriod::Rolling(millis) => {
+                let period = i128::from(millis) * 1_000_000;
+                Window::Rolling {
+                    period,
+                    interval: div(period, i128::from(limit.count.max(1))),
+                }
+            }
             LimitPeriod::Calendar(unit, zone) => {
                 let window = program
                     .zones
@@ -493,9 +617,10 @@ pub fn consume(
         };
         checks.push(Check {
             limit: *index,
-            key,
+            hash: key_hash(program, &limit.name, &value),
+            value,
             window,
         });
     }
-    store.consume(program, &checks, now)
+    Ok(checks)
 }

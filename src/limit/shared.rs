@@ -6,20 +6,21 @@
 //! microseconds since the epoch (Lua's numbers are doubles, exact to 2^53), read from the
 //! replica's clock, so replicas must keep their clocks in step (NTP).
 //!
-//! The decision path is synchronous: a request's round trip runs on a client thread of its
-//! own (one multiplexed connection, so calls in flight at once share it as a pipeline), and
-//! the caller waits at most `rate_limit_redis_timeout_ms`, off the async workers
-//! (`block_in_place`) when it runs on them. Then it fails open (counted in this process
-//! instead) or closed (refused), as configured.
+//! The server's doors await the script call in the request's own task, at most
+//! `rate_limit_redis_timeout_ms`; then it fails open (counted in this process instead) or
+//! closed (refused), as configured. Every call goes over one multiplexed connection, so calls
+//! in flight at once share it as a pipeline (their scripts leave in one write, their answers
+//! come back in one read), and no thread waits on a round trip. Synchronous callers (the CLI,
+//! benches) wait on a runtime of the store's own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Refusal, State, Usage, Window, reached, settled};
+use super::{Check, Refusal, State, Usages, Window, reached, settled};
 use crate::program::Program;
 
 /// What a decision does when Redis does not answer in time.
@@ -63,7 +64,9 @@ pub enum RedisFailure {
     Timeout(u128),
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("the Redis client has stopped")]
+    #[error("the Redis client's runtime could not start: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the Redis client's thread stopped")]
     Stopped,
     #[error("the limit script answered `{0:?}`")]
     Reply(Vec<i64>),
@@ -77,8 +80,6 @@ pub enum RedisSetupError {
         url: String,
         source: redis::RedisError,
     },
-    #[error("cannot start the Redis client: {0}")]
-    Thread(#[from] std::io::Error),
 }
 
 /// Checks every limit of a request (KEYS, one each) and stores them all when none refuses.
@@ -121,13 +122,6 @@ end
 return reply
 ";
 
-/// One script call for the client thread, and where its answer goes.
-struct Job {
-    keys: Vec<String>,
-    args: Vec<i64>,
-    reply: std::sync::mpsc::SyncSender<Result<Vec<i64>, redis::RedisError>>,
-}
-
 #[derive(Debug, Default)]
 struct Stats {
     calls: AtomicU64,
@@ -146,7 +140,13 @@ pub struct RedisStore {
     shown: String,
     timeout: Duration,
     on_failure: OnFailure,
-    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    client: redis::Client,
+    script: redis::Script,
+    /// Made on the first call, on the runtime that makes it (the server's): its connection's
+    /// tasks then run on that runtime's workers, beside the requests that use it.
+    connection: OnceLock<redis::aio::ConnectionManager>,
+    /// For synchronous callers only: started on the first such call.
+    blocking: OnceLock<tokio::runtime::Runtime>,
     stats: Stats,
 }
 
@@ -154,27 +154,22 @@ pub struct RedisStore {
 pub const KEY_PREFIX: &str = "warden:limit:";
 
 impl RedisStore {
-    /// Starts the client thread; connects on the first request (and again after a failure),
-    /// so a Redis that is down at start-up is picked up when it comes.
+    /// A store for `config`: connects on the first request (and again after a failure), so a
+    /// Redis that is down at start-up is picked up when it comes.
     pub fn connect(config: &RedisConfig) -> Result<RedisStore, RedisSetupError> {
         let client =
             redis::Client::open(config.url.as_str()).map_err(|source| RedisSetupError::Url {
                 url: crate::redis_client::masked(&config.url),
                 source,
             })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (jobs, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        let timeout = config.timeout;
-        std::thread::Builder::new()
-            .name("warden-limits-redis".to_string())
-            .spawn(move || runtime.block_on(run(client, timeout, receiver)))?;
         Ok(RedisStore {
             shown: crate::redis_client::masked(&config.url),
             timeout: config.timeout,
             on_failure: config.on_failure,
-            jobs,
+            client,
+            script: redis::Script::new(SCRIPT),
+            connection: OnceLock::new(),
+            blocking: OnceLock::new(),
             stats: Stats::default(),
         })
     }
@@ -185,12 +180,12 @@ impl RedisStore {
 
     /// Counts a request against `checks` in one script call. The outer error is Redis
     /// failing (the caller then falls back or refuses); the inner one a limit refusing.
-    pub(super) fn consume(
+    pub(super) async fn consume(
         &self,
         program: &Program,
         checks: &[Check],
         now: i128,
-    ) -> Result<Result<Vec<Usage>, Refusal>, RedisFailure> {
+    ) -> Result<Result<Usages, Refusal>, RedisFailure> {
         let now_us = micros(now);
         let counted: Vec<(&Check, &crate::program::Limit)> = checks
             .iter()
@@ -200,10 +195,14 @@ impl RedisStore {
         let mut args = Vec::with_capacity(1 + 4 * counted.len());
         args.push(now_us);
         for (check, limit) in &counted {
-            let base = format!("{KEY_PREFIX}{}", check.key.replacen('\u{0}', ":", 1));
+            let mut prefix = String::with_capacity(KEY_PREFIX.len() + limit.name.len() + 1);
+            prefix.push_str(KEY_PREFIX);
+            prefix.push_str(&limit.name);
+            prefix.push(':');
+            let base = check.key_text(program, &prefix);
             let count = i64::try_from(limit.count.max(1)).unwrap_or(i64::MAX);
             match check.window {
-                Window::Rolling { period } => {
+                Window::Rolling { period, .. } => {
                     keys.push(base);
                     args.extend([0, micros(period), 0, count]);
                 }
@@ -215,7 +214,8 @@ impl RedisStore {
         }
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let reply = self
-            .call(keys, args)
+            .call(&keys, &args)
+            .await
             .inspect_err(|failure| self.record(failure))?;
         self.stats.up.store(true, Ordering::Relaxed);
         match reply.as_slice() {
@@ -237,9 +237,12 @@ impl RedisStore {
             [0, index, retry] => {
                 let at = usize::try_from(*index).unwrap_or(0).wrapping_sub(1);
                 match counted.get(at) {
-                    Some((check, limit)) => {
-                        Ok(Err(reached(limit, check, i128::from(*retry) * 1000)))
-                    }
+                    Some((check, limit)) => Ok(Err(reached(
+                        program,
+                        limit,
+                        check,
+                        i128::from(*retry) * 1000,
+                    ))),
                     None => Err(self.unexpected(reply.clone())),
                 }
             }
@@ -247,19 +250,73 @@ impl RedisStore {
         }
     }
 
-    /// One script call, waited for at most the configured timeout.
-    fn call(&self, keys: Vec<String>, args: Vec<i64>) -> Result<Vec<i64>, RedisFailure> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.jobs
-            .send(Job { keys, args, reply })
-            .map_err(|_| RedisFailure::Stopped)?;
-        let answered = crate::redis_client::blocking(|| answer.recv_timeout(self.timeout));
-        match answered {
-            Ok(result) => Ok(result?),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                Err(RedisFailure::Timeout(self.timeout.as_millis()))
+    /// [`RedisStore::consume`] for a synchronous caller: its thread waits, off the async
+    /// workers when it runs on one, while the store's own runtime drives the call.
+    pub(super) fn consume_blocking(
+        &self,
+        program: &Program,
+        checks: &[Check],
+        now: i128,
+    ) -> Result<Result<Usages, Refusal>, RedisFailure> {
+        let runtime = match self.blocking.get() {
+            Some(runtime) => runtime,
+            None => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("warden-limits-redis")
+                    .enable_all()
+                    .build()
+                    .map_err(RedisFailure::Runtime)?;
+                // Another caller may have set one meanwhile: then this one is dropped unused.
+                let _ = self.blocking.set(runtime);
+                self.blocking.get().ok_or(RedisFailure::Stopped)?
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(RedisFailure::Stopped),
+        };
+        let call = self.consume(program, checks, now);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // A runtime cannot be blocked on from inside another: wait on a thread of its own.
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| runtime.block_on(call))
+                    .join()
+                    .unwrap_or(Err(RedisFailure::Stopped))
+            })
+        } else {
+            runtime.block_on(call)
+        }
+    }
+
+    /// The connection every call shares, made in the calling runtime on the first call.
+    fn connection(&self) -> Result<redis::aio::ConnectionManager, RedisFailure> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        // No response timeout of its own: `call` cuts a late answer, and says so.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let made = redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(RedisFailure::Redis)?;
+        // Calls that raced to make one use the first.
+        Ok(self.connection.get_or_init(|| made).clone())
+    }
+
+    /// One script call, waited for at most the configured timeout.
+    async fn call(&self, keys: &[String], args: &[i64]) -> Result<Vec<i64>, RedisFailure> {
+        let mut connection = self.connection()?;
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answered) => Ok(answered?),
+            Err(_) => Err(RedisFailure::Timeout(self.timeout.as_millis())),
         }
     }
 
@@ -353,48 +410,13 @@ impl RedisStore {
     }
 }
 
-/// The client thread: one connection manager (reconnecting after failures), a task per call.
-async fn run(
-    client: redis::Client,
-    timeout: Duration,
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
-) {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(200));
-    let manager = match redis::aio::ConnectionManager::new_lazy_with_config(client, config) {
-        Ok(manager) => manager,
-        Err(error) => {
-            let message = error.to_string();
-            while let Some(job) = jobs.recv().await {
-                let failure = redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "no Redis client",
-                    message.clone(),
-                ));
-                let _ = job.reply.try_send(Err(failure));
-            }
-            return;
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // A runtime dropped on an async worker would stop the server there; this one's
+        // threads may simply go.
+        if let Some(runtime) = self.blocking.take() {
+            runtime.shutdown_background();
         }
-    };
-    let script = Arc::new(redis::Script::new(SCRIPT));
-    while let Some(job) = jobs.recv().await {
-        let mut connection = manager.clone();
-        let script = script.clone();
-        tokio::spawn(async move {
-            let mut invocation = script.prepare_invoke();
-            for key in &job.keys {
-                invocation.key(key);
-            }
-            for arg in &job.args {
-                invocation.arg(*arg);
-            }
-            let result = invocation.invoke_async::<Vec<i64>>(&mut connection).await;
-            // The caller may have stopped waiting.
-            let _ = job.reply.try_send(result);
-        });
     }
 }
 

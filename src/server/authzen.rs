@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
-use crate::decide::{CapabilityUse, Decided, Decider, Presenting, Proved, Recorder, Verdict};
+use crate::decide::{CapabilityUse, Decided, Decider, Presenting, Proved, Recorder, Step, Verdict};
 use crate::eval::explain;
 use crate::eval::request::{self, Malformed};
 use crate::eval::wire;
@@ -255,17 +255,36 @@ impl<'s> Call<'s> {
         audit.builder.finish(&self.program.version, latency_us)
     }
 
-    /// Decides a request as a reader left it: decoded through the program's declarations,
-    /// then handed to the decision service with the call's identity, capability token,
-    /// limits and audit record.
-    pub fn evaluate(&mut self, read: request::Read<'_>) -> Evaluated {
-        let program = self.program;
-        let token = match read.capability() {
-            Ok(token) => token,
-            Err(malformed) => return Evaluated::Failed(malformed),
+    /// Takes a request as a reader left it: decoded through the program's declarations, with
+    /// its capability token and (when the call proved a subject) the subject it named, owned
+    /// so that deciding it can await its limits.
+    pub fn read(&self, read: request::Read<'_>) -> Result<Item, Malformed> {
+        let token = read.capability()?.map(Box::from);
+        // The names matter only to lend a proved subject's attributes.
+        let named = match &self.identity {
+            Some(_) => {
+                let (ty, id) = read.named();
+                (ty.map(Box::from), id.map(Box::from))
+            }
+            None => (None, None),
         };
-        let named = read.named();
-        let decoded = read.decode(program, self.now);
+        Ok(Item {
+            token,
+            named,
+            decoded: read.decode(self.program, self.now),
+        })
+    }
+
+    /// Decides a request the call read, through the decision service with the call's
+    /// identity, capability token, limits and audit record (awaiting limits kept in Redis).
+    pub async fn evaluate(&mut self, item: Item) -> Evaluated {
+        let program = self.program;
+        let Item {
+            token,
+            named,
+            decoded,
+        } = item;
+        let named = (named.0.as_deref(), named.1.as_deref());
         let decider = Decider {
             program,
             identity: self
@@ -279,22 +298,46 @@ impl<'s> Call<'s> {
             capabilities: self.capabilities,
             limits: self.limits,
         };
-        let token = token.map(Presenting::Token);
-        let frame = self.frame.as_mut();
+        let token = token.as_deref().map(Presenting::Token);
         let recorder = self.audit.as_mut().map(|audit| audit as &mut dyn Recorder);
-        let (verdict, request) = match decoded {
+        let (step, request) = match decoded {
             Ok(mut request) => (
-                decider.decide(Ok(&mut request), named, token, frame, recorder),
+                decider.begin(
+                    Ok(&mut request),
+                    named,
+                    token,
+                    self.frame.as_mut(),
+                    recorder,
+                ),
                 Some(request),
             ),
             Err(error) => (
-                decider.decide(Err(error), named, token, frame, recorder),
+                decider.begin(Err(error), named, token, self.frame.as_mut(), recorder),
                 None,
             ),
+        };
+        let verdict = match step {
+            Step::Done(verdict) => verdict,
+            Step::Pending(pending) => {
+                let recorder = self
+                    .audit
+                    .as_mut()
+                    .map(|audit| audit as &mut (dyn Recorder + Send));
+                decider.settle(pending, self.frame.as_mut(), recorder).await
+            }
         };
         let explained = self.frame.as_ref().map(|frame| (frame, request.as_ref()));
         answer(program, &verdict, explained)
     }
+}
+
+/// A request a call read, to decide.
+pub(crate) struct Item {
+    token: Option<Box<str>>,
+    /// The subject's type and id as the request wrote them (read only when the call proved a
+    /// subject).
+    named: (Option<Box<str>>, Option<Box<str>>),
+    decoded: Result<eval::Request, RequestError>,
 }
 
 /// The answer to one evaluation: its verdict, explained in `context` when the call is
@@ -434,14 +477,18 @@ async fn endpoint(
     let started = started(&body);
     let batch = matches!(endpoint, Endpoint::Evaluations);
     let mut record = None;
-    let result = body.and_then(|body| {
-        respond(
-            incoming(state, headers, &body),
-            batch,
-            Readers::All,
-            &mut record,
-        )
-    });
+    let result = match body {
+        Ok(body) => {
+            respond(
+                incoming(state, headers, &body),
+                batch,
+                Readers::All,
+                &mut record,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     audit_submit(state, record).await;
     finish(state, endpoint, started, result)
 }
@@ -457,35 +504,53 @@ struct Incoming<'a> {
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call), read by
-/// [`request::read_evaluation`] (or [`request::read_evaluations`]).
-fn respond(
+/// [`request::read_evaluation`] (or [`request::read_evaluations`]). The requests are read
+/// first, then decided: deciding may await limits kept in Redis.
+async fn respond(
     incoming: Incoming<'_>,
     batch: bool,
     readers: Readers,
     record: &mut Option<Record>,
 ) -> Result<Response, ApiError> {
     let Incoming { state, body, .. } = incoming;
-    if batch {
-        return request::read_evaluations(&body.bytes, readers, |read| {
-            self::batch(incoming, read?, record)
-        });
-    }
     let now = Timestamp::now();
     // A server that cannot answer (no program yet, shutting down) says so once the body is
     // read: a malformed one is still the caller's error.
     let snapshot = state.snapshot(body.started);
-    request::read_evaluation(
-        snapshot.as_deref().ok(),
-        &body.bytes,
-        now,
-        readers,
-        |read| {
-            let (read, seen) = read?;
-            let program = snapshot.as_deref().map_err(Clone::clone)?;
-            let text = request_text(state, &seen);
-            single(incoming, program, now, read, text, record)
-        },
-    )
+    let read = if batch {
+        request::read_evaluations(&body.bytes, readers, |read| {
+            self::read_batch(incoming, &snapshot, now, read?)
+        })
+    } else {
+        request::read_evaluation(
+            snapshot.as_deref().ok(),
+            &body.bytes,
+            now,
+            readers,
+            |read| {
+                let (read, seen) = read?;
+                let program = snapshot.as_deref().map_err(Clone::clone)?;
+                let text = request_text(state, &seen);
+                read_single(incoming, program, now, read, text)
+            },
+        )
+    };
+    match read? {
+        Read::Single(call, item) => single(state, call, item, record).await,
+        Read::Batch(call, semantic, items) => {
+            self::batch(state, call, semantic, items, record).await
+        }
+    }
+}
+
+/// A call's requests, read and ready to decide.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per call, moved once: boxing would cost every single evaluation an allocation"
+)]
+enum Read<'s> {
+    Single(Call<'s>, Result<Item, Malformed>),
+    Batch(Call<'s>, Semantic, Vec<Result<Item, Malformed>>),
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
@@ -500,17 +565,21 @@ pub fn answer_body(
     let body = AuthzenBody::new(axum::body::Bytes::copy_from_slice(bytes), state);
     let mut record = None;
     let headers = HeaderMap::new();
-    let response = respond(
+    // Without limits kept in Redis nothing waits: one poll answers.
+    let answered = crate::server::forward::ready(respond(
         incoming(state, &headers, &body),
         batch,
         readers,
         &mut record,
-    )
-    .unwrap_or_else(IntoResponse::into_response);
+    ));
+    let Some(response) = answered else {
+        return (503, Vec::new());
+    };
+    let response = response.unwrap_or_else(IntoResponse::into_response);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     let status = response.status().as_u16();
     // Every answer is a whole body in memory: one poll collects it.
     let mut collect = std::pin::pin!(axum::body::to_bytes(response.into_body(), usize::MAX));
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     let bytes = match collect.as_mut().poll(&mut context) {
         std::task::Poll::Ready(Ok(bytes)) => bytes.to_vec(),
         _ => Vec::new(),
@@ -537,23 +606,36 @@ fn incoming<'a>(
     }
 }
 
-/// Answers a single evaluation, as a reader read it (`text`: the body, for the audit log).
-fn single(
-    incoming: Incoming<'_>,
-    program: &Program,
+/// Reads a single evaluation (`text`: the body, for the audit log).
+fn read_single<'s>(
+    incoming: Incoming<'s>,
+    program: &'s Program,
     now: Timestamp,
     read: request::Read<'_>,
     text: RequestText<'_>,
-    record: &mut Option<Record>,
-) -> Result<Response, ApiError> {
+) -> Result<Read<'s>, ApiError> {
     let Incoming {
         state,
         headers,
         body,
     } = incoming;
     let when = (body.started, now);
-    let mut call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
-    let outcome = call.evaluate(read);
+    let call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
+    let item = call.read(read);
+    Ok(Read::Single(call, item))
+}
+
+/// Answers a single evaluation.
+async fn single(
+    state: &AppState,
+    mut call: Call<'_>,
+    item: Result<Item, Malformed>,
+    record: &mut Option<Record>,
+) -> Result<Response, ApiError> {
+    let outcome = match item {
+        Ok(item) => call.evaluate(item).await,
+        Err(malformed) => Evaluated::Failed(malformed),
+    };
     *record = call.take_record();
     answer_single(state, call.program, outcome)
 }
@@ -639,12 +721,13 @@ impl Semantic {
     }
 }
 
-/// Answers an evaluations call, as a reader read it.
-fn batch(
-    incoming: Incoming<'_>,
+/// Reads an evaluations call: every item, decided afterwards in order.
+fn read_batch<'s>(
+    incoming: Incoming<'s>,
+    snapshot: &'s Result<Arc<Program>, ApiError>,
+    now: Timestamp,
     read: request::Evaluations<'_>,
-    record: &mut Option<Record>,
-) -> Result<Response, ApiError> {
+) -> Result<Read<'s>, ApiError> {
     let Incoming {
         state,
         headers,
@@ -652,24 +735,40 @@ fn batch(
     } = incoming;
     let semantic = Semantic::parse(read.options)?;
     let text = request_text(state, &read.seen);
+    let program = snapshot.as_deref().map_err(Clone::clone)?;
+    let when = (body.started, now);
     let items = match read.shape {
         // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
         request::Shape::Single(single) => {
             let single = single?;
-            let program = state.snapshot(body.started)?;
-            return self::single(incoming, &program, Timestamp::now(), single, text, record);
+            let call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
+            let item = call.read(single);
+            return Ok(Read::Single(call, item));
         }
         request::Shape::Batch(items) => items,
     };
-    let program = state.snapshot(body.started)?;
-    let when = (body.started, Timestamp::now());
-    let mut call = Call::for_request(state, headers, &program, when, Shape::Batch, text)?;
+    let call = Call::for_request(state, headers, program, when, Shape::Batch, text)?;
+    let items = (0..items.len())
+        .map(|index| call.read(items.item(index)?))
+        .collect();
+    Ok(Read::Batch(call, semantic, items))
+}
+
+/// Answers an evaluations call: its items decided in order, each counted against the limits
+/// before the next is decided.
+async fn batch(
+    state: &AppState,
+    mut call: Call<'_>,
+    semantic: Semantic,
+    items: Vec<Result<Item, Malformed>>,
+    record: &mut Option<Record>,
+) -> Result<Response, ApiError> {
     let mut out = String::with_capacity(16 + items.len() * 20);
     out.push_str(r#"{"evaluations":["#);
-    for index in 0..items.len() {
+    for (index, item) in items.into_iter().enumerate() {
         call.at_item(index);
-        let outcome = match items.item(index) {
-            Ok(read) => call.evaluate(read),
+        let outcome = match item {
+            Ok(item) => call.evaluate(item).await,
             Err(message) => Evaluated::Failed(message),
         };
         if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {

@@ -26,7 +26,7 @@ use serde_json::{Map, Value as JsonValue, json};
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, Shape};
 use crate::check::route_table::{Case, Matched};
-use crate::decide::{Decided, Decider, Presenting, Proved, Recorder};
+use crate::decide::{Decided, Decider, Presenting, Proved, Recorder, Step};
 use crate::eval::request::{self, Invalid, Parts, RequestError};
 use crate::gateway::identity::{Identity, IdentityError};
 use crate::gateway::route;
@@ -77,7 +77,9 @@ async fn envoy(State(state): State<Arc<AppState>>, request: Request) -> Response
 
 /// Answers, and queues the call's audit record (when the audit log is on).
 async fn answered(state: &AppState, flavour: Flavour, request: Request) -> Response {
-    let (response, record) = answer_recorded(state, flavour, &request);
+    // A forward-auth call's body is not read (and cannot be shared while the call waits).
+    let request = request.map(drop);
+    let (response, record) = answer_recorded(state, flavour, &request).await;
     drop(request);
     crate::server::authzen::audit_submit(state, record).await;
     response
@@ -115,9 +117,9 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// Reads the original request out of a forward-auth call.
-pub fn original<'r>(
+pub fn original<'r, B>(
     flavour: Flavour,
-    request: &'r Request,
+    request: &'r axum::http::Request<B>,
     envoy_prefix: &str,
 ) -> Result<Original<'r>, String> {
     let headers = request.headers();
@@ -331,16 +333,31 @@ impl Answer {
 
 /// Decides one forward-auth call and counts it in the metrics, for a server without an audit
 /// log (the endpoints use [`answer_recorded`], and queue the record).
-pub fn answer(state: &AppState, flavour: Flavour, request: &Request) -> Response {
-    answer_recorded(state, flavour, request).0
+/// Without limits kept in Redis nothing waits, and the answer is ready at once; a call that
+/// would wait for Redis is answered 503 here.
+pub fn answer<B>(state: &AppState, flavour: Flavour, request: &axum::http::Request<B>) -> Response {
+    match ready(answer_recorded(state, flavour, request)) {
+        Some((response, _)) => response,
+        None => Answer::Unavailable(ApiError::Internal).into_response(flavour),
+    }
+}
+
+/// The output of `future` when it is ready at its first poll.
+pub(crate) fn ready<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Decides one forward-auth call, and counts it in the metrics; with the audit log on, also
 /// the call's record (every call that reached a decision: it named a subject).
-pub fn answer_recorded(
+pub async fn answer_recorded<B>(
     state: &AppState,
     flavour: Flavour,
-    request: &Request,
+    request: &axum::http::Request<B>,
 ) -> (Response, Option<Record>) {
     let call = Arrival {
         flavour,
@@ -348,20 +365,20 @@ pub fn answer_recorded(
         started: Instant::now(),
     };
     let original = original(flavour, request, &state.settings.gateway.envoy_path_prefix);
-    let (outcome, record) = check(state, &call, original);
+    let (outcome, record) = check(state, &call, original).await;
     (outcome.into_response(flavour), record)
 }
 
 /// The one forward-auth check behind every door: the original request as the gateway
 /// described it (or why it could not be read), the call's headers (token, capability, request
 /// id) -> the outcome, counted in the metrics; with the audit log on, also the call's record.
-pub fn check(
+pub async fn check(
     state: &AppState,
     call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
 ) -> (Answer, Option<Record>) {
     let mut record = None;
-    let outcome = checked(state, call, original, &mut record);
+    let outcome = checked(state, call, original, &mut record).await;
     let status = outcome.status(call.flavour);
     // A decision is a call that named a subject (what the audit log records): not a call
     // without the gateway's headers, nor one without a valid identity (401).
@@ -381,7 +398,7 @@ pub fn check(
     (outcome, record)
 }
 
-fn checked(
+async fn checked(
     state: &AppState,
     call: &Arrival<'_>,
     original: Result<Original<'_>, String>,
@@ -409,7 +426,7 @@ fn checked(
             return Answer::Unauthenticated(error);
         }
     };
-    let (result, recorded) = decide(state, &program, &original, &identity, call);
+    let (result, recorded) = decide(state, &program, &original, &identity, call).await;
     *record = recorded;
     let version = Arc::clone(&program.version);
     match result {
@@ -483,9 +500,9 @@ fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, Header
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// Routes the call, and hands the request it makes to the decision service. With the audit
-/// log on, also the call's record.
-pub fn decide(
+/// Routes the call, and hands the request it makes to the decision service (awaiting limits
+/// kept in Redis). With the audit log on, also the call's record.
+pub async fn decide(
     state: &AppState,
     program: &Program,
     original: &Original<'_>,
@@ -565,9 +582,18 @@ pub fn decide(
             .and_then(|parts| request::from_parts(program, &parts, now)),
         Err(reason) => Err(Invalid::Unrouted(reason.clone()).into()),
     };
-    let verdict = match decoded {
-        Ok(mut request) => decider.decide(Ok(&mut request), named, token, None, recorder),
-        Err(error) => decider.decide(Err(error), named, token, None, recorder),
+    let step = match decoded {
+        Ok(mut request) => decider.begin(Ok(&mut request), named, token, None, recorder),
+        Err(error) => decider.begin(Err(error), named, token, None, recorder),
+    };
+    let verdict = match step {
+        Step::Done(verdict) => verdict,
+        Step::Pending(pending) => {
+            let recorder = audit
+                .as_mut()
+                .map(|audit| audit as &mut (dyn Recorder + Send));
+            decider.settle(pending, None, recorder).await
+        }
     };
     let record = audit.and_then(|audit| audit.record);
     let routed = match (&verdict.decision, routed) {

@@ -75,7 +75,7 @@ impl Authorizer {
 
     /// Decides one check, and queues its audit record.
     pub async fn decide(&self, request: &CheckRequest) -> CheckResponse {
-        let (response, record) = answer(&self.state, request);
+        let (response, record) = answer(&self.state, request).await;
         crate::server::authzen::audit_submit(&self.state, record).await;
         response
     }
@@ -176,7 +176,7 @@ fn peer_ip(peer: &Peer) -> Option<IpAddr> {
 }
 
 /// Decides one check and counts it in the metrics; with the audit log on, also its record.
-pub fn answer(
+pub async fn answer(
     state: &AppState,
     request: &CheckRequest,
 ) -> (CheckResponse, Option<crate::audit::record::Record>) {
@@ -198,7 +198,7 @@ pub fn answer(
         headers: &described.headers,
         started,
     };
-    let (outcome, record) = forward::check(state, &call, original);
+    let (outcome, record) = forward::check(state, &call, original).await;
     (response(outcome, &state.settings.gateway), record)
 }
 

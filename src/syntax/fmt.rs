@@ -95,13 +95,16 @@ pub(crate) fn quoted(text: &str) -> String {
     format!("\"{}\"", escape(text))
 }
 
-/// An action name: bare when it is a plain identifier, quoted otherwise.
+/// An action name: bare when it is a plain identifier, or a namespace's name whose parts are
+/// all words (`acme::read`, as the grammar reads it back); quoted otherwise.
 pub(crate) fn action_name_text(text: &str) -> String {
-    if is_identifier(text) && !is_keyword(text) {
-        text.to_string()
-    } else {
-        quoted(text)
-    }
+    let plain = |part: &str| is_identifier(part) && !is_keyword(part);
+    let word = |part: &str| is_identifier(part) && part != "properties";
+    let bare = match text.split_once("::") {
+        Some((first, rest)) => plain(first) && rest.split("::").all(word),
+        None => plain(text),
+    };
+    if bare { text.to_string() } else { quoted(text) }
 }
 
 /// A record key, attribute declaration or `has` target: bare when the grammar takes it bare
@@ -1808,6 +1811,15 @@ mod tests {
         assert_eq!(action_name_text("read"), "read");
         assert_eq!(action_name_text("read-todo"), "\"read-todo\"");
         assert_eq!(action_name_text("group"), "\"group\"");
+        assert_eq!(action_name_text("acme::read"), "acme::read");
+        assert_eq!(
+            action_name_text("acme::billing::group"),
+            "acme::billing::group"
+        );
+        assert_eq!(action_name_text("acme::read-todo"), "\"acme::read-todo\"");
+        assert_eq!(action_name_text("acme::"), "\"acme::\"");
+        assert_eq!(action_name_text("::read"), "\"::read\"");
+        assert_eq!(action_name_text("data::read"), "\"data::read\"");
         assert_eq!(attribute_text("in"), ".in");
         assert_eq!(attribute_text("properties"), "[\"properties\"]");
         assert_eq!(attribute_text("x y"), "[\"x y\"]");

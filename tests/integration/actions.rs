@@ -267,10 +267,7 @@ fn data_files_may_not_define_or_name_an_id_an_enumeration_does_not_list() {
         .collect();
     assert_eq!(
         codes,
-        [
-            "warden::data::unknown_enum_id",
-            "warden::data::unknown_enum_id"
-        ],
+        ["warden::unknown_enum_id", "warden::unknown_enum_id"],
         "{:#?}",
         failure.diagnostics
     );
@@ -283,6 +280,110 @@ fn data_files_may_not_define_or_name_an_id_an_enumeration_does_not_list() {
         text.join("\n").contains("did you mean `green`?"),
         "{text:?}"
     );
+}
+
+/// An attribute or a context member typed as an enumeration: the id must be one it lists.
+const SHADES: &str = r#"
+entity Color enum ["red", "green"]
+entity User { favourite: Color, others?: Set<Color> }
+entity Wall
+action paint on Wall context { color: Color }
+@id("favourite") allow paint on Wall if context.color == subject.favourite
+"#;
+
+#[test]
+fn a_data_file_attribute_typed_as_an_enumeration_takes_only_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.warden"), SHADES).unwrap();
+    std::fs::write(
+        dir.path().join("data.json"),
+        json!({"entities": [
+            {"type": "User", "id": "ana", "attributes": {"favourite": "red"}},
+            {"type": "User", "id": "bo", "attributes": {"favourite": "gren"}},
+            {"type": "User", "id": "cy", "attributes": {
+                "favourite": {"type": "Color", "id": "green"},
+                "others": ["red", {"type": "Color", "id": "blue"}],
+            }},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let failure = match warden::engine::Engine::load(dir.path()) {
+        Ok(_) => panic!("the data loaded"),
+        Err(failure) => failure,
+    };
+    let text: Vec<String> = failure
+        .diagnostics
+        .iter()
+        .map(|d| d.render(false))
+        .collect();
+    let text = text.join("\n");
+    assert_eq!(failure.diagnostics.len(), 2, "{text}");
+    assert!(
+        text.contains("`Color` has no entity \"gren\"") && text.contains("did you mean `green`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`Color` has no entity \"blue\"")
+            && text.contains("$.entities[2].attributes.others[1]"),
+        "{text}"
+    );
+}
+
+/// The one-pass reader and the ordinary one refuse a context member whose enumerated id is not
+/// listed alike, and decode a listed one alike.
+#[test]
+fn a_context_member_typed_as_an_enumeration_takes_only_its_ids_on_every_reader() {
+    use warden::eval::request::{Reader, read_with};
+    let engine = inline(
+        SHADES,
+        Some(
+            json!({"entities": [{"type": "User", "id": "ana", "attributes": {"favourite": "red"}}]}),
+        ),
+    );
+    let body = |color: Value| {
+        json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "paint"},
+            "resource": {"type": "Wall", "id": "w"},
+            "context": {"color": color},
+        })
+        .to_string()
+    };
+    let now = at(WORKDAY);
+    for (color, allowed) in [
+        (json!("red"), Some(true)),
+        (json!({"type": "Color", "id": "red"}), Some(true)),
+        (json!("green"), Some(false)),
+        (json!("purple"), None),
+        (json!({"type": "Color", "id": "blue"}), None),
+        (json!("Red"), None),
+    ] {
+        let text = body(color.clone());
+        let ordinary = read_with(&engine.program, text.as_bytes(), now, Reader::Ordinary).unwrap();
+        match (&ordinary, allowed) {
+            (Ok(request), Some(allowed)) => assert_eq!(
+                warden::eval::decide(&engine.program, request).allowed,
+                allowed,
+                "{color}"
+            ),
+            (Err(error), None) => assert!(
+                error.to_string().contains("`Color` has no entity"),
+                "{color}: {error}"
+            ),
+            other => panic!("{color}: {other:?}"),
+        }
+        // The one-pass reader decodes what it is sure of, and leaves the rest.
+        match read_with(&engine.program, text.as_bytes(), now, Reader::OnePass) {
+            Some(fast) => {
+                assert!(allowed.is_some(), "{color}: read fast, but {ordinary:?}");
+                assert_eq!(format!("{fast:?}"), format!("{ordinary:?}"), "{color}");
+            }
+            None => assert!(allowed.is_none() || color.is_object(), "{color}: left"),
+        }
+        let read = warden::eval::request::read(&engine.program, text.as_bytes(), now);
+        assert_eq!(format!("{read:?}"), format!("{ordinary:?}"), "{color}");
+    }
 }
 
 #[test]

@@ -2388,8 +2388,23 @@ async fn a_restart_after_a_crash_continues_the_log() {
 /// A server with a limit of two reads an hour per subject, and the calls that exhaust it: by
 /// AuthZEN (single and batch) and by forward-auth. Returns the log's decisions.
 async fn exhaust_a_limit(setup: &Setup, audit: AuditConfig) -> Vec<JsonValue> {
+    exhaust_a_limit_in(setup, audit, None).await
+}
+
+/// [`exhaust_a_limit`], with the limit counted in Redis at `redis` when given.
+async fn exhaust_a_limit_in(
+    setup: &Setup,
+    audit: AuditConfig,
+    redis: Option<String>,
+) -> Vec<JsonValue> {
     let mut config = setup.config(audit);
     config.gateway.identity_header = Some("x-user".to_string());
+    config.rate_limit_redis = redis.map(|url| warden::limit::RedisConfig {
+        url,
+        // Patient on a busy machine: a failure would be counted locally, not in Redis.
+        timeout: Duration::from_secs(10),
+        on_failure: warden::limit::OnFailure::Closed,
+    });
     let server = TestServer::start(config).await;
     // alice reads her own d1 three times: the third is refused by the limit.
     for expected in [true, true, false] {
@@ -2542,6 +2557,48 @@ async fn limit_denied_decisions_are_recorded_and_replayed_apart() {
         "{out}"
     );
     assert!(out.contains("limit-denied: 2 ("), "{out}");
+}
+
+/// Counted in Redis, a decision waits for the count after the policy decided it (maybe on
+/// another thread): recorded alike all the same, with what the policy read, in every door
+/// (AuthZEN single and batch, forward-auth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_counted_in_redis_are_recorded_as_those_counted_in_the_process() {
+    let test = "decisions_counted_in_redis_are_recorded_as_those_counted_in_the_process";
+    let Some(binary) = crate::fleet::redis_server_or_skip(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = crate::fleet::RedisProcess::start(&binary, scratch.path());
+    let limit = "limit reads: 2 read on Doc per hour per subject";
+    let local = Setup::limited(limit);
+    let shared = Setup::limited(limit);
+    let here = exhaust_a_limit(&local, local.audit()).await;
+    let there = exhaust_a_limit_in(&shared, shared.audit(), Some(redis.url())).await;
+    // What a decision says, without what differs between two runs (times, ids).
+    let said = |decision: &JsonValue| {
+        let mut limited = decision["limited"].clone();
+        if let Some(limited) = limited.as_object_mut() {
+            limited.remove("retry_after");
+        }
+        json!({
+            "decision": decision["decision"],
+            "rules": decision["rules"],
+            "read": decision["read"],
+            "item": decision["item"],
+            "gateway": decision["gateway"],
+            "limited": limited,
+        })
+    };
+    let here: Vec<JsonValue> = here.iter().map(said).collect();
+    let there: Vec<JsonValue> = there.iter().map(said).collect();
+    assert_eq!(here.len(), 10, "{here:#?}");
+    assert!(
+        here.iter()
+            .any(|d| d["read"].as_object().is_some_and(|r| !r.is_empty())),
+        "{here:#?}"
+    );
+    assert_eq!(here, there);
 }
 
 /// `audit_mode = "denies"` records the decisions a limit refused: the caller was denied.

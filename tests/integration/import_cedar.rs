@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::{Value, json};
 use warden::engine::Engine;
 use warden::eval::{self, request};
-use warden::import::cedar::{Input, import};
+use warden::import::cedar::{Imported, Input, import};
 use warden::source::SourceFile;
 
 fn warden(args: &[&str]) -> Output {
@@ -45,23 +45,38 @@ fn app_files(dir: &Path) -> (Option<PathBuf>, PathBuf, Option<PathBuf>, Option<P
     )
 }
 
-fn import_app(dir: &Path) -> tempfile::TempDir {
+fn app_input(dir: &Path) -> Input {
     let (schema, policies, entities, links) = app_files(dir);
-    let input = Input {
+    Input {
         schema: schema.as_deref().map(source),
         policies: source(&policies),
         entities: entities.as_deref().map(source),
         links: links.as_deref().map(source),
-    };
-    let imported = match import(&input) {
-        Ok(imported) => imported,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{}", p.render(false));
-            }
-            panic!("{} does not import", dir.display());
+    }
+}
+
+/// The import, or a panic that shows every problem.
+fn imported(input: &Input) -> Imported {
+    import(input).unwrap_or_else(|problems| {
+        for p in &problems {
+            eprintln!("{}", p.render(false));
         }
-    };
+        panic!("{} does not import", input.policies.name());
+    })
+}
+
+/// The text of one imported file.
+fn file_of(imported: &Imported, name: &str) -> String {
+    imported
+        .files
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, text)| text.clone())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// The imported files, written to a directory of their own.
+fn written(imported: &Imported) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     for (name, text) in &imported.files {
         std::fs::write(out.path().join(name), text).unwrap();
@@ -69,15 +84,19 @@ fn import_app(dir: &Path) -> tempfile::TempDir {
     out
 }
 
+fn import_app(dir: &Path) -> tempfile::TempDir {
+    written(&imported(&app_input(dir)))
+}
+
 /// `{"principal": [T, id], "action": name, "resource": [T, id], "context": {…}}` as AuthZEN.
-/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`);
-/// Warden's actions are not namespaced, so the request names `buy`.
+/// An action of a namespaced application is written as Cedar names it (`App::Action::"buy"`),
+/// and Warden's request names it `App::buy`.
 fn authzen(req: &Value) -> Value {
     let entity = |v: &Value| json!({"type": v[0], "id": v[1]});
     let action = req["action"].as_str().unwrap();
     let action = match action.split_once("::Action::") {
-        Some((_, quoted)) => quoted.trim_matches('"'),
-        None => action,
+        Some((namespace, quoted)) => format!("{namespace}::{}", quoted.trim_matches('"')),
+        None => action.to_string(),
     };
     json!({
         "subject": entity(&req["principal"]),
@@ -155,11 +174,12 @@ fn multiplication_and_decimals_decide_as_cedar() {
     assert!(round_trip("numbers") >= 14);
 }
 
-/// Two namespaces, each with its own `User`: the schema becomes a file per namespace, and the
-/// policies and entities keep their qualified names.
+/// Two namespaces, each with its own `User` and its own `view`: the schema becomes a file per
+/// namespace, and the policies, entities and requests keep their qualified names
+/// (`Audit::Action::"view"` is Warden's `Audit::view`).
 #[test]
 fn namespaced_applications_decide_as_cedar() {
-    assert!(round_trip("namespaces") >= 12);
+    assert!(round_trip("namespaces") >= 14);
 }
 
 #[test]
@@ -180,6 +200,20 @@ fn hotel_chains_with_nested_action_groups_decides_as_cedar() {
 #[test]
 fn github_permission_levels_nest_actions_beneath_actions_and_decide_as_cedar() {
     assert!(round_trip("github_levels") >= 29);
+}
+
+/// `action == Action::"g"` where `g` is a pure group is never true in Cedar (no request names
+/// a group as its action): the import says `false` (`true` for `!=`), checks, and warns.
+#[test]
+fn comparing_action_with_a_pure_group_is_false_as_in_cedar() {
+    assert!(round_trip("pure_groups") >= 8);
+    let imported = imported(&app_input(Path::new("tests/data/cedar/pure_groups")));
+    let warnings: Vec<String> = imported
+        .warnings
+        .iter()
+        .map(|w| w.render(false).replace("tests/data/cedar/pure_groups/", ""))
+        .collect();
+    insta::assert_snapshot!(warnings.join("\n"));
 }
 
 #[test]
@@ -251,16 +285,42 @@ fn constructs_warden_cannot_say_are_refused_where_they_stand() {
             refusal(policy, Some(SCHEMA))
         );
     }
-    insta::assert_snapshot!(
-        "import_cedar_namespace",
-        refusal(
-            "permit (principal, action, resource);",
-            Some(
-                "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
-                 namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }"
-            )
-        )
-    );
+}
+
+/// Two Cedar namespaces may declare the same action id: each is its namespace's action
+/// (`App::read`, `Other::read`), declared in its namespace's file.
+#[test]
+fn two_namespaces_may_declare_the_same_action_id() {
+    let input = Input {
+        schema: Some(SourceFile::new(
+            "app.cedarschema",
+            "namespace App { entity User; action read appliesTo { principal: User, resource: User }; }\n\
+             namespace Other { entity User; action read appliesTo { principal: User, resource: User }; }",
+        )),
+        policies: SourceFile::new(
+            "app.cedar",
+            "permit (principal, action == Other::Action::\"read\", resource);",
+        ),
+        entities: None,
+        links: None,
+    };
+    let imported = imported(&input);
+    let file = |name: &str| file_of(&imported, name);
+    assert!(file("schema.App.warden").contains("action read on App::User by App::User"));
+    assert!(file("schema.Other.warden").contains("action read on Other::User by Other::User"));
+    assert!(file("policies.warden").contains("allow Other::read"));
+    let out = written(&imported);
+    let engine = Engine::load(out.path()).unwrap_or_else(|f| panic!("{:#?}", f.diagnostics));
+    let ask = |ns: &str| {
+        let req = json!({
+            "principal": [format!("{ns}::User"), "u"],
+            "action": format!("{ns}::Action::\"read\""),
+            "resource": [format!("{ns}::User"), "v"],
+        });
+        decide(&engine, &req)
+    };
+    assert!(ask("Other"));
+    assert!(!ask("App"));
 }
 
 /// The Warden text of each kind of Cedar construct the import translates.
@@ -438,24 +498,14 @@ fn a_namespace_in_the_json_schema_form_becomes_a_file() {
         entities: None,
         links: None,
     };
-    let imported = import(&input).unwrap_or_else(|_| panic!("refused"));
-    let file = |name: &str| {
-        imported
-            .files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, text)| text.clone())
-            .unwrap_or_else(|| panic!("no {name}"))
-    };
+    let imported = imported(&input);
+    let file = |name: &str| file_of(&imported, name);
     let app = file("schema.App.warden");
     assert!(app.starts_with("namespace App\n"), "{app}");
     assert!(app.contains("boss?: App::User"), "{app}");
-    assert!(file("schema.warden").contains("action read on App::User"));
-    assert!(file("policies.warden").contains("allow read on App::User"));
-    let out = tempfile::tempdir().unwrap();
-    for (name, text) in &imported.files {
-        std::fs::write(out.path().join(name), text).unwrap();
-    }
+    assert!(app.contains("action read on App::User"), "{app}");
+    assert!(file("policies.warden").contains("allow App::read on App::User"));
+    let out = written(&imported);
     let check = warden(&["check", "-p", out.path().to_str().unwrap()]);
     assert!(
         check.status.success(),

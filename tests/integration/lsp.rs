@@ -587,6 +587,90 @@ fn hover_definition_references_completion_and_formatting() {
     client.shut_down();
 }
 
+/// In a directory with namespaces, a short action or role name goes to its own namespace's
+/// declaration, and a qualified one to the namespace it names.
+#[test]
+fn definitions_follow_namespaces() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-namespaces");
+    let _ = std::fs::remove_dir_all(&root);
+    let policies = root.join("policies");
+    copy_dir(Path::new("tests/data/namespaces"), &policies);
+    let read = |name: &str| std::fs::read_to_string(policies.join(name)).unwrap();
+    let (acme, beta, shared) = (
+        read("acme.warden"),
+        read("beta.warden"),
+        read("shared.warden"),
+    );
+    let mut client = Client::start(&root);
+    let definition = |client: &mut Client, file: &str, at: Value| -> Vec<Value> {
+        let found = client.at("textDocument/definition", &policies.join(file), at);
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| json!({ "uri": l["uri"], "start": l["range"]["start"] }))
+            .collect()
+    };
+    let declared = |file: &str, text: &str, needle: &str, shift: usize| {
+        vec![json!({ "uri": uri(&policies.join(file)), "start": position(text, needle, 0, shift) })]
+    };
+    client.open(&policies.join("beta.warden"), &beta);
+    client.open(&policies.join("shared.warden"), &shared);
+    // (file used in, its text, the use, where the name starts in it; file declared in, its
+    // text, the declaration, where the name starts in it)
+    let cases = [
+        // beta's `publish` and `editor` are beta's own.
+        (
+            "beta.warden",
+            &beta,
+            "allow publish on Doc",
+            "allow ",
+            "beta.warden",
+            &beta,
+            "action publish",
+            "action ",
+        ),
+        (
+            "beta.warden",
+            &beta,
+            "given role editor",
+            "given role ",
+            "beta.warden",
+            &beta,
+            "role editor",
+            "role ",
+        ),
+        // The shared file's `acme::publish` and `acme::auditor` are acme's.
+        (
+            "shared.warden",
+            &shared,
+            "allow acme::publish",
+            "allow ",
+            "acme.warden",
+            &acme,
+            "action publish",
+            "action ",
+        ),
+        (
+            "shared.warden",
+            &shared,
+            "if acme::auditor",
+            "if ",
+            "acme.warden",
+            &acme,
+            "let auditor",
+            "let ",
+        ),
+    ];
+    for (file, text, used, before, home, home_text, declaration, keyword) in cases {
+        assert_eq!(
+            definition(&mut client, file, position(text, used, 0, before.len())),
+            declared(home, home_text, declaration, keyword.len()),
+            "{used}"
+        );
+    }
+}
+
 #[test]
 fn positions_count_utf16_units_or_utf8_bytes_as_agreed() {
     let text = "entity Photo { name: String }\naction view on Photo\n\

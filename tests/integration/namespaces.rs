@@ -1,5 +1,6 @@
-//! Namespaces: two teams' files each declare `User` and `Doc`; data files and requests name
-//! the types in full (`acme::User`), policies by short name inside their namespace.
+//! Namespaces: two teams' files each declare `User`, `Doc`, a `publish` action and an `editor`
+//! role; data files and requests name them in full (`acme::User`, `acme::publish`,
+//! `acme::editor`), policies by short name inside their namespace.
 
 use std::path::Path;
 
@@ -44,13 +45,21 @@ fn each_team_decides_on_its_own_types() {
         ask(("beta::User", "alice"), "view", ("beta::Doc", "memo")),
         denied(&[])
     );
-    // `approve` is declared `by User` in acme's file: acme's users only.
+    // `approve` is declared `by User` in acme's file: `acme::approve`, for acme's users only.
     assert_eq!(
-        ask(("acme::User", "carol"), "approve", ("acme::Doc", "plan")),
+        ask(
+            ("acme::User", "carol"),
+            "acme::approve",
+            ("acme::Doc", "plan")
+        ),
         denied(&[])
     );
     assert_eq!(
-        ask(("acme::User", "bob"), "approve", ("acme::Doc", "plan")),
+        ask(
+            ("acme::User", "bob"),
+            "acme::approve",
+            ("acme::Doc", "plan")
+        ),
         held(&["approvers"])
     );
     // Same id, other namespace: another entity, owning nothing of acme's.
@@ -75,6 +84,86 @@ fn each_team_decides_on_its_own_types() {
     );
 }
 
+/// Two namespaces' `publish` and `editor` are two actions and two roles, each decided by its
+/// own namespace's rules, grants and `let`s.
+#[test]
+fn each_team_has_its_own_actions_roles_and_lets() {
+    let engine = engine();
+    let ask = |subject, action, resource| {
+        decide_at(&engine, body(subject, action, resource), at(WORKDAY))
+    };
+    // acme's `publish` is beneath acme's `approve`.
+    assert_eq!(
+        ask(
+            ("acme::User", "bob"),
+            "acme::publish",
+            ("acme::Doc", "plan")
+        ),
+        held(&["approvers"])
+    );
+    // The shared rule names acme's `publish` and acme's `auditor` in full.
+    assert_eq!(
+        ask(
+            ("acme::User", "carol"),
+            "acme::publish",
+            ("acme::Doc", "plan")
+        ),
+        held(&["auditors-publish"])
+    );
+    // acme's `editor` is bound to dan, beta's to eve: each grants its own namespace's action.
+    assert_eq!(
+        ask(("acme::User", "dan"), "edit", ("acme::Doc", "plan")),
+        held(&["acme-editors"])
+    );
+    assert_eq!(
+        ask(
+            ("beta::User", "eve"),
+            "beta::publish",
+            ("beta::Doc", "memo")
+        ),
+        held(&["beta-editors"])
+    );
+    assert_eq!(
+        ask(
+            ("beta::User", "alice"),
+            "beta::publish",
+            ("beta::Doc", "memo")
+        ),
+        denied(&[])
+    );
+    // Beta's `red` reads the context.
+    let mut red = body(
+        ("beta::User", "alice"),
+        "beta::publish",
+        ("beta::Doc", "plan"),
+    );
+    red["context"] = json!({"team": "red"});
+    assert_eq!(
+        decide_at(&engine, red, at(WORKDAY)),
+        held(&["beta-publish"])
+    );
+}
+
+/// On the wire a namespaced action is named in full; its short name is no action.
+#[test]
+fn a_short_action_name_on_the_wire_is_an_undeclared_action() {
+    let engine = engine();
+    let read =
+        |value: Value| request::read(&engine.program, value.to_string().as_bytes(), at(WORKDAY));
+    for short in ["publish", "approve"] {
+        match read(body(("acme::User", "bob"), short, ("acme::Doc", "plan"))) {
+            Err(RequestError::Invalid(message)) => {
+                let message = message.to_string();
+                assert!(
+                    message.contains(&format!("undeclared action `{short}`")),
+                    "{message}"
+                );
+            }
+            other => panic!("expected an invalid request, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_short_name_on_the_wire_is_an_undeclared_type() {
     let engine = engine();
@@ -96,7 +185,7 @@ fn a_short_name_on_the_wire_is_an_undeclared_type() {
 fn policy_tests_use_the_short_names_of_their_namespace() {
     let run = super::policy_tests::warden_test(Path::new(DIR), &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.last_line(), "1 passed, 0 failed");
+    assert_eq!(run.last_line(), "2 passed, 0 failed");
 }
 
 #[test]
@@ -114,6 +203,31 @@ fn the_directory_checks_clean_and_is_formatted() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// `warden eval` names a namespaced action in full.
+#[test]
+fn eval_flags_take_qualified_actions() {
+    let out = super::cli_eval::warden(
+        &[
+            "eval",
+            "-p",
+            DIR,
+            "--subject",
+            "beta::User::eve",
+            "--action",
+            "beta::publish",
+            "--resource",
+            "beta::Doc::memo",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "allow (by beta-editors)",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `warden eval` names entities of a namespace in full, quoted or not.

@@ -15,8 +15,10 @@ entity User in [Team] {
   properties: {
     mfa?: Bool, level?: Int, tags?: Set<String>, team?: Team, since?: Time, ip?: Ip,
     ttl?: Duration, badge?: { n: Int, label?: String }, boss?: User, nums?: Set<Int>,
+    price?: Decimal, shade?: Shade, shades?: Set<Shade>,
   },
 }
+entity Shade enum ["red", "green"]
 entity Doc { owner: User, properties: { rank: Int } }
 entity Thing
 action read on Doc context { ip: Ip, note?: String }
@@ -312,9 +314,43 @@ fn subject_properties() -> impl Strategy<Value = String> {
             r#""nums": [{}]"#,
             v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         )),
+        // Decimals and enumerated entities, valid and not: the ordinary path refuses what
+        // the fast one must leave.
+        prop_oneof![
+            Just(r#""1.5""#),
+            Just(r#""-0.0001""#),
+            Just(r#""1.23456""#),
+            Just(r#""x""#),
+            Just("1.5"),
+            Just(r#"{"__extn": {"fn": "decimal", "arg": "2.5"}}"#),
+        ]
+        .prop_map(|v| format!(r#""price": {v}"#)),
+        prop_oneof![
+            Just(r#""red""#),
+            Just(r#""green""#),
+            Just(r#""blue""#),
+            Just(r#""Red""#),
+            Just(r#"{"type": "Shade", "id": "green"}"#),
+            Just(r#"{"type": "Shade", "id": "purple"}"#),
+            Just(r#"{"type": "User", "id": "red"}"#),
+        ]
+        .prop_map(|v| format!(r#""shade": {v}"#)),
+        prop_oneof![
+            Just(r#"["red", "green"]"#),
+            Just(r#"["red", "gren"]"#),
+            Just("[]"),
+        ]
+        .prop_map(|v| format!(r#""shades": {v}"#)),
         json_text().prop_map(|v| format!(r#""other": {v}"#)),
         (
-            prop_oneof![Just("mfa"), Just("level"), Just("badge"), Just("boss")],
+            prop_oneof![
+                Just("mfa"),
+                Just("level"),
+                Just("badge"),
+                Just("boss"),
+                Just("price"),
+                Just("shade")
+            ],
             json_text()
         )
             .prop_map(|(k, v)| format!(r#""{k}": {v}"#)),

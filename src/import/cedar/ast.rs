@@ -19,14 +19,14 @@ pub enum Effect {
 
 /// An entity in a scope: a literal or a template slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ScopeRef {
+pub(crate) enum ScopeRef {
     Uid(Uid),
     Slot,
 }
 
 /// The principal's or the resource's part of a scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     Any,
     Eq(ScopeRef),
     In(ScopeRef),
@@ -34,7 +34,7 @@ pub enum Scope {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ActionScope {
+pub(crate) enum ActionScope {
     Any,
     Eq(Uid),
     In(Vec<Uid>),
@@ -56,7 +56,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn is_template(&self) -> bool {
+    pub(crate) fn is_template(&self) -> bool {
         let slot = |s: &Scope| {
             matches!(
                 s,

@@ -170,7 +170,7 @@ fn extension_value(function: &str, arg: &str, at: &str) -> Result<Value, ImportE
 }
 
 /// Cedar's entities file (`[{"uid", "attrs", "parents"}]`) as a Warden data file.
-pub fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportError> {
+pub(crate) fn data_file(schema: Option<&Schema>, text: &str) -> Result<Value, ImportError> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| ImportError::json(format!("the entities file is not valid JSON: {e}")))?;
     let Value::Array(items) = root else {

@@ -61,6 +61,24 @@ pub enum ImportError {
         #[help]
         help: String,
     },
+    #[error("`action {op} Action::\"{group}\"` in policy `{policy}` is always {value}")]
+    #[diagnostic(
+        code(warden::import::cedar::pure_group),
+        severity(Warning),
+        help(
+            "`{group}` is an action group no request names as its action, so Cedar's \
+             comparison is always {value}; the imported rule says `{value}` there (`action in` \
+             tests membership in a group)"
+        )
+    )]
+    PureGroupCompared {
+        op: &'static str,
+        group: String,
+        policy: String,
+        value: bool,
+        #[label("this policy compares `action` with a group")]
+        span: Span,
+    },
     #[error("{message}")]
     #[diagnostic(code(warden::import::cedar::dropped), severity(Warning))]
     Dropped {

@@ -8,7 +8,7 @@ use crate::source::Span;
 #[derive(Logos, Debug, Clone, Copy, PartialEq, Eq)]
 #[logos(skip r"[ \t\r\n\f]+")]
 #[logos(skip(r"//[^\n]*", allow_greedy = true))]
-pub enum Tok<'s> {
+pub(crate) enum Tok<'s> {
     #[regex(r"[_a-zA-Z][_a-zA-Z0-9]*")]
     Ident(&'s str),
     #[regex(r"\?[_a-zA-Z][_a-zA-Z0-9]*")]
@@ -74,7 +74,7 @@ pub enum Tok<'s> {
 
 impl Tok<'_> {
     /// How a diagnostic names the token.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Tok::Ident(s) => format!("`{s}`"),
             Tok::Slot(s) => format!("slot `{s}`"),
@@ -147,14 +147,18 @@ pub fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ImportError> {
 
 /// One element of a `like` pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PatternElem {
+pub(crate) enum PatternElem {
     Wildcard,
     Char(char),
 }
 
 /// Reads Cedar's escapes (`\n`, `\r`, `\t`, `\\`, `\0`, `\'`, `\"`, `\xHH`, `\u{H…}`, and `\*`
 /// in a pattern). `at` is the offset of the raw text, for the diagnostic.
-pub fn unescape(raw: &str, at: usize, pattern: bool) -> Result<Vec<PatternElem>, ImportError> {
+pub(crate) fn unescape(
+    raw: &str,
+    at: usize,
+    pattern: bool,
+) -> Result<Vec<PatternElem>, ImportError> {
     let mut out = Vec::new();
     let mut chars = raw.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -216,7 +220,7 @@ pub fn unescape(raw: &str, at: usize, pattern: bool) -> Result<Vec<PatternElem>,
 }
 
 /// A string literal's value.
-pub fn string_value(raw: &str, at: usize) -> Result<String, ImportError> {
+pub(crate) fn string_value(raw: &str, at: usize) -> Result<String, ImportError> {
     Ok(unescape(raw, at, false)?
         .into_iter()
         .map(|e| match e {

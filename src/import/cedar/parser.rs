@@ -9,7 +9,7 @@ use crate::check::MAX_DEPTH;
 use crate::source::Span;
 
 /// Reads tokens left to right; shared by the policy and the schema readers.
-pub struct Cursor<'s> {
+pub(crate) struct Cursor<'s> {
     tokens: Vec<(Tok<'s>, Span)>,
     at: usize,
     end: Span,
@@ -54,7 +54,7 @@ impl<'s> Cursor<'s> {
         self.tokens.get(self.at).map(|(t, _)| *t)
     }
 
-    pub fn peek2(&self) -> Option<Tok<'s>> {
+    pub(crate) fn peek2(&self) -> Option<Tok<'s>> {
         self.tokens.get(self.at + 1).map(|(t, _)| *t)
     }
 
@@ -63,24 +63,24 @@ impl<'s> Cursor<'s> {
     }
 
     /// The span of the token just consumed.
-    pub fn prev_span(&self) -> Span {
+    pub(crate) fn prev_span(&self) -> Span {
         self.at
             .checked_sub(1)
             .and_then(|i| self.tokens.get(i))
             .map_or(self.end, |(_, s)| *s)
     }
 
-    pub fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.at >= self.tokens.len()
     }
 
-    pub fn bump(&mut self) -> Option<Tok<'s>> {
+    pub(crate) fn bump(&mut self) -> Option<Tok<'s>> {
         let t = self.peek();
         self.at += 1;
         t
     }
 
-    pub fn eat(&mut self, tok: Tok<'_>) -> bool {
+    pub(crate) fn eat(&mut self, tok: Tok<'_>) -> bool {
         if self.peek() == Some(tok) {
             self.at += 1;
             true
@@ -89,7 +89,7 @@ impl<'s> Cursor<'s> {
         }
     }
 
-    pub fn eat_word(&mut self, word: &str) -> bool {
+    pub(crate) fn eat_word(&mut self, word: &str) -> bool {
         if self.peek() == Some(Tok::Ident(word)) {
             self.at += 1;
             true
@@ -116,7 +116,7 @@ impl<'s> Cursor<'s> {
         }
     }
 
-    pub fn expect_word(&mut self, word: &str) -> Result<(), ImportError> {
+    pub(crate) fn expect_word(&mut self, word: &str) -> Result<(), ImportError> {
         if self.eat_word(word) {
             Ok(())
         } else {
@@ -175,7 +175,7 @@ impl<'s> Cursor<'s> {
 }
 
 /// Reads a file of policies and templates.
-pub fn parse_policies(text: &str) -> Result<Vec<Policy>, ImportError> {
+pub(crate) fn parse_policies(text: &str) -> Result<Vec<Policy>, ImportError> {
     let mut c = Cursor::new(text)?;
     let mut out = Vec::new();
     while !c.at_end() {

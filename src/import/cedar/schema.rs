@@ -10,7 +10,8 @@ use crate::source::Span;
 
 /// Every name is full: a type declared in `namespace App` is `App::User`, and the names its
 /// declarations use are resolved as Cedar does (the namespace's own type first, then the one
-/// outside every namespace). Actions keep their ids: Warden's actions are not namespaced.
+/// outside every namespace). An action is named as Warden names it: `App::read` for Cedar's
+/// `App::Action::"read"`, `read` for `Action::"read"` (see [`action_name`]).
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     pub entities: Vec<EntityType>,
@@ -48,10 +49,12 @@ pub enum Type {
 
 #[derive(Clone, Debug)]
 pub struct Action {
+    /// The full name: `App::read`.
     pub name: String,
     /// The namespace that declares it (`App` for `App::Action::"read"`).
     pub namespace: Option<String>,
-    /// The action groups it is `in` (their ids).
+    /// The action groups it is `in`, by full name once read (as written before: `read` for
+    /// the namespace's own, `Other::read` for another namespace's).
     pub parents: Vec<String>,
     /// `None`: no `appliesTo`, so no request can name it.
     pub applies: Option<AppliesTo>,
@@ -59,7 +62,7 @@ pub struct Action {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct AppliesTo {
+pub(crate) struct AppliesTo {
     pub principals: Vec<String>,
     pub resources: Vec<String>,
     pub context: Option<Type>,
@@ -79,7 +82,7 @@ impl Schema {
     }
 
     /// Whether action `name` is `group` or in it, through any chain of parents.
-    pub fn action_in(&self, name: &str, group: &str) -> bool {
+    pub(crate) fn action_in(&self, name: &str, group: &str) -> bool {
         let mut stack = vec![name.to_string()];
         let mut seen = Vec::new();
         while let Some(a) = stack.pop() {
@@ -99,8 +102,18 @@ impl Schema {
 }
 
 /// `Action`, or a namespace's `App::Action`: the type of Cedar's action entities.
-pub fn is_action_type(ty: &str) -> bool {
+pub(crate) fn is_action_type(ty: &str) -> bool {
     ty == "Action" || ty.ends_with("::Action")
+}
+
+/// The Warden name of Cedar's action `ty::"id"`: `App::read` for `App::Action::"read"`, `read`
+/// for `Action::"read"`. `None` when `ty` is no action type.
+pub(crate) fn action_name(ty: &str, id: &str) -> Option<String> {
+    if ty == "Action" {
+        return Some(id.to_string());
+    }
+    let namespace = ty.strip_suffix("::Action")?;
+    Some(format!("{namespace}::{id}"))
 }
 
 /// `name` in `namespace`: `App::name`, or `name` outside every namespace.
@@ -112,7 +125,7 @@ fn qualified(namespace: Option<&str>, name: &str) -> String {
 }
 
 /// Reads the human schema form.
-pub fn parse_human(text: &str) -> Result<Schema, ImportError> {
+pub(crate) fn parse_human(text: &str) -> Result<Schema, ImportError> {
     let mut c = Cursor::new(text)?;
     let mut schema = Schema::default();
     let mut scopes = Scopes::default();
@@ -186,6 +199,14 @@ impl Scopes {
         }
         for action in schema.actions.iter_mut().skip(actions) {
             action.namespace = namespace.map(str::to_string);
+            action.name = qualified(namespace, &action.name);
+            // A parent without a namespace is the declaring namespace's own (Cedar's
+            // `Action::"g"` inside `namespace App` is `App::Action::"g"`).
+            for parent in &mut action.parents {
+                if !parent.contains("::") {
+                    *parent = qualified(namespace, parent);
+                }
+            }
         }
         for (name, _) in schema.common.iter_mut().skip(common) {
             *name = qualified(namespace, name);
@@ -350,13 +371,24 @@ fn action_decl(c: &mut Cursor<'_>, schema: &mut Schema, start: Span) -> Result<(
             if bracket && c.eat(Tok::RBracket) {
                 break;
             }
-            // `"name"`, `name` or `Action::"name"`.
+            // `"name"`, `name`, `Action::"name"` or another namespace's `App::Action::"name"`.
+            let at = c.span();
             let name = match c.peek() {
                 Some(Tok::Str(_)) => c.string("an action")?,
                 _ => {
                     let path = c.path("an action")?;
                     if c.eat(Tok::ColonColon) {
-                        c.string("an action id")?
+                        let id = c.string("an action id")?;
+                        action_name(&path, &id).ok_or_else(|| {
+                            ImportError::Invalid {
+                            message: format!("`{path}` is no action type"),
+                            span: at,
+                            help: Some(
+                                "an action is `in` actions: `Action::\"…\"` or `App::Action::\"…\"`"
+                                    .to_string(),
+                            ),
+                        }
+                        })?
                     } else {
                         path
                     }
@@ -474,7 +506,7 @@ fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, ImportError
 }
 
 /// Reads the JSON schema form (`{"": {"entityTypes": …, "actions": …}}`).
-pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
+pub(crate) fn parse_json(text: &str) -> Result<Schema, ImportError> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| ImportError::json(format!("the schema is not valid JSON: {e}")))?;
     let Value::Object(namespaces) = root else {
@@ -542,8 +574,10 @@ pub fn parse_json(text: &str) -> Result<Schema, ImportError> {
                                 "actions.{name}.memberOf: an action group of type `{ty}`"
                             )));
                         }
+                        // A `type` names the namespace of the group (`App::Action`).
+                        let ty = m.get("type").and_then(Value::as_str).unwrap_or("Action");
                         match m.get("id").and_then(Value::as_str) {
-                            Some(id) => parents.push(id.to_string()),
+                            Some(id) => parents.extend(action_name(ty, id)),
                             None => {
                                 return Err(ImportError::json(format!(
                                     "actions.{name}.memberOf: each member needs an `id`"

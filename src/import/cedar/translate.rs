@@ -7,7 +7,7 @@ use super::ast::{
 };
 use super::error::ImportError;
 use super::lexer::PatternElem;
-use super::schema::{Attr, Schema, Type, is_action_type};
+use super::schema::{Attr, Schema, Type, action_name as action_name_of, is_action_type};
 use crate::ast::{
     ActionOp, ActionTest, BinaryOp, Expr, ExprKind, Ident, Name, StrLit, UnaryOp, Var as WVar,
 };
@@ -24,39 +24,38 @@ fn unsupported(construct: &str, span: Span, help: &str) -> ImportError {
 }
 
 /// An action name as Warden writes it: bare when it is a plain identifier and no keyword.
-pub fn action_name(text: &str) -> String {
+pub(crate) fn action_name(text: &str) -> String {
     action_name_text(text)
 }
 
 // ---- Schema -------------------------------------------------------------------------------
 
-/// The entity types each Cedar namespace declares, as a Warden file that starts with
-/// `namespace App` (named `schema.App.warden`); the names they use are written in full.
-pub fn namespace_files(schema: &Schema, errors: &mut Vec<ImportError>) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String, String)> = Vec::new();
-    for entity in &schema.entities {
-        let Some((namespace, short)) = entity.name.rsplit_once("::") else {
-            continue;
-        };
-        let at = match files.iter().position(|(n, _, _)| n == namespace) {
-            Some(at) => at,
-            None => {
-                let file = format!("schema.{}.warden", namespace.replace("::", "."));
-                files.push((
-                    namespace.to_string(),
-                    file,
-                    format!("namespace {namespace}\n\n"),
-                ));
-                files.len() - 1
-            }
-        };
-        if let Some((_, _, out)) = files.get_mut(at) {
-            entity_text(schema, entity, short, out, errors);
+/// What each Cedar namespace declares (entity types, actions, action groups), as a Warden file
+/// that starts with `namespace App` (named `schema.App.warden`); the names its declarations
+/// use are written in full.
+pub(crate) fn namespace_files(
+    schema: &Schema,
+    errors: &mut Vec<ImportError>,
+) -> Vec<(String, String)> {
+    let mut namespaces: Vec<&str> = Vec::new();
+    let named = schema
+        .entities
+        .iter()
+        .filter_map(|e| e.name.rsplit_once("::").map(|(n, _)| n))
+        .chain(schema.actions.iter().filter_map(|a| a.namespace.as_deref()));
+    for namespace in named {
+        if !namespaces.contains(&namespace) {
+            namespaces.push(namespace);
         }
     }
-    files
+    namespaces
         .into_iter()
-        .map(|(_, file, text)| (file, text))
+        .map(|namespace| {
+            let file = format!("schema.{}.warden", namespace.replace("::", "."));
+            let mut text = format!("namespace {namespace}\n\n");
+            text.push_str(&declarations(schema, Some(namespace), errors));
+            (file, text)
+        })
         .collect()
 }
 
@@ -96,31 +95,39 @@ fn entity_text(
     out.push('\n');
 }
 
-/// The Warden declarations for a Cedar schema: the entity types outside every namespace (see
-/// [`namespace_files`] for the others) and every action.
+/// The Warden declarations for what a Cedar schema declares outside every namespace (see
+/// [`namespace_files`] for the others).
 pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
+    declarations(schema, None, errors)
+}
+
+/// The entity types, actions and action groups `namespace` declares (`None`: outside every
+/// namespace), under their short names.
+fn declarations(schema: &Schema, namespace: Option<&str>, errors: &mut Vec<ImportError>) -> String {
     let mut out = String::new();
     for entity in &schema.entities {
-        if !entity.name.contains("::") {
-            entity_text(schema, entity, &entity.name, &mut out, errors);
+        match (entity.name.rsplit_once("::"), namespace) {
+            (None, None) => entity_text(schema, entity, &entity.name, &mut out, errors),
+            (Some((own, short)), Some(namespace)) if own == namespace => {
+                entity_text(schema, entity, short, &mut out, errors);
+            }
+            _ => {}
         }
     }
     out.push('\n');
     // Actions that apply alike are declared together, as Cedar's schema usually lists them.
     let mut declared: Vec<(String, Vec<String>)> = Vec::new();
     let mut named: Vec<&super::schema::Action> = Vec::new();
-    for action in &schema.actions {
-        if let Some(first) = named.iter().find(|a| a.name == action.name) {
-            errors.push(ImportError::Unsupported {
-                construct: format!(
-                    "action `{}` declared in two namespaces (`{}` and `{}`)",
-                    action.name,
-                    first.namespace.as_deref().unwrap_or("none"),
-                    action.namespace.as_deref().unwrap_or("none"),
-                ),
+    for action in schema
+        .actions
+        .iter()
+        .filter(|a| a.namespace.as_deref() == namespace)
+    {
+        if named.iter().any(|a| a.name == action.name) {
+            errors.push(ImportError::Invalid {
+                message: format!("action `{}` is declared twice", action.name),
                 span: action.span,
-                help: "Warden's actions are shared by the whole directory; rename one of them"
-                    .to_string(),
+                help: Some("declare each action once in its namespace".to_string()),
             });
             continue;
         }
@@ -161,16 +168,27 @@ pub fn schema_text(schema: &Schema, errors: &mut Vec<ImportError>) -> String {
                 Err(e) => errors.push(e),
             }
         }
+        let short = action_name(short_name(action));
         match declared.iter_mut().find(|(t, _)| *t == tail) {
-            Some((_, names)) => names.push(action_name(&action.name)),
-            None => declared.push((tail, vec![action_name(&action.name)])),
+            Some((_, names)) => names.push(short),
+            None => declared.push((tail, vec![short])),
         }
     }
     for (tail, names) in declared {
         let _ = writeln!(out, "action {}{tail}", names.join(", "));
     }
-    out.push_str(&action_groups(schema));
+    out.push_str(&action_groups(schema, namespace));
     out
+}
+
+/// An action's name inside its namespace's file: `read` for `App::read`.
+fn short_name(action: &super::schema::Action) -> &str {
+    action
+        .namespace
+        .as_deref()
+        .and_then(|namespace| action.name.strip_prefix(namespace))
+        .and_then(|rest| rest.strip_prefix("::"))
+        .unwrap_or(&action.name)
 }
 
 /// The `appliesTo` of an action a request can name: one that lists principal and resource
@@ -205,11 +223,15 @@ fn action_parents(schema: &Schema, action: &super::schema::Action) -> Vec<String
     parents
 }
 
-/// Cedar's pure action groups (actions no request can name) as Warden groups, each listing the
-/// actions and groups declared `in` it.
-fn action_groups(schema: &Schema) -> String {
+/// Cedar's pure action groups (actions no request can name) of `namespace` as Warden groups,
+/// each listing the actions and groups declared `in` it.
+fn action_groups(schema: &Schema, namespace: Option<&str>) -> String {
     let mut out = String::new();
-    for group in schema.actions.iter().filter(|a| requestable(a).is_none()) {
+    for group in schema
+        .actions
+        .iter()
+        .filter(|a| requestable(a).is_none() && a.namespace.as_deref() == namespace)
+    {
         let mut members: Vec<String> = Vec::new();
         for member in &schema.actions {
             if member.parents.contains(&group.name) && !members.contains(&member.name) {
@@ -220,7 +242,7 @@ fn action_groups(schema: &Schema) -> String {
         let _ = writeln!(
             out,
             "action group {} = [{}]",
-            action_name(&group.name),
+            action_name(short_name(group)),
             members.join(", ")
         );
     }
@@ -319,7 +341,7 @@ fn type_text(schema: &Schema, ty: &Type, depth: usize) -> Result<String, ImportE
 // ---- Policies -----------------------------------------------------------------------------
 
 /// A policy ready to print: its id and its slots filled.
-pub struct Instance<'p> {
+pub(crate) struct Instance<'p> {
     pub policy: &'p Policy,
     pub id: String,
     pub principal: Option<Uid>,
@@ -327,7 +349,7 @@ pub struct Instance<'p> {
 }
 
 /// One Warden rule's text, and the warning that goes with it.
-pub struct Translated {
+pub(crate) struct Translated {
     pub text: Option<String>,
     pub warnings: Vec<ImportError>,
 }
@@ -467,19 +489,25 @@ fn actions(
         ActionScope::Eq(uid) => vec![uid],
         ActionScope::In(list) => list.iter().collect(),
     };
-    // Warden's actions are shared by the directory: `App::Action::"read"` is `read`.
-    if let Some(uid) = uids.iter().find(|uid| !is_action_type(&uid.ty)) {
-        return Err(ImportError::Invalid {
-            message: format!("`{}` is no action type", uid.ty),
-            span,
-            help: Some("name actions `Action::\"…\"` or `App::Action::\"…\"`".to_string()),
-        });
+    // Warden names `App::Action::"read"` `App::read`, and `Action::"read"` `read`.
+    let mut wanted: Vec<String> = Vec::new();
+    for uid in uids {
+        match action_name_of(&uid.ty, &uid.id) {
+            Some(name) => wanted.push(name),
+            None => {
+                return Err(ImportError::Invalid {
+                    message: format!("`{}` is no action type", uid.ty),
+                    span,
+                    help: Some("name actions `Action::\"…\"` or `App::Action::\"…\"`".to_string()),
+                });
+            }
+        }
     }
     let mut names: Vec<String> = Vec::new();
     let Some(schema) = schema.filter(|s| !s.actions.is_empty()) else {
-        for uid in uids {
-            if !names.contains(&uid.id) {
-                names.push(uid.id.clone());
+        for wanted in wanted {
+            if !names.contains(&wanted) {
+                names.push(wanted);
             }
         }
         return Ok(Some((names, None)));
@@ -489,31 +517,31 @@ fn actions(
         requestable(a).is_some_and(|to| on.is_none_or(|t| to.resources.iter().any(|r| r == t)))
     };
     let mut exact = None;
-    for uid in uids {
+    for wanted in wanted {
         let beneath = |applying: bool| {
             schema.actions.iter().any(|a| {
-                a.name != uid.id
+                a.name != wanted
                     && (!applying || applies(a))
                     && requestable(a).is_some()
-                    && schema.action_in(&a.name, &uid.id)
+                    && schema.action_in(&a.name, &wanted)
             })
         };
         let named = match scope {
             ActionScope::Eq(_) => {
-                let named = schema.action(&uid.id).is_some_and(applies);
+                let named = schema.action(&wanted).is_some_and(applies);
                 if named && beneath(false) {
                     exact = Some(w(ExprKind::ActionTest(ActionTest {
                         op: ActionOp::Eq,
-                        names: vec![name(&uid.id)],
+                        names: vec![name(&wanted)],
                         list: false,
                     })));
                 }
                 named
             }
-            _ => schema.action(&uid.id).is_some_and(applies) || beneath(true),
+            _ => schema.action(&wanted).is_some_and(applies) || beneath(true),
         };
-        if named && !names.contains(&uid.id) {
-            names.push(uid.id.clone());
+        if named && !names.contains(&wanted) {
+            names.push(wanted);
         }
     }
     Ok(Some((names, exact)))
@@ -566,6 +594,19 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
     }
     if !errors.is_empty() {
         return Err(errors);
+    }
+    if let Some(schema) = schema {
+        for condition in &mut conditions {
+            pure_group_tests(schema, condition, &mut |op, group, value| {
+                warnings.push(ImportError::PureGroupCompared {
+                    op,
+                    group: group.to_string(),
+                    policy: inst.id.clone(),
+                    value,
+                    span: p.span,
+                });
+            });
+        }
     }
     if acts.as_ref().is_some_and(Vec::is_empty) {
         warnings.push(ImportError::Dropped {
@@ -633,6 +674,28 @@ pub fn rule(schema: Option<&Schema>, inst: &Instance<'_>) -> Result<Translated, 
         text: Some(text),
         warnings,
     })
+}
+
+/// Rewrites `action == g` to `false` (and `!=` to `true`) where `g` is a pure group of the
+/// schema: no request names a group as its action, so Cedar's comparison never holds, while
+/// Warden refuses comparing `action` with a group outright.
+fn pure_group_tests(
+    schema: &Schema,
+    e: &mut Expr,
+    found: &mut impl FnMut(&'static str, &str, bool),
+) {
+    if let ExprKind::ActionTest(test) = &e.kind
+        && let (op @ (ActionOp::Eq | ActionOp::Ne), [group]) = (test.op, test.names.as_slice())
+        && schema
+            .action(&group.text)
+            .is_some_and(|action| requestable(action).is_none())
+    {
+        let value = op == ActionOp::Ne;
+        found(op.as_str(), &group.text, value);
+        e.kind = ExprKind::Bool(value);
+        return;
+    }
+    e.for_each_child_mut(|child| pure_group_tests(schema, child, found));
 }
 
 /// Whether `e` adds, subtracts, multiplies or negates (each can overflow).
@@ -946,12 +1009,9 @@ fn action_test(op: BinaryOp, rhs: &CExpr, sp: Span) -> Result<Expr, ImportError>
         )
     };
     let uid = |e: &CExpr| match &e.kind {
-        K::Entity(uid) if uid.ty == "Action" => Ok(name(&uid.id)),
-        K::Entity(uid) if uid.ty.ends_with("::Action") => Err(unsupported(
-            "a namespaced action",
-            e.span,
-            "Warden has no namespaces yet; name actions `Action::\"…\"`",
-        )),
+        K::Entity(uid) => action_name_of(&uid.ty, &uid.id)
+            .map(|text| name(&text))
+            .ok_or_else(refused),
         _ => Err(refused()),
     };
     let (op, names, list) = match (op, &rhs.kind) {

@@ -2,6 +2,8 @@
 //! count through; a Redis killed mid-run fails closed or open as configured, and a restarted
 //! one is used again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as JsonValue, json};
@@ -10,7 +12,8 @@ use warden::limit::OnFailure;
 use super::{RedisProcess, redis_server_or_skip, shared_redis_or_skip, unique};
 use crate::capability::processes::warden;
 use crate::server::{
-    EVALUATION, Http, POLICY, PolicyDir, STORE, ServerProcess, TestServer, config, spawn_server,
+    EVALUATION, EVALUATIONS, Http, POLICY, PolicyDir, STORE, ServerProcess, TestServer, config,
+    spawn_server,
 };
 
 /// The test policy with `limit NAME: COUNT read on Doc per day per subject` (rolling: one
@@ -116,14 +119,21 @@ fn redis_config(dir: &PolicyDir, url: &str, on_failure: OnFailure) -> warden::se
     config
 }
 
+/// A Redis of the test's own (`redis-server`'s path, its directory, the process); `None`,
+/// after printing SKIPPED, when it is not installed outside CI.
+fn own_redis(test: &str) -> Option<(String, tempfile::TempDir, RedisProcess)> {
+    let binary = redis_server_or_skip(test)?;
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&binary, scratch.path());
+    Some((binary, scratch, redis))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up() {
     let test = "redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked_up";
-    let Some(binary) = redis_server_or_skip(test) else {
+    let Some((_, _scratch, redis)) = own_redis(test) else {
         return;
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let redis = RedisProcess::start(&binary, scratch.path());
     let dir = limited("reads", 3);
     let closed = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
     let open = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Open)).await;
@@ -207,6 +217,189 @@ async fn redis_killed_fails_closed_or_open_as_configured_and_a_restart_is_picked
     assert_eq!(allowed, 3);
     closed.running.shutdown().await;
     open.running.shutdown().await;
+}
+
+/// A batch counted in Redis counts its items in order, each before the next is decided, and
+/// an item the batch never reaches (it stopped at a deny) is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop() {
+    let test = "a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop";
+    let Some((_, _scratch, redis)) = own_redis(test) else {
+        return;
+    };
+    let dir = limited("reads", 3);
+    let server = TestServer::start(redis_config(&dir, &redis.url(), OnFailure::Closed)).await;
+    let item = |action: &str, doc: &str| json!({"action": {"name": action}, "resource": {"type": "Doc", "id": doc}});
+    let batch = |items: Vec<JsonValue>, semantic: &str| {
+        json!({
+            "subject": {"type": "User", "id": "bob"},
+            "action": {"name": "read"},
+            "evaluations": items,
+            "options": {"evaluations_semantic": semantic},
+        })
+    };
+    let decisions = |reply: crate::server::Reply| -> Vec<bool> {
+        reply.json()["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["decision"].as_bool().unwrap())
+            .collect()
+    };
+    // The policy denies the second item: the batch stops there, and the third is not counted.
+    let stopped = batch(
+        vec![item("read", "d1"), item("write", "d2"), item("read", "d1")],
+        "deny_on_first_deny",
+    );
+    let reply = server.http.post_json(EVALUATIONS, &stopped).await;
+    assert_eq!(decisions(reply), [true, false]);
+    // Two of three left: the limit refuses the third of these, in order.
+    let all = batch(vec![item("read", "d1"); 4], "execute_all");
+    let reply = server.http.post_json(EVALUATIONS, &all).await;
+    assert_eq!(decisions(reply), [true, true, false, false]);
+    let status = server.status().await;
+    assert_eq!(status["rate_limits"]["errors"], 0, "{status:#}");
+    assert_eq!(status["rate_limits"]["calls"], 5, "{status:#}");
+    server.running.shutdown().await;
+}
+
+/// A Redis that answers a connection's set-up (`+OK` to anything) but never a script: every
+/// limit call hangs. Counts the scripts it was sent.
+async fn silent_redis() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let scripts = Arc::new(AtomicUsize::new(0));
+    let counted = scripts.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(silent_connection(stream, counted.clone()));
+        }
+    });
+    (port, scripts)
+}
+
+async fn silent_connection(mut stream: tokio::net::TcpStream, scripts: Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Once a script came, nothing more is answered: a later answer would be taken for it.
+    let mut silent = false;
+    loop {
+        let Ok(read) = stream.read(&mut chunk).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        while let Some((name, used)) = command(&buffer) {
+            buffer.drain(..used);
+            if name.eq_ignore_ascii_case(b"evalsha") || name.eq_ignore_ascii_case(b"eval") {
+                silent = true;
+                scripts.fetch_add(1, Ordering::SeqCst);
+            } else if !silent && stream.write_all(b"+OK\r\n").await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The name of the first whole command in `buffer` (a RESP array of bulk strings), and the
+/// bytes it takes.
+fn command(buffer: &[u8]) -> Option<(Vec<u8>, usize)> {
+    fn line(buffer: &[u8], at: usize) -> Option<(usize, usize)> {
+        let end = at + buffer.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        let number = std::str::from_utf8(buffer.get(at + 1..end)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        Some((number, end + 2))
+    }
+    let (count, mut at) = line(buffer, 0)?;
+    let mut name = None;
+    for _ in 0..count {
+        let (length, start) = line(buffer, at)?;
+        let arg = buffer.get(start..start + length)?;
+        name.get_or_insert_with(|| arg.to_vec());
+        at = start + length + 2;
+        if buffer.len() < at {
+            return None;
+        }
+    }
+    Some((name?, at))
+}
+
+/// Threads of process `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+/// Calls waiting for Redis wait in their own tasks: many at once hold no thread each, and
+/// each is cut by the timeout, answered as configured (here: closed), and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_on_redis_hold_no_thread_and_end_at_the_timeout() {
+    let test = "calls_waiting_on_redis_hold_no_thread_and_end_at_the_timeout";
+    if !std::path::Path::new("/proc/self/task").is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test} counts threads in /proc"
+        );
+        eprintln!("SKIPPED {test}: no /proc");
+        return;
+    }
+    const CALLS: usize = 32;
+    let (port, scripts) = silent_redis().await;
+    let dir = limited("reads", 1000);
+    let mut command = warden();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--watch=false"])
+        .args(["--log-format", "json"])
+        .args(["--rate-limit-redis", &format!("redis://127.0.0.1:{port}")])
+        .args(["--rate-limit-redis-failure", "closed"])
+        // Long enough that every call is still waiting when the threads are counted.
+        .args(["--rate-limit-redis-timeout-ms", "5000"])
+        .arg("--policies")
+        .arg(dir.path());
+    let server = spawn_server(command);
+    let pid = server.child.id();
+    let before = threads(pid);
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let http = server.http.clone();
+            tokio::spawn(async move { bob_reads(&http).await })
+        })
+        .collect();
+    crate::support::poll(
+        "every call's script to reach Redis",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        async || match scripts.load(Ordering::SeqCst) {
+            CALLS.. => Ok(()),
+            seen => Err(seen),
+        },
+    )
+    .await;
+    let during = threads(pid);
+    // A call that blocked a thread while it waited would take one each.
+    assert!(
+        during <= before + 4,
+        "{during} threads with {CALLS} calls waiting, {before} before"
+    );
+    for call in calls {
+        let (decision, context) = call.await.unwrap();
+        assert!(!decision);
+        assert!(
+            reason(&context).contains("shared limit store is unavailable")
+                && reason(&context).contains("no answer from Redis within 5000 ms"),
+            "{context}"
+        );
+    }
+    let limits = server.http.get("/v1/status").await.json()["rate_limits"].clone();
+    assert_eq!(limits["timeouts"], CALLS, "{limits:#}");
+    assert_eq!(limits["denied"], CALLS, "{limits:#}");
+    assert_eq!(limits["up"], false, "{limits:#}");
 }
 
 #[test]

@@ -360,3 +360,66 @@ limit gets: 2 get per hour per subject
         "{metrics}"
     );
 }
+
+/// The in-process store keys a count by a hash of the limit's name and the key's value, not by
+/// its text: two requests share a count exactly when their keys are the same value, whatever
+/// the ids hold (quotes, backslashes, separators, other scripts, look-alikes).
+mod keys {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+    use warden::engine::Engine;
+    use warden::eval::request;
+    use warden::limit::{self, LocalStore};
+
+    fn engine() -> &'static Engine {
+        static ENGINE: OnceLock<(tempfile::TempDir, Engine)> = OnceLock::new();
+        &ENGINE
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(
+                    dir.path().join("rules.warden"),
+                    "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n\
+                     limit once: 1 view per hour per subject\n",
+                )
+                .unwrap();
+                let engine = Engine::load(dir.path()).unwrap();
+                (dir, engine)
+            })
+            .1
+    }
+
+    fn id() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop::sample::select(vec![
+                "a", "b", "\"", "\\", ":", "::", "\0", "é", "e\u{301}", " ",
+            ]),
+            0..4,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_key_is_counted_once_and_distinct_keys_apart(ids in proptest::collection::vec(id(), 1..24)) {
+            let program = &engine().program;
+            let store = LocalStore::new();
+            let mut seen = HashSet::new();
+            let now = jiff::Timestamp::now();
+            for id in ids {
+                let body = json!({
+                    "subject": {"type": "User", "id": id},
+                    "action": {"name": "view"},
+                    "resource": {"type": "Photo", "id": "p1"},
+                });
+                let request = request::read(program, body.to_string().as_bytes(), now).unwrap();
+                let counted = limit::consume(program, &request, &store);
+                prop_assert_eq!(counted.is_ok(), seen.insert(id.clone()), "{:?}: {:?}", id, counted);
+            }
+        }
+    }
+}

@@ -273,6 +273,39 @@ fn plain_name() -> impl Strategy<Value = String> {
     prop::sample::select(vec!["x", "y", "ok", "n"]).prop_map(quoted)
 }
 
+/// Context members of the declared `Decimal` (`d`) and enumerated `Shade` (`c`) types, valid
+/// and not: both readers must decode the valid ones alike and leave the others invalid.
+fn typed_member() -> impl Strategy<Value = (String, Text)> {
+    let decimal = prop::sample::select(vec![
+        "\"1.5\"",
+        "\"-0.25\"",
+        "\"0.0001\"",
+        "\"922337203685477.5807\"",
+        "\"1.23456\"",
+        "\"1.\"",
+        "\"x\"",
+        "1.5",
+        "2",
+        r#"{"__extn": {"fn": "decimal", "arg": "2.5"}}"#,
+        r#"{"__extn": {"fn": "decimal", "arg": "2.55555"}}"#,
+    ]);
+    let shade = prop::sample::select(vec![
+        "\"red\"",
+        "\"green\"",
+        "\"purple\"",
+        "\"Red\"",
+        "\"\"",
+        r#"{"type": "Shade", "id": "green"}"#,
+        r#"{"type": "Shade", "id": "blue"}"#,
+        r#"{"type": "User", "id": "red"}"#,
+        "3",
+    ]);
+    prop_oneof![
+        decimal.prop_map(|t| (quoted("d"), Text::Raw(t.into()))),
+        shade.prop_map(|t| (quoted("c"), Text::Raw(t.into()))),
+    ]
+}
+
 /// A generated body, or one a client would send, with members the API does not have (named
 /// from a small set, so some come twice).
 fn any_body() -> impl Strategy<Value = String> {
@@ -283,9 +316,20 @@ fn any_body() -> impl Strategy<Value = String> {
         prop::option::of(prop::collection::vec((plain_name(), plain_value()), 0..4)),
         prop::collection::vec((plain_name(), plain_value()), 0..4),
         prop::collection::vec((plain_name(), plain_value()), 0..3),
+        prop::collection::vec(typed_member(), 0..3),
     )
         .prop_map(
-            |(subject, action, resource, context, extra, subject_extra)| {
+            |(subject, action, resource, context, extra, subject_extra, typed)| {
+                // Typed members join the context (made when there is none), so a body holds
+                // up to two of each kind, or the same name twice.
+                let context = match (context, typed.is_empty()) {
+                    (context, true) => context,
+                    (context, false) => {
+                        let mut members = context.unwrap_or_default();
+                        members.extend(typed);
+                        Some(members)
+                    }
+                };
                 let mut subject_members = vec![
                     ("\"type\"".to_string(), Text::Raw("\"User\"".into())),
                     ("\"id\"".to_string(), Text::Raw(quoted(subject))),
