@@ -109,7 +109,9 @@ fn describe(request: &CheckRequest) -> Described<'_> {
     let http = attributes
         .and_then(|a| a.request.as_ref())
         .and_then(|r| r.http.as_ref());
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(http.map_or(0, |http| {
+        http.headers.len() + http.header_map.as_ref().map_or(0, |m| m.headers.len())
+    }));
     if let Some(http) = http {
         // Envoy sends `headers`, or with `encode_raw_headers` the `header_map` (values as
         // bytes). Pseudo-headers (`:path`, ...) are no header names here; their meaning comes
@@ -503,12 +505,12 @@ fn serve_on<A: Accept>(
 ) -> JoinHandle<std::io::Result<()>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(follow_readiness(state.clone(), reporter, shutdown.clone()));
-    let service = Service {
+    let service = Service(Arc::new(Services {
         limit: state.settings.body_limit,
         timeout: state.settings.request_timeout,
         authorizer: Authorizer::new(state),
         others: tonic::service::Routes::new(health),
-    };
+    }));
     let mut incoming = accept(listener, tls);
     let builder = http2_builder();
     let mut stop = shutdown;
@@ -581,7 +583,9 @@ const MAX_CONCURRENT_STREAMS: u32 = 200;
 /// whole. Every other path (the health service, and `UNIMPLEMENTED` for unknown ones) goes to
 /// tonic's router.
 #[derive(Clone)]
-struct Service {
+struct Service(Arc<Services>);
+
+struct Services {
     authorizer: Authorizer,
     others: tonic::service::Routes,
     limit: usize,
@@ -598,11 +602,11 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Service {
 
     fn call(&self, request: axum::http::Request<Incoming>) -> Answering {
         if request.uri().path() == CHECK_PATH {
-            let service = self.clone();
-            return Box::pin(async move { Ok(service.check(request).await) });
+            let services = self.0.clone();
+            return Box::pin(async move { Ok(services.check(request).await) });
         }
         // tonic's router is always ready (its `poll_ready` returns at once).
-        let answer = tower_service::Service::call(&mut self.others.clone(), request);
+        let answer = tower_service::Service::call(&mut self.0.others.clone(), request);
         Box::pin(async move {
             let Ok(response) = answer.await;
             Ok(response.map(Reply::Other))
@@ -610,7 +614,7 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Service {
     }
 }
 
-impl Service {
+impl Services {
     /// One `Check`: the request message, decided, within the server's `request_timeout` (or the
     /// client's shorter `grpc-timeout`), as tonic's server answers a unary call.
     async fn check(&self, request: axum::http::Request<Incoming>) -> axum::http::Response<Reply> {
