@@ -39,7 +39,7 @@ pub struct Loaded {
 
 /// What a caller that looks closer than the CLI (the language server) asks of a load.
 #[derive(Debug, Default)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     /// Texts that stand in for the files at these paths below the directory (an editor's
     /// unsaved buffers); a path that is not on disk is added to the listing.
     pub overlay: BTreeMap<PathBuf, Arc<str>>,
@@ -128,7 +128,7 @@ fn cap_diagnostics(diagnostics: &mut Vec<Diagnostic>) -> Omitted {
 
 /// A file found below the policy directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundFile {
+pub(crate) struct FoundFile {
     /// Path relative to the policy directory, with `/` separators.
     pub relative: String,
     pub path: PathBuf,
@@ -136,7 +136,7 @@ pub struct FoundFile {
 
 /// Which files of a policy directory are policies and which are data.
 #[derive(Debug, Default)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub policies: Vec<FoundFile>,
     pub data: Vec<FoundFile>,
     /// `*.json` under `tests/` directories: loaded only by tests, but part of the version.
@@ -144,7 +144,7 @@ pub struct Listing {
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error("cannot read policy directory `{dir}`: {reason}")]
     #[diagnostic(
         code(warden::load::directory),
@@ -177,7 +177,7 @@ const MAX_DEPTH: usize = 32;
 
 /// Lists the `*.warden` and data files below `dir`, skipping every entry whose name starts
 /// with `.` (Kubernetes keeps `..data` and timestamped copies there). Symlinks are followed.
-pub fn list_directory(dir: &Path) -> Result<Listing, Diagnostic> {
+pub(crate) fn list_directory(dir: &Path) -> Result<Listing, Diagnostic> {
     let shown = display_dir(dir);
     let metadata = std::fs::metadata(dir).map_err(|error| {
         Diagnostic::new(LoadError::Directory {
@@ -257,7 +257,7 @@ fn display_dir(dir: &Path) -> String {
 }
 
 /// The name a file is shown under in diagnostics: the directory as given, then the path.
-pub fn display_name(dir: &Path, relative: &str) -> String {
+pub(crate) fn display_name(dir: &Path, relative: &str) -> String {
     let dir = display_dir(dir);
     if dir.is_empty() || dir == "." {
         relative.to_string()
@@ -274,7 +274,7 @@ pub fn load_directory(dir: &Path) -> Result<Loaded, Diagnostic> {
 }
 
 /// [`load_directory`], reading the overlay's texts in place of the files on disk.
-pub fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostic> {
+pub(crate) fn load_directory_with(dir: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostic> {
     let mut listing = list_directory(dir)?;
     add_overlay(dir, &options.overlay, &mut listing);
     let read = |found: &FoundFile| match options.overlay.get(&found.path) {

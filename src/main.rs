@@ -11,9 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Before anything allocates (Rust's runtime allocates before `main`), switch off mimalloc's
-/// eager commit of its first arena: on Linux, with transparent huge pages, it makes about
-/// 9 MiB resident before anything is served; committed on demand, a sidecar serving the
-/// examples stays near 10 MiB, at no measurable cost in throughput (docs/sidecar.md). Runs
+/// eager commit of its first arena: on Linux, with transparent huge pages, it makes megabytes
+/// resident before anything is served; committed on demand, a sidecar stays small, at no
+/// measurable cost in throughput (figures in docs/sidecar.md). Runs
 /// from `.init_array`, like a C constructor; it must not allocate.
 #[cfg(target_os = "linux")]
 #[used]

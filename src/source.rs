@@ -98,7 +98,7 @@ impl SourceFile {
         &self.text
     }
 
-    pub fn shared_text(&self) -> Arc<str> {
+    pub(crate) fn shared_text(&self) -> Arc<str> {
         self.text.clone()
     }
 
@@ -222,7 +222,7 @@ pub fn read_source(path: &Path, display_name: &str) -> Result<SourceFile, Diagno
 
 /// Problems with a file as a whole, before its contents mean anything.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum FileError {
+pub(crate) enum FileError {
     #[error("cannot read `{file}`: {reason}")]
     #[diagnostic(code(warden::io), help("check that the path exists and is readable"))]
     Unreadable { file: String, reason: String },
@@ -254,7 +254,7 @@ impl Diagnostic {
     }
 
     /// A diagnostic whose labels point into `file`.
-    pub fn in_file(
+    pub(crate) fn in_file(
         error: impl miette::Diagnostic + Send + Sync + 'static,
         file: &SourceFile,
     ) -> Diagnostic {
@@ -433,7 +433,10 @@ pub fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
 /// A candidate that differs only in letter case always wins; otherwise the edit distance (with
 /// transpositions) must be at most a third of the name's length, and at least 1, so that short
 /// names are not "corrected" into unrelated ones.
-pub fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn suggest<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let limit = (name.chars().count() / 3).max(1);
     let mut best: Option<(usize, &'c str)> = None;
     for candidate in candidates {

@@ -21,13 +21,13 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 /// `prev` of the first record of a new chain.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The signature algorithm of checkpoints under a shared secret.
-pub const HMAC_SHA256: &str = "hmac-sha256";
+pub(crate) const HMAC_SHA256: &str = "hmac-sha256";
 
 /// The signature algorithm of checkpoints under an Ed25519 key pair.
-pub const ED25519: &str = "ed25519";
+pub(crate) const ED25519: &str = "ed25519";
 
 const HASH_FIELD: &str = ",\"hash\":\"";
 /// `,"hash":"` + 64 hex digits + `"}`.
@@ -60,16 +60,9 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 
 /// Writes one sealed line (without the newline) into `out`: the head (`seq`, `prev`), the
 /// record's fields (`body`, a comma-separated list of JSON members without braces), and the
-/// hash over both. Returns the hash.
-pub fn seal(out: &mut String, seq: u64, prev: &str, body: &str) -> String {
-    let mut head = prev.to_string();
-    seal_chained(out, seq, &mut head, body);
-    head
-}
-
-/// [`seal`] for a writer that keeps the chain head: `head` is the previous record's hash on
-/// the way in, this record's on the way out.
-pub fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
+/// hash over both. `head` is the previous record's hash on the way in, this record's on the
+/// way out.
+pub(crate) fn seal_chained(out: &mut String, seq: u64, head: &mut String, body: &str) {
     let start = out.len();
     open_record(out, seq, head);
     out.push_str(body);
@@ -109,11 +102,11 @@ fn close_record(out: &mut String, start: usize, head: &mut String) {
 }
 
 /// The checkpoint format this version writes and verifies.
-pub const FORMAT: u64 = 2;
+pub(crate) const FORMAT: u64 = 2;
 
 /// What a checkpoint says besides its seq and the chain head, all of it signed.
 #[derive(Clone, Copy, Debug)]
-pub struct Checkpoint<'a> {
+pub(crate) struct Checkpoint<'a> {
     /// The log's id (32 hex digits), drawn when its first record was written.
     pub log: &'a str,
     /// The seq of the first record of the file the checkpoint is in.
@@ -131,7 +124,7 @@ const SIG_FIELD: &str = ",\"sig\":\"";
 
 /// Writes one sealed, signed checkpoint line (without the newline) at `seq` into `out`; `head`
 /// is the chain head on the way in, the checkpoint's hash on the way out.
-pub fn seal_checkpoint(
+pub(crate) fn seal_checkpoint(
     out: &mut String,
     seq: u64,
     head: &mut String,
@@ -224,18 +217,49 @@ impl std::fmt::Debug for Key {
 }
 
 /// The shortest secret accepted, in bytes.
-pub const MIN_KEY_LEN: usize = 16;
+pub(crate) const MIN_KEY_LEN: usize = 16;
 
 const PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----";
 const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----";
 
+/// Why a key file (the audit log's, a bundle's) cannot be read as a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "the key must be at least {MIN_KEY_LEN} bytes (e.g. `head -c 32 /dev/urandom | base64 > audit.key`)"
+    )]
+    Short,
+    #[error("cannot read the key `{}`: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` is not an Ed25519 key in PEM ({reason}); make one with `openssl genpkey -algorithm ed25519`",
+        path.display()
+    )]
+    NotEd25519 {
+        path: std::path::PathBuf,
+        reason: PemProblem,
+    },
+}
+
+/// What is wrong with a PEM key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemProblem {
+    #[error("{0}")]
+    Private(#[from] ed25519_dalek::pkcs8::Error),
+    #[error("{0}")]
+    Public(#[from] ed25519_dalek::pkcs8::spki::Error),
+    #[error("only Ed25519 keys are taken in PEM")]
+    OtherAlgorithm,
+}
+
 impl Key {
     /// A shared secret, for HMAC-SHA256 signatures.
-    pub fn new(secret: &[u8]) -> Result<Key, String> {
+    pub fn new(secret: &[u8]) -> Result<Key, KeyFileError> {
         if secret.len() < MIN_KEY_LEN {
-            return Err(format!(
-                "the audit key must be at least {MIN_KEY_LEN} bytes (e.g. `head -c 32 /dev/urandom | base64 > audit.key`)"
-            ));
+            return Err(KeyFileError::Short);
         }
         let id = hex(&Sha256::digest(secret))[..16].to_string();
         Ok(Key {
@@ -247,20 +271,20 @@ impl Key {
     /// Reads a key file: an Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm
     /// ed25519` writes it), an Ed25519 public key (SPKI PEM, `openssl pkey -pubout`), or else a
     /// shared secret: the file's bytes, without surrounding whitespace.
-    pub fn from_file(path: &std::path::Path) -> Result<Key, String> {
+    pub fn from_file(path: &std::path::Path) -> Result<Key, KeyFileError> {
         use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the audit key `{}`: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|source| KeyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let text = std::str::from_utf8(bytes.trim_ascii()).unwrap_or("");
-        let not_ed25519 = |e: &dyn std::fmt::Display| {
-            format!(
-                "`{}` is not an Ed25519 key in PEM ({e}); make one with `openssl genpkey -algorithm ed25519`",
-                path.display()
-            )
+        let not_ed25519 = |reason: PemProblem| KeyFileError::NotEd25519 {
+            path: path.to_path_buf(),
+            reason,
         };
         if text.starts_with(PRIVATE_PEM) {
-            let signing =
-                ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| not_ed25519(&e))?;
+            let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+                .map_err(|e| not_ed25519(e.into()))?;
             return Ok(Key {
                 id: public_id(&signing.verifying_key()),
                 kind: KeyKind::Ed25519Private(Box::new(signing)),
@@ -268,14 +292,14 @@ impl Key {
         }
         if text.starts_with(PUBLIC_PEM) {
             let verifying = ed25519_dalek::VerifyingKey::from_public_key_pem(text)
-                .map_err(|e| not_ed25519(&e))?;
+                .map_err(|e| not_ed25519(e.into()))?;
             return Ok(Key {
                 id: public_id(&verifying),
                 kind: KeyKind::Ed25519Public(verifying),
             });
         }
         if text.starts_with("-----BEGIN") {
-            return Err(not_ed25519(&"only Ed25519 keys are taken in PEM"));
+            return Err(not_ed25519(PemProblem::OtherAlgorithm));
         }
         Key::new(bytes.trim_ascii())
     }
@@ -290,7 +314,7 @@ impl Key {
 
     /// The Ed25519 private key, for other signatures made with the same key files (policy
     /// bundles sign with their own domain tag).
-    pub fn ed25519_signing(&self) -> Option<&ed25519_dalek::SigningKey> {
+    pub(crate) fn ed25519_signing(&self) -> Option<&ed25519_dalek::SigningKey> {
         match &self.kind {
             KeyKind::Ed25519Private(signing) => Some(signing),
             _ => None,
@@ -298,7 +322,7 @@ impl Key {
     }
 
     /// The Ed25519 public key, of a private or a public key file.
-    pub fn ed25519_verifying(&self) -> Option<ed25519_dalek::VerifyingKey> {
+    pub(crate) fn ed25519_verifying(&self) -> Option<ed25519_dalek::VerifyingKey> {
         match &self.kind {
             KeyKind::Ed25519Private(signing) => Some(signing.verifying_key()),
             KeyKind::Ed25519Public(verifying) => Some(*verifying),
@@ -307,7 +331,7 @@ impl Key {
     }
 
     /// Whether this key can sign: every key but a public one.
-    pub fn can_sign(&self) -> bool {
+    pub(crate) fn can_sign(&self) -> bool {
         !matches!(self.kind, KeyKind::Ed25519Public(_))
     }
 
@@ -372,7 +396,7 @@ fn public_id(verifying: &ed25519_dalek::VerifyingKey) -> String {
     hex(&Sha256::digest(verifying.as_bytes()))[..16].to_string()
 }
 
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -385,6 +409,13 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line sealed after `prev`; its hash.
+    fn seal(out: &mut String, seq: u64, prev: &str, body: &str) -> String {
+        let mut head = prev.to_string();
+        seal_chained(out, seq, &mut head, body);
+        head
+    }
 
     #[test]
     fn sealed_lines_split_back() {
@@ -475,7 +506,9 @@ mod tests {
     fn key_files_are_told_apart() {
         let error = Key::from_file(&fixture("gateway/rsa.pem")).unwrap_err();
         assert!(
-            error.contains("openssl genpkey -algorithm ed25519"),
+            error
+                .to_string()
+                .contains("openssl genpkey -algorithm ed25519"),
             "{error}"
         );
         let dir = tempfile::tempdir().unwrap();

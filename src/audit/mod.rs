@@ -18,7 +18,7 @@ pub mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use chain::Key;
+pub use chain::{Key, KeyFileError};
 pub use record::Masking;
 pub use writer::AuditLog;
 

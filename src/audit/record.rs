@@ -47,10 +47,10 @@ use crate::limit::Refusal;
 use crate::program::{Node, NodeId, Party, Program};
 
 /// What a masked value is replaced by.
-pub const MASKED: &str = "[masked]";
+pub(crate) const MASKED: &str = "[masked]";
 
 /// Property names whose values are tokens: never written in full, whatever the configuration.
-pub const TOKEN_NAMES: [&str; 8] = [
+pub(crate) const TOKEN_NAMES: [&str; 8] = [
     "authorization",
     "token",
     "access_token",
@@ -95,7 +95,7 @@ impl Masking {
 
 /// True for a string that looks like a bearer token: `Bearer …`, or a JWT (`eyJ…` in three
 /// dot-separated parts).
-pub fn looks_like_token(text: &str) -> bool {
+pub(crate) fn looks_like_token(text: &str) -> bool {
     looks_like_token_bytes(text.as_bytes())
 }
 
@@ -135,7 +135,7 @@ pub enum RequestText<'t> {
 
 /// The keys of an AuthZEN evaluation call: a caller that read a body with no other keys
 /// needs to look only at the values (unless one of these is configured to be masked).
-pub const REQUEST_KEYS: [&str; 11] = [
+pub(crate) const REQUEST_KEYS: [&str; 11] = [
     "subject",
     "action",
     "resource",
@@ -152,18 +152,18 @@ pub const REQUEST_KEYS: [&str; 11] = [
 impl Masking {
     /// Whether a body whose keys are all [`REQUEST_KEYS`] can be checked by its values alone:
     /// no configured name is one of those keys.
-    pub fn spares_request_keys(&self) -> bool {
+    pub(crate) fn spares_request_keys(&self) -> bool {
         !REQUEST_KEYS.iter().any(|key| self.masks(key))
     }
 
     /// Whether a string value (a `type`, an `id`, a `name`) needs masking: a token.
-    pub fn needs_text(&self, text: &str) -> bool {
+    pub(crate) fn needs_text(&self, text: &str) -> bool {
         looks_like_token(text)
     }
 
     /// Whether anything in a request's `properties` or `context` needs masking: a key that
     /// is a configured or token name, a string that looks like a token.
-    pub fn needs_json(&self, json: &crate::data::json::Json) -> bool {
+    pub(crate) fn needs_json(&self, json: &crate::data::json::Json) -> bool {
         use crate::data::json::JsonKind;
         match &json.kind {
             JsonKind::String(text) => looks_like_token(text),
@@ -180,7 +180,7 @@ impl Masking {
     /// spell either), and no line break. A caller that decoded the body without building a
     /// tree checks it this way, so that a clean request is recorded exactly as sent
     /// ([`RequestText::Checked`]).
-    pub fn spares_text(&self, text: &str) -> bool {
+    pub(crate) fn spares_text(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
         if memchr::memchr3(b'\\', b'\n', b'\r', bytes).is_some() {
             return false;
@@ -207,18 +207,6 @@ impl Masking {
             }
         }
         true
-    }
-
-    /// [`Masking::needs_json`] for serde's JSON.
-    pub fn needs_value(&self, value: &JsonValue) -> bool {
-        match value {
-            JsonValue::String(text) => looks_like_token(text),
-            JsonValue::Array(items) => items.iter().any(|item| self.needs_value(item)),
-            JsonValue::Object(members) => members.iter().any(|(key, value)| {
-                self.masks(key) || Masking::is_token_name(key) || self.needs_value(value)
-            }),
-            _ => false,
-        }
     }
 }
 
@@ -422,7 +410,7 @@ impl Builder {
 
     /// Records an outcome as [`Builder::outcome`] does, and, for a request the policy allowed
     /// that a limit then refused, that refusal (`limited`): the decision is then `deny`.
-    pub fn counted_outcome(
+    pub(crate) fn counted_outcome(
         &mut self,
         item: Option<usize>,
         program: &Program,
@@ -1134,7 +1122,7 @@ fn copy_plain(out: &mut String, text: &str, masking: &Masking) -> bool {
 
 /// `subject.department`, `resource.owner.email`, `context has mfa`: the path of an attribute,
 /// property or context read. `None` for whole-record reads (the request holds those).
-pub fn read_path(program: &Program, node: NodeId) -> Option<String> {
+pub(crate) fn read_path(program: &Program, node: NodeId) -> Option<String> {
     match program.node(node)? {
         Node::Attr(base, name) => Some(format!("{}.{name}", base_path(program, *base))),
         Node::Has(base, name) => Some(format!("{} has {name}", base_path(program, *base))),

@@ -59,7 +59,7 @@ pub struct Group {
 
 /// The flips a group keeps by default: enough to see what changes, few enough that a day's
 /// log in which a change flips millions of decisions replays in bounded memory.
-pub const EXAMPLES: usize = 10;
+pub(crate) const EXAMPLES: usize = 10;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
@@ -148,7 +148,7 @@ struct Recorded<'r> {
     /// The record's fields for this decision (the record itself, or the item).
     outcome: &'r JsonValue,
     /// The request to decide, or why there is none (a forward-auth call no route takes).
-    parts: Result<request::Parts<'r>, String>,
+    parts: Result<request::Parts<'r>, request::Invalid>,
     /// `User::"alice" read Doc::"d1"`.
     description: String,
     time: Timestamp,
@@ -213,9 +213,15 @@ impl Replayer<'_> {
                         let description = describe(&parts);
                         (Ok(parts), description)
                     }
-                    Err(error) => (Err(error.to_string()), format!("{who} {method} {path}")),
+                    Err(error) => (
+                        Err(request::Invalid::Unreadable(error)),
+                        format!("{who} {method} {path}"),
+                    ),
                 },
-                Err(reason) => (Err(reason.clone()), format!("{who} {method} {path}")),
+                Err(reason) => (
+                    Err(request::Invalid::Unrouted(reason.clone())),
+                    format!("{who} {method} {path}"),
+                ),
             };
             self.decide(&Recorded {
                 record,
@@ -324,7 +330,7 @@ impl Replayer<'_> {
         };
         let decoded = match &recorded.parts {
             Ok(parts) => request::from_parts(program, parts, recorded.time),
-            Err(reason) => Err(request::Invalid::Unreadable(reason.clone()).into()),
+            Err(invalid) => Err(invalid.clone().into()),
         };
         let verdict = match decoded {
             Ok(mut request) => {

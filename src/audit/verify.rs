@@ -133,7 +133,7 @@ const TAIL: u64 = 64 * 1024;
 /// The start that follows the signed checkpoint on the last line of `path` (the file before
 /// the first of those to verify, or a copy of its last line): the next record must have the
 /// next seq, link to the checkpoint and belong to its log.
-pub fn start_after(path: &Path, keys: &[Key]) -> Result<Start, StartError> {
+pub(crate) fn start_after(path: &Path, keys: &[Key]) -> Result<Start, StartError> {
     use std::io::{Read, Seek, SeekFrom};
     let name = path.display().to_string();
     let read = |source| StartError::Read {

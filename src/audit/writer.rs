@@ -41,7 +41,7 @@ use crate::audit::record::Record;
 use crate::audit::{AuditConfig, Fsync, Mode, WhenFull};
 
 /// The shortest time between the starts of two batches (group commit).
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The most records one batch takes from the queue.
 const BATCH_MAX: usize = 16_384;
@@ -161,7 +161,7 @@ impl AuditLog {
 
     /// Whether this outcome is recorded: allowed by policy and not refused by a limit
     /// (`limited`) counts as an allow.
-    pub fn wants_outcome(
+    pub(crate) fn wants_outcome(
         &self,
         outcome: crate::decide::Decided<'_>,
         limited: Option<&crate::limit::Refusal>,
@@ -171,7 +171,7 @@ impl AuditLog {
     }
 
     /// Whether a decision with this verdict is recorded (`sampled` mode counts allows).
-    pub fn wants(&self, allowed: bool) -> bool {
+    pub(crate) fn wants(&self, allowed: bool) -> bool {
         match self.config.mode {
             Mode::All => true,
             Mode::Denies => !allowed,
@@ -192,7 +192,7 @@ impl AuditLog {
     ///
     /// When it must wait, it waits in a task of its own and awaits that: a call dropped while
     /// waiting (the client hung up, the request timed out) still gets its record written.
-    pub async fn submit(&self, record: Record) {
+    pub(crate) async fn submit(&self, record: Record) {
         let decisions = u64::from(record.decisions);
         // A record larger than the whole queue waits for all of it.
         let permits = record.decisions.clamp(1, self.capacity);
@@ -330,7 +330,7 @@ impl AuditLog {
     }
 
     /// The audit series for `/metrics`.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let c = &self.counters;
         let series: [(&str, &str, &str, u64); 9] = [

@@ -24,13 +24,13 @@ use sha2::{Digest, Sha256};
 use crate::audit::chain::{hex, unhex};
 
 /// The manifest's member name.
-pub const MANIFEST: &str = "manifest.json";
+pub(crate) const MANIFEST: &str = "manifest.json";
 /// The signature's member name.
-pub const SIGNATURE: &str = "manifest.sig";
+pub(crate) const SIGNATURE: &str = "manifest.sig";
 /// The folder of the policy files inside the archive.
 const FILES: &str = "files/";
 /// The manifest format this build writes and reads.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// Separates bundle signatures from anything else a key signs (audit checkpoints).
 const SIGNED_TAG: &[u8] = b"warden-bundle-manifest-v1\n";
 /// The signature algorithm named in `manifest.sig`.
@@ -121,7 +121,7 @@ pub enum BundleError {
             "make one with `openssl genpkey -algorithm ed25519 -out bundle.pem` and its public key with `openssl pkey -in bundle.pem -pubout -out bundle.pub.pem`"
         )
     )]
-    Key { path: PathBuf, reason: String },
+    Key { path: PathBuf, reason: KeyProblem },
     #[error("cannot {action} `{path}`: {source}")]
     #[diagnostic(code(warden::bundle::io))]
     Io {
@@ -222,11 +222,22 @@ pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
 }
 
+/// Why a key file cannot sign or verify bundles.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("{0}")]
+    File(#[from] crate::audit::KeyFileError),
+    #[error("it is a shared secret, and bundles are signed with Ed25519")]
+    SharedSecret,
+    #[error("it is not an Ed25519 private key")]
+    NotPrivate,
+}
+
 /// Reads an Ed25519 key file (PKCS#8 or SPKI PEM) with the audit log's key reader.
 fn key_file(path: &Path) -> Result<crate::audit::Key, BundleError> {
     crate::audit::Key::from_file(path).map_err(|reason| BundleError::Key {
         path: path.to_path_buf(),
-        reason,
+        reason: reason.into(),
     })
 }
 
@@ -236,7 +247,7 @@ impl PublicKey {
         let file = key_file(path)?;
         let key = file.ed25519_verifying().ok_or_else(|| BundleError::Key {
             path: path.to_path_buf(),
-            reason: "it is a shared secret, and bundles are signed with Ed25519".to_string(),
+            reason: KeyProblem::SharedSecret,
         })?;
         Ok(PublicKey { id: file.id, key })
     }
@@ -250,7 +261,7 @@ impl SigningKey {
             .cloned()
             .ok_or_else(|| BundleError::Key {
                 path: path.to_path_buf(),
-                reason: "it is not an Ed25519 private key".to_string(),
+                reason: KeyProblem::NotPrivate,
             })?;
         Ok(SigningKey { id: file.id, key })
     }
@@ -268,7 +279,7 @@ fn signed_message(manifest: &[u8]) -> Vec<u8> {
 }
 
 /// Whether `revision` is a revision: short, printable, safe in a metric label and a file name.
-pub fn valid_revision(revision: &str) -> bool {
+pub(crate) fn valid_revision(revision: &str) -> bool {
     !revision.is_empty()
         && revision.len() <= 128
         && revision
@@ -278,7 +289,7 @@ pub fn valid_revision(revision: &str) -> bool {
 
 /// Whether `name` is a plain relative path: `/`-separated components, none empty, `.` or
 /// `..`, no backslash or NUL (which some systems read as separators or ends).
-pub fn safe_name(name: &str) -> bool {
+pub(crate) fn safe_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 4096
         && !name.contains(['\\', '\0'])
@@ -652,7 +663,7 @@ impl Archive {
 }
 
 /// Reads a bundle file from disk, at most `limits.total` compressed bytes.
-pub fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+pub(crate) fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
     let file = std::fs::File::open(path).map_err(BundleError::io("open", path))?;
     let mut bytes = Vec::new();
     file.take(limits.total.saturating_add(1))

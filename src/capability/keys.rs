@@ -11,7 +11,7 @@ use std::str::FromStr;
 use jiff::{SignedDuration, Timestamp};
 
 /// The shortest secret a key file may hold, in bytes.
-pub const MIN_SECRET_LEN: usize = 32;
+pub(crate) const MIN_SECRET_LEN: usize = 32;
 
 /// Why a key or keyring could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +58,7 @@ impl fmt::Debug for Secret {
 
 /// Whether `text` is a key id: 1 to 64 ASCII letters, digits, `_`, `.` or `-` (a token's
 /// header names its key by it).
-pub fn is_key_id(text: &str) -> bool {
+pub(crate) fn is_key_id(text: &str) -> bool {
     (1..=64).contains(&text.len())
         && text
             .bytes()
@@ -113,7 +113,7 @@ impl Key {
     }
 
     /// Reads a key's secret from a file: its contents without surrounding whitespace.
-    pub fn from_spec(spec: &KeySpec) -> Result<Key, KeyError> {
+    pub(crate) fn from_spec(spec: &KeySpec) -> Result<Key, KeyError> {
         let bytes = std::fs::read(&spec.path).map_err(|e| KeyError::Read {
             id: spec.id.clone(),
             path: spec.path.clone(),
@@ -255,7 +255,7 @@ impl Keyring {
     }
 
     /// The key that verifies tokens under `id` at `now`: known, and not past its grace.
-    pub fn verifying_key(&self, id: &str, now: Timestamp) -> Result<&Key, KeyUnusable> {
+    pub(crate) fn verifying_key(&self, id: &str, now: Timestamp) -> Result<&Key, KeyUnusable> {
         let key = self
             .keys
             .iter()

@@ -41,7 +41,7 @@ pub struct MintRequest {
 
 /// What a holder asks for when handing a token on.
 #[derive(Clone, Debug)]
-pub struct DelegateRequest {
+pub(crate) struct DelegateRequest {
     /// Who hands it on: must be the parent's holder (when it has one).
     pub requester: EntityText,
     /// The new holder; `None` makes a bearer token.
@@ -109,7 +109,7 @@ pub enum MintError {
 
 impl MintError {
     /// True when the policy refused (the caller asked for something it may not have).
-    pub fn forbidden(&self) -> bool {
+    pub(crate) fn forbidden(&self) -> bool {
         matches!(
             self,
             MintError::Denied { .. }
@@ -283,7 +283,7 @@ fn decision_request(
 /// Hands a token on: a new token under the same capability, carrying every restriction of
 /// `parent` (scope, actions, expiry, audience, lineage) but its holder, bound to the new
 /// holder. Only the parent's holder may do it, and only for a `delegable` capability.
-pub fn delegate(
+pub(crate) fn delegate(
     program: &Program,
     parent: &Token,
     ask: &DelegateRequest,

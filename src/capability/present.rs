@@ -26,7 +26,7 @@ pub enum Rejected {
 
 /// The longest token honoured: far more than any real token (a minted one is about 400 bytes,
 /// each caveat adds about 40), and it bounds what the cache of verified tokens can hold.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Everything needed to honour tokens: the keys, the revocations, this Warden's audience; and
 /// the tokens verified lately, read against the serving program.
@@ -35,7 +35,7 @@ pub struct Verifier {
     pub keyring: Keyring,
     pub revocations: Arc<Revocations>,
     pub audience: Option<String>,
-    /// Verified tokens by text. Verifying costs about 0.35 µs a caveat (benches/capability.rs);
+    /// Verified tokens by text: verifying costs time per caveat (benches/capability.rs), and
     /// a client presents the same token many times. Revocation is looked up on every use.
     cache: DashMap<Box<str>, Cached>,
 }
@@ -119,7 +119,7 @@ impl Verifier {
 }
 
 /// [`Verifier::present`] on a Warden that may have no capability keys configured.
-pub fn present_to(
+pub(crate) fn present_to(
     verifier: Option<&Verifier>,
     program: &Program,
     text: &str,
@@ -139,7 +139,7 @@ pub fn resolve(program: &Program, token: &Token, audience: Option<&str>) -> Pres
 
 /// [`resolve`] for caveats that come from elsewhere than a verified token (the test runner's
 /// `with capability`).
-pub fn resolve_caveats(
+pub(crate) fn resolve_caveats(
     program: &Program,
     token_id: &str,
     caveats: &[Caveat],

@@ -48,7 +48,7 @@ pub enum RevocationError {
     Malformed {
         path: PathBuf,
         line: usize,
-        reason: String,
+        reason: LineProblem,
     },
     #[error("`{0}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)")]
     BadId(String),
@@ -138,7 +138,7 @@ impl Revocations {
     /// These revocations, shared through Redis as well: every id stored there is read now,
     /// when Redis answers (else the watcher reads them once it does, and a replica still starts
     /// while Redis is down), and [`revoke`](Self::revoke) stores and publishes there.
-    pub fn with_shared(mut self, shared: super::shared::SharedRevocations) -> Revocations {
+    pub(crate) fn with_shared(mut self, shared: super::shared::SharedRevocations) -> Revocations {
         match shared.load() {
             Ok(all) => {
                 for (id, at) in all {
@@ -172,14 +172,9 @@ impl Revocations {
         self.revoked.contains_key(id)
     }
 
-    /// When `id` was revoked, if it was.
-    pub fn revoked_at(&self, id: &str) -> Option<Timestamp> {
-        self.revoked.get(id).map(|entry| *entry.value())
-    }
-
     /// The first id of the token's lineage (its own id, then its `parent`s) that is revoked: a
     /// token is revoked when any of them is.
-    pub fn revoked_lineage<'t>(&self, token: &'t Token) -> Option<&'t str> {
+    pub(crate) fn revoked_lineage<'t>(&self, token: &'t Token) -> Option<&'t str> {
         token.lineage().find(|id| self.is_revoked(id))
     }
 
@@ -217,7 +212,7 @@ impl Revocations {
     /// replaced or shrank; a last line without its newline is left for the next time. Returns
     /// how many ids were newly revoked. A malformed line is skipped and reported (after the
     /// lines around it are taken), so that one bad line never hides later revocations.
-    pub fn refresh(&self) -> Result<usize, RevocationError> {
+    pub(crate) fn refresh(&self) -> Result<usize, RevocationError> {
         self.read_new(false)
     }
 
@@ -297,7 +292,10 @@ impl Revocations {
     /// Starts a thread that calls [`refresh`](Self::refresh) every `interval`, logging errors
     /// (once each, until the next success) and keeping the ids already read. It ends when the
     /// returned [`RevocationWatcher`] is dropped or stopped, or when the last `Arc` of `self` is.
-    pub fn spawn_watcher(self: &Arc<Self>, interval: Duration) -> io::Result<RevocationWatcher> {
+    pub(crate) fn spawn_watcher(
+        self: &Arc<Self>,
+        interval: Duration,
+    ) -> io::Result<RevocationWatcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if self.file.is_some() {
@@ -379,20 +377,31 @@ fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// What is wrong with one line of a revocation file.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the id is empty")]
+    EmptyId,
+    #[error("`{0}` is not an RFC 3339 time")]
+    Time(String),
+}
+
 /// A line's id and time; `None` for a blank line.
-fn parse_line(line: &[u8]) -> Result<Option<(String, Timestamp)>, String> {
+fn parse_line(line: &[u8]) -> Result<Option<(String, Timestamp)>, LineProblem> {
     let line = line.trim_ascii();
     if line.is_empty() {
         return Ok(None);
     }
-    let entry: Entry<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let entry: Entry<'_> = serde_json::from_slice(line)?;
     if entry.id.is_empty() {
-        return Err("the id is empty".to_string());
+        return Err(LineProblem::EmptyId);
     }
     let at = entry
         .revoked_at
         .parse::<Timestamp>()
-        .map_err(|_| format!("`{}` is not an RFC 3339 time", entry.revoked_at))?;
+        .map_err(|_| LineProblem::Time(entry.revoked_at.to_string()))?;
     Ok(Some((entry.id.into_owned(), at)))
 }
 

@@ -14,17 +14,17 @@ use super::revocation::{RevocationError, Revocations};
 
 /// The hash of revoked ids and the channel revocations are published on.
 pub const KEY: &str = "warden:revocations";
-pub const CHANNEL: &str = "warden:revocations";
+pub(crate) const CHANNEL: &str = "warden:revocations";
 
 /// How often a subscribed replica reads the whole hash again (for messages it missed).
-pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long a connection attempt or a command may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The Redis that revocations are shared through.
 #[derive(Debug, Clone)]
-pub struct SharedRevocations {
+pub(crate) struct SharedRevocations {
     client: redis::Client,
     shown: String,
 }

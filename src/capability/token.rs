@@ -29,13 +29,13 @@ use crate::syntax::token::{escape, unescape};
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// What every token's text begins with.
-pub const PREFIX: &str = "wcap1.";
+pub(crate) const PREFIX: &str = "wcap1.";
 
 /// What every header line begins with; `key=<KEYID> id=<TOKENID>` follows.
-pub const HEADER: &str = "warden-capability v1 ";
+pub(crate) const HEADER: &str = "warden-capability v1 ";
 
 /// The length of a token id: 16 random bytes in lower-case base32 (RFC 4648 alphabet, no padding).
-pub const TOKEN_ID_LEN: usize = 26;
+pub(crate) const TOKEN_ID_LEN: usize = 26;
 
 const TAG_LEN: usize = 32;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -52,7 +52,7 @@ pub enum TokenError {
         /// 1-based; line 1 is the header.
         line: usize,
         text: String,
-        reason: String,
+        reason: LineProblem,
     },
     /// A caveat given to `mint` or `attenuate` that has no valid line.
     #[error("cannot add the caveat `{line}`: {reason}")]
@@ -66,6 +66,21 @@ pub enum TokenError {
     SignatureMismatch,
     #[error("no random bytes for a token id: {0}")]
     Random(String),
+}
+
+/// What is wrong with one line of a token's body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineProblem {
+    #[error("the first line is the header `{HEADER}key=<key id> id=<token id>`")]
+    Header,
+    #[error("`{0}` is not a key id (1 to 64 of `A-Z a-z 0-9 _ . -`)")]
+    KeyId(String),
+    #[error("`{0}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)")]
+    TokenId(String),
+    #[error("the header is only the first line")]
+    HeaderAgain,
+    #[error("{0}")]
+    Caveat(#[from] CaveatError),
 }
 
 /// Why a caveat line (or an entity or name inside one) does not parse.
@@ -437,7 +452,7 @@ fn names(text: &str) -> Result<Vec<String>, CaveatError> {
 
 /// True for a token id as Warden makes them: 26 characters of lower-case base32 that decode to
 /// exactly 16 bytes (the last character carries 3 bits, the other 2 zero).
-pub fn is_token_id(text: &str) -> bool {
+pub(crate) fn is_token_id(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.len() == TOKEN_ID_LEN
         && bytes
@@ -633,7 +648,7 @@ impl Raw {
     }
 
     fn token(&self) -> Result<Token, TokenError> {
-        let bad = |line: usize, text: &str, reason: String| TokenError::BadLine {
+        let bad = |line: usize, text: &str, reason: LineProblem| TokenError::BadLine {
             line,
             text: escape(text),
             reason,
@@ -644,11 +659,11 @@ impl Raw {
         let mut caveats = Vec::with_capacity(self.body.bytes().filter(|&b| b == b'\n').count());
         for (i, line) in lines.enumerate() {
             if line.starts_with(HEADER) {
-                return Err(bad(i + 2, line, "the header is only the first line".into()));
+                return Err(bad(i + 2, line, LineProblem::HeaderAgain));
             }
             caveats.push(
                 line.parse::<Caveat>()
-                    .map_err(|e| bad(i + 2, line, e.to_string()))?,
+                    .map_err(|e| bad(i + 2, line, e.into()))?,
             );
         }
         Ok(Token {
@@ -660,27 +675,19 @@ impl Raw {
     }
 }
 
-fn parse_header(line: &str) -> Result<(&str, &str), String> {
+fn parse_header(line: &str) -> Result<(&str, &str), LineProblem> {
     let fields = line
         .strip_prefix(HEADER)
         .and_then(|rest| rest.strip_prefix("key="))
         .and_then(|rest| rest.split_once(" id="));
     let Some((key_id, id)) = fields else {
-        return Err(format!(
-            "the first line is the header `{HEADER}key=<key id> id=<token id>`"
-        ));
+        return Err(LineProblem::Header);
     };
     if !is_key_id(key_id) {
-        return Err(format!(
-            "`{}` is not a key id (1 to 64 of `A-Z a-z 0-9 _ . -`)",
-            escape(key_id)
-        ));
+        return Err(LineProblem::KeyId(escape(key_id)));
     }
     if !is_token_id(id) {
-        return Err(format!(
-            "`{}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)",
-            escape(id)
-        ));
+        return Err(LineProblem::TokenId(escape(id)));
     }
     Ok((key_id, id))
 }

@@ -35,10 +35,39 @@ pub enum Segment {
     Rest(String),
 }
 
+/// Why a path template is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("a route path starts with `/`")]
+    NotAbsolute,
+    #[error("a route path does not end with `/`")]
+    TrailingSlash,
+    #[error("a route path has no empty segment (`//`)")]
+    EmptySegment,
+    #[error("`{0}` cannot be a segment: paths are normalised before matching")]
+    DotSegment(String),
+    #[error("`{0}`: a parameter is a whole segment, `{{name}}`")]
+    PartialParameter(String),
+    #[error("`{0}`: a parameter name is a letter or `_` followed by letters, digits or `_`")]
+    ParameterName(String),
+    #[error("`{0}`: a `{{*rest}}` parameter must be the last segment")]
+    RestNotLast(String),
+    #[error("parameter `{0}` is captured twice")]
+    CapturedTwice(String),
+    #[error(
+        "`{segment}`: `{character}` cannot stand in a literal segment (write it percent-encoded only if it is not unreserved; braces only around a whole parameter; no `;` path parameters)"
+    )]
+    Character { segment: String, character: char },
+    #[error(
+        "`{0}`: a segment cannot end with `.` (such paths are refused: some servers strip trailing dots)"
+    )]
+    TrailingDot(String),
+}
+
 /// Parses a path template: `/albums/{album}/photos/{*rest}`.
-pub fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
+pub fn parse_template(template: &str) -> Result<Vec<Segment>, TemplateError> {
     let Some(body) = template.strip_prefix('/') else {
-        return Err("a route path starts with `/`".to_string());
+        return Err(TemplateError::NotAbsolute);
     };
     if body.is_empty() {
         return Ok(Vec::new());
@@ -49,40 +78,32 @@ pub fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
         let last = index + 1 == parts.len();
         if part.is_empty() {
             if last {
-                return Err("a route path does not end with `/`".to_string());
+                return Err(TemplateError::TrailingSlash);
             }
-            return Err("a route path has no empty segment (`//`)".to_string());
+            return Err(TemplateError::EmptySegment);
         }
         if *part == "." || *part == ".." {
-            return Err(format!(
-                "`{part}` cannot be a segment: paths are normalised before matching"
-            ));
+            return Err(TemplateError::DotSegment(part.to_string()));
         }
         if let Some(inner) = part.strip_prefix('{') {
             let Some(inner) = inner.strip_suffix('}') else {
-                return Err(format!(
-                    "`{part}`: a parameter is a whole segment, `{{name}}`"
-                ));
+                return Err(TemplateError::PartialParameter(part.to_string()));
             };
             let (rest, name) = match inner.strip_prefix('*') {
                 Some(name) => (true, name),
                 None => (false, inner),
             };
             if !is_param_name(name) {
-                return Err(format!(
-                    "`{part}`: a parameter name is a letter or `_` followed by letters, digits or `_`"
-                ));
+                return Err(TemplateError::ParameterName(part.to_string()));
             }
             if rest && !last {
-                return Err(format!(
-                    "`{part}`: a `{{*rest}}` parameter must be the last segment"
-                ));
+                return Err(TemplateError::RestNotLast(part.to_string()));
             }
             if segments
                 .iter()
                 .any(|s| matches!(s, Segment::Param(n) | Segment::Rest(n) if n == name))
             {
-                return Err(format!("parameter `{name}` is captured twice"));
+                return Err(TemplateError::CapturedTwice(name.to_string()));
             }
             segments.push(if rest {
                 Segment::Rest(name.to_string())
@@ -95,14 +116,13 @@ pub fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,=:@".contains(*c)))
         {
-            return Err(format!(
-                "`{part}`: `{bad}` cannot stand in a literal segment (write it percent-encoded only if it is not unreserved; braces only around a whole parameter; no `;` path parameters)"
-            ));
+            return Err(TemplateError::Character {
+                segment: part.to_string(),
+                character: bad,
+            });
         }
         if part.ends_with('.') {
-            return Err(format!(
-                "`{part}`: a segment cannot end with `.` (such paths are refused: some servers strip trailing dots)"
-            ));
+            return Err(TemplateError::TrailingDot(part.to_string()));
         }
         segments.push(Segment::Literal(part.to_string()));
     }
@@ -192,6 +212,17 @@ pub enum PathError {
     CaseConflict(String),
 }
 
+/// Why a gateway's call makes no AuthZEN request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("path `{target}` refused: {reason}")]
+    Refused { target: String, reason: PathError },
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("the route's resource id is not captured")]
+    Uncaptured,
+}
+
 /// Whether route literals compare with the path's case, or without it (`routes_ignore_case`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Case {
@@ -235,7 +266,7 @@ impl RouteTable {
 
     /// Adds a route under `key`, its template as the router matches it.
     fn insert_as(&mut self, route: Route, key: String) -> Result<(), (Option<usize>, String)> {
-        parse_template(&key).map_err(|e| (None, e))?;
+        parse_template(&key).map_err(|e| (None, e.to_string()))?;
         let index = self.routes.len();
         let router = match &route.method {
             Some(method) => self.by_method.entry(method.clone()).or_default(),

@@ -41,7 +41,8 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 /// `0.1.0 (1a2b3c4)`: the package version and the commit it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARDEN_COMMIT"), ")");
+pub(crate) const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARDEN_COMMIT"), ")");
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,7 +109,7 @@ pub struct PolicyDir {
 
 /// `User::"alice"` or `User::alice` → `("User", "alice")`, for flags that name an entity; the
 /// type may be qualified by its namespace (`acme::User::"alice"`).
-pub fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), String> {
+pub(crate) fn entity_flag<'t>(flag: &str, text: &'t str) -> Result<(&'t str, &'t str), String> {
     let not_entity = || format!("{flag} `{text}` is not an entity: write `Type::\"id\"`");
     // A quoted id starts at the first `::"` (it may hold `::` itself); a bare one follows the
     // last `::`.

@@ -19,7 +19,7 @@ pub enum ColorWhen {
 /// The `--color` of this run, set once by [`crate::cli::run`] before any output.
 static COLOR_WHEN: AtomicU8 = AtomicU8::new(ColorWhen::Auto as u8);
 
-pub fn set_color(when: ColorWhen) {
+pub(crate) fn set_color(when: ColorWhen) {
     COLOR_WHEN.store(when as u8, Ordering::Relaxed);
 }
 
@@ -33,7 +33,7 @@ pub fn color(stream: &impl IsTerminal) -> bool {
 }
 
 /// Writes diagnostics to stderr (human) or stdout (JSON, one array).
-pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
     match format {
         Format::Human => {
             let color = color(&std::io::stderr());
@@ -52,7 +52,7 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
 
 /// Writes diagnostics that stopped a command: to stderr (human), or as one JSON object
 /// `{"diagnostics": [...]}` on stdout, the shape a command's JSON report would have had.
-pub fn print_failure(diagnostics: &[Diagnostic], format: Format) {
+pub(crate) fn print_failure(diagnostics: &[Diagnostic], format: Format) {
     match format {
         Format::Human => print_diagnostics(diagnostics, format),
         Format::Json => {

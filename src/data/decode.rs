@@ -149,9 +149,9 @@ impl<R: Resolver> Decoder<'_, R> {
             (Type::Int, _) => Err(mismatch("an integer")),
             (Type::String, JsonKind::String(s)) => Ok(Value::Str(self.resolver.string(s))),
             (Type::String, _) => Err(mismatch("a string")),
-            (Type::Time, JsonKind::String(s)) => parse_time(s).map(Value::Time).map_err(|message| {
+            (Type::Time, JsonKind::String(s)) => parse_time(s).map(Value::Time).map_err(|bad| {
                 fail(
-                    message,
+                    bad.to_string(),
                     Some("write times in RFC 3339 with an offset, e.g. `2026-03-01T09:30:00Z` or `2026-03-01T10:30:00+01:00`".to_string()),
                 )
             }),
@@ -447,10 +447,20 @@ pub fn join_path(path: &str, name: &str) -> String {
     }
 }
 
+/// A text that is not an RFC 3339 time with an offset.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("`{text}` is not a time with an offset: {reason}")]
+pub struct BadTime {
+    text: String,
+    reason: jiff::Error,
+}
+
 /// RFC 3339 with an offset (`Z` or `+01:00`); a time without one is ambiguous and refused.
-pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
-    text.parse::<jiff::Timestamp>()
-        .map_err(|error| format!("`{text}` is not a time with an offset: {error}"))
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, BadTime> {
+    text.parse::<jiff::Timestamp>().map_err(|reason| BadTime {
+        text: text.to_string(),
+        reason,
+    })
 }
 
 /// `24h`, `1h30m`, `500ms`, `-2d` (the policy literal syntax, optionally negative).

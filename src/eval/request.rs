@@ -208,10 +208,10 @@ pub enum Invalid {
     },
     /// A recorded request that cannot be read back (replay), with why.
     #[error("{0}")]
-    Unreadable(String),
+    Unreadable(Malformed),
     /// A gateway's call that no route takes (a refused path, no route), with why.
     #[error("{0}")]
-    Unrouted(String),
+    Unrouted(crate::check::route_table::RouteError),
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

@@ -117,7 +117,7 @@ pub enum KeySource {
 
 impl KeySource {
     /// The source as configuration writes it: `ES256:ec.pem`, `jwks:keys.json`.
-    pub fn to_config(&self) -> String {
+    pub(crate) fn to_config(&self) -> String {
         match self {
             KeySource::Pem(algorithm, path) | KeySource::Secret(algorithm, path) => {
                 format!("{algorithm:?}:{}", path.display())
@@ -126,11 +126,9 @@ impl KeySource {
         }
     }
 
-    pub fn parse(text: &str) -> Result<KeySource, String> {
+    pub fn parse(text: &str) -> Result<KeySource, JwtKeyError> {
         let Some((kind, path)) = text.split_once(':') else {
-            return Err(format!(
-                "`{text}`: write `ALG:PATH` (ALG one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA) or `jwks:PATH`"
-            ));
+            return Err(JwtKeyError::Spec(text.to_string()));
         };
         let path = PathBuf::from(path);
         if kind.eq_ignore_ascii_case("jwks") {
@@ -138,7 +136,7 @@ impl KeySource {
         }
         let alg: Algorithm = kind
             .parse()
-            .map_err(|_| format!("`{kind}` is not a JWT algorithm Warden verifies"))?;
+            .map_err(|_| JwtKeyError::Algorithm(kind.to_string()))?;
         Ok(match alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeySource::Secret(alg, path),
             _ => KeySource::Pem(alg, path),
@@ -150,6 +148,39 @@ impl KeySource {
             KeySource::Pem(_, p) | KeySource::Secret(_, p) | KeySource::Jwks(p) => p,
         }
     }
+}
+
+/// Why the keys that verify JWTs cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtKeyError {
+    #[error(
+        "`{0}`: write `ALG:PATH` (ALG one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA) or `jwks:PATH`"
+    )]
+    Spec(String),
+    #[error("`{0}` is not a JWT algorithm Warden verifies")]
+    Algorithm(String),
+    #[error("cannot read key file `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file `{}`: {problem}", path.display())]
+    Invalid { path: PathBuf, problem: KeyProblem },
+}
+
+/// What is wrong with a key file's contents.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("an HMAC secret must be at least 32 bytes")]
+    ShortSecret,
+    #[error("{0}")]
+    Key(#[from] jsonwebtoken::errors::Error),
+    #[error("{0}")]
+    Jwks(#[from] serde_json::Error),
+    #[error("a JWK with `alg` {0} cannot verify signatures")]
+    JwkAlgorithm(String),
+    #[error("an EC JWK on an unsupported curve")]
+    JwkCurve,
 }
 
 /// The keys and rules a token is verified against, with the cache of tokens verified.
@@ -192,7 +223,7 @@ impl JwtVerifier {
         mapping: ClaimMapping,
         cache_capacity: usize,
         missing: Missing,
-    ) -> Result<JwtVerifier, String> {
+    ) -> Result<JwtVerifier, JwtKeyError> {
         let mut keys = Vec::new();
         for source in sources {
             let path = source.path();
@@ -201,18 +232,26 @@ impl JwtVerifier {
                 Err(e) if missing == Missing::Drop && e.kind() == std::io::ErrorKind::NotFound => {
                     continue;
                 }
-                Err(e) => return Err(format!("cannot read key file `{}`: {e}", path.display())),
+                Err(source) => {
+                    return Err(JwtKeyError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
             };
             let kid = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .map(str::to_string);
-            let bad = |e: &dyn std::fmt::Display| format!("key file `{}`: {e}", path.display());
+            let bad = |problem: KeyProblem| JwtKeyError::Invalid {
+                path: path.to_path_buf(),
+                problem,
+            };
             match source {
                 KeySource::Secret(alg, _) => {
                     let secret = trim_secret(&bytes);
                     if secret.len() < 32 {
-                        return Err(bad(&"an HMAC secret must be at least 32 bytes"));
+                        return Err(bad(KeyProblem::ShortSecret));
                     }
                     keys.push(Key {
                         alg: *alg,
@@ -226,7 +265,7 @@ impl JwtVerifier {
                         Algorithm::EdDSA => DecodingKey::from_ed_pem(&bytes),
                         _ => DecodingKey::from_rsa_pem(&bytes),
                     }
-                    .map_err(|e| bad(&e))?;
+                    .map_err(|e| bad(e.into()))?;
                     keys.push(Key {
                         alg: *alg,
                         kid,
@@ -234,10 +273,10 @@ impl JwtVerifier {
                     });
                 }
                 KeySource::Jwks(_) => {
-                    let set: JwkSet = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+                    let set: JwkSet = serde_json::from_slice(&bytes).map_err(|e| bad(e.into()))?;
                     for jwk in &set.keys {
-                        let alg = jwk_algorithm(jwk).map_err(|e| bad(&e))?;
-                        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e))?;
+                        let alg = jwk_algorithm(jwk).map_err(bad)?;
+                        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(e.into()))?;
                         keys.push(Key {
                             alg,
                             kid: jwk.common.key_id.clone(),
@@ -255,12 +294,8 @@ impl JwtVerifier {
         })
     }
 
-    pub fn has_keys(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
     /// Verifies the token of an `Authorization` header value.
-    pub fn verify_header(
+    pub(crate) fn verify_header(
         &self,
         authorization: Option<&[u8]>,
     ) -> Result<Arc<Identity>, IdentityError> {
@@ -421,19 +456,19 @@ fn claim_at<'c>(claims: &'c Map<String, JsonValue>, path: &str) -> Option<&'c Js
 }
 
 /// The algorithm a JWK verifies: its `alg`, else the one its key type implies.
-fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
+fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, KeyProblem> {
     if let Some(alg) = jwk.common.key_algorithm {
         return alg
             .to_string()
             .parse()
-            .map_err(|_| format!("a JWK with `alg` {alg:?} cannot verify signatures"));
+            .map_err(|_| KeyProblem::JwkAlgorithm(format!("{alg:?}")));
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => Ok(Algorithm::ES256),
             EllipticCurve::P384 => Ok(Algorithm::ES384),
-            _ => Err("an EC JWK on an unsupported curve".to_string()),
+            _ => Err(KeyProblem::JwkCurve),
         },
         AlgorithmParameters::OctetKeyPair(_) => Ok(Algorithm::EdDSA),
         AlgorithmParameters::OctetKey(_) => Ok(Algorithm::HS256),
@@ -505,16 +540,16 @@ mod tests {
     #[test]
     fn key_sources_name_their_algorithm() {
         assert_eq!(
-            KeySource::parse("ES256:/k/ec.pem"),
-            Ok(KeySource::Pem(Algorithm::ES256, "/k/ec.pem".into()))
+            KeySource::parse("ES256:/k/ec.pem").ok(),
+            Some(KeySource::Pem(Algorithm::ES256, "/k/ec.pem".into()))
         );
         assert_eq!(
-            KeySource::parse("HS256:/k/s"),
-            Ok(KeySource::Secret(Algorithm::HS256, "/k/s".into()))
+            KeySource::parse("HS256:/k/s").ok(),
+            Some(KeySource::Secret(Algorithm::HS256, "/k/s".into()))
         );
         assert_eq!(
-            KeySource::parse("jwks:/k/j.json"),
-            Ok(KeySource::Jwks("/k/j.json".into()))
+            KeySource::parse("jwks:/k/j.json").ok(),
+            Some(KeySource::Jwks("/k/j.json".into()))
         );
         assert!(KeySource::parse("none:/k").is_err());
         assert!(KeySource::parse("/k/ec.pem").is_err());

@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use arc_swap::ArcSwapOption;
 use serde_json::{Map, Value as JsonValue, json};
 
-use crate::check::route_table::{Case, Matched};
+use crate::check::route_table::{Case, Matched, RouteError};
 use crate::program::Program;
 
-use identity::{ClaimMapping, JwtVerifier, KeySource, Missing, Rules};
+use identity::{ClaimMapping, JwtKeyError, JwtVerifier, KeySource, Missing, Rules};
 
 /// The gateway part of the configuration (`gateway_*`, `jwt_*`, `identity_header`,
 /// `upstream_headers`).
@@ -76,17 +76,17 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Builds the verifier from the key files (none configured: `None`); every file must be
     /// there.
-    pub fn verifier(&self) -> Result<Option<JwtVerifier>, String> {
+    pub fn verifier(&self) -> Result<Option<JwtVerifier>, JwtKeyError> {
         self.load_verifier(Missing::Fail)
     }
 
     /// Builds the verifier again after a key file changed: a file that was deleted is a key
     /// removed on purpose, and tokens it signed stop verifying.
-    pub fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, String> {
+    pub(crate) fn reloaded_verifier(&self) -> Result<Option<JwtVerifier>, JwtKeyError> {
         self.load_verifier(Missing::Drop)
     }
 
-    fn load_verifier(&self, missing: Missing) -> Result<Option<JwtVerifier>, String> {
+    fn load_verifier(&self, missing: Missing) -> Result<Option<JwtVerifier>, JwtKeyError> {
         if self.jwt_keys.is_empty() {
             return Ok(None);
         }
@@ -115,11 +115,11 @@ impl GatewayConfig {
 }
 
 /// A verified identity, with the subject type it applies to.
-pub type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
+pub(crate) type SubjectIdentity = (Arc<identity::Identity>, Arc<str>);
 
 /// The header of an AuthZEN call that carries the subject's token (`Authorization` is the
 /// API key's).
-pub const SUBJECT_TOKEN: &str = "warden-subject-token";
+pub(crate) const SUBJECT_TOKEN: &str = "warden-subject-token";
 
 /// The gateway's live state: the verifier of the current key files.
 #[derive(Debug, Default)]
@@ -148,18 +148,26 @@ pub fn route<'p>(
     target: &str,
     host: Option<&str>,
     ip: Option<IpAddr>,
-) -> Result<Routed<'p>, String> {
-    let path = crate::check::route_table::normalize_in(case, target)
-        .map_err(|e| format!("path `{target}` refused: {e}"))?;
-    let matched = program
+) -> Result<Routed<'p>, RouteError> {
+    let refused = |reason| RouteError::Refused {
+        target: target.to_string(),
+        reason,
+    };
+    let path = crate::check::route_table::normalize_in(case, target).map_err(refused)?;
+    let Some(matched) = program
         .routes
         .lookup_in(case, method, &path)
-        .map_err(|e| format!("path `{target}` refused: {e}"))?
-        .ok_or_else(|| format!("no route for {method} {path}"))?;
+        .map_err(refused)?
+    else {
+        return Err(RouteError::NoRoute {
+            method: method.to_string(),
+            path,
+        });
+    };
     let route = matched.route;
     let resource_id = matched
         .fill(&route.resource_id)
-        .ok_or("the route's resource id is not captured")?
+        .ok_or(RouteError::Uncaptured)?
         .to_string();
     let mut properties = Map::new();
     for (key, part) in &route.properties {

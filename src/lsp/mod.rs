@@ -64,7 +64,7 @@ pub struct Options {
 }
 
 /// Serves one editor on standard input and output until it says `exit`.
-pub fn serve_stdio(options: Options) -> Result<(), LspError> {
+pub(crate) fn serve_stdio(options: Options) -> Result<(), LspError> {
     let (connection, threads) = Connection::stdio();
     let result = serve(&connection, options);
     // The writer thread ends when the last sender is gone.

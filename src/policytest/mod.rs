@@ -64,7 +64,7 @@ use crate::source::{Diagnostic, SourceFile, Span};
 
 /// Why the tests of a directory could not be run.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum TestError {
+pub(crate) enum TestError {
     #[error("cannot read test data `{path}`: {reason}")]
     #[diagnostic(
         code(warden::test::data),
@@ -429,7 +429,7 @@ pub fn gate(dir: &Path, engine: &Engine) -> Result<(), Vec<Diagnostic>> {
 }
 
 /// One error diagnostic per failed expectation, at the expectation.
-pub fn failure_diagnostics(engine: &Engine, report: &Report) -> Vec<Diagnostic> {
+pub(crate) fn failure_diagnostics(engine: &Engine, report: &Report) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     for test in &report.tests {
         for expectation in &test.expectations {
@@ -472,7 +472,7 @@ pub fn failure_diagnostics(engine: &Engine, report: &Report) -> Vec<Diagnostic> 
 
 /// Human-readable lines about a failed expectation: what was expected and what happened, the
 /// deciding rules and every candidate rule with the condition that was false or failed.
-pub fn render_failure(expectation: &ExpectationResult) -> String {
+pub(crate) fn render_failure(expectation: &ExpectationResult) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "  {}: {}\n",
@@ -640,10 +640,10 @@ impl<'e> Runner<'e> {
         };
         match data::decode::parse_time(&text) {
             Ok(time) => Some(time),
-            Err(message) => {
+            Err(bad) => {
                 self.report(
                     TestError::BadTime {
-                        message,
+                        message: bad.to_string(),
                         span: expr.span,
                     },
                     source,

@@ -97,7 +97,7 @@ fn duration_text(ms: i64) -> String {
 }
 
 /// The same JSON as serde's, for the request decoder (which reads what callers send).
-pub fn to_serde(json: &Json) -> JsonValue {
+pub(crate) fn to_serde(json: &Json) -> JsonValue {
     match &json.kind {
         JsonKind::Null => JsonValue::Null,
         JsonKind::Bool(b) => JsonValue::Bool(*b),

@@ -482,7 +482,7 @@ fn respond(
         |read| {
             let (read, seen) = read?;
             let program = snapshot.as_deref().map_err(Clone::clone)?;
-            let text = request_text(state, &seen, None);
+            let text = request_text(state, &seen);
             single(incoming, program, now, read, text, record)
         },
     )
@@ -651,7 +651,7 @@ fn batch(
         body,
     } = incoming;
     let semantic = Semantic::parse(read.options)?;
-    let text = request_text(state, &read.seen, read.options);
+    let text = request_text(state, &read.seen);
     let items = match read.shape {
         // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
         request::Shape::Single(single) => {
@@ -726,11 +726,7 @@ fn names_need_masking(masking: &record::Masking, parts: &wire::TextParts<'_>) ->
 /// The body for the audit log, by how the reader saw it: checked when nothing in it needs
 /// masking (read whole by the one-pass reader; or every key of it the API's, and no value
 /// that needs masking, by the skeleton reader), so the record copies it as it is.
-fn request_text<'t>(
-    state: &AppState,
-    seen: &request::Seen<'t>,
-    options: Option<&JsonValue>,
-) -> RequestText<'t> {
+fn request_text<'t>(state: &AppState, seen: &request::Seen<'t>) -> RequestText<'t> {
     let (log, text, body, levels) = match (&state.audit, seen) {
         (_, request::Seen::Tree(text))
         | (None, request::Seen::Text(text) | request::Seen::Skeleton { text, .. }) => {
@@ -764,7 +760,9 @@ fn request_text<'t>(
         && !levels
             .iter()
             .any(|parsed| parsed_needs_masking(masking, parsed))
-        && !options.is_some_and(|options| masking.needs_value(options));
+        && body
+            .options
+            .is_none_or(|options| masking.spares_text(options));
     if clean {
         RequestText::Checked(text)
     } else {

@@ -162,7 +162,7 @@ impl BundleState {
     }
 
     /// The bundle's series, in the text exposition format.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let current = self.current();
         let seconds = |t: Option<Timestamp>| t.map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
@@ -239,7 +239,7 @@ struct Prepared {
 }
 
 /// Fetches, verifies, unpacks and activates bundles.
-pub struct Bundler {
+pub(crate) struct Bundler {
     source: Source,
     cache: PathBuf,
     keys: Arc<Vec<PublicKey>>,
@@ -293,7 +293,10 @@ impl Bundler {
 
     /// The first bundle: fetched, or else the last good one from the cache. Returns the
     /// program built (tests passed) from the directory `current` now names.
-    pub async fn initial(&self, claims: &[(String, String)]) -> Result<reload::Built, StartError> {
+    pub(crate) async fn initial(
+        &self,
+        claims: &[(String, String)],
+    ) -> Result<reload::Built, StartError> {
         let fetched = match self.fetch(None).await {
             Ok(Some((bytes, etag))) => match self.start_with(bytes, etag, claims, false).await {
                 Ok(built) => return Ok(built),

@@ -120,7 +120,7 @@ impl ConfigLayer {
     }
 
     /// `self` with every key that `over` sets replaced by `over`'s value.
-    pub fn overridden_by(self, over: ConfigLayer) -> ConfigLayer {
+    pub(crate) fn overridden_by(self, over: ConfigLayer) -> ConfigLayer {
         ConfigLayer {
             policies: over.policies.or(self.policies),
             listen: over.listen.or(self.listen),
@@ -309,8 +309,8 @@ pub struct BundleConfig {
 }
 
 impl BundleConfig {
-    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
-    pub const DEFAULT_CACHE_DIR: &str = "./warden-bundle-cache";
+    pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub(crate) const DEFAULT_CACHE_DIR: &str = "./warden-bundle-cache";
     pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 }
 

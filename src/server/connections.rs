@@ -63,7 +63,7 @@ const RESERVED_FILES: u64 = 128;
 impl Limits {
     /// These limits, with `max_connections` lowered if `listeners` listeners at the limit
     /// would run the process out of file descriptors.
-    pub fn fitted(self, listeners: usize) -> Limits {
+    pub(crate) fn fitted(self, listeners: usize) -> Limits {
         let Some(files) = open_file_limit() else {
             return self;
         };
@@ -100,7 +100,7 @@ fn open_file_limit() -> Option<u64> {
 /// Raises the soft limit of open files to the hard limit: each connection holds a file
 /// descriptor, and the common soft limit (1,024) is far below what a server needs. Returns the
 /// limit in force afterwards.
-pub fn raise_open_file_limit() -> Option<u64> {
+pub(crate) fn raise_open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
         use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -434,7 +434,7 @@ impl Registry {
 }
 
 /// A connection's place in its registry; leaves it when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     conn: Arc<Conn>,
     id: u64,
     registry: Arc<Registry>,
@@ -540,7 +540,7 @@ impl<T> Tracked for tokio_rustls::server::TlsStream<Counted<T>> {
 }
 
 /// A socket listener whose `accept` errors are the caller's to handle.
-pub trait Accept: Send + 'static {
+pub(crate) trait Accept: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     type Addr: Send + fmt::Debug + 'static;
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Self::Addr)>> + Send;
@@ -578,7 +578,7 @@ impl Accept for tokio::net::UnixListener {
 }
 
 /// A listener whose connections are registered (and refused when there is no room).
-pub struct Admitting<A> {
+pub(crate) struct Admitting<A> {
     inner: A,
     registry: Arc<Registry>,
     backoff: Duration,

@@ -3,11 +3,9 @@
 //!
 //! A tokio timer is registered and dropped under the runtime's one timer lock, so a timer per
 //! call (as tower-http's `TimeoutLayer` makes) has every core take that lock at least once per
-//! call: on two cores under `benches/load.sh`'s single evaluations, 5–10% of the throughput
-//! (measured against a build with `TimeoutLayer`, alternating runs on a quiet machine). Here a
-//! call is polled once first; most decision calls are answered then (the
-//! body came with the headers), and only a call still pending gets a timer, whose deadline
-//! counts from the call's arrival all the same.
+//! call, a cost that shows in the throughput of small calls. Here a call is polled once
+//! first; most decision calls are answered then (the body came with the headers), and only a
+//! call still pending gets a timer, whose deadline counts from the call's arrival all the same.
 
 use std::future::Future;
 use std::pin::Pin;

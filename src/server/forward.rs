@@ -574,7 +574,7 @@ pub fn decide(
         (Ok(_), Ok(routed)) => routed,
         (Err(error), _) => return (Err(error.to_string().into()), record),
         // Decided only what was routed.
-        (Ok(_), Err(reason)) => return (Err(reason.into()), record),
+        (Ok(_), Err(reason)) => return (Err(reason.to_string().into()), record),
     };
     if let Some(Err(why)) = &verdict.capability {
         tracing::info!(reason = %why, "forward-auth: capability token not honoured");

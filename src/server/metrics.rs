@@ -133,7 +133,7 @@ impl Metrics {
         }
     }
 
-    pub fn in_flight_add(&self, delta: i64) {
+    pub(crate) fn in_flight_add(&self, delta: i64) {
         self.in_flight.fetch_add(delta, Relaxed);
     }
 
@@ -142,15 +142,15 @@ impl Metrics {
         self.in_flight.load(Relaxed)
     }
 
-    pub fn connection_accepted(&self) {
+    pub(crate) fn connection_accepted(&self) {
         self.connections_accepted.fetch_add(1, Relaxed);
     }
 
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.connections_open.fetch_add(1, Relaxed);
     }
 
-    pub fn connection_ended(&self) {
+    pub(crate) fn connection_ended(&self) {
         self.connections_open.fetch_sub(1, Relaxed);
     }
 
@@ -159,27 +159,27 @@ impl Metrics {
         self.connections_open.load(Relaxed)
     }
 
-    pub fn connection_refused(&self) {
+    pub(crate) fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
-    pub fn connections_refused(&self) -> u64 {
+    pub(crate) fn connections_refused(&self) -> u64 {
         self.connections_refused.load(Relaxed)
     }
 
-    pub fn connection_closed(&self, reason: Closed) {
+    pub(crate) fn connection_closed(&self, reason: Closed) {
         if let Some(counter) = self.connections_closed.get(reason as usize) {
             counter.fetch_add(1, Relaxed);
         }
     }
 
-    pub fn connections_closed(&self, reason: Closed) -> u64 {
+    pub(crate) fn connections_closed(&self, reason: Closed) -> u64 {
         self.connections_closed
             .get(reason as usize)
             .map_or(0, |c| c.load(Relaxed))
     }
 
-    pub fn accept_failed(&self) {
+    pub(crate) fn accept_failed(&self) {
         self.accept_errors.fetch_add(1, Relaxed);
     }
 

@@ -412,7 +412,10 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     }
     let state = Arc::new(state);
     state.publish(built);
-    let verifier = config.gateway.verifier().map_err(ConfigError)?;
+    let verifier = config
+        .gateway
+        .verifier()
+        .map_err(|e| ConfigError(e.to_string()))?;
     state.gateway.verifier.store(verifier.map(Arc::new));
     state.watching.store(watcher.is_some(), Ordering::Relaxed);
 

@@ -276,14 +276,14 @@ async fn settle(
 }
 
 /// Builds the directory now and publishes it if it loads to a new version.
-pub async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
+pub(crate) async fn reload_now(state: &Arc<AppState>) -> ReloadOutcome {
     let dir = state.settings.policies.clone();
     reload_from(state, dir, state.settings.require_tests).await
 }
 
 /// Builds `dir` (the policy directory, or a bundle freshly unpacked) and publishes it if it
 /// loads to a new version.
-pub async fn reload_from(
+pub(crate) async fn reload_from(
     state: &Arc<AppState>,
     dir: PathBuf,
     require_tests: bool,

@@ -720,6 +720,51 @@ async fn modes_and_masking() {
     );
 }
 
+/// `options` is copied into the record like the rest of the body, so what it holds is masked
+/// the same way, whichever reader took the body (single or batch, plain or with escapes).
+#[tokio::test]
+async fn tokens_in_options_are_masked() {
+    let setup = Setup::new();
+    let mut audit = setup.audit();
+    audit.masking.names = vec!["secret".to_string()];
+    let server = TestServer::start(setup.config(audit)).await;
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9wdGlvbnM";
+    let options = [
+        json!({"x": jwt}),
+        json!({"token": "tok-value-1"}),
+        json!({"nested": [{"secret": "sec-value-2"}]}),
+        json!({"x": "Bearer bearer-value-3", "y": "caf\u{e9}"}),
+    ];
+    for options in &options {
+        let mut single = request("alice", "read", "d1");
+        single["options"] = options.clone();
+        server
+            .http
+            .post_json("/access/v1/evaluation", &single)
+            .await;
+        let batch = json!({
+            "evaluations": [request("alice", "read", "d1")],
+            "options": options,
+        });
+        server
+            .http
+            .post_json("/access/v1/evaluations", &batch)
+            .await;
+    }
+    server.running.shutdown().await;
+    let recorded = decisions(&setup.files());
+    assert_eq!(recorded.len(), 2 * options.len());
+    let text = std::fs::read_to_string(&setup.log).unwrap();
+    for secret in [
+        "c2lnbmF0dXJlLW9wdGlvbnM",
+        "tok-value-1",
+        "sec-value-2",
+        "bearer-value-3",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
 #[tokio::test]
 async fn replay_lists_the_flips_a_policy_change_causes() {
     let setup = Setup::new();

@@ -40,6 +40,7 @@ mod reference_props;
 mod scale;
 mod server;
 mod sidecar;
+mod support;
 mod syntax;
 
 #[global_allocator]

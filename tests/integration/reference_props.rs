@@ -1,13 +1,16 @@
 //! The property test that holds the compiled decision graph to the reference interpreter.
 //!
-//! Each case draws, from one seed, a policy directory (declarations or none, lets, rules, roles
+//! Each case draws, from proptest's choices, a policy directory (declarations or none, lets, rules, roles
 //! with grants), data (entities with parents, attributes, role bindings) and a dozen requests.
 //! The policy is printed as source text and goes through the real pipeline (parse → check →
 //! `load_store` → compile → decode → decide); the reference reads the parsed tree and the data
 //! as generated. Verdict, reason set and error set must agree on every request.
 //!
-//! Cases come from a seed (so a failure prints one number to replay with `WARDEN_REF_SEED`);
-//! the number of cases is proptest's (`PROPTEST_CASES`, default [`DEFAULT_CASES`]). Across the
+//! proptest draws a case as a list of choices that the generator reads in order (each a number
+//! whose remainder picks an option, the first option the simplest); past the list's end every
+//! choice is 0. A failing case is shrunk by proptest lowering choices toward 0, and shown as
+//! the generated files, data and request; `PROPTEST_RNG_SEED` replays a run, and the number of
+//! cases is proptest's (`PROPTEST_CASES`, default [`DEFAULT_CASES`]). Across the
 //! run the test asserts that every construct was generated and that allows, denies overriding
 //! an allow, and decisions with an erroring rule each make up at least 20% of the decisions.
 
@@ -32,17 +35,33 @@ const DEFAULT_CASES: u32 = 1000;
 const REQUESTS_PER_CASE: usize = 12;
 
 // ---------------------------------------------------------------------------------------------
-// Randomness: one seed per case, SplitMix64.
+// Randomness: the choices proptest drew for the case, read in order.
 
-struct Rng(u64);
+/// Choices drawn per case: more than a case reads (a choice read past them is 0).
+const CHOICES: usize = 4096;
+
+/// A case's choices. Shown in a failure's report as a count only: the report shows the case
+/// they generate.
+#[derive(Clone)]
+struct Choices(Vec<u32>);
+
+impl std::fmt::Debug for Choices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nonzero = self.0.iter().filter(|c| **c != 0).count();
+        write!(f, "{} choices, {nonzero} of them not 0", self.0.len())
+    }
+}
+
+struct Rng {
+    choices: Choices,
+    read: usize,
+}
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let choice = self.choices.0.get(self.read).copied().unwrap_or(0);
+        self.read += 1;
+        u64::from(choice)
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -1197,6 +1216,8 @@ impl Gen<'_> {
 
 struct Case {
     typed: bool,
+    /// How many choices the generator read.
+    choices_read: usize,
     /// Policy files: (name, text).
     files: Vec<(String, String)>,
     data_json: String,
@@ -1346,8 +1367,8 @@ fn dynamic_value(rng: &mut Rng, ty: ATy, roles: &[&str]) -> RValue {
     }
 }
 
-fn generate(seed: u64) -> Case {
-    let mut rng = Rng(seed);
+fn generate(choices: Choices) -> Case {
+    let mut rng = Rng { choices, read: 0 };
     let typed = rng.chance(50);
     let declare_actions = typed || rng.chance(50);
     // Typed `properties` and `context`: request values decoded through declarations.
@@ -1859,6 +1880,7 @@ fn generate(seed: u64) -> Case {
 
     Case {
         typed,
+        choices_read: rng.read,
         files,
         data_json,
         data,
@@ -1889,6 +1911,8 @@ struct Stats {
     /// Outcomes of discriminating first tests, by (test, outcome).
     first_tests: BTreeMap<(&'static str, &'static str), usize>,
     hits: BTreeSet<C>,
+    /// The most choices one case read.
+    most_choices_read: usize,
 }
 
 /// Tallies the first tests the compiler discriminates on, by shape and outcome, so the test
@@ -2004,10 +2028,11 @@ fn graph_outcome(
 
 /// One case; `frame` is shared by every case of a run, as a server thread's frame is shared
 /// by every program it serves.
-fn run_case(seed: u64, stats: &mut Stats, frame: &mut Frame) -> Result<(), String> {
-    let case = generate(seed);
+fn run_case(choices: Choices, stats: &mut Stats, frame: &mut Frame) -> Result<(), String> {
+    let case = generate(choices);
+    stats.most_choices_read = stats.most_choices_read.max(case.choices_read);
     let shown = || {
-        let mut text = format!("seed {seed} (replay with WARDEN_REF_SEED={seed})\n");
+        let mut text = String::new();
         for (name, policy) in &case.files {
             let _ = write!(text, "--- {name} ---\n{policy}");
         }
@@ -2118,27 +2143,20 @@ fn cases() -> u32 {
 
 #[test]
 fn graph_agrees_with_reference() {
-    if let Some(seed) = std::env::var("WARDEN_REF_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        let mut stats = Stats::default();
-        if let Err(message) = run_case(seed, &mut stats, &mut Frame::new()) {
-            panic!("{message}");
-        }
-        return;
-    }
     let config = Config {
         cases: cases(),
         failure_persistence: None,
-        max_shrink_iters: 0,
+        // Each shrinking step generates, compiles and decides a case: enough steps to simplify
+        // a failure, few enough to report it soon.
+        max_shrink_iters: 1024,
         ..Config::default()
     };
     let stats = std::cell::RefCell::new(Stats::default());
     let frame = std::cell::RefCell::new(Frame::new());
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&any::<u64>(), |seed| {
-        run_case(seed, &mut stats.borrow_mut(), &mut frame.borrow_mut())
+    let choices = proptest::collection::vec(any::<u32>(), CHOICES).prop_map(Choices);
+    let result = runner.run(&choices, |choices| {
+        run_case(choices, &mut stats.borrow_mut(), &mut frame.borrow_mut())
             .map_err(TestCaseError::fail)
     });
     if let Err(error) = result {
@@ -2151,6 +2169,12 @@ fn graph_agrees_with_reference() {
         .filter(|c| !stats.hits.contains(c))
         .collect();
     assert!(missing.is_empty(), "never generated: {missing:?}");
+    // A case that reads past its choices gets the first option for the rest: raise CHOICES.
+    assert!(
+        stats.most_choices_read <= CHOICES,
+        "a case read {} choices, more than the {CHOICES} drawn",
+        stats.most_choices_read
+    );
     // Well-typed policies must be a real part of the run too, not only chaos.
     assert!(
         stats.ill_typed * 10 <= stats.cases * 9,

@@ -279,9 +279,17 @@ fn bad_lines_name_their_number_and_text() {
     };
     let (line, text, reason) = bad(&format!("{header}\nresource = Photo::\"p1\"\ncolour = red"));
     assert_eq!((line, text.as_str()), (3, "colour = red"));
-    assert!(reason.contains("unknown caveat kind `colour`"), "{reason}");
+    assert!(
+        reason.to_string().contains("unknown caveat kind `colour`"),
+        "{reason}"
+    );
     assert_eq!(bad(&format!("{header}\nactions view")).0, 2);
-    assert!(bad(&format!("{header}\nactions view")).2.contains("` = `"));
+    assert!(
+        bad(&format!("{header}\nactions view"))
+            .2
+            .to_string()
+            .contains("` = `")
+    );
     assert_eq!(bad(&format!("{header}\n{header}")).0, 2);
     assert_eq!(bad(&format!("resource = Photo::\"p1\"\n{header}")).0, 1);
     assert_eq!(bad("warden-capability v1 key=k 1 id=x").0, 1);

@@ -75,18 +75,13 @@ async fn until_all(
     let started = Instant::now();
     let mut took = Vec::new();
     for replica in replicas {
-        loop {
+        let probe = async || {
             let status = status(replica).await;
-            if done(&status) {
-                took.push(started.elapsed());
-                break;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{what}: not within {limit:?}; status {status:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            if done(&status) { Ok(()) } else { Err(status) }
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        crate::support::poll(what, left, Duration::from_millis(10), probe).await;
+        took.push(started.elapsed());
     }
     took
 }

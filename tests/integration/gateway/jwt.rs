@@ -2,7 +2,7 @@
 //! (missing is refused like wrong), an `exp` within the maximum lifetime; and keys that stop
 //! verifying once their file, or their JWKS entry, is removed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, Header};
@@ -168,14 +168,18 @@ async fn a_token_lives_at_most_the_maximum_lifetime() {
 
 /// Asks until `token` gets `status`, or fails after a few reload delays.
 async fn until(server: &TestServer, token: &str, status: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if forward(server, token).await.status == status {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: never {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let probe = async || {
+        let got = forward(server, token).await.status;
+        if got == status { Ok(()) } else { Err(got) }
+    };
+    let what = format!("{what}: {status}");
+    crate::support::poll(
+        &what,
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        probe,
+    )
+    .await;
 }
 
 #[tokio::test]

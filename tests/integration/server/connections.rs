@@ -72,11 +72,14 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "waited 30 s for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let probe = async || crate::support::done(done());
+    crate::support::poll(
+        what,
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        probe,
+    )
+    .await;
 }
 
 /// The server closes `stream` without (another) answer, and counts it under `reason`.

@@ -130,18 +130,18 @@ impl TestServer {
 
     /// Polls `/v1/status` until `done` holds, for 30 s at most.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&JsonValue) -> bool) -> JsonValue {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let probe = async || {
             let status = self.status().await;
             if done(&status) {
-                return status;
+                Ok(status)
+            } else {
+                Err(status)
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited 30 s for {what}; status: {status:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        let second = Duration::from_secs(1);
+        crate::support::poll(what, 30 * second, second / 50, probe)
+            .await
+            .0
     }
 
     pub async fn wait_for_version(&self, version: &str) -> JsonValue {

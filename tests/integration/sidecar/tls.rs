@@ -83,21 +83,21 @@ async fn mutual_tls_admits_only_current_certificates_from_the_configured_ca() {
 
 /// Polls until new connections are served `wanted` (a certificate's DER), for 30 s.
 async fn wait_for_certificate(pki: &Pki, running: &server::Running, wanted: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let probe = async || {
         let (reply, peer) = tls_request(&pki.connector(None), running.address, "/healthz", None)
             .await
             .unwrap();
         assert_eq!(reply.status, 200);
-        if peer == wanted {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was not served within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        crate::support::done(peer == wanted)
+    };
+    let what = "the new certificate to be served";
+    crate::support::poll(
+        what,
+        Duration::from_secs(30),
+        Duration::from_millis(25),
+        probe,
+    )
+    .await;
 }
 
 #[tokio::test]
