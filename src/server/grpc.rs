@@ -16,21 +16,22 @@
 //! `UNAVAILABLE` with a `503`. Every status but `OK` makes Envoy deny, whatever
 //! `failure_mode_allow` says (that applies only when the call itself fails).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{Address, HeaderValue as EnvoyHeader};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
     CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
@@ -39,13 +40,16 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value as ProtoValue};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prost::Message;
 use serde_json::{Map, Value as JsonValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tonic::transport::server::Connected;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::ServingStatus;
 
@@ -105,7 +109,9 @@ fn describe(request: &CheckRequest) -> Described<'_> {
     let http = attributes
         .and_then(|a| a.request.as_ref())
         .and_then(|r| r.http.as_ref());
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(http.map_or(0, |http| {
+        http.headers.len() + http.header_map.as_ref().map_or(0, |m| m.headers.len())
+    }));
     if let Some(http) = http {
         // Envoy sends `headers`, or with `encode_raw_headers` the `header_map` (values as
         // bytes). Pseudo-headers (`:path`, ...) are no header names here; their meaning comes
@@ -331,12 +337,6 @@ pub enum Connection<S> {
     Tls(Box<TlsStream<S>>),
 }
 
-impl<S> Connected for Connection<S> {
-    type ConnectInfo = ();
-
-    fn connect_info(&self) {}
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -389,7 +389,7 @@ fn h2_acceptor(tls: &TlsState) -> TlsAcceptor {
 fn accept<A: Accept>(
     mut listener: A,
     tls: Option<(Arc<TlsState>, Duration)>,
-) -> mpsc::Receiver<std::io::Result<Connection<A::Io>>> {
+) -> mpsc::Receiver<Connection<A::Io>> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -408,7 +408,7 @@ fn accept<A: Accept>(
             };
             match &tls {
                 None => {
-                    if sender.send(Ok(Connection::Plain(stream))).await.is_err() {
+                    if sender.send(Connection::Plain(stream)).await.is_err() {
                         return;
                     }
                 }
@@ -418,7 +418,7 @@ fn accept<A: Accept>(
                     tokio::spawn(async move {
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) => {
-                                let _ = sender.send(Ok(Connection::Tls(Box::new(stream)))).await;
+                                let _ = sender.send(Connection::Tls(Box::new(stream))).await;
                             }
                             Ok(Err(error)) => {
                                 tracing::debug!(%error, ?address, "gRPC: TLS handshake refused");
@@ -482,6 +482,21 @@ pub fn serve(
     }
 }
 
+/// The HTTP/2 settings of every gRPC connection. hyper's defaults hold where nothing is set:
+/// 16 KiB of request headers at most (`SETTINGS_MAX_HEADER_LIST_SIZE`), 200 streams at once
+/// per connection, 1 MiB flow-control windows, and the guards against rapid and abusive stream
+/// resets.
+fn http2_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Neither Envoy nor gRPC reads a `Date`; not writing one saves formatting and HPACK
+        // work on every answer.
+        .auto_date_header(false);
+    builder
+}
+
 fn serve_on<A: Accept>(
     listener: A,
     state: Arc<AppState>,
@@ -490,21 +505,373 @@ fn serve_on<A: Accept>(
 ) -> JoinHandle<std::io::Result<()>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(follow_readiness(state.clone(), reporter, shutdown.clone()));
-    let limit = state.settings.body_limit;
-    let timeout = state.settings.request_timeout;
-    let authorizer =
-        AuthorizationServer::new(Authorizer::new(state)).max_decoding_message_size(limit);
-    let incoming = tokio_stream::wrappers::ReceiverStream::new(accept(listener, tls));
+    let service = Service(Arc::new(Services {
+        limit: state.settings.body_limit,
+        timeout: state.settings.request_timeout,
+        authorizer: Authorizer::new(state),
+        others: tonic::service::Routes::new(health),
+    }));
+    let mut incoming = accept(listener, tls);
+    let builder = http2_builder();
     let mut stop = shutdown;
     tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .timeout(timeout)
-            .add_service(health)
-            .add_service(authorizer)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-            .map_err(std::io::Error::other)
+        // Every connection task holds a receiver; `closed` resolves when the last one ends.
+        let (done, open) = watch::channel(());
+        loop {
+            let connection = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
+                connection = incoming.recv() => match connection {
+                    Some(connection) => connection,
+                    None => break,
+                },
+            };
+            tokio::spawn(serve_connection(
+                connection,
+                builder.clone(),
+                service.clone(),
+                stop.clone(),
+                open.clone(),
+            ));
+        }
+        // Stops accepting (the accept task ends with its receiver), then waits for the
+        // connections to finish their calls.
+        drop(incoming);
+        drop(open);
+        done.closed().await;
+        Ok(())
     })
+}
+
+/// Serves one HTTP/2 connection until the client closes it, or, once `shutdown` turns true,
+/// until the calls in flight are answered (a GOAWAY tells the client to open no more streams).
+async fn serve_connection<S>(
+    connection: Connection<S>,
+    builder: hyper::server::conn::http2::Builder<TokioExecutor>,
+    service: Service,
+    mut shutdown: watch::Receiver<bool>,
+    _open: watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = std::pin::pin!(builder.serve_connection(TokioIo::new(connection), service));
+    let ended = tokio::select! {
+        result = http.as_mut() => Some(result),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            http.as_mut().graceful_shutdown();
+            http.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "gRPC: connection ended with an error");
+    }
+}
+
+/// The gRPC path of `Authorization/Check`.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// Streams one connection may have open at once; Envoy queues its further checks until one
+/// ends.
+const MAX_CONCURRENT_STREAMS: u32 = 200;
+
+/// The services of the gRPC listener. `Check` is answered here, without tonic's generic
+/// streaming machinery: a unary call is one length-prefixed message each way, read and written
+/// whole. Every other path (the health service, and `UNIMPLEMENTED` for unknown ones) goes to
+/// tonic's router.
+#[derive(Clone)]
+struct Service(Arc<Services>);
+
+struct Services {
+    authorizer: Authorizer,
+    others: tonic::service::Routes,
+    limit: usize,
+    timeout: Duration,
+}
+
+type Answering =
+    Pin<Box<dyn Future<Output = Result<axum::http::Response<Reply>, Infallible>> + Send>>;
+
+impl hyper::service::Service<axum::http::Request<Incoming>> for Service {
+    type Response = axum::http::Response<Reply>;
+    type Error = Infallible;
+    type Future = Answering;
+
+    fn call(&self, request: axum::http::Request<Incoming>) -> Answering {
+        if request.uri().path() == CHECK_PATH {
+            let services = self.0.clone();
+            return Box::pin(async move { Ok(services.check(request).await) });
+        }
+        // tonic's router is always ready (its `poll_ready` returns at once).
+        let answer = tower_service::Service::call(&mut self.0.others.clone(), request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            Ok(response.map(Reply::Other))
+        })
+    }
+}
+
+impl Services {
+    /// One `Check`: the request message, decided, within the server's `request_timeout` (or the
+    /// client's shorter `grpc-timeout`), as tonic's server answers a unary call.
+    async fn check(&self, request: axum::http::Request<Incoming>) -> axum::http::Response<Reply> {
+        let started = Instant::now();
+        if let Err(status) = identity_encoding(request.headers()) {
+            return status.into_http();
+        }
+        let timeout = match client_timeout(request.headers()) {
+            Some(client) => client.min(self.timeout),
+            None => self.timeout,
+        };
+        let call = async {
+            let message = read_message(request.into_body(), self.limit).await?;
+            Ok::<_, Status>(self.authorizer.decide(&message).await)
+        };
+        match (Deadline {
+            inner: call,
+            at: started + timeout,
+            sleep: None,
+        })
+        .await
+        {
+            Some(Ok(response)) => Reply::answer(&response),
+            Some(Err(status)) => status.into_http(),
+            None => Status::cancelled("Timeout expired").into_http(),
+        }
+    }
+}
+
+/// Refuses a compressed request as tonic does: Warden accepts no `grpc-encoding` but
+/// `identity`.
+fn identity_encoding(headers: &HeaderMap) -> Result<(), Status> {
+    match headers.get("grpc-encoding") {
+        None => Ok(()),
+        Some(value) if value.as_bytes() == b"identity" => Ok(()),
+        Some(value) => {
+            let mut status = Status::unimplemented(format!(
+                "Content is compressed with `{}` which isn't supported",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+            status.metadata_mut().insert(
+                "grpc-accept-encoding",
+                tonic::metadata::MetadataValue::from_static("identity"),
+            );
+            Err(status)
+        }
+    }
+}
+
+/// The client's `grpc-timeout` (at most 8 digits and a unit), when it sends a valid one.
+fn client_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let unit = value.len().checked_sub(1)?;
+    let (amount, unit) = (value.get(..unit)?, value.get(unit..)?);
+    if amount.len() > 8 {
+        return None;
+    }
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// `inner`, or `None` once `at` has passed. The timer is armed only when `inner` has to
+    /// wait: a check whose message came whole with its headers (the usual case) is decided
+    /// without touching the timer wheel.
+    struct Deadline<F> {
+        #[pin]
+        inner: F,
+        at: Instant,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.inner.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let at = *this.at;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at.into())));
+        sleep.as_mut().poll(cx).map(|()| None)
+    }
+}
+
+/// The gRPC message header: a compression flag and the message's length (big-endian).
+const FRAME_HEADER: usize = 5;
+
+/// Reads a unary call's request body, and decodes its first message; the messages after it are
+/// decoded and dropped, as tonic does. A length over `limit` is refused (`OUT_OF_RANGE`) as
+/// soon as its header arrives; a compressed, truncated, missing or undecodable message is
+/// `INTERNAL`.
+async fn read_message(mut body: Incoming, limit: usize) -> Result<CheckRequest, Status> {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut first = None;
+    loop {
+        let chunk = match body.frame().await {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers: the body is over.
+                Err(_) => continue,
+            },
+            Some(Err(error)) => {
+                let status = Status::from_error(Box::new(error));
+                // A client that cancels has ended its request (tonic's reading).
+                if status.code() == Code::Cancelled {
+                    break;
+                }
+                return Err(status);
+            }
+            None => break,
+        };
+        // The usual case: the whole message in one DATA frame, decoded where it lies.
+        let rest = if buffer.is_empty() {
+            messages(&chunk, limit, &mut first)?
+        } else {
+            buffer.extend_from_slice(&chunk);
+            let used = buffer.len() - messages(&buffer, limit, &mut first)?.len();
+            buffer.drain(..used);
+            &[]
+        };
+        buffer.extend_from_slice(rest);
+    }
+    if !buffer.is_empty() {
+        return Err(Status::internal("Unexpected EOF decoding stream."));
+    }
+    first.ok_or_else(|| Status::internal("Missing request message."))
+}
+
+/// Decodes the complete messages at the start of `bytes` (the first into `first`), and returns
+/// what remains: the start of an incomplete one.
+fn messages<'b>(
+    mut bytes: &'b [u8],
+    limit: usize,
+    first: &mut Option<CheckRequest>,
+) -> Result<&'b [u8], Status> {
+    while let Some(&[flag, a, b, c, d]) = bytes.get(..FRAME_HEADER) {
+        match flag {
+            0 => {}
+            1 => {
+                return Err(Status::internal(
+                    "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+                ));
+            }
+            flag => {
+                return Err(Status::internal(format!(
+                    "protocol error: received message with invalid compression flag: {flag} (valid flags are 0 and 1), while sending request"
+                )));
+            }
+        }
+        let length = u32::from_be_bytes([a, b, c, d]) as usize;
+        if length > limit {
+            return Err(Status::out_of_range(format!(
+                "Error, decoded message length too large: found {length} bytes, the limit is: {limit} bytes"
+            )));
+        }
+        let (Some(message), Some(rest)) = (
+            bytes.get(FRAME_HEADER..FRAME_HEADER + length),
+            bytes.get(FRAME_HEADER + length..),
+        ) else {
+            break;
+        };
+        let decoded =
+            CheckRequest::decode(message).map_err(|error| Status::internal(error.to_string()))?;
+        first.get_or_insert(decoded);
+        bytes = rest;
+    }
+    Ok(bytes)
+}
+
+/// The answer body of the gRPC listener: a unary answer (its one message, then `grpc-status`
+/// in the trailers; or nothing, when the status went in the headers), or tonic's.
+enum Reply {
+    Unary {
+        message: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+    Other(tonic::body::Body),
+}
+
+impl Default for Reply {
+    fn default() -> Reply {
+        Reply::Unary {
+            message: None,
+            trailers: None,
+        }
+    }
+}
+
+impl Reply {
+    /// `200` with `message` framed, then `grpc-status: 0`.
+    fn answer(message: &CheckResponse) -> axum::http::Response<Reply> {
+        let length = message.encoded_len();
+        let mut framed = Vec::with_capacity(FRAME_HEADER + length);
+        framed.push(0);
+        // A CheckResponse is far below 4 GiB: its headers and body come from the configuration.
+        framed.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_be_bytes());
+        message.encode_raw(&mut framed);
+        let mut trailers = HeaderMap::with_capacity(1);
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        let mut response = axum::http::Response::new(Reply::Unary {
+            message: Some(Bytes::from(framed)),
+            trailers: Some(trailers),
+        });
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        response
+    }
+}
+
+impl hyper::body::Body for Reply {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match self.get_mut() {
+            Reply::Unary { message, trailers } => Poll::Ready(
+                message
+                    .take()
+                    .map(Frame::data)
+                    .or_else(|| trailers.take().map(Frame::trailers))
+                    .map(Ok),
+            ),
+            Reply::Other(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Reply::Unary { message, trailers } => message.is_none() && trailers.is_none(),
+            Reply::Other(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Reply::Unary { message, .. } => {
+                SizeHint::with_exact(message.as_ref().map_or(0, |m| m.len() as u64))
+            }
+            Reply::Other(body) => body.size_hint(),
+        }
+    }
 }

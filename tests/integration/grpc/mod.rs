@@ -4,6 +4,7 @@
 
 mod http2;
 mod python;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
