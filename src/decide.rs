@@ -85,7 +85,7 @@ pub struct Verdict {
 
 /// A decision the policy allowed that is still to be counted against limits kept in Redis:
 /// [`Decider::settle`] counts it and records the outcome.
-pub struct Pending {
+pub(crate) struct Pending {
     decision: Decision,
     capability: Option<Result<(), Rejected>>,
     checks: Checks,
@@ -101,7 +101,7 @@ pub struct Pending {
     clippy::large_enum_variant,
     reason = "returned once and matched at once: boxing either would cost an allocation"
 )]
-pub enum Step {
+pub(crate) enum Step {
     Done(Verdict),
     Pending(Pending),
 }
@@ -181,7 +181,7 @@ impl Decider<'_> {
     /// Redis, which is left pending when the policy allows the request and a limit applies.
     /// A finished step is recorded; a pending one is recorded by [`Decider::settle`], which
     /// then takes the same `frame` and `recorder`.
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         decoded: Result<&mut Request, RequestError>,
         named: (Option<&str>, Option<&str>),
@@ -236,7 +236,7 @@ impl Decider<'_> {
 
     /// Completes a pending decision: counts it against the limits, awaiting Redis, and
     /// records the outcome. `frame` and `recorder` are those [`Decider::begin`] was given.
-    pub async fn settle(
+    pub(crate) async fn settle(
         &self,
         pending: Pending,
         frame: Option<&mut Frame>,
@@ -357,7 +357,7 @@ impl Decider<'_> {
 
 /// What became of a presented capability, for an explanation.
 #[derive(Debug)]
-pub enum CapabilityUse<'a> {
+pub(crate) enum CapabilityUse<'a> {
     /// Not honoured: it did not verify, is revoked, or capabilities are not configured.
     Rejected(&'a Rejected),
     /// Verified: `Ok` when it grants this request, else why not.
@@ -368,7 +368,7 @@ pub enum CapabilityUse<'a> {
 }
 
 /// What became of the capability `request` was decided with (`verdict` is its verdict).
-pub fn capability_use<'a>(
+pub(crate) fn capability_use<'a>(
     program: &Program,
     request: &'a Request,
     verdict: &'a Verdict,

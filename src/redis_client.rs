@@ -24,7 +24,7 @@ pub fn masked(url: &str) -> String {
 /// Runs `wait` (which blocks on Redis) off the async workers when called on one: the worker's
 /// other tasks move to another thread meanwhile. Elsewhere (a plain thread, a current-thread
 /// runtime) it simply runs.
-pub fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
     let on_workers = tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if on_workers {

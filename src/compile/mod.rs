@@ -28,7 +28,7 @@ use crate::syntax::decimal::parse_decimal;
 /// Something the checker lets through but the compiler cannot build. A directory that checks
 /// clean never produces one; they exist so that the compiler never has to panic.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum CompileError {
+pub(crate) enum CompileError {
     #[error("{message}")]
     #[diagnostic(code(warden::compile))]
     Invalid {

@@ -36,7 +36,7 @@ pub struct Usage {
 }
 
 /// How the limits a request counted against stood (most requests count against one or two).
-pub type Usages = SmallVec<[Usage; 2]>;
+pub(crate) type Usages = SmallVec<[Usage; 2]>;
 
 /// Why a request allowed by policy is refused by a limit.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -72,7 +72,7 @@ impl Refusal {
     }
 
     /// Seconds until a retry may succeed; `None` when waiting does not help.
-    pub fn retry_after_secs(&self) -> Option<u64> {
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Refusal::Reached {
                 retry_after_secs, ..
@@ -350,7 +350,7 @@ impl Limiter {
     }
 
     /// The shared store's counters in Prometheus' text format.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         if let Some(store) = &self.shared {
             store.render_metrics(out);
         }
@@ -360,7 +360,7 @@ impl Limiter {
 impl Limiter {
     /// True when requests are counted in Redis: counting then waits for a round trip, which
     /// the server's doors await ([`Limiter::count`]) rather than block on.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.shared.is_some()
     }
 

@@ -54,12 +54,12 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 }
 
 /// Why Redis did not count a request.
 #[derive(Debug, thiserror::Error)]
-pub enum RedisFailure {
+pub(crate) enum RedisFailure {
     #[error("no answer from Redis within {0} ms")]
     Timeout(u128),
     #[error("Redis: {0}")]
@@ -151,7 +151,7 @@ pub struct RedisStore {
 }
 
 /// The key prefix of every limit in Redis.
-pub const KEY_PREFIX: &str = "warden:limit:";
+pub(crate) const KEY_PREFIX: &str = "warden:limit:";
 
 impl RedisStore {
     /// A store for `config`: connects on the first request (and again after a failure), so a
@@ -380,7 +380,7 @@ impl RedisStore {
     }
 
     /// The counters in Prometheus' text format.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let stats = &self.stats;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

@@ -62,7 +62,7 @@ pub enum Compare {
 }
 
 impl Compare {
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Compare::Eq => "==",
             Compare::Ne => "!=",
@@ -254,11 +254,11 @@ impl Index {
             .unwrap_or(self.other_action())
     }
 
-    pub fn other_type(&self) -> u32 {
+    pub(crate) fn other_type(&self) -> u32 {
         u32::try_from(self.types.len()).unwrap_or(u32::MAX)
     }
 
-    pub fn other_action(&self) -> u32 {
+    pub(crate) fn other_action(&self) -> u32 {
         u32::try_from(self.actions.len()).unwrap_or(u32::MAX)
     }
 
@@ -272,7 +272,7 @@ impl Index {
 /// The most roles a role's flattened inheritance ([`RoleInfo::grants_of`]) lists. Beyond it
 /// the closure is walked per request: storing it for every role of a long chain would take
 /// memory growing with the square of the chain's length.
-pub const MAX_FLAT_ROLES: usize = 64;
+pub(crate) const MAX_FLAT_ROLES: usize = 64;
 
 /// A role, with the entity-independent facts eval needs.
 #[derive(Clone, Debug)]
@@ -390,14 +390,14 @@ impl Capability {
         self.actions.iter().any(|a| &**a == action)
     }
 
-    pub fn applies_to(&self, resource_type: &str) -> bool {
+    pub(crate) fn applies_to(&self, resource_type: &str) -> bool {
         self.resource_types.iter().any(|t| &**t == resource_type)
     }
 }
 
 impl Program {
     /// Whether the action of `slot` is in the `action in` set `set`.
-    pub fn action_in(&self, slot: u32, set: u32) -> bool {
+    pub(crate) fn action_in(&self, slot: u32, set: u32) -> bool {
         self.action_sets
             .get(slot as usize)
             .and_then(|bits| bits.get(set as usize / 64))
@@ -421,7 +421,7 @@ impl Program {
     }
 
     /// Adds to the roles in `held` every role they inherit, then sorts and dedups `held`.
-    pub fn expand_roles(&self, held: &mut Vec<RoleId>) {
+    pub(crate) fn expand_roles(&self, held: &mut Vec<RoleId>) {
         let direct = held.len();
         let mut deep = false;
         for index in 0..direct {
@@ -458,7 +458,7 @@ impl Program {
     }
 
     /// `file:line:column` of a rule, for people.
-    pub fn rule_location(&self, rule: &Rule) -> String {
+    pub(crate) fn rule_location(&self, rule: &Rule) -> String {
         match self.sources.get(rule.file) {
             Some(file) => {
                 let (line, column) = file.line_col(rule.span.start as usize);
@@ -469,7 +469,7 @@ impl Program {
     }
 
     /// The source text of a span in a rule's file.
-    pub fn source_text(&self, file: usize, span: Span) -> &str {
+    pub(crate) fn source_text(&self, file: usize, span: Span) -> &str {
         self.sources.get(file).map_or("", |f| f.slice(span))
     }
 }

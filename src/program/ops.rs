@@ -42,7 +42,7 @@ pub enum ErrorKind {
     Request,
 }
 
-pub type OpResult<T> = Result<T, ErrorKind>;
+pub(crate) type OpResult<T> = Result<T, ErrorKind>;
 
 pub fn compare(op: Compare, left: &Value, right: &Value) -> OpResult<bool> {
     let mismatch = || ErrorKind::Mismatch {
@@ -119,7 +119,7 @@ pub fn sub(left: &Value, right: &Value) -> OpResult<Value> {
     }
 }
 
-pub fn mul(left: &Value, right: &Value) -> OpResult<Value> {
+pub(crate) fn mul(left: &Value, right: &Value) -> OpResult<Value> {
     match (left, right) {
         (Value::Int(a), Value::Int(b)) => a
             .checked_mul(*b)
@@ -235,7 +235,7 @@ fn members<'v>(value: &'v Value, op: &'static str) -> OpResult<&'v [Value]> {
 }
 
 /// `set contains all other`: every member of `other` is in `set` (both sorted, so one walk).
-pub fn contains_all(set: &Value, other: &Value) -> OpResult<bool> {
+pub(crate) fn contains_all(set: &Value, other: &Value) -> OpResult<bool> {
     let (set, other) = (
         members(set, "contains all")?,
         members(other, "contains all")?,
@@ -251,7 +251,7 @@ pub fn contains_all(set: &Value, other: &Value) -> OpResult<bool> {
 }
 
 /// `set contains any other`: some member of `other` is in `set`.
-pub fn contains_any(set: &Value, other: &Value) -> OpResult<bool> {
+pub(crate) fn contains_any(set: &Value, other: &Value) -> OpResult<bool> {
     let (set, other) = (
         members(set, "contains any")?,
         members(other, "contains any")?,
@@ -269,7 +269,7 @@ pub fn is_empty(set: &Value) -> OpResult<bool> {
 
 /// `is_ipv4(a)`, `is_loopback(a)`, …: a range is loopback or multicast when every address in
 /// it is (as Cedar's `isLoopback` and `isMulticast` decide).
-pub fn ip_test(test: IpTest, value: &Value) -> OpResult<bool> {
+pub(crate) fn ip_test(test: IpTest, value: &Value) -> OpResult<bool> {
     let Value::Ip(net) = value else {
         return Err(ErrorKind::Operand {
             op: test.function(),
@@ -320,7 +320,7 @@ fn glob_match(text: &str, pattern: &Pattern) -> bool {
 }
 
 /// Cuts a `like` pattern at unescaped `*`; `\*` is a literal star, `\\` a backslash.
-pub fn compile_pattern(pattern: &str) -> Pattern {
+pub(crate) fn compile_pattern(pattern: &str) -> Pattern {
     let mut pieces = Vec::new();
     let mut current = String::new();
     let mut chars = pattern.chars();
@@ -390,7 +390,7 @@ pub fn has(store: &Store, base: &Value, name: &str) -> OpResult<bool> {
 }
 
 /// `e is Type`.
-pub fn is_type(store: &Store, value: &Value, ty: &str) -> OpResult<bool> {
+pub(crate) fn is_type(store: &Store, value: &Value, ty: &str) -> OpResult<bool> {
     match value {
         Value::Entity(EntityRef::Known(id)) => {
             Ok(store.entity(*id).is_some_and(|e| e.uid.ty.as_ref() == ty))
@@ -439,15 +439,15 @@ pub fn in_range(value: &Value, low: &Value, high: &Value) -> OpResult<bool> {
 }
 
 /// Constructors whose argument is a literal, evaluated when the policy is compiled.
-pub fn time_literal(text: &str) -> Option<Timestamp> {
+pub(crate) fn time_literal(text: &str) -> Option<Timestamp> {
     crate::data::decode::parse_time(text).ok()
 }
 
-pub fn duration_literal(text: &str) -> Option<SignedDuration> {
+pub(crate) fn duration_literal(text: &str) -> Option<SignedDuration> {
     crate::data::decode::parse_duration(text)
 }
 
-pub fn ip_literal(text: &str) -> Option<ipnet::IpNet> {
+pub(crate) fn ip_literal(text: &str) -> Option<ipnet::IpNet> {
     crate::data::decode::parse_ip(text)
 }
 

@@ -93,7 +93,7 @@ pub struct ActionNames {
 
 impl ActionNames {
     /// Whether the action applies to a resource of the declared type `ty`.
-    pub fn applies_to(&self, ty: &TypeNames) -> bool {
+    pub(crate) fn applies_to(&self, ty: &TypeNames) -> bool {
         self.applies
             .get(ty.declared as usize)
             .copied()

@@ -15,10 +15,10 @@ const RED_ZONE: usize = 512 * 1024;
 const SEGMENT: usize = 8 * 1024 * 1024;
 
 /// How many levels a hot walk (the evaluator) descends between two looks at the stack.
-pub const LEVELS_PER_CHECK: u32 = 16;
+pub(crate) const LEVELS_PER_CHECK: u32 = 16;
 
 /// Runs `f`, on a new stack segment when less than the red zone is left on this one.
 #[inline]
-pub fn grow<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn grow<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(RED_ZONE, SEGMENT, f)
 }

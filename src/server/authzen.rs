@@ -32,16 +32,16 @@ use crate::server::metrics::Endpoint;
 use crate::server::{AppState, search};
 
 /// The response header naming the policy version a call was decided on.
-pub const POLICY_VERSION: HeaderName = HeaderName::from_static("warden-policy-version");
+pub(crate) const POLICY_VERSION: HeaderName = HeaderName::from_static("warden-policy-version");
 /// The request header by which a caller asks for an explanation.
-pub const EXPLAIN: HeaderName = HeaderName::from_static("warden-explain");
+pub(crate) const EXPLAIN: HeaderName = HeaderName::from_static("warden-explain");
 
-pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
-pub const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
-pub const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
-pub const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
-pub const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
-pub const DISCOVERY_PATH: &str = "/.well-known/authzen-configuration";
+pub(crate) const EVALUATION_PATH: &str = "/access/v1/evaluation";
+pub(crate) const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
+pub(crate) const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
+pub(crate) const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
+pub(crate) const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
+pub(crate) const DISCOVERY_PATH: &str = "/.well-known/authzen-configuration";
 
 /// The decision API's routes; protected by the API key when one is configured. Discovery
 /// stays open: it tells clients where to call, not what they may do.
@@ -61,7 +61,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 }
 
 /// Requires an API key on every route of `api` when keys are configured.
-pub fn protect(api: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
+pub(crate) fn protect(api: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
     if state.settings.api_keys.is_empty() {
         api
     } else {
@@ -98,7 +98,7 @@ fn key_matches(digests: &[[u8; 32]], key: &str) -> bool {
 }
 
 /// True when this call should be explained: enabled by the operator and asked for.
-pub fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
+pub(crate) fn wants_explanation(state: &AppState, headers: &HeaderMap) -> bool {
     state.settings.explain
         && headers.get(EXPLAIN).is_some_and(|value| {
             let value = value.as_bytes();
@@ -197,7 +197,7 @@ impl<'s> Call<'s> {
     /// A call of the decision API, decided at `now`: explained when asked, audited when the
     /// log is on (`request` is the call's body, recorded once as the caller sent it), with
     /// the caller's verified identity and the capability keys.
-    pub fn for_request(
+    pub(crate) fn for_request(
         state: &'s AppState,
         headers: &HeaderMap,
         program: &'s Program,
@@ -242,14 +242,14 @@ impl<'s> Call<'s> {
     }
 
     /// The next decisions are of batch item `index`.
-    pub fn at_item(&mut self, index: usize) {
+    pub(crate) fn at_item(&mut self, index: usize) {
         if let Some(audit) = &mut self.audit {
             audit.item = Some(index);
         }
     }
 
     /// The call's audit record, when the audit log is on and a decision was recorded.
-    pub fn take_record(&mut self) -> Option<Record> {
+    pub(crate) fn take_record(&mut self) -> Option<Record> {
         let audit = self.audit.take()?;
         let latency_us = u64::try_from(audit.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         audit.builder.finish(&self.program.version, latency_us)
@@ -385,7 +385,7 @@ fn answer(
 }
 
 /// The `context` of a decision a limit refused: the reason, and when to retry.
-pub fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
+pub(crate) fn limited_context(refusal: &crate::limit::Refusal) -> JsonValue {
     let mut limit = json!({ "name": refusal.name() });
     if let Some(retry) = refusal.retry_after_secs() {
         limit["retry_after"] = json!(retry);
@@ -417,7 +417,7 @@ fn capability_context(capability: &CapabilityUse<'_>) -> JsonValue {
 }
 
 /// A decision API response: JSON, with the policy version it was decided on.
-pub fn decided_response(program: &Program, body: impl Into<Body>) -> Response {
+pub(crate) fn decided_response(program: &Program, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     let headers = response.headers_mut();
     headers.insert(
@@ -588,7 +588,7 @@ pub fn answer_body(
 }
 
 /// Queues a call's audit record (waiting for room when the queue is full and so configured).
-pub async fn audit_submit(state: &AppState, record: Option<Record>) {
+pub(crate) async fn audit_submit(state: &AppState, record: Option<Record>) {
     if let (Some(log), Some(record)) = (&state.audit, record) {
         log.submit(record).await;
     }
@@ -681,7 +681,7 @@ fn write_item(out: &mut String, allowed: bool, context: Option<&JsonValue>) {
 
 /// `options.evaluations_semantic`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Semantic {
+pub(crate) enum Semantic {
     ExecuteAll,
     DenyOnFirstDeny,
     PermitOnFirstPermit,

@@ -21,8 +21,8 @@ use crate::capability::{EntityText, Token, mint as mint_token};
 use crate::server::extract::AuthzenJson;
 use crate::server::{ApiError, AppState};
 
-pub const MINT_PATH: &str = "/v1/capabilities";
-pub const REVOKE_PATH: &str = "/v1/capabilities/revoke";
+pub(crate) const MINT_PATH: &str = "/v1/capabilities";
+pub(crate) const REVOKE_PATH: &str = "/v1/capabilities/revoke";
 
 pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let api = Router::new()

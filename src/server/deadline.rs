@@ -19,7 +19,7 @@ use crate::server::error::ApiError;
 
 /// Answers `408` for a call not answered within `limit` of its arrival.
 #[derive(Clone, Copy, Debug)]
-pub struct DeadlineLayer {
+pub(crate) struct DeadlineLayer {
     limit: Duration,
 }
 
@@ -42,7 +42,7 @@ impl<S> tower_layer::Layer<S> for DeadlineLayer {
 
 /// The service of [`DeadlineLayer`].
 #[derive(Clone, Debug)]
-pub struct Deadline<S> {
+pub(crate) struct Deadline<S> {
     inner: S,
     limit: Duration,
 }
@@ -71,7 +71,7 @@ where
 
 pin_project_lite::pin_project! {
     /// A call under its deadline: the timer is made at the first poll that leaves it pending.
-    pub struct DeadlineFuture<F> {
+    pub(crate) struct DeadlineFuture<F> {
         #[pin]
         inner: F,
         arrived: Instant,

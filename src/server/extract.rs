@@ -25,7 +25,7 @@ pub struct AuthzenJson {
 }
 
 /// One call being answered: counted while it lives.
-pub struct InFlight(Arc<AppState>);
+pub(crate) struct InFlight(Arc<AppState>);
 
 impl InFlight {
     pub fn new(state: &Arc<AppState>) -> InFlight {
@@ -43,7 +43,7 @@ impl Drop for InFlight {
 /// A decision API body as it came: its bytes (checked to be text), not yet parsed, so the
 /// evaluation endpoints can decode it without building a JSON tree, and the audit log can
 /// record the request as the caller sent it.
-pub struct AuthzenBody {
+pub(crate) struct AuthzenBody {
     pub bytes: axum::body::Bytes,
     pub started: Instant,
     _in_flight: InFlight,
@@ -57,18 +57,6 @@ impl AuthzenBody {
             started: Instant::now(),
             _in_flight: InFlight::new(state),
         }
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> Result<&str, ApiError> {
-        std::str::from_utf8(&self.bytes).map_err(|error| {
-            ApiError::bad_request(format!("the request body is not valid JSON: {error}"))
-        })
-    }
-
-    /// The body parsed as a JSON object, with the messages of the ordinary reader.
-    pub fn object(&self) -> Result<serde_json::Map<String, JsonValue>, ApiError> {
-        parse_object(&self.bytes)
     }
 }
 

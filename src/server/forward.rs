@@ -36,8 +36,8 @@ use crate::server::AppState;
 use crate::server::authzen::POLICY_VERSION;
 use crate::server::metrics::Endpoint;
 
-pub const NGINX_PATH: &str = "/forward-auth/nginx";
-pub const TRAEFIK_PATH: &str = "/forward-auth/traefik";
+pub(crate) const NGINX_PATH: &str = "/forward-auth/nginx";
+pub(crate) const TRAEFIK_PATH: &str = "/forward-auth/traefik";
 
 /// Which contract a call speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub fn original<'r, B>(
 
 /// The last address of the last `X-Forwarded-For` line: the one the nearest proxy added.
 /// Earlier entries were written by whoever sent the request, and are never trusted.
-pub fn nearest_hop(headers: &HeaderMap) -> Option<IpAddr> {
+pub(crate) fn nearest_hop(headers: &HeaderMap) -> Option<IpAddr> {
     let last = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -204,12 +204,12 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 }
 
 /// The body of a 403.
-pub const FORBIDDEN_BODY: &str = "forbidden\n";
+pub(crate) const FORBIDDEN_BODY: &str = "forbidden\n";
 /// The body of a 401.
-pub const UNAUTHORIZED_BODY: &str = "unauthorized\n";
+pub(crate) const UNAUTHORIZED_BODY: &str = "unauthorized\n";
 
 /// The `RateLimit-Policy`, `RateLimit` and `Retry-After` fields of a call a limit refused.
-pub fn limit_fields(refusal: &crate::limit::Refusal) -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn limit_fields(refusal: &crate::limit::Refusal) -> Vec<(HeaderName, HeaderValue)> {
     let crate::limit::Refusal::Reached {
         name,
         count,
@@ -234,7 +234,7 @@ pub fn limit_fields(refusal: &crate::limit::Refusal) -> Vec<(HeaderName, HeaderV
 }
 
 /// The body of a 429.
-pub const TOO_MANY_BODY: &str = "too many requests\n";
+pub(crate) const TOO_MANY_BODY: &str = "too many requests\n";
 
 /// The `WWW-Authenticate` challenge of a 401 for `error`.
 pub fn challenge(error: &IdentityError) -> String {
@@ -354,7 +354,7 @@ pub(crate) fn ready<F: std::future::Future>(future: F) -> Option<F::Output> {
 
 /// Decides one forward-auth call, and counts it in the metrics; with the audit log on, also
 /// the call's record (every call that reached a decision: it named a subject).
-pub async fn answer_recorded<B>(
+pub(crate) async fn answer_recorded<B>(
     state: &AppState,
     flavour: Flavour,
     request: &axum::http::Request<B>,
@@ -459,7 +459,7 @@ pub struct Arrival<'h> {
 }
 
 /// What a forward-auth decision answers: the upstream headers of an allow, or why it is denied.
-pub type Admission = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
+pub(crate) type Admission = Result<Vec<(HeaderName, HeaderValue)>, Refused>;
 
 /// Why a forward-auth call is refused: by policy (403), or by a limit (429).
 #[derive(Debug)]
@@ -497,8 +497,8 @@ fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, Header
         .collect()
 }
 
-pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Routes the call, and hands the request it makes to the decision service (awaiting limits
 /// kept in Redis). With the audit log on, also the call's record.

@@ -61,7 +61,7 @@ use crate::server::listen::{Bound, SocketFile};
 use crate::server::tls::TlsState;
 
 /// The service name health checks ask about, beside the server as a whole (`""`).
-pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
+pub(crate) const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 
 /// How often the health service looks at policy readiness.
 const READINESS_POLL: Duration = Duration::from_millis(500);

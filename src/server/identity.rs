@@ -10,7 +10,7 @@ use crate::server::{ApiError, AppState};
 
 /// The verified identity an AuthZEN call carries, when `authzen_subject_token` is on and the
 /// call sends `Warden-Subject-Token`; an invalid token is an error (401).
-pub fn authzen_identity(
+pub(crate) fn authzen_identity(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<SubjectIdentity>, ApiError> {
@@ -22,7 +22,7 @@ pub fn authzen_identity(
 
 /// The verified identity of `Warden-Subject-Token`, whenever the call sends one (minting a
 /// capability needs it whatever `authzen_subject_token` says); an invalid token is an error.
-pub fn subject_token_identity(
+pub(crate) fn subject_token_identity(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<SubjectIdentity>, ApiError> {
@@ -51,7 +51,7 @@ pub fn subject_token_identity(
 /// deleted takes its keys with it (as does a JWKS entry removed from a file that loads); a
 /// change that does not load (unreadable, corrupt, a secret too short) leaves the previous
 /// keys in force (logged), as a broken policy change does.
-pub async fn watch_keys(state: Arc<AppState>, interval: Duration) {
+pub(crate) async fn watch_keys(state: Arc<AppState>, interval: Duration) {
     let config = state.settings.gateway.clone();
     let files = config.key_files();
     if files.is_empty() {

@@ -16,7 +16,7 @@ pub mod connections;
 pub mod deadline;
 pub mod effective;
 pub mod error;
-pub mod extract;
+pub(crate) mod extract;
 pub mod forward;
 pub mod grpc;
 pub mod identity;
@@ -94,7 +94,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn from_diagnostic(diagnostic: &Diagnostic) -> Problem {
+    pub(crate) fn from_diagnostic(diagnostic: &Diagnostic) -> Problem {
         Problem {
             location: diagnostic.location(),
             message: diagnostic.message(),
@@ -205,7 +205,7 @@ impl AppState {
 }
 
 /// The decision API (AuthZEN evaluation, evaluations, search, discovery).
-pub fn api_router(state: Arc<AppState>) -> Router {
+pub(crate) fn api_router(state: Arc<AppState>) -> Router {
     authzen::routes(state.clone())
         .merge(capabilities::routes(&state))
         .merge(forward::routes(&state))
@@ -213,7 +213,7 @@ pub fn api_router(state: Arc<AppState>) -> Router {
 }
 
 /// `/healthz`, `/readyz`, `/v1/status`, `/metrics`, open: the separate operations listener.
-pub fn ops_router(state: Arc<AppState>) -> Router {
+pub(crate) fn ops_router(state: Arc<AppState>) -> Router {
     ops::routes().with_state(state)
 }
 

@@ -29,7 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// Every operations endpoint, for the decision API's listener: status and metrics need the
 /// API key when one is configured.
-pub fn guarded_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+pub(crate) fn guarded_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     probes().merge(protect(details(), state))
 }
 

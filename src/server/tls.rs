@@ -477,7 +477,7 @@ type Handshake<L> = Option<(TlsStream<<L as Listener>::Io>, <L as Listener>::Add
 /// A listener whose connections are TLS streams. Handshakes run in their own tasks, so a slow
 /// or silent client never holds up the others; one that does not finish within `timeout` is
 /// dropped, as is one that fails (a client certificate refused under mTLS, say).
-pub struct TlsListener<L: Listener> {
+pub(crate) struct TlsListener<L: Listener> {
     inner: L,
     state: Arc<TlsState>,
     timeout: Duration,

@@ -5,14 +5,14 @@
 use thiserror::Error;
 
 /// Digits after the point a decimal keeps.
-pub const DECIMAL_PLACES: u32 = 4;
+pub(crate) const DECIMAL_PLACES: u32 = 4;
 
 /// Ten-thousandths in one.
 const SCALE: i64 = 10_i64.pow(DECIMAL_PLACES);
 
 /// Why a text is not a decimal.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum DecimalError {
+pub(crate) enum DecimalError {
     #[error("a decimal is digits, a point and digits, with an optional leading `-`")]
     Malformed,
     #[error("a decimal has at most 4 digits after the point")]
@@ -23,7 +23,7 @@ pub enum DecimalError {
 
 /// Reads `1.5`, `-0.0001`, `42.0` as ten-thousandths, as Cedar does: one or more digits, a point,
 /// one to four digits; nothing else (no exponent, no `+`, no bare `.5` or `5.`).
-pub fn parse_decimal(text: &str) -> Result<i64, DecimalError> {
+pub(crate) fn parse_decimal(text: &str) -> Result<i64, DecimalError> {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),

@@ -3,7 +3,7 @@
 use crate::source::Span;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum SyntaxError {
+pub(crate) enum SyntaxError {
     #[error("unexpected {found}")]
     #[diagnostic(code(warden::syntax::unexpected))]
     Unexpected {

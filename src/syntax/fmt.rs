@@ -61,7 +61,7 @@ use crate::syntax::parser::ParsedFile;
 use crate::syntax::token::{Token, escape, parse_duration_literal};
 
 /// The column the layout aims to stay within.
-pub const MAX_WIDTH: usize = 100;
+pub(crate) const MAX_WIDTH: usize = 100;
 
 /// One level of indentation.
 const INDENT: usize = 2;
@@ -74,7 +74,7 @@ pub fn format_file(parsed: &ParsedFile) -> String {
 }
 
 /// Prints one expression on one line, without comments (for messages and tests).
-pub fn format_expr(expr: &Expr) -> String {
+pub(crate) fn format_expr(expr: &Expr) -> String {
     let mut printer = Printer::new("", &[], true);
     printer.expr(expr, 0);
     printer.out
@@ -133,7 +133,7 @@ fn attribute_text(text: &str) -> String {
 }
 
 /// The canonical text of a duration: units largest first, zero units left out (`1h30m`).
-pub fn duration_text(millis: i64) -> String {
+pub(crate) fn duration_text(millis: i64) -> String {
     const UNITS: [(&str, u64); 5] = [
         ("d", 86_400_000),
         ("h", 3_600_000),

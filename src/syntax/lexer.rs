@@ -147,7 +147,7 @@ pub const MAX_EXPRESSION_SIZE: usize = 512;
 ///
 /// `names` is [`keywords_used_as_names`] of `tokens`, computed once for the file: the parse
 /// driver hands the same classification to [`oversized_expression`].
-pub fn split_items(tokens: &[Spanned<'_>], names: &[bool]) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split_items(tokens: &[Spanned<'_>], names: &[bool]) -> Vec<std::ops::Range<usize>> {
     let mut items = Vec::new();
     let mut start = 0;
     // How many `{` blocks are open in the current item.
@@ -244,7 +244,7 @@ pub fn split_items(tokens: &[Spanned<'_>], names: &[bool]) -> Vec<std::ops::Rang
 /// [`keyword_used_as_name`]). One pass, left to right: whether a keyword is a name depends on
 /// whether the keyword before it is one, and on whether it continues a list of type names
 /// (`on A, B, route`), which is carried along rather than looked for (a long list stays linear).
-pub fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
+pub(crate) fn keywords_used_as_names(tokens: &[Spanned<'_>]) -> Vec<bool> {
     let mut names: Vec<bool> = Vec::with_capacity(tokens.len());
     let mut listed: Vec<bool> = Vec::with_capacity(tokens.len());
     for (index, (_, token, _)) in tokens.iter().enumerate() {
@@ -385,7 +385,7 @@ const NAME_LOOKAHEAD: usize = 3;
 /// no keyword is a name, so what comes before it changes nothing). Those few tokens can decide
 /// only when the count is within their reach of the limit; then the item's own classification
 /// is computed.
-pub fn oversized_expression(tokens: &[Spanned<'_>], names: &[bool]) -> Option<Span> {
+pub(crate) fn oversized_expression(tokens: &[Spanned<'_>], names: &[bool]) -> Option<Span> {
     let keyword = tokens.iter().map(|(_, t, _)| t).find(|t| {
         matches!(
             t,

@@ -15,7 +15,7 @@ use crate::source::{Diagnostic, SourceFile};
 
 /// A file printed in the canonical layout, or the diagnostics that stop it: a file that does
 /// not parse is not printed, since a partial tree would drop the items that did not parse.
-pub fn format_source(source: &SourceFile) -> Result<String, Vec<Diagnostic>> {
+pub(crate) fn format_source(source: &SourceFile) -> Result<String, Vec<Diagnostic>> {
     let (parsed, diagnostics) = parse(source);
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);

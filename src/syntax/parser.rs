@@ -125,14 +125,14 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
 /// A failure raised by a grammar action (something the grammar accepts but the language does
 /// not), or by the token stream.
 #[derive(Debug, Clone)]
-pub struct ItemError {
+pub(crate) struct ItemError {
     message: String,
     span: Span,
     help: String,
 }
 
 impl ItemError {
-    pub fn custom(message: String, span: Span, help: String) -> ItemError {
+    pub(crate) fn custom(message: String, span: Span, help: String) -> ItemError {
         ItemError {
             message,
             span,
@@ -150,7 +150,7 @@ fn user_error<'s, T>(message: String, span: Span, help: String) -> GrammarResult
 }
 
 /// `entity Color enum [...]`: the grammar sees a name before the list, this checks it is `enum`.
-pub fn enum_ids<'s>(
+pub(crate) fn enum_ids<'s>(
     word: &'s str,
     span: Span,
     ids: Vec<ast::StrLit>,
@@ -175,7 +175,7 @@ pub fn enum_ids<'s>(
 
 /// A clause of a capability declaration that starts with a word (`lifetime 14d`, `mint if`,
 /// `delegable`): the grammar sees a name, this checks it is the expected one.
-pub fn capability_word<'s>(
+pub(crate) fn capability_word<'s>(
     word: &'s str,
     expected: &str,
     kind: ast::CapabilityClauseKind,
@@ -205,7 +205,7 @@ pub fn capability_word<'s>(
 }
 
 /// Checks that a capability declaration has one `allow` and one `lifetime`, and no clause twice.
-pub fn capability_decl<'s>(
+pub(crate) fn capability_decl<'s>(
     name: ast::Ident,
     resource_types: Vec<ast::Ident>,
     clauses: Vec<ast::CapabilityClause>,
@@ -263,7 +263,7 @@ pub fn capability_decl<'s>(
 }
 
 /// Builds `namespace NAME` once its word is `namespace`.
-pub fn namespace_decl<'s>(
+pub(crate) fn namespace_decl<'s>(
     (word, word_span): (&'s str, Span),
     name: ast::Ident,
     span: Span,
@@ -284,7 +284,7 @@ pub fn namespace_decl<'s>(
 }
 
 /// A word the grammar sees as a name where a limit expects `limit` or `per`.
-pub fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResult<'s, ()> {
+pub(crate) fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResult<'s, ()> {
     if word == expected {
         return Ok(());
     }
@@ -299,7 +299,7 @@ pub fn limit_word<'s>(word: &'s str, expected: &str, span: Span) -> GrammarResul
 
 /// Builds a `limit` declaration once its words are the expected ones and its count is positive.
 #[allow(clippy::too_many_arguments, reason = "the parts lalrpop hands over")]
-pub fn limit_decl<'s>(
+pub(crate) fn limit_decl<'s>(
     (word, word_span): (&'s str, Span),
     name: ast::Ident,
     (count, count_span): (i64, Span),
@@ -337,7 +337,7 @@ pub fn limit_decl<'s>(
 
 /// Separates an entity body into stored attributes and the declared `properties`.
 #[allow(clippy::type_complexity, reason = "the shape lalrpop hands over")]
-pub fn split_members<'s>(
+pub(crate) fn split_members<'s>(
     members: Vec<(Option<ast::AttrDecl>, Option<(Vec<ast::AttrDecl>, Span)>)>,
 ) -> GrammarResult<'s, (Vec<ast::AttrDecl>, Option<Vec<ast::AttrDecl>>)> {
     let mut attributes = Vec::new();
@@ -362,7 +362,7 @@ pub fn split_members<'s>(
 }
 
 /// `Set<T>` is the only type that takes a parameter.
-pub fn set_type<'s>(
+pub(crate) fn set_type<'s>(
     name: ast::Ident,
     element: TypeExpr,
     span: Span,
@@ -379,7 +379,7 @@ pub fn set_type<'s>(
 }
 
 /// `-` before an integer literal is part of the literal; before anything else it negates.
-pub fn negate(operand: Expr, span: Span) -> Expr {
+pub(crate) fn negate(operand: Expr, span: Span) -> Expr {
     match operand.kind {
         ExprKind::Int(value) => Expr {
             kind: ExprKind::Int(-value),

@@ -183,12 +183,12 @@ pub enum Token<'s> {
 
 impl Token<'_> {
     /// True for tokens the parser never sees.
-    pub fn is_comment(&self) -> bool {
+    pub(crate) fn is_comment(&self) -> bool {
         matches!(self, Token::LineComment | Token::BlockComment)
     }
 
     /// True for the keywords of [`Token::KEYWORDS`].
-    pub fn is_keyword(&self) -> bool {
+    pub(crate) fn is_keyword(&self) -> bool {
         matches!(
             self,
             Token::Entity
@@ -269,7 +269,7 @@ impl Token<'_> {
     ];
 
     /// How a token is named in messages: `` `allow` ``, `a name`, `a string`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Token::Ident(name) => format!("name `{name}`"),
             Token::Int(value) => format!("integer `{value}`"),
@@ -364,7 +364,7 @@ fn integer<'s>(lex: &mut Lexer<'s, Token<'s>>) -> Result<i64, LexError> {
 }
 
 /// Milliseconds in one unit of a duration literal.
-pub fn duration_unit_millis(unit: &str) -> Option<i64> {
+pub(crate) fn duration_unit_millis(unit: &str) -> Option<i64> {
     match unit {
         "d" => Some(86_400_000),
         "h" => Some(3_600_000),
@@ -376,7 +376,7 @@ pub fn duration_unit_millis(unit: &str) -> Option<i64> {
 }
 
 /// Parses `1h30m`-style text into milliseconds (checked: overflow is an error).
-pub fn parse_duration_literal(text: &str) -> Option<i64> {
+pub(crate) fn parse_duration_literal(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut rest = text;
     if rest.is_empty() {
@@ -422,7 +422,7 @@ fn single_quoted<'s>(_: &mut Lexer<'s, Token<'s>>) -> Result<String, LexError> {
 
 /// Resolves `\"`, `\\`, `\n`, `\t`, `\r`, `\0` and `\u{...}`; anything else is an error carrying
 /// its byte offset inside `text` and the escape as written.
-pub fn unescape(text: &str) -> Result<String, (usize, String)> {
+pub(crate) fn unescape(text: &str) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
