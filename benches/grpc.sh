@@ -16,6 +16,7 @@
 #
 #   WARDEN_TEST_PYTHON=/path/to/venv/bin/python benches/grpc.sh
 #   DURATION=10 CONNECTIONS=64 LAYOUTS="64x1 4x16 2x64" benches/grpc.sh
+#   RATE=50000 LAYOUTS="4x16" benches/grpc.sh   # gRPC paced at RATE checks/s in all (h2load --rps)
 #
 # WARDEN_TEST_PYTHON names a Python with grpcio-tools (as for the integration tests): it frames
 # the CheckRequest from Envoy's protos (tests/grpc/check.py frame).
@@ -26,6 +27,7 @@ export LC_NUMERIC=C
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 LAYOUTS=${LAYOUTS:-"${CONNECTIONS}x1 4x16"}
+RATE=${RATE:-}
 python=${WARDEN_TEST_PYTHON:?set WARDEN_TEST_PYTHON to a Python with grpcio-tools}
 for tool in wrk h2load; do
     command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install wrk nghttp2-client)" >&2; exit 1; }
@@ -63,8 +65,12 @@ middle=$(allowed)
 grpc_rows=()
 for layout in $LAYOUTS; do
     connections=${layout%x*} streams=${layout#*x}
+    paced=() label=$layout
+    if [ -n "$RATE" ]; then
+        paced=(--rps="$((RATE / connections))") label="$layout at $RATE/s"
+    fi
     before=$(allowed)
-    h2load -c"$connections" -m"$streams" -D"$DURATION" \
+    h2load -c"$connections" -m"$streams" -D"$DURATION" "${paced[@]}" \
         -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/check.bin" \
         --log-file="$work/h2load.log" \
         http://127.0.0.1:18291/envoy.service.auth.v3.Authorization/Check >"$work/h2load.txt"
@@ -73,7 +79,7 @@ for layout in $LAYOUTS; do
     grpc_p50=$(cut -f3 "$work/h2load.log" | percentile 0.50)
     grpc_p99=$(cut -f3 "$work/h2load.log" | percentile 0.99)
     after=$(allowed)
-    grpc_rows+=("$(printf '%-28s %12s %9sus %9sus %14s' "gRPC ext_authz $layout (h2load)" \
+    grpc_rows+=("$(printf '%-28s %12s %9sus %9sus %14s' "gRPC ext_authz $label (h2load)" \
         "$grpc_rps" "$grpc_p50" "$grpc_p99" "$((after - before))/$grpc_calls")")
     grep -E '^(requests|status codes):' "$work/h2load.txt" >&2
 done
