@@ -323,7 +323,9 @@ impl<'s> Call<'s> {
                     .audit
                     .as_mut()
                     .map(|audit| audit as &mut (dyn Recorder + Send));
-                decider.settle(pending, self.frame.as_mut(), recorder).await
+                // Boxed: the wait for Redis is rare, and its future is large; held inline it
+                // would make every call's future as large, and copied as often.
+                Box::pin(decider.settle(pending, self.frame.as_mut(), recorder)).await
             }
         };
         let explained = self.frame.as_ref().map(|frame| (frame, request.as_ref()));

@@ -592,7 +592,8 @@ pub async fn decide(
             let recorder = audit
                 .as_mut()
                 .map(|audit| audit as &mut (dyn Recorder + Send));
-            decider.settle(pending, None, recorder).await
+            // Boxed, as in the AuthZEN door: the wait for Redis is rare and its future large.
+            Box::pin(decider.settle(pending, None, recorder)).await
         }
     };
     let record = audit.and_then(|audit| audit.record);
