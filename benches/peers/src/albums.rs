@@ -12,7 +12,7 @@ use casbin::{CoreApi, Enforcer};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cedar::{self, CedarDecider, Slices};
+use crate::cedar::{self, CedarDecider};
 use crate::common::{Contender, Decider, Model, Req, Rng, ScratchDir, timed, ts, warden_contender};
 use crate::rego::RegoDecider;
 
@@ -307,36 +307,26 @@ pub fn requests(rules: usize) -> Vec<Req> {
     out
 }
 
-fn no_context(_body: &Value, _now: jiff::Timestamp) -> Value {
-    json!({})
-}
-
 fn cedar_plain(t: &Texts) -> CedarDecider {
     let schema = cedar::schema(t.cedar_schema);
     let policies = cedar::policies(&t.cedar_policies);
     cedar::validate(&schema, &policies);
     let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
-    CedarDecider::new(schema, policies, entities, no_context, None)
+    CedarDecider::new(schema, policies, entities, cedar::no_context, None)
 }
 
 /// Pre-sliced: one policy set per album (its grants plus the owner rule), and the
 /// application's index of which album a photo is in.
 fn cedar_sliced(t: &Texts) -> CedarDecider {
-    let schema = cedar::schema(t.cedar_schema);
-    let all = cedar::policies(&t.cedar_policies);
-    cedar::validate(&schema, &all);
-    let (base, by_album) = cedar::slice_by_resource_in(&all);
-    // The application's own index of which album each photo is in.
     let resource_albums = (0..PHOTOS)
         .map(|p| (format!("p{p}"), vec![format!("a{}", p % ALBUMS)]))
         .collect();
-    let slices = Slices {
-        by_album,
+    cedar::sliced(
+        t.cedar_schema,
+        &t.cedar_policies,
+        &t.cedar_entities,
         resource_albums,
-        base,
-    };
-    let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
-    CedarDecider::new(schema, all, entities, no_context, Some(slices))
+    )
 }
 
 #[derive(Serialize, Hash)]

@@ -143,6 +143,33 @@ pub fn entities_from_str(json: &str, schema: &Schema) -> Entities {
         .unwrap_or_else(|e| panic!("the Cedar entities load: {e:?}"))
 }
 
+/// The album models send no context.
+pub fn no_context(_body: &Value, _now: Timestamp) -> Value {
+    json!({})
+}
+
+/// Cedar pre-sliced by album, as an application that knows each photo's album calls it: one
+/// policy set per album (the policies that mention it, plus the ones every request needs), and
+/// `resource_albums`, the application's index of which album each photo is in.
+pub fn sliced(
+    schema: &str,
+    policies: &str,
+    entities: &str,
+    resource_albums: HashMap<String, Vec<String>>,
+) -> CedarDecider {
+    let schema = self::schema(schema);
+    let all = self::policies(policies);
+    validate(&schema, &all);
+    let (base, by_album) = slice_by_resource_in(&all);
+    let slices = Slices {
+        by_album,
+        resource_albums,
+        base,
+    };
+    let entities = entities_from_str(entities, &schema);
+    CedarDecider::new(schema, all, entities, no_context, Some(slices))
+}
+
 impl CedarDecider {
     pub fn new(
         schema: Schema,

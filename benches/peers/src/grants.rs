@@ -25,7 +25,7 @@ use casbin::{CoreApi, Enforcer};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cedar::{self, CedarDecider, Slices};
+use crate::cedar::{self, CedarDecider};
 use crate::common::{Contender, Decider, Model, Req, Rng, ScratchDir, timed, ts, warden_contender};
 use crate::rego::RegoDecider;
 
@@ -557,14 +557,8 @@ fn outside_sample(req: &Req) -> bool {
     body_hash(req) % 20 != 0
 }
 
-
-
 const SAMPLE_NOTE: &str = "grants as top-level rules, in role blocks and as role bindings, 10,000: plain Cedar and Casbin read every grant at every request, so they decide (and are timed on) the one request in 20 of the set picked by a hash of its body; the pre-sliced Cedar, Rego and Warden decide all of them";
 const CAPPED_NOTE: &str = "grants at 100,000: plain Cedar and Casbin are not run (at 10,000 a decision takes them 10 to 130 ms, reading every grant; at 100,000 about ten times that, so even a sample of the requests takes many minutes)";
-
-fn no_context(_body: &Value, _now: jiff::Timestamp) -> Value {
-    json!({})
-}
 
 fn cedar_plain(t: &Texts) -> CedarDecider {
     let schema = cedar::schema(t.cedar_schema);
@@ -577,26 +571,21 @@ fn cedar_plain(t: &Texts) -> CedarDecider {
         );
     }
     let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
-    CedarDecider::new(schema, policies, entities, no_context, None)
+    CedarDecider::new(schema, policies, entities, cedar::no_context, None)
 }
 
 /// Pre-sliced: one policy set per album (its grants plus the deny), and the application's
 /// index of which album a photo is in.
 fn cedar_sliced(t: &Texts, n: usize) -> CedarDecider {
-    let schema = cedar::schema(t.cedar_schema);
-    let all = cedar::policies(&t.cedar_sliced_policies);
-    cedar::validate(&schema, &all);
-    let (base, by_album) = cedar::slice_by_resource_in(&all);
     let resource_albums = (0..albums(n) * PHOTOS_PER_ALBUM)
         .map(|p| (format!("p{p}"), vec![format!("a{}", photo_album(p))]))
         .collect();
-    let slices = Slices {
-        by_album,
+    cedar::sliced(
+        t.cedar_schema,
+        &t.cedar_sliced_policies,
+        &t.cedar_entities,
         resource_albums,
-        base,
-    };
-    let entities = cedar::entities_from_str(&t.cedar_entities, &schema);
-    CedarDecider::new(schema, all, entities, no_context, Some(slices))
+    )
 }
 
 #[derive(Serialize, Hash)]
@@ -710,7 +699,6 @@ pub fn model(style: Style, n: usize) -> Model {
         contenders,
     }
 }
-
 
 const FILES: [&str; 9] = [
     "warden/grants.warden",
