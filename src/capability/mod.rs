@@ -26,6 +26,6 @@ pub mod token;
 pub use keys::{Key, KeyError, KeySpec, KeyUnusable, Keyring};
 pub use revocation::{DEFAULT_WATCH_INTERVAL, RevocationError, RevocationWatcher, Revocations};
 pub use token::{
-    Caveat, CaveatError, EntityText, Request, Token, TokenError, Unmet, attenuate, mint, parse,
-    verify,
+    Caveat, CaveatError, CaveatProblem, EntityText, Request, Token, TokenError, TokenShape, Unmet,
+    attenuate, mint, parse, verify,
 };

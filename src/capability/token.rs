@@ -45,7 +45,7 @@ const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 pub enum TokenError {
     /// Not `wcap1.BODY.TAG`, bad base64, not UTF-8, or a tag of the wrong length.
     #[error("malformed capability token: {0}")]
-    Malformed(String),
+    Malformed(TokenShape),
     /// A line of the body that is not a well-formed header (line 1) or caveat (the others).
     #[error("bad line {line} `{text}`: {reason}")]
     BadLine {
@@ -56,7 +56,7 @@ pub enum TokenError {
     },
     /// A caveat given to `mint` or `attenuate` that has no valid line.
     #[error("cannot add the caveat `{line}`: {reason}")]
-    InvalidCaveat { line: String, reason: String },
+    InvalidCaveat { line: String, reason: CaveatProblem },
     /// No key of the keyring mints, or verifies this token.
     #[error(transparent)]
     Key(#[from] KeyUnusable),
@@ -65,7 +65,35 @@ pub enum TokenError {
     )]
     SignatureMismatch,
     #[error("no random bytes for a token id: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
+}
+
+/// How a token's text is not `wcap1.BODY.TAG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenShape {
+    #[error("it does not begin with `wcap1.`")]
+    NoPrefix,
+    #[error("expected `wcap1.<body>.<tag>`")]
+    NotBodyAndTag,
+    #[error("the body is not base64url without padding")]
+    BodyNotBase64,
+    #[error("the tag is not base64url without padding")]
+    TagNotBase64,
+    #[error("the tag is not 32 bytes")]
+    TagLength,
+    #[error("the body is not UTF-8")]
+    BodyNotUtf8,
+}
+
+/// Why a caveat given to `mint` or `attenuate` cannot be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaveatProblem {
+    /// Its line parses, but as another caveat.
+    #[error("it does not read back as the same caveat")]
+    NotSame,
+    /// Its line does not parse.
+    #[error(transparent)]
+    Line(#[from] CaveatError),
 }
 
 /// What is wrong with one line of a token's body.
@@ -83,13 +111,38 @@ pub enum LineProblem {
     Caveat(#[from] CaveatError),
 }
 
-/// Why a caveat line (or an entity or name inside one) does not parse.
+/// Why a caveat line (or an entity or name inside one) does not parse. Text fields hold the
+/// offending input already escaped as the policy language escapes strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CaveatError(String);
-
-fn caveat_error(reason: impl Into<String>) -> CaveatError {
-    CaveatError(reason.into())
+pub enum CaveatError {
+    #[error("`{text}` is not an entity: write `Type::\"id\"`")]
+    NotEntity { text: String },
+    #[error("`{ty}` is not an entity type: a type is a name of letters, digits and `_`")]
+    NotEntityType { ty: String },
+    #[error("a caveat is one line: it holds no line break")]
+    LineBreak,
+    #[error("a caveat is `<kind> = <value>`, and this line has no ` = `")]
+    NoEquals,
+    #[error("`{text}` is not a time: write RFC 3339 in UTC, like `2026-12-12T10:00:00Z`")]
+    NotTime { text: String },
+    #[error("an audience is non-empty text without control characters or surrounding spaces")]
+    BadAudience,
+    #[error("`{text}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)")]
+    NotTokenId { text: String },
+    #[error("unknown caveat kind `{kind}` (the kinds are {})", Caveat::KINDS.join(", "))]
+    UnknownKind { kind: String },
+    #[error("not in canonical form: write `{canonical}`")]
+    NotCanonical { canonical: String },
+    #[error("`{text}` is not a quoted name")]
+    NotQuotedName { text: String },
+    #[error("expected a name at `{text}`: a name is `[A-Za-z_][A-Za-z0-9_-]*`, or any text quoted")]
+    NotName { text: String },
+    #[error("`{text}` is not one name")]
+    NotOneName { text: String },
+    #[error("a name is not empty")]
+    EmptyName,
+    #[error("expected `, ` between actions at `{text}`")]
+    NoActionSeparator { text: String },
 }
 
 /// An entity as a caveat writes it: `Type::"id"`, the id escaped as Warden's policy language
@@ -143,22 +196,14 @@ impl FromStr for EntityText {
 
 /// An entity, in its canonical spelling or not.
 fn entity(text: &str) -> Result<EntityText, CaveatError> {
-    let not_entity = || {
-        caveat_error(format!(
-            "`{}` is not an entity: write `Type::\"id\"`",
-            escape(text)
-        ))
-    };
+    let not_entity = || CaveatError::NotEntity { text: escape(text) };
     // A type holds no `:`, so the first `:` must begin `::`.
     let (ty, rest) = text
         .split_once(':')
         .and_then(|(ty, rest)| Some((ty, rest.strip_prefix(':')?)))
         .ok_or_else(not_entity)?;
     if !is_type_name(ty) {
-        return Err(caveat_error(format!(
-            "`{}` is not an entity type: a type is a name of letters, digits and `_`",
-            escape(ty)
-        )));
+        return Err(CaveatError::NotEntityType { ty: escape(ty) });
     }
     let (id, rest) = quoted(rest).ok_or_else(not_entity)?;
     if !rest.is_empty() {
@@ -257,22 +302,19 @@ impl FromStr for Caveat {
     /// one meaning and one text.
     fn from_str(line: &str) -> Result<Caveat, CaveatError> {
         if line.contains(['\n', '\r']) {
-            return Err(caveat_error("a caveat is one line: it holds no line break"));
+            return Err(CaveatError::LineBreak);
         }
         // A kind holds no space, so the first space must begin ` = `.
         let (kind, value) = line
             .split_once(' ')
             .and_then(|(kind, rest)| Some((kind, rest.strip_prefix("= ")?)))
-            .ok_or_else(|| {
-                caveat_error("a caveat is `<kind> = <value>`, and this line has no ` = `")
-            })?;
+            .ok_or(CaveatError::NoEquals)?;
         let time = |value: &str| {
-            value.parse::<Timestamp>().map_err(|_| {
-                caveat_error(format!(
-                    "`{}` is not a time: write RFC 3339 in UTC, like `2026-12-12T10:00:00Z`",
-                    escape(value)
-                ))
-            })
+            value
+                .parse::<Timestamp>()
+                .map_err(|_| CaveatError::NotTime {
+                    text: escape(value),
+                })
         };
         let caveat = match kind {
             "capability" => Caveat::Capability(whole_name(value)?),
@@ -284,9 +326,7 @@ impl FromStr for Caveat {
             "audience" => {
                 if value.is_empty() || value.chars().any(char::is_control) || value.trim() != value
                 {
-                    return Err(caveat_error(
-                        "an audience is non-empty text without control characters or surrounding spaces",
-                    ));
+                    return Err(CaveatError::BadAudience);
                 }
                 Caveat::Audience(value.to_string())
             }
@@ -294,19 +334,16 @@ impl FromStr for Caveat {
             "minted-at" => Caveat::MintedAt(time(value)?),
             "parent" => {
                 if !is_token_id(value) {
-                    return Err(caveat_error(format!(
-                        "`{}` is not a token id ({TOKEN_ID_LEN} characters of `a`-`z` and `2`-`7`)",
-                        escape(value)
-                    )));
+                    return Err(CaveatError::NotTokenId {
+                        text: escape(value),
+                    });
                 }
                 Caveat::Parent(value.to_string())
             }
             other => {
-                return Err(caveat_error(format!(
-                    "unknown caveat kind `{}` (the kinds are {})",
-                    escape(other),
-                    Caveat::KINDS.join(", ")
-                )));
+                return Err(CaveatError::UnknownKind {
+                    kind: escape(other),
+                });
             }
         };
         canonical(line, &caveat)?;
@@ -321,10 +358,9 @@ fn canonical(text: &str, value: &impl fmt::Display) -> Result<(), CaveatError> {
     if fmt::write(&mut same, format_args!("{value}")).is_ok() && same.rest.is_empty() {
         Ok(())
     } else {
-        Err(caveat_error(format!(
-            "not in canonical form: write `{}`",
-            escape(&value.to_string())
-        )))
+        Err(CaveatError::NotCanonical {
+            canonical: escape(&value.to_string()),
+        })
     }
 }
 
@@ -398,8 +434,7 @@ fn quoted(text: &str) -> Option<(String, &str)> {
 /// A name at the start of `text`, bare or quoted, and what follows it.
 fn name(text: &str) -> Result<(String, &str), CaveatError> {
     if text.starts_with('"') {
-        return quoted(text)
-            .ok_or_else(|| caveat_error(format!("`{}` is not a quoted name", escape(text))));
+        return quoted(text).ok_or_else(|| CaveatError::NotQuotedName { text: escape(text) });
     }
     let end = text
         .char_indices()
@@ -407,10 +442,7 @@ fn name(text: &str) -> Result<(String, &str), CaveatError> {
         .map_or(text.len(), |(at, _)| at);
     let (bare, rest) = text.split_at(end);
     if bare.is_empty() || !is_bare_name(bare) {
-        return Err(caveat_error(format!(
-            "expected a name at `{}`: a name is `[A-Za-z_][A-Za-z0-9_-]*`, or any text quoted",
-            escape(text)
-        )));
+        return Err(CaveatError::NotName { text: escape(text) });
     }
     Ok((bare.to_string(), rest))
 }
@@ -418,14 +450,14 @@ fn name(text: &str) -> Result<(String, &str), CaveatError> {
 fn whole_name(text: &str) -> Result<String, CaveatError> {
     let (value, rest) = name(text)?;
     if !rest.is_empty() {
-        return Err(caveat_error(format!("`{}` is not one name", escape(text))));
+        return Err(CaveatError::NotOneName { text: escape(text) });
     }
     non_empty(value)
 }
 
 fn non_empty(name: String) -> Result<String, CaveatError> {
     if name.is_empty() {
-        Err(caveat_error("a name is not empty"))
+        Err(CaveatError::EmptyName)
     } else {
         Ok(name)
     }
@@ -441,12 +473,11 @@ fn names(text: &str) -> Result<Vec<String>, CaveatError> {
         if after.is_empty() {
             return Ok(out);
         }
-        rest = after.strip_prefix(", ").ok_or_else(|| {
-            caveat_error(format!(
-                "expected `, ` between actions at `{}`",
-                escape(after)
-            ))
-        })?;
+        rest = after
+            .strip_prefix(", ")
+            .ok_or_else(|| CaveatError::NoActionSeparator {
+                text: escape(after),
+            })?;
     }
 }
 
@@ -467,7 +498,7 @@ pub(crate) fn is_token_id(text: &str) -> bool {
 /// A fresh token id: 16 random bytes in lower-case base32.
 pub fn new_token_id() -> Result<String, TokenError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(TokenError::Random)?;
     Ok(base32(&bytes))
 }
 
@@ -621,25 +652,25 @@ struct Raw {
 
 impl Raw {
     fn decode(text: &str) -> Result<Raw, TokenError> {
-        let malformed = |reason: &str| TokenError::Malformed(reason.to_string());
+        let malformed = TokenError::Malformed;
         let rest = text
             .trim()
             .strip_prefix(PREFIX)
-            .ok_or_else(|| malformed("it does not begin with `wcap1.`"))?;
+            .ok_or(malformed(TokenShape::NoPrefix))?;
         let (body, tag) = rest
             .split_once('.')
             .filter(|(_, tag)| !tag.contains('.'))
-            .ok_or_else(|| malformed("expected `wcap1.<body>.<tag>`"))?;
+            .ok_or(malformed(TokenShape::NotBodyAndTag))?;
         let body = URL_SAFE_NO_PAD
             .decode(body)
-            .map_err(|_| malformed("the body is not base64url without padding"))?;
+            .map_err(|_| malformed(TokenShape::BodyNotBase64))?;
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
-            .map_err(|_| malformed("the tag is not base64url without padding"))?;
+            .map_err(|_| malformed(TokenShape::TagNotBase64))?;
         let tag: [u8; TAG_LEN] = tag
             .try_into()
-            .map_err(|_| malformed("the tag is not 32 bytes"))?;
-        let body = String::from_utf8(body).map_err(|_| malformed("the body is not UTF-8"))?;
+            .map_err(|_| malformed(TokenShape::TagLength))?;
+        let body = String::from_utf8(body).map_err(|_| malformed(TokenShape::BodyNotUtf8))?;
         Ok(Raw { body, tag })
     }
 
@@ -722,11 +753,11 @@ fn checked_line(caveat: &Caveat) -> Result<String, TokenError> {
         Ok(back) if back == *caveat => Ok(line),
         Ok(_) => Err(TokenError::InvalidCaveat {
             line: escape(&line),
-            reason: "it does not read back as the same caveat".to_string(),
+            reason: CaveatProblem::NotSame,
         }),
         Err(e) => Err(TokenError::InvalidCaveat {
             line: escape(&line),
-            reason: e.to_string(),
+            reason: e.into(),
         }),
     }
 }

@@ -40,7 +40,7 @@ pub(crate) enum CheckError {
     #[error("{message}")]
     #[diagnostic(code(warden::check::route_conflict))]
     RouteConflict {
-        message: String,
+        message: crate::check::route_table::InsertError,
         #[label("this route")]
         span: Span,
         #[label("conflicts with this one")]

@@ -37,7 +37,7 @@ pub(crate) enum Segment {
 
 /// Why a path template is not one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TemplateError {
+pub enum TemplateError {
     #[error("a route path starts with `/`")]
     NotAbsolute,
     #[error("a route path does not end with `/`")]
@@ -209,7 +209,21 @@ pub enum PathError {
     #[error("a segment that ends with `.` is ambiguous (some servers strip trailing dots)")]
     TrailingDot,
     #[error("{0}, once the case of the path is ignored (`routes_ignore_case`)")]
-    CaseConflict(String),
+    CaseConflict(InsertError),
+}
+
+/// Why a route cannot join a [`RouteTable`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("`{template}` is routed twice")]
+    Twice { template: String },
+    #[error("`{template}` and `{with}` match the same paths with the same precedence")]
+    Overlap { template: String, with: String },
+    /// A template the router refuses that [`parse_template`] let through.
+    #[error(transparent)]
+    Router(matchit::InsertError),
 }
 
 /// Why a gateway's call makes no AuthZEN request.
@@ -241,7 +255,7 @@ pub struct RouteTable {
     any: matchit::Router<usize>,
     /// The same routes with their literal segments lower-cased, built on the first
     /// [`Case::Ignore`] lookup; `Err` when two routes differ only by case.
-    folded: std::sync::OnceLock<Result<Box<RouteTable>, String>>,
+    folded: std::sync::OnceLock<Result<Box<RouteTable>, InsertError>>,
 }
 
 impl RouteTable {
@@ -259,14 +273,14 @@ impl RouteTable {
 
     /// Adds a route; on a conflict, returns the index of the route it conflicts with (when
     /// known) and why.
-    pub fn insert(&mut self, route: Route) -> Result<(), (Option<usize>, String)> {
+    pub fn insert(&mut self, route: Route) -> Result<(), (Option<usize>, InsertError)> {
         let key = route.template.to_string();
         self.insert_as(route, key)
     }
 
     /// Adds a route under `key`, its template as the router matches it.
-    fn insert_as(&mut self, route: Route, key: String) -> Result<(), (Option<usize>, String)> {
-        parse_template(&key).map_err(|e| (None, e.to_string()))?;
+    fn insert_as(&mut self, route: Route, key: String) -> Result<(), (Option<usize>, InsertError)> {
+        parse_template(&key).map_err(|e| (None, e.into()))?;
         let index = self.routes.len();
         let router = match &route.method {
             Some(method) => self.by_method.entry(method.clone()).or_default(),
@@ -280,15 +294,17 @@ impl RouteTable {
                     .position(|r| r.method == route.method && r.template.as_ref() == with),
                 _ => None,
             };
-            let message = match &error {
+            let message = match error {
                 matchit::InsertError::Conflict { with } if with == route.template.as_ref() => {
-                    format!("`{}` is routed twice", route.template)
+                    InsertError::Twice {
+                        template: route.template.to_string(),
+                    }
                 }
-                matchit::InsertError::Conflict { with } => format!(
-                    "`{}` and `{with}` match the same paths with the same precedence",
-                    route.template
-                ),
-                other => other.to_string(),
+                matchit::InsertError::Conflict { with } => InsertError::Overlap {
+                    template: route.template.to_string(),
+                    with,
+                },
+                other => InsertError::Router(other),
             };
             return Err((other, message));
         }
@@ -321,7 +337,7 @@ impl RouteTable {
         });
         match folded {
             Ok(table) => Ok(table),
-            Err(message) => Err(PathError::CaseConflict(message.clone())),
+            Err(error) => Err(PathError::CaseConflict(error.clone())),
         }
     }
 

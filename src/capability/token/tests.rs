@@ -253,7 +253,7 @@ fn malformed_texts_fail_with_their_reason() {
     let (text, _) = mint(&keyring, &minted()).unwrap();
     let (body, tag) = decode(&text);
     let malformed = |token: &str| match parse(token) {
-        Err(TokenError::Malformed(reason)) => reason,
+        Err(TokenError::Malformed(reason)) => reason.to_string(),
         other => panic!("{token}: {other:?}"),
     };
     assert!(malformed("").contains("wcap1."));
