@@ -169,19 +169,11 @@ impl Decider<'_> {
         match step {
             Step::Done(verdict) => verdict,
             Step::Pending(pending) => {
-                let Pending {
-                    decision,
-                    capability,
-                    checks,
-                    now,
-                    frame: own,
-                } = *pending;
                 let counted = match self.limits {
-                    Some(limits) => limits.consume(self.program, &checks, now),
+                    Some(limits) => limits.consume(self.program, &pending.checks, pending.now),
                     None => Ok(Usages::new()),
                 };
-                let frame = frame.map(|frame| &*frame).or(own.as_ref());
-                self.conclude(decision, capability, counted, frame, recorder)
+                self.counted(*pending, counted, frame, recorder)
             }
         }
     }
@@ -245,18 +237,33 @@ impl Decider<'_> {
         frame: Option<&mut Frame>,
         recorder: Option<&mut (dyn Recorder + Send)>,
     ) -> Verdict {
-        let Pending {
-            decision,
-            capability,
-            checks,
-            now,
-            frame: own,
-        } = *pending;
         let counted = match self.limits {
-            Some(limits) => limits.count(self.program, &checks, now).await,
+            Some(limits) => {
+                limits
+                    .count(self.program, &pending.checks, pending.now)
+                    .await
+            }
             None => Ok(Usages::new()),
         };
         let recorder = recorder.map(|recorder| recorder as &mut dyn Recorder);
+        self.counted(*pending, counted, frame, recorder)
+    }
+
+    /// The verdict on a pending decision, counted, recorded (`frame`: where it was decided,
+    /// when the pending decision does not keep its own).
+    fn counted(
+        &self,
+        pending: Pending,
+        counted: Result<Usages, Refusal>,
+        frame: Option<&mut Frame>,
+        recorder: Option<&mut dyn Recorder>,
+    ) -> Verdict {
+        let Pending {
+            decision,
+            capability,
+            frame: own,
+            ..
+        } = pending;
         let frame = frame.map(|frame| &*frame).or(own.as_ref());
         self.conclude(decision, capability, counted, frame, recorder)
     }
