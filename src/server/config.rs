@@ -100,22 +100,14 @@ impl ConfigLayer {
     /// Reads a TOML configuration file. Unknown keys are errors: a misspelt key silently
     /// ignored would leave a server running with a setting its operator did not mean.
     pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            ConfigError(format!(
-                "cannot read configuration file `{}`: {error}",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            source,
         })?;
-        toml::from_str(&text).map_err(|error| {
-            ConfigError(format!(
-                "configuration file `{}`{}: {}",
-                path.display(),
-                error
-                    .span()
-                    .map(|span| locate(&text, span.start))
-                    .unwrap_or_default(),
-                error.message()
-            ))
+        toml::from_str(&text).map_err(|source| ConfigError::Toml {
+            path: path.to_path_buf(),
+            at: source.span().map(|span| locate(&text, span.start)),
+            source,
         })
     }
 
@@ -210,22 +202,175 @@ impl ConfigLayer {
 }
 
 /// `, line L` and, when the line assigns a key, `, key `K``: where a TOML error is.
-fn locate(text: &str, offset: usize) -> String {
+fn locate(text: &str, offset: usize) -> TomlPlace {
     let before = text.get(..offset).unwrap_or(text);
     let number = before.matches('\n').count() + 1;
     let line = text.lines().nth(number - 1).unwrap_or("");
     match line.split_once('=') {
         Some((key, _)) if !key.trim().is_empty() && !key.trim_start().starts_with('#') => {
-            format!(", line {number}, key `{}`", key.trim())
+            TomlPlace {
+                line: number,
+                key: Some(key.trim().to_string()),
+            }
         }
-        _ => format!(", line {number}"),
+        _ => TomlPlace {
+            line: number,
+            key: None,
+        },
     }
 }
 
-/// A configuration that cannot be used; the message names the key and the problem.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// Where in a configuration file TOML found an error: a line, and the key it sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlPlace {
+    /// 1-based.
+    pub line: usize,
+    pub key: Option<String>,
+}
+
+impl std::fmt::Display for TomlPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, ", line {}", self.line)?;
+        match &self.key {
+            Some(key) => write!(f, ", key `{key}`"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A configuration that cannot be used; each message names the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file `{}`: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "configuration file `{}`{}: {}",
+        path.display(),
+        at.as_ref().map(ToString::to_string).unwrap_or_default(),
+        source.message()
+    )]
+    Toml {
+        path: PathBuf,
+        at: Option<TomlPlace>,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A listening address; the reason says what was expected.
+    #[error("`{key}`: {reason}")]
+    Listen { key: &'static str, reason: String },
+    #[error("`{key}` must be greater than 0")]
+    NotPositive { key: &'static str },
+    #[error("`log_level`: `{filter}` is not a log filter; write e.g. `info` or `warden=debug`")]
+    LogLevel { filter: String },
+    #[error("`tls_client_allow`: {0}")]
+    ClientAllow(#[source] crate::server::tls::IdentityError),
+    #[error("`bundle` and `policies` exclude each other: the policies come from the bundle")]
+    BundleAndPolicies,
+    #[error("`bundle`: {0}")]
+    Bundle(#[source] crate::bundle::fetch::FetchError),
+    #[error(
+        "`bundle` needs `bundle_public_keys`: the Ed25519 public keys (PEM) bundles are signed with"
+    )]
+    BundleNeedsKeys,
+    #[error("`jwt_keys`: {0}")]
+    JwtKey(#[source] crate::gateway::identity::JwtKeyError),
+    /// The JWT keys as configured do not load.
+    #[error(transparent)]
+    JwtVerifier(crate::gateway::identity::JwtKeyError),
+    #[error("`{key}`: `{item}` must be `NAME=VALUE`")]
+    NotPair { key: &'static str, item: String },
+    #[error("`upstream_headers`: `{name}` is not a header name")]
+    UpstreamHeaderName { name: String },
+    #[error(
+        "`upstream_headers`: `{value}` is not one of subject, action, resource_type, resource_id, route, roles, attr:NAME"
+    )]
+    UpstreamHeaderValue { value: String },
+    #[error("`envoy_path_prefix`: `{prefix}` must be a path like `/ext-authz`")]
+    EnvoyPathPrefix { prefix: String },
+    /// The URL as [`crate::redis_client::masked`] shows it, without its password.
+    #[error("`rate_limit_redis`: `{masked}` is not a Redis URL; write `redis://HOST:PORT`")]
+    RedisUrl { masked: String },
+    #[error("`rate_limit_redis`: {0}")]
+    RateLimitRedis(#[source] crate::limit::shared::RedisSetupError),
+    #[error("`capability_keys`: {0}")]
+    CapabilityKey(#[source] crate::capability::KeyError),
+    #[error(
+        "`capability_keys`: `{}` is inside the policy directory; keep keys where policy authors cannot read them",
+        path.display()
+    )]
+    CapabilityKeyInPolicies { path: PathBuf },
+    #[error("`capability_grace_s` is too large")]
+    CapabilityGrace,
+    #[error("`capability_revocations`: {0}")]
+    Revocations(#[source] crate::capability::RevocationError),
+    #[error("`revocations_redis`: {0}")]
+    RevocationsRedis(#[source] crate::capability::RevocationError),
+    #[error(
+        "`capability_header`: `{header}` is not a header name other than `Authorization` (which carries identity)"
+    )]
+    CapabilityHeader { header: String },
+    #[error(
+        "`audit_key_file` is required with `audit_path`: checkpoints are signed with it \
+         (make one with `head -c 32 /dev/urandom | base64 > audit.key`)"
+    )]
+    AuditNeedsKey,
+    #[error("`audit_key_file`: {0}")]
+    AuditKey(#[source] crate::audit::KeyFileError),
+    #[error(
+        "`audit_key_file`: `{}` is an Ed25519 public key, which cannot sign checkpoints: give \
+         the server the private key, and verifiers the public one",
+        path.display()
+    )]
+    AuditKeyPublic { path: PathBuf },
+    #[error("`audit_sample_allows` must be between 0 and 1 (the fraction of allows recorded)")]
+    AuditSampleRate,
+    #[error(
+        "`tls_client_allow` needs `tls_cert`, `tls_key` and `tls_client_ca`: client \
+         identities are read from certificates verified over mutual TLS"
+    )]
+    ClientAllowNeedsTls,
+    #[error(
+        "`tls_client_ca` needs `tls_cert` and `tls_key`: client certificates are verified \
+         only over TLS"
+    )]
+    ClientCaNeedsTls,
+    #[error(
+        "`tls_client_allow` needs `tls_client_ca`: client identities are read only from \
+         certificates verified against it"
+    )]
+    ClientAllowNeedsCa,
+    #[error("`tls_key` is missing: `tls_cert` needs the certificate's private key")]
+    TlsKeyMissing,
+    #[error("`tls_cert` is missing: `tls_key` needs the certificate it belongs to")]
+    TlsCertMissing,
+    /// A file of the `tls_*` keys that does not serve.
+    #[error("`{key}`: `{}`: {problem}", path.display())]
+    TlsFile {
+        key: &'static str,
+        path: PathBuf,
+        #[source]
+        problem: crate::server::tls::TlsFileProblem,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error(
+        "`unix_socket_mode`: `{text}` is not a file mode; write octal permissions, e.g. `0660`"
+    )]
+    FileMode { text: String },
+    #[error(
+        "`public_url`: `{text}` must be an http:// or https:// URL without a query or fragment"
+    )]
+    PublicUrl { text: String },
+    #[error(
+        "`api_key_sha256`: each entry must be the SHA-256 of a key as 64 hexadecimal digits \
+         (e.g. from `printf %s KEY | sha256sum`)"
+    )]
+    ApiKeyDigest,
+}
 
 /// The resolved configuration of a server.
 #[derive(Clone, Debug)]
@@ -392,13 +537,13 @@ impl Config {
         let audit = resolve_audit(&layer)?;
         let bundle = resolve_bundle(&layer)?;
         let rate_limit_redis = resolve_rate_limit_redis(&layer)?;
-        let address = |key: &str, text: &str| {
+        let address = |key: &'static str, text: &str| {
             text.parse::<Listen>()
-                .map_err(|message| ConfigError(format!("`{key}`: {message}")))
+                .map_err(|reason| ConfigError::Listen { key, reason })
         };
-        let positive = |key: &str, value: u64| {
+        let positive = |key: &'static str, value: u64| {
             if value == 0 {
-                Err(ConfigError(format!("`{key}` must be greater than 0")))
+                Err(ConfigError::NotPositive { key })
             } else {
                 Ok(value)
             }
@@ -422,15 +567,15 @@ impl Config {
                 .unwrap_or(defaults.body_limit),
             None => defaults.body_limit,
         };
-        let millis = |key: &str, value: Option<u64>, default: Duration| match value {
+        let millis = |key: &'static str, value: Option<u64>, default: Duration| match value {
             Some(ms) => positive(key, ms).map(Duration::from_millis),
             None => Ok(default),
         };
         let search_page_limit = match layer.search_page_limit {
             Some(0) => {
-                return Err(ConfigError(
-                    "`search_page_limit` must be greater than 0".to_string(),
-                ));
+                return Err(ConfigError::NotPositive {
+                    key: "search_page_limit",
+                });
             }
             Some(limit) => limit,
             None => defaults.search_page_limit,
@@ -448,9 +593,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let log_level = layer.log_level.unwrap_or(defaults.log_level);
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(ConfigError(format!(
-                "`log_level`: `{log_level}` is not a log filter; write e.g. `info` or `warden=debug`"
-            )));
+            return Err(ConfigError::LogLevel { filter: log_level });
         }
         let client_allow = layer
             .tls_client_allow
@@ -459,7 +602,7 @@ impl Config {
             .map(|entry| {
                 entry
                     .parse::<ClientIdentity>()
-                    .map_err(|e| ConfigError(format!("`tls_client_allow`: {e}")))
+                    .map_err(ConfigError::ClientAllow)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let tls = tls_files(
@@ -544,25 +687,18 @@ fn resolve_bundle(layer: &ConfigLayer) -> Result<Option<BundleConfig>, ConfigErr
         return Ok(None);
     };
     if layer.policies.is_some() {
-        return Err(ConfigError(
-            "`bundle` and `policies` exclude each other: the policies come from the bundle"
-                .to_string(),
-        ));
+        return Err(ConfigError::BundleAndPolicies);
     }
-    let source = crate::bundle::fetch::Source::parse(text)
-        .map_err(|e| ConfigError(format!("`bundle`: {e}")))?;
+    let source = crate::bundle::fetch::Source::parse(text).map_err(ConfigError::Bundle)?;
     let public_keys = layer.bundle_public_keys.clone().unwrap_or_default();
     if public_keys.is_empty() {
-        return Err(ConfigError(
-            "`bundle` needs `bundle_public_keys`: the Ed25519 public keys (PEM) bundles are signed with"
-                .to_string(),
-        ));
+        return Err(ConfigError::BundleNeedsKeys);
     }
     let poll_interval = match layer.bundle_poll_interval_s {
         Some(0) => {
-            return Err(ConfigError(
-                "`bundle_poll_interval_s` must be greater than 0".to_string(),
-            ));
+            return Err(ConfigError::NotPositive {
+                key: "bundle_poll_interval_s",
+            });
         }
         Some(seconds) => Duration::from_secs(seconds),
         None => BundleConfig::DEFAULT_POLL_INTERVAL,
@@ -592,41 +728,41 @@ fn gateway_config(
         .jwt_keys
         .iter()
         .flatten()
-        .map(|k| KeySource::parse(k).map_err(|e| ConfigError(format!("`jwt_keys`: {e}"))))
+        .map(|k| KeySource::parse(k).map_err(ConfigError::JwtKey))
         .collect::<Result<Vec<_>, _>>()?;
-    let pairs =
-        |key: &str, items: &Option<Vec<String>>| -> Result<Vec<(String, String)>, ConfigError> {
-            items
-                .iter()
-                .flatten()
-                .map(|item| match item.split_once('=') {
-                    Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
-                        Ok((a.trim().to_string(), b.trim().to_string()))
-                    }
-                    None if !item.trim().is_empty() && key == "jwt_claims" => {
-                        Ok((item.trim().to_string(), item.trim().to_string()))
-                    }
-                    _ => Err(ConfigError(format!(
-                        "`{key}`: `{item}` must be `NAME=VALUE`"
-                    ))),
-                })
-                .collect()
-        };
+    let pairs = |key: &'static str,
+                 items: &Option<Vec<String>>|
+     -> Result<Vec<(String, String)>, ConfigError> {
+        items
+            .iter()
+            .flatten()
+            .map(|item| match item.split_once('=') {
+                Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+                    Ok((a.trim().to_string(), b.trim().to_string()))
+                }
+                None if !item.trim().is_empty() && key == "jwt_claims" => {
+                    Ok((item.trim().to_string(), item.trim().to_string()))
+                }
+                _ => Err(ConfigError::NotPair {
+                    key,
+                    item: item.clone(),
+                }),
+            })
+            .collect()
+    };
     let upstream_headers = pairs("upstream_headers", &layer.upstream_headers)?;
     for (name, source) in &upstream_headers {
         if axum::http::HeaderName::try_from(name.as_str()).is_err() {
-            return Err(ConfigError(format!(
-                "`upstream_headers`: `{name}` is not a header name"
-            )));
+            return Err(ConfigError::UpstreamHeaderName { name: name.clone() });
         }
         let known = matches!(
             source.as_str(),
             "subject" | "action" | "resource_type" | "resource_id" | "route" | "roles"
         ) || source.starts_with("attr:");
         if !known {
-            return Err(ConfigError(format!(
-                "`upstream_headers`: `{source}` is not one of subject, action, resource_type, resource_id, route, roles, attr:NAME"
-            )));
+            return Err(ConfigError::UpstreamHeaderValue {
+                value: source.clone(),
+            });
         }
     }
     let envoy_path_prefix = layer
@@ -634,9 +770,9 @@ fn gateway_config(
         .clone()
         .unwrap_or(defaults.envoy_path_prefix);
     if !envoy_path_prefix.starts_with('/') || envoy_path_prefix.trim_end_matches('/').is_empty() {
-        return Err(ConfigError(format!(
-            "`envoy_path_prefix`: `{envoy_path_prefix}` must be a path like `/ext-authz`"
-        )));
+        return Err(ConfigError::EnvoyPathPrefix {
+            prefix: envoy_path_prefix,
+        });
     }
     Ok(crate::gateway::GatewayConfig {
         subject_type: layer
@@ -649,9 +785,9 @@ fn gateway_config(
         jwt_leeway_s: layer.jwt_leeway_s.unwrap_or(defaults.jwt_leeway_s),
         jwt_max_lifetime_s: match layer.jwt_max_lifetime_s {
             Some(0) => {
-                return Err(ConfigError(
-                    "`jwt_max_lifetime_s` must be greater than 0".to_string(),
-                ));
+                return Err(ConfigError::NotPositive {
+                    key: "jwt_max_lifetime_s",
+                });
             }
             Some(seconds) => seconds,
             None => defaults.jwt_max_lifetime_s,
@@ -694,16 +830,15 @@ fn resolve_rate_limit_redis(
         .iter()
         .any(|scheme| url.starts_with(scheme))
     {
-        return Err(ConfigError(format!(
-            "`rate_limit_redis`: `{}` is not a Redis URL; write `redis://HOST:PORT`",
-            crate::redis_client::masked(&url)
-        )));
+        return Err(ConfigError::RedisUrl {
+            masked: crate::redis_client::masked(&url),
+        });
     }
     let timeout = match layer.rate_limit_redis_timeout_ms {
         Some(0) => {
-            return Err(ConfigError(
-                "`rate_limit_redis_timeout_ms` must be greater than 0".to_string(),
-            ));
+            return Err(ConfigError::NotPositive {
+                key: "rate_limit_redis_timeout_ms",
+            });
         }
         Some(ms) => Duration::from_millis(ms),
         None => crate::limit::RedisConfig::DEFAULT_TIMEOUT,
@@ -723,15 +858,13 @@ fn resolve_capabilities(
     let keys = layer.capability_keys.clone().unwrap_or_default();
     for spec in &keys {
         spec.parse::<crate::capability::KeySpec>()
-            .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+            .map_err(ConfigError::CapabilityKey)?;
     }
     let header = layer.capability_header.clone().unwrap_or(defaults.header);
     if axum::http::HeaderName::try_from(header.as_str()).is_err()
         || header.eq_ignore_ascii_case("authorization")
     {
-        return Err(ConfigError(format!(
-            "`capability_header`: `{header}` is not a header name other than `Authorization` (which carries identity)"
-        )));
+        return Err(ConfigError::CapabilityHeader { header });
     }
     Ok(CapabilityConfig {
         keys,
@@ -755,26 +888,19 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
         return Ok(None);
     };
     let Some(key_file) = &layer.audit_key_file else {
-        return Err(ConfigError(
-            "`audit_key_file` is required with `audit_path`: checkpoints are signed with it \
-             (make one with `head -c 32 /dev/urandom | base64 > audit.key`)"
-                .to_string(),
-        ));
+        return Err(ConfigError::AuditNeedsKey);
     };
-    let key =
-        Key::from_file(key_file).map_err(|e| ConfigError(format!("`audit_key_file`: {e}")))?;
+    let key = Key::from_file(key_file).map_err(ConfigError::AuditKey)?;
     if !key.can_sign() {
-        return Err(ConfigError(format!(
-            "`audit_key_file`: `{}` is an Ed25519 public key, which cannot sign checkpoints: give \
-             the server the private key, and verifiers the public one",
-            key_file.display()
-        )));
+        return Err(ConfigError::AuditKeyPublic {
+            path: key_file.clone(),
+        });
     }
     let mut audit = AuditConfig::new(path.clone(), key);
     audit.key_file = Some(key_file.clone());
-    let positive = |key: &str, value: u64| {
+    let positive = |key: &'static str, value: u64| {
         if value == 0 {
-            Err(ConfigError(format!("`{key}` must be greater than 0")))
+            Err(ConfigError::NotPositive { key })
         } else {
             Ok(value)
         }
@@ -784,10 +910,7 @@ fn resolve_audit(layer: &ConfigLayer) -> Result<Option<crate::audit::AuditConfig
     }
     if let Some(rate) = layer.audit_sample_allows {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(ConfigError(
-                "`audit_sample_allows` must be between 0 and 1 (the fraction of allows recorded)"
-                    .to_string(),
-            ));
+            return Err(ConfigError::AuditSampleRate);
         }
         audit.sample_allows = rate;
     }
@@ -851,23 +974,11 @@ fn tls_files(
             files.check()?;
             Ok(Some(files))
         }
-        (None, None) if !client_allow.is_empty() => Err(ConfigError(
-            "`tls_client_allow` needs `tls_cert`, `tls_key` and `tls_client_ca`: client \
-             identities are read from certificates verified over mutual TLS"
-                .to_string(),
-        )),
-        (None, None) if client_ca.is_some() => Err(ConfigError(
-            "`tls_client_ca` needs `tls_cert` and `tls_key`: client certificates are verified \
-             only over TLS"
-                .to_string(),
-        )),
+        (None, None) if !client_allow.is_empty() => Err(ConfigError::ClientAllowNeedsTls),
+        (None, None) if client_ca.is_some() => Err(ConfigError::ClientCaNeedsTls),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError(
-            "`tls_key` is missing: `tls_cert` needs the certificate's private key".to_string(),
-        )),
-        (None, Some(_)) => Err(ConfigError(
-            "`tls_cert` is missing: `tls_key` needs the certificate it belongs to".to_string(),
-        )),
+        (Some(_), None) => Err(ConfigError::TlsKeyMissing),
+        (None, Some(_)) => Err(ConfigError::TlsCertMissing),
     }
 }
 
@@ -877,9 +988,9 @@ fn parse_mode(text: &str) -> Result<u32, ConfigError> {
     let digits = digits.strip_prefix("0o").unwrap_or(digits);
     match u32::from_str_radix(digits, 8) {
         Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
-        _ => Err(ConfigError(format!(
-            "`unix_socket_mode`: `{text}` is not a file mode; write octal permissions, e.g. `0660`"
-        ))),
+        _ => Err(ConfigError::FileMode {
+            text: text.to_string(),
+        }),
     }
 }
 
@@ -893,21 +1004,15 @@ fn check_public_url(text: &str) -> Result<String, ConfigError> {
         Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => {
             Ok(trimmed.to_string())
         }
-        _ => Err(ConfigError(format!(
-            "`public_url`: `{text}` must be an http:// or https:// URL without a query or fragment"
-        ))),
+        _ => Err(ConfigError::PublicUrl {
+            text: text.to_string(),
+        }),
     }
 }
 
 /// A SHA-256 digest written as 64 hexadecimal digits.
 fn parse_digest(hex: &str) -> Result<[u8; 32], ConfigError> {
-    let invalid = || {
-        ConfigError(
-            "`api_key_sha256`: each entry must be the SHA-256 of a key as 64 hexadecimal digits \
-             (e.g. from `printf %s KEY | sha256sum`)"
-                .to_string(),
-        )
-    };
+    let invalid = || ConfigError::ApiKeyDigest;
     let hex = hex.trim();
     if hex.len() != 64 || !hex.is_ascii() {
         return Err(invalid());
@@ -945,7 +1050,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().0;
+        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().to_string();
         assert!(
             bad(ConfigLayer {
                 listen: Some("localhost".into()),
@@ -1004,7 +1109,7 @@ mod tests {
         assert_eq!(config.gateway.jwt_cache, 0);
         assert_eq!(config.gateway.identity_header.as_deref(), Some("x-user"));
         assert_eq!(config.gateway.envoy_path_prefix, "/ext-authz");
-        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().0;
+        let bad = |layer: ConfigLayer| Config::resolve(layer).unwrap_err().to_string();
         assert!(
             bad(ConfigLayer {
                 jwt_keys: Some(vec!["none:/k".into()]),

@@ -247,8 +247,17 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Bundle(#[from] bundle::StartError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: cannot watch the revocations: {0}")]
+    RevocationWatcher(#[source] std::io::Error),
+    #[error("internal error: the policy loader failed")]
+    Loader(#[source] tokio::task::JoinError),
+    #[error("internal error: cannot open the audit log `{}`: {source}", path.display())]
+    AuditLog {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("internal error: no local address: {0}")]
+    LocalAddress(#[source] std::io::Error),
 }
 
 /// A started server: its addresses, its state, and the handle that stops it.
@@ -294,25 +303,20 @@ fn capability_verifier(
     if config.keys.is_empty() {
         return Ok(None);
     }
-    let grace = jiff::SignedDuration::try_from(config.grace)
-        .map_err(|_| ConfigError("`capability_grace_s` is too large".to_string()))?;
+    let grace =
+        jiff::SignedDuration::try_from(config.grace).map_err(|_| ConfigError::CapabilityGrace)?;
     for spec in &config.keys {
-        let spec: crate::capability::KeySpec = spec
-            .parse()
-            .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+        let spec: crate::capability::KeySpec = spec.parse().map_err(ConfigError::CapabilityKey)?;
         if inside(&spec.path, policies) {
-            return Err(ConfigError(format!(
-                "`capability_keys`: `{}` is inside the policy directory; keep keys where policy authors cannot read them",
-                spec.path.display()
-            ))
-            .into());
+            return Err(ConfigError::CapabilityKeyInPolicies { path: spec.path }.into());
         }
     }
     let keyring = crate::capability::Keyring::load_specs(&config.keys, grace)
-        .map_err(|e| ConfigError(format!("`capability_keys`: {e}")))?;
+        .map_err(ConfigError::CapabilityKey)?;
     let revocations = match &config.revocations {
-        Some(path) => crate::capability::Revocations::open(path)
-            .map_err(|e| ConfigError(format!("`capability_revocations`: {e}")))?,
+        Some(path) => {
+            crate::capability::Revocations::open(path).map_err(ConfigError::Revocations)?
+        }
         None => {
             tracing::warn!(
                 "capability revocations are kept in memory only: set `capability_revocations` so a restart forgets none"
@@ -323,14 +327,14 @@ fn capability_verifier(
     let revocations = match &config.revocations_redis {
         Some(url) => revocations.with_shared(
             crate::capability::shared::SharedRevocations::new(url)
-                .map_err(|e| ConfigError(format!("`revocations_redis`: {e}")))?,
+                .map_err(ConfigError::RevocationsRedis)?,
         ),
         None => revocations,
     };
     let revocations = Arc::new(revocations);
     let watcher = revocations
         .spawn_watcher(crate::capability::DEFAULT_WATCH_INTERVAL)
-        .map_err(|e| ServeError::Internal(format!("cannot watch the revocations: {e}")))?;
+        .map_err(ServeError::RevocationWatcher)?;
     Ok(Some((
         Arc::new(crate::capability::present::Verifier::new(
             keyring,
@@ -380,7 +384,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         Some(bundler) => bundler.initial(&claims).await?,
         None => tokio::task::spawn_blocking(move || reload::build(&dir, require_tests, &claims))
             .await
-            .map_err(|_| ServeError::Internal("the policy loader failed".to_string()))?
+            .map_err(ServeError::Loader)?
             .map_err(ServeError::Policies)?,
     };
     for warning in &built.warnings {
@@ -389,11 +393,11 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
 
     let mut state = AppState::new(Settings::from(config));
     if let Some(audit) = &config.audit {
-        let log = crate::audit::AuditLog::start(audit.clone()).map_err(|e| {
-            ServeError::Internal(format!(
-                "cannot open the audit log `{}`: {e}",
-                audit.path.display()
-            ))
+        let log = crate::audit::AuditLog::start(audit.clone()).map_err(|source| {
+            ServeError::AuditLog {
+                path: audit.path.clone(),
+                source,
+            }
         })?;
         state.audit = Some(log);
     }
@@ -406,8 +410,8 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     };
     state.bundle = bundler.as_ref().map(|bundler| bundler.state.clone());
     if let Some(redis) = &config.rate_limit_redis {
-        let store = crate::limit::RedisStore::connect(redis)
-            .map_err(|e| ConfigError(format!("`rate_limit_redis`: {e}")))?;
+        let store =
+            crate::limit::RedisStore::connect(redis).map_err(ConfigError::RateLimitRedis)?;
         state.limits = Arc::new(crate::limit::Limiter::shared(store));
     }
     let state = Arc::new(state);
@@ -415,7 +419,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
     let verifier = config
         .gateway
         .verifier()
-        .map_err(|e| ConfigError(e.to_string()))?;
+        .map_err(ConfigError::JwtVerifier)?;
     state.gateway.verifier.store(verifier.map(Arc::new));
     state.watching.store(watcher.is_some(), Ordering::Relaxed);
 
@@ -427,7 +431,7 @@ pub async fn start(config: &Config) -> Result<Running, ServeError> {
         match listen::bind(&address, config.unix_socket_mode).await {
             Ok(bound) => match bound.local(&address) {
                 Ok(local) => Ok((bound, local)),
-                Err(e) => Err(ServeError::Internal(format!("no local address: {e}"))),
+                Err(e) => Err(ServeError::LocalAddress(e)),
             },
             Err(source) => Err(ServeError::Bind { address, source }),
         }

@@ -68,11 +68,7 @@ impl TlsFiles {
     /// chain to one, or anybody could name themselves.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.client_ca.is_none() && !self.client_allow.is_empty() {
-            return Err(ConfigError(
-                "`tls_client_allow` needs `tls_client_ca`: client identities are read only from \
-                 certificates verified against it"
-                    .to_string(),
-            ));
+            return Err(ConfigError::ClientAllowNeedsCa);
         }
         Ok(())
     }
@@ -266,41 +262,54 @@ impl ClientCertVerifier for AllowList {
     }
 }
 
+/// What is wrong with one of the TLS files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileProblem {
+    #[error("cannot read: {0}")]
+    Unreadable(#[source] rustls_pki_types::pem::Error),
+    #[error("not PEM: {0}")]
+    NotPem(#[source] rustls_pki_types::pem::Error),
+    #[error("no certificate in PEM form")]
+    NoCertificate,
+    #[error("no private key in PEM form ({0})")]
+    NoKey(#[source] rustls_pki_types::pem::Error),
+    #[error("not a usable CA certificate: {0}")]
+    BadCa(#[source] rustls::Error),
+    /// The client CA's certificates make no verifier.
+    #[error("{0}")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("cannot be used with the certificate in `tls_cert`: {0}")]
+    KeyMismatch(#[source] rustls::Error),
+}
+
 /// Reads the files into a rustls server configuration. The error names the key whose file is
 /// at fault.
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, ConfigError> {
     files.check()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let fail = |key: &str, path: &Path, what: String| {
-        ConfigError(format!("`{key}`: `{}`: {what}", path.display()))
+    let fail = |key: &'static str, path: &Path, problem: TlsFileProblem| ConfigError::TlsFile {
+        key,
+        path: path.to_path_buf(),
+        problem,
     };
     let certs = read_certs(&files.cert).map_err(|e| fail("tls_cert", &files.cert, e))?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-        fail(
-            "tls_key",
-            &files.key,
-            format!("no private key in PEM form ({e})"),
-        )
-    })?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| fail("tls_key", &files.key, TlsFileProblem::NoKey(e)))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError(format!("TLS: {e}")))?;
+        .map_err(ConfigError::Tls)?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
             let mut roots = RootCertStore::empty();
             for cert in read_certs(path).map_err(|e| fail("tls_client_ca", path, e))? {
-                roots.add(cert).map_err(|e| {
-                    fail(
-                        "tls_client_ca",
-                        path,
-                        format!("not a usable CA certificate: {e}"),
-                    )
-                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| fail("tls_client_ca", path, TlsFileProblem::BadCa(e)))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(|e| fail("tls_client_ca", path, e.to_string()))?;
+                .map_err(|e| fail("tls_client_ca", path, TlsFileProblem::Verifier(e)))?;
             if files.client_allow.is_empty() {
                 builder.with_client_cert_verifier(verifier)
             } else {
@@ -311,25 +320,21 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, ConfigError> {
             }
         }
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        fail(
-            "tls_key",
-            &files.key,
-            format!("cannot be used with the certificate in `tls_cert`: {e}"),
-        )
-    })?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| fail("tls_key", &files.key, TlsFileProblem::KeyMismatch(e)))?;
     // HTTP/2 first: one client connection then multiplexes its calls.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileProblem> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read: {e}"))?
+        .map_err(TlsFileProblem::Unreadable)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM: {e}"))?;
+        .map_err(TlsFileProblem::NotPem)?;
     if certs.is_empty() {
-        return Err("no certificate in PEM form".to_string());
+        return Err(TlsFileProblem::NoCertificate);
     }
     Ok(certs)
 }

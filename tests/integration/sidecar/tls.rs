@@ -165,7 +165,7 @@ async fn tls_files_that_do_not_load_stop_the_start_naming_the_key() {
         };
         async move {
             match server::start(&config).await {
-                Err(server::ServeError::Config(error)) => error.0,
+                Err(server::ServeError::Config(error)) => error.to_string(),
                 Err(other) => panic!("not a configuration error: {other}"),
                 Ok(_) => panic!("started with broken TLS files"),
             }
