@@ -31,22 +31,75 @@ pub enum FetchError {
     BadUrl(String),
     #[error("cannot connect to `{authority}`: {reason}")]
     #[diagnostic(code(warden::bundle::connect))]
-    Connect { authority: String, reason: String },
+    Connect {
+        authority: String,
+        reason: ConnectProblem,
+    },
     #[error("the bundle request failed: {0}")]
     #[diagnostic(code(warden::bundle::request))]
-    Request(String),
+    Request(#[source] RequestProblem),
     #[error("the bundle server answered {0}")]
     #[diagnostic(code(warden::bundle::status))]
     Status(u16),
     #[error("the bundle download is truncated or larger than {limit} bytes: {reason}")]
     #[diagnostic(code(warden::bundle::download))]
-    Body { limit: u64, reason: String },
+    Body { limit: u64, reason: BodyProblem },
     #[error("the bundle fetch took longer than {0:?}")]
     #[diagnostic(code(warden::bundle::timeout))]
     Timeout(Duration),
     #[error("cannot read the bundle file `{path}`: {reason}")]
     #[diagnostic(code(warden::bundle::file))]
-    File { path: PathBuf, reason: String },
+    File { path: PathBuf, reason: FileProblem },
+}
+
+/// Why the connection to a bundle server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectProblem {
+    #[error("{0}")]
+    Tcp(#[source] std::io::Error),
+    #[error("no CA certificates for https")]
+    NoCa,
+    #[error("{0}")]
+    ServerName(#[source] rustls_pki_types::InvalidDnsNameError),
+    #[error("{0}")]
+    Tls(#[source] std::io::Error),
+}
+
+/// Why a bundle request could not be made or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestProblem {
+    /// The blocking task that reads a bundle file did not finish.
+    #[error("{0}")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("{0}")]
+    Build(#[source] hyper::http::Error),
+    #[error("{0}")]
+    Http(#[source] hyper::Error),
+}
+
+/// Why a bundle download is not whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyProblem {
+    #[error("its Content-Length is over the limit")]
+    OverLimit,
+    /// The body ended early, failed, or went over the limit.
+    #[error("{0}")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{arrived} of {expected} bytes arrived")]
+    Short { arrived: usize, expected: u64 },
+}
+
+/// Why a bundle file or a CA file does not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    #[error("{0}")]
+    Bundle(#[source] Box<super::BundleError>),
+    #[error("{0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("no usable CA certificate in PEM form")]
+    NoCa,
+    #[error("{0}")]
+    Tls(#[source] rustls::Error),
 }
 
 /// What a fetch brought.
@@ -90,25 +143,25 @@ impl std::fmt::Display for Source {
 
 /// The TLS client configuration for `https` sources: the roots of `ca_file` (PEM).
 pub fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, FetchError> {
-    let bad = |reason: String| FetchError::File {
+    let bad = |reason: FileProblem| FetchError::File {
         path: ca_file.to_path_buf(),
         reason,
     };
     let mut roots = rustls::RootCertStore::empty();
-    let certs =
-        rustls_pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))?;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| bad(FileProblem::Pem(e)))?;
     for cert in certs {
-        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        let cert = cert.map_err(|e| bad(FileProblem::Pem(e)))?;
         // One unusable certificate in a system bundle must not lose all the others.
         let _ = roots.add(cert);
     }
     if roots.is_empty() {
-        return Err(bad("no usable CA certificate in PEM form".to_string()));
+        return Err(bad(FileProblem::NoCa));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| bad(FileProblem::Tls(e)))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -136,10 +189,10 @@ pub async fn fetch(
             };
             let bytes = tokio::task::spawn_blocking(move || super::read_file(&path, &limits))
                 .await
-                .map_err(|e| FetchError::Request(e.to_string()))?
+                .map_err(|e| FetchError::Request(RequestProblem::Task(e)))?
                 .map_err(|e| FetchError::File {
                     path: source_path(source),
-                    reason: e.to_string(),
+                    reason: FileProblem::Bundle(Box::new(e)),
                 })?;
             let tag = file_tag(&bytes);
             if etag == Some(tag.as_str()) {
@@ -179,13 +232,13 @@ async fn get(
     let authority = uri
         .authority()
         .map_or_else(|| host.to_string(), ToString::to_string);
-    let connect = |reason: String| FetchError::Connect {
+    let connect = |reason: ConnectProblem| FetchError::Connect {
         authority: authority.clone(),
         reason,
     };
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
-        .map_err(|e| connect(e.to_string()))?;
+        .map_err(|e| connect(ConnectProblem::Tcp(e)))?;
     let _ = tcp.set_nodelay(true);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = hyper::Request::get(path)
@@ -199,17 +252,15 @@ async fn get(
     }
     let request = request
         .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::Request(e.to_string()))?;
+        .map_err(|e| FetchError::Request(RequestProblem::Build(e)))?;
     let response = if https {
-        let config = tls
-            .cloned()
-            .ok_or_else(|| connect("no CA certificates for https".to_string()))?;
+        let config = tls.cloned().ok_or_else(|| connect(ConnectProblem::NoCa))?;
         let name = rustls_pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| connect(e.to_string()))?;
+            .map_err(|e| connect(ConnectProblem::ServerName(e)))?;
         let stream = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| connect(e.to_string()))?;
+            .map_err(|e| connect(ConnectProblem::Tls(e)))?;
         send(TokioIo::new(stream), request).await?
     } else {
         send(TokioIo::new(tcp), request).await?
@@ -231,11 +282,9 @@ async fn get(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body_error = |reason: String| FetchError::Body { limit, reason };
+    let body_error = |reason: BodyProblem| FetchError::Body { limit, reason };
     if expected.is_some_and(|length| length > limit) {
-        return Err(body_error(
-            "its Content-Length is over the limit".to_string(),
-        ));
+        return Err(body_error(BodyProblem::OverLimit));
     }
     let body = Limited::new(
         response.into_body(),
@@ -243,14 +292,13 @@ async fn get(
     )
     .collect()
     .await
-    .map_err(|e| body_error(e.to_string()))?
+    .map_err(|e| body_error(BodyProblem::Read(e)))?
     .to_bytes();
     if expected.is_some_and(|length| length != body.len() as u64) {
-        return Err(body_error(format!(
-            "{} of {} bytes arrived",
-            body.len(),
-            expected.unwrap_or_default()
-        )));
+        return Err(body_error(BodyProblem::Short {
+            arrived: body.len(),
+            expected: expected.unwrap_or_default(),
+        }));
     }
     Ok(Fetched::New {
         bytes: body.to_vec(),
@@ -267,14 +315,14 @@ where
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| FetchError::Request(e.to_string()))?;
+        .map_err(|e| FetchError::Request(RequestProblem::Http(e)))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     sender
         .send_request(request)
         .await
-        .map_err(|e| FetchError::Request(e.to_string()))
+        .map_err(|e| FetchError::Request(RequestProblem::Http(e)))
 }
 
 #[cfg(test)]

@@ -44,7 +44,15 @@ pub enum BundleError {
         code(warden::bundle::malformed),
         help("a partial download ends this way; fetch the file again")
     )]
-    Malformed(String),
+    Malformed(#[source] std::io::Error),
+    #[error(
+        "the bundle is not a gzip-compressed tar archive, or it is truncated: the member `{name}` ends early"
+    )]
+    #[diagnostic(
+        code(warden::bundle::malformed),
+        help("a partial download ends this way; fetch the file again")
+    )]
+    MemberShort { name: String },
     #[error("the bundle unpacks to more than {limit} bytes")]
     #[diagnostic(code(warden::bundle::too_large))]
     TooLarge { limit: u64 },
@@ -76,7 +84,7 @@ pub enum BundleError {
     NoManifest,
     #[error("the bundle's manifest is not valid: {0}")]
     #[diagnostic(code(warden::bundle::manifest))]
-    BadManifest(String),
+    BadManifest(#[source] serde_json::Error),
     #[error("the bundle's manifest has format {0}; this Warden reads format {FORMAT}")]
     #[diagnostic(
         code(warden::bundle::format),
@@ -91,7 +99,12 @@ pub enum BundleError {
     Unsigned,
     #[error("the bundle's signature is not readable: {0}")]
     #[diagnostic(code(warden::bundle::signature_format))]
-    BadSignatureFormat(String),
+    BadSignatureFormat(#[source] serde_json::Error),
+    #[error(
+        "the bundle's signature is not readable: the algorithm `{algorithm}` is not `{ED25519}`"
+    )]
+    #[diagnostic(code(warden::bundle::signature_format))]
+    Algorithm { algorithm: String },
     #[error(
         "the bundle is signed with key `{key_id}`, which is not one of the configured public keys"
     )]
@@ -330,8 +343,7 @@ impl Manifest {
     }
 
     fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(BundleError::BadManifest)?;
         if manifest.format != FORMAT {
             return Err(BundleError::Format(manifest.format));
         }
@@ -392,8 +404,8 @@ pub fn write(
     };
     append(MANIFEST, manifest_bytes)?;
     if let Some(signature) = signature {
-        let bytes = serde_json::to_vec_pretty(signature)
-            .map_err(|e| BundleError::BadSignatureFormat(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(signature).map_err(BundleError::BadSignatureFormat)?;
         append(SIGNATURE, &bytes)?;
     }
     for (name, bytes) in files {
@@ -415,8 +427,7 @@ pub fn pack(
     created: jiff::Timestamp,
 ) -> Result<Vec<u8>, BundleError> {
     let manifest = Manifest::new(files, version, revision, created)?;
-    let mut bytes = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BundleError::BadManifest(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(BundleError::BadManifest)?;
     bytes.push(b'\n');
     write(&bytes, None, files)
 }
@@ -465,7 +476,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Archive, BundleError> {
                 limit: limits.total,
             }
         } else {
-            BundleError::Malformed(error.to_string())
+            BundleError::Malformed(error)
         }
     };
     let mut manifest_bytes = None;
@@ -513,9 +524,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Archive, BundleError> {
             .read_to_end(&mut contents)
             .map_err(too_large)?;
         if contents.len() as u64 != size {
-            return Err(BundleError::Malformed(format!(
-                "the member `{name}` ends early"
-            )));
+            return Err(BundleError::MemberShort { name });
         }
         let slot = match name.as_str() {
             MANIFEST => &mut manifest_bytes,
@@ -538,8 +547,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Archive, BundleError> {
     let manifest = Manifest::parse(&manifest_bytes)?;
     let signature = signature_bytes
         .map(|bytes| {
-            serde_json::from_slice::<Signature>(&bytes)
-                .map_err(|e| BundleError::BadSignatureFormat(e.to_string()))
+            serde_json::from_slice::<Signature>(&bytes).map_err(BundleError::BadSignatureFormat)
         })
         .transpose()?;
     Ok(Archive {
@@ -556,10 +564,9 @@ impl Archive {
     pub fn verify(&self, keys: &[PublicKey]) -> Result<String, BundleError> {
         let signature = self.signature.as_ref().ok_or(BundleError::Unsigned)?;
         if signature.algorithm != ED25519 {
-            return Err(BundleError::BadSignatureFormat(format!(
-                "the algorithm `{}` is not `{ED25519}`",
-                signature.algorithm
-            )));
+            return Err(BundleError::Algorithm {
+                algorithm: signature.algorithm.clone(),
+            });
         }
         let key = keys
             .iter()

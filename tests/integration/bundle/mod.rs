@@ -626,7 +626,7 @@ fn the_configuration_keys_resolve() {
     assert!(
         Config::resolve(no_keys)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("bundle_public_keys")
     );
     let both = ConfigLayer {
@@ -636,7 +636,7 @@ fn the_configuration_keys_resolve() {
     assert!(
         Config::resolve(both)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("exclude each other")
     );
 }

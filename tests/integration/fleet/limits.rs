@@ -468,7 +468,7 @@ fn the_configuration_keys_resolve_and_mask_the_password() {
             "rate_limit_redis_timeout_ms",
         ),
     ] {
-        let error = Config::resolve(bad).unwrap_err().0;
+        let error = Config::resolve(bad).unwrap_err().to_string();
         assert!(error.contains(key), "{error}");
     }
 }
