@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 pub(crate) const MIN_SECRET_LEN: usize = 32;
 
 /// Why a key or keyring could not be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("`{0}` is not a key id: write 1 to 64 of `A-Z a-z 0-9 _ . -`")]
     BadId(String),
@@ -24,11 +24,12 @@ pub enum KeyError {
         "`{text}` in the key `{spec}` is not a time: write RFC 3339, like `2026-01-01T00:00:00Z`"
     )]
     BadRetired { spec: String, text: String },
-    #[error("cannot read the key file `{path}` of key `{id}`: {reason}")]
+    #[error("cannot read the key file `{path}` of key `{id}`: {source}")]
     Read {
         id: String,
         path: PathBuf,
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "the key file `{path}` of key `{id}` holds {len} bytes; a key is at least {MIN_SECRET_LEN} (make one with `openssl rand -hex 32 > {path}`)"
@@ -117,7 +118,7 @@ impl Key {
         let bytes = std::fs::read(&spec.path).map_err(|e| KeyError::Read {
             id: spec.id.clone(),
             path: spec.path.clone(),
-            reason: e.to_string(),
+            source: e,
         })?;
         let secret = bytes.trim_ascii();
         if secret.len() < MIN_SECRET_LEN {

@@ -103,8 +103,15 @@ pub enum MintError {
     Expired,
     #[error("the token carries no `{0}` it could hand on")]
     NotCarried(String),
-    #[error("{0}")]
-    Request(String),
+    #[error("the expiry is out of range")]
+    ExpiryOutOfRange,
+    #[error("the token names no capability")]
+    NoCapability,
+    /// The request the minter's right is checked with is not one.
+    #[error(transparent)]
+    Body(crate::eval::request::Malformed),
+    #[error(transparent)]
+    Request(crate::eval::request::RequestError),
 }
 
 impl MintError {
@@ -234,7 +241,7 @@ pub fn authorize(
     let now = whole_seconds(now);
     let expires = now
         .checked_add(lifetime)
-        .map_err(|_| MintError::Request("the expiry is out of range".to_string()))?;
+        .map_err(|_| MintError::ExpiryOutOfRange)?;
     let mut caveats = vec![
         Caveat::Capability(ask.capability.clone()),
         if ask.within {
@@ -273,9 +280,8 @@ fn decision_request(
         "resource": { "type": ask.resource.ty, "id": ask.resource.id },
         "context": ask.context.clone().unwrap_or_else(|| json!({})),
     });
-    let parts = Parts::from_body(&body).map_err(|e| MintError::Request(e.to_string()))?;
-    let mut request =
-        request::from_parts(program, &parts, now).map_err(|e| MintError::Request(e.to_string()))?;
+    let parts = Parts::from_body(&body).map_err(MintError::Body)?;
+    let mut request = request::from_parts(program, &parts, now).map_err(MintError::Request)?;
     request.verified = ask.verified.clone();
     Ok(request)
 }
@@ -298,9 +304,7 @@ pub(crate) fn delegate(
         })
         .collect();
     let Some(name) = names.first() else {
-        return Err(MintError::Request(
-            "the token names no capability".to_string(),
-        ));
+        return Err(MintError::NoCapability);
     };
     let capability = declared(program, name)?;
     if !capability.delegable {
@@ -359,7 +363,7 @@ pub(crate) fn delegate(
         }
         let expires = now
             .checked_add(lifetime)
-            .map_err(|_| MintError::Request("the expiry is out of range".to_string()))?;
+            .map_err(|_| MintError::ExpiryOutOfRange)?;
         if expires < parent_expires {
             caveats.push(Caveat::Expires(expires));
         }

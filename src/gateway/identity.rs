@@ -62,11 +62,16 @@ pub enum IdentityError {
     #[error("the Authorization header is not `Bearer <token>`")]
     NotBearer,
     #[error("malformed token: {0}")]
-    Malformed(String),
+    Malformed(#[source] jsonwebtoken::errors::Error),
     #[error("no key verifies {alg:?} tokens{}", kid.as_ref().map(|k| format!(" with kid `{k}`")).unwrap_or_default())]
     NoKey { alg: Algorithm, kid: Option<String> },
     #[error("invalid token: {0}")]
-    Invalid(String),
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    #[error("invalid token: `exp` is not a whole number of seconds")]
+    ExpNotSeconds,
+    /// A bearer token came, and no key is configured to verify it.
+    #[error("invalid token: no JWT keys are configured")]
+    NoKeys,
     #[error("the token has no string claim `{0}` for the subject id")]
     NoSubject(String),
     #[error(
@@ -177,8 +182,8 @@ pub enum KeyProblem {
     Key(#[from] jsonwebtoken::errors::Error),
     #[error("{0}")]
     Jwks(#[from] serde_json::Error),
-    #[error("a JWK with `alg` {0} cannot verify signatures")]
-    JwkAlgorithm(String),
+    #[error("a JWK with `alg` {0:?} cannot verify signatures")]
+    JwkAlgorithm(jsonwebtoken::jwk::KeyAlgorithm),
     #[error("an EC JWK on an unsupported curve")]
     JwkCurve,
 }
@@ -320,8 +325,7 @@ impl JwtVerifier {
         if let Some(identity) = self.cache.get(&digest, now, self.rules.leeway) {
             return Ok(identity);
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| IdentityError::Malformed(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(IdentityError::Malformed)?;
         let candidates = self.keys.iter().filter(|k| {
             k.alg == header.alg
                 && match (&header.kid, &k.kid) {
@@ -346,7 +350,7 @@ impl JwtVerifier {
             }
         }
         match last {
-            Some(error) => Err(IdentityError::Invalid(error.to_string())),
+            Some(error) => Err(IdentityError::Invalid(error)),
             None => Err(IdentityError::NoKey {
                 alg: header.alg,
                 kid: header.kid,
@@ -385,9 +389,7 @@ impl JwtVerifier {
     fn lifetime(&self, claims: &Map<String, JsonValue>, now: u64) -> Result<(), IdentityError> {
         let max = self.rules.max_lifetime;
         let Some(exp) = claims.get("exp").and_then(JsonValue::as_u64) else {
-            return Err(IdentityError::Invalid(
-                "`exp` is not a whole number of seconds".to_string(),
-            ));
+            return Err(IdentityError::ExpNotSeconds);
         };
         let issued = claims.get("iat").and_then(JsonValue::as_u64);
         if let Some(iat) = issued
@@ -461,7 +463,7 @@ fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, KeyProblem> {
         return alg
             .to_string()
             .parse()
-            .map_err(|_| KeyProblem::JwkAlgorithm(format!("{alg:?}")));
+            .map_err(|_| KeyProblem::JwkAlgorithm(alg));
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),

@@ -107,7 +107,7 @@ impl ConfigLayer {
         toml::from_str(&text).map_err(|source| ConfigError::Toml {
             path: path.to_path_buf(),
             at: source.span().map(|span| locate(&text, span.start)),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -257,7 +257,7 @@ pub enum ConfigError {
         path: PathBuf,
         at: Option<TomlPlace>,
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     /// A listening address; the reason says what was expected.
     #[error("`{key}`: {reason}")]

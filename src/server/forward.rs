@@ -184,7 +184,7 @@ fn identify(state: &AppState, headers: &HeaderMap) -> Result<Arc<Identity>, Iden
     let Some(verifier) = verifier.as_ref() else {
         return Err(match headers.get(header::AUTHORIZATION) {
             None => IdentityError::Missing,
-            Some(_) => IdentityError::Invalid("no JWT keys are configured".to_string()),
+            Some(_) => IdentityError::NoKeys,
         });
     };
     verifier.verify_header(

@@ -80,30 +80,27 @@ fn load_reads_trimmed_secrets_and_refuses_short_ones() {
         format!("k1:{}", good.display()),
         format!("k1:{}", good.display()),
     ];
-    assert_eq!(
-        Keyring::load_specs(&twice, SignedDuration::ZERO).unwrap_err(),
-        KeyError::Duplicate("k1".into())
-    );
+    assert!(matches!(
+        Keyring::load_specs(&twice, SignedDuration::ZERO),
+        Err(KeyError::Duplicate(id)) if id == "k1"
+    ));
 }
 
 #[test]
 fn keyrings_refuse_duplicates_short_secrets_and_negative_grace() {
     let key = |id: &str| Key::new(id, vec![1; 32], None).unwrap();
-    assert_eq!(
-        Keyring::new(vec![key("a"), key("b"), key("a")], SignedDuration::ZERO).unwrap_err(),
-        KeyError::Duplicate("a".into())
-    );
+    assert!(matches!(
+        Keyring::new(vec![key("a"), key("b"), key("a")], SignedDuration::ZERO),
+        Err(KeyError::Duplicate(id)) if id == "a"
+    ));
     assert!(matches!(
         Keyring::new(vec![key("a")], SignedDuration::from_secs(-1)),
         Err(KeyError::NegativeGrace(_))
     ));
-    assert_eq!(
-        Key::new("a", vec![1; 31], None).unwrap_err(),
-        KeyError::SecretTooShort {
-            id: "a".into(),
-            len: 31
-        }
-    );
+    assert!(matches!(
+        Key::new("a", vec![1; 31], None),
+        Err(KeyError::SecretTooShort { id, len: 31 }) if id == "a"
+    ));
     assert!(matches!(
         Key::new("a/b", vec![1; 32], None),
         Err(KeyError::BadId(_))
