@@ -91,11 +91,15 @@ pub enum MintError {
         resource: String,
         why: String,
     },
-    #[error("the `mint if` condition of `{capability}` does not hold for `{minter}`{why}")]
+    #[error(
+        "the `mint if` condition of `{capability}` does not hold for `{minter}`{}",
+        unevaluable.as_ref().map(|why| format!(" (it could not be evaluated: {why})")).unwrap_or_default()
+    )]
     Condition {
         capability: String,
         minter: String,
-        why: String,
+        /// Why the condition could not be evaluated, as the policy's explanation words it.
+        unevaluable: Option<String>,
     },
     #[error("only the holder `{holder}` may hand this token on")]
     NotHolder { holder: String },
@@ -220,17 +224,14 @@ pub fn authorize(
                     return Err(MintError::Condition {
                         capability: ask.capability.clone(),
                         minter: ask.minter.to_string(),
-                        why: String::new(),
+                        unevaluable: None,
                     });
                 }
                 Err(error) => {
                     return Err(MintError::Condition {
                         capability: ask.capability.clone(),
                         minter: ask.minter.to_string(),
-                        why: format!(
-                            " (it could not be evaluated: {})",
-                            eval::explain::error_message(program, &error)
-                        ),
+                        unevaluable: Some(eval::explain::error_message(program, &error)),
                     });
                 }
             }
