@@ -35,10 +35,19 @@ pub(crate) fn check_depth(ctx: &mut Ctx<'_>, names: &Names<'_>) {
             lets.insert(name.as_str(), measured);
         }
     }
+    // Every level of an expression is at least a byte shorter than the level above it, so
+    // an expression is no deeper than its text is long, plus the deepest `let` it may name:
+    // one short enough is not walked (most are, and walking each again is a pass over every
+    // node of the tree).
+    let deepest_let = lets.values().map(|m| m.depth).max().unwrap_or(0);
     let files = ctx.files;
     for (file, parsed) in files.iter().enumerate() {
         for item in &parsed.ast.items {
             item_exprs(item, &mut |expr| {
+                let length = expr.span.end.saturating_sub(expr.span.start) as usize;
+                if length.saturating_add(deepest_let) <= MAX_DEPTH {
+                    return;
+                }
                 let measured = match item {
                     Item::Let(decl) => match lets.get(decl.name.name.as_str()) {
                         Some(measured) => *measured,

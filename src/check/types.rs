@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::ast::{self, BinaryOp, Effect, Expr, ExprKind, Item, Name, UnaryOp, Var};
 use crate::check::Ctx;
@@ -225,6 +226,73 @@ pub(crate) struct Typer<'c, 'f> {
     context: Ty,
     action_props: Ty,
     facts: Vec<Fact>,
+    /// The types a rule head gives `resource`, `subject`, `context` and `action.properties`,
+    /// worked out once per distinct head: thousands of rules share a handful of heads. A head
+    /// with a mistake is not kept, so that each rule that repeats it is reported.
+    /// Fx, not SipHash: the keys are the policy author's names, never request data.
+    heads: FxHashMap<HeadKey<'f>, HeadTypes>,
+}
+
+/// A rule head as written: its actions (`*` or a list) and its `on` types, compared and hashed
+/// by their names alone (two rules with the same head at different places share one entry).
+#[derive(Clone, Copy)]
+struct HeadKey<'f> {
+    actions: &'f ast::Actions,
+    on: &'f [ast::Ident],
+}
+
+impl HeadKey<'_> {
+    fn action_names(&self) -> Option<impl Iterator<Item = &str>> {
+        match self.actions {
+            ast::Actions::Any(_) => None,
+            ast::Actions::List(names) => Some(names.iter().map(|n| n.text.as_str())),
+        }
+    }
+
+    fn on_names(&self) -> impl Iterator<Item = &str> {
+        self.on.iter().map(|t| t.name.as_str())
+    }
+}
+
+impl PartialEq for HeadKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let actions = match (self.action_names(), other.action_names()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.eq(b),
+            _ => false,
+        };
+        actions && self.on_names().eq(other.on_names())
+    }
+}
+
+impl Eq for HeadKey<'_> {}
+
+impl std::hash::Hash for HeadKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self.action_names() {
+            None => state.write_u8(0),
+            Some(names) => {
+                state.write_u8(1);
+                for name in names {
+                    name.hash(state);
+                }
+            }
+        }
+        for name in self.on_names() {
+            name.hash(state);
+        }
+        state.write_usize(self.on.len());
+    }
+}
+
+/// What a rule head makes of the request variables.
+#[derive(Clone)]
+struct HeadTypes {
+    resource: Ty,
+    subject: Ty,
+    subject_by: bool,
+    context: Ty,
+    action_props: Ty,
 }
 
 fn convert(ty: &Type) -> Ty {
@@ -336,6 +404,7 @@ pub(crate) fn check_types<'f>(
         context: Ty::Dynamic,
         action_props: Ty::Dynamic,
         facts: Vec::new(),
+        heads: FxHashMap::default(),
     };
     for name in &names.let_order {
         if let Some(def) = names.lets.get(name) {
@@ -429,10 +498,28 @@ impl<'c, 'f> Typer<'c, 'f> {
     fn rule(
         &mut self,
         effect: Effect,
-        actions: &ast::Actions,
-        on: &[ast::Ident],
+        actions: &'f ast::Actions,
+        on: &'f [ast::Ident],
         condition: Option<&ast::Condition>,
     ) {
+        let key = HeadKey { actions, on };
+        let head = match self.heads.get(&key) {
+            Some(head) => head.clone(),
+            None => {
+                let reported = self.ctx.diagnostics.len();
+                let head = self.head(actions, on);
+                if self.ctx.diagnostics.len() == reported {
+                    self.heads.insert(key, head.clone());
+                }
+                head
+            }
+        };
+        self.rule_under(effect, head, condition);
+    }
+
+    /// The head's actions and `on` types, each reported where it is not declared, and the
+    /// types they give the request variables.
+    fn head(&mut self, actions: &ast::Actions, on: &[ast::Ident]) -> HeadTypes {
         let expanded = self.head_actions(actions);
         let mut on_types = BTreeSet::new();
         for ty in on {
@@ -440,21 +527,50 @@ impl<'c, 'f> Typer<'c, 'f> {
                 on_types.insert(ty.name.clone());
             }
         }
-        self.resource = if !self.schema.declares_entities() {
+        self.head_types(expanded.as_ref(), &on_types, !on.is_empty())
+    }
+
+    /// A rule's condition, typed with the request variables its head gives.
+    fn rule_under(&mut self, effect: Effect, head: HeadTypes, condition: Option<&ast::Condition>) {
+        HeadTypes {
+            resource: self.resource,
+            subject: self.subject,
+            subject_by: self.subject_by,
+            context: self.context,
+            action_props: self.action_props,
+        } = head;
+        self.scope = Scope::Rule {
+            deny: effect == Effect::Deny,
+        };
+        self.facts.clear();
+        if let Some(condition) = condition {
+            let ty = self.expr(&condition.expr);
+            self.expect_condition(&ty, condition.expr.span);
+        }
+    }
+
+    /// The types of the request variables under a rule head (see [`HeadTypes`]).
+    fn head_types(
+        &self,
+        expanded: Option<&BTreeSet<String>>,
+        on_types: &BTreeSet<String>,
+        has_on: bool,
+    ) -> HeadTypes {
+        let resource = if !self.schema.declares_entities() {
             Ty::AnyEntity
-        } else if !on.is_empty() {
+        } else if has_on {
             if on_types.is_empty() {
                 Ty::Dynamic
             } else {
                 Ty::Entity(Rc::new(on_types.clone()))
             }
         } else {
-            self.resource_of_actions(expanded.as_ref())
+            self.resource_of_actions(expanded)
         };
         // A request for an action on a type it does not apply to is refused before any rule
         // sees it: with `on`, only the actions that apply to one of its types count.
         let declared_actions: Option<Vec<&crate::check::schema::Action>> =
-            expanded.as_ref().and_then(|names| {
+            expanded.and_then(|names| {
                 let actions: Option<Vec<&crate::check::schema::Action>> =
                     names.iter().map(|n| self.schema.actions.get(n)).collect();
                 let mut actions = actions?;
@@ -466,8 +582,8 @@ impl<'c, 'f> Typer<'c, 'f> {
                 }
                 (!actions.is_empty()).then_some(actions)
             });
-        (self.subject, self.subject_by) = self.subject_of_actions(declared_actions.as_deref());
-        self.context = match &declared_actions {
+        let (subject, subject_by) = self.subject_of_actions(declared_actions.as_deref());
+        let context = match &declared_actions {
             Some(actions) => {
                 let records: Option<Vec<(&str, &RecordType)>> = actions
                     .iter()
@@ -477,7 +593,7 @@ impl<'c, 'f> Typer<'c, 'f> {
             }
             None => Ty::Dynamic,
         };
-        self.action_props = match &declared_actions {
+        let action_props = match &declared_actions {
             Some(actions) => {
                 let records: Option<Vec<(&str, &RecordType)>> = actions
                     .iter()
@@ -487,13 +603,12 @@ impl<'c, 'f> Typer<'c, 'f> {
             }
             None => Ty::Dynamic,
         };
-        self.scope = Scope::Rule {
-            deny: effect == Effect::Deny,
-        };
-        self.facts.clear();
-        if let Some(condition) = condition {
-            let ty = self.expr(&condition.expr);
-            self.expect_condition(&ty, condition.expr.span);
+        HeadTypes {
+            resource,
+            subject,
+            subject_by,
+            context,
+            action_props,
         }
     }
 
@@ -515,7 +630,7 @@ impl<'c, 'f> Typer<'c, 'f> {
 
     /// A limit: its condition is typed like a rule's, and its key where the condition holds
     /// (so an `if subject has team` guards `per subject.team`).
-    fn limit(&mut self, limit: &ast::LimitDecl) {
+    fn limit(&mut self, limit: &'f ast::LimitDecl) {
         self.rule(
             Effect::Allow,
             &limit.actions,
@@ -546,18 +661,15 @@ impl<'c, 'f> Typer<'c, 'f> {
 
     /// A capability declaration: its actions apply to its resource types, and its `mint`
     /// condition is typed like a rule's, with `subject` the minter.
-    fn capability(&mut self, capability: &ast::CapabilityDecl) {
+    fn capability(&mut self, capability: &'f ast::CapabilityDecl) {
         let actions = ast::Actions::List(capability.actions().to_vec());
         let condition = capability.mint().map(|expr| ast::Condition {
             kind: ast::ConditionKind::If,
             expr: expr.clone(),
         });
-        self.rule(
-            Effect::Allow,
-            &actions,
-            &capability.resource_types,
-            condition.as_ref(),
-        );
+        // (Not kept with the rule heads: the action list is built here, not written.)
+        let head = self.head(&actions, &capability.resource_types);
+        self.rule_under(Effect::Allow, head, condition.as_ref());
         let types: BTreeSet<&str> = capability
             .resource_types
             .iter()
@@ -973,7 +1085,26 @@ impl<'c, 'f> Typer<'c, 'f> {
         name: &Name,
         base_ty: &Ty,
     ) -> Option<FieldTy> {
-        let mut found: Vec<(&str, &FieldTy)> = Vec::new();
+        match self.union_field_of(types, props, base, name, base_ty) {
+            Ok(field) => Some(field),
+            Err(error) => {
+                self.report(error);
+                None
+            }
+        }
+    }
+
+    /// [`Typer::union_field`], the mistake returned rather than reported.
+    fn union_field_of(
+        &self,
+        types: &BTreeSet<String>,
+        props: bool,
+        base: &Expr,
+        name: &Name,
+        base_ty: &Ty,
+    ) -> Result<FieldTy, CheckError> {
+        // Most unions are a few types: the matches stay on the stack.
+        let mut found: SmallVec<[(&str, &FieldTy); 8]> = SmallVec::new();
         for ty in types.iter() {
             let record = self.entities.get(ty).and_then(|e| {
                 if props {
@@ -1016,13 +1147,12 @@ impl<'c, 'f> Typer<'c, 'f> {
                     )
                 }
             });
-            self.report(CheckError::UnknownAttribute {
+            return Err(CheckError::UnknownAttribute {
                 on,
                 name: name.text.clone(),
                 span: name.span,
                 help,
             });
-            return None;
         };
         if self.subject_by
             && !props
@@ -1042,7 +1172,7 @@ impl<'c, 'f> Typer<'c, 'f> {
                     suggest::list(&having)
                 ),
             };
-            self.report(CheckError::SubjectAttribute {
+            return Err(CheckError::SubjectAttribute {
                 name: name.text.clone(),
                 lacking: suggest::list_with(&lacking, "or"),
                 span: name.span,
@@ -1051,7 +1181,6 @@ impl<'c, 'f> Typer<'c, 'f> {
                     suggest::list_with(types.iter(), "and")
                 ),
             });
-            return None;
         }
         if found.iter().any(|(_, f)| f.ty != first.ty) {
             let types = found
@@ -1060,15 +1189,16 @@ impl<'c, 'f> Typer<'c, 'f> {
                 .collect::<Vec<_>>()
                 .join(", ");
             let text = self.text(base.span);
-            self.report(CheckError::AttributeConflict {
+            return Err(CheckError::AttributeConflict {
                 name: format!("{text}.{}", name.text),
                 span: name.span,
                 types,
-                help: format!("narrow the type first (`{text} is T and ...`), or declare the attribute with one type"),
+                help: format!(
+                    "narrow the type first (`{text} is T and ...`), or declare the attribute with one type"
+                ),
             });
-            return None;
         }
-        Some(FieldTy {
+        Ok(FieldTy {
             ty: first.ty.clone(),
             optional: found.iter().any(|(_, f)| f.optional),
             conflict: None,

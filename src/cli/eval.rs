@@ -85,7 +85,11 @@ pub fn run(args: &EvalArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    match evaluate(args, &engine) {
+    let answered = evaluate(args, &engine);
+    // The process ends after this answer: freeing a large program piece by piece would only
+    // delay the exit.
+    std::mem::forget(engine);
+    match answered {
         Ok(exit) => exit,
         Err(failure) => {
             match args.format {

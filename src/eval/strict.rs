@@ -21,18 +21,26 @@ use smallvec::SmallVec;
 pub(crate) const MAX_NESTING: usize = 127;
 
 /// The member names of one object, to find one given twice: compared one by one while there
-/// are few (most objects), hashed beyond.
-#[derive(Default)]
-pub struct Names<'a> {
-    few: SmallVec<[Cow<'a, str>; 8]>,
+/// are few (most objects), hashed beyond. `K` is how a reader holds a name: borrowed from the
+/// text by the fast readers, a `Cow` by the ordinary one (a name with an escape is unescaped).
+pub struct Names<K> {
+    few: SmallVec<[K; 8]>,
     /// Made when the ninth name comes (hashing costs more than a few comparisons).
-    many: Option<HashSet<Cow<'a, str>>>,
+    many: Option<HashSet<K>>,
 }
 
-impl<'a> Names<'a> {
+impl<K> Default for Names<K> {
+    fn default() -> Names<K> {
+        Names {
+            few: SmallVec::new(),
+            many: None,
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Names<K> {
     /// Notes `name`; false when the object already had it.
-    pub fn insert(&mut self, name: impl Into<Cow<'a, str>>) -> bool {
-        let name = name.into();
+    pub fn insert(&mut self, name: K) -> bool {
         if let Some(many) = &mut self.many {
             return many.insert(name);
         }
@@ -43,7 +51,7 @@ impl<'a> Names<'a> {
             self.few.push(name);
             return true;
         }
-        let mut many: HashSet<Cow<'a, str>> = self.few.drain(..).collect();
+        let mut many: HashSet<K> = self.few.drain(..).collect();
         many.insert(name);
         self.many = Some(many);
         true

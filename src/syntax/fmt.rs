@@ -1175,13 +1175,13 @@ impl<'a> Printer<'a> {
                 Token::RBrace => {
                     depth = depth.saturating_sub(1);
                     if let (1, Some(keyword)) = (depth, keyword) {
-                        return Some(Span::new(base + keyword, base + end));
+                        return Some(Span::new(base + keyword, base + *end as usize));
                     }
                 }
                 Token::Properties if depth == 1 => {
                     let colon = matches!(tokens.get(index + 1), Some((_, Token::Colon, _)));
                     if colon {
-                        keyword = Some(*start);
+                        keyword = Some(*start as usize);
                     }
                 }
                 _ => {}

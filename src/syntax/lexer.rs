@@ -9,8 +9,9 @@ use logos::Logos;
 use crate::source::Span;
 use crate::syntax::token::{LexError, Token};
 
-/// A token with its byte offsets, as lalrpop expects them.
-pub type Spanned<'s> = (usize, Token<'s>, usize);
+/// A token with its byte offsets. The offsets are `u32`, as in [`Span`]: a file's tokens are
+/// all held at once, and a token is a fifth smaller than with `usize` offsets.
+pub type Spanned<'s> = (u32, Token<'s>, u32);
 
 /// A comment as written, kept for the formatter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub fn lex(text: &str) -> Lexed<'_> {
                 span,
                 text: lexer.slice().trim_end().to_string(),
             }),
-            Ok(token) => tokens.push((range.start, token, range.end)),
+            Ok(token) => tokens.push((span.start, token, span.end)),
             // A run of characters the language does not know (a stretch of a binary file, a
             // pasted emoji) is one mistake, not one per character.
             Err(LexError::UnexpectedCharacter)
@@ -443,7 +444,7 @@ fn expression_size(tokens: &[Spanned<'_>], names: &[bool]) -> Result<usize, Span
             token if expression_if || counts_in_expression(token) => {
                 size += 1;
                 if size > MAX_EXPRESSION_SIZE {
-                    return Err(Span::new(*l, *r));
+                    return Err(Span { start: *l, end: *r });
                 }
             }
             // Tokens that can only stand between expressions start a new count.
@@ -508,7 +509,7 @@ fn oversized_type(tokens: &[Spanned<'_>]) -> Option<Span> {
             Token::LBrace | Token::Lt | Token::LBracket | Token::LParen => {
                 depth += 1;
                 if depth > MAX_EXPRESSION_SIZE {
-                    return Some(Span::new(*l, *r));
+                    return Some(Span { start: *l, end: *r });
                 }
             }
             Token::RBrace | Token::Gt | Token::RBracket | Token::RParen => {
@@ -532,7 +533,7 @@ mod tests {
             .map(|range| {
                 let (start, _, _) = lexed.tokens[range.start];
                 let (_, _, end) = lexed.tokens[range.end - 1];
-                text[start..end].to_string()
+                text[start as usize..end as usize].to_string()
             })
             .collect()
     }

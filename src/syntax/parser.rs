@@ -57,11 +57,14 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
         let reach = ranges
             .get(index + 1)
             .and_then(|next| lexed.tokens.get(next.start))
-            .map_or(text.len(), |(start, _, _)| *start);
+            .map_or(text.len(), |(start, _, _)| *start as usize);
         let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
             continue;
         };
-        let item_span = Span::new(first.0, last.2);
+        let item_span = Span {
+            start: first.0,
+            end: last.2,
+        };
         // An item that holds a lexical error was reported already; parsing it would only add
         // noise about the token that could not be read.
         // The errors are in file order, so a binary search finds the first one at or after
@@ -96,14 +99,18 @@ pub fn parse(source: &SourceFile) -> (ParsedFile, Vec<Diagnostic>) {
             && *word != "limit"
             && *word != "namespace"
         {
-            let error = unexpected(token, Span::new(*l, *r), &[], true, "");
+            let error = unexpected(token, Span { start: *l, end: *r }, &[], true, "");
             diagnostics.push(Diagnostic::in_file(error, source));
             continue;
         }
         // Each token is parsed once, so it is moved into the parser rather than cloned (a
         // clone copies every string literal); a `,` is left in its place.
         let stream = tokens.iter_mut().map(|(l, token, r)| {
-            Ok::<_, ItemError>((*l, std::mem::replace(token, Token::Comma), *r))
+            Ok::<_, ItemError>((
+                *l as usize,
+                std::mem::replace(token, Token::Comma),
+                *r as usize,
+            ))
         });
         match parser.parse(stream) {
             Ok(item) => items.push(*item),

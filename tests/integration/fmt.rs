@@ -181,7 +181,7 @@ mod properties {
         };
         let mut boundaries: Vec<usize> = (0..lexed.tokens.len())
             .filter(|&i| !is_colons(lexed.tokens.get(i)) && !is_colons(lexed.tokens.get(i + 1)))
-            .filter_map(|i| lexed.tokens.get(i).map(|(_, _, end)| *end))
+            .filter_map(|i| lexed.tokens.get(i).map(|(_, _, end)| *end as usize))
             .collect();
         boundaries.push(0);
         let mut inserts: Vec<(usize, String)> = picks

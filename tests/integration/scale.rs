@@ -402,12 +402,14 @@ fn many_rules_compile_in_bounded_bytes_each() {
 }
 
 #[test]
-fn many_rules_parse_and_compile_with_few_allocations_each() {
+fn many_rules_parse_check_and_compile_with_few_allocations_each() {
     // Allocations counted, not time: parsing classifies the file's keywords once (the split
-    // into items and the expression-size limit share it), and compiling holds each distinct
-    // rule head once rather than a set of owned names and two slot lists per rule.
-    const PARSE_LIMIT_PER_RULE: u64 = 37;
-    const COMPILE_LIMIT_PER_RULE: u64 = 12;
+    // into items and the expression-size limit share it), checking types each distinct rule
+    // head once, and compiling holds each distinct rule head once rather than a set of owned
+    // names and two slot lists per rule.
+    const PARSE_LIMIT_PER_RULE: u64 = 36;
+    const CHECK_LIMIT_PER_RULE: u64 = 3;
+    const COMPILE_LIMIT_PER_RULE: u64 = 8;
     let count = 10_000;
     let dir = many_rules(count);
     let text = std::fs::read_to_string(dir.path().join("policy.warden")).unwrap();
@@ -415,13 +417,25 @@ fn many_rules_parse_and_compile_with_few_allocations_each() {
     let ((parsed, diagnostics), parsing) = allocations_in(|| warden::syntax::parse(&source));
     assert!(diagnostics.is_empty());
     assert_eq!(parsed.ast.items.len(), count + 5);
+    let mut files = vec![parsed];
+    assert!(warden::check::qualify_names(&mut files).is_empty());
+    let (checked, checking) = allocations_in(|| warden::check::check(&files));
+    assert!(!checked.has_errors());
     let loaded = engine::load_directory(dir.path()).unwrap();
     let (engine, compiling) = allocations_in(|| Engine::from_loaded(loaded).unwrap());
-    let (parsing, compiling) = (parsing / count as u64, compiling / count as u64);
-    eprintln!("allocations per rule: parsing {parsing}, compiling {compiling}");
+    let per_rule = |total: u64| total / count as u64;
+    let (parsing, checking, compiling) =
+        (per_rule(parsing), per_rule(checking), per_rule(compiling));
+    eprintln!(
+        "allocations per rule: parsing {parsing}, checking {checking}, compiling {compiling}"
+    );
     assert!(
         parsing <= PARSE_LIMIT_PER_RULE,
         "parsing made {parsing} allocations per rule"
+    );
+    assert!(
+        checking <= CHECK_LIMIT_PER_RULE,
+        "checking made {checking} allocations per rule"
     );
     assert!(
         compiling <= COMPILE_LIMIT_PER_RULE,
