@@ -76,8 +76,9 @@ pub struct Verdict {
     /// The policy's decision, or why the request could not be decided (a malformed request
     /// is the caller's error; an invalid one is a deny).
     pub decision: Result<Decision, RequestError>,
-    /// A presented token: attached to the request, or why it was not honoured.
-    pub capability: Option<Result<(), Rejected>>,
+    /// A presented token: attached to the request, or why it was not honoured (boxed: rare,
+    /// and a verdict is moved on every decision).
+    pub capability: Option<Result<(), Box<Rejected>>>,
     /// How the limits stood after counting an allowed request (none counted: empty), or why
     /// a limit refused it.
     pub limits: Result<Usages, Refusal>,
@@ -87,7 +88,7 @@ pub struct Verdict {
 /// [`Decider::settle`] counts it and records the outcome.
 pub(crate) struct Pending {
     decision: Decision,
-    capability: Option<Result<(), Rejected>>,
+    capability: Option<Result<(), Box<Rejected>>>,
     checks: Checks,
     /// When the request was made, in nanoseconds since the epoch.
     now: i128,
@@ -96,14 +97,14 @@ pub(crate) struct Pending {
     frame: Option<Frame>,
 }
 
-/// The first step of a decision: finished, or still to be counted.
+/// The first step of a decision: finished, or still to be counted (boxed: rare, and large).
 #[allow(
     clippy::large_enum_variant,
-    reason = "returned once and matched at once: boxing either would cost an allocation"
+    reason = "a finished verdict is the common case: boxing it would allocate on every decision"
 )]
 pub(crate) enum Step {
     Done(Verdict),
-    Pending(Pending),
+    Pending(Box<Pending>),
 }
 
 /// How an allowed request is counted: at once (in the process), or later (in Redis).
@@ -172,7 +173,7 @@ impl Decider<'_> {
                     Some(limits) => limits.consume(self.program, &pending.checks, pending.now),
                     None => Ok(Usages::new()),
                 };
-                self.conclude(pending, counted, frame, recorder)
+                self.counted(*pending, counted, frame, recorder)
             }
         }
     }
@@ -202,23 +203,17 @@ impl Decider<'_> {
         let step = |decision: Decision, frame: Option<&mut Frame>, recorder, own: bool| {
             match self.counting(&decision, request) {
                 Counting::Now(limits) => {
-                    let pending = Pending {
-                        decision,
-                        capability,
-                        checks: Checks::new(),
-                        now,
-                        frame: None,
-                    };
-                    Step::Done(self.conclude(pending, limits, frame, recorder))
+                    let frame = frame.map(|frame| &*frame);
+                    Step::Done(self.conclude(decision, capability, limits, frame, recorder))
                 }
-                Counting::Later(checks) => Step::Pending(Pending {
+                Counting::Later(checks) => Step::Pending(Box::new(Pending {
                     decision,
                     capability,
                     checks,
                     now,
                     // This thread's frame is for its next decision: the record keeps its own.
                     frame: if own { frame.map(std::mem::take) } else { None },
-                }),
+                })),
             }
         };
         match (frame, recorder) {
@@ -238,7 +233,7 @@ impl Decider<'_> {
     /// records the outcome. `frame` and `recorder` are those [`Decider::begin`] was given.
     pub(crate) async fn settle(
         &self,
-        pending: Pending,
+        pending: Box<Pending>,
         frame: Option<&mut Frame>,
         recorder: Option<&mut (dyn Recorder + Send)>,
     ) -> Verdict {
@@ -251,15 +246,15 @@ impl Decider<'_> {
             None => Ok(Usages::new()),
         };
         let recorder = recorder.map(|recorder| recorder as &mut dyn Recorder);
-        self.conclude(pending, counted, frame, recorder)
+        self.counted(*pending, counted, frame, recorder)
     }
 
-    /// The verdict on a decided request, recorded: the one place every decided outcome is
-    /// recorded (`frame`: where it was decided, when not kept in `decided`).
-    fn conclude(
+    /// The verdict on a pending decision, counted, recorded (`frame`: where it was decided,
+    /// when the pending decision does not keep its own).
+    fn counted(
         &self,
-        decided: Pending,
-        limits: Result<Usages, Refusal>,
+        pending: Pending,
+        counted: Result<Usages, Refusal>,
         frame: Option<&mut Frame>,
         recorder: Option<&mut dyn Recorder>,
     ) -> Verdict {
@@ -268,13 +263,27 @@ impl Decider<'_> {
             capability,
             frame: own,
             ..
-        } = decided;
+        } = pending;
+        let frame = frame.map(|frame| &*frame).or(own.as_ref());
+        self.conclude(decision, capability, counted, frame, recorder)
+    }
+
+    /// The verdict on a decided request, recorded: the one place every decided outcome is
+    /// recorded (`frame`: where it was decided).
+    #[inline]
+    fn conclude(
+        &self,
+        decision: Decision,
+        capability: Option<Result<(), Box<Rejected>>>,
+        limits: Result<Usages, Refusal>,
+        frame: Option<&Frame>,
+        recorder: Option<&mut dyn Recorder>,
+    ) -> Verdict {
         if let Some(recorder) = recorder {
             let unread;
-            let frame: &Frame = match (frame, &own) {
-                (Some(frame), _) => frame,
-                (None, Some(own)) => own,
-                (None, None) => {
+            let frame = match frame {
+                Some(frame) => frame,
+                None => {
                     unread = Frame::new();
                     &unread
                 }
@@ -322,7 +331,11 @@ impl Decider<'_> {
 
     /// Attaches a capability to the request; a token that does not verify grants nothing
     /// (the request is then decided without it).
-    fn attach(&self, capability: Presenting<'_>, request: &mut Request) -> Result<(), Rejected> {
+    fn attach(
+        &self,
+        capability: Presenting<'_>,
+        request: &mut Request,
+    ) -> Result<(), Box<Rejected>> {
         let presented = match capability {
             Presenting::Resolved(presented) => presented,
             Presenting::Token(token) => crate::capability::present::present_to(
@@ -330,7 +343,8 @@ impl Decider<'_> {
                 self.program,
                 token,
                 request.now,
-            )?,
+            )
+            .map_err(Box::new)?,
         };
         request.capability = Some(presented);
         Ok(())
@@ -338,9 +352,10 @@ impl Decider<'_> {
 
     /// How a request the policy allowed is counted against the limits that apply to it: in
     /// the process at once, or later in Redis.
+    #[inline]
     fn counting(&self, decision: &Decision, request: &Request) -> Counting {
         match self.limits {
-            Some(limits) if decision.allowed => {
+            Some(limits) if decision.allowed && !self.program.limits.is_empty() => {
                 if !limits.is_shared() {
                     return Counting::Now(crate::limit::consume(self.program, request, limits));
                 }

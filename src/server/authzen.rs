@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
 use crate::audit::record::{self, Record, RequestText, Shape};
-use crate::decide::{CapabilityUse, Decided, Decider, Presenting, Proved, Recorder, Step, Verdict};
+use crate::decide::{
+    CapabilityUse, Decided, Decider, Pending, Presenting, Proved, Recorder, Step, Verdict,
+};
 use crate::eval::explain;
 use crate::eval::request::{self, Malformed};
 use crate::eval::wire;
@@ -255,12 +257,30 @@ impl<'s> Call<'s> {
         audit.builder.finish(&self.program.version, latency_us)
     }
 
-    /// Takes a request as a reader left it: decoded through the program's declarations, with
-    /// its capability token and (when the call proved a subject) the subject it named, owned
-    /// so that deciding it can await its limits.
-    pub fn read(&self, read: request::Read<'_>) -> Result<Item, Malformed> {
-        let token = read.capability()?.map(Box::from);
+    /// Decides a request where a reader left it: decoded through the program's declarations
+    /// and handed to the decision service with the call's identity, capability token, limits
+    /// and audit record. A request still to be counted in Redis comes back waiting, for
+    /// [`Call::finish`].
+    pub(crate) fn start(&mut self, read: Result<request::Read<'_>, Malformed>) -> Started {
+        let read = match read.and_then(|read| Ok((read.capability()?, read))) {
+            Ok(read) => read,
+            Err(malformed) => return Started::Evaluated(Evaluated::Failed(malformed)),
+        };
+        let (token, read) = read;
         // The names matter only to lend a proved subject's attributes.
+        let named = match &self.identity {
+            Some(_) => read.named(),
+            None => (None, None),
+        };
+        let decoded = read.decode(self.program, self.now);
+        self.begin(token, named, decoded)
+    }
+
+    /// Takes a request as a reader left it, owned, to decide after an earlier item of its
+    /// batch has waited for Redis.
+    pub(crate) fn keep(&self, read: Result<request::Read<'_>, Malformed>) -> Kept {
+        let read = read?;
+        let token = read.capability()?.map(Box::from);
         let named = match &self.identity {
             Some(_) => {
                 let (ty, id) = read.named();
@@ -275,65 +295,112 @@ impl<'s> Call<'s> {
         })
     }
 
-    /// Decides a request the call read, through the decision service with the call's
-    /// identity, capability token, limits and audit record (awaiting limits kept in Redis).
-    pub async fn evaluate(&mut self, item: Item) -> Evaluated {
+    /// Decides a request [`Call::keep`] kept, as [`Call::start`] does.
+    pub(crate) fn start_kept(&mut self, kept: Kept) -> Started {
+        match kept {
+            Ok(Item {
+                token,
+                named,
+                decoded,
+            }) => self.begin(
+                token.as_deref(),
+                (named.0.as_deref(), named.1.as_deref()),
+                decoded,
+            ),
+            Err(malformed) => Started::Evaluated(Evaluated::Failed(malformed)),
+        }
+    }
+
+    fn begin(
+        &mut self,
+        token: Option<&str>,
+        named: (Option<&str>, Option<&str>),
+        decoded: Result<eval::Request, RequestError>,
+    ) -> Started {
         let program = self.program;
-        let Item {
-            token,
-            named,
-            decoded,
-        } = item;
-        let named = (named.0.as_deref(), named.1.as_deref());
-        let decider = Decider {
-            program,
-            identity: self
-                .identity
-                .as_ref()
-                .map(|(identity, subject_type)| Proved {
-                    subject_type,
-                    subject_id: &identity.subject,
-                    attributes: &identity.attributes,
-                }),
-            capabilities: self.capabilities,
-            limits: self.limits,
-        };
-        let token = token.as_deref().map(Presenting::Token);
+        let decider = decider(program, &self.identity, self.capabilities, self.limits);
+        let token = token.map(Presenting::Token);
         let recorder = self.audit.as_mut().map(|audit| audit as &mut dyn Recorder);
-        let (step, request) = match decoded {
-            Ok(mut request) => (
-                decider.begin(
-                    Ok(&mut request),
-                    named,
-                    token,
-                    self.frame.as_mut(),
-                    recorder,
-                ),
-                Some(request),
-            ),
-            Err(error) => (
-                decider.begin(Err(error), named, token, self.frame.as_mut(), recorder),
-                None,
-            ),
-        };
-        let verdict = match step {
-            Step::Done(verdict) => verdict,
-            Step::Pending(pending) => {
-                let recorder = self
-                    .audit
-                    .as_mut()
-                    .map(|audit| audit as &mut (dyn Recorder + Send));
-                // Boxed: the wait for Redis is rare, and its future is large; held inline it
-                // would make every call's future as large, and copied as often.
-                Box::pin(decider.settle(pending, self.frame.as_mut(), recorder)).await
+        let mut decoded = decoded;
+        // Decided in place: a request is large, and moved only when it must wait.
+        let step = match decoded {
+            Ok(ref mut request) => {
+                decider.begin(Ok(request), named, token, self.frame.as_mut(), recorder)
+            }
+            Err(error) => {
+                match decider.begin(Err(error), named, token, self.frame.as_mut(), recorder) {
+                    Step::Done(verdict) => return Started::Evaluated(self.answer(&verdict, None)),
+                    Step::Pending(pending) => return waiting(pending, None),
+                }
             }
         };
-        let explained = self.frame.as_ref().map(|frame| (frame, request.as_ref()));
-        answer(program, &verdict, explained)
+        match step {
+            Step::Done(verdict) => Started::Evaluated(self.answer(&verdict, decoded.as_ref().ok())),
+            Step::Pending(pending) => waiting(pending, decoded.ok()),
+        }
+    }
+
+    /// The answer to a request's verdict (`request`: it, when it could be read).
+    fn answer(&self, verdict: &Verdict, request: Option<&eval::Request>) -> Evaluated {
+        let explained = self.frame.as_ref().map(|frame| (frame, request));
+        answer(self.program, verdict, explained)
+    }
+
+    /// Counts a waiting request in Redis, records it, and answers it.
+    pub(crate) async fn finish(&mut self, waiting: Box<Waiting>) -> Evaluated {
+        let Waiting { pending, request } = *waiting;
+        let program = self.program;
+        let decider = decider(program, &self.identity, self.capabilities, self.limits);
+        let recorder = self
+            .audit
+            .as_mut()
+            .map(|audit| audit as &mut (dyn Recorder + Send));
+        let verdict = decider.settle(pending, self.frame.as_mut(), recorder).await;
+        self.answer(&verdict, request.as_ref())
     }
 }
 
-/// A request a call read, to decide.
+/// The decision service as one call uses it.
+fn decider<'a>(
+    program: &'a Program,
+    identity: &'a Option<crate::gateway::SubjectIdentity>,
+    capabilities: Option<&'a crate::capability::present::Verifier>,
+    limits: Option<&'a crate::limit::Limiter>,
+) -> Decider<'a> {
+    Decider {
+        program,
+        identity: identity.as_ref().map(|(identity, subject_type)| Proved {
+            subject_type,
+            subject_id: &identity.subject,
+            attributes: &identity.attributes,
+        }),
+        capabilities,
+        limits,
+    }
+}
+
+fn waiting(pending: Box<Pending>, request: Option<eval::Request>) -> Started {
+    Started::Waiting(Box::new(Waiting { pending, request }))
+}
+
+/// What became of a request as [`Call::start`] left it.
+pub(crate) enum Started {
+    Evaluated(Evaluated),
+    /// Allowed by policy, and still to be counted in Redis: boxed, as it is rare and large.
+    Waiting(Box<Waiting>),
+}
+
+/// A request the policy allowed, waiting for its count in Redis.
+pub(crate) struct Waiting {
+    pending: Box<Pending>,
+    /// The request, for its explanation.
+    request: Option<eval::Request>,
+}
+
+/// A request read to decide later, or what is wrong with it.
+pub(crate) type Kept = Result<Item, Malformed>;
+
+/// A request a call read, owned.
 pub(crate) struct Item {
     token: Option<Box<str>>,
     /// The subject's type and id as the request wrote them (read only when the call proved a
@@ -506,8 +573,8 @@ struct Incoming<'a> {
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call), read by
-/// [`request::read_evaluation`] (or [`request::read_evaluations`]). The requests are read
-/// first, then decided: deciding may await limits kept in Redis.
+/// [`request::read_evaluation`] (or [`request::read_evaluations`]). Each request is decided
+/// where it was read; one that must wait for Redis is awaited once the body's reader is done.
 async fn respond(
     incoming: Incoming<'_>,
     batch: bool,
@@ -533,26 +600,83 @@ async fn respond(
                 let (read, seen) = read?;
                 let program = snapshot.as_deref().map_err(Clone::clone)?;
                 let text = request_text(state, &seen);
-                read_single(incoming, program, now, read, text)
+                read_single(incoming, program, now, Ok(read), text)
             },
         )
     };
-    match read? {
-        Read::Single(call, item) => single(state, call, item, record).await,
-        Read::Batch(call, semantic, items) => {
-            self::batch(state, call, semantic, items, record).await
-        }
-    }
+    let (answered, recorded) = match read? {
+        Read::Answered(answered, recorded) => (answered, recorded),
+        // Boxed: the wait for Redis is rare, and its future is large; held inline it would
+        // make every call's future as large, and copied as often.
+        Read::Waiting(waiting) => Box::pin(waiting.finish(state)).await,
+    };
+    *record = recorded;
+    answered
 }
 
-/// A call's requests, read and ready to decide.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per call, moved once: boxing would cost every single evaluation an allocation"
-)]
+/// A call as its body's reader left it: answered, with its audit record, or waiting for a
+/// request's count in Redis.
 enum Read<'s> {
-    Single(Call<'s>, Result<Item, Malformed>),
-    Batch(Call<'s>, Semantic, Vec<Result<Item, Malformed>>),
+    Answered(Result<Response, ApiError>, Option<Record>),
+    Waiting(Box<Wait<'s>>),
+}
+
+/// A call waiting for a request's count in Redis: what is left of it.
+struct Wait<'s> {
+    call: Call<'s>,
+    waiting: Box<Waiting>,
+    rest: Rest,
+}
+
+/// What follows the request a call waits on.
+enum Rest {
+    /// Nothing: it is the single evaluation.
+    Single,
+    /// Batch item `index`; the items after it, read, owned, and decided in order once it is
+    /// counted.
+    Batch {
+        answer: BatchAnswer,
+        index: usize,
+        rest: Vec<Kept>,
+    },
+}
+
+impl Wait<'_> {
+    /// Counts the request waited on, decides what follows it, and answers.
+    async fn finish(
+        self: Box<Self>,
+        state: &AppState,
+    ) -> (Result<Response, ApiError>, Option<Record>) {
+        let Wait {
+            mut call,
+            waiting,
+            rest,
+        } = *self;
+        let outcome = call.finish(waiting).await;
+        let answered = match rest {
+            Rest::Single => answer_single(state, call.program, outcome),
+            Rest::Batch {
+                mut answer,
+                index,
+                rest,
+            } => {
+                if !answer.push(state, index, outcome) {
+                    for (index, kept) in (index + 1..).zip(rest) {
+                        call.at_item(index);
+                        let outcome = match call.start_kept(kept) {
+                            Started::Evaluated(outcome) => outcome,
+                            Started::Waiting(waiting) => call.finish(waiting).await,
+                        };
+                        if answer.push(state, index, outcome) {
+                            break;
+                        }
+                    }
+                }
+                Ok(answer.finish(call.program))
+            }
+        };
+        (answered, call.take_record())
+    }
 }
 
 /// Answers an evaluation call (or, with `batch`, an evaluations call) whose body is `bytes`,
@@ -608,12 +732,12 @@ fn incoming<'a>(
     }
 }
 
-/// Reads a single evaluation (`text`: the body, for the audit log).
+/// Reads and decides a single evaluation (`text`: the body, for the audit log).
 fn read_single<'s>(
     incoming: Incoming<'s>,
     program: &'s Program,
     now: Timestamp,
-    read: request::Read<'_>,
+    read: Result<request::Read<'_>, Malformed>,
     text: RequestText<'_>,
 ) -> Result<Read<'s>, ApiError> {
     let Incoming {
@@ -622,24 +746,18 @@ fn read_single<'s>(
         body,
     } = incoming;
     let when = (body.started, now);
-    let call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
-    let item = call.read(read);
-    Ok(Read::Single(call, item))
-}
-
-/// Answers a single evaluation.
-async fn single(
-    state: &AppState,
-    mut call: Call<'_>,
-    item: Result<Item, Malformed>,
-    record: &mut Option<Record>,
-) -> Result<Response, ApiError> {
-    let outcome = match item {
-        Ok(item) => call.evaluate(item).await,
-        Err(malformed) => Evaluated::Failed(malformed),
-    };
-    *record = call.take_record();
-    answer_single(state, call.program, outcome)
+    let mut call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
+    Ok(match call.start(read) {
+        Started::Evaluated(outcome) => {
+            let answered = answer_single(state, program, outcome);
+            Read::Answered(answered, call.take_record())
+        }
+        Started::Waiting(waiting) => Read::Waiting(Box::new(Wait {
+            call,
+            waiting,
+            rest: Rest::Single,
+        })),
+    })
 }
 
 fn answer_single(
@@ -723,7 +841,8 @@ impl Semantic {
     }
 }
 
-/// Reads an evaluations call: every item, decided afterwards in order.
+/// Reads and decides an evaluations call: its items in order, each counted against the limits
+/// before the next is decided.
 fn read_batch<'s>(
     incoming: Incoming<'s>,
     snapshot: &'s Result<Arc<Program>, ApiError>,
@@ -738,70 +857,84 @@ fn read_batch<'s>(
     let semantic = Semantic::parse(read.options)?;
     let text = request_text(state, &read.seen);
     let program = snapshot.as_deref().map_err(Clone::clone)?;
-    let when = (body.started, now);
     let items = match read.shape {
         // Absent or empty `evaluations`: the call is a single evaluation, answered as one.
         request::Shape::Single(single) => {
-            let single = single?;
-            let call = Call::for_request(state, headers, program, when, Shape::Single, text)?;
-            let item = call.read(single);
-            return Ok(Read::Single(call, item));
+            return read_single(incoming, program, now, Ok(single?), text);
         }
         request::Shape::Batch(items) => items,
     };
-    let call = Call::for_request(state, headers, program, when, Shape::Batch, text)?;
-    let items = (0..items.len())
-        .map(|index| call.read(items.item(index)?))
-        .collect();
-    Ok(Read::Batch(call, semantic, items))
-}
-
-/// Answers an evaluations call: its items decided in order, each counted against the limits
-/// before the next is decided.
-async fn batch(
-    state: &AppState,
-    mut call: Call<'_>,
-    semantic: Semantic,
-    items: Vec<Result<Item, Malformed>>,
-    record: &mut Option<Record>,
-) -> Result<Response, ApiError> {
-    let mut out = String::with_capacity(16 + items.len() * 20);
-    out.push_str(r#"{"evaluations":["#);
-    for (index, item) in items.into_iter().enumerate() {
+    let when = (body.started, now);
+    let mut call = Call::for_request(state, headers, program, when, Shape::Batch, text)?;
+    let mut answer = BatchAnswer::new(semantic, items.len());
+    for index in 0..items.len() {
         call.at_item(index);
-        let outcome = match item {
-            Ok(item) => call.evaluate(item).await,
-            Err(message) => Evaluated::Failed(message),
+        match call.start(items.item(index)) {
+            Started::Evaluated(outcome) => {
+                if answer.push(state, index, outcome) {
+                    break;
+                }
+            }
+            Started::Waiting(waiting) => {
+                let rest = (index + 1..items.len())
+                    .map(|index| call.keep(items.item(index)))
+                    .collect();
+                return Ok(Read::Waiting(Box::new(Wait {
+                    call,
+                    waiting,
+                    rest: Rest::Batch {
+                        answer,
+                        index,
+                        rest,
+                    },
+                })));
+            }
+        }
+    }
+    let answered = Ok(answer.finish(program));
+    Ok(Read::Answered(answered, call.take_record()))
+}
+
+/// The answer to an evaluations call, written item by item.
+struct BatchAnswer {
+    semantic: Semantic,
+    out: String,
+}
+
+impl BatchAnswer {
+    fn new(semantic: Semantic, items: usize) -> BatchAnswer {
+        let mut out = String::with_capacity(16 + items * 20);
+        out.push_str(r#"{"evaluations":["#);
+        BatchAnswer { semantic, out }
+    }
+
+    /// Writes item `index`; returns whether the batch ends after it.
+    fn push(&mut self, state: &AppState, index: usize, outcome: Evaluated) -> bool {
+        let out = &mut self.out;
+        if index > 0 {
+            out.push(',');
+        }
+        let allowed = match outcome {
+            Evaluated::Decided { allowed, context } => {
+                state.metrics.decision(allowed);
+                write_item(out, allowed, context.as_ref());
+                allowed
+            }
+            Evaluated::Failed(message) => {
+                let context = json!({ "error": { "status": 400, "message": message.to_string() } });
+                write_item(out, false, Some(&context));
+                false
+            }
         };
-        if semantic.stops_after(batch_item(state, &mut out, index, outcome)) {
-            break;
-        }
+        self.semantic.stops_after(allowed)
     }
-    out.push_str("]}");
-    *record = call.take_record();
-    Ok(decided_response(call.program, out))
-}
 
-/// Writes item `index` of a batch's answer; returns whether it was allowed.
-fn batch_item(state: &AppState, out: &mut String, index: usize, outcome: Evaluated) -> bool {
-    if index > 0 {
-        out.push(',');
-    }
-    match outcome {
-        Evaluated::Decided { allowed, context } => {
-            state.metrics.decision(allowed);
-            write_item(out, allowed, context.as_ref());
-            allowed
-        }
-        Evaluated::Failed(message) => {
-            let context = json!({ "error": { "status": 400, "message": message.to_string() } });
-            write_item(out, false, Some(&context));
-            false
-        }
+    fn finish(mut self, program: &Program) -> Response {
+        self.out.push_str("]}");
+        decided_response(program, self.out)
     }
 }
 
-/// Whether anything in the objects read at one level of a call needs masking.
 fn parsed_needs_masking(masking: &record::Masking, parsed: &request::Parsed) -> bool {
     [
         &parsed.subject,

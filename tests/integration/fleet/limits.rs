@@ -253,13 +253,25 @@ async fn a_batch_counted_in_redis_counts_in_order_and_not_past_its_stop() {
     );
     let reply = server.http.post_json(EVALUATIONS, &stopped).await;
     assert_eq!(decisions(reply), [true, false]);
-    // Two of three left: the limit refuses the third of these, in order.
-    let all = batch(vec![item("read", "d1"); 4], "execute_all");
-    let reply = server.http.post_json(EVALUATIONS, &all).await;
-    assert_eq!(decisions(reply), [true, true, false, false]);
+    // Two of three left: the limit refuses the fourth of these, in order; the malformed second
+    // (read after the first waited for Redis) is an error item and counts nothing.
+    let malformed = json!({"resource": {"type": "Doc", "id": "d1"}, "context": {"capability": 7}});
+    let items = vec![
+        item("read", "d1"),
+        malformed,
+        item("read", "d1"),
+        item("read", "d1"),
+    ];
+    let reply = server
+        .http
+        .post_json(EVALUATIONS, &batch(items, "execute_all"))
+        .await;
+    let answer = reply.json();
+    assert_eq!(answer["evaluations"][1]["context"]["error"]["status"], 400);
+    assert_eq!(decisions(reply), [true, false, true, false]);
     let status = server.status().await;
     assert_eq!(status["rate_limits"]["errors"], 0, "{status:#}");
-    assert_eq!(status["rate_limits"]["calls"], 5, "{status:#}");
+    assert_eq!(status["rate_limits"]["calls"], 4, "{status:#}");
     server.running.shutdown().await;
 }
 
