@@ -12,9 +12,9 @@
 //! once get through one replica's multiplexed connection (calls in flight share it as a
 //! pipeline).
 //!
-//! The bench allocates with mimalloc, as the `warden` binary does: counting allocates a key
-//! and the usages it reports, and the system allocator would weigh on that more than the
-//! server's does.
+//! The bench allocates with mimalloc, as the `warden` binary does, so that whatever a decision
+//! allocates (a key that is not an entity or a string is rendered as text) costs what it costs
+//! in the server.
 //!
 //! Run: `cargo bench --bench limits`
 

@@ -7,6 +7,7 @@
 //! `count` requests may come at once and then one per `period / count`); a calendar period is
 //! a counter that starts afresh at the start of each day, week or month in its zone.
 
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{Timestamp, ToSpan};
@@ -82,15 +83,17 @@ impl Refusal {
     }
 }
 
-/// One limit to count a request against: the key's value, and the window.
+/// One limit to count a request against: its key, hashed for the in-process map, and the
+/// window. The key's value rides along (moved, never cloned) for what is rare: a refusal's
+/// text, and the key Redis counts under.
 #[derive(Clone, Debug)]
 pub struct Check {
-    limit: usize,
-    value: Value,
     /// The limit's name and the key's value under this process's secret hash key: what the
     /// in-process store keys its map by.
     hash: u128,
     window: Window,
+    limit: usize,
+    value: Value,
 }
 
 impl Check {
@@ -121,7 +124,6 @@ impl Check {
 /// into one bucket chain.
 fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
     use siphasher::sip128::{Hasher128, SipHasher13};
-    use std::hash::Hasher;
     static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
     let (k0, k1) = *KEYS.get_or_init(|| {
         let random = || {
@@ -132,38 +134,121 @@ fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
         };
         (random(), random())
     });
-    // One write of `NAME 0xFF KIND VALUE`, the value's parts apart by 0xFF: a byte no UTF-8
-    // text holds, so distinct names and values never run into the same bytes.
-    let mut bytes: SmallVec<[u8; 64]> = SmallVec::new();
-    bytes.extend_from_slice(name.as_bytes());
-    bytes.push(0xff);
+    let mut hasher = SipHasher13::new_with_keys(k0, k1);
+    encode_key(program, name, value, &mut hasher);
+    hasher.finish128().as_u128()
+}
+
+/// What a key's value is, in the first byte of its encoding.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Kind {
+    /// An entity: its type, then its id.
+    Entity = b'e',
+    /// A string: its text.
+    Str = b's',
+    /// Anything else (numbers, addresses, times, sets, records): its text as a policy
+    /// writes it.
+    Text = b't',
+}
+
+/// In the first word, beside the kind: the lengths that follow are whole words each.
+const LONG: u64 = 0x100;
+
+/// Feeds the limit's name and the key's value to `into` as whole 64-bit words, with no
+/// buffer in between (SipHash takes a word at a time; bytes cost it more). The first word
+/// holds the value's kind and the three parts' lengths (the name, then the value's one or
+/// two parts: an entity's type and id, or a text and an empty part), 16 bits each; when one
+/// is longer, a flag, and the three lengths follow as words of their own. Then each part,
+/// eight bytes a word, its last word padded with zeros. The lengths come first and fix how
+/// many words follow, so no encoding is a prefix of another, and distinct (name, value)
+/// pairs never feed the same words: `("ab", "c")` and `("a", "bc")` differ in their lengths.
+/// An entity is its type and id, whether the store holds it or the request named one it
+/// does not hold.
+fn encode_key<H: std::hash::Hasher>(program: &Program, name: &str, value: &Value, into: &mut H) {
     let entity = match value {
         Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &e.uid),
         Value::Entity(EntityRef::Unknown(uid)) => Some(&**uid),
         _ => None,
     };
-    match (value, entity) {
-        // What the text `TYPE::"ID"` says, whether the store holds the entity or not.
-        (_, Some(uid)) => {
-            bytes.push(b'e');
-            bytes.extend_from_slice(uid.ty.as_bytes());
-            bytes.push(0xff);
-            bytes.extend_from_slice(uid.id.as_bytes());
-        }
-        (Value::Str(text), _) => {
-            bytes.push(b's');
-            bytes.extend_from_slice(text.as_bytes());
-        }
+    let rendered;
+    let (kind, first, second): (Kind, &str, &str) = match (value, entity) {
+        (_, Some(uid)) => (Kind::Entity, &uid.ty, &uid.id),
+        (Value::Str(text), _) => (Kind::Str, text, ""),
         (other, _) => {
             let mut text = String::new();
             explain::push_value(&mut text, program, other);
-            bytes.push(b't');
-            bytes.extend_from_slice(text.as_bytes());
+            rendered = text;
+            (Kind::Text, &rendered, "")
+        }
+    };
+    let parts = [name.as_bytes(), first.as_bytes(), second.as_bytes()];
+    let lengths = parts.map(|part| u16::try_from(part.len()));
+    match lengths {
+        [Ok(a), Ok(b), Ok(c)] => into
+            .write_u64(kind as u64 | u64::from(a) << 16 | u64::from(b) << 32 | u64::from(c) << 48),
+        _ => {
+            into.write_u64(kind as u64 | LONG);
+            for part in parts {
+                into.write_u64(part.len() as u64);
+            }
         }
     }
-    let mut hasher = SipHasher13::new_with_keys(k0, k1);
-    hasher.write(&bytes);
-    hasher.finish128().as_u128()
+    for part in parts {
+        let mut words = part.chunks_exact(8);
+        for word in &mut words {
+            if let Ok(word) = <[u8; 8]>::try_from(word) {
+                into.write_u64(u64::from_le_bytes(word));
+            }
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            into.write_u64(short_word(rest));
+        }
+    }
+}
+
+/// Up to 7 bytes as the low bytes of a little-endian word (in three loads at most).
+fn short_word(bytes: &[u8]) -> u64 {
+    let mut word = 0;
+    let mut at = 0;
+    if let Some(four) = bytes
+        .get(..4)
+        .and_then(|four| <[u8; 4]>::try_from(four).ok())
+    {
+        word = u64::from(u32::from_le_bytes(four));
+        at = 4;
+    }
+    if let Some(two) = bytes
+        .get(at..at + 2)
+        .and_then(|two| <[u8; 2]>::try_from(two).ok())
+    {
+        word |= u64::from(u16::from_le_bytes(two)) << (8 * at);
+        at += 2;
+    }
+    if let Some(one) = bytes.get(at) {
+        word |= u64::from(*one) << (8 * at);
+    }
+    word
+}
+
+/// The bytes [`key_hash`] hashes for a limit named `name` and a key `value`: for tests of the
+/// encoding (distinct pairs, distinct bytes).
+#[doc(hidden)]
+pub fn key_encoding(program: &Program, name: &str, value: &Value) -> Vec<u8> {
+    /// Keeps what it is fed, as `std::hash::Hasher` writes integers (native byte order).
+    struct Bytes(Vec<u8>);
+    impl std::hash::Hasher for Bytes {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+    let mut bytes = Bytes(Vec::new());
+    encode_key(program, name, value, &mut bytes);
+    bytes.0
 }
 
 /// A map keyed by [`key_hash`]: already uniform, so the map takes its low bits as they are.
@@ -246,49 +331,13 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 /// One map under one lock: checking every limit of a request and committing them is one step.
 impl Store for LocalStore {
     fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
+        let mut usages = Usages::new();
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
             map: states,
             sweep_at,
         } = &mut *guard;
-        let mut next: SmallVec<[State; 2]> = SmallVec::with_capacity(checks.len());
-        let mut usages = Usages::with_capacity(checks.len());
-        for check in checks {
-            let Some(limit) = program.limits.get(check.limit) else {
-                continue;
-            };
-            let count = limit.count.max(1);
-            let current = states.get(&check.hash).copied();
-            let state = match check.window {
-                Window::Rolling { period, interval } => {
-                    let tat = match current {
-                        Some(State::Tat(tat)) => tat.max(now),
-                        _ => now,
-                    };
-                    let new_tat = tat + interval;
-                    if new_tat - now > period {
-                        return Err(reached(program, limit, check, new_tat - period - now));
-                    }
-                    State::Tat(new_tat)
-                }
-                Window::Fixed { start, end } => {
-                    let used = match current {
-                        Some(State::Count { start: s, used, .. }) if s == start => used,
-                        _ => 0,
-                    };
-                    if used >= count {
-                        return Err(reached(program, limit, check, end - now));
-                    }
-                    State::Count {
-                        start,
-                        end,
-                        used: used + 1,
-                    }
-                }
-            };
-            next.push(state);
-            usages.push(settled(limit, check, state, now));
-        }
+        // Expired keys count as absent keys do, so sweeping them first changes no answer.
         if states.len() >= (*sweep_at).max(SWEEP_AT) {
             states.retain(|_, state| match state {
                 State::Tat(tat) => *tat > now,
@@ -296,10 +345,77 @@ impl Store for LocalStore {
             });
             *sweep_at = states.len().saturating_mul(2);
         }
+        if let [check] = checks {
+            // One limit, as most requests count against: one probe of the map.
+            let Some(limit) = program.limits.get(check.limit) else {
+                return Ok(usages);
+            };
+            let state = match states.entry(check.hash) {
+                Entry::Occupied(mut entry) => {
+                    let state = next_state(program, limit, check, Some(*entry.get()), now)?;
+                    *entry.get_mut() = state;
+                    state
+                }
+                Entry::Vacant(entry) => {
+                    *entry.insert(next_state(program, limit, check, None, now)?)
+                }
+            };
+            usages.push(settled(limit, check, state, now));
+            return Ok(usages);
+        }
+        // Every limit is checked before any is stored: none is consumed if one refuses.
+        let mut next: SmallVec<[State; 2]> = SmallVec::with_capacity(checks.len());
+        for check in checks {
+            let Some(limit) = program.limits.get(check.limit) else {
+                continue;
+            };
+            let state = next_state(program, limit, check, states.get(&check.hash).copied(), now)?;
+            next.push(state);
+            usages.push(settled(limit, check, state, now));
+        }
         for (check, state) in checks.iter().zip(next) {
             states.insert(check.hash, state);
         }
         Ok(usages)
+    }
+}
+
+/// What a key holds once `check` counts one more request at `now`, from what it held
+/// (`current`); or the limit's refusal.
+fn next_state(
+    program: &Program,
+    limit: &crate::program::Limit,
+    check: &Check,
+    current: Option<State>,
+    now: i128,
+) -> Result<State, Refusal> {
+    let count = limit.count.max(1);
+    match check.window {
+        Window::Rolling { period, interval } => {
+            let tat = match current {
+                Some(State::Tat(tat)) => tat.max(now),
+                _ => now,
+            };
+            let new_tat = tat + interval;
+            if new_tat - now > period {
+                return Err(reached(program, limit, check, new_tat - period - now));
+            }
+            Ok(State::Tat(new_tat))
+        }
+        Window::Fixed { start, end } => {
+            let used = match current {
+                Some(State::Count { start: s, used, .. }) if s == start => used,
+                _ => 0,
+            };
+            if used >= count {
+                return Err(reached(program, limit, check, end - now));
+            }
+            Ok(State::Count {
+                start,
+                end,
+                used: used + 1,
+            })
+        }
     }
 }
 
@@ -451,6 +567,7 @@ fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -
     }
 }
 
+#[cold]
 fn reached(
     program: &Program,
     limit: &crate::program::Limit,
@@ -529,7 +646,8 @@ pub fn consume(
     request: &Request,
     store: &impl Store,
 ) -> Result<Usages, Refusal> {
-    let checks = checks(program, request)?;
+    let mut checks = Checks::new();
+    gather(program, request, &mut checks)?;
     if checks.is_empty() {
         return Ok(Usages::new());
     }
@@ -540,87 +658,129 @@ pub fn consume(
 /// with its key evaluated (a key that cannot be evaluated refuses the request).
 pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
     let mut checks = Checks::new();
+    gather(program, request, &mut checks)?;
+    Ok(checks)
+}
+
+/// [`checks`], written into `checks`.
+fn gather(program: &Program, request: &Request, checks: &mut Checks) -> Result<(), Refusal> {
     if program.limits.is_empty() {
-        return Ok(checks);
+        return Ok(());
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
-    let placed: SmallVec<[usize; 2]> = program
-        .limits
-        .iter()
-        .enumerate()
-        .filter(|(_, limit)| limit.counts(&request.action, resource_type))
-        .map(|(index, _)| index)
-        .collect();
-    if placed.is_empty() {
-        return Ok(checks);
-    }
-    // Each limit's key, then its condition when it has one.
-    let mut nodes: SmallVec<[crate::program::NodeId; 4]> =
-        SmallVec::with_capacity(placed.len() * 2);
-    for index in &placed {
-        if let Some(limit) = program.limits.get(*index) {
+    // The limits that count this action on this resource; each one's key, then its condition
+    // when it has one.
+    let mut placed: SmallVec<[usize; 2]> = SmallVec::new();
+    let mut nodes: SmallVec<[crate::program::NodeId; 4]> = SmallVec::new();
+    for (index, limit) in program.limits.iter().enumerate() {
+        if limit.counts(&request.action, resource_type) {
+            placed.push(index);
             nodes.push(limit.key);
             nodes.extend(limit.condition);
         }
     }
-    let mut values: SmallVec<[_; 4]> = SmallVec::with_capacity(nodes.len());
-    eval::evaluate_all(program, request, &nodes, &mut values);
-    let mut values = values.into_iter();
-    for index in &placed {
-        let Some(limit) = program.limits.get(*index) else {
-            continue;
-        };
-        let Some(key) = values.next() else {
-            continue;
-        };
-        let condition = match limit.condition {
-            Some(_) => values.next(),
-            None => None,
-        };
-        // A condition that cannot be evaluated applies the limit (it fails closed).
-        let applies = !matches!(condition, Some(Ok(Value::Bool(false))));
-        if !applies {
-            continue;
-        }
-        let value = match key {
-            Ok(value) => value,
-            Err(error) => {
-                return Err(Refusal::NoKey {
-                    name: limit.name.clone(),
-                    why: explain::error_message(program, &error),
-                });
-            }
-        };
-        let window = match limit.period {
-            LimitPeriod::Rolling(millis) => {
-                let period = i128::from(millis) * 1_000_000;
-                Window::Rolling {
-                    period,
-                    interval: div(period, i128::from(limit.count.max(1))),
-                }
-            }
-            LimitPeriod::Calendar(unit, zone) => {
-                let window = program
-                    .zones
-                    .get(zone as usize)
-                    .and_then(|(_, zone)| calendar_window(request.now, unit, zone));
-                match window {
-                    Some((start, end)) => Window::Fixed { start, end },
-                    None => {
-                        return Err(Refusal::NoKey {
-                            name: limit.name.clone(),
-                            why: "the calendar period could not be computed".to_string(),
-                        });
-                    }
-                }
-            }
-        };
-        checks.push(Check {
-            limit: *index,
-            hash: key_hash(program, &limit.name, &value),
-            value,
-            window,
-        });
+    if placed.is_empty() {
+        return Ok(());
     }
-    Ok(checks)
+    let mut sink = Gathered {
+        program,
+        now: request.now,
+        placed: &placed,
+        checks,
+        refused: None,
+    };
+    eval::evaluate_all(program, request, &nodes, &mut sink);
+    sink.refused.map_or(Ok(()), Err)
+}
+
+/// Takes the values of the placed limits' keys and conditions as they are evaluated, and
+/// makes each limit that applies a check in place (no list of values in between).
+struct Gathered<'a> {
+    program: &'a Program,
+    now: Timestamp,
+    placed: &'a [usize],
+    checks: &'a mut Checks,
+    /// The first applying limit whose key could not be evaluated (the request is refused).
+    refused: Option<Refusal>,
+}
+
+impl Extend<Result<Value, eval::EvalError>> for Gathered<'_> {
+    fn extend<I: IntoIterator<Item = Result<Value, eval::EvalError>>>(&mut self, values: I) {
+        let program = self.program;
+        let mut values = values.into_iter();
+        while let Some((index, rest)) = self.placed.split_first() {
+            self.placed = rest;
+            let Some(limit) = program.limits.get(*index) else {
+                continue;
+            };
+            let Some(key) = values.next() else {
+                return;
+            };
+            let condition = match limit.condition {
+                Some(_) => values.next(),
+                None => None,
+            };
+            // A condition that cannot be evaluated applies the limit (it fails closed).
+            if matches!(condition, Some(Ok(Value::Bool(false)))) {
+                continue;
+            }
+            if let Err(refusal) = push_check(program, limit, *index, key, self.now, self.checks) {
+                self.refused = Some(refusal);
+                self.placed = &[];
+                return;
+            }
+        }
+    }
+}
+
+/// Adds the check of `limit` (the `index`th) for a request made at `now` whose key came to
+/// `key`; a key or calendar period that cannot be computed refuses.
+fn push_check(
+    program: &Program,
+    limit: &crate::program::Limit,
+    index: usize,
+    key: Result<Value, eval::EvalError>,
+    now: Timestamp,
+    checks: &mut Checks,
+) -> Result<(), Refusal> {
+    let value = match key {
+        Ok(value) => value,
+        Err(error) => {
+            return Err(Refusal::NoKey {
+                name: limit.name.clone(),
+                why: explain::error_message(program, &error),
+            });
+        }
+    };
+    let window = match limit.period {
+        LimitPeriod::Rolling(millis) => {
+            let period = i128::from(millis) * 1_000_000;
+            Window::Rolling {
+                period,
+                interval: div(period, i128::from(limit.count.max(1))),
+            }
+        }
+        LimitPeriod::Calendar(unit, zone) => {
+            let window = program
+                .zones
+                .get(zone as usize)
+                .and_then(|(_, zone)| calendar_window(now, unit, zone));
+            match window {
+                Some((start, end)) => Window::Fixed { start, end },
+                None => {
+                    return Err(Refusal::NoKey {
+                        name: limit.name.clone(),
+                        why: "the calendar period could not be computed".to_string(),
+                    });
+                }
+            }
+        }
+    };
+    checks.push(Check {
+        hash: key_hash(program, &limit.name, &value),
+        window,
+        limit: index,
+        value,
+    });
+    Ok(())
 }

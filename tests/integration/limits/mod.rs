@@ -1,6 +1,7 @@
 //! Rate limits and quotas: `warden test` with a fixed clock (window edges, a calendar month in
 //! a non-UTC zone), and the server over real HTTP (AuthZEN reasons, batches, all-or-none
-//! across limits, concurrent callers, forward-auth 429 with `Retry-After` and `RateLimit`).
+//! across limits, concurrent callers, forward-auth 429 with `Retry-After` and `RateLimit`), and
+//! the in-process store's keys and counts under threads at a window's edge.
 
 use std::path::Path;
 use std::process::Command;
@@ -365,11 +366,12 @@ limit gets: 2 get per hour per subject
 /// its text: two requests share a count exactly when their keys are the same value, whatever
 /// the ids hold (quotes, backslashes, separators, other scripts, look-alikes).
 mod keys {
-    use std::collections::HashSet;
-    use std::sync::OnceLock;
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, OnceLock};
 
     use proptest::prelude::*;
     use serde_json::json;
+    use warden::data::value::{EntityRef, EntityUid, Value};
     use warden::engine::Engine;
     use warden::eval::request;
     use warden::limit::{self, LocalStore};
@@ -401,6 +403,82 @@ mod keys {
         .prop_map(|parts| parts.concat())
     }
 
+    /// A key's value as the store sees it: an entity, a string, or another value.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    enum Key {
+        Entity(String, String),
+        Str(String),
+        Int(i64),
+    }
+
+    impl Key {
+        fn value(&self) -> Value {
+            match self {
+                Key::Entity(ty, id) => Value::Entity(EntityRef::Unknown(Arc::new(EntityUid {
+                    ty: ty.as_str().into(),
+                    id: id.as_str().into(),
+                }))),
+                Key::Str(text) => Value::Str(text.as_str().into()),
+                Key::Int(number) => Value::Int(*number),
+            }
+        }
+    }
+
+    /// Short texts from few letters, so that parts often run into one another when joined.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop::sample::select(vec!["a", "b", "\0", "é", "12345678"]),
+            0..5,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn key() -> impl Strategy<Value = Key> {
+        prop_oneof![
+            (text(), text()).prop_map(|(ty, id)| Key::Entity(ty, id)),
+            text().prop_map(Key::Str),
+            (-3i64..3).prop_map(Key::Int),
+        ]
+    }
+
+    /// Asserts that the pairs that encode alike are equal pairs.
+    fn assert_injective(pairs: &[(String, Key)]) {
+        let program = &engine().program;
+        let mut seen: HashMap<Vec<u8>, &(String, Key)> = HashMap::new();
+        for pair in pairs {
+            let bytes = limit::key_encoding(program, &pair.0, &pair.1.value());
+            if let Some(before) = seen.insert(bytes, pair) {
+                assert_eq!(before, pair, "two keys encode alike");
+            }
+        }
+    }
+
+    #[test]
+    fn parts_past_sixteen_bits_encode_apart_from_short_ones() {
+        let long = "a".repeat(70_000);
+        assert_injective(&[
+            ("n".into(), Key::Str(long.clone())),
+            (long.clone(), Key::Str("n".into())),
+            ("n".into(), Key::Entity(long.clone(), String::new())),
+            ("n".into(), Key::Entity(String::new(), long.clone())),
+            ("n".into(), Key::Str(long[1..].to_string())),
+            ("n".into(), Key::Str(String::new())),
+            (String::new(), Key::Str(String::new())),
+        ]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The encoding the key hash is computed over is one-to-one: distinct pairs of a limit's
+        /// name and a key's value never feed the hash the same bytes (lengths lead the parts, so
+        /// ("ab", "c") and ("a", "bc") differ).
+        #[test]
+        fn distinct_keys_never_encode_alike(pairs in proptest::collection::vec((text(), key()), 1..48)) {
+            assert_injective(&pairs);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -421,5 +499,100 @@ mod keys {
                 prop_assert_eq!(counted.is_ok(), seen.insert(id.clone()), "{:?}: {:?}", id, counted);
             }
         }
+    }
+}
+
+/// Threads counting at once in the in-process store get exactly what the limit allows, at a
+/// window's edge too: a rolling limit of 10 an hour gives 10 at once, 9 a nanosecond before
+/// the hour is over (one more request each sixth of an hour, less the nanosecond) and 1 more
+/// at the hour; a daily quota of 5 gives 5 the nanosecond before midnight and 5 at midnight.
+mod edges {
+    use std::sync::Barrier;
+
+    use serde_json::json;
+    use warden::engine::Engine;
+    use warden::eval::request;
+    use warden::limit::{self, LocalStore};
+
+    const THREADS: usize = 8;
+    const TRIES: usize = 4;
+
+    fn engine(limit: &str) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.warden"),
+            format!(
+                "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n{limit}\n"
+            ),
+        )
+        .unwrap();
+        let engine = Engine::load(dir.path()).unwrap();
+        (dir, engine)
+    }
+
+    /// How many of `THREADS * TRIES` requests by one subject at each instant of `phases` are
+    /// allowed, the threads deciding together and waiting for each other between instants.
+    fn allowed(engine: &Engine, phases: &[&str]) -> Vec<usize> {
+        let program = &engine.program;
+        let store = LocalStore::new();
+        let barrier = Barrier::new(THREADS);
+        let body = json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+        .to_string();
+        let per_thread: Vec<Vec<usize>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        phases
+                            .iter()
+                            .map(|at| {
+                                let now: jiff::Timestamp = at.parse().unwrap();
+                                let request = request::read(program, body.as_bytes(), now).unwrap();
+                                barrier.wait();
+                                let counted = (0..TRIES)
+                                    .filter(|_| limit::consume(program, &request, &store).is_ok())
+                                    .count();
+                                barrier.wait();
+                                counted
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .collect()
+        });
+        (0..phases.len())
+            .map(|phase| per_thread.iter().map(|counts| counts[phase]).sum())
+            .collect()
+    }
+
+    #[test]
+    fn threads_get_exactly_a_rolling_limit_at_its_edge() {
+        let (_dir, engine) = engine("limit hourly: 10 view per hour per subject");
+        let counts = allowed(
+            &engine,
+            &[
+                "2026-03-01T10:00:00Z",
+                "2026-03-01T10:59:59.999999999Z",
+                "2026-03-01T11:00:00Z",
+            ],
+        );
+        assert_eq!(counts, [10, 9, 1]);
+    }
+
+    #[test]
+    fn threads_get_exactly_a_daily_quota_at_midnight() {
+        let (_dir, engine) = engine(r#"limit daily: 5 view per day in "UTC" per subject"#);
+        let counts = allowed(
+            &engine,
+            &["2026-03-01T23:59:59.999999999Z", "2026-03-02T00:00:00Z"],
+        );
+        assert_eq!(counts, [5, 5]);
     }
 }
