@@ -262,16 +262,11 @@ impl<'s> Call<'s> {
     /// and audit record. A request still to be counted in Redis comes back waiting, for
     /// [`Call::finish`].
     pub(crate) fn start(&mut self, read: Result<request::Read<'_>, Malformed>) -> Started {
-        let read = match read.and_then(|read| Ok((read.capability()?, read))) {
+        let (token, read) = match read.and_then(|read| Ok((read.capability()?, read))) {
             Ok(read) => read,
             Err(malformed) => return Started::Evaluated(Evaluated::Failed(malformed)),
         };
-        let (token, read) = read;
-        // The names matter only to lend a proved subject's attributes.
-        let named = match &self.identity {
-            Some(_) => read.named(),
-            None => (None, None),
-        };
+        let named = self.named(&read);
         let decoded = read.decode(self.program, self.now);
         self.begin(token, named, decoded)
     }
@@ -281,18 +276,21 @@ impl<'s> Call<'s> {
     pub(crate) fn keep(&self, read: Result<request::Read<'_>, Malformed>) -> Kept {
         let read = read?;
         let token = read.capability()?.map(Box::from);
-        let named = match &self.identity {
-            Some(_) => {
-                let (ty, id) = read.named();
-                (ty.map(Box::from), id.map(Box::from))
-            }
-            None => (None, None),
-        };
+        let (ty, id) = self.named(&read);
         Ok(Item {
             token,
-            named,
+            named: (ty.map(Box::from), id.map(Box::from)),
             decoded: read.decode(self.program, self.now),
         })
+    }
+
+    /// The subject's type and id as the request wrote them: they matter only to lend a proved
+    /// subject's attributes, so they are read only when the call proved one.
+    fn named<'r>(&self, read: &request::Read<'r>) -> (Option<&'r str>, Option<&'r str>) {
+        match &self.identity {
+            Some(_) => read.named(),
+            None => (None, None),
+        }
     }
 
     /// Decides a request [`Call::keep`] kept, as [`Call::start`] does.
