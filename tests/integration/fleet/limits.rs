@@ -414,6 +414,40 @@ async fn calls_waiting_on_redis_hold_no_thread_and_end_at_the_timeout() {
     assert_eq!(limits["up"], false, "{limits:#}");
 }
 
+/// A batch whose items each wait on a Redis that never answers is not held past the request
+/// time limit: it is answered 408 (no decision, so nothing is allowed), with the Redis time
+/// limit set far beyond it so that only the request's own limit can end the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waiting_on_a_silent_redis_ends_at_the_request_time_limit() {
+    let (port, scripts) = silent_redis().await;
+    let dir = limited("reads", 1000);
+    let mut config = redis_config(&dir, &format!("redis://127.0.0.1:{port}"), OnFailure::Open);
+    if let Some(redis) = &mut config.rate_limit_redis {
+        redis.timeout = Duration::from_secs(60);
+    }
+    config.request_timeout = Duration::from_millis(1000);
+    let server = TestServer::start(config).await;
+    let item = json!({"resource": {"type": "Doc", "id": "d1"}});
+    let batch = json!({
+        "subject": {"type": "User", "id": "bob"},
+        "action": {"name": "read"},
+        "evaluations": [item.clone(), item.clone(), item],
+    });
+    let started = Instant::now();
+    let reply = server.http.post_json(EVALUATIONS, &batch).await;
+    assert_eq!(reply.status, 408, "{}", reply.body);
+    assert!(!reply.body.contains("decision"), "{}", reply.body);
+    // Cut at the request's limit, not the Redis one's minute.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Items are counted one after another: the later ones never reached Redis.
+    let sent = scripts.load(Ordering::SeqCst);
+    assert!(
+        sent <= 1,
+        "{sent} scripts sent for a batch waiting on its first item"
+    );
+    server.running.shutdown().await;
+}
+
 #[test]
 fn the_configuration_keys_resolve_and_mask_the_password() {
     use warden::server::{Config, ConfigLayer};
