@@ -283,10 +283,21 @@ fn render_other(program: &Program, value: &Value) -> String {
         Value::Record(fields) => {
             let inner: Vec<String> = fields
                 .iter()
-                .map(|(k, v)| format!("{k}: {}", render_value(program, v)))
+                .map(|(k, v)| format!("{}: {}", field_name(k), render_value(program, v)))
                 .collect();
             format!("{{ {} }}", inner.join(", "))
         }
+    }
+}
+
+/// A record's field name as a policy writes it: bare when it is an identifier, else quoted,
+/// so that no name can pass for the punctuation between fields (a limit's key is hashed from
+/// this text).
+fn field_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if crate::syntax::fmt::is_identifier(name) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("\"{}\"", crate::syntax::token::escape(name)))
     }
 }
 

@@ -467,6 +467,22 @@ mod keys {
         ]);
     }
 
+    /// A record's field names cannot pass for the punctuation between its fields: a key of
+    /// one field named `a: 1, b` is not the key of two fields `a` and `b`.
+    #[test]
+    fn records_whose_names_look_like_their_punctuation_encode_apart() {
+        let program = &engine().program;
+        let one = Value::record(vec![("a: 1, b".into(), Value::Int(2))]);
+        let two = Value::record(vec![
+            ("a".into(), Value::Int(1)),
+            ("b".into(), Value::Int(2)),
+        ]);
+        assert_ne!(
+            limit::key_encoding(program, "n", &one),
+            limit::key_encoding(program, "n", &two)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
