@@ -40,7 +40,7 @@ use std::fmt::Write;
 use serde_json::Value as JsonValue;
 use smallvec::SmallVec;
 
-use crate::data::value::{EntityRef, Value};
+use crate::data::value::Value;
 use crate::decide::Decided;
 use crate::eval::{Decision, Frame, explain};
 use crate::limit::Refusal;
@@ -963,10 +963,7 @@ fn write_value(out: &mut String, program: &Program, value: &Value) {
             out.push_str("\\\"\"");
         }
         Value::Entity(entity) => {
-            let uid = match entity {
-                EntityRef::Known(id) => program.store.entity(*id).map(|e| &e.uid),
-                EntityRef::Unknown(uid) => Some(&**uid),
-            };
+            let uid = program.store.uid(entity);
             match uid {
                 Some(uid) if plain(&uid.ty) && plain(&uid.id) => {
                     out.push('"');

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
-use crate::data::value::{EntityId, EntityUid, Fields};
+use crate::data::value::{EntityId, EntityRef, EntityUid, Fields};
 
 /// One entity: stored in a data file, or only named (by a policy, an attribute or a binding).
 #[derive(Clone, Debug)]
@@ -64,6 +64,14 @@ impl Store {
 
     pub fn entity(&self, id: EntityId) -> Option<&Entity> {
         self.entities.get(id.index())
+    }
+
+    /// The type and id of an entity a value refers to: held in the store, or only named.
+    pub fn uid<'a>(&'a self, entity: &'a EntityRef) -> Option<&'a EntityUid> {
+        match entity {
+            EntityRef::Known(id) => self.entity(*id).map(|e| &e.uid),
+            EntityRef::Unknown(uid) => Some(uid),
+        }
     }
 
     pub fn entities(&self) -> impl Iterator<Item = (EntityId, &Entity)> {

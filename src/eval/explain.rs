@@ -250,10 +250,7 @@ pub(crate) fn push_value(out: &mut String, program: &Program, value: &Value) {
     match value {
         Value::Str(s) => push_quoted(out, s),
         Value::Entity(entity) => {
-            let uid = match entity {
-                EntityRef::Known(id) => program.store.entity(*id).map(|e| &e.uid),
-                EntityRef::Unknown(uid) => Some(&**uid),
-            };
+            let uid = program.store.uid(entity);
             match uid {
                 Some(uid) => {
                     out.push_str(&uid.ty);

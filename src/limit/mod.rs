@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::check::limits::CalendarUnit;
-use crate::data::value::{EntityRef, Value};
+use crate::data::value::Value;
 use crate::eval::{self, Request, explain};
 use crate::program::{LimitPeriod, Program};
 
@@ -167,8 +167,7 @@ const LONG: u64 = 0x100;
 /// does not hold.
 fn encode_key<H: std::hash::Hasher>(program: &Program, name: &str, value: &Value, into: &mut H) {
     let entity = match value {
-        Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &e.uid),
-        Value::Entity(EntityRef::Unknown(uid)) => Some(&**uid),
+        Value::Entity(entity) => program.store.uid(entity),
         _ => None,
     };
     let rendered;
@@ -629,8 +628,7 @@ fn calendar_window(
 
 fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
     match value {
-        Value::Entity(EntityRef::Known(id)) => program.store.entity(*id).map(|e| &*e.uid.ty),
-        Value::Entity(EntityRef::Unknown(uid)) => Some(&uid.ty),
+        Value::Entity(entity) => program.store.uid(entity).map(|uid| &*uid.ty),
         _ => None,
     }
 }
