@@ -89,7 +89,7 @@ pub struct Verdict {
 pub(crate) struct Pending {
     decision: Decision,
     capability: Option<Result<(), Box<Rejected>>>,
-    checks: Checks,
+    checks: Checks<'static>,
     /// When the request was made, in nanoseconds since the epoch.
     now: i128,
     /// The frame the decision was made in, when it was this thread's audit frame: the record
@@ -110,7 +110,7 @@ pub(crate) enum Step {
 /// How an allowed request is counted: at once (in the process), or later (in Redis).
 enum Counting {
     Now(Result<Usages, Refusal>),
-    Later(Checks),
+    Later(Checks<'static>),
 }
 
 impl Verdict {

@@ -905,8 +905,12 @@ impl Compiler<'_> {
     fn limit(&mut self, decl: &ast::LimitDecl, file: usize) -> Option<crate::program::Limit> {
         use crate::check::limits::Period;
         use crate::program::LimitPeriod;
+        let count = u64::try_from(decl.count).unwrap_or(1);
         let period = match crate::check::limits::period(&decl.period).ok()? {
-            Period::Rolling(millis) => LimitPeriod::Rolling(millis),
+            Period::Rolling(millis) => LimitPeriod::Rolling {
+                millis,
+                interval: i128::from(millis) * 1_000_000 / i128::from(count.max(1)),
+            },
             Period::Calendar(unit, zone) => LimitPeriod::Calendar(unit, self.zone(&zone)?),
         };
         let sorted = |set: Option<BTreeSet<String>>| {
@@ -921,7 +925,7 @@ impl Compiler<'_> {
         });
         Some(crate::program::Limit {
             name: Arc::from(decl.name.name.as_str()),
-            count: u64::try_from(decl.count).unwrap_or(1),
+            count,
             period,
             actions: sorted(self.actions(&decl.actions)),
             resource_types: sorted(names(&decl.resource_types)),

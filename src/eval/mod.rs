@@ -183,6 +183,21 @@ pub(crate) fn evaluate_all(
     })
 }
 
+/// What `node` evaluates to when it is the request's subject or resource: the request's own
+/// value, borrowed, with no frame. `None` for any other node.
+#[inline]
+pub(crate) fn party<'r>(
+    program: &Program,
+    request: &'r Request,
+    node: NodeId,
+) -> Option<&'r Value> {
+    match program.nodes.get(node.index()) {
+        Some(Node::Subject) => Some(&request.subject),
+        Some(Node::Resource) => Some(&request.resource),
+        _ => None,
+    }
+}
+
 /// Decides with a caller-owned frame (which then holds the candidates and memo for
 /// explanation).
 pub fn decide_in(program: &Program, request: &Request, frame: &mut Frame) -> Decision {
@@ -494,11 +509,9 @@ impl<'a> Evaluator<'a> {
     /// evaluated.
     #[inline]
     fn operand(&mut self, id: NodeId) -> Result<Cow<'a, Value>, EvalError> {
-        let request: &'a Request = self.request;
-        match self.program.nodes.get(id.index()) {
-            Some(Node::Subject) => Ok(Cow::Borrowed(&request.subject)),
-            Some(Node::Resource) => Ok(Cow::Borrowed(&request.resource)),
-            _ => self.eval(id).map(Cow::Owned),
+        match party(self.program, self.request, id) {
+            Some(value) => Ok(Cow::Borrowed(value)),
+            None => self.eval(id).map(Cow::Owned),
         }
     }
 

@@ -7,6 +7,7 @@
 //! `count` requests may come at once and then one per `period / count`); a calendar period is
 //! a counter that starts afresh at the start of each day, week or month in its zone.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -23,17 +24,53 @@ pub mod shared;
 
 pub use shared::{OnFailure, RedisConfig, RedisStore};
 
-/// How one limit stood after a request was counted (for `RateLimit` headers).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How one limit stood after a request was counted. Only the forward-auth door shows it
+/// (the `RateLimit` headers), so its [`Figures`] are worked out when shown, not when counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
-    pub name: Arc<str>,
-    pub count: u64,
+    /// The limit, an index into the program's limits (its name and count are there).
+    pub limit: usize,
+    standing: Standing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// A rolling limit whose key's theoretical arrival time is `ahead` nanoseconds after the
+    /// request: its figures follow from the limit's period and count.
+    Rolling { ahead: i64 },
+    /// Figures already worked out (a calendar period's, whose length depends on the date).
+    Known(Figures),
+}
+
+/// What the `RateLimit` headers say of one limit after a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
     /// The limit's period, in seconds (a calendar period: the current one's length).
     pub window_secs: u64,
     /// How many more requests the key may make right now.
     pub remaining: u64,
     /// Seconds until the key has its whole allowance again.
     pub reset_secs: u64,
+}
+
+impl Usage {
+    /// Its figures; `limit` is the limit it counts for (`program.limits[self.limit]`).
+    pub fn figures(&self, limit: &crate::program::Limit) -> Figures {
+        match (self.standing, limit.period) {
+            (Standing::Known(figures), _) => figures,
+            (Standing::Rolling { ahead }, LimitPeriod::Rolling { millis, interval }) => {
+                rolling_figures(i128::from(millis) * 1_000_000, interval, i128::from(ahead))
+            }
+            // A rolling standing comes only from a rolling limit of the same program.
+            (Standing::Rolling { .. }, LimitPeriod::Calendar(..)) => Figures::default(),
+        }
+    }
+}
+
+/// A rolling limit's figures when its key's theoretical arrival time is `ahead` nanoseconds
+/// away: `period - ahead` is what it may spend now, one request per `interval`.
+fn rolling_figures(period: i128, interval: i128, ahead: i128) -> Figures {
+    figures(period, div(period - ahead, interval.max(1)), ahead)
 }
 
 /// How the limits a request counted against stood (most requests count against one or two).
@@ -84,19 +121,30 @@ impl Refusal {
 }
 
 /// One limit to count a request against: its key, hashed for the in-process map, and the
-/// window. The key's value rides along (moved, never cloned) for what is rare: a refusal's
-/// text, and the key Redis counts under.
+/// window. The key's value rides along for what is rare: a refusal's text, and the key Redis
+/// counts under. It is borrowed from the request when the key is the request's subject or
+/// resource, and otherwise moved from the evaluator; never copied.
 #[derive(Clone, Debug)]
-pub struct Check {
+pub struct Check<'v> {
     /// The limit's name and the key's value under this process's secret hash key: what the
     /// in-process store keys its map by.
     hash: u128,
     window: Window,
     limit: usize,
-    value: Value,
+    value: Cow<'v, Value>,
 }
 
-impl Check {
+impl Check<'_> {
+    /// The check holding its own key's value: one to count once the request is gone.
+    fn into_owned(self) -> Check<'static> {
+        Check {
+            hash: self.hash,
+            window: self.window,
+            limit: self.limit,
+            value: Cow::Owned(self.value.into_owned()),
+        }
+    }
+
     /// The key's value, as a refusal names it.
     fn shown(&self, program: &Program) -> String {
         let mut text = String::from("`");
@@ -318,18 +366,33 @@ impl LocalStore {
 
 /// Where requests are counted: all of `checks` at `now`, or none when one refuses.
 pub trait Store {
-    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal>;
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check<'_>],
+        now: i128,
+    ) -> Result<Usages, Refusal>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check<'_>],
+        now: i128,
+    ) -> Result<Usages, Refusal> {
         (**self).consume(program, checks, now)
     }
 }
 
 /// One map under one lock: checking every limit of a request and committing them is one step.
 impl Store for LocalStore {
-    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check<'_>],
+        now: i128,
+    ) -> Result<Usages, Refusal> {
         let mut usages = Usages::new();
         let mut guard = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let States {
@@ -384,7 +447,7 @@ impl Store for LocalStore {
 fn next_state(
     program: &Program,
     limit: &crate::program::Limit,
-    check: &Check,
+    check: &Check<'_>,
     current: Option<State>,
     now: i128,
 ) -> Result<State, Refusal> {
@@ -419,19 +482,28 @@ fn next_state(
 }
 
 /// How a limit stands once a request is counted and its key holds `state`.
-fn settled(limit: &crate::program::Limit, check: &Check, state: State, now: i128) -> Usage {
-    match (check.window, state) {
-        (Window::Rolling { period, interval }, State::Tat(tat)) => {
-            let left = div(period - (tat - now), interval.max(1));
-            usage(limit, period, left, tat - now)
-        }
+fn settled(limit: &crate::program::Limit, check: &Check<'_>, state: State, now: i128) -> Usage {
+    let standing = match (check.window, state) {
+        (Window::Rolling { period, interval }, State::Tat(tat)) => match i64::try_from(tat - now) {
+            Ok(ahead) => Standing::Rolling { ahead },
+            // Only a period of centuries is this far ahead.
+            Err(_) => Standing::Known(rolling_figures(period, interval, tat - now)),
+        },
         (Window::Fixed { start, end }, State::Count { used, .. }) => {
             let left = i128::from(limit.count.saturating_sub(used));
-            usage(limit, end - start, left, end - now)
+            Standing::Known(figures(end - start, left, end - now))
         }
         // A state of the other kind is never stored under a key: the key names the window.
-        (Window::Rolling { period, .. }, State::Count { .. }) => usage(limit, period, 0, period),
-        (Window::Fixed { start, end }, State::Tat(_)) => usage(limit, end - start, 0, end - now),
+        (Window::Rolling { period, .. }, State::Count { .. }) => {
+            Standing::Known(figures(period, 0, period))
+        }
+        (Window::Fixed { start, end }, State::Tat(_)) => {
+            Standing::Known(figures(end - start, 0, end - now))
+        }
+    };
+    Usage {
+        limit: check.limit,
+        standing,
     }
 }
 
@@ -485,7 +557,7 @@ impl Limiter {
     pub async fn count(
         &self,
         program: &Program,
-        checks: &[Check],
+        checks: &[Check<'_>],
         now: i128,
     ) -> Result<Usages, Refusal> {
         match &self.shared {
@@ -504,7 +576,7 @@ impl Limiter {
         store: &shared::RedisStore,
         counted: Result<Result<Usages, Refusal>, shared::RedisFailure>,
         program: &Program,
-        checks: &[Check],
+        checks: &[Check<'_>],
         now: i128,
     ) -> Result<Usages, Refusal> {
         match counted {
@@ -529,7 +601,12 @@ impl Limiter {
 /// Counts from synchronous code: with Redis, the calling thread waits for the round trip
 /// (the CLI and the benches; the server awaits [`Limiter::count`] instead).
 impl Store for Limiter {
-    fn consume(&self, program: &Program, checks: &[Check], now: i128) -> Result<Usages, Refusal> {
+    fn consume(
+        &self,
+        program: &Program,
+        checks: &[Check<'_>],
+        now: i128,
+    ) -> Result<Usages, Refusal> {
         match &self.shared {
             Some(store) if !checks.is_empty() => {
                 let counted = store.consume_blocking(program, checks, now);
@@ -556,10 +633,8 @@ fn div(a: i128, b: i128) -> i128 {
     }
 }
 
-fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -> Usage {
-    Usage {
-        name: limit.name.clone(),
-        count: limit.count,
+fn figures(window: i128, left: i128, reset: i128) -> Figures {
+    Figures {
         window_secs: secs_up(window),
         remaining: u64::try_from(left.max(0)).unwrap_or(0),
         reset_secs: secs_up(reset),
@@ -570,7 +645,7 @@ fn usage(limit: &crate::program::Limit, window: i128, left: i128, reset: i128) -
 fn reached(
     program: &Program,
     limit: &crate::program::Limit,
-    check: &Check,
+    check: &Check<'_>,
     retry: i128,
 ) -> Refusal {
     let window = match check.window {
@@ -578,7 +653,7 @@ fn reached(
         Window::Fixed { start, end } => end - start,
     };
     let window_text = match limit.period {
-        LimitPeriod::Rolling(millis) => crate::syntax::fmt::duration_text(millis),
+        LimitPeriod::Rolling { millis, .. } => crate::syntax::fmt::duration_text(millis),
         LimitPeriod::Calendar(unit, _) => match unit {
             CalendarUnit::Day => "calendar day",
             CalendarUnit::Week => "calendar week",
@@ -634,7 +709,7 @@ fn type_of<'p>(program: &'p Program, value: &'p Value) -> Option<&'p str> {
 }
 
 /// The limits of `program` that apply to a request, each with its key and window.
-pub type Checks = SmallVec<[Check; 2]>;
+pub type Checks<'v> = SmallVec<[Check<'v>; 2]>;
 
 /// Counts an allowed request against every limit of `program` that applies to it: all of
 /// them, or none when one refuses. A limit whose condition cannot be evaluated applies (it
@@ -653,15 +728,20 @@ pub fn consume(
 }
 
 /// What an allowed request is counted against: every limit of `program` that applies to it,
-/// with its key evaluated (a key that cannot be evaluated refuses the request).
-pub fn checks(program: &Program, request: &Request) -> Result<Checks, Refusal> {
+/// with its key evaluated (a key that cannot be evaluated refuses the request). The checks
+/// own their keys' values, so that they can be counted after the request is gone.
+pub fn checks(program: &Program, request: &Request) -> Result<Checks<'static>, Refusal> {
     let mut checks = Checks::new();
     gather(program, request, &mut checks)?;
-    Ok(checks)
+    Ok(checks.into_iter().map(Check::into_owned).collect())
 }
 
 /// [`checks`], written into `checks`.
-fn gather(program: &Program, request: &Request, checks: &mut Checks) -> Result<(), Refusal> {
+fn gather<'r>(
+    program: &Program,
+    request: &'r Request,
+    checks: &mut Checks<'r>,
+) -> Result<(), Refusal> {
     if program.limits.is_empty() {
         return Ok(());
     }
@@ -669,17 +749,42 @@ fn gather(program: &Program, request: &Request, checks: &mut Checks) -> Result<(
     // The limits that count this action on this resource; each one's key, then its condition
     // when it has one.
     let mut placed: SmallVec<[usize; 2]> = SmallVec::new();
-    let mut nodes: SmallVec<[crate::program::NodeId; 4]> = SmallVec::new();
+    // Whether every placed limit is unconditional and keyed by the request's subject or
+    // resource (as most are): then its key is read from the request, with no evaluator.
+    let mut direct = true;
     for (index, limit) in program.limits.iter().enumerate() {
         if limit.counts(&request.action, resource_type) {
             placed.push(index);
-            nodes.push(limit.key);
-            nodes.extend(limit.condition);
+            direct &=
+                limit.condition.is_none() && eval::party(program, request, limit.key).is_some();
         }
     }
     if placed.is_empty() {
         return Ok(());
     }
+    if direct {
+        for index in placed {
+            let Some(limit) = program.limits.get(index) else {
+                continue;
+            };
+            if let Some(value) = eval::party(program, request, limit.key) {
+                push_check(
+                    program,
+                    limit,
+                    index,
+                    Cow::Borrowed(value),
+                    request.now,
+                    checks,
+                )?;
+            }
+        }
+        return Ok(());
+    }
+    let nodes: SmallVec<[crate::program::NodeId; 4]> = placed
+        .iter()
+        .filter_map(|index| program.limits.get(*index))
+        .flat_map(|limit| std::iter::once(limit.key).chain(limit.condition))
+        .collect();
     let mut sink = Gathered {
         program,
         now: request.now,
@@ -693,16 +798,16 @@ fn gather(program: &Program, request: &Request, checks: &mut Checks) -> Result<(
 
 /// Takes the values of the placed limits' keys and conditions as they are evaluated, and
 /// makes each limit that applies a check in place (no list of values in between).
-struct Gathered<'a> {
+struct Gathered<'a, 'r> {
     program: &'a Program,
     now: Timestamp,
     placed: &'a [usize],
-    checks: &'a mut Checks,
+    checks: &'a mut Checks<'r>,
     /// The first applying limit whose key could not be evaluated (the request is refused).
     refused: Option<Refusal>,
 }
 
-impl Extend<Result<Value, eval::EvalError>> for Gathered<'_> {
+impl Extend<Result<Value, eval::EvalError>> for Gathered<'_, '_> {
     fn extend<I: IntoIterator<Item = Result<Value, eval::EvalError>>>(&mut self, values: I) {
         let program = self.program;
         let mut values = values.into_iter();
@@ -722,7 +827,21 @@ impl Extend<Result<Value, eval::EvalError>> for Gathered<'_> {
             if matches!(condition, Some(Ok(Value::Bool(false)))) {
                 continue;
             }
-            if let Err(refusal) = push_check(program, limit, *index, key, self.now, self.checks) {
+            let pushed = match key {
+                Ok(value) => push_check(
+                    program,
+                    limit,
+                    *index,
+                    Cow::Owned(value),
+                    self.now,
+                    self.checks,
+                ),
+                Err(error) => Err(Refusal::NoKey {
+                    name: limit.name.clone(),
+                    why: explain::error_message(program, &error),
+                }),
+            };
+            if let Err(refusal) = pushed {
                 self.refused = Some(refusal);
                 self.placed = &[];
                 return;
@@ -731,33 +850,21 @@ impl Extend<Result<Value, eval::EvalError>> for Gathered<'_> {
     }
 }
 
-/// Adds the check of `limit` (the `index`th) for a request made at `now` whose key came to
-/// `key`; a key or calendar period that cannot be computed refuses.
-fn push_check(
+/// Adds the check of `limit` (the `index`th) for a request made at `now` whose key is
+/// `value`; a calendar period that cannot be computed refuses.
+fn push_check<'v>(
     program: &Program,
     limit: &crate::program::Limit,
     index: usize,
-    key: Result<Value, eval::EvalError>,
+    value: Cow<'v, Value>,
     now: Timestamp,
-    checks: &mut Checks,
+    checks: &mut Checks<'v>,
 ) -> Result<(), Refusal> {
-    let value = match key {
-        Ok(value) => value,
-        Err(error) => {
-            return Err(Refusal::NoKey {
-                name: limit.name.clone(),
-                why: explain::error_message(program, &error),
-            });
-        }
-    };
     let window = match limit.period {
-        LimitPeriod::Rolling(millis) => {
-            let period = i128::from(millis) * 1_000_000;
-            Window::Rolling {
-                period,
-                interval: div(period, i128::from(limit.count.max(1))),
-            }
-        }
+        LimitPeriod::Rolling { millis, interval } => Window::Rolling {
+            period: i128::from(millis) * 1_000_000,
+            interval,
+        },
         LimitPeriod::Calendar(unit, zone) => {
             let window = program
                 .zones

@@ -183,11 +183,11 @@ impl RedisStore {
     pub(super) async fn consume(
         &self,
         program: &Program,
-        checks: &[Check],
+        checks: &[Check<'_>],
         now: i128,
     ) -> Result<Result<Usages, Refusal>, RedisFailure> {
         let now_us = micros(now);
-        let counted: Vec<(&Check, &crate::program::Limit)> = checks
+        let counted: Vec<(&Check<'_>, &crate::program::Limit)> = checks
             .iter()
             .filter_map(|check| Some((check, program.limits.get(check.limit)?)))
             .collect();
@@ -255,7 +255,7 @@ impl RedisStore {
     pub(super) fn consume_blocking(
         &self,
         program: &Program,
-        checks: &[Check],
+        checks: &[Check<'_>],
         now: i128,
     ) -> Result<Result<Usages, Refusal>, RedisFailure> {
         let runtime = match self.blocking.get() {

@@ -479,17 +479,27 @@ impl From<String> for Refused {
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers)
 /// of the limits a call counted against.
-fn rate_limit_headers(usages: &[crate::limit::Usage]) -> Vec<(HeaderName, HeaderValue)> {
+fn rate_limit_headers(
+    program: &Program,
+    usages: &[crate::limit::Usage],
+) -> Vec<(HeaderName, HeaderValue)> {
     if usages.is_empty() {
         return Vec::new();
     }
-    let policy: Vec<String> = usages
+    let limits: Vec<_> = usages
         .iter()
-        .map(|u| format!("\"{}\";q={};w={}", u.name, u.count, u.window_secs))
+        .filter_map(|u| {
+            let limit = program.limits.get(u.limit)?;
+            Some((limit, u.figures(limit)))
+        })
         .collect();
-    let state: Vec<String> = usages
+    let policy: Vec<String> = limits
         .iter()
-        .map(|u| format!("\"{}\";r={};t={}", u.name, u.remaining, u.reset_secs))
+        .map(|(l, f)| format!("\"{}\";q={};w={}", l.name, l.count, f.window_secs))
+        .collect();
+    let state: Vec<String> = limits
+        .iter()
+        .map(|(l, f)| format!("\"{}\";r={};t={}", l.name, f.remaining, f.reset_secs))
         .collect();
     [(RATELIMIT_POLICY, policy), (RATELIMIT, state)]
         .into_iter()
@@ -635,7 +645,7 @@ pub async fn decide(
                 identity,
                 &routed.resource_id,
             );
-            headers.extend(rate_limit_headers(&usages));
+            headers.extend(rate_limit_headers(program, &usages));
             (Ok(headers), record)
         }
     }

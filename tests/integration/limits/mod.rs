@@ -612,3 +612,74 @@ mod edges {
         assert_eq!(counts, [5, 5]);
     }
 }
+
+/// A limit keyed by the request's subject or resource, with no condition, has its key read
+/// straight from the request; with a condition, the same key goes through the evaluator. Both
+/// ways must count alike: the same answers, refusals and standings, request after request,
+/// for subjects and resources held in the store and only named.
+mod direct_keys {
+    use proptest::prelude::*;
+    use serde_json::json;
+    use warden::engine::Engine;
+    use warden::eval::request;
+    use warden::limit::{self, LocalStore};
+
+    const DATA: &str = r#"{"entities": [
+        {"type": "User", "id": "u0"}, {"type": "User", "id": "u1"},
+        {"type": "Photo", "id": "p0"}
+    ]}"#;
+
+    fn engine(condition: &str) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.warden"),
+            format!(
+                "entity User\nentity Photo\naction view, edit on Photo\nallow * on Photo\n\
+                 limit people: 3 view per 10m per subject{condition}\n\
+                 limit photos: 4 * on Photo per hour per resource{condition}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/store.json"), DATA).unwrap();
+        let engine = Engine::load(dir.path()).unwrap();
+        (dir, engine)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn keys_read_from_the_request_count_as_evaluated_keys_do(
+            calls in proptest::collection::vec((0..4usize, 0..3usize, any::<bool>(), 0u64..120), 1..40)
+        ) {
+            let (_direct_dir, direct) = engine("");
+            let (_evaluated_dir, evaluated) = engine(" if subject is User");
+            let (direct_store, evaluated_store) = (LocalStore::new(), LocalStore::new());
+            let start: jiff::Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
+            let mut at = start;
+            for (user, photo, edit, seconds) in calls {
+                at = at.checked_add(jiff::SignedDuration::from_secs(seconds as i64)).unwrap();
+                let body = json!({
+                    "subject": {"type": "User", "id": format!("u{user}")},
+                    "action": {"name": if edit { "edit" } else { "view" }},
+                    "resource": {"type": "Photo", "id": format!("p{photo}")},
+                })
+                .to_string();
+                let count = |engine: &Engine, store: &LocalStore| {
+                    let program = &engine.program;
+                    let request = request::read(program, body.as_bytes(), at).unwrap();
+                    let counted = limit::consume(program, &request, store);
+                    counted.map(|usages| {
+                        usages
+                            .iter()
+                            .map(|usage| (usage.limit, usage.figures(&program.limits[usage.limit])))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let (one, other) = (count(&direct, &direct_store), count(&evaluated, &evaluated_store));
+                prop_assert_eq!(&one, &other, "{}", body);
+            }
+        }
+    }
+}
