@@ -330,13 +330,27 @@ enum Window {
     Fixed { start: i128, end: i128 },
 }
 
-/// What the store keeps per key.
+/// What the store keeps per key. Packed to 8-byte alignment: with its key, a map entry takes
+/// 48 bytes (an enum of 128-bit times took 80), so that more of a large map stays in cache.
 #[derive(Clone, Copy, Debug)]
-enum State {
-    /// The theoretical arrival time, in nanoseconds since the epoch.
-    Tat(i128),
-    /// Requests counted in the window that starts at `start` and ends at `end`.
-    Count { start: i128, end: i128, used: u64 },
+#[repr(C, packed(8))]
+struct State {
+    /// The theoretical arrival time (rolling), or the end of the period counted (calendar),
+    /// in nanoseconds since the epoch: either way, the key may be forgotten once it is past.
+    until: i128,
+    /// Requests counted in the calendar period (0 for a rolling period).
+    used: u64,
+    /// Which kind of period the state is for: a limit edited from one kind to the other under
+    /// the same name starts afresh rather than reading the other's state.
+    kind: PeriodKind,
+}
+
+const _: () = assert!(std::mem::size_of::<(u128, State)>() == 48);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeriodKind {
+    Rolling,
+    Calendar,
 }
 
 /// The in-process store: one map under one lock, so that checking every limit of a request
@@ -401,9 +415,9 @@ impl Store for LocalStore {
         } = &mut *guard;
         // Expired keys count as absent keys do, so sweeping them first changes no answer.
         if states.len() >= (*sweep_at).max(SWEEP_AT) {
-            states.retain(|_, state| match state {
-                State::Tat(tat) => *tat > now,
-                State::Count { end, .. } => *end > now,
+            states.retain(|_, state| {
+                let until = state.until;
+                until > now
             });
             *sweep_at = states.len().saturating_mul(2);
         }
@@ -414,13 +428,15 @@ impl Store for LocalStore {
             };
             let state = match states.entry(check.hash) {
                 Entry::Occupied(mut entry) => {
-                    let state = next_state(program, limit, check, Some(*entry.get()), now)?;
+                    let state = next_state(limit, check, Some(*entry.get()), now)
+                        .map_err(|retry| reached(program, limit, check, retry))?;
                     *entry.get_mut() = state;
                     state
                 }
-                Entry::Vacant(entry) => {
-                    *entry.insert(next_state(program, limit, check, None, now)?)
-                }
+                Entry::Vacant(entry) => *entry.insert(
+                    next_state(limit, check, None, now)
+                        .map_err(|retry| reached(program, limit, check, retry))?,
+                ),
             };
             usages.push(settled(limit, check, state, now));
             return Ok(usages);
@@ -431,7 +447,8 @@ impl Store for LocalStore {
             let Some(limit) = program.limits.get(check.limit) else {
                 continue;
             };
-            let state = next_state(program, limit, check, states.get(&check.hash).copied(), now)?;
+            let state = next_state(limit, check, states.get(&check.hash).copied(), now)
+                .map_err(|retry| reached(program, limit, check, retry))?;
             next.push(state);
             usages.push(settled(limit, check, state, now));
         }
@@ -443,62 +460,61 @@ impl Store for LocalStore {
 }
 
 /// What a key holds once `check` counts one more request at `now`, from what it held
-/// (`current`); or the limit's refusal.
+/// (`current`); or, when the limit refuses, the nanoseconds until a retry may succeed.
 fn next_state(
-    program: &Program,
     limit: &crate::program::Limit,
     check: &Check<'_>,
     current: Option<State>,
     now: i128,
-) -> Result<State, Refusal> {
-    let count = limit.count.max(1);
+) -> Result<State, i128> {
     match check.window {
         Window::Rolling { period, interval } => {
             let tat = match current {
-                Some(State::Tat(tat)) => tat.max(now),
+                Some(state) if state.kind == PeriodKind::Rolling => state.until.max(now),
                 _ => now,
             };
             let new_tat = tat + interval;
             if new_tat - now > period {
-                return Err(reached(program, limit, check, new_tat - period - now));
+                return Err(new_tat - period - now);
             }
-            Ok(State::Tat(new_tat))
+            Ok(State {
+                until: new_tat,
+                used: 0,
+                kind: PeriodKind::Rolling,
+            })
         }
-        Window::Fixed { start, end } => {
+        Window::Fixed { end, .. } => {
             let used = match current {
-                Some(State::Count { start: s, used, .. }) if s == start => used,
+                Some(state) if state.kind == PeriodKind::Calendar && state.until == end => {
+                    state.used
+                }
                 _ => 0,
             };
-            if used >= count {
-                return Err(reached(program, limit, check, end - now));
+            if used >= limit.count.max(1) {
+                return Err(end - now);
             }
-            Ok(State::Count {
-                start,
-                end,
+            Ok(State {
+                until: end,
                 used: used + 1,
+                kind: PeriodKind::Calendar,
             })
         }
     }
 }
 
-/// How a limit stands once a request is counted and its key holds `state`.
+/// How a limit stands once a request is counted and its key holds `state` (a state
+/// [`next_state`] made for the check's own window).
 fn settled(limit: &crate::program::Limit, check: &Check<'_>, state: State, now: i128) -> Usage {
-    let standing = match (check.window, state) {
-        (Window::Rolling { period, interval }, State::Tat(tat)) => match i64::try_from(tat - now) {
+    let (until, used) = (state.until, state.used);
+    let standing = match check.window {
+        Window::Rolling { period, interval } => match i64::try_from(until - now) {
             Ok(ahead) => Standing::Rolling { ahead },
             // Only a period of centuries is this far ahead.
-            Err(_) => Standing::Known(rolling_figures(period, interval, tat - now)),
+            Err(_) => Standing::Known(rolling_figures(period, interval, until - now)),
         },
-        (Window::Fixed { start, end }, State::Count { used, .. }) => {
+        Window::Fixed { start, end } => {
             let left = i128::from(limit.count.saturating_sub(used));
             Standing::Known(figures(end - start, left, end - now))
-        }
-        // A state of the other kind is never stored under a key: the key names the window.
-        (Window::Rolling { period, .. }, State::Count { .. }) => {
-            Standing::Known(figures(period, 0, period))
-        }
-        (Window::Fixed { start, end }, State::Tat(_)) => {
-            Standing::Known(figures(end - start, 0, end - now))
         }
     };
     Usage {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Refusal, State, Usages, Window, reached, settled};
+use super::{Check, PeriodKind, Refusal, State, Usages, Window, reached, settled};
 use crate::program::Program;
 
 /// What a decision does when Redis does not answer in time.
@@ -224,11 +224,15 @@ impl RedisStore {
                 .zip(states)
                 .map(|((check, limit), state)| {
                     let state = match check.window {
-                        Window::Rolling { .. } => State::Tat(i128::from(*state) * 1000),
-                        Window::Fixed { start, end } => State::Count {
-                            start,
-                            end,
+                        Window::Rolling { .. } => State {
+                            until: i128::from(*state) * 1000,
+                            used: 0,
+                            kind: PeriodKind::Rolling,
+                        },
+                        Window::Fixed { end, .. } => State {
+                            until: end,
                             used: u64::try_from(*state).unwrap_or(0),
+                            kind: PeriodKind::Calendar,
                         },
                     };
                     settled(limit, check, state, now)

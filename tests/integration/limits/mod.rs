@@ -588,6 +588,32 @@ mod edges {
             .collect()
     }
 
+    /// A limit edited from a monthly quota to a rolling limit under the same name, the store
+    /// kept (as a reload keeps it), starts afresh: the quota's state is not read as the
+    /// rolling limit's (its period's end would stand for a time of arrival weeks ahead).
+    #[test]
+    fn a_limit_edited_to_another_kind_of_period_starts_afresh() {
+        let (_monthly_dir, monthly) =
+            engine(r#"limit views: 1 view per month in "UTC" per subject"#);
+        let (_hourly_dir, hourly) = engine("limit views: 1 view per hour per subject");
+        let store = LocalStore::new();
+        let body = json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+        .to_string();
+        let now: jiff::Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
+        let count = |engine: &Engine| {
+            let request = request::read(&engine.program, body.as_bytes(), now).unwrap();
+            limit::consume(&engine.program, &request, &store).is_ok()
+        };
+        assert_eq!([count(&monthly), count(&monthly)], [true, false]);
+        assert_eq!([count(&hourly), count(&hourly)], [true, false]);
+        // Edited back, it starts afresh again: a key holds one state, the last period's.
+        assert_eq!([count(&monthly), count(&monthly)], [true, false]);
+    }
+
     #[test]
     fn threads_get_exactly_a_rolling_limit_at_its_edge() {
         let (_dir, engine) = engine("limit hourly: 10 view per hour per subject");
