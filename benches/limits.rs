@@ -4,7 +4,8 @@
 )]
 //! The overhead of a local limit on a decision: the same allowed requests decided alone, and
 //! decided then counted against one rolling limit per subject (never reached, so every
-//! iteration takes the whole path: evaluate the key, check and commit the GCRA state).
+//! iteration takes the whole path: read the key, check and commit the GCRA state); then the
+//! same limit with a condition, whose key and condition the evaluator computes.
 //!
 //! With `WARDEN_BENCH_REDIS=redis://127.0.0.1:PORT` set, the same limit counted in Redis too,
 //! awaited as the server's doors await it ([`Limiter::count`] on a two-worker runtime): one
@@ -65,7 +66,14 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("limit");
     let (plain_dir, plain) = program("");
     let (limited_dir, limited) = program("limit views: 1000000000 view per 1s per subject");
-    for (name, engine) in [("without", &plain), ("with_local_limit", &limited)] {
+    // The same limit with a condition: its key and condition go through the evaluator.
+    let (conditional_dir, conditional) =
+        program("limit views: 1000000000 view per 1s per subject if subject is User");
+    for (name, engine) in [
+        ("without", &plain),
+        ("with_local_limit", &limited),
+        ("with_conditional_local_limit", &conditional),
+    ] {
         let program = &engine.program;
         let requests = requests(engine);
         let store = LocalStore::new();
@@ -114,6 +122,7 @@ fn bench(c: &mut Criterion) {
     }
     let _ = std::fs::remove_dir_all(plain_dir);
     let _ = std::fs::remove_dir_all(limited_dir);
+    let _ = std::fs::remove_dir_all(conditional_dir);
 }
 
 /// Decides a request and, when allowed, awaits its count in the store: what a door does.

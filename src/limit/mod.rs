@@ -762,53 +762,37 @@ fn gather<'r>(
         return Ok(());
     }
     let resource_type = type_of(program, &request.resource).unwrap_or("");
-    // The limits that count this action on this resource; each one's key, then its condition
-    // when it has one.
+    // The limits that count this action on this resource, and what the evaluator computes for
+    // them: each one's key, unless it is the request's subject or resource (read from the
+    // request, as most keys are), then its condition when it has one.
     let mut placed: SmallVec<[usize; 2]> = SmallVec::new();
-    // Whether every placed limit is unconditional and keyed by the request's subject or
-    // resource (as most are): then its key is read from the request, with no evaluator.
-    let mut direct = true;
+    let mut nodes: SmallVec<[crate::program::NodeId; 2]> = SmallVec::new();
     for (index, limit) in program.limits.iter().enumerate() {
         if limit.counts(&request.action, resource_type) {
             placed.push(index);
-            direct &=
-                limit.condition.is_none() && eval::party(program, request, limit.key).is_some();
+            if eval::party(program, request, limit.key).is_none() {
+                nodes.push(limit.key);
+            }
+            if let Some(condition) = limit.condition {
+                nodes.push(condition);
+            }
         }
     }
     if placed.is_empty() {
         return Ok(());
     }
-    if direct {
-        for index in placed {
-            let Some(limit) = program.limits.get(index) else {
-                continue;
-            };
-            if let Some(value) = eval::party(program, request, limit.key) {
-                push_check(
-                    program,
-                    limit,
-                    index,
-                    Cow::Borrowed(value),
-                    request.now,
-                    checks,
-                )?;
-            }
-        }
-        return Ok(());
-    }
-    let nodes: SmallVec<[crate::program::NodeId; 4]> = placed
-        .iter()
-        .filter_map(|index| program.limits.get(*index))
-        .flat_map(|limit| std::iter::once(limit.key).chain(limit.condition))
-        .collect();
     let mut sink = Gathered {
         program,
-        now: request.now,
+        request,
         placed: &placed,
         checks,
         refused: None,
     };
-    eval::evaluate_all(program, request, &nodes, &mut sink);
+    if nodes.is_empty() {
+        sink.extend(std::iter::empty());
+    } else {
+        eval::evaluate_all(program, request, &nodes, &mut sink);
+    }
     sink.refused.map_or(Ok(()), Err)
 }
 
@@ -816,7 +800,7 @@ fn gather<'r>(
 /// makes each limit that applies a check in place (no list of values in between).
 struct Gathered<'a, 'r> {
     program: &'a Program,
-    now: Timestamp,
+    request: &'r Request,
     placed: &'a [usize],
     checks: &'a mut Checks<'r>,
     /// The first applying limit whose key could not be evaluated (the request is refused).
@@ -825,15 +809,19 @@ struct Gathered<'a, 'r> {
 
 impl Extend<Result<Value, eval::EvalError>> for Gathered<'_, '_> {
     fn extend<I: IntoIterator<Item = Result<Value, eval::EvalError>>>(&mut self, values: I) {
-        let program = self.program;
+        let (program, request) = (self.program, self.request);
         let mut values = values.into_iter();
         while let Some((index, rest)) = self.placed.split_first() {
             self.placed = rest;
             let Some(limit) = program.limits.get(*index) else {
                 continue;
             };
-            let Some(key) = values.next() else {
-                return;
+            let key = match eval::party(program, request, limit.key) {
+                Some(value) => Ok(Cow::Borrowed(value)),
+                None => match values.next() {
+                    Some(key) => key.map(Cow::Owned),
+                    None => return,
+                },
             };
             let condition = match limit.condition {
                 Some(_) => values.next(),
@@ -844,14 +832,7 @@ impl Extend<Result<Value, eval::EvalError>> for Gathered<'_, '_> {
                 continue;
             }
             let pushed = match key {
-                Ok(value) => push_check(
-                    program,
-                    limit,
-                    *index,
-                    Cow::Owned(value),
-                    self.now,
-                    self.checks,
-                ),
+                Ok(value) => push_check(program, limit, *index, value, request.now, self.checks),
                 Err(error) => Err(Refusal::NoKey {
                     name: limit.name.clone(),
                     why: explain::error_message(program, &error),
