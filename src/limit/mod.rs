@@ -74,7 +74,7 @@ fn rolling_figures(period: i128, interval: i128, ahead: i128) -> Figures {
 }
 
 /// How the limits a request counted against stood (most requests count against one or two).
-pub(crate) type Usages = SmallVec<[Usage; 2]>;
+pub type Usages = SmallVec<[Usage; 2]>;
 
 /// Why a request allowed by policy is refused by a limit.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -338,19 +338,26 @@ struct State {
     /// The theoretical arrival time (rolling), or the end of the period counted (calendar),
     /// in nanoseconds since the epoch: either way, the key may be forgotten once it is past.
     until: i128,
-    /// Requests counted in the calendar period (0 for a rolling period).
+    /// The start of the calendar period counted, in whole seconds since the epoch (periods are
+    /// at least a day apart); 0 for a rolling period.
+    start: i64,
+    /// Requests counted in the calendar period, at least 1; 0 for a rolling period. So a limit
+    /// edited from one kind of period to the other under the same name starts afresh rather
+    /// than reading the other's state.
     used: u64,
-    /// Which kind of period the state is for: a limit edited from one kind to the other under
-    /// the same name starts afresh rather than reading the other's state.
-    kind: PeriodKind,
 }
 
 const _: () = assert!(std::mem::size_of::<(u128, State)>() == 48);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PeriodKind {
-    Rolling,
-    Calendar,
+impl State {
+    fn is_calendar(&self) -> bool {
+        self.used > 0
+    }
+}
+
+/// A calendar period's start as [`State::start`] keeps it.
+fn start_secs(start: i128) -> i64 {
+    i64::try_from(start.div_euclid(NANOS_PER_SEC)).unwrap_or(i64::MIN)
 }
 
 /// The in-process store: one map under one lock, so that checking every limit of a request
@@ -470,7 +477,7 @@ fn next_state(
     match check.window {
         Window::Rolling { period, interval } => {
             let tat = match current {
-                Some(state) if state.kind == PeriodKind::Rolling => state.until.max(now),
+                Some(state) if !state.is_calendar() => state.until.max(now),
                 _ => now,
             };
             let new_tat = tat + interval;
@@ -479,15 +486,16 @@ fn next_state(
             }
             Ok(State {
                 until: new_tat,
+                start: 0,
                 used: 0,
-                kind: PeriodKind::Rolling,
             })
         }
-        Window::Fixed { end, .. } => {
+        Window::Fixed { start, end } => {
+            // The count of the period that starts when this one does: this period's, or a
+            // count an edited limit made of its own first requests in it.
+            let start = start_secs(start);
             let used = match current {
-                Some(state) if state.kind == PeriodKind::Calendar && state.until == end => {
-                    state.used
-                }
+                Some(state) if state.is_calendar() && state.start == start => state.used,
                 _ => 0,
             };
             if used >= limit.count.max(1) {
@@ -495,8 +503,8 @@ fn next_state(
             }
             Ok(State {
                 until: end,
+                start,
                 used: used + 1,
-                kind: PeriodKind::Calendar,
             })
         }
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, PeriodKind, Refusal, State, Usages, Window, reached, settled};
+use super::{Check, Refusal, State, Usages, Window, reached, settled, start_secs};
 use crate::program::Program;
 
 /// What a decision does when Redis does not answer in time.
@@ -226,13 +226,13 @@ impl RedisStore {
                     let state = match check.window {
                         Window::Rolling { .. } => State {
                             until: i128::from(*state) * 1000,
+                            start: 0,
                             used: 0,
-                            kind: PeriodKind::Rolling,
                         },
-                        Window::Fixed { end, .. } => State {
+                        Window::Fixed { start, end } => State {
                             until: end,
+                            start: start_secs(start),
                             used: u64::try_from(*state).unwrap_or(0),
-                            kind: PeriodKind::Calendar,
                         },
                     };
                     settled(limit, check, state, now)

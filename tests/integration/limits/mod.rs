@@ -614,6 +614,53 @@ mod edges {
         assert_eq!([count(&monthly), count(&monthly)], [true, false]);
     }
 
+    /// A weekly quota edited to a daily one keeps only what the new period holds: on a Sunday
+    /// (the week's last day, which ends when the week does) the day starts afresh; on a Monday
+    /// the day starts with the week, and the week's count so far is the day's.
+    #[test]
+    fn a_quota_edited_to_a_shorter_period_keeps_only_what_the_new_period_counted() {
+        let (_weekly_dir, weekly) = engine(r#"limit views: 2 view per week in "UTC" per subject"#);
+        let (_daily_dir, daily) = engine(r#"limit views: 2 view per day in "UTC" per subject"#);
+        let body = json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+        .to_string();
+        let count = |engine: &Engine, store: &LocalStore, at: &str| {
+            let request =
+                request::read(&engine.program, body.as_bytes(), at.parse().unwrap()).unwrap();
+            limit::consume(&engine.program, &request, store).is_ok()
+        };
+        // Sunday 1 March 2026.
+        let store = LocalStore::new();
+        let sunday = "2026-03-01T10:00:00Z";
+        assert_eq!(
+            [
+                count(&weekly, &store, sunday),
+                count(&weekly, &store, sunday)
+            ],
+            [true, true]
+        );
+        assert!(!count(&weekly, &store, sunday));
+        assert_eq!(
+            [count(&daily, &store, sunday), count(&daily, &store, sunday)],
+            [true, true]
+        );
+        assert!(!count(&daily, &store, sunday));
+        // Monday 2 March 2026.
+        let store = LocalStore::new();
+        let monday = "2026-03-02T10:00:00Z";
+        assert_eq!(
+            [
+                count(&weekly, &store, monday),
+                count(&weekly, &store, monday)
+            ],
+            [true, true]
+        );
+        assert!(!count(&daily, &store, monday));
+    }
+
     #[test]
     fn threads_get_exactly_a_rolling_limit_at_its_edge() {
         let (_dir, engine) = engine("limit hourly: 10 view per hour per subject");
@@ -655,17 +702,32 @@ mod direct_keys {
         {"type": "Photo", "id": "p0"}
     ]}"#;
 
-    /// Limits per subject and per resource: keyed by `subject` and `resource`, or by what
-    /// `key` makes of them, and with `condition` after each.
-    fn engine(key: fn(&str) -> String, condition: &str) -> (tempfile::TempDir, Engine) {
+    /// Keyed by the request's own value, read from the request.
+    fn read(party: &str) -> String {
+        party.to_string()
+    }
+
+    /// The same value, computed: the branch is not known until the request is.
+    fn computed(party: &str) -> String {
+        format!("(if subject is User then {party} else {party})")
+    }
+
+    /// Limits per subject (rolling and a daily quota) and per resource, keyed as `people` and
+    /// `photos` make the keys, each with `condition` after it.
+    fn engine(
+        people: fn(&str) -> String,
+        photos: fn(&str) -> String,
+        condition: &str,
+    ) -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();
-        let (subject, resource) = (key("subject"), key("resource"));
+        let (subject, resource) = (people("subject"), photos("resource"));
         std::fs::write(
             dir.path().join("rules.warden"),
             format!(
                 "entity User\nentity Photo\naction view, edit on Photo\nallow * on Photo\n\
                  limit people: 3 view per 10m per {subject}{condition}\n\
-                 limit photos: 4 * on Photo per hour per {resource}{condition}\n"
+                 limit photos: 4 * on Photo per hour per {resource}{condition}\n\
+                 limit edits: 2 edit per day in \"Europe/Paris\" per {subject}{condition}\n"
             ),
         )
         .unwrap();
@@ -678,43 +740,52 @@ mod direct_keys {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        /// Programs alike but for how their keys are found count alike: without a condition,
+        /// and with one that is false for `u1` (so the limits skip it), keys read from the
+        /// request, computed, and one of each in the same program.
         #[test]
-        fn keys_read_from_the_request_count_as_evaluated_keys_do(
-            calls in proptest::collection::vec((0..4usize, 0..3usize, any::<bool>(), 0u64..120), 1..40)
+        fn keys_read_from_the_request_count_as_computed_keys_do(
+            calls in proptest::collection::vec((0..4usize, 0..3usize, any::<bool>(), 0u64..12_000), 1..40)
         ) {
-            let (_direct_dir, direct) = engine(|party| party.to_string(), "");
-            // The same values, computed: the branch is not known until the request is.
-            let (_evaluated_dir, evaluated) = engine(
-                |party| format!("(if subject is User then {party} else {party})"),
-                "",
-            );
-            let (_conditional_dir, conditional) =
-                engine(|party| party.to_string(), " if subject is User");
-            let stores = [LocalStore::new(), LocalStore::new(), LocalStore::new()];
-            let start: jiff::Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
-            let mut at = start;
-            for (user, photo, edit, seconds) in calls {
-                at = at.checked_add(jiff::SignedDuration::from_secs(seconds as i64)).unwrap();
-                let body = json!({
-                    "subject": {"type": "User", "id": format!("u{user}")},
-                    "action": {"name": if edit { "edit" } else { "view" }},
-                    "resource": {"type": "Photo", "id": format!("p{photo}")},
-                })
-                .to_string();
-                let count = |engine: &Engine, store: &LocalStore| {
-                    let program = &engine.program;
-                    let request = request::read(program, body.as_bytes(), at).unwrap();
-                    let counted = limit::consume(program, &request, store);
-                    counted.map(|usages| {
-                        usages
-                            .iter()
-                            .map(|usage| (usage.limit, usage.figures(&program.limits[usage.limit])))
-                            .collect::<Vec<_>>()
+            const UNLESS_U1: &str = r#" if subject != User::"u1""#;
+            let groups = [
+                vec![engine(read, read, ""), engine(computed, computed, "")],
+                vec![
+                    engine(read, read, UNLESS_U1),
+                    engine(computed, computed, UNLESS_U1),
+                    engine(read, computed, UNLESS_U1),
+                    engine(computed, read, UNLESS_U1),
+                ],
+            ];
+            for group in &groups {
+                let stores: Vec<LocalStore> = group.iter().map(|_| LocalStore::new()).collect();
+                let mut at: jiff::Timestamp = "2026-03-01T22:50:00Z".parse().unwrap();
+                for (user, photo, edit, seconds) in &calls {
+                    at = at.checked_add(jiff::SignedDuration::from_millis(*seconds as i64 * 10)).unwrap();
+                    let body = json!({
+                        "subject": {"type": "User", "id": format!("u{user}")},
+                        "action": {"name": if *edit { "edit" } else { "view" }},
+                        "resource": {"type": "Photo", "id": format!("p{photo}")},
                     })
-                };
-                let read = count(&direct, &stores[0]);
-                prop_assert_eq!(&read, &count(&evaluated, &stores[1]), "{}", body);
-                prop_assert_eq!(&read, &count(&conditional, &stores[2]), "{}", body);
+                    .to_string();
+                    let counted: Vec<_> = group
+                        .iter()
+                        .zip(&stores)
+                        .map(|((_dir, engine), store)| {
+                            let program = &engine.program;
+                            let request = request::read(program, body.as_bytes(), at).unwrap();
+                            limit::consume(program, &request, store).map(|usages| {
+                                usages
+                                    .iter()
+                                    .map(|u| (u.limit, u.figures(&program.limits[u.limit])))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    for other in &counted[1..] {
+                        prop_assert_eq!(&counted[0], other, "{} at {}", body, at);
+                    }
+                }
             }
         }
     }
