@@ -65,10 +65,10 @@ fn requests(engine: &Engine) -> Vec<Request> {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("limit");
     let (plain_dir, plain) = program("");
-    let (limited_dir, limited) = program("limit views: 1000000000 view per 1s per subject");
+    let (limited_dir, limited) = program("limit views: 1000000 view per 1s per subject");
     // The same limit with a condition: its key and condition go through the evaluator.
     let (conditional_dir, conditional) =
-        program("limit views: 1000000000 view per 1s per subject if subject is User");
+        program("limit views: 1000000 view per 1s per subject if subject is User");
     for (name, engine) in [
         ("without", &plain),
         ("with_local_limit", &limited),

@@ -61,7 +61,7 @@ policy() {
         > "$work/$1/photos.warden"
 }
 policy plain ""
-policy limited "limit views: 1000000000 view per 1s per subject"
+policy limited "limit views: 1000000 view per 1s per subject"
 
 names=(none local redis)
 ports=()

@@ -112,15 +112,36 @@ pub(crate) fn check_limits(ctx: &mut Ctx<'_>) {
                 ctx.report(file, error);
                 continue;
             }
-            if let Err((message, help)) = period(&limit.period) {
-                ctx.report(
+            match period(&limit.period) {
+                Err((message, help)) => ctx.report(
                     file,
                     CheckError::Limit {
                         message,
                         span: limit.period.span,
                         help,
                     },
-                );
+                ),
+                // A rolling limit lets one request through per period / count: counted in
+                // whole microseconds (as Redis counts), a shorter interval would be none.
+                Ok(Period::Rolling(millis)) if limit.count > millis.saturating_mul(1_000) => ctx
+                    .report(
+                        file,
+                        CheckError::Limit {
+                            message: format!(
+                                "limit `{}` counts more than one request a microsecond",
+                                limit.name.name
+                            ),
+                            span: limit.count_span,
+                            help: format!(
+                                "a rolling limit lets one request through every period divided \
+                                 by its count, and that must be at least a microsecond: count \
+                                 at most {} per `{}`, or over a longer period",
+                                millis.saturating_mul(1_000),
+                                crate::syntax::fmt::duration_text(millis)
+                            ),
+                        },
+                    ),
+                Ok(_) => {}
             }
         }
     }
