@@ -59,7 +59,8 @@ impl Usage {
         match (self.standing, limit.period) {
             (Standing::Known(figures), _) => figures,
             (Standing::Rolling { ahead }, LimitPeriod::Rolling { millis, interval }) => {
-                rolling_figures(i128::from(millis) * 1_000_000, interval, i128::from(ahead))
+                let period = i128::from(millis) * 1_000_000;
+                rolling_figures(period, interval, limit.count, i128::from(ahead))
             }
             // A rolling standing comes only from a rolling limit of the same program.
             (Standing::Rolling { .. }, LimitPeriod::Calendar(..)) => Figures::default(),
@@ -68,9 +69,18 @@ impl Usage {
 }
 
 /// A rolling limit's figures when its key's theoretical arrival time is `ahead` nanoseconds
-/// away: `period - ahead` is what it may spend now, one request per `interval`.
-fn rolling_figures(period: i128, interval: i128, ahead: i128) -> Figures {
-    figures(period, div(period - ahead, interval.max(1)), ahead)
+/// away: of its `count` intervals, what is not ahead it may spend now.
+fn rolling_figures(period: i128, interval: i128, count: u64, ahead: i128) -> Figures {
+    let interval = interval.max(1);
+    figures(period, div(burst(interval, count) - ahead, interval), ahead)
+}
+
+/// How far ahead of now a rolling limit's theoretical arrival time may run: `count`
+/// intervals, so that exactly `count` requests pass at once. (The period itself may be up to
+/// `count - 1` nanoseconds more, when the count does not divide it, which would let through
+/// more than the count.)
+fn burst(interval: i128, count: u64) -> i128 {
+    interval * i128::from(count.max(1))
 }
 
 /// How the limits a request counted against stood (most requests count against one or two).
@@ -475,14 +485,15 @@ fn next_state(
     now: i128,
 ) -> Result<State, i128> {
     match check.window {
-        Window::Rolling { period, interval } => {
+        Window::Rolling { interval, .. } => {
             let tat = match current {
                 Some(state) if !state.is_calendar() => state.until.max(now),
                 _ => now,
             };
             let new_tat = tat + interval;
-            if new_tat - now > period {
-                return Err(new_tat - period - now);
+            let burst = burst(interval, limit.count);
+            if new_tat - now > burst {
+                return Err(new_tat - burst - now);
             }
             Ok(State {
                 until: new_tat,
@@ -518,7 +529,7 @@ fn settled(limit: &crate::program::Limit, check: &Check<'_>, state: State, now: 
         Window::Rolling { period, interval } => match i64::try_from(until - now) {
             Ok(ahead) => Standing::Rolling { ahead },
             // Only a period of centuries is this far ahead.
-            Err(_) => Standing::Known(rolling_figures(period, interval, until - now)),
+            Err(_) => Standing::Known(rolling_figures(period, interval, limit.count, until - now)),
         },
         Window::Fixed { start, end } => {
             let left = i128::from(limit.count.saturating_sub(used));

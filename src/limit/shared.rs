@@ -98,8 +98,9 @@ for i = 1, #KEYS do
   if kind == 0 then
     local tat = tonumber(redis.call('GET', KEYS[i])) or now
     if tat < now then tat = now end
-    local new_tat = tat + math.floor(a / count)
-    if new_tat - now > a then return {0, i, new_tat - a - now} end
+    local interval = math.floor(a / count)
+    local new_tat = tat + interval
+    if new_tat - now > interval * count then return {0, i, new_tat - interval * count - now} end
     states[i] = new_tat
   else
     local used = tonumber(redis.call('GET', KEYS[i])) or 0

@@ -561,6 +561,51 @@ mod same_semantics {
             .as_ref()
     }
 
+    /// When the count does not divide the period, Redis rounds the interval down to whole
+    /// microseconds (1,500 a second: 666 µs); still exactly the count passes at once, as in
+    /// the process.
+    #[test]
+    fn a_count_that_does_not_divide_its_period_passes_exactly_the_count_at_once_in_redis() {
+        let Some(url) = shared_redis_or_skip("uneven_count") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.warden"),
+            "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n\
+             limit uneven: 1500 view per 1s per subject\n",
+        )
+        .unwrap();
+        let engine = Engine::load(dir.path()).unwrap();
+        let program = &engine.program;
+        let redis = Limiter::shared(
+            RedisStore::connect(&RedisConfig {
+                url,
+                timeout: Duration::from_secs(2),
+                on_failure: OnFailure::Closed,
+            })
+            .unwrap(),
+        );
+        let body = json!({
+            "subject": {"type": "User", "id": unique("uneven")},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+        .to_string();
+        let now = jiff::Timestamp::now();
+        let request = request::read(program, body.as_bytes(), now).unwrap();
+        let (local, here) = (LocalStore::new(), 0..1_505);
+        let passed = |store: &dyn Fn() -> bool| here.clone().filter(|_| store()).count();
+        assert_eq!(
+            passed(&|| limit::consume(program, &request, &local).is_ok()),
+            1_500
+        );
+        assert_eq!(
+            passed(&|| limit::consume(program, &request, &redis).is_ok()),
+            1_500
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 

@@ -661,6 +661,28 @@ mod edges {
         assert!(!count(&daily, &store, monday));
     }
 
+    /// When the count does not divide the period, the interval between requests is rounded
+    /// down (60,000 a second: 16,666 ns); still exactly the count passes at once, not the
+    /// period's worth of intervals (60,002).
+    #[test]
+    fn a_count_that_does_not_divide_its_period_passes_exactly_the_count_at_once() {
+        let (_dir, engine) = engine("limit many: 60000 view per 1s per subject");
+        let program = &engine.program;
+        let store = LocalStore::new();
+        let body = json!({
+            "subject": {"type": "User", "id": "ana"},
+            "action": {"name": "view"},
+            "resource": {"type": "Photo", "id": "p1"},
+        })
+        .to_string();
+        let now: jiff::Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
+        let request = request::read(program, body.as_bytes(), now).unwrap();
+        let passed = (0..60_010)
+            .filter(|_| limit::consume(program, &request, &store).is_ok())
+            .count();
+        assert_eq!(passed, 60_000);
+    }
+
     #[test]
     fn threads_get_exactly_a_rolling_limit_at_its_edge() {
         let (_dir, engine) = engine("limit hourly: 10 view per hour per subject");
