@@ -530,6 +530,18 @@ mod same_semantics {
         redis: Limiter,
     }
 
+    /// Limits counted in the Redis at `url`, refusing when it fails.
+    fn shared(url: String) -> Limiter {
+        Limiter::shared(
+            RedisStore::connect(&RedisConfig {
+                url,
+                timeout: Duration::from_secs(2),
+                on_failure: OnFailure::Closed,
+            })
+            .unwrap(),
+        )
+    }
+
     fn fixture() -> Option<&'static Fixture> {
         static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
         FIXTURE
@@ -544,14 +556,7 @@ mod same_semantics {
                 )
                 .unwrap();
                 let engine = Engine::load(dir.path()).unwrap();
-                let redis = Limiter::shared(
-                    RedisStore::connect(&RedisConfig {
-                        url,
-                        timeout: Duration::from_secs(2),
-                        on_failure: OnFailure::Closed,
-                    })
-                    .unwrap(),
-                );
+                let redis = shared(url);
                 Some(Fixture {
                     _dir: dir,
                     engine,
@@ -578,14 +583,7 @@ mod same_semantics {
         .unwrap();
         let engine = Engine::load(dir.path()).unwrap();
         let program = &engine.program;
-        let redis = Limiter::shared(
-            RedisStore::connect(&RedisConfig {
-                url,
-                timeout: Duration::from_secs(2),
-                on_failure: OnFailure::Closed,
-            })
-            .unwrap(),
-        );
+        let redis = shared(url);
         let body = json!({
             "subject": {"type": "User", "id": unique("uneven")},
             "action": {"name": "view"},
