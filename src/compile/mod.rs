@@ -909,7 +909,9 @@ impl Compiler<'_> {
         let period = match crate::check::limits::period(&decl.period).ok()? {
             Period::Rolling(millis) => LimitPeriod::Rolling {
                 millis,
-                interval: i128::from(millis) * 1_000_000 / i128::from(count.max(1)),
+                // In whole microseconds, as the Redis store counts: both stores then let
+                // requests through at the same instants.
+                interval: i128::from(millis) * 1_000 / i128::from(count.max(1)) * 1_000,
             },
             Period::Calendar(unit, zone) => LimitPeriod::Calendar(unit, self.zone(&zone)?),
         };

@@ -506,7 +506,9 @@ fn next_state(
             // count an edited limit made of its own first requests in it.
             let start = start_secs(start);
             let used = match current {
-                Some(state) if state.is_calendar() && state.start == start => state.used,
+                Some(state) if state.is_calendar() && state.start == start && state.until > now => {
+                    state.used
+                }
                 _ => 0,
             };
             if used >= limit.count.max(1) {

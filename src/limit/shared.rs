@@ -108,12 +108,14 @@ for i = 1, #KEYS do
     states[i] = used + 1
   end
 end
+-- Each key is kept a second past its time: one that outlives it changes nothing (an arrival
+-- time past is taken as now), and one that expired early would forget requests.
 local reply = {1}
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * 4
   local ttl
   if tonumber(ARGV[at]) == 0 then
-    ttl = math.floor((states[i] - now) / 1000) + 1
+    ttl = math.floor((states[i] - now) / 1000) + 1000
   else
     ttl = math.floor((tonumber(ARGV[at + 2]) - now) / 1000) + 1000
   end

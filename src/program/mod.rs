@@ -348,7 +348,8 @@ pub struct Limit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitPeriod {
     /// A window sliding with each request, `millis` long; once a key has spent its count, a
-    /// request is let through every `interval` nanoseconds (the period divided by the count).
+    /// request is let through every `interval` nanoseconds (the period divided by the count,
+    /// rounded down to whole microseconds).
     Rolling { millis: i64, interval: i128 },
     /// A calendar day, week or month in a zone of [`Program::zones`].
     Calendar(crate::check::limits::CalendarUnit, u32),

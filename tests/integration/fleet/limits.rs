@@ -566,9 +566,9 @@ mod same_semantics {
             .as_ref()
     }
 
-    /// When the count does not divide the period, Redis rounds the interval down to whole
-    /// microseconds (1,500 a second: 666 µs); still exactly the count passes at once, as in
-    /// the process.
+    /// When the count does not divide the period, the interval is rounded down to whole
+    /// microseconds (1,500 a second: 666 µs); still exactly the count passes at once, in Redis
+    /// as in the process, and both show the same figures and refusals.
     #[test]
     fn a_count_that_does_not_divide_its_period_passes_exactly_the_count_at_once_in_redis() {
         let Some(url) = shared_redis_or_skip("uneven_count") else {
@@ -590,18 +590,25 @@ mod same_semantics {
             "resource": {"type": "Photo", "id": "p1"},
         })
         .to_string();
-        let now = jiff::Timestamp::now();
+        // Redis keeps microseconds: a time on one, so that both stores see the same instant.
+        let now =
+            jiff::Timestamp::from_microsecond(jiff::Timestamp::now().as_microsecond()).unwrap();
         let request = request::read(program, body.as_bytes(), now).unwrap();
-        let (local, here) = (LocalStore::new(), 0..1_505);
-        let passed = |store: &dyn Fn() -> bool| here.clone().filter(|_| store()).count();
-        assert_eq!(
-            passed(&|| limit::consume(program, &request, &local).is_ok()),
-            1_500
-        );
-        assert_eq!(
-            passed(&|| limit::consume(program, &request, &redis).is_ok()),
-            1_500
-        );
+        let local = LocalStore::new();
+        // Each call's answer and `RateLimit` figures, or its refusal.
+        let shown = |count: &dyn Fn() -> Result<limit::Usages, limit::Refusal>| {
+            (0..1_505)
+                .map(|_| match count() {
+                    Ok(usages) => Ok(usages[0].figures(&program.limits[0])),
+                    Err(refusal) => Err(refusal.to_string()),
+                })
+                .collect::<Vec<_>>()
+        };
+        let here = shown(&|| limit::consume(program, &request, &local));
+        let there = shown(&|| limit::consume(program, &request, &redis));
+        assert_eq!(here.iter().filter(|answer| answer.is_ok()).count(), 1_500);
+        assert_eq!(here[1_499].as_ref().map(|figures| figures.remaining), Ok(0));
+        assert_eq!(here, there);
     }
 
     proptest! {

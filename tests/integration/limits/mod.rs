@@ -637,11 +637,17 @@ mod edges {
         let monday = "2026-03-02T10:00:00Z";
         assert_eq!(tries(&weekly, &store, monday, 2), [true, true]);
         assert_eq!(tries(&daily, &store, monday, 1), [false]);
+        // A day's count ends with its day, as its Redis key does: made weekly on the Tuesday,
+        // the week does not read Monday's count (though it starts when Monday did).
+        let store = LocalStore::new();
+        assert_eq!(tries(&daily, &store, monday, 3), [true, true, false]);
+        let tuesday = "2026-03-03T10:00:00Z";
+        assert_eq!(tries(&weekly, &store, tuesday, 3), [true, true, false]);
     }
 
     /// When the count does not divide the period, the interval between requests is rounded
-    /// down (60,000 a second: 16,666 ns); still exactly the count passes at once, not the
-    /// period's worth of intervals (60,002).
+    /// down to whole microseconds (60,000 a second: 16 µs); still exactly the count passes at
+    /// once, not the period's worth of intervals (62,500).
     #[test]
     fn a_count_that_does_not_divide_its_period_passes_exactly_the_count_at_once() {
         let (_dir, engine) = engine("limit many: 60000 view per 1s per subject");
