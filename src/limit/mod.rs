@@ -180,7 +180,7 @@ impl Check<'_> {
 /// chance, two of `n` live keys share a hash with probability about `n² / 2^129`, nil for any
 /// map that fits in memory. A map hash of 64 bits, unkeyed, would let a caller collide keys
 /// into one bucket chain.
-fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
+fn key_hash(program: &Program, name: &str, value: &Value, period: Option<i64>) -> u128 {
     use siphasher::sip128::{Hasher128, SipHasher13};
     static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
     let (k0, k1) = *KEYS.get_or_init(|| {
@@ -193,7 +193,7 @@ fn key_hash(program: &Program, name: &str, value: &Value) -> u128 {
         (random(), random())
     });
     let mut hasher = SipHasher13::new_with_keys(k0, k1);
-    encode_key(program, name, value, &mut hasher);
+    encode_key(program, name, value, period, &mut hasher);
     hasher.finish128().as_u128()
 }
 
@@ -213,6 +213,9 @@ enum Kind {
 /// In the first word, beside the kind: the lengths that follow are whole words each.
 const LONG: u64 = 0x100;
 
+/// In the first word, beside the kind: a calendar period's start follows the lengths.
+const CALENDAR: u64 = 0x200;
+
 /// Feeds the limit's name and the key's value to `into` as whole 64-bit words, with no
 /// buffer in between (SipHash takes a word at a time; bytes cost it more). The first word
 /// holds the value's kind and the three parts' lengths (the name, then the value's one or
@@ -222,8 +225,16 @@ const LONG: u64 = 0x100;
 /// many words follow, so no encoding is a prefix of another, and distinct (name, value)
 /// pairs never feed the same words: `("ab", "c")` and `("a", "bc")` differ in their lengths.
 /// An entity is its type and id, whether the store holds it or the request named one it
-/// does not hold.
-fn encode_key<H: std::hash::Hasher>(program: &Program, name: &str, value: &Value, into: &mut H) {
+/// does not hold. A calendar quota's key also holds its period's start (`period`, in
+/// seconds), after a flag: each period is counted apart, as Redis keys them, and apart from
+/// the rolling count of a limit of the same name.
+fn encode_key<H: std::hash::Hasher>(
+    program: &Program,
+    name: &str,
+    value: &Value,
+    period: Option<i64>,
+    into: &mut H,
+) {
     let entity = match value {
         Value::Entity(entity) => program.store.uid(entity),
         _ => None,
@@ -241,15 +252,20 @@ fn encode_key<H: std::hash::Hasher>(program: &Program, name: &str, value: &Value
     };
     let parts = [name.as_bytes(), first.as_bytes(), second.as_bytes()];
     let lengths = parts.map(|part| u16::try_from(part.len()));
+    let kind = kind as u64 | if period.is_some() { CALENDAR } else { 0 };
     match lengths {
-        [Ok(a), Ok(b), Ok(c)] => into
-            .write_u64(kind as u64 | u64::from(a) << 16 | u64::from(b) << 32 | u64::from(c) << 48),
+        [Ok(a), Ok(b), Ok(c)] => {
+            into.write_u64(kind | u64::from(a) << 16 | u64::from(b) << 32 | u64::from(c) << 48)
+        }
         _ => {
-            into.write_u64(kind as u64 | LONG);
+            into.write_u64(kind | LONG);
             for part in parts {
                 into.write_u64(part.len() as u64);
             }
         }
+    }
+    if let Some(start) = period {
+        into.write_u64(start as u64);
     }
     for part in parts {
         let mut words = part.chunks_exact(8);
@@ -292,7 +308,7 @@ fn short_word(bytes: &[u8]) -> u64 {
 /// The bytes [`key_hash`] hashes for a limit named `name` and a key `value`: for tests of the
 /// encoding (distinct pairs, distinct bytes).
 #[doc(hidden)]
-pub fn key_encoding(program: &Program, name: &str, value: &Value) -> Vec<u8> {
+pub fn key_encoding(program: &Program, name: &str, value: &Value, period: Option<i64>) -> Vec<u8> {
     /// Keeps what it is fed, as `std::hash::Hasher` writes integers (native byte order).
     struct Bytes(Vec<u8>);
     impl std::hash::Hasher for Bytes {
@@ -304,7 +320,7 @@ pub fn key_encoding(program: &Program, name: &str, value: &Value) -> Vec<u8> {
         }
     }
     let mut bytes = Bytes(Vec::new());
-    encode_key(program, name, value, &mut bytes);
+    encode_key(program, name, value, period, &mut bytes);
     bytes.0
 }
 
@@ -342,30 +358,22 @@ enum Window {
 
 /// What the store keeps per key. Packed to 8-byte alignment: with its key, a map entry takes
 /// 48 bytes (an enum of 128-bit times took 80), so that more of a large map stays in cache.
+/// A rolling limit's key and a calendar period's key never hash alike, so a state is always
+/// of its key's kind.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, packed(8))]
 struct State {
     /// The theoretical arrival time (rolling), or the end of the period counted (calendar),
     /// in nanoseconds since the epoch: either way, the key may be forgotten once it is past.
     until: i128,
-    /// The start of the calendar period counted, in whole seconds since the epoch (periods are
-    /// at least a day apart); 0 for a rolling period.
-    start: i64,
-    /// Requests counted in the calendar period, at least 1; 0 for a rolling period. So a limit
-    /// edited from one kind of period to the other under the same name starts afresh rather
-    /// than reading the other's state.
+    /// Requests counted in the calendar period (0 for a rolling period).
     used: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<(u128, State)>() == 48);
 
-impl State {
-    fn is_calendar(&self) -> bool {
-        self.used > 0
-    }
-}
-
-/// A calendar period's start as [`State::start`] keeps it.
+/// A calendar period's start as its key holds it: whole seconds since the epoch (periods are
+/// at least a day apart).
 fn start_secs(start: i128) -> i64 {
     i64::try_from(start.div_euclid(NANOS_PER_SEC)).unwrap_or(i64::MIN)
 }
@@ -486,10 +494,7 @@ fn next_state(
 ) -> Result<State, i128> {
     match check.window {
         Window::Rolling { interval, .. } => {
-            let tat = match current {
-                Some(state) if !state.is_calendar() => state.until.max(now),
-                _ => now,
-            };
+            let tat = current.map_or(now, |state| state.until.max(now));
             let new_tat = tat + interval;
             let burst = burst(interval, limit.count);
             if new_tat - now > burst {
@@ -497,18 +502,14 @@ fn next_state(
             }
             Ok(State {
                 until: new_tat,
-                start: 0,
                 used: 0,
             })
         }
-        Window::Fixed { start, end } => {
-            // The count of the period that starts when this one does: this period's, or a
-            // count an edited limit made of its own first requests in it.
-            let start = start_secs(start);
+        Window::Fixed { end, .. } => {
+            // The count of the period that starts when this one does (the key holds the
+            // start): this period's, or one an edited limit's period made before it ended.
             let used = match current {
-                Some(state) if state.is_calendar() && state.start == start && state.until > now => {
-                    state.used
-                }
+                Some(state) if state.until > now => state.used,
                 _ => 0,
             };
             if used >= limit.count.max(1) {
@@ -516,7 +517,6 @@ fn next_state(
             }
             Ok(State {
                 until: end,
-                start,
                 used: used + 1,
             })
         }
@@ -899,8 +899,12 @@ fn push_check<'v>(
             }
         }
     };
+    let period = match window {
+        Window::Rolling { .. } => None,
+        Window::Fixed { start, .. } => Some(start_secs(start)),
+    };
     checks.push(Check {
-        hash: key_hash(program, &limit.name, &value),
+        hash: key_hash(program, &limit.name, &value, period),
         window,
         limit: index,
         value,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Refusal, State, Usages, Window, reached, settled, start_secs};
+use super::{Check, Refusal, State, Usages, Window, reached, settled};
 use crate::program::Program;
 
 /// What a decision does when Redis does not answer in time.
@@ -229,12 +229,10 @@ impl RedisStore {
                     let state = match check.window {
                         Window::Rolling { .. } => State {
                             until: i128::from(*state) * 1000,
-                            start: 0,
                             used: 0,
                         },
-                        Window::Fixed { start, end } => State {
+                        Window::Fixed { end, .. } => State {
                             until: end,
-                            start: start_secs(start),
                             used: u64::try_from(*state).unwrap_or(0),
                         },
                     };

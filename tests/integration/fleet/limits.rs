@@ -611,6 +611,82 @@ mod same_semantics {
         assert_eq!(here, there);
     }
 
+    /// A limit edited between kinds of period and between calendar units, and back (as
+    /// reloads edit it, the counts kept), counts alike in Redis and in the process: each kind
+    /// of period, and each calendar period, has its own count, and a calendar count ends with
+    /// its period.
+    #[test]
+    fn edited_limits_count_alike_in_redis_and_in_the_process() {
+        let Some(url) = shared_redis_or_skip("edited_limits") else {
+            return;
+        };
+        let redis = shared(url);
+        let load = |period: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("rules.warden"),
+                format!(
+                    "entity User\nentity Photo\naction view on Photo\nallow view on Photo\n\
+                     limit edited: 2 view per {period} per subject\n"
+                ),
+            )
+            .unwrap();
+            let engine = Engine::load(dir.path()).unwrap();
+            (dir, engine)
+        };
+        let (hourly, monthly, weekly, daily) = (
+            load("hour"),
+            load(r#"month in "UTC""#),
+            load(r#"week in "UTC""#),
+            load(r#"day in "UTC""#),
+        );
+        // Near now, so that Redis keeps its keys through the test: the Sunday and Monday of
+        // this week (in UTC), at 10:00.
+        let utc = jiff::tz::TimeZone::UTC;
+        let today = utc.to_datetime(jiff::Timestamp::now()).date();
+        let monday = today
+            .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset())))
+            .unwrap();
+        let at = |date: jiff::civil::Date| {
+            utc.to_ambiguous_timestamp(date.at(10, 0, 0, 0))
+                .compatible()
+                .unwrap()
+        };
+        let (sunday, monday) = (
+            at(monday.checked_add(jiff::Span::new().days(6)).unwrap()),
+            at(monday),
+        );
+        let steps: [(&(tempfile::TempDir, Engine), jiff::Timestamp); 8] = [
+            (&monthly, monday),
+            (&hourly, monday),
+            (&monthly, monday),
+            (&weekly, monday),
+            (&daily, monday),
+            (&weekly, monday),
+            (&daily, sunday),
+            (&weekly, sunday),
+        ];
+        let local = LocalStore::new();
+        let subject = unique("edited");
+        for (step, ((_dir, engine), now)) in steps.iter().enumerate() {
+            let program = &engine.program;
+            let body = json!({
+                "subject": {"type": "User", "id": subject},
+                "action": {"name": "view"},
+                "resource": {"type": "Photo", "id": "p1"},
+            })
+            .to_string();
+            let request = request::read(program, body.as_bytes(), *now).unwrap();
+            let answers =
+                |counted: &dyn Fn() -> bool| (0..3).map(|_| counted()).collect::<Vec<_>>();
+            assert_eq!(
+                answers(&|| limit::consume(program, &request, &local).is_ok()),
+                answers(&|| limit::consume(program, &request, &redis).is_ok()),
+                "step {step}"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 

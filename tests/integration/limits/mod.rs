@@ -446,7 +446,7 @@ mod keys {
         let program = &engine().program;
         let mut seen: HashMap<Vec<u8>, &(String, Key)> = HashMap::new();
         for pair in pairs {
-            let bytes = limit::key_encoding(program, &pair.0, &pair.1.value());
+            let bytes = limit::key_encoding(program, &pair.0, &pair.1.value(), None);
             if let Some(before) = seen.insert(bytes, pair) {
                 assert_eq!(before, pair, "two keys encode alike");
             }
@@ -478,9 +478,22 @@ mod keys {
             ("b".into(), Value::Int(2)),
         ]);
         assert_ne!(
-            limit::key_encoding(program, "n", &one),
-            limit::key_encoding(program, "n", &two)
+            limit::key_encoding(program, "n", &one, None),
+            limit::key_encoding(program, "n", &two, None)
         );
+    }
+
+    /// A calendar period's count is keyed apart from the rolling count of a limit of the same
+    /// name and key, and from every other period's.
+    #[test]
+    fn calendar_periods_encode_apart_from_each_other_and_from_a_rolling_count() {
+        let program = &engine().program;
+        let key = Key::Entity("User".into(), "ana".into()).value();
+        let encodings: HashSet<Vec<u8>> = [None, Some(0), Some(86_400), Some(-86_400)]
+            .into_iter()
+            .map(|period| limit::key_encoding(program, "n", &key, period))
+            .collect();
+        assert_eq!(encodings.len(), 4);
     }
 
     proptest! {
@@ -605,10 +618,11 @@ mod edges {
     }
 
     /// A limit edited from a monthly quota to a rolling limit under the same name, the store
-    /// kept (as a reload keeps it), starts afresh: the quota's state is not read as the
+    /// kept (as a reload keeps it), starts afresh: the quota's count is not read as the
     /// rolling limit's (its period's end would stand for a time of arrival weeks ahead).
+    /// Edited back, it takes up the month's count, which was kept apart.
     #[test]
-    fn a_limit_edited_to_another_kind_of_period_starts_afresh() {
+    fn a_limit_edited_to_another_kind_of_period_starts_afresh_and_back_takes_up_its_count() {
         let (_monthly_dir, monthly) =
             engine(r#"limit views: 1 view per month in "UTC" per subject"#);
         let (_hourly_dir, hourly) = engine("limit views: 1 view per hour per subject");
@@ -616,8 +630,7 @@ mod edges {
         let at = "2026-03-01T10:00:00Z";
         assert_eq!(tries(&monthly, &store, at, 2), [true, false]);
         assert_eq!(tries(&hourly, &store, at, 2), [true, false]);
-        // Edited back, it starts afresh again: a key holds one state, the last period's.
-        assert_eq!(tries(&monthly, &store, at, 2), [true, false]);
+        assert_eq!(tries(&monthly, &store, at, 1), [false]);
     }
 
     /// A weekly quota edited to a daily one keeps only what the new period holds: on a Sunday
