@@ -77,8 +77,8 @@ fn rolling_figures(period: i128, interval: i128, count: u64, ahead: i128) -> Fig
 
 /// How far ahead of now a rolling limit's theoretical arrival time may run: `count`
 /// intervals, so that exactly `count` requests pass at once. (The period itself may be up to
-/// `count - 1` nanoseconds more, when the count does not divide it, which would let through
-/// more than the count.)
+/// `count` microseconds more, as the interval is rounded down to whole microseconds, which
+/// would let through more than the count.)
 fn burst(interval: i128, count: u64) -> i128 {
     interval * i128::from(count.max(1))
 }

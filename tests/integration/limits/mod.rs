@@ -441,29 +441,40 @@ mod keys {
         ]
     }
 
-    /// Asserts that the pairs that encode alike are equal pairs.
-    fn assert_injective(pairs: &[(String, Key)]) {
+    /// A limit's name, a key's value, and a calendar period's start (`None`: a rolling count).
+    type Counted = (String, Key, Option<i64>);
+
+    /// Asserts that the keys that encode alike are equal keys.
+    fn assert_injective(keys: &[Counted]) {
         let program = &engine().program;
-        let mut seen: HashMap<Vec<u8>, &(String, Key)> = HashMap::new();
-        for pair in pairs {
-            let bytes = limit::key_encoding(program, &pair.0, &pair.1.value(), None);
-            if let Some(before) = seen.insert(bytes, pair) {
-                assert_eq!(before, pair, "two keys encode alike");
+        let mut seen: HashMap<Vec<u8>, &Counted> = HashMap::new();
+        for counted in keys {
+            let (name, key, period) = counted;
+            let bytes = limit::key_encoding(program, name, &key.value(), *period);
+            if let Some(before) = seen.insert(bytes, counted) {
+                assert_eq!(before, counted, "two keys encode alike");
             }
         }
+    }
+
+    /// No period (a rolling count), or the start of one of a few calendar periods.
+    fn period() -> impl Strategy<Value = Option<i64>> {
+        prop_oneof![Just(None), (-2i64..3).prop_map(|day| Some(day * 86_400))]
     }
 
     #[test]
     fn parts_past_sixteen_bits_encode_apart_from_short_ones() {
         let long = "a".repeat(70_000);
         assert_injective(&[
-            ("n".into(), Key::Str(long.clone())),
-            (long.clone(), Key::Str("n".into())),
-            ("n".into(), Key::Entity(long.clone(), String::new())),
-            ("n".into(), Key::Entity(String::new(), long.clone())),
-            ("n".into(), Key::Str(long[1..].to_string())),
-            ("n".into(), Key::Str(String::new())),
-            (String::new(), Key::Str(String::new())),
+            ("n".into(), Key::Str(long.clone()), None),
+            (long.clone(), Key::Str("n".into()), None),
+            ("n".into(), Key::Entity(long.clone(), String::new()), None),
+            ("n".into(), Key::Entity(String::new(), long.clone()), None),
+            ("n".into(), Key::Str(long[1..].to_string()), None),
+            ("n".into(), Key::Str(String::new()), None),
+            (String::new(), Key::Str(String::new()), None),
+            ("n".into(), Key::Str(long.clone()), Some(0)),
+            ("n".into(), Key::Str(long[1..].to_string()), Some(0)),
         ]);
     }
 
@@ -483,28 +494,16 @@ mod keys {
         );
     }
 
-    /// A calendar period's count is keyed apart from the rolling count of a limit of the same
-    /// name and key, and from every other period's.
-    #[test]
-    fn calendar_periods_encode_apart_from_each_other_and_from_a_rolling_count() {
-        let program = &engine().program;
-        let key = Key::Entity("User".into(), "ana".into()).value();
-        let encodings: HashSet<Vec<u8>> = [None, Some(0), Some(86_400), Some(-86_400)]
-            .into_iter()
-            .map(|period| limit::key_encoding(program, "n", &key, period))
-            .collect();
-        assert_eq!(encodings.len(), 4);
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// The encoding the key hash is computed over is one-to-one: distinct pairs of a limit's
-        /// name and a key's value never feed the hash the same bytes (lengths lead the parts, so
-        /// ("ab", "c") and ("a", "bc") differ).
+        /// The encoding the key hash is computed over is one-to-one: distinct limit names, key
+        /// values and calendar periods never feed the hash the same bytes (lengths lead the
+        /// parts, so ("ab", "c") and ("a", "bc") differ; a flag says a period's start follows,
+        /// so a calendar count is never a rolling one).
         #[test]
-        fn distinct_keys_never_encode_alike(pairs in proptest::collection::vec((text(), key()), 1..48)) {
-            assert_injective(&pairs);
+        fn distinct_keys_never_encode_alike(keys in proptest::collection::vec((text(), key(), period()), 1..48)) {
+            assert_injective(&keys);
         }
     }
 
